@@ -1,0 +1,39 @@
+// CF_CHECK: aborts on a broken invariant, printing the expression, file:line and any
+// context streamed after it. For programmer errors only; bad input returns a Status.
+#pragma once
+
+#include <sstream>
+#include <string>
+
+namespace cf::internal {
+
+class CheckFailure {
+ public:
+  CheckFailure(const char* expr, const char* file, int line);
+  [[noreturn]] ~CheckFailure();
+  template <typename T>
+  CheckFailure& operator<<(const T& value) {
+    stream_ << value;
+    return *this;
+  }
+
+ private:
+  std::ostringstream stream_;
+};
+
+// Lets `CF_CHECK(x) << ...` be an expression of type void in both branches.
+struct Voidify {
+  void operator&(CheckFailure&) {}
+};
+
+}  // namespace cf::internal
+
+#define CF_CHECK(cond) \
+  (cond) ? (void)0     \
+         : ::cf::internal::Voidify() & ::cf::internal::CheckFailure(#cond, __FILE__, __LINE__)
+
+#define CF_CHECK_EQ(a, b) CF_CHECK((a) == (b)) << "(" << (a) << " vs " << (b) << ") "
+#define CF_CHECK_LE(a, b) CF_CHECK((a) <= (b)) << "(" << (a) << " vs " << (b) << ") "
+#define CF_CHECK_LT(a, b) CF_CHECK((a) < (b)) << "(" << (a) << " vs " << (b) << ") "
+#define CF_CHECK_GE(a, b) CF_CHECK((a) >= (b)) << "(" << (a) << " vs " << (b) << ") "
+#define CF_CHECK_GT(a, b) CF_CHECK((a) > (b)) << "(" << (a) << " vs " << (b) << ") "

@@ -1,0 +1,101 @@
+// The Plan: what one training step does, consumed op for op by both the simulator and the
+// executor (DESIGN.md §2). Chunks with their segments, and per (DP rank, pipeline stage) an
+// ordered op stream with stable op ids. Built by build_plan (plan_builder.h); verified by
+// check_plan (plan_checker.h). Holds no costs and no times.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/job.h"
+
+namespace cf {
+
+// A piece of one sequence inside a chunk: tokens [offset, offset + length) of `sequence`
+// (the sequence's index in the global batch).
+struct Segment {
+  int64_t sequence = 0;
+  int64_t offset = 0;
+  int64_t length = 0;
+  bool operator==(const Segment&) const = default;
+};
+
+enum class ChunkKind { kStandalone, kDependent };
+
+// A training unit of at most ChunkSize tokens (for the baseline: a micro-batch).
+// Standalone: whole sequences packed together, block-diagonal causal mask, positions restart
+// per segment. Dependent: piece `index` of a split sequence (its group), one segment, which
+// attends to the K/V of pieces 0..index-1 and causally (bottom-right) to itself.
+struct Chunk {
+  int id = 0;  // 0-based; standalone chunks first, then each group's pieces in order
+  ChunkKind kind = ChunkKind::kStandalone;
+  std::vector<Segment> segments;
+  int64_t tokens = 0;    // Σ segment lengths
+  int group = -1;        // dependent: group id (0-based over the plan); -1 standalone
+  int index = 0;         // dependent: 0-based position in the group
+  int group_size = 1;    // dependent: N, the pieces of the group
+  int dp_rank = 0;
+
+  // Unmasked query-key pairs of the chunk's attention, Σ_seg q·prefix + q(q+1)/2, where
+  // prefix is the segment's offset for a dependent chunk and 0 for a standalone one.
+  int64_t attention_pairs() const;
+};
+
+// The passes of DESIGN.md §4.2. F: forward keeping activations. F*: forward keeping only
+// the per-layer K/V (and the stage input). R: recompute forward of an F* chunk just before
+// its backward. B: backward.
+enum class Pass { kForward, kForwardKeepKV, kRecompute, kBackward };
+const char* pass_name(Pass pass);  // "F" | "F*" | "R" | "B"
+bool is_forward_pass(Pass pass);   // F, F*, R
+
+struct Op {
+  int id = 0;           // unique in the plan, assigned in (rank, stage, position) order
+  Pass pass = Pass::kForward;
+  int chunk = 0;
+  int model_chunk = 0;  // virtual stage v of the rank (interleaved 1F1B), else 0
+  bool operator==(const Op&) const = default;
+};
+
+// Cross-stage dependencies (the same for simulator, executor and checker):
+//  * F / F* of (chunk, v) on stage s needs the activation of F / F* of (chunk, v) on the
+//    previous virtual stage: stage s-1 with the same v, or for s = 0 and v > 0 stage pp-1
+//    with v-1. Stage 0 of v = 0 reads embeddings.
+//  * R needs nothing from other stages (it reuses the stage input the F* kept).
+//  * B of (chunk, v) on stage s needs the gradient from B of (chunk, v) on the next virtual
+//    stage (s+1, same v; or stage 0 with v+1 when s = pp-1). The last virtual stage starts
+//    from the loss of its own forward.
+// Same-stage rules, satisfied by stream order: a group's forwards in ascending index, its
+// backwards in descending index, R j immediately before B j, at most K activations held.
+struct StagePlan {
+  std::vector<Op> ops;
+};
+
+struct RankPlan {
+  int dp_rank = 0;
+  std::vector<int> chunks;         // chunk ids fed to this rank, in pipeline order
+  std::vector<StagePlan> stages;   // pp entries
+};
+
+struct Plan {
+  StrategyKind strategy = StrategyKind::kChunkFlow;
+  ScheduleKind schedule = ScheduleKind::kOneFOneB;
+  int pp = 1;
+  int vpp = 1;
+  int dp = 1;
+  int k = 1;                       // chunks of a group that keep activations (ChunkFlow)
+  int64_t chunk_size = 0;          // ChunkFlow: ChunkSize; baseline: max_length
+  int64_t layers = 0;              // model layers, split evenly over pp·vpp model chunks
+  std::vector<int64_t> sequence_lengths;  // the global batch
+  std::vector<Chunk> chunks;
+  std::vector<RankPlan> ranks;     // dp entries
+
+  int64_t total_tokens() const;
+  int groups() const;              // number of dependent groups
+  int64_t layers_per_model_chunk() const { return layers / (pp * vpp); }
+  // First layer of model chunk v on stage s: (v·pp + s)·layers_per_model_chunk.
+  int64_t first_layer(int stage, int model_chunk) const;
+  int op_count() const;
+};
+
+}  // namespace cf

@@ -1,0 +1,42 @@
+// Builds a Plan from a job's global batch: chunk construction (DESIGN §4.1) or baseline
+// micro-batching (§4.4), distribution over DP ranks, the state-aware chunk schedule (§4.2)
+// and a pipeline schedule (§4.3). Deterministic: the same inputs give the same Plan.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "sim/job.h"
+#include "sim/plan.h"
+
+namespace cf {
+
+// Everything the plan depends on; kept separate from Job so tests and the tuner can build
+// plans without a job file.
+struct PlanInputs {
+  std::vector<int64_t> sequence_lengths;
+  StrategyConfig strategy;
+  ScheduleKind schedule = ScheduleKind::kOneFOneB;
+  int pp = 1;
+  int vpp = 1;
+  int dp = 1;
+  int64_t layers = 1;
+  int64_t max_length = 0;  // baseline micro-batch capacity
+  // Weight of one query-key pair relative to one token in the work estimate used to balance
+  // DP ranks (attention FLOPs per pair / linear FLOPs per token); 0 balances tokens only.
+  double pair_weight = 0;
+};
+
+PlanInputs plan_inputs_from_job(const Job& job, int64_t step);
+
+// An invalid combination (e.g. interleaved with too few chunks) is an error Status naming
+// the reason; a valid plan always passes check_plan.
+StatusOr<Plan> build_plan(const PlanInputs& inputs);
+StatusOr<Plan> build_plan(const Job& job, int64_t step);
+
+// The plan as JSON text (chunks and op streams), the format of `chunkflow plan --json`.
+std::string plan_to_json(const Plan& plan);
+
+}  // namespace cf
