@@ -1,0 +1,25 @@
+// The `chunkflow` subcommands. Each command file registers one subcommand on the app and
+// sets `*run` to the function main() calls after parsing; that function returns the exit
+// code (0 success, 1 runtime failure, 2 bad input). Commands print; libraries never exit.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+
+namespace cf::cli {
+
+using RunFn = std::function<int()>;
+
+void add_plan_command(CLI::App& app, RunFn* run);
+
+// Prints a failed status as "chunkflow: error: MESSAGE" on stderr and returns its exit code.
+int report(const Status& status);
+
+// Writes `text` to `path` atomically (temporary file, then rename): nothing half-written.
+Status write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace cf::cli

@@ -1,0 +1,26 @@
+// chunkflow: the command-line entry point. Parses flags (CLI11) and dispatches to the
+// subcommand that was named; exit code 2 for bad flags, as for bad input files.
+#include <cstdio>
+
+#include "cli/command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"chunkflow: plan, simulate, tune and run ChunkFlow long-context training"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "chunkflow 0.1.0");
+  cf::cli::RunFn run;
+  cf::cli::add_plan_command(app, &run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  return run ? run() : 2;
+}
