@@ -1,0 +1,45 @@
+// Helpers shared by the subcommands: error reporting and atomic output files.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+#include <unistd.h>
+
+#include "cli/command.h"
+
+namespace cf::cli {
+
+int report(const Status& status) {
+  if (status.ok()) return 0;
+  std::fprintf(stderr, "chunkflow: error: %s\n", status.message().c_str());
+  return status.exit_code();
+}
+
+Status write_file_atomic(const std::string& path, const std::string& text) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path temp = target.parent_path() /
+                        fmt::format(".{}.tmp{}", target.filename().string(), ::getpid());
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out) return Status::InvalidInput(fmt::format("{}: cannot write file", path));
+    out << text;
+    out.close();
+    if (!out) {
+      std::error_code ignored;
+      fs::remove(temp, ignored);
+      return Status::Runtime(fmt::format("{}: write failed", path));
+    }
+  }
+  std::error_code ec;
+  fs::rename(temp, target, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    return Status::Runtime(fmt::format("{}: cannot move into place: {}", path, ec.message()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace cf::cli

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages chunkflow builds and tests with, when any is missing.
+set -euo pipefail
+packages=(build-essential cmake ninja-build pkg-config
+          libyaml-cpp-dev libeigen3-dev libboost-graph-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+          libgtest-dev libgmock-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "chunkflow: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds (Release, CUDA code compiled where
+# nvcc exists), runs every ctest (unit, property, golden, end-to-end, MPI, benchmarks as
+# quick tests), then builds and runs the unit tests again under ASan + UBSan.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+
+"$root/scripts/install-deps.sh"
+start=$(date +%s)
+
+echo "== Release build and full suite"
+cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$root/build" -j"$jobs"
+ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 600
+
+echo "== ASan + UBSan build, unit tests"
+cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF >/dev/null
+cmake --build "$root/build-asan" -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE mpi
+
+echo "== suite finished in $(( $(date +%s) - start )) s"

@@ -1,0 +1,298 @@
+// The job file loader (DESIGN.md §6): strict YAML into typed structs, then the consistency
+// rules across sections. Every error names file:line:col and the key path (exit code 2).
+#include "sim/job.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "core/yaml_reader.h"
+
+namespace cf {
+namespace {
+
+// A consistency rule broken: the key it is reported at and why.
+struct Violation {
+  std::string key_path;
+  std::string message;
+};
+
+std::optional<Violation> first_violation(const Job& job) {
+  const ModelConfig& m = job.model;
+  const ParallelConfig& p = job.parallel;
+  const ClusterConfig& c = job.cluster;
+  if (c.gpus > c.gpus_per_node && c.gpus % c.gpus_per_node != 0) {
+    return Violation{"cluster.gpus", fmt::format("{} GPUs do not fill whole nodes of {} (gpus_per_node)",
+                                                 c.gpus, c.gpus_per_node)};
+  }
+  if (int64_t(p.tp) * p.pp * p.dp != c.gpus) {
+    return Violation{"parallel", fmt::format("tp·pp·dp = {}·{}·{} = {} but cluster.gpus = {}", p.tp,
+                                             p.pp, p.dp, int64_t(p.tp) * p.pp * p.dp, c.gpus)};
+  }
+  if (m.heads % p.tp != 0) {
+    return Violation{"parallel.tp", fmt::format("tp = {} does not divide the {} attention heads of {}",
+                                                p.tp, m.heads, m.name)};
+  }
+  if (m.kv_heads % p.tp != 0) {
+    return Violation{"parallel.tp", fmt::format("tp = {} does not divide the {} key/value heads of {}",
+                                                p.tp, m.kv_heads, m.name)};
+  }
+  if (p.schedule == ScheduleKind::kInterleaved && p.vpp < 2) {
+    return Violation{"parallel.vpp", "the interleaved schedule needs vpp >= 2"};
+  }
+  if (p.schedule != ScheduleKind::kInterleaved && p.vpp != 1) {
+    return Violation{"parallel.vpp", fmt::format("vpp = {} needs schedule: interleaved", p.vpp)};
+  }
+  if (m.layers % (int64_t(p.pp) * p.vpp) != 0) {
+    return Violation{"parallel.pp", fmt::format("pp·vpp = {}·{} does not divide the {} layers of {}",
+                                                p.pp, p.vpp, m.layers, m.name)};
+  }
+  if (p.sp && p.tp == 1) return Violation{"parallel.sp", "sequence parallelism needs tp > 1"};
+  const DatasetConfig& d = job.dataset;
+  for (std::size_t i = 0; i < d.lengths.size(); ++i) {
+    if (d.lengths[i] <= 0) {
+      return Violation{fmt::format("dataset.lengths[{}]", i),
+                       fmt::format("sequence length must be positive, got {}", d.lengths[i])};
+    }
+    if (d.lengths[i] > d.max_length) {
+      return Violation{fmt::format("dataset.lengths[{}]", i),
+                       fmt::format("length {} exceeds dataset.max_length = {}", d.lengths[i], d.max_length)};
+    }
+  }
+  if (!d.lengths.empty() && job.training.global_batch != int64_t(d.lengths.size())) {
+    return Violation{"training.global_batch",
+                     fmt::format("global_batch = {} but dataset.lengths has {} sequences",
+                                 job.training.global_batch, d.lengths.size())};
+  }
+  return std::nullopt;
+}
+
+// The YAML node a dotted key path ("parallel.tp", "dataset.lengths[3]") points at, or the
+// deepest existing ancestor, so the error carries the most precise line available.
+YAML::Node node_at(const YAML::Node& root, const std::string& key_path) {
+  YAML::Node node = root;
+  std::stringstream parts(key_path);
+  std::string part;
+  while (std::getline(parts, part, '.')) {
+    std::string key = part;
+    int index = -1;
+    if (auto bracket = part.find('['); bracket != std::string::npos) {
+      key = part.substr(0, bracket);
+      index = std::stoi(part.substr(bracket + 1));
+    }
+    if (!node.IsMap() || !node[key].IsDefined()) return node;
+    YAML::Node next = node[key];
+    if (index >= 0) {
+      if (!next.IsSequence() || index >= int(next.size())) return next;
+      next = next[index];
+    }
+    node = next;
+  }
+  return node;
+}
+
+// Wraps a failure from loading a referenced file so it also names the job key.
+Status in_key(const YamlMap& map, const std::string& key, const Status& inner) {
+  return map.error(key, inner.message());
+}
+
+Status read_cluster(YamlMap& root, Job* job) {
+  CF_ASSIGN_OR_RETURN(YamlMap map, root.child("cluster"));
+  if (!root.has("cluster")) return root.missing("cluster");
+  ClusterConfig& c = job->cluster;
+  CF_RETURN_IF_ERROR(map.require("gpu", &c.gpu_name));
+  CF_RETURN_IF_ERROR(map.get("gpus", &c.gpus));
+  CF_RETURN_IF_ERROR(map.check_positive("gpus", c.gpus));
+  CF_RETURN_IF_ERROR(map.get("gpus_per_node", &c.gpus_per_node));
+  CF_RETURN_IF_ERROR(map.check_positive("gpus_per_node", c.gpus_per_node));
+  CF_RETURN_IF_ERROR(map.finish());
+  StatusOr<GpuSpec> gpu = load_gpu(c.gpu_name);
+  if (!gpu.ok()) return in_key(map, "gpu", gpu.status());
+  c.gpu = *std::move(gpu);
+  return Status::Ok();
+}
+
+Status read_dataset(YamlMap& root, Job* job) {
+  if (!root.has("dataset")) return root.missing("dataset");
+  CF_ASSIGN_OR_RETURN(YamlMap map, root.child("dataset"));
+  DatasetConfig& d = job->dataset;
+  CF_RETURN_IF_ERROR(map.get("distribution", &d.distribution));
+  CF_RETURN_IF_ERROR(map.get("lengths", &d.lengths));
+  int64_t seed = 0;
+  CF_RETURN_IF_ERROR(map.get("seed", &seed));
+  if (seed < 0) return map.error("seed", fmt::format("must be >= 0, got {}", seed));
+  d.seed = static_cast<uint64_t>(seed);
+  const bool has_distribution = map.has("distribution");
+  const bool has_lengths = map.has("lengths");
+  if (has_distribution == has_lengths) {
+    return map.error(has_lengths ? "lengths" : "distribution",
+                     "give exactly one of `distribution` and `lengths`");
+  }
+  if (has_lengths && d.lengths.empty()) return map.error("lengths", "must not be empty");
+  if (has_distribution) {
+    StatusOr<LengthDistribution> dist = load_distribution(d.distribution);
+    if (!dist.ok()) return in_key(map, "distribution", dist.status());
+    d.dist = *std::move(dist);
+    d.max_length = d.dist.max_length;
+  } else {
+    d.max_length = *std::max_element(d.lengths.begin(), d.lengths.end());
+  }
+  CF_RETURN_IF_ERROR(map.get("max_length", &d.max_length));
+  CF_RETURN_IF_ERROR(map.check_positive("max_length", d.max_length));
+  return map.finish();
+}
+
+Status read_training(YamlMap& root, Job* job) {
+  CF_ASSIGN_OR_RETURN(YamlMap map, root.child("training"));
+  TrainingConfig& t = job->training;
+  if (!job->dataset.lengths.empty()) t.global_batch = int64_t(job->dataset.lengths.size());
+  CF_RETURN_IF_ERROR(map.get("global_batch", &t.global_batch));
+  CF_RETURN_IF_ERROR(map.check_positive("global_batch", t.global_batch));
+  CF_RETURN_IF_ERROR(map.get("steps", &t.steps));
+  CF_RETURN_IF_ERROR(map.check_positive("steps", t.steps));
+  return map.finish();
+}
+
+Status read_parallel(YamlMap& root, Job* job) {
+  CF_ASSIGN_OR_RETURN(YamlMap map, root.child("parallel"));
+  ParallelConfig& p = job->parallel;
+  for (auto [key, value] : {std::pair{"tp", &p.tp}, std::pair{"pp", &p.pp}, std::pair{"dp", &p.dp},
+                            std::pair{"vpp", &p.vpp}}) {
+    CF_RETURN_IF_ERROR(map.get(key, value));
+    CF_RETURN_IF_ERROR(map.check_positive(key, *value));
+  }
+  CF_RETURN_IF_ERROR(map.get("sp", &p.sp));
+  CF_RETURN_IF_ERROR(map.get("distributed_optimizer", &p.distributed_optimizer));
+  std::string recompute = to_string(p.recompute), schedule = to_string(p.schedule);
+  CF_RETURN_IF_ERROR(map.get_choice("recompute", {"none", "selective", "full"}, &recompute));
+  CF_RETURN_IF_ERROR(map.get_choice("schedule", {"1f1b", "gpipe", "interleaved"}, &schedule));
+  p.recompute = recompute == "none" ? Recompute::kNone
+                : recompute == "selective" ? Recompute::kSelective : Recompute::kFull;
+  p.schedule = schedule == "1f1b" ? ScheduleKind::kOneFOneB
+               : schedule == "gpipe" ? ScheduleKind::kGPipe : ScheduleKind::kInterleaved;
+  return map.finish();
+}
+
+Status read_strategy(YamlMap& root, Job* job) {
+  CF_ASSIGN_OR_RETURN(YamlMap map, root.child("strategy"));
+  StrategyConfig& s = job->strategy;
+  std::string kind = to_string(s.kind), packer = to_string(s.packer),
+              micro_batching = to_string(s.micro_batching);
+  CF_RETURN_IF_ERROR(map.get_choice("kind", {"chunkflow", "baseline"}, &kind));
+  s.kind = kind == "chunkflow" ? StrategyKind::kChunkFlow : StrategyKind::kBaseline;
+  CF_RETURN_IF_ERROR(map.get("chunk_size", &s.chunk_size));
+  CF_RETURN_IF_ERROR(map.check_positive("chunk_size", s.chunk_size));
+  CF_RETURN_IF_ERROR(map.get("k", &s.k));
+  CF_RETURN_IF_ERROR(map.check_positive("k", s.k));
+  CF_RETURN_IF_ERROR(map.get_choice("packer", {"balanced", "ffd"}, &packer));
+  s.packer = packer == "balanced" ? Packer::kBalanced : Packer::kFirstFitDecreasing;
+  CF_RETURN_IF_ERROR(map.get_choice("micro_batching", {"pack", "per_sequence"}, &micro_batching));
+  s.micro_batching = micro_batching == "pack" ? MicroBatching::kPack : MicroBatching::kPerSequence;
+  if (s.kind == StrategyKind::kBaseline) {
+    for (const char* key : {"chunk_size", "k", "packer"}) {
+      if (map.has(key)) return map.error(key, "applies to kind: chunkflow only");
+    }
+  } else if (map.has("micro_batching")) {
+    return map.error("micro_batching", "applies to kind: baseline only");
+  }
+  return map.finish();
+}
+
+Status read_cost_model(YamlMap& root, Job* job) {
+  CF_ASSIGN_OR_RETURN(YamlMap map, root.child("cost_model"));
+  CostModelConfig& c = job->cost_model;
+  std::string kind = to_string(c.kind);
+  CF_RETURN_IF_ERROR(map.get_choice("kind", {"analytical", "unit", "calibrated"}, &kind));
+  c.kind = kind == "analytical" ? CostModelKind::kAnalytical
+           : kind == "unit" ? CostModelKind::kUnit : CostModelKind::kCalibrated;
+  CF_RETURN_IF_ERROR(map.get("table", &c.table));
+  if (c.kind == CostModelKind::kCalibrated) {
+    if (!map.has("table")) return map.missing("table");
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(c.table, ec)) {
+      return map.error("table", fmt::format("calibration table \"{}\" is not a readable file", c.table));
+    }
+  } else if (map.has("table")) {
+    return map.error("table", "applies to kind: calibrated only");
+  }
+  return map.finish();
+}
+
+}  // namespace
+
+StatusOr<Job> parse_job(const std::string& text, const std::string& origin) {
+  CF_ASSIGN_OR_RETURN(YamlDocument doc, parse_yaml_text(text, origin));
+  if (!doc.root.IsMap()) return yaml_error(origin, doc.root, "", "a job file must be a YAML map");
+  CF_ASSIGN_OR_RETURN(YamlMap root, YamlMap::open(doc.root, origin, ""));
+  Job job;
+  job.origin = origin;
+  CF_RETURN_IF_ERROR(root.require("model", &job.model_name));
+  {
+    StatusOr<ModelConfig> model = load_model(job.model_name);
+    if (!model.ok()) return in_key(root, "model", model.status());
+    job.model = *std::move(model);
+  }
+  CF_RETURN_IF_ERROR(read_cluster(root, &job));
+  CF_RETURN_IF_ERROR(read_dataset(root, &job));
+  CF_RETURN_IF_ERROR(read_training(root, &job));
+  CF_RETURN_IF_ERROR(read_parallel(root, &job));
+  CF_RETURN_IF_ERROR(read_strategy(root, &job));
+  CF_RETURN_IF_ERROR(read_cost_model(root, &job));
+  CF_RETURN_IF_ERROR(root.finish());
+  if (std::optional<Violation> v = first_violation(job)) {
+    return yaml_error(origin, node_at(doc.root, v->key_path), v->key_path, v->message);
+  }
+  return job;
+}
+
+StatusOr<Job> load_job(const std::string& path) {
+  CF_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
+  return parse_job(text, path);
+}
+
+Status validate_job(const Job& job) {
+  if (std::optional<Violation> v = first_violation(job)) {
+    return Status::InvalidInput(fmt::format("{}: {}", v->key_path, v->message));
+  }
+  return Status::Ok();
+}
+
+std::string to_string(Recompute r) {
+  switch (r) {
+    case Recompute::kNone: return "none";
+    case Recompute::kSelective: return "selective";
+    case Recompute::kFull: return "full";
+  }
+  return "?";
+}
+std::string to_string(ScheduleKind s) {
+  switch (s) {
+    case ScheduleKind::kOneFOneB: return "1f1b";
+    case ScheduleKind::kGPipe: return "gpipe";
+    case ScheduleKind::kInterleaved: return "interleaved";
+  }
+  return "?";
+}
+std::string to_string(StrategyKind s) { return s == StrategyKind::kChunkFlow ? "chunkflow" : "baseline"; }
+std::string to_string(Packer p) { return p == Packer::kBalanced ? "balanced" : "ffd"; }
+std::string to_string(MicroBatching m) { return m == MicroBatching::kPack ? "pack" : "per_sequence"; }
+std::string to_string(CostModelKind c) {
+  switch (c) {
+    case CostModelKind::kAnalytical: return "analytical";
+    case CostModelKind::kUnit: return "unit";
+    case CostModelKind::kCalibrated: return "calibrated";
+  }
+  return "?";
+}
+
+std::vector<int64_t> job_global_batch(const Job& job, int64_t step) {
+  if (!job.dataset.lengths.empty()) return job.dataset.lengths;
+  return sample_global_batch(job.dataset.dist, job.dataset.max_length, job.dataset.seed, step,
+                             job.training.global_batch);
+}
+
+}  // namespace cf

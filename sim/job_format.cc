@@ -1,0 +1,127 @@
+// The resolved job: every key with the value in force after defaults, as a table for people
+// and as YAML that parse_job reads back to the same Job (saved beside every result).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "sim/job.h"
+
+namespace cf {
+namespace {
+
+using Rows = std::vector<std::pair<std::string, std::string>>;
+
+std::string lengths_summary(const std::vector<int64_t>& lengths) {
+  if (lengths.size() <= 8) return fmt::format("[{}]", fmt::join(lengths, ", "));
+  return fmt::format("[{}, ... ] ({} sequences)",
+                     fmt::join(lengths.begin(), lengths.begin() + 6, ", "), lengths.size());
+}
+
+Rows resolved_rows(const Job& job) {
+  const auto& c = job.cluster;
+  const auto& d = job.dataset;
+  const auto& p = job.parallel;
+  const auto& s = job.strategy;
+  Rows rows = {
+      {"model", fmt::format("{} ({:.2f} B parameters, {} layers)", job.model_name,
+                            job.model.params_total() / 1e9, job.model.layers)},
+      {"cluster.gpu", fmt::format("{} ({:.0f} TFLOP/s bf16, {:.0f} GiB)", c.gpu_name,
+                                  c.gpu.peak_bf16_flops / 1e12, c.gpu.hbm_bytes / double(1 << 30))},
+      {"cluster.gpus", fmt::format("{}", c.gpus)},
+      {"cluster.gpus_per_node", fmt::format("{}", c.gpus_per_node)},
+  };
+  if (d.lengths.empty()) {
+    rows.push_back({"dataset.distribution", d.distribution});
+  } else {
+    rows.push_back({"dataset.lengths", lengths_summary(d.lengths)});
+  }
+  rows.insert(rows.end(), {
+      {"dataset.max_length", fmt::format("{}", d.max_length)},
+      {"dataset.seed", fmt::format("{}", d.seed)},
+      {"training.global_batch", fmt::format("{}", job.training.global_batch)},
+      {"training.steps", fmt::format("{}", job.training.steps)},
+      {"parallel", fmt::format("tp={} pp={} dp={} sp={} vpp={}", p.tp, p.pp, p.dp, p.sp, p.vpp)},
+      {"parallel.recompute", to_string(p.recompute)},
+      {"parallel.schedule", to_string(p.schedule)},
+      {"parallel.distributed_optimizer", p.distributed_optimizer ? "true" : "false"},
+      {"strategy.kind", to_string(s.kind)},
+  });
+  if (s.kind == StrategyKind::kChunkFlow) {
+    rows.push_back({"strategy.chunk_size", fmt::format("{}", s.chunk_size)});
+    rows.push_back({"strategy.k", fmt::format("{}", s.k)});
+    rows.push_back({"strategy.packer", to_string(s.packer)});
+  } else {
+    rows.push_back({"strategy.micro_batching", to_string(s.micro_batching)});
+  }
+  rows.push_back({"cost_model.kind", to_string(job.cost_model.kind)});
+  if (!job.cost_model.table.empty()) rows.push_back({"cost_model.table", job.cost_model.table});
+  return rows;
+}
+
+}  // namespace
+
+std::string resolved_table(const Job& job) {
+  Rows rows = resolved_rows(job);
+  std::size_t width = 0;
+  for (const auto& [key, value] : rows) width = std::max(width, key.size());
+  std::string out = fmt::format("resolved job ({})\n", job.origin);
+  for (const auto& [key, value] : rows) out += fmt::format("  {:<{}}  {}\n", key, width, value);
+  return out;
+}
+
+std::string resolved_yaml(const Job& job) {
+  const auto& d = job.dataset;
+  const auto& p = job.parallel;
+  const auto& s = job.strategy;
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "model" << YAML::Value << job.model_name;
+  out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "gpu" << YAML::Value << job.cluster.gpu_name;
+  out << YAML::Key << "gpus" << YAML::Value << job.cluster.gpus;
+  out << YAML::Key << "gpus_per_node" << YAML::Value << job.cluster.gpus_per_node;
+  out << YAML::EndMap;
+  out << YAML::Key << "dataset" << YAML::Value << YAML::BeginMap;
+  if (d.lengths.empty()) {
+    out << YAML::Key << "distribution" << YAML::Value << d.distribution;
+  } else {
+    out << YAML::Key << "lengths" << YAML::Value << YAML::Flow << d.lengths;
+  }
+  out << YAML::Key << "max_length" << YAML::Value << d.max_length;
+  out << YAML::Key << "seed" << YAML::Value << d.seed;
+  out << YAML::EndMap;
+  out << YAML::Key << "training" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "global_batch" << YAML::Value << job.training.global_batch;
+  out << YAML::Key << "steps" << YAML::Value << job.training.steps;
+  out << YAML::EndMap;
+  out << YAML::Key << "parallel" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "tp" << YAML::Value << p.tp << YAML::Key << "pp" << YAML::Value << p.pp;
+  out << YAML::Key << "dp" << YAML::Value << p.dp << YAML::Key << "sp" << YAML::Value << p.sp;
+  out << YAML::Key << "recompute" << YAML::Value << to_string(p.recompute);
+  out << YAML::Key << "schedule" << YAML::Value << to_string(p.schedule);
+  out << YAML::Key << "vpp" << YAML::Value << p.vpp;
+  out << YAML::Key << "distributed_optimizer" << YAML::Value << p.distributed_optimizer;
+  out << YAML::EndMap;
+  out << YAML::Key << "strategy" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "kind" << YAML::Value << to_string(s.kind);
+  if (s.kind == StrategyKind::kChunkFlow) {
+    out << YAML::Key << "chunk_size" << YAML::Value << s.chunk_size;
+    out << YAML::Key << "k" << YAML::Value << s.k;
+    out << YAML::Key << "packer" << YAML::Value << to_string(s.packer);
+  } else {
+    out << YAML::Key << "micro_batching" << YAML::Value << to_string(s.micro_batching);
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "cost_model" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "kind" << YAML::Value << to_string(job.cost_model.kind);
+  if (!job.cost_model.table.empty()) out << YAML::Key << "table" << YAML::Value << job.cost_model.table;
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace cf

@@ -1,0 +1,160 @@
+// Bad input, end to end: each malformed job file makes `chunkflow plan` exit with code 2 and a
+// message naming the file, line:column, key path and the specific problem.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/cli/run_command.h"
+
+namespace cf {
+namespace {
+
+using testing::run_chunkflow;
+using testing::TempDir;
+
+struct BadJob {
+  std::string name;
+  std::string yaml;
+  std::vector<std::string> expected;  // substrings of stderr; "@" stands for the job path
+  std::vector<std::pair<std::string, std::string>> extra_files = {};
+};
+
+// A valid job; each case edits one line. Line numbers below refer to this layout.
+std::string job(const std::string& model = "tiny", const std::string& cluster = "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                const std::string& dataset = "lengths: [4, 2, 1, 1]\n  max_length: 8",
+                const std::string& parallel = "tp: 1\n  pp: 2\n  dp: 2",
+                const std::string& strategy = "kind: chunkflow\n  chunk_size: 2\n  k: 2",
+                const std::string& tail = "") {
+  return "model: " + model + "\ncluster:\n  " + cluster + "\ndataset:\n  " + dataset +
+         "\nparallel:\n  " + parallel + "\nstrategy:\n  " + strategy + "\n" + tail;
+}
+
+const std::string kQwenCluster7 = "gpu: h100-sxm-80g\n  gpus: 7\n  gpus_per_node: 8";
+
+std::vector<BadJob> bad_jobs() {
+  return {
+      {"unknown_top_level_key", job() + "trainig:\n  steps: 2\n", {"@:17:1: trainig: unknown key"}},
+      {"unknown_nested_key", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpu_per_node: 8"),
+       {"@:5:3: cluster.gpu_per_node: unknown key"}},
+      {"wrong_type", job("tiny", "gpu: h100-sxm-80g\n  gpus: four\n  gpus_per_node: 8"),
+       {"@:4:9: cluster.gpus: expected an integer, got \"four\""}},
+      {"negative_size", job("tiny", "gpu: h100-sxm-80g\n  gpus: -4\n  gpus_per_node: 8"),
+       {"@:4:9: cluster.gpus: must be positive, got -4"}},
+      {"zero_chunk_size", job("tiny", kQwenCluster7.substr(0, 0) + "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                              "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
+                              "kind: chunkflow\n  chunk_size: 0\n  k: 2"),
+       {"@:15:15: strategy.chunk_size: must be positive, got 0"}},
+      {"zero_global_batch", job() + "training:\n  global_batch: 0\n",
+       {"@:18:17: training.global_batch: must be positive, got 0"}},
+      {"pp_not_dividing_layers",
+       job("qwen2.5-7b", "gpu: h100-sxm-80g\n  gpus: 3\n  gpus_per_node: 8",
+           "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 3\n  dp: 1"),
+       {"@:11:7: parallel.pp: pp·vpp = 3·1 does not divide the 28 layers"}},
+      {"tp_not_dividing_heads",
+       job("qwen2.5-7b", "gpu: h100-sxm-80g\n  gpus: 8\n  gpus_per_node: 8",
+           "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 8\n  pp: 1\n  dp: 1"),
+       {"@:10:7: parallel.tp: tp = 8 does not divide the 28 attention heads"}},
+      {"tp_not_dividing_kv_heads",
+       job("qwen2.5-7b", kQwenCluster7, "lengths: [4, 2, 1, 1]\n  max_length: 8",
+           "tp: 7\n  pp: 1\n  dp: 1"),
+       {"@:10:7: parallel.tp: tp = 7 does not divide the 4 key/value heads"}},
+      {"gpu_count_mismatch", job("tiny", "gpu: h100-sxm-80g\n  gpus: 8\n  gpus_per_node: 8"),
+       {"@:10:3: parallel: tp·pp·dp = 1·2·2 = 4 but cluster.gpus = 8"}},
+      {"unknown_model", job("qwen9-1t"), {"@:1:8: model: unknown model \"qwen9-1t\""}},
+      {"unknown_gpu", job("tiny", "gpu: tpu-v9\n  gpus: 4\n  gpus_per_node: 8"),
+       {"@:3:8: cluster.gpu: unknown GPU \"tpu-v9\""}},
+      {"unknown_distribution", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                                   "distribution: no-such-data\n  max_length: 8"),
+       {"@:7:17: dataset.distribution: unknown dataset distribution \"no-such-data\""}},
+      {"empty_lengths", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                            "lengths: []\n  max_length: 8"),
+       {"@:7:12: dataset.lengths: must not be empty"}},
+      {"length_over_max", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                              "lengths: [4, 20, 1, 1]\n  max_length: 8"),
+       {"@:7:16: dataset.lengths[1]: length 20 exceeds dataset.max_length = 8"}},
+      {"distribution_and_lengths", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                                       "lengths: [4]\n  distribution: longbench"),
+       {"dataset.lengths: give exactly one of `distribution` and `lengths`"}},
+      {"decreasing_cdf",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8", "distribution: DIR/dec.yaml\n  max_length: 8"),
+       {"dataset.distribution:", "dec.yaml:", "cdf"},
+       {{"dec.yaml", "name: dec\ncdf:\n  - [10, 0.5]\n  - [20, 0.4]\n  - [30, 1.0]\n"}}},
+      {"negative_histogram",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8", "distribution: DIR/neg.yaml\n  max_length: 8"),
+       {"dataset.distribution:", "neg.yaml:", "histogram"},
+       {{"neg.yaml", "name: neg\nhistogram:\n  - [10, 5]\n  - [20, -1]\n"}}},
+      {"bad_choice", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                         "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2\n  recompute: partial"),
+       {"@:13:14: parallel.recompute: must be one of none | selective | full, got \"partial\""}},
+      {"missing_model", job().substr(job().find('\n') + 1), {"@:1:1: model: required key is missing"}},
+      {"vpp_without_interleaved", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                                      "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2\n  vpp: 2"),
+       {"@:13:8: parallel.vpp: vpp = 2 needs schedule: interleaved"}},
+      {"sp_without_tp", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                            "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2\n  sp: true"),
+       {"@:13:7: parallel.sp: sequence parallelism needs tp > 1"}},
+      {"calibrated_without_table", job() + "cost_model:\n  kind: calibrated\n",
+       {"cost_model.table: required key is missing"}},
+      {"baseline_with_chunk_size", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+                                       "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
+                                       "kind: baseline\n  chunk_size: 2"),
+       {"@:15:15: strategy.chunk_size: applies to kind: chunkflow only"}},
+      {"not_yaml", "model: tiny\ncluster: [gpu: x\n", {"@:", "not valid YAML"}},
+      {"global_batch_mismatch", job() + "training:\n  global_batch: 3\n",
+       {"@:18:17: training.global_batch: global_batch = 3 but dataset.lengths has 4 sequences"}},
+  };
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+class BadInputTest : public ::testing::TestWithParam<BadJob> {};
+
+TEST_P(BadInputTest, ExitsTwoWithSpecificMessage) {
+  const BadJob& bad = GetParam();
+  TempDir dir;
+  for (const auto& [name, text] : bad.extra_files) dir.write(name, text);
+  const std::string path = dir.write("job.yaml", replace_all(bad.yaml, "DIR", dir.path()));
+  testing::CommandResult result = run_chunkflow({"plan", path});
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_TRUE(result.out.empty()) << "nothing may be printed on stdout: " << result.out;
+  for (const std::string& expected : bad.expected) {
+    EXPECT_NE(result.err.find(replace_all(expected, "@", path)), std::string::npos)
+        << "expected \"" << replace_all(expected, "@", path) << "\" in:\n" << result.err;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Jobs, BadInputTest, ::testing::ValuesIn(bad_jobs()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(BadInput, TheBaseJobIsValid) {
+  TempDir dir;
+  testing::CommandResult result = run_chunkflow({"plan", dir.write("job.yaml", job())});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+}
+
+TEST(BadInput, MissingJobFile) {
+  testing::CommandResult result = run_chunkflow({"plan", "/nonexistent/job.yaml"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("/nonexistent/job.yaml: cannot open file"), std::string::npos) << result.err;
+}
+
+TEST(BadInput, BadFlags) {
+  TempDir dir;
+  const std::string path = dir.write("job.yaml", job());
+  EXPECT_EQ(run_chunkflow({"plan", path, "--step", "-1"}).exit_code, 2);
+  EXPECT_EQ(run_chunkflow({"plan", path, "--no-such-flag"}).exit_code, 2);
+  EXPECT_EQ(run_chunkflow({"plan"}).exit_code, 2);
+  EXPECT_EQ(run_chunkflow({"frobnicate"}).exit_code, 2);
+  testing::CommandResult step = run_chunkflow({"plan", path, "--step", "5"});
+  EXPECT_EQ(step.exit_code, 2);
+  EXPECT_NE(step.err.find("--step 5 is outside training.steps = 1"), std::string::npos) << step.err;
+}
+
+}  // namespace
+}  // namespace cf
