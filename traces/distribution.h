@@ -1,6 +1,6 @@
 // Sequence-length distributions of datasets (traces/datasets/*.yaml, or files of raw
 // lengths) and the seeded sampler that draws global batches from them.
-// Not the chunk plan (sim/plan) and not trace files (traces/chrome_trace.h).
+// Not the chunk plan (sim/plan) and not trace files (traces/trace.h).
 #pragma once
 
 #include <cstdint>
@@ -14,11 +14,17 @@ namespace cf {
 
 // A length distribution, normalised to one form: CDF points (length, fraction of sequences
 // with length <= that) increasing in both, ending at fraction 1. Histograms and raw length
-// lists are converted to this form at load.
+// lists are converted to this form at load. The "<=" convention is the only one: sources that
+// publish "< L" are stored as "<= L-1" (traces/datasets/*.yaml say so in their comments).
+// The first CDF interval starts at length 1: point (L0, F0) puts mass F0 on lengths 1..L0.
 struct LengthDistribution {
   std::string name;
   std::string origin;  // file or "<embedded:...>"
   std::string source;  // provenance as written in the file
+  std::string full_name;  // the dataset's own name when `name` is a short file stem; may be empty
+  std::string tokenizer;  // as written in the file; may be empty
+  std::string notes;      // as written in the file; may be empty
+  int64_t samples = 0;    // sequences behind the statistics; 0 when not published
   std::vector<std::pair<int64_t, double>> cdf;
   int64_t max_length = 0;
   // Raw lists keep their values so sampling reproduces them exactly (empirical distribution).

@@ -27,6 +27,7 @@ struct TraceOp {
   int group = -1;
   int index = 0;        // position in the group
   int64_t duration_ns() const { return end_ns - start_ns; }
+  bool operator==(const TraceOp&) const = default;
 };
 
 // One point of a memory counter track: live bytes of `category` on (dp_rank, stage) from
@@ -38,6 +39,7 @@ struct MemorySample {
   int64_t time_ns = 0;
   std::string category;
   int64_t bytes = 0;
+  bool operator==(const MemorySample&) const = default;
 };
 
 struct Trace {
@@ -47,6 +49,7 @@ struct Trace {
   // Per (dp_rank, stage) peak bytes by category at the moment of the total's peak.
   std::map<std::pair<int, int>, std::map<std::string, int64_t>> peak_memory;
   std::map<std::string, double> metrics;  // e.g. step_time_s, bubble_ratio
+  bool operator==(const Trace&) const = default;  // exact (a NaN metric never compares equal)
 };
 
 // Chrome Trace Event JSON: pid = DP rank, tid = stage, "X" events for ops (name "F3", "B3",

@@ -1,0 +1,340 @@
+// Trace <-> Chrome Trace Event JSON (trace.h): deterministic writer, strict reader.
+// Not the comparison of two traces.
+//
+// Layout written (one event per line, keys in sorted order, numbers in nlohmann's shortest
+// round-trip form):
+//   {"chunkflow": {"format_version": 1, "source", "metrics", "peak_memory": [...]},
+//    "displayTimeUnit": "ns",
+//    "traceEvents": [ M events naming tracks, X events (ops, in trace order),
+//                     C events (memory samples, in trace order) ]}
+// Times: "ts"/"dur" in µs = ns / 1000 (at most 3 decimals, so ns precision). X events also
+// carry exact "start_ns"/"end_ns" in args and those are what the reader keeps (checked
+// against ts/dur). C events carry only {"bytes": N} in args (each arg of a counter becomes a
+// plotted series), so the reader takes their time as round(ts * 1000): exact while
+// |time_ns| < 2^50 (13 days), since the double nearest ns/1000 is then off by < 2^-3 ns
+// after the multiplication; the writer checks that bound.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/check.h"
+#include "traces/trace.h"
+
+namespace cf {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kFormatVersion = 1;
+constexpr int64_t kMaxCounterTimeNs = int64_t{1} << 50;
+
+double ns_to_us(int64_t ns) { return static_cast<double>(ns) / 1000.0; }
+
+std::string op_name(const TraceOp& op) {
+  std::string name;
+  if (op.kind == "compute") {
+    name = fmt::format("{}{}", op.pass, op.chunk);
+  } else {
+    name = op.chunk >= 0 ? fmt::format("{} {}", op.kind, op.chunk) : op.kind;
+  }
+  if (op.model_chunk != 0) name += fmt::format(" v{}", op.model_chunk);
+  return name;
+}
+
+std::string counter_name(int stage, const std::string& category) {
+  return fmt::format("stage {} memory {}", stage, category);
+}
+
+json metadata_event(const char* name, int pid, int tid, const std::string& label) {
+  return json{{"name", name}, {"ph", "M"}, {"pid", pid}, {"tid", tid}, {"args", {{"name", label}}}};
+}
+
+// A JSON object read strictly: each read marks the key used; finish() rejects other keys.
+// Errors read "ORIGIN: PATH.KEY: message".
+class JsonReader {
+ public:
+  JsonReader(const json& object, std::string origin, std::string path)
+      : object_(object), origin_(std::move(origin)), path_(std::move(path)) {}
+
+  Status error(const std::string& key, const std::string& message) const {
+    const std::string where = key.empty() ? path_ : path_.empty() ? key : path_ + "." + key;
+    return Status::InvalidInput(fmt::format("{}: {}: {}", origin_, where, message));
+  }
+  Status check_object() const {
+    return object_.is_object() ? Status::Ok() : error("", "expected a JSON object");
+  }
+  StatusOr<const json*> find(const std::string& key) {
+    used_.insert(key);
+    auto it = object_.find(key);
+    if (it == object_.end()) return error(key, "required key is missing");
+    return &*it;
+  }
+  Status get(const std::string& key, int64_t* out) {
+    CF_ASSIGN_OR_RETURN(const json* value, find(key));
+    if (!value->is_number_integer()) {
+      return error(key, fmt::format("expected an integer, got {}", value->dump()));
+    }
+    *out = value->get<int64_t>();
+    return Status::Ok();
+  }
+  Status get(const std::string& key, int* out) {
+    int64_t wide = 0;
+    CF_RETURN_IF_ERROR(get(key, &wide));
+    if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max()) {
+      return error(key, fmt::format("integer out of range: {}", wide));
+    }
+    *out = static_cast<int>(wide);
+    return Status::Ok();
+  }
+  Status get(const std::string& key, double* out) {
+    CF_ASSIGN_OR_RETURN(const json* value, find(key));
+    if (!value->is_number()) return error(key, fmt::format("expected a number, got {}", value->dump()));
+    *out = value->get<double>();
+    return Status::Ok();
+  }
+  Status get(const std::string& key, std::string* out) {
+    CF_ASSIGN_OR_RETURN(const json* value, find(key));
+    if (!value->is_string()) return error(key, fmt::format("expected a string, got {}", value->dump()));
+    *out = value->get<std::string>();
+    return Status::Ok();
+  }
+  Status finish() const {
+    for (auto it = object_.begin(); it != object_.end(); ++it) {
+      if (!used_.count(it.key())) return error(it.key(), "unknown key");
+    }
+    return Status::Ok();
+  }
+  std::string child_path(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
+  const std::string& origin() const { return origin_; }
+
+ private:
+  const json& object_;
+  std::string origin_;
+  std::string path_;
+  std::set<std::string> used_;
+};
+
+// µs from "ts"/"dur" must agree with exact ns from args (within the 1 ns of rounding).
+Status check_time(JsonReader& event, const std::string& key, double us, int64_t ns) {
+  if (std::fabs(us * 1000.0 - static_cast<double>(ns)) > 1.0) {
+    return event.error(key, fmt::format("{} µs disagrees with the {} ns in args", us, ns));
+  }
+  return Status::Ok();
+}
+
+Status read_op(JsonReader& event, Trace* trace) {
+  TraceOp op;
+  double ts_us = 0, dur_us = 0;
+  std::string name, cat;
+  CF_RETURN_IF_ERROR(event.get("name", &name));
+  CF_RETURN_IF_ERROR(event.get("cat", &cat));
+  CF_RETURN_IF_ERROR(event.get("pid", &op.dp_rank));
+  CF_RETURN_IF_ERROR(event.get("tid", &op.stage));
+  CF_RETURN_IF_ERROR(event.get("ts", &ts_us));
+  CF_RETURN_IF_ERROR(event.get("dur", &dur_us));
+  CF_ASSIGN_OR_RETURN(const json* args_json, event.find("args"));
+  JsonReader args(*args_json, event.origin(), event.child_path("args"));
+  CF_RETURN_IF_ERROR(args.check_object());
+  CF_RETURN_IF_ERROR(args.get("kind", &op.kind));
+  CF_RETURN_IF_ERROR(args.get("pass", &op.pass));
+  CF_RETURN_IF_ERROR(args.get("chunk", &op.chunk));
+  CF_RETURN_IF_ERROR(args.get("model_chunk", &op.model_chunk));
+  CF_RETURN_IF_ERROR(args.get("op_id", &op.op_id));
+  CF_RETURN_IF_ERROR(args.get("start_ns", &op.start_ns));
+  CF_RETURN_IF_ERROR(args.get("end_ns", &op.end_ns));
+  CF_RETURN_IF_ERROR(args.get("tokens", &op.tokens));
+  CF_RETURN_IF_ERROR(args.get("group", &op.group));
+  CF_RETURN_IF_ERROR(args.get("index", &op.index));
+  CF_RETURN_IF_ERROR(args.finish());
+  if (op.end_ns < op.start_ns) {
+    return args.error("end_ns", fmt::format("ends ({}) before it starts ({})", op.end_ns,
+                                            op.start_ns));
+  }
+  if (cat != op.kind) return event.error("cat", fmt::format("\"{}\" but args.kind is \"{}\"", cat, op.kind));
+  CF_RETURN_IF_ERROR(check_time(event, "ts", ts_us, op.start_ns));
+  CF_RETURN_IF_ERROR(check_time(event, "dur", dur_us, op.duration_ns()));
+  trace->ops.push_back(std::move(op));
+  return Status::Ok();
+}
+
+Status read_counter(JsonReader& event, Trace* trace) {
+  MemorySample sample;
+  std::string name, cat;
+  double ts_us = 0;
+  CF_RETURN_IF_ERROR(event.get("name", &name));
+  CF_RETURN_IF_ERROR(event.get("cat", &cat));
+  CF_RETURN_IF_ERROR(event.get("pid", &sample.dp_rank));
+  CF_RETURN_IF_ERROR(event.get("tid", &sample.stage));
+  CF_RETURN_IF_ERROR(event.get("ts", &ts_us));
+  const std::string prefix = fmt::format("stage {} memory ", sample.stage);
+  if (cat != "memory" || name.rfind(prefix, 0) != 0 || name.size() == prefix.size()) {
+    return event.error("name", fmt::format("expected a memory counter \"{}CATEGORY\" in "
+                                           "category \"memory\", got \"{}\" in \"{}\"",
+                                           prefix, name, cat));
+  }
+  sample.category = name.substr(prefix.size());
+  const double time_ns = std::nearbyint(ts_us * 1000.0);
+  if (!(std::fabs(time_ns) < static_cast<double>(kMaxCounterTimeNs))) {
+    return event.error("ts", fmt::format("{} µs is out of range", ts_us));
+  }
+  sample.time_ns = static_cast<int64_t>(time_ns);
+  CF_ASSIGN_OR_RETURN(const json* args_json, event.find("args"));
+  JsonReader args(*args_json, event.origin(), event.child_path("args"));
+  CF_RETURN_IF_ERROR(args.check_object());
+  CF_RETURN_IF_ERROR(args.get("bytes", &sample.bytes));
+  CF_RETURN_IF_ERROR(args.finish());
+  trace->memory.push_back(std::move(sample));
+  return Status::Ok();
+}
+
+// Track names (M events) carry nothing the trace needs; they are checked for shape only.
+Status read_metadata(JsonReader& event) {
+  std::string name;
+  int pid = 0, tid = 0;
+  CF_RETURN_IF_ERROR(event.get("name", &name));
+  CF_RETURN_IF_ERROR(event.get("pid", &pid));
+  CF_RETURN_IF_ERROR(event.get("tid", &tid));
+  CF_RETURN_IF_ERROR(event.find("args").status());
+  if (name != "process_name" && name != "thread_name") {
+    return event.error("name", fmt::format("unknown metadata event \"{}\"", name));
+  }
+  return event.finish();
+}
+
+Status read_header(const json& root, const std::string& origin, Trace* trace) {
+  JsonReader header(root, origin, "chunkflow");
+  CF_RETURN_IF_ERROR(header.check_object());
+  int64_t version = 0;
+  CF_RETURN_IF_ERROR(header.get("format_version", &version));
+  if (version != kFormatVersion) {
+    return header.error("format_version", fmt::format("unsupported version {} (this build reads "
+                                                      "{})", version, kFormatVersion));
+  }
+  CF_RETURN_IF_ERROR(header.get("source", &trace->source));
+  CF_ASSIGN_OR_RETURN(const json* metrics, header.find("metrics"));
+  if (!metrics->is_object()) return header.error("metrics", "expected a JSON object");
+  for (auto it = metrics->begin(); it != metrics->end(); ++it) {
+    if (it->is_null()) {  // the writer's form of a non-finite value
+      trace->metrics[it.key()] = std::numeric_limits<double>::quiet_NaN();
+    } else if (it->is_number()) {
+      trace->metrics[it.key()] = it->get<double>();
+    } else {
+      return header.error("metrics." + it.key(), fmt::format("expected a number, got {}",
+                                                             it->dump()));
+    }
+  }
+  CF_ASSIGN_OR_RETURN(const json* peaks, header.find("peak_memory"));
+  if (!peaks->is_array()) return header.error("peak_memory", "expected a JSON array");
+  for (std::size_t i = 0; i < peaks->size(); ++i) {
+    JsonReader peak((*peaks)[i], origin, fmt::format("chunkflow.peak_memory[{}]", i));
+    CF_RETURN_IF_ERROR(peak.check_object());
+    std::pair<int, int> key;
+    CF_RETURN_IF_ERROR(peak.get("dp_rank", &key.first));
+    CF_RETURN_IF_ERROR(peak.get("stage", &key.second));
+    CF_ASSIGN_OR_RETURN(const json* bytes_json, peak.find("bytes"));
+    JsonReader bytes(*bytes_json, origin, peak.child_path("bytes"));
+    CF_RETURN_IF_ERROR(bytes.check_object());
+    auto& categories = trace->peak_memory[key];
+    for (auto it = bytes_json->begin(); it != bytes_json->end(); ++it) {
+      CF_RETURN_IF_ERROR(bytes.get(it.key(), &categories[it.key()]));
+    }
+    CF_RETURN_IF_ERROR(peak.finish());
+  }
+  return header.finish();
+}
+
+}  // namespace
+
+std::string trace_to_chrome_json(const Trace& trace) {
+  json header = {{"format_version", kFormatVersion}, {"source", trace.source}};
+  header["metrics"] = json::object();
+  for (const auto& [name, value] : trace.metrics) {
+    header["metrics"][name] = std::isfinite(value) ? json(value) : json(nullptr);
+  }
+  header["peak_memory"] = json::array();
+  for (const auto& [key, categories] : trace.peak_memory) {
+    json bytes = json::object();
+    for (const auto& [category, value] : categories) bytes[category] = value;
+    header["peak_memory"].push_back({{"dp_rank", key.first}, {"stage", key.second}, {"bytes", bytes}});
+  }
+
+  // Tracks: one process per DP rank, one thread per stage.
+  std::set<std::pair<int, int>> tracks;
+  for (const TraceOp& op : trace.ops) tracks.emplace(op.dp_rank, op.stage);
+  for (const MemorySample& sample : trace.memory) tracks.emplace(sample.dp_rank, sample.stage);
+  std::vector<json> events;
+  std::set<int> processes;
+  for (const auto& [dp_rank, stage] : tracks) {
+    if (processes.insert(dp_rank).second) {
+      events.push_back(metadata_event("process_name", dp_rank, 0, fmt::format("dp {}", dp_rank)));
+    }
+    events.push_back(metadata_event("thread_name", dp_rank, stage, fmt::format("stage {}", stage)));
+  }
+  for (const TraceOp& op : trace.ops) {
+    json args = {{"kind", op.kind},         {"pass", op.pass},   {"chunk", op.chunk},
+                 {"model_chunk", op.model_chunk}, {"op_id", op.op_id}, {"start_ns", op.start_ns},
+                 {"end_ns", op.end_ns},     {"tokens", op.tokens}, {"group", op.group},
+                 {"index", op.index}};
+    events.push_back({{"name", op_name(op)}, {"cat", op.kind}, {"ph", "X"}, {"pid", op.dp_rank},
+                      {"tid", op.stage}, {"ts", ns_to_us(op.start_ns)},
+                      {"dur", ns_to_us(op.duration_ns())}, {"args", args}});
+  }
+  for (const MemorySample& sample : trace.memory) {
+    CF_CHECK_LT(std::abs(sample.time_ns), kMaxCounterTimeNs) << "memory sample time";
+    events.push_back({{"name", counter_name(sample.stage, sample.category)}, {"cat", "memory"},
+                      {"ph", "C"}, {"pid", sample.dp_rank}, {"tid", sample.stage},
+                      {"ts", ns_to_us(sample.time_ns)}, {"args", {{"bytes", sample.bytes}}}});
+  }
+
+  std::string out = "{\"chunkflow\": " + header.dump() + ",\n\"displayTimeUnit\": \"ns\",\n" +
+                    "\"traceEvents\": [";
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    out += (i == 0 ? "\n" : ",\n") + events[i].dump();
+  }
+  out += "\n]}\n";
+  return out;
+}
+
+StatusOr<Trace> trace_from_chrome_json(const std::string& text, const std::string& origin) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return Status::InvalidInput(fmt::format("{}: not valid JSON: {}", origin, e.what()));
+  }
+  JsonReader top(root, origin, "");
+  CF_RETURN_IF_ERROR(top.check_object());
+  Trace trace;
+  CF_ASSIGN_OR_RETURN(const json* header, top.find("chunkflow"));
+  CF_RETURN_IF_ERROR(read_header(*header, origin, &trace));
+  std::string time_unit;
+  if (root.contains("displayTimeUnit")) CF_RETURN_IF_ERROR(top.get("displayTimeUnit", &time_unit));
+  CF_ASSIGN_OR_RETURN(const json* events, top.find("traceEvents"));
+  if (!events->is_array()) return top.error("traceEvents", "expected a JSON array");
+  CF_RETURN_IF_ERROR(top.finish());
+  for (std::size_t i = 0; i < events->size(); ++i) {
+    JsonReader event((*events)[i], origin, fmt::format("traceEvents[{}]", i));
+    CF_RETURN_IF_ERROR(event.check_object());
+    std::string phase;
+    CF_RETURN_IF_ERROR(event.get("ph", &phase));
+    if (phase == "X") {
+      CF_RETURN_IF_ERROR(read_op(event, &trace));
+    } else if (phase == "C") {
+      CF_RETURN_IF_ERROR(read_counter(event, &trace));
+    } else if (phase == "M") {
+      CF_RETURN_IF_ERROR(read_metadata(event));
+      continue;
+    } else {
+      return event.error("ph", fmt::format("unsupported phase \"{}\" (expected X, C or M)", phase));
+    }
+    CF_RETURN_IF_ERROR(event.finish());
+  }
+  return trace;
+}
+
+}  // namespace cf
