@@ -23,6 +23,7 @@ struct GpuSpec {
   double ib_latency_s = 0;
   // Achieved fraction of peak for a GEMM as a function of its FLOPs: (flops, efficiency)
   // points, interpolated in log(flops). Sorted by flops.
+  // Outside the points the nearest end's efficiency applies; an empty curve means peak (1.0).
   std::vector<std::pair<double, double>> gemm_efficiency;
   double attention_efficiency = 0.5;        // fraction of peak reached by fused attention
   double memory_efficiency = 0.8;           // fraction of HBM bandwidth reached by elementwise ops
