@@ -1,0 +1,121 @@
+// `chunkflow compare` end to end: traces written in Chrome trace form, the report as text,
+// JSON and HTML, exit code 2 for missing or malformed files and for traces of different plans.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/cli/run_command.h"
+#include "tests/traces/compare_fixture.h"
+#include "traces/compare.h"
+
+namespace cf {
+namespace {
+
+using testing::run_chunkflow;
+using testing::synthetic_trace;
+using testing::TempDir;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class CompareCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    predicted_ = synthetic_trace({2, 3, 5}, "predicted");
+    measured_ = synthetic_trace({2, 3, 5}, "measured", [](const TraceOp& op, int64_t planned_ns) {
+      return op.pass == "B" ? planned_ns * 11 / 10 : planned_ns;
+    });
+    predicted_.metrics["step_time_s"] = 0.5;
+    measured_.metrics["step_time_s"] = 0.4;
+    predicted_.peak_memory[{1, 2}] = {{"activations", 900}, {"total", 1200}};
+    measured_.peak_memory[{1, 2}] = {{"activations", 1000}, {"total", 1500}};
+    predicted_path_ = dir_.write("predicted.json", trace_to_chrome_json(predicted_));
+    measured_path_ = dir_.write("measured.json", trace_to_chrome_json(measured_));
+  }
+  TempDir dir_;
+  Trace predicted_, measured_;
+  std::string predicted_path_, measured_path_;
+};
+
+TEST_F(CompareCli, JsonReport) {
+  testing::CommandResult result =
+      run_chunkflow({"compare", predicted_path_, measured_path_, "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const nlohmann::json json = nlohmann::json::parse(result.out);
+  EXPECT_DOUBLE_EQ(json["step_time_rel_error"].get<double>(), (0.5 - 0.4) / 0.4);
+  EXPECT_DOUBLE_EQ(json["peak_memory_rel_error"].get<double>(), (1200.0 - 1500.0) / 1500.0);
+  EXPECT_EQ(json["pass_table"][1]["label"], "B");
+  EXPECT_DOUBLE_EQ(json["pass_table"][1]["median_rel_error"].get<double>(), -1.0 / 11.0);
+  // The same as the library's report of the same traces: the file round trip loses nothing.
+  EXPECT_EQ(result.out, compare_report_json(*compare_traces(predicted_, measured_)));
+}
+
+TEST_F(CompareCli, TextReportAndHtmlFile) {
+  const std::string html_path = dir_.path() + "/report.html";
+  testing::CommandResult result =
+      run_chunkflow({"compare", predicted_path_, measured_path_, "--html", html_path});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("step time: predicted 0.500000 s (metrics.step_time_s)"),
+            std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("error +25.0%"), std::string::npos) << result.out;
+  const std::string html = slurp(html_path);
+  EXPECT_NE(html.find("<svg id=\"predicted\""), std::string::npos);
+  EXPECT_NE(html.find("<svg id=\"measured\""), std::string::npos);
+  // Byte-identical on a rerun; no temporary file left beside it.
+  ASSERT_EQ(
+      run_chunkflow({"compare", predicted_path_, measured_path_, "--html", html_path}).exit_code,
+      0);
+  EXPECT_EQ(slurp(html_path), html);
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
+    files += entry.is_regular_file();
+  EXPECT_EQ(files, 3);  // predicted.json, measured.json, report.html
+}
+
+TEST_F(CompareCli, MissingFileIsBadInput) {
+  testing::CommandResult result =
+      run_chunkflow({"compare", predicted_path_, "/nonexistent/measured.json"});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_TRUE(result.out.empty());
+  EXPECT_NE(result.err.find("/nonexistent/measured.json: cannot open file"), std::string::npos)
+      << result.err;
+}
+
+TEST_F(CompareCli, MalformedTraceIsBadInputNamingTheFile) {
+  const std::string bad = dir_.write("bad.json", "{\"traceEvents\": [");
+  testing::CommandResult result = run_chunkflow({"compare", bad, measured_path_});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find(bad + ":"), std::string::npos) << result.err;
+}
+
+TEST_F(CompareCli, DifferentPlansAreBadInput) {
+  const std::string other =
+      dir_.write("other.json", trace_to_chrome_json(synthetic_trace({2, 2, 5}, "measured")));
+  testing::CommandResult result = run_chunkflow({"compare", predicted_path_, other});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_TRUE(result.out.empty());
+  EXPECT_NE(
+      result.err.find(predicted_path_ + " vs " + other + ": the traces come from different plans"),
+      std::string::npos)
+      << result.err;
+}
+
+TEST_F(CompareCli, BadFlags) {
+  EXPECT_EQ(run_chunkflow({"compare", predicted_path_}).exit_code, 2);
+  EXPECT_EQ(run_chunkflow({"compare", predicted_path_, measured_path_, "--no-such-flag"}).exit_code,
+            2);
+  testing::CommandResult help = run_chunkflow({"compare", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--html"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cf

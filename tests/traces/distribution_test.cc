@@ -1,0 +1,215 @@
+// Length distributions: the shipped datasets load, the YAML/text/CSV/JSONL readers convert to
+// the "<=" CDF form, and bad inputs are errors naming file, line and key.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/resources.h"
+#include "traces/distribution.h"
+
+namespace cf {
+namespace {
+
+using Cdf = std::vector<std::pair<int64_t, double>>;
+
+const std::vector<std::string> kShipped = {
+    "bytescale-byted", "chatqa2-long-sft", "llama3-sft-mix", "lmsys-chat-1m", "longbench",
+    "wikipedia-cn",    "wlbllm-meta-128k-reconstruction"};
+
+TEST(Distribution, EveryShippedDistributionLoads) {
+  std::vector<std::string> embedded;
+  for (const auto& path : embedded_files_under("traces/datasets")) {
+    embedded.push_back(std::filesystem::path(path).stem().string());
+  }
+  EXPECT_EQ(embedded, kShipped);
+  for (const std::string& name : kShipped) {
+    SCOPED_TRACE(name);
+    StatusOr<LengthDistribution> dist = load_distribution(name);
+    ASSERT_TRUE(dist.ok()) << dist.status().message();
+    EXPECT_EQ(dist->name, name);  // job files say `distribution: NAME`
+    EXPECT_EQ(dist->origin, "<embedded:traces/datasets/" + name + ".yaml>");
+    EXPECT_FALSE(dist->source.empty());
+    EXPECT_FALSE(dist->notes.empty());
+    EXPECT_FALSE(dist->tokenizer.empty());
+    ASSERT_GE(dist->cdf.size(), 4u);
+    EXPECT_EQ(dist->cdf.back().second, 1.0);
+    EXPECT_GE(dist->max_length, dist->cdf.back().first);
+    EXPECT_TRUE(dist->raw_lengths.empty());
+    const double mean = dist->mean_length();
+    EXPECT_GT(mean, 1.0);
+    EXPECT_LT(mean, static_cast<double>(dist->cdf.back().first));
+  }
+}
+
+TEST(Distribution, ShippedValuesUseTheLessOrEqualConvention) {
+  // Skrull's "<1K 87.12%" is stored as "<= 1023"; ByteScale's "<= 4K" stays at 4096.
+  StatusOr<LengthDistribution> lmsys = load_distribution("lmsys-chat-1m");
+  ASSERT_TRUE(lmsys.ok());
+  EXPECT_EQ(lmsys->cdf.front(), (std::pair<int64_t, double>{1023, 0.8712}));
+  EXPECT_EQ(lmsys->max_length, 1682432);
+  EXPECT_EQ(lmsys->samples, 1000000);
+  StatusOr<LengthDistribution> byted = load_distribution("bytescale-byted");
+  ASSERT_TRUE(byted.ok());
+  EXPECT_EQ(byted->cdf.front(), (std::pair<int64_t, double>{4096, 0.80}));
+  EXPECT_EQ(byted->samples, 0);  // "samples: null"
+  StatusOr<LengthDistribution> wiki = load_distribution("wikipedia-cn");
+  ASSERT_TRUE(wiki.ok());
+  EXPECT_EQ(wiki->full_name, "wikipedia-cn-20230720-filtered");
+}
+
+TEST(Distribution, UnknownNameListsTheShippedOnes) {
+  StatusOr<LengthDistribution> dist = load_distribution("lmsys-chat-2m");
+  ASSERT_FALSE(dist.ok());
+  EXPECT_EQ(dist.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(dist.status().message().find("lmsys-chat-2m"), std::string::npos);
+  EXPECT_NE(dist.status().message().find("longbench"), std::string::npos);
+}
+
+TEST(Distribution, HistogramBecomesCdf) {
+  StatusOr<LengthDistribution> dist = parse_distribution_yaml(
+      "histogram:\n  - [10, 1]\n  - [20, 3]\n  - [40, 0]\n  - [50, 4]\n", "dir/h.yaml");
+  ASSERT_TRUE(dist.ok()) << dist.status().message();
+  EXPECT_EQ(dist->name, "h");  // no name: the file stem
+  EXPECT_EQ(dist->cdf, (Cdf{{10, 0.125}, {20, 0.5}, {40, 0.5}, {50, 1.0}}));
+  EXPECT_EQ(dist->max_length, 50);
+}
+
+TEST(Distribution, CdfKeepsDeclaredFieldsAndMaxLength) {
+  StatusOr<LengthDistribution> dist = parse_distribution_yaml(
+      "name: toy\nsource: made up\ntokenizer: none\nsamples: 17\nnotes: odd sizes\n"
+      "cdf: [[1, 0.0], [17, 0.25], [81, 0.25], [987, 1]]\nmax_length: 1000\n",
+      "toy.yaml");
+  ASSERT_TRUE(dist.ok()) << dist.status().message();
+  EXPECT_EQ(dist->name, "toy");
+  EXPECT_EQ(dist->source, "made up");
+  EXPECT_EQ(dist->samples, 17);
+  EXPECT_EQ(dist->cdf, (Cdf{{1, 0.0}, {17, 0.25}, {81, 0.25}, {987, 1.0}}));
+  EXPECT_EQ(dist->max_length, 1000);
+}
+
+TEST(Distribution, TextLinesAndCommas) {
+  StatusOr<LengthDistribution> dist =
+      parse_raw_lengths("# lengths of a toy set\n5\n3\n\n3, 9\r\n", "toy.txt");
+  ASSERT_TRUE(dist.ok()) << dist.status().message();
+  EXPECT_EQ(dist->raw_lengths, (std::vector<int64_t>{3, 3, 5, 9}));
+  EXPECT_EQ(dist->cdf, (Cdf{{3, 0.5}, {5, 0.75}, {9, 1.0}}));
+  EXPECT_EQ(dist->max_length, 9);
+  EXPECT_EQ(dist->samples, 4);
+  EXPECT_EQ(dist->mean_length(), 5.0);
+}
+
+TEST(Distribution, CsvLengthColumnUnderHeader) {
+  StatusOr<LengthDistribution> dist =
+      parse_raw_lengths("id,Length,lang\n1,17,en\n2,81,zh\n3,1,en\n", "set.csv");
+  ASSERT_TRUE(dist.ok()) << dist.status().message();
+  EXPECT_EQ(dist->raw_lengths, (std::vector<int64_t>{1, 17, 81}));
+}
+
+TEST(Distribution, JsonlLengthAndInputIds) {
+  StatusOr<LengthDistribution> dist = parse_jsonl_lengths(
+      "{\"length\": 7, \"text\": \"x\"}\n\n{\"input_ids\": [1, 2, 3]}\n"
+      "{\"length\": 2, \"input_ids\": [5, 6]}\n",
+      "set.jsonl");
+  ASSERT_TRUE(dist.ok()) << dist.status().message();
+  EXPECT_EQ(dist->raw_lengths, (std::vector<int64_t>{2, 3, 7}));
+  EXPECT_EQ(dist->name, "set");
+}
+
+TEST(Distribution, LoadsFilesByPathAndExtension) {
+  const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "cf_dist_test";
+  std::filesystem::create_directories(dir);
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"a.yaml", "cdf: [[100, 0.5], [200, 1.0]]\n"},
+      {"b.txt", "4\n2\n1\n1\n"},
+      {"c.csv", "length\n4\n2\n"},
+      {"d.jsonl", "{\"input_ids\": [9]}\n"},
+      {"e", "{\"length\": 5}\n"},  // no extension: sniffed
+  };
+  for (const auto& [file, text] : files) {
+    SCOPED_TRACE(file);
+    const std::string path = (dir / file).string();
+    std::ofstream(path) << text;
+    StatusOr<LengthDistribution> dist = load_distribution(path);
+    ASSERT_TRUE(dist.ok()) << dist.status().message();
+    EXPECT_EQ(dist->origin, path);
+    EXPECT_EQ(dist->cdf.back().second, 1.0);
+  }
+}
+
+// Bad inputs: each message must carry every listed fragment (file:line[:col], key path, reason).
+struct BadInput {
+  const char* label;
+  const char* kind;  // "yaml", "raw" or "jsonl"
+  const char* text;
+  std::vector<std::string> fragments;
+};
+
+StatusOr<LengthDistribution> parse(const BadInput& input) {
+  const std::string kind = input.kind;
+  if (kind == "yaml") return parse_distribution_yaml(input.text, "bad.yaml");
+  if (kind == "raw") return parse_raw_lengths(input.text, "bad.txt");
+  return parse_jsonl_lengths(input.text, "bad.jsonl");
+}
+
+TEST(Distribution, BadInputsNameFileLineAndKey) {
+  const std::vector<BadInput> cases = {
+      {"decreasing cdf", "yaml", "cdf:\n  - [10, 0.5]\n  - [20, 0.4]\n  - [30, 1.0]\n",
+       {"bad.yaml:3:10: cdf[1]:", "decreases", "0.4", "0.5"}},
+      {"lengths not increasing", "yaml", "cdf:\n  - [10, 0.5]\n  - [10, 1.0]\n",
+       {"bad.yaml:3:6: cdf[1]:", "not greater"}},
+      {"fraction above 1", "yaml", "cdf:\n  - [10, 0.5]\n  - [20, 1.5]\n",
+       {"bad.yaml:3:10: cdf[1]:", "between 0 and 1", "1.5"}},
+      {"last fraction not 1", "yaml", "cdf:\n  - [10, 0.5]\n  - [20, 0.9]\n",
+       {"bad.yaml:3:5: cdf[1]:", "last fraction must be 1"}},
+      {"negative count", "yaml", "histogram:\n  - [10, 3]\n  - [20, -1]\n",
+       {"bad.yaml:3:10: histogram[1]:", "must not be negative", "-1"}},
+      {"all counts zero", "yaml", "histogram:\n  - [10, 0]\n  - [20, 0]\n",
+       {"bad.yaml:2:3: histogram:", "all counts are zero"}},
+      {"empty cdf", "yaml", "name: x\ncdf: []\n", {"bad.yaml:2:6: cdf:", "empty"}},
+      {"no cdf or histogram", "yaml", "name: x\n", {"bad.yaml:1:1: cdf:", "missing"}},
+      {"both cdf and histogram", "yaml", "cdf: [[1, 1]]\nhistogram: [[1, 1]]\n",
+       {"bad.yaml:2:12: histogram:", "not both"}},
+      {"unknown key", "yaml", "cdf: [[10, 1.0]]\nsampels: 3\n",
+       {"bad.yaml:2:1: sampels:", "unknown key"}},
+      {"wrong type of cdf", "yaml", "cdf: {a: 1}\n", {"bad.yaml:1:6: cdf:", "list"}},
+      {"wrong type in a pair", "yaml", "cdf:\n  - [ten, 1.0]\n",
+       {"bad.yaml:2:5: cdf[0]:", "expected two numbers", "ten"}},
+      {"pair of three", "yaml", "cdf:\n  - [10, 0.5, 3]\n", {"bad.yaml:2:5: cdf[0]:", "pair"}},
+      {"fractional length", "yaml", "cdf:\n  - [10.5, 1.0]\n",
+       {"bad.yaml:2:6: cdf[0]:", "positive integer", "10.5"}},
+      {"wrong type of max_length", "yaml", "cdf: [[10, 1.0]]\nmax_length: lots\n",
+       {"bad.yaml:2:13: max_length:", "expected an integer", "lots"}},
+      {"max_length below the data", "yaml", "cdf: [[10, 1.0]]\nmax_length: 9\n",
+       {"bad.yaml:2:13: max_length:", "at least"}},
+      {"samples zero", "yaml", "cdf: [[10, 1.0]]\nsamples: 0\n", {"bad.yaml:2:10: samples:"}},
+      {"empty text", "raw", "# nothing here\n\n", {"bad.txt:", "no lengths"}},
+      {"non-integer length", "raw", "5\n 7x\n", {"bad.txt:2:2:", "\"7x\""}},
+      {"zero length", "raw", "5,0\n", {"bad.txt:1:3:", "at least 1"}},
+      {"csv without length column", "raw", "id,text\n1,a\n", {"bad.txt:1:", "`length` column"}},
+      {"csv ragged row", "raw", "id,length\n1,5\n2\n", {"bad.txt:3:", "expected 2 fields"}},
+      {"empty jsonl", "jsonl", "\n", {"bad.jsonl:", "no records"}},
+      {"jsonl without length", "jsonl", "{\"length\": 3}\n{\"text\": \"hi\"}\n",
+       {"bad.jsonl:2:", "neither", "length", "input_ids"}},
+      {"jsonl negative length", "jsonl", "{\"length\": -3}\n", {"bad.jsonl:1:", "length:", "-3"}},
+      {"jsonl ids disagree", "jsonl", "{\"length\": 3, \"input_ids\": [1]}\n",
+       {"bad.jsonl:1:", "length:", "disagrees"}},
+      {"jsonl broken line", "jsonl", "{\"length\": 3}\n{\"length\": 3}\n{\"length\": \n",
+       {"bad.jsonl:3:", "not valid JSON"}},
+      {"jsonl not an object", "jsonl", "[1, 2]\n", {"bad.jsonl:1:", "object"}},
+  };
+  for (const BadInput& input : cases) {
+    SCOPED_TRACE(input.label);
+    StatusOr<LengthDistribution> dist = parse(input);
+    ASSERT_FALSE(dist.ok());
+    EXPECT_EQ(dist.status().code(), StatusCode::kInvalidInput);
+    for (const std::string& fragment : input.fragments) {
+      EXPECT_NE(dist.status().message().find(fragment), std::string::npos)
+          << "missing \"" << fragment << "\" in: " << dist.status().message();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cf
