@@ -1,0 +1,73 @@
+// The cost-model interface (DESIGN.md §4.5): time of each thing the simulator replays, asked
+// per op. Implementations: unit (cost_unit.h), analytical (cost_analytical.h); a calibrated
+// model (tables measured on a machine, interpolated) fits behind the same queries.
+// Memory is not a cost here (memory_model.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/status.h"
+#include "sim/job.h"
+#include "sim/plan.h"
+
+namespace cf {
+
+// One attention segment of a chunk: `q_len` query tokens that see `kv_prefix` earlier keys
+// of the same sequence (0 for standalone segments) plus themselves causally.
+struct AttentionSpan {
+  int64_t q_len = 0;
+  int64_t kv_prefix = 0;
+};
+
+// One compute op of the plan on one stage: a pass of a chunk through `layers` consecutive
+// transformer layers (plus the embedding on the first virtual stage, the LM head and loss
+// on the last).
+struct OpQuery {
+  Pass pass = Pass::kForward;
+  int dp_rank = 0;
+  int stage = 0;
+  int model_chunk = 0;
+  int64_t layers = 0;
+  bool embedding = false;
+  bool lm_head = false;
+  int64_t tokens = 0;                  // Σ q_len
+  std::span<const AttentionSpan> spans;
+};
+
+// An op's time and the parts of it the metrics report.
+struct OpTime {
+  int64_t total_ns = 0;
+  int64_t recompute_ns = 0;  // forward work redone inside this op (selective / full policy)
+  int64_t comm_ns = 0;       // tensor-parallel collectives inside this op (not overlapped)
+};
+
+// A pipeline transfer of `bytes` from one stage to another within DP rank `dp_rank`.
+struct P2pQuery {
+  int dp_rank = 0;
+  int from_stage = 0;
+  int to_stage = 0;
+  int64_t bytes = 0;
+};
+
+class CostModel {
+ public:
+  virtual ~CostModel() = default;
+  virtual std::string name() const = 0;
+  virtual OpTime op_time(const OpQuery& query) const = 0;
+  virtual int64_t p2p_time_ns(const P2pQuery& query) const = 0;
+  // Gradient reduction over the DP group of the parameters held by `stage` (reduce-scatter
+  // with the distributed optimizer, all-reduce without), after its last backward.
+  virtual int64_t dp_reduce_time_ns(int stage) const = 0;
+  // The optimizer step of `stage`'s parameters (its shard with the distributed optimizer),
+  // including the parameter all-gather the distributed optimizer needs.
+  virtual int64_t optimizer_time_ns(int stage) const = 0;
+};
+
+// The cost model a job asks for (cost_model.kind). InvalidInput for a kind this build has no
+// model for, naming it.
+StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job);
+
+}  // namespace cf

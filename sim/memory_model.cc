@@ -1,0 +1,158 @@
+// Memory formulas: Korthikanti et al. 2022 (arXiv:2205.05198, §4 and Table 2) per-layer
+// activations adapted to chunk tokens, grouped-query attention, SwiGLU and FlashAttention;
+// model states after Megatron-LM's distributed-optimizer table. Sources beside each formula.
+#include "sim/memory_model.h"
+
+#include <cmath>
+
+#include "core/check.h"
+
+namespace cf {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+ActivationShape ActivationShape::of(const ModelConfig& model) {
+  ActivationShape shape;
+  shape.hidden = model.hidden;
+  shape.heads = model.heads;
+  shape.kv_heads = model.kv_heads;
+  shape.head_dim = model.head_dim;
+  shape.ffn_hidden = model.ffn_hidden;
+  shape.mlp_saved_tensors = 3;  // SwiGLU: gate, up, act(gate)·up — each (tokens, f)
+  shape.dropout = false;        // Llama / Qwen2 fine-tuning: no dropout
+  shape.flash_attention = true;
+  return shape;
+}
+
+// Korthikanti et al. 2022 §4.1, one layer, s tokens, b = 1, 2-byte activations:
+//   attention 11sh + 5as² = QKV input 2sh + Q,K 4sh + V 2sh + out-proj input 2sh
+//                           + dropout mask sh, + softmax 2as² + its mask as² + its output 2as²
+//   MLP 19sh = input 2sh + GeLU input 8sh + 2nd linear input 8sh + dropout mask sh
+//   two LayerNorm inputs 4sh                              => sh(34 + 5as/h)
+// Adapted per token: K and V are g·d_h wide (GQA), the MLP keeps `mlp_saved_tensors`
+// (tokens, f) tensors (GeLU: 2 → 16sh for f = 4h; SwiGLU: 3), dropout masks only with
+// dropout. With FlashAttention the as² terms vanish and an fp32 log-sum-exp (4 B per head
+// per token) is kept instead [derived, COSTS-REFERENCE §2.1].
+// Table 2: without SP the norm inputs, QKV input, MLP input and dropout masks (10sh) are
+// replicated on every TP rank and the rest is /t; with SP everything is /t. Selective
+// recompute drops the core-attention terms (as² or LSE); full recompute keeps only the
+// layer input, 2sh (/t with SP).
+double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int tp, bool sp,
+                              Recompute recompute, bool kv_in_store) {
+  CF_CHECK_GT(tp, 0);
+  const double s = static_cast<double>(tokens);
+  const double h = static_cast<double>(shape.hidden);
+  const double sp_div = sp ? tp : 1;
+  if (recompute == Recompute::kFull) return 2.0 * s * h / sp_div;
+
+  const double heads_local = static_cast<double>(ceil_div(shape.heads, tp));
+  const double kv_heads_local = static_cast<double>(ceil_div(shape.kv_heads, tp));
+  const double q_local = heads_local * shape.head_dim;     // a·d_h / t
+  const double kv_local = kv_heads_local * shape.head_dim;  // g·d_h / t (≥ d_h)
+  const double f_local = static_cast<double>(ceil_div(shape.ffn_hidden, tp));
+
+  // Replicated across TP unless SP: 2 norm inputs (4h), QKV input (2h), MLP input (2h),
+  // dropout masks (2 × 1 B × h).
+  const double replicated = (4 * h + 2 * h + 2 * h + (shape.dropout ? 2 * h : 0)) / sp_div;
+  // Split across TP: Q (2·Q), K and V (4·kv), attention output = out-proj input (2·Q),
+  // MLP intermediates (2·f each).
+  const double split = 2 * q_local + (kv_in_store ? 0 : 4 * kv_local) + 2 * q_local +
+                       2.0 * shape.mlp_saved_tensors * f_local;
+  double bytes = s * (replicated + split);
+  if (recompute == Recompute::kNone) {
+    bytes += shape.flash_attention ? s * 4 * heads_local      // fp32 LSE per head per token
+                                   : 5 * heads_local * s * s;  // softmax, mask, dropout out
+  }
+  return bytes;
+}
+
+int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp, int stage) {
+  CF_CHECK(model.layers % (static_cast<int64_t>(pp) * vpp) == 0)
+      << model.layers << " layers over pp " << pp << " × vpp " << vpp;
+  const int64_t norm_params = 2 * model.hidden;  // two RMSNorm weights, replicated over TP
+  const int64_t layer_local = ceil_div(model.params_per_layer() - norm_params, tp) + norm_params;
+  int64_t params = (model.layers / pp) * layer_local;
+  const int64_t vocab_local = ceil_div(model.vocab * model.hidden, tp);  // vocab-parallel
+  if (stage == 0) params += vocab_local;                                  // embedding
+  if (stage == pp - 1) {
+    params += model.final_norm_params();
+    // Untied: the LM head. Tied with pp > 1: Megatron-LM keeps a copy of the embedding on
+    // the last stage and all-reduces its gradient with stage 0's.
+    if (!model.tied_embeddings || pp > 1) params += vocab_local;
+  }
+  return params;
+}
+
+MemoryModel::MemoryModel(const ModelConfig& model, const ParallelConfig& parallel,
+                         int64_t layers_per_op)
+    : model_(model),
+      parallel_(parallel),
+      shape_(ActivationShape::of(model)),
+      layers_per_op_(layers_per_op),
+      kv_heads_local_(ceil_div(model.kv_heads, parallel.tp)) {}
+
+// Megatron-LM docs/user-guide/features/dist_optimizer.md, bf16 params with fp32 grads:
+// 18 B per parameter, or 6 + 12/d with the distributed optimizer (2 weights + 4 grads +
+// 12 optimizer: fp32 master, Adam m and v, sharded over d DP ranks).
+ModelStateBytes MemoryModel::model_states(int stage) const {
+  const int64_t params =
+      stage_local_parameters(model_, parallel_.tp, parallel_.pp, parallel_.vpp, stage);
+  ModelStateBytes bytes;
+  bytes.weights = 2 * params;
+  bytes.gradients = 4 * params;
+  bytes.optimizer = parallel_.distributed_optimizer ? ceil_div(12 * params, parallel_.dp)
+                                                    : 12 * params;
+  return bytes;
+}
+
+// Embedding side: token ids, 8 B per token (Megatron-LM theoretical_memory_usage.py, 8·s·b).
+// Output side: final-norm and LM-head inputs (4·s·h) and the fp32 softmax the vocab-parallel
+// cross-entropy keeps (4·s·V/t), after that file's 4·s·b·h·(1 + V/h) term.
+int64_t MemoryModel::activation_bytes(int64_t tokens, bool kv_in_store, bool first,
+                                      bool last) const {
+  const int tp = parallel_.tp;
+  double bytes = static_cast<double>(layers_per_op_) *
+                 layer_activation_bytes(shape_, tokens, tp, parallel_.sp, parallel_.recompute,
+                                        kv_in_store);
+  if (first) bytes += 8.0 * tokens;
+  if (last) {
+    bytes += 4.0 * tokens * model_.hidden / (parallel_.sp ? tp : 1);
+    bytes += 4.0 * tokens * static_cast<double>(ceil_div(model_.vocab, tp));
+  }
+  return std::llround(bytes);
+}
+
+int64_t MemoryModel::stage_input_bytes(int64_t tokens) const {
+  return ceil_div(tokens * model_.hidden * 2, parallel_.sp ? parallel_.tp : 1);
+}
+
+// K and V per layer: 2 tensors × tokens × (KV heads on this GPU × d_h) × 2 B (bf16).
+int64_t MemoryModel::kv_bytes(int64_t tokens) const {
+  return layers_per_op_ * 2 * tokens * kv_heads_local_ * model_.head_dim * 2;
+}
+
+// dK and dV accumulated in fp32 (COSTS-REFERENCE §5, [derived]): as kv_bytes at 4 B.
+int64_t MemoryModel::dkv_bytes(int64_t tokens) const { return 2 * kv_bytes(tokens); }
+
+// [derived] A forward that keeps no activations (F*, or any forward under full recompute)
+// still holds one layer's tensors while it runs; a backward holds the gradients of one
+// layer's saved tensors (same size as the tensors) and, under full recompute, the layer it
+// recomputed. On the last stage the bf16 logits (or their gradient) live during the op.
+int64_t MemoryModel::transient_bytes(Pass pass, int64_t tokens, bool last) const {
+  const double one_layer = layer_activation_bytes(shape_, tokens, parallel_.tp, parallel_.sp,
+                                                  Recompute::kNone);
+  const bool full = parallel_.recompute == Recompute::kFull;
+  double bytes = 0;
+  if (pass == Pass::kBackward) {
+    bytes = full ? 2 * one_layer : one_layer;
+  } else if (pass == Pass::kForwardKeepKV || full) {
+    bytes = one_layer;
+  }
+  if (last) bytes += 2.0 * tokens * static_cast<double>(ceil_div(model_.vocab, parallel_.tp));
+  return std::llround(bytes);
+}
+
+}  // namespace cf

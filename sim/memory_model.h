@@ -1,0 +1,80 @@
+// The memory model (DESIGN.md §4.5): bytes one GPU of a pipeline stage holds — model states,
+// activations of a chunk under a recompute policy, the chunk state store (K/V, fp32 dK/dV)
+// and op transients. Formulas only; their replay over simulated time is memory_timeline.h.
+#pragma once
+
+#include <cstdint>
+
+#include "models/model.h"
+#include "sim/job.h"
+#include "sim/plan.h"
+
+namespace cf {
+
+// The tensors of one transformer layer that decide its activation bytes. Built from a
+// ModelConfig (Llama/Qwen: SwiGLU, no dropout, FlashAttention) or by hand for GPT-style
+// layers (GeLU MLP, dropout, softmax materialised) as in Korthikanti et al. 2022.
+struct ActivationShape {
+  int64_t hidden = 0;       // h
+  int64_t heads = 0;        // a
+  int64_t kv_heads = 0;     // g
+  int64_t head_dim = 0;     // d_h
+  int64_t ffn_hidden = 0;   // f
+  int mlp_saved_tensors = 3;  // (tokens, f) tensors the MLP saves: SwiGLU 3, GeLU 2
+  bool dropout = false;       // dropout masks after attention and MLP (1 B per element)
+  bool flash_attention = true;  // scores never materialised; fp32 log-sum-exp kept instead
+
+  static ActivationShape of(const ModelConfig& model);
+};
+
+// Bytes of activations one layer keeps for backward, for `tokens` tokens on one GPU of a
+// TP group of `tp` (sequence parallel or not), under `recompute`. `kv_in_store`: K and V
+// are held by the chunk state store instead (dependent chunks), so they are left out here.
+double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int tp, bool sp,
+                              Recompute recompute, bool kv_in_store = false);
+
+// Per-GPU model states of a stage: bf16 weights, fp32 gradients, optimizer states
+// (fp32 master weights, Adam m and v), sharded over DP with the distributed optimizer.
+struct ModelStateBytes {
+  int64_t weights = 0;
+  int64_t gradients = 0;
+  int64_t optimizer = 0;
+  int64_t total() const { return weights + gradients + optimizer; }
+};
+
+// Parameters one GPU of `stage` holds (its TP shard of all its model chunks): the stage's
+// layers, the embedding on stage 0, the final norm and LM head on stage pp-1 (a copy of the
+// embedding there when tied and pp > 1, as Megatron-LM does).
+int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp, int stage);
+
+class MemoryModel {
+ public:
+  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op);
+
+  ModelStateBytes model_states(int stage) const;
+  // Activations of one chunk's pass over one model chunk (layers_per_op layers) on a stage,
+  // plus the token ids on the first virtual stage and the logits kept for the loss's
+  // backward on the last one.
+  int64_t activation_bytes(int64_t tokens, bool kv_in_store, bool first, bool last) const;
+  // The stage input an F* chunk keeps for its recompute: (tokens, h) bf16, /tp with SP.
+  int64_t stage_input_bytes(int64_t tokens) const;
+  // K and V (bf16) of `tokens` tokens over the op's layers, this GPU's KV heads.
+  int64_t kv_bytes(int64_t tokens) const;
+  // Accumulated dK and dV (fp32) of `tokens` tokens over the op's layers.
+  int64_t dkv_bytes(int64_t tokens) const;
+  // Working memory of one op while it runs: gradients of one layer's activations during a
+  // backward (plus the recomputed layer under full recompute); logits on the last stage.
+  int64_t transient_bytes(Pass pass, int64_t tokens, bool last) const;
+
+  const ModelConfig& model() const { return model_; }
+  const ParallelConfig& parallel() const { return parallel_; }
+
+ private:
+  ModelConfig model_;
+  ParallelConfig parallel_;
+  ActivationShape shape_;
+  int64_t layers_per_op_;
+  int64_t kv_heads_local_;  // ceil(g / tp): KV heads are replicated when tp > g
+};
+
+}  // namespace cf

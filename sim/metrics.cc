@@ -1,0 +1,156 @@
+// Metrics: averaging over steps, JSON (DESIGN.md §6 keys) and the readable table.
+#include "sim/metrics.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/check.h"
+
+namespace cf {
+
+std::string format_bytes(int64_t bytes) {
+  const double gib = static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0);
+  if (gib >= 1.0 || gib <= -1.0) return fmt::format("{:.2f} GiB", gib);
+  return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+}
+
+// Times and counts are means; tokens/s and MFU are totals over total time (so a long step
+// weighs more); memory is the worst step's, and one infeasible step makes the job infeasible.
+SimMetrics average_steps(const std::vector<SimMetrics>& steps) {
+  CF_CHECK(!steps.empty()) << "no steps to average";
+  if (steps.size() == 1) return steps.front();
+  const double n = static_cast<double>(steps.size());
+  SimMetrics avg = steps.front();
+  avg.steps = static_cast<int>(steps.size());
+  double time = 0, pipeline = 0, tokens = 0, flops = 0, bubble = 0, busy = 0, recompute = 0;
+  double mfu_time = 0, chunks = 0, ops = 0, events = 0;
+  for (const SimMetrics& s : steps) {
+    CF_CHECK_EQ(s.stages.size(), avg.stages.size());
+    time += s.step_time_s;
+    pipeline += s.pipeline_time_s;
+    tokens += static_cast<double>(s.tokens);
+    flops += s.model_flops;
+    bubble += s.bubble_ratio;
+    mfu_time += s.mfu * s.step_time_s;
+    chunks += s.chunks;
+    ops += s.ops;
+    events += static_cast<double>(s.events);
+    for (const StageMetrics& st : s.stages) {
+      busy += st.busy_s;
+      recompute += st.recompute_s;
+    }
+  }
+  avg.step_time_s = time / n;
+  avg.pipeline_time_s = pipeline / n;
+  avg.tokens = static_cast<int64_t>(tokens / n);
+  avg.model_flops = flops / n;
+  avg.tokens_per_s = time > 0 ? tokens / time : 0;
+  avg.mfu = time > 0 ? mfu_time / time : 0;
+  avg.bubble_ratio = bubble / n;
+  avg.recompute_share = busy > 0 ? recompute / busy : 0;
+  avg.chunks = static_cast<int>(chunks / n);
+  avg.ops = static_cast<int>(ops / n);
+  avg.events = static_cast<int64_t>(events / n);
+  for (size_t i = 0; i < avg.stages.size(); ++i) {
+    StageMetrics& st = avg.stages[i];
+    st = StageMetrics{};
+    st.stage = static_cast<int>(i);
+    for (const SimMetrics& s : steps) {
+      const StageMetrics& x = s.stages[i];
+      st.busy_s += x.busy_s / n;
+      st.bubble_ratio += x.bubble_ratio / n;
+      st.recompute_s += x.recompute_s / n;
+      st.tp_comm_s += x.tp_comm_s / n;
+      st.dp_reduce_s = x.dp_reduce_s;
+      st.optimizer_s = x.optimizer_s;
+      if (x.peak_memory_bytes > st.peak_memory_bytes) {
+        st.peak_memory_bytes = x.peak_memory_bytes;
+        st.peak_breakdown = x.peak_breakdown;
+      }
+    }
+  }
+  avg.feasible = true;
+  avg.infeasible_reason.clear();
+  for (const SimMetrics& s : steps) {
+    if (!s.feasible && avg.feasible) {
+      avg.feasible = false;
+      avg.infeasible_reason = s.infeasible_reason;
+    }
+  }
+  return avg;
+}
+
+nlohmann::json metrics_to_json(const SimMetrics& m) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (const StageMetrics& st : m.stages) {
+    const MemoryBreakdown& b = st.peak_breakdown;
+    stages.push_back({{"stage", st.stage},
+                      {"busy_s", st.busy_s},
+                      {"bubble_ratio", st.bubble_ratio},
+                      {"recompute_s", st.recompute_s},
+                      {"tp_comm_s", st.tp_comm_s},
+                      {"dp_reduce_s", st.dp_reduce_s},
+                      {"optimizer_s", st.optimizer_s},
+                      {"peak_memory_bytes", st.peak_memory_bytes},
+                      {"peak_memory_breakdown",
+                       {{"weights", b.weights},
+                        {"gradients", b.gradients},
+                        {"optimizer", b.optimizer},
+                        {"activations", b.activations},
+                        {"state_store", b.state_store},
+                        {"transient", b.transient}}}});
+  }
+  return {{"strategy", m.strategy},
+          {"cost_model", m.cost_model},
+          {"steps", m.steps},
+          {"step_time_s", m.step_time_s},
+          {"pipeline_time_s", m.pipeline_time_s},
+          {"tokens_per_s", m.tokens_per_s},
+          {"mfu", m.mfu},
+          {"bubble_ratio", m.bubble_ratio},
+          {"recompute_share", m.recompute_share},
+          {"tokens", m.tokens},
+          {"model_flops", m.model_flops},
+          {"chunks", m.chunks},
+          {"ops", m.ops},
+          {"events", m.events},
+          {"gpus", m.gpus},
+          {"memory_capacity_bytes", m.memory_capacity_bytes},
+          {"reserved_bytes", m.reserved_bytes},
+          {"feasible", m.feasible},
+          {"infeasible_reason", m.infeasible_reason},
+          {"stages", stages}};
+}
+
+std::string metrics_table(const SimMetrics& m) {
+  std::string out;
+  out += fmt::format("strategy          {} ({} cost model, {} step{})\n", m.strategy,
+                     m.cost_model, m.steps, m.steps == 1 ? "" : "s averaged");
+  out += fmt::format("step time         {:.6g} s (pipeline {:.6g} s)\n", m.step_time_s,
+                     m.pipeline_time_s);
+  out += fmt::format("throughput        {:.6g} tokens/s ({} tokens, {} chunks, {} ops)\n",
+                     m.tokens_per_s, m.tokens, m.chunks, m.ops);
+  out += fmt::format("MFU               {:.2f}% on {} GPUs\n", 100 * m.mfu, m.gpus);
+  out += fmt::format("bubble ratio      {:.2f}%\n", 100 * m.bubble_ratio);
+  out += fmt::format("recompute share   {:.2f}%\n", 100 * m.recompute_share);
+  out += fmt::format("memory            {}\n",
+                     m.feasible ? fmt::format("fits ({} per GPU, {} reserved)",
+                                              format_bytes(m.memory_capacity_bytes),
+                                              format_bytes(m.reserved_bytes))
+                                : "INFEASIBLE: " + m.infeasible_reason);
+  out += fmt::format("\n{:>5} {:>11} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
+                     "stage", "busy s", "bubble", "recompute s", "peak mem", "weights",
+                     "grads", "optimizer", "activations", "store");
+  for (const StageMetrics& st : m.stages) {
+    const MemoryBreakdown& b = st.peak_breakdown;
+    out += fmt::format("{:>5} {:>11.6g} {:>7.2f}% {:>11.6g} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
+                       st.stage, st.busy_s, 100 * st.bubble_ratio, st.recompute_s,
+                       format_bytes(st.peak_memory_bytes), format_bytes(b.weights),
+                       format_bytes(b.gradients), format_bytes(b.optimizer),
+                       format_bytes(b.activations), format_bytes(b.state_store));
+  }
+  return out;
+}
+
+}  // namespace cf

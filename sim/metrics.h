@@ -1,0 +1,67 @@
+// What a simulated step reports (DESIGN.md §6): step time, tokens/s, MFU, bubbles, busy time,
+// recompute share, peak memory per stage with its breakdown, the feasibility verdict; as JSON
+// and as a readable table. Averaging over steps too. Not how they are computed (simulator.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/memory_timeline.h"
+
+namespace cf {
+
+struct StageMetrics {
+  int stage = 0;
+  double busy_s = 0;           // compute time on the stage, mean over DP ranks
+  double bubble_ratio = 0;     // 1 − busy / pipeline time, mean over DP ranks
+  double recompute_s = 0;      // R passes plus the policy's recompute inside B, mean over DP
+  double tp_comm_s = 0;        // TP collectives inside ops, mean over DP ranks
+  double dp_reduce_s = 0;      // gradient reduction after the stage's last backward
+  double optimizer_s = 0;
+  int64_t peak_memory_bytes = 0;  // max over DP ranks; model states included, reserve not
+  MemoryBreakdown peak_breakdown;
+};
+
+struct SimMetrics {
+  std::string strategy;        // "chunkflow" | "baseline"
+  std::string cost_model;      // "unit" | "analytical" | ...
+  int steps = 1;               // steps averaged
+  double step_time_s = 0;      // pipeline, then DP reduction and optimizer
+  double pipeline_time_s = 0;  // last compute op's end
+  double tokens_per_s = 0;
+  double mfu = 0;              // model FLOPs (3 × forward, recompute not counted) / peak
+  double bubble_ratio = 0;     // 1 − Σ busy / (dp · pp · pipeline time)
+  double recompute_share = 0;  // recompute time / busy time, all stages
+  int64_t tokens = 0;          // per step
+  double model_flops = 0;      // per step
+  int chunks = 0;              // chunks (baseline: micro-batches) per step
+  int ops = 0;                 // plan ops per step
+  int64_t events = 0;          // engine events per step
+  int gpus = 0;
+  int64_t memory_capacity_bytes = 0;  // the GPU's HBM
+  int64_t reserved_bytes = 0;         // CUDA context, NCCL buffers, fragmentation
+  int64_t memory_min_category_bytes = 0;  // lowest any memory category went (0 when sound)
+  int64_t memory_left_bytes = 0;          // left allocated after the step (0 when sound)
+  bool feasible = true;
+  std::string infeasible_reason;
+  std::vector<StageMetrics> stages;
+};
+
+// Metrics of several steps: times, rates and ratios averaged; memory and infeasibility the
+// worst step's.
+SimMetrics average_steps(const std::vector<SimMetrics>& steps);
+
+// JSON with the keys of DESIGN.md §6: step_time_s, tokens_per_s, mfu, bubble_ratio,
+// feasible, infeasible_reason, and `stages` with busy_s, peak_memory_bytes and
+// peak_memory_breakdown per stage.
+nlohmann::json metrics_to_json(const SimMetrics& metrics);
+// A readable summary and a per-stage table.
+std::string metrics_table(const SimMetrics& metrics);
+
+// "12.3 GiB" style, for tables.
+std::string format_bytes(int64_t bytes);
+
+}  // namespace cf

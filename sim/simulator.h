@@ -1,0 +1,55 @@
+// The simulator (DESIGN.md §2): replays a Plan on the discrete-event engine with a cost model
+// and a memory model, and returns metrics and, when asked, a predicted Trace. The entry
+// point the CLI and the tuner share; it never prints and never exits.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "core/status.h"
+#include "sim/cost_model.h"
+#include "sim/engine.h"
+#include "sim/job.h"
+#include "sim/metrics.h"
+#include "sim/plan.h"
+#include "traces/trace.h"
+
+namespace cf {
+
+struct SimOptions {
+  bool record_trace = false;             // fill SimResult::trace with every op
+  bool record_memory_timeline = false;   // and the memory counter samples (with record_trace)
+};
+
+struct SimResult {
+  SimMetrics metrics;
+  std::optional<Trace> trace;  // set when SimOptions::record_trace
+};
+
+// Reusable: keeps the engine's buffers between runs, so a tuner looping over plans allocates
+// little. One Simulator per thread.
+class Simulator {
+ public:
+  // One step: `plan` (built from `job`, or by hand with the same pp/vpp/dp/layers) replayed
+  // with `cost`. The job gives the model, GPU, cluster and parallel configuration.
+  // InvalidInput when the plan does not match the job or lacks an op another op needs;
+  // Runtime when the plan deadlocks, naming each waiting stage, its op and what it waits on.
+  // An infeasible plan (over memory) is a result with feasible = false, not an error.
+  StatusOr<SimResult> run(const Job& job, const Plan& plan, const CostModel& cost,
+                          const SimOptions& options = {});
+
+ private:
+  EngineGraph graph_;
+  EngineResult result_;
+  Engine engine_;
+};
+
+StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& cost,
+                             const SimOptions& options = {});
+
+// The whole job: builds the job's cost model and, for each of training.steps, the plan of
+// that step's global batch; metrics averaged over steps (memory the worst), the trace of
+// step 0.
+StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options = {});
+
+}  // namespace cf
