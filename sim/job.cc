@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/resources.h"
 #include "core/yaml_reader.h"
 
 namespace cf {
