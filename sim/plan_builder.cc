@@ -1,0 +1,176 @@
+// build_plan (plan_builder.h): validates the inputs, builds chunks (ChunkFlow §4.1 or the
+// baseline §4.4), distributes them over DP ranks, and schedules every rank's pipeline
+// (§4.2-4.3). Not the schedules themselves (chunk_schedule.cc, pipeline_schedule.cc).
+#include "sim/plan_builder.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "core/check.h"
+#include "sim/chunk_schedule.h"
+#include "sim/chunking.h"
+#include "sim/pipeline_schedule.h"
+
+namespace cf {
+namespace {
+
+Status validate_inputs(const PlanInputs& in) {
+  auto bad = [](const std::string& message) { return Status::InvalidInput(message); };
+  if (in.sequence_lengths.empty()) return bad("dataset: the global batch has no sequences");
+  for (size_t i = 0; i < in.sequence_lengths.size(); ++i) {
+    if (in.sequence_lengths[i] <= 0) {
+      return bad("dataset.lengths[" + std::to_string(i) + "]: must be positive, got " +
+                 std::to_string(in.sequence_lengths[i]));
+    }
+  }
+  if (in.pp < 1) return bad("parallel.pp: must be at least 1, got " + std::to_string(in.pp));
+  if (in.dp < 1) return bad("parallel.dp: must be at least 1, got " + std::to_string(in.dp));
+  if (in.vpp < 1) return bad("parallel.vpp: must be at least 1, got " + std::to_string(in.vpp));
+  if (in.vpp > 1 && in.schedule != ScheduleKind::kInterleaved) {
+    return bad("parallel.vpp: " + std::to_string(in.vpp) +
+               " virtual stages need schedule: interleaved, got schedule: " +
+               to_string(in.schedule));
+  }
+  const int64_t model_chunks = static_cast<int64_t>(in.pp) * in.vpp;
+  if (in.layers < 1 || in.layers % model_chunks != 0) {
+    return bad("model.layers: " + std::to_string(in.layers) +
+               " layers do not split evenly over pp·vpp = " + std::to_string(model_chunks) +
+               " model chunks");
+  }
+  if (in.pair_weight < 0) return bad("pair_weight: must not be negative");
+  if (in.strategy.kind == StrategyKind::kChunkFlow) {
+    if (in.strategy.chunk_size < 1) {
+      return bad("strategy.chunk_size: must be positive, got " +
+                 std::to_string(in.strategy.chunk_size));
+    }
+    if (in.strategy.k < 1) {
+      return bad("strategy.k: must be at least 1, got " + std::to_string(in.strategy.k));
+    }
+  }
+  return Status::Ok();
+}
+
+// Work estimate of a chunk for DP balancing: tokens + pair_weight · attention pairs.
+double chunk_work(const Chunk& chunk, double pair_weight) {
+  return static_cast<double>(chunk.tokens) +
+         pair_weight * static_cast<double>(chunk.attention_pairs());
+}
+
+// Longest-processing-time greedy over units (a standalone chunk or a whole group): heaviest
+// unit first (ties: lower first chunk id) onto the least-loaded rank (ties: lower rank).
+void distribute_over_dp(double pair_weight, Plan* plan) {
+  struct Unit {
+    int first_chunk = 0;
+    int chunks = 0;
+    double work = 0;
+  };
+  std::vector<Unit> units;
+  for (const Chunk& chunk : plan->chunks) {
+    if (chunk.kind == ChunkKind::kDependent && chunk.index > 0) {
+      units.back().chunks += 1;
+      units.back().work += chunk_work(chunk, pair_weight);
+      continue;
+    }
+    units.push_back(Unit{chunk.id, 1, chunk_work(chunk, pair_weight)});
+  }
+  std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) {
+    if (a.work != b.work) return a.work > b.work;
+    return a.first_chunk < b.first_chunk;
+  });
+  std::vector<double> load(static_cast<size_t>(plan->dp), 0.0);
+  for (const Unit& unit : units) {
+    const size_t rank = static_cast<size_t>(
+        std::min_element(load.begin(), load.end()) - load.begin());  // first minimum
+    load[rank] += unit.work;
+    for (int c = unit.first_chunk; c < unit.first_chunk + unit.chunks; ++c) {
+      plan->chunks[static_cast<size_t>(c)].dp_rank = static_cast<int>(rank);
+    }
+  }
+  plan->ranks.assign(static_cast<size_t>(plan->dp), RankPlan{});
+  for (int r = 0; r < plan->dp; ++r) plan->ranks[static_cast<size_t>(r)].dp_rank = r;
+  for (const Chunk& chunk : plan->chunks) {  // ascending ids: the feed order
+    plan->ranks[static_cast<size_t>(chunk.dp_rank)].chunks.push_back(chunk.id);
+  }
+}
+
+// The pipeline input of one rank: feed order, F or F* per chunk, group-aware backward order.
+PipelineInput pipeline_input(const Plan& plan, const RankPlan& rank) {
+  PipelineInput input;
+  input.chunks = rank.chunks;
+  for (int id : rank.chunks) {
+    const Chunk& chunk = plan.chunks[static_cast<size_t>(id)];
+    input.forward.push_back(chunk.kind == ChunkKind::kDependent
+                                ? group_forward_pass(chunk.index, chunk.group_size, plan.k)
+                                : Pass::kForward);
+  }
+  input.backward_order = group_aware_backward_order(plan.chunks, rank.chunks);
+  return input;
+}
+
+}  // namespace
+
+StatusOr<Plan> build_plan(const PlanInputs& inputs) {
+  CF_RETURN_IF_ERROR(validate_inputs(inputs));
+  Plan plan;
+  plan.strategy = inputs.strategy.kind;
+  plan.schedule = inputs.schedule;
+  plan.pp = inputs.pp;
+  plan.vpp = inputs.vpp;
+  plan.dp = inputs.dp;
+  plan.layers = inputs.layers;
+  plan.sequence_lengths = inputs.sequence_lengths;
+  if (inputs.strategy.kind == StrategyKind::kChunkFlow) {
+    plan.k = inputs.strategy.k;
+    plan.chunk_size = inputs.strategy.chunk_size;
+    plan.chunks = build_chunkflow_chunks(inputs.sequence_lengths, plan.chunk_size,
+                                         inputs.strategy.packer);
+  } else {
+    plan.k = 1;  // no dependent groups: every micro-batch keeps its activations
+    plan.chunk_size = inputs.max_length;
+    CF_ASSIGN_OR_RETURN(plan.chunks,
+                        build_baseline_micro_batches(inputs.sequence_lengths, inputs.max_length,
+                                                     inputs.strategy.micro_batching));
+  }
+  distribute_over_dp(inputs.pair_weight, &plan);
+  for (RankPlan& rank : plan.ranks) {
+    StatusOr<std::vector<StagePlan>> stages =
+        schedule_pipeline(pipeline_input(plan, rank), plan.schedule, plan.pp, plan.vpp);
+    if (!stages.ok()) {
+      return Status::InvalidInput("dp rank " + std::to_string(rank.dp_rank) + ": " +
+                                  stages.status().message());
+    }
+    rank.stages = std::move(stages).value();
+  }
+  // Op ids in (rank, stage, position) order.
+  int next_id = 0;
+  for (RankPlan& rank : plan.ranks) {
+    for (StagePlan& stage : rank.stages) {
+      for (Op& op : stage.ops) op.id = next_id++;
+    }
+  }
+  return plan;
+}
+
+PlanInputs plan_inputs_from_job(const Job& job, int64_t step) {
+  PlanInputs inputs;
+  inputs.sequence_lengths = job_global_batch(job, step);
+  inputs.strategy = job.strategy;
+  inputs.schedule = job.parallel.schedule;
+  inputs.pp = job.parallel.pp;
+  inputs.vpp = job.parallel.vpp;
+  inputs.dp = job.parallel.dp;
+  inputs.layers = job.model.layers;
+  inputs.max_length = job.dataset.max_length;
+  // One query-key pair of core attention against one token of the linear layers, per layer
+  // (4·Q FLOPs per pair, COSTS-REFERENCE §5; linear FLOPs per token from models/model.h).
+  const double linear = job.model.linear_flops_per_token_per_layer();
+  inputs.pair_weight = linear > 0 ? job.model.attention_flops_per_pair_per_layer() / linear : 0;
+  return inputs;
+}
+
+StatusOr<Plan> build_plan(const Job& job, int64_t step) {
+  return build_plan(plan_inputs_from_job(job, step));
+}
+
+}  // namespace cf

@@ -1,0 +1,139 @@
+// Chunk construction (DESIGN §4.1) and baseline micro-batching (§4.4) on hand-checked cases.
+// The random-batch properties are in chunking_property_test.cc.
+#include <gtest/gtest.h>
+
+#include "sim/chunking.h"
+
+namespace cf {
+namespace {
+
+std::vector<Segment> segs(const Chunk& chunk) { return chunk.segments; }
+
+TEST(Chunking, PaperExampleStandaloneFirstThenGroupPieces) {
+  // Sequences 4U, 2U, U, U with ChunkSize 2U: the 2U sequence alone, U+U packed, then the 4U
+  // sequence's two halves (paper Figure / DESIGN §4.3 third vector).
+  const std::vector<Chunk> chunks = build_chunkflow_chunks({4, 2, 1, 1}, 2, Packer::kBalanced);
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_EQ(segs(chunks[0]), (std::vector<Segment>{{1, 0, 2}}));
+  EXPECT_EQ(segs(chunks[1]), (std::vector<Segment>{{2, 0, 1}, {3, 0, 1}}));
+  EXPECT_EQ(segs(chunks[2]), (std::vector<Segment>{{0, 0, 2}}));
+  EXPECT_EQ(segs(chunks[3]), (std::vector<Segment>{{0, 2, 2}}));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(chunks[static_cast<size_t>(i)].id, i);
+    EXPECT_EQ(chunks[static_cast<size_t>(i)].tokens, 2);
+  }
+  EXPECT_EQ(chunks[1].kind, ChunkKind::kStandalone);
+  EXPECT_EQ(chunks[1].group, -1);
+  EXPECT_EQ(chunks[2].kind, ChunkKind::kDependent);
+  EXPECT_EQ(chunks[3].group, 0);
+  EXPECT_EQ(chunks[3].index, 1);
+  EXPECT_EQ(chunks[3].group_size, 2);
+}
+
+TEST(Chunking, LastPieceShorterAndGroupsInSequenceOrder) {
+  // 17 = 5+5+5+2 and 11 = 5+5+1 with C = 5; the 3 and the 2 share one chunk.
+  const std::vector<Chunk> chunks = build_chunkflow_chunks({17, 3, 11, 2}, 5, Packer::kBalanced);
+  ASSERT_EQ(chunks.size(), 1u + 4u + 3u);
+  EXPECT_EQ(segs(chunks[0]), (std::vector<Segment>{{1, 0, 3}, {3, 0, 2}}));
+  EXPECT_EQ(segs(chunks[4]), (std::vector<Segment>{{0, 15, 2}}));
+  EXPECT_EQ(chunks[4].group, 0);
+  EXPECT_EQ(chunks[4].index, 3);
+  EXPECT_EQ(chunks[4].group_size, 4);
+  EXPECT_EQ(segs(chunks[5]), (std::vector<Segment>{{2, 0, 5}}));
+  EXPECT_EQ(segs(chunks[7]), (std::vector<Segment>{{2, 10, 1}}));
+  EXPECT_EQ(chunks[7].group, 1);
+  EXPECT_EQ(chunks[7].group_size, 3);
+}
+
+TEST(Chunking, SequenceOfExactlyChunkSizeIsStandalone) {
+  const std::vector<Chunk> chunks = build_chunkflow_chunks({8, 9}, 8, Packer::kBalanced);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[0].kind, ChunkKind::kStandalone);
+  EXPECT_EQ(segs(chunks[0]), (std::vector<Segment>{{0, 0, 8}}));
+  EXPECT_EQ(segs(chunks[2]), (std::vector<Segment>{{1, 8, 1}}));
+}
+
+TEST(Packers, FirstFitDecreasingFillsEarliestBin) {
+  // Decreasing: 6(a) 5(b) 4(c) 3(d) 2(e); capacity 10. FFD: [6,4] [5,3,2].
+  const std::vector<PackItem> items = {{0, 3}, {1, 6}, {2, 2}, {3, 5}, {4, 4}};
+  EXPECT_EQ(pack_first_fit_decreasing(items, 10), (Bins{{1, 4}, {3, 0, 2}}));
+}
+
+TEST(Packers, BalancedPutsEachItemIntoTheLightestBin) {
+  // Total 20, capacity 12 → 2 bins. 6→b0, 5→b1, 4→b1 (5 < 6), 3→b0 (6 < 9), 2→b0 (9 = 9:
+  // lower bin). FFD instead fills b0 first: [6,5] [4,3,2].
+  const std::vector<PackItem> items = {{0, 3}, {1, 6}, {2, 2}, {3, 5}, {4, 4}};
+  EXPECT_EQ(pack_balanced(items, 12), (Bins{{1, 0, 2}, {3, 4}}));
+  EXPECT_EQ(pack_first_fit_decreasing(items, 12), (Bins{{1, 3}, {4, 0, 2}}));
+}
+
+TEST(Packers, BalancedFallsBackToFirstFitDecreasingWhenItWouldNeedMoreBins) {
+  // Capacity 10: 2 bins must be [6,4] [5,3,2]; the lightest-bin rule reaches 9/9 and then
+  // cannot place the 2, and a third bin would be one more than FFD needs.
+  const std::vector<PackItem> items = {{0, 3}, {1, 6}, {2, 2}, {3, 5}, {4, 4}};
+  EXPECT_EQ(pack_balanced(items, 10), (Bins{{1, 4}, {3, 0, 2}}));
+}
+
+TEST(Packers, BalancedAddsABinWhenTheLowerBoundDoesNotFit) {
+  // Three items of 6 in capacity 10: ceil(18/10) = 2 bins cannot hold them; 3 can.
+  const std::vector<PackItem> items = {{0, 6}, {1, 6}, {2, 6}};
+  EXPECT_EQ(pack_balanced(items, 10), (Bins{{0}, {1}, {2}}));
+}
+
+TEST(Packers, TiesBrokenBySequenceIndex) {
+  const std::vector<PackItem> items = {{5, 4}, {2, 4}, {9, 4}, {1, 4}};
+  EXPECT_EQ(pack_first_fit_decreasing(items, 8), (Bins{{1, 2}, {5, 9}}));
+  EXPECT_EQ(pack_balanced(items, 8), (Bins{{1, 5}, {2, 9}}));
+}
+
+TEST(Packers, EmptyInputGivesNoBins) {
+  EXPECT_TRUE(pack_balanced({}, 4).empty());
+  EXPECT_TRUE(pack_first_fit_decreasing({}, 4).empty());
+}
+
+TEST(Chunk, AttentionPairsStandaloneAndDependent) {
+  Chunk packed;
+  packed.segments = {{0, 0, 3}, {1, 0, 4}};  // 3·4/2 + 4·5/2 = 6 + 10
+  EXPECT_EQ(packed.attention_pairs(), 16);
+  Chunk piece;
+  piece.kind = ChunkKind::kDependent;
+  piece.segments = {{0, 5, 3}};  // 3·5 + 3·4/2 = 15 + 6
+  EXPECT_EQ(piece.attention_pairs(), 21);
+  // Pieces tiling a sequence of S tokens sum to S(S+1)/2, the whole causal triangle.
+  const std::vector<Chunk> chunks = build_chunkflow_chunks({987}, 81, Packer::kBalanced);
+  int64_t pairs = 0;
+  for (const Chunk& c : chunks) pairs += c.attention_pairs();
+  EXPECT_EQ(pairs, 987 * 988 / 2);
+}
+
+TEST(Baseline, PackIsFirstFitDecreasingUpToMaxLength) {
+  auto chunks = build_baseline_micro_batches({5, 7, 2, 9, 3}, 10, MicroBatching::kPack);
+  ASSERT_TRUE(chunks.ok()) << chunks.status().message();
+  // Decreasing 9 7 5 3 2: [9] [7,3] [5,2].
+  ASSERT_EQ(chunks->size(), 3u);
+  EXPECT_EQ(segs((*chunks)[0]), (std::vector<Segment>{{3, 0, 9}}));
+  EXPECT_EQ(segs((*chunks)[1]), (std::vector<Segment>{{1, 0, 7}, {4, 0, 3}}));
+  EXPECT_EQ(segs((*chunks)[2]), (std::vector<Segment>{{0, 0, 5}, {2, 0, 2}}));
+  for (const Chunk& c : *chunks) EXPECT_EQ(c.kind, ChunkKind::kStandalone);
+}
+
+TEST(Baseline, PerSequenceKeepsBatchOrder) {
+  auto chunks = build_baseline_micro_batches({4, 2, 1, 1}, 4, MicroBatching::kPerSequence);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(segs((*chunks)[static_cast<size_t>(i)]),
+              (std::vector<Segment>{{i, 0, std::vector<int64_t>{4, 2, 1, 1}[i]}}));
+  }
+}
+
+TEST(Baseline, SequenceOverMaxLengthIsAnError) {
+  auto chunks = build_baseline_micro_batches({4, 11, 1}, 10, MicroBatching::kPack);
+  ASSERT_FALSE(chunks.ok());
+  EXPECT_EQ(chunks.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(chunks.status().message().find("sequence 1 has 11 tokens"), std::string::npos)
+      << chunks.status().message();
+}
+
+}  // namespace
+}  // namespace cf
