@@ -23,7 +23,8 @@ std::map<OpKey, std::vector<const TraceOp*>> ops_by_key(const Trace& trace) {
   for (const TraceOp& op : trace.ops) by_key[op_key(op)].push_back(&op);
   for (auto& [key, ops] : by_key) {
     std::stable_sort(ops.begin(), ops.end(), [](const TraceOp* a, const TraceOp* b) {
-      return std::tie(a->op_id, a->start_ns, a->end_ns) < std::tie(b->op_id, b->start_ns, b->end_ns);
+      return std::tie(a->op_id, a->start_ns, a->end_ns) <
+             std::tie(b->op_id, b->start_ns, b->end_ns);
     });
   }
   return by_key;
@@ -58,7 +59,8 @@ std::string grid_text(const std::set<StageKey>& grid) {
 std::map<StageKey, int64_t> busy_ns_by_stage(const Trace& trace) {
   std::map<StageKey, std::vector<std::pair<int64_t, int64_t>>> intervals;
   for (const TraceOp& op : trace.ops) {
-    if (!is_communication(op)) intervals[{op.dp_rank, op.stage}].push_back({op.start_ns, op.end_ns});
+    if (!is_communication(op))
+      intervals[{op.dp_rank, op.stage}].push_back({op.start_ns, op.end_ns});
   }
   std::map<StageKey, int64_t> busy;
   for (auto& [key, list] : intervals) {
@@ -108,7 +110,8 @@ double step_time_s(const Trace& trace, int64_t makespan_ns, std::string* from) {
 int pass_rank(const std::string& label) {
   static const std::vector<std::string> kPasses = {"F", "F*", "R", "B"};
   auto it = std::find(kPasses.begin(), kPasses.end(), label);
-  return it == kPasses.end() ? static_cast<int>(kPasses.size()) : static_cast<int>(it - kPasses.begin());
+  return it == kPasses.end() ? static_cast<int>(kPasses.size())
+                             : static_cast<int>(it - kPasses.begin());
 }
 
 PassErrors pass_errors(const std::string& label, const std::vector<const MatchedOp*>& ops) {
@@ -116,9 +119,10 @@ PassErrors pass_errors(const std::string& label, const std::vector<const Matched
   out.label = label;
   out.matched = static_cast<int>(ops.size());
   std::vector<double> signed_errors, abs_errors;
+  int64_t predicted_total_ns = 0, measured_total_ns = 0;
   for (const MatchedOp* m : ops) {
-    out.predicted_total_s += static_cast<double>(m->predicted.duration_ns()) / kNsPerS;
-    out.measured_total_s += static_cast<double>(m->measured.duration_ns()) / kNsPerS;
+    predicted_total_ns += m->predicted.duration_ns();
+    measured_total_ns += m->measured.duration_ns();
     std::optional<double> e = relative_error(static_cast<double>(m->predicted.duration_ns()),
                                              static_cast<double>(m->measured.duration_ns()));
     if (!e) {
@@ -132,6 +136,8 @@ PassErrors pass_errors(const std::string& label, const std::vector<const Matched
     signed_errors.push_back(*e);
     abs_errors.push_back(std::abs(*e));
   }
+  out.predicted_total_s = static_cast<double>(predicted_total_ns) / kNsPerS;
+  out.measured_total_s = static_cast<double>(measured_total_ns) / kNsPerS;
   if (!signed_errors.empty()) {
     out.median_rel_error = percentile(signed_errors, 0.5);
     out.p90_abs_rel_error = percentile(abs_errors, 0.9);
@@ -222,10 +228,12 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
         "chunk, model_chunk)");
   }
   auto compute_ops = [](const Trace& t) {
-    return std::count_if(t.ops.begin(), t.ops.end(), [](const TraceOp& op) { return op.kind == "compute"; });
+    return std::count_if(t.ops.begin(), t.ops.end(),
+                         [](const TraceOp& op) { return op.kind == "compute"; });
   };
-  const int64_t matched_compute = std::count_if(
-      matched.begin(), matched.end(), [](const MatchedOp& m) { return m.predicted.kind == "compute"; });
+  const int64_t matched_compute =
+      std::count_if(matched.begin(), matched.end(),
+                    [](const MatchedOp& m) { return m.predicted.kind == "compute"; });
   const int64_t pred_compute = compute_ops(predicted), meas_compute = compute_ops(measured);
   if (2 * matched_compute < pred_compute || 2 * matched_compute < meas_compute) {
     return Status::InvalidInput(fmt::format(
@@ -246,8 +254,10 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
   report.measured_origin_ns = meas_first;
   report.predicted_makespan_ns = pred_last - pred_first;
   report.measured_makespan_ns = meas_last - meas_first;
-  report.step.predicted_s = step_time_s(predicted, report.predicted_makespan_ns, &report.step.predicted_from);
-  report.step.measured_s = step_time_s(measured, report.measured_makespan_ns, &report.step.measured_from);
+  report.step.predicted_s =
+      step_time_s(predicted, report.predicted_makespan_ns, &report.step.predicted_from);
+  report.step.measured_s =
+      step_time_s(measured, report.measured_makespan_ns, &report.step.measured_from);
   report.step.rel_error = relative_error(report.step.predicted_s, report.step.measured_s);
 
   // Per (rank, stage) busy time and bubble.
@@ -275,9 +285,10 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
   std::map<std::string, std::vector<const MatchedOp*>> by_label;
   for (const MatchedOp& m : matched) by_label[op_label(m.predicted)].push_back(&m);
   for (const auto& [label, ops] : by_label) report.passes.push_back(pass_errors(label, ops));
-  std::stable_sort(report.passes.begin(), report.passes.end(), [](const PassErrors& a, const PassErrors& b) {
-    return pass_rank(a.label) < pass_rank(b.label);
-  });
+  std::stable_sort(report.passes.begin(), report.passes.end(),
+                   [](const PassErrors& a, const PassErrors& b) {
+                     return pass_rank(a.label) < pass_rank(b.label);
+                   });
 
   // Peak memory per (rank, stage), where both traces report it.
   const auto pred_peaks = peaks(predicted), meas_peaks = peaks(measured);
@@ -294,8 +305,9 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
     for (const auto& [name, bytes] : pred_categories) {
       auto other = it->second.find(name);
       if (name == "total" || other == it->second.end()) continue;
-      row.categories.push_back({name, bytes, other->second,
-                                relative_error(static_cast<double>(bytes), static_cast<double>(other->second))});
+      row.categories.push_back(
+          {name, bytes, other->second,
+           relative_error(static_cast<double>(bytes), static_cast<double>(other->second))});
     }
     if (row.rel_error && (!report.peak_memory_rel_error ||
                           std::abs(*row.rel_error) > std::abs(*report.peak_memory_rel_error))) {
@@ -318,9 +330,10 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
     report.top_ops.push_back(*ranked[i]);
     top_abs_ns += std::abs(ranked[i]->diff_ns());
   }
-  report.top_ops_share = report.total_abs_diff_ns > 0 ? static_cast<double>(top_abs_ns) /
-                                                            static_cast<double>(report.total_abs_diff_ns)
-                                                      : 0.0;
+  report.top_ops_share =
+      report.total_abs_diff_ns > 0
+          ? static_cast<double>(top_abs_ns) / static_cast<double>(report.total_abs_diff_ns)
+          : 0.0;
   return report;
 }
 

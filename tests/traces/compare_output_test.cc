@@ -127,6 +127,7 @@ TEST_F(CompareOutput, HtmlIsDeterministicAndIndependentOfOpOrder) {
 TEST_F(CompareOutput, HtmlEscapesTraceText) {
   measured_.ops.push_back({.stage = 2,
                            .kind = "a<b&\"c\"",
+                           .pass = "",
                            .chunk = 1,
                            .start_ns = 1'000'000'007,
                            .end_ns = 1'000'000'107});
