@@ -78,7 +78,8 @@ void Engine::run(const EngineGraph& graph, EngineResult* result) {
   const int tasks = graph.tasks();
   const int streams = graph.streams();
   const int edges = graph.inputs();
-  CF_CHECK(tasks < static_cast<int>(kArrivalBit) && edges < static_cast<int>(kArrivalBit)) << "graph too large";
+  CF_CHECK(static_cast<uint32_t>(tasks) < kArrivalBit &&
+           static_cast<uint32_t>(edges) < kArrivalBit) << "graph too large";
   result->start_ns.assign(tasks, -1);
   result->end_ns.assign(tasks, -1);
   result->transfer_start_ns.assign(edges, -1);

@@ -1,0 +1,3 @@
+# The simulator proper (included by tests/sim/CMakeLists.txt): engine, cost models, memory
+# model, simulator properties, golden traces.
+cf_test(engine_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/engine_test.cc LIBS cf_sim)
