@@ -1,3 +1,4 @@
 # The simulator proper (included by tests/sim/CMakeLists.txt): engine, cost models, memory
 # model, simulator properties, golden traces.
 cf_test(engine_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/engine_test.cc LIBS cf_sim)
+cf_test(simulator_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/simulator_test.cc LIBS cf_sim)
