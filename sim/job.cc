@@ -243,6 +243,10 @@ StatusOr<Job> parse_job(const std::string& text, const std::string& origin) {
   CF_RETURN_IF_ERROR(read_parallel(root, &job));
   CF_RETURN_IF_ERROR(read_strategy(root, &job));
   CF_RETURN_IF_ERROR(read_cost_model(root, &job));
+  job.tune = root.raw("tune");
+  if (job.tune.IsDefined() && !job.tune.IsNull() && !job.tune.IsMap()) {
+    return root.error("tune", "expected a map");
+  }
   CF_RETURN_IF_ERROR(root.finish());
   if (std::optional<Violation> v = first_violation(job)) {
     return yaml_error(origin, node_at(doc.root, v->key_path), v->key_path, v->message);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/status.h"
 #include "models/hardware.h"
 #include "models/model.h"
@@ -78,6 +80,9 @@ struct Job {
   ParallelConfig parallel;
   StrategyConfig strategy;
   CostModelConfig cost_model;
+  // The optional `tune:` section, kept as parsed (with its line marks) and read strictly by
+  // the tuner (tuner/), which owns its keys. Null when absent.
+  YAML::Node tune;
 };
 
 StatusOr<Job> load_job(const std::string& path);
