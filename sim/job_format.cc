@@ -120,6 +120,7 @@ std::string resolved_yaml(const Job& job) {
   out << YAML::Key << "kind" << YAML::Value << to_string(job.cost_model.kind);
   if (!job.cost_model.table.empty()) out << YAML::Key << "table" << YAML::Value << job.cost_model.table;
   out << YAML::EndMap;
+  if (job.tune.IsDefined() && !job.tune.IsNull()) out << YAML::Key << "tune" << YAML::Value << job.tune;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
