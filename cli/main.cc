@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "chunkflow 0.1.0");
   cf::cli::RunFn run;
   cf::cli::add_plan_command(app, &run);
+  cf::cli::add_simulate_command(app, &run);
+  cf::cli::add_compare_command(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
