@@ -91,13 +91,15 @@ class JsonReader {
   }
   Status get(const std::string& key, double* out) {
     CF_ASSIGN_OR_RETURN(const json* value, find(key));
-    if (!value->is_number()) return error(key, fmt::format("expected a number, got {}", value->dump()));
+    if (!value->is_number())
+      return error(key, fmt::format("expected a number, got {}", value->dump()));
     *out = value->get<double>();
     return Status::Ok();
   }
   Status get(const std::string& key, std::string* out) {
     CF_ASSIGN_OR_RETURN(const json* value, find(key));
-    if (!value->is_string()) return error(key, fmt::format("expected a string, got {}", value->dump()));
+    if (!value->is_string())
+      return error(key, fmt::format("expected a string, got {}", value->dump()));
     *out = value->get<std::string>();
     return Status::Ok();
   }
@@ -152,10 +154,11 @@ Status read_op(JsonReader& event, Trace* trace) {
   CF_RETURN_IF_ERROR(args.get("index", &op.index));
   CF_RETURN_IF_ERROR(args.finish());
   if (op.end_ns < op.start_ns) {
-    return args.error("end_ns", fmt::format("ends ({}) before it starts ({})", op.end_ns,
-                                            op.start_ns));
+    return args.error("end_ns",
+                      fmt::format("ends ({}) before it starts ({})", op.end_ns, op.start_ns));
   }
-  if (cat != op.kind) return event.error("cat", fmt::format("\"{}\" but args.kind is \"{}\"", cat, op.kind));
+  if (cat != op.kind)
+    return event.error("cat", fmt::format("\"{}\" but args.kind is \"{}\"", cat, op.kind));
   CF_RETURN_IF_ERROR(check_time(event, "ts", ts_us, op.start_ns));
   CF_RETURN_IF_ERROR(check_time(event, "dur", dur_us, op.duration_ns()));
   trace->ops.push_back(std::move(op));
@@ -213,7 +216,8 @@ Status read_header(const json& root, const std::string& origin, Trace* trace) {
   CF_RETURN_IF_ERROR(header.get("format_version", &version));
   if (version != kFormatVersion) {
     return header.error("format_version", fmt::format("unsupported version {} (this build reads "
-                                                      "{})", version, kFormatVersion));
+                                                      "{})",
+                                                      version, kFormatVersion));
   }
   CF_RETURN_IF_ERROR(header.get("source", &trace->source));
   CF_ASSIGN_OR_RETURN(const json* metrics, header.find("metrics"));
@@ -224,8 +228,8 @@ Status read_header(const json& root, const std::string& origin, Trace* trace) {
     } else if (it->is_number()) {
       trace->metrics[it.key()] = it->get<double>();
     } else {
-      return header.error("metrics." + it.key(), fmt::format("expected a number, got {}",
-                                                             it->dump()));
+      return header.error("metrics." + it.key(),
+                          fmt::format("expected a number, got {}", it->dump()));
     }
   }
   CF_ASSIGN_OR_RETURN(const json* peaks, header.find("peak_memory"));
@@ -260,7 +264,8 @@ std::string trace_to_chrome_json(const Trace& trace) {
   for (const auto& [key, categories] : trace.peak_memory) {
     json bytes = json::object();
     for (const auto& [category, value] : categories) bytes[category] = value;
-    header["peak_memory"].push_back({{"dp_rank", key.first}, {"stage", key.second}, {"bytes", bytes}});
+    header["peak_memory"].push_back(
+        {{"dp_rank", key.first}, {"stage", key.second}, {"bytes", bytes}});
   }
 
   // Tracks: one process per DP rank, one thread per stage.
@@ -276,19 +281,29 @@ std::string trace_to_chrome_json(const Trace& trace) {
     events.push_back(metadata_event("thread_name", dp_rank, stage, fmt::format("stage {}", stage)));
   }
   for (const TraceOp& op : trace.ops) {
-    json args = {{"kind", op.kind},         {"pass", op.pass},   {"chunk", op.chunk},
-                 {"model_chunk", op.model_chunk}, {"op_id", op.op_id}, {"start_ns", op.start_ns},
-                 {"end_ns", op.end_ns},     {"tokens", op.tokens}, {"group", op.group},
-                 {"index", op.index}};
-    events.push_back({{"name", op_name(op)}, {"cat", op.kind}, {"ph", "X"}, {"pid", op.dp_rank},
-                      {"tid", op.stage}, {"ts", ns_to_us(op.start_ns)},
-                      {"dur", ns_to_us(op.duration_ns())}, {"args", args}});
+    json args = {{"kind", op.kind},     {"pass", op.pass},
+                 {"chunk", op.chunk},   {"model_chunk", op.model_chunk},
+                 {"op_id", op.op_id},   {"start_ns", op.start_ns},
+                 {"end_ns", op.end_ns}, {"tokens", op.tokens},
+                 {"group", op.group},   {"index", op.index}};
+    events.push_back({{"name", op_name(op)},
+                      {"cat", op.kind},
+                      {"ph", "X"},
+                      {"pid", op.dp_rank},
+                      {"tid", op.stage},
+                      {"ts", ns_to_us(op.start_ns)},
+                      {"dur", ns_to_us(op.duration_ns())},
+                      {"args", args}});
   }
   for (const MemorySample& sample : trace.memory) {
     CF_CHECK_LT(std::abs(sample.time_ns), kMaxCounterTimeNs) << "memory sample time";
-    events.push_back({{"name", counter_name(sample.stage, sample.category)}, {"cat", "memory"},
-                      {"ph", "C"}, {"pid", sample.dp_rank}, {"tid", sample.stage},
-                      {"ts", ns_to_us(sample.time_ns)}, {"args", {{"bytes", sample.bytes}}}});
+    events.push_back({{"name", counter_name(sample.stage, sample.category)},
+                      {"cat", "memory"},
+                      {"ph", "C"},
+                      {"pid", sample.dp_rank},
+                      {"tid", sample.stage},
+                      {"ts", ns_to_us(sample.time_ns)},
+                      {"args", {{"bytes", sample.bytes}}}});
   }
 
   std::string out = "{\"chunkflow\": " + header.dump() + ",\n\"displayTimeUnit\": \"ns\",\n" +

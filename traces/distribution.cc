@@ -33,8 +33,7 @@ std::string origin_extension(const std::string& origin) {
 Status read_pair(const std::string& file, const YAML::Node& entry, const std::string& path,
                  const char* second_name, int64_t* length, double* second) {
   if (!entry.IsSequence() || entry.size() != 2 || !entry[0].IsScalar() || !entry[1].IsScalar()) {
-    return yaml_error(file, entry, path,
-                      fmt::format("expected a pair [length, {}]", second_name));
+    return yaml_error(file, entry, path, fmt::format("expected a pair [length, {}]", second_name));
   }
   double length_value = 0;
   try {
@@ -79,8 +78,8 @@ Status read_cdf(const std::string& file, const YAML::Node& list, LengthDistribut
     }
     if (!dist->cdf.empty() && length <= dist->cdf.back().first) {
       return yaml_error(file, list[i][0], path,
-                        fmt::format("length {} is not greater than the previous length {}",
-                                    length, dist->cdf.back().first));
+                        fmt::format("length {} is not greater than the previous length {}", length,
+                                    dist->cdf.back().first));
     }
     if (!dist->cdf.empty() && fraction < dist->cdf.back().second) {
       return yaml_error(file, list[i][1], path,

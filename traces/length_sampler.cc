@@ -38,10 +38,9 @@ int64_t LengthSampler::draw() {
   } else {
     // The interval i with F[i-1] <= u < F[i]; exists because the last fraction is 1 > u.
     const auto& cdf = dist_.cdf;
-    const auto it = std::upper_bound(cdf.begin(), cdf.end(), u,
-                                     [](double value, const auto& point) {
-                                       return value < point.second;
-                                     });
+    const auto it =
+        std::upper_bound(cdf.begin(), cdf.end(), u,
+                         [](double value, const auto& point) { return value < point.second; });
     CF_CHECK(it != cdf.end()) << "CDF of " << dist_.name << " does not end at 1";
     const std::size_t i = static_cast<std::size_t>(it - cdf.begin());
     const double fraction_lo = i == 0 ? 0.0 : cdf[i - 1].second;

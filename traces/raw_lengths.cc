@@ -52,14 +52,14 @@ LengthDistribution from_lengths(std::vector<int64_t> lengths, const std::string&
 }
 
 // One CSV/text field as a length >= 1; the error names file:line:column.
-Status parse_length_field(const std::string& field, const std::string& origin, int line,
-                          int column, int64_t* out) {
+Status parse_length_field(const std::string& field, const std::string& origin, int line, int column,
+                          int64_t* out) {
   const char* begin = field.data();
   const char* end = field.data() + field.size();
   auto [ptr, ec] = std::from_chars(begin, end, *out);
   if (field.empty() || ec != std::errc() || ptr != end) {
-    return Status::InvalidInput(fmt::format(
-        "{}:{}:{}: expected an integer length, got \"{}\"", origin, line, column, field));
+    return Status::InvalidInput(fmt::format("{}:{}:{}: expected an integer length, got \"{}\"",
+                                            origin, line, column, field));
   }
   if (*out < 1) {
     return Status::InvalidInput(
@@ -84,10 +84,11 @@ std::vector<Field> split_fields(const std::string& line) {
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = line.find(',', start);
-    const std::string raw = line.substr(start, comma == std::string::npos ? std::string::npos
-                                                                          : comma - start);
+    const std::string raw =
+        line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     const std::size_t lead = raw.find_first_not_of(" \t");
-    fields.push_back(Field{trim(raw), static_cast<int>(start + (lead == std::string::npos ? 0 : lead)) + 1});
+    fields.push_back(
+        Field{trim(raw), static_cast<int>(start + (lead == std::string::npos ? 0 : lead)) + 1});
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -96,8 +97,7 @@ std::vector<Field> split_fields(const std::string& line) {
 
 }  // namespace
 
-StatusOr<LengthDistribution> parse_raw_lengths(const std::string& text,
-                                               const std::string& origin) {
+StatusOr<LengthDistribution> parse_raw_lengths(const std::string& text, const std::string& origin) {
   std::istringstream in(text);
   std::string line;
   std::vector<int64_t> lengths;
@@ -124,8 +124,8 @@ StatusOr<LengthDistribution> parse_raw_lengths(const std::string& text,
         }
         if (length_column < 0) {
           return Status::InvalidInput(fmt::format(
-              "{}:{}: expected lengths, or a CSV header with a `length` column, got \"{}\"",
-              origin, line_number, content));
+              "{}:{}: expected lengths, or a CSV header with a `length` column, got \"{}\"", origin,
+              line_number, content));
         }
         header_fields = fields.size();
         continue;
@@ -133,19 +133,21 @@ StatusOr<LengthDistribution> parse_raw_lengths(const std::string& text,
     }
     if (length_column >= 0) {
       if (fields.size() != header_fields) {
-        return Status::InvalidInput(fmt::format("{}:{}: expected {} fields as in the header, got {}",
-                                                origin, line_number, header_fields,
-                                                fields.size()));
+        return Status::InvalidInput(
+            fmt::format("{}:{}: expected {} fields as in the header, got {}", origin, line_number,
+                        header_fields, fields.size()));
       }
       fields = {fields[length_column]};
     }
     for (const Field& field : fields) {
       int64_t length = 0;
-      CF_RETURN_IF_ERROR(parse_length_field(field.text, origin, line_number, field.column, &length));
+      CF_RETURN_IF_ERROR(
+          parse_length_field(field.text, origin, line_number, field.column, &length));
       lengths.push_back(length);
     }
   }
-  if (lengths.empty()) return Status::InvalidInput(fmt::format("{}: no lengths in the file", origin));
+  if (lengths.empty())
+    return Status::InvalidInput(fmt::format("{}: no lengths in the file", origin));
   return from_lengths(std::move(lengths), origin);
 }
 
@@ -173,9 +175,9 @@ StatusOr<LengthDistribution> parse_jsonl_lengths(const std::string& text,
     if (record.contains("length")) {
       const nlohmann::json& value = record["length"];
       if (!value.is_number_integer() || value.get<int64_t>() < 1) {
-        return Status::InvalidInput(fmt::format(
-            "{}:{}: length: expected a positive integer, got {}", origin, line_number,
-            value.dump()));
+        return Status::InvalidInput(
+            fmt::format("{}:{}: length: expected a positive integer, got {}", origin, line_number,
+                        value.dump()));
       }
       length = value.get<int64_t>();
     }
@@ -194,13 +196,14 @@ StatusOr<LengthDistribution> parse_jsonl_lengths(const std::string& text,
       length = id_count;
     }
     if (length < 0) {
-      return Status::InvalidInput(fmt::format(
-          "{}:{}: the record has neither a `length` field nor an `input_ids` array", origin,
-          line_number));
+      return Status::InvalidInput(
+          fmt::format("{}:{}: the record has neither a `length` field nor an `input_ids` array",
+                      origin, line_number));
     }
     lengths.push_back(length);
   }
-  if (lengths.empty()) return Status::InvalidInput(fmt::format("{}: no records in the file", origin));
+  if (lengths.empty())
+    return Status::InvalidInput(fmt::format("{}: no records in the file", origin));
   return from_lengths(std::move(lengths), origin);
 }
 

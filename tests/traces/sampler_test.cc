@@ -28,8 +28,8 @@ LengthDistribution from_yaml(const std::string& text) {
 }
 
 double fraction_at_most(const std::vector<int64_t>& draws, int64_t length) {
-  const auto count = std::count_if(draws.begin(), draws.end(),
-                                   [length](int64_t x) { return x <= length; });
+  const auto count =
+      std::count_if(draws.begin(), draws.end(), [length](int64_t x) { return x <= length; });
   return static_cast<double>(count) / static_cast<double>(draws.size());
 }
 
@@ -176,7 +176,8 @@ TEST(Sampler, MeanLengthClosedFormMatchesTheIntegerSum) {
 }
 
 TEST(Sampler, SampleMeanMatchesMeanLength) {
-  for (const std::string name : {"longbench", "chatqa2-long-sft", "wlbllm-meta-128k-reconstruction"}) {
+  for (const std::string name :
+       {"longbench", "chatqa2-long-sft", "wlbllm-meta-128k-reconstruction"}) {
     SCOPED_TRACE(name);
     const LengthDistribution dist = load(name);
     const std::vector<int64_t> draws = sample_global_batch(dist, dist.max_length, 7, 0, kDraws);
