@@ -1,0 +1,93 @@
+// `chunkflow simulate JOB.yaml [--json] [--trace FILE] [--strategy chunkflow|baseline]`:
+// one training step (averaged over training.steps) replayed by the simulator; metrics as a
+// table or JSON, the predicted timeline as a Chrome trace. Not the tuner's search.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/command.h"
+#include "sim/simulator.h"
+#include "traces/trace.h"
+
+namespace cf::cli {
+namespace {
+
+struct SimulateOptions {
+  std::string job_path;
+  bool json = false;
+  std::string trace_path;
+  std::string strategy;  // "" keeps the job's
+};
+
+// trace.json -> trace.job.yaml: the resolved job saved beside an output file.
+std::string resolved_job_path(const std::string& output_path) {
+  std::filesystem::path path(output_path);
+  path.replace_extension(".job.yaml");
+  return path.string();
+}
+
+int run_simulate(const SimulateOptions& options) {
+  StatusOr<Job> loaded = load_job(options.job_path);
+  if (!loaded.ok()) return report(loaded.status());
+  Job job = *loaded;
+  if (!options.strategy.empty()) {
+    job.strategy.kind =
+        options.strategy == "baseline" ? StrategyKind::kBaseline : StrategyKind::kChunkFlow;
+    if (Status status = validate_job(job); !status.ok()) {
+      return report(Status::InvalidInput(
+          fmt::format("{} with --strategy {}: {}", job.origin, options.strategy, status.message())));
+    }
+  }
+  SimOptions sim_options;
+  sim_options.record_trace = !options.trace_path.empty();
+  sim_options.record_memory_timeline = sim_options.record_trace;
+  StatusOr<SimResult> result = simulate_job(job, sim_options);
+  if (!result.ok()) return report(result.status());
+
+  if (!options.trace_path.empty()) {
+    if (Status s = write_file_atomic(options.trace_path, trace_to_chrome_json(*result->trace));
+        !s.ok()) {
+      return report(s);
+    }
+    const std::string job_copy = resolved_job_path(options.trace_path);
+    if (Status s = write_file_atomic(job_copy, resolved_yaml(job)); !s.ok()) return report(s);
+  }
+  if (options.json) {
+    nlohmann::json out = metrics_to_json(result->metrics);
+    out["job"] = job.origin;
+    if (!options.trace_path.empty()) out["trace"] = options.trace_path;
+    std::fputs(out.dump(2).c_str(), stdout);
+    std::fputs("\n", stdout);
+  } else {
+    std::fputs(resolved_table(job).c_str(), stdout);
+    std::fputs("\n", stdout);
+    std::fputs(metrics_table(result->metrics).c_str(), stdout);
+    if (!options.trace_path.empty()) {
+      std::fputs(fmt::format("\ntrace written to {} (resolved job: {})\n", options.trace_path,
+                             resolved_job_path(options.trace_path))
+                     .c_str(),
+                 stdout);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_simulate_command(CLI::App& app, RunFn* run) {
+  auto options = std::make_shared<SimulateOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "simulate", "Predict step time, throughput, MFU, bubbles and peak memory of a job");
+  cmd->add_option("job", options->job_path, "job YAML file")->required();
+  cmd->add_flag("-j,--json", options->json, "print the metrics as JSON");
+  cmd->add_option("-t,--trace", options->trace_path,
+                  "write the predicted timeline as Chrome Trace Event JSON (opens in Perfetto); "
+                  "the resolved job is saved beside it as NAME.job.yaml");
+  cmd->add_option("-s,--strategy", options->strategy,
+                  "override strategy.kind with the job's parallel section")
+      ->check(CLI::IsMember({"chunkflow", "baseline"}));
+  cmd->callback([run, options] { *run = [options] { return run_simulate(*options); }; });
+}
+
+}  // namespace cf::cli
