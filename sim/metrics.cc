@@ -10,9 +10,13 @@
 namespace cf {
 
 std::string format_bytes(int64_t bytes) {
-  const double gib = static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0);
-  if (gib >= 1.0 || gib <= -1.0) return fmt::format("{:.2f} GiB", gib);
-  return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  const double value = static_cast<double>(bytes);
+  const double magnitude = value < 0 ? -value : value;
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  if (magnitude >= kGiB) return fmt::format("{:.2f} GiB", value / kGiB);
+  if (magnitude >= 1024.0 * 1024) return fmt::format("{:.2f} MiB", value / (1024.0 * 1024));
+  if (magnitude >= 1024.0) return fmt::format("{:.2f} KiB", value / 1024.0);
+  return fmt::format("{} B", bytes);
 }
 
 // Times and counts are means; tokens/s and MFU are totals over total time (so a long step

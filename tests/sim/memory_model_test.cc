@@ -1,0 +1,176 @@
+// The memory model against hand-computed values: Korthikanti et al. 2022 Table 2 for a
+// GPT-style 7B layer at TP = 4 (Megatron's activation formula), the tiny model's layer,
+// model states, and the replay of a state-aware group and of 1F1B's in-flight count.
+#include "sim/memory_model.h"
+
+#include <gtest/gtest.h>
+
+#include "models/model.h"
+#include "sim/cost_unit.h"
+#include "sim/memory_timeline.h"
+#include "tests/sim/simulator_test_util.h"
+
+namespace cf {
+namespace {
+
+using testing::plan_of;
+using testing::tiny_job;
+
+// GPT-3-style 7B layer (Korthikanti et al. 2022 Table 3 sizes: h = 4096, a = 32, f = 4h), GeLU
+// MLP, dropout, softmax materialised; s = 2048, b = 1, t = 4.
+ActivationShape gpt_7b_layer() {
+  ActivationShape shape;
+  shape.hidden = 4096;
+  shape.heads = 32;
+  shape.kv_heads = 32;
+  shape.head_dim = 128;
+  shape.ffn_hidden = 4 * 4096;
+  shape.mlp_saved_tensors = 2;
+  shape.dropout = true;
+  shape.flash_attention = false;
+  return shape;
+}
+
+constexpr double kS = 2048, kH = 4096, kA = 32, kT = 4;
+
+TEST(MegatronActivationFormula, SequenceParallelSelective) {
+  // Table 2, TP + SP + selective recompute: 34·s·b·h / t.
+  EXPECT_EQ(layer_activation_bytes(gpt_7b_layer(), 2048, 4, true, Recompute::kSelective),
+            34 * kS * kH / kT);
+  EXPECT_EQ(34 * kS * kH / kT, 71303168.0);
+}
+
+TEST(MegatronActivationFormula, SequenceParallelNoRecompute) {
+  // Table 2, TP + SP: (s·b·h / t)(34 + 5·a·s / h).
+  EXPECT_EQ(layer_activation_bytes(gpt_7b_layer(), 2048, 4, true, Recompute::kNone),
+            kS * kH / kT * (34 + 5 * kA * kS / kH));
+}
+
+TEST(MegatronActivationFormula, TensorParallelOnly) {
+  // Table 2, TP: s·b·h(10 + 24/t + 5·a·s/(h·t)); TP + selective: s·b·h(10 + 24/t).
+  EXPECT_EQ(layer_activation_bytes(gpt_7b_layer(), 2048, 4, false, Recompute::kNone),
+            kS * kH * (10 + 24 / kT + 5 * kA * kS / (kH * kT)));
+  EXPECT_EQ(layer_activation_bytes(gpt_7b_layer(), 2048, 4, false, Recompute::kSelective),
+            kS * kH * (10 + 24 / kT));
+}
+
+TEST(MegatronActivationFormula, FullRecomputeKeepsTheLayerInput) {
+  EXPECT_EQ(layer_activation_bytes(gpt_7b_layer(), 2048, 4, false, Recompute::kFull), 2 * kS * kH);
+  EXPECT_EQ(layer_activation_bytes(gpt_7b_layer(), 2048, 4, true, Recompute::kFull),
+            2 * kS * kH / kT);
+}
+
+ModelConfig tiny() {
+  StatusOr<ModelConfig> model = load_model("tiny");
+  CF_CHECK(model.ok()) << model.status().message();
+  return *model;
+}
+
+// Tiny (h 64, a 4, g 2, d_h 16, f 160), t = 1, FlashAttention, per token per layer:
+// replicated 8h = 512; Q 2·64, K,V 4·32, O 2·64, SwiGLU 6·160 = 1344; LSE 4·4 = 16.
+TEST(TinyLayerActivations, HandComputed) {
+  const ActivationShape shape = ActivationShape::of(tiny());
+  EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kNone), 17 * 1872.0);
+  EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kSelective), 17 * 1856.0);
+  // K and V held by the store: 4·32 less.
+  EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kSelective, true),
+            17 * 1728.0);
+  // t = 2 with SP: everything halves (a, g, f divide by 2).
+  EXPECT_EQ(layer_activation_bytes(shape, 17, 2, true, Recompute::kSelective), 17 * 928.0);
+  // t = 2 without SP: 512 replicated + 1344 / 2.
+  EXPECT_EQ(layer_activation_bytes(shape, 17, 2, false, Recompute::kSelective), 17 * 1184.0);
+}
+
+// Tiny has 43,264 parameters per layer (2·64 of them RMSNorm weights), 205,888 in all.
+TEST(ModelStates, TinyStagesByHand) {
+  const ModelConfig model = tiny();
+  EXPECT_EQ(stage_local_parameters(model, 1, 1, 1, 0), 205888);
+  // tp 2, pp 2: stage 0 = 2·((43264 − 128)/2 + 128) + 256·64/2 = 51584;
+  // stage 1 = 43392 + final norm 64 + LM head 8192 = 51648.
+  EXPECT_EQ(stage_local_parameters(model, 2, 2, 1, 0), 51584);
+  EXPECT_EQ(stage_local_parameters(model, 2, 2, 1, 1), 51648);
+  ParallelConfig parallel;
+  parallel.tp = 2;
+  parallel.pp = 2;
+  parallel.dp = 3;
+  parallel.distributed_optimizer = true;
+  const MemoryModel memory(model, parallel, 2);
+  const ModelStateBytes states = memory.model_states(1);
+  EXPECT_EQ(states.weights, 2 * 51648);
+  EXPECT_EQ(states.gradients, 4 * 51648);
+  EXPECT_EQ(states.optimizer, 12 * 51648 / 3);  // 6 + 12/d bytes per parameter
+  parallel.distributed_optimizer = false;
+  EXPECT_EQ(MemoryModel(model, parallel, 2).model_states(1).optimizer, 12 * 51648);
+}
+
+// One sequence of 5 tokens, ChunkSize 1, K = 2, one stage (pp = 1, 4 layers), unit costs:
+// F*0 F*1 F*2 F3 F4 B4 B3 R2 B2 R1 B1 R0 B0. Peak at B4's start: activations of chunks
+// 3 and 4 + stage inputs of 0..2; store: K/V of 5 chunks + dK/dV of the 4-token prefix.
+TEST(MemoryReplay, StateAwareGroupPeakByHand) {
+  const Job job = tiny_job(1, 1, 1, "", "{kind: chunkflow, chunk_size: 1, k: 2}", "5");
+  const Plan plan = plan_of(job);
+  const MemoryModel memory(job.model, job.parallel, 4);
+  const auto& ops = plan.ranks[0].stages[0].ops;
+  ASSERT_EQ(ops.size(), 13u);
+  std::vector<int64_t> start(ops.size()), end(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) start[i] = 10 * i, end[i] = 10 * i + 5;
+  std::vector<MemorySample> samples;
+  const StageMemoryReplay replay =
+      replay_stage_memory(memory, plan, 0, 0, ops, start.data(), end.data(), &samples);
+  // Per token: layer activations without K/V, 4 layers: 4·(1872 − 128) = 6976; + token id 8;
+  // + output side 4·64 + 4·256 = 1280 → 8264 per kept chunk. Stage input 2·64 = 128.
+  // K/V: 4 layers · 2 · 32 · 2 B = 512 per token; dK/dV 1024 per token.
+  EXPECT_EQ(memory.activation_bytes(1, true, true, true), 8264);
+  EXPECT_EQ(memory.kv_bytes(1), 512);
+  EXPECT_EQ(memory.dkv_bytes(1), 1024);
+  EXPECT_EQ(replay.peak.activations, 2 * 8264 + 3 * 128);
+  EXPECT_EQ(replay.peak.state_store, 5 * 512 + 4 * 1024);
+  EXPECT_EQ(replay.peak_time_ns, start[5]);  // B4 starts
+  // B's transient: one layer's gradients (1872) + the bf16 logits 2·256.
+  EXPECT_EQ(replay.peak.transient, 1872 + 512);
+  EXPECT_EQ(replay.end_dynamic_bytes, 0);
+  EXPECT_EQ(replay.min_category_bytes, 0);
+  for (const MemorySample& s : samples) EXPECT_GE(s.bytes, 0) << s.category << " @" << s.time_ns;
+}
+
+// 1F1B with 8 equal micro-batches on 4 stages holds min(pp − s, m) micro-batches on stage s
+// (Megatron-LM theoretical_memory_usage.py; COSTS-REFERENCE §1.2): exactly that many
+// activations at the peak of a middle stage.
+TEST(MemoryReplay, OneFOneBInFlightCount) {
+  const Job job = tiny_job(1, 4, 1, "recompute: selective",
+                           "{kind: baseline, micro_batching: per_sequence}",
+                           "3, 3, 3, 3, 3, 3, 3, 3");
+  const UnitCostModel unit;
+  StatusOr<SimResult> result = simulate(job, plan_of(job), unit);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const MemoryModel memory(job.model, job.parallel, 1);
+  for (int s = 1; s < 3; ++s) {
+    EXPECT_EQ(result->metrics.stages[s].peak_breakdown.activations,
+              (4 - s) * memory.activation_bytes(3, false, false, false))
+        << "stage " << s;
+  }
+  EXPECT_EQ(result->metrics.stages[0].peak_breakdown.activations,
+            4 * memory.activation_bytes(3, false, true, false));
+}
+
+// A plan over the GPU's memory is a result with the reason, not an error.
+TEST(MemoryFeasibility, OverCapacityIsInfeasibleWithReason) {
+  Job job = tiny_job(1, 1, 1, "", "{kind: baseline, micro_batching: pack}", "5000, 3000");
+  job.cluster.gpu.hbm_bytes = 8 << 20;  // 8 MiB
+  job.cluster.gpu.reserved_bytes = 1 << 20;
+  const UnitCostModel unit;
+  StatusOr<SimResult> result = simulate(job, plan_of(job), unit);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_FALSE(result->metrics.feasible);
+  EXPECT_NE(result->metrics.infeasible_reason.find("out of memory: stage 0 peaks at"),
+            std::string::npos)
+      << result->metrics.infeasible_reason;
+  job.cluster.gpu.hbm_bytes = int64_t{80} << 30;
+  StatusOr<SimResult> fits = simulate(job, plan_of(job), unit);
+  ASSERT_TRUE(fits.ok());
+  EXPECT_TRUE(fits->metrics.feasible);
+  EXPECT_TRUE(fits->metrics.infeasible_reason.empty());
+}
+
+}  // namespace
+}  // namespace cf
