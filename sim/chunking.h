@@ -28,7 +28,8 @@ Bins pack_first_fit_decreasing(const std::vector<PackItem>& items, int64_t capac
 // Balanced: with a fixed bin count n, starting at ceil(Σ length / capacity), items by length
 // descending go into the lightest bin they fit (ties: lowest bin); if one fits nowhere the
 // packing restarts with n + 1 bins. Never uses more bins than first-fit-decreasing: when it
-// would, the first-fit-decreasing packing is returned instead.
+// would, it keeps first-fit-decreasing's bins and evens their loads out by moves and swaps
+// between the heaviest and the lightest bin.
 Bins pack_balanced(const std::vector<PackItem>& items, int64_t capacity);
 
 Bins pack(const std::vector<PackItem>& items, int64_t capacity, Packer packer);

@@ -74,6 +74,17 @@ TEST(Packers, BalancedFallsBackToFirstFitDecreasingWhenItWouldNeedMoreBins) {
   EXPECT_EQ(pack_balanced(items, 10), (Bins{{1, 4}, {3, 0, 2}}));
 }
 
+TEST(Packers, BalancedEvensOutTheFallbackPacking) {
+  // Capacity 20, lengths 1 1 5 11 5 18 9 7 8 9: the lightest-bin rule fails at FFD's 4 bins;
+  // FFD's [18,1,1] [11,9] [9,8] [7,5,5] (20 20 17 17) is evened out to 19 18 18 19: the
+  // 1 moves from the first bin to the third, then the 9 and the 7 swap.
+  std::vector<PackItem> items;
+  const std::vector<int64_t> lengths = {1, 1, 5, 11, 5, 18, 9, 7, 8, 9};
+  for (size_t i = 0; i < lengths.size(); ++i) items.push_back({static_cast<int64_t>(i), lengths[i]});
+  EXPECT_EQ(pack_first_fit_decreasing(items, 20), (Bins{{5, 0, 1}, {3, 6}, {9, 8}, {7, 2, 4}}));
+  EXPECT_EQ(pack_balanced(items, 20), (Bins{{5, 1}, {3, 7}, {9, 8, 0}, {6, 2, 4}}));
+}
+
 TEST(Packers, BalancedAddsABinWhenTheLowerBoundDoesNotFit) {
   // Three items of 6 in capacity 10: ceil(18/10) = 2 bins cannot hold them; 3 can.
   const std::vector<PackItem> items = {{0, 6}, {1, 6}, {2, 6}};

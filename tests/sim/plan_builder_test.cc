@@ -61,7 +61,9 @@ TEST(BuildPlan, InvalidInputsNameTheKey) {
   auto error = [](PlanInputs in) {
     StatusOr<Plan> plan = build_plan(in);
     EXPECT_FALSE(plan.ok());
-    if (!plan.ok()) EXPECT_EQ(plan.status().code(), StatusCode::kInvalidInput);
+    if (!plan.ok()) {
+      EXPECT_EQ(plan.status().code(), StatusCode::kInvalidInput);
+    }
     return plan.ok() ? std::string() : plan.status().message();
   };
   PlanInputs base;

@@ -45,7 +45,9 @@ size_t find(const std::vector<Op>& ops, Pass pass, int chunk) {
 std::string error_of(const Plan& plan) {
   const Status status = check_plan(plan);
   EXPECT_FALSE(status.ok());
-  if (!status.ok()) EXPECT_EQ(status.code(), StatusCode::kInvalidInput);
+  if (!status.ok()) {
+    EXPECT_EQ(status.code(), StatusCode::kInvalidInput);
+  }
   return status.message();
 }
 

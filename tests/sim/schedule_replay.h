@@ -86,8 +86,12 @@ inline std::string stream_string(const Plan& plan, int dp_rank, int stage) {
   std::string out;
   for (const Op& op : plan.ranks[static_cast<size_t>(dp_rank)].stages[static_cast<size_t>(stage)].ops) {
     if (!out.empty()) out += ' ';
-    out += pass_name(op.pass) + std::to_string(op.chunk);
-    if (plan.vpp > 1) out += "." + std::to_string(op.model_chunk);
+    out += pass_name(op.pass);
+    out += std::to_string(op.chunk);
+    if (plan.vpp > 1) {
+      out += '.';
+      out += std::to_string(op.model_chunk);
+    }
   }
   return out;
 }
