@@ -1,0 +1,163 @@
+// Every CUDA kernel but attention (cuda_attention_test.cc) against its CPU reference on the same
+// inputs, as llm.c's test_gpt2.cu does: forward outputs, and backward gradients accumulated onto
+// the same random buffers. Skips when no CUDA device is present.
+#include <gtest/gtest.h>
+
+#include "kernels/cpu/kernels.h"
+#include "kernels/cuda/kernels.h"
+#include "tests/kernels/cuda_test_util.h"
+
+namespace cf::test {
+namespace {
+
+using CudaKernels = CudaKernelTest;
+
+TEST_F(CudaKernels, EmbeddingMatchesCpu) {
+  const int64_t tokens = 81, vocab = 17, hidden = 33;
+  const auto ids = RandomInts(tokens, 0, vocab - 1, 1);
+  const auto table = RandomNormal(vocab * hidden, 2), dout = RandomNormal(tokens * hidden, 3);
+  auto out = NaNs(tokens * hidden), dtable = RandomNormal(vocab * hidden, 4);
+  DeviceArray<int32_t> d_ids(ids);
+  DeviceArray<float> d_table(table), d_dout(dout), d_out(out), d_dtable(dtable);
+  cuda::embedding_forward(d_out.get(), d_ids.get(), d_table.get(), tokens, vocab, hidden);
+  cuda::embedding_backward(d_dtable.get(), d_dout.get(), d_ids.get(), tokens, vocab, hidden);
+  cpu::embedding_forward(out.data(), ids.data(), table.data(), tokens, vocab, hidden);
+  cpu::embedding_backward(dtable.data(), dout.data(), ids.data(), tokens, vocab, hidden);
+  EXPECT_TRUE(BitwiseEqual(d_out.ToHost(), out));
+  EXPECT_TRUE(AllClose(d_dtable.ToHost(), ToDouble(dtable), Twice(kReductionTol)));
+  EXPECT_TRUE(NonZeroAndFinite(out));
+}
+
+TEST_F(CudaKernels, RmsNormMatchesCpu) {
+  for (const int64_t hidden : {1, 17, 1025}) {
+    SCOPED_TRACE(::testing::Message() << "hidden " << hidden);
+    const int64_t tokens = 17;
+    const float eps = 1e-6f;
+    const auto x = RandomNormal(tokens * hidden, 1), w = RandomNormal(hidden, 2),
+               dout = RandomNormal(tokens * hidden, 3);
+    auto out = NaNs(x.size()), rstd = NaNs(tokens), dx = RandomNormal(x.size(), 4),
+         dw = RandomNormal(hidden, 5);
+    DeviceArray<float> d_x(x), d_w(w), d_dout(dout), d_out(out), d_rstd(rstd), d_dx(dx),
+        d_dw(dw);
+    cuda::rmsnorm_forward(d_out.get(), d_rstd.get(), d_x.get(), d_w.get(), tokens, hidden, eps);
+    cuda::rmsnorm_backward(d_dx.get(), d_dw.get(), d_dout.get(), d_x.get(), d_w.get(),
+                           d_rstd.get(), tokens, hidden);
+    cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), tokens, hidden, eps);
+    cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), rstd.data(),
+                          tokens, hidden);
+    EXPECT_TRUE(AllClose(d_out.ToHost(), ToDouble(out), Twice(kReductionTol)));
+    EXPECT_TRUE(AllClose(d_rstd.ToHost(), ToDouble(rstd), Twice(kReductionTol)));
+    EXPECT_TRUE(AllClose(d_dx.ToHost(), ToDouble(dx), Twice(kBackwardTol)));
+    EXPECT_TRUE(AllClose(d_dw.ToHost(), ToDouble(dw), Twice(kBackwardTol)));
+  }
+}
+
+TEST_F(CudaKernels, RopeMatchesCpu) {
+  const int64_t tokens = 17, heads = 3, head_dim = 128;
+  const double theta = 1e6;
+  const auto x = RandomNormal(tokens * heads * head_dim, 1),
+             dout = RandomNormal(x.size(), 2);
+  const auto positions = RandomInts(tokens, 0, 262143, 3);
+  auto out = NaNs(x.size()), dx = RandomNormal(x.size(), 4);
+  DeviceArray<int32_t> d_pos(positions);
+  DeviceArray<float> d_x(x), d_dout(dout), d_out(out), d_dx(dx);
+  cuda::rope_forward(d_out.get(), d_x.get(), d_pos.get(), tokens, heads, head_dim, theta);
+  cuda::rope_backward(d_dx.get(), d_dout.get(), d_pos.get(), tokens, heads, head_dim, theta);
+  cpu::rope_forward(out.data(), x.data(), positions.data(), tokens, heads, head_dim, theta);
+  cpu::rope_backward(dx.data(), dout.data(), positions.data(), tokens, heads, head_dim, theta);
+  // Angles in double on both sides: only cos/sin's last double bits may differ.
+  EXPECT_TRUE(AllClose(d_out.ToHost(), ToDouble(out), kElementwiseTol));
+  EXPECT_TRUE(AllClose(d_dx.ToHost(), ToDouble(dx), kElementwiseTol));
+}
+
+TEST_F(CudaKernels, SwigluMatchesCpu) {
+  const int64_t n = 987;
+  const auto gate = RandomNormal(n, 1, 3.0f), up = RandomNormal(n, 2), dout = RandomNormal(n, 3);
+  auto out = NaNs(n), dgate = RandomNormal(n, 4), dup = RandomNormal(n, 5);
+  DeviceArray<float> d_gate(gate), d_up(up), d_dout(dout), d_out(out), d_dgate(dgate), d_dup(dup);
+  cuda::swiglu_forward(d_out.get(), d_gate.get(), d_up.get(), n);
+  cuda::swiglu_backward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n);
+  cpu::swiglu_forward(out.data(), gate.data(), up.data(), n);
+  cpu::swiglu_backward(dgate.data(), dup.data(), dout.data(), gate.data(), up.data(), n);
+  EXPECT_TRUE(AllClose(d_out.ToHost(), ToDouble(out), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_dgate.ToHost(), ToDouble(dgate), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_dup.ToHost(), ToDouble(dup), Twice(kElementwiseTol)));
+}
+
+// Integer inputs make every GEMM exact in fp32 on both sides: x in ±3000, the rest in ±2, so
+// every partial sum stays below 2^24. TF32 would round x to 11 significant bits (no odd integer
+// above 2048 survives) and fail it. Random inputs check the rest.
+TEST_F(CudaKernels, LinearMatchesCpu) {
+  const int64_t tokens = 17, in = 33, out_features = 9;
+  for (const bool integers : {true, false}) {
+    SCOPED_TRACE(integers ? "small integers" : "random normal");
+    auto make = [&](size_t n, uint32_t seed, int32_t range = 2) {
+      if (!integers) return RandomNormal(n, seed);
+      const auto ints = RandomInts(n, -range, range, seed);
+      return std::vector<float>(ints.begin(), ints.end());
+    };
+    const auto x = make(tokens * in, 1, 3000), w = make(out_features * in, 2),
+               b = make(out_features, 3), dy = make(tokens * out_features, 4);
+    auto y = NaNs(tokens * out_features), dx = make(x.size(), 5), dw = make(w.size(), 6),
+         db = make(b.size(), 7);
+    DeviceArray<float> d_x(x), d_w(w), d_b(b), d_dy(dy), d_y(y), d_dx(dx), d_dw(dw), d_db(db);
+    cuda::linear_forward(d_y.get(), d_x.get(), d_w.get(), d_b.get(), tokens, in, out_features);
+    cuda::linear_backward(d_dx.get(), d_dw.get(), d_db.get(), d_dy.get(), d_x.get(), d_w.get(),
+                          tokens, in, out_features);
+    cpu::linear_forward(y.data(), x.data(), w.data(), b.data(), tokens, in, out_features);
+    cpu::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), tokens,
+                         in, out_features);
+    const Tolerance tol = integers ? Tolerance{0.0, 0.0} : Twice(kReductionTol);
+    EXPECT_TRUE(AllClose(d_y.ToHost(), ToDouble(y), tol));
+    EXPECT_TRUE(AllClose(d_dx.ToHost(), ToDouble(dx), tol));
+    EXPECT_TRUE(AllClose(d_dw.ToHost(), ToDouble(dw), tol));
+    EXPECT_TRUE(AllClose(d_db.ToHost(), ToDouble(db), tol));
+    EXPECT_TRUE(NonZeroAndFinite(y));
+  }
+}
+
+TEST_F(CudaKernels, CrossEntropyMatchesCpu) {
+  const int64_t tokens = 17, vocab = 1001;
+  const float scale = 1.0f / 13.0f;
+  const auto logits = RandomNormal(tokens * vocab, 1, 2.0f);
+  auto targets = RandomInts(tokens, -1, vocab - 1, 2);
+  targets[0] = cpu::kIgnoreTarget;
+  targets[1] = int32_t(vocab - 1);
+  auto losses = NaNs(tokens), lse = NaNs(tokens), dlogits = NaNs(logits.size());
+  DeviceArray<int32_t> d_targets(targets);
+  DeviceArray<float> d_logits(logits), d_losses(losses), d_lse(lse), d_dlogits(dlogits);
+  cuda::cross_entropy_forward(d_losses.get(), d_lse.get(), d_logits.get(), d_targets.get(),
+                              tokens, vocab, scale);
+  cuda::cross_entropy_backward(d_dlogits.get(), d_logits.get(), d_lse.get(), d_targets.get(),
+                               tokens, vocab, scale);
+  cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), tokens,
+                             vocab, scale);
+  cpu::cross_entropy_backward(dlogits.data(), logits.data(), lse.data(), targets.data(), tokens,
+                              vocab, scale);
+  EXPECT_TRUE(AllClose(d_losses.ToHost(), ToDouble(losses), Twice(kReductionTol)));
+  EXPECT_TRUE(AllClose(d_lse.ToHost(), ToDouble(lse), Twice(kReductionTol)));
+  EXPECT_TRUE(AllClose(d_dlogits.ToHost(), ToDouble(dlogits),
+                       Tolerance{2 * kElementwiseTol.atol, 2 * kReductionTol.rtol}));
+  EXPECT_TRUE(NonZeroAndFinite(dlogits));
+}
+
+TEST_F(CudaKernels, AdamWMatchesCpu) {
+  const int64_t n = 987;
+  const AdamWHyper hyper{.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                         .weight_decay = 0.1f};
+  auto params = RandomNormal(n, 1);
+  std::vector<float> m(n, 0.0f), v(n, 0.0f);
+  DeviceArray<float> d_params(params), d_m(m), d_v(v);
+  for (int64_t step = 1; step <= 3; ++step) {
+    const auto grads = RandomNormal(n, 10 + uint32_t(step));
+    DeviceArray<float> d_grads(grads);
+    cuda::adamw_step(d_params.get(), d_m.get(), d_v.get(), d_grads.get(), n, hyper, step);
+    cpu::adamw_step(params.data(), m.data(), v.data(), grads.data(), n, hyper, step);
+  }
+  EXPECT_TRUE(AllClose(d_params.ToHost(), ToDouble(params), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_m.ToHost(), ToDouble(m), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_v.ToHost(), ToDouble(v), Twice(kElementwiseTol)));
+}
+
+}  // namespace
+}  // namespace cf::test
