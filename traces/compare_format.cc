@@ -175,10 +175,11 @@ std::string compare_report_text(const CompareReport& r) {
   out += fmt::format("{:<10} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8}  {}\n", "pass", "ops", "pred s",
                      "meas s", "median", "p90 |e|", "worst", "worst op");
   for (const PassErrors& p : r.passes) {
-    out += fmt::format("{:<10} {:>6} {:>12.6f} {:>12.6f} {:>8} {:>8} {:>8}  {}\n", p.label,
-                       p.matched, p.predicted_total_s, p.measured_total_s,
-                       percent(p.median_rel_error), percent(p.p90_abs_rel_error),
-                       percent(p.worst_rel_error), op_where(p.worst.predicted));
+    out +=
+        fmt::format("{:<10} {:>6} {:>12.6f} {:>12.6f} {:>8} {:>8} {:>8}  {}\n", p.label, p.matched,
+                    p.predicted_total_s, p.measured_total_s, percent(p.median_rel_error),
+                    fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error), percent(p.worst_rel_error),
+                    op_where(p.worst.predicted));
   }
 
   if (!r.memory.empty()) {

@@ -169,8 +169,8 @@ std::string tables_html(const CompareReport& r) {
         "<tr><td>{}</td><td>{}</td><td>{:.6f}</td><td>{:.6f}</td><td>{}</td><td>{}</td><td>{}</"
         "td>{}</tr>\n",
         html_escape(p.label), p.matched, p.predicted_total_s, p.measured_total_s,
-        percent(p.median_rel_error), percent(p.p90_abs_rel_error), percent(p.worst_rel_error),
-        op_cells(p.worst.predicted));
+        percent(p.median_rel_error), fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error),
+        percent(p.worst_rel_error), op_cells(p.worst.predicted));
   }
   out += "</table>\n";
   if (!r.memory.empty()) {
@@ -235,7 +235,7 @@ svg line.lane { stroke: #eee; }
 svg line.axis { stroke: #666; }
 rect.op { stroke: #fff; stroke-width: 0.3; }
 rect.op:hover { stroke: #000; stroke-width: 1; }
-.key { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: middle; }
+.key { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; }
 )";
 
 }  // namespace

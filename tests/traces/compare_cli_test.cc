@@ -96,6 +96,18 @@ TEST_F(CompareCli, MalformedTraceIsBadInputNamingTheFile) {
   EXPECT_NE(result.err.find(bad + ":"), std::string::npos) << result.err;
 }
 
+TEST_F(CompareCli, BadEventIsBadInputNamingItsIndex) {
+  std::string text = trace_to_chrome_json(measured_);
+  const std::size_t first_op = text.find("\"ph\":\"X\"");
+  ASSERT_NE(first_op, std::string::npos);
+  text.replace(first_op, 8, "\"ph\":\"Q\"");
+  const std::string bad = dir_.write("bad_event.json", text);
+  testing::CommandResult result = run_chunkflow({"compare", predicted_path_, bad});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find(bad + ": traceEvents["), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("unsupported phase \"Q\""), std::string::npos) << result.err;
+}
+
 TEST_F(CompareCli, DifferentPlansAreBadInput) {
   const std::string other =
       dir_.write("other.json", trace_to_chrome_json(synthetic_trace({2, 2, 5}, "measured")));

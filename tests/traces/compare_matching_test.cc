@@ -47,8 +47,13 @@ TEST(CompareMatching, UnmatchedOpsCountedByLabel) {
   drop(
       [](const TraceOp& op) { return op.kind == "optimizer" && op.dp_rank == 1 && op.stage == 0; });
   drop([](const TraceOp& op) { return op.kind == "send" && op.chunk == 3 && op.stage == 1; });
-  TraceOp extra{
-      .dp_rank = 0, .stage = 2, .kind = "tp_comm", .pass = "", .chunk = 1, .start_ns = 10, .end_ns = 30};
+  TraceOp extra{.dp_rank = 0,
+                .stage = 2,
+                .kind = "tp_comm",
+                .pass = "",
+                .chunk = 1,
+                .start_ns = 10,
+                .end_ns = 30};
   measured.ops.push_back(extra);
   measured.ops.push_back(extra);
   StatusOr<CompareReport> report = compare_traces(predicted, measured);
@@ -74,8 +79,18 @@ TEST(CompareMatching, DuplicateKeysPairInOpIdOrder) {
   auto trace = [](int64_t first_ns, int64_t second_ns, bool reversed) {
     Trace t;
     TraceOp f{.kind = "compute", .pass = "F", .chunk = 4, .op_id = 0, .start_ns = 0, .end_ns = 100};
-    TraceOp a{.kind = "send", .pass = "", .chunk = 4, .op_id = 0, .start_ns = 100, .end_ns = 100 + first_ns};
-    TraceOp b{.kind = "send", .pass = "", .chunk = 4, .op_id = 1, .start_ns = 300, .end_ns = 300 + second_ns};
+    TraceOp a{.kind = "send",
+              .pass = "",
+              .chunk = 4,
+              .op_id = 0,
+              .start_ns = 100,
+              .end_ns = 100 + first_ns};
+    TraceOp b{.kind = "send",
+              .pass = "",
+              .chunk = 4,
+              .op_id = 1,
+              .start_ns = 300,
+              .end_ns = 300 + second_ns};
     t.ops = reversed ? std::vector<TraceOp>{f, b, a} : std::vector<TraceOp>{f, a, b};
     return t;
   };

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <random>
+#include <vector>
 
 #include "tests/traces/compare_fixture.h"
 
@@ -200,6 +201,30 @@ TEST(CompareDistribution, MedianAndP90ByHand) {
                    (100 * 10 + 200 * 11 + 300 * 12 + 400 * 13 + 500 * 14) / 10 * 1e-9);
   EXPECT_FALSE(report.peak_memory_rel_error.has_value());
   EXPECT_TRUE(report.memory.empty());
+}
+
+// Busy time is the union of the non-communication intervals: overlap counts once, sends not.
+TEST(CompareBusy, UnionOfComputeIntervals) {
+  Trace trace;
+  trace.ops = {
+      {.kind = "compute", .pass = "F", .chunk = 0, .op_id = 0, .start_ns = 0, .end_ns = 100},
+      {.kind = "compute", .pass = "F*", .chunk = 1, .op_id = 1, .start_ns = 50, .end_ns = 150},
+      {.kind = "send", .pass = "", .chunk = 1, .op_id = -1, .start_ns = 150, .end_ns = 400},
+      {.kind = "compute", .pass = "B", .chunk = 0, .op_id = 2, .start_ns = 200, .end_ns = 300},
+  };
+  Trace measured = trace;
+  for (TraceOp& op : measured.ops) {  // everything 5 ns later and B 7 ns longer
+    op.start_ns += 5;
+    op.end_ns += op.pass == "B" ? 12 : 5;
+  }
+  CompareReport report = *compare_traces(trace, measured);
+  ASSERT_EQ(report.stages_table.size(), 1u);
+  const StageComparison& row = report.stages_table[0];
+  EXPECT_DOUBLE_EQ(row.predicted_busy_s, 250e-9);  // [0, 150) ∪ [200, 300)
+  EXPECT_DOUBLE_EQ(row.measured_busy_s, 257e-9);
+  EXPECT_DOUBLE_EQ(row.predicted_bubble, 1 - 250.0 / 400.0);
+  EXPECT_DOUBLE_EQ(row.measured_bubble, 1 - 257.0 / 400.0);  // makespan [5, 405)
+  EXPECT_DOUBLE_EQ(*report.step.rel_error, 0);
 }
 
 }  // namespace
