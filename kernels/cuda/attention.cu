@@ -2,6 +2,8 @@
 // order with an online softmax (Milakov & Gimelshein 2018) in the forward; the backward
 // recomputes P from the saved log-sum-exp and adds dK/dV with atomicAdd. Simple and correct
 // before fast. Mirrors kernels/cpu/attention.cc (same preconditions, same outputs).
+#include <cmath>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_reduce.cuh"
 #include "kernels/cuda/kernels.h"

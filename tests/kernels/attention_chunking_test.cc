@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <ostream>
 
 #include "kernels/cpu/attention.h"
 #include "tests/kernels/kernel_test_util.h"
@@ -84,6 +85,12 @@ struct SplitCase {
   Heads heads;
   uint32_t seed;
 };
+
+void PrintTo(const SplitCase& c, std::ostream* os) {
+  *os << "length " << c.length << " in chunks";
+  for (int64_t len : c.chunk_lengths) *os << " " << len;
+  *os << ", heads " << c.heads.heads << ":" << c.heads.kv_heads << " d " << c.heads.head_dim;
+}
 
 class DependentSplit : public ::testing::TestWithParam<SplitCase> {};
 

@@ -29,6 +29,8 @@ std::vector<AttentionCase> Cases() {
       {"mixed, keys elsewhere", {20, 30, 6, 2, 3},
        {{0, 3, 10, 5}, {3, 17, 13, 17}}, 5},
       {"multi-tile: prefix 13 + chunk 70", {70, 83, 2, 1, 2}, {{0, 70, 0, 83}}, 6},
+      {"empty segment between two", {9, 9, 2, 1, 4}, {{0, 4, 0, 4}, {4, 0, 4, 0}, {4, 5, 4, 5}},
+       7},
   };
 }
 
