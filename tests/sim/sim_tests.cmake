@@ -5,3 +5,4 @@ cf_test(simulator_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/simulator_test.cc LIBS 
 cf_test(memory_model_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/memory_model_test.cc LIBS cf_sim)
 cf_test(cost_model_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cost_model_test.cc LIBS cf_sim)
 cf_test(golden_trace_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/golden_trace_test.cc LIBS cf_sim)
+cf_test(simulator_property_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/simulator_property_test.cc LIBS cf_sim fmt::fmt)

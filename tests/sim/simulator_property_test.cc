@@ -1,0 +1,179 @@
+// Properties of the simulator over 600 random jobs (tiny model; random parallel sizes,
+// schedules, recompute policies, strategies, batches, cost models), several fixed seeds:
+// makespan ≥ every stage's busy time and every chunk's dependency chain, bubble ratio in
+// [0, 1), memory never negative and all freed by the step's end, peak ≤ analytical bounds,
+// repeat runs identical.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "sim/cost_analytical.h"
+#include "sim/cost_unit.h"
+#include "sim/memory_model.h"
+#include "sim/memory_timeline.h"
+#include "tests/sim/simulator_test_util.h"
+
+namespace cf {
+namespace {
+
+struct Case {
+  Job job;
+  Plan plan;
+  std::string label;
+};
+
+template <typename T>
+T pick(std::mt19937_64& rng, std::initializer_list<T> values) {
+  std::uniform_int_distribution<size_t> index(0, values.size() - 1);
+  return *(values.begin() + index(rng));
+}
+
+// A random valid case, or nothing when the plan builder rejects the combination.
+std::optional<Case> random_case(std::mt19937_64& rng, const Job& base) {
+  Job job = base;
+  ParallelConfig& p = job.parallel;
+  p.tp = pick(rng, {1, 2});
+  p.pp = pick(rng, {1, 2, 4});
+  p.dp = pick(rng, {1, 2, 3});
+  p.sp = p.tp > 1 && pick(rng, {false, true});
+  p.recompute = pick(rng, {Recompute::kNone, Recompute::kSelective, Recompute::kFull});
+  p.distributed_optimizer = pick(rng, {false, true});
+  p.schedule = pick(rng, {ScheduleKind::kOneFOneB, ScheduleKind::kGPipe, ScheduleKind::kInterleaved});
+  p.vpp = 1;
+  if (p.schedule == ScheduleKind::kInterleaved) {
+    if (p.pp == 4) p.schedule = ScheduleKind::kOneFOneB;
+    else p.vpp = 2;
+  }
+  job.cluster.gpus = p.tp * p.pp * p.dp;
+  job.cluster.gpus_per_node = pick(rng, {2, 4, 8});
+  const int sequences = std::uniform_int_distribution<int>(1, 14)(rng);
+  const int64_t longest = pick<int64_t>(rng, {7, 40, 333});
+  job.dataset.lengths.clear();
+  for (int i = 0; i < sequences; ++i) {
+    job.dataset.lengths.push_back(std::uniform_int_distribution<int64_t>(1, longest)(rng));
+  }
+  job.dataset.max_length = *std::max_element(job.dataset.lengths.begin(), job.dataset.lengths.end());
+  job.training.global_batch = sequences;
+  StrategyConfig& st = job.strategy;
+  st.kind = pick(rng, {StrategyKind::kChunkFlow, StrategyKind::kBaseline});
+  st.chunk_size = std::uniform_int_distribution<int64_t>(1, longest)(rng);
+  st.k = pick(rng, {1, 2, 3});
+  st.packer = pick(rng, {Packer::kBalanced, Packer::kFirstFitDecreasing});
+  st.micro_batching = pick(rng, {MicroBatching::kPack, MicroBatching::kPerSequence});
+  job.cost_model.kind = pick(rng, {CostModelKind::kUnit, CostModelKind::kAnalytical});
+  StatusOr<Plan> plan = build_plan(job, 0);
+  if (!plan.ok()) return std::nullopt;
+  const std::string label = fmt::format(
+      "tp {} pp {} dp {} vpp {} sp {} recompute {} schedule {} strategy {} C {} K {} cost {} "
+      "lengths {}", p.tp, p.pp, p.dp, p.vpp, p.sp, to_string(p.recompute), to_string(p.schedule),
+      to_string(st.kind), st.chunk_size, st.k, to_string(job.cost_model.kind),
+      fmt::join(job.dataset.lengths, ","));
+  return Case{job, *plan, label};
+}
+
+void check_case(const Case& c, Simulator& simulator) {
+  StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(c.job);
+  ASSERT_TRUE(cost.ok());
+  StatusOr<SimResult> result = simulator.run(c.job, c.plan, **cost, SimOptions{true, true});
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const SimMetrics& m = result->metrics;
+  const Trace& trace = *result->trace;
+  const int64_t makespan = std::llround(m.pipeline_time_s * 1e9);
+  EXPECT_GE(m.step_time_s, m.pipeline_time_s);
+
+  // Busy time per (rank, stage) and the dependency chain of each chunk.
+  std::map<std::pair<int, int>, int64_t> busy;
+  std::map<int, int64_t> chain;
+  const int last_virtual = c.plan.pp * c.plan.vpp - 1;
+  for (const TraceOp& op : trace.ops) {
+    if (op.kind != "compute") continue;
+    busy[{op.dp_rank, op.stage}] += op.duration_ns();
+    const bool on_chain = op.pass != "R" || op.model_chunk * c.plan.pp + op.stage == last_virtual;
+    if (on_chain) chain[op.chunk] += op.duration_ns();
+  }
+  for (const auto& [where, ns] : busy) EXPECT_GE(makespan, ns) << "rank/stage " << where.first;
+  for (const auto& [chunk, ns] : chain) EXPECT_GE(makespan, ns) << "chunk " << chunk;
+
+  EXPECT_GE(m.bubble_ratio, 0.0);
+  EXPECT_LT(m.bubble_ratio, 1.0);
+  for (const StageMetrics& st : m.stages) {
+    EXPECT_GE(st.bubble_ratio, 0.0);
+    EXPECT_LT(st.bubble_ratio, 1.0);
+  }
+
+  // Memory: never negative, all freed, peak under the bounds.
+  for (const MemorySample& s : trace.memory) ASSERT_GE(s.bytes, 0) << s.category;
+  EXPECT_EQ(m.memory_min_category_bytes, 0);
+  EXPECT_EQ(m.memory_left_bytes, 0);
+  const MemoryModel memory(c.job.model, c.job.parallel, c.plan.layers_per_model_chunk());
+  for (int r = 0; r < c.plan.dp; ++r) {
+    for (int s = 0; s < c.plan.pp; ++s) {
+      // Everything of every chunk of the rank held at once, plus the largest transient.
+      int64_t everything = 0, transient = 0;
+      std::vector<int64_t> activations;
+      for (int chunk_id : c.plan.ranks[r].chunks) {
+        const Chunk& chunk = c.plan.chunks[chunk_id];
+        for (int v = 0; v < c.plan.vpp; ++v) {
+          const int virtual_stage = v * c.plan.pp + s;
+          const bool first = virtual_stage == 0, last = virtual_stage == last_virtual;
+          const int64_t act = memory.activation_bytes(chunk.tokens, false, first, last);
+          activations.push_back(act);
+          everything += act + memory.stage_input_bytes(chunk.tokens) +
+                        memory.kv_bytes(chunk.tokens) + memory.dkv_bytes(chunk.tokens);
+          for (Pass pass : {Pass::kForward, Pass::kForwardKeepKV, Pass::kBackward}) {
+            transient = std::max(transient, memory.transient_bytes(pass, chunk.tokens, last));
+          }
+        }
+      }
+      const int64_t states = memory.model_states(s).total();
+      const auto& peak = trace.peak_memory.at({r, s});
+      EXPECT_LE(peak.at("total"), states + everything + transient) << "rank " << r << " stage " << s;
+      // 1F1B baseline: at most min(pp − s, m) micro-batches in flight (Megatron-LM's count),
+      // so activations ≤ the pp − s largest.
+      if (c.plan.strategy == StrategyKind::kBaseline && c.plan.schedule == ScheduleKind::kOneFOneB) {
+        std::sort(activations.rbegin(), activations.rend());
+        int64_t bound = 0;
+        for (int i = 0; i < std::min<int>(c.plan.pp - s, activations.size()); ++i) bound += activations[i];
+        EXPECT_LE(peak.at("activations"), bound) << "rank " << r << " stage " << s;
+      }
+    }
+  }
+
+  // Same inputs, same simulator: identical metrics and trace.
+  StatusOr<SimResult> again = simulator.run(c.job, c.plan, **cost, SimOptions{true, false});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->metrics.step_time_s, m.step_time_s);
+  ASSERT_EQ(again->trace->ops.size(), trace.ops.size());
+  for (size_t i = 0; i < trace.ops.size(); ++i) {
+    EXPECT_EQ(again->trace->ops[i].start_ns, trace.ops[i].start_ns);
+  }
+}
+
+class SimulatorProperties : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(SimulatorProperties, HoldOnRandomJobs) {
+  const Job base = testing::tiny_job(1, 1, 1, "", "{kind: chunkflow, chunk_size: 8, k: 1}", "5");
+  std::mt19937_64 rng(GetParam());
+  Simulator simulator;
+  int checked = 0, attempts = 0;
+  while (checked < 150 && attempts < 2000) {
+    ++attempts;
+    std::optional<Case> c = random_case(rng, base);
+    if (!c) continue;
+    SCOPED_TRACE(c->label);
+    check_case(*c, simulator);
+    if (HasFatalFailure()) return;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 150);  // 4 seeds × 150 = 600 random jobs
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, SimulatorProperties, ::testing::Values(1, 7, 4242, 987654321));
+
+}  // namespace
+}  // namespace cf
