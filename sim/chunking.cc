@@ -46,8 +46,7 @@ void check_items(const std::vector<PackItem>& items, int64_t capacity) {
 
 // Balanced assignment into exactly `bins` bins; false when an item fits nowhere. The lightest
 // bin is the only candidate: if the item does not fit there it fits in no bin.
-bool try_balanced(const std::vector<PackItem>& sorted, int64_t capacity, int64_t bins,
-                  Bins* out) {
+bool try_balanced(const std::vector<PackItem>& sorted, int64_t capacity, int64_t bins, Bins* out) {
   using Entry = std::pair<int64_t, int64_t>;  // (load in tokens, bin index)
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> lightest;
   for (int64_t b = 0; b < bins; ++b) lightest.push({0, b});
@@ -74,10 +73,10 @@ void rebalance(const std::vector<int64_t>& length_of, int64_t capacity, Bins* bi
     for (int64_t seq : (*bins)[b]) load[b] += length_of[static_cast<size_t>(seq)];
   }
   while (bins->size() >= 2) {
-    const size_t heavy = static_cast<size_t>(std::max_element(load.begin(), load.end()) -
-                                             load.begin());
-    const size_t light = static_cast<size_t>(std::min_element(load.begin(), load.end()) -
-                                             load.begin());
+    const size_t heavy =
+        static_cast<size_t>(std::max_element(load.begin(), load.end()) - load.begin());
+    const size_t light =
+        static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
     const int64_t gap = load[heavy] - load[light];
     int64_t best_gap = gap;
     int best_a = -1, best_b = -1;  // positions in the heavy / light bin; b = -1: a move
@@ -187,8 +186,8 @@ void append_standalone(const Bins& bins, const std::vector<int64_t>& lengths,
 
 }  // namespace
 
-std::vector<Chunk> build_chunkflow_chunks(const std::vector<int64_t>& lengths,
-                                          int64_t chunk_size, Packer packer) {
+std::vector<Chunk> build_chunkflow_chunks(const std::vector<int64_t>& lengths, int64_t chunk_size,
+                                          Packer packer) {
   CF_CHECK_GT(chunk_size, 0);
   std::vector<PackItem> short_items;
   std::vector<int64_t> long_sequences;

@@ -38,8 +38,8 @@ Bins pack(const std::vector<PackItem>& items, int64_t capacity, Packer packer);
 // pieces of `chunk_size` tokens (a dependent group); the others packed into standalone chunks.
 // Order and ids: standalone chunks in bin order, then each group's pieces in order, groups in
 // ascending sequence index. dp_rank is left 0. Lengths must be positive.
-std::vector<Chunk> build_chunkflow_chunks(const std::vector<int64_t>& lengths,
-                                          int64_t chunk_size, Packer packer);
+std::vector<Chunk> build_chunkflow_chunks(const std::vector<int64_t>& lengths, int64_t chunk_size,
+                                          Packer packer);
 
 // Baseline micro-batches as standalone chunks of capacity `max_length`: whole sequences
 // packed first-fit-decreasing (`pack`) or one sequence each in batch order (`per_sequence`).

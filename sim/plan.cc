@@ -84,13 +84,13 @@ std::string plan_to_json(const Plan& plan) {
     for (const Segment& seg : chunk.segments) {
       segments.push_back(Json::array({seg.sequence, seg.offset, seg.length}));
     }
-    chunks.push_back(Json{
-        {"id", chunk.id},
-        {"kind", chunk.kind == ChunkKind::kDependent ? "dependent" : "standalone"},
-        {"tokens", chunk.tokens},
-        {"segments", std::move(segments)},
-        {"group", chunk.group},
-        {"index", chunk.index}});
+    chunks.push_back(
+        Json{{"id", chunk.id},
+             {"kind", chunk.kind == ChunkKind::kDependent ? "dependent" : "standalone"},
+             {"tokens", chunk.tokens},
+             {"segments", std::move(segments)},
+             {"group", chunk.group},
+             {"index", chunk.index}});
   }
   out["chunks"] = std::move(chunks);
   Json ranks = Json::array();

@@ -28,9 +28,9 @@ Status validate_inputs(const PlanInputs& in) {
   if (in.dp < 1) return bad("parallel.dp: must be at least 1, got " + std::to_string(in.dp));
   if (in.vpp < 1) return bad("parallel.vpp: must be at least 1, got " + std::to_string(in.vpp));
   if (in.vpp > 1 && in.schedule != ScheduleKind::kInterleaved) {
-    return bad("parallel.vpp: " + std::to_string(in.vpp) +
-               " virtual stages need schedule: interleaved, got schedule: " +
-               to_string(in.schedule));
+    return bad(
+        "parallel.vpp: " + std::to_string(in.vpp) +
+        " virtual stages need schedule: interleaved, got schedule: " + to_string(in.schedule));
   }
   const int64_t model_chunks = static_cast<int64_t>(in.pp) * in.vpp;
   if (in.layers < 1 || in.layers % model_chunks != 0) {
@@ -80,8 +80,8 @@ void distribute_over_dp(double pair_weight, Plan* plan) {
   });
   std::vector<double> load(static_cast<size_t>(plan->dp), 0.0);
   for (const Unit& unit : units) {
-    const size_t rank = static_cast<size_t>(
-        std::min_element(load.begin(), load.end()) - load.begin());  // first minimum
+    const size_t rank = static_cast<size_t>(std::min_element(load.begin(), load.end()) -
+                                            load.begin());  // first minimum
     load[rank] += unit.work;
     for (int c = unit.first_chunk; c < unit.first_chunk + unit.chunks; ++c) {
       plan->chunks[static_cast<size_t>(c)].dp_rank = static_cast<int>(rank);
@@ -123,8 +123,8 @@ StatusOr<Plan> build_plan(const PlanInputs& inputs) {
   if (inputs.strategy.kind == StrategyKind::kChunkFlow) {
     plan.k = inputs.strategy.k;
     plan.chunk_size = inputs.strategy.chunk_size;
-    plan.chunks = build_chunkflow_chunks(inputs.sequence_lengths, plan.chunk_size,
-                                         inputs.strategy.packer);
+    plan.chunks =
+        build_chunkflow_chunks(inputs.sequence_lengths, plan.chunk_size, inputs.strategy.packer);
   } else {
     plan.k = 1;  // no dependent groups: every micro-batch keeps its activations
     plan.chunk_size = inputs.max_length;

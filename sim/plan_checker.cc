@@ -2,6 +2,8 @@
 // replay. Not a builder: it only reads the plan and names the first rule broken.
 #include "sim/plan_checker.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <set>
 #include <string>
@@ -13,42 +15,41 @@
 namespace cf {
 namespace {
 
-Status broken(const std::string& rule, const std::string& detail) {
-  return Status::InvalidInput("plan rule " + rule + ": " + detail);
+// "plan rule <rule>: <message>", the message formatted by fmt.
+template <typename... Args>
+Status broken(const char* rule, fmt::format_string<Args...> format, Args&&... args) {
+  return Status::InvalidInput(
+      fmt::format("plan rule {}: {}", rule, fmt::format(format, std::forward<Args>(args)...)));
 }
 
+// "dp rank R stage S op ID (PASS chunk C model chunk V)".
 std::string where(int rank, int stage, const Op& op) {
-  return "dp rank " + std::to_string(rank) + " stage " + std::to_string(stage) + " op " +
-         std::to_string(op.id) + " (" + pass_name(op.pass) + " chunk " +
-         std::to_string(op.chunk) + " model chunk " + std::to_string(op.model_chunk) + ")";
+  return fmt::format("dp rank {} stage {} op {} ({} chunk {} model chunk {})", rank, stage, op.id,
+                     pass_name(op.pass), op.chunk, op.model_chunk);
 }
-
-std::string str(int64_t value) { return std::to_string(value); }
 
 Status check_shape(const Plan& plan) {
   if (plan.pp < 1 || plan.vpp < 1 || plan.dp < 1 || plan.k < 1) {
-    return broken("shape", "pp " + str(plan.pp) + ", vpp " + str(plan.vpp) + ", dp " +
-                               str(plan.dp) + ", k " + str(plan.k) + " must all be >= 1");
+    return broken("shape", "pp {}, vpp {}, dp {}, k {} must all be >= 1", plan.pp, plan.vpp,
+                  plan.dp, plan.k);
   }
   if (plan.layers < 1 || plan.layers % (plan.pp * plan.vpp) != 0) {
-    return broken("shape", str(plan.layers) + " layers do not split over pp·vpp = " +
-                               str(plan.pp * plan.vpp) + " model chunks");
+    return broken("shape", "{} layers do not split over pp·vpp = {} model chunks", plan.layers,
+                  plan.pp * plan.vpp);
   }
   if (static_cast<int>(plan.ranks.size()) != plan.dp) {
-    return broken("shape", str(plan.ranks.size()) + " ranks for dp " + str(plan.dp));
+    return broken("shape", "{} ranks for dp {}", plan.ranks.size(), plan.dp);
   }
   for (size_t r = 0; r < plan.ranks.size(); ++r) {
     if (plan.ranks[r].dp_rank != static_cast<int>(r) ||
         static_cast<int>(plan.ranks[r].stages.size()) != plan.pp) {
-      return broken("shape", "dp rank " + str(r) + " has dp_rank " +
-                                 str(plan.ranks[r].dp_rank) + " and " +
-                                 str(plan.ranks[r].stages.size()) + " stages for pp " +
-                                 str(plan.pp));
+      return broken("shape", "dp rank {} has dp_rank {} and {} stages for pp {}", r,
+                    plan.ranks[r].dp_rank, plan.ranks[r].stages.size(), plan.pp);
     }
   }
   for (size_t c = 0; c < plan.chunks.size(); ++c) {
     if (plan.chunks[c].id != static_cast<int>(c)) {
-      return broken("shape", "chunk at index " + str(c) + " has id " + str(plan.chunks[c].id));
+      return broken("shape", "chunk at index {} has id {}", c, plan.chunks[c].id);
     }
   }
   return Status::Ok();
@@ -63,21 +64,19 @@ Status check_chunks(const Plan& plan) {
     for (const Segment& seg : chunk.segments) {
       if (seg.sequence < 0 || seg.sequence >= sequences || seg.offset < 0 || seg.length < 1 ||
           seg.offset + seg.length > plan.sequence_lengths[static_cast<size_t>(seg.sequence)]) {
-        return broken("chunk-tokens", "chunk " + str(chunk.id) + " segment (" +
-                                          str(seg.sequence) + ", " + str(seg.offset) + ", " +
-                                          str(seg.length) + ") is outside its sequence");
+        return broken("chunk-tokens", "chunk {} segment ({}, {}, {}) is outside its sequence",
+                      chunk.id, seg.sequence, seg.offset, seg.length);
       }
       tokens += seg.length;
       pieces[static_cast<size_t>(seg.sequence)].push_back({seg.offset, seg.length});
     }
     if (chunk.segments.empty() || tokens != chunk.tokens) {
-      return broken("chunk-tokens", "chunk " + str(chunk.id) + " records " +
-                                        str(chunk.tokens) + " tokens, its segments hold " +
-                                        str(tokens));
+      return broken("chunk-tokens", "chunk {} records {} tokens, its segments hold {}", chunk.id,
+                    chunk.tokens, tokens);
     }
     if (chunk.tokens > plan.chunk_size) {
-      return broken("chunk-size", "chunk " + str(chunk.id) + " holds " + str(chunk.tokens) +
-                                      " tokens, over chunk_size " + str(plan.chunk_size));
+      return broken("chunk-size", "chunk {} holds {} tokens, over chunk_size {}", chunk.id,
+                    chunk.tokens, plan.chunk_size);
     }
   }
   for (size_t s = 0; s < pieces.size(); ++s) {
@@ -85,15 +84,13 @@ Status check_chunks(const Plan& plan) {
     int64_t covered = 0;  // tokens [0, covered) seen exactly once so far
     for (const auto& [offset, length] : pieces[s]) {
       if (offset != covered) {
-        return broken("coverage", "sequence " + str(s) + " token " + str(std::min(offset,
-                                      covered)) + (offset < covered ? " is in two chunks"
-                                                                    : " is in no chunk"));
+        return broken("coverage", "sequence {} token {} is in {}", s, std::min(offset, covered),
+                      offset < covered ? "two chunks" : "no chunk");
       }
       covered += length;
     }
     if (covered != plan.sequence_lengths[s]) {
-      return broken("coverage", "sequence " + str(s) + " token " + str(covered) +
-                                    " is in no chunk");
+      return broken("coverage", "sequence {} token {} is in no chunk", s, covered);
     }
   }
   return Status::Ok();
@@ -107,13 +104,12 @@ Status check_groups(const Plan& plan) {
       for (const Segment& seg : first.segments) {
         if (seg.offset != 0 ||
             seg.length != plan.sequence_lengths[static_cast<size_t>(seg.sequence)]) {
-          return broken("group-pieces", "standalone chunk " + str(first.id) +
-                                            " holds part of sequence " + str(seg.sequence));
+          return broken("group-pieces", "standalone chunk {} holds part of sequence {}", first.id,
+                        seg.sequence);
         }
       }
       if (first.group != -1) {
-        return broken("group-pieces", "standalone chunk " + str(first.id) + " has group " +
-                                          str(first.group));
+        return broken("group-pieces", "standalone chunk {} has group {}", first.id, first.group);
       }
       ++c;
       continue;
@@ -121,21 +117,21 @@ Status check_groups(const Plan& plan) {
     const int n = first.group_size;
     if (first.index != 0 || first.group != expected_group || n < 1 ||
         c + static_cast<size_t>(n) > plan.chunks.size()) {
-      return broken("group-pieces", "chunk " + str(first.id) + " starts group " +
-                                        str(first.group) + " at piece " + str(first.index) +
-                                        " (expected group " + str(expected_group) +
-                                        ", piece 0, " + str(n) + " pieces in the plan)");
+      return broken("group-pieces",
+                    "chunk {} starts group {} at piece {} (expected group {}, piece 0, {} pieces "
+                    "in the plan)",
+                    first.id, first.group, first.index, expected_group, n);
     }
     int64_t next_offset = 0;
     for (int i = 0; i < n; ++i) {
       const Chunk& piece = plan.chunks[c + static_cast<size_t>(i)];
-      if (piece.kind != ChunkKind::kDependent || piece.group != first.group ||
-          piece.index != i || piece.group_size != n || piece.segments.size() != 1 ||
+      if (piece.kind != ChunkKind::kDependent || piece.group != first.group || piece.index != i ||
+          piece.group_size != n || piece.segments.size() != 1 ||
           piece.segments[0].sequence != first.segments[0].sequence ||
           piece.segments[0].offset != next_offset) {
-        return broken("group-pieces", "chunk " + str(piece.id) + " is not piece " + str(i) +
-                                          " of group " + str(first.group) +
-                                          " in order and contiguous");
+        return broken("group-pieces",
+                      "chunk {} is not piece {} of group {} in order and contiguous", piece.id, i,
+                      first.group);
       }
       next_offset += piece.tokens;
     }
@@ -153,22 +149,20 @@ Status check_dp(const Plan& plan) {
       if (id < 0 || id >= static_cast<int>(plan.chunks.size()) ||
           plan.chunks[static_cast<size_t>(id)].dp_rank != rank.dp_rank ||
           (i > 0 && id <= rank.chunks[i - 1])) {
-        return broken("dp-assignment", "dp rank " + str(rank.dp_rank) + " lists chunk " +
-                                           str(id) + " out of place");
+        return broken("dp-assignment", "dp rank {} lists chunk {} out of place", rank.dp_rank, id);
       }
       ++seen[static_cast<size_t>(id)];
     }
   }
   for (const Chunk& chunk : plan.chunks) {
     if (seen[static_cast<size_t>(chunk.id)] != 1) {
-      return broken("dp-assignment", "chunk " + str(chunk.id) + " is fed to " +
-                                         str(seen[static_cast<size_t>(chunk.id)]) + " ranks");
+      return broken("dp-assignment", "chunk {} is fed to {} ranks", chunk.id,
+                    seen[static_cast<size_t>(chunk.id)]);
     }
     if (chunk.kind == ChunkKind::kDependent && chunk.index > 0 &&
         plan.chunks[static_cast<size_t>(chunk.id - 1)].dp_rank != chunk.dp_rank) {
-      return broken("group-one-rank", "group " + str(chunk.group) + " spans dp ranks " +
-                                          str(plan.chunks[chunk.id - 1].dp_rank) + " and " +
-                                          str(chunk.dp_rank));
+      return broken("group-one-rank", "group {} spans dp ranks {} and {}", chunk.group,
+                    plan.chunks[static_cast<size_t>(chunk.id - 1)].dp_rank, chunk.dp_rank);
     }
   }
   return Status::Ok();
@@ -180,7 +174,7 @@ Status check_op_fields(const Plan& plan) {
     for (int s = 0; s < plan.pp; ++s) {
       for (const Op& op : rank.stages[static_cast<size_t>(s)].ops) {
         if (!ids.insert(op.id).second) {
-          return broken("op-ids-unique", where(rank.dp_rank, s, op) + " reuses its id");
+          return broken("op-ids-unique", "{} reuses its id", where(rank.dp_rank, s, op));
         }
       }
     }
@@ -191,8 +185,8 @@ Status check_op_fields(const Plan& plan) {
         if (op.chunk < 0 || op.chunk >= static_cast<int>(plan.chunks.size()) ||
             plan.chunks[static_cast<size_t>(op.chunk)].dp_rank != rank.dp_rank ||
             op.model_chunk < 0 || op.model_chunk >= plan.vpp) {
-          return broken("op-fields", where(rank.dp_rank, s, op) +
-                                         " names a chunk or model chunk this rank does not run");
+          return broken("op-fields", "{} names a chunk or model chunk this rank does not run",
+                        where(rank.dp_rank, s, op));
         }
       }
     }
@@ -223,66 +217,65 @@ Status check_substream(const Plan& plan, const RankPlan& rank, int s, int v) {
     const Op& op = ops[i];
     if (op.model_chunk != v) continue;
     const Chunk& chunk = plan.chunks[static_cast<size_t>(op.chunk)];
-    const std::string at = where(rank.dp_rank, s, op);
+    auto at = [&] { return where(rank.dp_rank, s, op); };  // built only on failure
     Seen& mine = seen[static_cast<size_t>(op.chunk)];
     const Pass forward = expected_forward(plan, chunk);
     const bool dependent = chunk.kind == ChunkKind::kDependent;
     const size_t g = dependent ? static_cast<size_t>(chunk.group) : 0;
     if ((op.pass == Pass::kForward || op.pass == Pass::kForwardKeepKV) && op.pass != forward) {
-      return broken("pass-kind", at + ": expected " + pass_name(forward));
+      return broken("pass-kind", "{}: expected {}", at(), pass_name(forward));
     }
     if (op.pass == Pass::kRecompute && forward != Pass::kForwardKeepKV) {
-      return broken("pass-kind", at + ": R of a chunk whose forward is F");
+      return broken("pass-kind", "{}: R of a chunk whose forward is F", at());
     }
     int* slot = op.pass == Pass::kBackward    ? &mine.backward
                 : op.pass == Pass::kRecompute ? &mine.recompute
                                               : &mine.forward;
-    if (*slot != -1) return broken("ops-once", at + " appears twice");
+    if (*slot != -1) return broken("ops-once", "{} appears twice", at());
     *slot = static_cast<int>(i);
     if (op.pass == Pass::kRecompute && mine.forward == -1) {
-      return broken("order", at + " before the chunk's forward");
+      return broken("order", "{} before the chunk's forward", at());
     }
     if (op.pass == Pass::kBackward) {
-      if (mine.forward == -1) return broken("order", at + " before the chunk's forward");
+      if (mine.forward == -1) return broken("order", "{} before the chunk's forward", at());
       if (forward == Pass::kForwardKeepKV && mine.recompute != static_cast<int>(i) - 1) {
-        return broken("order", at + " not immediately after its R");
+        return broken("order", "{} not immediately after its R", at());
       }
     }
     if (!dependent) continue;
     if (op.pass == Pass::kForward || op.pass == Pass::kForwardKeepKV) {
       if (chunk.index <= last_forward_index[g]) {
-        return broken("group-order", at + ": forward of piece " + str(chunk.index) +
-                                         " after piece " + str(last_forward_index[g]));
+        return broken("group-order", "{}: forward of piece {} after piece {}", at(), chunk.index,
+                      last_forward_index[g]);
       }
       last_forward_index[g] = chunk.index;
     }
     if (op.pass == Pass::kBackward) {
       if (last_backward_index[g] != -1 && chunk.index >= last_backward_index[g]) {
-        return broken("group-order", at + ": backward of piece " + str(chunk.index) +
-                                         " after piece " + str(last_backward_index[g]));
+        return broken("group-order", "{}: backward of piece {} after piece {}", at(), chunk.index,
+                      last_backward_index[g]);
       }
       last_backward_index[g] = chunk.index;
     }
     // Activations: F and R hold from the op to the chunk's B; F* holds only K/V.
     if (op.pass == Pass::kForward || op.pass == Pass::kRecompute) {
       if (++held[g] > plan.k) {
-        return broken("k-limit", at + ": " + str(held[g]) + " pieces of group " + str(g) +
-                                     " hold activations, k = " + str(plan.k));
+        return broken("k-limit", "{}: {} pieces of group {} hold activations, k = {}", at(),
+                      held[g], g, plan.k);
       }
     }
     if (op.pass == Pass::kBackward) --held[g];
   }
   for (int id : rank.chunks) {
     const Seen& mine = seen[static_cast<size_t>(id)];
-    const bool needs_r = expected_forward(plan, plan.chunks[static_cast<size_t>(id)]) ==
-                         Pass::kForwardKeepKV;
+    const bool needs_r =
+        expected_forward(plan, plan.chunks[static_cast<size_t>(id)]) == Pass::kForwardKeepKV;
     if (mine.forward == -1 || mine.backward == -1 || (mine.recompute != -1) != needs_r) {
-      return broken("ops-once", "dp rank " + str(rank.dp_rank) + " stage " + str(s) +
-                                    " model chunk " + str(v) + ": chunk " + str(id) +
-                                    " lacks its " +
-                                    (mine.forward == -1    ? "forward"
-                                     : mine.backward == -1 ? "B"
-                                                           : "R"));
+      return broken("ops-once", "dp rank {} stage {} model chunk {}: chunk {} lacks its {}",
+                    rank.dp_rank, s, v, id,
+                    mine.forward == -1    ? "forward"
+                    : mine.backward == -1 ? "B"
+                                          : "R");
     }
   }
   return Status::Ok();
@@ -324,14 +317,13 @@ Status check_deadlock(const Plan& plan, const RankPlan& rank) {
       for (size_t& i = next[static_cast<size_t>(s)]; i < ops.size(); ++i, progress = true) {
         const Op& op = ops[i];
         const Need need = need_of(s, op, pp, vpp);
-        if (need.stage >= 0 &&
-            !done[need.backward][static_cast<size_t>(need.stage)][slot(op.chunk,
-                                                                       need.model_chunk)]) {
+        if (need.stage >= 0 && !done[need.backward][static_cast<size_t>(need.stage)]
+                                    [slot(op.chunk, need.model_chunk)]) {
           break;
         }
         if (op.pass != Pass::kRecompute) {
-          done[op.pass == Pass::kBackward][static_cast<size_t>(s)][slot(op.chunk,
-                                                                        op.model_chunk)] = 1;
+          done[op.pass == Pass::kBackward][static_cast<size_t>(s)][slot(op.chunk, op.model_chunk)] =
+              1;
         }
       }
     }
@@ -341,10 +333,9 @@ Status check_deadlock(const Plan& plan, const RankPlan& rank) {
     const size_t i = next[static_cast<size_t>(s)];
     if (i == ops.size()) continue;
     const Need need = need_of(s, ops[i], pp, vpp);
-    return broken("deadlock", where(rank.dp_rank, s, ops[i]) + " waits on " +
-                                  (need.backward ? "B" : "the forward") + " of chunk " +
-                                  str(ops[i].chunk) + " model chunk " + str(need.model_chunk) +
-                                  " on stage " + str(need.stage));
+    return broken("deadlock", "{} waits on {} of chunk {} model chunk {} on stage {}",
+                  where(rank.dp_rank, s, ops[i]), need.backward ? "B" : "the forward", ops[i].chunk,
+                  need.model_chunk, need.stage);
   }
   return Status::Ok();
 }

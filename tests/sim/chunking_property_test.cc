@@ -59,13 +59,12 @@ int64_t check_chunking(const std::vector<int64_t>& lengths, int64_t chunk_size,
     } else {
       seen_dependent = true;
       if (chunk.segments.size() != 1) {
-        ADD_FAILURE() << "dependent chunk " << c << " has " << chunk.segments.size()
-                      << " segments";
+        ADD_FAILURE() << "dependent chunk " << c << " has " << chunk.segments.size() << " segments";
         continue;
       }
-      EXPECT_EQ(chunk.group_size,
-                (lengths[static_cast<size_t>(chunk.segments[0].sequence)] + chunk_size - 1) /
-                    chunk_size);
+      EXPECT_EQ(
+          chunk.group_size,
+          (lengths[static_cast<size_t>(chunk.segments[0].sequence)] + chunk_size - 1) / chunk_size);
     }
   }
   for (size_t s = 0; s < lengths.size(); ++s) {

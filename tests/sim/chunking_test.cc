@@ -1,8 +1,8 @@
 // Chunk construction (DESIGN §4.1) and baseline micro-batching (§4.4) on hand-checked cases.
 // The random-batch properties are in chunking_property_test.cc.
-#include <gtest/gtest.h>
-
 #include "sim/chunking.h"
+
+#include <gtest/gtest.h>
 
 namespace cf {
 namespace {
@@ -80,7 +80,8 @@ TEST(Packers, BalancedEvensOutTheFallbackPacking) {
   // 1 moves from the first bin to the third, then the 9 and the 7 swap.
   std::vector<PackItem> items;
   const std::vector<int64_t> lengths = {1, 1, 5, 11, 5, 18, 9, 7, 8, 9};
-  for (size_t i = 0; i < lengths.size(); ++i) items.push_back({static_cast<int64_t>(i), lengths[i]});
+  for (size_t i = 0; i < lengths.size(); ++i)
+    items.push_back({static_cast<int64_t>(i), lengths[i]});
   EXPECT_EQ(pack_first_fit_decreasing(items, 20), (Bins{{5, 0, 1}, {3, 6}, {9, 8}, {7, 2, 4}}));
   EXPECT_EQ(pack_balanced(items, 20), (Bins{{5, 1}, {3, 7}, {9, 8, 0}, {6, 2, 4}}));
 }

@@ -1,12 +1,13 @@
 // build_plan end to end: DP distribution, input validation, random plans that pass the
 // checker and replay without deadlock, determinism of plan_to_json, plan_inputs_from_job.
+#include "sim/plan_builder.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <random>
 
-#include "sim/plan_builder.h"
 #include "sim/plan_checker.h"
 #include "tests/sim/schedule_replay.h"
 
@@ -208,7 +209,8 @@ cluster: {gpu: h100-sxm-80g, gpus: 4, gpus_per_node: 8}
 dataset: {lengths: [9, 2, 5], max_length: 16}
 parallel: {tp: 1, pp: 2, dp: 2}
 strategy: {kind: chunkflow, chunk_size: 4, k: 2, packer: ffd}
-)", "job.yaml");
+)",
+                                "job.yaml");
   ASSERT_TRUE(job.ok()) << job.status().message();
   const PlanInputs in = plan_inputs_from_job(*job, 0);
   EXPECT_EQ(in.sequence_lengths, (std::vector<int64_t>{9, 2, 5}));

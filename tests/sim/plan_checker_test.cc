@@ -1,12 +1,13 @@
 // check_plan: valid plans pass; each rule, broken once by editing a valid plan by hand,
 // is reported by name with the place it breaks.
+#include "sim/plan_checker.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
 #include "sim/plan_builder.h"
-#include "sim/plan_checker.h"
 #include "tests/sim/schedule_replay.h"
 
 namespace cf {
@@ -131,13 +132,15 @@ TEST(PlanChecker, GroupOnOneRank) {
 TEST(PlanChecker, OpIdsUnique) {
   Plan plan = valid_plan();
   stage_ops(plan, 1)[3].id = stage_ops(plan, 0)[5].id;
-  EXPECT_THAT(error_of(plan), HasSubstr("plan rule op-ids-unique: dp rank 0 stage 1 op 5 (B chunk 1"));
+  EXPECT_THAT(error_of(plan),
+              HasSubstr("plan rule op-ids-unique: dp rank 0 stage 1 op 5 (B chunk 1"));
 }
 
 TEST(PlanChecker, OpFields) {
   Plan plan = valid_plan();
   stage_ops(plan, 1)[0].model_chunk = 1;  // vpp = 1
-  EXPECT_THAT(error_of(plan), HasSubstr("plan rule op-fields: dp rank 0 stage 1 op 17 (F chunk 0 model chunk 1)"));
+  EXPECT_THAT(error_of(plan),
+              HasSubstr("plan rule op-fields: dp rank 0 stage 1 op 17 (F chunk 0 model chunk 1)"));
 }
 
 TEST(PlanChecker, PassKind) {
@@ -153,12 +156,14 @@ TEST(PlanChecker, OpsOnceDuplicateAndMissing) {
   Op copy = stage_ops(twice, 1)[1];  // B0
   copy.id = 1000;
   stage_ops(twice, 1).push_back(copy);
-  EXPECT_THAT(error_of(twice), HasSubstr("plan rule ops-once: dp rank 0 stage 1 op 1000 (B chunk 0"));
+  EXPECT_THAT(error_of(twice),
+              HasSubstr("plan rule ops-once: dp rank 0 stage 1 op 1000 (B chunk 0"));
   Plan missing = valid_plan();
   std::vector<Op>& ops = stage_ops(missing, 0);
   ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(find(ops, Pass::kBackward, 0)));
-  EXPECT_THAT(error_of(missing),
-              HasSubstr("plan rule ops-once: dp rank 0 stage 0 model chunk 0: chunk 0 lacks its B"));
+  EXPECT_THAT(
+      error_of(missing),
+      HasSubstr("plan rule ops-once: dp rank 0 stage 0 model chunk 0: chunk 0 lacks its B"));
 }
 
 TEST(PlanChecker, OrderBackwardBeforeForwardAndRecomputeNotAdjacent) {
@@ -189,8 +194,9 @@ TEST(PlanChecker, KLimit) {
   const Op r3 = ops[find(ops, Pass::kRecompute, 3)];
   ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(find(ops, Pass::kRecompute, 3)));
   ops.insert(ops.begin() + static_cast<std::ptrdiff_t>(find(ops, Pass::kBackward, 4)), r3);
-  EXPECT_THAT(error_of(plan), HasSubstr("plan rule k-limit: dp rank 0 stage 1 op 26 (R chunk 3 "
-                                        "model chunk 0): 2 pieces of group 0 hold activations, k = 1"));
+  EXPECT_THAT(error_of(plan),
+              HasSubstr("plan rule k-limit: dp rank 0 stage 1 op 26 (R chunk 3 "
+                        "model chunk 0): 2 pieces of group 0 hold activations, k = 1"));
 }
 
 TEST(PlanChecker, DeadlockNamesTheWaitingStageAndOp) {
@@ -205,8 +211,9 @@ TEST(PlanChecker, DeadlockNamesTheWaitingStageAndOp) {
   // Stage 0 takes the last stage's stream F0 B0 F1 B1 F2 B2 and vice versa: stage 0's B0
   // waits on stage 1's B0, which waits behind F1, which needs stage 0's F1.
   std::swap(plan.ranks[0].stages[0].ops, plan.ranks[0].stages[1].ops);
-  EXPECT_THAT(error_of(plan), HasSubstr("plan rule deadlock: dp rank 0 stage 0 op 7 (B chunk 0 "
-                                        "model chunk 0) waits on B of chunk 0 model chunk 0 on stage 1"));
+  EXPECT_THAT(error_of(plan),
+              HasSubstr("plan rule deadlock: dp rank 0 stage 0 op 7 (B chunk 0 "
+                        "model chunk 0) waits on B of chunk 0 model chunk 0 on stage 1"));
   EXPECT_TRUE(testing::replay_unit(plan).deadlocked);
 }
 

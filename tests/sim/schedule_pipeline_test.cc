@@ -92,8 +92,9 @@ TEST(Interleaved, MegatronConstraintIsAnInputError) {
     EXPECT_NE(plan.status().message().find("interleaved 1F1B"), std::string::npos)
         << plan.status().message();
   }
-  EXPECT_TRUE(build_plan(chunkflow(std::vector<int64_t>(8, 8), 8, 1, 4,
-                                   ScheduleKind::kInterleaved, 2)).ok());
+  EXPECT_TRUE(
+      build_plan(chunkflow(std::vector<int64_t>(8, 8), 8, 1, 4, ScheduleKind::kInterleaved, 2))
+          .ok());
 }
 
 TEST(Interleaved, LayersMustSplitOverModelChunks) {
@@ -130,8 +131,8 @@ TEST(WarmUp, MatchesMegatronFormulas) {
   for (int pp : {2, 3, 4}) {
     for (int vpp : {2, 3}) {
       for (int m : {pp, 2 * pp, 3 * pp}) {
-        const Plan plan = build(chunkflow(std::vector<int64_t>(static_cast<size_t>(m), 5), 5, 1,
-                                          pp, ScheduleKind::kInterleaved, vpp));
+        const Plan plan = build(chunkflow(std::vector<int64_t>(static_cast<size_t>(m), 5), 5, 1, pp,
+                                          ScheduleKind::kInterleaved, vpp));
         for (int s = 0; s < pp; ++s) {
           const int megatron = std::min(2 * (pp - s - 1) + (vpp - 1) * pp, m * vpp);
           EXPECT_EQ(warmup_forwards(ScheduleKind::kInterleaved, pp, vpp, s, m), megatron);
@@ -154,8 +155,8 @@ TEST(Streams, EveryOpExactlyOnceOnEveryStage) {
     }
     int star = 0;
     for (const Chunk& chunk : plan.chunks) {
-      const bool is_star = chunk.kind == ChunkKind::kDependent &&
-                           chunk.index < chunk.group_size - plan.k;
+      const bool is_star =
+          chunk.kind == ChunkKind::kDependent && chunk.index < chunk.group_size - plan.k;
       star += is_star;
       EXPECT_EQ(f[static_cast<size_t>(chunk.id)], 1);
       EXPECT_EQ(b[static_cast<size_t>(chunk.id)], 1);

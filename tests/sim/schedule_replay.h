@@ -50,11 +50,13 @@ inline UnitReplay replay_unit(const Plan& plan, int dp_rank = 0) {
         if (op.pass == Pass::kRecompute || (is_forward_pass(op.pass) && s == 0 && v == 0)) {
           has_dep = false;
         } else if (is_forward_pass(op.pass)) {
-          dep = s > 0 ? std::tuple{false, s - 1, op.chunk, v} : std::tuple{false, pp - 1, op.chunk, v - 1};
+          dep = s > 0 ? std::tuple{false, s - 1, op.chunk, v}
+                      : std::tuple{false, pp - 1, op.chunk, v - 1};
         } else if (s == pp - 1 && v == vpp - 1) {
           dep = {false, s, op.chunk, v};
         } else {
-          dep = s < pp - 1 ? std::tuple{true, s + 1, op.chunk, v} : std::tuple{true, 0, op.chunk, v + 1};
+          dep = s < pp - 1 ? std::tuple{true, s + 1, op.chunk, v}
+                           : std::tuple{true, 0, op.chunk, v + 1};
         }
         if (has_dep) {
           auto it = end.find(dep);
@@ -84,7 +86,8 @@ inline UnitReplay replay_unit(const Plan& plan, int dp_rank = 0) {
 // chunk: "F0.1".
 inline std::string stream_string(const Plan& plan, int dp_rank, int stage) {
   std::string out;
-  for (const Op& op : plan.ranks[static_cast<size_t>(dp_rank)].stages[static_cast<size_t>(stage)].ops) {
+  for (const Op& op :
+       plan.ranks[static_cast<size_t>(dp_rank)].stages[static_cast<size_t>(stage)].ops) {
     if (!out.empty()) out += ' ';
     out += pass_name(op.pass);
     out += std::to_string(op.chunk);
