@@ -1,0 +1,88 @@
+// The executor's entry points: run a job's training steps with real kernels, every pipeline
+// stage of every DP rank a StageWorker, and report step time, tokens/s, loss, peak memory per
+// stage and (optionally) the gradient error against whole-sequence training. This file runs
+// stages as threads of one process; mpi_run.h runs them as MPI ranks. Not the CLI's output.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "executor/memory.h"
+#include "executor/reference.h"
+#include "executor/tokens.h"
+#include "kernels/cpu/adamw.h"
+#include "sim/job.h"
+#include "sim/plan.h"
+#include "traces/trace.h"
+
+namespace cf {
+
+struct ExecutorOptions {
+  uint64_t seed = 0;        // weights and synthetic tokens
+  float init_std = 0.02f;   // standard deviation of the initial weights (norms start at 1)
+  AdamWHyper adamw{1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
+  std::string tokens_path;  // JSONL token file; empty: synthetic tokens
+  bool check_reference = false;
+  bool record_trace = true;  // the measured trace of step 0
+};
+
+// Peak memory of one pipeline stage over the run (the worst DP rank and step): the total's
+// peak, the breakdown at that moment, and each category's own peak.
+struct StageMemoryReport {
+  int stage = 0;
+  int dp_rank = 0;  // where the peak was measured
+  int64_t peak_bytes = 0;
+  MemoryBytes at_peak{};
+  MemoryBytes category_peaks{};
+};
+
+struct StepReport {
+  int64_t step = 0;
+  int64_t tokens = 0;
+  int chunks = 0;
+  double step_time_s = 0;  // pipeline ops, gradient sums and optimizer (not the reference)
+  double loss = 0;         // global-batch mean token loss
+  std::optional<GradientCheck> check;
+};
+
+struct RunReport {
+  std::vector<StepReport> steps;
+  std::vector<StageMemoryReport> stages;  // pp entries
+  Trace trace;                            // measured, step 0 (empty unless record_trace)
+
+  double step_time_s() const;   // mean over steps
+  double tokens_per_s() const;  // Σ tokens / Σ step time
+  double loss() const;          // mean over steps
+  std::optional<GradientCheck> worst_check() const;
+};
+
+// What the CPU backend can run: tp = 1 (no tensor parallelism) and recompute: none (F*/R are
+// ChunkFlow's own recompute). InvalidInput naming the key otherwise.
+Status validate_for_executor(const Job& job);
+
+// Token batches of a job: synthetic (dataset lengths, seeded) or from options.tokens_path.
+class TokenSource {
+ public:
+  static StatusOr<TokenSource> open(const Job& job, const ExecutorOptions& options);
+  TokenBatch batch(int64_t step) const;
+  // The plan of a step's batch (the job's plan inputs with the batch's lengths).
+  StatusOr<Plan> plan(int64_t step, const TokenBatch& batch) const;
+
+ private:
+  const Job* job_ = nullptr;
+  uint64_t seed_ = 0;
+  std::vector<std::vector<int32_t>> file_sequences_;
+};
+
+// Merges per-stage parts into the measured trace: ops sorted by (dp_rank, stage, start),
+// memory samples, peaks and the step's metrics.
+void finish_trace(const std::vector<StageMemoryReport>& step0_peaks_by_worker,
+                  const StepReport& step0, Trace* trace);
+
+// Runs every step with dp × pp threads. Bad input (job, token file, plan) is a Status.
+StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options);
+
+}  // namespace cf

@@ -1,0 +1,199 @@
+// The MPI driver (mpi_run.h): one StageWorker per rank, results gathered on rank 0.
+#include "executor/mpi_run.h"
+
+#include <mpi.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+
+#include "core/check.h"
+#include "executor/mpi_transport.h"
+#include "executor/stage.h"
+
+namespace cf {
+namespace {
+
+constexpr int kPeakFields = 3 + 2 * kMemoryCategories;
+constexpr int kCheckTag = 1 << 20;  // weights and gradients for the reference check
+
+std::vector<int64_t> pack_peak(const StageWorker& w, const MemoryTracker& t) {
+  std::vector<int64_t> out = {w.stage(), w.dp_rank(), t.peak_total()};
+  out.insert(out.end(), t.breakdown_at_peak().begin(), t.breakdown_at_peak().end());
+  out.insert(out.end(), t.category_peaks().begin(), t.category_peaks().end());
+  return out;
+}
+
+StageMemoryReport unpack_peak(const int64_t* p) {
+  StageMemoryReport r;
+  r.stage = static_cast<int>(p[0]);
+  r.dp_rank = static_cast<int>(p[1]);
+  r.peak_bytes = p[2];
+  for (int c = 0; c < kMemoryCategories; ++c) {
+    r.at_peak[c] = p[3 + c];
+    r.category_peaks[c] = p[3 + kMemoryCategories + c];
+  }
+  return r;
+}
+
+int int_count(int64_t n) {
+  CF_CHECK(n >= 0 && n <= INT32_MAX) << n;
+  return static_cast<int>(n);
+}
+
+// Rank 0 runs the reference from every stage's weights and summed gradients (DP rank 0's).
+std::optional<GradientCheck> gathered_check(const Job& job, StageWorker& worker, int rank,
+                                            const TokenBatch& batch) {
+  const int pp = job.parallel.pp;
+  if (rank != 0) {
+    if (worker.dp_rank() == 0) {
+      StageParams& p = worker.params();
+      MPI_Send(p.weights(), int_count(p.count()), MPI_FLOAT, 0, kCheckTag, MPI_COMM_WORLD);
+      MPI_Send(p.gradients(), int_count(p.count()), MPI_FLOAT, 0, kCheckTag + 1, MPI_COMM_WORLD);
+    }
+    return std::nullopt;
+  }
+  MemoryTracker tracker;  // the copies are the check's, not the stage's
+  std::vector<std::unique_ptr<StageParams>> copies;
+  std::vector<const StageParams*> stages = {&worker.params()};
+  for (int s = 1; s < pp; ++s) {
+    copies.push_back(
+        std::make_unique<StageParams>(job.model, pp, job.parallel.vpp, s, &tracker));
+    StageParams& p = *copies.back();
+    MPI_Recv(p.weights(), int_count(p.count()), MPI_FLOAT, s, kCheckTag, MPI_COMM_WORLD,
+             MPI_STATUS_IGNORE);
+    MPI_Recv(p.gradients(), int_count(p.count()), MPI_FLOAT, s, kCheckTag + 1, MPI_COMM_WORLD,
+             MPI_STATUS_IGNORE);
+    stages.push_back(&p);
+  }
+  return check_against_reference(job.model, stages, batch);
+}
+
+// Every rank's trace ops and memory samples, merged on rank 0 (serialised as Chrome JSON).
+Status gather_trace(StageWorker& worker, int rank, int size, Trace* out) {
+  Trace part;
+  part.source = "measured";
+  part.ops = worker.trace_ops();
+  part.memory = worker.memory_samples();
+  worker.clear_trace();
+  const std::string text = trace_to_chrome_json(part);
+  int length = int_count(static_cast<int64_t>(text.size()));
+  std::vector<int> lengths(static_cast<size_t>(size)), displs(static_cast<size_t>(size));
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::string all;
+  if (rank == 0) {
+    int64_t total = 0;
+    for (int r = 0; r < size; ++r) {
+      displs[static_cast<size_t>(r)] = int_count(total);
+      total += lengths[static_cast<size_t>(r)];
+    }
+    all.resize(static_cast<size_t>(total));
+  }
+  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR,
+              0, MPI_COMM_WORLD);
+  if (rank != 0) return Status::Ok();
+  for (int r = 0; r < size; ++r) {
+    StatusOr<Trace> t = trace_from_chrome_json(
+        all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
+                   static_cast<size_t>(lengths[static_cast<size_t>(r)])),
+        fmt::format("<rank {}>", r));
+    if (!t.ok()) return Status::Runtime("gathering the measured trace: " + t.status().message());
+    out->ops.insert(out->ops.end(), t->ops.begin(), t->ops.end());
+    out->memory.insert(out->memory.end(), t->memory.begin(), t->memory.end());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+MpiSession::MpiSession() {
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (!initialised) {
+    MPI_Init(nullptr, nullptr);
+    owns_ = true;
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+}
+
+MpiSession::~MpiSession() {
+  if (owns_) MPI_Finalize();
+}
+
+bool launched_by_mpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMI_SIZE") != nullptr ||
+         std::getenv("PMIX_RANK") != nullptr;
+}
+
+StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options) {
+  CF_RETURN_IF_ERROR(validate_for_executor(job));
+  int rank = 0, size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const int dp = job.parallel.dp, pp = job.parallel.pp, vpp = job.parallel.vpp;
+  if (size != dp * pp) {
+    return Status::InvalidInput(fmt::format(
+        "{}: parallel: the job needs dp × pp = {} × {} = {} MPI ranks (rank = dp_rank·pp + "
+        "stage), but mpirun started {}", job.origin, dp, pp, dp * pp, size));
+  }
+  CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
+  StageWorker worker(job.model, pp, vpp, rank / pp, rank % pp);
+  worker.params().initialise(options.seed, options.init_std);
+  MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings);
+
+  MpiRunResult result;
+  result.root = rank == 0;
+  RunReport& report = result.report;
+  report.stages.resize(static_cast<size_t>(pp));
+  for (int s = 0; s < pp; ++s) report.stages[static_cast<size_t>(s)].stage = s;
+  for (int64_t step = 0; step < job.training.steps; ++step) {
+    const TokenBatch batch = source.batch(step);
+    CF_ASSIGN_OR_RETURN(Plan plan, source.plan(step, batch));  // the same on every rank
+    const bool record = options.record_trace && step == 0;
+    StepReport sr;
+    sr.step = step;
+    sr.tokens = plan.total_tokens();
+    sr.chunks = static_cast<int>(plan.chunks.size());
+
+    MPI_Barrier(MPI_COMM_WORLD);
+    const StepClock::time_point t0 = StepClock::now();
+    worker.run_step(plan, batch, &transport, t0, record);
+    const StepClock::time_point t1 = StepClock::now();
+    if (options.check_reference) sr.check = gathered_check(job, worker, rank, batch);
+    const StepClock::time_point t2 = StepClock::now();
+    worker.optimizer_step(options.adamw, step + 1, t2 - (t1 - t0), record);
+    const StepClock::time_point t3 = StepClock::now();
+
+    // The step lasts until the slowest rank is done.
+    const double local_s = std::chrono::duration<double>((t1 - t0) + (t3 - t2)).count();
+    MPI_Reduce(&local_s, &sr.step_time_s, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+    const double local_loss = worker.stage() == pp - 1 ? worker.loss_sum() : 0.0;
+    MPI_Reduce(&local_loss, &sr.loss, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    const std::vector<int64_t> mine = pack_peak(worker, worker.tracker());
+    std::vector<int64_t> all(static_cast<size_t>(kPeakFields * size));
+    MPI_Gather(mine.data(), kPeakFields, MPI_INT64_T, all.data(), kPeakFields, MPI_INT64_T, 0,
+               MPI_COMM_WORLD);
+    std::vector<StageMemoryReport> peaks;
+    for (int r = 0; r < size && rank == 0; ++r) {
+      peaks.push_back(unpack_peak(all.data() + static_cast<size_t>(r) * kPeakFields));
+      StageMemoryReport& worst = report.stages[static_cast<size_t>(peaks.back().stage)];
+      const MemoryBytes category_peaks = worst.category_peaks;
+      if (peaks.back().peak_bytes > worst.peak_bytes) worst = peaks.back();
+      for (int c = 0; c < kMemoryCategories; ++c) {
+        worst.category_peaks[c] = std::max(category_peaks[c], peaks.back().category_peaks[c]);
+      }
+    }
+    if (record) {
+      CF_RETURN_IF_ERROR(gather_trace(worker, rank, size, &report.trace));
+      if (rank == 0) finish_trace(peaks, sr, &report.trace);
+    }
+    report.steps.push_back(std::move(sr));
+  }
+  return result;
+}
+
+}  // namespace cf

@@ -1,0 +1,41 @@
+// Runs a job with one MPI rank per (DP rank, stage) — `mpirun -np dp·pp chunkflow run …` —
+// rank = dp_rank·pp + stage. Every rank runs its stage; rank 0 gathers losses, step times,
+// peak memory, the measured trace and the reference check into the report. Built only with
+// CHUNKFLOW_MPI (CHUNKFLOW_HAVE_MPI defined). Not the in-process driver (executor.h).
+#pragma once
+
+#include "core/status.h"
+#include "executor/executor.h"
+
+namespace cf {
+
+// MPI_Init on construction (unless already initialised), MPI_Finalize on destruction (if it
+// initialised). One per process.
+class MpiSession {
+ public:
+  MpiSession();
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+ private:
+  bool owns_ = false;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+struct MpiRunResult {
+  bool root = false;  // rank 0: `report` is filled
+  RunReport report;
+};
+
+// Called collectively by every rank of MPI_COMM_WORLD. A world size other than dp × pp is
+// InvalidInput on every rank (so every rank exits 2).
+StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options);
+
+// True when this process was started by an MPI launcher (Open MPI's or a PMI environment).
+bool launched_by_mpirun();
+
+}  // namespace cf

@@ -1,0 +1,153 @@
+// Parameter layout, seeded initialisation and the AdamW step of one stage (params.h).
+#include "executor/params.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/check.h"
+#include "kernels/cpu/adamw.h"
+#include "traces/random.h"
+
+namespace cf {
+namespace {
+
+const char* const kSlotNames[kLayerSlots] = {"attn_norm", "wq", "bq",       "wk",     "bk",   "wv",
+                                             "bv",        "wo", "mlp_norm", "w_gate", "w_up", "w_down"};
+
+// FNV-1a over the name: a platform-independent 64-bit hash (std::hash is not).
+uint64_t name_hash(const std::string& name) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+}  // namespace
+
+ParamLayout::ParamLayout(const ModelConfig& model, int pp, int vpp, int stage)
+    : pp_(pp), stage_(stage) {
+  CF_CHECK(pp >= 1 && vpp >= 1 && stage >= 0 && stage < pp) << "pp " << pp << " stage " << stage;
+  CF_CHECK(model.layers % (static_cast<int64_t>(pp) * vpp) == 0) << model.layers << " layers";
+  const int64_t h = model.hidden, q = model.q_width(), kv = model.kv_width(),
+                f = model.ffn_hidden;
+  if (stage == 0) add("embedding", ParamKind::kEmbedding, -1, -1, model.vocab * h, false);
+  const int64_t per_chunk = model.layers / (static_cast<int64_t>(pp) * vpp);
+  for (int v = 0; v < vpp; ++v) {
+    const int64_t first = (static_cast<int64_t>(v) * pp + stage) * per_chunk;
+    for (int64_t l = first; l < first + per_chunk; ++l) {
+      const int64_t sizes[kLayerSlots] = {h,  q * h, q,      kv * h, kv,     kv * h,
+                                          kv, h * q, h,      f * h,  f * h,  h * f};
+      for (int slot = 0; slot < kLayerSlots; ++slot) {
+        const bool bias = slot == kBq || slot == kBk || slot == kBv;
+        if (bias && !model.qkv_bias) continue;
+        add("layers." + std::to_string(l) + "." + kSlotNames[slot], ParamKind::kLayer, l, slot,
+            sizes[slot], slot == kAttnNorm || slot == kMlpNorm);
+      }
+    }
+  }
+  if (stage == pp - 1) {
+    add("final_norm", ParamKind::kFinalNorm, -1, -1, h, true);
+    if (!model.tied_embeddings) {
+      add("lm_head", ParamKind::kLmHead, -1, -1, model.vocab * h, false);
+    } else if (pp > 1) {
+      tied_copy_offset_ = total_;
+      add("embedding", ParamKind::kLmHead, -1, -1, model.vocab * h, false);
+    }
+  }
+}
+
+void ParamLayout::add(std::string name, ParamKind kind, int64_t layer, int slot, int64_t size,
+                      bool norm) {
+  tensors_.push_back(ParamTensor{std::move(name), kind, layer, slot, total_, size, norm});
+  total_ += size;
+}
+
+int64_t ParamLayout::embedding_offset() const {
+  CF_CHECK(first_stage()) << "stage " << stage_ << " holds no embedding";
+  return 0;
+}
+
+int64_t ParamLayout::head_offset() const {
+  for (const ParamTensor& t : tensors_) {
+    if (t.kind == ParamKind::kLmHead) return t.offset;
+  }
+  CF_CHECK(last_stage() && first_stage()) << "stage " << stage_ << " holds no LM head";
+  return embedding_offset();  // tied, pp = 1
+}
+
+int64_t ParamLayout::final_norm_offset() const {
+  for (const ParamTensor& t : tensors_) {
+    if (t.kind == ParamKind::kFinalNorm) return t.offset;
+  }
+  CF_CHECK(false) << "stage " << stage_ << " holds no final norm";
+  return -1;
+}
+
+std::vector<int64_t> ParamLayout::layer_offsets(int64_t layer) const {
+  std::vector<int64_t> offsets(kLayerSlots, -1);
+  bool found = false;
+  for (const ParamTensor& t : tensors_) {
+    if (t.kind == ParamKind::kLayer && t.layer == layer) {
+      offsets[static_cast<size_t>(t.slot)] = t.offset;
+      found = true;
+    }
+  }
+  CF_CHECK(found) << "stage " << stage_ << " holds no layer " << layer;
+  return offsets;
+}
+
+const ParamTensor* ParamLayout::find(const std::string& name) const {
+  for (const ParamTensor& t : tensors_) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+LayerTensors layer_tensors(float* base, const ParamLayout& layout, int64_t layer) {
+  LayerTensors out;
+  const std::vector<int64_t> offsets = layout.layer_offsets(layer);
+  for (int slot = 0; slot < kLayerSlots; ++slot) {
+    out.t[slot] = offsets[static_cast<size_t>(slot)] < 0 ? nullptr : base + offsets[slot];
+  }
+  return out;
+}
+
+StageParams::StageParams(const ModelConfig& model, int pp, int vpp, int stage,
+                         MemoryTracker* tracker)
+    : layout_(model, pp, vpp, stage),
+      weights_(tracker, MemoryCategory::kWeights, layout_.total()),
+      gradients_(tracker, MemoryCategory::kGradients, layout_.total()),
+      adam_m_(tracker, MemoryCategory::kOptimizer, layout_.total()),
+      adam_v_(tracker, MemoryCategory::kOptimizer, layout_.total()) {}
+
+void StageParams::initialise(uint64_t seed, float init_std) {
+  const double half_width = std::sqrt(3.0) * init_std;  // uniform[−w, w] has std w/√3
+  for (const ParamTensor& t : layout_.tensors()) {
+    float* w = weights_.data() + t.offset;
+    if (t.is_norm) {
+      std::fill(w, w + t.size, 1.0f);
+      continue;
+    }
+    const uint64_t key = rng::mix64(seed ^ name_hash(t.name));
+    for (int64_t i = 0; i < t.size; ++i) {
+      const double u = rng::uniform_from_bits(rng::mix64(key + static_cast<uint64_t>(i)));
+      w[i] = static_cast<float>((2.0 * u - 1.0) * half_width);
+    }
+  }
+  std::fill(adam_m_.data(), adam_m_.data() + count(), 0.0f);
+  std::fill(adam_v_.data(), adam_v_.data() + count(), 0.0f);
+  zero_gradients();
+}
+
+void StageParams::zero_gradients() {
+  std::fill(gradients_.data(), gradients_.data() + count(), 0.0f);
+}
+
+void StageParams::adamw_step(const AdamWHyper& hyper, int64_t step) {
+  cpu::adamw_step(weights_.data(), adam_m_.data(), adam_v_.data(), gradients_.data(), count(),
+                  hyper, step);
+}
+
+}  // namespace cf

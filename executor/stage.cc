@@ -1,0 +1,267 @@
+// The op runner of one stage (stage.h). A virtual stage is (model chunk v, stage s), numbered
+// v·pp + s; activations flow up that numbering in forwards and down it in backwards
+// (plan.h's cross-stage rules). Receives happen before an op's timer starts, so a measured op
+// is its compute, not its wait.
+#include "executor/stage.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+
+namespace cf {
+
+StageWorker::StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage)
+    : model_(model),
+      dims_(layer_dims(model)),
+      head_dims_{model.hidden, model.vocab, static_cast<float>(model.rms_norm_eps)},
+      pp_(pp),
+      vpp_(vpp),
+      dp_rank_(dp_rank),
+      stage_(stage),
+      params_(model, pp, vpp, stage, &tracker_),
+      store_(&tracker_, model.kv_width()) {}
+
+int64_t StageWorker::now_ns(StepClock::time_point origin) const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(StepClock::now() - origin).count();
+}
+
+void StageWorker::clear_trace() {
+  trace_ops_.clear();
+  memory_samples_.clear();
+  sampled_total_ = -1;
+}
+
+void StageWorker::sample_memory(int64_t time_ns, bool all) {
+  if (!record_) return;
+  const MemoryBytes& live = tracker_.live_bytes();
+  for (int c = 0; c < kMemoryCategories; ++c) {
+    if (all || live[c] != sampled_[c]) {
+      memory_samples_.push_back({dp_rank_, stage_, time_ns,
+                                 memory_category_name(static_cast<MemoryCategory>(c)), live[c]});
+    }
+  }
+  if (all || tracker_.live_total() != sampled_total_) {
+    memory_samples_.push_back({dp_rank_, stage_, time_ns, "total", tracker_.live_total()});
+  }
+  sampled_ = live;
+  sampled_total_ = tracker_.live_total();
+}
+
+void StageWorker::record_op(const OpContext& ctx, int64_t start_ns, int64_t end_ns) {
+  if (!record_) return;
+  TraceOp t;
+  t.dp_rank = dp_rank_;
+  t.stage = stage_;
+  t.kind = "compute";
+  t.pass = pass_name(ctx.op->pass);
+  t.chunk = ctx.op->chunk;
+  t.model_chunk = ctx.op->model_chunk;
+  t.op_id = ctx.op->id;
+  t.start_ns = start_ns;
+  t.end_ns = end_ns;
+  t.tokens = ctx.chunk->tokens;
+  t.group = ctx.chunk->group;
+  t.index = ctx.chunk->index;
+  trace_ops_.push_back(t);
+}
+
+void StageWorker::record_other(const char* kind, int64_t start_ns, int64_t end_ns) {
+  if (!record_) return;
+  TraceOp t;
+  t.dp_rank = dp_rank_;
+  t.stage = stage_;
+  t.kind = kind;
+  t.start_ns = start_ns;
+  t.end_ns = end_ns;
+  trace_ops_.push_back(t);
+}
+
+LayerCall StageWorker::layer_call(const OpContext& ctx, int64_t layer) {
+  return LayerCall{&dims_, ctx.inputs, ctx.inputs->dependent ? &store_ : nullptr, layer,
+                   &tracker_};
+}
+
+void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport* transport,
+                           StepClock::time_point origin, bool record) {
+  CF_CHECK(plan.pp == pp_ && plan.vpp == vpp_) << "plan pp/vpp differ from the stage's";
+  CF_CHECK(plan.layers == model_.layers) << plan.layers << " vs " << model_.layers << " layers";
+  CF_CHECK(states_.empty() && store_.empty()) << "state left over from the previous step";
+  record_ = record;
+  tracker_.reset_peaks();
+  sample_memory(0, /*all=*/true);
+  const int64_t loss_tokens = batch.loss_tokens();
+  loss_scale_ = loss_tokens > 0 ? 1.0f / static_cast<float>(loss_tokens) : 0.0f;
+  loss_sum_ = 0;
+  inputs_.clear();
+  const int last_virtual = pp_ * vpp_ - 1;
+  const int64_t per_chunk = plan.layers_per_model_chunk();
+  const int64_t t_h = model_.hidden;
+
+  for (const Op& op : plan.ranks[static_cast<size_t>(dp_rank_)].stages[static_cast<size_t>(stage_)].ops) {
+    const Chunk& chunk = plan.chunks[static_cast<size_t>(op.chunk)];
+    auto in = inputs_.find(op.chunk);
+    if (in == inputs_.end()) in = inputs_.emplace(op.chunk, chunk_inputs(chunk, batch)).first;
+    OpContext ctx{&plan, &op, &chunk, &in->second, op.model_chunk * pp_ + stage_, false, false,
+                  plan.first_layer(stage_, op.model_chunk), 0};
+    ctx.first = ctx.virtual_stage == 0;
+    ctx.last = ctx.virtual_stage == last_virtual;
+    ctx.end_layer = ctx.first_layer + per_chunk;
+    const int64_t t = chunk.tokens;
+
+    // Inputs from other stages arrive before the op's clock starts.
+    FloatBuffer received;
+    if (op.pass == Pass::kForward || op.pass == Pass::kForwardKeepKV) {
+      received = FloatBuffer(&tracker_, MemoryCategory::kActivations, t * t_h);
+      if (!ctx.first) {
+        const int prev = ctx.virtual_stage - 1;
+        transport->recv(prev % pp_, {op.chunk, op.model_chunk, false}, received.data(), t * t_h);
+      }
+    } else if (op.pass == Pass::kBackward) {
+      received = FloatBuffer(&tracker_, MemoryCategory::kTransient, t * t_h);
+      if (!ctx.last) {
+        const int next = ctx.virtual_stage + 1;
+        transport->recv(next % pp_, {op.chunk, op.model_chunk, true}, received.data(), t * t_h);
+      }
+    }
+    const int64_t start_ns = now_ns(origin);
+    sample_memory(start_ns, false);
+    if (op.pass == Pass::kBackward) {
+      run_backward(ctx, std::move(received), transport);
+    } else {
+      run_forward(ctx, std::move(received), op.pass, transport);
+    }
+    const int64_t end_ns = now_ns(origin);
+    record_op(ctx, start_ns, end_ns);
+    sample_memory(end_ns, false);
+  }
+  CF_CHECK(states_.empty()) << states_.size() << " chunks never ran their backward";
+  CF_CHECK(store_.empty()) << "the state store is not empty after the step";
+  if (transport != nullptr) transport->finish_step();
+
+  // Gradient sums: the tied embedding pair (Megatron-LM's embedding all-reduce), then DP.
+  const bool tied_pair = model_.tied_embeddings && pp_ > 1 && (stage_ == 0 || stage_ == pp_ - 1);
+  if (tied_pair || plan.dp > 1) {
+    const int64_t start_ns = now_ns(origin);
+    if (tied_pair) {
+      const ParamLayout& layout = params_.layout();
+      const int64_t offset = stage_ == 0 ? layout.embedding_offset() : layout.tied_copy_offset();
+      transport->allreduce_tied(params_.gradients() + offset, model_.vocab * model_.hidden);
+    }
+    if (plan.dp > 1) transport->allreduce_dp(params_.gradients(), params_.count());
+    record_other("dp_reduce", start_ns, now_ns(origin));
+  }
+}
+
+void StageWorker::optimizer_step(const AdamWHyper& hyper, int64_t step,
+                                 StepClock::time_point origin, bool record) {
+  record_ = record;
+  const int64_t start_ns = now_ns(origin);
+  params_.adamw_step(hyper, step);
+  params_.zero_gradients();
+  record_other("optimizer", start_ns, now_ns(origin));
+}
+
+FloatBuffer StageWorker::forward_layers(const OpContext& ctx, ChunkState* st, bool keep,
+                                        bool store_kv) {
+  const int64_t t = ctx.chunk->tokens, h = model_.hidden;
+  const int64_t n = ctx.end_layer - ctx.first_layer;
+  const MemoryCategory cat = keep ? MemoryCategory::kActivations : MemoryCategory::kTransient;
+  if (keep) st->layers.resize(static_cast<size_t>(n));
+  FloatBuffer carry;  // the previous layer's output when activations are dropped
+  for (int64_t i = 0; i < n; ++i) {
+    LayerActs dropped;
+    LayerActs& a = keep ? st->layers[static_cast<size_t>(i)] : dropped;
+    if (!keep && i > 0) a.x_owned = std::move(carry);
+    a.x = i == 0 ? st->stage_input.data() : a.x_owned.data();
+    // The output is the next layer's kept input, or on the last virtual stage the head's.
+    const bool out_kept = keep && (i + 1 < n || ctx.last);
+    FloatBuffer out(&tracker_, out_kept ? MemoryCategory::kActivations : MemoryCategory::kTransient,
+                    t * h);
+    const int64_t layer = ctx.first_layer + i;
+    float* weights = params_.weights();
+    layer_forward(out.data(), &a, layer_tensors(weights, params_.layout(), layer),
+                  layer_call(ctx, layer), cat, store_kv);
+    if (i + 1 == n) return out;
+    if (keep) {
+      st->layers[static_cast<size_t>(i + 1)].x_owned = std::move(out);
+    } else {
+      carry = std::move(out);
+    }
+  }
+  CF_CHECK(false) << "a model chunk without layers";
+  return FloatBuffer();
+}
+
+void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass,
+                              Transport* transport) {
+  const Op& op = *ctx.op;
+  const ChunkInputs& in = *ctx.inputs;
+  const int64_t t = ctx.chunk->tokens, h = model_.hidden;
+  const ParamLayout& layout = params_.layout();
+  const std::pair<int, int> key{op.chunk, op.model_chunk};
+  const bool keep = pass != Pass::kForwardKeepKV;  // F and R keep activations
+  if (pass == Pass::kRecompute) {
+    // R: from the stage input F* kept; K/V are already in the store.
+    CF_CHECK(states_.count(key) && !states_[key].stage_input.empty())
+        << "R" << op.chunk << " without its F* on stage " << stage_;
+  } else {
+    CF_CHECK(states_.count(key) == 0) << "chunk " << op.chunk << " forwarded twice";
+    if (ctx.first) embed_forward(input.data(), params_.weights() + layout.embedding_offset(), in,
+                                 head_dims_);
+    states_[key].stage_input = std::move(input);
+  }
+  ChunkState& st = states_[key];
+  FloatBuffer out = forward_layers(ctx, &st, keep, /*store_kv=*/pass != Pass::kRecompute);
+  if (ctx.last) {
+    HeadActs dropped;
+    HeadActs& head = keep ? st.head : dropped;
+    head.x = std::move(out);
+    const double loss = head_forward(&head, params_.weights() + layout.final_norm_offset(),
+                                     params_.weights() + layout.head_offset(), in, head_dims_,
+                                     loss_scale_, keep ? MemoryCategory::kActivations
+                                                       : MemoryCategory::kTransient,
+                                     /*want_grad=*/keep, &tracker_);
+    if (pass != Pass::kRecompute) loss_sum_ += loss;  // R repeats F*'s loss: count it once
+  } else {
+    const int next = ctx.virtual_stage + 1;
+    transport->send(next % pp_, {op.chunk, next / pp_, false}, out.data(), t * h);
+  }
+}
+
+void StageWorker::run_backward(const OpContext& ctx, FloatBuffer dout, Transport* transport) {
+  const Op& op = *ctx.op;
+  const ChunkInputs& in = *ctx.inputs;
+  const int64_t t = ctx.chunk->tokens, h = model_.hidden;
+  const ParamLayout& layout = params_.layout();
+  const std::pair<int, int> key{op.chunk, op.model_chunk};
+  auto it = states_.find(key);
+  CF_CHECK(it != states_.end() && !it->second.layers.empty())
+      << "B" << op.chunk << " on stage " << stage_ << " without kept activations";
+  ChunkState& st = it->second;
+  if (ctx.last) {
+    head_backward(dout.data(), params_.gradients() + layout.final_norm_offset(),
+                  params_.gradients() + layout.head_offset(), st.head,
+                  params_.weights() + layout.final_norm_offset(),
+                  params_.weights() + layout.head_offset(), head_dims_, t, &tracker_);
+    st.head = HeadActs{};
+  }
+  for (int64_t layer = ctx.end_layer - 1; layer >= ctx.first_layer; --layer) {
+    const size_t i = static_cast<size_t>(layer - ctx.first_layer);
+    FloatBuffer dx(&tracker_, MemoryCategory::kTransient, t * h);
+    layer_backward(dx.data(), dout.data(), st.layers[i],
+                   layer_tensors(params_.weights(), layout, layer),
+                   layer_tensors(params_.gradients(), layout, layer), layer_call(ctx, layer));
+    st.layers[i] = LayerActs{};  // this layer's activations are spent
+    dout = std::move(dx);
+  }
+  states_.erase(it);
+  if (in.dependent) store_.release(in.group, in.index, ctx.first_layer, ctx.end_layer);
+  if (ctx.first) {
+    embed_backward(params_.gradients() + layout.embedding_offset(), dout.data(), in, head_dims_);
+  } else {
+    const int prev = ctx.virtual_stage - 1;
+    transport->send(prev % pp_, {op.chunk, prev / pp_, true}, dout.data(), t * h);
+  }
+}
+
+}  // namespace cf

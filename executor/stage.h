@@ -1,0 +1,102 @@
+// One pipeline stage of one DP rank: its parameters, state store and measuring allocator, and
+// the op runner that executes its op stream of a Plan — F, F*, R and B (DESIGN.md §4.2) —
+// then the gradient sums and the optimizer step, timing every op for the measured trace.
+// Not the launch of stages (executor.h: threads; mpi_run.h: ranks).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "executor/head.h"
+#include "executor/layer.h"
+#include "executor/memory.h"
+#include "executor/params.h"
+#include "executor/state_store.h"
+#include "executor/tokens.h"
+#include "executor/transport.h"
+#include "kernels/cpu/adamw.h"
+#include "models/model.h"
+#include "sim/plan.h"
+#include "traces/trace.h"
+
+namespace cf {
+
+using StepClock = std::chrono::steady_clock;
+
+class StageWorker {
+ public:
+  StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage);
+
+  // Runs this stage's op stream of `plan` on `batch`, then sums gradients over the tied
+  // embedding pair and the DP ranks. Loss scale 1 / (loss tokens of the batch). Op times are
+  // recorded relative to `origin` when `record` (with memory samples at every op boundary).
+  // `transport` may be null when pp = dp = 1.
+  void run_step(const Plan& plan, const TokenBatch& batch, Transport* transport,
+                StepClock::time_point origin, bool record);
+  // AdamW step `step` (≥ 1), then zeroes the gradients; recorded as an "optimizer" op.
+  void optimizer_step(const AdamWHyper& hyper, int64_t step, StepClock::time_point origin,
+                      bool record);
+
+  double loss_sum() const { return loss_sum_; }  // Σ scaled token losses of the last step
+  int dp_rank() const { return dp_rank_; }
+  int stage() const { return stage_; }
+  StageParams& params() { return params_; }
+  const StageParams& params() const { return params_; }
+  MemoryTracker& tracker() { return tracker_; }
+  // Trace ops and memory samples recorded since the last clear.
+  std::vector<TraceOp>& trace_ops() { return trace_ops_; }
+  std::vector<MemorySample>& memory_samples() { return memory_samples_; }
+  void clear_trace();
+
+ private:
+  // Activations of one (chunk, model chunk) on this stage between its forward and backward.
+  struct ChunkState {
+    FloatBuffer stage_input;  // (t, h) layer 0's input; what R recomputes from
+    std::vector<LayerActs> layers;
+    HeadActs head;
+  };
+  struct OpContext {
+    const Plan* plan;
+    const Op* op;
+    const Chunk* chunk;
+    const ChunkInputs* inputs;
+    int virtual_stage;
+    bool first;  // the first virtual stage: embedding
+    bool last;   // the last virtual stage: head and loss
+    int64_t first_layer;
+    int64_t end_layer;
+  };
+
+  void run_forward(const OpContext& ctx, FloatBuffer input, Pass pass, Transport* transport);
+  void run_backward(const OpContext& ctx, FloatBuffer dout, Transport* transport);
+  // Runs the layers of the op's model chunk over st->stage_input; `keep`: activations are
+  // kept in st->layers (F, R), otherwise dropped layer by layer (F*). Returns the output.
+  FloatBuffer forward_layers(const OpContext& ctx, ChunkState* st, bool keep, bool store_kv);
+  LayerCall layer_call(const OpContext& ctx, int64_t layer);
+  int64_t now_ns(StepClock::time_point origin) const;
+  void record_op(const OpContext& ctx, int64_t start_ns, int64_t end_ns);
+  void record_other(const char* kind, int64_t start_ns, int64_t end_ns);
+  void sample_memory(int64_t time_ns, bool all);
+
+  ModelConfig model_;
+  LayerDims dims_;
+  HeadDims head_dims_;
+  int pp_, vpp_, dp_rank_, stage_;
+  MemoryTracker tracker_;  // before the buffers it counts (declaration order)
+  StageParams params_;
+  StateStore store_;
+  std::map<std::pair<int, int>, ChunkState> states_;  // (chunk, model chunk)
+  std::map<int, ChunkInputs> inputs_;                 // chunk → inputs, for the current step
+  float loss_scale_ = 0;
+  double loss_sum_ = 0;
+  bool record_ = false;
+  std::vector<TraceOp> trace_ops_;
+  std::vector<MemorySample> memory_samples_;
+  MemoryBytes sampled_{};
+  int64_t sampled_total_ = -1;
+};
+
+}  // namespace cf

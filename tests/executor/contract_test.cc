@@ -1,0 +1,149 @@
+// The executor's contract (DESIGN.md §4.7, STYLE.md §8): a chunked, pipelined step — any
+// ChunkSize, K ∈ {1, 2, N}, pp ∈ {1, 2, 4}, both packers, the baseline, DP, interleaving, tied
+// embeddings — produces the gradients of whole-sequence training on one stage, relative error
+// ≤ 1e-5 in fp32, on long-tailed batches drawn from the shipped distributions.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <string>
+#include <vector>
+
+#include "executor/executor.h"
+#include "executor/stage.h"
+#include "sim/plan_builder.h"
+#include "tests/executor/executor_fixture.h"
+
+namespace cf {
+namespace {
+
+// fp32 gradients summed in a different order (chunked attention, pipelined accumulation) stay
+// within a few hundred ulp of the tensor's largest gradient; 1e-5 is the bound.
+constexpr double kMaxRelError = 1e-5;
+
+struct Case {
+  std::string name;
+  testing::TinyJob job;
+};
+
+// The tiny model's tensors: embedding, 4 layers × 12 (with QKV bias), final norm, LM head.
+constexpr int kTinyTensors = 1 + 4 * 12 + 1 + 1;
+
+std::vector<Case> contract_cases() {
+  const char* const datasets[] = {"lmsys-chat-1m", "longbench", "chatqa2-long-sft",
+                                  "llama3-sft-mix"};
+  std::vector<Case> cases;
+  int n = 0;
+  for (int pp : {1, 2, 4}) {
+    for (int64_t chunk_size : {29, 48, 80}) {
+      for (const char* k : {"1", "2", "64"}) {  // 64 ≥ every group's N: "K = N"
+        const std::string dataset = datasets[n % 4];
+        const char* packer = n % 2 == 0 ? "balanced" : "ffd";
+        testing::TinyJob job;
+        job.lengths = testing::scaled_batch(dataset, 9, 150 + 10 * (n % 5), 100 + n);
+        job.pp = pp;
+        job.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, packer: {}}}",
+                                   chunk_size, k, packer);
+        cases.push_back({fmt::format("pp{}_c{}_k{}_{}_{}", pp, chunk_size, k, packer, dataset),
+                         job});
+        ++n;
+      }
+    }
+    for (const char* batching : {"pack", "per_sequence"}) {
+      testing::TinyJob job;
+      job.lengths = testing::scaled_batch("lmsys-chat-1m", 7, 140, 7 + pp);
+      job.pp = pp;
+      job.max_length = 160;
+      job.strategy = fmt::format("{{kind: baseline, micro_batching: {}}}", batching);
+      cases.push_back({fmt::format("pp{}_baseline_{}", pp, batching), job});
+    }
+  }
+  testing::TinyJob dp2;
+  dp2.lengths = testing::scaled_batch("longbench", 10, 150, 3);
+  dp2.pp = 2;
+  dp2.dp = 2;
+  dp2.strategy = "{kind: chunkflow, chunk_size: 40, k: 1}";
+  cases.push_back({"pp2_dp2_c40_k1", dp2});
+  testing::TinyJob interleaved = dp2;
+  interleaved.dp = 1;
+  interleaved.vpp = 2;
+  interleaved.schedule = "interleaved";
+  interleaved.strategy = "{kind: chunkflow, chunk_size: 32, k: 2}";
+  cases.push_back({"pp2_vpp2_interleaved_c32_k2", interleaved});
+  testing::TinyJob gpipe = dp2;
+  gpipe.dp = 1;
+  gpipe.pp = 4;
+  gpipe.schedule = "gpipe";
+  cases.push_back({"pp4_gpipe_c40_k1", gpipe});
+  for (int pp : {1, 2, 4}) {
+    testing::TinyJob tied;
+    tied.model = "tests/executor/data/tiny-tied.yaml";
+    tied.lengths = {97, 5, 33, 1, 12};
+    tied.pp = pp;
+    tied.strategy = "{kind: chunkflow, chunk_size: 31, k: 1}";
+    cases.push_back({fmt::format("tied_pp{}_c31_k1", pp), tied});
+  }
+  return cases;
+}
+
+class ContractTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ContractTest, GradientsEqualWholeSequenceTraining) {
+  const Job job = testing::tiny_job(GetParam().job);
+  ExecutorOptions options;
+  options.seed = 11;
+  options.init_std = 0.2f;  // large enough that attention is far from uniform
+  options.check_reference = true;
+  options.record_trace = false;
+  StatusOr<RunReport> report = run_in_process(job, options);
+  ASSERT_TRUE(report.ok()) << report.status().message() << "\n" << testing::tiny_job_yaml(GetParam().job);
+  ASSERT_EQ(report->steps.size(), 1u);
+  const StepReport& step = report->steps[0];
+  ASSERT_TRUE(step.check.has_value());
+  const int tensors = job.model.tied_embeddings ? kTinyTensors - 1 : kTinyTensors;
+  // Every tensor of every stage compared once; a tied copy on the last stage adds one.
+  EXPECT_EQ(step.check->tensors,
+            tensors + (job.model.tied_embeddings && job.parallel.pp > 1 ? 1 : 0));
+  EXPECT_LE(step.check->rel_error, kMaxRelError) << "worst tensor " << step.check->worst_tensor;
+  // The loss of random tokens under a small-weight model is near ln(256) = 5.55.
+  EXPECT_GT(step.loss, 4.0);
+  EXPECT_LT(step.loss, 8.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Executor, ContractTest, ::testing::ValuesIn(contract_cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           std::string name = info.param.name;
+                           for (char& c : name) {
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
+
+// The check is not blind: a gradient perturbed by 1e-4 of its tensor's scale is caught.
+TEST(ContractCheck, DetectsAPerturbedGradient) {
+  testing::TinyJob spec;
+  spec.lengths = {37, 5, 20};
+  spec.strategy = "{kind: chunkflow, chunk_size: 16, k: 1}";
+  const Job job = testing::tiny_job(spec);
+  StageWorker worker(job.model, 1, 1, 0, 0);
+  worker.params().initialise(5, 0.2f);
+  const TokenBatch batch = synthetic_tokens(spec.lengths, job.model.vocab, 5, 0);
+  StatusOr<Plan> plan = build_plan(job, 0);
+  ASSERT_TRUE(plan.ok());
+  worker.run_step(*plan, batch, nullptr, StepClock::now(), false);
+  EXPECT_LE(check_against_reference(job.model, {&worker.params()}, batch).rel_error, kMaxRelError);
+
+  const ParamTensor* wk = worker.params().layout().find("layers.2.wk");
+  ASSERT_NE(wk, nullptr);
+  float* g = worker.params().gradients() + wk->offset;
+  float scale = 0;
+  for (int64_t i = 0; i < wk->size; ++i) scale = std::max(scale, std::abs(g[i]));
+  ASSERT_GT(scale, 0.0f);
+  g[wk->size / 3] += 1e-4f * scale;
+  const GradientCheck check = check_against_reference(job.model, {&worker.params()}, batch);
+  EXPECT_EQ(check.worst_tensor, "layers.2.wk");
+  EXPECT_NEAR(check.rel_error, 1e-4, 2e-5);
+}
+
+}  // namespace
+}  // namespace cf

@@ -1,0 +1,48 @@
+// Test jobs for the executor (executor_fixture.h).
+#include "tests/executor/executor_fixture.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/check.h"
+#include "traces/distribution.h"
+
+namespace cf::testing {
+
+std::string tiny_job_yaml(const TinyJob& spec) {
+  return fmt::format(
+      "model: {}\n"
+      "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"
+      "dataset: {{lengths: [{}], max_length: {}}}\n"
+      "training: {{steps: {}}}\n"
+      "parallel: {{tp: 1, pp: {}, dp: {}, vpp: {}, schedule: {}}}\n"
+      "strategy: {}\n",
+      spec.model, spec.pp * spec.dp, spec.pp * spec.dp, fmt::join(spec.lengths, ", "),
+      spec.max_length, spec.steps, spec.pp, spec.dp, spec.vpp, spec.schedule, spec.strategy);
+}
+
+Job tiny_job(const TinyJob& spec) {
+  const std::string text = tiny_job_yaml(spec);
+  StatusOr<Job> job = parse_job(text, "<test job>");
+  CF_CHECK(job.ok()) << job.status().message() << "\n" << text;
+  return *std::move(job);
+}
+
+std::vector<int64_t> scaled_batch(const std::string& dataset, int count, int64_t longest,
+                                  uint64_t seed) {
+  StatusOr<LengthDistribution> dist = load_distribution(dataset);
+  CF_CHECK(dist.ok()) << dist.status().message();
+  LengthSampler sampler(*dist, dist->max_length, seed);
+  const std::vector<int64_t> raw = sampler.draw_batch(count);
+  const double top = static_cast<double>(*std::max_element(raw.begin(), raw.end()));
+  std::vector<int64_t> out;
+  for (int64_t length : raw) {
+    out.push_back(std::max<int64_t>(1, std::llround(static_cast<double>(length) * longest / top)));
+  }
+  return out;
+}
+
+}  // namespace cf::testing

@@ -1,0 +1,36 @@
+// Jobs for the executor's tests: the tiny model (models/tiny.yaml) with explicit lengths and a
+// chosen parallel layout and strategy, and long-tailed batches drawn from the shipped dataset
+// distributions, scaled to a few hundred tokens.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/job.h"
+
+namespace cf::testing {
+
+struct TinyJob {
+  std::vector<int64_t> lengths;
+  int pp = 1;
+  int dp = 1;
+  int vpp = 1;
+  std::string schedule = "1f1b";
+  // "{kind: chunkflow, chunk_size: 48, k: 1, packer: balanced}" or a baseline strategy.
+  std::string strategy = "{kind: chunkflow, chunk_size: 48, k: 1}";
+  std::string model = "tiny";
+  int steps = 1;
+  int64_t max_length = 4096;
+};
+
+// The job's YAML text (parse_job reads it).
+std::string tiny_job_yaml(const TinyJob& spec);
+Job tiny_job(const TinyJob& spec);  // CHECKs that it parses
+
+// `count` lengths from the shipped distribution `dataset` (seeded), scaled so that the longest
+// is `longest` tokens: round(ℓ · longest / max ℓ), at least 1. Keeps the long tail's shape.
+std::vector<int64_t> scaled_batch(const std::string& dataset, int count, int64_t longest,
+                                  uint64_t seed);
+
+}  // namespace cf::testing
