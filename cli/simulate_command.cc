@@ -35,8 +35,8 @@ int run_simulate(const SimulateOptions& options) {
     job.strategy.kind =
         options.strategy == "baseline" ? StrategyKind::kBaseline : StrategyKind::kChunkFlow;
     if (Status status = validate_job(job); !status.ok()) {
-      return report(Status::InvalidInput(
-          fmt::format("{} with --strategy {}: {}", job.origin, options.strategy, status.message())));
+      return report(Status::InvalidInput(fmt::format("{} with --strategy {}: {}", job.origin,
+                                                     options.strategy, status.message())));
     }
   }
   SimOptions sim_options;

@@ -21,15 +21,14 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // is (S/B)·2(n−1)/n; a ring all-reduce takes 2(n−1) steps of latency α (COSTS-REFERENCE §6.1).
 double all_reduce_s(double bytes, int n, const Link& link) {
   if (n <= 1) return 0;
-  return 2.0 * (n - 1) * link.latency_s +
-         2.0 * (n - 1) / n * bytes / link.bandwidth_bytes_per_s;
+  return 2.0 * (n - 1) * link.latency_s + 2.0 * (n - 1) / n * bytes / link.bandwidth_bytes_per_s;
 }
 
 // Reduce-scatter and all-gather: busbw = algbw · (n−1)/n, n−1 ring steps.
 double reduce_scatter_s(double bytes, int n, const Link& link) {
   if (n <= 1) return 0;
-  return (n - 1) * link.latency_s + static_cast<double>(n - 1) / n * bytes /
-                                        link.bandwidth_bytes_per_s;
+  return (n - 1) * link.latency_s +
+         static_cast<double>(n - 1) / n * bytes / link.bandwidth_bytes_per_s;
 }
 
 double all_gather_s(double bytes, int n, const Link& link) {
@@ -111,8 +110,8 @@ double AnalyticalCostModel::embedding_s(int64_t tokens, bool backward) const {
   if (backward) {
     return elementwise_s(4 * bytes) + (parallel_.sp ? all_gather_s(bytes, tp, tp_link_) : 0);
   }
-  return elementwise_s(2 * bytes) + (parallel_.sp ? reduce_scatter_s(bytes, tp, tp_link_)
-                                                  : all_reduce_s(bytes, tp, tp_link_));
+  return elementwise_s(2 * bytes) +
+         (parallel_.sp ? reduce_scatter_s(bytes, tp, tp_link_) : all_reduce_s(bytes, tp, tp_link_));
 }
 
 // Final RMSNorm (8h B per token), LM head GEMM (2·h·V/t FLOPs per token, Megatron's 6·h·V
@@ -195,8 +194,8 @@ int64_t AnalyticalCostModel::dp_reduce_time_ns(int stage) const {
 // optimizer then all-gathers the updated bf16 weights over DP.
 int64_t AnalyticalCostModel::optimizer_time_ns(int stage) const {
   const int tp = parallel_.tp, dp = parallel_.dp;
-  const double params = static_cast<double>(
-      stage_local_parameters(model_, tp, parallel_.pp, parallel_.vpp, stage));
+  const double params =
+      static_cast<double>(stage_local_parameters(model_, tp, parallel_.pp, parallel_.vpp, stage));
   double seconds = 0;
   if (parallel_.distributed_optimizer && dp > 1) {
     const Link link = link_between(first_gpu(tp, dp, 0, stage), first_gpu(tp, dp, dp - 1, stage));

@@ -33,7 +33,7 @@ struct OpQuery {
   int64_t layers = 0;
   bool embedding = false;
   bool lm_head = false;
-  int64_t tokens = 0;                  // Σ q_len
+  int64_t tokens = 0;  // Σ q_len
   std::span<const AttentionSpan> spans;
 };
 

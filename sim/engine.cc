@@ -78,8 +78,8 @@ void Engine::run(const EngineGraph& graph, EngineResult* result) {
   const int tasks = graph.tasks();
   const int streams = graph.streams();
   const int edges = graph.inputs();
-  CF_CHECK(static_cast<uint32_t>(tasks) < kArrivalBit &&
-           static_cast<uint32_t>(edges) < kArrivalBit) << "graph too large";
+  CF_CHECK(static_cast<uint32_t>(tasks) < kArrivalBit && static_cast<uint32_t>(edges) < kArrivalBit)
+      << "graph too large";
   result->start_ns.assign(tasks, -1);
   result->end_ns.assign(tasks, -1);
   result->transfer_start_ns.assign(edges, -1);
@@ -168,7 +168,8 @@ void Engine::find_deadlock() {
     EngineWait wait{s, task, {}};
     for (int i = 0; i < graph_->inputs(); ++i) {
       const EngineGraph::Edge& e = graph_->edges_[i];
-      if (e.consumer == task && result_->arrival_ns[i] < 0) wait.missing_producers.push_back(e.producer);
+      if (e.consumer == task && result_->arrival_ns[i] < 0)
+        wait.missing_producers.push_back(e.producer);
     }
     result_->deadlock.push_back(std::move(wait));
   }

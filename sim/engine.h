@@ -62,13 +62,13 @@ struct EngineWait {
 };
 
 struct EngineResult {
-  std::vector<int64_t> start_ns;     // per task; -1 when it never ran
-  std::vector<int64_t> end_ns;       // per task; -1 when it never ran
+  std::vector<int64_t> start_ns;           // per task; -1 when it never ran
+  std::vector<int64_t> end_ns;             // per task; -1 when it never ran
   std::vector<int64_t> transfer_start_ns;  // per input edge; -1 when never sent
-  std::vector<int64_t> arrival_ns;   // per input edge; -1 when never arrived
-  int64_t makespan_ns = 0;           // last task end
-  int64_t events = 0;                // events processed
-  std::vector<EngineWait> deadlock;  // empty when every task ran
+  std::vector<int64_t> arrival_ns;         // per input edge; -1 when never arrived
+  int64_t makespan_ns = 0;                 // last task end
+  int64_t events = 0;                      // events processed
+  std::vector<EngineWait> deadlock;        // empty when every task ran
   bool deadlocked() const { return !deadlock.empty(); }
 };
 
@@ -104,11 +104,11 @@ class Engine {
   std::vector<Event> heap_;
   uint32_t seq_ = 0;
   int64_t now_ns_ = 0;
-  std::vector<int> pending_inputs_;   // per task
-  std::vector<int> next_task_;        // per stream: next task to run, -1 when done
-  std::vector<char> stream_busy_;     // per stream
+  std::vector<int> pending_inputs_;  // per task
+  std::vector<int> next_task_;       // per stream: next task to run, -1 when done
+  std::vector<char> stream_busy_;    // per stream
   std::vector<int64_t> channel_free_ns_;
-  std::vector<int> consumer_begin_;   // CSR: edges leaving each producer
+  std::vector<int> consumer_begin_;  // CSR: edges leaving each producer
   std::vector<int> consumer_edges_;
 };
 

@@ -50,7 +50,7 @@ double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int 
 
   const double heads_local = static_cast<double>(ceil_div(shape.heads, tp));
   const double kv_heads_local = static_cast<double>(ceil_div(shape.kv_heads, tp));
-  const double q_local = heads_local * shape.head_dim;     // a·d_h / t
+  const double q_local = heads_local * shape.head_dim;      // a·d_h / t
   const double kv_local = kv_heads_local * shape.head_dim;  // g·d_h / t (≥ d_h)
   const double f_local = static_cast<double>(ceil_div(shape.ffn_hidden, tp));
 
@@ -63,7 +63,7 @@ double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int 
                        2.0 * shape.mlp_saved_tensors * f_local;
   double bytes = s * (replicated + split);
   if (recompute == Recompute::kNone) {
-    bytes += shape.flash_attention ? s * 4 * heads_local      // fp32 LSE per head per token
+    bytes += shape.flash_attention ? s * 4 * heads_local       // fp32 LSE per head per token
                                    : 5 * heads_local * s * s;  // softmax, mask, dropout out
   }
   return bytes;
@@ -76,7 +76,7 @@ int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp
   const int64_t layer_local = ceil_div(model.params_per_layer() - norm_params, tp) + norm_params;
   int64_t params = (model.layers / pp) * layer_local;
   const int64_t vocab_local = ceil_div(model.vocab * model.hidden, tp);  // vocab-parallel
-  if (stage == 0) params += vocab_local;                                  // embedding
+  if (stage == 0) params += vocab_local;                                 // embedding
   if (stage == pp - 1) {
     params += model.final_norm_params();
     // Untied: the LM head. Tied with pp > 1: Megatron-LM keeps a copy of the embedding on
@@ -103,8 +103,8 @@ ModelStateBytes MemoryModel::model_states(int stage) const {
   ModelStateBytes bytes;
   bytes.weights = 2 * params;
   bytes.gradients = 4 * params;
-  bytes.optimizer = parallel_.distributed_optimizer ? ceil_div(12 * params, parallel_.dp)
-                                                    : 12 * params;
+  bytes.optimizer =
+      parallel_.distributed_optimizer ? ceil_div(12 * params, parallel_.dp) : 12 * params;
   return bytes;
 }
 
@@ -114,9 +114,9 @@ ModelStateBytes MemoryModel::model_states(int stage) const {
 int64_t MemoryModel::activation_bytes(int64_t tokens, bool kv_in_store, bool first,
                                       bool last) const {
   const int tp = parallel_.tp;
-  double bytes = static_cast<double>(layers_per_op_) *
-                 layer_activation_bytes(shape_, tokens, tp, parallel_.sp, parallel_.recompute,
-                                        kv_in_store);
+  double bytes =
+      static_cast<double>(layers_per_op_) *
+      layer_activation_bytes(shape_, tokens, tp, parallel_.sp, parallel_.recompute, kv_in_store);
   if (first) bytes += 8.0 * tokens;
   if (last) {
     bytes += 4.0 * tokens * model_.hidden / (parallel_.sp ? tp : 1);
@@ -142,8 +142,8 @@ int64_t MemoryModel::dkv_bytes(int64_t tokens) const { return 2 * kv_bytes(token
 // layer's saved tensors (same size as the tensors) and, under full recompute, the layer it
 // recomputed. On the last stage the bf16 logits (or their gradient) live during the op.
 int64_t MemoryModel::transient_bytes(Pass pass, int64_t tokens, bool last) const {
-  const double one_layer = layer_activation_bytes(shape_, tokens, parallel_.tp, parallel_.sp,
-                                                  Recompute::kNone);
+  const double one_layer =
+      layer_activation_bytes(shape_, tokens, parallel_.tp, parallel_.sp, Recompute::kNone);
   const bool full = parallel_.recompute == Recompute::kFull;
   double bytes = 0;
   if (pass == Pass::kBackward) {

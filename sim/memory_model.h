@@ -15,13 +15,13 @@ namespace cf {
 // ModelConfig (Llama/Qwen: SwiGLU, no dropout, FlashAttention) or by hand for GPT-style
 // layers (GeLU MLP, dropout, softmax materialised) as in Korthikanti et al. 2022.
 struct ActivationShape {
-  int64_t hidden = 0;       // h
-  int64_t heads = 0;        // a
-  int64_t kv_heads = 0;     // g
-  int64_t head_dim = 0;     // d_h
-  int64_t ffn_hidden = 0;   // f
-  int mlp_saved_tensors = 3;  // (tokens, f) tensors the MLP saves: SwiGLU 3, GeLU 2
-  bool dropout = false;       // dropout masks after attention and MLP (1 B per element)
+  int64_t hidden = 0;           // h
+  int64_t heads = 0;            // a
+  int64_t kv_heads = 0;         // g
+  int64_t head_dim = 0;         // d_h
+  int64_t ffn_hidden = 0;       // f
+  int mlp_saved_tensors = 3;    // (tokens, f) tensors the MLP saves: SwiGLU 3, GeLU 2
+  bool dropout = false;         // dropout masks after attention and MLP (1 B per element)
   bool flash_attention = true;  // scores never materialised; fp32 log-sum-exp kept instead
 
   static ActivationShape of(const ModelConfig& model);

@@ -99,8 +99,8 @@ StageMemoryReplay replay_stage_memory(const MemoryModel& memory, const Plan& pla
   for (size_t i = 0; i < ops.size(); ++i) {
     const Op& op = ops[i];
     const int virtual_stage = op.model_chunk * plan.pp + stage;
-    const OpMemory m = op_memory(memory, plan, op, virtual_stage == 0,
-                                 virtual_stage == last_virtual_stage);
+    const OpMemory m =
+        op_memory(memory, plan, op, virtual_stage == 0, virtual_stage == last_virtual_stage);
     MemoryBreakdown before = now;
     now.activations += m.activations_at_start;
     now.state_store += m.store_at_start;

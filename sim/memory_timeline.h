@@ -27,7 +27,7 @@ struct MemoryBreakdown {
 };
 
 struct StageMemoryReplay {
-  MemoryBreakdown peak;            // at the moment of the highest total (first such moment)
+  MemoryBreakdown peak;  // at the moment of the highest total (first such moment)
   int64_t peak_time_ns = 0;
   int64_t min_category_bytes = 0;  // lowest value any dynamic category reached (never < 0)
   int64_t end_dynamic_bytes = 0;   // left allocated after the last op (0: all freed)
@@ -37,10 +37,10 @@ struct StageMemoryReplay {
 // `first` / `last`: the op runs the first / last virtual stage (embedding / LM head).
 struct OpMemory {
   int64_t activations_at_start = 0;
-  int64_t activations_at_end = 0;    // freed (negative) or kept (positive) at the end
+  int64_t activations_at_end = 0;  // freed (negative) or kept (positive) at the end
   int64_t store_at_start = 0;
   int64_t store_at_end = 0;
-  int64_t transient = 0;             // allocated at start, freed at end
+  int64_t transient = 0;  // allocated at start, freed at end
 };
 OpMemory op_memory(const MemoryModel& memory, const Plan& plan, const Op& op, bool first,
                    bool last);

@@ -1,9 +1,9 @@
 // Metrics: averaging over steps, JSON (DESIGN.md §6 keys) and the readable table.
 #include "sim/metrics.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "core/check.h"
 
@@ -129,8 +129,8 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
 
 std::string metrics_table(const SimMetrics& m) {
   std::string out;
-  out += fmt::format("strategy          {} ({} cost model, {} step{})\n", m.strategy,
-                     m.cost_model, m.steps, m.steps == 1 ? "" : "s averaged");
+  out += fmt::format("strategy          {} ({} cost model, {} step{})\n", m.strategy, m.cost_model,
+                     m.steps, m.steps == 1 ? "" : "s averaged");
   out += fmt::format("step time         {:.6g} s (pipeline {:.6g} s)\n", m.step_time_s,
                      m.pipeline_time_s);
   out += fmt::format("throughput        {:.6g} tokens/s ({} tokens, {} chunks, {} ops)\n",
@@ -144,15 +144,15 @@ std::string metrics_table(const SimMetrics& m) {
                                               format_bytes(m.reserved_bytes))
                                 : "INFEASIBLE: " + m.infeasible_reason);
   out += fmt::format("\n{:>5} {:>11} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
-                     "stage", "busy s", "bubble", "recompute s", "peak mem", "weights",
-                     "grads", "optimizer", "activations", "store");
+                     "stage", "busy s", "bubble", "recompute s", "peak mem", "weights", "grads",
+                     "optimizer", "activations", "store");
   for (const StageMetrics& st : m.stages) {
     const MemoryBreakdown& b = st.peak_breakdown;
-    out += fmt::format("{:>5} {:>11.6g} {:>7.2f}% {:>11.6g} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
-                       st.stage, st.busy_s, 100 * st.bubble_ratio, st.recompute_s,
-                       format_bytes(st.peak_memory_bytes), format_bytes(b.weights),
-                       format_bytes(b.gradients), format_bytes(b.optimizer),
-                       format_bytes(b.activations), format_bytes(b.state_store));
+    out += fmt::format(
+        "{:>5} {:>11.6g} {:>7.2f}% {:>11.6g} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}\n", st.stage,
+        st.busy_s, 100 * st.bubble_ratio, st.recompute_s, format_bytes(st.peak_memory_bytes),
+        format_bytes(b.weights), format_bytes(b.gradients), format_bytes(b.optimizer),
+        format_bytes(b.activations), format_bytes(b.state_store));
   }
   return out;
 }

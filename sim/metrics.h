@@ -4,10 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "sim/memory_timeline.h"
 
@@ -15,11 +14,11 @@ namespace cf {
 
 struct StageMetrics {
   int stage = 0;
-  double busy_s = 0;           // compute time on the stage, mean over DP ranks
-  double bubble_ratio = 0;     // 1 − busy / pipeline time, mean over DP ranks
-  double recompute_s = 0;      // R passes plus the policy's recompute inside B, mean over DP
-  double tp_comm_s = 0;        // TP collectives inside ops, mean over DP ranks
-  double dp_reduce_s = 0;      // gradient reduction after the stage's last backward
+  double busy_s = 0;        // compute time on the stage, mean over DP ranks
+  double bubble_ratio = 0;  // 1 − busy / pipeline time, mean over DP ranks
+  double recompute_s = 0;   // R passes plus the policy's recompute inside B, mean over DP
+  double tp_comm_s = 0;     // TP collectives inside ops, mean over DP ranks
+  double dp_reduce_s = 0;   // gradient reduction after the stage's last backward
   double optimizer_s = 0;
   int64_t peak_memory_bytes = 0;  // max over DP ranks; model states included, reserve not
   MemoryBreakdown peak_breakdown;
@@ -41,8 +40,8 @@ struct SimMetrics {
   int ops = 0;                 // plan ops per step
   int64_t events = 0;          // engine events per step
   int gpus = 0;
-  int64_t memory_capacity_bytes = 0;  // the GPU's HBM
-  int64_t reserved_bytes = 0;         // CUDA context, NCCL buffers, fragmentation
+  int64_t memory_capacity_bytes = 0;      // the GPU's HBM
+  int64_t reserved_bytes = 0;             // CUDA context, NCCL buffers, fragmentation
   int64_t memory_min_category_bytes = 0;  // lowest any memory category went (0 when sound)
   int64_t memory_left_bytes = 0;          // left allocated after the step (0 when sound)
   bool feasible = true;

@@ -3,10 +3,10 @@
 // predicted trace. Dependencies follow plan.h exactly.
 #include "sim/simulator.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "core/check.h"
 #include "sim/memory_model.h"
@@ -30,9 +30,12 @@ struct Layout {
 Slot slot_of(Pass pass) {
   switch (pass) {
     case Pass::kForward:
-    case Pass::kForwardKeepKV: return kForwardSlot;
-    case Pass::kRecompute: return kRecomputeSlot;
-    case Pass::kBackward: return kBackwardSlot;
+    case Pass::kForwardKeepKV:
+      return kForwardSlot;
+    case Pass::kRecompute:
+      return kRecomputeSlot;
+    case Pass::kBackward:
+      return kBackwardSlot;
   }
   return kForwardSlot;
 }
@@ -47,10 +50,14 @@ Status check_plan_matches_job(const Job& job, const Plan& plan) {
   auto bad = [&](const std::string& what) {
     return Status::InvalidInput(fmt::format("plan does not match job {}: {}", job.origin, what));
   };
-  if (plan.pp != job.parallel.pp) return bad(fmt::format("pp {} vs parallel.pp {}", plan.pp, job.parallel.pp));
-  if (plan.dp != job.parallel.dp) return bad(fmt::format("dp {} vs parallel.dp {}", plan.dp, job.parallel.dp));
-  if (plan.vpp != job.parallel.vpp) return bad(fmt::format("vpp {} vs parallel.vpp {}", plan.vpp, job.parallel.vpp));
-  if (plan.layers != job.model.layers) return bad(fmt::format("layers {} vs model.layers {}", plan.layers, job.model.layers));
+  if (plan.pp != job.parallel.pp)
+    return bad(fmt::format("pp {} vs parallel.pp {}", plan.pp, job.parallel.pp));
+  if (plan.dp != job.parallel.dp)
+    return bad(fmt::format("dp {} vs parallel.dp {}", plan.dp, job.parallel.dp));
+  if (plan.vpp != job.parallel.vpp)
+    return bad(fmt::format("vpp {} vs parallel.vpp {}", plan.vpp, job.parallel.vpp));
+  if (plan.layers != job.model.layers)
+    return bad(fmt::format("layers {} vs model.layers {}", plan.layers, job.model.layers));
   if (static_cast<int>(plan.ranks.size()) != plan.dp) return bad("ranks.size() != dp");
   for (const RankPlan& rank : plan.ranks) {
     if (static_cast<int>(rank.stages.size()) != plan.pp) return bad("a rank's stages.size() != pp");
@@ -112,14 +119,16 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
         query.embedding = virtual_stage == 0;
         query.lm_head = virtual_stage == last_virtual;
         query.tokens = chunk.tokens;
-        query.spans = std::span<const AttentionSpan>(spans.data() + span_begin[op.chunk],
-                                                     span_begin[op.chunk + 1] - span_begin[op.chunk]);
+        query.spans = std::span<const AttentionSpan>(
+            spans.data() + span_begin[op.chunk], span_begin[op.chunk + 1] - span_begin[op.chunk]);
         const OpTime time = cost.op_time(query);
         const int task = graph_.add_task(stream, time.total_ns);
         int& slot = slots[layout.slot(op.chunk, op.model_chunk, s, slot_of(op.pass))];
         if (slot >= 0) {
-          return Status::InvalidInput(fmt::format("plan: {} on dp rank {} stage {} repeats a pass "
-                                                  "of its chunk", op_label(op), r, s));
+          return Status::InvalidInput(
+              fmt::format("plan: {} on dp rank {} stage {} repeats a pass "
+                          "of its chunk",
+                          op_label(op), r, s));
         }
         slot = task;
         task_op.push_back(&op);
@@ -159,7 +168,8 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
     if (producer < 0) {
       return Status::InvalidInput(fmt::format(
           "plan: {} on dp rank {} stage {} needs the {} of chunk {} on stage {}, which is not "
-          "in the plan", op_label(op), r, s, op.pass == Pass::kBackward ? "backward or forward" : "forward",
+          "in the plan",
+          op_label(op), r, s, op.pass == Pass::kBackward ? "backward or forward" : "forward",
           op.chunk, from_stage));
     }
     if (from_stage == s) {
@@ -205,7 +215,8 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
       st.busy_s += busy_ns * 1e-9 / dp;
       st.recompute_s += recompute_ns * 1e-9 / dp;
       st.tp_comm_s += comm_ns * 1e-9 / dp;
-      if (pipeline_ns > 0) st.bubble_ratio += (1.0 - static_cast<double>(busy_ns) / pipeline_ns) / dp;
+      if (pipeline_ns > 0)
+        st.bubble_ratio += (1.0 - static_cast<double>(busy_ns) / pipeline_ns) / dp;
       busy_total_ns += busy_ns;
       recompute_total_ns += recompute_ns;
     }
@@ -243,9 +254,12 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
       worst_left = std::max(worst_left, std::abs(replay.end_dynamic_bytes));
       if (trace) {
         auto& peak = trace->peak_memory[{r, s}];
-        peak = {{"weights", replay.peak.weights},         {"gradients", replay.peak.gradients},
-                {"optimizer", replay.peak.optimizer},     {"activations", replay.peak.activations},
-                {"state_store", replay.peak.state_store}, {"transient", replay.peak.transient},
+        peak = {{"weights", replay.peak.weights},
+                {"gradients", replay.peak.gradients},
+                {"optimizer", replay.peak.optimizer},
+                {"activations", replay.peak.activations},
+                {"state_store", replay.peak.state_store},
+                {"transient", replay.peak.transient},
                 {"total", replay.peak.total()}};
       }
     }
@@ -256,13 +270,14 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
   if (worst_min < 0 || worst_left != 0) {
     return Status::InvalidInput(fmt::format(
         "plan: memory replay went to {} B and left {} B allocated at the end of the step: an "
-        "op frees what its chunk never held, or a chunk is never backwarded", worst_min, worst_left));
+        "op frees what its chunk never held, or a chunk is never backwarded",
+        worst_min, worst_left));
   }
 
   // Step metrics.
   const ModelConfig& model = job.model;
-  const double linear = model.linear_flops_per_token_per_layer() * model.layers +
-                        model.lm_head_flops_per_token();
+  const double linear =
+      model.linear_flops_per_token_per_layer() * model.layers + model.lm_head_flops_per_token();
   const double attention = model.attention_flops_per_pair_per_layer() * model.layers;
   for (const Chunk& chunk : plan.chunks) {
     // Model FLOPs: forward + backward = 3 × forward (PaLM App. B; recompute not counted).
@@ -276,11 +291,13 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
   m.step_time_s = step_ns * 1e-9;
   m.pipeline_time_s = pipeline_ns * 1e-9;
   m.tokens_per_s = step_ns > 0 ? m.tokens / m.step_time_s : 0;
-  m.mfu = step_ns > 0 ? m.model_flops / (m.step_time_s * job.cluster.gpu.peak_bf16_flops * m.gpus) : 0;
+  m.mfu =
+      step_ns > 0 ? m.model_flops / (m.step_time_s * job.cluster.gpu.peak_bf16_flops * m.gpus) : 0;
   m.bubble_ratio = pipeline_ns > 0 ? 1.0 - static_cast<double>(busy_total_ns) /
                                                (static_cast<double>(dp) * pp * pipeline_ns)
                                    : 0;
-  m.recompute_share = busy_total_ns > 0 ? static_cast<double>(recompute_total_ns) / busy_total_ns : 0;
+  m.recompute_share =
+      busy_total_ns > 0 ? static_cast<double>(recompute_total_ns) / busy_total_ns : 0;
   m.memory_capacity_bytes = job.cluster.gpu.hbm_bytes;
   m.reserved_bytes = job.cluster.gpu.reserved_bytes;
   const StageMetrics* worst = &m.stages[0];

@@ -17,8 +17,8 @@
 namespace cf {
 
 struct SimOptions {
-  bool record_trace = false;             // fill SimResult::trace with every op
-  bool record_memory_timeline = false;   // and the memory counter samples (with record_trace)
+  bool record_trace = false;            // fill SimResult::trace with every op
+  bool record_memory_timeline = false;  // and the memory counter samples (with record_trace)
 };
 
 struct SimResult {

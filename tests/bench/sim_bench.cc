@@ -27,8 +27,10 @@ void build_pipeline_graph(int pp, int m, EngineGraph* g) {
   for (int s = 0; s < pp; ++s) {
     for (int i = 0; i < m; ++i) {
       if (s > 0) g->add_input(fwd[s * m + i], fwd[(s - 1) * m + i], 2 * (s - 1), 13);
-      if (s < pp - 1) g->add_input(bwd[s * m + i], bwd[(s + 1) * m + i], 2 * (s + 1) + 1, 13);
-      else g->add_input(bwd[s * m + i], fwd[s * m + i], -1, 0);
+      if (s < pp - 1)
+        g->add_input(bwd[s * m + i], bwd[(s + 1) * m + i], 2 * (s + 1) + 1, 13);
+      else
+        g->add_input(bwd[s * m + i], fwd[s * m + i], -1, 0);
     }
   }
 }
@@ -44,8 +46,8 @@ void BM_EngineEvents(benchmark::State& state) {
     CF_CHECK(!result.deadlocked()) << "benchmark graph deadlocked";
     events += result.events;
   }
-  state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events),
-                                                      benchmark::Counter::kIsRate);
+  state.counters["events_per_s"] =
+      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
   state.counters["events_per_run"] = static_cast<double>(result.events);
 }
 BENCHMARK(BM_EngineEvents)->Arg(1000)->Arg(20000)->Unit(benchmark::kMillisecond);
@@ -72,8 +74,8 @@ void BM_SimulateStep72B256K(benchmark::State& state) {
     benchmark::DoNotOptimize(result->metrics.step_time_s);
   }
   state.counters["ops"] = plan->op_count();
-  state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events),
-                                                      benchmark::Counter::kIsRate);
+  state.counters["events_per_s"] =
+      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_SimulateStep72B256K)->Unit(benchmark::kMillisecond);
 

@@ -120,7 +120,8 @@ TEST(AnalyticalCost, BackwardAndRecompute) {
             std::llround(3e9 * (2 * layer.gemm + 2.5 * layer.attention + 2 * layer.elementwise)));
   EXPECT_EQ(b.recompute_ns, 0);
   EXPECT_EQ(b.comm_ns, 0);
-  const AnalyticalCostModel selective(model, exact_gpu(), 8, parallel(1, 1, 1, Recompute::kSelective));
+  const AnalyticalCostModel selective(model, exact_gpu(), 8,
+                                      parallel(1, 1, 1, Recompute::kSelective));
   const OpTime bs = selective.op_time(op(Pass::kBackward, &span, 3));
   EXPECT_EQ(bs.recompute_ns, std::llround(3e9 * layer.attention));
   EXPECT_EQ(bs.total_ns - bs.recompute_ns, b.total_ns);
@@ -144,8 +145,8 @@ TEST(AnalyticalCost, TensorParallelCommunication) {
 // (InfiniBand). 2 latencies (shape message + payload) are 0 here.
 TEST(AnalyticalCost, PipelineLinkFollowsPlacement) {
   const AnalyticalCostModel cost(tiny(), exact_gpu(), 8, parallel(4, 4, 1));
-  EXPECT_EQ(cost.p2p_time_ns(P2pQuery{0, 0, 1, 100000}), 1000);    // 1e5 B / 1e11 B/s
-  EXPECT_EQ(cost.p2p_time_ns(P2pQuery{0, 1, 2, 100000}), 10000);   // 1e5 B / 1e10 B/s
+  EXPECT_EQ(cost.p2p_time_ns(P2pQuery{0, 0, 1, 100000}), 1000);   // 1e5 B / 1e11 B/s
+  EXPECT_EQ(cost.p2p_time_ns(P2pQuery{0, 1, 2, 100000}), 10000);  // 1e5 B / 1e10 B/s
   EXPECT_EQ(first_gpu(4, 2, 1, 3), 4 * (1 + 2 * 3));
 }
 
@@ -156,7 +157,8 @@ TEST(AnalyticalCost, DataParallelReduction) {
   const double grads = 4.0 * stage_local_parameters(model, 1, 1, 1, 0);
   const Link nvlink{1e11, 0};
   const AnalyticalCostModel distributed(model, exact_gpu(), 8, p);
-  EXPECT_EQ(distributed.dp_reduce_time_ns(0), std::llround(reduce_scatter_s(grads, 4, nvlink) * 1e9));
+  EXPECT_EQ(distributed.dp_reduce_time_ns(0),
+            std::llround(reduce_scatter_s(grads, 4, nvlink) * 1e9));
   p.distributed_optimizer = false;
   const AnalyticalCostModel plain(model, exact_gpu(), 8, p);
   EXPECT_EQ(plain.dp_reduce_time_ns(0), std::llround(all_reduce_s(grads, 4, nvlink) * 1e9));

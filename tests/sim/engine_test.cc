@@ -67,8 +67,8 @@ TEST(EngineTest, WaitsForAllInputsAndForItsStream) {
   const int s0 = g.add_stream(), s1 = g.add_stream(), s2 = g.add_stream();
   const int x = g.add_task(s0, 3);
   const int y = g.add_task(s1, 9);
-  const int z = g.add_task(s2, 2);   // needs x and y
-  const int w = g.add_task(s2, 1);   // needs x only, but runs after z on its stream
+  const int z = g.add_task(s2, 2);  // needs x and y
+  const int w = g.add_task(s2, 1);  // needs x only, but runs after z on its stream
   g.add_input(z, x, -1, 1);
   g.add_input(z, y, -1, 1);
   g.add_input(w, x, -1, 0);

@@ -62,7 +62,8 @@ TEST(GoldenTrace, OneFOneBFourStagesEightMicroBatches) {
   const UnitCostModel unit;
   StatusOr<SimResult> result = simulate(job, plan_of(job), unit);
   ASSERT_TRUE(result.ok());
-  EXPECT_EQ(std::llround(result->metrics.pipeline_time_s * 1e9), 33 * UnitCostModel::kUnitNsPerToken);
+  EXPECT_EQ(std::llround(result->metrics.pipeline_time_s * 1e9),
+            33 * UnitCostModel::kUnitNsPerToken);
 }
 
 // Header of group_n5_k2_pp2.txt: one sequence of 5 tokens, ChunkSize 1, K = 2, 2 stages.

@@ -73,8 +73,7 @@ TEST(TinyLayerActivations, HandComputed) {
   EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kNone), 17 * 1872.0);
   EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kSelective), 17 * 1856.0);
   // K and V held by the store: 4·32 less.
-  EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kSelective, true),
-            17 * 1728.0);
+  EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kSelective, true), 17 * 1728.0);
   // t = 2 with SP: everything halves (a, g, f divide by 2).
   EXPECT_EQ(layer_activation_bytes(shape, 17, 2, true, Recompute::kSelective), 17 * 928.0);
   // t = 2 without SP: 512 replicated + 1344 / 2.
@@ -137,9 +136,9 @@ TEST(MemoryReplay, StateAwareGroupPeakByHand) {
 // (Megatron-LM theoretical_memory_usage.py; COSTS-REFERENCE §1.2): exactly that many
 // activations at the peak of a middle stage.
 TEST(MemoryReplay, OneFOneBInFlightCount) {
-  const Job job = tiny_job(1, 4, 1, "recompute: selective",
-                           "{kind: baseline, micro_batching: per_sequence}",
-                           "3, 3, 3, 3, 3, 3, 3, 3");
+  const Job job =
+      tiny_job(1, 4, 1, "recompute: selective", "{kind: baseline, micro_batching: per_sequence}",
+               "3, 3, 3, 3, 3, 3, 3, 3");
   const UnitCostModel unit;
   StatusOr<SimResult> result = simulate(job, plan_of(job), unit);
   ASSERT_TRUE(result.ok()) << result.status().message();

@@ -3,14 +3,13 @@
 // makespan ≥ every stage's busy time and every chunk's dependency chain, bubble ratio in
 // [0, 1), memory never negative and all freed by the step's end, peak ≤ analytical bounds,
 // repeat runs identical.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 #include <random>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "sim/cost_analytical.h"
 #include "sim/cost_unit.h"
@@ -43,11 +42,14 @@ std::optional<Case> random_case(std::mt19937_64& rng, const Job& base) {
   p.sp = p.tp > 1 && pick(rng, {false, true});
   p.recompute = pick(rng, {Recompute::kNone, Recompute::kSelective, Recompute::kFull});
   p.distributed_optimizer = pick(rng, {false, true});
-  p.schedule = pick(rng, {ScheduleKind::kOneFOneB, ScheduleKind::kGPipe, ScheduleKind::kInterleaved});
+  p.schedule =
+      pick(rng, {ScheduleKind::kOneFOneB, ScheduleKind::kGPipe, ScheduleKind::kInterleaved});
   p.vpp = 1;
   if (p.schedule == ScheduleKind::kInterleaved) {
-    if (p.pp == 4) p.schedule = ScheduleKind::kOneFOneB;
-    else p.vpp = 2;
+    if (p.pp == 4)
+      p.schedule = ScheduleKind::kOneFOneB;
+    else
+      p.vpp = 2;
   }
   job.cluster.gpus = p.tp * p.pp * p.dp;
   job.cluster.gpus_per_node = pick(rng, {2, 4, 8});
@@ -57,7 +59,8 @@ std::optional<Case> random_case(std::mt19937_64& rng, const Job& base) {
   for (int i = 0; i < sequences; ++i) {
     job.dataset.lengths.push_back(std::uniform_int_distribution<int64_t>(1, longest)(rng));
   }
-  job.dataset.max_length = *std::max_element(job.dataset.lengths.begin(), job.dataset.lengths.end());
+  job.dataset.max_length =
+      *std::max_element(job.dataset.lengths.begin(), job.dataset.lengths.end());
   job.training.global_batch = sequences;
   StrategyConfig& st = job.strategy;
   st.kind = pick(rng, {StrategyKind::kChunkFlow, StrategyKind::kBaseline});
@@ -70,7 +73,8 @@ std::optional<Case> random_case(std::mt19937_64& rng, const Job& base) {
   if (!plan.ok()) return std::nullopt;
   const std::string label = fmt::format(
       "tp {} pp {} dp {} vpp {} sp {} recompute {} schedule {} strategy {} C {} K {} cost {} "
-      "lengths {}", p.tp, p.pp, p.dp, p.vpp, p.sp, to_string(p.recompute), to_string(p.schedule),
+      "lengths {}",
+      p.tp, p.pp, p.dp, p.vpp, p.sp, to_string(p.recompute), to_string(p.schedule),
       to_string(st.kind), st.chunk_size, st.k, to_string(job.cost_model.kind),
       fmt::join(job.dataset.lengths, ","));
   return Case{job, *plan, label};
@@ -132,13 +136,16 @@ void check_case(const Case& c, Simulator& simulator) {
       }
       const int64_t states = memory.model_states(s).total();
       const auto& peak = trace.peak_memory.at({r, s});
-      EXPECT_LE(peak.at("total"), states + everything + transient) << "rank " << r << " stage " << s;
+      EXPECT_LE(peak.at("total"), states + everything + transient)
+          << "rank " << r << " stage " << s;
       // 1F1B baseline: at most min(pp − s, m) micro-batches in flight (Megatron-LM's count),
       // so activations ≤ the pp − s largest.
-      if (c.plan.strategy == StrategyKind::kBaseline && c.plan.schedule == ScheduleKind::kOneFOneB) {
+      if (c.plan.strategy == StrategyKind::kBaseline &&
+          c.plan.schedule == ScheduleKind::kOneFOneB) {
         std::sort(activations.rbegin(), activations.rend());
         int64_t bound = 0;
-        for (int i = 0; i < std::min<int>(c.plan.pp - s, activations.size()); ++i) bound += activations[i];
+        for (int i = 0; i < std::min<int>(c.plan.pp - s, activations.size()); ++i)
+          bound += activations[i];
         EXPECT_LE(peak.at("activations"), bound) << "rank " << r << " stage " << s;
       }
     }

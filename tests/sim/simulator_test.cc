@@ -29,8 +29,8 @@ int64_t units(double seconds) { return std::llround(seconds * 1e9) / kUnit; }
 // Four equal micro-batches of 2 tokens on pp = 4: makespan (m + p − 1)(F + B) = 7 · (2 + 4)
 // = 42, busy 4 · 4 · 6 = 96 → 1 − 96/168 = 3/7 = 42.86%.
 TEST(SimulatorPaperVectors, FourEqualMicroBatches) {
-  const Job job = tiny_job(1, 4, 1, "", "{kind: baseline, micro_batching: per_sequence}",
-                           "2, 2, 2, 2");
+  const Job job =
+      tiny_job(1, 4, 1, "", "{kind: baseline, micro_batching: per_sequence}", "2, 2, 2, 2");
   const SimMetrics m = run_unit(job);
   EXPECT_EQ(units(m.pipeline_time_s), 42);
   EXPECT_EQ(units(m.step_time_s), 42);  // unit model: no DP reduction, no optimizer
@@ -43,8 +43,8 @@ TEST(SimulatorPaperVectors, FourEqualMicroBatches) {
 
 // (4U, 2U, U, U), one sequence per micro-batch: makespan 56, 1 − 96/224 = 4/7 = 57.14%.
 TEST(SimulatorPaperVectors, BaselinePerSequence) {
-  const Job job = tiny_job(1, 4, 1, "", "{kind: baseline, micro_batching: per_sequence}",
-                           "4, 2, 1, 1");
+  const Job job =
+      tiny_job(1, 4, 1, "", "{kind: baseline, micro_batching: per_sequence}", "4, 2, 1, 1");
   const SimMetrics m = run_unit(job);
   EXPECT_EQ(units(m.pipeline_time_s), 56);
   EXPECT_NEAR(m.bubble_ratio, 4.0 / 7.0, 1e-15);

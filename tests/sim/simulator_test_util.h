@@ -23,15 +23,24 @@ inline Job tiny_job(int tp, int pp, int dp, const std::string& parallel_extra,
   for (char c : lengths) sequences += c == ',';
   const std::string text =
       "model: tiny\n"
-      "cluster: {gpu: h100-sxm-80g, gpus: " + std::to_string(gpus) +
-      ", gpus_per_node: " + std::to_string(gpus % 8 == 0 ? 8 : gpus) + "}\n"
-      "dataset: {lengths: [" + lengths + "], max_length: 1048576}\n"
-      "training: {global_batch: " + std::to_string(sequences) + ", steps: 1}\n"
-      "parallel: {tp: " + std::to_string(tp) + ", pp: " + std::to_string(pp) +
-      ", dp: " + std::to_string(dp) + (parallel_extra.empty() ? "" : ", " + parallel_extra) +
+      "cluster: {gpu: h100-sxm-80g, gpus: " +
+      std::to_string(gpus) + ", gpus_per_node: " + std::to_string(gpus % 8 == 0 ? 8 : gpus) +
       "}\n"
-      "strategy: " + strategy + "\n"
-      "cost_model: {kind: " + cost + "}\n";
+      "dataset: {lengths: [" +
+      lengths +
+      "], max_length: 1048576}\n"
+      "training: {global_batch: " +
+      std::to_string(sequences) +
+      ", steps: 1}\n"
+      "parallel: {tp: " +
+      std::to_string(tp) + ", pp: " + std::to_string(pp) + ", dp: " + std::to_string(dp) +
+      (parallel_extra.empty() ? "" : ", " + parallel_extra) +
+      "}\n"
+      "strategy: " +
+      strategy +
+      "\n"
+      "cost_model: {kind: " +
+      cost + "}\n";
   StatusOr<Job> job = parse_job(text, "<test>");
   CF_CHECK(job.ok()) << job.status().message() << "\n" << text;
   return *job;
