@@ -1,0 +1,82 @@
+// `chunkflow sweep SWEEP.yaml [--csv FILE] [--json]`: what-if capacity planning — every point
+// of the sweep (GPU count, GPU type, context, model, dataset) tuned, shown as a table (or
+// JSON), written as CSV, with the smallest GPU count reaching the target tokens/s.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli/command.h"
+#include "tuner/sweep.h"
+
+namespace cf::cli {
+namespace {
+
+struct SweepCliOptions {
+  std::string sweep_path;
+  std::string csv_path;
+  double target_tokens_per_s = 0;
+  bool exhaustive = false;
+  bool no_baseline = false;
+  int threads = 0;
+  bool json = false;
+  bool quiet = false;
+};
+
+int run_sweep_command(const SweepCliOptions& options) {
+  StatusOr<SweepSpec> spec = load_sweep(options.sweep_path);
+  if (!spec.ok()) return report(spec.status());
+  if (options.target_tokens_per_s > 0) spec->target_tokens_per_s = options.target_tokens_per_s;
+  TuneOptions tune_options;
+  tune_options.threads = options.threads;
+  tune_options.exhaustive = options.exhaustive;
+  tune_options.baseline = !options.no_baseline;
+  const bool show_progress = !options.quiet && ::isatty(STDERR_FILENO);
+  auto on_point = [show_progress](int i, int n, const std::string& label) {
+    if (!show_progress) return;
+    std::fprintf(stderr, "\r\033[K  sweep [%d/%d] %s", i + 1, n, label.c_str());
+    std::fflush(stderr);
+  };
+  StatusOr<SweepResult> result = run_sweep(*spec, tune_options, on_point);
+  if (show_progress) std::fputs("\r\033[K", stderr);
+  if (!result.ok()) return report(result.status());
+  if (!options.csv_path.empty()) {
+    if (Status s = write_file_atomic(options.csv_path, sweep_csv(*result)); !s.ok()) return report(s);
+  }
+  if (options.json) {
+    nlohmann::json out = sweep_json(*result);
+    if (!options.csv_path.empty()) out["csv"] = options.csv_path;
+    std::fputs((out.dump(2) + "\n").c_str(), stdout);
+    return 0;
+  }
+  std::string text = fmt::format("chunkflow sweep  {} ({} points, each tuned)\n\n",
+                                 options.sweep_path, result->points.size());
+  text += sweep_table(*result);
+  if (!options.csv_path.empty()) text += fmt::format("\nCSV written to {}\n", options.csv_path);
+  std::fputs(text.c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+void add_sweep_command(CLI::App& app, RunFn* run) {
+  auto o = std::make_shared<SweepCliOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "sweep", "What-if capacity planning: tune every point of a sweep over GPU count, GPU type, "
+               "context length, model and dataset");
+  cmd->add_option("sweep", o->sweep_path, "sweep YAML file (see examples/sweep-*.yaml)")->required();
+  cmd->add_option("--csv", o->csv_path, "write one CSV row per point here");
+  cmd->add_option("--target", o->target_tokens_per_s,
+                  "tokens/s to reach (overrides target_tokens_per_s of the file)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("-e,--exhaustive", o->exhaustive, "simulate every candidate (no pruning)");
+  cmd->add_flag("--no-baseline", o->no_baseline, "skip tuning the Megatron-style baseline");
+  cmd->add_option("-t,--threads", o->threads, "worker threads (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_flag("-j,--json", o->json, "print the points as JSON");
+  cmd->add_flag("-q,--quiet", o->quiet, "no progress line");
+  cmd->callback([run, o] { *run = [o] { return run_sweep_command(*o); }; });
+}
+
+}  // namespace cf::cli

@@ -1,0 +1,141 @@
+// `chunkflow tune [JOB.yaml] [flags]`: the autotuner (tuner/). Without a job file it tunes
+// the embedded default job (examples/default-tune.yaml). Prints the ranked table, the
+// verdict and why, and the winner as job YAML (or writes it with --out); --json for machines.
+// A search where nothing fits is a result (exit 0); bad input exits 2.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "cli/command.h"
+#include "core/resources.h"
+#include "tuner/report.h"
+#include "tuner/tuner.h"
+
+namespace cf::cli {
+namespace {
+
+constexpr const char* kDefaultJob = "examples/default-tune.yaml";
+
+struct TuneCliOptions {
+  std::string job_path;
+  SpaceFlags space;
+  bool exhaustive = false;
+  bool no_baseline = false;
+  int threads = 0;
+  bool json = false;
+  bool quiet = false;
+  std::string out_path;
+};
+
+// A one-line bar on stderr, redrawn when the percentage changes.
+class ProgressBar {
+ public:
+  void update(int done, int total) {
+    const int percent = total > 0 ? done * 100 / total : 100;
+    if (percent == last_percent_) return;
+    last_percent_ = percent;
+    const int width = 40, filled = percent * width / 100;
+    std::fprintf(stderr, "\r  tuning [%s%s] %3d%% %d/%d", std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), percent, done, total);
+    std::fflush(stderr);
+  }
+  void finish() {
+    if (last_percent_ >= 0) std::fputs("\r\033[K", stderr);
+  }
+
+ private:
+  int last_percent_ = -1;
+};
+
+StatusOr<Job> load_tune_job(const std::string& path) {
+  if (!path.empty()) return load_job(path);
+  const std::string_view* text = embedded_file(kDefaultJob);
+  if (text == nullptr) return Status::Runtime(fmt::format("{} is not embedded in this build", kDefaultJob));
+  return parse_job(std::string(*text), fmt::format("<embedded:{}>", kDefaultJob));
+}
+
+int run_tune(const TuneCliOptions& options) {
+  StatusOr<Job> job = load_tune_job(options.job_path);
+  if (!job.ok()) return report(job.status());
+  StatusOr<SearchSpace> space = read_search_space(*job, options.space);
+  if (!space.ok()) return report(space.status());
+
+  TuneOptions tune_options;
+  tune_options.threads = options.threads;
+  tune_options.exhaustive = options.exhaustive;
+  tune_options.baseline = !options.no_baseline;
+  auto bar = std::make_shared<ProgressBar>();
+  const bool show_progress = !options.quiet && ::isatty(STDERR_FILENO);
+  if (show_progress) {
+    tune_options.progress = [bar](int done, int total) { bar->update(done, total); };
+  }
+  const auto start = std::chrono::steady_clock::now();
+  StatusOr<TuneResult> result = tune(*job, *space, tune_options);
+  if (show_progress) bar->finish();
+  if (!result.ok()) return report(result.status());
+  const double wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const bool have_best = result->best() != nullptr;
+  if (have_best && !options.out_path.empty()) {
+    if (Status s = write_file_atomic(options.out_path, best_job_yaml(*result)); !s.ok()) {
+      return report(s);
+    }
+  }
+  if (options.json) {
+    nlohmann::json out = tune_report_json(*result);
+    if (have_best && !options.out_path.empty()) out["best_job_file"] = options.out_path;
+    std::fputs((out.dump(2) + "\n").c_str(), stdout);
+    return 0;
+  }
+  std::string text = tune_report_text(*result);
+  text += fmt::format("searched in {:.2f} s on {} threads{}\n", wall_s, result->threads,
+                      options.exhaustive ? " (exhaustive)" : "");
+  if (have_best) {
+    if (!options.out_path.empty()) {
+      text += fmt::format("\nbest job written to {} (check it with `chunkflow simulate {}`)\n",
+                          options.out_path, options.out_path);
+    } else {
+      text += "\nbest job (save it with --out FILE, then `chunkflow simulate FILE`):\n---\n" +
+              best_job_yaml(*result);
+    }
+  }
+  std::fputs(text.c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+void add_tune_command(CLI::App& app, RunFn* run) {
+  auto o = std::make_shared<TuneCliOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "tune", "Search ChunkSize, K and optionally TP/PP/DP/recompute for the fastest configuration "
+              "that fits; without JOB, the embedded default job (Qwen2.5-7B, 256K, 32 × H100)");
+  cmd->add_option("job", o->job_path, "job YAML file (its optional tune: section sets the space)");
+  cmd->add_option("-c,--chunk-sizes", o->space.chunk_sizes, "ChunkSizes to try, e.g. 4096,8192");
+  cmd->add_option("-k,--k", o->space.k, "K values to try, e.g. 1,2,4");
+  cmd->add_option("--k-max", o->space.k_max, "try K = 1..N (default 64)");
+  cmd->add_option("--tp", o->space.tp, "tensor-parallel sizes, e.g. 1,2,4, or all");
+  cmd->add_option("--pp", o->space.pp, "pipeline-parallel sizes, or all");
+  cmd->add_option("--dp", o->space.dp, "data-parallel sizes to keep (default: GPUs / (tp·pp))");
+  cmd->add_option("--recompute", o->space.recompute, "none,selective,full or all");
+  cmd->add_option("--schedule", o->space.schedule, "1f1b,gpipe,interleaved");
+  cmd->add_option("--packer", o->space.packer, "balanced,ffd or all");
+  cmd->add_flag("-p,--parallel", o->space.parallel, "also search tp, pp and recompute (all values)");
+  cmd->add_option("--margin", o->space.memory_margin, "fraction of HBM kept free (default 0.05)");
+  cmd->add_option("--objective", o->space.objective, "step_time (default) or tokens_per_s");
+  cmd->add_option("-n,--top", o->space.top, "rows of the ranked table (default 10)");
+  cmd->add_flag("-e,--exhaustive", o->exhaustive, "simulate every candidate (no pruning)");
+  cmd->add_flag("--no-baseline", o->no_baseline, "skip tuning the Megatron-style baseline");
+  cmd->add_option("-t,--threads", o->threads, "worker threads (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_flag("-j,--json", o->json, "print the result as JSON");
+  cmd->add_flag("-q,--quiet", o->quiet, "no progress bar");
+  cmd->add_option("-o,--out", o->out_path, "write the best configuration as a job YAML here");
+  cmd->callback([run, o] { *run = [o] { return run_tune(*o); }; });
+}
+
+}  // namespace cf::cli

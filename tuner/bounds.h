@@ -1,0 +1,39 @@
+// Lower bounds that let the tuner skip a candidate without simulating it: a step-time bound
+// (each stage's own work with only its unavoidable pipeline fill and drain) and a memory
+// bound (model states plus the single chunk that needs the most). Both are built from the
+// same cost and memory models as the simulator and never exceed the simulated value
+// (tests/tuner/bounds_test.cc). Not the search (tuner.cc).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "sim/cost_model.h"
+#include "sim/job.h"
+#include "sim/plan.h"
+
+namespace cf {
+
+// The chunks (baseline: micro-batches) of every sampled step for one chunking, as
+// build_plan makes them, before DP distribution.
+struct StepChunks {
+  std::vector<std::vector<Chunk>> steps;
+  int max_group_size = 1;  // largest N of a dependent group over all steps (1: none)
+};
+
+struct CandidateBounds {
+  double step_time_s = 0;    // ≤ the simulated mean step time (averaged as average_steps does)
+  double tokens_per_s = 0;   // ≥ the simulated tokens/s: Σ tokens / Σ step-time bounds
+  int64_t memory_bytes = 0;  // ≤ the simulated peak of the worst stage (reserve not included)
+  int memory_stage = 0;      // the stage of memory_bytes
+  int64_t model_state_bytes = 0;  // that stage's model states (part of memory_bytes)
+};
+
+// Bounds for each K in `ks` of one layout and chunking. `job` carries the layout (parallel)
+// and the model; `cost` is make_cost_model(job). Assumes, as the cost models here do, that an
+// op's time does not depend on which DP rank runs it (DP ranks are identical hardware).
+std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& cost,
+                                              const StepChunks& chunks,
+                                              const std::vector<int>& ks);
+
+}  // namespace cf

@@ -1,0 +1,386 @@
+// The search: candidates and their chunkings, bounds per (layout, chunking), then waves of
+// simulations in bound order with a pruning threshold that only moves between waves, so the
+// outcome is the same for every thread count.
+#include "tuner/tuner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <numeric>
+
+#include "sim/chunking.h"
+#include "sim/cost_model.h"
+#include "sim/plan_builder.h"
+#include "sim/simulator.h"
+#include "tuner/bounds.h"
+#include "tuner/thread_pool.h"
+
+namespace cf {
+namespace {
+
+// Candidates simulated between two updates of the pruning threshold. A constant (not the
+// thread count) so that which candidates are pruned never depends on the machine.
+constexpr int kWave = 32;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// One layout and one chunking: the candidates that differ only in K share their bounds.
+struct Family {
+  ParallelLayout layout;
+  StrategyConfig strategy;  // k set per candidate
+  const StepChunks* chunks = nullptr;
+  std::vector<int> ks;
+  std::vector<int> candidates;  // indices, parallel to ks
+};
+
+struct Worker {
+  Simulator simulator;
+  Job job;
+};
+
+// What happened to one candidate.
+struct Outcome {
+  enum Kind { kPending, kFeasible, kInfeasible, kPrunedTime, kPrunedMemory } kind = kPending;
+  SimMetrics metrics;
+  std::string reason;     // infeasible: the category counted in infeasible_reasons
+  std::string detail;     // infeasible: the numbers, for the closest miss
+  int64_t excess_bytes = 0;  // over the budget (memory reasons only; 0 otherwise)
+};
+
+class Search {
+ public:
+  Search(const Job& job, const SearchSpace& space, const std::vector<PlanInputs>& steps,
+         const ThreadPool& pool, std::vector<Worker>& workers, int64_t budget_bytes,
+         const TuneOptions& options, std::atomic<int>* done, const int* total,
+         std::mutex* progress_mu)
+      : job_(job), space_(space), steps_(steps), pool_(pool), workers_(workers),
+        budget_bytes_(budget_bytes), options_(options), done_(done), total_(total),
+        progress_mu_(progress_mu) {}
+
+  void add_family(Family family) { families_.push_back(std::move(family)); }
+  std::vector<Candidate>& candidates() { return candidates_; }
+
+  StatusOr<SearchResult> run(int top_n, int folded) {
+    const int n = static_cast<int>(candidates_.size());
+    outcomes_.assign(n, Outcome{});
+    bounds_.assign(n, CandidateBounds{});
+    // Bounds, one family per task.
+    pool_.parallel_for(static_cast<int>(families_.size()), [&](int f, int w) {
+      const Family& family = families_[f];
+      Job job = job_with(workers_[w].job, family.layout, family.strategy);
+      StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
+      if (!cost.ok()) return;  // reported by the evaluation of the same candidates
+      std::vector<CandidateBounds> b = candidate_bounds(job, **cost, *family.chunks, family.ks);
+      for (size_t i = 0; i < b.size(); ++i) bounds_[family.candidates[i]] = b[i];
+    });
+    std::vector<int> order;
+    for (int i = 0; i < n; ++i) {
+      const CandidateBounds& b = bounds_[i];
+      if (!options_.exhaustive && b.memory_bytes > budget_bytes_) {
+        Outcome& o = outcomes_[i];
+        o.kind = Outcome::kPrunedMemory;
+        o.excess_bytes = b.memory_bytes - budget_bytes_;
+        const bool states_alone = b.model_state_bytes > budget_bytes_;
+        o.reason = states_alone ? "model states alone exceed the memory budget"
+                                : "model states + one chunk's activations exceed the memory budget";
+        o.detail = fmt::format(
+            "{}: stage {} needs at least {} (model states {} + the largest chunk's activations, "
+            "K/V and working memory {}) > budget {}",
+            label(candidates_[i]), b.memory_stage, format_bytes(b.memory_bytes),
+            format_bytes(b.model_state_bytes), format_bytes(b.memory_bytes - b.model_state_bytes),
+            format_bytes(budget_bytes_));
+        settle();
+      } else {
+        order.push_back(i);
+      }
+    }
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      const double sa = bound_score(a), sb = bound_score(b);
+      return sa != sb ? sa < sb : a < b;
+    });
+    std::vector<int> feasible;  // sorted by (score, index)
+    size_t pos = 0;
+    while (pos < order.size()) {
+      const double threshold = static_cast<int>(feasible.size()) >= top_n
+                                   ? score_of(feasible[top_n - 1]) : kInf;
+      std::vector<int> wave;
+      while (pos < order.size() && static_cast<int>(wave.size()) < kWave) {
+        if (!options_.exhaustive && bound_score(order[pos]) > threshold) break;
+        wave.push_back(order[pos++]);
+      }
+      if (wave.empty()) break;  // every remaining bound is above the threshold (sorted)
+      std::vector<Status> errors(wave.size());
+      pool_.parallel_for(static_cast<int>(wave.size()), [&](int i, int w) {
+        errors[i] = evaluate(wave[i], workers_[w]);
+        settle();
+      });
+      for (size_t i = 0; i < wave.size(); ++i) {
+        if (!errors[i].ok()) return errors[i];
+        if (outcomes_[wave[i]].kind == Outcome::kFeasible) feasible.push_back(wave[i]);
+      }
+      std::stable_sort(feasible.begin(), feasible.end(), [&](int a, int b) {
+        const double sa = score_of(a), sb = score_of(b);
+        return sa != sb ? sa < sb : a < b;
+      });
+    }
+    for (; pos < order.size(); ++pos) {
+      outcomes_[order[pos]].kind = Outcome::kPrunedTime;
+      settle();
+    }
+    return summarise(feasible, folded);
+  }
+
+ private:
+  double bound_score(int i) const {
+    return space_.objective == Objective::kStepTime ? bounds_[i].step_time_s
+                                                    : -bounds_[i].tokens_per_s;
+  }
+  double score_of(int i) const { return objective_score(space_.objective, outcomes_[i].metrics); }
+
+  static std::string label(const Candidate& c) {
+    if (c.strategy.kind == StrategyKind::kBaseline) return "baseline " + describe(c.layout);
+    return fmt::format("ChunkSize {} K {} {} {}", c.strategy.chunk_size, c.strategy.k,
+                       to_string(c.strategy.packer), describe(c.layout));
+  }
+
+  void settle() {
+    const int now = done_->fetch_add(1) + 1;
+    if (options_.progress) {
+      std::lock_guard<std::mutex> lock(*progress_mu_);
+      options_.progress(now, *total_);
+    }
+  }
+
+  Status evaluate(int index, Worker& worker) {
+    const Candidate& c = candidates_[index];
+    Outcome& o = outcomes_[index];
+    Job& job = worker.job;
+    apply_layout(c.layout, c.strategy, &job);
+    CF_ASSIGN_OR_RETURN(std::unique_ptr<CostModel> cost, make_cost_model(job));
+    std::vector<SimMetrics> steps;
+    for (const PlanInputs& base : steps_) {
+      PlanInputs in = base;
+      in.strategy = c.strategy;
+      in.schedule = c.layout.schedule;
+      in.pp = c.layout.pp;
+      in.vpp = c.layout.vpp;
+      in.dp = c.layout.dp;
+      StatusOr<Plan> plan = build_plan(in);
+      if (!plan.ok()) {
+        o.kind = Outcome::kInfeasible;
+        o.reason = "no valid plan: " + plan.status().message();
+        o.detail = label(c) + ": " + o.reason;
+        return Status::Ok();
+      }
+      StatusOr<SimResult> result = worker.simulator.run(job, *plan, *cost);
+      if (!result.ok()) {
+        return Status::Runtime(fmt::format("simulating {}: {}", label(c), result.status().message()));
+      }
+      steps.push_back(std::move(result->metrics));
+    }
+    o.metrics = average_steps(steps);
+    const StageMetrics* worst = &o.metrics.stages.front();
+    for (const StageMetrics& st : o.metrics.stages) {
+      if (st.peak_memory_bytes > worst->peak_memory_bytes) worst = &st;
+    }
+    if (o.metrics.feasible && worst->peak_memory_bytes <= budget_bytes_) {
+      o.kind = Outcome::kFeasible;
+      return Status::Ok();
+    }
+    const MemoryBreakdown& b = worst->peak_breakdown;
+    o.kind = Outcome::kInfeasible;
+    o.reason = "simulated peak memory exceeds the memory budget";
+    o.excess_bytes = worst->peak_memory_bytes - budget_bytes_;
+    o.detail = fmt::format(
+        "{}: stage {} peaks at {} (model states {}, activations {}, state store {}, working "
+        "memory {}) > budget {}",
+        label(c), worst->stage, format_bytes(worst->peak_memory_bytes),
+        format_bytes(b.weights + b.gradients + b.optimizer), format_bytes(b.activations),
+        format_bytes(b.state_store), format_bytes(b.transient), format_bytes(budget_bytes_));
+    return Status::Ok();
+  }
+
+  SearchResult summarise(const std::vector<int>& feasible, int folded) const {
+    SearchResult r;
+    r.candidates = static_cast<int>(candidates_.size());
+    r.folded = folded;
+    int closest = -1;
+    for (int i = 0; i < r.candidates; ++i) {
+      const Outcome& o = outcomes_[i];
+      if (o.kind == Outcome::kFeasible || o.kind == Outcome::kInfeasible) ++r.evaluated;
+      if (o.kind == Outcome::kPrunedTime) ++r.pruned_time;
+      if (o.kind == Outcome::kPrunedMemory) ++r.pruned_memory;
+      if (o.kind == Outcome::kInfeasible || o.kind == Outcome::kPrunedMemory) {
+        ++r.infeasible;
+        ++r.infeasible_reasons[o.reason];
+        const bool memory = o.excess_bytes > 0;
+        if (closest < 0 || (memory && (outcomes_[closest].excess_bytes <= 0 ||
+                                       o.excess_bytes < outcomes_[closest].excess_bytes))) {
+          closest = i;
+        }
+      }
+    }
+    if (closest >= 0) r.closest_miss = outcomes_[closest].detail;
+    for (int i : feasible) r.ranked.push_back({candidates_[i], outcomes_[i].metrics});
+    return r;
+  }
+
+  const Job& job_;
+  const SearchSpace& space_;
+  const std::vector<PlanInputs>& steps_;
+  const ThreadPool& pool_;
+  std::vector<Worker>& workers_;
+  int64_t budget_bytes_;
+  const TuneOptions& options_;
+  std::atomic<int>* done_;
+  const int* total_;
+  std::mutex* progress_mu_;
+  std::vector<Family> families_;
+  std::vector<Candidate> candidates_;
+  std::vector<Outcome> outcomes_;
+  std::vector<CandidateBounds> bounds_;
+};
+
+// Candidates of one layout and chunking, with K values at or above the longest group folded
+// into the first of them. Returns the number folded.
+int add_candidates(Search& search, const ParallelLayout& layout, const StrategyConfig& strategy,
+                   const StepChunks& chunks, const std::vector<int>& ks) {
+  Family family{layout, strategy, &chunks, {}, {}};
+  int folded = 0;
+  for (size_t i = 0; i < ks.size(); ++i) {
+    const bool covers = ks[i] >= chunks.max_group_size;
+    Candidate c;
+    c.index = static_cast<int>(search.candidates().size());
+    c.layout = layout;
+    c.strategy = strategy;
+    c.strategy.k = ks[i];
+    c.k_covers = covers ? ks.back() : ks[i];
+    c.max_group_size = chunks.max_group_size;
+    family.ks.push_back(ks[i]);
+    family.candidates.push_back(c.index);
+    search.candidates().push_back(c);
+    if (covers) {
+      folded = static_cast<int>(ks.size() - i - 1);
+      break;
+    }
+  }
+  search.add_family(std::move(family));
+  return folded;
+}
+
+StepChunks make_step_chunks(const std::vector<PlanInputs>& steps,
+                            const std::function<std::vector<Chunk>(const PlanInputs&)>& build) {
+  StepChunks out;
+  for (const PlanInputs& in : steps) {
+    out.steps.push_back(build(in));
+    for (const Chunk& c : out.steps.back()) {
+      if (c.kind == ChunkKind::kDependent) out.max_group_size = std::max(out.max_group_size, c.group_size);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+double objective_score(Objective objective, const SimMetrics& metrics) {
+  return objective == Objective::kStepTime ? metrics.step_time_s : -metrics.tokens_per_s;
+}
+
+StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOptions& options) {
+  TuneResult result;
+  result.job = job;
+  result.space = space;
+  const ThreadPool pool(options.threads > 0 ? options.threads : ThreadPool::hardware_threads());
+  result.threads = pool.threads();
+  const GpuSpec& gpu = job.cluster.gpu;
+  result.memory_budget_bytes =
+      static_cast<int64_t>(std::floor(static_cast<double>(gpu.hbm_bytes) * (1.0 - space.memory_margin))) -
+      gpu.reserved_bytes;
+
+  std::vector<PlanInputs> steps;
+  for (int s = 0; s < job.training.steps; ++s) {
+    steps.push_back(plan_inputs_from_job(job, s));
+    const std::vector<int64_t>& lengths = steps.back().sequence_lengths;
+    result.tokens_per_step += std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
+  }
+  result.tokens_per_step /= job.training.steps;
+
+  // Chunkings, one task per (packer, ChunkSize); the baseline's micro-batches.
+  const std::vector<int64_t> chunk_sizes = resolve_chunk_sizes(space, job);
+  std::vector<std::pair<Packer, int64_t>> keys;
+  for (Packer packer : space.packers) {
+    for (int64_t c : chunk_sizes) keys.push_back({packer, c});
+  }
+  std::vector<StepChunks> chunkings(keys.size());
+  pool.parallel_for(static_cast<int>(keys.size()), [&](int i, int) {
+    chunkings[i] = make_step_chunks(steps, [&](const PlanInputs& in) {
+      return build_chunkflow_chunks(in.sequence_lengths, keys[i].second, keys[i].first);
+    });
+  });
+  for (const StepChunks& c : chunkings) result.max_group_size = std::max(result.max_group_size, c.max_group_size);
+  Status baseline_status = Status::Ok();
+  StepChunks baseline_chunks = make_step_chunks(steps, [&](const PlanInputs& in) {
+    StatusOr<std::vector<Chunk>> mb =
+        build_baseline_micro_batches(in.sequence_lengths, in.max_length, MicroBatching::kPack);
+    if (!mb.ok()) {
+      baseline_status = mb.status();
+      return std::vector<Chunk>{};
+    }
+    return *std::move(mb);
+  });
+  CF_RETURN_IF_ERROR(baseline_status);
+
+  std::vector<Worker> workers(pool.threads());
+  Job scratch = job;
+  scratch.tune = YAML::Node();
+  for (Worker& w : workers) w.job = scratch;
+  std::atomic<int> done{0};
+  std::mutex progress_mu;
+  int total = 0;  // both searches: one progress bar
+
+  Search chunkflow(scratch, space, steps, pool, workers, result.memory_budget_bytes, options,
+                   &done, &total, &progress_mu);
+  int folded = 0;
+  for (const ParallelLayout& layout : resolve_layouts(space, job)) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      StrategyConfig strategy;
+      strategy.kind = StrategyKind::kChunkFlow;
+      strategy.packer = keys[i].first;
+      strategy.chunk_size = keys[i].second;
+      folded += add_candidates(chunkflow, layout, strategy, chunkings[i], space.ks);
+    }
+  }
+  // The Megatron-style baseline: whole sequences packed up to max_length, tuned over every
+  // layout the cluster admits, so the comparison is with its best configuration.
+  Search baseline(scratch, space, steps, pool, workers, result.memory_budget_bytes, options,
+                  &done, &total, &progress_mu);
+  if (options.baseline) {
+    StrategyConfig strategy;
+    strategy.kind = StrategyKind::kBaseline;
+    strategy.micro_batching = MicroBatching::kPack;
+    for (const ParallelLayout& layout : all_layouts(job)) {
+      add_candidates(baseline, layout, strategy, baseline_chunks, {1});
+    }
+  }
+  total = static_cast<int>(chunkflow.candidates().size() + baseline.candidates().size());
+  CF_ASSIGN_OR_RETURN(result.chunkflow, chunkflow.run(std::max(space.top, 2), folded));
+  if (options.baseline) {
+    CF_ASSIGN_OR_RETURN(result.baseline, baseline.run(1, 0));
+    result.baseline_searched = true;
+  }
+  return result;
+}
+
+Job best_job(const TuneResult& result) {
+  const RankedCandidate* best = result.best();
+  CF_CHECK(best != nullptr) << "best_job of a search where nothing fits";
+  Job job = job_with(result.job, best->candidate.layout, best->candidate.strategy);
+  job.tune = YAML::Node();
+  return job;
+}
+
+}  // namespace cf
