@@ -1,0 +1,123 @@
+// `chunkflow tune` and `chunkflow sweep` end to end: JSON keys, the --out round trip through
+// `simulate`, byte-identical output across thread counts, nothing-fits exit code 0 with the
+// verdict, bad input exit code 2 with file:line:col, and the embedded default job.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "tests/cli/run_command.h"
+
+namespace cf {
+namespace {
+
+using testing::run_chunkflow;
+using testing::TempDir;
+
+const char* kJob =
+    "model: qwen2.5-0.5b\ncluster: {gpu: h100-sxm-80g, gpus: 4, gpus_per_node: 8}\n"
+    "dataset: {lengths: [9000, 1200, 700, 300, 5000, 41, 2500], max_length: 16384}\n"
+    "training: {steps: 1}\n"
+    "parallel: {tp: 1, pp: 2, dp: 2}\nstrategy: {kind: chunkflow, chunk_size: 4096, k: 2}\n"
+    "tune: {k_max: 4, packer: all}\n";
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(TuneCliTest, JsonOutRoundTripAndDeterminism) {
+  TempDir dir;
+  const std::string job = dir.write("job.yaml", kJob);
+  const std::string out1 = dir.path() + "/best1.yaml", out2 = dir.path() + "/best2.yaml";
+  auto a = run_chunkflow({"tune", job, "--json", "--threads", "1", "--out", out1});
+  auto b = run_chunkflow({"tune", job, "--json", "--threads", "2", "--out", out2});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const nlohmann::json ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  EXPECT_EQ(ja["best"], jb["best"]);
+  EXPECT_EQ(ja["ranked"], jb["ranked"]);
+  EXPECT_EQ(read(out1), read(out2));
+  for (const char* key : {"chunk_size", "k", "step_time_s", "peak_memory_bytes", "tp", "pp", "dp"}) {
+    EXPECT_TRUE(ja["best"].contains(key)) << key;
+  }
+  for (const char* key : {"evaluated", "pruned", "infeasible"}) EXPECT_TRUE(ja.contains(key));
+  auto sim = run_chunkflow({"simulate", out1, "--json"});
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  const nlohmann::json js = nlohmann::json::parse(sim.out);
+  EXPECT_EQ(js["step_time_s"].get<double>(), ja["best"]["step_time_s"].get<double>());
+}
+
+TEST(TuneCliTest, TextReportHasTableVerdictAndYaml) {
+  TempDir dir;
+  const std::string job = dir.write("job.yaml", kJob);
+  auto r = run_chunkflow({"tune", job, "--top", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* part : {"rank  ChunkSize", "best       ChunkSize", "why\n", "runner-up",
+                           "best job (save it with --out FILE", "strategy:\n  kind: chunkflow"}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+  }
+  EXPECT_TRUE(r.err.empty()) << "no progress bar when stderr is not a terminal: " << r.err;
+}
+
+TEST(TuneCliTest, NothingFitsExitsZeroWithTheVerdict) {
+  TempDir dir;
+  const std::string job = dir.write(
+      "big.yaml",
+      "model: qwen2.5-72b\ncluster: {gpu: h100-sxm-80g, gpus: 2}\n"
+      "dataset: {lengths: [3000, 900], max_length: 8192}\n"
+      "parallel: {tp: 2, pp: 1, dp: 1}\nstrategy: {kind: chunkflow, chunk_size: 4096, k: 1}\n");
+  auto r = run_chunkflow({"tune", job});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("VERDICT: nothing fits"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("model states alone exceed the memory budget"), std::string::npos) << r.out;
+  auto j = run_chunkflow({"tune", job, "--json"});
+  EXPECT_EQ(j.exit_code, 0);
+  EXPECT_TRUE(nlohmann::json::parse(j.out)["best"].is_null());
+}
+
+TEST(TuneCliTest, BadInputExitsTwo) {
+  TempDir dir;
+  std::string bad = kJob;
+  bad.replace(bad.find("k_max: 4"), 8, "k_max: 4, colour: red");
+  auto r = run_chunkflow({"tune", dir.write("bad.yaml", bad)});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("bad.yaml:7:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tune.colour: unknown key"), std::string::npos) << r.err;
+  auto f = run_chunkflow({"tune", dir.write("ok.yaml", kJob), "--tp", "3"});
+  EXPECT_EQ(f.exit_code, 2);
+  EXPECT_NE(f.err.find("--tp: tp 3 does not divide"), std::string::npos) << f.err;
+  auto s = run_chunkflow({"sweep", dir.write("sweep.yaml", "job: ok.yaml\nvary:\n  gpus: [0]\n")});
+  EXPECT_EQ(s.exit_code, 2);
+  EXPECT_NE(s.err.find("sweep.yaml:3:11: vary.gpus"), std::string::npos) << s.err;
+}
+
+TEST(TuneCliTest, SweepWritesCsv) {
+  TempDir dir;
+  dir.write("ok.yaml", kJob);
+  const std::string sweep = dir.write(
+      "sweep.yaml", "job: ok.yaml\nvary:\n  gpus: [2, 4]\ntarget_tokens_per_s: 1\n"
+                    "tune: {tp: all, pp: all, chunk_sizes: [4096], k: [1, 2]}\n");
+  const std::string csv = dir.path() + "/points.csv";
+  auto r = run_chunkflow({"sweep", sweep, "--csv", csv});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("smallest GPU count reaching"), std::string::npos) << r.out;
+  const std::string text = read(csv);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3);
+}
+
+TEST(TuneCliTest, DefaultJobIsEmbedded) {
+  auto r = run_chunkflow({"tune", "--json", "--chunk-sizes", "8192,16384", "--k", "1,2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["job"], "<embedded:examples/default-tune.yaml>");
+  EXPECT_EQ(j["model"], "qwen2.5-7b");
+  EXPECT_EQ(j["gpus"], 32);
+  EXPECT_FALSE(j["best"].is_null());
+}
+
+}  // namespace
+}  // namespace cf

@@ -1,0 +1,179 @@
+// The search: pruned and exhaustive searches agree (best and the whole top N) on random jobs;
+// no recommended configuration is over the memory budget; a search where nothing fits says
+// why; results do not depend on the thread count; K values beyond the longest group fold;
+// the winner's job YAML reproduces the predicted step time through `simulate`.
+#include <gtest/gtest.h>
+
+#include "sim/simulator.h"
+#include "tests/tuner/tuner_test_util.h"
+#include "tuner/report.h"
+#include "tuner/tuner.h"
+
+namespace cf {
+namespace {
+
+TuneResult run(const Job& job, const SearchSpace& space, bool exhaustive, int threads = 2) {
+  TuneOptions options;
+  options.exhaustive = exhaustive;
+  options.threads = threads;
+  StatusOr<TuneResult> result = tune(job, space, options);
+  EXPECT_TRUE(result.ok()) << result.status().message();
+  return *std::move(result);
+}
+
+int64_t peak_of(const SimMetrics& m) {
+  int64_t peak = 0;
+  for (const StageMetrics& st : m.stages) peak = std::max(peak, st.peak_memory_bytes);
+  return peak;
+}
+
+TEST(TunerTest, PrunedAndExhaustiveAgreeOnRandomJobs) {
+  int pruned_somewhere = 0, infeasible_somewhere = 0;
+  for (uint64_t seed = 1; seed <= 24; ++seed) {
+    const Job job = testing::random_job(seed);
+    const SearchSpace space = testing::random_space(job, seed);
+    const TuneResult pruned = run(job, space, false);
+    const TuneResult exhaustive = run(job, space, true);
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    EXPECT_EQ(exhaustive.chunkflow.evaluated, exhaustive.chunkflow.candidates);
+    EXPECT_EQ(pruned.chunkflow.candidates, exhaustive.chunkflow.candidates);
+    EXPECT_EQ(pruned.chunkflow.evaluated + pruned.chunkflow.pruned_time + pruned.chunkflow.pruned_memory,
+              pruned.chunkflow.candidates);
+    ASSERT_EQ(pruned.chunkflow.ranked.empty(), exhaustive.chunkflow.ranked.empty());
+    const size_t top = std::min<size_t>(exhaustive.chunkflow.ranked.size(), space.top);
+    ASSERT_GE(pruned.chunkflow.ranked.size(), top);
+    for (size_t i = 0; i < top; ++i) {
+      EXPECT_EQ(pruned.chunkflow.ranked[i].candidate.index, exhaustive.chunkflow.ranked[i].candidate.index)
+          << "rank " << i + 1;
+      EXPECT_EQ(pruned.chunkflow.ranked[i].metrics.step_time_s,
+                exhaustive.chunkflow.ranked[i].metrics.step_time_s);
+    }
+    // The baseline's best agrees too.
+    ASSERT_EQ(pruned.best_baseline() == nullptr, exhaustive.best_baseline() == nullptr);
+    if (pruned.best_baseline()) {
+      EXPECT_EQ(pruned.best_baseline()->candidate.index, exhaustive.best_baseline()->candidate.index);
+    }
+    pruned_somewhere += pruned.chunkflow.pruned_time + pruned.chunkflow.pruned_memory > 0;
+    infeasible_somewhere += exhaustive.chunkflow.infeasible > 0;
+  }
+  EXPECT_GT(pruned_somewhere, 12);  // pruning is exercised, not vacuous
+  EXPECT_GT(infeasible_somewhere, 2);
+}
+
+TEST(TunerTest, NeverRecommendsAnInfeasibleConfiguration) {
+  int with_best = 0, with_infeasible = 0;
+  for (uint64_t seed : {3u, 5u, 11u, 13u, 21u, 33u}) {
+    const Job job = testing::random_job(seed, "qwen2.5-7b", 8);
+    const SearchSpace space = testing::random_space(job, seed);
+    const TuneResult result = run(job, space, false);
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    for (const RankedCandidate& r : result.chunkflow.ranked) {
+      EXPECT_TRUE(r.metrics.feasible);
+      EXPECT_LE(peak_of(r.metrics), result.memory_budget_bytes);
+    }
+    with_infeasible += result.chunkflow.infeasible > 0;
+    if (result.best() == nullptr) continue;
+    ++with_best;
+    // Re-simulated from its job file: same prediction, within the budget.
+    StatusOr<Job> reloaded = parse_job(best_job_yaml(result), "<best>");
+    ASSERT_TRUE(reloaded.ok()) << reloaded.status().message();
+    StatusOr<SimResult> sim = simulate_job(*reloaded);
+    ASSERT_TRUE(sim.ok());
+    EXPECT_EQ(sim->metrics.step_time_s, result.best()->metrics.step_time_s);
+    EXPECT_EQ(peak_of(sim->metrics), peak_of(result.best()->metrics));
+    EXPECT_LE(peak_of(sim->metrics), result.memory_budget_bytes);
+  }
+  EXPECT_GE(with_best, 3);
+  EXPECT_GE(with_infeasible, 2);  // the budget binds: some candidates were rejected
+}
+
+TEST(TunerTest, NothingFitsIsAResultWithReasons) {
+  // Qwen2.5-72B on 2 GPUs: the model states alone exceed 80 GB for every layout.
+  StatusOr<Job> job = parse_job(
+      "model: qwen2.5-72b\ncluster: {gpu: h100-sxm-80g, gpus: 2}\n"
+      "dataset: {lengths: [3000, 17000, 900], max_length: 32768}\n"
+      "parallel: {tp: 2, pp: 1, dp: 1}\nstrategy: {kind: chunkflow, chunk_size: 4096, k: 1}\n"
+      "tune: {tp: all, pp: all, recompute: all, k_max: 3}\n",
+      "<72b on 2 GPUs>");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  StatusOr<SearchSpace> space = read_search_space(*job, {});
+  ASSERT_TRUE(space.ok()) << space.status().message();
+  for (bool exhaustive : {false, true}) {
+    const TuneResult result = run(*job, *space, exhaustive);
+    EXPECT_EQ(result.best(), nullptr);
+    EXPECT_EQ(result.chunkflow.infeasible, result.chunkflow.candidates);
+    EXPECT_GT(result.chunkflow.candidates, 0);
+    EXPECT_FALSE(result.chunkflow.closest_miss.empty());
+    if (!exhaustive) {
+      EXPECT_EQ(result.chunkflow.infeasible_reasons.at("model states alone exceed the memory budget"),
+                result.chunkflow.candidates);
+    }
+    const std::string text = tune_report_text(result);
+    EXPECT_NE(text.find("VERDICT: nothing fits"), std::string::npos) << text;
+    EXPECT_NE(text.find("model states"), std::string::npos) << text;
+    const nlohmann::json json = tune_report_json(result);
+    EXPECT_TRUE(json["best"].is_null());
+    EXPECT_FALSE(json["feasible"].get<bool>());
+  }
+}
+
+TEST(TunerTest, SameResultForEveryThreadCount) {
+  for (uint64_t seed : {2u, 7u, 19u}) {
+    const Job job = testing::random_job(seed);
+    const SearchSpace space = testing::random_space(job, seed);
+    const std::string one = tune_report_json(run(job, space, false, 1)).dump();
+    for (int threads : {2, 3, 8}) {
+      const TuneResult result = run(job, space, false, threads);
+      EXPECT_EQ(tune_report_json(result).dump(), one) << "seed " << seed << " threads " << threads;
+      if (result.best()) EXPECT_EQ(best_job_yaml(result), best_job_yaml(run(job, space, false, 1)));
+    }
+  }
+}
+
+TEST(TunerTest, FoldsKBeyondTheLongestGroup) {
+  // ChunkSize 1024: the 2900-token sequence splits into 3 chunks, the others into at most 2.
+  StatusOr<Job> job = parse_job(
+      "model: tiny\ncluster: {gpu: h100-sxm-80g, gpus: 2}\n"
+      "dataset: {lengths: [2900, 1500, 300, 77], max_length: 4096}\n"
+      "parallel: {tp: 1, pp: 2, dp: 1}\nstrategy: {kind: chunkflow, chunk_size: 1024, k: 1}\n"
+      "tune: {chunk_sizes: [1024, 4096], k_max: 64}\n",
+      "<fold>");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  StatusOr<SearchSpace> space = read_search_space(*job, {});
+  ASSERT_TRUE(space.ok()) << space.status().message();
+  const TuneResult result = run(*job, *space, true);
+  // 1024: K = 1, 2, 3 (3 stands for 3..64); 4096: nothing splits, one candidate for all K.
+  EXPECT_EQ(result.chunkflow.candidates, 4);
+  EXPECT_EQ(result.chunkflow.folded, 61 + 63);
+  EXPECT_EQ(result.max_group_size, 3);
+  for (const RankedCandidate& r : result.chunkflow.ranked) {
+    if (r.candidate.strategy.chunk_size == 1024 && r.candidate.strategy.k == 3) {
+      EXPECT_EQ(r.candidate.k_covers, 64);
+      EXPECT_EQ(k_label(r.candidate), "3+");
+    }
+    if (r.candidate.strategy.chunk_size == 4096) EXPECT_EQ(k_label(r.candidate), "any");
+  }
+}
+
+TEST(TunerTest, ExplainsTheWinnerAgainstRunnerUpAndBaseline) {
+  const Job job = testing::random_job(4, "qwen2.5-0.5b", 8);
+  SearchSpace space = testing::random_space(job, 4);
+  const TuneResult result = run(job, space, false);
+  ASSERT_NE(result.best(), nullptr);
+  const std::vector<std::string> lines = explanation(result);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("runner-up"), std::string::npos);
+  EXPECT_NE(lines[1].find("baseline"), std::string::npos);
+  const nlohmann::json json = tune_report_json(result);
+  for (const char* key : {"chunk_size", "k", "step_time_s", "peak_memory_bytes", "tp", "pp", "dp"}) {
+    EXPECT_TRUE(json["best"].contains(key)) << key;
+  }
+  for (const char* key : {"evaluated", "pruned", "infeasible"}) EXPECT_TRUE(json.contains(key)) << key;
+  if (result.best_baseline()) {
+    EXPECT_DOUBLE_EQ(json["baseline"]["speedup"].get<double>(),
+                     result.best_baseline()->metrics.step_time_s / result.best()->metrics.step_time_s);
+  }
+}
+
+}  // namespace
+}  // namespace cf
