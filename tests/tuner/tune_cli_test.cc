@@ -92,7 +92,7 @@ TEST(TuneCliTest, BadInputExitsTwo) {
   EXPECT_NE(f.err.find("--tp: tp 3 does not divide"), std::string::npos) << f.err;
   auto s = run_chunkflow({"sweep", dir.write("sweep.yaml", "job: ok.yaml\nvary:\n  gpus: [0]\n")});
   EXPECT_EQ(s.exit_code, 2);
-  EXPECT_NE(s.err.find("sweep.yaml:3:11: vary.gpus"), std::string::npos) << s.err;
+  EXPECT_NE(s.err.find("sweep.yaml:3:10: vary.gpus"), std::string::npos) << s.err;
 }
 
 TEST(TuneCliTest, SweepWritesCsv) {
