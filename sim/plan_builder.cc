@@ -112,6 +112,20 @@ PipelineInput pipeline_input(const Plan& plan, const RankPlan& rank) {
 
 StatusOr<Plan> build_plan(const PlanInputs& inputs) {
   CF_RETURN_IF_ERROR(validate_inputs(inputs));
+  std::vector<Chunk> chunks;
+  if (inputs.strategy.kind == StrategyKind::kChunkFlow) {
+    chunks = build_chunkflow_chunks(inputs.sequence_lengths, inputs.strategy.chunk_size,
+                                    inputs.strategy.packer);
+  } else {
+    CF_ASSIGN_OR_RETURN(chunks,
+                        build_baseline_micro_batches(inputs.sequence_lengths, inputs.max_length,
+                                                     inputs.strategy.micro_batching));
+  }
+  return build_plan_with_chunks(inputs, std::move(chunks));
+}
+
+StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chunk> chunks) {
+  CF_RETURN_IF_ERROR(validate_inputs(inputs));
   Plan plan;
   plan.strategy = inputs.strategy.kind;
   plan.schedule = inputs.schedule;
@@ -123,15 +137,11 @@ StatusOr<Plan> build_plan(const PlanInputs& inputs) {
   if (inputs.strategy.kind == StrategyKind::kChunkFlow) {
     plan.k = inputs.strategy.k;
     plan.chunk_size = inputs.strategy.chunk_size;
-    plan.chunks =
-        build_chunkflow_chunks(inputs.sequence_lengths, plan.chunk_size, inputs.strategy.packer);
   } else {
     plan.k = 1;  // no dependent groups: every micro-batch keeps its activations
     plan.chunk_size = inputs.max_length;
-    CF_ASSIGN_OR_RETURN(plan.chunks,
-                        build_baseline_micro_batches(inputs.sequence_lengths, inputs.max_length,
-                                                     inputs.strategy.micro_batching));
   }
+  plan.chunks = std::move(chunks);
   distribute_over_dp(inputs.pair_weight, &plan);
   for (RankPlan& rank : plan.ranks) {
     StatusOr<std::vector<StagePlan>> stages =

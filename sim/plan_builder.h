@@ -35,6 +35,10 @@ PlanInputs plan_inputs_from_job(const Job& job, int64_t step);
 // the reason; a valid plan always passes check_plan.
 StatusOr<Plan> build_plan(const PlanInputs& inputs);
 StatusOr<Plan> build_plan(const Job& job, int64_t step);
+// As build_plan(inputs), with `chunks` already built from the same lengths and strategy by
+// build_chunkflow_chunks or build_baseline_micro_batches (sim/chunking.h), so that a search
+// over layouts and K (the tuner) packs each ChunkSize once. The same Plan as build_plan.
+StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chunk> chunks);
 
 // The plan as JSON text (chunks and op streams), the format of `chunkflow plan --json`.
 std::string plan_to_json(const Plan& plan);

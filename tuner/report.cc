@@ -159,11 +159,20 @@ std::string explain_difference(const SimMetrics& winner, const SimMetrics& other
                                 p.detail.empty() ? "" : " (" + p.detail + ")"));
   }
   const double ratio = other.step_time_s / winner.step_time_s;
-  std::string out = fmt::format("{:.4f} s per step faster ({:.4f} vs {:.4f} s, {})", total,
-                                winner.step_time_s, other.step_time_s,
-                                ratio >= 1.1 ? fmt::format("{:.2f}× the throughput", ratio)
-                                             : fmt::format("{:.2f}% less time", 100 * (1 - 1 / ratio)));
+  std::string out;
+  if (ratio < 1.001) {
+    out = fmt::format("practically tied ({:.4f} vs {:.4f} s per step, under 0.1% apart)",
+                      winner.step_time_s, other.step_time_s);
+  } else {
+    out = fmt::format("{:.4f} s per step faster ({:.4f} vs {:.4f} s, {})", total,
+                      winner.step_time_s, other.step_time_s,
+                      ratio >= 1.1 ? fmt::format("{:.2f}× the throughput", ratio)
+                                   : fmt::format("{:.2f}% less time", 100 * (1 - 1 / ratio)));
+  }
   if (!items.empty()) out += ": " + fmt::format("{}", fmt::join(items, "; "));
+  out += fmt::format("; peak memory {} vs {} per GPU",
+                     format_bytes(peak_stage(winner).peak_memory_bytes),
+                     format_bytes(peak_stage(other).peak_memory_bytes));
   return out;
 }
 
@@ -238,7 +247,13 @@ std::string tune_report_text(const TuneResult& r) {
   out += "why\n";
   for (const std::string& line : explanation(r)) out += "  - " + line + "\n";
   if (r.baseline_searched) {
-    out += fmt::format("baseline   {} layouts: {}\n", r.baseline.candidates, counts_line(r.baseline));
+    out += fmt::format("baseline   Megatron-style, whole sequences packed up to {} tokens, 1F1B, "
+                       "tuned over every layout: {}\n",
+                       j.dataset.max_length, counts_line(r.baseline));
+  }
+  if (resolve_layouts(r.space, j).size() == 1) {
+    out += "hint       only this layout was searched; --parallel also searches TP, PP and "
+           "recompute\n";
   }
   return out;
 }

@@ -61,7 +61,13 @@ class Search {
         budget_bytes_(budget_bytes), options_(options), done_(done), total_(total),
         progress_mu_(progress_mu) {}
 
-  void add_family(Family family) { families_.push_back(std::move(family)); }
+  void add_family(Family family) {
+    for (int c : family.candidates) {
+      if (chunks_.size() <= static_cast<size_t>(c)) chunks_.resize(c + 1);
+      chunks_[c] = family.chunks;
+    }
+    families_.push_back(std::move(family));
+  }
   std::vector<Candidate>& candidates() { return candidates_; }
 
   StatusOr<SearchResult> run(int top_n, int folded) {
@@ -162,14 +168,15 @@ class Search {
     apply_layout(c.layout, c.strategy, &job);
     CF_ASSIGN_OR_RETURN(std::unique_ptr<CostModel> cost, make_cost_model(job));
     std::vector<SimMetrics> steps;
-    for (const PlanInputs& base : steps_) {
-      PlanInputs in = base;
+    const StepChunks& chunks = *chunks_[index];
+    for (size_t step = 0; step < steps_.size(); ++step) {
+      PlanInputs in = steps_[step];
       in.strategy = c.strategy;
       in.schedule = c.layout.schedule;
       in.pp = c.layout.pp;
       in.vpp = c.layout.vpp;
       in.dp = c.layout.dp;
-      StatusOr<Plan> plan = build_plan(in);
+      StatusOr<Plan> plan = build_plan_with_chunks(in, chunks.steps[step]);
       if (!plan.ok()) {
         o.kind = Outcome::kInfeasible;
         o.reason = "no valid plan: " + plan.status().message();
@@ -240,6 +247,7 @@ class Search {
   const int* total_;
   std::mutex* progress_mu_;
   std::vector<Family> families_;
+  std::vector<const StepChunks*> chunks_;  // per candidate: its chunking, built once
   std::vector<Candidate> candidates_;
   std::vector<Outcome> outcomes_;
   std::vector<CandidateBounds> bounds_;
