@@ -123,7 +123,8 @@ double seconds_between(StepClock::time_point a, StepClock::time_point b) {
 
 }  // namespace
 
-StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options) {
+StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options,
+                                   const StepCallback& on_step) {
   CF_RETURN_IF_ERROR(validate_for_executor(job));
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
   const int dp = job.parallel.dp, pp = job.parallel.pp, vpp = job.parallel.vpp;
@@ -158,6 +159,7 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
                  t0, record);
     });
     const StepClock::time_point t1 = StepClock::now();
+    CF_CHECK_EQ(fabric.undelivered(), 0u) << "messages sent that no op received";
     if (options.check_reference) {
       std::vector<const StageParams*> stages;
       for (int s = 0; s < pp; ++s) stages.push_back(&workers[static_cast<size_t>(s)]->params());
@@ -195,6 +197,7 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
       }
       finish_trace(peaks, sr, &report.trace);
     }
+    if (on_step) on_step(sr, job.training.steps);
     report.steps.push_back(std::move(sr));
   }
   return report;

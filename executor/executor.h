@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,7 +83,11 @@ class TokenSource {
 void finish_trace(const std::vector<StageMemoryReport>& step0_peaks_by_worker,
                   const StepReport& step0, Trace* trace);
 
+// Called after each step with its report (progress display); may be empty.
+using StepCallback = std::function<void(const StepReport&, int64_t steps)>;
+
 // Runs every step with dp × pp threads. Bad input (job, token file, plan) is a Status.
-StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options);
+StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options,
+                                   const StepCallback& on_step = {});
 
 }  // namespace cf

@@ -43,6 +43,11 @@ InProcessFabric::InProcessFabric(int dp, int pp) : dp_(dp), pp_(pp) {
   for (int r = 0; r < dp; ++r) tied_groups_.push_back(std::make_unique<Rendezvous>(2));
 }
 
+size_t InProcessFabric::undelivered() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return mailbox_.size();
+}
+
 void InProcessTransport::send(int stage, const MessageKey& key, const float* data,
                               int64_t count) {
   CF_CHECK(stage >= 0 && stage < fabric_->pp_) << "no stage " << stage;

@@ -38,6 +38,8 @@ class InProcessFabric {
   InProcessFabric(int dp, int pp);
   int dp() const { return dp_; }
   int pp() const { return pp_; }
+  // Messages sent and not yet received (0 between steps of a valid plan).
+  size_t undelivered();
 
  private:
   friend class InProcessTransport;

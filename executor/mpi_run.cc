@@ -129,7 +129,8 @@ bool launched_by_mpirun() {
          std::getenv("PMIX_RANK") != nullptr;
 }
 
-StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options) {
+StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options,
+                                    const StepCallback& on_step) {
   CF_RETURN_IF_ERROR(validate_for_executor(job));
   int rank = 0, size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -191,6 +192,7 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
       CF_RETURN_IF_ERROR(gather_trace(worker, rank, size, &report.trace));
       if (rank == 0) finish_trace(peaks, sr, &report.trace);
     }
+    if (on_step && rank == 0) on_step(sr, job.training.steps);
     report.steps.push_back(std::move(sr));
   }
   return result;

@@ -33,7 +33,9 @@ struct MpiRunResult {
 
 // Called collectively by every rank of MPI_COMM_WORLD. A world size other than dp × pp is
 // InvalidInput on every rank (so every rank exits 2).
-StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options);
+// `on_step` is called on rank 0 only.
+StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options,
+                                    const StepCallback& on_step = {});
 
 // True when this process was started by an MPI launcher (Open MPI's or a PMI environment).
 bool launched_by_mpirun();

@@ -222,7 +222,7 @@ void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass
                                                        : MemoryCategory::kTransient,
                                      /*want_grad=*/keep, &tracker_);
     if (pass != Pass::kRecompute) loss_sum_ += loss;  // R repeats F*'s loss: count it once
-  } else {
+  } else if (pass != Pass::kRecompute) {  // R is local: the next stage recomputes its own
     const int next = ctx.virtual_stage + 1;
     transport->send(next % pp_, {op.chunk, next / pp_, false}, out.data(), t * h);
   }

@@ -1,0 +1,223 @@
+// `chunkflow run JOB.yaml --backend cpu [--trace FILE] [--json] [--check-reference] ...`:
+// executes the job's training steps with real kernels (the executor), in-process (one thread
+// per stage) or under `mpirun -np dp·pp` (one rank per stage), and reports step time,
+// tokens/s, loss and peak memory per stage, optionally the gradient error against
+// whole-sequence training. Not the simulator (`chunkflow simulate`).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "executor/executor.h"
+#ifdef CHUNKFLOW_HAVE_MPI
+#include "executor/mpi_run.h"
+#endif
+
+namespace cf::cli {
+namespace {
+
+struct RunOptions {
+  std::string job_path;
+  std::string backend = "cpu";
+  std::string transport = "auto";  // auto | inproc | mpi
+  std::string trace_path;
+  std::string tokens_path;
+  bool json = false;
+  bool check_reference = false;
+  uint64_t seed = 0;
+  float lr = 1e-3f;
+  float init_std = 0.02f;
+};
+
+// trace.json -> trace.job.yaml: the resolved job saved beside an output file.
+std::string resolved_job_path(const std::string& output_path) {
+  std::filesystem::path path(output_path);
+  path.replace_extension(".job.yaml");
+  return path.string();
+}
+
+std::string mib(int64_t bytes) { return fmt::format("{:.3f} MiB", bytes / 1048576.0); }
+
+nlohmann::json breakdown_json(const MemoryBytes& bytes) {
+  nlohmann::json out = nlohmann::json::object();
+  for (int c = 0; c < kMemoryCategories; ++c) {
+    out[memory_category_name(static_cast<MemoryCategory>(c))] = bytes[c];
+  }
+  return out;
+}
+
+nlohmann::json report_json(const Job& job, const RunOptions& options, const std::string& transport,
+                           const RunReport& report) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const StepReport& s : report.steps) {
+    nlohmann::json step = {{"step", s.step},          {"tokens", s.tokens},
+                           {"chunks", s.chunks},      {"step_time_s", s.step_time_s},
+                           {"loss", s.loss}};
+    if (s.check) step["grad_rel_error"] = s.check->rel_error;
+    steps.push_back(step);
+  }
+  nlohmann::json stages = nlohmann::json::array();
+  for (const StageMemoryReport& st : report.stages) {
+    stages.push_back({{"stage", st.stage},
+                      {"dp_rank", st.dp_rank},
+                      {"peak_memory_bytes", st.peak_bytes},
+                      {"peak_memory_breakdown", breakdown_json(st.at_peak)},
+                      {"category_peak_bytes", breakdown_json(st.category_peaks)}});
+  }
+  nlohmann::json out = {{"job", job.origin},
+                        {"backend", options.backend},
+                        {"transport", transport},
+                        {"strategy", to_string(job.strategy.kind)},
+                        {"steps", steps},
+                        {"step_time_s", report.step_time_s()},
+                        {"tokens_per_s", report.tokens_per_s()},
+                        {"loss", report.loss()},
+                        {"stages", stages}};
+  if (std::optional<GradientCheck> check = report.worst_check()) {
+    // JSON has no infinity: a non-finite error (NaN gradients) is written as null.
+    out["grad_rel_error"] = std::isfinite(check->rel_error) ? nlohmann::json(check->rel_error)
+                                                            : nlohmann::json();
+    out["grad_worst_tensor"] = check->worst_tensor;
+  }
+  if (!options.trace_path.empty()) out["trace"] = options.trace_path;
+  return out;
+}
+
+std::string report_text(const RunReport& report, const std::string& transport) {
+  std::string out = fmt::format("backend           cpu ({} transport, {} step{})\n", transport,
+                                report.steps.size(), report.steps.size() == 1 ? "" : "s");
+  out += fmt::format("step time         {:.6g} s (mean)\n", report.step_time_s());
+  out += fmt::format("throughput        {:.6g} tokens/s\n", report.tokens_per_s());
+  out += fmt::format("loss              {:.6f} (mean", report.loss());
+  if (report.steps.size() > 1) {
+    out += fmt::format("; first {:.6f}, last {:.6f}", report.steps.front().loss,
+                       report.steps.back().loss);
+  }
+  out += ")\n";
+  if (std::optional<GradientCheck> check = report.worst_check()) {
+    out += fmt::format("grad rel. error   {:.3g} against whole-sequence training (worst: {})\n",
+                       check->rel_error, check->worst_tensor);
+  }
+  out += fmt::format("\n{:>5} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13}\n", "stage",
+                     "peak mem", "weights", "grads", "optimizer", "activations", "store",
+                     "transient");
+  for (const StageMemoryReport& st : report.stages) {
+    const MemoryBytes& b = st.at_peak;
+    out += fmt::format("{:>5} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13}\n", st.stage,
+                       mib(st.peak_bytes), mib(b[0]), mib(b[1]), mib(b[2]), mib(b[3]), mib(b[4]),
+                       mib(b[5]));
+  }
+  return out;
+}
+
+// A one-line progress display on an interactive stderr.
+StepCallback progress_display() {
+  if (!::isatty(STDERR_FILENO)) return {};
+  return [](const StepReport& s, int64_t steps) {
+    std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.3f s%s", static_cast<long long>(s.step + 1),
+                 static_cast<long long>(steps), s.loss, s.step_time_s,
+                 s.step + 1 == steps ? "\n" : "");
+  };
+}
+
+int run_run(const RunOptions& options) {
+  StatusOr<Job> job = load_job(options.job_path);
+  if (!job.ok()) return report(job.status());
+  ExecutorOptions exec;
+  exec.seed = options.seed;
+  exec.init_std = options.init_std;
+  exec.adamw.lr = options.lr;
+  exec.tokens_path = options.tokens_path;
+  exec.check_reference = options.check_reference;
+  exec.record_trace = !options.trace_path.empty();
+#ifdef CHUNKFLOW_HAVE_MPI
+  const bool mpi = options.transport == "mpi" ||
+                   (options.transport == "auto" && launched_by_mpirun());
+#else
+  if (options.transport == "mpi") {
+    return report(Status::InvalidInput(
+        "--transport mpi: this chunkflow was built without MPI (CHUNKFLOW_MPI=OFF)"));
+  }
+  const bool mpi = false;
+#endif
+  std::unique_ptr<RunReport> result;
+  bool root = true;
+#ifdef CHUNKFLOW_HAVE_MPI
+  std::unique_ptr<MpiSession> session;  // finalised after the output is written
+  if (mpi) {
+    session = std::make_unique<MpiSession>();
+    StatusOr<MpiRunResult> run = run_with_mpi(*job, exec, progress_display());
+    if (!run.ok()) return session->rank() == 0 ? report(run.status()) : run.status().exit_code();
+    root = run->root;
+    result = std::make_unique<RunReport>(std::move(run->report));
+  }
+#endif
+  if (!mpi) {
+    StatusOr<RunReport> run = run_in_process(*job, exec, progress_display());
+    if (!run.ok()) return report(run.status());
+    result = std::make_unique<RunReport>(*std::move(run));
+  }
+  if (!root) return 0;
+
+  const std::string transport = mpi ? "mpi" : "inproc";
+  if (!options.trace_path.empty()) {
+    if (Status s = write_file_atomic(options.trace_path, trace_to_chrome_json(result->trace));
+        !s.ok()) {
+      return report(s);
+    }
+    const std::string job_copy = resolved_job_path(options.trace_path);
+    if (Status s = write_file_atomic(job_copy, resolved_yaml(*job)); !s.ok()) return report(s);
+  }
+  if (options.json) {
+    std::fputs(report_json(*job, options, transport, *result).dump(2).c_str(), stdout);
+    std::fputs("\n", stdout);
+  } else {
+    std::fputs(resolved_table(*job).c_str(), stdout);
+    std::fputs("\n", stdout);
+    std::fputs(report_text(*result, transport).c_str(), stdout);
+    if (!options.trace_path.empty()) {
+      std::fputs(fmt::format("\ntrace written to {} (resolved job: {})\n", options.trace_path,
+                             resolved_job_path(options.trace_path))
+                     .c_str(),
+                 stdout);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, RunFn* run) {
+  auto options = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Execute the job's training steps with real kernels and measure them");
+  cmd->add_option("job", options->job_path, "job YAML file")->required();
+  cmd->add_option("-b,--backend", options->backend, "compute backend")
+      ->check(CLI::IsMember({"cpu"}));
+  cmd->add_option("--transport", options->transport,
+                  "stage transport: inproc (threads), mpi (one rank per stage, under mpirun), "
+                  "auto (mpi when started by mpirun)")
+      ->check(CLI::IsMember({"auto", "inproc", "mpi"}));
+  cmd->add_flag("-j,--json", options->json, "print the measurements as JSON");
+  cmd->add_option("-t,--trace", options->trace_path,
+                  "write step 0's measured timeline as Chrome Trace Event JSON with the plan's "
+                  "op ids; the resolved job is saved beside it as NAME.job.yaml");
+  cmd->add_flag("-c,--check-reference", options->check_reference,
+                "also compute each step with every sequence whole on one stage and report the "
+                "largest relative gradient difference");
+  cmd->add_option("--tokens", options->tokens_path,
+                  "JSONL token file (one array of ids, or {\"input_ids\": [...]}, per line); "
+                  "default: synthetic tokens with the dataset's lengths");
+  cmd->add_option("--seed", options->seed, "seed of the weights and synthetic tokens");
+  cmd->add_option("--lr", options->lr, "AdamW learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--init-std", options->init_std, "standard deviation of the initial weights")
+      ->check(CLI::PositiveNumber);
+  cmd->callback([run, options] { *run = [options] { return run_run(*options); }; });
+}
+
+}  // namespace cf::cli

@@ -1,0 +1,147 @@
+// `chunkflow run` end to end (in-process transport): the JSON the issue asks for, the text
+// report with the resolved job, the measured trace with the plan's op ids (readable by the
+// trace reader, so `chunkflow compare` can join it) and the resolved job saved beside it, and
+// exit 2 with a message naming the input for bad jobs, flags and token files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "sim/plan_builder.h"
+#include "tests/cli/run_command.h"
+#include "tests/executor/executor_fixture.h"
+#include "traces/trace.h"
+
+namespace cf {
+namespace {
+
+using testing::run_chunkflow;
+using testing::TempDir;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+testing::TinyJob pipelined_job() {
+  testing::TinyJob spec;
+  spec.lengths = {130, 17, 44, 3, 61, 9};
+  spec.pp = 2;
+  spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1}";
+  return spec;
+}
+
+TEST(RunCommand, JsonCarriesStepTimeThroughputLossMemoryAndGradientError) {
+  TempDir dir;
+  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(pipelined_job()));
+  const testing::CommandResult r =
+      run_chunkflow({"run", job, "--backend", "cpu", "--json", "--check-reference"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json out = nlohmann::json::parse(r.out);
+  EXPECT_GT(out.at("step_time_s").get<double>(), 0);
+  EXPECT_GT(out.at("tokens_per_s").get<double>(), 0);
+  EXPECT_NEAR(out.at("tokens_per_s").get<double>() * out.at("step_time_s").get<double>(), 264,
+              1e-6);  // Σ lengths, one step
+  EXPECT_NEAR(out.at("loss").get<double>(), std::log(256.0), 0.05);
+  EXPECT_LE(out.at("grad_rel_error").get<double>(), 1e-5);
+  EXPECT_EQ(out.at("transport"), "inproc");
+  ASSERT_EQ(out.at("stages").size(), 2u);
+  for (const nlohmann::json& stage : out.at("stages")) {
+    const int64_t peak = stage.at("peak_memory_bytes").get<int64_t>();
+    int64_t sum = 0;
+    for (const auto& [category, bytes] : stage.at("peak_memory_breakdown").items()) {
+      sum += bytes.get<int64_t>();
+    }
+    EXPECT_EQ(sum, peak);  // the breakdown is of the peak itself
+    EXPECT_GT(stage.at("peak_memory_breakdown").at("activations").get<int64_t>(), 0);
+    // fp32 weights, gradients and AdamW m, v: 4 B each per parameter held by the stage.
+    EXPECT_EQ(stage.at("peak_memory_breakdown").at("optimizer").get<int64_t>(),
+              2 * stage.at("peak_memory_breakdown").at("weights").get<int64_t>());
+  }
+}
+
+TEST(RunCommand, TraceHasEveryPlanOpAndTheResolvedJobBesideIt) {
+  TempDir dir;
+  const testing::TinyJob spec = pipelined_job();
+  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(spec));
+  const std::string trace_path = dir.path() + "/measured.json";
+  const testing::CommandResult r = run_chunkflow({"run", job, "--trace", trace_path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("peak mem"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tiny"), std::string::npos) << "the resolved job is printed";
+
+  StatusOr<Trace> trace = trace_from_chrome_json(read_file(trace_path), trace_path);
+  ASSERT_TRUE(trace.ok()) << trace.status().message();
+  EXPECT_EQ(trace->source, "measured");
+  StatusOr<Plan> plan = build_plan(testing::tiny_job(spec), 0);
+  ASSERT_TRUE(plan.ok());
+  std::set<int> plan_ids, trace_ids;
+  for (const RankPlan& rank : plan->ranks) {
+    for (const StagePlan& stage : rank.stages) {
+      for (const Op& op : stage.ops) plan_ids.insert(op.id);
+    }
+  }
+  int compute = 0;
+  for (const TraceOp& op : trace->ops) {
+    if (op.kind != "compute") continue;
+    ++compute;
+    trace_ids.insert(op.op_id);
+    EXPECT_LE(op.start_ns, op.end_ns);
+  }
+  EXPECT_EQ(compute, plan->op_count());
+  EXPECT_EQ(trace_ids, plan_ids);
+  EXPECT_FALSE(trace->memory.empty());
+  EXPECT_EQ(trace->peak_memory.size(), 2u);
+  EXPECT_GT(trace->metrics.at("step_time_s"), 0);
+
+  StatusOr<Job> resolved = load_job(dir.path() + "/measured.job.yaml");
+  ASSERT_TRUE(resolved.ok()) << resolved.status().message();
+  EXPECT_EQ(resolved_yaml(*resolved), resolved_yaml(testing::tiny_job(spec)));
+}
+
+TEST(RunCommand, TokenFileGivesTheBatch) {
+  TempDir dir;
+  testing::TinyJob spec = pipelined_job();
+  spec.lengths = {1, 1};  // global_batch 2: the file's first two sequences
+  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(spec));
+  const std::string tokens = dir.write("tokens.jsonl", "[1, 2, 3, 4, 5]\n{\"input_ids\": [7, 7, 7]}\n");
+  const testing::CommandResult r = run_chunkflow({"run", job, "--json", "--tokens", tokens});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("steps").at(0).at("tokens"), 8);
+}
+
+TEST(RunCommand, BadInputExitsTwoNamingWhatIsWrong) {
+  TempDir dir;
+  testing::TinyJob spec = pipelined_job();
+  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(spec));
+  std::string tp2 = testing::tiny_job_yaml(spec);
+  tp2.replace(tp2.find("tp: 1"), 5, "tp: 2");
+  tp2.replace(tp2.find("gpus: 2, gpus_per_node: 2"), 25, "gpus: 4, gpus_per_node: 4");
+  const std::string tp_job = dir.write("tp2.yaml", tp2);
+  const std::string bad_tokens = dir.write("bad.jsonl", "[1, 2]\n[3, 999]\n");
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"run", dir.path() + "/missing.yaml"}, "missing.yaml"},
+      {{"run", tp_job}, "parallel.tp"},
+      {{"run", job, "--tokens", bad_tokens}, "bad.jsonl:2: token id 999"},
+      {{"run", job, "--backend", "cuda"}, "--backend"},
+      {{"run", job, "--transport", "mpi"}, "mpirun started 1"},
+  };
+  for (const Case& c : cases) {
+    const testing::CommandResult r = run_chunkflow(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.args.back() << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace cf
