@@ -19,6 +19,7 @@ void add_simulate_command(CLI::App& app, RunFn* run);
 void add_compare_command(CLI::App& app, RunFn* run);
 void add_tune_command(CLI::App& app, RunFn* run);
 void add_sweep_command(CLI::App& app, RunFn* run);
+void add_run_command(CLI::App& app, RunFn* run);
 
 // Prints a failed status as "chunkflow: error: MESSAGE" on stderr and returns its exit code.
 int report(const Status& status);
