@@ -42,7 +42,8 @@ int run_sweep_command(const SweepCliOptions& options) {
   if (show_progress) std::fputs("\r\033[K", stderr);
   if (!result.ok()) return report(result.status());
   if (!options.csv_path.empty()) {
-    if (Status s = write_file_atomic(options.csv_path, sweep_csv(*result)); !s.ok()) return report(s);
+    if (Status s = write_file_atomic(options.csv_path, sweep_csv(*result)); !s.ok())
+      return report(s);
   }
   if (options.json) {
     nlohmann::json out = sweep_json(*result);
@@ -63,9 +64,11 @@ int run_sweep_command(const SweepCliOptions& options) {
 void add_sweep_command(CLI::App& app, RunFn* run) {
   auto o = std::make_shared<SweepCliOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "sweep", "What-if capacity planning: tune every point of a sweep over GPU count, GPU type, "
-               "context length, model and dataset");
-  cmd->add_option("sweep", o->sweep_path, "sweep YAML file (see examples/sweep-*.yaml)")->required();
+      "sweep",
+      "What-if capacity planning: tune every point of a sweep over GPU count, GPU type, "
+      "context length, model and dataset");
+  cmd->add_option("sweep", o->sweep_path, "sweep YAML file (see examples/sweep-*.yaml)")
+      ->required();
   cmd->add_option("--csv", o->csv_path, "write one CSV row per point here");
   cmd->add_option("--target", o->target_tokens_per_s,
                   "tokens/s to reach (overrides target_tokens_per_s of the file)")

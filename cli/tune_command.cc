@@ -53,7 +53,8 @@ class ProgressBar {
 StatusOr<Job> load_tune_job(const std::string& path) {
   if (!path.empty()) return load_job(path);
   const std::string_view* text = embedded_file(kDefaultJob);
-  if (text == nullptr) return Status::Runtime(fmt::format("{} is not embedded in this build", kDefaultJob));
+  if (text == nullptr)
+    return Status::Runtime(fmt::format("{} is not embedded in this build", kDefaultJob));
   return parse_job(std::string(*text), fmt::format("<embedded:{}>", kDefaultJob));
 }
 
@@ -112,8 +113,9 @@ int run_tune(const TuneCliOptions& options) {
 void add_tune_command(CLI::App& app, RunFn* run) {
   auto o = std::make_shared<TuneCliOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "tune", "Search ChunkSize, K and optionally TP/PP/DP/recompute for the fastest configuration "
-              "that fits; without JOB, the embedded default job (Qwen2.5-7B, 256K, 32 × H100)");
+      "tune",
+      "Search ChunkSize, K and optionally TP/PP/DP/recompute for the fastest configuration "
+      "that fits; without JOB, the embedded default job (Qwen2.5-7B, 256K, 32 × H100)");
   cmd->add_option("job", o->job_path, "job YAML file (its optional tune: section sets the space)");
   cmd->add_option("-c,--chunk-sizes", o->space.chunk_sizes, "ChunkSizes to try, e.g. 4096,8192");
   cmd->add_option("-k,--k", o->space.k, "K values to try, e.g. 1,2,4");
@@ -124,7 +126,8 @@ void add_tune_command(CLI::App& app, RunFn* run) {
   cmd->add_option("--recompute", o->space.recompute, "none,selective,full or all");
   cmd->add_option("--schedule", o->space.schedule, "1f1b,gpipe,interleaved");
   cmd->add_option("--packer", o->space.packer, "balanced,ffd or all");
-  cmd->add_flag("-p,--parallel", o->space.parallel, "also search tp, pp and recompute (all values)");
+  cmd->add_flag("-p,--parallel", o->space.parallel,
+                "also search tp, pp and recompute (all values)");
   cmd->add_option("--margin", o->space.memory_margin, "fraction of HBM kept free (default 0.05)");
   cmd->add_option("--objective", o->space.objective, "step_time (default) or tokens_per_s");
   cmd->add_option("-n,--top", o->space.top, "rows of the ranked table (default 10)");

@@ -13,12 +13,12 @@ namespace {
 
 // Op times (ns) of one chunk's passes over one model chunk on one stage.
 struct PassTimes {
-  int64_t forward = 0;       // F
-  int64_t forward_kv = 0;    // F* (dependent chunks only)
-  int64_t recompute = 0;     // R (dependent chunks only)
-  int64_t backward = 0;      // B
-  int64_t kept_bytes = 0;    // memory the chunk adds at the start of its F
-  int64_t dropped_bytes = 0; // memory it adds by the start of its R when it ran F* instead
+  int64_t forward = 0;        // F
+  int64_t forward_kv = 0;     // F* (dependent chunks only)
+  int64_t recompute = 0;      // R (dependent chunks only)
+  int64_t backward = 0;       // B
+  int64_t kept_bytes = 0;     // memory the chunk adds at the start of its F
+  int64_t dropped_bytes = 0;  // memory it adds by the start of its R when it ran F* instead
 };
 
 bool keeps_activations(const Chunk& chunk, int k) {
@@ -162,8 +162,8 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
   for (size_t ki = 0; ki < nk; ++ki) {
     // average_steps: mean of per-step seconds; tokens/s = Σ tokens / Σ seconds.
     out[ki].step_time_s = chunks.steps.size() == 1 ? lb_sum_s[ki] : lb_sum_s[ki] / steps;
-    out[ki].tokens_per_s = lb_sum_s[ki] > 0 ? tokens_sum / lb_sum_s[ki]
-                                            : std::numeric_limits<double>::infinity();
+    out[ki].tokens_per_s =
+        lb_sum_s[ki] > 0 ? tokens_sum / lb_sum_s[ki] : std::numeric_limits<double>::infinity();
   }
   return out;
 }

@@ -33,7 +33,6 @@ struct CandidateBounds {
 // and the model; `cost` is make_cost_model(job). Assumes, as the cost models here do, that an
 // op's time does not depend on which DP rank runs it (DP ranks are identical hardware).
 std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& cost,
-                                              const StepChunks& chunks,
-                                              const std::vector<int>& ks);
+                                              const StepChunks& chunks, const std::vector<int>& ks);
 
 }  // namespace cf

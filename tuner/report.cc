@@ -2,13 +2,13 @@
 // job YAML. Every number comes from the TuneResult; nothing here simulates.
 #include "tuner/report.h"
 
-#include "core/check.h"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
+
+#include "core/check.h"
 
 namespace cf {
 namespace {
@@ -54,35 +54,38 @@ std::string search_line(const TuneResult& r) {
   const std::vector<ParallelLayout> layouts = resolve_layouts(s, r.job);
   std::vector<std::string> packers;
   for (Packer p : s.packers) packers.push_back(to_string(p));
-  std::string layout_text = layouts.size() == 1 ? describe(layouts.front())
-                                                : fmt::format("{} layouts", layouts.size());
-  return fmt::format("search     ChunkSize {}..{} ({} values) × K {}..{} ({} values) × packer {} × "
-                     "{}; objective {}",
-                     sizes.front(), sizes.back(), sizes.size(), s.ks.front(), s.ks.back(),
-                     s.ks.size(), fmt::join(packers, ","), layout_text, to_string(s.objective));
+  std::string layout_text =
+      layouts.size() == 1 ? describe(layouts.front()) : fmt::format("{} layouts", layouts.size());
+  return fmt::format(
+      "search     ChunkSize {}..{} ({} values) × K {}..{} ({} values) × packer {} × "
+      "{}; objective {}",
+      sizes.front(), sizes.back(), sizes.size(), s.ks.front(), s.ks.back(), s.ks.size(),
+      fmt::join(packers, ","), layout_text, to_string(s.objective));
 }
 
 std::string counts_line(const SearchResult& r) {
-  return fmt::format("{} candidates: simulated {}, pruned {} (by the time bound {}, by the memory "
-                     "bound {}), infeasible {}",
-                     r.candidates, r.evaluated, r.pruned_time + r.pruned_memory, r.pruned_time,
-                     r.pruned_memory, r.infeasible);
+  return fmt::format(
+      "{} candidates: simulated {}, pruned {} (by the time bound {}, by the memory "
+      "bound {}), infeasible {}",
+      r.candidates, r.evaluated, r.pruned_time + r.pruned_memory, r.pruned_time, r.pruned_memory,
+      r.infeasible);
 }
 
 std::string ranked_table(const TuneResult& r) {
   const SearchResult& s = r.chunkflow;
   const size_t rows = std::min<size_t>(s.ranked.size(), static_cast<size_t>(r.space.top));
-  std::string out = fmt::format("{:>4}  {:>9}  {:>4}  {:<8}  {:<28}  {:>8}  {:>9}  {:>10}  {:>6}  {:>9}\n",
-                                "rank", "ChunkSize", "K", "packer", "layout", "step s",
-                                "tokens/s", "peak mem", "bubble", "recompute");
+  std::string out =
+      fmt::format("{:>4}  {:>9}  {:>4}  {:<8}  {:<28}  {:>8}  {:>9}  {:>10}  {:>6}  {:>9}\n",
+                  "rank", "ChunkSize", "K", "packer", "layout", "step s", "tokens/s", "peak mem",
+                  "bubble", "recompute");
   for (size_t i = 0; i < rows; ++i) {
     const Candidate& c = s.ranked[i].candidate;
     const SimMetrics& m = s.ranked[i].metrics;
-    out += fmt::format("{:>4}  {:>9}  {:>4}  {:<8}  {:<28}  {:>8.4f}  {:>9}  {:>10}  {:>6}  {:>9}\n",
-                       i + 1, c.strategy.chunk_size, k_label(c), to_string(c.strategy.packer),
-                       describe(c.layout), m.step_time_s, format_rate(m.tokens_per_s),
-                       format_bytes(peak_stage(m).peak_memory_bytes), percent(m.bubble_ratio),
-                       percent(m.recompute_share));
+    out += fmt::format(
+        "{:>4}  {:>9}  {:>4}  {:<8}  {:<28}  {:>8.4f}  {:>9}  {:>10}  {:>6}  {:>9}\n", i + 1,
+        c.strategy.chunk_size, k_label(c), to_string(c.strategy.packer), describe(c.layout),
+        m.step_time_s, format_rate(m.tokens_per_s), format_bytes(peak_stage(m).peak_memory_bytes),
+        percent(m.bubble_ratio), percent(m.recompute_share));
   }
   return out;
 }
@@ -138,9 +141,11 @@ std::string explain_difference(const SimMetrics& winner, const SimMetrics& other
   };
   std::vector<Part> parts = {
       {"pipeline bubbles", b.bubbles - a.bubbles,
-       fmt::format("bubble ratio {} vs {}", percent(winner.bubble_ratio), percent(other.bubble_ratio))},
+       fmt::format("bubble ratio {} vs {}", percent(winner.bubble_ratio),
+                   percent(other.bubble_ratio))},
       {"recompute", b.recompute - a.recompute,
-       fmt::format("{} vs {} of busy time", percent(winner.recompute_share), percent(other.recompute_share))},
+       fmt::format("{} vs {} of busy time", percent(winner.recompute_share),
+                   percent(other.recompute_share))},
       {"TP communication", b.tp_comm - a.tp_comm, ""},
       {"GEMM and attention compute", b.compute - a.compute,
        fmt::format("{} vs {} chunks per step", winner.chunks, other.chunks)},
@@ -209,24 +214,25 @@ std::string tune_report_text(const TuneResult& r) {
       "chunkflow tune  {} on {} × {}; {} up to {} tokens; {} sequences × {} sampled steps "
       "(seed {}), {} tokens per step\n",
       j.model_name, j.cluster.gpus, j.cluster.gpu_name,
-      j.dataset.lengths.empty() ? j.dataset.distribution : "explicit lengths",
-      j.dataset.max_length, j.training.global_batch, j.training.steps, j.dataset.seed,
-      r.tokens_per_step);
+      j.dataset.lengths.empty() ? j.dataset.distribution : "explicit lengths", j.dataset.max_length,
+      j.training.global_batch, j.training.steps, j.dataset.seed, r.tokens_per_step);
   out += search_line(r) + "\n";
   out += fmt::format("memory     budget {} per GPU = {} HBM × (1 − {} margin) − {} reserved\n",
                      format_bytes(r.memory_budget_bytes), format_bytes(gpu.hbm_bytes),
                      percent(r.space.memory_margin), format_bytes(gpu.reserved_bytes));
   out += "result     " + counts_line(s) + "\n";
   if (s.folded > 0) {
-    out += fmt::format("           {} K values folded: no sequence splits into more than {} chunks "
-                       "at any ChunkSize, and K ≥ that gives the same plan\n",
-                       s.folded, r.max_group_size);
+    out += fmt::format(
+        "           {} K values folded: no sequence splits into more than {} chunks "
+        "at any ChunkSize, and K ≥ that gives the same plan\n",
+        s.folded, r.max_group_size);
   }
   out += "\n";
   if (s.ranked.empty()) {
-    out += fmt::format("VERDICT: nothing fits. None of the {} candidates stays within the {} "
-                       "memory budget per GPU.\n",
-                       s.candidates, format_bytes(r.memory_budget_bytes));
+    out += fmt::format(
+        "VERDICT: nothing fits. None of the {} candidates stays within the {} "
+        "memory budget per GPU.\n",
+        s.candidates, format_bytes(r.memory_budget_bytes));
     out += "why, by candidates:\n" + reasons_text(s);
     if (!s.closest_miss.empty()) out += "closest: " + s.closest_miss + "\n";
     out += "next:    " + advice(s) + "\n";
@@ -247,13 +253,15 @@ std::string tune_report_text(const TuneResult& r) {
   out += "why\n";
   for (const std::string& line : explanation(r)) out += "  - " + line + "\n";
   if (r.baseline_searched) {
-    out += fmt::format("baseline   Megatron-style, whole sequences packed up to {} tokens, 1F1B, "
-                       "tuned over every layout: {}\n",
-                       j.dataset.max_length, counts_line(r.baseline));
+    out += fmt::format(
+        "baseline   Megatron-style, whole sequences packed up to {} tokens, 1F1B, "
+        "tuned over every layout: {}\n",
+        j.dataset.max_length, counts_line(r.baseline));
   }
   if (resolve_layouts(r.space, j).size() == 1) {
-    out += "hint       only this layout was searched; --parallel also searches TP, PP and "
-           "recompute\n";
+    out +=
+        "hint       only this layout was searched; --parallel also searches TP, PP and "
+        "recompute\n";
   }
   return out;
 }
@@ -346,9 +354,8 @@ std::string best_job_yaml(const TuneResult& r) {
       "# Best of {} candidates by `chunkflow tune` (objective {}) for {}.\n"
       "# Predicted: {:.6f} s per step, {:.0f} tokens/s, peak {} per GPU; "
       "`chunkflow simulate` on this file reproduces it.\n",
-      r.chunkflow.candidates, to_string(r.space.objective), r.job.origin,
-      best->metrics.step_time_s, best->metrics.tokens_per_s,
-      format_bytes(peak_stage(best->metrics).peak_memory_bytes));
+      r.chunkflow.candidates, to_string(r.space.objective), r.job.origin, best->metrics.step_time_s,
+      best->metrics.tokens_per_s, format_bytes(peak_stage(best->metrics).peak_memory_bytes));
   return header + resolved_yaml(best_job(r));
 }
 

@@ -3,10 +3,9 @@
 // same as JSON. Formatting only; the search is tuner.h.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tuner/tuner.h"
 

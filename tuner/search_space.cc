@@ -10,54 +10,12 @@
 #include <optional>
 
 #include "core/yaml_reader.h"
+#include "tuner/space_values.h"
 
 namespace cf {
 namespace {
 
-const std::vector<std::string> kRecomputeNames = {"none", "selective", "full"};
-const std::vector<std::string> kScheduleNames = {"1f1b", "gpipe", "interleaved"};
-const std::vector<std::string> kPackerNames = {"balanced", "ffd"};
-
-Recompute recompute_of(const std::string& name) {
-  return name == "none" ? Recompute::kNone
-         : name == "selective" ? Recompute::kSelective : Recompute::kFull;
-}
-ScheduleKind schedule_of(const std::string& name) {
-  return name == "1f1b" ? ScheduleKind::kOneFOneB
-         : name == "gpipe" ? ScheduleKind::kGPipe : ScheduleKind::kInterleaved;
-}
-Packer packer_of(const std::string& name) {
-  return name == "balanced" ? Packer::kBalanced : Packer::kFirstFitDecreasing;
-}
-
-template <typename T>
-void sort_unique(std::vector<T>* values) {
-  std::sort(values->begin(), values->end());
-  values->erase(std::unique(values->begin(), values->end()), values->end());
-}
-
-// Why an explicit axis value cannot be used with this job, or nullopt.
-std::optional<std::string> axis_value_problem(const std::string& axis, int64_t value,
-                                              const Job& job) {
-  const ModelConfig& m = job.model;
-  if (value < 1) return fmt::format("{} must be >= 1, got {}", axis, value);
-  if (axis == "tp" && (m.heads % value != 0 || m.kv_heads % value != 0)) {
-    return fmt::format("tp {} does not divide the {} attention heads and {} key/value heads of {}",
-                       value, m.heads, m.kv_heads, m.name);
-  }
-  if (axis == "pp" && m.layers % value != 0) {
-    return fmt::format("pp {} does not divide the {} layers of {}", value, m.layers, m.name);
-  }
-  if ((axis == "tp" || axis == "pp" || axis == "dp") && job.cluster.gpus % value != 0) {
-    return fmt::format("{} {} does not divide the {} GPUs of the cluster", axis, value,
-                       job.cluster.gpus);
-  }
-  if (axis == "chunk_sizes" && value > job.dataset.max_length) {
-    return fmt::format("ChunkSize {} exceeds dataset.max_length = {}", value,
-                       job.dataset.max_length);
-  }
-  return std::nullopt;
-}
+using namespace space_detail;  // NOLINT: the value helpers shared with the flag reader
 
 // A parsed value list before it is checked: strings, and whether "all" was given.
 struct RawList {
@@ -131,27 +89,12 @@ Status read_names(YamlMap& map, const std::string& key, const std::vector<std::s
   for (size_t i = 0; i < raw.items.size(); ++i) {
     if (std::find(choices.begin(), choices.end(), raw.items[i]) == choices.end()) {
       return yaml_error(map.file(), nodes[i], map.key_path(key),
-                        fmt::format("unknown value \"{}\"; expected one of {} or all",
-                                    raw.items[i], fmt::join(choices, ", ")));
+                        fmt::format("unknown value \"{}\"; expected one of {} or all", raw.items[i],
+                                    fmt::join(choices, ", ")));
     }
     out->push_back(raw.items[i]);
   }
   return Status::Ok();
-}
-
-IntAxis int_axis(bool all, const std::vector<int64_t>& values) {
-  IntAxis axis;
-  axis.all = all;
-  for (int64_t v : values) axis.values.push_back(static_cast<int>(v));
-  return axis;
-}
-
-template <typename T>
-std::vector<T> convert(const std::vector<std::string>& names, T (*of)(const std::string&)) {
-  std::vector<T> out;
-  for (const std::string& name : names) out.push_back(of(name));
-  sort_unique(&out);
-  return out;
 }
 
 Status apply_yaml(const YAML::Node& node, const std::string& file, const std::string& key_path,
@@ -188,8 +131,8 @@ Status apply_yaml(const YAML::Node& node, const std::string& file, const std::st
     space->ks.clear();
     for (int k = 1; k <= k_max; ++k) space->ks.push_back(k);
   }
-  for (auto [key, axis] : {std::pair{"tp", &space->tp}, std::pair{"pp", &space->pp},
-                           std::pair{"dp", &space->dp}}) {
+  for (auto [key, axis] :
+       {std::pair{"tp", &space->tp}, std::pair{"pp", &space->pp}, std::pair{"dp", &space->dp}}) {
     if (!map.has(key)) continue;
     CF_RETURN_IF_ERROR(read_ints(map, key, key, job, true, &all, &ints));
     *axis = int_axis(all, ints);
@@ -219,134 +162,6 @@ Status apply_yaml(const YAML::Node& node, const std::string& file, const std::st
   CF_RETURN_IF_ERROR(map.get("top", &space->top));
   if (map.has("top")) CF_RETURN_IF_ERROR(map.check_range("top", space->top, 1, 1000));
   return map.finish();
-}
-
-// --- flag side ----------------------------------------------------------------------------
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    if (comma == std::string::npos) comma = text.size();
-    std::string item = text.substr(start, comma - start);
-    item.erase(0, item.find_first_not_of(' '));
-    item.erase(item.find_last_not_of(' ') + 1);
-    items.push_back(item);
-    start = comma + 1;
-  }
-  return items;
-}
-
-Status flag_ints(const std::string& flag, const std::string& text, const std::string& axis,
-                 const Job& job, bool allow_all, bool* all, std::vector<int64_t>* values) {
-  *all = false;
-  values->clear();
-  if (text == "all") {
-    if (!allow_all) return Status::InvalidInput(fmt::format("{}: \"all\" is not accepted", flag));
-    *all = true;
-    return Status::Ok();
-  }
-  for (const std::string& item : split_list(text)) {
-    int64_t v = 0;
-    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (item.empty() || ec != std::errc() || end != item.data() + item.size()) {
-      return Status::InvalidInput(fmt::format("{}: expected integers separated by commas{}, got "
-                                              "\"{}\"", flag, allow_all ? " or all" : "", text));
-    }
-    if (auto problem = axis_value_problem(axis, v, job)) {
-      return Status::InvalidInput(fmt::format("{}: {}", flag, *problem));
-    }
-    values->push_back(v);
-  }
-  sort_unique(values);
-  return Status::Ok();
-}
-
-Status flag_names(const std::string& flag, const std::string& text,
-                  const std::vector<std::string>& choices, std::vector<std::string>* out) {
-  if (text == "all") {
-    *out = choices;
-    return Status::Ok();
-  }
-  out->clear();
-  for (const std::string& item : split_list(text)) {
-    if (std::find(choices.begin(), choices.end(), item) == choices.end()) {
-      return Status::InvalidInput(fmt::format("{}: unknown value \"{}\"; expected one of {} or all",
-                                              flag, item, fmt::join(choices, ", ")));
-    }
-    out->push_back(item);
-  }
-  return Status::Ok();
-}
-
-Status apply_flags(const SpaceFlags& flags, const Job& job, SearchSpace* space) {
-  bool all = false;
-  std::vector<int64_t> ints;
-  std::vector<std::string> names;
-  if (!flags.chunk_sizes.empty()) {
-    CF_RETURN_IF_ERROR(flag_ints("--chunk-sizes", flags.chunk_sizes, "chunk_sizes", job, false,
-                                 &all, &ints));
-    space->chunk_sizes = ints;
-  }
-  if (!flags.k.empty() && flags.k_max != 0) {
-    return Status::InvalidInput("--k and --k-max: give one of them");
-  }
-  if (!flags.k.empty()) {
-    CF_RETURN_IF_ERROR(flag_ints("--k", flags.k, "k", job, false, &all, &ints));
-    space->ks.assign(ints.begin(), ints.end());
-  }
-  if (flags.k_max != 0) {
-    if (flags.k_max < 1 || flags.k_max > 4096) {
-      return Status::InvalidInput(fmt::format("--k-max: must be in [1, 4096], got {}", flags.k_max));
-    }
-    space->ks.clear();
-    for (int k = 1; k <= flags.k_max; ++k) space->ks.push_back(k);
-  }
-  if (flags.parallel) {
-    space->tp = IntAxis{true, {}};
-    space->pp = IntAxis{true, {}};
-    space->recomputes = convert(kRecomputeNames, recompute_of);
-  }
-  for (auto [flag, text, axis, target] :
-       {std::tuple{"--tp", &flags.tp, "tp", &space->tp}, std::tuple{"--pp", &flags.pp, "pp", &space->pp},
-        std::tuple{"--dp", &flags.dp, "dp", &space->dp}}) {
-    if (text->empty()) continue;
-    CF_RETURN_IF_ERROR(flag_ints(flag, *text, axis, job, true, &all, &ints));
-    *target = int_axis(all, ints);
-  }
-  if (!flags.recompute.empty()) {
-    CF_RETURN_IF_ERROR(flag_names("--recompute", flags.recompute, kRecomputeNames, &names));
-    space->recomputes = convert(names, recompute_of);
-  }
-  if (!flags.schedule.empty()) {
-    CF_RETURN_IF_ERROR(flag_names("--schedule", flags.schedule, kScheduleNames, &names));
-    space->schedules = convert(names, schedule_of);
-  }
-  if (!flags.packer.empty()) {
-    CF_RETURN_IF_ERROR(flag_names("--packer", flags.packer, kPackerNames, &names));
-    space->packers = convert(names, packer_of);
-  }
-  if (!flags.objective.empty()) {
-    if (flags.objective != "step_time" && flags.objective != "tokens_per_s") {
-      return Status::InvalidInput(fmt::format(
-          "--objective: expected step_time or tokens_per_s, got \"{}\"", flags.objective));
-    }
-    space->objective =
-        flags.objective == "step_time" ? Objective::kStepTime : Objective::kTokensPerS;
-  }
-  if (flags.memory_margin >= 0) {
-    if (flags.memory_margin > 0.9) {
-      return Status::InvalidInput(
-          fmt::format("--margin: must be in [0, 0.9], got {}", flags.memory_margin));
-    }
-    space->memory_margin = flags.memory_margin;
-  }
-  if (flags.top != 0) {
-    if (flags.top < 1) return Status::InvalidInput("--top: must be >= 1");
-    space->top = flags.top;
-  }
-  return Status::Ok();
 }
 
 SearchSpace default_space(const Job& job) {
@@ -379,10 +194,10 @@ std::string emptiness(const SearchSpace& space, const Job& job) {
     auto axis = [](const IntAxis& a) {
       return a.all ? std::string("all") : fmt::format("[{}]", fmt::join(a.values, ", "));
     };
-    return fmt::format("no layout with tp in {}, pp in {}, dp in {} fills the {} GPUs of the "
-                       "cluster (tp·pp·dp = GPUs, pp·vpp dividing the {} layers)",
-                       axis(space.tp), axis(space.pp), axis(space.dp), job.cluster.gpus,
-                       job.model.layers);
+    return fmt::format(
+        "no layout with tp in {}, pp in {}, dp in {} fills the {} GPUs of the "
+        "cluster (tp·pp·dp = GPUs, pp·vpp dividing the {} layers)",
+        axis(space.tp), axis(space.pp), axis(space.dp), job.cluster.gpus, job.model.layers);
   }
   return "";
 }
@@ -414,10 +229,10 @@ StatusOr<SearchSpace> read_search_space_node(const YAML::Node& tune, const std::
 
 StatusOr<SearchSpace> read_search_space(const Job& job, const SpaceFlags& flags) {
   CF_ASSIGN_OR_RETURN(SearchSpace space, read_search_space_node(job.tune, job.origin, "tune", job));
-  CF_RETURN_IF_ERROR(apply_flags(flags, job, &space));
+  CF_RETURN_IF_ERROR(apply_space_flags(flags, job, &space));
   if (std::string why = emptiness(space, job); !why.empty()) {
-    return Status::InvalidInput(fmt::format("{}: the search space is empty after the flags: {}",
-                                            job.origin, why));
+    return Status::InvalidInput(
+        fmt::format("{}: the search space is empty after the flags: {}", job.origin, why));
   }
   return space;
 }
@@ -441,8 +256,8 @@ std::vector<int64_t> resolve_chunk_sizes(const SearchSpace& space, const Job& jo
     }
     return out;
   }
-  const int64_t hi = space.chunk_size_max > 0 ? std::min(space.chunk_size_max, max_length)
-                                              : max_length;
+  const int64_t hi =
+      space.chunk_size_max > 0 ? std::min(space.chunk_size_max, max_length) : max_length;
   return chunk_size_grid(space.chunk_size_min, hi);
 }
 
@@ -453,7 +268,8 @@ std::vector<ParallelLayout> resolve_layouts(const SearchSpace& space, const Job&
   if (space.tp.all) {
     tps.clear();
     for (int d : divisors(gpus)) {
-      if (d <= job.cluster.gpus_per_node && m.heads % d == 0 && m.kv_heads % d == 0) tps.push_back(d);
+      if (d <= job.cluster.gpus_per_node && m.heads % d == 0 && m.kv_heads % d == 0)
+        tps.push_back(d);
     }
   }
   if (space.pp.all) pps = divisors(m.layers);
@@ -463,8 +279,8 @@ std::vector<ParallelLayout> resolve_layouts(const SearchSpace& space, const Job&
     for (int pp : pps) {
       if (gpus % (int64_t(tp) * pp) != 0 || m.layers % pp != 0) continue;
       const int dp = gpus / (tp * pp);
-      if (!space.dp.all && std::find(space.dp.values.begin(), space.dp.values.end(), dp) ==
-                               space.dp.values.end()) {
+      if (!space.dp.all &&
+          std::find(space.dp.values.begin(), space.dp.values.end(), dp) == space.dp.values.end()) {
         continue;
       }
       for (Recompute recompute : space.recomputes) {

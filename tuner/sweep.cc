@@ -149,8 +149,8 @@ StatusOr<SweepSpec> parse_sweep(const std::string& text, const std::string& orig
     YAML::Node tune = root.raw("tune");
     CF_ASSIGN_OR_RETURN(spec.space, read_search_space_node(tune, origin, "tune", spec.base));
   } else {
-    CF_ASSIGN_OR_RETURN(spec.space, read_search_space_node(spec.base.tune, spec.base.origin,
-                                                           "tune", spec.base));
+    CF_ASSIGN_OR_RETURN(
+        spec.space, read_search_space_node(spec.base.tune, spec.base.origin, "tune", spec.base));
   }
   CF_RETURN_IF_ERROR(root.finish());
   if (spec.models.empty()) spec.models = {spec.base.model_name};
@@ -200,7 +200,8 @@ StatusOr<SweepResult> run_sweep(const SweepSpec& spec, const TuneOptions& option
       p.error = job.status().message();
       continue;
     }
-    if (resolve_layouts(spec.space, *job).empty() || resolve_chunk_sizes(spec.space, *job).empty()) {
+    if (resolve_layouts(spec.space, *job).empty() ||
+        resolve_chunk_sizes(spec.space, *job).empty()) {
       p.error = fmt::format("no layout or ChunkSize of the search space fits {} GPUs and {} tokens",
                             p.gpus, p.max_length);
       continue;
@@ -230,7 +231,8 @@ StatusOr<SweepResult> run_sweep(const SweepSpec& spec, const TuneOptions& option
 
 std::string sweep_table(const SweepResult& r) {
   std::string out = fmt::format(
-      "{:<12} {:<16} {:<14} {:>5} {:>8}  {:>9} {:>4}  {:<28} {:>8} {:>9} {:>8} {:>10} {:>9} {:>7}\n",
+      "{:<12} {:<16} {:<14} {:>5} {:>8}  {:>9} {:>4}  {:<28} {:>8} {:>9} {:>8} {:>10} {:>9} "
+      "{:>7}\n",
       "model", "dataset", "gpu", "gpus", "context", "ChunkSize", "K", "layout", "step s",
       "tokens/s", "per GPU", "peak mem", "baseline", "speedup");
   for (const SweepPoint& p : r.points) {
@@ -244,22 +246,22 @@ std::string sweep_table(const SweepResult& r) {
     const SimMetrics& m = p.best->metrics;
     int64_t peak = 0;
     for (const StageMetrics& st : m.stages) peak = std::max(peak, st.peak_memory_bytes);
-    out += fmt::format("{:>9} {:>4}  {:<28} {:>8.4f} {:>9} {:>8} {:>10} {:>9} {:>7}\n",
-                       p.best->candidate.strategy.chunk_size, k_label(p.best->candidate),
-                       describe(p.best->candidate.layout), m.step_time_s,
-                       format_rate(m.tokens_per_s), format_rate(m.tokens_per_s / p.gpus),
-                       format_bytes(peak),
-                       p.baseline ? format_rate(p.baseline->metrics.tokens_per_s) : "OOM",
-                       p.baseline ? fmt::format("{:.2f}×", p.baseline->metrics.step_time_s /
-                                                               m.step_time_s)
-                                  : "-");
+    out += fmt::format(
+        "{:>9} {:>4}  {:<28} {:>8.4f} {:>9} {:>8} {:>10} {:>9} {:>7}\n",
+        p.best->candidate.strategy.chunk_size, k_label(p.best->candidate),
+        describe(p.best->candidate.layout), m.step_time_s, format_rate(m.tokens_per_s),
+        format_rate(m.tokens_per_s / p.gpus), format_bytes(peak),
+        p.baseline ? format_rate(p.baseline->metrics.tokens_per_s) : "OOM",
+        p.baseline ? fmt::format("{:.2f}×", p.baseline->metrics.step_time_s / m.step_time_s) : "-");
   }
   if (!r.target.empty()) {
-    out += fmt::format("\nsmallest GPU count reaching {} tokens/s:\n", format_rate(r.target_tokens_per_s));
+    out += fmt::format("\nsmallest GPU count reaching {} tokens/s:\n",
+                       format_rate(r.target_tokens_per_s));
     for (const TargetAnswer& a : r.target) {
       out += fmt::format("  {}, {}, {}, {} tokens: ", a.model, a.dataset, a.gpu, a.max_length);
-      out += a.gpus > 0 ? fmt::format("{} GPUs ({} tokens/s)\n", a.gpus, format_rate(a.tokens_per_s))
-                        : "none of the GPU counts swept reaches it\n";
+      out += a.gpus > 0
+                 ? fmt::format("{} GPUs ({} tokens/s)\n", a.gpus, format_rate(a.tokens_per_s))
+                 : "none of the GPU counts swept reaches it\n";
     }
   }
   return out;
@@ -301,8 +303,11 @@ nlohmann::json sweep_json(const SweepResult& r) {
   j["sweep"] = r.origin;
   nlohmann::json points = nlohmann::json::array();
   for (const SweepPoint& p : r.points) {
-    nlohmann::json q = {{"model", p.model}, {"dataset", p.dataset}, {"gpu", p.gpu},
-                        {"gpus", p.gpus},   {"max_length", p.max_length}};
+    nlohmann::json q = {{"model", p.model},
+                        {"dataset", p.dataset},
+                        {"gpu", p.gpu},
+                        {"gpus", p.gpus},
+                        {"max_length", p.max_length}};
     q["feasible"] = p.best.has_value();
     q["candidates"] = p.candidates;
     q["evaluated"] = p.evaluated;
@@ -319,7 +324,9 @@ nlohmann::json sweep_json(const SweepResult& r) {
   if (r.target_tokens_per_s > 0) {
     nlohmann::json t = nlohmann::json::array();
     for (const TargetAnswer& a : r.target) {
-      t.push_back({{"model", a.model}, {"dataset", a.dataset}, {"gpu", a.gpu},
+      t.push_back({{"model", a.model},
+                   {"dataset", a.dataset},
+                   {"gpu", a.gpu},
                    {"max_length", a.max_length},
                    {"min_gpus", a.gpus > 0 ? nlohmann::json(a.gpus) : nlohmann::json(nullptr)},
                    {"tokens_per_s", a.tokens_per_s}});

@@ -4,11 +4,10 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 #include "sim/job.h"
@@ -26,7 +25,7 @@ struct SweepSpec {
   std::vector<std::string> gpu_types;
   std::vector<int64_t> max_lengths;
   std::vector<int64_t> gpu_counts;
-  SearchSpace space;            // read against the base job; filtered per point
+  SearchSpace space;               // read against the base job; filtered per point
   double target_tokens_per_s = 0;  // 0: no target
 };
 

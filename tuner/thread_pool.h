@@ -31,9 +31,7 @@ class ThreadPool {
   }
 
   // All cores of the machine (at least 1).
-  static int hardware_threads() {
-    return std::max(1u, std::thread::hardware_concurrency());
-  }
+  static int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
  private:
   int threads_;

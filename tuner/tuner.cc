@@ -46,8 +46,8 @@ struct Worker {
 struct Outcome {
   enum Kind { kPending, kFeasible, kInfeasible, kPrunedTime, kPrunedMemory } kind = kPending;
   SimMetrics metrics;
-  std::string reason;     // infeasible: the category counted in infeasible_reasons
-  std::string detail;     // infeasible: the numbers, for the closest miss
+  std::string reason;        // infeasible: the category counted in infeasible_reasons
+  std::string detail;        // infeasible: the numbers, for the closest miss
   int64_t excess_bytes = 0;  // over the budget (memory reasons only; 0 otherwise)
 };
 
@@ -57,8 +57,15 @@ class Search {
          const ThreadPool& pool, std::vector<Worker>& workers, int64_t budget_bytes,
          const TuneOptions& options, std::atomic<int>* done, const int* total,
          std::mutex* progress_mu)
-      : job_(job), space_(space), steps_(steps), pool_(pool), workers_(workers),
-        budget_bytes_(budget_bytes), options_(options), done_(done), total_(total),
+      : job_(job),
+        space_(space),
+        steps_(steps),
+        pool_(pool),
+        workers_(workers),
+        budget_bytes_(budget_bytes),
+        options_(options),
+        done_(done),
+        total_(total),
         progress_mu_(progress_mu) {}
 
   void add_family(Family family) {
@@ -111,8 +118,8 @@ class Search {
     std::vector<int> feasible;  // sorted by (score, index)
     size_t pos = 0;
     while (pos < order.size()) {
-      const double threshold = static_cast<int>(feasible.size()) >= top_n
-                                   ? score_of(feasible[top_n - 1]) : kInf;
+      const double threshold =
+          static_cast<int>(feasible.size()) >= top_n ? score_of(feasible[top_n - 1]) : kInf;
       std::vector<int> wave;
       while (pos < order.size() && static_cast<int>(wave.size()) < kWave) {
         if (!options_.exhaustive && bound_score(order[pos]) > threshold) break;
@@ -185,7 +192,8 @@ class Search {
       }
       StatusOr<SimResult> result = worker.simulator.run(job, *plan, *cost);
       if (!result.ok()) {
-        return Status::Runtime(fmt::format("simulating {}: {}", label(c), result.status().message()));
+        return Status::Runtime(
+            fmt::format("simulating {}: {}", label(c), result.status().message()));
       }
       steps.push_back(std::move(result->metrics));
     }
@@ -286,7 +294,8 @@ StepChunks make_step_chunks(const std::vector<PlanInputs>& steps,
   for (const PlanInputs& in : steps) {
     out.steps.push_back(build(in));
     for (const Chunk& c : out.steps.back()) {
-      if (c.kind == ChunkKind::kDependent) out.max_group_size = std::max(out.max_group_size, c.group_size);
+      if (c.kind == ChunkKind::kDependent)
+        out.max_group_size = std::max(out.max_group_size, c.group_size);
     }
   }
   return out;
@@ -305,9 +314,9 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
   const ThreadPool pool(options.threads > 0 ? options.threads : ThreadPool::hardware_threads());
   result.threads = pool.threads();
   const GpuSpec& gpu = job.cluster.gpu;
-  result.memory_budget_bytes =
-      static_cast<int64_t>(std::floor(static_cast<double>(gpu.hbm_bytes) * (1.0 - space.memory_margin))) -
-      gpu.reserved_bytes;
+  result.memory_budget_bytes = static_cast<int64_t>(std::floor(static_cast<double>(gpu.hbm_bytes) *
+                                                               (1.0 - space.memory_margin))) -
+                               gpu.reserved_bytes;
 
   std::vector<PlanInputs> steps;
   for (int s = 0; s < job.training.steps; ++s) {
@@ -329,7 +338,8 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
       return build_chunkflow_chunks(in.sequence_lengths, keys[i].second, keys[i].first);
     });
   });
-  for (const StepChunks& c : chunkings) result.max_group_size = std::max(result.max_group_size, c.max_group_size);
+  for (const StepChunks& c : chunkings)
+    result.max_group_size = std::max(result.max_group_size, c.max_group_size);
   Status baseline_status = Status::Ok();
   StepChunks baseline_chunks = make_step_chunks(steps, [&](const PlanInputs& in) {
     StatusOr<std::vector<Chunk>> mb =
@@ -350,8 +360,8 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
   std::mutex progress_mu;
   int total = 0;  // both searches: one progress bar
 
-  Search chunkflow(scratch, space, steps, pool, workers, result.memory_budget_bytes, options,
-                   &done, &total, &progress_mu);
+  Search chunkflow(scratch, space, steps, pool, workers, result.memory_budget_bytes, options, &done,
+                   &total, &progress_mu);
   int folded = 0;
   for (const ParallelLayout& layout : resolve_layouts(space, job)) {
     for (size_t i = 0; i < keys.size(); ++i) {
@@ -364,8 +374,8 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
   }
   // The Megatron-style baseline: whole sequences packed up to max_length, tuned over every
   // layout the cluster admits, so the comparison is with its best configuration.
-  Search baseline(scratch, space, steps, pool, workers, result.memory_budget_bytes, options,
-                  &done, &total, &progress_mu);
+  Search baseline(scratch, space, steps, pool, workers, result.memory_budget_bytes, options, &done,
+                  &total, &progress_mu);
   if (options.baseline) {
     StrategyConfig strategy;
     strategy.kind = StrategyKind::kBaseline;

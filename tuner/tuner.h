@@ -35,12 +35,12 @@ struct RankedCandidate {
 };
 
 struct SearchResult {
-  int candidates = 0;    // after folding equivalent K values
-  int folded = 0;        // K values folded into an equivalent smaller K
-  int evaluated = 0;     // simulated
-  int pruned_time = 0;   // skipped: the time bound proves them outside the top N
-  int pruned_memory = 0; // skipped: the memory bound proves them over the budget
-  int infeasible = 0;    // over the memory budget (simulated or proved) or without a valid plan
+  int candidates = 0;     // after folding equivalent K values
+  int folded = 0;         // K values folded into an equivalent smaller K
+  int evaluated = 0;      // simulated
+  int pruned_time = 0;    // skipped: the time bound proves them outside the top N
+  int pruned_memory = 0;  // skipped: the memory bound proves them over the budget
+  int infeasible = 0;     // over the memory budget (simulated or proved) or without a valid plan
   std::map<std::string, int> infeasible_reasons;  // reason → candidates
   // When nothing fits: the infeasible candidate nearest to fitting and its numbers.
   std::string closest_miss;
@@ -63,7 +63,7 @@ struct TuneResult {
   int64_t tokens_per_step = 0;      // mean over the sampled steps
   int max_group_size = 1;           // longest dependent group over all ChunkSizes searched
   SearchResult chunkflow;
-  SearchResult baseline;            // strategy kind baseline, micro_batching pack
+  SearchResult baseline;  // strategy kind baseline, micro_batching pack
   bool baseline_searched = false;
   int threads = 1;
 

@@ -36,7 +36,8 @@ void run_search(benchmark::State& state, const SpaceFlags& flags, bool exhaustiv
     benchmark::DoNotOptimize(result->best());
   }
   state.counters["configs/s"] = benchmark::Counter(double(candidates), benchmark::Counter::kIsRate);
-  state.counters["simulated/s"] = benchmark::Counter(double(simulated), benchmark::Counter::kIsRate);
+  state.counters["simulated/s"] =
+      benchmark::Counter(double(simulated), benchmark::Counter::kIsRate);
   state.counters["simulated"] = double(simulated) / double(state.iterations());
 }
 

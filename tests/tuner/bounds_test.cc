@@ -2,6 +2,8 @@
 // ChunkSizes, K values and both cost models, the step-time bound never exceeds the simulated
 // mean step time, the tokens/s bound is never below the simulated tokens/s, and the memory
 // bound never exceeds the simulated peak of its stage.
+#include "tuner/bounds.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -11,7 +13,6 @@
 #include "sim/plan_builder.h"
 #include "sim/simulator.h"
 #include "tests/tuner/tuner_test_util.h"
-#include "tuner/bounds.h"
 
 namespace cf {
 namespace {
@@ -21,13 +22,15 @@ StepChunks chunks_of(const Job& job) {
   for (int s = 0; s < job.training.steps; ++s) {
     const std::vector<int64_t> lengths = job_global_batch(job, s);
     if (job.strategy.kind == StrategyKind::kChunkFlow) {
-      out.steps.push_back(build_chunkflow_chunks(lengths, job.strategy.chunk_size, job.strategy.packer));
+      out.steps.push_back(
+          build_chunkflow_chunks(lengths, job.strategy.chunk_size, job.strategy.packer));
     } else {
       out.steps.push_back(*build_baseline_micro_batches(lengths, job.dataset.max_length,
                                                         job.strategy.micro_batching));
     }
     for (const Chunk& c : out.steps.back()) {
-      if (c.kind == ChunkKind::kDependent) out.max_group_size = std::max(out.max_group_size, c.group_size);
+      if (c.kind == ChunkKind::kDependent)
+        out.max_group_size = std::max(out.max_group_size, c.group_size);
     }
   }
   return out;
@@ -66,8 +69,8 @@ TEST_P(BoundsTest, NeverAboveTheSimulation) {
       StatusOr<SimResult> sim = simulate_job(job);
       if (!sim.ok()) continue;  // e.g. interleaved with too few chunks: nothing to bound
       const SimMetrics& m = sim->metrics;
-      SCOPED_TRACE(fmt::format("seed {} trial {} K {}: {} {}", seed, trial, ks[i],
-                               describe(layout), job.strategy.chunk_size));
+      SCOPED_TRACE(fmt::format("seed {} trial {} K {}: {} {}", seed, trial, ks[i], describe(layout),
+                               job.strategy.chunk_size));
       EXPECT_LE(bounds[i].step_time_s, m.step_time_s);
       EXPECT_GE(bounds[i].tokens_per_s, m.tokens_per_s);
       EXPECT_GT(bounds[i].step_time_s, 0.0);

@@ -1,9 +1,9 @@
 // The search space: the ChunkSize grid, layouts a cluster admits, the strict `tune:` reader
 // (unknown keys, impossible ranges and values that cannot work name file:line:col and the
 // key) and the flag overrides.
-#include <gtest/gtest.h>
-
 #include "tuner/search_space.h"
+
+#include <gtest/gtest.h>
 
 namespace cf {
 namespace {
@@ -13,7 +13,8 @@ Job job_with_tune(const std::string& tune) {
       "model: qwen2.5-7b\ncluster: {gpu: h100-sxm-80g, gpus: 32, gpus_per_node: 8}\n"
       "dataset: {distribution: lmsys-chat-1m, max_length: 262144, seed: 7}\n"
       "parallel: {tp: 4, pp: 4, dp: 2, sp: true, recompute: selective}\n"
-      "strategy: {kind: chunkflow, chunk_size: 8192, k: 4}\n" + tune,
+      "strategy: {kind: chunkflow, chunk_size: 8192, k: 4}\n" +
+          tune,
       "job.yaml");
   EXPECT_TRUE(job.ok()) << job.status().message();
   return *job;
@@ -78,12 +79,16 @@ TEST(SearchSpaceTest, BadSectionsNameLineAndKey) {
   // The tune: section starts on line 6 of the job.
   const std::vector<BadCase> cases = {
       {"tune:\n  chunk_size: 4096\n", "job.yaml:7:3: tune.chunk_size: unknown key"},
-      {"tune:\n  tp: [2, 3]\n", "job.yaml:7:11: tune.tp: tp 3 does not divide the 28 attention heads"},
+      {"tune:\n  tp: [2, 3]\n",
+       "job.yaml:7:11: tune.tp: tp 3 does not divide the 28 attention heads"},
       {"tune:\n  pp: 5\n", "job.yaml:7:7: tune.pp: pp 5 does not divide the 28 layers"},
-      {"tune:\n  chunk_sizes: [4096, 524288]\n", "job.yaml:7:23: tune.chunk_sizes: ChunkSize 524288 exceeds"},
-      {"tune:\n  chunk_size_min: 8192\n  chunk_size_max: 4096\n", "job.yaml:8:19: tune.chunk_size_max: 4096 is below"},
+      {"tune:\n  chunk_sizes: [4096, 524288]\n",
+       "job.yaml:7:23: tune.chunk_sizes: ChunkSize 524288 exceeds"},
+      {"tune:\n  chunk_size_min: 8192\n  chunk_size_max: 4096\n",
+       "job.yaml:8:19: tune.chunk_size_max: 4096 is below"},
       {"tune:\n  k: [1]\n  k_max: 4\n", "job.yaml:7:6: tune.k: give either k or k_max"},
-      {"tune:\n  recompute: [none, some]\n", "job.yaml:7:21: tune.recompute: unknown value \"some\""},
+      {"tune:\n  recompute: [none, some]\n",
+       "job.yaml:7:21: tune.recompute: unknown value \"some\""},
       {"tune:\n  memory_margin: 1.5\n", "job.yaml:7:18: tune.memory_margin"},
       {"tune:\n  tp: [1]\n  dp: [3]\n", "tune.dp: dp 3 does not divide the 32 GPUs"},
       {"tune:\n  tp: [1]\n  pp: [1]\n  dp: [2]\n", "job.yaml:7:3: tune: no layout"},
@@ -94,7 +99,8 @@ TEST(SearchSpaceTest, BadSectionsNameLineAndKey) {
         "model: qwen2.5-7b\ncluster: {gpu: h100-sxm-80g, gpus: 32, gpus_per_node: 8}\n"
         "dataset: {distribution: lmsys-chat-1m, max_length: 262144, seed: 7}\n"
         "parallel: {tp: 4, pp: 4, dp: 2, sp: true, recompute: selective}\n"
-        "strategy: {kind: chunkflow, chunk_size: 8192, k: 4}\n" + c.tune;
+        "strategy: {kind: chunkflow, chunk_size: 8192, k: 4}\n" +
+        c.tune;
     StatusOr<Job> job = parse_job(text, "job.yaml");
     ASSERT_TRUE(job.ok()) << job.status().message();
     StatusOr<SearchSpace> space = read_search_space(*job, {});
@@ -121,7 +127,8 @@ TEST(SearchSpaceTest, BadFlagsNameTheFlag) {
     StatusOr<SearchSpace> space = read_search_space(job, flags);
     ASSERT_FALSE(space.ok()) << expected;
     EXPECT_EQ(space.status().code(), StatusCode::kInvalidInput);
-    EXPECT_NE(space.status().message().find(expected), std::string::npos) << space.status().message();
+    EXPECT_NE(space.status().message().find(expected), std::string::npos)
+        << space.status().message();
   }
 }
 

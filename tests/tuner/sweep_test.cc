@@ -1,14 +1,13 @@
 // Sweeps: the strict sweep-file reader (errors with file:line:col and key), the points of a
 // small sweep, the smallest GPU count reaching a target, and the CSV.
-#include <gtest/gtest.h>
+#include "tuner/sweep.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-
-#include "tuner/sweep.h"
 
 namespace cf {
 namespace {
@@ -47,8 +46,10 @@ TEST_F(SweepTest, PointsTargetAndCsv) {
   TuneOptions options;
   options.threads = 2;
   int calls = 0;
-  StatusOr<SweepResult> result =
-      run_sweep(*spec, options, [&](int i, int n, const std::string&) { EXPECT_EQ(i, calls++); EXPECT_EQ(n, 6); });
+  StatusOr<SweepResult> result = run_sweep(*spec, options, [&](int i, int n, const std::string&) {
+    EXPECT_EQ(i, calls++);
+    EXPECT_EQ(n, 6);
+  });
   ASSERT_TRUE(result.ok()) << result.status().message();
   ASSERT_EQ(result->points.size(), 6u);
   EXPECT_EQ(calls, 6);
@@ -87,19 +88,23 @@ TEST_F(SweepTest, UnreachableTargetAndUnfillableGpuCount) {
   EXPECT_TRUE(result->points[1].best.has_value());
   ASSERT_EQ(result->target.size(), 1u);
   EXPECT_EQ(result->target[0].gpus, 0);
-  EXPECT_NE(sweep_table(*result).find("none of the GPU counts swept reaches it"), std::string::npos);
+  EXPECT_NE(sweep_table(*result).find("none of the GPU counts swept reaches it"),
+            std::string::npos);
 }
 
 TEST_F(SweepTest, BadFilesNameLineAndKey) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"job: base.yaml\nvary:\n  gpus: [8]\n  colour: [red]\n", ":4:3: vary.colour: unknown key"},
       {"job: base.yaml\nvary:\n  gpus: [8, -2]\n", ":3:13: vary.gpus: expected a positive integer"},
-      {"job: base.yaml\nvary:\n  gpu: [h100-sxm-80g, tpu9]\n", ":3:23: vary.gpu: unknown GPU \"tpu9\""},
-      {"job: base.yaml\nvary:\n  model: qwen2.5-7b\n", ":3:10: vary.model: expected a non-empty list"},
+      {"job: base.yaml\nvary:\n  gpu: [h100-sxm-80g, tpu9]\n",
+       ":3:23: vary.gpu: unknown GPU \"tpu9\""},
+      {"job: base.yaml\nvary:\n  model: qwen2.5-7b\n",
+       ":3:10: vary.model: expected a non-empty list"},
       {"job: missing.yaml\nvary:\n  gpus: [8]\n", ":1:6: job:"},
       {"job: base.yaml\n", ":1:1: vary: required key is missing"},
       {"job: base.yaml\nvary: {gpus: [4]}\ntune: {k_max: 0}\n", ":3:15: tune.k_max"},
-      {"job: base.yaml\nvary: {gpus: [4]}\ntarget_tokens_per_s: -5\n", ":3:22: target_tokens_per_s"},
+      {"job: base.yaml\nvary: {gpus: [4]}\ntarget_tokens_per_s: -5\n",
+       ":3:22: target_tokens_per_s"},
   };
   for (const auto& [text, expected] : cases) {
     const std::string path = write("bad.yaml", text);

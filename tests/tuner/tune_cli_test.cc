@@ -2,9 +2,9 @@
 // `simulate`, byte-identical output across thread counts, nothing-fits exit code 0 with the
 // verdict, bad input exit code 2 with file:line:col, and the embedded default job.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "tests/cli/run_command.h"
@@ -41,7 +41,8 @@ TEST(TuneCliTest, JsonOutRoundTripAndDeterminism) {
   EXPECT_EQ(ja["best"], jb["best"]);
   EXPECT_EQ(ja["ranked"], jb["ranked"]);
   EXPECT_EQ(read(out1), read(out2));
-  for (const char* key : {"chunk_size", "k", "step_time_s", "peak_memory_bytes", "tp", "pp", "dp"}) {
+  for (const char* key :
+       {"chunk_size", "k", "step_time_s", "peak_memory_bytes", "tp", "pp", "dp"}) {
     EXPECT_TRUE(ja["best"].contains(key)) << key;
   }
   for (const char* key : {"evaluated", "pruned", "infeasible"}) EXPECT_TRUE(ja.contains(key));
@@ -98,9 +99,10 @@ TEST(TuneCliTest, BadInputExitsTwo) {
 TEST(TuneCliTest, SweepWritesCsv) {
   TempDir dir;
   dir.write("ok.yaml", kJob);
-  const std::string sweep = dir.write(
-      "sweep.yaml", "job: ok.yaml\nvary:\n  gpus: [2, 4]\ntarget_tokens_per_s: 1\n"
-                    "tune: {tp: all, pp: all, chunk_sizes: [4096], k: [1, 2]}\n");
+  const std::string sweep =
+      dir.write("sweep.yaml",
+                "job: ok.yaml\nvary:\n  gpus: [2, 4]\ntarget_tokens_per_s: 1\n"
+                "tune: {tp: all, pp: all, chunk_sizes: [4096], k: [1, 2]}\n");
   const std::string csv = dir.path() + "/points.csv";
   auto r = run_chunkflow({"sweep", sweep, "--csv", csv});
   ASSERT_EQ(r.exit_code, 0) << r.err;

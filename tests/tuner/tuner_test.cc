@@ -2,12 +2,13 @@
 // no recommended configuration is over the memory budget; a search where nothing fits says
 // why; results do not depend on the thread count; K values beyond the longest group fold;
 // the winner's job YAML reproduces the predicted step time through `simulate`.
+#include "tuner/tuner.h"
+
 #include <gtest/gtest.h>
 
 #include "sim/simulator.h"
 #include "tests/tuner/tuner_test_util.h"
 #include "tuner/report.h"
-#include "tuner/tuner.h"
 
 namespace cf {
 namespace {
@@ -37,13 +38,15 @@ TEST(TunerTest, PrunedAndExhaustiveAgreeOnRandomJobs) {
     SCOPED_TRACE(fmt::format("seed {}", seed));
     EXPECT_EQ(exhaustive.chunkflow.evaluated, exhaustive.chunkflow.candidates);
     EXPECT_EQ(pruned.chunkflow.candidates, exhaustive.chunkflow.candidates);
-    EXPECT_EQ(pruned.chunkflow.evaluated + pruned.chunkflow.pruned_time + pruned.chunkflow.pruned_memory,
-              pruned.chunkflow.candidates);
+    EXPECT_EQ(
+        pruned.chunkflow.evaluated + pruned.chunkflow.pruned_time + pruned.chunkflow.pruned_memory,
+        pruned.chunkflow.candidates);
     ASSERT_EQ(pruned.chunkflow.ranked.empty(), exhaustive.chunkflow.ranked.empty());
     const size_t top = std::min<size_t>(exhaustive.chunkflow.ranked.size(), space.top);
     ASSERT_GE(pruned.chunkflow.ranked.size(), top);
     for (size_t i = 0; i < top; ++i) {
-      EXPECT_EQ(pruned.chunkflow.ranked[i].candidate.index, exhaustive.chunkflow.ranked[i].candidate.index)
+      EXPECT_EQ(pruned.chunkflow.ranked[i].candidate.index,
+                exhaustive.chunkflow.ranked[i].candidate.index)
           << "rank " << i + 1;
       EXPECT_EQ(pruned.chunkflow.ranked[i].metrics.step_time_s,
                 exhaustive.chunkflow.ranked[i].metrics.step_time_s);
@@ -51,7 +54,8 @@ TEST(TunerTest, PrunedAndExhaustiveAgreeOnRandomJobs) {
     // The baseline's best agrees too.
     ASSERT_EQ(pruned.best_baseline() == nullptr, exhaustive.best_baseline() == nullptr);
     if (pruned.best_baseline()) {
-      EXPECT_EQ(pruned.best_baseline()->candidate.index, exhaustive.best_baseline()->candidate.index);
+      EXPECT_EQ(pruned.best_baseline()->candidate.index,
+                exhaustive.best_baseline()->candidate.index);
     }
     pruned_somewhere += pruned.chunkflow.pruned_time + pruned.chunkflow.pruned_memory > 0;
     infeasible_somewhere += exhaustive.chunkflow.infeasible > 0;
@@ -105,8 +109,9 @@ TEST(TunerTest, NothingFitsIsAResultWithReasons) {
     EXPECT_GT(result.chunkflow.candidates, 0);
     EXPECT_FALSE(result.chunkflow.closest_miss.empty());
     if (!exhaustive) {
-      EXPECT_EQ(result.chunkflow.infeasible_reasons.at("model states alone exceed the memory budget"),
-                result.chunkflow.candidates);
+      EXPECT_EQ(
+          result.chunkflow.infeasible_reasons.at("model states alone exceed the memory budget"),
+          result.chunkflow.candidates);
     }
     const std::string text = tune_report_text(result);
     EXPECT_NE(text.find("VERDICT: nothing fits"), std::string::npos) << text;
@@ -165,13 +170,16 @@ TEST(TunerTest, ExplainsTheWinnerAgainstRunnerUpAndBaseline) {
   EXPECT_NE(lines[0].find("runner-up"), std::string::npos);
   EXPECT_NE(lines[1].find("baseline"), std::string::npos);
   const nlohmann::json json = tune_report_json(result);
-  for (const char* key : {"chunk_size", "k", "step_time_s", "peak_memory_bytes", "tp", "pp", "dp"}) {
+  for (const char* key :
+       {"chunk_size", "k", "step_time_s", "peak_memory_bytes", "tp", "pp", "dp"}) {
     EXPECT_TRUE(json["best"].contains(key)) << key;
   }
-  for (const char* key : {"evaluated", "pruned", "infeasible"}) EXPECT_TRUE(json.contains(key)) << key;
+  for (const char* key : {"evaluated", "pruned", "infeasible"})
+    EXPECT_TRUE(json.contains(key)) << key;
   if (result.best_baseline()) {
-    EXPECT_DOUBLE_EQ(json["baseline"]["speedup"].get<double>(),
-                     result.best_baseline()->metrics.step_time_s / result.best()->metrics.step_time_s);
+    EXPECT_DOUBLE_EQ(
+        json["baseline"]["speedup"].get<double>(),
+        result.best_baseline()->metrics.step_time_s / result.best()->metrics.step_time_s);
   }
 }
 
