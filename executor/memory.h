@@ -1,7 +1,8 @@
 // The executor's measuring allocator: every executor buffer is a Buffer<T> charged to one
 // MemoryTracker (one per pipeline stage) under a category, so live bytes, the stage's peak
 // and the breakdown at that peak are measured, not modelled. Not a pool: memory comes from
-// operator new; Eigen's internal GEMM scratch is not counted (it is not the executor's).
+// operator new. Not counted: Eigen's internal GEMM scratch, the transports' copies of messages
+// in flight, and each chunk's host vectors of token ids, targets and positions (12 B/token).
 #pragma once
 
 #include <array>
