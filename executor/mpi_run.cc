@@ -18,7 +18,6 @@ namespace cf {
 namespace {
 
 constexpr int kPeakFields = 3 + 2 * kMemoryCategories;
-constexpr int kCheckTag = 1 << 20;  // weights and gradients for the reference check
 
 std::vector<int64_t> pack_peak(const StageWorker& w, const MemoryTracker& t) {
   std::vector<int64_t> out = {w.stage(), w.dp_rank(), t.peak_total()};
@@ -45,14 +44,15 @@ int int_count(int64_t n) {
 }
 
 // Rank 0 runs the reference from every stage's weights and summed gradients (DP rank 0's).
+// `comm` is a duplicate of the world reserved for these messages (tags 0 and 1).
 std::optional<GradientCheck> gathered_check(const Job& job, StageWorker& worker, int rank,
-                                            const TokenBatch& batch) {
+                                            const TokenBatch& batch, MPI_Comm comm) {
   const int pp = job.parallel.pp;
   if (rank != 0) {
     if (worker.dp_rank() == 0) {
       StageParams& p = worker.params();
-      MPI_Send(p.weights(), int_count(p.count()), MPI_FLOAT, 0, kCheckTag, MPI_COMM_WORLD);
-      MPI_Send(p.gradients(), int_count(p.count()), MPI_FLOAT, 0, kCheckTag + 1, MPI_COMM_WORLD);
+      MPI_Send(p.weights(), int_count(p.count()), MPI_FLOAT, 0, 0, comm);
+      MPI_Send(p.gradients(), int_count(p.count()), MPI_FLOAT, 0, 1, comm);
     }
     return std::nullopt;
   }
@@ -63,10 +63,8 @@ std::optional<GradientCheck> gathered_check(const Job& job, StageWorker& worker,
     copies.push_back(
         std::make_unique<StageParams>(job.model, pp, job.parallel.vpp, s, &tracker));
     StageParams& p = *copies.back();
-    MPI_Recv(p.weights(), int_count(p.count()), MPI_FLOAT, s, kCheckTag, MPI_COMM_WORLD,
-             MPI_STATUS_IGNORE);
-    MPI_Recv(p.gradients(), int_count(p.count()), MPI_FLOAT, s, kCheckTag + 1, MPI_COMM_WORLD,
-             MPI_STATUS_IGNORE);
+    MPI_Recv(p.weights(), int_count(p.count()), MPI_FLOAT, s, 0, comm, MPI_STATUS_IGNORE);
+    MPI_Recv(p.gradients(), int_count(p.count()), MPI_FLOAT, s, 1, comm, MPI_STATUS_IGNORE);
     stages.push_back(&p);
   }
   return check_against_reference(job.model, stages, batch);
@@ -145,6 +143,12 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   StageWorker worker(job.model, pp, vpp, rank / pp, rank % pp);
   worker.params().initialise(options.seed, options.init_std);
   MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings);
+  MPI_Comm check_comm = MPI_COMM_NULL;
+  MPI_Comm_dup(MPI_COMM_WORLD, &check_comm);
+  struct FreeComm {
+    MPI_Comm* comm;
+    ~FreeComm() { MPI_Comm_free(comm); }
+  } free_check_comm{&check_comm};
 
   MpiRunResult result;
   result.root = rank == 0;
@@ -164,7 +168,7 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
     const StepClock::time_point t0 = StepClock::now();
     worker.run_step(plan, batch, &transport, t0, record);
     const StepClock::time_point t1 = StepClock::now();
-    if (options.check_reference) sr.check = gathered_check(job, worker, rank, batch);
+    if (options.check_reference) sr.check = gathered_check(job, worker, rank, batch, check_comm);
     const StepClock::time_point t2 = StepClock::now();
     worker.optimizer_step(options.adamw, step + 1, t2 - (t1 - t0), record);
     const StepClock::time_point t3 = StepClock::now();
