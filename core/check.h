@@ -22,8 +22,10 @@ class CheckFailure {
 };
 
 // Lets `CF_CHECK(x) << ...` be an expression of type void in both branches.
+// The rvalue overload serves a bare `CF_CHECK(x);` with nothing streamed after it.
 struct Voidify {
   void operator&(CheckFailure&) {}
+  void operator&(CheckFailure&&) {}
 };
 
 }  // namespace cf::internal

@@ -39,3 +39,16 @@ TEST(StatusOrDeathTest, ValueOfFailureAborts) {
 
 }  // namespace
 }  // namespace cf
+
+namespace cf {
+namespace {
+
+TEST(CheckDeathTest, BareCheckCompilesAndAbortsWithExpression) {
+  const int two = 2;
+  CF_CHECK(two == 2);
+  EXPECT_DEATH(CF_CHECK(two == 3), "CHECK failed: two == 3");
+  EXPECT_DEATH(CF_CHECK_EQ(two, 3) << "context", "\\(2 vs 3\\) context");
+}
+
+}  // namespace
+}  // namespace cf
