@@ -308,6 +308,11 @@ double objective_score(Objective objective, const SimMetrics& metrics) {
 }
 
 StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOptions& options) {
+  if (space.ks.empty() || space.packers.empty() || resolve_chunk_sizes(space, job).empty() ||
+      resolve_layouts(space, job).empty()) {
+    return Status::InvalidInput(fmt::format(
+        "{}: the search space has no K, packer, ChunkSize or layout for this job", job.origin));
+  }
   TuneResult result;
   result.job = job;
   result.space = space;
