@@ -2,6 +2,7 @@
 #include "sim/cost_model.h"
 
 #include "sim/cost_analytical.h"
+#include "sim/cost_calibrated.h"
 #include "sim/cost_unit.h"
 
 namespace cf {
@@ -13,8 +14,14 @@ StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
     case CostModelKind::kAnalytical:
       return std::unique_ptr<CostModel>(std::make_unique<AnalyticalCostModel>(
           job.model, job.cluster.gpu, job.cluster.gpus_per_node, job.parallel));
-    case CostModelKind::kCalibrated:
-      break;
+    case CostModelKind::kCalibrated: {
+      StatusOr<CalibrationTable> table = load_calibration(job.cost_model.table);
+      if (!table.ok()) return table.status();
+      StatusOr<std::unique_ptr<CalibratedCostModel>> model =
+          CalibratedCostModel::create(job, std::move(*table), job.cost_model.table);
+      if (!model.ok()) return model.status();
+      return std::unique_ptr<CostModel>(std::move(*model));
+    }
   }
   return Status::InvalidInput(job.origin + ": cost_model.kind: \"" +
                               to_string(job.cost_model.kind) +

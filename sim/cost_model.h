@@ -1,6 +1,6 @@
 // The cost-model interface (DESIGN.md §4.5): time of each thing the simulator replays, asked
 // per op. Implementations: unit (cost_unit.h), analytical (cost_analytical.h); a calibrated
-// model (tables measured on a machine, interpolated) fits behind the same queries.
+// model (cost_calibrated.h: tables measured on a machine, interpolated) behind the same queries.
 // Memory is not a cost here (memory_model.h).
 #pragma once
 
@@ -42,6 +42,9 @@ struct OpTime {
   int64_t total_ns = 0;
   int64_t recompute_ns = 0;  // forward work redone inside this op (selective / full policy)
   int64_t comm_ns = 0;       // tensor-parallel collectives inside this op (not overlapped)
+  // Table-based models: how far outside its measured grid the op's farthest lookup fell
+  // (1 inside; 2 = twice the largest, or half the smallest, size measured).
+  double extrapolation = 1;
 };
 
 // A pipeline transfer of `bytes` from one stage to another within DP rank `dp_rank`.

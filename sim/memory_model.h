@@ -47,9 +47,14 @@ struct ModelStateBytes {
 // embedding there when tied and pp > 1, as Megatron-LM does).
 int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp, int stage);
 
+// Whose bytes are counted: Megatron-LM's on GPUs (bf16 weights, the formulas above), or the
+// fp32 executor's measuring allocator (memory_calibrated.h), used with the calibrated model.
+enum class MemoryAccounting { kMegatron, kExecutor };
+
 class MemoryModel {
  public:
-  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op);
+  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op,
+              MemoryAccounting accounting = MemoryAccounting::kMegatron);
 
   ModelStateBytes model_states(int stage) const;
   // Activations of one chunk's pass over one model chunk (layers_per_op layers) on a stage,
@@ -68,6 +73,7 @@ class MemoryModel {
 
   const ModelConfig& model() const { return model_; }
   const ParallelConfig& parallel() const { return parallel_; }
+  MemoryAccounting accounting() const { return accounting_; }
 
  private:
   ModelConfig model_;
@@ -75,6 +81,7 @@ class MemoryModel {
   ActivationShape shape_;
   int64_t layers_per_op_;
   int64_t kv_heads_local_;  // ceil(g / tp): KV heads are replicated when tp > g
+  MemoryAccounting accounting_ = MemoryAccounting::kMegatron;
 };
 
 }  // namespace cf

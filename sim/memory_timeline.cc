@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "sim/memory_calibrated.h"
 
 namespace cf {
 
@@ -18,6 +19,25 @@ namespace cf {
 // A dependent chunk's K/V are counted in the store, not in its activations.
 OpMemory op_memory(const MemoryModel& memory, const Plan& plan, const Op& op, bool first,
                    bool last) {
+  if (memory.accounting() == MemoryAccounting::kExecutor) {
+    // The executor's exact buffers (memory_calibrated.h): a forward's kept bytes at its start
+    // and the rest of its peak as transient; a backward's peak as transient, its frees (and
+    // the dK/dV it leaves) at its end.
+    const ExecutorOpBytes b = executor_op_bytes(memory.model(), plan, op, first, last);
+    OpMemory m;
+    if (is_forward_pass(op.pass)) {
+      m.activations_at_start = b.activations_delta;
+      m.store_at_start = b.store_delta;
+      m.transient = b.peak_bytes - b.activations_delta - b.store_delta;
+    } else {
+      m.activations_at_end = b.activations_delta;
+      m.store_at_end = b.store_delta;
+      m.transient = b.peak_bytes;
+    }
+    CF_CHECK(m.transient >= 0 && m.activations_at_start >= 0 && m.store_at_start >= 0)
+        << "op " << op.id << ": a forward that frees, or a peak under what it keeps";
+    return m;
+  }
   const Chunk& chunk = plan.chunks[op.chunk];
   const bool dependent = chunk.kind == ChunkKind::kDependent;
   const int64_t tokens = chunk.tokens;

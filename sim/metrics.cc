@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/check.h"
 
@@ -74,6 +75,12 @@ SimMetrics average_steps(const std::vector<SimMetrics>& steps) {
       }
     }
   }
+  double extrapolated = 0;
+  for (const SimMetrics& s : steps) {
+    extrapolated += s.extrapolated_ops;
+    avg.worst_extrapolation = std::max(avg.worst_extrapolation, s.worst_extrapolation);
+  }
+  avg.extrapolated_ops = static_cast<int>(std::ceil(extrapolated / n));
   avg.feasible = true;
   avg.infeasible_reason.clear();
   for (const SimMetrics& s : steps) {
@@ -105,7 +112,7 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
                         {"state_store", b.state_store},
                         {"transient", b.transient}}}});
   }
-  return {{"strategy", m.strategy},
+  nlohmann::json out = {{"strategy", m.strategy},
           {"cost_model", m.cost_model},
           {"steps", m.steps},
           {"step_time_s", m.step_time_s},
@@ -125,6 +132,11 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
           {"feasible", m.feasible},
           {"infeasible_reason", m.infeasible_reason},
           {"stages", stages}};
+  if (m.cost_model == "calibrated") {
+    out["extrapolated_ops"] = m.extrapolated_ops;
+    out["worst_extrapolation"] = m.worst_extrapolation;
+  }
+  return out;
 }
 
 std::string metrics_table(const SimMetrics& m) {
@@ -143,6 +155,14 @@ std::string metrics_table(const SimMetrics& m) {
                                               format_bytes(m.memory_capacity_bytes),
                                               format_bytes(m.reserved_bytes))
                                 : "INFEASIBLE: " + m.infeasible_reason);
+  if (m.cost_model == "calibrated") {
+    out += fmt::format("calibration       {}\n",
+                       m.extrapolated_ops == 0
+                           ? std::string("every op inside the measured tables")
+                           : fmt::format("EXTRAPOLATED: {} ops priced outside the measured "
+                                         "tables, up to {:.3g}x beyond them",
+                                         m.extrapolated_ops, m.worst_extrapolation));
+  }
   out += fmt::format("\n{:>5} {:>11} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}\n",
                      "stage", "busy s", "bubble", "recompute s", "peak mem", "weights", "grads",
                      "optimizer", "activations", "store");

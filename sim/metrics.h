@@ -46,6 +46,10 @@ struct SimMetrics {
   int64_t memory_left_bytes = 0;          // left allocated after the step (0 when sound)
   bool feasible = true;
   std::string infeasible_reason;
+  // The calibrated cost model: ops priced outside the measured tables (per step, mean over
+  // steps) and the farthest factor outside (1: every op inside the tables).
+  int extrapolated_ops = 0;
+  double worst_extrapolation = 1;
   std::vector<StageMetrics> stages;
 };
 

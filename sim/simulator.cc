@@ -233,7 +233,10 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
   }
 
   // Memory: each (rank, stage) replayed over its own stream.
-  const MemoryModel memory(job.model, job.parallel, layers_per_op);
+  const MemoryModel memory(job.model, job.parallel, layers_per_op,
+                           job.cost_model.kind == CostModelKind::kCalibrated
+                               ? MemoryAccounting::kExecutor
+                               : MemoryAccounting::kMegatron);
   if (options.record_trace) out.trace.emplace();
   Trace* trace = out.trace ? &*out.trace : nullptr;
   std::vector<MemorySample>* samples =
@@ -298,6 +301,12 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
                                    : 0;
   m.recompute_share =
       busy_total_ns > 0 ? static_cast<double>(recompute_total_ns) / busy_total_ns : 0;
+  for (const OpTime& time : task_time) {
+    if (time.extrapolation > 1) {
+      ++m.extrapolated_ops;
+      m.worst_extrapolation = std::max(m.worst_extrapolation, time.extrapolation);
+    }
+  }
   m.memory_capacity_bytes = job.cluster.gpu.hbm_bytes;
   m.reserved_bytes = job.cluster.gpu.reserved_bytes;
   const StageMetrics* worst = &m.stages[0];
