@@ -1,0 +1,340 @@
+// The calibration measurements (profiler.h). Every sample times the executor's own call the
+// way stage.cc's op clock sees it: buffers the op allocates are inside the timed region,
+// inputs prepared before it (as received messages are) outside. Medians over repetitions.
+#include "executor/profiler.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "core/check.h"
+#include "executor/head.h"
+#include "executor/layer.h"
+#include "executor/params.h"
+#include "kernels/cpu/kernels.h"
+
+namespace cf {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+double median(std::vector<double> v) {
+  CF_CHECK(!v.empty());
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// setup() untimed, then body() timed; warm-up runs are discarded.
+template <typename Setup, typename Body>
+Sample measure(double x, const ProfileOptions& o, Setup setup, Body body) {
+  std::vector<double> wall, cpu;
+  for (int i = 0; i < o.warmup + o.repetitions; ++i) {
+    setup();
+    const double c0 = thread_cpu_ns();
+    const Clock::time_point w0 = Clock::now();
+    body();
+    const Clock::time_point w1 = Clock::now();
+    const double c1 = thread_cpu_ns();
+    if (i < o.warmup) continue;
+    wall.push_back(std::chrono::duration<double, std::nano>(w1 - w0).count());
+    cpu.push_back(c1 - c0);
+  }
+  return Sample{x, median(wall), median(cpu)};
+}
+
+void fill_random(float* data, int64_t n, std::mt19937_64& rng, float scale) {
+  std::uniform_real_distribution<float> u(-scale, scale);
+  for (int64_t i = 0; i < n; ++i) data[i] = u(rng);
+}
+
+// One standalone chunk of t tokens (a single segment): what a layer call reads.
+ChunkInputs standalone_inputs(int64_t t, int64_t vocab, uint64_t seed) {
+  Chunk chunk;
+  chunk.kind = ChunkKind::kStandalone;
+  chunk.segments = {Segment{0, 0, t}};
+  chunk.tokens = t;
+  return chunk_inputs(chunk, synthetic_tokens({t}, vocab, seed, 0));
+}
+
+// The tensors of one layer (the layer of a one-layer pipeline stage), its gradients, and the
+// embedding, final norm and LM head, seeded.
+struct ModelBench {
+  ModelConfig model;
+  LayerDims dims;
+  HeadDims head_dims;
+  ParamLayout layout;
+  int64_t layer;
+  MemoryTracker tracker;
+  FloatBuffer weights, grads, embedding, dembedding, final_norm, dfinal_norm, head, dhead;
+
+  ModelBench(const ModelConfig& m, uint64_t seed)
+      : model(m),
+        dims(layer_dims(m)),
+        head_dims{m.hidden, m.vocab, static_cast<float>(m.rms_norm_eps)},
+        layout(m, static_cast<int>(m.layers), 1, m.layers >= 3 ? 1 : 0),
+        layer(m.layers >= 3 ? 1 : 0) {
+    std::mt19937_64 rng(seed);
+    auto make = [&](FloatBuffer& b, int64_t n, MemoryCategory c, float scale) {
+      b = FloatBuffer(&tracker, c, n);
+      if (scale > 0) fill_random(b.data(), n, rng, scale);
+    };
+    make(weights, layout.total(), MemoryCategory::kWeights, 0.05f);
+    make(grads, layout.total(), MemoryCategory::kGradients, 0);
+    for (const ParamTensor& p : layout.tensors()) {
+      if (p.is_norm) std::fill(weights.data() + p.offset, weights.data() + p.offset + p.size, 1.0f);
+    }
+    make(embedding, m.vocab * m.hidden, MemoryCategory::kWeights, 0.05f);
+    make(dembedding, m.vocab * m.hidden, MemoryCategory::kGradients, 0);
+    make(final_norm, m.hidden, MemoryCategory::kWeights, 0);
+    std::fill(final_norm.data(), final_norm.data() + m.hidden, 1.0f);
+    make(dfinal_norm, m.hidden, MemoryCategory::kGradients, 0);
+    make(head, m.vocab * m.hidden, MemoryCategory::kWeights, 0.05f);
+    make(dhead, m.vocab * m.hidden, MemoryCategory::kGradients, 0);
+  }
+  LayerTensors w() { return layer_tensors(weights.data(), layout, layer); }
+  LayerTensors g() { return layer_tensors(grads.data(), layout, layer); }
+  LayerCall call(const ChunkInputs& in) {
+    return LayerCall{&dims, &in, nullptr, layer, &tracker};
+  }
+  FloatBuffer random(int64_t n, MemoryCategory c, uint64_t seed) {
+    FloatBuffer b(&tracker, c, n);
+    std::mt19937_64 rng(seed);
+    fill_random(b.data(), n, rng, 1.0f);
+    return b;
+  }
+};
+
+// One layer forward (the op's `out` buffer included) and one backward (dx, then the layer's
+// activations freed, as run_backward does), over a standalone chunk of t tokens.
+Sample layer_forward_sample(ModelBench& b, int64_t t, const ProfileOptions& o) {
+  const ChunkInputs in = standalone_inputs(t, b.model.vocab, o.seed);
+  FloatBuffer x = b.random(t * b.model.hidden, MemoryCategory::kActivations, o.seed + 1);
+  LayerActs acts;
+  FloatBuffer out;
+  return measure(
+      static_cast<double>(t), o, [&] { acts = LayerActs{}, out = FloatBuffer{}; },
+      [&] {
+        out = FloatBuffer(&b.tracker, MemoryCategory::kActivations, t * b.model.hidden);
+        acts.x = x.data();
+        layer_forward(out.data(), &acts, b.w(), b.call(in), MemoryCategory::kActivations, false);
+      });
+}
+
+Sample layer_backward_sample(ModelBench& b, int64_t t, const ProfileOptions& o) {
+  const ChunkInputs in = standalone_inputs(t, b.model.vocab, o.seed);
+  const int64_t th = t * b.model.hidden;
+  FloatBuffer x = b.random(th, MemoryCategory::kActivations, o.seed + 1);
+  FloatBuffer dout = b.random(th, MemoryCategory::kTransient, o.seed + 2);
+  FloatBuffer out(&b.tracker, MemoryCategory::kActivations, th);
+  LayerActs acts;
+  return measure(
+      static_cast<double>(t), o,
+      [&] {
+        acts = LayerActs{};
+        acts.x = x.data();
+        layer_forward(out.data(), &acts, b.w(), b.call(in), MemoryCategory::kActivations, false);
+      },
+      [&] {
+        FloatBuffer dx(&b.tracker, MemoryCategory::kTransient, th);
+        layer_backward(dx.data(), dout.data(), acts, b.w(), b.g(), b.call(in));
+        acts = LayerActs{};
+      });
+}
+
+Sample head_sample(ModelBench& b, int64_t t, bool backward, const ProfileOptions& o) {
+  const ChunkInputs in = standalone_inputs(t, b.model.vocab, o.seed);
+  const int64_t th = t * b.model.hidden;
+  FloatBuffer x = b.random(th, MemoryCategory::kActivations, o.seed + 3);
+  FloatBuffer dx(&b.tracker, MemoryCategory::kTransient, th);
+  HeadActs acts;
+  auto forward = [&] {
+    head_forward(&acts, b.final_norm.data(), b.head.data(), in, b.head_dims, 1.0f / t,
+                 MemoryCategory::kActivations, /*want_grad=*/true, &b.tracker);
+  };
+  auto fresh = [&] {
+    acts = HeadActs{};
+    acts.x = FloatBuffer(&b.tracker, MemoryCategory::kActivations, th);
+    std::copy(x.data(), x.data() + th, acts.x.data());
+  };
+  if (!backward) return measure(static_cast<double>(t), o, fresh, forward);
+  return measure(
+      static_cast<double>(t), o, [&] { fresh(), forward(); },
+      [&] {
+        head_backward(dx.data(), b.dfinal_norm.data(), b.dhead.data(), acts, b.final_norm.data(),
+                      b.head.data(), b.head_dims, t, &b.tracker);
+        acts = HeadActs{};
+      });
+}
+
+Sample embedding_sample(ModelBench& b, int64_t t, bool backward, const ProfileOptions& o) {
+  const ChunkInputs in = standalone_inputs(t, b.model.vocab, o.seed);
+  FloatBuffer buf = b.random(t * b.model.hidden, MemoryCategory::kActivations, o.seed + 4);
+  return measure(static_cast<double>(t), o, [] {}, [&] {
+    if (backward) {
+      embed_backward(b.dembedding.data(), buf.data(), in, b.head_dims);
+    } else {
+      embed_forward(buf.data(), b.embedding.data(), in, b.head_dims);
+    }
+  });
+}
+
+// The attention kernel alone over one segment of q queries after p prefix keys.
+Sample attention_sample(ModelBench& b, int64_t q, int64_t p, bool backward,
+                        const ProfileOptions& o) {
+  const LayerDims& d = b.dims;
+  const int64_t kv_rows = p + q;
+  FloatBuffer qb = b.random(q * d.q_width(), MemoryCategory::kTransient, o.seed + 5);
+  FloatBuffer kb = b.random(kv_rows * d.kv_width(), MemoryCategory::kTransient, o.seed + 6);
+  FloatBuffer vb = b.random(kv_rows * d.kv_width(), MemoryCategory::kTransient, o.seed + 7);
+  FloatBuffer out(&b.tracker, MemoryCategory::kTransient, q * d.q_width());
+  FloatBuffer lse(&b.tracker, MemoryCategory::kTransient, q * d.heads);
+  const AttentionSegment seg{0, q, 0, kv_rows};
+  const AttentionShape shape{q, kv_rows, d.heads, d.kv_heads, d.head_dim};
+  auto forward = [&] {
+    cpu::attention_forward(out.data(), lse.data(), qb.data(), kb.data(), vb.data(), &seg, 1, shape);
+  };
+  if (!backward) return measure(static_cast<double>(q), o, [] {}, forward);
+  forward();
+  FloatBuffer dout = b.random(q * d.q_width(), MemoryCategory::kTransient, o.seed + 8);
+  FloatBuffer dq(&b.tracker, MemoryCategory::kTransient, q * d.q_width());
+  FloatBuffer dk(&b.tracker, MemoryCategory::kTransient, kv_rows * d.kv_width());
+  FloatBuffer dv(&b.tracker, MemoryCategory::kTransient, kv_rows * d.kv_width());
+  return measure(static_cast<double>(q), o, [] {}, [&] {
+    cpu::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), qb.data(), kb.data(),
+                            vb.data(), out.data(), lse.data(), &seg, 1, shape);
+  });
+}
+
+Sample gemm_sample(ModelBench& b, const GemmProfile& shape, bool bias, int64_t t, bool backward,
+                   const ProfileOptions& o) {
+  const int64_t in_f = shape.in_features, out_f = shape.out_features;
+  FloatBuffer x = b.random(t * in_f, MemoryCategory::kTransient, o.seed + 9);
+  FloatBuffer w = b.random(out_f * in_f, MemoryCategory::kTransient, o.seed + 10);
+  FloatBuffer bv = b.random(out_f, MemoryCategory::kTransient, o.seed + 11);
+  FloatBuffer y = b.random(t * out_f, MemoryCategory::kTransient, o.seed + 12);
+  FloatBuffer dx(&b.tracker, MemoryCategory::kTransient, t * in_f);
+  FloatBuffer dw(&b.tracker, MemoryCategory::kTransient, out_f * in_f);
+  FloatBuffer db(&b.tracker, MemoryCategory::kTransient, out_f);
+  return measure(static_cast<double>(t), o, [] {}, [&] {
+    if (backward) {
+      cpu::linear_backward(dx.data(), dw.data(), bias ? db.data() : nullptr, y.data(), x.data(),
+                           w.data(), t, in_f, out_f);
+    } else {
+      cpu::linear_forward(y.data(), x.data(), w.data(), bias ? bv.data() : nullptr, t, in_f,
+                          out_f);
+    }
+  });
+}
+
+// The elementwise kernels of a layer and the executor's zero-filled buffer allocation.
+std::vector<NamedSeries> elementwise_profile(ModelBench& b, const ProfileOptions& o) {
+  const LayerDims& d = b.dims;
+  const char* names[] = {"rmsnorm_forward", "rmsnorm_backward", "rope_forward", "rope_backward",
+                         "swiglu_forward",  "swiglu_backward",  "residual_add", "buffer_alloc"};
+  std::vector<NamedSeries> out;
+  for (const char* name : names) out.push_back(NamedSeries{name, {}});
+  for (int64_t t : o.tokens) {
+    const ChunkInputs in = standalone_inputs(t, b.model.vocab, o.seed);
+    const int64_t th = t * d.hidden, tq = t * d.q_width(), tf = t * d.ffn;
+    FloatBuffer x = b.random(std::max({th, tq, tf}), MemoryCategory::kTransient, o.seed + 13);
+    FloatBuffer y = b.random(std::max({th, tq, tf}), MemoryCategory::kTransient, o.seed + 14);
+    FloatBuffer z = b.random(std::max({th, tq, tf}), MemoryCategory::kTransient, o.seed + 15);
+    FloatBuffer r = b.random(t, MemoryCategory::kTransient, o.seed + 16);
+    FloatBuffer wn = b.random(d.hidden, MemoryCategory::kTransient, o.seed + 17);
+    const double td = static_cast<double>(t);
+    const int32_t* pos = in.positions.data();
+    auto add = [&](int i, auto body) { out[i].series.push_back(measure(td, o, [] {}, body)); };
+    add(0, [&] { cpu::rmsnorm_forward(y.data(), r.data(), x.data(), wn.data(), t, d.hidden, d.eps); });
+    add(1, [&] {
+      cpu::rmsnorm_backward(z.data(), y.data(), x.data(), x.data(), wn.data(), r.data(), t, d.hidden);
+    });
+    add(2, [&] { cpu::rope_forward(y.data(), x.data(), pos, t, d.heads, d.head_dim, d.rope_theta); });
+    add(3, [&] { cpu::rope_backward(y.data(), x.data(), pos, t, d.heads, d.head_dim, d.rope_theta); });
+    add(4, [&] { cpu::swiglu_forward(z.data(), x.data(), y.data(), tf); });
+    add(5, [&] { cpu::swiglu_backward(z.data(), y.data(), x.data(), x.data(), y.data(), tf); });
+    add(6, [&] {
+      for (int64_t i = 0; i < th; ++i) y[i] += x[i];
+    });
+    add(7, [&] { FloatBuffer buf(&b.tracker, MemoryCategory::kTransient, th); });
+  }
+  return out;
+}
+
+}  // namespace
+
+ProfileOptions ProfileOptions::defaults(int64_t max_tokens) {
+  ProfileOptions o;
+  std::vector<int64_t> grid;
+  for (int64_t v = 1; v <= max_tokens; v *= 2) {
+    grid.push_back(v);
+    if (v >= 2 && v + v / 2 <= max_tokens) grid.push_back(v + v / 2);
+  }
+  std::sort(grid.begin(), grid.end());
+  o.tokens = grid;
+  o.attention_q = grid;
+  o.attention_prefix = {0, max_tokens / 4, max_tokens};
+  for (int64_t bytes = 256; bytes <= (int64_t{16} << 20); bytes *= 4) o.message_bytes.push_back(bytes);
+  for (int64_t n = 1024; n <= (int64_t{16} << 20); n *= 4) o.optimizer_params.push_back(n);
+  return o;
+}
+
+ModelProfile profile_model(const std::string& name, const ModelConfig& model,
+                           const ProfileOptions& o, const std::function<void(const std::string&)>& step) {
+  ModelBench b(model, o.seed);
+  ModelProfile p;
+  p.name = name;
+  p.model = model;
+  auto series = [&](const std::string& what, Series* out, auto sample) {
+    step(name + " " + what);
+    for (int64_t t : o.tokens) out->push_back(sample(t));
+  };
+  series("layer forward", &p.layer_forward, [&](int64_t t) { return layer_forward_sample(b, t, o); });
+  series("layer backward", &p.layer_backward,
+         [&](int64_t t) { return layer_backward_sample(b, t, o); });
+  series("embedding forward", &p.embedding_forward,
+         [&](int64_t t) { return embedding_sample(b, t, false, o); });
+  series("embedding backward", &p.embedding_backward,
+         [&](int64_t t) { return embedding_sample(b, t, true, o); });
+  series("head forward", &p.head_forward, [&](int64_t t) { return head_sample(b, t, false, o); });
+  series("head backward", &p.head_backward, [&](int64_t t) { return head_sample(b, t, true, o); });
+  for (int64_t q : o.attention_q) p.attention_q.push_back(static_cast<double>(q));
+  for (int64_t pre : o.attention_prefix) p.attention_prefix.push_back(static_cast<double>(pre));
+  for (const bool backward : {false, true}) {
+    step(name + (backward ? " attention backward" : " attention forward"));
+    auto& grid = backward ? p.attention_backward : p.attention_forward;
+    for (int64_t q : o.attention_q) {
+      grid.emplace_back();
+      for (int64_t pre : o.attention_prefix) {
+        grid.back().push_back(attention_sample(b, q, pre, backward, o));
+      }
+    }
+  }
+  const int64_t h = model.hidden, qw = model.heads * model.head_dim;
+  const int64_t kv = model.kv_heads * model.head_dim, f = model.ffn_hidden;
+  p.gemm = {{"wq", h, qw, {}, {}},   {"wk", h, kv, {}, {}},   {"wv", h, kv, {}, {}},
+            {"wo", qw, h, {}, {}},   {"w_gate", h, f, {}, {}}, {"w_up", h, f, {}, {}},
+            {"w_down", f, h, {}, {}}, {"lm_head", h, model.vocab, {}, {}}};
+  for (GemmProfile& g : p.gemm) {
+    const bool bias = model.qkv_bias && (g.name == "wq" || g.name == "wk" || g.name == "wv");
+    series("gemm " + g.name + " forward", &g.forward,
+           [&](int64_t t) { return gemm_sample(b, g, bias, t, false, o); });
+    series("gemm " + g.name + " backward", &g.backward,
+           [&](int64_t t) { return gemm_sample(b, g, bias, t, true, o); });
+  }
+  step(name + " elementwise");
+  p.elementwise = elementwise_profile(b, o);
+  return p;
+}
+
+int profile_model_steps() { return 6 + 2 + 2 * 8 + 1; }
+
+}  // namespace cf

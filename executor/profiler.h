@@ -1,0 +1,101 @@
+// The op-cost measurements behind `chunkflow calibrate --backend cpu`: the executor's own code
+// paths (layer_forward / layer_backward, the head and embedding, the CPU kernels, the
+// in-process transport, the AdamW step) timed on this machine over grids of sizes, with
+// warm-up, repetitions and medians of wall-clock and thread-CPU time. Not the table format
+// nor its interpolation (sim/calibration_table.h): the CLI turns this into a table.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+
+namespace cf {
+
+struct ProfileOptions {
+  int warmup = 2;
+  int repetitions = 7;
+  std::vector<int64_t> tokens;            // layer, head, embedding, GEMM, elementwise grids
+  std::vector<int64_t> attention_q;       // query tokens of one segment
+  std::vector<int64_t> attention_prefix;  // key prefix before it (the first must be 0)
+  std::vector<int64_t> message_bytes;     // transport grid
+  std::vector<int64_t> optimizer_params;  // AdamW grid
+  int max_threads = 4;                    // concurrency measured for 1..max_threads threads
+  int64_t concurrency_tokens = 128;       // the chunk each concurrent thread runs
+  uint64_t seed = 1;
+  // Called before each measurement series: what is measured, series done, series in all.
+  std::function<void(const std::string& what, int done, int total)> progress;
+
+  // The default grids (powers of two and their 1.5× midpoints up to `max_tokens`).
+  static ProfileOptions defaults(int64_t max_tokens);
+};
+
+// The median of the repetitions of one size.
+struct Sample {
+  double x = 0;
+  double wall_ns = 0;
+  double cpu_ns = 0;
+};
+using Series = std::vector<Sample>;
+
+struct GemmProfile {
+  std::string name;
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+  Series forward;   // linear_forward
+  Series backward;  // linear_backward: dx and dW (and db with a bias)
+};
+
+struct NamedSeries {
+  std::string name;
+  Series series;
+};
+
+struct ModelProfile {
+  std::string name;
+  ModelConfig model;
+  Series layer_forward;   // out buffer + layer_forward of a one-segment standalone chunk
+  Series layer_backward;  // dx buffer + layer_backward + freeing the layer's activations
+  Series embedding_forward, embedding_backward;
+  Series head_forward;    // final norm, logits, loss and dlogits
+  Series head_backward;   // LM head backward, final norm backward, freeing the head's tensors
+  std::vector<double> attention_q, attention_prefix;
+  std::vector<std::vector<Sample>> attention_forward;  // [q][prefix], x = q
+  std::vector<std::vector<Sample>> attention_backward;
+  std::vector<GemmProfile> gemm;
+  std::vector<NamedSeries> elementwise;
+};
+
+struct MachineProfile {
+  std::string cpu_model;
+  int cores = 1;
+  double load_average = 0;
+  std::vector<double> concurrency_slowdown;  // [k−1]: k threads at once over one thread
+  Series send;       // InProcessTransport::send of x bytes
+  Series p2p;        // one-way: send on one thread until recv returns on a waiting one
+  Series allreduce;  // InProcessTransport::allreduce_dp over 2 DP ranks, x bytes
+  Series optimizer;  // adamw_step and gradient zeroing over x parameters
+  std::vector<ModelProfile> models;
+};
+
+// One model's measurements; `step` is called before each series with what it measures
+// (profile_model_steps() calls in all).
+ModelProfile profile_model(const std::string& name, const ModelConfig& model,
+                           const ProfileOptions& options,
+                           const std::function<void(const std::string&)>& step);
+int profile_model_steps();
+
+// Measures everything for each (name, model). Runs on the calling thread (and helper threads
+// for the transport and concurrency series). Takes seconds to minutes: see the grids.
+MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>>& models,
+                           const ProfileOptions& options);
+
+// This machine: the CPU model (/proc/cpuinfo), the cores this process may use, the 1-minute
+// load average.
+std::string cpu_model_name();
+int usable_cores();
+double load_average_1min();
+
+}  // namespace cf

@@ -1,0 +1,271 @@
+// The machine-wide calibration measurements (profiler.h): the in-process transport (a send's
+// copy, one-way delivery to a waiting stage, the DP sum), the optimizer step, how much k busy
+// threads slow each other, and the machine's description. Then profile_cpu, which runs all.
+#include <sched.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "core/check.h"
+#include "executor/head.h"
+#include "executor/inproc_transport.h"
+#include "executor/layer.h"
+#include "executor/params.h"
+#include "executor/profiler.h"
+#include "kernels/cpu/adamw.h"
+
+namespace cf {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  CF_CHECK(!v.empty());
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double ns_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::nano>(b - a).count();
+}
+
+double thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+int runs(const ProfileOptions& o) { return o.warmup + o.repetitions; }
+
+// InProcessTransport::send from stage 0 to stage 1 (the copy into the mailbox); the message
+// is received, untimed, before the next one.
+Sample send_sample(int64_t bytes, const ProfileOptions& o) {
+  const int64_t n = bytes / 4;
+  InProcessFabric fabric(1, 2);
+  InProcessTransport from(&fabric, 0, 0), to(&fabric, 0, 1);
+  std::vector<float> data(static_cast<size_t>(n), 1.0f), got(static_cast<size_t>(n));
+  std::vector<double> wall, cpu;
+  for (int i = 0; i < runs(o); ++i) {
+    const MessageKey key{i, 0, false};
+    const double c0 = thread_cpu_ns();
+    const Clock::time_point w0 = Clock::now();
+    from.send(1, key, data.data(), n);
+    const Clock::time_point w1 = Clock::now();
+    const double c1 = thread_cpu_ns();
+    to.recv(0, key, got.data(), n);
+    if (i < o.warmup) continue;
+    wall.push_back(ns_between(w0, w1));
+    cpu.push_back(c1 - c0);
+  }
+  return Sample{static_cast<double>(bytes), median(wall), median(cpu)};
+}
+
+// One-way delivery: from the end of a send on one thread to the return of the recv another
+// thread was already blocked in (its wake-up and the copy out of the mailbox).
+Sample p2p_sample(int64_t bytes, const ProfileOptions& o) {
+  const int64_t n = bytes / 4;
+  InProcessFabric fabric(1, 2);
+  InProcessTransport from(&fabric, 0, 0), to(&fabric, 0, 1);
+  const int total = runs(o);
+  std::vector<Clock::time_point> sent(static_cast<size_t>(total)), got(static_cast<size_t>(total));
+  std::atomic<int> waiting{-1};
+  std::thread receiver([&] {
+    std::vector<float> buf(static_cast<size_t>(n));
+    for (int i = 0; i < total; ++i) {
+      waiting.store(i);
+      to.recv(0, MessageKey{i, 0, false}, buf.data(), n);
+      got[static_cast<size_t>(i)] = Clock::now();
+    }
+  });
+  std::vector<float> data(static_cast<size_t>(n), 1.0f);
+  for (int i = 0; i < total; ++i) {
+    while (waiting.load() < i) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // the receiver is blocked
+    from.send(1, MessageKey{i, 0, false}, data.data(), n);
+    sent[static_cast<size_t>(i)] = Clock::now();
+  }
+  receiver.join();
+  std::vector<double> wall;
+  for (int i = o.warmup; i < total; ++i) {
+    wall.push_back(std::max(0.0, ns_between(sent[static_cast<size_t>(i)], got[static_cast<size_t>(i)])));
+  }
+  return Sample{static_cast<double>(bytes), median(wall), 0};
+}
+
+// InProcessTransport::allreduce_dp over 2 DP ranks, both arriving together (a barrier first),
+// timed on rank 0.
+Sample allreduce_sample(int64_t bytes, const ProfileOptions& o) {
+  const int64_t n = bytes / 4;
+  InProcessFabric fabric(2, 1);
+  InProcessTransport r0(&fabric, 0, 0), r1(&fabric, 1, 0);
+  const int total = runs(o);
+  std::barrier sync(2);
+  std::thread other([&] {
+    std::vector<float> buf(static_cast<size_t>(n), 1.0f);
+    for (int i = 0; i < total; ++i) {
+      sync.arrive_and_wait();
+      r1.allreduce_dp(buf.data(), n);
+    }
+  });
+  std::vector<float> buf(static_cast<size_t>(n), 1.0f);
+  std::vector<double> wall, cpu;
+  for (int i = 0; i < total; ++i) {
+    sync.arrive_and_wait();
+    const double c0 = thread_cpu_ns();
+    const Clock::time_point w0 = Clock::now();
+    r0.allreduce_dp(buf.data(), n);
+    const Clock::time_point w1 = Clock::now();
+    const double c1 = thread_cpu_ns();
+    if (i < o.warmup) continue;
+    wall.push_back(ns_between(w0, w1));
+    cpu.push_back(c1 - c0);
+  }
+  other.join();
+  return Sample{static_cast<double>(bytes), median(wall), median(cpu)};
+}
+
+// StageWorker::optimizer_step: AdamW over the stage's flat buffers, then zeroed gradients.
+Sample optimizer_sample(int64_t params, const ProfileOptions& o) {
+  MemoryTracker tracker;
+  FloatBuffer w(&tracker, MemoryCategory::kWeights, params);
+  FloatBuffer g(&tracker, MemoryCategory::kGradients, params);
+  FloatBuffer m(&tracker, MemoryCategory::kOptimizer, params);
+  FloatBuffer v(&tracker, MemoryCategory::kOptimizer, params);
+  std::fill(g.data(), g.data() + params, 1e-3f);
+  const AdamWHyper hyper{1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
+  std::vector<double> wall, cpu;
+  for (int i = 0; i < runs(o); ++i) {
+    const double c0 = thread_cpu_ns();
+    const Clock::time_point w0 = Clock::now();
+    cpu::adamw_step(w.data(), m.data(), v.data(), g.data(), params, hyper, i + 1);
+    std::fill(g.data(), g.data() + params, 0.0f);
+    const Clock::time_point w1 = Clock::now();
+    const double c1 = thread_cpu_ns();
+    std::fill(g.data(), g.data() + params, 1e-3f);
+    if (i < o.warmup) continue;
+    wall.push_back(ns_between(w0, w1));
+    cpu.push_back(c1 - c0);
+  }
+  return Sample{static_cast<double>(params), median(wall), median(cpu)};
+}
+
+// k threads, each running one layer's forward and backward over its own chunk of
+// o.concurrency_tokens tokens, repeatedly; the median iteration time over all threads.
+double concurrent_iteration_ns(const ModelConfig& model, int k, const ProfileOptions& o) {
+  const int iterations = std::max(o.repetitions, 6) + o.warmup;
+  std::vector<std::vector<double>> times(static_cast<size_t>(k));
+  std::barrier start(k);
+  std::vector<std::thread> threads;
+  for (int j = 0; j < k; ++j) {
+    threads.emplace_back([&, j] {
+      const int64_t t = o.concurrency_tokens, th = t * model.hidden;
+      MemoryTracker tracker;
+      const LayerDims dims = layer_dims(model);
+      const ParamLayout layout(model, static_cast<int>(model.layers), 1, 0);
+      FloatBuffer weights(&tracker, MemoryCategory::kWeights, layout.total());
+      FloatBuffer grads(&tracker, MemoryCategory::kGradients, layout.total());
+      std::fill(weights.data(), weights.data() + layout.total(), 0.01f);
+      Chunk chunk;
+      chunk.segments = {Segment{0, 0, t}};
+      chunk.tokens = t;
+      const ChunkInputs in = chunk_inputs(chunk, synthetic_tokens({t}, model.vocab, o.seed, 0));
+      const LayerCall call{&dims, &in, nullptr, 0, &tracker};
+      FloatBuffer x(&tracker, MemoryCategory::kActivations, th);
+      FloatBuffer dout(&tracker, MemoryCategory::kTransient, th);
+      std::fill(x.data(), x.data() + th, 0.5f);
+      std::fill(dout.data(), dout.data() + th, 0.01f);
+      start.arrive_and_wait();
+      for (int i = 0; i < iterations; ++i) {
+        const Clock::time_point w0 = Clock::now();
+        LayerActs acts;
+        acts.x = x.data();
+        FloatBuffer out(&tracker, MemoryCategory::kActivations, th);
+        layer_forward(out.data(), &acts, layer_tensors(weights.data(), layout, 0), call,
+                      MemoryCategory::kActivations, false);
+        FloatBuffer dx(&tracker, MemoryCategory::kTransient, th);
+        layer_backward(dx.data(), dout.data(), acts, layer_tensors(weights.data(), layout, 0),
+                       layer_tensors(grads.data(), layout, 0), call);
+        if (i >= o.warmup) times[static_cast<size_t>(j)].push_back(ns_between(w0, Clock::now()));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<double> all;
+  for (const auto& v : times) all.insert(all.end(), v.begin(), v.end());
+  return median(all);
+}
+
+}  // namespace
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string name = line.substr(colon + 1);
+        name.erase(0, name.find_first_not_of(" \t"));
+        return name;
+      }
+    }
+  }
+  return "unknown";
+}
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+double load_average_1min() {
+  std::ifstream in("/proc/loadavg");
+  double load = 0;
+  in >> load;
+  return load;
+}
+
+MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>>& models,
+                           const ProfileOptions& o) {
+  CF_CHECK(!models.empty());
+  CF_CHECK(!o.attention_prefix.empty() && o.attention_prefix.front() == 0)
+      << "the attention prefix grid starts at 0";
+  MachineProfile p;
+  p.cpu_model = cpu_model_name();
+  p.cores = usable_cores();
+  p.load_average = load_average_1min();
+  const int total = 5 + static_cast<int>(models.size()) * profile_model_steps();
+  int done = 0;
+  auto step = [&](const std::string& what) {
+    if (o.progress) o.progress(what, done, total);
+    ++done;
+  };
+  step("transport send");
+  for (int64_t b : o.message_bytes) p.send.push_back(send_sample(b, o));
+  step("transport one-way delivery");
+  for (int64_t b : o.message_bytes) p.p2p.push_back(p2p_sample(b, o));
+  step("transport DP sum");
+  for (int64_t b : o.message_bytes) p.allreduce.push_back(allreduce_sample(b, o));
+  step("optimizer step");
+  for (int64_t n : o.optimizer_params) p.optimizer.push_back(optimizer_sample(n, o));
+  step("concurrency");
+  const double one = concurrent_iteration_ns(models.front().second, 1, o);
+  p.concurrency_slowdown.push_back(1.0);
+  for (int k = 2; k <= o.max_threads; ++k) {
+    p.concurrency_slowdown.push_back(
+        std::max(1.0, concurrent_iteration_ns(models.front().second, k, o) / one));
+  }
+  for (const auto& [name, model] : models) p.models.push_back(profile_model(name, model, o, step));
+  if (o.progress) o.progress("done", total, total);
+  return p;
+}
+
+}  // namespace cf
