@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "sim/job.h"
 
 namespace cf::cli {
 
@@ -20,11 +21,20 @@ void add_compare_command(CLI::App& app, RunFn* run);
 void add_tune_command(CLI::App& app, RunFn* run);
 void add_sweep_command(CLI::App& app, RunFn* run);
 void add_run_command(CLI::App& app, RunFn* run);
+void add_calibrate_command(CLI::App& app, RunFn* run);
 
 // Prints a failed status as "chunkflow: error: MESSAGE" on stderr and returns its exit code.
 int report(const Status& status);
 
 // Writes `text` to `path` atomically (temporary file, then rename): nothing half-written.
 Status write_file_atomic(const std::string& path, const std::string& text);
+
+// trace.json -> trace.job.yaml: where the resolved job is saved beside an output file.
+std::string resolved_job_path(const std::string& output_path);
+// Writes `text` to `output_path` and the job's resolved YAML beside it, both atomically.
+Status write_with_resolved_job(const std::string& output_path, const std::string& text,
+                               const Job& job);
+// "\ntrace written to PATH (resolved job: PATH.job.yaml)\n" for text reports.
+std::string written_note(const std::string& output_path);
 
 }  // namespace cf::cli

@@ -1,0 +1,227 @@
+// `chunkflow calibrate --backend cpu [--out FILE] [--model NAME ...]`: measures the executor's
+// op costs on this machine (executor/profiler.h) and writes the calibration table the
+// calibrated cost model reads (`cost_model: {kind: calibrated, table: FILE}`). Prints the
+// machine, the grids, and how much of a layer's time its kernels explain. Not the model.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "cli/command.h"
+#include "executor/profiler.h"
+#include "sim/calibration_table.h"
+
+#ifndef CHUNKFLOW_VERSION
+#define CHUNKFLOW_VERSION "unknown"
+#endif
+
+namespace cf::cli {
+namespace {
+
+struct CalibrateOptions {
+  std::string backend = "cpu";
+  std::string out = "calibration.json";
+  std::vector<std::string> models{"tiny"};
+  int64_t max_tokens = 1024;
+  int repetitions = 7;
+  int warmup = 2;
+  int threads = 4;
+  bool quick = false;
+  bool quiet = false;
+};
+
+Curve to_curve(const Series& series) {
+  Curve c;
+  for (const Sample& s : series) {
+    c.x.push_back(s.x);
+    c.ns.push_back(std::max(s.wall_ns, 1.0));  // a delivery faster than the clock reads 1 ns
+    c.cpu_ns.push_back(std::max(s.cpu_ns, 0.0));
+  }
+  return c;
+}
+
+AttentionGrid to_grid(const ModelProfile& p, const std::vector<std::vector<Sample>>& rows) {
+  AttentionGrid g{p.attention_q, p.attention_prefix, {}};
+  for (const auto& row : rows) {
+    g.ns.emplace_back();
+    for (const Sample& s : row) g.ns.back().push_back(std::max(s.wall_ns, 1.0));
+  }
+  return g;
+}
+
+std::string utc_date() {
+  const std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return buf;
+}
+
+CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
+  CalibrationTable t;
+  t.machine = MachineInfo{"cpu", p.cpu_model, p.cores, utc_date(), CHUNKFLOW_VERSION,
+                          p.load_average};
+  t.method = MeasurementMethod{o.warmup, o.repetitions, "median"};
+  t.concurrency_slowdown = p.concurrency_slowdown;
+  t.send = to_curve(p.send);
+  t.p2p = to_curve(p.p2p);
+  t.allreduce = to_curve(p.allreduce);
+  t.optimizer = to_curve(p.optimizer);
+  for (const ModelProfile& m : p.models) {
+    ModelCalibration c;
+    c.name = m.name;
+    c.shape = ModelShape::of(m.model);
+    c.layer_forward = to_curve(m.layer_forward);
+    c.layer_backward = to_curve(m.layer_backward);
+    c.embedding_forward = to_curve(m.embedding_forward);
+    c.embedding_backward = to_curve(m.embedding_backward);
+    c.head_forward = to_curve(m.head_forward);
+    c.head_backward = to_curve(m.head_backward);
+    c.attention_forward = to_grid(m, m.attention_forward);
+    c.attention_backward = to_grid(m, m.attention_backward);
+    for (const GemmProfile& g : m.gemm) {
+      c.gemm.push_back(GemmCurves{g.name, g.in_features, g.out_features, to_curve(g.forward),
+                                  to_curve(g.backward)});
+    }
+    for (const NamedSeries& e : m.elementwise) c.elementwise.push_back({e.name, to_curve(e.series)});
+    t.models.push_back(std::move(c));
+  }
+  return t;
+}
+
+// A layer forward against the kernels it calls (layer.cc): QKV, output and MLP GEMMs, one
+// attention, two RMSNorms, RoPE on Q and K, SwiGLU, two residual adds, and its zero-filled
+// buffers (t·(2 + 4h + 2Q + 2G + a + 3f) floats with the output, priced as that many (t, h)
+// buffers); what is left is the executor's own bookkeeping and cache misses.
+std::string kernel_breakdown(const ModelCalibration& c) {
+  auto at = [](const Curve& curve, double t) { return interpolate(curve, t).ns; };
+  auto named = [&](const std::string& name, double t) {
+    for (const NamedCurve& e : c.elementwise) {
+      if (e.name == name) return at(e.curve, t);
+    }
+    return 0.0;
+  };
+  const ModelShape& m = c.shape;
+  const double kv_share = static_cast<double>(m.kv_heads) / m.heads;
+  const double buffers = static_cast<double>(2 + 4 * m.hidden + 2 * m.heads * m.head_dim +
+                                             2 * m.kv_heads * m.head_dim + m.heads +
+                                             3 * m.ffn_hidden) /
+                         static_cast<double>(m.hidden);
+  std::string out = fmt::format("{:>7} {:>12} {:>12} {:>12} {:>12} {:>12}\n", "tokens",
+                                "layer fwd µs", "GEMMs µs", "attention µs", "elementwise µs",
+                                "unexplained");
+  for (const double t : c.layer_forward.x) {
+    if (t < 16) continue;
+    double gemm = 0;
+    for (const GemmCurves& g : c.gemm) {
+      if (g.name != "lm_head") gemm += at(g.forward, t);
+    }
+    const double attention = interpolate(c.attention_forward, t, 0).ns;
+    const double elementwise = 2 * named("rmsnorm_forward", t) +
+                               (1 + kv_share) * named("rope_forward", t) +
+                               named("swiglu_forward", t) + 2 * named("residual_add", t) +
+                               buffers * named("buffer_alloc", t);
+    const double layer = at(c.layer_forward, t);
+    out += fmt::format("{:>7} {:>12.1f} {:>12.1f} {:>12.1f} {:>12.1f} {:>11.1f}%\n", t,
+                       layer / 1e3, gemm / 1e3, attention / 1e3, elementwise / 1e3,
+                       100 * (layer - gemm - attention - elementwise) / layer);
+  }
+  return out;
+}
+
+int run_calibrate(const CalibrateOptions& options) {
+  if (options.backend != "cpu") {
+    return report(Status::InvalidInput(fmt::format(
+        "--backend {}: this build calibrates the cpu backend only", options.backend)));
+  }
+  std::vector<std::pair<std::string, ModelConfig>> models;
+  for (const std::string& name : options.models) {
+    StatusOr<ModelConfig> model = load_model(name);
+    if (!model.ok()) return report(model.status());
+    models.emplace_back(name, *model);
+  }
+  ProfileOptions o = ProfileOptions::defaults(options.quick ? 32 : options.max_tokens);
+  o.repetitions = options.quick ? 3 : options.repetitions;
+  o.warmup = options.quick ? 1 : options.warmup;
+  o.max_threads = options.quick ? 2 : options.threads;
+  if (options.quick) {
+    o.message_bytes = {1024, 65536};
+    o.optimizer_params = {1024, 65536};
+    o.concurrency_tokens = 16;
+  }
+  const bool show = !options.quiet && ::isatty(STDERR_FILENO);
+  if (show) {
+    o.progress = [](const std::string& what, int done, int total) {
+      std::fprintf(stderr, "\r\033[K[%3d%%] %s", 100 * done / total, what.c_str());
+      if (done == total) std::fputs("\r\033[K", stderr);
+    };
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const MachineProfile profile = profile_cpu(models, o);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const CalibrationTable table = to_table(profile, o);
+  if (Status s = write_file_atomic(options.out, calibration_to_json(table)); !s.ok()) {
+    return report(s);
+  }
+  if (options.quiet) return 0;
+  const MachineInfo& m = table.machine;
+  std::string text = fmt::format(
+      "chunkflow calibrate  backend cpu on {} ({} usable cores, load average {:.2f} at start)\n"
+      "method     {} warm-up + {} timed runs per point, median wall time (thread CPU time kept "
+      "beside it)\n"
+      "grids      tokens {}..{} ({} points), attention {} q × {} prefixes, {} message sizes, "
+      "{} optimizer sizes\n",
+      m.cpu_model, m.cores, m.load_average, o.warmup, o.repetitions, o.tokens.front(),
+      o.tokens.back(), o.tokens.size(), o.attention_q.size(), o.attention_prefix.size(),
+      o.message_bytes.size(), o.optimizer_params.size());
+  text += "concurrency";
+  for (size_t k = 0; k < table.concurrency_slowdown.size(); ++k) {
+    text += fmt::format("  {} thread{} ×{:.2f}", k + 1, k ? "s" : "", table.concurrency_slowdown[k]);
+  }
+  text += fmt::format("\ntransport  one-way delivery {:.1f} µs; send copy {:.1f} µs per MiB\n",
+                      table.p2p.ns.front() / 1e3,
+                      interpolate(table.send, 1 << 20).ns / 1e3);
+  for (const ModelCalibration& c : table.models) {
+    text += fmt::format("\nmodel {} ({}): layer forward against its kernels\n{}", c.name,
+                        to_string(c.shape), kernel_breakdown(c));
+  }
+  text += fmt::format("\nmeasured in {:.1f} s; table written to {}\n", seconds, options.out);
+  std::fputs(text.c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+void add_calibrate_command(CLI::App& app, RunFn* run) {
+  auto options = std::make_shared<CalibrateOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "calibrate", "Measure the executor's op costs on this machine into a calibration table");
+  cmd->add_option("-b,--backend", options->backend, "backend to measure")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("-o,--out", options->out, "calibration table to write (JSON)")
+      ->capture_default_str();
+  cmd->add_option("-m,--model", options->models,
+                  "model(s) whose layer shapes are measured (names under models/ or paths)")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens", options->max_tokens, "largest chunk of the token grids")
+      ->check(CLI::Range(int64_t{4}, int64_t{1} << 20))
+      ->capture_default_str();
+  cmd->add_option("-r,--repetitions", options->repetitions, "timed runs per point (median)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("-w,--warmup", options->warmup, "untimed runs before them")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  cmd->add_option("--threads", options->threads, "concurrency measured for 1..N busy threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_flag("--quick", options->quick,
+                "tiny grids and 3 repetitions (seconds; for tests, not for predictions)");
+  cmd->add_flag("-q,--quiet", options->quiet, "no progress and no summary");
+  cmd->callback([run, options] { *run = [options] { return run_calibrate(*options); }; });
+}
+
+}  // namespace cf::cli
