@@ -42,4 +42,21 @@ Status write_file_atomic(const std::string& path, const std::string& text) {
   return Status::Ok();
 }
 
+std::string resolved_job_path(const std::string& output_path) {
+  std::filesystem::path path(output_path);
+  path.replace_extension(".job.yaml");
+  return path.string();
+}
+
+Status write_with_resolved_job(const std::string& output_path, const std::string& text,
+                               const Job& job) {
+  CF_RETURN_IF_ERROR(write_file_atomic(output_path, text));
+  return write_file_atomic(resolved_job_path(output_path), resolved_yaml(job));
+}
+
+std::string written_note(const std::string& output_path) {
+  return fmt::format("\ntrace written to {} (resolved job: {})\n", output_path,
+                     resolved_job_path(output_path));
+}
+
 }  // namespace cf::cli

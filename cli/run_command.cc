@@ -34,13 +34,6 @@ struct RunOptions {
   float init_std = 0.02f;
 };
 
-// trace.json -> trace.job.yaml: the resolved job saved beside an output file.
-std::string resolved_job_path(const std::string& output_path) {
-  std::filesystem::path path(output_path);
-  path.replace_extension(".job.yaml");
-  return path.string();
-}
-
 std::string mib(int64_t bytes) { return fmt::format("{:.3f} MiB", bytes / 1048576.0); }
 
 nlohmann::json breakdown_json(const MemoryBytes& bytes) {
@@ -166,12 +159,9 @@ int run_run(const RunOptions& options) {
 
   const std::string transport = mpi ? "mpi" : "inproc";
   if (!options.trace_path.empty()) {
-    if (Status s = write_file_atomic(options.trace_path, trace_to_chrome_json(result->trace));
-        !s.ok()) {
-      return report(s);
-    }
-    const std::string job_copy = resolved_job_path(options.trace_path);
-    if (Status s = write_file_atomic(job_copy, resolved_yaml(*job)); !s.ok()) return report(s);
+    const Status s =
+        write_with_resolved_job(options.trace_path, trace_to_chrome_json(result->trace), *job);
+    if (!s.ok()) return report(s);
   }
   if (options.json) {
     std::fputs(report_json(*job, options, transport, *result).dump(2).c_str(), stdout);
@@ -181,10 +171,7 @@ int run_run(const RunOptions& options) {
     std::fputs("\n", stdout);
     std::fputs(report_text(*result, transport).c_str(), stdout);
     if (!options.trace_path.empty()) {
-      std::fputs(fmt::format("\ntrace written to {} (resolved job: {})\n", options.trace_path,
-                             resolved_job_path(options.trace_path))
-                     .c_str(),
-                 stdout);
+      std::fputs(written_note(options.trace_path).c_str(), stdout);
     }
   }
   return 0;

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <filesystem>
 
 #include "cli/command.h"
 #include "sim/simulator.h"
@@ -19,13 +18,6 @@ struct SimulateOptions {
   std::string trace_path;
   std::string strategy;  // "" keeps the job's
 };
-
-// trace.json -> trace.job.yaml: the resolved job saved beside an output file.
-std::string resolved_job_path(const std::string& output_path) {
-  std::filesystem::path path(output_path);
-  path.replace_extension(".job.yaml");
-  return path.string();
-}
 
 int run_simulate(const SimulateOptions& options) {
   StatusOr<Job> loaded = load_job(options.job_path);
@@ -46,12 +38,9 @@ int run_simulate(const SimulateOptions& options) {
   if (!result.ok()) return report(result.status());
 
   if (!options.trace_path.empty()) {
-    if (Status s = write_file_atomic(options.trace_path, trace_to_chrome_json(*result->trace));
-        !s.ok()) {
-      return report(s);
-    }
-    const std::string job_copy = resolved_job_path(options.trace_path);
-    if (Status s = write_file_atomic(job_copy, resolved_yaml(job)); !s.ok()) return report(s);
+    const Status s =
+        write_with_resolved_job(options.trace_path, trace_to_chrome_json(*result->trace), job);
+    if (!s.ok()) return report(s);
   }
   if (options.json) {
     nlohmann::json out = metrics_to_json(result->metrics);
@@ -64,10 +53,7 @@ int run_simulate(const SimulateOptions& options) {
     std::fputs("\n", stdout);
     std::fputs(metrics_table(result->metrics).c_str(), stdout);
     if (!options.trace_path.empty()) {
-      std::fputs(fmt::format("\ntrace written to {} (resolved job: {})\n", options.trace_path,
-                             resolved_job_path(options.trace_path))
-                     .c_str(),
-                 stdout);
+      std::fputs(written_note(options.trace_path).c_str(), stdout);
     }
   }
   return 0;
