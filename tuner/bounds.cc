@@ -35,7 +35,12 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
   const int last_virtual = pp * vpp - 1;
   const int64_t layers_per_op = job.model.layers / (static_cast<int64_t>(pp) * vpp);
   CF_CHECK(!chunks.steps.empty()) << "no sampled steps";
-  const MemoryModel memory(job.model, p, layers_per_op);
+  // The memory model the simulator replays with (simulator.cc): the fp32 executor's
+  // accounting under the calibrated cost model, Megatron-LM's otherwise.
+  const bool executor_accounting = job.cost_model.kind == CostModelKind::kCalibrated;
+  const MemoryModel memory(
+      job.model, p, layers_per_op,
+      executor_accounting ? MemoryAccounting::kExecutor : MemoryAccounting::kMegatron);
 
   // After a stage's last op: its DP reduction and optimizer step (simulator.cc: step time is
   // at least stage_end[s] + dp_reduce(s) + optimizer(s)).
@@ -83,6 +88,15 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
           t.forward = cost.op_time(q).total_ns;
           q.pass = Pass::kBackward;
           t.backward = cost.op_time(q).total_ns;
+          if (dependent) {
+            q.pass = Pass::kForwardKeepKV;
+            t.forward_kv = cost.op_time(q).total_ns;
+            q.pass = Pass::kRecompute;
+            t.recompute = cost.op_time(q).total_ns;
+          }
+          // The executor's accounting prices each op from the plan (memory_calibrated.h);
+          // there the bound keeps the model states alone, which the replay starts from.
+          if (executor_accounting) continue;
           // memory_timeline.cc: F allocates the activations (and a dependent chunk's K/V in
           // the store) and its transient at its start; F* allocates the stage input and K/V,
           // which stay until B, so R's start holds them plus the restored activations and
@@ -91,10 +105,6 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
           t.kept_bytes = act + memory.transient_bytes(Pass::kForward, chunk.tokens, last) +
                          (dependent ? memory.kv_bytes(chunk.tokens) : 0);
           if (dependent) {
-            q.pass = Pass::kForwardKeepKV;
-            t.forward_kv = cost.op_time(q).total_ns;
-            q.pass = Pass::kRecompute;
-            t.recompute = cost.op_time(q).total_ns;
             t.dropped_bytes = memory.stage_input_bytes(chunk.tokens) +
                               memory.kv_bytes(chunk.tokens) + act +
                               memory.transient_bytes(Pass::kRecompute, chunk.tokens, last);
