@@ -173,7 +173,15 @@ class Search {
     Outcome& o = outcomes_[index];
     Job& job = worker.job;
     apply_layout(c.layout, c.strategy, &job);
-    CF_ASSIGN_OR_RETURN(std::unique_ptr<CostModel> cost, make_cost_model(job));
+    StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
+    if (!cost.ok()) {
+      // A cost model that cannot price this layout (the calibrated model measures the
+      // executor, which runs no recompute policy) rules the candidate out, not the search.
+      o.kind = Outcome::kInfeasible;
+      o.reason = "no cost model: " + cost.status().message();
+      o.detail = label(c) + ": " + o.reason;
+      return Status::Ok();
+    }
     std::vector<SimMetrics> steps;
     const StepChunks& chunks = *chunks_[index];
     for (size_t step = 0; step < steps_.size(); ++step) {
@@ -190,7 +198,7 @@ class Search {
         o.detail = label(c) + ": " + o.reason;
         return Status::Ok();
       }
-      StatusOr<SimResult> result = worker.simulator.run(job, *plan, *cost);
+      StatusOr<SimResult> result = worker.simulator.run(job, *plan, **cost);
       if (!result.ok()) {
         return Status::Runtime(
             fmt::format("simulating {}: {}", label(c), result.status().message()));

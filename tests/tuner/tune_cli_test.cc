@@ -111,6 +111,36 @@ TEST(TuneCliTest, SweepWritesCsv) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3);
 }
 
+// The calibrated cost model (a quick table measured here): pruning still returns the
+// exhaustive search's ranking, and layouts that model cannot price are counted infeasible.
+TEST(TuneCliTest, CalibratedCostModelPrunesSafely) {
+  TempDir dir;
+  const std::string table = dir.path() + "/cal.json";
+  auto cal = run_chunkflow({"calibrate", "--backend", "cpu", "--quick", "--quiet", "--out", table});
+  ASSERT_EQ(cal.exit_code, 0) << cal.err;
+  const std::string job = dir.write(
+      "cal.yaml",
+      "model: tiny\ncluster: {gpu: h100-sxm-80g, gpus: 4}\n"
+      "dataset: {lengths: [900, 40, 333, 1500, 77, 610, 260], max_length: 2048}\n"
+      "parallel: {tp: 1, pp: 2, dp: 2}\nstrategy: {kind: chunkflow, chunk_size: 256, k: 1}\n"
+      "cost_model: {kind: calibrated, table: " +
+          table +
+          "}\n"
+          "tune: {chunk_size_min: 64, k_max: 5, tp: all, pp: all, recompute: all}\n");
+  auto pruned = run_chunkflow({"tune", job, "--json"});
+  auto exhaustive = run_chunkflow({"tune", job, "--json", "--exhaustive"});
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
+  ASSERT_EQ(exhaustive.exit_code, 0) << exhaustive.err;
+  const nlohmann::json a = nlohmann::json::parse(pruned.out),
+                       b = nlohmann::json::parse(exhaustive.out);
+  ASSERT_FALSE(a["best"].is_null());
+  EXPECT_EQ(a["best"], b["best"]);
+  EXPECT_EQ(a["ranked"], b["ranked"]);
+  EXPECT_EQ(a["best"]["recompute"], "none");
+  EXPECT_EQ(a["best"]["tp"], 1);
+  EXPECT_GT(a["infeasible"].get<int>(), 0);
+}
+
 TEST(TuneCliTest, DefaultJobIsEmbedded) {
   auto r = run_chunkflow({"tune", "--json", "--chunk-sizes", "8192,16384", "--k", "1,2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
