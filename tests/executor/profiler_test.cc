@@ -1,0 +1,91 @@
+// The calibration profiler on tiny grids: every series has one median per grid point, in
+// grid order, with positive wall time; the attention grid is q × prefix; the concurrency
+// slowdown starts at 1; progress reports every series in order. Not its timings' values
+// (this machine's), which docs/VALIDATION.md checks against real runs.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "executor/profiler.h"
+#include "models/model.h"
+
+namespace cf {
+namespace {
+
+void expect_series(const Series& series, const std::vector<int64_t>& grid, const std::string& what) {
+  ASSERT_EQ(series.size(), grid.size()) << what;
+  for (size_t i = 0; i < grid.size(); ++i) {
+    EXPECT_EQ(series[i].x, static_cast<double>(grid[i])) << what;
+    EXPECT_GT(series[i].wall_ns, 0) << what << " at " << grid[i];
+    EXPECT_GE(series[i].cpu_ns, 0) << what << " at " << grid[i];
+  }
+}
+
+TEST(Profiler, MeasuresEverySeriesOnItsGrid) {
+  StatusOr<ModelConfig> model = load_model("tiny");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  ProfileOptions o;
+  o.warmup = 0;
+  o.repetitions = 2;
+  o.tokens = {1, 3, 17};
+  o.attention_q = {1, 5};
+  o.attention_prefix = {0, 7, 33};
+  o.message_bytes = {64, 4100};
+  o.optimizer_params = {17, 1000};
+  o.max_threads = 2;
+  o.concurrency_tokens = 9;
+  std::vector<std::pair<std::string, int>> calls;
+  int total = 0;
+  o.progress = [&](const std::string& what, int done, int all) {
+    calls.emplace_back(what, done);
+    total = all;
+  };
+  const MachineProfile p = profile_cpu({{"tiny", *model}}, o);
+  EXPECT_GE(p.cores, 1);
+  EXPECT_FALSE(p.cpu_model.empty());
+  ASSERT_EQ(p.concurrency_slowdown.size(), 2u);
+  EXPECT_EQ(p.concurrency_slowdown[0], 1.0);
+  EXPECT_GE(p.concurrency_slowdown[1], 1.0);
+  expect_series(p.send, o.message_bytes, "send");
+  expect_series(p.p2p, o.message_bytes, "p2p");
+  expect_series(p.allreduce, o.message_bytes, "allreduce");
+  expect_series(p.optimizer, o.optimizer_params, "optimizer");
+  ASSERT_EQ(p.models.size(), 1u);
+  const ModelProfile& m = p.models[0];
+  for (const auto* s : {&m.layer_forward, &m.layer_backward, &m.embedding_forward,
+                        &m.embedding_backward, &m.head_forward, &m.head_backward}) {
+    expect_series(*s, o.tokens, "model curve");
+  }
+  ASSERT_EQ(m.gemm.size(), 8u);
+  EXPECT_EQ(m.gemm[0].name, "wq");
+  EXPECT_EQ(m.gemm[7].out_features, model->vocab);
+  for (const GemmProfile& g : m.gemm) {
+    expect_series(g.forward, o.tokens, g.name);
+    expect_series(g.backward, o.tokens, g.name);
+  }
+  ASSERT_EQ(m.elementwise.size(), 8u);
+  for (const NamedSeries& e : m.elementwise) expect_series(e.series, o.tokens, e.name);
+  ASSERT_EQ(m.attention_forward.size(), 2u);
+  for (const auto* grid : {&m.attention_forward, &m.attention_backward}) {
+    for (size_t i = 0; i < 2; ++i) {
+      ASSERT_EQ((*grid)[i].size(), 3u);
+      for (const Sample& s : (*grid)[i]) EXPECT_GT(s.wall_ns, 0);
+    }
+  }
+  // Progress: every series once, in order, then done == total.
+  ASSERT_EQ(static_cast<int>(calls.size()), total + 1);
+  for (int i = 0; i <= total; ++i) EXPECT_EQ(calls[static_cast<size_t>(i)].second, i);
+  EXPECT_EQ(total, 5 + profile_model_steps());
+}
+
+TEST(Profiler, DefaultGridsArePowersOfTwoAndMidpoints) {
+  const ProfileOptions o = ProfileOptions::defaults(64);
+  const std::vector<int64_t> expected = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
+  EXPECT_EQ(o.tokens, expected);
+  EXPECT_EQ(o.attention_q, expected);
+  EXPECT_EQ(o.attention_prefix, (std::vector<int64_t>{0, 16, 64}));
+}
+
+}  // namespace
+}  // namespace cf
