@@ -1,0 +1,230 @@
+// The validation matrix (docs/VALIDATION.md): for each configuration (dataset, strategy,
+// ChunkSize, K, pp, dp) of the tiny model on the CPU backend, simulate with the calibrated
+// cost model, run the executor, compare step time and peak memory (and write both traces),
+// then check that `tune` with the calibrated simulator picks a configuration whose measured
+// step time is within 5% of the best measured. Prints one table; exit 1 when a target is
+// missed, 2 on bad input. Not a unit test: it measures this machine.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "executor/executor.h"
+#include "sim/simulator.h"
+#include "traces/compare.h"
+#include "tuner/tuner.h"
+
+namespace cf {
+namespace {
+
+struct Config {
+  std::string dataset;
+  int64_t global_batch = 16;
+  bool baseline = false;
+  int64_t chunk_size = 0;
+  int k = 1;
+  int pp = 1;
+  int dp = 1;
+  std::string name() const {
+    const std::string strategy =
+        baseline ? "baseline" : fmt::format("C{}-K{}", chunk_size, k);
+    return fmt::format("{}-{}-pp{}dp{}", dataset, strategy, pp, dp);
+  }
+};
+
+struct Row {
+  Config config;
+  int64_t tokens = 0;
+  double predicted_s = 0;
+  double measured_s = 0;
+  double step_error = 0;  // (predicted − measured) / measured, mean step
+  int64_t predicted_peak = 0;
+  int64_t measured_peak = 0;
+  double memory_error = 0;  // worst stage by |·|
+  double trace_step_error = 0;  // step 0, from the trace comparison
+  int extrapolated_ops = 0;
+};
+
+constexpr int64_t kMaxLength = 512;
+constexpr int kSteps = 3;
+
+std::string job_yaml(const Config& c, const std::string& table) {
+  const std::string strategy =
+      c.baseline ? "{kind: baseline, micro_batching: pack}"
+                 : fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}}}", c.chunk_size, c.k);
+  return fmt::format(
+      "model: tiny\n"
+      "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"
+      "dataset: {{distribution: {}, max_length: {}, seed: 7}}\n"
+      "training: {{global_batch: {}, steps: {}}}\n"
+      "parallel: {{tp: 1, pp: {}, dp: {}}}\n"
+      "strategy: {}\n"
+      "cost_model: {{kind: calibrated, table: {}}}\n",
+      c.pp * c.dp, c.pp * c.dp, c.dataset, kMaxLength, c.global_batch, kSteps, c.pp, c.dp,
+      strategy, table);
+}
+
+// Two datasets (short-dominated, long-tailed), ChunkSize × K × layout, and the baseline.
+std::vector<Config> matrix() {
+  const std::vector<std::pair<std::string, int64_t>> datasets = {{"lmsys-chat-1m", 24},
+                                                                 {"chatqa2-long-sft", 6}};
+  std::vector<Config> out;
+  for (const auto& [dataset, batch] : datasets) {
+    for (const auto [pp, dp] : {std::pair{2, 1}, std::pair{1, 2}}) {
+      for (const int64_t chunk : {128, 256}) {
+        for (const int k : {1, 2}) out.push_back(Config{dataset, batch, false, chunk, k, pp, dp});
+      }
+      out.push_back(Config{dataset, batch, true, 0, 1, pp, dp});
+    }
+  }
+  return out;
+}
+
+StatusOr<Row> validate(const Config& c, const std::string& table, const std::string& out_dir) {
+  Row row{c};
+  CF_ASSIGN_OR_RETURN(Job job, parse_job(job_yaml(c, table), c.name() + ".yaml"));
+  SimOptions sim_options;
+  sim_options.record_trace = true;
+  sim_options.record_memory_timeline = true;
+  CF_ASSIGN_OR_RETURN(SimResult predicted, simulate_job(job, sim_options));
+  ExecutorOptions exec;
+  exec.seed = 1;
+  CF_ASSIGN_OR_RETURN(RunReport measured, run_in_process(job, exec));
+  row.tokens = predicted.metrics.tokens;
+  row.predicted_s = predicted.metrics.step_time_s;
+  row.measured_s = measured.step_time_s();
+  row.step_error = (row.predicted_s - row.measured_s) / row.measured_s;
+  row.extrapolated_ops = predicted.metrics.extrapolated_ops;
+  for (const StageMetrics& st : predicted.metrics.stages) {
+    const int64_t meas = measured.stages[static_cast<size_t>(st.stage)].peak_bytes;
+    const double error = static_cast<double>(st.peak_memory_bytes - meas) / meas;
+    if (std::abs(error) >= std::abs(row.memory_error)) {
+      row.memory_error = error;
+      row.predicted_peak = st.peak_memory_bytes;
+      row.measured_peak = meas;
+    }
+  }
+  CF_ASSIGN_OR_RETURN(CompareReport report, compare_traces(*predicted.trace, measured.trace));
+  row.trace_step_error = report.step.rel_error.value_or(0);
+  const std::string base = out_dir + "/" + c.name();
+  std::ofstream(base + ".yaml") << job_yaml(c, table);
+  std::ofstream(base + ".predicted.json") << trace_to_chrome_json(*predicted.trace);
+  std::ofstream(base + ".measured.json") << trace_to_chrome_json(measured.trace);
+  return row;
+}
+
+// The tuner over one dataset's ChunkFlow configurations of the matrix (exhaustive, the
+// calibrated simulator); returns the index of the row it picks.
+StatusOr<size_t> tuned_pick(const std::vector<Row>& rows, const std::string& dataset,
+                            const std::string& table) {
+  const Row* first = nullptr;
+  for (const Row& r : rows) {
+    if (r.config.dataset == dataset && !r.config.baseline) {
+      first = &r;
+      break;
+    }
+  }
+  CF_CHECK(first != nullptr);
+  CF_ASSIGN_OR_RETURN(Job job, parse_job(job_yaml(first->config, table), dataset + " tune"));
+  SpaceFlags flags;
+  flags.chunk_sizes = "128,256";
+  flags.k = "1,2";
+  flags.tp = "1";
+  flags.pp = "1,2";
+  flags.recompute = "none";
+  flags.packer = "balanced";
+  CF_ASSIGN_OR_RETURN(SearchSpace space, read_search_space(job, flags));
+  TuneOptions options;
+  options.exhaustive = true;
+  options.baseline = false;  // its layouts need recompute policies the CPU backend lacks
+  options.threads = 1;
+  CF_ASSIGN_OR_RETURN(TuneResult result, tune(job, space, options));
+  if (result.best() == nullptr) return Status::Runtime(dataset + ": the tuner found nothing");
+  const Candidate& best = result.best()->candidate;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Config& c = rows[i].config;
+    if (c.dataset == dataset && !c.baseline && c.chunk_size == best.strategy.chunk_size &&
+        c.k == best.strategy.k && c.pp == best.layout.pp && c.dp == best.layout.dp) {
+      return i;
+    }
+  }
+  return Status::Runtime(fmt::format("{}: the tuner picked a configuration outside the matrix",
+                                     dataset));
+}
+
+int run(const std::string& table, const std::string& out_dir) {
+  std::filesystem::create_directories(out_dir);
+  std::vector<Row> rows;
+  std::printf("%-42s %7s %9s %9s %8s %9s %8s %8s %5s\n", "configuration", "tokens", "pred s",
+              "meas s", "error", "step0 err", "peak MiB", "mem err", "extr");
+  for (const Config& c : matrix()) {
+    StatusOr<Row> row = validate(c, table, out_dir);
+    if (!row.ok()) {
+      std::fprintf(stderr, "validate: %s\n", row.status().message().c_str());
+      return row.status().exit_code();
+    }
+    const Row& r = *row;
+    std::printf("%-42s %7lld %9.4f %9.4f %+7.1f%% %+8.1f%% %8.3f %+7.3f%% %5d\n",
+                c.name().c_str(), static_cast<long long>(r.tokens), r.predicted_s, r.measured_s,
+                100 * r.step_error, 100 * r.trace_step_error, r.measured_peak / 1048576.0,
+                100 * r.memory_error, r.extrapolated_ops);
+    std::fflush(stdout);
+    rows.push_back(r);
+  }
+  double sum = 0, worst = 0, worst_memory = 0;
+  for (const Row& r : rows) {
+    sum += std::abs(r.step_error);
+    worst = std::max(worst, std::abs(r.step_error));
+    worst_memory = std::max(worst_memory, std::abs(r.memory_error));
+  }
+  const double mean = sum / static_cast<double>(rows.size());
+  bool ranking_ok = true;
+  std::string ranking;
+  for (const std::string dataset : {"lmsys-chat-1m", "chatqa2-long-sft"}) {
+    StatusOr<size_t> pick = tuned_pick(rows, dataset, table);
+    if (!pick.ok()) {
+      std::fprintf(stderr, "validate: %s\n", pick.status().message().c_str());
+      return pick.status().exit_code();
+    }
+    const Row* best = nullptr;
+    for (const Row& r : rows) {
+      if (r.config.dataset == dataset && !r.config.baseline &&
+          (best == nullptr || r.measured_s < best->measured_s)) {
+        best = &r;
+      }
+    }
+    const Row& picked = rows[*pick];
+    const double gap = (picked.measured_s - best->measured_s) / best->measured_s;
+    ranking_ok = ranking_ok && gap <= 0.05;
+    ranking += fmt::format("ranking    {}: tune picks {} (measured {:.4f} s); best measured {} "
+                           "({:.4f} s); gap {:+.1f}% (target ≤ 5%)\n",
+                           dataset, picked.config.name(), picked.measured_s, best->config.name(),
+                           best->measured_s, 100 * gap);
+  }
+  const bool time_ok = mean <= 0.10 && worst <= 0.20;
+  const bool memory_ok = worst_memory <= 0.02;
+  std::printf("\nstep time  mean |error| %.1f%% (target ≤ 10%%), worst %.1f%% (target ≤ 20%%)\n",
+              100 * mean, 100 * worst);
+  std::printf("memory     worst peak error %.3f%% (target ≤ 2%%)\n", 100 * worst_memory);
+  std::fputs(ranking.c_str(), stdout);
+  std::printf("verdict    %s\n", time_ok && memory_ok && ranking_ok ? "all targets met"
+                                                                    : "TARGET MISSED");
+  return time_ok && memory_ok && ranking_ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace cf
+
+int main(int argc, char** argv) {
+  CLI::App app{"Simulate, run and compare the validation matrix with a calibration table"};
+  std::string table, out_dir = "validation-out";
+  app.add_option("table", table, "calibration table from `chunkflow calibrate`")->required();
+  app.add_option("-o,--out", out_dir, "folder for each configuration's job and traces");
+  CLI11_PARSE(app, argc, argv);
+  return cf::run(table, out_dir);
+}
