@@ -40,6 +40,7 @@ Curve to_curve(const Series& series) {
     c.ns.push_back(std::max(s.wall_ns, 1.0));  // a delivery faster than the clock reads 1 ns
     c.cpu_ns.push_back(std::max(s.cpu_ns, 0.0));
   }
+  make_non_decreasing(&c);
   return c;
 }
 
@@ -49,6 +50,7 @@ AttentionGrid to_grid(const ModelProfile& p, const std::vector<std::vector<Sampl
     g.ns.emplace_back();
     for (const Sample& s : row) g.ns.back().push_back(std::max(s.wall_ns, 1.0));
   }
+  make_non_decreasing(&g);
   return g;
 }
 

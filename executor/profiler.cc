@@ -12,6 +12,8 @@
 #include "core/check.h"
 #include "executor/head.h"
 #include "executor/layer.h"
+#include "executor/stage.h"
+#include "sim/plan_builder.h"
 #include "executor/params.h"
 #include "kernels/cpu/kernels.h"
 
@@ -113,41 +115,61 @@ struct ModelBench {
   }
 };
 
-// One layer forward (the op's `out` buffer included) and one backward (dx, then the layer's
-// activations freed, as run_backward does), over a standalone chunk of t tokens.
-Sample layer_forward_sample(ModelBench& b, int64_t t, const ProfileOptions& o) {
-  const ChunkInputs in = standalone_inputs(t, b.model.vocab, o.seed);
-  FloatBuffer x = b.random(t * b.model.hidden, MemoryCategory::kActivations, o.seed + 1);
-  LayerActs acts;
-  FloatBuffer out;
-  return measure(
-      static_cast<double>(t), o, [&] { acts = LayerActs{}, out = FloatBuffer{}; },
-      [&] {
-        out = FloatBuffer(&b.tracker, MemoryCategory::kActivations, t * b.model.hidden);
-        acts.x = x.data();
-        layer_forward(out.data(), &acts, b.w(), b.call(in), MemoryCategory::kActivations, false);
-      });
+// The executor's own ops on one stage: a StageWorker (pp = dp = 1) runs `count` sequences
+// of t tokens after one warm-up, one per micro-batch (the baseline, per sequence), so its
+// stream is F B F B ...; each op is the embedding, every layer and the head. Appends the
+// timed ops' durations and returns the run's CPU share of its wall time.
+double in_situ_ops(const ModelBench& b, int64_t t, int count, uint64_t seed,
+                   std::vector<double>* forward, std::vector<double>* backward) {
+  PlanInputs inputs;
+  inputs.sequence_lengths.assign(static_cast<size_t>(count + 1), t);
+  inputs.strategy.kind = StrategyKind::kBaseline;
+  inputs.strategy.micro_batching = MicroBatching::kPerSequence;
+  inputs.layers = b.model.layers;
+  inputs.max_length = t;
+  StatusOr<Plan> plan = build_plan(inputs);
+  CF_CHECK(plan.ok()) << plan.status().message();
+  StageWorker worker(b.model, 1, 1, 0, 0);
+  worker.params().initialise(seed, 0.02f);
+  const TokenBatch batch = synthetic_tokens(inputs.sequence_lengths, b.model.vocab, seed, 0);
+  const double c0 = thread_cpu_ns();
+  const StepClock::time_point w0 = StepClock::now();
+  worker.run_step(*plan, batch, nullptr, w0, /*record=*/true);
+  const double cpu_share =
+      (thread_cpu_ns() - c0) /
+      std::chrono::duration<double, std::nano>(StepClock::now() - w0).count();
+  for (const TraceOp& op : worker.trace_ops()) {
+    if (op.kind != "compute" || op.chunk == 0) continue;  // chunk 0 warms up
+    (op.pass == "B" ? backward : forward)->push_back(static_cast<double>(op.duration_ns()));
+  }
+  return std::min(cpu_share, 1.0);
 }
 
-Sample layer_backward_sample(ModelBench& b, int64_t t, const ProfileOptions& o) {
-  const ChunkInputs in = standalone_inputs(t, b.model.vocab, o.seed);
-  const int64_t th = t * b.model.hidden;
-  FloatBuffer x = b.random(th, MemoryCategory::kActivations, o.seed + 1);
-  FloatBuffer dout = b.random(th, MemoryCategory::kTransient, o.seed + 2);
-  FloatBuffer out(&b.tracker, MemoryCategory::kActivations, th);
-  LayerActs acts;
-  return measure(
-      static_cast<double>(t), o,
-      [&] {
-        acts = LayerActs{};
-        acts.x = x.data();
-        layer_forward(out.data(), &acts, b.w(), b.call(in), MemoryCategory::kActivations, false);
-      },
-      [&] {
-        FloatBuffer dx(&b.tracker, MemoryCategory::kTransient, th);
-        layer_backward(dx.data(), dout.data(), acts, b.w(), b.g(), b.call(in));
-        acts = LayerActs{};
-      });
+// One layer of the executor's F and B ops over the token grid: in_situ_ops for every t,
+// round after round (so a change in the machine's load spreads over the whole grid rather
+// than bending one point), then per layer (median op − embedding − head) / layers.
+void in_situ_layers(const ModelBench& b, const ProfileOptions& o, ModelProfile* p) {
+  constexpr int kRounds = 3;
+  const size_t n = o.tokens.size();
+  const int per_round = std::max(2, (o.repetitions + kRounds - 1) / kRounds);
+  std::vector<std::vector<double>> forward(n), backward(n);
+  std::vector<double> cpu_share(n, 0);
+  for (int round = 0; round < kRounds; ++round) {
+    for (size_t i = 0; i < n; ++i) {
+      cpu_share[i] += in_situ_ops(b, o.tokens[i], per_round, o.seed + round, &forward[i],
+                                  &backward[i]) / kRounds;
+    }
+  }
+  const double layers = static_cast<double>(b.model.layers);
+  for (size_t i = 0; i < n; ++i) {
+    const double t = static_cast<double>(o.tokens[i]);
+    const double f = std::max((median(forward[i]) - p->embedding_forward[i].wall_ns -
+                               p->head_forward[i].wall_ns) / layers, 1.0);
+    const double g = std::max((median(backward[i]) - p->embedding_backward[i].wall_ns -
+                               p->head_backward[i].wall_ns) / layers, 1.0);
+    p->layer_forward.push_back(Sample{t, f, f * cpu_share[i]});
+    p->layer_backward.push_back(Sample{t, g, g * cpu_share[i]});
+  }
 }
 
 Sample head_sample(ModelBench& b, int64_t t, bool backward, const ProfileOptions& o) {
@@ -297,15 +319,14 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
     step(name + " " + what);
     for (int64_t t : o.tokens) out->push_back(sample(t));
   };
-  series("layer forward", &p.layer_forward, [&](int64_t t) { return layer_forward_sample(b, t, o); });
-  series("layer backward", &p.layer_backward,
-         [&](int64_t t) { return layer_backward_sample(b, t, o); });
   series("embedding forward", &p.embedding_forward,
          [&](int64_t t) { return embedding_sample(b, t, false, o); });
   series("embedding backward", &p.embedding_backward,
          [&](int64_t t) { return embedding_sample(b, t, true, o); });
   series("head forward", &p.head_forward, [&](int64_t t) { return head_sample(b, t, false, o); });
   series("head backward", &p.head_backward, [&](int64_t t) { return head_sample(b, t, true, o); });
+  step(name + " layers (executor ops)");
+  in_situ_layers(b, o, &p);
   for (int64_t q : o.attention_q) p.attention_q.push_back(static_cast<double>(q));
   for (int64_t pre : o.attention_prefix) p.attention_prefix.push_back(static_cast<double>(pre));
   for (const bool backward : {false, true}) {
@@ -335,6 +356,6 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
   return p;
 }
 
-int profile_model_steps() { return 6 + 2 + 2 * 8 + 1; }
+int profile_model_steps() { return 5 + 2 + 2 * 8 + 1; }
 
 }  // namespace cf

@@ -1,5 +1,5 @@
 // The op-cost measurements behind `chunkflow calibrate --backend cpu`: the executor's own code
-// paths (layer_forward / layer_backward, the head and embedding, the CPU kernels, the
+// paths (its F and B ops on one stage, the head and embedding, the CPU kernels, the
 // in-process transport, the AdamW step) timed on this machine over grids of sizes, with
 // warm-up, repetitions and medians of wall-clock and thread-CPU time. Not the table format
 // nor its interpolation (sim/calibration_table.h): the CLI turns this into a table.
@@ -56,8 +56,10 @@ struct NamedSeries {
 struct ModelProfile {
   std::string name;
   ModelConfig model;
-  Series layer_forward;   // out buffer + layer_forward of a one-segment standalone chunk
-  Series layer_backward;  // dx buffer + layer_backward + freeing the layer's activations
+  // One layer of the executor's own F and B ops (a one-stage StageWorker over one-sequence
+  // micro-batches of t tokens), the embedding and head measured beside them subtracted.
+  Series layer_forward;
+  Series layer_backward;
   Series embedding_forward, embedding_backward;
   Series head_forward;    // final norm, logits, loss and dlogits
   Series head_backward;   // LM head backward, final norm backward, freeing the head's tensors

@@ -257,13 +257,13 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   step("optimizer step");
   for (int64_t n : o.optimizer_params) p.optimizer.push_back(optimizer_sample(n, o));
   step("concurrency");
-  // One thread and k threads alternately, three rounds, the median ratio: a machine whose
+  // One thread and k threads alternately, five rounds, the median ratio: a machine whose
   // other load changes while it is measured moves both sides of each ratio alike.
   p.concurrency_slowdown.push_back(1.0);
   const ModelConfig& model = models.front().second;
   for (int k = 2; k <= o.max_threads; ++k) {
     std::vector<double> ratios;
-    for (int round = 0; round < 3; ++round) {
+    for (int round = 0; round < 5; ++round) {
       const double one = concurrent_iteration_ns(model, 1, o);
       ratios.push_back(concurrent_iteration_ns(model, k, o) / one);
     }

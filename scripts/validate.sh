@@ -34,7 +34,7 @@ if nice -n -10 true 2>/dev/null; then prio=(nice -n -10); fi
 echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores;" \
      "load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 "${prio[@]}" "$build/bin/chunkflow" calibrate --backend cpu --max-tokens 512 \
-  --out "$out/calibration.json"
+  --repetitions 11 --out "$out/calibration.json"
 echo
 cd "$root"
 "${prio[@]}" "$build/tests/validation/validate_matrix" "$out/calibration.json" --out "$out"

@@ -97,6 +97,13 @@ struct ModelCalibration {
   std::vector<NamedCurve> elementwise;
 };
 
+// Costs never decrease with size: the least-squares non-decreasing fit to measured medians
+// (pool-adjacent-violators), which `chunkflow calibrate` applies to each curve (ns and cpu_ns)
+// and to the attention grid along q and along the prefix before writing the table.
+std::vector<double> non_decreasing(const std::vector<double>& values);
+void make_non_decreasing(Curve* curve);
+void make_non_decreasing(AttentionGrid* grid);
+
 struct MachineInfo {
   std::string backend;  // "cpu"
   std::string cpu_model;
