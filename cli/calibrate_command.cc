@@ -63,8 +63,8 @@ std::string utc_date() {
 
 CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
   CalibrationTable t;
-  t.machine = MachineInfo{"cpu", p.cpu_model, p.cores, utc_date(), CHUNKFLOW_VERSION,
-                          p.load_average};
+  t.machine =
+      MachineInfo{"cpu", p.cpu_model, p.cores, utc_date(), CHUNKFLOW_VERSION, p.load_average};
   t.method = MeasurementMethod{o.warmup, o.repetitions, "median"};
   t.concurrency_slowdown = p.concurrency_slowdown;
   t.send = to_curve(p.send);
@@ -87,7 +87,8 @@ CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
       c.gemm.push_back(GemmCurves{g.name, g.in_features, g.out_features, to_curve(g.forward),
                                   to_curve(g.backward)});
     }
-    for (const NamedSeries& e : m.elementwise) c.elementwise.push_back({e.name, to_curve(e.series)});
+    for (const NamedSeries& e : m.elementwise)
+      c.elementwise.push_back({e.name, to_curve(e.series)});
     t.models.push_back(std::move(c));
   }
   return t;
@@ -107,13 +108,13 @@ std::string kernel_breakdown(const ModelCalibration& c) {
   };
   const ModelShape& m = c.shape;
   const double kv_share = static_cast<double>(m.kv_heads) / m.heads;
-  const double buffers = static_cast<double>(2 + 4 * m.hidden + 2 * m.heads * m.head_dim +
-                                             2 * m.kv_heads * m.head_dim + m.heads +
-                                             3 * m.ffn_hidden) /
-                         static_cast<double>(m.hidden);
-  std::string out = fmt::format("{:>7} {:>12} {:>12} {:>12} {:>12} {:>12}\n", "tokens",
-                                "layer fwd µs", "GEMMs µs", "attention µs", "elementwise µs",
-                                "unexplained");
+  const double buffers =
+      static_cast<double>(2 + 4 * m.hidden + 2 * m.heads * m.head_dim +
+                          2 * m.kv_heads * m.head_dim + m.heads + 3 * m.ffn_hidden) /
+      static_cast<double>(m.hidden);
+  std::string out =
+      fmt::format("{:>7} {:>12} {:>12} {:>12} {:>12} {:>12}\n", "tokens", "layer fwd µs",
+                  "GEMMs µs", "attention µs", "elementwise µs", "unexplained");
   for (const double t : c.layer_forward.x) {
     if (t < 16) continue;
     double gemm = 0;
@@ -126,8 +127,8 @@ std::string kernel_breakdown(const ModelCalibration& c) {
                                named("swiglu_forward", t) + 2 * named("residual_add", t) +
                                buffers * named("buffer_alloc", t);
     const double layer = at(c.layer_forward, t);
-    out += fmt::format("{:>7} {:>12.1f} {:>12.1f} {:>12.1f} {:>12.1f} {:>11.1f}%\n", t,
-                       layer / 1e3, gemm / 1e3, attention / 1e3, elementwise / 1e3,
+    out += fmt::format("{:>7} {:>12.1f} {:>12.1f} {:>12.1f} {:>12.1f} {:>11.1f}%\n", t, layer / 1e3,
+                       gemm / 1e3, attention / 1e3, elementwise / 1e3,
                        100 * (layer - gemm - attention - elementwise) / layer);
   }
   return out;
@@ -135,8 +136,8 @@ std::string kernel_breakdown(const ModelCalibration& c) {
 
 int run_calibrate(const CalibrateOptions& options) {
   if (options.backend != "cpu") {
-    return report(Status::InvalidInput(fmt::format(
-        "--backend {}: this build calibrates the cpu backend only", options.backend)));
+    return report(Status::InvalidInput(
+        fmt::format("--backend {}: this build calibrates the cpu backend only", options.backend)));
   }
   std::vector<std::pair<std::string, ModelConfig>> models;
   for (const std::string& name : options.models) {
@@ -181,11 +182,11 @@ int run_calibrate(const CalibrateOptions& options) {
       o.message_bytes.size(), o.optimizer_params.size());
   text += "concurrency";
   for (size_t k = 0; k < table.concurrency_slowdown.size(); ++k) {
-    text += fmt::format("  {} thread{} ×{:.2f}", k + 1, k ? "s" : "", table.concurrency_slowdown[k]);
+    text +=
+        fmt::format("  {} thread{} ×{:.2f}", k + 1, k ? "s" : "", table.concurrency_slowdown[k]);
   }
   text += fmt::format("\ntransport  one-way delivery {:.1f} µs; send copy {:.1f} µs per MiB\n",
-                      table.p2p.ns.front() / 1e3,
-                      interpolate(table.send, 1 << 20).ns / 1e3);
+                      table.p2p.ns.front() / 1e3, interpolate(table.send, 1 << 20).ns / 1e3);
   for (const ModelCalibration& c : table.models) {
     text += fmt::format("\nmodel {} ({}): layer forward against its kernels\n{}", c.name,
                         to_string(c.shape), kernel_breakdown(c));

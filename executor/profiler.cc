@@ -12,10 +12,10 @@
 #include "core/check.h"
 #include "executor/head.h"
 #include "executor/layer.h"
-#include "executor/stage.h"
-#include "sim/plan_builder.h"
 #include "executor/params.h"
+#include "executor/stage.h"
 #include "kernels/cpu/kernels.h"
+#include "sim/plan_builder.h"
 
 namespace cf {
 namespace {
@@ -104,9 +104,7 @@ struct ModelBench {
   }
   LayerTensors w() { return layer_tensors(weights.data(), layout, layer); }
   LayerTensors g() { return layer_tensors(grads.data(), layout, layer); }
-  LayerCall call(const ChunkInputs& in) {
-    return LayerCall{&dims, &in, nullptr, layer, &tracker};
-  }
+  LayerCall call(const ChunkInputs& in) { return LayerCall{&dims, &in, nullptr, layer, &tracker}; }
   FloatBuffer random(int64_t n, MemoryCategory c, uint64_t seed) {
     FloatBuffer b(&tracker, c, n);
     std::mt19937_64 rng(seed);
@@ -115,29 +113,27 @@ struct ModelBench {
   }
 };
 
-// The executor's own ops on one stage: a StageWorker (pp = dp = 1) runs `count` sequences
-// of t tokens after one warm-up, one per micro-batch (the baseline, per sequence), so its
-// stream is F B F B ...; each op is the embedding, every layer and the head. Appends the
-// timed ops' durations and returns the run's CPU share of its wall time.
-double in_situ_ops(const ModelBench& b, int64_t t, int count, uint64_t seed,
-                   std::vector<double>* forward, std::vector<double>* backward) {
+}  // namespace
+
+// The executor's own ops on one stage (profiler.h).
+double executor_op_times(const ModelConfig& model, int64_t t, int count, uint64_t seed,
+                         std::vector<double>* forward, std::vector<double>* backward) {
   PlanInputs inputs;
   inputs.sequence_lengths.assign(static_cast<size_t>(count + 1), t);
   inputs.strategy.kind = StrategyKind::kBaseline;
   inputs.strategy.micro_batching = MicroBatching::kPerSequence;
-  inputs.layers = b.model.layers;
+  inputs.layers = model.layers;
   inputs.max_length = t;
   StatusOr<Plan> plan = build_plan(inputs);
   CF_CHECK(plan.ok()) << plan.status().message();
-  StageWorker worker(b.model, 1, 1, 0, 0);
+  StageWorker worker(model, 1, 1, 0, 0);
   worker.params().initialise(seed, 0.02f);
-  const TokenBatch batch = synthetic_tokens(inputs.sequence_lengths, b.model.vocab, seed, 0);
+  const TokenBatch batch = synthetic_tokens(inputs.sequence_lengths, model.vocab, seed, 0);
   const double c0 = thread_cpu_ns();
   const StepClock::time_point w0 = StepClock::now();
   worker.run_step(*plan, batch, nullptr, w0, /*record=*/true);
-  const double cpu_share =
-      (thread_cpu_ns() - c0) /
-      std::chrono::duration<double, std::nano>(StepClock::now() - w0).count();
+  const double cpu_share = (thread_cpu_ns() - c0) /
+                           std::chrono::duration<double, std::nano>(StepClock::now() - w0).count();
   for (const TraceOp& op : worker.trace_ops()) {
     if (op.kind != "compute" || op.chunk == 0) continue;  // chunk 0 warms up
     (op.pass == "B" ? backward : forward)->push_back(static_cast<double>(op.duration_ns()));
@@ -145,7 +141,9 @@ double in_situ_ops(const ModelBench& b, int64_t t, int count, uint64_t seed,
   return std::min(cpu_share, 1.0);
 }
 
-// One layer of the executor's F and B ops over the token grid: in_situ_ops for every t,
+namespace {
+
+// One layer of the executor's F and B ops over the token grid: executor_op_times for every t,
 // round after round (so a change in the machine's load spreads over the whole grid rather
 // than bending one point), then per layer (median op − embedding − head) / layers.
 void in_situ_layers(const ModelBench& b, const ProfileOptions& o, ModelProfile* p) {
@@ -156,17 +154,22 @@ void in_situ_layers(const ModelBench& b, const ProfileOptions& o, ModelProfile* 
   std::vector<double> cpu_share(n, 0);
   for (int round = 0; round < kRounds; ++round) {
     for (size_t i = 0; i < n; ++i) {
-      cpu_share[i] += in_situ_ops(b, o.tokens[i], per_round, o.seed + round, &forward[i],
-                                  &backward[i]) / kRounds;
+      cpu_share[i] += executor_op_times(b.model, o.tokens[i], per_round, o.seed + round,
+                                        &forward[i], &backward[i]) /
+                      kRounds;
     }
   }
   const double layers = static_cast<double>(b.model.layers);
   for (size_t i = 0; i < n; ++i) {
     const double t = static_cast<double>(o.tokens[i]);
-    const double f = std::max((median(forward[i]) - p->embedding_forward[i].wall_ns -
-                               p->head_forward[i].wall_ns) / layers, 1.0);
-    const double g = std::max((median(backward[i]) - p->embedding_backward[i].wall_ns -
-                               p->head_backward[i].wall_ns) / layers, 1.0);
+    const double f = std::max(
+        (median(forward[i]) - p->embedding_forward[i].wall_ns - p->head_forward[i].wall_ns) /
+            layers,
+        1.0);
+    const double g = std::max(
+        (median(backward[i]) - p->embedding_backward[i].wall_ns - p->head_backward[i].wall_ns) /
+            layers,
+        1.0);
     p->layer_forward.push_back(Sample{t, f, f * cpu_share[i]});
     p->layer_backward.push_back(Sample{t, g, g * cpu_share[i]});
   }
@@ -200,13 +203,15 @@ Sample head_sample(ModelBench& b, int64_t t, bool backward, const ProfileOptions
 Sample embedding_sample(ModelBench& b, int64_t t, bool backward, const ProfileOptions& o) {
   const ChunkInputs in = standalone_inputs(t, b.model.vocab, o.seed);
   FloatBuffer buf = b.random(t * b.model.hidden, MemoryCategory::kActivations, o.seed + 4);
-  return measure(static_cast<double>(t), o, [] {}, [&] {
-    if (backward) {
-      embed_backward(b.dembedding.data(), buf.data(), in, b.head_dims);
-    } else {
-      embed_forward(buf.data(), b.embedding.data(), in, b.head_dims);
-    }
-  });
+  return measure(
+      static_cast<double>(t), o, [] {},
+      [&] {
+        if (backward) {
+          embed_backward(b.dembedding.data(), buf.data(), in, b.head_dims);
+        } else {
+          embed_forward(buf.data(), b.embedding.data(), in, b.head_dims);
+        }
+      });
 }
 
 // The attention kernel alone over one segment of q queries after p prefix keys.
@@ -224,16 +229,20 @@ Sample attention_sample(ModelBench& b, int64_t q, int64_t p, bool backward,
   auto forward = [&] {
     cpu::attention_forward(out.data(), lse.data(), qb.data(), kb.data(), vb.data(), &seg, 1, shape);
   };
-  if (!backward) return measure(static_cast<double>(q), o, [] {}, forward);
+  if (!backward)
+    return measure(
+        static_cast<double>(q), o, [] {}, forward);
   forward();
   FloatBuffer dout = b.random(q * d.q_width(), MemoryCategory::kTransient, o.seed + 8);
   FloatBuffer dq(&b.tracker, MemoryCategory::kTransient, q * d.q_width());
   FloatBuffer dk(&b.tracker, MemoryCategory::kTransient, kv_rows * d.kv_width());
   FloatBuffer dv(&b.tracker, MemoryCategory::kTransient, kv_rows * d.kv_width());
-  return measure(static_cast<double>(q), o, [] {}, [&] {
-    cpu::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), qb.data(), kb.data(),
-                            vb.data(), out.data(), lse.data(), &seg, 1, shape);
-  });
+  return measure(
+      static_cast<double>(q), o, [] {},
+      [&] {
+        cpu::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), qb.data(), kb.data(),
+                                vb.data(), out.data(), lse.data(), &seg, 1, shape);
+      });
 }
 
 Sample gemm_sample(ModelBench& b, const GemmProfile& shape, bool bias, int64_t t, bool backward,
@@ -246,15 +255,17 @@ Sample gemm_sample(ModelBench& b, const GemmProfile& shape, bool bias, int64_t t
   FloatBuffer dx(&b.tracker, MemoryCategory::kTransient, t * in_f);
   FloatBuffer dw(&b.tracker, MemoryCategory::kTransient, out_f * in_f);
   FloatBuffer db(&b.tracker, MemoryCategory::kTransient, out_f);
-  return measure(static_cast<double>(t), o, [] {}, [&] {
-    if (backward) {
-      cpu::linear_backward(dx.data(), dw.data(), bias ? db.data() : nullptr, y.data(), x.data(),
-                           w.data(), t, in_f, out_f);
-    } else {
-      cpu::linear_forward(y.data(), x.data(), w.data(), bias ? bv.data() : nullptr, t, in_f,
-                          out_f);
-    }
-  });
+  return measure(
+      static_cast<double>(t), o, [] {},
+      [&] {
+        if (backward) {
+          cpu::linear_backward(dx.data(), dw.data(), bias ? db.data() : nullptr, y.data(), x.data(),
+                               w.data(), t, in_f, out_f);
+        } else {
+          cpu::linear_forward(y.data(), x.data(), w.data(), bias ? bv.data() : nullptr, t, in_f,
+                              out_f);
+        }
+      });
 }
 
 // The elementwise kernels of a layer and the executor's zero-filled buffer allocation.
@@ -274,13 +285,20 @@ std::vector<NamedSeries> elementwise_profile(ModelBench& b, const ProfileOptions
     FloatBuffer wn = b.random(d.hidden, MemoryCategory::kTransient, o.seed + 17);
     const double td = static_cast<double>(t);
     const int32_t* pos = in.positions.data();
-    auto add = [&](int i, auto body) { out[i].series.push_back(measure(td, o, [] {}, body)); };
-    add(0, [&] { cpu::rmsnorm_forward(y.data(), r.data(), x.data(), wn.data(), t, d.hidden, d.eps); });
+    auto add = [&](int i, auto body) {
+      out[i].series.push_back(measure(
+          td, o, [] {}, body));
+    };
+    add(0,
+        [&] { cpu::rmsnorm_forward(y.data(), r.data(), x.data(), wn.data(), t, d.hidden, d.eps); });
     add(1, [&] {
-      cpu::rmsnorm_backward(z.data(), y.data(), x.data(), x.data(), wn.data(), r.data(), t, d.hidden);
+      cpu::rmsnorm_backward(z.data(), y.data(), x.data(), x.data(), wn.data(), r.data(), t,
+                            d.hidden);
     });
-    add(2, [&] { cpu::rope_forward(y.data(), x.data(), pos, t, d.heads, d.head_dim, d.rope_theta); });
-    add(3, [&] { cpu::rope_backward(y.data(), x.data(), pos, t, d.heads, d.head_dim, d.rope_theta); });
+    add(2,
+        [&] { cpu::rope_forward(y.data(), x.data(), pos, t, d.heads, d.head_dim, d.rope_theta); });
+    add(3,
+        [&] { cpu::rope_backward(y.data(), x.data(), pos, t, d.heads, d.head_dim, d.rope_theta); });
     add(4, [&] { cpu::swiglu_forward(z.data(), x.data(), y.data(), tf); });
     add(5, [&] { cpu::swiglu_backward(z.data(), y.data(), x.data(), x.data(), y.data(), tf); });
     add(6, [&] {
@@ -304,13 +322,15 @@ ProfileOptions ProfileOptions::defaults(int64_t max_tokens) {
   o.tokens = grid;
   o.attention_q = grid;
   o.attention_prefix = {0, max_tokens / 4, max_tokens};
-  for (int64_t bytes = 256; bytes <= (int64_t{16} << 20); bytes *= 4) o.message_bytes.push_back(bytes);
+  for (int64_t bytes = 256; bytes <= (int64_t{16} << 20); bytes *= 4)
+    o.message_bytes.push_back(bytes);
   for (int64_t n = 1024; n <= (int64_t{16} << 20); n *= 4) o.optimizer_params.push_back(n);
   return o;
 }
 
 ModelProfile profile_model(const std::string& name, const ModelConfig& model,
-                           const ProfileOptions& o, const std::function<void(const std::string&)>& step) {
+                           const ProfileOptions& o,
+                           const std::function<void(const std::string&)>& step) {
   ModelBench b(model, o.seed);
   ModelProfile p;
   p.name = name;
@@ -341,8 +361,9 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
   }
   const int64_t h = model.hidden, qw = model.heads * model.head_dim;
   const int64_t kv = model.kv_heads * model.head_dim, f = model.ffn_hidden;
-  p.gemm = {{"wq", h, qw, {}, {}},   {"wk", h, kv, {}, {}},   {"wv", h, kv, {}, {}},
-            {"wo", qw, h, {}, {}},   {"w_gate", h, f, {}, {}}, {"w_up", h, f, {}, {}},
+  p.gemm = {{"wq", h, qw, {}, {}},    {"wk", h, kv, {}, {}},
+            {"wv", h, kv, {}, {}},    {"wo", qw, h, {}, {}},
+            {"w_gate", h, f, {}, {}}, {"w_up", h, f, {}, {}},
             {"w_down", f, h, {}, {}}, {"lm_head", h, model.vocab, {}, {}}};
   for (GemmProfile& g : p.gemm) {
     const bool bias = model.qkv_bias && (g.name == "wq" || g.name == "wk" || g.name == "wv");

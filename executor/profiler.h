@@ -23,7 +23,7 @@ struct ProfileOptions {
   std::vector<int64_t> message_bytes;     // transport grid
   std::vector<int64_t> optimizer_params;  // AdamW grid
   int max_threads = 4;                    // concurrency measured for 1..max_threads threads
-  int64_t concurrency_tokens = 128;       // the chunk each concurrent thread runs
+  int64_t concurrency_tokens = 128;       // the micro-batch each concurrent stage runs
   uint64_t seed = 1;
   // Called before each measurement series: what is measured, series done, series in all.
   std::function<void(const std::string& what, int done, int total)> progress;
@@ -61,8 +61,8 @@ struct ModelProfile {
   Series layer_forward;
   Series layer_backward;
   Series embedding_forward, embedding_backward;
-  Series head_forward;    // final norm, logits, loss and dlogits
-  Series head_backward;   // LM head backward, final norm backward, freeing the head's tensors
+  Series head_forward;   // final norm, logits, loss and dlogits
+  Series head_backward;  // LM head backward, final norm backward, freeing the head's tensors
   std::vector<double> attention_q, attention_prefix;
   std::vector<std::vector<Sample>> attention_forward;  // [q][prefix], x = q
   std::vector<std::vector<Sample>> attention_backward;
@@ -74,13 +74,21 @@ struct MachineProfile {
   std::string cpu_model;
   int cores = 1;
   double load_average = 0;
-  std::vector<double> concurrency_slowdown;  // [k−1]: k threads at once over one thread
+  // [k−1]: the executor's ops while k stage threads run them at once, over one thread.
+  std::vector<double> concurrency_slowdown;
   Series send;       // InProcessTransport::send of x bytes
   Series p2p;        // one-way: send on one thread until recv returns on a waiting one
   Series allreduce;  // InProcessTransport::allreduce_dp over 2 DP ranks, x bytes
   Series optimizer;  // adamw_step and gradient zeroing over x parameters
   std::vector<ModelProfile> models;
 };
+
+// The executor's own ops on one stage: a StageWorker (pp = dp = 1) runs `count` sequences of
+// t tokens after one warm-up, one per micro-batch (the baseline, per sequence), so its stream
+// is F B F B ...; each op is the embedding, every layer and the head. Appends the timed ops'
+// durations (ns) and returns the run's thread-CPU share of its wall time.
+double executor_op_times(const ModelConfig& model, int64_t tokens, int count, uint64_t seed,
+                         std::vector<double>* forward, std::vector<double>* backward);
 
 // One model's measurements; `step` is called before each series with what it measures
 // (profile_model_steps() calls in all).

@@ -12,10 +12,8 @@
 #include <thread>
 
 #include "core/check.h"
-#include "executor/head.h"
 #include "executor/inproc_transport.h"
-#include "executor/layer.h"
-#include "executor/params.h"
+#include "executor/memory.h"
 #include "executor/profiler.h"
 #include "kernels/cpu/adamw.h"
 
@@ -93,7 +91,8 @@ Sample p2p_sample(int64_t bytes, const ProfileOptions& o) {
   receiver.join();
   std::vector<double> wall;
   for (int i = o.warmup; i < total; ++i) {
-    wall.push_back(std::max(0.0, ns_between(sent[static_cast<size_t>(i)], got[static_cast<size_t>(i)])));
+    wall.push_back(
+        std::max(0.0, ns_between(sent[static_cast<size_t>(i)], got[static_cast<size_t>(i)])));
   }
   return Sample{static_cast<double>(bytes), median(wall), 0};
 }
@@ -155,44 +154,19 @@ Sample optimizer_sample(int64_t params, const ProfileOptions& o) {
   return Sample{static_cast<double>(params), median(wall), median(cpu)};
 }
 
-// k threads, each running one layer's forward and backward over its own chunk of
-// o.concurrency_tokens tokens, repeatedly; the median iteration time over all threads.
-double concurrent_iteration_ns(const ModelConfig& model, int k, const ProfileOptions& o) {
-  const int iterations = std::max(o.repetitions, 6) + o.warmup;
+// k stage threads at once, each a one-stage StageWorker running the executor's F and B ops
+// over micro-batches of o.concurrency_tokens tokens (executor_op_times); the median op time
+// over all threads.
+double concurrent_op_ns(const ModelConfig& model, int k, const ProfileOptions& o) {
+  const int count = std::max(o.repetitions, 6);
   std::vector<std::vector<double>> times(static_cast<size_t>(k));
   std::barrier start(k);
   std::vector<std::thread> threads;
   for (int j = 0; j < k; ++j) {
     threads.emplace_back([&, j] {
-      const int64_t t = o.concurrency_tokens, th = t * model.hidden;
-      MemoryTracker tracker;
-      const LayerDims dims = layer_dims(model);
-      const ParamLayout layout(model, static_cast<int>(model.layers), 1, 0);
-      FloatBuffer weights(&tracker, MemoryCategory::kWeights, layout.total());
-      FloatBuffer grads(&tracker, MemoryCategory::kGradients, layout.total());
-      std::fill(weights.data(), weights.data() + layout.total(), 0.01f);
-      Chunk chunk;
-      chunk.segments = {Segment{0, 0, t}};
-      chunk.tokens = t;
-      const ChunkInputs in = chunk_inputs(chunk, synthetic_tokens({t}, model.vocab, o.seed, 0));
-      const LayerCall call{&dims, &in, nullptr, 0, &tracker};
-      FloatBuffer x(&tracker, MemoryCategory::kActivations, th);
-      FloatBuffer dout(&tracker, MemoryCategory::kTransient, th);
-      std::fill(x.data(), x.data() + th, 0.5f);
-      std::fill(dout.data(), dout.data() + th, 0.01f);
       start.arrive_and_wait();
-      for (int i = 0; i < iterations; ++i) {
-        const Clock::time_point w0 = Clock::now();
-        LayerActs acts;
-        acts.x = x.data();
-        FloatBuffer out(&tracker, MemoryCategory::kActivations, th);
-        layer_forward(out.data(), &acts, layer_tensors(weights.data(), layout, 0), call,
-                      MemoryCategory::kActivations, false);
-        FloatBuffer dx(&tracker, MemoryCategory::kTransient, th);
-        layer_backward(dx.data(), dout.data(), acts, layer_tensors(weights.data(), layout, 0),
-                       layer_tensors(grads.data(), layout, 0), call);
-        if (i >= o.warmup) times[static_cast<size_t>(j)].push_back(ns_between(w0, Clock::now()));
-      }
+      std::vector<double>& mine = times[static_cast<size_t>(j)];
+      executor_op_times(model, o.concurrency_tokens, count, o.seed + j, &mine, &mine);
     });
   }
   for (std::thread& t : threads) t.join();
@@ -264,8 +238,8 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   for (int k = 2; k <= o.max_threads; ++k) {
     std::vector<double> ratios;
     for (int round = 0; round < 5; ++round) {
-      const double one = concurrent_iteration_ns(model, 1, o);
-      ratios.push_back(concurrent_iteration_ns(model, k, o) / one);
+      const double one = concurrent_op_ns(model, 1, o);
+      ratios.push_back(concurrent_op_ns(model, k, o) / one);
     }
     p.concurrency_slowdown.push_back(std::max(1.0, median(ratios)));
   }

@@ -27,8 +27,8 @@ std::pair<size_t, double> segment_of(const std::vector<double>& grid, double x, 
   double factor = 1;
   if (x > hi) factor = ratio ? x / hi : (x - lo) / (hi - lo);
   if (x < lo) factor = ratio ? lo / x : 1 + (lo - x) / (hi - lo);
-  const size_t i = static_cast<size_t>(std::upper_bound(grid.begin(), grid.end(), x) -
-                                       grid.begin());
+  const size_t i =
+      static_cast<size_t>(std::upper_bound(grid.begin(), grid.end(), x) - grid.begin());
   return {std::clamp<size_t>(i, 1, grid.size() - 1) - 1, factor};
 }
 
@@ -41,8 +41,8 @@ double log_log(double x0, double y0, double x1, double y1, double x) {
 
 Lookup interpolate(const Curve& curve, double x) {
   if (x <= 0) return {0, 1};
-  if (curve.x.size() == 1) return {curve.ns[0] * x / curve.x[0], std::max(x / curve.x[0],
-                                                                          curve.x[0] / x)};
+  if (curve.x.size() == 1)
+    return {curve.ns[0] * x / curve.x[0], std::max(x / curve.x[0], curve.x[0] / x)};
   const auto [i, factor] = segment_of(curve.x, x, /*ratio=*/true);
   return {log_log(curve.x[i], curve.ns[i], curve.x[i + 1], curve.ns[i + 1], x), factor};
 }
@@ -95,7 +95,7 @@ void make_non_decreasing(AttentionGrid* grid) {
 }
 
 ModelShape ModelShape::of(const ModelConfig& model) {
-  return ModelShape{model.hidden,   model.ffn_hidden, model.heads, model.kv_heads,
+  return ModelShape{model.hidden,   model.ffn_hidden, model.heads,   model.kv_heads,
                     model.head_dim, model.vocab,      model.qkv_bias};
 }
 
@@ -287,8 +287,8 @@ AttentionGrid read_grid(ObjectIn in) {
     throw TableError{in.join("ns"), "expected one row per q_tokens entry"};
   }
   for (size_t i = 0; i < rows.size(); ++i) {
-    std::vector<double> row = numbers_of(rows[i], in.join(fmt::format("ns[{}]", i)),
-                                         g.kv_prefix.size(), false, false);
+    std::vector<double> row =
+        numbers_of(rows[i], in.join(fmt::format("ns[{}]", i)), g.kv_prefix.size(), false, false);
     if (row.size() != g.kv_prefix.size()) {
       throw TableError{in.join(fmt::format("ns[{}]", i)), "expected one value per kv_prefix"};
     }
@@ -393,8 +393,10 @@ StatusOr<CalibrationTable> calibration_from_json(const std::string& text,
                                                  const std::string& origin) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
-    return Status::InvalidInput(fmt::format("{}: not valid JSON (a calibration table from "
-                                            "`chunkflow calibrate` was expected)", origin));
+    return Status::InvalidInput(
+        fmt::format("{}: not valid JSON (a calibration table from "
+                    "`chunkflow calibrate` was expected)",
+                    origin));
   }
   try {
     return read_table(j);

@@ -126,10 +126,10 @@ struct CalibrationTable {
   // slowdown[k−1]: wall time of one layer forward+backward while k threads run it at once,
   // over the time with one thread (k = 1 .. threads measured).
   std::vector<double> concurrency_slowdown;
-  Curve send;        // a stage copying an outgoing message of x bytes (inside its op)
-  Curve p2p;         // one-way delivery of x bytes to a waiting stage
-  Curve allreduce;   // in-process sum of x bytes over 2 participants
-  Curve optimizer;   // AdamW step and gradient zeroing over x parameters
+  Curve send;       // a stage copying an outgoing message of x bytes (inside its op)
+  Curve p2p;        // one-way delivery of x bytes to a waiting stage
+  Curve allreduce;  // in-process sum of x bytes over 2 participants
+  Curve optimizer;  // AdamW step and gradient zeroing over x parameters
   std::vector<ModelCalibration> models;
 
   const ModelCalibration* find(const ModelShape& shape) const;

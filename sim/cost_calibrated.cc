@@ -46,7 +46,8 @@ StatusOr<std::unique_ptr<CalibratedCostModel>> CalibratedCostModel::create(
   if (table.find(shape) == nullptr) {
     std::string measured;
     for (const ModelCalibration& m : table.models) {
-      measured += fmt::format("{}{} ({})", measured.empty() ? "" : ", ", m.name, to_string(m.shape));
+      measured +=
+          fmt::format("{}{} ({})", measured.empty() ? "" : ", ", m.name, to_string(m.shape));
     }
     return Status::InvalidInput(fmt::format(
         "{}: cost_model.table: {} has no measurements for model {} ({}); it holds {}. Run "
@@ -79,14 +80,15 @@ Lookup CalibratedCostModel::layer(bool backward, int64_t tokens,
   const AttentionGrid& grid = backward ? c.attention_backward : c.attention_forward;
   // layer(t) − attention(t as one segment) + Σ attention(segment): the kernel loops over the
   // segments independently, so its time is their sum.
-  const Lookup whole = interpolate(backward ? c.layer_backward : c.layer_forward,
-                                   static_cast<double>(tokens));
+  const Lookup whole =
+      interpolate(backward ? c.layer_backward : c.layer_forward, static_cast<double>(tokens));
   const Lookup one_segment = interpolate(grid, static_cast<double>(tokens), 0);
   Sum sum;
   sum.add(Lookup{std::max(whole.ns - one_segment.ns, 0.0),
                  std::max(whole.extrapolation, one_segment.extrapolation)});
   for (const AttentionSpan& span : spans) {
-    sum.add(interpolate(grid, static_cast<double>(span.q_len), static_cast<double>(span.kv_prefix)));
+    sum.add(
+        interpolate(grid, static_cast<double>(span.q_len), static_cast<double>(span.kv_prefix)));
   }
   return Lookup{sum.ns, sum.extrapolation};
 }
@@ -105,8 +107,7 @@ OpTime CalibratedCostModel::op_time(const OpQuery& query) const {
     sum.add(interpolate(backward ? c.embedding_backward : c.embedding_forward, tokens));
   }
   if (query.lm_head) sum.add(interpolate(backward ? c.head_backward : c.head_forward, tokens));
-  const bool sends = backward ? !query.embedding
-                              : query.pass != Pass::kRecompute && !query.lm_head;
+  const bool sends = backward ? !query.embedding : query.pass != Pass::kRecompute && !query.lm_head;
   if (sends) sum.add(interpolate(table_.send, 4.0 * tokens * static_cast<double>(model_.hidden)));
   OpTime time;
   time.total_ns = to_ns(sum.ns * slowdown_);
@@ -133,8 +134,8 @@ int64_t CalibratedCostModel::dp_reduce_time_ns(int stage) const {
     ns += interpolate(table_.allreduce, 4.0 * model_.vocab * model_.hidden).ns;
   }
   if (dp > 1) {
-    const double params = static_cast<double>(
-        stage_local_parameters(model_, 1, pp, parallel_.vpp, stage));
+    const double params =
+        static_cast<double>(stage_local_parameters(model_, 1, pp, parallel_.vpp, stage));
     ns += interpolate(table_.allreduce, 4.0 * params).ns * dp / 2.0;
   }
   return to_ns(ns);
@@ -143,8 +144,8 @@ int64_t CalibratedCostModel::dp_reduce_time_ns(int stage) const {
 // AdamW over the stage's parameters and the gradient zeroing (StageWorker::optimizer_step),
 // every stage thread at once.
 int64_t CalibratedCostModel::optimizer_time_ns(int stage) const {
-  const double params = static_cast<double>(
-      stage_local_parameters(model_, 1, parallel_.pp, parallel_.vpp, stage));
+  const double params =
+      static_cast<double>(stage_local_parameters(model_, 1, parallel_.pp, parallel_.vpp, stage));
   return to_ns(interpolate(table_.optimizer, params).ns * slowdown_);
 }
 

@@ -19,8 +19,8 @@ class CalibratedCostModel final : public CostModel {
   // InvalidInput when the table has no measurements for the job's layer shape, or the job
   // needs what the measured backend does not have (tensor parallelism, a recompute policy).
   static StatusOr<std::unique_ptr<CalibratedCostModel>> create(const Job& job,
-                                                                CalibrationTable table,
-                                                                const std::string& origin);
+                                                               CalibrationTable table,
+                                                               const std::string& origin);
 
   std::string name() const override { return "calibrated"; }
   OpTime op_time(const OpQuery& query) const override;
@@ -43,7 +43,7 @@ class CalibratedCostModel final : public CostModel {
   ParallelConfig parallel_;
   CalibrationTable table_;
   const ModelCalibration* calibration_ = nullptr;  // inside table_
-  double slowdown_ = 1;  // at dp·pp stage threads
+  double slowdown_ = 1;                            // at dp·pp stage threads
 };
 
 }  // namespace cf

@@ -47,9 +47,9 @@ struct Dims {
 // layer.cc layer_forward: saved tensors under `cat`; a dependent piece's own K/V transient
 // (the store keeps them: put when store_kv); the prefix K/V gathered into transient buffers.
 void layer_forward(Shadow& s, const Dims& d, Category cat, bool store_kv) {
-  s.alloc(cat, d.t);           // rstd1
-  s.alloc(cat, d.t * d.h);     // xn1
-  s.alloc(cat, d.t * d.q);     // q
+  s.alloc(cat, d.t);        // rstd1
+  s.alloc(cat, d.t * d.h);  // xn1
+  s.alloc(cat, d.t * d.q);  // q
   const Category kv_cat = d.dependent ? kTransient : cat;
   s.alloc(kv_cat, d.t * d.kv);  // k
   s.alloc(kv_cat, d.t * d.kv);  // v
@@ -64,9 +64,9 @@ void layer_forward(Shadow& s, const Dims& d, Category cat, bool store_kv) {
   s.alloc(cat, d.t * d.q);  // attn
   s.alloc(cat, d.t * d.a);  // lse
   if (d.p > 0) s.free(kTransient, 2 * (d.p + d.t) * d.kv);
-  s.alloc(cat, d.t * d.h);  // h1
-  s.alloc(cat, d.t);        // rstd2
-  s.alloc(cat, d.t * d.h);  // xn2
+  s.alloc(cat, d.t * d.h);                              // h1
+  s.alloc(cat, d.t);                                    // rstd2
+  s.alloc(cat, d.t * d.h);                              // xn2
   for (int i = 0; i < 3; ++i) s.alloc(cat, d.t * d.f);  // gate, up, act
   if (d.dependent) s.free(kTransient, 2 * d.t * d.kv);  // own k, v go out of scope
 }
@@ -75,12 +75,12 @@ void layer_forward(Shadow& s, const Dims& d, Category cat, bool store_kv) {
 // first backward (its highest piece) allocates in the store for the earlier pieces.
 void layer_backward(Shadow& s, const Dims& d, bool allocates_prefix_dkv) {
   const int64_t keys = (d.p + d.t) * d.kv;
-  s.alloc(kTransient, d.t * d.h);  // dh1
-  s.alloc(kTransient, d.t * d.f);  // dact
-  s.alloc(kTransient, d.t * d.f);  // dgate
-  s.alloc(kTransient, d.t * d.f);  // dup
-  s.free(kTransient, d.t * d.f);   // dact.reset()
-  s.alloc(kTransient, d.t * d.h);  // dxn2
+  s.alloc(kTransient, d.t * d.h);                 // dh1
+  s.alloc(kTransient, d.t * d.f);                 // dact
+  s.alloc(kTransient, d.t * d.f);                 // dgate
+  s.alloc(kTransient, d.t * d.f);                 // dup
+  s.free(kTransient, d.t * d.f);                  // dact.reset()
+  s.alloc(kTransient, d.t * d.h);                 // dxn2
   s.free(kTransient, d.t * d.h + 2 * d.t * d.f);  // end of the MLP block
   s.alloc(kTransient, d.t * d.q);                 // dattn
   if (d.p > 0) {
@@ -96,10 +96,10 @@ void layer_backward(Shadow& s, const Dims& d, bool allocates_prefix_dkv) {
     s.alloc(kStore, d.p * d.kv);  // accumulate_prefix: dk, dv of pieces 0..index−1
     s.alloc(kStore, d.p * d.kv);
   }
-  s.alloc(kTransient, d.t * d.q);   // dq_pre
-  s.alloc(kTransient, d.t * d.kv);  // dk_pre
-  s.free(kTransient, d.t * d.q);    // dq.reset()
-  s.alloc(kTransient, d.t * d.h);   // dxn1
+  s.alloc(kTransient, d.t * d.q);                                         // dq_pre
+  s.alloc(kTransient, d.t * d.kv);                                        // dk_pre
+  s.free(kTransient, d.t * d.q);                                          // dq.reset()
+  s.alloc(kTransient, d.t * d.h);                                         // dxn1
   s.free(kTransient, 2 * d.t * d.h + 2 * keys + d.t * d.q + d.t * d.kv);  // locals
 }
 
@@ -117,11 +117,11 @@ void forward_op(Shadow& s, const Dims& d, Pass pass, int64_t layers, bool last) 
     }
   }
   if (last) {
-    s.alloc(cat, d.t);               // rstd
-    s.alloc(cat, d.t * d.h);         // xn
-    s.alloc(cat, d.t * d.vocab);     // logits (kept as dlogits when keep)
-    s.alloc(kTransient, d.t);        // losses
-    s.alloc(kTransient, d.t);        // lse
+    s.alloc(cat, d.t);            // rstd
+    s.alloc(cat, d.t * d.h);      // xn
+    s.alloc(cat, d.t * d.vocab);  // logits (kept as dlogits when keep)
+    s.alloc(kTransient, d.t);     // losses
+    s.alloc(kTransient, d.t);     // lse
     s.free(kTransient, 2 * d.t);
     if (!keep) s.free(kTransient, d.t * d.vocab + d.t + 2 * d.t * d.h);  // logits, rstd, xn, x
   } else {
@@ -146,7 +146,7 @@ void backward_op(Shadow& s, const Dims& d, int64_t layers, bool last, bool first
   }
   s.free(kActivations, d.t * d.h);  // the stage input
   if (d.dependent) {
-    s.free(kStore, layers * 2 * d.t * d.kv);             // k, v
+    s.free(kStore, layers * 2 * d.t * d.kv);               // k, v
     if (has_dkv) s.free(kStore, layers * 2 * d.t * d.kv);  // dk, dv
   }
   s.free(kTransient, d.t * d.h);  // dout

@@ -25,14 +25,14 @@ TEST(CalibrateCommand, QuickTableLoadsAndPricesAJob) {
   EXPECT_EQ(loaded->machine.backend, "cpu");
   EXPECT_EQ(loaded->models.at(0).name, "tiny");
 
-  const std::string job = dir.write(
-      "job.yaml",
-      "model: tiny\n"
-      "cluster: {gpu: h100-sxm-80g, gpus: 2, gpus_per_node: 2}\n"
-      "dataset: {lengths: [70, 9, 31, 5], max_length: 128}\n"
-      "parallel: {tp: 1, pp: 2, dp: 1}\n"
-      "strategy: {kind: chunkflow, chunk_size: 48, k: 1}\n"
-      "cost_model: {kind: calibrated, table: " + table + "}\n");
+  const std::string job = dir.write("job.yaml",
+                                    "model: tiny\n"
+                                    "cluster: {gpu: h100-sxm-80g, gpus: 2, gpus_per_node: 2}\n"
+                                    "dataset: {lengths: [70, 9, 31, 5], max_length: 128}\n"
+                                    "parallel: {tp: 1, pp: 2, dp: 1}\n"
+                                    "strategy: {kind: chunkflow, chunk_size: 48, k: 1}\n"
+                                    "cost_model: {kind: calibrated, table: " +
+                                        table + "}\n");
   const testing::CommandResult sim = run_chunkflow({"simulate", job, "--json"});
   ASSERT_EQ(sim.exit_code, 0) << sim.err;
   const nlohmann::json metrics = nlohmann::json::parse(sim.out);
@@ -43,8 +43,8 @@ TEST(CalibrateCommand, QuickTableLoadsAndPricesAJob) {
 
 TEST(CalibrateCommand, BadInputExitsTwo) {
   TempDir dir;
-  EXPECT_EQ(run_chunkflow({"calibrate", "--backend", "cuda", "-o", dir.path() + "/c.json"})
-                .exit_code, 2);
+  EXPECT_EQ(
+      run_chunkflow({"calibrate", "--backend", "cuda", "-o", dir.path() + "/c.json"}).exit_code, 2);
   EXPECT_EQ(run_chunkflow({"calibrate", "--backend", "tpu"}).exit_code, 2);
   const testing::CommandResult bad_model =
       run_chunkflow({"calibrate", "--quick", "--model", "no-such-model", "-o", dir.path() + "/c"});
@@ -52,13 +52,13 @@ TEST(CalibrateCommand, BadInputExitsTwo) {
   EXPECT_NE(bad_model.err.find("no-such-model"), std::string::npos) << bad_model.err;
 
   const std::string broken = dir.write("broken.json", "{\"format\": \"chunkflow-calibration\"}");
-  const std::string job = dir.write(
-      "job.yaml",
-      "model: tiny\n"
-      "cluster: {gpu: h100-sxm-80g, gpus: 1, gpus_per_node: 1}\n"
-      "dataset: {lengths: [7, 9], max_length: 64}\n"
-      "parallel: {tp: 1, pp: 1, dp: 1}\n"
-      "cost_model: {kind: calibrated, table: " + broken + "}\n");
+  const std::string job = dir.write("job.yaml",
+                                    "model: tiny\n"
+                                    "cluster: {gpu: h100-sxm-80g, gpus: 1, gpus_per_node: 1}\n"
+                                    "dataset: {lengths: [7, 9], max_length: 64}\n"
+                                    "parallel: {tp: 1, pp: 1, dp: 1}\n"
+                                    "cost_model: {kind: calibrated, table: " +
+                                        broken + "}\n");
   const testing::CommandResult sim = run_chunkflow({"simulate", job});
   EXPECT_EQ(sim.exit_code, 2);
   EXPECT_NE(sim.err.find(broken + ": version: missing"), std::string::npos) << sim.err;

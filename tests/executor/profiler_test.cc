@@ -2,18 +2,20 @@
 // grid order, with positive wall time; the attention grid is q × prefix; the concurrency
 // slowdown starts at 1; progress reports every series in order. Not its timings' values
 // (this machine's), which docs/VALIDATION.md checks against real runs.
+#include "executor/profiler.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "executor/profiler.h"
 #include "models/model.h"
 
 namespace cf {
 namespace {
 
-void expect_series(const Series& series, const std::vector<int64_t>& grid, const std::string& what) {
+void expect_series(const Series& series, const std::vector<int64_t>& grid,
+                   const std::string& what) {
   ASSERT_EQ(series.size(), grid.size()) << what;
   for (size_t i = 0; i < grid.size(); ++i) {
     EXPECT_EQ(series[i].x, static_cast<double>(grid[i])) << what;

@@ -98,8 +98,8 @@ TEST(CalibrationTable, AttentionIsLinearInPrefixAndPowerLawInQueries) {
 
 // Pool-adjacent-violators: the least-squares non-decreasing fit (hand-computed blocks).
 TEST(CalibrationTable, NonDecreasingFit) {
-  EXPECT_EQ(non_decreasing({1, 3, 2, 2, 5, 4}), (std::vector<double>{1, 7.0 / 3, 7.0 / 3,
-                                                                      7.0 / 3, 4.5, 4.5}));
+  EXPECT_EQ(non_decreasing({1, 3, 2, 2, 5, 4}),
+            (std::vector<double>{1, 7.0 / 3, 7.0 / 3, 7.0 / 3, 4.5, 4.5}));
   EXPECT_EQ(non_decreasing({4, 3, 2, 1}), (std::vector<double>{2.5, 2.5, 2.5, 2.5}));
   EXPECT_EQ(non_decreasing({1, 2, 9}), (std::vector<double>{1, 2, 9}));
   AttentionGrid g{{1, 2, 4}, {0, 8}, {{5, 9}, {3, 4}, {7, 20}}};
@@ -122,7 +122,8 @@ TEST(CalibrationTable, JsonRoundTrip) {
 // Every bad table is InvalidInput naming the file and the key.
 TEST(CalibrationTable, StrictReaderNamesFileAndKey) {
   const Job job = testing::tiny_job(testing::TinyJob{{5}});
-  const nlohmann::json good = nlohmann::json::parse(calibration_to_json(synthetic_table(job.model)));
+  const nlohmann::json good =
+      nlohmann::json::parse(calibration_to_json(synthetic_table(job.model)));
   struct Bad {
     std::function<void(nlohmann::json&)> edit;
     std::string key;
@@ -175,7 +176,8 @@ TEST(CalibratedCostModel, OpsComposeAsTheExecutorRunsThem) {
   q.spans = spans;
   q.embedding = true;  // stage 0: embedding, sends its output
   const double h = static_cast<double>(job.model.hidden);
-  const double layer_fwd = 1000 * 16 - attention_ns(16, 0) + attention_ns(7, 0) + attention_ns(9, 0);
+  const double layer_fwd =
+      1000 * 16 - attention_ns(16, 0) + attention_ns(7, 0) + attention_ns(9, 0);
   double expected = 1.5 * (2 * layer_fwd + 10 * 16 + 0.5 * 4 * 16 * h);
   EXPECT_EQ(model->op_time(q).total_ns, std::llround(expected));
   EXPECT_EQ(model->op_time(q).extrapolation, 1.0);

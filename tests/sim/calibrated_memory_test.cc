@@ -2,9 +2,8 @@
 // measuring allocator: for ChunkFlow (K = 1, 2, N; odd ChunkSizes), the baseline, pp 1/2/4,
 // DP, interleaving, GPipe and tied embeddings, the replayed peak of every stage equals the measured
 // peak to the byte, and model states match the executor's parameter buffers.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
@@ -39,12 +38,12 @@ std::vector<int64_t> replayed_peaks(const Job& job) {
           start[i] = static_cast<int64_t>(2 * i);
           end[i] = start[i] + 1;
         }
-        const StageMemoryReplay replay = replay_stage_memory(
-            memory, *plan, rank.dp_rank, s, ops, start.data(), end.data(), nullptr);
+        const StageMemoryReplay replay = replay_stage_memory(memory, *plan, rank.dp_rank, s, ops,
+                                                             start.data(), end.data(), nullptr);
         EXPECT_EQ(replay.end_dynamic_bytes, 0);
         EXPECT_GE(replay.min_category_bytes, 0);
-        peaks[static_cast<size_t>(s)] = std::max(peaks[static_cast<size_t>(s)],
-                                                 replay.peak.total());
+        peaks[static_cast<size_t>(s)] =
+            std::max(peaks[static_cast<size_t>(s)], replay.peak.total());
       }
     }
   }
@@ -61,7 +60,8 @@ void expect_exact(const testing::TinyJob& spec) {
   for (const StageMemoryReport& st : run->stages) {
     EXPECT_GT(st.peak_bytes, 0);
     EXPECT_EQ(predicted[static_cast<size_t>(st.stage)], st.peak_bytes)
-        << "stage " << st.stage << " of\n" << testing::tiny_job_yaml(spec);
+        << "stage " << st.stage << " of\n"
+        << testing::tiny_job_yaml(spec);
   }
 }
 

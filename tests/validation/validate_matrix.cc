@@ -31,8 +31,7 @@ struct Config {
   int pp = 1;
   int dp = 1;
   std::string name() const {
-    const std::string strategy =
-        baseline ? "baseline" : fmt::format("C{}-K{}", chunk_size, k);
+    const std::string strategy = baseline ? "baseline" : fmt::format("C{}-K{}", chunk_size, k);
     return fmt::format("{}-{}-pp{}dp{}", dataset, strategy, pp, dp);
   }
 };
@@ -45,7 +44,7 @@ struct Row {
   double step_error = 0;  // (predicted − measured) / measured: mean step, median run
   int64_t predicted_peak = 0;
   int64_t measured_peak = 0;
-  double memory_error = 0;  // worst stage by |·|
+  double memory_error = 0;      // worst stage by |·|
   double trace_step_error = 0;  // step 0, from the trace comparison
   int extrapolated_ops = 0;
 };
@@ -65,8 +64,8 @@ std::string job_yaml(const Config& c, const std::string& table) {
       "parallel: {{tp: 1, pp: {}, dp: {}}}\n"
       "strategy: {}\n"
       "cost_model: {{kind: calibrated, table: {}}}\n",
-      c.pp * c.dp, c.pp * c.dp, c.dataset, kMaxLength, c.global_batch, kSteps, c.pp, c.dp,
-      strategy, table);
+      c.pp * c.dp, c.pp * c.dp, c.dataset, kMaxLength, c.global_batch, kSteps, c.pp, c.dp, strategy,
+      table);
 }
 
 // Two datasets (short-dominated, long-tailed), ChunkSize × K × layout, and the baseline.
@@ -75,7 +74,7 @@ std::vector<Config> matrix() {
                                                                  {"chatqa2-long-sft", 6}};
   std::vector<Config> out;
   for (const auto& [dataset, batch] : datasets) {
-    for (const auto [pp, dp] : {std::pair{2, 1}, std::pair{1, 2}}) {
+    for (const auto& [pp, dp] : {std::pair{2, 1}, std::pair{1, 2}}) {
       for (const int64_t chunk : {128, 256}) {
         for (const int k : {1, 2}) out.push_back(Config{dataset, batch, false, chunk, k, pp, dp});
       }
@@ -163,8 +162,8 @@ StatusOr<size_t> tuned_pick(const std::vector<Row>& rows, const std::string& dat
       return i;
     }
   }
-  return Status::Runtime(fmt::format("{}: the tuner picked a configuration outside the matrix",
-                                     dataset));
+  return Status::Runtime(
+      fmt::format("{}: the tuner picked a configuration outside the matrix", dataset));
 }
 
 int run(const std::string& table, const std::string& out_dir, int runs) {
@@ -179,10 +178,10 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
       return row.status().exit_code();
     }
     const Row& r = *row;
-    std::printf("%-42s %7lld %9.4f %9.4f %+7.1f%% %+8.1f%% %8.3f %+7.3f%% %5d\n",
-                c.name().c_str(), static_cast<long long>(r.tokens), r.predicted_s, r.measured_s,
-                100 * r.step_error, 100 * r.trace_step_error, r.measured_peak / 1048576.0,
-                100 * r.memory_error, r.extrapolated_ops);
+    std::printf("%-42s %7lld %9.4f %9.4f %+7.1f%% %+8.1f%% %8.3f %+7.3f%% %5d\n", c.name().c_str(),
+                static_cast<long long>(r.tokens), r.predicted_s, r.measured_s, 100 * r.step_error,
+                100 * r.trace_step_error, r.measured_peak / 1048576.0, 100 * r.memory_error,
+                r.extrapolated_ops);
     std::fflush(stdout);
     rows.push_back(r);
   }
@@ -211,10 +210,11 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
     const Row& picked = rows[*pick];
     const double gap = (picked.measured_s - best->measured_s) / best->measured_s;
     ranking_ok = ranking_ok && gap <= 0.05;
-    ranking += fmt::format("ranking    {}: tune picks {} (measured {:.4f} s); best measured {} "
-                           "({:.4f} s); gap {:+.1f}% (target ≤ 5%)\n",
-                           dataset, picked.config.name(), picked.measured_s, best->config.name(),
-                           best->measured_s, 100 * gap);
+    ranking += fmt::format(
+        "ranking    {}: tune picks {} (measured {:.4f} s); best measured {} "
+        "({:.4f} s); gap {:+.1f}% (target ≤ 5%)\n",
+        dataset, picked.config.name(), picked.measured_s, best->config.name(), best->measured_s,
+        100 * gap);
   }
   const bool time_ok = mean <= 0.10 && worst <= 0.20;
   const bool memory_ok = worst_memory <= 0.02;
@@ -222,8 +222,8 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
               100 * mean, 100 * worst);
   std::printf("memory     worst peak error %.3f%% (target ≤ 2%%)\n", 100 * worst_memory);
   std::fputs(ranking.c_str(), stdout);
-  std::printf("verdict    %s\n", time_ok && memory_ok && ranking_ok ? "all targets met"
-                                                                    : "TARGET MISSED");
+  std::printf("verdict    %s\n",
+              time_ok && memory_ok && ranking_ok ? "all targets met" : "TARGET MISSED");
   return time_ok && memory_ok && ranking_ok ? 0 : 1;
 }
 
