@@ -47,6 +47,7 @@ struct Row {
   double memory_error = 0;      // worst stage by |·|
   double trace_step_error = 0;  // step 0, from the trace comparison
   int extrapolated_ops = 0;
+  std::vector<double> step_times;  // mean step time of each executor run
 };
 
 constexpr int64_t kMaxLength = 512;
@@ -84,30 +85,21 @@ std::vector<Config> matrix() {
   return out;
 }
 
-StatusOr<Row> validate(const Config& c, const std::string& table, const std::string& out_dir,
-                       int runs) {
-  Row row{c};
+StatusOr<Row> validate(const Config& c, const std::string& table, const std::string& out_dir) {
+  Row row;
+  row.config = c;
   CF_ASSIGN_OR_RETURN(Job job, parse_job(job_yaml(c, table), c.name() + ".yaml"));
   SimOptions sim_options;
   sim_options.record_trace = true;
   sim_options.record_memory_timeline = true;
   CF_ASSIGN_OR_RETURN(SimResult predicted, simulate_job(job, sim_options));
-  // The executor `runs` times; the median of the runs' mean step times (a shared machine's
-  // load moves single runs by tens of percent). Memory and the trace from the first run.
+  // The first executor run: memory, the trace, the first step time (more runs: run_again).
   ExecutorOptions exec;
   exec.seed = 1;
   CF_ASSIGN_OR_RETURN(RunReport measured, run_in_process(job, exec));
-  std::vector<double> step_times = {measured.step_time_s()};
-  exec.record_trace = false;
-  for (int i = 1; i < runs; ++i) {
-    CF_ASSIGN_OR_RETURN(RunReport again, run_in_process(job, exec));
-    step_times.push_back(again.step_time_s());
-  }
-  std::sort(step_times.begin(), step_times.end());
+  row.step_times = {measured.step_time_s()};
   row.tokens = predicted.metrics.tokens;
   row.predicted_s = predicted.metrics.step_time_s;
-  row.measured_s = step_times[step_times.size() / 2];
-  row.step_error = (row.predicted_s - row.measured_s) / row.measured_s;
   row.extrapolated_ops = predicted.metrics.extrapolated_ops;
   for (const StageMetrics& st : predicted.metrics.stages) {
     const int64_t meas = measured.stages[static_cast<size_t>(st.stage)].peak_bytes;
@@ -125,6 +117,17 @@ StatusOr<Row> validate(const Config& c, const std::string& table, const std::str
   std::ofstream(base + ".predicted.json") << trace_to_chrome_json(*predicted.trace);
   std::ofstream(base + ".measured.json") << trace_to_chrome_json(measured.trace);
   return row;
+}
+
+// Another executor run of the row's job, its mean step time appended.
+Status run_again(const std::string& table, Row* row) {
+  CF_ASSIGN_OR_RETURN(Job job, parse_job(job_yaml(row->config, table), row->config.name()));
+  ExecutorOptions exec;
+  exec.seed = 1;
+  exec.record_trace = false;
+  CF_ASSIGN_OR_RETURN(RunReport again, run_in_process(job, exec));
+  row->step_times.push_back(again.step_time_s());
+  return Status::Ok();
 }
 
 // The tuner over one dataset's ChunkFlow configurations of the matrix (exhaustive, the
@@ -169,21 +172,38 @@ StatusOr<size_t> tuned_pick(const std::vector<Row>& rows, const std::string& dat
 int run(const std::string& table, const std::string& out_dir, int runs) {
   std::filesystem::create_directories(out_dir);
   std::vector<Row> rows;
-  std::printf("%-42s %7s %9s %9s %8s %9s %8s %8s %5s\n", "configuration", "tokens", "pred s",
-              "meas s", "error", "step0 err", "peak MiB", "mem err", "extr");
   for (const Config& c : matrix()) {
-    StatusOr<Row> row = validate(c, table, out_dir, runs);
+    std::fprintf(stderr, "\r\033[Krun 1/%d  %s", runs, c.name().c_str());
+    StatusOr<Row> row = validate(c, table, out_dir);
     if (!row.ok()) {
-      std::fprintf(stderr, "validate: %s\n", row.status().message().c_str());
+      std::fprintf(stderr, "\nvalidate: %s\n", row.status().message().c_str());
       return row.status().exit_code();
     }
-    const Row& r = *row;
-    std::printf("%-42s %7lld %9.4f %9.4f %+7.1f%% %+8.1f%% %8.3f %+7.3f%% %5d\n", c.name().c_str(),
-                static_cast<long long>(r.tokens), r.predicted_s, r.measured_s, 100 * r.step_error,
-                100 * r.trace_step_error, r.measured_peak / 1048576.0, 100 * r.memory_error,
-                r.extrapolated_ops);
-    std::fflush(stdout);
-    rows.push_back(r);
+    rows.push_back(*std::move(row));
+  }
+  // Further runs round-robin over the matrix, so a change in the machine's load while it is
+  // measured spreads over every configuration instead of bending the ones measured then.
+  for (int i = 1; i < runs; ++i) {
+    for (Row& r : rows) {
+      std::fprintf(stderr, "\r\033[Krun %d/%d  %s", i + 1, runs, r.config.name().c_str());
+      if (Status s = run_again(table, &r); !s.ok()) {
+        std::fprintf(stderr, "\nvalidate: %s\n", s.message().c_str());
+        return s.exit_code();
+      }
+    }
+  }
+  std::fprintf(stderr, "\r\033[K");
+  std::printf("%-42s %7s %9s %9s %8s %9s %8s %8s %5s\n", "configuration", "tokens", "pred s",
+              "meas s", "error", "step0 err", "peak MiB", "mem err", "extr");
+  for (Row& r : rows) {
+    std::vector<double> times = r.step_times;  // the median run
+    std::sort(times.begin(), times.end());
+    r.measured_s = times[times.size() / 2];
+    r.step_error = (r.predicted_s - r.measured_s) / r.measured_s;
+    std::printf("%-42s %7lld %9.4f %9.4f %+7.1f%% %+8.1f%% %8.3f %+7.3f%% %5d\n",
+                r.config.name().c_str(), static_cast<long long>(r.tokens), r.predicted_s,
+                r.measured_s, 100 * r.step_error, 100 * r.trace_step_error,
+                r.measured_peak / 1048576.0, 100 * r.memory_error, r.extrapolated_ops);
   }
   double sum = 0, worst = 0, worst_memory = 0;
   for (const Row& r : rows) {
