@@ -2,8 +2,9 @@
 // ChunkSize, K, pp, dp) of the tiny model on the CPU backend, simulate with the calibrated
 // cost model, run the executor, compare step time and peak memory (and write both traces),
 // then check that `tune` with the calibrated simulator picks a configuration whose measured
-// step time is within 5% of the best measured. Prints one table; exit 1 when a target is
-// missed, 2 on bad input. Not a unit test: it measures this machine.
+// step time is within 5% of the best measured. Prints one table; exit 3 when a target is
+// missed (a measurement of this machine, not a failure of the code), 1 on a runtime failure,
+// 2 on bad input. Not a unit test: it measures this machine.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,9 @@
 #include "tuner/tuner.h"
 
 namespace cf {
+
+// Exit code when the matrix ran but a prediction target was missed.
+constexpr int kTargetMissed = 3;
 namespace {
 
 struct Config {
@@ -244,7 +248,7 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
   std::fputs(ranking.c_str(), stdout);
   std::printf("verdict    %s\n",
               time_ok && memory_ok && ranking_ok ? "all targets met" : "TARGET MISSED");
-  return time_ok && memory_ok && ranking_ok ? 0 : 1;
+  return time_ok && memory_ok && ranking_ok ? 0 : kTargetMissed;
 }
 
 }  // namespace
