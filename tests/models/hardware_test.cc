@@ -1,5 +1,6 @@
 // GPU YAMLs: every shipped GPU loads with positive, unit-converted values; the GEMM efficiency
 // curve interpolates in log(flops) and is clamped at its ends; bad inputs name file:line and key.
+#include "tests/models/input_helpers.h"
 #include "models/hardware.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,9 @@
 
 namespace cf {
 namespace {
+
+using testing::expect_invalid;
+using testing::replace;
 
 const char* kShippedGpus[] = {"a100-sxm-80g", "h100-sxm-80g", "h200-141g", "h800-80g"};
 
@@ -120,21 +124,7 @@ collective_efficiency: 0.75
 reserved_mib: 128
 )";
 
-std::string replace(std::string text, const std::string& from, const std::string& to) {
-  const std::size_t at = text.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  return text;
-}
 
-void expect_invalid(const Status& status, std::initializer_list<std::string> pieces) {
-  ASSERT_FALSE(status.ok());
-  EXPECT_EQ(status.code(), StatusCode::kInvalidInput);
-  for (const std::string& piece : pieces) {
-    EXPECT_NE(status.message().find(piece), std::string::npos)
-        << "\"" << piece << "\" not in: " << status.message();
-  }
-}
 
 TEST(HardwareTest, BadGpuYamlNamesFileLineAndKey) {
   const std::string f = "g.yaml";

@@ -4,10 +4,14 @@
 
 #include <string>
 
+#include "tests/models/input_helpers.h"
 #include "models/model.h"
 
 namespace cf {
 namespace {
+
+using testing::expect_invalid;
+using testing::replace;
 
 // Every field that shapes cost or the executor; the name is compared separately.
 void expect_same_architecture(const ModelConfig& a, const ModelConfig& b) {
@@ -62,15 +66,6 @@ TEST(HfImportTest, NameComesFromNameOrPathOrTheSnapshotFolder) {
   EXPECT_EQ(folder->max_position, 2048);
 }
 
-// Expects InvalidInput whose message contains every piece.
-void expect_invalid(const Status& status, std::initializer_list<std::string> pieces) {
-  ASSERT_FALSE(status.ok());
-  EXPECT_EQ(status.code(), StatusCode::kInvalidInput);
-  for (const std::string& piece : pieces) {
-    EXPECT_NE(status.message().find(piece), std::string::npos)
-        << "\"" << piece << "\" not in: " << status.message();
-  }
-}
 
 const char* kQwenJson = R"({
   "architectures": ["Qwen2ForCausalLM"],
@@ -80,12 +75,6 @@ const char* kQwenJson = R"({
   "max_position_embeddings": 4096
 })";
 
-std::string replace(std::string text, const std::string& from, const std::string& to) {
-  const std::size_t at = text.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  return text;
-}
 
 TEST(HfImportTest, TheFixtureImportsAsTiny) {
   StatusOr<ModelConfig> model = import_hf_config(kQwenJson, "dir/tiny.json");
