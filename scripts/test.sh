@@ -31,7 +31,8 @@ elif ((validation != 0)); then
 fi
 
 echo "== ASan + UBSan build, library unit tests"
-cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# -O1 -g1 (line tables for the reports) compiles several times faster than -O2 -g.
+cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF \
   "-DCHUNKFLOW_TEST_DIRS=core;models;traces;sim;kernels;executor" >/dev/null
 cmake --build "$root/build-asan" -j"$jobs"
