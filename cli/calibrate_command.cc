@@ -5,12 +5,14 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <memory>
 
 #include "cli/command.h"
+#include "core/check.h"
 #include "executor/profiler.h"
 #include "sim/calibration_table.h"
 
@@ -64,7 +66,16 @@ std::string utc_date() {
 CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
   CalibrationTable t;
   t.machine =
-      MachineInfo{"cpu", p.cpu_model, p.cores, utc_date(), CHUNKFLOW_VERSION, p.load_average};
+      MachineInfo{"cpu", p.cpu_model, p.cores, utc_date(), CHUNKFLOW_VERSION, p.load_average, {}};
+  CF_CHECK(!p.speed_probe.empty());
+  SpeedProbe& probe = t.machine.speed_probe;
+  probe.samples = static_cast<int>(p.speed_probe.size());
+  probe.min_ns = *std::min_element(p.speed_probe.begin(), p.speed_probe.end());
+  probe.max_ns = *std::max_element(p.speed_probe.begin(), p.speed_probe.end());
+  probe.reference_ns = p.speed_reference_ns;
+  double sum = 0;
+  for (double v : p.speed_probe) sum += v;
+  probe.mean_ns = std::clamp(sum / probe.samples, probe.min_ns, probe.max_ns);
   t.method = MeasurementMethod{o.warmup, o.repetitions, "median"};
   t.concurrency_slowdown = p.concurrency_slowdown;
   t.send = to_curve(p.send);
@@ -180,6 +191,13 @@ int run_calibrate(const CalibrateOptions& options) {
       m.cpu_model, m.cores, m.load_average, o.warmup, o.repetitions, o.tokens.front(),
       o.tokens.back(), o.tokens.size(), o.attention_q.size(), o.attention_prefix.size(),
       o.message_bytes.size(), o.optimizer_params.size());
+  const SpeedProbe& sp = m.speed_probe;
+  text += fmt::format(
+      "speed      probe {:.2f} ms, the median of {} taken while calibrating (min {:.2f}, max "
+      "{:.2f}); every cost is rescaled to it\n"
+      "           mean {:.2f} ms: other load took {:.1f}% of a long run, charged on every op\n",
+      sp.reference_ns / 1e6, sp.samples, sp.min_ns / 1e6, sp.max_ns / 1e6, sp.mean_ns / 1e6,
+      100 * (sp.mean_ns / sp.reference_ns - 1));
   text += "concurrency";
   for (size_t k = 0; k < table.concurrency_slowdown.size(); ++k) {
     text +=

@@ -141,19 +141,37 @@ double executor_op_times(const ModelConfig& model, int64_t t, int count, uint64_
   return std::min(cpu_share, 1.0);
 }
 
+double speed_probe_ns(uint64_t seed) {
+  static const ModelConfig tiny = [] {
+    StatusOr<ModelConfig> m = load_model("tiny");
+    CF_CHECK(m.ok()) << m.status().message();
+    return *m;
+  }();
+  std::vector<double> forward, backward;
+  executor_op_times(tiny, 128, 2, seed, &forward, &backward);
+  double ns = 0;
+  for (double v : forward) ns += v;
+  for (double v : backward) ns += v;
+  return ns;
+}
+
 namespace {
 
 // One layer of the executor's F and B ops over the token grid: executor_op_times for every t,
 // round after round (so a change in the machine's load spreads over the whole grid rather
-// than bending one point), then per layer (median op − embedding − head) / layers.
-void in_situ_layers(const ModelBench& b, const ProfileOptions& o, ModelProfile* p) {
+// than bending one point), a speed probe before each run, then per layer
+// (median op − embedding − head) / layers.
+void in_situ_layers(const ModelBench& b, const ProfileOptions& o, const std::function<int()>& probe,
+                    int first_probe, ModelProfile* p) {
   constexpr int kRounds = 3;
   const size_t n = o.tokens.size();
   const int per_round = std::max(2, (o.repetitions + kRounds - 1) / kRounds);
   std::vector<std::vector<double>> forward(n), backward(n);
   std::vector<double> cpu_share(n, 0);
+  int last_probe = first_probe;
   for (int round = 0; round < kRounds; ++round) {
     for (size_t i = 0; i < n; ++i) {
+      last_probe = probe();
       cpu_share[i] += executor_op_times(b.model, o.tokens[i], per_round, o.seed + round,
                                         &forward[i], &backward[i]) /
                       kRounds;
@@ -170,8 +188,8 @@ void in_situ_layers(const ModelBench& b, const ProfileOptions& o, ModelProfile* 
         (median(backward[i]) - p->embedding_backward[i].wall_ns - p->head_backward[i].wall_ns) /
             layers,
         1.0);
-    p->layer_forward.push_back(Sample{t, f, f * cpu_share[i]});
-    p->layer_backward.push_back(Sample{t, g, g * cpu_share[i]});
+    p->layer_forward.push_back(Sample{t, f, f * cpu_share[i], {first_probe, last_probe}});
+    p->layer_backward.push_back(Sample{t, g, g * cpu_share[i], {first_probe, last_probe}});
   }
 }
 
@@ -330,14 +348,18 @@ ProfileOptions ProfileOptions::defaults(int64_t max_tokens) {
 
 ModelProfile profile_model(const std::string& name, const ModelConfig& model,
                            const ProfileOptions& o,
-                           const std::function<void(const std::string&)>& step) {
+                           const std::function<int(const std::string&)>& step,
+                           const std::function<int()>& probe) {
   ModelBench b(model, o.seed);
   ModelProfile p;
   p.name = name;
   p.model = model;
   auto series = [&](const std::string& what, Series* out, auto sample) {
-    step(name + " " + what);
-    for (int64_t t : o.tokens) out->push_back(sample(t));
+    const int at = step(name + " " + what);
+    for (int64_t t : o.tokens) {
+      out->push_back(sample(t));
+      out->back().probes = {at, at};
+    }
   };
   series("embedding forward", &p.embedding_forward,
          [&](int64_t t) { return embedding_sample(b, t, false, o); });
@@ -345,17 +367,17 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
          [&](int64_t t) { return embedding_sample(b, t, true, o); });
   series("head forward", &p.head_forward, [&](int64_t t) { return head_sample(b, t, false, o); });
   series("head backward", &p.head_backward, [&](int64_t t) { return head_sample(b, t, true, o); });
-  step(name + " layers (executor ops)");
-  in_situ_layers(b, o, &p);
+  in_situ_layers(b, o, probe, step(name + " layers (executor ops)"), &p);
   for (int64_t q : o.attention_q) p.attention_q.push_back(static_cast<double>(q));
   for (int64_t pre : o.attention_prefix) p.attention_prefix.push_back(static_cast<double>(pre));
   for (const bool backward : {false, true}) {
-    step(name + (backward ? " attention backward" : " attention forward"));
+    const int at = step(name + (backward ? " attention backward" : " attention forward"));
     auto& grid = backward ? p.attention_backward : p.attention_forward;
     for (int64_t q : o.attention_q) {
       grid.emplace_back();
       for (int64_t pre : o.attention_prefix) {
         grid.back().push_back(attention_sample(b, q, pre, backward, o));
+        grid.back().back().probes = {at, at};
       }
     }
   }
@@ -372,8 +394,11 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
     series("gemm " + g.name + " backward", &g.backward,
            [&](int64_t t) { return gemm_sample(b, g, bias, t, true, o); });
   }
-  step(name + " elementwise");
+  const int at = step(name + " elementwise");
   p.elementwise = elementwise_profile(b, o);
+  for (NamedSeries& e : p.elementwise) {
+    for (Sample& sample : e.series) sample.probes = {at, at};
+  }
   return p;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/model.h"
@@ -32,11 +33,14 @@ struct ProfileOptions {
   static ProfileOptions defaults(int64_t max_tokens);
 };
 
-// The median of the repetitions of one size.
+// The median of the repetitions of one size. `probes` are the indices (first, last) into
+// MachineProfile::speed_probe of the speed probes taken while it was measured; profile_cpu
+// rescales every sample from the machine's speed then to the reference speed.
 struct Sample {
   double x = 0;
   double wall_ns = 0;
   double cpu_ns = 0;
+  std::pair<int, int> probes{-1, -1};
 };
 using Series = std::vector<Sample>;
 
@@ -74,6 +78,14 @@ struct MachineProfile {
   std::string cpu_model;
   int cores = 1;
   double load_average = 0;
+  // speed_probe_ns() taken before every measurement series and every in-situ layer run, in
+  // order: how the machine's speed moved while it was calibrated. The probe is spiky (the
+  // machine's other tenants take it away for tens of milliseconds at a time), so a sample's
+  // speed is the median of the probes from two before its first to two after its last, and
+  // every sample is rescaled from that to `speed_reference_ns`, the median of all probes:
+  // slow drift is taken out, short interruptions are left to the medians.
+  std::vector<double> speed_probe;
+  double speed_reference_ns = 0;
   // [k−1]: the executor's ops while k stage threads run them at once, over one thread.
   std::vector<double> concurrency_slowdown;
   Series send;       // InProcessTransport::send of x bytes
@@ -90,11 +102,22 @@ struct MachineProfile {
 double executor_op_times(const ModelConfig& model, int64_t tokens, int count, uint64_t seed,
                          std::vector<double>* forward, std::vector<double>* backward);
 
+// How fast this machine runs the executor right now: the wall time of a fixed piece of its
+// work, the F and B ops of the built-in `tiny` model over two 128-token sequences on one
+// stage (after a warm-up sequence). Calibration takes it before every series and keeps the
+// mean; a measurement made later probes again, and the ratio of the two is how far the
+// machine's speed has moved since it was calibrated (on a shared or virtual machine, tens of
+// percent within minutes).
+double speed_probe_ns(uint64_t seed = 1);
+
 // One model's measurements; `step` is called before each series with what it measures
-// (profile_model_steps() calls in all).
+// (profile_model_steps() calls in all) and returns the index of a speed probe taken then;
+// `probe` takes one more (before each in-situ layer run) and returns its index. Samples
+// carry the probes taken while they were measured.
 ModelProfile profile_model(const std::string& name, const ModelConfig& model,
                            const ProfileOptions& options,
-                           const std::function<void(const std::string&)>& step);
+                           const std::function<int(const std::string&)>& step,
+                           const std::function<int()>& probe);
 int profile_model_steps();
 
 // Measures everything for each (name, model). Runs on the calling thread (and helper threads

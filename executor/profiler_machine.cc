@@ -218,18 +218,27 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   p.load_average = load_average_1min();
   const int total = 5 + static_cast<int>(models.size()) * profile_model_steps();
   int done = 0;
+  auto probe = [&] {
+    p.speed_probe.push_back(speed_probe_ns(o.seed));
+    return static_cast<int>(p.speed_probe.size()) - 1;
+  };
   auto step = [&](const std::string& what) {
     if (o.progress) o.progress(what, done, total);
     ++done;
+    return probe();
   };
-  step("transport send");
-  for (int64_t b : o.message_bytes) p.send.push_back(send_sample(b, o));
-  step("transport one-way delivery");
-  for (int64_t b : o.message_bytes) p.p2p.push_back(p2p_sample(b, o));
-  step("transport DP sum");
-  for (int64_t b : o.message_bytes) p.allreduce.push_back(allreduce_sample(b, o));
-  step("optimizer step");
-  for (int64_t n : o.optimizer_params) p.optimizer.push_back(optimizer_sample(n, o));
+  auto measure = [&](const std::string& what, const std::vector<int64_t>& grid, Series* out,
+                     auto sample) {
+    const int at = step(what);
+    for (int64_t x : grid) {
+      out->push_back(sample(x, o));
+      out->back().probes = {at, at};
+    }
+  };
+  measure("transport send", o.message_bytes, &p.send, send_sample);
+  measure("transport one-way delivery", o.message_bytes, &p.p2p, p2p_sample);
+  measure("transport DP sum", o.message_bytes, &p.allreduce, allreduce_sample);
+  measure("optimizer step", o.optimizer_params, &p.optimizer, optimizer_sample);
   step("concurrency");
   // One thread and k threads alternately, five rounds, the median ratio: a machine whose
   // other load changes while it is measured moves both sides of each ratio alike.
@@ -243,8 +252,41 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
     }
     p.concurrency_slowdown.push_back(std::max(1.0, median(ratios)));
   }
-  for (const auto& [name, model] : models) p.models.push_back(profile_model(name, model, o, step));
+  for (const auto& [name, model] : models) {
+    p.models.push_back(profile_model(name, model, o, step, probe));
+  }
   if (o.progress) o.progress("done", total, total);
+  probe();  // and once after the last series
+
+  // Every sample at one speed, the median probe's (profiler.h MachineProfile::speed_probe).
+  p.speed_reference_ns = median(p.speed_probe);
+  const int probes = static_cast<int>(p.speed_probe.size());
+  auto rescale = [&](Series& series) {
+    for (Sample& s : series) {
+      CF_CHECK(s.probes.first >= 0 && s.probes.first <= s.probes.second &&
+               s.probes.second < probes)
+          << "a sample without its speed probes";
+      const int from = std::max(0, s.probes.first - 2), to = std::min(probes, s.probes.second + 3);
+      const double then = median(std::vector<double>(p.speed_probe.begin() + from,
+                                                     p.speed_probe.begin() + to));
+      s.wall_ns *= p.speed_reference_ns / then;
+      s.cpu_ns *= p.speed_reference_ns / then;
+    }
+  };
+  for (Series* s : {&p.send, &p.p2p, &p.allreduce, &p.optimizer}) rescale(*s);
+  for (ModelProfile& m : p.models) {
+    for (Series* s : {&m.layer_forward, &m.layer_backward, &m.embedding_forward,
+                      &m.embedding_backward, &m.head_forward, &m.head_backward}) {
+      rescale(*s);
+    }
+    for (auto& row : m.attention_forward) rescale(row);
+    for (auto& row : m.attention_backward) rescale(row);
+    for (GemmProfile& g : m.gemm) {
+      rescale(g.forward);
+      rescale(g.backward);
+    }
+    for (NamedSeries& e : m.elementwise) rescale(e.series);
+  }
   return p;
 }
 

@@ -169,7 +169,13 @@ std::string calibration_to_json(const CalibrationTable& t) {
                 {"cores", mi.cores},
                 {"date", mi.date},
                 {"chunkflow_version", mi.chunkflow_version},
-                {"load_average", mi.load_average}}},
+                {"load_average", mi.load_average},
+                {"speed_probe",
+                 {{"reference_ns", mi.speed_probe.reference_ns},
+                  {"mean_ns", mi.speed_probe.mean_ns},
+                  {"min_ns", mi.speed_probe.min_ns},
+                  {"max_ns", mi.speed_probe.max_ns},
+                  {"samples", mi.speed_probe.samples}}}}},
               {"method",
                {{"warmup", t.method.warmup},
                 {"repetitions", t.method.repetitions},
@@ -363,6 +369,19 @@ CalibrationTable read_table(const json& j) {
   t.machine.date = mi.text("date");
   t.machine.chunkflow_version = mi.text("chunkflow_version");
   t.machine.load_average = mi.number("load_average");
+  ObjectIn probe = mi.object("speed_probe");
+  SpeedProbe& sp = t.machine.speed_probe;
+  sp.samples = static_cast<int>(probe.integer("samples", 1));
+  sp.reference_ns = probe.number("reference_ns");
+  sp.mean_ns = probe.number("mean_ns");
+  sp.min_ns = probe.number("min_ns");
+  sp.max_ns = probe.number("max_ns");
+  probe.done();
+  if (!(sp.min_ns > 0 && sp.min_ns <= sp.reference_ns && sp.reference_ns <= sp.max_ns &&
+        sp.min_ns <= sp.mean_ns && sp.mean_ns <= sp.max_ns && std::isfinite(sp.max_ns))) {
+    throw TableError{"machine.speed_probe",
+                     "expected 0 < min_ns ≤ reference_ns, mean_ns ≤ max_ns, all finite"};
+  }
   mi.done();
   ObjectIn method = in.object("method");
   t.method.warmup = static_cast<int>(method.integer("warmup", 0));

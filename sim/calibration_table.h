@@ -14,7 +14,7 @@
 
 namespace cf {
 
-inline constexpr int kCalibrationVersion = 1;
+inline constexpr int kCalibrationVersion = 2;
 inline constexpr const char* kCalibrationFormat = "chunkflow-calibration";
 
 // A cost measured at increasing sizes x (tokens, bytes or parameters): wall-clock median
@@ -104,6 +104,21 @@ std::vector<double> non_decreasing(const std::vector<double>& values);
 void make_non_decreasing(Curve* curve);
 void make_non_decreasing(AttentionGrid* grid);
 
+// The machine's speed while it was calibrated: the executor's fixed probe workload
+// (executor/profiler.h speed_probe_ns), timed before every measurement series and every
+// in-situ layer run. Every cost in the table is rescaled from the probe taken next to it to
+// `reference_ns`, the median probe: the table prices this machine at that speed.
+// The mean over the reference is what the machine's other tenants take from a long run on
+// top of the medians: the calibrated cost model charges it on every op
+// (CalibratedCostModel::interruption).
+struct SpeedProbe {
+  double reference_ns = 0;
+  double mean_ns = 0;
+  double min_ns = 0;
+  double max_ns = 0;
+  int samples = 0;
+};
+
 struct MachineInfo {
   std::string backend;  // "cpu"
   std::string cpu_model;
@@ -111,6 +126,7 @@ struct MachineInfo {
   std::string date;
   std::string chunkflow_version;
   double load_average = 0;  // 1-minute load when calibration started
+  SpeedProbe speed_probe;
 };
 
 struct MeasurementMethod {

@@ -61,7 +61,12 @@ CalibratedCostModel::CalibratedCostModel(const Job& job, CalibrationTable table)
     : model_(job.model), parallel_(job.parallel), table_(std::move(table)) {
   calibration_ = table_.find(ModelShape::of(model_));
   CF_CHECK(calibration_ != nullptr);
-  slowdown_ = concurrency_slowdown(parallel_.pp * parallel_.dp);
+  slowdown_ = concurrency_slowdown(parallel_.pp * parallel_.dp) * interruption();
+}
+
+double CalibratedCostModel::interruption() const {
+  const SpeedProbe& probe = table_.machine.speed_probe;
+  return std::max(1.0, probe.mean_ns / probe.reference_ns);
 }
 
 // The executor runs dp·pp stage threads. Measured k = 1..n threads at once; beyond n the

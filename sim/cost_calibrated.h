@@ -31,6 +31,10 @@ class CalibratedCostModel final : public CostModel {
   // The factor compute ops are slowed by when `threads` stages run at once on this machine:
   // the measured slowdown, continued beyond the threads measured as threads / cores.
   double concurrency_slowdown(int threads) const;
+  // What the machine's other load adds to a long run over the medians the table holds: the
+  // speed probe's mean over its median while calibrating (≥ 1). Charged on every compute op
+  // and the optimizer step.
+  double interruption() const;
   const CalibrationTable& table() const { return table_; }
 
  private:
@@ -43,7 +47,7 @@ class CalibratedCostModel final : public CostModel {
   ParallelConfig parallel_;
   CalibrationTable table_;
   const ModelCalibration* calibration_ = nullptr;  // inside table_
-  double slowdown_ = 1;                            // at dp·pp stage threads
+  double slowdown_ = 1;  // concurrency_slowdown(dp·pp) · interruption()
 };
 
 }  // namespace cf

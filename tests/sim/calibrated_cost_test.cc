@@ -44,7 +44,8 @@ AttentionGrid attention_grid(double scale) {
 CalibrationTable synthetic_table(const ModelConfig& model) {
   const std::vector<double> tokens = {1, 4, 16, 64};
   CalibrationTable t;
-  t.machine = MachineInfo{"cpu", "test cpu", 2, "2026-01-01T00:00:00Z", "0.1.0", 0.5};
+  t.machine = MachineInfo{"cpu", "test cpu", 2, "2026-01-01T00:00:00Z", "0.1.0", 0.5,
+                          SpeedProbe{2.0e7, 2.0e7, 1.8e7, 2.5e7, 9}};
   t.method = MeasurementMethod{1, 3, "median"};
   t.concurrency_slowdown = {1.0, 1.5};
   t.send = power_law(0.5, 1, {64, 4096, 262144});
@@ -133,6 +134,9 @@ TEST(CalibrationTable, StrictReaderNamesFileAndKey) {
       {[](auto& j) { j.erase("optimizer"); }, "optimizer: missing"},
       {[](auto& j) { j["version"] = 7; }, "version: 7 is not supported"},
       {[](auto& j) { j["format"] = "other"; }, "format: expected"},
+      {[](auto& j) { j["machine"].erase("speed_probe"); }, "machine.speed_probe: missing"},
+      {[](auto& j) { j["machine"]["speed_probe"]["min_ns"] = 3e7; },
+       "machine.speed_probe: expected 0 < min_ns ≤ reference_ns, mean_ns ≤ max_ns"},
       {[](auto& j) { j["transport"]["p2p"]["x"][1] = 64; }, "transport.p2p.x[1]: the grid"},
       {[](auto& j) { j["models"][0]["layer_forward"]["ns"][2] = -1; },
        "models[0].layer_forward.ns[2]: -1 is not a positive"},
@@ -216,6 +220,36 @@ TEST(CalibratedCostModel, ExtrapolationAndConcurrencyBeyondTheTable) {
   const OpTime time = model->op_time(q);
   EXPECT_DOUBLE_EQ(time.extrapolation, 4.0);
   EXPECT_EQ(time.total_ns, std::llround(3.0 * (1000 * 256 + 500 * 256)));
+}
+
+// The machine's other load (speed probe mean over median) is charged on compute and the
+// optimizer, not on deliveries; a probe mean below its median charges nothing.
+TEST(CalibratedCostModel, InterruptionScalesComputeOnly) {
+  const Job job = testing::tiny_job(testing::TinyJob{{5}, 2});
+  CalibrationTable busy = synthetic_table(job.model);
+  busy.machine.speed_probe.mean_ns = 1.25 * busy.machine.speed_probe.reference_ns;
+  StatusOr<std::unique_ptr<CalibratedCostModel>> with =
+      CalibratedCostModel::create(job, busy, "busy.json");
+  ASSERT_TRUE(with.ok()) << with.status().message();
+  const auto plain = model_for(job);
+  EXPECT_DOUBLE_EQ(plain->interruption(), 1.0);
+  EXPECT_DOUBLE_EQ((*with)->interruption(), 1.25);
+  const std::vector<AttentionSpan> spans = {{13, 3}};
+  OpQuery q;
+  q.layers = 2;
+  q.tokens = 13;
+  q.spans = spans;
+  for (const Pass pass : {Pass::kForward, Pass::kBackward, Pass::kRecompute}) {
+    q.pass = pass;
+    EXPECT_NEAR(static_cast<double>((*with)->op_time(q).total_ns),
+                1.25 * static_cast<double>(plain->op_time(q).total_ns), 1.0);
+  }
+  EXPECT_NEAR(static_cast<double>((*with)->optimizer_time_ns(0)),
+              1.25 * static_cast<double>(plain->optimizer_time_ns(0)), 1.0);
+  EXPECT_EQ((*with)->p2p_time_ns(P2pQuery{0, 0, 1, 4096}),
+            plain->p2p_time_ns(P2pQuery{0, 0, 1, 4096}));
+  busy.machine.speed_probe.mean_ns = 0.9 * busy.machine.speed_probe.reference_ns;
+  EXPECT_DOUBLE_EQ(CalibratedCostModel::create(job, busy, "b.json").value()->interruption(), 1.0);
 }
 
 TEST(CalibratedCostModel, RejectsWhatTheBackendCannotRun) {

@@ -15,7 +15,11 @@
 #include <fstream>
 #include <map>
 
+#include <unistd.h>
+
 #include "executor/executor.h"
+#include "executor/profiler.h"
+#include "sim/calibration_table.h"
 #include "sim/simulator.h"
 #include "traces/compare.h"
 #include "tuner/tuner.h"
@@ -52,7 +56,35 @@ struct Row {
   double trace_step_error = 0;  // step 0, from the trace comparison
   int extrapolated_ops = 0;
   std::vector<double> step_times;  // mean step time of each executor run
+  std::vector<double> speeds;           // each run's speed over the calibration's (run_probed)
+  std::vector<double> corrected_times;  // each run's mean step time at calibration speed
+  double speed = 1;                     // median over the runs
+  double corrected_s = 0;               // median over the runs
+  double corrected_error = 0;      // (predicted − corrected) / corrected
 };
+
+// An executor run with the speed probe (executor/profiler.h) taken before its first step and
+// after every step (outside the steps' clocks). The run's speed is the median of those probes
+// over the calibration's reference probe (> 1: the machine runs slower now than when it was
+// calibrated; the median, because a single probe can land in one of the machine's
+// interruptions); its time at calibration speed is its mean step time / speed.
+struct ProbedRun {
+  RunReport report;
+  double speed = 1;
+  double corrected_s = 0;
+};
+
+StatusOr<ProbedRun> run_probed(const Job& job, const ExecutorOptions& exec, double reference_ns) {
+  std::vector<double> probes{speed_probe_ns()};
+  ProbedRun out;
+  CF_ASSIGN_OR_RETURN(out.report, run_in_process(job, exec, [&](const StepReport&, int64_t) {
+                        probes.push_back(speed_probe_ns());
+                      }));
+  std::sort(probes.begin(), probes.end());
+  out.speed = probes[probes.size() / 2] / reference_ns;
+  out.corrected_s = out.report.step_time_s() / out.speed;
+  return out;
+}
 
 constexpr int64_t kMaxLength = 512;
 constexpr int kSteps = 2;
@@ -89,7 +121,8 @@ std::vector<Config> matrix() {
   return out;
 }
 
-StatusOr<Row> validate(const Config& c, const std::string& table, const std::string& out_dir) {
+StatusOr<Row> validate(const Config& c, const std::string& table, double probe_ns,
+                       const std::string& out_dir) {
   Row row;
   row.config = c;
   CF_ASSIGN_OR_RETURN(Job job, parse_job(job_yaml(c, table), c.name() + ".yaml"));
@@ -100,8 +133,11 @@ StatusOr<Row> validate(const Config& c, const std::string& table, const std::str
   // The first executor run: memory, the trace, the first step time (more runs: run_again).
   ExecutorOptions exec;
   exec.seed = 1;
-  CF_ASSIGN_OR_RETURN(RunReport measured, run_in_process(job, exec));
+  CF_ASSIGN_OR_RETURN(ProbedRun run, run_probed(job, exec, probe_ns));
+  const RunReport& measured = run.report;
   row.step_times = {measured.step_time_s()};
+  row.speeds = {run.speed};
+  row.corrected_times = {run.corrected_s};
   row.tokens = predicted.metrics.tokens;
   row.predicted_s = predicted.metrics.step_time_s;
   row.extrapolated_ops = predicted.metrics.extrapolated_ops;
@@ -123,14 +159,29 @@ StatusOr<Row> validate(const Config& c, const std::string& table, const std::str
   return row;
 }
 
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];  // odd run counts: the middle run
+}
+
+// One status line rewritten in place on a terminal; nothing when stderr is a log.
+void progress(const std::string& what) {
+  if (isatty(fileno(stderr))) std::fprintf(stderr, "\r\033[K%s", what.c_str());
+}
+void progress_done() {
+  if (isatty(fileno(stderr))) std::fprintf(stderr, "\r\033[K");
+}
+
 // Another executor run of the row's job, its mean step time appended.
-Status run_again(const std::string& table, Row* row) {
+Status run_again(const std::string& table, double probe_ns, Row* row) {
   CF_ASSIGN_OR_RETURN(Job job, parse_job(job_yaml(row->config, table), row->config.name()));
   ExecutorOptions exec;
   exec.seed = 1;
   exec.record_trace = false;
-  CF_ASSIGN_OR_RETURN(RunReport again, run_in_process(job, exec));
-  row->step_times.push_back(again.step_time_s());
+  CF_ASSIGN_OR_RETURN(ProbedRun again, run_probed(job, exec, probe_ns));
+  row->step_times.push_back(again.report.step_time_s());
+  row->speeds.push_back(again.speed);
+  row->corrected_times.push_back(again.corrected_s);
   return Status::Ok();
 }
 
@@ -175,10 +226,16 @@ StatusOr<size_t> tuned_pick(const std::vector<Row>& rows, const std::string& dat
 
 int run(const std::string& table, const std::string& out_dir, int runs) {
   std::filesystem::create_directories(out_dir);
+  StatusOr<CalibrationTable> calibration = load_calibration(table);
+  if (!calibration.ok()) {
+    std::fprintf(stderr, "validate: %s\n", calibration.status().message().c_str());
+    return calibration.status().exit_code();
+  }
+  const double probe_ns = calibration->machine.speed_probe.reference_ns;
   std::vector<Row> rows;
   for (const Config& c : matrix()) {
-    std::fprintf(stderr, "\r\033[Krun 1/%d  %s", runs, c.name().c_str());
-    StatusOr<Row> row = validate(c, table, out_dir);
+    progress(fmt::format("run 1/{}  {}", runs, c.name()));
+    StatusOr<Row> row = validate(c, table, probe_ns, out_dir);
     if (!row.ok()) {
       std::fprintf(stderr, "\nvalidate: %s\n", row.status().message().c_str());
       return row.status().exit_code();
@@ -189,33 +246,44 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
   // measured spreads over every configuration instead of bending the ones measured then.
   for (int i = 1; i < runs; ++i) {
     for (Row& r : rows) {
-      std::fprintf(stderr, "\r\033[Krun %d/%d  %s", i + 1, runs, r.config.name().c_str());
-      if (Status s = run_again(table, &r); !s.ok()) {
+      progress(fmt::format("run {}/{}  {}", i + 1, runs, r.config.name()));
+      if (Status s = run_again(table, probe_ns, &r); !s.ok()) {
         std::fprintf(stderr, "\nvalidate: %s\n", s.message().c_str());
         return s.exit_code();
       }
     }
   }
-  std::fprintf(stderr, "\r\033[K");
-  std::printf("%-42s %7s %9s %9s %8s %9s %8s %8s %5s\n", "configuration", "tokens", "pred s",
-              "meas s", "error", "step0 err", "peak MiB", "mem err", "extr");
+  progress_done();
+  std::printf("%-37s %6s %8s %8s %7s %6s %8s %9s %8s %7s %4s\n", "configuration", "tokens",
+              "pred s", "meas s", "error", "speed", "at cal.", "step0 err", "peak MiB", "mem err",
+              "extr");
   for (Row& r : rows) {
-    std::vector<double> times = r.step_times;  // the median run
-    std::sort(times.begin(), times.end());
-    r.measured_s = times[times.size() / 2];
+    r.measured_s = median_of(r.step_times);
+    r.speed = median_of(r.speeds);
+    r.corrected_s = median_of(r.corrected_times);
     r.step_error = (r.predicted_s - r.measured_s) / r.measured_s;
-    std::printf("%-42s %7lld %9.4f %9.4f %+7.1f%% %+8.1f%% %8.3f %+7.3f%% %5d\n",
+    r.corrected_error = (r.predicted_s - r.corrected_s) / r.corrected_s;
+    std::printf("%-37s %6lld %8.4f %8.4f %+6.1f%% %6.2f %+7.1f%% %+8.1f%% %8.3f %+6.3f%% %4d\n",
                 r.config.name().c_str(), static_cast<long long>(r.tokens), r.predicted_s,
-                r.measured_s, 100 * r.step_error, 100 * r.trace_step_error,
-                r.measured_peak / 1048576.0, 100 * r.memory_error, r.extrapolated_ops);
+                r.measured_s, 100 * r.step_error, r.speed, 100 * r.corrected_error,
+                100 * r.trace_step_error, r.measured_peak / 1048576.0, 100 * r.memory_error,
+                r.extrapolated_ops);
   }
-  double sum = 0, worst = 0, worst_memory = 0;
+  double sum = 0, worst = 0, sum_raw = 0, worst_raw = 0, worst_memory = 0;
+  double speed_min = rows.front().speeds.front(), speed_max = speed_min;
   for (const Row& r : rows) {
-    sum += std::abs(r.step_error);
-    worst = std::max(worst, std::abs(r.step_error));
+    sum += std::abs(r.corrected_error);
+    worst = std::max(worst, std::abs(r.corrected_error));
+    sum_raw += std::abs(r.step_error);
+    worst_raw = std::max(worst_raw, std::abs(r.step_error));
     worst_memory = std::max(worst_memory, std::abs(r.memory_error));
+    for (double v : r.speeds) {
+      speed_min = std::min(speed_min, v);
+      speed_max = std::max(speed_max, v);
+    }
   }
-  const double mean = sum / static_cast<double>(rows.size());
+  const double n = static_cast<double>(rows.size());
+  const double mean = sum / n, mean_raw = sum_raw / n;
   bool ranking_ok = true;
   std::string ranking;
   for (const std::string dataset : {"lmsys-chat-1m", "chatqa2-long-sft"}) {
@@ -227,23 +295,33 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
     const Row* best = nullptr;
     for (const Row& r : rows) {
       if (r.config.dataset == dataset && !r.config.baseline &&
-          (best == nullptr || r.measured_s < best->measured_s)) {
+          (best == nullptr || r.corrected_s < best->corrected_s)) {
         best = &r;
       }
     }
     const Row& picked = rows[*pick];
-    const double gap = (picked.measured_s - best->measured_s) / best->measured_s;
+    const double gap = (picked.corrected_s - best->corrected_s) / best->corrected_s;
+    const double gap_raw = (picked.measured_s - best->measured_s) / best->measured_s;
     ranking_ok = ranking_ok && gap <= 0.05;
     ranking += fmt::format(
-        "ranking    {}: tune picks {} (measured {:.4f} s); best measured {} "
-        "({:.4f} s); gap {:+.1f}% (target ≤ 5%)\n",
-        dataset, picked.config.name(), picked.measured_s, best->config.name(), best->measured_s,
-        100 * gap);
+        "ranking    {}: tune picks {} ({:.4f} s at calibration speed); best measured {} "
+        "({:.4f} s); gap {:+.1f}% (target ≤ 5%; {:+.1f}% on raw medians)\n",
+        dataset, picked.config.name(), picked.corrected_s, best->config.name(),
+        best->corrected_s, 100 * gap, 100 * gap_raw);
   }
   const bool time_ok = mean <= 0.10 && worst <= 0.20;
   const bool memory_ok = worst_memory <= 0.02;
-  std::printf("\nstep time  mean |error| %.1f%% (target ≤ 10%%), worst %.1f%% (target ≤ 20%%)\n",
-              100 * mean, 100 * worst);
+  std::printf(
+      "\nspeed      the probe ran ×%.2f..×%.2f its calibration time around the runs "
+      "(calibration itself: ×%.2f..×%.2f)\n",
+      speed_min, speed_max,
+      calibration->machine.speed_probe.min_ns / calibration->machine.speed_probe.reference_ns,
+      calibration->machine.speed_probe.max_ns / calibration->machine.speed_probe.reference_ns);
+  std::printf(
+      "step time  at calibration speed: mean |error| %.1f%% (target ≤ 10%%), worst %.1f%% "
+      "(target ≤ 20%%)\n"
+      "           raw (machine speed as it was): mean |error| %.1f%%, worst %.1f%%\n",
+      100 * mean, 100 * worst, 100 * mean_raw, 100 * worst_raw);
   std::printf("memory     worst peak error %.3f%% (target ≤ 2%%)\n", 100 * worst_memory);
   std::fputs(ranking.c_str(), stdout);
   std::printf("verdict    %s\n",
