@@ -13,8 +13,13 @@
 
 #include "cli/command.h"
 #include "core/check.h"
+#include "executor/executor.h"
 #include "executor/profiler.h"
 #include "sim/calibration_table.h"
+#include "sim/cost_calibrated.h"
+#include "sim/job.h"
+#include "sim/plan_builder.h"
+#include "sim/simulator.h"
 
 #ifndef CHUNKFLOW_VERSION
 #define CHUNKFLOW_VERSION "unknown"
@@ -77,7 +82,6 @@ CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
   for (double v : p.speed_probe) sum += v;
   probe.mean_ns = std::clamp(sum / probe.samples, probe.min_ns, probe.max_ns);
   t.method = MeasurementMethod{o.warmup, o.repetitions, "median"};
-  t.concurrency_slowdown = p.concurrency_slowdown;
   t.send = to_curve(p.send);
   t.p2p = to_curve(p.p2p);
   t.allreduce = to_curve(p.allreduce);
@@ -103,6 +107,77 @@ CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
     t.models.push_back(std::move(c));
   }
   return t;
+}
+
+double median_of(std::vector<double> v) {
+  CF_CHECK(!v.empty());
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// A fixed calibration job of `model` with pp·dp stage threads: eight sequences of
+// max_tokens·{1..8}/16 tokens (one micro-batch each: the baseline, per sequence), 2 steps.
+StatusOr<Job> step_job(const std::string& model, int64_t max_tokens, int pp, int dp) {
+  std::string lengths;
+  for (int i = 1; i <= 8; ++i) {
+    lengths += fmt::format("{}{}", i > 1 ? ", " : "", std::max<int64_t>(1, max_tokens * i / 16));
+  }
+  return parse_job(
+      fmt::format("model: {}\n"
+                  "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"
+                  "dataset: {{lengths: [{}], max_length: {}}}\n"
+                  "training: {{global_batch: 8, steps: 2}}\n"
+                  "parallel: {{tp: 1, pp: {}, dp: {}}}\n"
+                  "strategy: {{kind: baseline, micro_batching: per_sequence}}\n",
+                  model, pp * dp, pp * dp, lengths, max_tokens, pp, dp),
+      "calibration job");
+}
+
+// The table's concurrency_slowdown[k − 1]: a step of the executor with k stage threads
+// (pp k · dp 1 when the layers divide by k, and pp 1 · dp k), measured, over what the op
+// curves just measured predict for the same plans with no slowdown; the runs' times are first
+// rescaled to the reference speed by the median speed probe taken before them. The median
+// ratio over 3 runs of each layout. It holds what op medians cannot: the machine's other load
+// over a long run, stage threads waiting on each other's slowest op, cores that run at
+// different speeds, more threads than cores.
+StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& table,
+                                                    const std::string& model, int64_t max_tokens,
+                                                    int max_threads, uint64_t seed,
+                                                    const std::function<void(int)>& progress) {
+  constexpr int kRuns = 3;
+  CalibrationTable flat = table;
+  flat.concurrency_slowdown.assign(static_cast<size_t>(max_threads), 1.0);
+  std::vector<double> slowdown;
+  for (int k = 1; k <= max_threads; ++k) {
+    progress(k);
+    std::vector<std::pair<int, int>> layouts = {{1, k}};
+    CF_ASSIGN_OR_RETURN(Job probe_job, step_job(model, max_tokens, 1, 1));
+    if (k > 1 && probe_job.model.layers % k == 0) layouts.emplace_back(k, 1);
+    std::vector<double> ratios, probes;
+    for (const auto& [pp, dp] : layouts) {
+      CF_ASSIGN_OR_RETURN(Job job, step_job(model, max_tokens, pp, dp));
+      CF_ASSIGN_OR_RETURN(std::unique_ptr<CalibratedCostModel> cost,
+                          CalibratedCostModel::create(job, flat, "the table being measured"));
+      double predicted = 0;
+      for (int64_t step = 0; step < job.training.steps; ++step) {
+        CF_ASSIGN_OR_RETURN(Plan plan, build_plan(job, step));
+        CF_ASSIGN_OR_RETURN(SimResult sim, simulate(job, plan, *cost));
+        predicted += sim.metrics.step_time_s / static_cast<double>(job.training.steps);
+      }
+      for (int run = 0; run < kRuns; ++run) {
+        probes.push_back(speed_probe_ns(seed));
+        ExecutorOptions exec;
+        exec.seed = seed + static_cast<uint64_t>(run);
+        exec.record_trace = false;
+        CF_ASSIGN_OR_RETURN(RunReport measured, run_in_process(job, exec));
+        ratios.push_back(measured.step_time_s() / predicted);
+      }
+    }
+    const double speed = median_of(probes) / table.machine.speed_probe.reference_ns;
+    slowdown.push_back(median_of(ratios) / speed);
+  }
+  return slowdown;
 }
 
 // A layer forward against the kernels it calls (layer.cc): QKV, output and MLP GEMMs, one
@@ -159,11 +234,9 @@ int run_calibrate(const CalibrateOptions& options) {
   ProfileOptions o = ProfileOptions::defaults(options.quick ? 32 : options.max_tokens);
   o.repetitions = options.quick ? 3 : options.repetitions;
   o.warmup = options.quick ? 1 : options.warmup;
-  o.max_threads = options.quick ? 2 : options.threads;
   if (options.quick) {
     o.message_bytes = {1024, 65536};
     o.optimizer_params = {1024, 65536};
-    o.concurrency_tokens = 16;
   }
   const bool show = !options.quiet && ::isatty(STDERR_FILENO);
   if (show) {
@@ -174,9 +247,17 @@ int run_calibrate(const CalibrateOptions& options) {
   }
   const auto start = std::chrono::steady_clock::now();
   const MachineProfile profile = profile_cpu(models, o);
+  CalibrationTable table = to_table(profile, o);
+  StatusOr<std::vector<double>> slowdown = measure_step_slowdown(
+      table, options.models.front(), o.tokens.back(), options.quick ? 2 : options.threads, o.seed,
+      [&](int k) {
+        if (show) std::fprintf(stderr, "\r\033[Ksteps with %d stage thread%s", k, k > 1 ? "s" : "");
+      });
+  if (show) std::fputs("\r\033[K", stderr);
+  if (!slowdown.ok()) return report(slowdown.status());
+  table.concurrency_slowdown = *slowdown;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const CalibrationTable table = to_table(profile, o);
   if (Status s = write_file_atomic(options.out, calibration_to_json(table)); !s.ok()) {
     return report(s);
   }
@@ -195,10 +276,10 @@ int run_calibrate(const CalibrateOptions& options) {
   text += fmt::format(
       "speed      probe {:.2f} ms, the median of {} taken while calibrating (min {:.2f}, max "
       "{:.2f}); every cost is rescaled to it\n"
-      "           mean {:.2f} ms: other load took {:.1f}% of a long run, charged on every op\n",
+      "           mean {:.2f} ms: the machine's other load took {:.1f}% of the probes' time\n",
       sp.reference_ns / 1e6, sp.samples, sp.min_ns / 1e6, sp.max_ns / 1e6, sp.mean_ns / 1e6,
       100 * (sp.mean_ns / sp.reference_ns - 1));
-  text += "concurrency";
+  text += "step       measured over predicted (fixed jobs, per-sequence micro-batches):";
   for (size_t k = 0; k < table.concurrency_slowdown.size(); ++k) {
     text +=
         fmt::format("  {} thread{} ×{:.2f}", k + 1, k ? "s" : "", table.concurrency_slowdown[k]);
@@ -236,7 +317,8 @@ void add_calibrate_command(CLI::App& app, RunFn* run) {
   cmd->add_option("-w,--warmup", options->warmup, "untimed runs before them")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  cmd->add_option("--threads", options->threads, "concurrency measured for 1..N busy threads")
+  cmd->add_option("--threads", options->threads,
+                  "step slowdown measured for 1..N stage threads (pp·dp of a job)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_flag("--quick", options->quick,

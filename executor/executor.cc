@@ -1,6 +1,7 @@
 // In-process execution of a job (executor.h): one thread per (DP rank, stage), the in-process
 // transport, the reference check between the gradient sums and the optimizer step.
 #include "executor/executor.h"
+#include "executor/memory.h"
 
 #include <fmt/format.h>
 
@@ -126,6 +127,7 @@ double seconds_between(StepClock::time_point a, StepClock::time_point b) {
 StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options,
                                    const StepCallback& on_step) {
   CF_RETURN_IF_ERROR(validate_for_executor(job));
+  retain_freed_memory();
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
   const int dp = job.parallel.dp, pp = job.parallel.pp, vpp = job.parallel.vpp;
   InProcessFabric fabric(dp, pp);

@@ -1,9 +1,20 @@
 // MemoryTracker: live bytes by category and their peaks (memory.h).
 #include "executor/memory.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 
 namespace cf {
+
+void retain_freed_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest heap-served size on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
 
 const char* memory_category_name(MemoryCategory category) {
   switch (category) {

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "core/check.h"
+#include "executor/memory.h"
 #include "executor/mpi_transport.h"
 #include "executor/stage.h"
 
@@ -130,6 +131,7 @@ bool launched_by_mpirun() {
 StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options,
                                     const StepCallback& on_step) {
   CF_RETURN_IF_ERROR(validate_for_executor(job));
+  retain_freed_memory();
   int rank = 0, size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);

@@ -23,8 +23,6 @@ struct ProfileOptions {
   std::vector<int64_t> attention_prefix;  // key prefix before it (the first must be 0)
   std::vector<int64_t> message_bytes;     // transport grid
   std::vector<int64_t> optimizer_params;  // AdamW grid
-  int max_threads = 4;                    // concurrency measured for 1..max_threads threads
-  int64_t concurrency_tokens = 128;       // the micro-batch each concurrent stage runs
   uint64_t seed = 1;
   // Called before each measurement series: what is measured, series done, series in all.
   std::function<void(const std::string& what, int done, int total)> progress;
@@ -86,8 +84,6 @@ struct MachineProfile {
   // slow drift is taken out, short interruptions are left to the medians.
   std::vector<double> speed_probe;
   double speed_reference_ns = 0;
-  // [k−1]: the executor's ops while k stage threads run them at once, over one thread.
-  std::vector<double> concurrency_slowdown;
   Series send;       // InProcessTransport::send of x bytes
   Series p2p;        // one-way: send on one thread until recv returns on a waiting one
   Series allreduce;  // InProcessTransport::allreduce_dp over 2 DP ranks, x bytes
@@ -121,7 +117,7 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
 int profile_model_steps();
 
 // Measures everything for each (name, model). Runs on the calling thread (and helper threads
-// for the transport and concurrency series). Takes seconds to minutes: see the grids.
+// for the transport series). Takes seconds to minutes: see the grids.
 MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>>& models,
                            const ProfileOptions& options);
 

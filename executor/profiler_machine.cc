@@ -154,27 +154,6 @@ Sample optimizer_sample(int64_t params, const ProfileOptions& o) {
   return Sample{static_cast<double>(params), median(wall), median(cpu)};
 }
 
-// k stage threads at once, each a one-stage StageWorker running the executor's F and B ops
-// over micro-batches of o.concurrency_tokens tokens (executor_op_times); the median op time
-// over all threads.
-double concurrent_op_ns(const ModelConfig& model, int k, const ProfileOptions& o) {
-  const int count = std::max(o.repetitions, 6);
-  std::vector<std::vector<double>> times(static_cast<size_t>(k));
-  std::barrier start(k);
-  std::vector<std::thread> threads;
-  for (int j = 0; j < k; ++j) {
-    threads.emplace_back([&, j] {
-      start.arrive_and_wait();
-      std::vector<double>& mine = times[static_cast<size_t>(j)];
-      executor_op_times(model, o.concurrency_tokens, count, o.seed + j, &mine, &mine);
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  std::vector<double> all;
-  for (const auto& v : times) all.insert(all.end(), v.begin(), v.end());
-  return median(all);
-}
-
 }  // namespace
 
 std::string cpu_model_name() {
@@ -212,11 +191,12 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   CF_CHECK(!models.empty());
   CF_CHECK(!o.attention_prefix.empty() && o.attention_prefix.front() == 0)
       << "the attention prefix grid starts at 0";
+  retain_freed_memory();  // as the executor runs
   MachineProfile p;
   p.cpu_model = cpu_model_name();
   p.cores = usable_cores();
   p.load_average = load_average_1min();
-  const int total = 5 + static_cast<int>(models.size()) * profile_model_steps();
+  const int total = 4 + static_cast<int>(models.size()) * profile_model_steps();
   int done = 0;
   auto probe = [&] {
     p.speed_probe.push_back(speed_probe_ns(o.seed));
@@ -239,19 +219,6 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   measure("transport one-way delivery", o.message_bytes, &p.p2p, p2p_sample);
   measure("transport DP sum", o.message_bytes, &p.allreduce, allreduce_sample);
   measure("optimizer step", o.optimizer_params, &p.optimizer, optimizer_sample);
-  step("concurrency");
-  // One thread and k threads alternately, five rounds, the median ratio: a machine whose
-  // other load changes while it is measured moves both sides of each ratio alike.
-  p.concurrency_slowdown.push_back(1.0);
-  const ModelConfig& model = models.front().second;
-  for (int k = 2; k <= o.max_threads; ++k) {
-    std::vector<double> ratios;
-    for (int round = 0; round < 5; ++round) {
-      const double one = concurrent_op_ns(model, 1, o);
-      ratios.push_back(concurrent_op_ns(model, k, o) / one);
-    }
-    p.concurrency_slowdown.push_back(std::max(1.0, median(ratios)));
-  }
   for (const auto& [name, model] : models) {
     p.models.push_back(profile_model(name, model, o, step, probe));
   }

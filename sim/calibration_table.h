@@ -108,9 +108,8 @@ void make_non_decreasing(AttentionGrid* grid);
 // (executor/profiler.h speed_probe_ns), timed before every measurement series and every
 // in-situ layer run. Every cost in the table is rescaled from the probe taken next to it to
 // `reference_ns`, the median probe: the table prices this machine at that speed.
-// The mean over the reference is what the machine's other tenants take from a long run on
-// top of the medians: the calibrated cost model charges it on every op
-// (CalibratedCostModel::interruption).
+// The mean over the reference tells how much of the probes' time the machine's other load
+// took (shown by calibrate; the step slowdown below is what prices it).
 struct SpeedProbe {
   double reference_ns = 0;
   double mean_ns = 0;
@@ -139,8 +138,8 @@ struct CalibrationTable {
   int version = kCalibrationVersion;
   MachineInfo machine;
   MeasurementMethod method;
-  // slowdown[k−1]: wall time of one layer forward+backward while k threads run it at once,
-  // over the time with one thread (k = 1 .. threads measured).
+  // slowdown[k−1]: the executor's step with k stage threads, measured, over what the op
+  // curves predict for it (k = 1 .. threads measured; calibrate_command.cc's step jobs).
   std::vector<double> concurrency_slowdown;
   Curve send;       // a stage copying an outgoing message of x bytes (inside its op)
   Curve p2p;        // one-way delivery of x bytes to a waiting stage

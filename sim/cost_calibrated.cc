@@ -1,7 +1,7 @@
 // The calibrated cost model: each op priced as the executor runs it (executor/stage.cc), from
 // the measured curves of calibration_table.h. Interpolation: log-log piecewise linear over
-// sizes; attention bilinear over (log q, prefix). Compute is scaled by the slowdown measured
-// with as many busy threads as the job has stages.
+// sizes; attention bilinear over (log q, prefix). Compute is scaled by the step slowdown
+// measured with as many stage threads as the job has.
 #include "sim/cost_calibrated.h"
 
 #include <fmt/format.h>
@@ -61,16 +61,11 @@ CalibratedCostModel::CalibratedCostModel(const Job& job, CalibrationTable table)
     : model_(job.model), parallel_(job.parallel), table_(std::move(table)) {
   calibration_ = table_.find(ModelShape::of(model_));
   CF_CHECK(calibration_ != nullptr);
-  slowdown_ = concurrency_slowdown(parallel_.pp * parallel_.dp) * interruption();
+  slowdown_ = concurrency_slowdown(parallel_.pp * parallel_.dp);
 }
 
-double CalibratedCostModel::interruption() const {
-  const SpeedProbe& probe = table_.machine.speed_probe;
-  return std::max(1.0, probe.mean_ns / probe.reference_ns);
-}
-
-// The executor runs dp·pp stage threads. Measured k = 1..n threads at once; beyond n the
-// slowdown grows in proportion to the threads (the cores are shared evenly).
+// The executor runs dp·pp stage threads. Measured for k = 1..n threads (calibrate's step
+// jobs); beyond n the slowdown grows in proportion to the threads (the cores shared evenly).
 double CalibratedCostModel::concurrency_slowdown(int threads) const {
   const std::vector<double>& s = table_.concurrency_slowdown;
   CF_CHECK(!s.empty());

@@ -28,13 +28,11 @@ class CalibratedCostModel final : public CostModel {
   int64_t dp_reduce_time_ns(int stage) const override;
   int64_t optimizer_time_ns(int stage) const override;
 
-  // The factor compute ops are slowed by when `threads` stages run at once on this machine:
-  // the measured slowdown, continued beyond the threads measured as threads / cores.
+  // The factor compute ops are slowed by in a step with `threads` stage threads on this
+  // machine: the table's measured step slowdown (a whole step's time over the op curves'
+  // prediction, so the machine's other load, threads waiting on each other and cores of
+  // unequal speed are in it), continued beyond the threads measured in proportion.
   double concurrency_slowdown(int threads) const;
-  // What the machine's other load adds to a long run over the medians the table holds: the
-  // speed probe's mean over its median while calibrating (≥ 1). Charged on every compute op
-  // and the optimizer step.
-  double interruption() const;
   const CalibrationTable& table() const { return table_; }
 
  private:
@@ -47,7 +45,7 @@ class CalibratedCostModel final : public CostModel {
   ParallelConfig parallel_;
   CalibrationTable table_;
   const ModelCalibration* calibration_ = nullptr;  // inside table_
-  double slowdown_ = 1;  // concurrency_slowdown(dp·pp) · interruption()
+  double slowdown_ = 1;  // concurrency_slowdown(dp·pp)
 };
 
 }  // namespace cf

@@ -1,11 +1,12 @@
 // The calibration profiler on tiny grids: every series has one median per grid point, in
-// grid order, with positive wall time; the attention grid is q × prefix; the concurrency
-// slowdown starts at 1; progress reports every series in order. Not its timings' values
+// grid order, with positive wall time; the attention grid is q × prefix; a speed probe for
+// every series and in-situ run; progress reports every series in order. Not its timings' values
 // (this machine's), which docs/VALIDATION.md checks against real runs.
 #include "executor/profiler.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,6 @@ TEST(Profiler, MeasuresEverySeriesOnItsGrid) {
   o.attention_prefix = {0, 7, 33};
   o.message_bytes = {64, 4100};
   o.optimizer_params = {17, 1000};
-  o.max_threads = 2;
-  o.concurrency_tokens = 9;
   std::vector<std::pair<std::string, int>> calls;
   int total = 0;
   o.progress = [&](const std::string& what, int done, int all) {
@@ -46,9 +45,11 @@ TEST(Profiler, MeasuresEverySeriesOnItsGrid) {
   const MachineProfile p = profile_cpu({{"tiny", *model}}, o);
   EXPECT_GE(p.cores, 1);
   EXPECT_FALSE(p.cpu_model.empty());
-  ASSERT_EQ(p.concurrency_slowdown.size(), 2u);
-  EXPECT_EQ(p.concurrency_slowdown[0], 1.0);
-  EXPECT_GE(p.concurrency_slowdown[1], 1.0);
+  // One speed probe per series and per in-situ layer run (3 rounds over the grid), and one
+  // after the last; every sample rescaled to their median, which lies within them.
+  ASSERT_EQ(p.speed_probe.size(), static_cast<size_t>(total + 3 * o.tokens.size() + 1));
+  EXPECT_GE(p.speed_reference_ns, *std::min_element(p.speed_probe.begin(), p.speed_probe.end()));
+  EXPECT_LE(p.speed_reference_ns, *std::max_element(p.speed_probe.begin(), p.speed_probe.end()));
   expect_series(p.send, o.message_bytes, "send");
   expect_series(p.p2p, o.message_bytes, "p2p");
   expect_series(p.allreduce, o.message_bytes, "allreduce");
@@ -78,7 +79,7 @@ TEST(Profiler, MeasuresEverySeriesOnItsGrid) {
   // Progress: every series once, in order, then done == total.
   ASSERT_EQ(static_cast<int>(calls.size()), total + 1);
   for (int i = 0; i <= total; ++i) EXPECT_EQ(calls[static_cast<size_t>(i)].second, i);
-  EXPECT_EQ(total, 5 + profile_model_steps());
+  EXPECT_EQ(total, 4 + profile_model_steps());
 }
 
 TEST(Profiler, DefaultGridsArePowersOfTwoAndMidpoints) {

@@ -222,36 +222,6 @@ TEST(CalibratedCostModel, ExtrapolationAndConcurrencyBeyondTheTable) {
   EXPECT_EQ(time.total_ns, std::llround(3.0 * (1000 * 256 + 500 * 256)));
 }
 
-// The machine's other load (speed probe mean over median) is charged on compute and the
-// optimizer, not on deliveries; a probe mean below its median charges nothing.
-TEST(CalibratedCostModel, InterruptionScalesComputeOnly) {
-  const Job job = testing::tiny_job(testing::TinyJob{{5}, 2});
-  CalibrationTable busy = synthetic_table(job.model);
-  busy.machine.speed_probe.mean_ns = 1.25 * busy.machine.speed_probe.reference_ns;
-  StatusOr<std::unique_ptr<CalibratedCostModel>> with =
-      CalibratedCostModel::create(job, busy, "busy.json");
-  ASSERT_TRUE(with.ok()) << with.status().message();
-  const auto plain = model_for(job);
-  EXPECT_DOUBLE_EQ(plain->interruption(), 1.0);
-  EXPECT_DOUBLE_EQ((*with)->interruption(), 1.25);
-  const std::vector<AttentionSpan> spans = {{13, 3}};
-  OpQuery q;
-  q.layers = 2;
-  q.tokens = 13;
-  q.spans = spans;
-  for (const Pass pass : {Pass::kForward, Pass::kBackward, Pass::kRecompute}) {
-    q.pass = pass;
-    EXPECT_NEAR(static_cast<double>((*with)->op_time(q).total_ns),
-                1.25 * static_cast<double>(plain->op_time(q).total_ns), 1.0);
-  }
-  EXPECT_NEAR(static_cast<double>((*with)->optimizer_time_ns(0)),
-              1.25 * static_cast<double>(plain->optimizer_time_ns(0)), 1.0);
-  EXPECT_EQ((*with)->p2p_time_ns(P2pQuery{0, 0, 1, 4096}),
-            plain->p2p_time_ns(P2pQuery{0, 0, 1, 4096}));
-  busy.machine.speed_probe.mean_ns = 0.9 * busy.machine.speed_probe.reference_ns;
-  EXPECT_DOUBLE_EQ(CalibratedCostModel::create(job, busy, "b.json").value()->interruption(), 1.0);
-}
-
 TEST(CalibratedCostModel, RejectsWhatTheBackendCannotRun) {
   testing::TinyJob spec{{5}, 1};
   const Job job = testing::tiny_job(spec);

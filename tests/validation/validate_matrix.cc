@@ -64,10 +64,10 @@ struct Row {
 };
 
 // An executor run with the speed probe (executor/profiler.h) taken before its first step and
-// after every step (outside the steps' clocks). The run's speed is the median of those probes
-// over the calibration's reference probe (> 1: the machine runs slower now than when it was
-// calibrated; the median, because a single probe can land in one of the machine's
-// interruptions); its time at calibration speed is its mean step time / speed.
+// after every step (outside the steps' clocks), as calibration takes it. The run's speed is the median of those probes over the calibration's reference
+// (> 1: the machine runs slower now than when it was calibrated; the median, because one
+// probe can land in an interruption of the machine); its time at calibration speed is its
+// mean step time / speed.
 struct ProbedRun {
   RunReport report;
   double speed = 1;
@@ -337,7 +337,7 @@ int main(int argc, char** argv) {
   std::string table, out_dir = "validation-out";
   app.add_option("table", table, "calibration table from `chunkflow calibrate`")->required();
   app.add_option("-o,--out", out_dir, "folder for each configuration's job and traces");
-  int runs = 3;
+  int runs = 5;
   app.add_option("-r,--runs", runs, "executor runs per configuration (median step time)")
       ->check(CLI::Range(1, 99));
   CLI11_PARSE(app, argc, argv);
