@@ -116,66 +116,97 @@ double median_of(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// A fixed calibration job of `model` with pp·dp stage threads: eight sequences of
-// max_tokens·{1..8}/16 tokens (one micro-batch each: the baseline, per sequence), 2 steps.
-StatusOr<Job> step_job(const std::string& model, int64_t max_tokens, int pp, int dp) {
+// The fixed calibration jobs of `model` with pp·dp stage threads, 2 steps each: eight
+// sequences of max_tokens·{1..8}/16 tokens and one of max_tokens, run as the baseline (one
+// micro-batch per sequence) and as ChunkFlow (ChunkSize max_tokens/4, K 2: packed chunks and a
+// dependent group).
+StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_tokens, int pp,
+                                     int dp) {
   std::string lengths;
   for (int i = 1; i <= 8; ++i) {
-    lengths += fmt::format("{}{}", i > 1 ? ", " : "", std::max<int64_t>(1, max_tokens * i / 16));
+    lengths += fmt::format("{}, ", std::max<int64_t>(1, max_tokens * i / 16));
   }
-  return parse_job(
-      fmt::format("model: {}\n"
-                  "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"
-                  "dataset: {{lengths: [{}], max_length: {}}}\n"
-                  "training: {{global_batch: 8, steps: 2}}\n"
-                  "parallel: {{tp: 1, pp: {}, dp: {}}}\n"
-                  "strategy: {{kind: baseline, micro_batching: per_sequence}}\n",
-                  model, pp * dp, pp * dp, lengths, max_tokens, pp, dp),
-      "calibration job");
+  lengths += fmt::format("{}", max_tokens);
+  std::vector<Job> jobs;
+  for (const std::string& strategy :
+       {std::string("{kind: baseline, micro_batching: per_sequence}"),
+        fmt::format("{{kind: chunkflow, chunk_size: {}, k: 2}}", std::max<int64_t>(1, max_tokens / 4))}) {
+    CF_ASSIGN_OR_RETURN(
+        Job job, parse_job(fmt::format("model: {}\n"
+                                       "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"
+                                       "dataset: {{lengths: [{}], max_length: {}}}\n"
+                                       "training: {{global_batch: 9, steps: 2}}\n"
+                                       "parallel: {{tp: 1, pp: {}, dp: {}}}\n"
+                                       "strategy: {}\n",
+                                       model, pp * dp, pp * dp, lengths, max_tokens, pp, dp,
+                                       strategy),
+                           "calibration job"));
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
 }
 
 // The table's concurrency_slowdown[k − 1]: a step of the executor with k stage threads
-// (pp k · dp 1 when the layers divide by k, and pp 1 · dp k), measured, over what the op
-// curves just measured predict for the same plans with no slowdown; the runs' times are first
-// rescaled to the reference speed by the median speed probe taken before them. The median
-// ratio over 3 runs of each layout. It holds what op medians cannot: the machine's other load
-// over a long run, stage threads waiting on each other's slowest op, cores that run at
-// different speeds, more threads than cores.
+// (step_jobs with pp k · dp 1 when the layers divide by k, and pp 1 · dp k), measured, over
+// what the op
+// curves just measured predict for the same plans with no slowdown. The runs go round-robin
+// over every k and layout, `rounds` times, each rescaled to the table's reference speed by
+// the speed probes around its steps (run_with_speed_probe); the factor is the median ratio
+// over k's runs. It holds what op medians cannot: the machine's other load over a
+// long run, stage threads waiting on each other's slowest op, cores that run at different
+// speeds, more threads than cores.
 StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& table,
                                                     const std::string& model, int64_t max_tokens,
-                                                    int max_threads, uint64_t seed,
+                                                    int max_threads, int rounds, uint64_t seed,
                                                     const std::function<void(int)>& progress) {
-  constexpr int kRuns = 3;
   CalibrationTable flat = table;
   flat.concurrency_slowdown.assign(static_cast<size_t>(max_threads), 1.0);
-  std::vector<double> slowdown;
+  struct Fit {
+    int k;
+    Job job;
+    double predicted = 0;  // mean step time, s
+    std::vector<double> ratios;
+  };
+  std::vector<Fit> fits;
   for (int k = 1; k <= max_threads; ++k) {
-    progress(k);
+    CF_ASSIGN_OR_RETURN(std::vector<Job> one, step_jobs(model, max_tokens, 1, 1));
     std::vector<std::pair<int, int>> layouts = {{1, k}};
-    CF_ASSIGN_OR_RETURN(Job probe_job, step_job(model, max_tokens, 1, 1));
-    if (k > 1 && probe_job.model.layers % k == 0) layouts.emplace_back(k, 1);
-    std::vector<double> ratios, probes;
+    if (k > 1 && one.front().model.layers % k == 0) layouts.emplace_back(k, 1);
+    std::vector<Job> jobs;
     for (const auto& [pp, dp] : layouts) {
-      CF_ASSIGN_OR_RETURN(Job job, step_job(model, max_tokens, pp, dp));
+      CF_ASSIGN_OR_RETURN(std::vector<Job> more, step_jobs(model, max_tokens, pp, dp));
+      jobs.insert(jobs.end(), more.begin(), more.end());
+    }
+    for (const Job& job : jobs) {
       CF_ASSIGN_OR_RETURN(std::unique_ptr<CalibratedCostModel> cost,
                           CalibratedCostModel::create(job, flat, "the table being measured"));
-      double predicted = 0;
+      Fit fit{k, job, 0, {}};
       for (int64_t step = 0; step < job.training.steps; ++step) {
         CF_ASSIGN_OR_RETURN(Plan plan, build_plan(job, step));
         CF_ASSIGN_OR_RETURN(SimResult sim, simulate(job, plan, *cost));
-        predicted += sim.metrics.step_time_s / static_cast<double>(job.training.steps);
+        fit.predicted += sim.metrics.step_time_s / static_cast<double>(job.training.steps);
       }
-      for (int run = 0; run < kRuns; ++run) {
-        probes.push_back(speed_probe_ns(seed));
-        ExecutorOptions exec;
-        exec.seed = seed + static_cast<uint64_t>(run);
-        exec.record_trace = false;
-        CF_ASSIGN_OR_RETURN(RunReport measured, run_in_process(job, exec));
-        ratios.push_back(measured.step_time_s() / predicted);
-      }
+      fits.push_back(std::move(fit));
     }
-    const double speed = median_of(probes) / table.machine.speed_probe.reference_ns;
-    slowdown.push_back(median_of(ratios) / speed);
+  }
+  for (int round = 0; round < rounds; ++round) {
+    progress(round);
+    for (Fit& fit : fits) {
+      ExecutorOptions exec;
+      exec.seed = seed + static_cast<uint64_t>(round);
+      exec.record_trace = false;
+      CF_ASSIGN_OR_RETURN(ProbedRun run, run_with_speed_probe(fit.job, exec,
+                                                              table.machine.speed_probe.reference_ns));
+      fit.ratios.push_back(run.at_reference_s / fit.predicted);
+    }
+  }
+  std::vector<double> slowdown;
+  for (int k = 1; k <= max_threads; ++k) {
+    std::vector<double> ratios;
+    for (const Fit& fit : fits) {
+      if (fit.k == k) ratios.insert(ratios.end(), fit.ratios.begin(), fit.ratios.end());
+    }
+    slowdown.push_back(median_of(ratios));
   }
   return slowdown;
 }
@@ -249,9 +280,10 @@ int run_calibrate(const CalibrateOptions& options) {
   const MachineProfile profile = profile_cpu(models, o);
   CalibrationTable table = to_table(profile, o);
   StatusOr<std::vector<double>> slowdown = measure_step_slowdown(
-      table, options.models.front(), o.tokens.back(), options.quick ? 2 : options.threads, o.seed,
-      [&](int k) {
-        if (show) std::fprintf(stderr, "\r\033[Ksteps with %d stage thread%s", k, k > 1 ? "s" : "");
+      table, options.models.front(), o.tokens.back(),
+      options.quick ? 1 : std::min(options.threads, usable_cores()), options.quick ? 1 : 9, o.seed,
+      [&](int round) {
+        if (show) std::fprintf(stderr, "\r\033[Kstep slowdown, round %d", round + 1);
       });
   if (show) std::fputs("\r\033[K", stderr);
   if (!slowdown.ok()) return report(slowdown.status());
@@ -318,7 +350,8 @@ void add_calibrate_command(CLI::App& app, RunFn* run) {
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
   cmd->add_option("--threads", options->threads,
-                  "step slowdown measured for 1..N stage threads (pp·dp of a job)")
+                  "step slowdown measured for 1..N stage threads (pp·dp of a job), N at most "
+                  "the usable cores; more threads are priced in proportion and flagged")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->add_flag("--quick", options->quick,

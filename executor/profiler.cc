@@ -155,6 +155,19 @@ double speed_probe_ns(uint64_t seed) {
   return ns;
 }
 
+StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& options,
+                                         double reference_ns) {
+  CF_CHECK_GT(reference_ns, 0);
+  std::vector<double> probes{speed_probe_ns(options.seed)};
+  ProbedRun out;
+  CF_ASSIGN_OR_RETURN(out.report, run_in_process(job, options, [&](const StepReport&, int64_t) {
+                        probes.push_back(speed_probe_ns(options.seed));
+                      }));
+  out.speed = median(probes) / reference_ns;
+  out.at_reference_s = out.report.step_time_s() / out.speed;
+  return out;
+}
+
 namespace {
 
 // One layer of the executor's F and B ops over the token grid: executor_op_times for every t,

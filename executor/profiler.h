@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/status.h"
+#include "executor/executor.h"
 #include "models/model.h"
 
 namespace cf {
@@ -105,6 +107,19 @@ double executor_op_times(const ModelConfig& model, int64_t tokens, int count, ui
 // machine's speed has moved since it was calibrated (on a shared or virtual machine, tens of
 // percent within minutes).
 double speed_probe_ns(uint64_t seed = 1);
+
+// An in-process executor run with speed_probe_ns() taken before its first step and after
+// every step (outside the steps' clocks). `speed` is the median of those probes over
+// `reference_ns` (a calibration's reference probe; > 1: the machine runs slower now; the
+// median, because one probe can land in an interruption of the machine); `at_reference_s` is
+// the mean step time / speed: the run's step time at the reference speed.
+struct ProbedRun {
+  RunReport report;
+  double speed = 1;
+  double at_reference_s = 0;
+};
+StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& options,
+                                         double reference_ns);
 
 // One model's measurements; `step` is called before each series with what it measures
 // (profile_model_steps() calls in all) and returns the index of a speed probe taken then;

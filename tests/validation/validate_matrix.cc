@@ -56,35 +56,12 @@ struct Row {
   double trace_step_error = 0;  // step 0, from the trace comparison
   int extrapolated_ops = 0;
   std::vector<double> step_times;  // mean step time of each executor run
-  std::vector<double> speeds;           // each run's speed over the calibration's (run_probed)
+  std::vector<double> speeds;           // each run's speed over calibration's (profiler.h)
   std::vector<double> corrected_times;  // each run's mean step time at calibration speed
   double speed = 1;                     // median over the runs
   double corrected_s = 0;               // median over the runs
   double corrected_error = 0;      // (predicted − corrected) / corrected
 };
-
-// An executor run with the speed probe (executor/profiler.h) taken before its first step and
-// after every step (outside the steps' clocks), as calibration takes it. The run's speed is the median of those probes over the calibration's reference
-// (> 1: the machine runs slower now than when it was calibrated; the median, because one
-// probe can land in an interruption of the machine); its time at calibration speed is its
-// mean step time / speed.
-struct ProbedRun {
-  RunReport report;
-  double speed = 1;
-  double corrected_s = 0;
-};
-
-StatusOr<ProbedRun> run_probed(const Job& job, const ExecutorOptions& exec, double reference_ns) {
-  std::vector<double> probes{speed_probe_ns()};
-  ProbedRun out;
-  CF_ASSIGN_OR_RETURN(out.report, run_in_process(job, exec, [&](const StepReport&, int64_t) {
-                        probes.push_back(speed_probe_ns());
-                      }));
-  std::sort(probes.begin(), probes.end());
-  out.speed = probes[probes.size() / 2] / reference_ns;
-  out.corrected_s = out.report.step_time_s() / out.speed;
-  return out;
-}
 
 constexpr int64_t kMaxLength = 512;
 constexpr int kSteps = 2;
@@ -133,11 +110,11 @@ StatusOr<Row> validate(const Config& c, const std::string& table, double probe_n
   // The first executor run: memory, the trace, the first step time (more runs: run_again).
   ExecutorOptions exec;
   exec.seed = 1;
-  CF_ASSIGN_OR_RETURN(ProbedRun run, run_probed(job, exec, probe_ns));
+  CF_ASSIGN_OR_RETURN(ProbedRun run, run_with_speed_probe(job, exec, probe_ns));
   const RunReport& measured = run.report;
   row.step_times = {measured.step_time_s()};
   row.speeds = {run.speed};
-  row.corrected_times = {run.corrected_s};
+  row.corrected_times = {run.at_reference_s};
   row.tokens = predicted.metrics.tokens;
   row.predicted_s = predicted.metrics.step_time_s;
   row.extrapolated_ops = predicted.metrics.extrapolated_ops;
@@ -178,10 +155,10 @@ Status run_again(const std::string& table, double probe_ns, Row* row) {
   ExecutorOptions exec;
   exec.seed = 1;
   exec.record_trace = false;
-  CF_ASSIGN_OR_RETURN(ProbedRun again, run_probed(job, exec, probe_ns));
+  CF_ASSIGN_OR_RETURN(ProbedRun again, run_with_speed_probe(job, exec, probe_ns));
   row->step_times.push_back(again.report.step_time_s());
   row->speeds.push_back(again.speed);
-  row->corrected_times.push_back(again.corrected_s);
+  row->corrected_times.push_back(again.at_reference_s);
   return Status::Ok();
 }
 
