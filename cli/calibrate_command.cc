@@ -311,7 +311,7 @@ int run_calibrate(const CalibrateOptions& options) {
       "           mean {:.2f} ms: the machine's other load took {:.1f}% of the probes' time\n",
       sp.reference_ns / 1e6, sp.samples, sp.min_ns / 1e6, sp.max_ns / 1e6, sp.mean_ns / 1e6,
       100 * (sp.mean_ns / sp.reference_ns - 1));
-  text += "step       measured over predicted (fixed jobs, per-sequence micro-batches):";
+  text += "step       slowdown, measured over predicted on fixed jobs (baseline and ChunkFlow):";
   for (size_t k = 0; k < table.concurrency_slowdown.size(); ++k) {
     text +=
         fmt::format("  {} thread{} ×{:.2f}", k + 1, k ? "s" : "", table.concurrency_slowdown[k]);
