@@ -77,6 +77,7 @@ CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
   probe.samples = static_cast<int>(p.speed_probe.size());
   probe.min_ns = *std::min_element(p.speed_probe.begin(), p.speed_probe.end());
   probe.max_ns = *std::max_element(p.speed_probe.begin(), p.speed_probe.end());
+  probe.tokens = p.speed_probe_tokens;
   probe.reference_ns = p.speed_reference_ns;
   double sum = 0;
   for (double v : p.speed_probe) sum += v;
@@ -120,27 +121,26 @@ double median_of(std::vector<double> v) {
 // sequences of max_tokens·{1..8}/16 tokens and one of max_tokens, run as the baseline (one
 // micro-batch per sequence) and as ChunkFlow (ChunkSize max_tokens/4, K 2: packed chunks and a
 // dependent group).
-StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_tokens, int pp,
-                                     int dp) {
+StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_tokens, int pp, int dp) {
   std::string lengths;
   for (int i = 1; i <= 8; ++i) {
     lengths += fmt::format("{}, ", std::max<int64_t>(1, max_tokens * i / 16));
   }
   lengths += fmt::format("{}", max_tokens);
   std::vector<Job> jobs;
-  for (const std::string& strategy :
-       {std::string("{kind: baseline, micro_batching: per_sequence}"),
-        fmt::format("{{kind: chunkflow, chunk_size: {}, k: 2}}", std::max<int64_t>(1, max_tokens / 4))}) {
+  for (const std::string& strategy : {std::string("{kind: baseline, micro_batching: per_sequence}"),
+                                      fmt::format("{{kind: chunkflow, chunk_size: {}, k: 2}}",
+                                                  std::max<int64_t>(1, max_tokens / 4))}) {
     CF_ASSIGN_OR_RETURN(
-        Job job, parse_job(fmt::format("model: {}\n"
-                                       "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"
-                                       "dataset: {{lengths: [{}], max_length: {}}}\n"
-                                       "training: {{global_batch: 9, steps: 2}}\n"
-                                       "parallel: {{tp: 1, pp: {}, dp: {}}}\n"
-                                       "strategy: {}\n",
-                                       model, pp * dp, pp * dp, lengths, max_tokens, pp, dp,
-                                       strategy),
-                           "calibration job"));
+        Job job,
+        parse_job(fmt::format("model: {}\n"
+                              "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"
+                              "dataset: {{lengths: [{}], max_length: {}}}\n"
+                              "training: {{global_batch: 9, steps: 2}}\n"
+                              "parallel: {{tp: 1, pp: {}, dp: {}}}\n"
+                              "strategy: {}\n",
+                              model, pp * dp, pp * dp, lengths, max_tokens, pp, dp, strategy),
+                  "calibration job"));
     jobs.push_back(std::move(job));
   }
   return jobs;
@@ -195,8 +195,9 @@ StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& tabl
       ExecutorOptions exec;
       exec.seed = seed + static_cast<uint64_t>(round);
       exec.record_trace = false;
-      CF_ASSIGN_OR_RETURN(ProbedRun run, run_with_speed_probe(fit.job, exec,
-                                                              table.machine.speed_probe.reference_ns));
+      CF_ASSIGN_OR_RETURN(
+          ProbedRun run, run_with_speed_probe(fit.job, exec, table.machine.speed_probe.reference_ns,
+                                              table.machine.speed_probe.tokens));
       fit.ratios.push_back(run.at_reference_s / fit.predicted);
     }
   }
@@ -268,6 +269,7 @@ int run_calibrate(const CalibrateOptions& options) {
   if (options.quick) {
     o.message_bytes = {1024, 65536};
     o.optimizer_params = {1024, 65536};
+    o.probe_tokens = 16;
   }
   const bool show = !options.quiet && ::isatty(STDERR_FILENO);
   if (show) {
@@ -279,12 +281,13 @@ int run_calibrate(const CalibrateOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const MachineProfile profile = profile_cpu(models, o);
   CalibrationTable table = to_table(profile, o);
-  StatusOr<std::vector<double>> slowdown = measure_step_slowdown(
-      table, options.models.front(), o.tokens.back(),
-      options.quick ? 1 : std::min(options.threads, usable_cores()), options.quick ? 1 : 9, o.seed,
-      [&](int round) {
-        if (show) std::fprintf(stderr, "\r\033[Kstep slowdown, round %d", round + 1);
-      });
+  StatusOr<std::vector<double>> slowdown =
+      measure_step_slowdown(table, options.models.front(), o.tokens.back(),
+                            options.quick ? 1 : std::min(options.threads, usable_cores()),
+                            options.quick ? 1 : 9, o.seed, [&](int round) {
+                              if (show)
+                                std::fprintf(stderr, "\r\033[Kstep slowdown, round %d", round + 1);
+                            });
   if (show) std::fputs("\r\033[K", stderr);
   if (!slowdown.ok()) return report(slowdown.status());
   table.concurrency_slowdown = *slowdown;

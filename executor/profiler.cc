@@ -141,14 +141,14 @@ double executor_op_times(const ModelConfig& model, int64_t t, int count, uint64_
   return std::min(cpu_share, 1.0);
 }
 
-double speed_probe_ns(uint64_t seed) {
+double speed_probe_ns(int64_t tokens, uint64_t seed) {
   static const ModelConfig tiny = [] {
     StatusOr<ModelConfig> m = load_model("tiny");
     CF_CHECK(m.ok()) << m.status().message();
     return *m;
   }();
   std::vector<double> forward, backward;
-  executor_op_times(tiny, 128, 2, seed, &forward, &backward);
+  executor_op_times(tiny, tokens, 2, seed, &forward, &backward);
   double ns = 0;
   for (double v : forward) ns += v;
   for (double v : backward) ns += v;
@@ -156,12 +156,12 @@ double speed_probe_ns(uint64_t seed) {
 }
 
 StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& options,
-                                         double reference_ns) {
+                                         double reference_ns, int64_t probe_tokens) {
   CF_CHECK_GT(reference_ns, 0);
-  std::vector<double> probes{speed_probe_ns(options.seed)};
+  std::vector<double> probes{speed_probe_ns(probe_tokens, options.seed)};
   ProbedRun out;
   CF_ASSIGN_OR_RETURN(out.report, run_in_process(job, options, [&](const StepReport&, int64_t) {
-                        probes.push_back(speed_probe_ns(options.seed));
+                        probes.push_back(speed_probe_ns(probe_tokens, options.seed));
                       }));
   out.speed = median(probes) / reference_ns;
   out.at_reference_s = out.report.step_time_s() / out.speed;

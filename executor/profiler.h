@@ -17,6 +17,9 @@
 
 namespace cf {
 
+// The speed probe's default sequence length (speed_probe_ns).
+inline constexpr int64_t kSpeedProbeTokens = 128;
+
 struct ProfileOptions {
   int warmup = 2;
   int repetitions = 7;
@@ -26,6 +29,7 @@ struct ProfileOptions {
   std::vector<int64_t> message_bytes;     // transport grid
   std::vector<int64_t> optimizer_params;  // AdamW grid
   uint64_t seed = 1;
+  int64_t probe_tokens = kSpeedProbeTokens;  // the speed probe's sequences
   // Called before each measurement series: what is measured, series done, series in all.
   std::function<void(const std::string& what, int done, int total)> progress;
 
@@ -86,6 +90,7 @@ struct MachineProfile {
   // slow drift is taken out, short interruptions are left to the medians.
   std::vector<double> speed_probe;
   double speed_reference_ns = 0;
+  int64_t speed_probe_tokens = kSpeedProbeTokens;
   Series send;       // InProcessTransport::send of x bytes
   Series p2p;        // one-way: send on one thread until recv returns on a waiting one
   Series allreduce;  // InProcessTransport::allreduce_dp over 2 DP ranks, x bytes
@@ -101,25 +106,25 @@ double executor_op_times(const ModelConfig& model, int64_t tokens, int count, ui
                          std::vector<double>* forward, std::vector<double>* backward);
 
 // How fast this machine runs the executor right now: the wall time of a fixed piece of its
-// work, the F and B ops of the built-in `tiny` model over two 128-token sequences on one
-// stage (after a warm-up sequence). Calibration takes it before every series and keeps the
-// mean; a measurement made later probes again, and the ratio of the two is how far the
-// machine's speed has moved since it was calibrated (on a shared or virtual machine, tens of
-// percent within minutes).
-double speed_probe_ns(uint64_t seed = 1);
+// work, the F and B ops of the built-in `tiny` model over two sequences of `tokens` tokens
+// (kSpeedProbeTokens unless a calibration says otherwise) on one stage, after a warm-up one.
+// Calibration takes it before every series and keeps the mean; a measurement made later probes
+// again, and the ratio of the two is how far the machine's speed has moved since it was calibrated
+// (on a shared or virtual machine, tens of percent within minutes).
+double speed_probe_ns(int64_t tokens = kSpeedProbeTokens, uint64_t seed = 1);
 
-// An in-process executor run with speed_probe_ns() taken before its first step and after
-// every step (outside the steps' clocks). `speed` is the median of those probes over
-// `reference_ns` (a calibration's reference probe; > 1: the machine runs slower now; the
-// median, because one probe can land in an interruption of the machine); `at_reference_s` is
-// the mean step time / speed: the run's step time at the reference speed.
+// An in-process executor run with speed_probe_ns(probe_tokens) taken before its first step
+// and after every step (outside the steps' clocks). `speed` is the median of those probes over
+// `reference_ns` (a calibration's reference probe of the same tokens; > 1: the machine runs slower
+// now; the median, because one probe can land in an interruption of the machine); `at_reference_s`
+// is the mean step time / speed: the run's step time at the reference speed.
 struct ProbedRun {
   RunReport report;
   double speed = 1;
   double at_reference_s = 0;
 };
 StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& options,
-                                         double reference_ns);
+                                         double reference_ns, int64_t probe_tokens);
 
 // One model's measurements; `step` is called before each series with what it measures
 // (profile_model_steps() calls in all) and returns the index of a speed probe taken then;

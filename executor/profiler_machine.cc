@@ -193,13 +193,14 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
       << "the attention prefix grid starts at 0";
   retain_freed_memory();  // as the executor runs
   MachineProfile p;
+  p.speed_probe_tokens = o.probe_tokens;
   p.cpu_model = cpu_model_name();
   p.cores = usable_cores();
   p.load_average = load_average_1min();
   const int total = 4 + static_cast<int>(models.size()) * profile_model_steps();
   int done = 0;
   auto probe = [&] {
-    p.speed_probe.push_back(speed_probe_ns(o.seed));
+    p.speed_probe.push_back(speed_probe_ns(o.probe_tokens, o.seed));
     return static_cast<int>(p.speed_probe.size()) - 1;
   };
   auto step = [&](const std::string& what) {
@@ -230,12 +231,11 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   const int probes = static_cast<int>(p.speed_probe.size());
   auto rescale = [&](Series& series) {
     for (Sample& s : series) {
-      CF_CHECK(s.probes.first >= 0 && s.probes.first <= s.probes.second &&
-               s.probes.second < probes)
+      CF_CHECK(s.probes.first >= 0 && s.probes.first <= s.probes.second && s.probes.second < probes)
           << "a sample without its speed probes";
       const int from = std::max(0, s.probes.first - 2), to = std::min(probes, s.probes.second + 3);
-      const double then = median(std::vector<double>(p.speed_probe.begin() + from,
-                                                     p.speed_probe.begin() + to));
+      const double then =
+          median(std::vector<double>(p.speed_probe.begin() + from, p.speed_probe.begin() + to));
       s.wall_ns *= p.speed_reference_ns / then;
       s.cpu_ns *= p.speed_reference_ns / then;
     }

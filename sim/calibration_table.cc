@@ -171,7 +171,8 @@ std::string calibration_to_json(const CalibrationTable& t) {
                 {"chunkflow_version", mi.chunkflow_version},
                 {"load_average", mi.load_average},
                 {"speed_probe",
-                 {{"reference_ns", mi.speed_probe.reference_ns},
+                 {{"tokens", mi.speed_probe.tokens},
+                  {"reference_ns", mi.speed_probe.reference_ns},
                   {"mean_ns", mi.speed_probe.mean_ns},
                   {"min_ns", mi.speed_probe.min_ns},
                   {"max_ns", mi.speed_probe.max_ns},
@@ -371,6 +372,7 @@ CalibrationTable read_table(const json& j) {
   t.machine.load_average = mi.number("load_average");
   ObjectIn probe = mi.object("speed_probe");
   SpeedProbe& sp = t.machine.speed_probe;
+  sp.tokens = probe.integer("tokens", 1);
   sp.samples = static_cast<int>(probe.integer("samples", 1));
   sp.reference_ns = probe.number("reference_ns");
   sp.mean_ns = probe.number("mean_ns");

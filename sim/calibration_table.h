@@ -111,6 +111,7 @@ void make_non_decreasing(AttentionGrid* grid);
 // The mean over the reference tells how much of the probes' time the machine's other load
 // took (shown by calibrate; the step slowdown below is what prices it).
 struct SpeedProbe {
+  int64_t tokens = 0;  // the probe's sequence length
   double reference_ns = 0;
   double mean_ns = 0;
   double min_ns = 0;

@@ -65,13 +65,16 @@ CalibratedCostModel::CalibratedCostModel(const Job& job, CalibrationTable table)
 }
 
 // The executor runs dp·pp stage threads. Measured for k = 1..n threads (calibrate's step
-// jobs); beyond n the slowdown grows in proportion to the threads (the cores shared evenly).
+// jobs, n at most the cores); beyond n the last factor holds while the threads fit the
+// machine's cores, and grows in proportion to the threads beyond them (the cores shared
+// evenly).
 double CalibratedCostModel::concurrency_slowdown(int threads) const {
   const std::vector<double>& s = table_.concurrency_slowdown;
   CF_CHECK(!s.empty());
   const int measured = static_cast<int>(s.size());
   if (threads <= measured) return s[static_cast<size_t>(std::max(threads, 1) - 1)];
-  return s.back() * threads / measured;
+  const int cores = std::max(table_.machine.cores, measured);
+  return s.back() * std::max(1.0, static_cast<double>(threads) / cores);
 }
 
 Lookup CalibratedCostModel::layer(bool backward, int64_t tokens,

@@ -31,7 +31,8 @@ class CalibratedCostModel final : public CostModel {
   // The factor compute ops are slowed by in a step with `threads` stage threads on this
   // machine: the table's measured step slowdown (a whole step's time over the op curves'
   // prediction, so the machine's other load, threads waiting on each other and cores of
-  // unequal speed are in it), continued beyond the threads measured in proportion.
+  // unequal speed are in it); beyond the threads measured, the last factor while the threads
+  // fit the machine's cores, growing in proportion to the threads beyond them.
   double concurrency_slowdown(int threads) const;
   const CalibrationTable& table() const { return table_; }
 
@@ -45,7 +46,7 @@ class CalibratedCostModel final : public CostModel {
   ParallelConfig parallel_;
   CalibrationTable table_;
   const ModelCalibration* calibration_ = nullptr;  // inside table_
-  double slowdown_ = 1;  // concurrency_slowdown(dp·pp)
+  double slowdown_ = 1;                            // concurrency_slowdown(dp·pp)
 };
 
 }  // namespace cf

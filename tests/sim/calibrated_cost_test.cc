@@ -44,8 +44,13 @@ AttentionGrid attention_grid(double scale) {
 CalibrationTable synthetic_table(const ModelConfig& model) {
   const std::vector<double> tokens = {1, 4, 16, 64};
   CalibrationTable t;
-  t.machine = MachineInfo{"cpu", "test cpu", 2, "2026-01-01T00:00:00Z", "0.1.0", 0.5,
-                          SpeedProbe{2.0e7, 2.0e7, 1.8e7, 2.5e7, 9}};
+  t.machine = MachineInfo{"cpu",
+                          "test cpu",
+                          2,
+                          "2026-01-01T00:00:00Z",
+                          "0.1.0",
+                          0.5,
+                          SpeedProbe{128, 2.0e7, 2.0e7, 1.8e7, 2.5e7, 9}};
   t.method = MeasurementMethod{1, 3, "median"};
   t.concurrency_slowdown = {1.0, 1.5};
   t.send = power_law(0.5, 1, {64, 4096, 262144});
@@ -210,7 +215,15 @@ TEST(CalibratedCostModel, ExtrapolationAndConcurrencyBeyondTheTable) {
   const Job job = testing::tiny_job(testing::TinyJob{{5}, 4});  // 4 stage threads, 2 measured
   const auto model = model_for(job);
   EXPECT_DOUBLE_EQ(model->concurrency_slowdown(1), 1.0);
-  EXPECT_DOUBLE_EQ(model->concurrency_slowdown(4), 3.0);  // 1.5 · 4 / 2
+  EXPECT_DOUBLE_EQ(model->concurrency_slowdown(4), 3.0);  // 1.5 · 4 / 2 cores
+  // On a machine with 8 cores, 4 threads still fit: the last measured factor; 16 share them.
+  CalibrationTable wide = synthetic_table(job.model);
+  wide.machine.cores = 8;
+  StatusOr<std::unique_ptr<CalibratedCostModel>> on_wide =
+      CalibratedCostModel::create(job, wide, "wide.json");
+  ASSERT_TRUE(on_wide.ok()) << on_wide.status().message();
+  EXPECT_DOUBLE_EQ((*on_wide)->concurrency_slowdown(4), 1.5);
+  EXPECT_DOUBLE_EQ((*on_wide)->concurrency_slowdown(16), 3.0);  // 1.5 · 16 / 8
   const std::vector<AttentionSpan> spans = {{256, 0}};
   OpQuery q;
   q.layers = 1;

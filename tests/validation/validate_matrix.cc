@@ -1,11 +1,14 @@
 // The validation matrix (docs/VALIDATION.md): for each configuration (dataset, strategy,
 // ChunkSize, K, pp, dp) of the tiny model on the CPU backend, simulate with the calibrated
-// cost model, run the executor, compare step time and peak memory (and write both traces),
+// cost model, run the executor (five times, round-robin over the matrix, each run with the
+// calibration's speed probe around its steps), compare step time — raw and at calibration
+// speed, the latter judged against the targets — and peak memory (and write both traces),
 // then check that `tune` with the calibrated simulator picks a configuration whose measured
 // step time is within 5% of the best measured. Prints one table; exit 3 when a target is
 // missed (a measurement of this machine, not a failure of the code), 1 on a runtime failure,
 // 2 on bad input. Not a unit test: it measures this machine.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -14,8 +17,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-
-#include <unistd.h>
 
 #include "executor/executor.h"
 #include "executor/profiler.h"
@@ -55,12 +56,12 @@ struct Row {
   double memory_error = 0;      // worst stage by |·|
   double trace_step_error = 0;  // step 0, from the trace comparison
   int extrapolated_ops = 0;
-  std::vector<double> step_times;  // mean step time of each executor run
+  std::vector<double> step_times;       // mean step time of each executor run
   std::vector<double> speeds;           // each run's speed over calibration's (profiler.h)
   std::vector<double> corrected_times;  // each run's mean step time at calibration speed
   double speed = 1;                     // median over the runs
   double corrected_s = 0;               // median over the runs
-  double corrected_error = 0;      // (predicted − corrected) / corrected
+  double corrected_error = 0;           // (predicted − corrected) / corrected
 };
 
 constexpr int64_t kMaxLength = 512;
@@ -98,7 +99,7 @@ std::vector<Config> matrix() {
   return out;
 }
 
-StatusOr<Row> validate(const Config& c, const std::string& table, double probe_ns,
+StatusOr<Row> validate(const Config& c, const std::string& table, const SpeedProbe& probe,
                        const std::string& out_dir) {
   Row row;
   row.config = c;
@@ -110,7 +111,8 @@ StatusOr<Row> validate(const Config& c, const std::string& table, double probe_n
   // The first executor run: memory, the trace, the first step time (more runs: run_again).
   ExecutorOptions exec;
   exec.seed = 1;
-  CF_ASSIGN_OR_RETURN(ProbedRun run, run_with_speed_probe(job, exec, probe_ns));
+  CF_ASSIGN_OR_RETURN(ProbedRun run,
+                      run_with_speed_probe(job, exec, probe.reference_ns, probe.tokens));
   const RunReport& measured = run.report;
   row.step_times = {measured.step_time_s()};
   row.speeds = {run.speed};
@@ -150,12 +152,13 @@ void progress_done() {
 }
 
 // Another executor run of the row's job, its mean step time appended.
-Status run_again(const std::string& table, double probe_ns, Row* row) {
+Status run_again(const std::string& table, const SpeedProbe& probe, Row* row) {
   CF_ASSIGN_OR_RETURN(Job job, parse_job(job_yaml(row->config, table), row->config.name()));
   ExecutorOptions exec;
   exec.seed = 1;
   exec.record_trace = false;
-  CF_ASSIGN_OR_RETURN(ProbedRun again, run_with_speed_probe(job, exec, probe_ns));
+  CF_ASSIGN_OR_RETURN(ProbedRun again,
+                      run_with_speed_probe(job, exec, probe.reference_ns, probe.tokens));
   row->step_times.push_back(again.report.step_time_s());
   row->speeds.push_back(again.speed);
   row->corrected_times.push_back(again.at_reference_s);
@@ -208,11 +211,11 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
     std::fprintf(stderr, "validate: %s\n", calibration.status().message().c_str());
     return calibration.status().exit_code();
   }
-  const double probe_ns = calibration->machine.speed_probe.reference_ns;
+  const SpeedProbe& probe = calibration->machine.speed_probe;
   std::vector<Row> rows;
   for (const Config& c : matrix()) {
     progress(fmt::format("run 1/{}  {}", runs, c.name()));
-    StatusOr<Row> row = validate(c, table, probe_ns, out_dir);
+    StatusOr<Row> row = validate(c, table, probe, out_dir);
     if (!row.ok()) {
       std::fprintf(stderr, "\nvalidate: %s\n", row.status().message().c_str());
       return row.status().exit_code();
@@ -224,27 +227,33 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
   for (int i = 1; i < runs; ++i) {
     for (Row& r : rows) {
       progress(fmt::format("run {}/{}  {}", i + 1, runs, r.config.name()));
-      if (Status s = run_again(table, probe_ns, &r); !s.ok()) {
+      if (Status s = run_again(table, probe, &r); !s.ok()) {
         std::fprintf(stderr, "\nvalidate: %s\n", s.message().c_str());
         return s.exit_code();
       }
     }
   }
   progress_done();
-  std::printf("%-37s %6s %8s %8s %7s %6s %8s %9s %8s %7s %4s\n", "configuration", "tokens",
-              "pred s", "meas s", "error", "speed", "at cal.", "step0 err", "peak MiB", "mem err",
-              "extr");
+  std::printf("%-37s %6s %8s %8s %7s %6s %8s %6s %9s %8s %7s %4s\n", "configuration", "tokens",
+              "pred s", "meas s", "error", "speed", "at cal.", "runs ±", "step0 err", "peak MiB",
+              "mem err", "extr");
   for (Row& r : rows) {
     r.measured_s = median_of(r.step_times);
     r.speed = median_of(r.speeds);
     r.corrected_s = median_of(r.corrected_times);
     r.step_error = (r.predicted_s - r.measured_s) / r.measured_s;
     r.corrected_error = (r.predicted_s - r.corrected_s) / r.corrected_s;
-    std::printf("%-37s %6lld %8.4f %8.4f %+6.1f%% %6.2f %+7.1f%% %+8.1f%% %8.3f %+6.3f%% %4d\n",
-                r.config.name().c_str(), static_cast<long long>(r.tokens), r.predicted_s,
-                r.measured_s, 100 * r.step_error, r.speed, 100 * r.corrected_error,
-                100 * r.trace_step_error, r.measured_peak / 1048576.0, 100 * r.memory_error,
-                r.extrapolated_ops);
+    // How far the runs of this configuration spread at calibration speed: half their range
+    // over their median. A row cannot be predicted closer than its own runs agree.
+    const auto [low, high] =
+        std::minmax_element(r.corrected_times.begin(), r.corrected_times.end());
+    const double spread = 0.5 * (*high - *low) / r.corrected_s;
+    std::printf(
+        "%-37s %6lld %8.4f %8.4f %+6.1f%% %6.2f %+7.1f%% %5.1f%% %+8.1f%% %8.3f %+6.3f%% %4d\n",
+        r.config.name().c_str(), static_cast<long long>(r.tokens), r.predicted_s, r.measured_s,
+        100 * r.step_error, r.speed, 100 * r.corrected_error, 100 * spread,
+        100 * r.trace_step_error, r.measured_peak / 1048576.0, 100 * r.memory_error,
+        r.extrapolated_ops);
   }
   double sum = 0, worst = 0, sum_raw = 0, worst_raw = 0, worst_memory = 0;
   double speed_min = rows.front().speeds.front(), speed_max = speed_min;
@@ -283,8 +292,8 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
     ranking += fmt::format(
         "ranking    {}: tune picks {} ({:.4f} s at calibration speed); best measured {} "
         "({:.4f} s); gap {:+.1f}% (target ≤ 5%; {:+.1f}% on raw medians)\n",
-        dataset, picked.config.name(), picked.corrected_s, best->config.name(),
-        best->corrected_s, 100 * gap, 100 * gap_raw);
+        dataset, picked.config.name(), picked.corrected_s, best->config.name(), best->corrected_s,
+        100 * gap, 100 * gap_raw);
   }
   const bool time_ok = mean <= 0.10 && worst <= 0.20;
   const bool memory_ok = worst_memory <= 0.02;
