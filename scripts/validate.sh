@@ -4,18 +4,22 @@
 # the calibrated cost model, runs the executor, compares step time and peak memory, and checks
 # the tuner's pick; prints one table. Exit 0: every target met; 3: the matrix ran but a
 # target was missed on this machine; anything else: a failure.
-#   scripts/validate.sh [--build-dir DIR] [--out DIR] [--no-build]
+#   scripts/validate.sh [--build-dir DIR] [--out DIR] [--runs N] [--no-build]
+# --runs: executor runs per configuration, the median taken (default 5; more runs, less of
+# this machine's run-to-run noise in each row).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build"
 out=""
 do_build=1
+runs=5
 while (($#)); do
   case "$1" in
     --build-dir) build=$(cd "$2" && pwd); shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "validate.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -39,4 +43,5 @@ echo "machine: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(np
   --repetitions 11 --out "$out/calibration.json"
 echo
 cd "$root"
-"${prio[@]}" "$build/tests/validation/validate_matrix" "$out/calibration.json" --out "$out"
+"${prio[@]}" "$build/tests/validation/validate_matrix" "$out/calibration.json" --out "$out" \
+  --runs "$runs"
