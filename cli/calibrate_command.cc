@@ -110,13 +110,6 @@ CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
   return t;
 }
 
-double median_of(std::vector<double> v) {
-  CF_CHECK(!v.empty());
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // The fixed calibration jobs of `model` with pp·dp stage threads, 2 steps each: eight
 // sequences of max_tokens·{1..8}/16 tokens and one of max_tokens, run as the baseline (one
 // micro-batch per sequence) and as ChunkFlow (ChunkSize max_tokens/4, K 2: packed chunks and a
@@ -207,7 +200,7 @@ StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& tabl
     for (const Fit& fit : fits) {
       if (fit.k == k) ratios.insert(ratios.end(), fit.ratios.begin(), fit.ratios.end());
     }
-    slowdown.push_back(median_of(ratios));
+    slowdown.push_back(median(ratios));
   }
   return slowdown;
 }

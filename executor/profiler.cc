@@ -28,13 +28,6 @@ double thread_cpu_ns() {
   return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
-double median(std::vector<double> v) {
-  CF_CHECK(!v.empty());
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // setup() untimed, then body() timed; warm-up runs are discarded.
 template <typename Setup, typename Body>
 Sample measure(double x, const ProfileOptions& o, Setup setup, Body body) {
@@ -139,6 +132,13 @@ double executor_op_times(const ModelConfig& model, int64_t t, int count, uint64_
     (op.pass == "B" ? backward : forward)->push_back(static_cast<double>(op.duration_ns()));
   }
   return std::min(cpu_share, 1.0);
+}
+
+double median(std::vector<double> v) {
+  CF_CHECK(!v.empty());
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 double speed_probe_ns(int64_t tokens, uint64_t seed) {

@@ -105,6 +105,9 @@ struct MachineProfile {
 double executor_op_times(const ModelConfig& model, int64_t tokens, int count, uint64_t seed,
                          std::vector<double>* forward, std::vector<double>* backward);
 
+// The median of the values (the mean of the middle two for an even count); CHECKs non-empty.
+double median(std::vector<double> values);
+
 // How fast this machine runs the executor right now: the wall time of a fixed piece of its
 // work, the F and B ops of the built-in `tiny` model over two sequences of `tokens` tokens
 // (kSpeedProbeTokens unless a calibration says otherwise) on one stage, after a warm-up one.

@@ -138,11 +138,6 @@ StatusOr<Row> validate(const Config& c, const std::string& table, const SpeedPro
   return row;
 }
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];  // odd run counts: the middle run
-}
-
 // One status line rewritten in place on a terminal; nothing when stderr is a log.
 void progress(const std::string& what) {
   if (isatty(fileno(stderr))) std::fprintf(stderr, "\r\033[K%s", what.c_str());
@@ -238,9 +233,9 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
               "pred s", "meas s", "error", "speed", "at cal.", "runs ±", "step0 err", "peak MiB",
               "mem err", "extr");
   for (Row& r : rows) {
-    r.measured_s = median_of(r.step_times);
-    r.speed = median_of(r.speeds);
-    r.corrected_s = median_of(r.corrected_times);
+    r.measured_s = median(r.step_times);
+    r.speed = median(r.speeds);
+    r.corrected_s = median(r.corrected_times);
     r.step_error = (r.predicted_s - r.measured_s) / r.measured_s;
     r.corrected_error = (r.predicted_s - r.corrected_s) / r.corrected_s;
     // How far the runs of this configuration spread at calibration speed: half their range
