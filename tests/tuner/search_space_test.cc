@@ -113,15 +113,25 @@ TEST(SearchSpaceTest, BadSectionsNameLineAndKey) {
 
 TEST(SearchSpaceTest, BadFlagsNameTheFlag) {
   const Job job = job_with_tune("");
+  auto flags = [](auto set) {
+    SpaceFlags f;
+    set(f);
+    return f;
+  };
   const std::vector<std::pair<SpaceFlags, std::string>> cases = {
-      {SpaceFlags{.tp = "2,x"}, "--tp: expected integers"},
-      {SpaceFlags{.tp = "3"}, "--tp: tp 3 does not divide"},
-      {SpaceFlags{.recompute = "most"}, "--recompute: unknown value \"most\""},
-      {SpaceFlags{.chunk_sizes = "all"}, "--chunk-sizes: \"all\" is not accepted"},
-      {SpaceFlags{.k = "1", .k_max = 4}, "--k and --k-max"},
-      {SpaceFlags{.memory_margin = 0.95}, "--margin"},
-      {SpaceFlags{.pp = "7"}, "--pp: pp 7 does not divide the 32 GPUs"},
-      {SpaceFlags{.dp = "32"}, "empty after the flags: no layout"},
+      {flags([](SpaceFlags& f) { f.tp = "2,x"; }), "--tp: expected integers"},
+      {flags([](SpaceFlags& f) { f.tp = "3"; }), "--tp: tp 3 does not divide"},
+      {flags([](SpaceFlags& f) { f.recompute = "most"; }), "--recompute: unknown value \"most\""},
+      {flags([](SpaceFlags& f) { f.chunk_sizes = "all"; }),
+       "--chunk-sizes: \"all\" is not accepted"},
+      {flags([](SpaceFlags& f) {
+         f.k = "1";
+         f.k_max = 4;
+       }),
+       "--k and --k-max"},
+      {flags([](SpaceFlags& f) { f.memory_margin = 0.95; }), "--margin"},
+      {flags([](SpaceFlags& f) { f.pp = "7"; }), "--pp: pp 7 does not divide the 32 GPUs"},
+      {flags([](SpaceFlags& f) { f.dp = "32"; }), "empty after the flags: no layout"},
   };
   for (const auto& [flags, expected] : cases) {
     StatusOr<SearchSpace> space = read_search_space(job, flags);

@@ -159,7 +159,9 @@ TEST(TunerTest, FoldsKBeyondTheLongestGroup) {
       EXPECT_EQ(r.candidate.k_covers, 64);
       EXPECT_EQ(k_label(r.candidate), "3+");
     }
-    if (r.candidate.strategy.chunk_size == 4096) EXPECT_EQ(k_label(r.candidate), "any");
+    if (r.candidate.strategy.chunk_size == 4096) {
+      EXPECT_EQ(k_label(r.candidate), "any");
+    }
   }
 }
 
