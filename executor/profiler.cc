@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <numeric>
 #include <random>
 
 #include "core/check.h"
@@ -171,8 +172,9 @@ StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& 
 namespace {
 
 // One layer of the executor's F and B ops over the token grid: executor_op_times for every t,
-// round after round (so a change in the machine's load spreads over the whole grid rather
-// than bending one point), a speed probe before each run, then per layer
+// round after round, each round in a shuffled order (so a change in the machine's load
+// spreads over the whole grid rather than bending one point or one end), a speed probe before
+// each run, then per layer
 // (median op − embedding − head) / layers.
 void in_situ_layers(const ModelBench& b, const ProfileOptions& o, const std::function<int()>& probe,
                     int first_probe, ModelProfile* p) {
@@ -182,8 +184,14 @@ void in_situ_layers(const ModelBench& b, const ProfileOptions& o, const std::fun
   std::vector<std::vector<double>> forward(n), backward(n);
   std::vector<double> cpu_share(n, 0);
   int last_probe = first_probe;
+  // Each round visits the grid in its own seeded order, so a fast or slow phase of the machine
+  // lands on different sizes in different rounds instead of bending one end of the curve.
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::mt19937_64 rng(o.seed);
   for (int round = 0; round < kRounds; ++round) {
-    for (size_t i = 0; i < n; ++i) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (const size_t i : order) {
       last_probe = probe();
       cpu_share[i] += executor_op_times(b.model, o.tokens[i], per_round, o.seed + round,
                                         &forward[i], &backward[i]) /
