@@ -141,13 +141,11 @@ StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_token
 
 // The table's concurrency_slowdown[k − 1]: a step of the executor with k stage threads
 // (step_jobs with pp k · dp 1 when the layers divide by k, and pp 1 · dp k), measured, over
-// what the op
-// curves just measured predict for the same plans with no slowdown. The runs go round-robin
-// over every k and layout, `rounds` times, each rescaled to the table's reference speed by
-// the speed probes around its steps (run_with_speed_probe); the factor is the median ratio
-// over k's runs. It holds what op medians cannot: the machine's other load over a
-// long run, stage threads waiting on each other's slowest op, cores that run at different
-// speeds, more threads than cores.
+// what the op curves just measured predict for the same plans with no slowdown. The runs go
+// round-robin over every k and layout, `rounds` times, each rescaled to the table's reference
+// speed by the speed probes around its steps (run_with_speed_probe); the factor is the median
+// ratio over k's runs. It holds what op medians cannot: the machine's other load over a long
+// run, stage threads waiting on each other's slowest op, cores that run at different speeds.
 StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& table,
                                                     const std::string& model, int64_t max_tokens,
                                                     int max_threads, int rounds, uint64_t seed,
@@ -161,10 +159,11 @@ StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& tabl
     std::vector<double> ratios;
   };
   std::vector<Fit> fits;
+  CF_ASSIGN_OR_RETURN(std::vector<Job> one, step_jobs(model, max_tokens, 1, 1));
+  const int64_t layers = one.front().model.layers;
   for (int k = 1; k <= max_threads; ++k) {
-    CF_ASSIGN_OR_RETURN(std::vector<Job> one, step_jobs(model, max_tokens, 1, 1));
     std::vector<std::pair<int, int>> layouts = {{1, k}};
-    if (k > 1 && one.front().model.layers % k == 0) layouts.emplace_back(k, 1);
+    if (k > 1 && layers % k == 0) layouts.emplace_back(k, 1);
     std::vector<Job> jobs;
     for (const auto& [pp, dp] : layouts) {
       CF_ASSIGN_OR_RETURN(std::vector<Job> more, step_jobs(model, max_tokens, pp, dp));
