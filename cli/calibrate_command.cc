@@ -75,14 +75,12 @@ CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
   CF_CHECK(!p.speed_probe.empty());
   SpeedProbe& probe = t.machine.speed_probe;
   probe.samples = static_cast<int>(p.speed_probe.size());
-  probe.min_ns = *std::min_element(p.speed_probe.begin(), p.speed_probe.end());
-  probe.max_ns = *std::max_element(p.speed_probe.begin(), p.speed_probe.end());
+  probe.min_ns = p.speed_probe_min_ns;
+  probe.max_ns = p.speed_probe_max_ns;
+  probe.mean_ns = p.speed_probe_mean_ns;
   probe.tokens = p.speed_probe_tokens;
   probe.reference_ns = p.speed_reference_ns;
-  double sum = 0;
-  for (double v : p.speed_probe) sum += v;
-  probe.mean_ns = std::clamp(sum / probe.samples, probe.min_ns, probe.max_ns);
-  t.method = MeasurementMethod{o.warmup, o.repetitions, "median"};
+  t.method = MeasurementMethod{o.warmup, o.repetitions, "fastest"};
   t.send = to_curve(p.send);
   t.p2p = to_curve(p.p2p);
   t.allreduce = to_curve(p.allreduce);
@@ -142,10 +140,11 @@ StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_token
 // The table's concurrency_slowdown[k − 1]: a step of the executor with k stage threads
 // (step_jobs with pp k · dp 1 when the layers divide by k, and pp 1 · dp k), measured, over
 // what the op curves just measured predict for the same plans with no slowdown. The runs go
-// round-robin over every k and layout, `rounds` times, each rescaled to the table's reference
-// speed by the speed probes around its steps (run_with_speed_probe); the factor is the median
-// ratio over k's runs. It holds what op medians cannot: the machine's other load over a long
-// run, stage threads waiting on each other's slowest op, cores that run at different speeds.
+// round-robin over every k and layout, `rounds` times; a job's ratio is its fastest run's mean
+// step time over the prediction (the statistic of the op curves, profiler.h fastest()), and
+// k's factor the median over its jobs. It holds what the fastest op times cannot: the
+// machine's other load over a whole step, stage threads waiting on each other's slowest op,
+// cores that run at different speeds.
 StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& table,
                                                     const std::string& model, int64_t max_tokens,
                                                     int max_threads, int rounds, uint64_t seed,
@@ -187,17 +186,15 @@ StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& tabl
       ExecutorOptions exec;
       exec.seed = seed + static_cast<uint64_t>(round);
       exec.record_trace = false;
-      CF_ASSIGN_OR_RETURN(
-          ProbedRun run, run_with_speed_probe(fit.job, exec, table.machine.speed_probe.reference_ns,
-                                              table.machine.speed_probe.tokens));
-      fit.ratios.push_back(run.at_reference_s / fit.predicted);
+      CF_ASSIGN_OR_RETURN(RunReport run, run_in_process(fit.job, exec));
+      fit.ratios.push_back(run.step_time_s() / fit.predicted);
     }
   }
   std::vector<double> slowdown;
   for (int k = 1; k <= max_threads; ++k) {
     std::vector<double> ratios;
     for (const Fit& fit : fits) {
-      if (fit.k == k) ratios.insert(ratios.end(), fit.ratios.begin(), fit.ratios.end());
+      if (fit.k == k) ratios.push_back(fastest(fit.ratios));
     }
     slowdown.push_back(median(ratios));
   }
@@ -292,8 +289,8 @@ int run_calibrate(const CalibrateOptions& options) {
   const MachineInfo& m = table.machine;
   std::string text = fmt::format(
       "chunkflow calibrate  backend cpu on {} ({} usable cores, load average {:.2f} at start)\n"
-      "method     {} warm-up + {} timed runs per point, median wall time (thread CPU time kept "
-      "beside it)\n"
+      "method     {} warm-up + {} timed runs per point, the fastest wall time (thread CPU time "
+      "kept beside it)\n"
       "grids      tokens {}..{} ({} points), attention {} q × {} prefixes, {} message sizes, "
       "{} optimizer sizes\n",
       m.cpu_model, m.cores, m.load_average, o.warmup, o.repetitions, o.tokens.front(),
@@ -301,11 +298,12 @@ int run_calibrate(const CalibrateOptions& options) {
       o.message_bytes.size(), o.optimizer_params.size());
   const SpeedProbe& sp = m.speed_probe;
   text += fmt::format(
-      "speed      probe {:.2f} ms, the median of {} taken while calibrating (min {:.2f}, max "
-      "{:.2f}); every cost is rescaled to it\n"
-      "           mean {:.2f} ms: the machine's other load took {:.1f}% of the probes' time\n",
-      sp.reference_ns / 1e6, sp.samples, sp.min_ns / 1e6, sp.max_ns / 1e6, sp.mean_ns / 1e6,
-      100 * (sp.mean_ns / sp.reference_ns - 1));
+      "speed      probe {:.2f} ms, the fastest of {} taken while calibrating (median {:.2f}, mean "
+      "{:.2f}, max {:.2f}); every cost is rescaled to it\n"
+      "           the probes ran {:.1f}% over the fastest on average: the machine's other load "
+      "and its slower phases\n",
+      sp.reference_ns / 1e6, sp.samples, profile.speed_probe_median_ns / 1e6, sp.mean_ns / 1e6,
+      sp.max_ns / 1e6, 100 * (sp.mean_ns / sp.reference_ns - 1));
   text += "step       slowdown, measured over predicted on fixed jobs (baseline and ChunkFlow):";
   for (size_t k = 0; k < table.concurrency_slowdown.size(); ++k) {
     text +=
@@ -338,7 +336,7 @@ void add_calibrate_command(CLI::App& app, RunFn* run) {
   cmd->add_option("--max-tokens", options->max_tokens, "largest chunk of the token grids")
       ->check(CLI::Range(int64_t{4}, int64_t{1} << 20))
       ->capture_default_str();
-  cmd->add_option("-r,--repetitions", options->repetitions, "timed runs per point (median)")
+  cmd->add_option("-r,--repetitions", options->repetitions, "timed runs per point (the fastest is kept)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("-w,--warmup", options->warmup, "untimed runs before them")

@@ -23,6 +23,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The rounds of the in-situ stack runs and of the series measured in rounds (in_rounds).
+constexpr int kRounds = 3;
+
 double thread_cpu_ns() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -44,7 +47,7 @@ Sample measure(double x, const ProfileOptions& o, Setup setup, Body body) {
     wall.push_back(std::chrono::duration<double, std::nano>(w1 - w0).count());
     cpu.push_back(c1 - c0);
   }
-  return Sample{x, median(wall), median(cpu)};
+  return Sample{x, fastest(wall), fastest(cpu)};
 }
 
 void fill_random(float* data, int64_t n, std::mt19937_64& rng, float scale) {
@@ -142,6 +145,11 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+double fastest(const std::vector<double>& v) {
+  CF_CHECK(!v.empty());
+  return *std::min_element(v.begin(), v.end());
+}
+
 double speed_probe_ns(int64_t tokens, uint64_t seed) {
   static const ModelConfig tiny = [] {
     StatusOr<ModelConfig> m = load_model("tiny");
@@ -164,28 +172,24 @@ StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& 
   CF_ASSIGN_OR_RETURN(out.report, run_in_process(job, options, [&](const StepReport&, int64_t) {
                         probes.push_back(speed_probe_ns(probe_tokens, options.seed));
                       }));
-  out.speed = median(probes) / reference_ns;
-  out.at_reference_s = out.report.step_time_s() / out.speed;
+  out.load = median(probes) / reference_ns;
   return out;
 }
 
 namespace {
 
-// One layer of the executor's F and B ops over the token grid: executor_op_times for every t,
-// round after round, each round in a shuffled order (so a change in the machine's load
-// spreads over the whole grid rather than bending one point or one end), a speed probe before
-// each run, then per layer
-// (median op − embedding − head) / layers.
-void in_situ_layers(const ModelBench& b, const ProfileOptions& o, const std::function<int()>& probe,
-                    int first_probe, ModelProfile* p) {
-  constexpr int kRounds = 3;
+// The executor's F and B ops over the token grid: executor_op_times for every t, round after
+// round, each round in a shuffled order (so a change in the machine's load spreads over the
+// whole grid rather than bending one point or one end), a speed probe before each run. Keeps
+// the whole op (embedding, every layer, head) per t; profile_cpu derives one layer from it
+// once every sample is at the reference speed (ModelProfile::stack_forward).
+void in_situ_stack(const ModelBench& b, const ProfileOptions& o, const std::function<int()>& probe,
+                   int first_probe, ModelProfile* p) {
   const size_t n = o.tokens.size();
   const int per_round = std::max(2, (o.repetitions + kRounds - 1) / kRounds);
   std::vector<std::vector<double>> forward(n), backward(n);
   std::vector<double> cpu_share(n, 0);
   int last_probe = first_probe;
-  // Each round visits the grid in its own seeded order, so a fast or slow phase of the machine
-  // lands on different sizes in different rounds instead of bending one end of the curve.
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t{0});
   std::mt19937_64 rng(o.seed);
@@ -198,19 +202,11 @@ void in_situ_layers(const ModelBench& b, const ProfileOptions& o, const std::fun
                       kRounds;
     }
   }
-  const double layers = static_cast<double>(b.model.layers);
   for (size_t i = 0; i < n; ++i) {
     const double t = static_cast<double>(o.tokens[i]);
-    const double f = std::max(
-        (median(forward[i]) - p->embedding_forward[i].wall_ns - p->head_forward[i].wall_ns) /
-            layers,
-        1.0);
-    const double g = std::max(
-        (median(backward[i]) - p->embedding_backward[i].wall_ns - p->head_backward[i].wall_ns) /
-            layers,
-        1.0);
-    p->layer_forward.push_back(Sample{t, f, f * cpu_share[i], {first_probe, last_probe}});
-    p->layer_backward.push_back(Sample{t, g, g * cpu_share[i], {first_probe, last_probe}});
+    const double f = fastest(forward[i]), g = fastest(backward[i]);
+    p->stack_forward.push_back(Sample{t, f, f * cpu_share[i], {first_probe, last_probe}});
+    p->stack_backward.push_back(Sample{t, g, g * cpu_share[i], {first_probe, last_probe}});
   }
 }
 
@@ -307,6 +303,42 @@ Sample gemm_sample(ModelBench& b, const GemmProfile& shape, bool bias, int64_t t
       });
 }
 
+// The points of one series the cost model reads, measured in kRounds rounds, each round
+// visiting every point in its own seeded shuffled order with a share of the repetitions (after
+// its warm-up), a speed probe before the first visit and every `stride` visits after. A slow or
+// fast phase of the machine (tens of seconds on a shared one) then lands on different points
+// in different rounds instead of bending one part of the curve, and the series' probes see the
+// same mix. A point's figure is the fastest of its rounds'; its probes, the series'.
+
+int rounds_stride(size_t points) { return std::max(1, static_cast<int>(points) / 6); }
+
+std::vector<Sample> in_rounds(size_t points, const ProfileOptions& o,
+                              const std::function<int()>& probe, int first_probe,
+                              const std::function<Sample(size_t, const ProfileOptions&)>& sample) {
+  ProfileOptions round = o;
+  round.repetitions = std::max(2, (o.repetitions + kRounds - 1) / kRounds);
+  std::vector<std::vector<Sample>> got(points);
+  std::vector<size_t> order(points);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::mt19937_64 rng(o.seed + 17);
+  const int stride = rounds_stride(points);
+  int last_probe = first_probe;
+  for (int r = 0; r < kRounds; ++r) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t v = 0; v < points; ++v) {
+      if (v % static_cast<size_t>(stride) == 0) last_probe = probe();
+      got[order[v]].push_back(sample(order[v], round));
+    }
+  }
+  std::vector<Sample> out;
+  for (const std::vector<Sample>& g : got) {
+    std::vector<double> wall, cpu;
+    for (const Sample& s : g) wall.push_back(s.wall_ns), cpu.push_back(s.cpu_ns);
+    out.push_back(Sample{g.front().x, fastest(wall), fastest(cpu), {first_probe, last_probe}});
+  }
+  return out;
+}
+
 // The elementwise kernels of a layer and the executor's zero-filled buffer allocation.
 std::vector<NamedSeries> elementwise_profile(ModelBench& b, const ProfileOptions& o) {
   const LayerDims& d = b.dims;
@@ -382,24 +414,39 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
       out->back().probes = {at, at};
     }
   };
-  series("embedding forward", &p.embedding_forward,
-         [&](int64_t t) { return embedding_sample(b, t, false, o); });
-  series("embedding backward", &p.embedding_backward,
-         [&](int64_t t) { return embedding_sample(b, t, true, o); });
-  series("head forward", &p.head_forward, [&](int64_t t) { return head_sample(b, t, false, o); });
-  series("head backward", &p.head_backward, [&](int64_t t) { return head_sample(b, t, true, o); });
-  in_situ_layers(b, o, probe, step(name + " layers (executor ops)"), &p);
+  // What the cost model reads, in shuffled rounds (in_rounds); the kernels only printed beside
+  // them (GEMMs, elementwise) in one pass each.
+  auto rounds = [&](const std::string& what, Series* out, auto sample) {
+    const int at = step(name + " " + what);
+    *out = in_rounds(o.tokens.size(), o, probe, at, [&](size_t i, const ProfileOptions& ro) {
+      return sample(o.tokens[i], ro);
+    });
+  };
+  for (const bool backward : {false, true}) {
+    rounds(backward ? "embedding backward" : "embedding forward",
+           backward ? &p.embedding_backward : &p.embedding_forward,
+           [&](int64_t t, const ProfileOptions& ro) { return embedding_sample(b, t, backward, ro); });
+  }
+  for (const bool backward : {false, true}) {
+    rounds(backward ? "head backward" : "head forward",
+           backward ? &p.head_backward : &p.head_forward,
+           [&](int64_t t, const ProfileOptions& ro) { return head_sample(b, t, backward, ro); });
+  }
+  in_situ_stack(b, o, probe, step(name + " layers (executor ops)"), &p);
   for (int64_t q : o.attention_q) p.attention_q.push_back(static_cast<double>(q));
   for (int64_t pre : o.attention_prefix) p.attention_prefix.push_back(static_cast<double>(pre));
+  const size_t nq = o.attention_q.size(), np = o.attention_prefix.size();
   for (const bool backward : {false, true}) {
     const int at = step(name + (backward ? " attention backward" : " attention forward"));
+    const std::vector<Sample> flat =
+        in_rounds(nq * np, o, probe, at, [&](size_t i, const ProfileOptions& ro) {
+          return attention_sample(b, o.attention_q[i / np], o.attention_prefix[i % np], backward,
+                                  ro);
+        });
     auto& grid = backward ? p.attention_backward : p.attention_forward;
-    for (int64_t q : o.attention_q) {
-      grid.emplace_back();
-      for (int64_t pre : o.attention_prefix) {
-        grid.back().push_back(attention_sample(b, q, pre, backward, o));
-        grid.back().back().probes = {at, at};
-      }
+    for (size_t qi = 0; qi < nq; ++qi) {
+      grid.emplace_back(flat.begin() + static_cast<std::ptrdiff_t>(qi * np),
+                        flat.begin() + static_cast<std::ptrdiff_t>((qi + 1) * np));
     }
   }
   const int64_t h = model.hidden, qw = model.heads * model.head_dim;

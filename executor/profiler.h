@@ -37,7 +37,7 @@ struct ProfileOptions {
   static ProfileOptions defaults(int64_t max_tokens);
 };
 
-// The median of the repetitions of one size. `probes` are the indices (first, last) into
+// The fastest of the repetitions of one size. `probes` are the indices (first, last) into
 // MachineProfile::speed_probe of the speed probes taken while it was measured; profile_cpu
 // rescales every sample from the machine's speed then to the reference speed.
 struct Sample {
@@ -64,8 +64,12 @@ struct NamedSeries {
 struct ModelProfile {
   std::string name;
   ModelConfig model;
-  // One layer of the executor's own F and B ops (a one-stage StageWorker over one-sequence
-  // micro-batches of t tokens), the embedding and head measured beside them subtracted.
+  // The executor's own F and B ops over all layers (a one-stage StageWorker over one-sequence
+  // micro-batches of t tokens): embedding, every layer and head, as measured.
+  Series stack_forward;
+  Series stack_backward;
+  // One layer: (stack − embedding − head) / layers, at least 1 ns; profile_cpu derives it once
+  // every sample is at the reference speed, so the terms subtracted are at the same speed.
   Series layer_forward;
   Series layer_backward;
   Series embedding_forward, embedding_backward;
@@ -82,14 +86,18 @@ struct MachineProfile {
   std::string cpu_model;
   int cores = 1;
   double load_average = 0;
-  // speed_probe_ns() taken before every measurement series and every in-situ layer run, in
-  // order: how the machine's speed moved while it was calibrated. The probe is spiky (the
-  // machine's other tenants take it away for tens of milliseconds at a time), so a sample's
-  // speed is the median of the probes from two before its first to two after its last, and
-  // every sample is rescaled from that to `speed_reference_ns`, the median of all probes:
-  // slow drift is taken out, short interruptions are left to the medians.
+  // speed_probe_ns() taken before every measurement series, every in-situ layer run and,
+  // in the series measured in shuffled rounds (embedding, head, attention), before every visit
+  // or every few, in order: how the machine's speed moved while it was calibrated. The probe
+  // is spiky (the machine's other tenants take it away for tens of milliseconds at a time) and
+  // its cores change speed for tens of seconds, so a sample's speed is the fastest of the
+  // probes from two before its first to two after its last, and every sample is rescaled from
+  // that to `speed_reference_ns`, the fastest of all probes: the slow phases are taken out,
+  // the bursts are left out by the fastest of the repetitions.
   std::vector<double> speed_probe;
-  double speed_reference_ns = 0;
+  double speed_reference_ns = 0;  // the fastest probe
+  double speed_probe_min_ns = 0, speed_probe_max_ns = 0, speed_probe_mean_ns = 0;
+  double speed_probe_median_ns = 0;
   int64_t speed_probe_tokens = kSpeedProbeTokens;
   Series send;       // InProcessTransport::send of x bytes
   Series p2p;        // one-way: send on one thread until recv returns on a waiting one
@@ -108,6 +116,15 @@ double executor_op_times(const ModelConfig& model, int64_t tokens, int count, ui
 // The median of the values (the mean of the middle two for an even count); CHECKs non-empty.
 double median(std::vector<double> values);
 
+// The statistic of repeated timings in calibration and validation: the fastest (the minimum;
+// CHECKs non-empty). On a machine shared with other tenants their load only ever adds time,
+// in bursts of tens of milliseconds that hit a varying share of the repetitions (on the 2-core
+// machine of docs/VALIDATION.md, the speed probe's median moved 32..47 ms between three
+// calibrations minutes apart while its fastest stayed at 23.6..24.1 ms). The fastest is the
+// figure that repeats; what the load adds to a whole step is the step fit's
+// (CalibrationTable::concurrency_slowdown), measured with the same statistic.
+double fastest(const std::vector<double>& values);
+
 // How fast this machine runs the executor right now: the wall time of a fixed piece of its
 // work, the F and B ops of the built-in `tiny` model over two sequences of `tokens` tokens
 // (kSpeedProbeTokens unless a calibration says otherwise) on one stage, after a warm-up one.
@@ -117,14 +134,12 @@ double median(std::vector<double> values);
 double speed_probe_ns(int64_t tokens = kSpeedProbeTokens, uint64_t seed = 1);
 
 // An in-process executor run with speed_probe_ns(probe_tokens) taken before its first step
-// and after every step (outside the steps' clocks). `speed` is the median of those probes over
-// `reference_ns` (a calibration's reference probe of the same tokens; > 1: the machine runs slower
-// now; the median, because one probe can land in an interruption of the machine); `at_reference_s`
-// is the mean step time / speed: the run's step time at the reference speed.
+// and after every step (outside the steps' clocks). `load` is the median of those probes over
+// `reference_ns` (a calibration's reference, its fastest probe of the same tokens): how much
+// slower than its fastest the machine ran around the run (1: not at all).
 struct ProbedRun {
   RunReport report;
-  double speed = 1;
-  double at_reference_s = 0;
+  double load = 1;
 };
 StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& options,
                                          double reference_ns, int64_t probe_tokens);

@@ -9,6 +9,7 @@
 #include <barrier>
 #include <chrono>
 #include <fstream>
+#include <numeric>
 #include <thread>
 
 #include "core/check.h"
@@ -54,7 +55,7 @@ Sample send_sample(int64_t bytes, const ProfileOptions& o) {
     wall.push_back(ns_between(w0, w1));
     cpu.push_back(c1 - c0);
   }
-  return Sample{static_cast<double>(bytes), median(wall), median(cpu)};
+  return Sample{static_cast<double>(bytes), fastest(wall), fastest(cpu)};
 }
 
 // One-way delivery: from the end of a send on one thread to the return of the recv another
@@ -89,7 +90,7 @@ Sample p2p_sample(int64_t bytes, const ProfileOptions& o) {
   }
   // The receiver can return before the sender reads its clock after the send: a delivery
   // faster than the clock can tell reads 1 ns.
-  return Sample{static_cast<double>(bytes), std::max(median(wall), 1.0), 0};
+  return Sample{static_cast<double>(bytes), std::max(fastest(wall), 1.0), 0};
 }
 
 // InProcessTransport::allreduce_dp over 2 DP ranks, both arriving together (a barrier first),
@@ -121,7 +122,7 @@ Sample allreduce_sample(int64_t bytes, const ProfileOptions& o) {
     cpu.push_back(c1 - c0);
   }
   other.join();
-  return Sample{static_cast<double>(bytes), median(wall), median(cpu)};
+  return Sample{static_cast<double>(bytes), fastest(wall), fastest(cpu)};
 }
 
 // StageWorker::optimizer_step: AdamW over the stage's flat buffers, then zeroed gradients.
@@ -146,7 +147,7 @@ Sample optimizer_sample(int64_t params, const ProfileOptions& o) {
     wall.push_back(ns_between(w0, w1));
     cpu.push_back(c1 - c0);
   }
-  return Sample{static_cast<double>(params), median(wall), median(cpu)};
+  return Sample{static_cast<double>(params), fastest(wall), fastest(cpu)};
 }
 
 }  // namespace
@@ -221,8 +222,15 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   if (o.progress) o.progress("done", total, total);
   probe();  // and once after the last series
 
-  // Every sample at one speed, the median probe's (profiler.h MachineProfile::speed_probe).
-  p.speed_reference_ns = median(p.speed_probe);
+  // Every sample at one speed, the fastest probe's (profiler.h MachineProfile::speed_probe).
+  p.speed_reference_ns = fastest(p.speed_probe);
+  const auto [lo, hi] = std::minmax_element(p.speed_probe.begin(), p.speed_probe.end());
+  p.speed_probe_min_ns = *lo;
+  p.speed_probe_max_ns = *hi;
+  p.speed_probe_median_ns = median(p.speed_probe);
+  p.speed_probe_mean_ns = std::clamp(
+      std::accumulate(p.speed_probe.begin(), p.speed_probe.end(), 0.0) / p.speed_probe.size(),
+      *lo, *hi);  // a sum's rounding must not step outside [min, max]
   const int probes = static_cast<int>(p.speed_probe.size());
   auto rescale = [&](Series& series) {
     for (Sample& s : series) {
@@ -230,17 +238,32 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
           << "a sample without its speed probes";
       const int from = std::max(0, s.probes.first - 2), to = std::min(probes, s.probes.second + 3);
       const double then =
-          median(std::vector<double>(p.speed_probe.begin() + from, p.speed_probe.begin() + to));
+          fastest(std::vector<double>(p.speed_probe.begin() + from, p.speed_probe.begin() + to));
       s.wall_ns *= p.speed_reference_ns / then;
       s.cpu_ns *= p.speed_reference_ns / then;
     }
   };
   for (Series* s : {&p.send, &p.p2p, &p.allreduce, &p.optimizer}) rescale(*s);
   for (ModelProfile& m : p.models) {
-    for (Series* s : {&m.layer_forward, &m.layer_backward, &m.embedding_forward,
+    for (Series* s : {&m.stack_forward, &m.stack_backward, &m.embedding_forward,
                       &m.embedding_backward, &m.head_forward, &m.head_backward}) {
       rescale(*s);
     }
+    // One layer from the stack, every term now at the reference speed.
+    const double layers = static_cast<double>(m.model.layers);
+    auto per_layer = [&](const Series& stack, const Series& embedding, const Series& head,
+                         Series* out) {
+      CF_CHECK(stack.size() == embedding.size() && stack.size() == head.size());
+      out->clear();
+      for (size_t i = 0; i < stack.size(); ++i) {
+        const double share = stack[i].cpu_ns / stack[i].wall_ns;
+        const double ns =
+            std::max((stack[i].wall_ns - embedding[i].wall_ns - head[i].wall_ns) / layers, 1.0);
+        out->push_back(Sample{stack[i].x, ns, ns * share, stack[i].probes});
+      }
+    };
+    per_layer(m.stack_forward, m.embedding_forward, m.head_forward, &m.layer_forward);
+    per_layer(m.stack_backward, m.embedding_backward, m.head_backward, &m.layer_backward);
     for (auto& row : m.attention_forward) rescale(row);
     for (auto& row : m.attention_backward) rescale(row);
     for (GemmProfile& g : m.gemm) {

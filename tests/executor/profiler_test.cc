@@ -45,20 +45,42 @@ TEST(Profiler, MeasuresEverySeriesOnItsGrid) {
   const MachineProfile p = profile_cpu({{"tiny", *model}}, o);
   EXPECT_GE(p.cores, 1);
   EXPECT_FALSE(p.cpu_model.empty());
-  // One speed probe per series and per in-situ layer run (3 rounds over the grid), and one
-  // after the last; every sample rescaled to their median, which lies within them.
-  ASSERT_EQ(p.speed_probe.size(), static_cast<size_t>(total + 3 * o.tokens.size() + 1));
+  // One speed probe per series, one per in-situ stack run (3 rounds over the 3 tokens), one
+  // before every visit of the series measured in rounds (fewer than 12 points: a probe each;
+  // 3 rounds): embedding and head, forward and backward, over 3 tokens, attention over 2 × 3
+  // points each way; and one after the last. Every sample is rescaled to their median, which
+  // lies within them.
+  const size_t in_situ = 3 * 3, rounds = 4 * (3 * 3) + 2 * (3 * 6);
+  ASSERT_EQ(p.speed_probe.size(), static_cast<size_t>(total) + in_situ + rounds + 1);
   EXPECT_GE(p.speed_reference_ns, *std::min_element(p.speed_probe.begin(), p.speed_probe.end()));
   EXPECT_LE(p.speed_reference_ns, *std::max_element(p.speed_probe.begin(), p.speed_probe.end()));
+  EXPECT_EQ(p.speed_probe_min_ns, *std::min_element(p.speed_probe.begin(), p.speed_probe.end()));
+  EXPECT_EQ(p.speed_probe_max_ns, *std::max_element(p.speed_probe.begin(), p.speed_probe.end()));
+  EXPECT_GE(p.speed_probe_mean_ns, p.speed_probe_min_ns);
+  EXPECT_LE(p.speed_probe_mean_ns, p.speed_probe_max_ns);
   expect_series(p.send, o.message_bytes, "send");
   expect_series(p.p2p, o.message_bytes, "p2p");
   expect_series(p.allreduce, o.message_bytes, "allreduce");
   expect_series(p.optimizer, o.optimizer_params, "optimizer");
   ASSERT_EQ(p.models.size(), 1u);
   const ModelProfile& m = p.models[0];
-  for (const auto* s : {&m.layer_forward, &m.layer_backward, &m.embedding_forward,
-                        &m.embedding_backward, &m.head_forward, &m.head_backward}) {
+  for (const auto* s : {&m.stack_forward, &m.stack_backward, &m.layer_forward, &m.layer_backward,
+                        &m.embedding_forward, &m.embedding_backward, &m.head_forward,
+                        &m.head_backward}) {
     expect_series(*s, o.tokens, "model curve");
+  }
+  // One layer is the rescaled stack less the rescaled embedding and head, per layer.
+  for (size_t i = 0; i < o.tokens.size(); ++i) {
+    for (const bool backward : {false, true}) {
+      const Series& stack = backward ? m.stack_backward : m.stack_forward;
+      const Series& emb = backward ? m.embedding_backward : m.embedding_forward;
+      const Series& head = backward ? m.head_backward : m.head_forward;
+      const Series& layer = backward ? m.layer_backward : m.layer_forward;
+      const double expected =
+          std::max((stack[i].wall_ns - emb[i].wall_ns - head[i].wall_ns) / model->layers, 1.0);
+      EXPECT_DOUBLE_EQ(layer[i].wall_ns, expected) << "t " << o.tokens[i] << " " << backward;
+      EXPECT_EQ(layer[i].probes, stack[i].probes);
+    }
   }
   ASSERT_EQ(m.gemm.size(), 8u);
   EXPECT_EQ(m.gemm[0].name, "wq");
