@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <numeric>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -108,13 +109,13 @@ CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
   return t;
 }
 
-// The fixed calibration jobs of `model` with pp·dp stage threads, 2 steps each: eight
-// sequences of max_tokens·{1..8}/16 tokens and one of max_tokens, run as the baseline (one
-// micro-batch per sequence) and as ChunkFlow (ChunkSize max_tokens/4, K 2: packed chunks and a
-// dependent group).
+// The fixed calibration jobs of `model` with pp·dp stage threads, 2 steps each: fifteen
+// sequences of max_tokens·{1..15}/16 tokens and one of max_tokens (8.5 × max_tokens in all,
+// a step of a few hundred milliseconds on the tiny model), run as the baseline (one micro-batch per sequence) and as ChunkFlow (ChunkSize max_tokens/4, K 2:
+// packed chunks and a dependent group).
 StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_tokens, int pp, int dp) {
   std::string lengths;
-  for (int i = 1; i <= 8; ++i) {
+  for (int i = 1; i <= 15; ++i) {
     lengths += fmt::format("{}, ", std::max<int64_t>(1, max_tokens * i / 16));
   }
   lengths += fmt::format("{}", max_tokens);
@@ -127,7 +128,7 @@ StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_token
         parse_job(fmt::format("model: {}\n"
                               "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"
                               "dataset: {{lengths: [{}], max_length: {}}}\n"
-                              "training: {{global_batch: 9, steps: 2}}\n"
+                              "training: {{global_batch: 16, steps: 2}}\n"
                               "parallel: {{tp: 1, pp: {}, dp: {}}}\n"
                               "strategy: {}\n",
                               model, pp * dp, pp * dp, lengths, max_tokens, pp, dp, strategy),
@@ -140,15 +141,20 @@ StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_token
 // The table's concurrency_slowdown[k − 1]: a step of the executor with k stage threads
 // (step_jobs with pp k · dp 1 when the layers divide by k, and pp 1 · dp k), measured, over
 // what the op curves just measured predict for the same plans with no slowdown. The runs go
-// round-robin over every k and layout, `rounds` times; a job's ratio is its fastest run's mean
-// step time over the prediction (the statistic of the op curves, profiler.h fastest()), and
-// k's factor the median over its jobs. It holds what the fastest op times cannot: the
-// machine's other load over a whole step, stage threads waiting on each other's slowest op,
-// cores that run at different speeds.
+// round-robin over every k and layout, `rounds` times, each with the speed probe around its
+// steps (run_with_speed_probe, for the load it reports). k's factor is the mean of its runs'
+// measured over predicted step times. It holds what the fastest op times cannot: the
+// machine's load as it was while calibrating (whose mean over the fit's runs is returned in
+// `load`), stage threads waiting on each other's slowest op, the cores running at different
+// speeds, the executor's work between ops.
+// The step fit's runs per job, round-robin.
+constexpr int kStepRounds = 5;
+
 StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& table,
                                                     const std::string& model, int64_t max_tokens,
                                                     int max_threads, int rounds, uint64_t seed,
-                                                    const std::function<void(int)>& progress) {
+                                                    const std::function<void(int)>& progress,
+                                                    double* load) {
   CalibrationTable flat = table;
   flat.concurrency_slowdown.assign(static_cast<size_t>(max_threads), 1.0);
   struct Fit {
@@ -156,6 +162,7 @@ StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& tabl
     Job job;
     double predicted = 0;  // mean step time, s
     std::vector<double> ratios;
+    std::vector<double> loads;
   };
   std::vector<Fit> fits;
   CF_ASSIGN_OR_RETURN(std::vector<Job> one, step_jobs(model, max_tokens, 1, 1));
@@ -171,7 +178,7 @@ StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& tabl
     for (const Job& job : jobs) {
       CF_ASSIGN_OR_RETURN(std::unique_ptr<CalibratedCostModel> cost,
                           CalibratedCostModel::create(job, flat, "the table being measured"));
-      Fit fit{k, job, 0, {}};
+      Fit fit{k, job, 0, {}, {}};
       for (int64_t step = 0; step < job.training.steps; ++step) {
         CF_ASSIGN_OR_RETURN(Plan plan, build_plan(job, step));
         CF_ASSIGN_OR_RETURN(SimResult sim, simulate(job, plan, *cost));
@@ -186,18 +193,31 @@ StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& tabl
       ExecutorOptions exec;
       exec.seed = seed + static_cast<uint64_t>(round);
       exec.record_trace = false;
-      CF_ASSIGN_OR_RETURN(RunReport run, run_in_process(fit.job, exec));
-      fit.ratios.push_back(run.step_time_s() / fit.predicted);
+      CF_ASSIGN_OR_RETURN(
+          ProbedRun run, run_with_speed_probe(fit.job, exec, table.machine.speed_probe.reference_ns,
+                                              table.machine.speed_probe.tokens));
+      fit.ratios.push_back(run.report.step_time_s() / fit.predicted);
+      fit.loads.push_back(run.load);
     }
   }
   std::vector<double> slowdown;
   for (int k = 1; k <= max_threads; ++k) {
-    std::vector<double> ratios;
+    double ratios = 0;
+    int runs = 0;
     for (const Fit& fit : fits) {
-      if (fit.k == k) ratios.push_back(fastest(fit.ratios));
+      if (fit.k != k) continue;
+      ratios = std::accumulate(fit.ratios.begin(), fit.ratios.end(), ratios);
+      runs += static_cast<int>(fit.ratios.size());
     }
-    slowdown.push_back(median(ratios));
+    slowdown.push_back(ratios / runs);
   }
+  double loads = 0;
+  int runs = 0;
+  for (const Fit& fit : fits) {
+    loads = std::accumulate(fit.loads.begin(), fit.loads.end(), loads);
+    runs += static_cast<int>(fit.loads.size());
+  }
+  *load = loads / runs;
   return slowdown;
 }
 
@@ -270,16 +290,20 @@ int run_calibrate(const CalibrateOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const MachineProfile profile = profile_cpu(models, o);
   CalibrationTable table = to_table(profile, o);
+  double step_load = 1;
   StatusOr<std::vector<double>> slowdown =
       measure_step_slowdown(table, options.models.front(), o.tokens.back(),
                             options.quick ? 1 : std::min(options.threads, usable_cores()),
-                            options.quick ? 1 : 9, o.seed, [&](int round) {
+                            options.quick ? 1 : kStepRounds, o.seed,
+                            [&](int round) {
                               if (show)
                                 std::fprintf(stderr, "\r\033[Kstep slowdown, round %d", round + 1);
-                            });
+                            },
+                            &step_load);
   if (show) std::fputs("\r\033[K", stderr);
   if (!slowdown.ok()) return report(slowdown.status());
   table.concurrency_slowdown = *slowdown;
+  table.machine.speed_probe.step_load = step_load;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (Status s = write_file_atomic(options.out, calibration_to_json(table)); !s.ok()) {
@@ -309,6 +333,9 @@ int run_calibrate(const CalibrateOptions& options) {
     text +=
         fmt::format("  {} thread{} ×{:.2f}", k + 1, k ? "s" : "", table.concurrency_slowdown[k]);
   }
+  text += fmt::format(
+      "\n           (its runs' probes ×{:.2f} the fastest: predictions are for a machine as loaded)",
+      step_load);
   text += fmt::format("\ntransport  one-way delivery {:.1f} µs; send copy {:.1f} µs per MiB\n",
                       table.p2p.ns.front() / 1e3, interpolate(table.send, 1 << 20).ns / 1e3);
   for (const ModelCalibration& c : table.models) {

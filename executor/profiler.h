@@ -134,9 +134,13 @@ double fastest(const std::vector<double>& values);
 double speed_probe_ns(int64_t tokens = kSpeedProbeTokens, uint64_t seed = 1);
 
 // An in-process executor run with speed_probe_ns(probe_tokens) taken before its first step
-// and after every step (outside the steps' clocks). `load` is the median of those probes over
+// and after every step (outside the steps' clocks). `load` is the mean of those probes over
 // `reference_ns` (a calibration's reference, its fastest probe of the same tokens): how much
-// slower than its fastest the machine ran around the run (1: not at all).
+// longer than at its fastest the machine took for a fixed piece of work around the run (1: no
+// longer). The machine's other tenants take time from the run in bursts, in proportion to its
+// length, so the mean (not the median, which jumps between the bursts' share and none) is
+// the probe's estimate of that proportion, and step time / load the step on the unloaded
+// machine (averaged over runs: load noise of one run's few probes is large).
 struct ProbedRun {
   RunReport report;
   double load = 1;

@@ -176,7 +176,8 @@ std::string calibration_to_json(const CalibrationTable& t) {
                   {"mean_ns", mi.speed_probe.mean_ns},
                   {"min_ns", mi.speed_probe.min_ns},
                   {"max_ns", mi.speed_probe.max_ns},
-                  {"samples", mi.speed_probe.samples}}}}},
+                  {"samples", mi.speed_probe.samples},
+                  {"step_load", mi.speed_probe.step_load}}}}},
               {"method",
                {{"warmup", t.method.warmup},
                 {"repetitions", t.method.repetitions},
@@ -378,11 +379,16 @@ CalibrationTable read_table(const json& j) {
   sp.mean_ns = probe.number("mean_ns");
   sp.min_ns = probe.number("min_ns");
   sp.max_ns = probe.number("max_ns");
+  sp.step_load = probe.number("step_load");
   probe.done();
   if (!(sp.min_ns > 0 && sp.min_ns <= sp.reference_ns && sp.reference_ns <= sp.max_ns &&
         sp.min_ns <= sp.mean_ns && sp.mean_ns <= sp.max_ns && std::isfinite(sp.max_ns))) {
     throw TableError{"machine.speed_probe",
                      "expected 0 < min_ns ≤ reference_ns, mean_ns ≤ max_ns, all finite"};
+  }
+  if (!(sp.step_load > 0 && std::isfinite(sp.step_load))) {
+    throw TableError{"machine.speed_probe.step_load",
+                     fmt::format("{} is not a positive finite number", sp.step_load)};
   }
   mi.done();
   ObjectIn method = in.object("method");

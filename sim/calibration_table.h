@@ -14,7 +14,7 @@
 
 namespace cf {
 
-inline constexpr int kCalibrationVersion = 2;
+inline constexpr int kCalibrationVersion = 3;
 inline constexpr const char* kCalibrationFormat = "chunkflow-calibration";
 
 // A cost measured at increasing sizes x (tokens, bytes or parameters): wall-clock median
@@ -105,11 +105,13 @@ void make_non_decreasing(Curve* curve);
 void make_non_decreasing(AttentionGrid* grid);
 
 // The machine's speed while it was calibrated: the executor's fixed probe workload
-// (executor/profiler.h speed_probe_ns), timed before every measurement series and every
-// in-situ layer run. Every cost in the table is rescaled from the probe taken next to it to
-// `reference_ns`, the median probe: the table prices this machine at that speed.
-// The mean over the reference tells how much of the probes' time the machine's other load
-// took (shown by calibrate; the step slowdown below is what prices it).
+// (executor/profiler.h speed_probe_ns), timed before every measurement series, every in-situ
+// layer run and through the series measured in rounds. Every op cost in the table is
+// rescaled from the fastest probe near it to `reference_ns`, the fastest probe: the op curves
+// price this machine at its fastest. The mean over the reference tells how much longer the
+// probes took on average (the machine's other load and slower phases). `step_load` is that
+// ratio over the probes around the step fit's runs: the load the step slowdown (which prices
+// it) was measured at, and so the load the table's step times are predicted for.
 struct SpeedProbe {
   int64_t tokens = 0;  // the probe's sequence length
   double reference_ns = 0;
@@ -117,6 +119,7 @@ struct SpeedProbe {
   double min_ns = 0;
   double max_ns = 0;
   int samples = 0;
+  double step_load = 1;
 };
 
 struct MachineInfo {

@@ -50,7 +50,7 @@ CalibrationTable synthetic_table(const ModelConfig& model) {
                           "2026-01-01T00:00:00Z",
                           "0.1.0",
                           0.5,
-                          SpeedProbe{128, 2.0e7, 2.0e7, 1.8e7, 2.5e7, 9}};
+                          SpeedProbe{128, 2.0e7, 2.0e7, 1.8e7, 2.5e7, 9, 1.2}};
   t.method = MeasurementMethod{1, 3, "median"};
   t.concurrency_slowdown = {1.0, 1.5};
   t.send = power_law(0.5, 1, {64, 4096, 262144});
@@ -140,6 +140,10 @@ TEST(CalibrationTable, StrictReaderNamesFileAndKey) {
       {[](auto& j) { j["version"] = 7; }, "version: 7 is not supported"},
       {[](auto& j) { j["format"] = "other"; }, "format: expected"},
       {[](auto& j) { j["machine"].erase("speed_probe"); }, "machine.speed_probe: missing"},
+      {[](auto& j) { j["machine"]["speed_probe"]["step_load"] = 0; },
+       "machine.speed_probe.step_load: 0 is not a positive finite number"},
+      {[](auto& j) { j["machine"]["speed_probe"].erase("step_load"); },
+       "machine.speed_probe.step_load: missing"},
       {[](auto& j) { j["machine"]["speed_probe"]["min_ns"] = 3e7; },
        "machine.speed_probe: expected 0 < min_ns ≤ reference_ns, mean_ns ≤ max_ns"},
       {[](auto& j) { j["transport"]["p2p"]["x"][1] = 64; }, "transport.p2p.x[1]: the grid"},
