@@ -10,11 +10,16 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 
 "$root/scripts/install-deps.sh"
 start=$(date +%s)
+phase_start=$start
+# Seconds since the previous phase ended, for the summary line.
+phase() { local now; now=$(date +%s); phases+="$1 $((now - phase_start)) s, "; phase_start=$now; }
+phases=""
 
 echo "== Release build and full suite"
 cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$root/build" -j"$jobs"
 ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 600 -LE validation
+phase "release build and tests"
 
 # The validation matrix measures this machine (docs/VALIDATION.md). It must run to the end;
 # a missed prediction target (exit 3) is reported, not failed, since timing on a shared
@@ -29,9 +34,11 @@ if ((validation == 3)); then
 elif ((validation != 0)); then
   echo "validation: failed with exit code $validation"; exit "$validation"
 fi
+phase "validation"
 
 echo "== ASan + UBSan build, library unit tests"
-# -O1 -g1 (line tables for the reports) compiles several times faster than -O2 -g.
+# Libraries at -O1 -g1 (line tables for the reports: several times faster to compile than
+# -O2 -g); the tests' own code at -O0 (CMakeLists.txt cf_test).
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF \
   "-DCHUNKFLOW_TEST_DIRS=core;models;traces;sim;kernels;executor" >/dev/null
@@ -39,4 +46,5 @@ cmake --build "$root/build-asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e" 
 
-echo "== suite finished in $(( $(date +%s) - start )) s"
+phase "sanitizer build and tests"
+echo "== suite finished in $(( $(date +%s) - start )) s (${phases%, })"
