@@ -310,9 +310,6 @@ Sample gemm_sample(ModelBench& b, const GemmProfile& shape, bool bias, int64_t t
 // fast phase of the machine (tens of seconds on a shared one) then lands on different points
 // in different rounds instead of bending one part of the curve, and the series' probes see the
 // same mix. A point's figure is the fastest of its rounds'; its probes, the series'.
-
-int rounds_stride(size_t points) { return std::max(1, static_cast<int>(points) / 6); }
-
 std::vector<Sample> in_rounds(size_t points, const ProfileOptions& o,
                               const std::function<int()>& probe, int first_probe,
                               const std::function<Sample(size_t, const ProfileOptions&)>& sample) {
@@ -322,7 +319,7 @@ std::vector<Sample> in_rounds(size_t points, const ProfileOptions& o,
   std::vector<size_t> order(points);
   std::iota(order.begin(), order.end(), size_t{0});
   std::mt19937_64 rng(o.seed + 17);
-  const int stride = rounds_stride(points);
+  const int stride = std::max(1, static_cast<int>(points) / 6);  // about 6 probes a round
   int last_probe = first_probe;
   for (int r = 0; r < kRounds; ++r) {
     std::shuffle(order.begin(), order.end(), rng);

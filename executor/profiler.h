@@ -150,8 +150,8 @@ StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& 
 
 // One model's measurements; `step` is called before each series with what it measures
 // (profile_model_steps() calls in all) and returns the index of a speed probe taken then;
-// `probe` takes one more (before each in-situ layer run) and returns its index. Samples
-// carry the probes taken while they were measured.
+// `probe` takes one more (before each in-situ run, and through the series measured in
+// rounds) and returns its index. Samples carry the probes taken while they were measured.
 ModelProfile profile_model(const std::string& name, const ModelConfig& model,
                            const ProfileOptions& options,
                            const std::function<int(const std::string&)>& step,

@@ -42,7 +42,7 @@ echo "== ASan + UBSan build, library unit tests"
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF \
   "-DCHUNKFLOW_TEST_DIRS=core;models;traces;sim;kernels;executor" >/dev/null
-cmake --build "$root/build-asan" -j"$jobs"
+cmake --build "$root/build-asan" -j"$jobs" --target unit_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e" 
 
