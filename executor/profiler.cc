@@ -1,6 +1,7 @@
 // The calibration measurements (profiler.h). Every sample times the executor's own call the
 // way stage.cc's op clock sees it: buffers the op allocates are inside the timed region,
-// inputs prepared before it (as received messages are) outside. Medians over repetitions.
+// inputs prepared before it (as received messages are) outside. The fastest of the
+// repetitions (profiler.h fastest()).
 #include "executor/profiler.h"
 
 #include <time.h>

@@ -1,7 +1,7 @@
 // The op-cost measurements behind `chunkflow calibrate --backend cpu`: the executor's own code
 // paths (its F and B ops on one stage, the head and embedding, the CPU kernels, the
 // in-process transport, the AdamW step) timed on this machine over grids of sizes, with
-// warm-up, repetitions and medians of wall-clock and thread-CPU time. Not the table format
+// warm-up, repetitions and the fastest of wall-clock and thread-CPU time. Not the table format
 // nor its interpolation (sim/calibration_table.h): the CLI turns this into a table.
 #pragma once
 

@@ -1,5 +1,5 @@
 // The calibration table `chunkflow calibrate` writes and the calibrated cost model reads: op
-// costs measured on one machine (medians, ns), with the machine's description, as JSON. Also
+// costs measured on one machine (the fastest of repetitions, ns), with the machine's description, as JSON. Also
 // the interpolation over a table (piecewise linear in log-log space, bilinear in
 // (log q, prefix) for attention) and its extrapolation flag. Not the measuring itself
 // (executor/profiler.h) nor how ops are priced from it (cost_calibrated.h).
@@ -17,9 +17,10 @@ namespace cf {
 inline constexpr int kCalibrationVersion = 3;
 inline constexpr const char* kCalibrationFormat = "chunkflow-calibration";
 
-// A cost measured at increasing sizes x (tokens, bytes or parameters): wall-clock median
-// `ns` (what the executor's trace measures) and thread-CPU median `cpu_ns` (what the op
-// itself consumed; wall > cpu means the machine was shared while measuring).
+// A cost measured at increasing sizes x (tokens, bytes or parameters): wall-clock time `ns`
+// (what the executor's trace measures) and thread-CPU time `cpu_ns` (what the op itself
+// consumed; wall > cpu means the machine was shared while measuring), each the statistic of
+// the table's `method` over the repetitions.
 struct Curve {
   std::vector<double> x;
   std::vector<double> ns;
@@ -97,7 +98,7 @@ struct ModelCalibration {
   std::vector<NamedCurve> elementwise;
 };
 
-// Costs never decrease with size: the least-squares non-decreasing fit to measured medians
+// Costs never decrease with size: the least-squares non-decreasing fit to measured costs
 // (pool-adjacent-violators), which `chunkflow calibrate` applies to each curve (ns and cpu_ns)
 // and to the attention grid along q and along the prefix before writing the table.
 std::vector<double> non_decreasing(const std::vector<double>& values);
@@ -135,7 +136,7 @@ struct MachineInfo {
 struct MeasurementMethod {
   int warmup = 0;
   int repetitions = 0;
-  std::string statistic;  // "median"
+  std::string statistic;  // "fastest" (the minimum; executor/profiler.h fastest())
 };
 
 struct CalibrationTable {
