@@ -103,6 +103,15 @@ TEST(Profiler, MeasuresEverySeriesOnItsGrid) {
   EXPECT_EQ(total, 4 + profile_model_steps());
 }
 
+// The statistic of repeated timings is the fastest, not the median: of repetitions half of
+// which a burst of load doubled, the median lands on the slow half, the fastest does not.
+TEST(Profiler, FastestIsTheMinimumOfTheRepetitions) {
+  const std::vector<double> reps = {23.1, 47.0, 22.9, 46.2, 23.4, 48.8};
+  EXPECT_EQ(fastest(reps), 22.9);
+  EXPECT_EQ(fastest({5.0}), 5.0);
+  EXPECT_GT(median(reps), 30.0);
+}
+
 TEST(Profiler, DefaultGridsArePowersOfTwoAndMidpoints) {
   const ProfileOptions o = ProfileOptions::defaults(64);
   const std::vector<int64_t> expected = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
