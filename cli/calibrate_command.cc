@@ -6,11 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <numeric>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <numeric>
 
 #include "cli/command.h"
 #include "core/check.h"
@@ -111,8 +111,9 @@ CalibrationTable to_table(const MachineProfile& p, const ProfileOptions& o) {
 
 // The fixed calibration jobs of `model` with pp·dp stage threads, 2 steps each: fifteen
 // sequences of max_tokens·{1..15}/16 tokens and one of max_tokens (8.5 × max_tokens in all,
-// a step of a few hundred milliseconds on the tiny model), run as the baseline (one micro-batch per sequence) and as ChunkFlow (ChunkSize max_tokens/4, K 2:
-// packed chunks and a dependent group).
+// a step of a few hundred milliseconds on the tiny model), run as the baseline (one
+// micro-batch per sequence) and as ChunkFlow (ChunkSize max_tokens/4, K 2: packed chunks and
+// a dependent group).
 StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_tokens, int pp, int dp) {
   std::string lengths;
   for (int i = 1; i <= 15; ++i) {
@@ -138,6 +139,9 @@ StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_token
   return jobs;
 }
 
+// The step fit's runs per job, round-robin.
+constexpr int kStepRounds = 5;
+
 // The table's concurrency_slowdown[k − 1]: a step of the executor with k stage threads
 // (step_jobs with pp k · dp 1 when the layers divide by k, and pp 1 · dp k), measured, over
 // what the op curves just measured predict for the same plans with no slowdown. The runs go
@@ -147,9 +151,6 @@ StatusOr<std::vector<Job>> step_jobs(const std::string& model, int64_t max_token
 // machine's load as it was while calibrating (whose mean over the fit's runs is returned in
 // `load`), stage threads waiting on each other's slowest op, the cores running at different
 // speeds, the executor's work between ops.
-// The step fit's runs per job, round-robin.
-constexpr int kStepRounds = 5;
-
 StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& table,
                                                     const std::string& model, int64_t max_tokens,
                                                     int max_threads, int rounds, uint64_t seed,
@@ -334,7 +335,8 @@ int run_calibrate(const CalibrateOptions& options) {
         fmt::format("  {} thread{} ×{:.2f}", k + 1, k ? "s" : "", table.concurrency_slowdown[k]);
   }
   text += fmt::format(
-      "\n           (its runs' probes ×{:.2f} the fastest: predictions are for a machine as loaded)",
+      "\n           (its runs' probes ×{:.2f} the fastest: predictions are for a machine as "
+      "loaded)",
       step_load);
   text += fmt::format("\ntransport  one-way delivery {:.1f} µs; send copy {:.1f} µs per MiB\n",
                       table.p2p.ns.front() / 1e3, interpolate(table.send, 1 << 20).ns / 1e3);
@@ -363,7 +365,8 @@ void add_calibrate_command(CLI::App& app, RunFn* run) {
   cmd->add_option("--max-tokens", options->max_tokens, "largest chunk of the token grids")
       ->check(CLI::Range(int64_t{4}, int64_t{1} << 20))
       ->capture_default_str();
-  cmd->add_option("-r,--repetitions", options->repetitions, "timed runs per point (the fastest is kept)")
+  cmd->add_option("-r,--repetitions", options->repetitions,
+                  "timed runs per point (the fastest is kept)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("-w,--warmup", options->warmup, "untimed runs before them")

@@ -424,7 +424,9 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
   for (const bool backward : {false, true}) {
     rounds(backward ? "embedding backward" : "embedding forward",
            backward ? &p.embedding_backward : &p.embedding_forward,
-           [&](int64_t t, const ProfileOptions& ro) { return embedding_sample(b, t, backward, ro); });
+           [&](int64_t t, const ProfileOptions& ro) {
+             return embedding_sample(b, t, backward, ro);
+           });
   }
   for (const bool backward : {false, true}) {
     rounds(backward ? "head backward" : "head forward",

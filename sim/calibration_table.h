@@ -1,8 +1,8 @@
 // The calibration table `chunkflow calibrate` writes and the calibrated cost model reads: op
-// costs measured on one machine (the fastest of repetitions, ns), with the machine's description, as JSON. Also
-// the interpolation over a table (piecewise linear in log-log space, bilinear in
-// (log q, prefix) for attention) and its extrapolation flag. Not the measuring itself
-// (executor/profiler.h) nor how ops are priced from it (cost_calibrated.h).
+// costs measured on one machine (the fastest of repetitions, ns), with the machine's
+// description, as JSON. Also the interpolation over a table (piecewise linear in log-log
+// space, bilinear in (log q, prefix) for attention) and its extrapolation flag. Not the
+// measuring itself (executor/profiler.h) nor how ops are priced from it (cost_calibrated.h).
 #pragma once
 
 #include <cstdint>

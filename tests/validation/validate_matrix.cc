@@ -5,9 +5,10 @@
 // raw, and brought to the load the table's step fit was measured at (the matrix's mean load
 // over the fit's, calibration_table.h SpeedProbe::step_load), judged against the targets —
 // and peak memory (and write both traces), then check that `tune` with the calibrated
-// simulator picks a configuration whose measured step time is within 5% of the best measured. Prints one table; exit 3 when a target is
-// missed (a measurement of this machine, not a failure of the code), 1 on a runtime failure,
-// 2 on bad input. Not a unit test: it measures this machine.
+// simulator picks a configuration whose measured step time is within 5% of the best measured.
+// Prints one table; exit 3 when a target is missed (a measurement of this machine, not a
+// failure of the code), 1 on a runtime failure, 2 on bad input. Not a unit test: it measures
+// this machine.
 #include <fmt/format.h>
 #include <unistd.h>
 
