@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
-#include <numeric>
 
 #include "cli/command.h"
 #include "core/check.h"
@@ -201,24 +200,16 @@ StatusOr<std::vector<double>> measure_step_slowdown(const CalibrationTable& tabl
       fit.loads.push_back(run.load);
     }
   }
-  std::vector<double> slowdown;
+  std::vector<double> slowdown, loads;
   for (int k = 1; k <= max_threads; ++k) {
-    double ratios = 0;
-    int runs = 0;
+    std::vector<double> ratios;
     for (const Fit& fit : fits) {
-      if (fit.k != k) continue;
-      ratios = std::accumulate(fit.ratios.begin(), fit.ratios.end(), ratios);
-      runs += static_cast<int>(fit.ratios.size());
+      if (fit.k == k) ratios.insert(ratios.end(), fit.ratios.begin(), fit.ratios.end());
     }
-    slowdown.push_back(ratios / runs);
+    slowdown.push_back(mean(ratios));
   }
-  double loads = 0;
-  int runs = 0;
-  for (const Fit& fit : fits) {
-    loads = std::accumulate(fit.loads.begin(), fit.loads.end(), loads);
-    runs += static_cast<int>(fit.loads.size());
-  }
-  *load = loads / runs;
+  for (const Fit& fit : fits) loads.insert(loads.end(), fit.loads.begin(), fit.loads.end());
+  *load = mean(loads);
   return slowdown;
 }
 

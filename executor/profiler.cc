@@ -146,6 +146,11 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+double mean(const std::vector<double>& v) {
+  CF_CHECK(!v.empty());
+  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
 double fastest(const std::vector<double>& v) {
   CF_CHECK(!v.empty());
   return *std::min_element(v.begin(), v.end());
@@ -173,37 +178,48 @@ StatusOr<ProbedRun> run_with_speed_probe(const Job& job, const ExecutorOptions& 
   CF_ASSIGN_OR_RETURN(out.report, run_in_process(job, options, [&](const StepReport&, int64_t) {
                         probes.push_back(speed_probe_ns(probe_tokens, options.seed));
                       }));
-  out.load = std::accumulate(probes.begin(), probes.end(), 0.0) /
-             static_cast<double>(probes.size()) / reference_ns;
+  out.load = mean(probes) / reference_ns;
   return out;
 }
 
 namespace {
 
-// The executor's F and B ops over the token grid: executor_op_times for every t, round after
-// round, each round in a shuffled order (so a change in the machine's load spreads over the
-// whole grid rather than bending one point or one end), a speed probe before each run. Keeps
-// the whole op (embedding, every layer, head) per t; profile_cpu derives one layer from it
-// once every sample is at the reference speed (ModelProfile::stack_forward).
+// Visits points 0..n−1 in kRounds rounds, each round in its own seeded shuffled order, with a
+// speed probe before the first visit of a round and every `stride` visits after; returns the
+// last probe's index. A slow or fast phase of the machine (tens of seconds on a shared one)
+// then lands on different points in different rounds instead of bending one part of a curve,
+// and the probes see the same mix.
+int visit_in_rounds(size_t n, uint64_t seed, size_t stride, const std::function<int()>& probe,
+                    const std::function<void(size_t point, int round)>& visit) {
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::mt19937_64 rng(seed);
+  int last_probe = -1;
+  for (int round = 0; round < kRounds; ++round) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t v = 0; v < n; ++v) {
+      if (v % stride == 0) last_probe = probe();
+      visit(order[v], round);
+    }
+  }
+  return last_probe;
+}
+
+// The executor's F and B ops over the token grid: executor_op_times for every t, in rounds
+// (visit_in_rounds, a probe before each run). Keeps the whole op (embedding, every layer,
+// head) per t; profile_cpu derives one layer from it once every sample is at the reference
+// speed (ModelProfile::stack_forward).
 void in_situ_stack(const ModelBench& b, const ProfileOptions& o, const std::function<int()>& probe,
                    int first_probe, ModelProfile* p) {
   const size_t n = o.tokens.size();
   const int per_round = std::max(2, (o.repetitions + kRounds - 1) / kRounds);
   std::vector<std::vector<double>> forward(n), backward(n);
   std::vector<double> cpu_share(n, 0);
-  int last_probe = first_probe;
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::mt19937_64 rng(o.seed);
-  for (int round = 0; round < kRounds; ++round) {
-    std::shuffle(order.begin(), order.end(), rng);
-    for (const size_t i : order) {
-      last_probe = probe();
-      cpu_share[i] += executor_op_times(b.model, o.tokens[i], per_round, o.seed + round,
-                                        &forward[i], &backward[i]) /
-                      kRounds;
-    }
-  }
+  const int last_probe = visit_in_rounds(n, o.seed, 1, probe, [&](size_t i, int round) {
+    cpu_share[i] += executor_op_times(b.model, o.tokens[i], per_round, o.seed + round,
+                                      &forward[i], &backward[i]) /
+                    kRounds;
+  });
   for (size_t i = 0; i < n; ++i) {
     const double t = static_cast<double>(o.tokens[i]);
     const double f = fastest(forward[i]), g = fastest(backward[i]);
@@ -305,30 +321,18 @@ Sample gemm_sample(ModelBench& b, const GemmProfile& shape, bool bias, int64_t t
       });
 }
 
-// The points of one series the cost model reads, measured in kRounds rounds, each round
-// visiting every point in its own seeded shuffled order with a share of the repetitions (after
-// its warm-up), a speed probe before the first visit and every `stride` visits after. A slow or
-// fast phase of the machine (tens of seconds on a shared one) then lands on different points
-// in different rounds instead of bending one part of the curve, and the series' probes see the
-// same mix. A point's figure is the fastest of its rounds'; its probes, the series'.
+// The points of one series the cost model reads, in rounds (visit_in_rounds, about six probes
+// a round), each visit with a share of the repetitions after its warm-up. A point's figure is
+// the fastest of its rounds'; its probes, the series'.
 std::vector<Sample> in_rounds(size_t points, const ProfileOptions& o,
                               const std::function<int()>& probe, int first_probe,
                               const std::function<Sample(size_t, const ProfileOptions&)>& sample) {
   ProfileOptions round = o;
   round.repetitions = std::max(2, (o.repetitions + kRounds - 1) / kRounds);
   std::vector<std::vector<Sample>> got(points);
-  std::vector<size_t> order(points);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::mt19937_64 rng(o.seed + 17);
-  const int stride = std::max(1, static_cast<int>(points) / 6);  // about 6 probes a round
-  int last_probe = first_probe;
-  for (int r = 0; r < kRounds; ++r) {
-    std::shuffle(order.begin(), order.end(), rng);
-    for (size_t v = 0; v < points; ++v) {
-      if (v % static_cast<size_t>(stride) == 0) last_probe = probe();
-      got[order[v]].push_back(sample(order[v], round));
-    }
-  }
+  const int last_probe =
+      visit_in_rounds(points, o.seed + 17, std::max<size_t>(1, points / 6), probe,
+                      [&](size_t i, int) { got[i].push_back(sample(i, round)); });
   std::vector<Sample> out;
   for (const std::vector<Sample>& g : got) {
     std::vector<double> wall, cpu;

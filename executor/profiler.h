@@ -116,21 +116,25 @@ double executor_op_times(const ModelConfig& model, int64_t tokens, int count, ui
 // The median of the values (the mean of the middle two for an even count); CHECKs non-empty.
 double median(std::vector<double> values);
 
+// The arithmetic mean; CHECKs non-empty.
+double mean(const std::vector<double>& values);
+
 // The statistic of repeated timings in calibration and validation: the fastest (the minimum;
 // CHECKs non-empty). On a machine shared with other tenants their load only ever adds time,
 // in bursts of tens of milliseconds that hit a varying share of the repetitions (on the 2-core
 // machine of docs/VALIDATION.md, the speed probe's median moved 32..47 ms between three
 // calibrations minutes apart while its fastest stayed at 23.6..24.1 ms). The fastest is the
 // figure that repeats; what the load adds to a whole step is the step fit's
-// (CalibrationTable::concurrency_slowdown), measured with the same statistic.
+// (CalibrationTable::concurrency_slowdown: mean step times of whole runs, over the op curves'
+// prediction, at the load its probes saw).
 double fastest(const std::vector<double>& values);
 
 // How fast this machine runs the executor right now: the wall time of a fixed piece of its
 // work, the F and B ops of the built-in `tiny` model over two sequences of `tokens` tokens
 // (kSpeedProbeTokens unless a calibration says otherwise) on one stage, after a warm-up one.
-// Calibration takes it before every series and keeps the mean; a measurement made later probes
-// again, and the ratio of the two is how far the machine's speed has moved since it was calibrated
-// (on a shared or virtual machine, tens of percent within minutes).
+// Calibration takes it through every series and keeps the fastest as its reference; a run
+// probed later (run_with_speed_probe) over that reference is the machine's load then (on a
+// shared or virtual machine, tens of percent within minutes).
 double speed_probe_ns(int64_t tokens = kSpeedProbeTokens, uint64_t seed = 1);
 
 // An in-process executor run with speed_probe_ns(probe_tokens) taken before its first step
@@ -139,8 +143,8 @@ double speed_probe_ns(int64_t tokens = kSpeedProbeTokens, uint64_t seed = 1);
 // longer than at its fastest the machine took for a fixed piece of work around the run (1: no
 // longer). The machine's other tenants take time from the run in bursts, in proportion to its
 // length, so the mean (not the median, which jumps between the bursts' share and none) is
-// the probe's estimate of that proportion, and step time / load the step on the unloaded
-// machine (averaged over runs: load noise of one run's few probes is large).
+// the probe's estimate of that proportion. One run's few probes are noisy: the step fit and
+// the validation matrix average the loads of many runs.
 struct ProbedRun {
   RunReport report;
   double load = 1;

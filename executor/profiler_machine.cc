@@ -9,7 +9,6 @@
 #include <barrier>
 #include <chrono>
 #include <fstream>
-#include <numeric>
 #include <thread>
 
 #include "core/check.h"
@@ -228,9 +227,8 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   p.speed_probe_min_ns = *lo;
   p.speed_probe_max_ns = *hi;
   p.speed_probe_median_ns = median(p.speed_probe);
-  p.speed_probe_mean_ns = std::clamp(
-      std::accumulate(p.speed_probe.begin(), p.speed_probe.end(), 0.0) / p.speed_probe.size(),
-      *lo, *hi);  // a sum's rounding must not step outside [min, max]
+  // A sum's rounding must not step outside [min, max].
+  p.speed_probe_mean_ns = std::clamp(mean(p.speed_probe), *lo, *hi);
   const int probes = static_cast<int>(p.speed_probe.size());
   auto rescale = [&](Series& series) {
     for (Sample& s : series) {

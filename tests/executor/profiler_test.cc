@@ -110,6 +110,7 @@ TEST(Profiler, FastestIsTheMinimumOfTheRepetitions) {
   EXPECT_EQ(fastest(reps), 22.9);
   EXPECT_EQ(fastest({5.0}), 5.0);
   EXPECT_GT(median(reps), 30.0);
+  EXPECT_DOUBLE_EQ(mean(reps), 211.4 / 6);  // the load's statistic (run_with_speed_probe)
 }
 
 TEST(Profiler, DefaultGridsArePowersOfTwoAndMidpoints) {

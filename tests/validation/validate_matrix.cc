@@ -19,7 +19,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <numeric>
 
 #include "executor/executor.h"
 #include "executor/profiler.h"
@@ -232,18 +231,15 @@ int run(const std::string& table, const std::string& out_dir, int runs) {
   std::printf("%-37s %6s %8s %8s %7s %5s %8s %7s %6s %9s %8s %7s %4s\n", "configuration",
               "tokens", "pred s", "meas s", "error", "load", "at fit s", "error", "runs ±",
               "step0 err", "peak MiB", "mem err", "extr");
-  auto mean_of = [](const std::vector<double>& v) {
-    return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-  };
   // One factor for the whole matrix: the load moves between calibration and the matrix's
   // runs; a run's own few probes are too noisy to correct one row by (docs/VALIDATION.md).
   std::vector<double> all_loads;
   for (const Row& r : rows) all_loads.insert(all_loads.end(), r.loads.begin(), r.loads.end());
-  const double matrix_load = mean_of(all_loads);
+  const double matrix_load = mean(all_loads);
   const double to_fit_load = calibration->machine.speed_probe.step_load / matrix_load;
   for (Row& r : rows) {
-    r.measured_s = mean_of(r.step_times);
-    r.load = mean_of(r.loads);
+    r.measured_s = mean(r.step_times);
+    r.load = mean(r.loads);
     r.step_error = (r.predicted_s - r.measured_s) / r.measured_s;
     r.at_fit_load_s = r.measured_s * to_fit_load;
     r.at_fit_load_error = (r.predicted_s - r.at_fit_load_s) / r.at_fit_load_s;
