@@ -17,8 +17,8 @@
 #include "executor/profiler.h"
 #include "sim/calibration_table.h"
 #include "sim/cost_calibrated.h"
-#include "sim/job.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/job.h"
+#include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
 
 #ifndef CHUNKFLOW_VERSION

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/status.h"
-#include "sim/job.h"
+#include "sim/plan/job.h"
 
 namespace cf::cli {
 

@@ -5,8 +5,8 @@
 #include <cstdio>
 
 #include "cli/command.h"
-#include "sim/plan_builder.h"
-#include "sim/plan_checker.h"
+#include "sim/plan/plan_builder.h"
+#include "sim/plan/plan_checker.h"
 
 namespace cf::cli {
 namespace {

@@ -12,7 +12,7 @@
 #include "core/check.h"
 #include "executor/inproc_transport.h"
 #include "executor/stage.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 
 namespace cf {
 

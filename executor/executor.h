@@ -15,8 +15,8 @@
 #include "executor/reference.h"
 #include "executor/tokens.h"
 #include "kernels/cpu/adamw.h"
-#include "sim/job.h"
-#include "sim/plan.h"
+#include "sim/plan/job.h"
+#include "sim/plan/plan.h"
 #include "traces/trace.h"
 
 namespace cf {

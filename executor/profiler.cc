@@ -17,7 +17,7 @@
 #include "executor/params.h"
 #include "executor/stage.h"
 #include "kernels/cpu/kernels.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 
 namespace cf {
 namespace {

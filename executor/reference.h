@@ -9,7 +9,7 @@
 #include "executor/params.h"
 #include "executor/tokens.h"
 #include "models/model.h"
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 
 namespace cf {
 

@@ -19,7 +19,7 @@
 #include "executor/transport.h"
 #include "kernels/cpu/adamw.h"
 #include "models/model.h"
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 #include "traces/trace.h"
 
 namespace cf {

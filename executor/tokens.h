@@ -10,7 +10,7 @@
 
 #include "core/status.h"
 #include "kernels/cpu/attention.h"
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 
 namespace cf {
 

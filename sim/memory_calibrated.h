@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "models/model.h"
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 
 namespace cf {
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 
 #include "models/model.h"
-#include "sim/job.h"
-#include "sim/plan.h"
+#include "sim/plan/job.h"
+#include "sim/plan/plan.h"
 
 namespace cf {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "sim/memory_model.h"
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 #include "traces/trace.h"
 
 namespace cf {

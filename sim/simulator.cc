@@ -11,7 +11,7 @@
 #include "core/check.h"
 #include "sim/memory_model.h"
 #include "sim/memory_timeline.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 
 namespace cf {
 namespace {

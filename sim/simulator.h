@@ -9,9 +9,9 @@
 #include "core/status.h"
 #include "sim/cost_model.h"
 #include "sim/engine.h"
-#include "sim/job.h"
+#include "sim/plan/job.h"
 #include "sim/metrics.h"
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 #include "traces/trace.h"
 
 namespace cf {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "sim/cost_model.h"
-#include "sim/job.h"
-#include "sim/plan.h"
+#include "sim/plan/job.h"
+#include "sim/plan/plan.h"
 
 namespace cf {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "sim/job.h"
+#include "sim/plan/job.h"
 
 namespace cf {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "sim/job.h"
+#include "sim/plan/job.h"
 #include "tuner/search_space.h"
 
 namespace cf::space_detail {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "sim/job.h"
+#include "sim/plan/job.h"
 #include "tuner/search_space.h"
 #include "tuner/tuner.h"
 

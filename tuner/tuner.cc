@@ -12,9 +12,9 @@
 #include <mutex>
 #include <numeric>
 
-#include "sim/chunking.h"
+#include "sim/plan/chunking.h"
 #include "sim/cost_model.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
 #include "tuner/bounds.h"
 #include "tuner/thread_pool.h"

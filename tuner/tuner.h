@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "sim/job.h"
+#include "sim/plan/job.h"
 #include "sim/metrics.h"
 #include "tuner/search_space.h"
 

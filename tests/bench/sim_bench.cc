@@ -6,7 +6,7 @@
 #include "core/check.h"
 #include "sim/cost_model.h"
 #include "sim/engine.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
 
 namespace cf {

@@ -10,8 +10,8 @@
 namespace cf {
 namespace {
 
-using testing::run_chunkflow;
-using testing::TempDir;
+using test::run_chunkflow;
+using test::TempDir;
 
 struct BadJob {
   std::string name;
@@ -120,7 +120,7 @@ TEST_P(BadInputTest, ExitsTwoWithSpecificMessage) {
   TempDir dir;
   for (const auto& [name, text] : bad.extra_files) dir.write(name, text);
   const std::string path = dir.write("job.yaml", replace_all(bad.yaml, "DIR", dir.path()));
-  testing::CommandResult result = run_chunkflow({"plan", path});
+  test::CommandResult result = run_chunkflow({"plan", path});
   EXPECT_EQ(result.exit_code, 2) << result.err;
   EXPECT_TRUE(result.out.empty()) << "nothing may be printed on stdout: " << result.out;
   for (const std::string& expected : bad.expected) {
@@ -134,12 +134,12 @@ INSTANTIATE_TEST_SUITE_P(Jobs, BadInputTest, ::testing::ValuesIn(bad_jobs()),
 
 TEST(BadInput, TheBaseJobIsValid) {
   TempDir dir;
-  testing::CommandResult result = run_chunkflow({"plan", dir.write("job.yaml", job())});
+  test::CommandResult result = run_chunkflow({"plan", dir.write("job.yaml", job())});
   EXPECT_EQ(result.exit_code, 0) << result.err;
 }
 
 TEST(BadInput, MissingJobFile) {
-  testing::CommandResult result = run_chunkflow({"plan", "/nonexistent/job.yaml"});
+  test::CommandResult result = run_chunkflow({"plan", "/nonexistent/job.yaml"});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("/nonexistent/job.yaml: cannot open file"), std::string::npos) << result.err;
 }
@@ -151,7 +151,7 @@ TEST(BadInput, BadFlags) {
   EXPECT_EQ(run_chunkflow({"plan", path, "--no-such-flag"}).exit_code, 2);
   EXPECT_EQ(run_chunkflow({"plan"}).exit_code, 2);
   EXPECT_EQ(run_chunkflow({"frobnicate"}).exit_code, 2);
-  testing::CommandResult step = run_chunkflow({"plan", path, "--step", "5"});
+  test::CommandResult step = run_chunkflow({"plan", path, "--step", "5"});
   EXPECT_EQ(step.exit_code, 2);
   EXPECT_NE(step.err.find("--step 5 is outside training.steps = 1"), std::string::npos) << step.err;
 }

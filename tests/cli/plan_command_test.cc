@@ -10,8 +10,8 @@
 namespace cf {
 namespace {
 
-using testing::run_chunkflow;
-using testing::TempDir;
+using test::run_chunkflow;
+using test::TempDir;
 
 const char* kPaperJob = R"(model: tiny
 cluster: {gpu: h100-sxm-80g, gpus: 4, gpus_per_node: 8}
@@ -23,7 +23,7 @@ cost_model: {kind: unit}
 
 TEST(PlanCommand, JsonOfThePaperExample) {
   TempDir dir;
-  testing::CommandResult result = run_chunkflow({"plan", dir.write("job.yaml", kPaperJob), "--json"});
+  test::CommandResult result = run_chunkflow({"plan", dir.write("job.yaml", kPaperJob), "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   nlohmann::json plan = nlohmann::json::parse(result.out);
   // Chunks: the 2-token sequence, the two 1-token sequences packed, the 4-token sequence split.
@@ -64,8 +64,8 @@ training: {global_batch: 256}
 parallel: {tp: 4, pp: 4, dp: 2, sp: true}
 strategy: {kind: chunkflow, chunk_size: 8192, k: 2}
 )");
-  testing::CommandResult first = run_chunkflow({"plan", job, "--json"});
-  testing::CommandResult second = run_chunkflow({"plan", job, "--json"});
+  test::CommandResult first = run_chunkflow({"plan", job, "--json"});
+  test::CommandResult second = run_chunkflow({"plan", job, "--json"});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_EQ(first.out, second.out);
   EXPECT_GT(first.out.size(), 1000u);
@@ -76,14 +76,14 @@ training: {global_batch: 256}
 parallel: {tp: 4, pp: 4, dp: 2, sp: true}
 strategy: {kind: chunkflow, chunk_size: 8192, k: 2}
 )");
-  testing::CommandResult third = run_chunkflow({"plan", other, "--json"});
+  test::CommandResult third = run_chunkflow({"plan", other, "--json"});
   ASSERT_EQ(third.exit_code, 0) << third.err;
   EXPECT_NE(first.out, third.out) << "a different seed must draw a different batch";
 }
 
 TEST(PlanCommand, TextOutputShowsResolvedJobAndStreams) {
   TempDir dir;
-  testing::CommandResult result = run_chunkflow({"plan", dir.write("job.yaml", kPaperJob)});
+  test::CommandResult result = run_chunkflow({"plan", dir.write("job.yaml", kPaperJob)});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.out.find("resolved job"), std::string::npos);
   EXPECT_NE(result.out.find("strategy.chunk_size"), std::string::npos);

@@ -13,7 +13,7 @@
 
 extern char** environ;
 
-namespace cf::testing {
+namespace cf::test {
 namespace {
 
 std::string slurp(const std::string& path) {
@@ -68,4 +68,4 @@ CommandResult run_chunkflow(const std::vector<std::string>& args) {
   return result;
 }
 
-}  // namespace cf::testing
+}  // namespace cf::test

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-namespace cf::testing {
+namespace cf::test {
 
 struct CommandResult {
   int exit_code = -1;
@@ -28,4 +28,4 @@ class TempDir {
   std::string path_;
 };
 
-}  // namespace cf::testing
+}  // namespace cf::test

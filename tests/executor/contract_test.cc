@@ -11,7 +11,7 @@
 
 #include "executor/executor.h"
 #include "executor/stage.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 #include "tests/executor/executor_fixture.h"
 
 namespace cf {
@@ -23,7 +23,7 @@ constexpr double kMaxRelError = 1e-5;
 
 struct Case {
   std::string name;
-  testing::TinyJob job;
+  test::TinyJob job;
 };
 
 // The tiny model's tensors: embedding, 4 layers × 12 (with QKV bias), final norm, LM head.
@@ -39,8 +39,8 @@ std::vector<Case> contract_cases() {
       for (const char* k : {"1", "2", "64"}) {  // 64 ≥ every group's N: "K = N"
         const std::string dataset = datasets[n % 4];
         const char* packer = n % 2 == 0 ? "balanced" : "ffd";
-        testing::TinyJob job;
-        job.lengths = testing::scaled_batch(dataset, 9, 150 + 10 * (n % 5), 100 + n);
+        test::TinyJob job;
+        job.lengths = test::scaled_batch(dataset, 9, 150 + 10 * (n % 5), 100 + n);
         job.pp = pp;
         job.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, packer: {}}}",
                                    chunk_size, k, packer);
@@ -50,33 +50,33 @@ std::vector<Case> contract_cases() {
       }
     }
     for (const char* batching : {"pack", "per_sequence"}) {
-      testing::TinyJob job;
-      job.lengths = testing::scaled_batch("lmsys-chat-1m", 7, 140, 7 + pp);
+      test::TinyJob job;
+      job.lengths = test::scaled_batch("lmsys-chat-1m", 7, 140, 7 + pp);
       job.pp = pp;
       job.max_length = 160;
       job.strategy = fmt::format("{{kind: baseline, micro_batching: {}}}", batching);
       cases.push_back({fmt::format("pp{}_baseline_{}", pp, batching), job});
     }
   }
-  testing::TinyJob dp2;
-  dp2.lengths = testing::scaled_batch("longbench", 10, 150, 3);
+  test::TinyJob dp2;
+  dp2.lengths = test::scaled_batch("longbench", 10, 150, 3);
   dp2.pp = 2;
   dp2.dp = 2;
   dp2.strategy = "{kind: chunkflow, chunk_size: 40, k: 1}";
   cases.push_back({"pp2_dp2_c40_k1", dp2});
-  testing::TinyJob interleaved = dp2;
+  test::TinyJob interleaved = dp2;
   interleaved.dp = 1;
   interleaved.vpp = 2;
   interleaved.schedule = "interleaved";
   interleaved.strategy = "{kind: chunkflow, chunk_size: 32, k: 2}";
   cases.push_back({"pp2_vpp2_interleaved_c32_k2", interleaved});
-  testing::TinyJob gpipe = dp2;
+  test::TinyJob gpipe = dp2;
   gpipe.dp = 1;
   gpipe.pp = 4;
   gpipe.schedule = "gpipe";
   cases.push_back({"pp4_gpipe_c40_k1", gpipe});
   for (int pp : {1, 2, 4}) {
-    testing::TinyJob tied;
+    test::TinyJob tied;
     tied.model = "tests/executor/data/tiny-tied.yaml";
     tied.lengths = {97, 5, 33, 1, 12};
     tied.pp = pp;
@@ -89,14 +89,14 @@ std::vector<Case> contract_cases() {
 class ContractTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ContractTest, GradientsEqualWholeSequenceTraining) {
-  const Job job = testing::tiny_job(GetParam().job);
+  const Job job = test::tiny_job(GetParam().job);
   ExecutorOptions options;
   options.seed = 11;
   options.init_std = 0.2f;  // large enough that attention is far from uniform
   options.check_reference = true;
   options.record_trace = false;
   StatusOr<RunReport> report = run_in_process(job, options);
-  ASSERT_TRUE(report.ok()) << report.status().message() << "\n" << testing::tiny_job_yaml(GetParam().job);
+  ASSERT_TRUE(report.ok()) << report.status().message() << "\n" << test::tiny_job_yaml(GetParam().job);
   ASSERT_EQ(report->steps.size(), 1u);
   const StepReport& step = report->steps[0];
   ASSERT_TRUE(step.check.has_value());
@@ -121,10 +121,10 @@ INSTANTIATE_TEST_SUITE_P(Executor, ContractTest, ::testing::ValuesIn(contract_ca
 
 // The check is not blind: a gradient perturbed by 1e-4 of its tensor's scale is caught.
 TEST(ContractCheck, DetectsAPerturbedGradient) {
-  testing::TinyJob spec;
+  test::TinyJob spec;
   spec.lengths = {37, 5, 20};
   spec.strategy = "{kind: chunkflow, chunk_size: 16, k: 1}";
-  const Job job = testing::tiny_job(spec);
+  const Job job = test::tiny_job(spec);
   StageWorker worker(job.model, 1, 1, 0, 0);
   worker.params().initialise(5, 0.2f);
   const TokenBatch batch = synthetic_tokens(spec.lengths, job.model.vocab, 5, 0);

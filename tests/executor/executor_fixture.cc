@@ -10,7 +10,7 @@
 #include "core/check.h"
 #include "traces/distribution.h"
 
-namespace cf::testing {
+namespace cf::test {
 
 std::string tiny_job_yaml(const TinyJob& spec) {
   return fmt::format(
@@ -45,4 +45,4 @@ std::vector<int64_t> scaled_batch(const std::string& dataset, int count, int64_t
   return out;
 }
 
-}  // namespace cf::testing
+}  // namespace cf::test

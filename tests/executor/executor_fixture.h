@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "sim/job.h"
+#include "sim/plan/job.h"
 
-namespace cf::testing {
+namespace cf::test {
 
 struct TinyJob {
   std::vector<int64_t> lengths;
@@ -33,4 +33,4 @@ Job tiny_job(const TinyJob& spec);  // CHECKs that it parses
 std::vector<int64_t> scaled_batch(const std::string& dataset, int count, int64_t longest,
                                   uint64_t seed);
 
-}  // namespace cf::testing
+}  // namespace cf::test

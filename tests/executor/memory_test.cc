@@ -49,11 +49,11 @@ constexpr int64_t kChunk = 32;
 // Peak bytes of one category on the single stage, for a batch whose longest sequence is
 // `pieces` × kChunk tokens, plus four short sequences.
 int64_t activation_peak(const std::string& strategy, int64_t pieces, int64_t* total_peak) {
-  testing::TinyJob spec;
+  test::TinyJob spec;
   spec.lengths = {20, kChunk * pieces, 9, 31, 5};
   spec.strategy = strategy;
   spec.max_length = 32 * kChunk;
-  const Job job = testing::tiny_job(spec);
+  const Job job = test::tiny_job(spec);
   ExecutorOptions options;
   options.record_trace = false;
   StatusOr<RunReport> report = run_in_process(job, options);

@@ -18,33 +18,33 @@ MpiSession* g_session = nullptr;
 
 struct Case {
   std::string name;
-  testing::TinyJob job;
+  test::TinyJob job;
 };
 
 std::vector<Case> mpi_cases() {
   std::vector<Case> cases;
-  testing::TinyJob pp2;
-  pp2.lengths = testing::scaled_batch("longbench", 9, 150, 21);
+  test::TinyJob pp2;
+  pp2.lengths = test::scaled_batch("longbench", 9, 150, 21);
   pp2.pp = 2;
   pp2.steps = 2;
   pp2.strategy = "{kind: chunkflow, chunk_size: 37, k: 1}";
   cases.push_back({"pp2_c37_k1", pp2});
-  testing::TinyJob k2 = pp2;
+  test::TinyJob k2 = pp2;
   k2.strategy = "{kind: chunkflow, chunk_size: 29, k: 2, packer: ffd}";
   cases.push_back({"pp2_c29_k2_ffd", k2});
-  testing::TinyJob dp2 = pp2;
+  test::TinyJob dp2 = pp2;
   dp2.pp = 1;
   dp2.dp = 2;
   cases.push_back({"dp2_c37_k1", dp2});
-  testing::TinyJob interleaved = pp2;
+  test::TinyJob interleaved = pp2;
   interleaved.vpp = 2;
   interleaved.schedule = "interleaved";
   cases.push_back({"pp2_vpp2_interleaved", interleaved});
-  testing::TinyJob baseline = pp2;
+  test::TinyJob baseline = pp2;
   baseline.max_length = 160;
   baseline.strategy = "{kind: baseline, micro_batching: pack}";
   cases.push_back({"pp2_baseline", baseline});
-  testing::TinyJob tied = pp2;
+  test::TinyJob tied = pp2;
   tied.model = "tests/executor/data/tiny-tied.yaml";
   cases.push_back({"pp2_tied", tied});
   return cases;
@@ -54,7 +54,7 @@ class MpiContractTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(MpiContractTest, MatchesWholeSequenceTrainingAndTheInProcessRun) {
   if (g_session->size() != 2) GTEST_SKIP() << "run with mpirun -np 2";
-  const Job job = testing::tiny_job(GetParam().job);
+  const Job job = test::tiny_job(GetParam().job);
   ExecutorOptions options;
   options.seed = 3;
   options.init_std = 0.2f;
@@ -99,10 +99,10 @@ INSTANTIATE_TEST_SUITE_P(Executor, MpiContractTest, ::testing::ValuesIn(mpi_case
 
 TEST(MpiRun, WrongWorldSizeIsBadInputOnEveryRank) {
   if (g_session->size() != 2) GTEST_SKIP() << "run with mpirun -np 2";
-  testing::TinyJob spec;
+  test::TinyJob spec;
   spec.lengths = {20, 7};
   spec.pp = 4;
-  StatusOr<MpiRunResult> mpi = run_with_mpi(testing::tiny_job(spec), ExecutorOptions{});
+  StatusOr<MpiRunResult> mpi = run_with_mpi(test::tiny_job(spec), ExecutorOptions{});
   ASSERT_FALSE(mpi.ok());
   EXPECT_EQ(mpi.status().exit_code(), 2);
   EXPECT_NE(mpi.status().message().find("mpirun started 2"), std::string::npos)

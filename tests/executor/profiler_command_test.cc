@@ -11,13 +11,13 @@
 namespace cf {
 namespace {
 
-using testing::run_chunkflow;
-using testing::TempDir;
+using test::run_chunkflow;
+using test::TempDir;
 
 TEST(CalibrateCommand, QuickTableLoadsAndPricesAJob) {
   TempDir dir;
   const std::string table = dir.path() + "/cal.json";
-  const testing::CommandResult cal = run_chunkflow({"calibrate", "--quick", "-o", table});
+  const test::CommandResult cal = run_chunkflow({"calibrate", "--quick", "-o", table});
   ASSERT_EQ(cal.exit_code, 0) << cal.err;
   EXPECT_NE(cal.out.find("table written to " + table), std::string::npos) << cal.out;
   StatusOr<CalibrationTable> loaded = load_calibration(table);
@@ -33,7 +33,7 @@ TEST(CalibrateCommand, QuickTableLoadsAndPricesAJob) {
                                     "strategy: {kind: chunkflow, chunk_size: 48, k: 1}\n"
                                     "cost_model: {kind: calibrated, table: " +
                                         table + "}\n");
-  const testing::CommandResult sim = run_chunkflow({"simulate", job, "--json"});
+  const test::CommandResult sim = run_chunkflow({"simulate", job, "--json"});
   ASSERT_EQ(sim.exit_code, 0) << sim.err;
   const nlohmann::json metrics = nlohmann::json::parse(sim.out);
   EXPECT_EQ(metrics.at("cost_model"), "calibrated");
@@ -46,7 +46,7 @@ TEST(CalibrateCommand, BadInputExitsTwo) {
   EXPECT_EQ(
       run_chunkflow({"calibrate", "--backend", "cuda", "-o", dir.path() + "/c.json"}).exit_code, 2);
   EXPECT_EQ(run_chunkflow({"calibrate", "--backend", "tpu"}).exit_code, 2);
-  const testing::CommandResult bad_model =
+  const test::CommandResult bad_model =
       run_chunkflow({"calibrate", "--quick", "--model", "no-such-model", "-o", dir.path() + "/c"});
   EXPECT_EQ(bad_model.exit_code, 2);
   EXPECT_NE(bad_model.err.find("no-such-model"), std::string::npos) << bad_model.err;
@@ -59,7 +59,7 @@ TEST(CalibrateCommand, BadInputExitsTwo) {
                                     "parallel: {tp: 1, pp: 1, dp: 1}\n"
                                     "cost_model: {kind: calibrated, table: " +
                                         broken + "}\n");
-  const testing::CommandResult sim = run_chunkflow({"simulate", job});
+  const test::CommandResult sim = run_chunkflow({"simulate", job});
   EXPECT_EQ(sim.exit_code, 2);
   EXPECT_NE(sim.err.find(broken + ": version: missing"), std::string::npos) << sim.err;
 }

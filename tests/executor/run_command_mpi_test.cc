@@ -13,17 +13,17 @@
 namespace cf {
 namespace {
 
-using testing::TempDir;
+using test::TempDir;
 
-testing::CommandResult mpirun(int ranks, std::vector<std::string> args) {
+test::CommandResult mpirun(int ranks, std::vector<std::string> args) {
   std::vector<std::string> full = {"--allow-run-as-root", "--oversubscribe", "-np",
                                    std::to_string(ranks), CHUNKFLOW_EXE};
   full.insert(full.end(), args.begin(), args.end());
-  return testing::run_chunkflow(full);
+  return test::run_chunkflow(full);
 }
 
-testing::TinyJob two_stage_job() {
-  testing::TinyJob spec;
+test::TinyJob two_stage_job() {
+  test::TinyJob spec;
   spec.lengths = {130, 17, 44, 3, 61, 9};
   spec.pp = 2;
   spec.steps = 2;
@@ -33,9 +33,9 @@ testing::TinyJob two_stage_job() {
 
 TEST(RunCommandMpi, TwoRanksReportOnceWithTheGradientError) {
   TempDir dir;
-  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(two_stage_job()));
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(two_stage_job()));
   const std::string trace = dir.path() + "/measured.json";
-  const testing::CommandResult r =
+  const test::CommandResult r =
       mpirun(2, {"run", job, "--json", "--check-reference", "--trace", trace});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json out = nlohmann::json::parse(r.out);  // one document: rank 0 prints
@@ -50,8 +50,8 @@ TEST(RunCommandMpi, TwoRanksReportOnceWithTheGradientError) {
 
 TEST(RunCommandMpi, WorldSizeThatDoesNotMatchIsBadInput) {
   TempDir dir;
-  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(two_stage_job()));
-  const testing::CommandResult r = mpirun(3, {"run", job});
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(two_stage_job()));
+  const test::CommandResult r = mpirun(3, {"run", job});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("dp × pp = 1 × 2 = 2 MPI ranks"), std::string::npos) << r.err;
 }

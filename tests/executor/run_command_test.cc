@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 #include "tests/cli/run_command.h"
 #include "tests/executor/executor_fixture.h"
 #include "traces/trace.h"
@@ -19,8 +19,8 @@
 namespace cf {
 namespace {
 
-using testing::run_chunkflow;
-using testing::TempDir;
+using test::run_chunkflow;
+using test::TempDir;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -29,8 +29,8 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-testing::TinyJob pipelined_job() {
-  testing::TinyJob spec;
+test::TinyJob pipelined_job() {
+  test::TinyJob spec;
   spec.lengths = {130, 17, 44, 3, 61, 9};
   spec.pp = 2;
   spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1}";
@@ -39,8 +39,8 @@ testing::TinyJob pipelined_job() {
 
 TEST(RunCommand, JsonCarriesStepTimeThroughputLossMemoryAndGradientError) {
   TempDir dir;
-  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(pipelined_job()));
-  const testing::CommandResult r =
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(pipelined_job()));
+  const test::CommandResult r =
       run_chunkflow({"run", job, "--backend", "cpu", "--json", "--check-reference"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json out = nlohmann::json::parse(r.out);
@@ -68,10 +68,10 @@ TEST(RunCommand, JsonCarriesStepTimeThroughputLossMemoryAndGradientError) {
 
 TEST(RunCommand, TraceHasEveryPlanOpAndTheResolvedJobBesideIt) {
   TempDir dir;
-  const testing::TinyJob spec = pipelined_job();
-  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(spec));
+  const test::TinyJob spec = pipelined_job();
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(spec));
   const std::string trace_path = dir.path() + "/measured.json";
-  const testing::CommandResult r = run_chunkflow({"run", job, "--trace", trace_path});
+  const test::CommandResult r = run_chunkflow({"run", job, "--trace", trace_path});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("peak mem"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tiny"), std::string::npos) << "the resolved job is printed";
@@ -79,7 +79,7 @@ TEST(RunCommand, TraceHasEveryPlanOpAndTheResolvedJobBesideIt) {
   StatusOr<Trace> trace = trace_from_chrome_json(read_file(trace_path), trace_path);
   ASSERT_TRUE(trace.ok()) << trace.status().message();
   EXPECT_EQ(trace->source, "measured");
-  StatusOr<Plan> plan = build_plan(testing::tiny_job(spec), 0);
+  StatusOr<Plan> plan = build_plan(test::tiny_job(spec), 0);
   ASSERT_TRUE(plan.ok());
   std::set<int> plan_ids, trace_ids;
   for (const RankPlan& rank : plan->ranks) {
@@ -102,25 +102,25 @@ TEST(RunCommand, TraceHasEveryPlanOpAndTheResolvedJobBesideIt) {
 
   StatusOr<Job> resolved = load_job(dir.path() + "/measured.job.yaml");
   ASSERT_TRUE(resolved.ok()) << resolved.status().message();
-  EXPECT_EQ(resolved_yaml(*resolved), resolved_yaml(testing::tiny_job(spec)));
+  EXPECT_EQ(resolved_yaml(*resolved), resolved_yaml(test::tiny_job(spec)));
 }
 
 TEST(RunCommand, TokenFileGivesTheBatch) {
   TempDir dir;
-  testing::TinyJob spec = pipelined_job();
+  test::TinyJob spec = pipelined_job();
   spec.lengths = {1, 1};  // global_batch 2: the file's first two sequences
-  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(spec));
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(spec));
   const std::string tokens = dir.write("tokens.jsonl", "[1, 2, 3, 4, 5]\n{\"input_ids\": [7, 7, 7]}\n");
-  const testing::CommandResult r = run_chunkflow({"run", job, "--json", "--tokens", tokens});
+  const test::CommandResult r = run_chunkflow({"run", job, "--json", "--tokens", tokens});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out).at("steps").at(0).at("tokens"), 8);
 }
 
 TEST(RunCommand, BadInputExitsTwoNamingWhatIsWrong) {
   TempDir dir;
-  testing::TinyJob spec = pipelined_job();
-  const std::string job = dir.write("job.yaml", testing::tiny_job_yaml(spec));
-  std::string tp2 = testing::tiny_job_yaml(spec);
+  test::TinyJob spec = pipelined_job();
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(spec));
+  std::string tp2 = test::tiny_job_yaml(spec);
   tp2.replace(tp2.find("tp: 1"), 5, "tp: 2");
   tp2.replace(tp2.find("gpus: 2, gpus_per_node: 2"), 25, "gpus: 4, gpus_per_node: 4");
   const std::string tp_job = dir.write("tp2.yaml", tp2);
@@ -136,7 +136,7 @@ TEST(RunCommand, BadInputExitsTwoNamingWhatIsWrong) {
       {{"run", job, "--backend", "cuda"}, "--backend"},
   };
   for (const Case& c : cases) {
-    const testing::CommandResult r = run_chunkflow(c.args);
+    const test::CommandResult r = run_chunkflow(c.args);
     EXPECT_EQ(r.exit_code, 2) << c.args.back() << "\n" << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
   }

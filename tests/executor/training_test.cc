@@ -12,12 +12,12 @@ namespace cf {
 namespace {
 
 TEST(Training, LossFallsOver50Steps) {
-  testing::TinyJob spec;
+  test::TinyJob spec;
   spec.lengths = std::vector<int64_t>(12, 1);  // global_batch = 12; lengths come from the file
   spec.pp = 2;
   spec.steps = 50;
   spec.strategy = "{kind: chunkflow, chunk_size: 48, k: 1}";
-  const Job job = testing::tiny_job(spec);
+  const Job job = test::tiny_job(spec);
   ExecutorOptions options;
   options.tokens_path = "tests/executor/data/progressions.jsonl";
   options.adamw.lr = 3e-3f;

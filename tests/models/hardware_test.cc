@@ -13,8 +13,8 @@
 namespace cf {
 namespace {
 
-using testing::expect_invalid;
-using testing::replace;
+using test::expect_invalid;
+using test::replace;
 
 const char* kShippedGpus[] = {"a100-sxm-80g", "h100-sxm-80g", "h200-141g", "h800-80g"};
 

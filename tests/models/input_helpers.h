@@ -9,7 +9,7 @@
 
 #include "core/status.h"
 
-namespace cf::testing {
+namespace cf::test {
 
 // `text` with the first `from` replaced by `to` (the test fails when `from` is absent).
 inline std::string replace(std::string text, const std::string& from, const std::string& to) {
@@ -28,4 +28,4 @@ inline void expect_invalid(const Status& status, std::initializer_list<std::stri
   }
 }
 
-}  // namespace cf::testing
+}  // namespace cf::test

@@ -10,8 +10,8 @@
 namespace cf {
 namespace {
 
-using testing::expect_invalid;
-using testing::replace;
+using test::expect_invalid;
+using test::replace;
 
 // Every field that shapes cost or the executor; the name is compared separately.
 void expect_same_architecture(const ModelConfig& a, const ModelConfig& b) {

@@ -115,7 +115,7 @@ TEST(CalibrationTable, NonDecreasingFit) {
 }
 
 TEST(CalibrationTable, JsonRoundTrip) {
-  const Job job = testing::tiny_job(testing::TinyJob{{5}});
+  const Job job = test::tiny_job(test::TinyJob{{5}});
   const CalibrationTable t = synthetic_table(job.model);
   const std::string text = calibration_to_json(t);
   StatusOr<CalibrationTable> back = calibration_from_json(text, "t.json");
@@ -127,7 +127,7 @@ TEST(CalibrationTable, JsonRoundTrip) {
 
 // Every bad table is InvalidInput naming the file and the key.
 TEST(CalibrationTable, StrictReaderNamesFileAndKey) {
-  const Job job = testing::tiny_job(testing::TinyJob{{5}});
+  const Job job = test::tiny_job(test::TinyJob{{5}});
   const nlohmann::json good =
       nlohmann::json::parse(calibration_to_json(synthetic_table(job.model)));
   struct Bad {
@@ -180,7 +180,7 @@ std::unique_ptr<CalibratedCostModel> model_for(const Job& job) {
 
 // pp = 2 (2 layers per stage), one stage thread per stage: slowdown 1.5 (2 threads measured).
 TEST(CalibratedCostModel, OpsComposeAsTheExecutorRunsThem) {
-  const Job job = testing::tiny_job(testing::TinyJob{{5}, 2});
+  const Job job = test::tiny_job(test::TinyJob{{5}, 2});
   const auto model = model_for(job);
   const std::vector<AttentionSpan> spans = {{7, 0}, {9, 0}};
   OpQuery q;
@@ -216,7 +216,7 @@ TEST(CalibratedCostModel, OpsComposeAsTheExecutorRunsThem) {
 }
 
 TEST(CalibratedCostModel, ExtrapolationAndConcurrencyBeyondTheTable) {
-  const Job job = testing::tiny_job(testing::TinyJob{{5}, 4});  // 4 stage threads, 2 measured
+  const Job job = test::tiny_job(test::TinyJob{{5}, 4});  // 4 stage threads, 2 measured
   const auto model = model_for(job);
   EXPECT_DOUBLE_EQ(model->concurrency_slowdown(1), 1.0);
   EXPECT_DOUBLE_EQ(model->concurrency_slowdown(4), 3.0);  // 1.5 · 4 / 2 cores
@@ -240,8 +240,8 @@ TEST(CalibratedCostModel, ExtrapolationAndConcurrencyBeyondTheTable) {
 }
 
 TEST(CalibratedCostModel, RejectsWhatTheBackendCannotRun) {
-  testing::TinyJob spec{{5}, 1};
-  const Job job = testing::tiny_job(spec);
+  test::TinyJob spec{{5}, 1};
+  const Job job = test::tiny_job(spec);
   Job tp2 = job;
   tp2.parallel.tp = 2;
   EXPECT_FALSE(CalibratedCostModel::create(tp2, synthetic_table(job.model), "t.json").ok());
@@ -260,9 +260,9 @@ TEST(CalibratedCostModel, RejectsWhatTheBackendCannotRun) {
 TEST(CalibratedCostModel, SimulateReportsExtrapolation) {
   const std::string dir = ::testing::TempDir();
   const std::string path = dir + "/calibrated_cost_test.json";
-  testing::TinyJob spec{{5, 100, 30}, 2};
+  test::TinyJob spec{{5, 100, 30}, 2};
   spec.strategy = "{kind: chunkflow, chunk_size: 128, k: 1}";  // chunks of 100 and 35 tokens
-  Job job = testing::tiny_job(spec);
+  Job job = test::tiny_job(spec);
   std::ofstream(path) << calibration_to_json(synthetic_table(job.model));
   job.cost_model.kind = CostModelKind::kCalibrated;
   job.cost_model.table = path;

@@ -14,7 +14,7 @@
 #include "sim/memory_calibrated.h"
 #include "sim/memory_model.h"
 #include "sim/memory_timeline.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 #include "tests/executor/executor_fixture.h"
 
 namespace cf {
@@ -50,18 +50,18 @@ std::vector<int64_t> replayed_peaks(const Job& job) {
   return peaks;
 }
 
-void expect_exact(const testing::TinyJob& spec) {
-  const Job job = testing::tiny_job(spec);
+void expect_exact(const test::TinyJob& spec) {
+  const Job job = test::tiny_job(spec);
   ExecutorOptions options;
   options.record_trace = false;
   StatusOr<RunReport> run = run_in_process(job, options);
-  ASSERT_TRUE(run.ok()) << run.status().message() << "\n" << testing::tiny_job_yaml(spec);
+  ASSERT_TRUE(run.ok()) << run.status().message() << "\n" << test::tiny_job_yaml(spec);
   const std::vector<int64_t> predicted = replayed_peaks(job);
   for (const StageMemoryReport& st : run->stages) {
     EXPECT_GT(st.peak_bytes, 0);
     EXPECT_EQ(predicted[static_cast<size_t>(st.stage)], st.peak_bytes)
         << "stage " << st.stage << " of\n"
-        << testing::tiny_job_yaml(spec);
+        << test::tiny_job_yaml(spec);
   }
 }
 
@@ -76,8 +76,8 @@ class CalibratedMemoryTest : public ::testing::TestWithParam<Case> {};
 TEST_P(CalibratedMemoryTest, ReplayedPeakEqualsMeasuredPeak) {
   const Case& c = GetParam();
   for (const uint64_t seed : {3u, 11u}) {
-    testing::TinyJob spec;
-    spec.lengths = testing::scaled_batch("chatqa2-long-sft", 6, 181, seed);
+    test::TinyJob spec;
+    spec.lengths = test::scaled_batch("chatqa2-long-sft", 6, 181, seed);
     spec.lengths.push_back(1);
     spec.strategy = c.strategy;
     spec.pp = c.pp;
@@ -101,8 +101,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Interleaved 1F1B needs a chunk count Megatron's rule admits: the contract test's batch.
 TEST(CalibratedMemory, InterleavedVirtualStages) {
-  testing::TinyJob spec;
-  spec.lengths = testing::scaled_batch("longbench", 10, 150, 3);
+  test::TinyJob spec;
+  spec.lengths = test::scaled_batch("longbench", 10, 150, 3);
   spec.pp = 2;
   spec.vpp = 2;
   spec.schedule = "interleaved";
@@ -112,7 +112,7 @@ TEST(CalibratedMemory, InterleavedVirtualStages) {
 
 TEST(CalibratedMemory, TiedEmbeddingsAcrossStages) {
   for (const int pp : {1, 2}) {
-    testing::TinyJob spec;
+    test::TinyJob spec;
     spec.model = "tests/executor/data/tiny-tied.yaml";
     spec.lengths = {97, 5, 33, 1, 12};
     spec.pp = pp;
@@ -122,7 +122,7 @@ TEST(CalibratedMemory, TiedEmbeddingsAcrossStages) {
 }
 
 TEST(CalibratedMemory, ModelStatesAreTheExecutorsFp32Buffers) {
-  const Job job = testing::tiny_job(testing::TinyJob{{5}, 4});
+  const Job job = test::tiny_job(test::TinyJob{{5}, 4});
   for (int stage = 0; stage < 4; ++stage) {
     const ParamLayout layout(job.model, 4, 1, stage);
     const ExecutorStateBytes b = executor_model_states(job.model, 4, 1, stage);
@@ -135,7 +135,7 @@ TEST(CalibratedMemory, ModelStatesAreTheExecutorsFp32Buffers) {
 // The default (Megatron) accounting is untouched by the executor's: same plan, different
 // bytes, and the executor's never below (fp32 against bf16 weights).
 TEST(CalibratedMemory, AccountingsDiffer) {
-  const Job job = testing::tiny_job(testing::TinyJob{{97, 5, 33}, 2});
+  const Job job = test::tiny_job(test::TinyJob{{97, 5, 33}, 2});
   const MemoryModel megatron(job.model, job.parallel, 2);
   const MemoryModel executor(job.model, job.parallel, 2, MemoryAccounting::kExecutor);
   EXPECT_EQ(megatron.accounting(), MemoryAccounting::kMegatron);

@@ -14,8 +14,8 @@
 namespace cf {
 namespace {
 
-using testing::plan_of;
-using testing::tiny_job;
+using test::plan_of;
+using test::tiny_job;
 
 // "stage op_id pass chunk start end" per compute op, times in units (one token's forward),
 // ordered by stage then start.

@@ -13,8 +13,8 @@
 namespace cf {
 namespace {
 
-using testing::plan_of;
-using testing::tiny_job;
+using test::plan_of;
+using test::tiny_job;
 
 // GPT-3-style 7B layer (Korthikanti et al. 2022 Table 3 sizes: h = 4096, a = 32, f = 4h), GeLU
 // MLP, dropout, softmax materialised; s = 2048, b = 1, t = 4.

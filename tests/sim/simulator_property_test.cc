@@ -164,7 +164,7 @@ void check_case(const Case& c, Simulator& simulator) {
 class SimulatorProperties : public ::testing::TestWithParam<uint64_t> {};
 
 TEST_P(SimulatorProperties, HoldOnRandomJobs) {
-  const Job base = testing::tiny_job(1, 1, 1, "", "{kind: chunkflow, chunk_size: 8, k: 1}", "5");
+  const Job base = test::tiny_job(1, 1, 1, "", "{kind: chunkflow, chunk_size: 8, k: 1}", "5");
   std::mt19937_64 rng(GetParam());
   Simulator simulator;
   int checked = 0, attempts = 0;

@@ -12,8 +12,8 @@
 namespace cf {
 namespace {
 
-using testing::plan_of;
-using testing::tiny_job;
+using test::plan_of;
+using test::tiny_job;
 
 constexpr int64_t kUnit = UnitCostModel::kUnitNsPerToken;
 

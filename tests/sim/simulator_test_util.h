@@ -6,11 +6,11 @@
 
 #include <string>
 
-#include "sim/job.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/job.h"
+#include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
 
-namespace cf::testing {
+namespace cf::test {
 
 // A job on the tiny model (4 layers, 4 heads, 2 KV heads) on H100s: tp·pp·dp GPUs,
 // `parallel_extra` adds keys to the parallel section (e.g. "recompute: full"), `strategy` is
@@ -52,4 +52,4 @@ inline Plan plan_of(const Job& job) {
   return *plan;
 }
 
-}  // namespace cf::testing
+}  // namespace cf::test

@@ -14,9 +14,9 @@
 namespace cf {
 namespace {
 
-using testing::run_chunkflow;
-using testing::synthetic_trace;
-using testing::TempDir;
+using test::run_chunkflow;
+using test::synthetic_trace;
+using test::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -45,7 +45,7 @@ class CompareCli : public ::testing::Test {
 };
 
 TEST_F(CompareCli, JsonReport) {
-  testing::CommandResult result =
+  test::CommandResult result =
       run_chunkflow({"compare", predicted_path_, measured_path_, "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const nlohmann::json json = nlohmann::json::parse(result.out);
@@ -59,7 +59,7 @@ TEST_F(CompareCli, JsonReport) {
 
 TEST_F(CompareCli, TextReportAndHtmlFile) {
   const std::string html_path = dir_.path() + "/report.html";
-  testing::CommandResult result =
+  test::CommandResult result =
       run_chunkflow({"compare", predicted_path_, measured_path_, "--html", html_path});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.out.find("step time: predicted 0.500000 s (metrics.step_time_s)"),
@@ -81,7 +81,7 @@ TEST_F(CompareCli, TextReportAndHtmlFile) {
 }
 
 TEST_F(CompareCli, MissingFileIsBadInput) {
-  testing::CommandResult result =
+  test::CommandResult result =
       run_chunkflow({"compare", predicted_path_, "/nonexistent/measured.json"});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_TRUE(result.out.empty());
@@ -91,7 +91,7 @@ TEST_F(CompareCli, MissingFileIsBadInput) {
 
 TEST_F(CompareCli, MalformedTraceIsBadInputNamingTheFile) {
   const std::string bad = dir_.write("bad.json", "{\"traceEvents\": [");
-  testing::CommandResult result = run_chunkflow({"compare", bad, measured_path_});
+  test::CommandResult result = run_chunkflow({"compare", bad, measured_path_});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find(bad + ":"), std::string::npos) << result.err;
 }
@@ -102,7 +102,7 @@ TEST_F(CompareCli, BadEventIsBadInputNamingItsIndex) {
   ASSERT_NE(first_op, std::string::npos);
   text.replace(first_op, 8, "\"ph\":\"Q\"");
   const std::string bad = dir_.write("bad_event.json", text);
-  testing::CommandResult result = run_chunkflow({"compare", predicted_path_, bad});
+  test::CommandResult result = run_chunkflow({"compare", predicted_path_, bad});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find(bad + ": traceEvents["), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("unsupported phase \"Q\""), std::string::npos) << result.err;
@@ -111,7 +111,7 @@ TEST_F(CompareCli, BadEventIsBadInputNamingItsIndex) {
 TEST_F(CompareCli, DifferentPlansAreBadInput) {
   const std::string other =
       dir_.write("other.json", trace_to_chrome_json(synthetic_trace({2, 2, 5}, "measured")));
-  testing::CommandResult result = run_chunkflow({"compare", predicted_path_, other});
+  test::CommandResult result = run_chunkflow({"compare", predicted_path_, other});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_TRUE(result.out.empty());
   EXPECT_NE(
@@ -124,7 +124,7 @@ TEST_F(CompareCli, BadFlags) {
   EXPECT_EQ(run_chunkflow({"compare", predicted_path_}).exit_code, 2);
   EXPECT_EQ(run_chunkflow({"compare", predicted_path_, measured_path_, "--no-such-flag"}).exit_code,
             2);
-  testing::CommandResult help = run_chunkflow({"compare", "--help"});
+  test::CommandResult help = run_chunkflow({"compare", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--html"), std::string::npos);
 }

@@ -1,7 +1,7 @@
 // Synthetic traces for the comparison tests (compare_fixture.h).
 #include "tests/traces/compare_fixture.h"
 
-namespace cf::testing {
+namespace cf::test {
 
 int64_t planned_forward_ns(int chunk, int stage) { return 100 * (chunk + 1) + 10 * stage; }
 
@@ -48,4 +48,4 @@ Trace synthetic_trace(const TraceShape& shape, const std::string& source) {
                          [](const TraceOp&, int64_t planned_ns) { return planned_ns; });
 }
 
-}  // namespace cf::testing
+}  // namespace cf::test

@@ -8,7 +8,7 @@
 
 #include "traces/trace.h"
 
-namespace cf::testing {
+namespace cf::test {
 
 struct TraceShape {
   int ranks = 2;
@@ -29,4 +29,4 @@ Trace synthetic_trace(const TraceShape& shape, const std::string& source,
                       const DurationFn& duration);
 Trace synthetic_trace(const TraceShape& shape, const std::string& source);
 
-}  // namespace cf::testing
+}  // namespace cf::test

@@ -12,8 +12,8 @@
 namespace cf {
 namespace {
 
-using testing::synthetic_trace;
-using testing::TraceShape;
+using test::synthetic_trace;
+using test::TraceShape;
 
 int64_t slower_b(const TraceOp& op, int64_t planned_ns) {
   return op.pass == "B" ? planned_ns * 11 / 10 : planned_ns + op.chunk;

@@ -13,8 +13,8 @@
 namespace cf {
 namespace {
 
-using testing::synthetic_trace;
-using testing::TraceShape;
+using test::synthetic_trace;
+using test::TraceShape;
 
 int64_t measured_duration(const TraceOp& op, int64_t planned_ns) {
   if (op.pass == "B") return planned_ns * 11 / 10;

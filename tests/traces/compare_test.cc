@@ -14,9 +14,9 @@
 namespace cf {
 namespace {
 
-using testing::planned_forward_ns;
-using testing::synthetic_trace;
-using testing::TraceShape;
+using test::planned_forward_ns;
+using test::synthetic_trace;
+using test::TraceShape;
 
 TEST(Percentile, LinearBetweenOrderStatistics) {
   EXPECT_DOUBLE_EQ(percentile({3, 1, 2, 4}, 0.5), 2.5);

@@ -118,7 +118,7 @@ TEST(Distribution, JsonlLengthAndInputIds) {
 }
 
 TEST(Distribution, LoadsFilesByPathAndExtension) {
-  const std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "cf_dist_test";
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "cf_dist_test";
   std::filesystem::create_directories(dir);
   const std::vector<std::pair<std::string, std::string>> files = {
       {"a.yaml", "cdf: [[100, 0.5], [200, 1.0]]\n"},

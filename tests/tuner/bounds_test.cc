@@ -8,9 +8,9 @@
 
 #include <random>
 
-#include "sim/chunking.h"
+#include "sim/plan/chunking.h"
 #include "sim/cost_model.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
 #include "tests/tuner/tuner_test_util.h"
 
@@ -43,8 +43,8 @@ TEST_P(BoundsTest, NeverAboveTheSimulation) {
   std::mt19937_64 rng(seed);
   int checked = 0, tight_memory = 0;
   for (int trial = 0; trial < 40; ++trial) {
-    Job base = testing::random_job(seed * 1000 + trial);
-    const SearchSpace space = testing::random_space(base, seed * 1000 + trial);
+    Job base = test::random_job(seed * 1000 + trial);
+    const SearchSpace space = test::random_space(base, seed * 1000 + trial);
     std::vector<ParallelLayout> layouts = resolve_layouts(space, base);
     ParallelLayout layout = layouts[rng() % layouts.size()];
     if (rng() % 4 == 0 && layout.pp > 1 && base.model.layers % (layout.pp * 2) == 0) {

@@ -12,8 +12,8 @@
 namespace cf {
 namespace {
 
-using testing::run_chunkflow;
-using testing::TempDir;
+using test::run_chunkflow;
+using test::TempDir;
 
 const char* kJob =
     "model: qwen2.5-0.5b\ncluster: {gpu: h100-sxm-80g, gpus: 4, gpus_per_node: 8}\n"

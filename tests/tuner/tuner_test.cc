@@ -31,8 +31,8 @@ int64_t peak_of(const SimMetrics& m) {
 TEST(TunerTest, PrunedAndExhaustiveAgreeOnRandomJobs) {
   int pruned_somewhere = 0, infeasible_somewhere = 0;
   for (uint64_t seed = 1; seed <= 24; ++seed) {
-    const Job job = testing::random_job(seed);
-    const SearchSpace space = testing::random_space(job, seed);
+    const Job job = test::random_job(seed);
+    const SearchSpace space = test::random_space(job, seed);
     const TuneResult pruned = run(job, space, false);
     const TuneResult exhaustive = run(job, space, true);
     SCOPED_TRACE(fmt::format("seed {}", seed));
@@ -67,8 +67,8 @@ TEST(TunerTest, PrunedAndExhaustiveAgreeOnRandomJobs) {
 TEST(TunerTest, NeverRecommendsAnInfeasibleConfiguration) {
   int with_best = 0, with_infeasible = 0;
   for (uint64_t seed : {3u, 5u, 11u, 13u, 21u, 33u}) {
-    const Job job = testing::random_job(seed, "qwen2.5-7b", 8);
-    const SearchSpace space = testing::random_space(job, seed);
+    const Job job = test::random_job(seed, "qwen2.5-7b", 8);
+    const SearchSpace space = test::random_space(job, seed);
     const TuneResult result = run(job, space, false);
     SCOPED_TRACE(fmt::format("seed {}", seed));
     for (const RankedCandidate& r : result.chunkflow.ranked) {
@@ -124,8 +124,8 @@ TEST(TunerTest, NothingFitsIsAResultWithReasons) {
 
 TEST(TunerTest, SameResultForEveryThreadCount) {
   for (uint64_t seed : {2u, 7u, 19u}) {
-    const Job job = testing::random_job(seed);
-    const SearchSpace space = testing::random_space(job, seed);
+    const Job job = test::random_job(seed);
+    const SearchSpace space = test::random_space(job, seed);
     const TuneResult single = run(job, space, false, 1);
     const std::string one = tune_report_json(single).dump();
     for (int threads : {2, 3, 8}) {
@@ -166,8 +166,8 @@ TEST(TunerTest, FoldsKBeyondTheLongestGroup) {
 }
 
 TEST(TunerTest, ExplainsTheWinnerAgainstRunnerUpAndBaseline) {
-  const Job job = testing::random_job(4, "qwen2.5-0.5b", 8);
-  SearchSpace space = testing::random_space(job, 4);
+  const Job job = test::random_job(4, "qwen2.5-0.5b", 8);
+  SearchSpace space = test::random_space(job, 4);
   const TuneResult result = run(job, space, false);
   ASSERT_NE(result.best(), nullptr);
   const std::vector<std::string> lines = explanation(result);

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "sim/job.h"
+#include "sim/plan/job.h"
 #include "tuner/search_space.h"
 
-namespace cf::testing {
+namespace cf::test {
 
 // A job of `model` on `gpus` GPUs (tp·pp·dp = gpus with tp = pp = 1) whose global batch is
 // `sequences` lengths drawn log-uniformly in [16, max_length].
@@ -66,4 +66,4 @@ inline SearchSpace random_space(const Job& job, uint64_t seed) {
   return space;
 }
 
-}  // namespace cf::testing
+}  // namespace cf::test

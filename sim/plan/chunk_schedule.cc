@@ -1,6 +1,6 @@
 // State-aware chunk scheduling (DESIGN §4.2): the per-group pass order and the group-aware
 // backward order. Not the pipeline schedules that interleave groups (pipeline_schedule.cc).
-#include "sim/chunk_schedule.h"
+#include "sim/plan/chunk_schedule.h"
 
 #include "core/check.h"
 

@@ -1,6 +1,6 @@
 // check_plan (plan_checker.h): the chunk rules, the stream rules and a zero-time dependency
 // replay. Not a builder: it only reads the plan and names the first rule broken.
-#include "sim/plan_checker.h"
+#include "sim/plan/plan_checker.h"
 
 #include <fmt/format.h>
 
@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "sim/chunk_schedule.h"
+#include "sim/plan/chunk_schedule.h"
 
 namespace cf {
 namespace {

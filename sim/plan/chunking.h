@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "core/status.h"
-#include "sim/job.h"
-#include "sim/plan.h"
+#include "sim/plan/job.h"
+#include "sim/plan/plan.h"
 
 namespace cf {
 

@@ -1,11 +1,11 @@
 // The Plan's small accessors (plan.h) and its JSON form (plan_to_json, plan_builder.h).
 // Not the construction of a plan (plan_builder.cc) nor its verification (plan_checker.cc).
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 
 namespace cf {
 

@@ -1,6 +1,6 @@
 // The job file loader (DESIGN.md §6): strict YAML into typed structs, then the consistency
 // rules across sections. Every error names file:line:col and the key path (exit code 2).
-#include "sim/job.h"
+#include "sim/plan/job.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>

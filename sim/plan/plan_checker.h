@@ -3,7 +3,7 @@
 #pragma once
 
 #include "core/status.h"
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 
 namespace cf {
 

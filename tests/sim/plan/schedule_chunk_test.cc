@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "sim/chunk_schedule.h"
+#include "sim/plan/chunk_schedule.h"
 
 namespace cf {
 namespace {

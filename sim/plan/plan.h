@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/job.h"
+#include "sim/plan/job.h"
 
 namespace cf {
 

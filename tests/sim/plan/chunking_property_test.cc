@@ -7,7 +7,7 @@
 #include <cmath>
 #include <random>
 
-#include "sim/chunking.h"
+#include "sim/plan/chunking.h"
 
 namespace cf {
 namespace {

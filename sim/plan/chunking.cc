@@ -2,7 +2,7 @@
 // the split of long sequences into dependent groups. Not scheduling (chunk_schedule.cc).
 //
 // Default packer: `balanced` (StrategyConfig's default). Measured (a scratch driver over this
-// file's packers; the generator is the one in tests/sim/chunking_property_test.cc): on 2996
+// file's packers; the generator is the one in tests/sim/plan/chunking_property_test.cc): on 2996
 // synthetic long-tailed batches (1-300 sequences, log-uniform 1..64K tokens with 2% at
 // 64K..512K, ChunkSize log-uniform 64..64K, seeds 1, 7, 2025) both packers made the same
 // number of standalone chunks except once, where balanced made one fewer; balanced's chunks
@@ -13,7 +13,7 @@
 // and the spread 0.0001-0.27·C against 0.47-0.53·C. Replayed with unit costs (1F1B, pp = 4,
 // K = 2) the bubble ratio moved by at most 0.02 either way: FFD's small trailing chunks
 // shorten the drain about as much as equal chunks shorten the steady state.
-#include "sim/chunking.h"
+#include "sim/plan/chunking.h"
 
 #include <algorithm>
 #include <cstdlib>

@@ -1,6 +1,6 @@
 // build_plan end to end: DP distribution, input validation, random plans that pass the
 // checker and replay without deadlock, determinism of plan_to_json, plan_inputs_from_job.
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "sim/plan_checker.h"
-#include "tests/sim/schedule_replay.h"
+#include "sim/plan/plan_checker.h"
+#include "tests/sim/plan/schedule_replay.h"
 
 namespace cf {
 namespace {
@@ -137,7 +137,7 @@ TEST(BuildPlan, RandomPlansPassTheCheckerAndReplay) {
       ASSERT_TRUE(checked.ok()) << "seed " << seed << " trial " << trial << ": "
                                 << checked.message();
       for (int r = 0; r < in.dp; ++r) {
-        ASSERT_FALSE(testing::replay_unit(*plan, r).deadlocked) << seed << " " << trial;
+        ASSERT_FALSE(test::replay_unit(*plan, r).deadlocked) << seed << " " << trial;
       }
       // Groups never span ranks; every rank's feed ascends.
       for (const Chunk& chunk : plan->chunks) {

@@ -1,6 +1,6 @@
 // Pipeline schedules (DESIGN §4.3): 1F1B, GPipe and interleaved 1F1B over the chunks of one
 // DP rank, with the state-aware rule. Not the dependency replay (plan_checker.cc).
-#include "sim/pipeline_schedule.h"
+#include "sim/plan/pipeline_schedule.h"
 
 #include <algorithm>
 #include <map>

@@ -4,15 +4,15 @@
 
 #include <random>
 
-#include "sim/pipeline_schedule.h"
-#include "sim/plan_builder.h"
-#include "sim/plan_checker.h"
-#include "tests/sim/schedule_replay.h"
+#include "sim/plan/pipeline_schedule.h"
+#include "sim/plan/plan_builder.h"
+#include "sim/plan/plan_checker.h"
+#include "tests/sim/plan/schedule_replay.h"
 
 namespace cf {
 namespace {
 
-using testing::stream_string;
+using test::stream_string;
 
 PlanInputs chunkflow(std::vector<int64_t> lengths, int64_t chunk_size, int k, int pp,
                      ScheduleKind schedule = ScheduleKind::kOneFOneB, int vpp = 1) {

@@ -1,14 +1,14 @@
 // check_plan: valid plans pass; each rule, broken once by editing a valid plan by hand,
 // is reported by name with the place it breaks.
-#include "sim/plan_checker.h"
+#include "sim/plan/plan_checker.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
-#include "sim/plan_builder.h"
-#include "tests/sim/schedule_replay.h"
+#include "sim/plan/plan_builder.h"
+#include "tests/sim/plan/schedule_replay.h"
 
 namespace cf {
 namespace {
@@ -55,9 +55,9 @@ std::string error_of(const Plan& plan) {
 TEST(PlanChecker, ValidPlanPassesAndStreamsAreTheExpectedOnes) {
   Plan plan = valid_plan();
   EXPECT_TRUE(check_plan(plan).ok()) << check_plan(plan).message();
-  EXPECT_EQ(testing::stream_string(plan, 0, 0),
+  EXPECT_EQ(test::stream_string(plan, 0, 0),
             "F0 F1 B0 F*2 B1 F*3 F4 F*5 B4 R3 B3 R2 B2 F6 B6 R5 B5");
-  EXPECT_EQ(testing::stream_string(plan, 0, 1),
+  EXPECT_EQ(test::stream_string(plan, 0, 1),
             "F0 B0 F1 B1 F*2 F*3 F4 B4 R3 B3 R2 B2 F*5 F6 B6 R5 B5");
 }
 
@@ -216,7 +216,7 @@ TEST(PlanChecker, DeadlockNamesTheWaitingStageAndOp) {
   EXPECT_THAT(error_of(plan),
               HasSubstr("plan rule deadlock: dp rank 0 stage 0 op 7 (B chunk 0 "
                         "model chunk 0) waits on B of chunk 0 model chunk 0 on stage 1"));
-  EXPECT_TRUE(testing::replay_unit(plan).deadlocked);
+  EXPECT_TRUE(test::replay_unit(plan).deadlocked);
 }
 
 }  // namespace

@@ -1,16 +1,16 @@
 // build_plan (plan_builder.h): validates the inputs, builds chunks (ChunkFlow §4.1 or the
 // baseline §4.4), distributes them over DP ranks, and schedules every rank's pipeline
 // (§4.2-4.3). Not the schedules themselves (chunk_schedule.cc, pipeline_schedule.cc).
-#include "sim/plan_builder.h"
+#include "sim/plan/plan_builder.h"
 
 #include <algorithm>
 #include <string>
 #include <utility>
 
 #include "core/check.h"
-#include "sim/chunk_schedule.h"
-#include "sim/chunking.h"
-#include "sim/pipeline_schedule.h"
+#include "sim/plan/chunk_schedule.h"
+#include "sim/plan/chunking.h"
+#include "sim/plan/pipeline_schedule.h"
 
 namespace cf {
 namespace {

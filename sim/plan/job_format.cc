@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "sim/job.h"
+#include "sim/plan/job.h"
 
 namespace cf {
 namespace {

@@ -11,9 +11,9 @@
 #include <tuple>
 #include <vector>
 
-#include "sim/plan.h"
+#include "sim/plan/plan.h"
 
-namespace cf::testing {
+namespace cf::test {
 
 struct UnitReplay {
   int64_t makespan = 0;
@@ -99,4 +99,4 @@ inline std::string stream_string(const Plan& plan, int dp_rank, int stage) {
   return out;
 }
 
-}  // namespace cf::testing
+}  // namespace cf::test

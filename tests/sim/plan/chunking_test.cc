@@ -1,6 +1,6 @@
 // Chunk construction (DESIGN §4.1) and baseline micro-batching (§4.4) on hand-checked cases.
 // The random-batch properties are in chunking_property_test.cc.
-#include "sim/chunking.h"
+#include "sim/plan/chunking.h"
 
 #include <gtest/gtest.h>
 

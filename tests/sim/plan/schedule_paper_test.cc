@@ -3,9 +3,9 @@
 // Bubble ratio = 1 − Σ busy / (pp × makespan).
 #include <gtest/gtest.h>
 
-#include "sim/plan_builder.h"
-#include "sim/plan_checker.h"
-#include "tests/sim/schedule_replay.h"
+#include "sim/plan/plan_builder.h"
+#include "sim/plan/plan_checker.h"
+#include "tests/sim/plan/schedule_replay.h"
 
 namespace cf {
 namespace {
@@ -18,12 +18,12 @@ PlanInputs paper_inputs(std::vector<int64_t> lengths) {
   return in;
 }
 
-testing::UnitReplay replay(const PlanInputs& in) {
+test::UnitReplay replay(const PlanInputs& in) {
   StatusOr<Plan> plan = build_plan(in);
   CF_CHECK(plan.ok()) << plan.status().message();
   Status checked = check_plan(*plan);
   CF_CHECK(checked.ok()) << checked.message();
-  return testing::replay_unit(*plan);
+  return test::replay_unit(*plan);
 }
 
 TEST(PaperVectors, FourEqualMicroBatches) {
@@ -32,7 +32,7 @@ TEST(PaperVectors, FourEqualMicroBatches) {
   in.strategy.kind = StrategyKind::kBaseline;
   in.strategy.micro_batching = MicroBatching::kPerSequence;
   in.max_length = 4;
-  const testing::UnitReplay r = replay(in);
+  const test::UnitReplay r = replay(in);
   ASSERT_FALSE(r.deadlocked);
   EXPECT_EQ(r.makespan, 42);
   EXPECT_EQ(r.busy, 96);
@@ -45,7 +45,7 @@ TEST(PaperVectors, BaselinePerSequence4U2UUU) {
   in.strategy.kind = StrategyKind::kBaseline;
   in.strategy.micro_batching = MicroBatching::kPerSequence;
   in.max_length = 4;
-  const testing::UnitReplay r = replay(in);
+  const test::UnitReplay r = replay(in);
   ASSERT_FALSE(r.deadlocked);
   EXPECT_EQ(r.makespan, 56);
   EXPECT_EQ(r.busy, 96);
@@ -59,7 +59,7 @@ TEST(PaperVectors, ChunkFlowChunkSize2UK2) {
   in.strategy.kind = StrategyKind::kChunkFlow;
   in.strategy.chunk_size = 2;
   in.strategy.k = 2;
-  const testing::UnitReplay r = replay(in);
+  const test::UnitReplay r = replay(in);
   ASSERT_FALSE(r.deadlocked);
   EXPECT_EQ(r.makespan, 46);
   EXPECT_EQ(r.busy, 96);
@@ -71,7 +71,7 @@ TEST(PaperVectors, ChunkFlowWithKOneAddsTheRecompute) {
   PlanInputs in = paper_inputs({4, 2, 1, 1});
   in.strategy.chunk_size = 2;
   in.strategy.k = 1;
-  const testing::UnitReplay r = replay(in);
+  const test::UnitReplay r = replay(in);
   ASSERT_FALSE(r.deadlocked);
   EXPECT_EQ(r.busy, 104);
   EXPECT_GT(r.makespan, 46);
