@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "sim/metrics.h"
 #include "executor/executor.h"
 #ifdef CHUNKFLOW_HAVE_MPI
 #include "executor/mpi_run.h"
@@ -35,14 +36,6 @@ struct RunOptions {
 };
 
 std::string mib(int64_t bytes) { return fmt::format("{:.3f} MiB", bytes / 1048576.0); }
-
-nlohmann::json breakdown_json(const MemoryBytes& bytes) {
-  nlohmann::json out = nlohmann::json::object();
-  for (int c = 0; c < kMemoryCategories; ++c) {
-    out[memory_category_name(static_cast<MemoryCategory>(c))] = bytes[c];
-  }
-  return out;
-}
 
 nlohmann::json report_json(const Job& job, const RunOptions& options, const std::string& transport,
                            const RunReport& report) {
@@ -100,10 +93,10 @@ std::string report_text(const RunReport& report, const std::string& transport) {
                      "peak mem", "weights", "grads", "optimizer", "activations", "store",
                      "transient");
   for (const StageMemoryReport& st : report.stages) {
-    const MemoryBytes& b = st.at_peak;
+    const MemoryBreakdown& b = st.at_peak;
     out += fmt::format("{:>5} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13}\n", st.stage,
-                       mib(st.peak_bytes), mib(b[0]), mib(b[1]), mib(b[2]), mib(b[3]), mib(b[4]),
-                       mib(b[5]));
+                       mib(st.peak_bytes), mib(b.weights), mib(b.gradients), mib(b.optimizer),
+                       mib(b.activations), mib(b.state_store), mib(b.transient));
   }
   return out;
 }

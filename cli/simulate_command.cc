@@ -34,6 +34,7 @@ int run_simulate(const SimulateOptions& options) {
   SimOptions sim_options;
   sim_options.record_trace = !options.trace_path.empty();
   sim_options.record_memory_timeline = sim_options.record_trace;
+  sim_options.critical_path = true;
   StatusOr<SimResult> result = simulate_job(job, sim_options);
   if (!result.ok()) return report(result.status());
 

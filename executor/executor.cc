@@ -90,11 +90,8 @@ void finish_trace(const std::vector<StageMemoryReport>& peaks, const StepReport&
     return std::tie(a.dp_rank, a.stage, a.start_ns) < std::tie(b.dp_rank, b.stage, b.start_ns);
   });
   for (const StageMemoryReport& p : peaks) {
-    auto& out = trace->peak_memory[{p.dp_rank, p.stage}];
-    for (int c = 0; c < kMemoryCategories; ++c) {
-      out[memory_category_name(static_cast<MemoryCategory>(c))] = p.at_peak[c];
-    }
-    out["total"] = p.peak_bytes;
+    CF_CHECK_EQ(p.at_peak.total(), p.peak_bytes) << "the breakdown at the peak";
+    trace->peak_memory[{p.dp_rank, p.stage}] = p.at_peak;
   }
   trace->metrics = {{"step_time_s", step0.step_time_s},
                     {"tokens_per_s", step0.step_time_s > 0 ? step0.tokens / step0.step_time_s : 0},
@@ -183,9 +180,9 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
     for (auto& w : workers) {
       peaks.push_back(worker_peak(*w));
       StageMemoryReport& worst = report.stages[static_cast<size_t>(w->stage())];
-      const MemoryBytes category_peaks = worst.category_peaks;
+      const MemoryBreakdown category_peaks = worst.category_peaks;
       if (peaks.back().peak_bytes > worst.peak_bytes) worst = peaks.back();
-      for (int c = 0; c < kMemoryCategories; ++c) {
+      for (MemoryCategory c : kAllMemoryCategories) {
         worst.category_peaks[c] = std::max(category_peaks[c], peaks.back().category_peaks[c]);
       }
     }

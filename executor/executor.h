@@ -36,8 +36,8 @@ struct StageMemoryReport {
   int stage = 0;
   int dp_rank = 0;  // where the peak was measured
   int64_t peak_bytes = 0;
-  MemoryBytes at_peak{};
-  MemoryBytes category_peaks{};
+  MemoryBreakdown at_peak;
+  MemoryBreakdown category_peaks;  // each category's own peak
 };
 
 struct StepReport {

@@ -16,31 +16,11 @@ void retain_freed_memory() {
 #endif
 }
 
-const char* memory_category_name(MemoryCategory category) {
-  switch (category) {
-    case MemoryCategory::kWeights:
-      return "weights";
-    case MemoryCategory::kGradients:
-      return "gradients";
-    case MemoryCategory::kOptimizer:
-      return "optimizer";
-    case MemoryCategory::kActivations:
-      return "activations";
-    case MemoryCategory::kStateStore:
-      return "state_store";
-    case MemoryCategory::kTransient:
-      return "transient";
-  }
-  CF_CHECK(false) << "unknown memory category " << static_cast<int>(category);
-  return "";
-}
-
 void MemoryTracker::allocate(MemoryCategory category, int64_t bytes) {
   CF_CHECK_GE(bytes, 0);
-  const size_t c = index(category);
-  live_[c] += bytes;
+  live_[category] += bytes;
   live_total_ += bytes;
-  category_peaks_[c] = std::max(category_peaks_[c], live_[c]);
+  category_peaks_[category] = std::max(category_peaks_[category], live_[category]);
   if (live_total_ > peak_total_) {
     peak_total_ = live_total_;
     at_peak_ = live_;
@@ -48,9 +28,9 @@ void MemoryTracker::allocate(MemoryCategory category, int64_t bytes) {
 }
 
 void MemoryTracker::release(MemoryCategory category, int64_t bytes) {
-  const size_t c = index(category);
-  CF_CHECK_LE(bytes, live_[c]) << memory_category_name(category) << ": freeing more than is live";
-  live_[c] -= bytes;
+  CF_CHECK_LE(bytes, live_[category])
+      << memory_category_name(category) << ": freeing more than is live";
+  live_[category] -= bytes;
   live_total_ -= bytes;
 }
 

@@ -13,22 +13,9 @@
 #include <utility>
 
 #include "core/check.h"
+#include "traces/kinds.h"
 
 namespace cf {
-
-// The categories of traces/trace.h's MemorySample (and the simulator's breakdown).
-enum class MemoryCategory {
-  kWeights,
-  kGradients,
-  kOptimizer,
-  kActivations,
-  kStateStore,
-  kTransient,
-};
-inline constexpr int kMemoryCategories = 6;
-const char* memory_category_name(MemoryCategory category);  // "weights", ..., "transient"
-
-using MemoryBytes = std::array<int64_t, kMemoryCategories>;  // bytes by category
 
 // Tells glibc's malloc to keep freed memory for reuse: buffers up to 32 MiB come from the
 // heap rather than their own mmap, and the heap is not trimmed back to the system. Without
@@ -46,21 +33,20 @@ class MemoryTracker {
   void allocate(MemoryCategory category, int64_t bytes);
   void release(MemoryCategory category, int64_t bytes);
 
-  int64_t live(MemoryCategory category) const { return live_[index(category)]; }
+  int64_t live(MemoryCategory category) const { return live_[category]; }
   int64_t live_total() const { return live_total_; }
-  const MemoryBytes& live_bytes() const { return live_; }
+  const MemoryBreakdown& live_bytes() const { return live_; }
   int64_t peak_total() const { return peak_total_; }
-  const MemoryBytes& breakdown_at_peak() const { return at_peak_; }
-  int64_t peak(MemoryCategory category) const { return category_peaks_[index(category)]; }
-  const MemoryBytes& category_peaks() const { return category_peaks_; }
+  const MemoryBreakdown& breakdown_at_peak() const { return at_peak_; }
+  int64_t peak(MemoryCategory category) const { return category_peaks_[category]; }
+  const MemoryBreakdown& category_peaks() const { return category_peaks_; }
   // Restarts the peaks from the live bytes (e.g. at the start of a step).
   void reset_peaks();
 
  private:
-  static size_t index(MemoryCategory c) { return static_cast<size_t>(c); }
-  MemoryBytes live_{};
-  MemoryBytes at_peak_{};
-  MemoryBytes category_peaks_{};
+  MemoryBreakdown live_;
+  MemoryBreakdown at_peak_;
+  MemoryBreakdown category_peaks_;  // each category's own peak
   int64_t live_total_ = 0;
   int64_t peak_total_ = 0;
 };

@@ -22,8 +22,8 @@ constexpr int kPeakFields = 3 + 2 * kMemoryCategories;
 
 std::vector<int64_t> pack_peak(const StageWorker& w, const MemoryTracker& t) {
   std::vector<int64_t> out = {w.stage(), w.dp_rank(), t.peak_total()};
-  out.insert(out.end(), t.breakdown_at_peak().begin(), t.breakdown_at_peak().end());
-  out.insert(out.end(), t.category_peaks().begin(), t.category_peaks().end());
+  for (MemoryCategory c : kAllMemoryCategories) out.push_back(t.breakdown_at_peak()[c]);
+  for (MemoryCategory c : kAllMemoryCategories) out.push_back(t.category_peaks()[c]);
   return out;
 }
 
@@ -32,9 +32,10 @@ StageMemoryReport unpack_peak(const int64_t* p) {
   r.stage = static_cast<int>(p[0]);
   r.dp_rank = static_cast<int>(p[1]);
   r.peak_bytes = p[2];
-  for (int c = 0; c < kMemoryCategories; ++c) {
-    r.at_peak[c] = p[3 + c];
-    r.category_peaks[c] = p[3 + kMemoryCategories + c];
+  for (int i = 0; i < kMemoryCategories; ++i) {
+    const MemoryCategory c = kAllMemoryCategories[static_cast<size_t>(i)];
+    r.at_peak[c] = p[3 + i];
+    r.category_peaks[c] = p[3 + kMemoryCategories + i];
   }
   return r;
 }
@@ -188,9 +189,9 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
     for (int r = 0; r < size && rank == 0; ++r) {
       peaks.push_back(unpack_peak(all.data() + static_cast<size_t>(r) * kPeakFields));
       StageMemoryReport& worst = report.stages[static_cast<size_t>(peaks.back().stage)];
-      const MemoryBytes category_peaks = worst.category_peaks;
+      const MemoryBreakdown category_peaks = worst.category_peaks;
       if (peaks.back().peak_bytes > worst.peak_bytes) worst = peaks.back();
-      for (int c = 0; c < kMemoryCategories; ++c) {
+      for (MemoryCategory c : kAllMemoryCategories) {
         worst.category_peaks[c] = std::max(category_peaks[c], peaks.back().category_peaks[c]);
       }
     }

@@ -33,15 +33,14 @@ void StageWorker::clear_trace() {
 
 void StageWorker::sample_memory(int64_t time_ns, bool all) {
   if (!record_) return;
-  const MemoryBytes& live = tracker_.live_bytes();
-  for (int c = 0; c < kMemoryCategories; ++c) {
+  const MemoryBreakdown& live = tracker_.live_bytes();
+  for (MemoryCategory c : kAllMemoryCategories) {
     if (all || live[c] != sampled_[c]) {
-      memory_samples_.push_back({dp_rank_, stage_, time_ns,
-                                 memory_category_name(static_cast<MemoryCategory>(c)), live[c]});
+      memory_samples_.push_back({dp_rank_, stage_, time_ns, c, live[c]});
     }
   }
   if (all || tracker_.live_total() != sampled_total_) {
-    memory_samples_.push_back({dp_rank_, stage_, time_ns, "total", tracker_.live_total()});
+    memory_samples_.push_back({dp_rank_, stage_, time_ns, std::nullopt, tracker_.live_total()});
   }
   sampled_ = live;
   sampled_total_ = tracker_.live_total();
@@ -52,8 +51,8 @@ void StageWorker::record_op(const OpContext& ctx, int64_t start_ns, int64_t end_
   TraceOp t;
   t.dp_rank = dp_rank_;
   t.stage = stage_;
-  t.kind = "compute";
-  t.pass = pass_name(ctx.op->pass);
+  t.kind = OpKind::kCompute;
+  t.pass = ctx.op->pass;
   t.chunk = ctx.op->chunk;
   t.model_chunk = ctx.op->model_chunk;
   t.op_id = ctx.op->id;
@@ -65,7 +64,7 @@ void StageWorker::record_op(const OpContext& ctx, int64_t start_ns, int64_t end_
   trace_ops_.push_back(t);
 }
 
-void StageWorker::record_other(const char* kind, int64_t start_ns, int64_t end_ns) {
+void StageWorker::record_other(OpKind kind, int64_t start_ns, int64_t end_ns) {
   if (!record_) return;
   TraceOp t;
   t.dp_rank = dp_rank_;
@@ -148,7 +147,7 @@ void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport*
       transport->allreduce_tied(params_.gradients() + offset, model_.vocab * model_.hidden);
     }
     if (plan.dp > 1) transport->allreduce_dp(params_.gradients(), params_.count());
-    record_other("dp_reduce", start_ns, now_ns(origin));
+    record_other(OpKind::kDpReduce, start_ns, now_ns(origin));
   }
 }
 
@@ -158,7 +157,7 @@ void StageWorker::optimizer_step(const AdamWHyper& hyper, int64_t step,
   const int64_t start_ns = now_ns(origin);
   params_.adamw_step(hyper, step);
   params_.zero_gradients();
-  record_other("optimizer", start_ns, now_ns(origin));
+  record_other(OpKind::kOptimizer, start_ns, now_ns(origin));
 }
 
 FloatBuffer StageWorker::forward_layers(const OpContext& ctx, ChunkState* st, bool keep,

@@ -78,7 +78,7 @@ class StageWorker {
   LayerCall layer_call(const OpContext& ctx, int64_t layer);
   int64_t now_ns(StepClock::time_point origin) const;
   void record_op(const OpContext& ctx, int64_t start_ns, int64_t end_ns);
-  void record_other(const char* kind, int64_t start_ns, int64_t end_ns);
+  void record_other(OpKind kind, int64_t start_ns, int64_t end_ns);
   void sample_memory(int64_t time_ns, bool all);
 
   ModelConfig model_;
@@ -95,7 +95,7 @@ class StageWorker {
   bool record_ = false;
   std::vector<TraceOp> trace_ops_;
   std::vector<MemorySample> memory_samples_;
-  MemoryBytes sampled_{};
+  MemoryBreakdown sampled_;
   int64_t sampled_total_ = -1;
 };
 

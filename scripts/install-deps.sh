@@ -2,7 +2,7 @@
 # Installs the Debian packages chunkflow builds and tests with, when any is missing.
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
-          libyaml-cpp-dev libeigen3-dev libboost-graph-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+          libyaml-cpp-dev libeigen3-dev libboost-dev libfmt-dev nlohmann-json3-dev libcli11-dev
           libgtest-dev libgmock-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do

@@ -7,6 +7,21 @@
 
 namespace cf {
 
+OpQuery op_query(Pass pass, int dp_rank, int stage, int model_chunk, const StagePlace& place,
+                 int64_t tokens, std::span<const AttentionSpan> spans) {
+  OpQuery query;
+  query.pass = pass;
+  query.dp_rank = dp_rank;
+  query.stage = stage;
+  query.model_chunk = model_chunk;
+  query.layers = place.layers();
+  query.embedding = place.first;
+  query.lm_head = place.last;
+  query.tokens = tokens;
+  query.spans = spans;
+  return query;
+}
+
 StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
   switch (job.cost_model.kind) {
     case CostModelKind::kUnit:

@@ -12,15 +12,9 @@
 #include "core/status.h"
 #include "sim/plan/job.h"
 #include "sim/plan/plan.h"
+#include "sim/plan/plan_index.h"
 
 namespace cf {
-
-// One attention segment of a chunk: `q_len` query tokens that see `kv_prefix` earlier keys
-// of the same sequence (0 for standalone segments) plus themselves causally.
-struct AttentionSpan {
-  int64_t q_len = 0;
-  int64_t kv_prefix = 0;
-};
 
 // One compute op of the plan on one stage: a pass of a chunk through `layers` consecutive
 // transformer layers (plus the embedding on the first virtual stage, the LM head and loss
@@ -68,6 +62,12 @@ class CostModel {
   // including the parameter all-gather the distributed optimizer needs.
   virtual int64_t optimizer_time_ns(int stage) const = 0;
 };
+
+// The query for `pass` of a chunk of `tokens` tokens whose attention is `spans`, over the
+// layers of `place` (model chunk `model_chunk` of `stage`): what the simulator asks for each
+// op of a plan and the tuner's bounds for each chunk before a plan exists.
+OpQuery op_query(Pass pass, int dp_rank, int stage, int model_chunk, const StagePlace& place,
+                 int64_t tokens, std::span<const AttentionSpan> spans);
 
 // The cost model a job asks for (cost_model.kind). InvalidInput for a kind this build has no
 // model for, naming it.

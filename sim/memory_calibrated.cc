@@ -154,9 +154,13 @@ void backward_op(Shadow& s, const Dims& d, int64_t layers, bool last, bool first
 
 }  // namespace
 
-ExecutorStateBytes executor_model_states(const ModelConfig& model, int pp, int vpp, int stage) {
+MemoryBreakdown executor_model_states(const ModelConfig& model, int pp, int vpp, int stage) {
   const int64_t params = stage_local_parameters(model, /*tp=*/1, pp, vpp, stage);
-  return ExecutorStateBytes{4 * params, 4 * params, 8 * params};
+  MemoryBreakdown bytes;
+  bytes.weights = 4 * params;
+  bytes.gradients = 4 * params;
+  bytes.optimizer = 8 * params;
+  return bytes;
 }
 
 ExecutorOpBytes executor_op_bytes(const ModelConfig& model, const Plan& plan, const Op& op,

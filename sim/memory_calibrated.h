@@ -9,16 +9,12 @@
 
 #include "models/model.h"
 #include "sim/plan/plan.h"
+#include "traces/kinds.h"
 
 namespace cf {
 
 // fp32 weights, fp32 gradients, AdamW m and v (fp32) of a stage's parameters.
-struct ExecutorStateBytes {
-  int64_t weights = 0;
-  int64_t gradients = 0;
-  int64_t optimizer = 0;
-};
-ExecutorStateBytes executor_model_states(const ModelConfig& model, int pp, int vpp, int stage);
+MemoryBreakdown executor_model_states(const ModelConfig& model, int pp, int vpp, int stage);
 
 // One op of a stage's stream, relative to what the stage held when it began: the highest
 // total it reached while running (`peak_bytes` ≥ 0) and what it left held afterwards, by

@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "sim/memory_calibrated.h"
+#include "sim/plan/plan_index.h"
 
 namespace cf {
 namespace {
@@ -88,25 +89,24 @@ int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp
 }
 
 MemoryModel::MemoryModel(const ModelConfig& model, const ParallelConfig& parallel,
-                         int64_t layers_per_op, MemoryAccounting accounting)
+                         int64_t layers_per_op, MemoryModelKind kind)
     : model_(model),
       parallel_(parallel),
       shape_(ActivationShape::of(model)),
       layers_per_op_(layers_per_op),
       kv_heads_local_(ceil_div(model.kv_heads, parallel.tp)),
-      accounting_(accounting) {}
+      kind_(kind) {}
 
 // Megatron-LM docs/user-guide/features/dist_optimizer.md, bf16 params with fp32 grads:
 // 18 B per parameter, or 6 + 12/d with the distributed optimizer (2 weights + 4 grads +
 // 12 optimizer: fp32 master, Adam m and v, sharded over d DP ranks).
-ModelStateBytes MemoryModel::model_states(int stage) const {
-  if (accounting_ == MemoryAccounting::kExecutor) {
-    const ExecutorStateBytes b = executor_model_states(model_, parallel_.pp, parallel_.vpp, stage);
-    return ModelStateBytes{b.weights, b.gradients, b.optimizer};
+MemoryBreakdown MemoryModel::model_states(int stage) const {
+  if (kind_ == MemoryModelKind::kExecutor) {
+    return executor_model_states(model_, parallel_.pp, parallel_.vpp, stage);
   }
   const int64_t params =
       stage_local_parameters(model_, parallel_.tp, parallel_.pp, parallel_.vpp, stage);
-  ModelStateBytes bytes;
+  MemoryBreakdown bytes;
   bytes.weights = 2 * params;
   bytes.gradients = 4 * params;
   bytes.optimizer =
@@ -131,8 +131,9 @@ int64_t MemoryModel::activation_bytes(int64_t tokens, bool kv_in_store, bool fir
   return std::llround(bytes);
 }
 
+// The stage input is the message that arrived across the boundary (plan_index.h).
 int64_t MemoryModel::stage_input_bytes(int64_t tokens) const {
-  return ceil_div(tokens * model_.hidden * 2, parallel_.sp ? parallel_.tp : 1);
+  return boundary_bytes(tokens, WireFormat{model_.hidden, 2, parallel_.sp ? parallel_.tp : 1});
 }
 
 // K and V per layer: 2 tensors × tokens × (KV heads on this GPU × d_h) × 2 B (bf16).

@@ -8,6 +8,7 @@
 #include "models/model.h"
 #include "sim/plan/job.h"
 #include "sim/plan/plan.h"
+#include "traces/kinds.h"
 
 namespace cf {
 
@@ -33,30 +34,22 @@ struct ActivationShape {
 double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int tp, bool sp,
                               Recompute recompute, bool kv_in_store = false);
 
-// Per-GPU model states of a stage: bf16 weights, fp32 gradients, optimizer states
-// (fp32 master weights, Adam m and v), sharded over DP with the distributed optimizer.
-struct ModelStateBytes {
-  int64_t weights = 0;
-  int64_t gradients = 0;
-  int64_t optimizer = 0;
-  int64_t total() const { return weights + gradients + optimizer; }
-};
-
 // Parameters one GPU of `stage` holds (its TP shard of all its model chunks): the stage's
 // layers, the embedding on stage 0, the final norm and LM head on stage pp-1 (a copy of the
 // embedding there when tied and pp > 1, as Megatron-LM does).
 int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp, int stage);
 
-// Whose bytes are counted: Megatron-LM's on GPUs (bf16 weights, the formulas above), or the
-// fp32 executor's measuring allocator (memory_calibrated.h), used with the calibrated model.
-enum class MemoryAccounting { kMegatron, kExecutor };
-
 class MemoryModel {
  public:
+  // `kind`: whose bytes (job.h MemoryModelKind): Megatron-LM's on GPUs (the formulas above),
+  // or the fp32 executor's measuring allocator (memory_calibrated.h).
   MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op,
-              MemoryAccounting accounting = MemoryAccounting::kMegatron);
+              MemoryModelKind kind = MemoryModelKind::kMegatron);
 
-  ModelStateBytes model_states(int stage) const;
+  // Per-GPU model states of a stage (weights, gradients, optimizer; the other categories 0):
+  // bf16 weights, fp32 gradients, optimizer states (fp32 master weights, Adam m and v),
+  // sharded over DP with the distributed optimizer.
+  MemoryBreakdown model_states(int stage) const;
   // Activations of one chunk's pass over one model chunk (layers_per_op layers) on a stage,
   // plus the token ids on the first virtual stage and the logits kept for the loss's
   // backward on the last one.
@@ -73,7 +66,7 @@ class MemoryModel {
 
   const ModelConfig& model() const { return model_; }
   const ParallelConfig& parallel() const { return parallel_; }
-  MemoryAccounting accounting() const { return accounting_; }
+  MemoryModelKind kind() const { return kind_; }
 
  private:
   ModelConfig model_;
@@ -81,7 +74,7 @@ class MemoryModel {
   ActivationShape shape_;
   int64_t layers_per_op_;
   int64_t kv_heads_local_;  // ceil(g / tp): KV heads are replicated when tp > g
-  MemoryAccounting accounting_ = MemoryAccounting::kMegatron;
+  MemoryModelKind kind_ = MemoryModelKind::kMegatron;
 };
 
 }  // namespace cf

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "core/check.h"
 
@@ -22,6 +23,72 @@ std::string format_bytes(int64_t bytes) {
 
 // Times and counts are means; tokens/s and MFU are totals over total time (so a long step
 // weighs more); memory is the worst step's, and one infeasible step makes the job infeasible.
+nlohmann::json breakdown_json(const MemoryBreakdown& b) {
+  nlohmann::json out = nlohmann::json::object();
+  for (MemoryCategory c : kAllMemoryCategories) out[memory_category_name(c)] = b[c];
+  return out;
+}
+
+namespace {
+
+nlohmann::json critical_path_json(const std::vector<TraceOp>& path) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (const TraceOp& op : path) {
+    nlohmann::json step = {{"kind", op_kind_name(op.kind)}, {"dp_rank", op.dp_rank},
+                           {"stage", op.stage},           {"start_s", op.start_ns * 1e-9},
+                           {"end_s", op.end_ns * 1e-9}};
+    if (op.pass) step["pass"] = pass_name(op.pass);
+    if (op.chunk >= 0) {
+      step["chunk"] = op.chunk;
+      step["model_chunk"] = op.model_chunk;
+    }
+    if (op.op_id >= 0) step["op_id"] = op.op_id;
+    if (op.kind == OpKind::kSend) {
+      step["peer_stage"] = op.peer_stage;
+      step["bytes"] = op.bytes;
+    }
+    steps.push_back(std::move(step));
+  }
+  return steps;
+}
+
+// "s1 F3", "s1 F3 v1", "s1→s2", "s0 dp_reduce".
+std::string path_step_text(const TraceOp& op) {
+  if (op.kind == OpKind::kSend) return fmt::format("s{}→s{}", op.stage, op.peer_stage);
+  std::string text = op.kind == OpKind::kCompute
+                         ? fmt::format("s{} {}{}", op.stage, pass_name(op.pass), op.chunk)
+                         : fmt::format("s{} {}", op.stage, op_kind_name(op.kind));
+  if (op.model_chunk > 0) text += fmt::format(" v{}", op.model_chunk);
+  return text;
+}
+
+// The chain's time by what it spends it on, and the chain itself (its first and last steps
+// when long).
+std::string critical_path_text(const std::vector<TraceOp>& path) {
+  constexpr size_t kShown = 8;
+  std::map<std::string, int64_t> by_label;
+  for (const TraceOp& op : path) {
+    by_label[op.kind == OpKind::kCompute ? pass_name(op.pass) : op_kind_name(op.kind)] +=
+        op.duration_ns();
+  }
+  std::string parts;
+  for (const auto& [label, ns] : by_label) {
+    parts += fmt::format("{}{} {:.6g} s", parts.empty() ? "" : ", ", label, ns * 1e-9);
+  }
+  std::string chain;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path.size() > 2 * kShown && i == kShown) {
+      chain += fmt::format(" … ({} more) …", path.size() - 2 * kShown);
+      i = path.size() - kShown;
+    }
+    chain += (chain.empty() ? "" : " ") + path_step_text(path[i]);
+  }
+  return fmt::format("critical path     {} steps: {}\n                  {}\n", path.size(), parts,
+                     chain);
+}
+
+}  // namespace
+
 SimMetrics average_steps(const std::vector<SimMetrics>& steps) {
   CF_CHECK(!steps.empty()) << "no steps to average";
   if (steps.size() == 1) return steps.front();
@@ -104,13 +171,7 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
                       {"dp_reduce_s", st.dp_reduce_s},
                       {"optimizer_s", st.optimizer_s},
                       {"peak_memory_bytes", st.peak_memory_bytes},
-                      {"peak_memory_breakdown",
-                       {{"weights", b.weights},
-                        {"gradients", b.gradients},
-                        {"optimizer", b.optimizer},
-                        {"activations", b.activations},
-                        {"state_store", b.state_store},
-                        {"transient", b.transient}}}});
+                      {"peak_memory_breakdown", breakdown_json(b)}});
   }
   nlohmann::json out = {{"strategy", m.strategy},
           {"cost_model", m.cost_model},
@@ -136,6 +197,7 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
     out["extrapolated_ops"] = m.extrapolated_ops;
     out["worst_extrapolation"] = m.worst_extrapolation;
   }
+  if (!m.critical_path.empty()) out["critical_path"] = critical_path_json(m.critical_path);
   return out;
 }
 
@@ -150,6 +212,7 @@ std::string metrics_table(const SimMetrics& m) {
   out += fmt::format("MFU               {:.2f}% on {} GPUs\n", 100 * m.mfu, m.gpus);
   out += fmt::format("bubble ratio      {:.2f}%\n", 100 * m.bubble_ratio);
   out += fmt::format("recompute share   {:.2f}%\n", 100 * m.recompute_share);
+  if (!m.critical_path.empty()) out += critical_path_text(m.critical_path);
   out += fmt::format("memory            {}\n",
                      m.feasible ? fmt::format("fits ({} per GPU, {} reserved)",
                                               format_bytes(m.memory_capacity_bytes),

@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "sim/memory_timeline.h"
+#include "traces/kinds.h"
+#include "traces/trace.h"
 
 namespace cf {
 
@@ -51,6 +52,10 @@ struct SimMetrics {
   int extrapolated_ops = 0;
   double worst_extrapolation = 1;
   std::vector<StageMetrics> stages;
+  // The chain of ops that sets the step time (of the first step, when asked for: SimOptions):
+  // compute ops and the transfers between them, each starting when the one before it ends,
+  // then the DP reduction and optimizer step of the stage that finishes last.
+  std::vector<TraceOp> critical_path;
 };
 
 // Metrics of several steps: times, rates and ratios averaged; memory and infeasibility the
@@ -59,8 +64,10 @@ SimMetrics average_steps(const std::vector<SimMetrics>& steps);
 
 // JSON with the keys of DESIGN.md §6: step_time_s, tokens_per_s, mfu, bubble_ratio,
 // feasible, infeasible_reason, and `stages` with busy_s, peak_memory_bytes and
-// peak_memory_breakdown per stage.
+// peak_memory_breakdown per stage; `critical_path` when it was computed.
 nlohmann::json metrics_to_json(const SimMetrics& metrics);
+// {"weights": B, ..., "transient": B}: a breakdown as the JSON outputs write it.
+nlohmann::json breakdown_json(const MemoryBreakdown& breakdown);
 // A readable summary and a per-stage table.
 std::string metrics_table(const SimMetrics& metrics);
 

@@ -1,6 +1,7 @@
-// The simulator: turns a Plan into an engine graph (one stream per (DP rank, stage), one
-// channel per stage boundary and direction), runs it, then derives metrics, memory and the
-// predicted trace. Dependencies follow plan.h exactly.
+// The simulator: a Plan, indexed once (plan_index.h), becomes an engine graph — one stream per
+// (DP rank, stage), one task per op, one channel per stage boundary and direction — which the
+// engine runs; metrics, memory, the critical path and the predicted trace are read off the run.
+// Simulator::run tells the story; each step below is one named function.
 #include "sim/simulator.h"
 
 #include <fmt/format.h>
@@ -9,42 +10,29 @@
 #include <string>
 
 #include "core/check.h"
+#include "sim/critical_path.h"
 #include "sim/memory_model.h"
 #include "sim/memory_timeline.h"
 #include "sim/plan/plan_builder.h"
 
 namespace cf {
-namespace {
 
-// Where each op of the plan sits: slots per (chunk, model chunk, stage) for its forward
-// (F or F*), its recompute R and its backward B, holding engine task ids.
-enum Slot { kForwardSlot = 0, kRecomputeSlot = 1, kBackwardSlot = 2 };
-
-struct Layout {
-  int pp = 1, vpp = 1;
-  int slot(int chunk, int model_chunk, int stage, Slot kind) const {
-    return ((chunk * vpp + model_chunk) * pp + stage) * 3 + kind;
-  }
+struct Simulator::Step {
+  const Job& job;
+  const Plan& plan;
+  const CostModel& cost;
+  const SimOptions& options;
+  PlanIndex index;
+  int pp = 1, dp = 1;
+  std::vector<int64_t> stage_end_ns;  // per stage: its last op's end, over DP ranks
+  std::vector<int64_t> dp_reduce_ns;  // per stage, after stage_end_ns
+  std::vector<int64_t> optimizer_ns;  // per stage, after its DP reduction
+  int64_t busy_total_ns = 0;
+  int64_t recompute_total_ns = 0;
+  int64_t step_ns = 0;
 };
 
-Slot slot_of(Pass pass) {
-  switch (pass) {
-    case Pass::kForward:
-    case Pass::kForwardKeepKV:
-      return kForwardSlot;
-    case Pass::kRecompute:
-      return kRecomputeSlot;
-    case Pass::kBackward:
-      return kBackwardSlot;
-  }
-  return kForwardSlot;
-}
-
-std::string op_label(const Op& op) {
-  std::string label = fmt::format("op {} ({}{}", op.id, pass_name(op.pass), op.chunk);
-  if (op.model_chunk > 0) label += fmt::format(" v{}", op.model_chunk);
-  return label + ")";
-}
+namespace {
 
 Status check_plan_matches_job(const Job& job, const Plan& plan) {
   auto bad = [&](const std::string& what) {
@@ -61,213 +49,179 @@ Status check_plan_matches_job(const Job& job, const Plan& plan) {
   if (static_cast<int>(plan.ranks.size()) != plan.dp) return bad("ranks.size() != dp");
   for (const RankPlan& rank : plan.ranks) {
     if (static_cast<int>(rank.stages.size()) != plan.pp) return bad("a rank's stages.size() != pp");
-    for (const StagePlan& stage : rank.stages) {
-      for (const Op& op : stage.ops) {
-        if (op.chunk < 0 || op.chunk >= static_cast<int>(plan.chunks.size()) ||
-            op.model_chunk < 0 || op.model_chunk >= plan.vpp) {
-          return bad(fmt::format("{} names a chunk or model chunk outside the plan", op_label(op)));
-        }
-      }
-    }
   }
   return Status::Ok();
+}
+
+// A plan over the device's memory is a result, not an error: the worst stage and its reason.
+void judge_feasibility(const Job& job, SimMetrics* m) {
+  m->memory_capacity_bytes = job.cluster.gpu.hbm_bytes;
+  m->reserved_bytes = job.cluster.gpu.reserved_bytes;
+  const StageMetrics* worst = &m->stages[0];
+  for (const StageMetrics& st : m->stages) {
+    if (st.peak_memory_bytes > worst->peak_memory_bytes) worst = &st;
+  }
+  if (worst->peak_memory_bytes + m->reserved_bytes <= m->memory_capacity_bytes) return;
+  const MemoryBreakdown& b = worst->peak_breakdown;
+  m->feasible = false;
+  m->infeasible_reason = fmt::format(
+      "out of memory: stage {} peaks at {} (model states {}, activations {}, state store {}, "
+      "transient {}) + {} reserved > {} of {}",
+      worst->stage, format_bytes(worst->peak_memory_bytes), format_bytes(b.model_states()),
+      format_bytes(b.activations), format_bytes(b.state_store), format_bytes(b.transient),
+      format_bytes(m->reserved_bytes), format_bytes(m->memory_capacity_bytes),
+      job.cluster.gpu.name);
 }
 
 }  // namespace
 
 StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostModel& cost,
                                    const SimOptions& options) {
-  if (Status status = check_plan_matches_job(job, plan); !status.ok()) return status;
-  const int pp = plan.pp, vpp = plan.vpp, dp = plan.dp;
-  const int last_virtual = pp * vpp - 1;
-  const int64_t layers_per_op = plan.layers_per_model_chunk();
-  const Layout layout{pp, vpp};
+  CF_RETURN_IF_ERROR(check_plan_matches_job(job, plan));
+  // Activations cross stage boundaries in bf16, split over tp with sequence parallelism.
+  const WireFormat wire{job.model.hidden, 2, job.parallel.sp ? job.parallel.tp : 1};
+  CF_ASSIGN_OR_RETURN(PlanIndex index, PlanIndex::build(plan, wire));
+  Step step{job, plan, cost, options, std::move(index), plan.pp, plan.dp, {}, {}, {}, 0, 0, 0};
+  build_graph(step);
+  wire_inputs(step);
+  CF_RETURN_IF_ERROR(run_engine(step));
+  SimResult out;
+  if (options.record_trace) out.trace.emplace();
+  collect_stage_metrics(step, &out.metrics);
+  CF_RETURN_IF_ERROR(replay_memory(step, &out));
+  collect_step_metrics(step, &out.metrics);
+  judge_feasibility(job, &out.metrics);
+  if (options.critical_path) trace_critical_path(step, &out.metrics);
+  if (out.trace) emit_trace(step, &out);
+  return out;
+}
 
-  // Attention spans of every chunk: (q_len, kv_prefix) per segment.
-  std::vector<AttentionSpan> spans;
-  std::vector<int> span_begin(plan.chunks.size() + 1, 0);
-  for (size_t c = 0; c < plan.chunks.size(); ++c) {
-    const Chunk& chunk = plan.chunks[c];
-    for (const Segment& seg : chunk.segments) {
-      spans.push_back({seg.length, chunk.kind == ChunkKind::kDependent ? seg.offset : 0});
-    }
-    span_begin[c + 1] = static_cast<int>(spans.size());
-  }
-
-  // Tasks: one per op, stream by stream, so a stream's tasks are contiguous.
+// One task per op, stream by stream in index order, so task i is op i of the index.
+void Simulator::build_graph(Step& step) {
+  const PlanIndex& index = step.index;
   graph_.clear();
-  graph_.reserve(plan.op_count(), plan.op_count());
-  std::vector<int> slots(plan.chunks.size() * vpp * pp * 3, -1);
-  std::vector<const Op*> task_op;
-  std::vector<OpTime> task_time;
-  task_op.reserve(plan.op_count());
-  task_time.reserve(plan.op_count());
-  std::vector<int> stream_first(dp * pp + 1, 0);
-  for (int r = 0; r < dp; ++r) {
-    for (int s = 0; s < pp; ++s) {
+  graph_.reserve(index.size(), index.size());
+  task_time_.clear();
+  task_time_.reserve(static_cast<size_t>(index.size()));
+  for (int r = 0; r < step.dp; ++r) {
+    for (int s = 0; s < step.pp; ++s) {
       const int stream = graph_.add_stream();
-      stream_first[stream] = graph_.tasks();
-      for (const Op& op : plan.ranks[r].stages[s].ops) {
-        const Chunk& chunk = plan.chunks[op.chunk];
-        const int virtual_stage = op.model_chunk * pp + s;
-        OpQuery query;
-        query.pass = op.pass;
-        query.dp_rank = r;
-        query.stage = s;
-        query.model_chunk = op.model_chunk;
-        query.layers = layers_per_op;
-        query.embedding = virtual_stage == 0;
-        query.lm_head = virtual_stage == last_virtual;
-        query.tokens = chunk.tokens;
-        query.spans = std::span<const AttentionSpan>(
-            spans.data() + span_begin[op.chunk], span_begin[op.chunk + 1] - span_begin[op.chunk]);
-        const OpTime time = cost.op_time(query);
-        const int task = graph_.add_task(stream, time.total_ns);
-        int& slot = slots[layout.slot(op.chunk, op.model_chunk, s, slot_of(op.pass))];
-        if (slot >= 0) {
-          return Status::InvalidInput(
-              fmt::format("plan: {} on dp rank {} stage {} repeats a pass "
-                          "of its chunk",
-                          op_label(op), r, s));
-        }
-        slot = task;
-        task_op.push_back(&op);
-        task_time.push_back(time);
+      for (int i = index.stream_begin(r, s); i < index.stream_end(r, s); ++i) {
+        const IndexedOp& entry = index.op(i);
+        const Op& op = *entry.op;
+        const Chunk& chunk = step.plan.chunks[static_cast<size_t>(op.chunk)];
+        const OpTime time = step.cost.op_time(op_query(op.pass, r, s, op.model_chunk, entry.place,
+                                                       chunk.tokens, index.spans(op.chunk)));
+        CF_CHECK_EQ(graph_.add_task(stream, time.total_ns), i);
+        task_time_.push_back(time);
       }
     }
   }
-  stream_first[dp * pp] = graph_.tasks();
-  // Channels: per DP rank, per sending stage, forward (0) and backward (1) direction.
-  const int channels_per_rank = pp > 1 ? 2 * pp : 0;
-  for (int i = 0; i < dp * channels_per_rank; ++i) graph_.add_channel();
-  const int64_t p2p_divisor = job.parallel.sp ? job.parallel.tp : 1;
+}
 
-  // Inputs (plan.h): F/F* from the previous virtual stage's forward, B from the next
-  // virtual stage's backward, the last virtual stage's B from its own latest forward.
-  for (int task = 0; task < graph_.tasks(); ++task) {
-    const Op& op = *task_op[task];
-    const int stream = graph_.stream_of(task);
-    const int r = stream / pp, s = stream % pp;
-    const int virtual_stage = op.model_chunk * pp + s;
-    int producer = -1, from_stage = s, direction = 0;
-    if (op.pass == Pass::kRecompute) continue;
-    if (op.pass != Pass::kBackward) {
-      if (virtual_stage == 0) continue;
-      from_stage = s > 0 ? s - 1 : pp - 1;
-      const int from_chunk = s > 0 ? op.model_chunk : op.model_chunk - 1;
-      producer = slots[layout.slot(op.chunk, from_chunk, from_stage, kForwardSlot)];
-    } else if (virtual_stage < last_virtual) {
-      from_stage = s < pp - 1 ? s + 1 : 0;
-      const int from_chunk = s < pp - 1 ? op.model_chunk : op.model_chunk + 1;
-      producer = slots[layout.slot(op.chunk, from_chunk, from_stage, kBackwardSlot)];
-      direction = 1;
-    } else {
-      producer = slots[layout.slot(op.chunk, op.model_chunk, s, kRecomputeSlot)];
-      if (producer < 0) producer = slots[layout.slot(op.chunk, op.model_chunk, s, kForwardSlot)];
-    }
-    if (producer < 0) {
-      return Status::InvalidInput(fmt::format(
-          "plan: {} on dp rank {} stage {} needs the {} of chunk {} on stage {}, which is not "
-          "in the plan",
-          op_label(op), r, s, op.pass == Pass::kBackward ? "backward or forward" : "forward",
-          op.chunk, from_stage));
-    }
-    if (from_stage == s) {
-      graph_.add_input(task, producer, -1, 0);
+// Each op's input (plan_index.h): on its own stage it follows its producer; across stages it
+// travels over the channel of its rank, sending stage and direction (forward 0, backward 1).
+void Simulator::wire_inputs(Step& step) {
+  const PlanIndex& index = step.index;
+  const int channels_per_rank = step.pp > 1 ? 2 * step.pp : 0;
+  for (int i = 0; i < step.dp * channels_per_rank; ++i) graph_.add_channel();
+  input_edge_.assign(static_cast<size_t>(index.size()), -1);
+  for (int i = 0; i < index.size(); ++i) {
+    const IndexedOp& entry = index.op(i);
+    if (entry.input < 0) continue;
+    input_edge_[static_cast<size_t>(i)] = graph_.inputs();
+    if (!entry.input_crosses) {
+      graph_.add_input(i, entry.input, -1, 0);
       continue;
     }
-    const int64_t bytes = plan.chunks[op.chunk].tokens * job.model.hidden * 2 / p2p_divisor;
-    const int64_t transfer_ns = cost.p2p_time_ns(P2pQuery{r, from_stage, s, bytes});
-    const int channel = r * channels_per_rank + from_stage * 2 + direction;
-    graph_.add_input(task, producer, channel, transfer_ns);
+    const int from = index.op(entry.input).stage;
+    const int direction = entry.op->pass == Pass::kBackward ? 1 : 0;
+    const int64_t transfer_ns =
+        step.cost.p2p_time_ns(P2pQuery{entry.dp_rank, from, entry.stage, entry.input_bytes});
+    const int channel = entry.dp_rank * channels_per_rank + from * 2 + direction;
+    graph_.add_input(i, entry.input, channel, transfer_ns);
   }
+}
 
+Status Simulator::run_engine(Step& step) {
   engine_.run(graph_, &result_);
-  if (result_.deadlocked()) {
-    auto name_task = [&](int task) { return op_label(*task_op[task]); };
-    auto name_stream = [&](int stream) {
-      return fmt::format("dp rank {} stage {}", stream / pp, stream % pp);
-    };
-    return Status::Runtime(describe_deadlock(graph_, result_, name_task, name_stream));
-  }
+  if (!result_.deadlocked()) return Status::Ok();
+  auto name_task = [&](int task) { return op_label(*step.index.op(task).op); };
+  auto name_stream = [&](int stream) {
+    return fmt::format("dp rank {} stage {}", stream / step.pp, stream % step.pp);
+  };
+  return Status::Runtime(describe_deadlock(graph_, result_, name_task, name_stream));
+}
 
-  // Per (rank, stage): busy time, recompute, TP communication, end of the last op.
-  SimResult out;
-  SimMetrics& m = out.metrics;
-  m.strategy = to_string(plan.strategy);
-  m.cost_model = cost.name();
-  m.stages.resize(pp);
-  std::vector<int64_t> stage_end_ns(pp, 0);
-  int64_t busy_total_ns = 0, recompute_total_ns = 0;
+// Per stage (means over DP ranks): busy, recompute and TP communication time, bubble; the end
+// of its last op, then its DP reduction and optimizer step, which set the step time.
+void Simulator::collect_stage_metrics(Step& step, SimMetrics* m) {
+  const int pp = step.pp, dp = step.dp;
+  m->stages.assign(static_cast<size_t>(pp), StageMetrics{});
+  step.stage_end_ns.assign(static_cast<size_t>(pp), 0);
   const int64_t pipeline_ns = result_.makespan_ns;
   for (int r = 0; r < dp; ++r) {
     for (int s = 0; s < pp; ++s) {
-      const int stream = r * pp + s;
       int64_t busy_ns = 0, recompute_ns = 0, comm_ns = 0;
-      for (int task = stream_first[stream]; task < stream_first[stream + 1]; ++task) {
-        const OpTime& time = task_time[task];
+      for (int i = step.index.stream_begin(r, s); i < step.index.stream_end(r, s); ++i) {
+        const OpTime& time = task_time_[static_cast<size_t>(i)];
         busy_ns += time.total_ns;
         comm_ns += time.comm_ns;
-        recompute_ns += task_op[task]->pass == Pass::kRecompute ? time.total_ns : time.recompute_ns;
-        stage_end_ns[s] = std::max(stage_end_ns[s], result_.end_ns[task]);
+        recompute_ns +=
+            step.index.op(i).op->pass == Pass::kRecompute ? time.total_ns : time.recompute_ns;
+        step.stage_end_ns[s] = std::max(step.stage_end_ns[s], result_.end_ns[i]);
       }
-      StageMetrics& st = m.stages[s];
+      StageMetrics& st = m->stages[static_cast<size_t>(s)];
       st.busy_s += busy_ns * 1e-9 / dp;
       st.recompute_s += recompute_ns * 1e-9 / dp;
       st.tp_comm_s += comm_ns * 1e-9 / dp;
       if (pipeline_ns > 0)
         st.bubble_ratio += (1.0 - static_cast<double>(busy_ns) / pipeline_ns) / dp;
-      busy_total_ns += busy_ns;
-      recompute_total_ns += recompute_ns;
+      step.busy_total_ns += busy_ns;
+      step.recompute_total_ns += recompute_ns;
     }
   }
-  int64_t step_ns = pipeline_ns;
-  std::vector<int64_t> dp_reduce_ns(pp), optimizer_ns(pp);
+  step.step_ns = pipeline_ns;
+  step.dp_reduce_ns.assign(static_cast<size_t>(pp), 0);
+  step.optimizer_ns.assign(static_cast<size_t>(pp), 0);
   for (int s = 0; s < pp; ++s) {
-    m.stages[s].stage = s;
-    dp_reduce_ns[s] = cost.dp_reduce_time_ns(s);
-    optimizer_ns[s] = cost.optimizer_time_ns(s);
-    m.stages[s].dp_reduce_s = dp_reduce_ns[s] * 1e-9;
-    m.stages[s].optimizer_s = optimizer_ns[s] * 1e-9;
-    step_ns = std::max(step_ns, stage_end_ns[s] + dp_reduce_ns[s] + optimizer_ns[s]);
+    StageMetrics& st = m->stages[static_cast<size_t>(s)];
+    st.stage = s;
+    step.dp_reduce_ns[s] = step.cost.dp_reduce_time_ns(s);
+    step.optimizer_ns[s] = step.cost.optimizer_time_ns(s);
+    st.dp_reduce_s = step.dp_reduce_ns[s] * 1e-9;
+    st.optimizer_s = step.optimizer_ns[s] * 1e-9;
+    step.step_ns = std::max(step.step_ns,
+                            step.stage_end_ns[s] + step.dp_reduce_ns[s] + step.optimizer_ns[s]);
   }
+}
 
-  // Memory: each (rank, stage) replayed over its own stream.
-  const MemoryModel memory(job.model, job.parallel, layers_per_op,
-                           job.cost_model.kind == CostModelKind::kCalibrated
-                               ? MemoryAccounting::kExecutor
-                               : MemoryAccounting::kMegatron);
-  if (options.record_trace) out.trace.emplace();
-  Trace* trace = out.trace ? &*out.trace : nullptr;
+// Each (rank, stage) replayed over its own stream with the job's memory model; the worst DP
+// rank's peak per stage. A valid plan frees what it allocates and never frees what it does
+// not hold: anything else is a plan that is not sound.
+Status Simulator::replay_memory(Step& step, SimResult* out) {
+  const Job& job = step.job;
+  const MemoryModel memory(job.model, job.parallel, step.plan.layers_per_model_chunk(),
+                           job.memory_model);
+  Trace* trace = out->trace ? &*out->trace : nullptr;
   std::vector<MemorySample>* samples =
-      trace && options.record_memory_timeline ? &trace->memory : nullptr;
+      trace && step.options.record_memory_timeline ? &trace->memory : nullptr;
+  SimMetrics& m = out->metrics;
   int64_t worst_min = 0, worst_left = 0;
-  for (int r = 0; r < dp; ++r) {
-    for (int s = 0; s < pp; ++s) {
-      const int first = stream_first[r * pp + s];
-      const StageMemoryReplay replay = replay_stage_memory(
-          memory, plan, r, s, plan.ranks[r].stages[s].ops, result_.start_ns.data() + first,
-          result_.end_ns.data() + first, samples);
-      StageMetrics& st = m.stages[s];
+  for (int r = 0; r < step.dp; ++r) {
+    for (int s = 0; s < step.pp; ++s) {
+      const StageMemoryReplay replay = replay_stage_memory(memory, step.index, r, s,
+                                                           result_.start_ns, result_.end_ns, samples);
+      StageMetrics& st = m.stages[static_cast<size_t>(s)];
       if (replay.peak.total() > st.peak_memory_bytes) {
         st.peak_memory_bytes = replay.peak.total();
         st.peak_breakdown = replay.peak;
       }
       worst_min = std::min(worst_min, replay.min_category_bytes);
       worst_left = std::max(worst_left, std::abs(replay.end_dynamic_bytes));
-      if (trace) {
-        auto& peak = trace->peak_memory[{r, s}];
-        peak = {{"weights", replay.peak.weights},
-                {"gradients", replay.peak.gradients},
-                {"optimizer", replay.peak.optimizer},
-                {"activations", replay.peak.activations},
-                {"state_store", replay.peak.state_store},
-                {"transient", replay.peak.transient},
-                {"total", replay.peak.total()}};
-      }
+      if (trace) trace->peak_memory[{r, s}] = replay.peak;
     }
   }
-  // A valid plan frees what it allocates and never frees what it does not hold.
   m.memory_min_category_bytes = worst_min;
   m.memory_left_bytes = worst_left;
   if (worst_min < 0 || worst_left != 0) {
@@ -276,97 +230,131 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
         "op frees what its chunk never held, or a chunk is never backwarded",
         worst_min, worst_left));
   }
+  return Status::Ok();
+}
 
-  // Step metrics.
+// The step's totals and ratios (DESIGN.md §6).
+void Simulator::collect_step_metrics(Step& step, SimMetrics* m) {
+  const Job& job = step.job;
+  const Plan& plan = step.plan;
   const ModelConfig& model = job.model;
+  const int64_t pipeline_ns = result_.makespan_ns, step_ns = step.step_ns;
+  m->strategy = to_string(plan.strategy);
+  m->cost_model = step.cost.name();
   const double linear =
       model.linear_flops_per_token_per_layer() * model.layers + model.lm_head_flops_per_token();
   const double attention = model.attention_flops_per_pair_per_layer() * model.layers;
   for (const Chunk& chunk : plan.chunks) {
     // Model FLOPs: forward + backward = 3 × forward (PaLM App. B; recompute not counted).
-    m.model_flops += 3.0 * (chunk.tokens * linear + chunk.attention_pairs() * attention);
+    m->model_flops += 3.0 * (chunk.tokens * linear + chunk.attention_pairs() * attention);
   }
-  m.tokens = plan.total_tokens();
-  m.chunks = static_cast<int>(plan.chunks.size());
-  m.ops = plan.op_count();
-  m.events = result_.events;
-  m.gpus = job.parallel.tp * pp * dp;
-  m.step_time_s = step_ns * 1e-9;
-  m.pipeline_time_s = pipeline_ns * 1e-9;
-  m.tokens_per_s = step_ns > 0 ? m.tokens / m.step_time_s : 0;
-  m.mfu =
-      step_ns > 0 ? m.model_flops / (m.step_time_s * job.cluster.gpu.peak_bf16_flops * m.gpus) : 0;
-  m.bubble_ratio = pipeline_ns > 0 ? 1.0 - static_cast<double>(busy_total_ns) /
-                                               (static_cast<double>(dp) * pp * pipeline_ns)
-                                   : 0;
-  m.recompute_share =
-      busy_total_ns > 0 ? static_cast<double>(recompute_total_ns) / busy_total_ns : 0;
-  for (const OpTime& time : task_time) {
+  m->tokens = plan.total_tokens();
+  m->chunks = static_cast<int>(plan.chunks.size());
+  m->ops = plan.op_count();
+  m->events = result_.events;
+  m->gpus = job.parallel.tp * step.pp * step.dp;
+  m->step_time_s = step_ns * 1e-9;
+  m->pipeline_time_s = pipeline_ns * 1e-9;
+  m->tokens_per_s = step_ns > 0 ? m->tokens / m->step_time_s : 0;
+  m->mfu = step_ns > 0
+               ? m->model_flops / (m->step_time_s * job.cluster.gpu.peak_bf16_flops * m->gpus)
+               : 0;
+  m->bubble_ratio = pipeline_ns > 0 ? 1.0 - static_cast<double>(step.busy_total_ns) /
+                                                (static_cast<double>(step.dp) * step.pp *
+                                                 pipeline_ns)
+                                    : 0;
+  m->recompute_share = step.busy_total_ns > 0 ? static_cast<double>(step.recompute_total_ns) /
+                                                    step.busy_total_ns
+                                              : 0;
+  for (const OpTime& time : task_time_) {
     if (time.extrapolation > 1) {
-      ++m.extrapolated_ops;
-      m.worst_extrapolation = std::max(m.worst_extrapolation, time.extrapolation);
+      ++m->extrapolated_ops;
+      m->worst_extrapolation = std::max(m->worst_extrapolation, time.extrapolation);
     }
   }
-  m.memory_capacity_bytes = job.cluster.gpu.hbm_bytes;
-  m.reserved_bytes = job.cluster.gpu.reserved_bytes;
-  const StageMetrics* worst = &m.stages[0];
-  for (const StageMetrics& st : m.stages) {
-    if (st.peak_memory_bytes > worst->peak_memory_bytes) worst = &st;
-  }
-  if (worst->peak_memory_bytes + m.reserved_bytes > m.memory_capacity_bytes) {
-    const MemoryBreakdown& b = worst->peak_breakdown;
-    m.feasible = false;
-    m.infeasible_reason = fmt::format(
-        "out of memory: stage {} peaks at {} (model states {}, activations {}, state store {}, "
-        "transient {}) + {} reserved > {} of {}",
-        worst->stage, format_bytes(worst->peak_memory_bytes),
-        format_bytes(b.weights + b.gradients + b.optimizer), format_bytes(b.activations),
-        format_bytes(b.state_store), format_bytes(b.transient), format_bytes(m.reserved_bytes),
-        format_bytes(m.memory_capacity_bytes), job.cluster.gpu.name);
-  }
+}
 
-  if (trace) {
-    trace->source = "predicted";
-    trace->ops.reserve(graph_.tasks() + 2 * dp * pp);
-    for (int task = 0; task < graph_.tasks(); ++task) {
-      const Op& op = *task_op[task];
-      const Chunk& chunk = plan.chunks[op.chunk];
-      const int stream = graph_.stream_of(task);
-      TraceOp t;
-      t.dp_rank = stream / pp;
-      t.stage = stream % pp;
-      t.kind = "compute";
-      t.pass = pass_name(op.pass);
-      t.chunk = op.chunk;
-      t.model_chunk = op.model_chunk;
-      t.op_id = op.id;
-      t.start_ns = result_.start_ns[task];
-      t.end_ns = result_.end_ns[task];
-      t.tokens = chunk.tokens;
-      t.group = chunk.group;
-      t.index = chunk.index;
-      trace->ops.push_back(t);
+// The stage whose last op plus DP reduction and optimizer ends the step, and the chain of ops
+// and transfers (critical_path.h) that ends with that last op.
+void Simulator::trace_critical_path(Step& step, SimMetrics* m) {
+  int stage = 0;
+  for (int s = 1; s < step.pp; ++s) {
+    if (step.stage_end_ns[s] + step.dp_reduce_ns[s] + step.optimizer_ns[s] >
+        step.stage_end_ns[stage] + step.dp_reduce_ns[stage] + step.optimizer_ns[stage]) {
+      stage = s;
     }
-    for (int r = 0; r < dp; ++r) {
-      for (int s = 0; s < pp; ++s) {
-        TraceOp t;
-        t.dp_rank = r;
-        t.stage = s;
-        t.kind = "dp_reduce";
-        t.start_ns = stage_end_ns[s];
-        t.end_ns = t.start_ns + dp_reduce_ns[s];
-        if (t.end_ns > t.start_ns) trace->ops.push_back(t);
-        t.kind = "optimizer";
-        t.start_ns = t.end_ns;
-        t.end_ns = t.start_ns + optimizer_ns[s];
-        if (t.end_ns > t.start_ns) trace->ops.push_back(t);
-      }
-    }
-    trace->metrics = {{"step_time_s", m.step_time_s},   {"pipeline_time_s", m.pipeline_time_s},
-                      {"tokens_per_s", m.tokens_per_s}, {"mfu", m.mfu},
-                      {"bubble_ratio", m.bubble_ratio}, {"recompute_share", m.recompute_share}};
   }
-  return out;
+  int last = -1, rank = 0;
+  for (int r = 0; r < step.dp && last < 0; ++r) {
+    for (int i = step.index.stream_begin(r, stage); i < step.index.stream_end(r, stage); ++i) {
+      if (result_.end_ns[i] == step.stage_end_ns[stage]) last = i, rank = r;
+    }
+  }
+  std::vector<TraceOp>& path = m->critical_path;
+  path.clear();
+  if (last >= 0) {
+    for (const CriticalStep& c : critical_path(graph_, result_, last)) {
+      path.push_back(c.kind == CriticalStep::Kind::kTask
+                         ? compute_trace_op(step.index, c.id, c.start_ns, c.end_ns)
+                         : message_trace_op(step.index, graph_.edge(c.id).consumer, OpKind::kSend,
+                                            c.start_ns, c.end_ns));
+    }
+  }
+  int64_t at = step.stage_end_ns[stage];
+  for (const auto& [kind, ns] : {std::pair{OpKind::kDpReduce, step.dp_reduce_ns[stage]},
+                                 std::pair{OpKind::kOptimizer, step.optimizer_ns[stage]}}) {
+    if (ns == 0) continue;
+    TraceOp t;
+    t.kind = kind;
+    t.dp_rank = rank;
+    t.stage = stage;
+    t.start_ns = at;
+    t.end_ns = at += ns;
+    path.push_back(t);
+  }
+}
+
+// Every op, then each message (its transfer on the sender's side, the receiver's wait for it
+// on the other), then each stage's DP reduction and optimizer step.
+void Simulator::emit_trace(Step& step, SimResult* out) {
+  Trace& trace = *out->trace;
+  const PlanIndex& index = step.index;
+  trace.source = "predicted";
+  trace.ops.reserve(static_cast<size_t>(3 * index.size() + 2 * step.dp * step.pp));
+  for (int i = 0; i < index.size(); ++i) {
+    trace.ops.push_back(compute_trace_op(index, i, result_.start_ns[i], result_.end_ns[i]));
+  }
+  for (int i = 0; i < index.size(); ++i) {
+    if (!index.op(i).input_crosses) continue;
+    const int edge = input_edge_[static_cast<size_t>(i)];
+    const int64_t arrival = result_.arrival_ns[edge];
+    trace.ops.push_back(message_trace_op(index, i, OpKind::kSend,
+                                         result_.transfer_start_ns[edge], arrival));
+    // The receiver is ready once its previous op ends; it waits until the message is there.
+    const bool first = i == index.stream_begin(index.op(i).dp_rank, index.op(i).stage);
+    const int64_t ready = first ? 0 : result_.end_ns[i - 1];
+    trace.ops.push_back(
+        message_trace_op(index, i, OpKind::kRecv, ready, std::max(ready, arrival)));
+  }
+  for (int r = 0; r < step.dp; ++r) {
+    for (int s = 0; s < step.pp; ++s) {
+      TraceOp t;
+      t.dp_rank = r;
+      t.stage = s;
+      t.kind = OpKind::kDpReduce;
+      t.start_ns = step.stage_end_ns[s];
+      t.end_ns = t.start_ns + step.dp_reduce_ns[s];
+      if (t.end_ns > t.start_ns) trace.ops.push_back(t);
+      t.kind = OpKind::kOptimizer;
+      t.start_ns = t.end_ns;
+      t.end_ns = t.start_ns + step.optimizer_ns[s];
+      if (t.end_ns > t.start_ns) trace.ops.push_back(t);
+    }
+  }
+  const SimMetrics& m = out->metrics;
+  trace.metrics = {{"step_time_s", m.step_time_s},   {"pipeline_time_s", m.pipeline_time_s},
+                   {"tokens_per_s", m.tokens_per_s}, {"mfu", m.mfu},
+                   {"bubble_ratio", m.bubble_ratio}, {"recompute_share", m.recompute_share}};
 }
 
 StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& cost,

@@ -12,6 +12,7 @@
 #include "sim/plan/job.h"
 #include "sim/metrics.h"
 #include "sim/plan/plan.h"
+#include "sim/plan/plan_index.h"
 #include "traces/trace.h"
 
 namespace cf {
@@ -19,6 +20,7 @@ namespace cf {
 struct SimOptions {
   bool record_trace = false;            // fill SimResult::trace with every op
   bool record_memory_timeline = false;  // and the memory counter samples (with record_trace)
+  bool critical_path = false;           // fill SimMetrics::critical_path
 };
 
 struct SimResult {
@@ -39,9 +41,21 @@ class Simulator {
                           const SimOptions& options = {});
 
  private:
+  struct Step;  // one run's inputs and what its named steps pass on (simulator.cc)
+  void build_graph(Step& step);
+  void wire_inputs(Step& step);
+  Status run_engine(Step& step);
+  void collect_stage_metrics(Step& step, SimMetrics* m);
+  Status replay_memory(Step& step, SimResult* out);
+  void collect_step_metrics(Step& step, SimMetrics* m);
+  void trace_critical_path(Step& step, SimMetrics* m);
+  void emit_trace(Step& step, SimResult* out);
+
   EngineGraph graph_;
   EngineResult result_;
   Engine engine_;
+  std::vector<OpTime> task_time_;  // per task = per op of the plan index
+  std::vector<int> input_edge_;    // per task: the engine edge of its input, -1 for none
 };
 
 StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& cost,

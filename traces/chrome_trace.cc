@@ -35,18 +35,27 @@ double ns_to_us(int64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
 std::string op_name(const TraceOp& op) {
   std::string name;
-  if (op.kind == "compute") {
-    name = fmt::format("{}{}", op.pass, op.chunk);
+  if (op.kind == OpKind::kCompute && op.pass) {
+    name = fmt::format("{}{}", pass_name(*op.pass), op.chunk);
   } else {
-    name = op.chunk >= 0 ? fmt::format("{} {}", op.kind, op.chunk) : op.kind;
+    const char* kind = op_kind_name(op.kind);
+    name = op.chunk >= 0 ? fmt::format("{} {}", kind, op.chunk) : kind;
   }
   if (op.model_chunk != 0) name += fmt::format(" v{}", op.model_chunk);
   return name;
 }
 
-std::string counter_name(int stage, const std::string& category) {
-  return fmt::format("stage {} memory {}", stage, category);
+// "total" for the sample of all categories.
+const char* counter_category(const std::optional<MemoryCategory>& category) {
+  return category ? memory_category_name(*category) : "total";
 }
+
+std::string counter_name(int stage, const std::optional<MemoryCategory>& category) {
+  return fmt::format("stage {} memory {}", stage, counter_category(category));
+}
+
+// Send and recv ops carry the message's size and the stage at its other end.
+bool carries_message(OpKind kind) { return kind == OpKind::kSend || kind == OpKind::kRecv; }
 
 json metadata_event(const char* name, int pid, int tid, const std::string& label) {
   return json{{"name", name}, {"ph", "M"}, {"pid", pid}, {"tid", tid}, {"args", {{"name", label}}}};
@@ -142,8 +151,19 @@ Status read_op(JsonReader& event, Trace* trace) {
   CF_ASSIGN_OR_RETURN(const json* args_json, event.find("args"));
   JsonReader args(*args_json, event.origin(), event.child_path("args"));
   CF_RETURN_IF_ERROR(args.check_object());
-  CF_RETURN_IF_ERROR(args.get("kind", &op.kind));
-  CF_RETURN_IF_ERROR(args.get("pass", &op.pass));
+  std::string kind, pass;
+  CF_RETURN_IF_ERROR(args.get("kind", &kind));
+  CF_RETURN_IF_ERROR(args.get("pass", &pass));
+  const std::optional<OpKind> parsed_kind = op_kind_from_name(kind);
+  if (!parsed_kind) {
+    return args.error("kind", fmt::format("unknown op kind \"{}\" (compute, send, recv, "
+                                          "dp_reduce, optimizer)", kind));
+  }
+  op.kind = *parsed_kind;
+  if (!pass.empty()) {
+    op.pass = pass_from_name(pass);
+    if (!op.pass) return args.error("pass", fmt::format("unknown pass \"{}\" (F, F*, R, B)", pass));
+  }
   CF_RETURN_IF_ERROR(args.get("chunk", &op.chunk));
   CF_RETURN_IF_ERROR(args.get("model_chunk", &op.model_chunk));
   CF_RETURN_IF_ERROR(args.get("op_id", &op.op_id));
@@ -152,13 +172,24 @@ Status read_op(JsonReader& event, Trace* trace) {
   CF_RETURN_IF_ERROR(args.get("tokens", &op.tokens));
   CF_RETURN_IF_ERROR(args.get("group", &op.group));
   CF_RETURN_IF_ERROR(args.get("index", &op.index));
+  if (carries_message(op.kind)) {
+    CF_RETURN_IF_ERROR(args.get("bytes", &op.bytes));
+    CF_RETURN_IF_ERROR(args.get("peer", &op.peer_stage));
+  }
   CF_RETURN_IF_ERROR(args.finish());
   if (op.end_ns < op.start_ns) {
     return args.error("end_ns",
                       fmt::format("ends ({}) before it starts ({})", op.end_ns, op.start_ns));
   }
-  if (cat != op.kind)
-    return event.error("cat", fmt::format("\"{}\" but args.kind is \"{}\"", cat, op.kind));
+  if (cat != kind)
+    return event.error("cat", fmt::format("\"{}\" but args.kind is \"{}\"", cat, kind));
+  if (op.kind == OpKind::kSend) {
+    if (op.stage < kSendTrack) {
+      return event.error("tid", fmt::format("a send on tid {}, not on a send track ({} + stage)",
+                                            op.stage, kSendTrack));
+    }
+    op.stage -= kSendTrack;
+  }
   CF_RETURN_IF_ERROR(check_time(event, "ts", ts_us, op.start_ns));
   CF_RETURN_IF_ERROR(check_time(event, "dur", dur_us, op.duration_ns()));
   trace->ops.push_back(std::move(op));
@@ -180,7 +211,13 @@ Status read_counter(JsonReader& event, Trace* trace) {
                                            "category \"memory\", got \"{}\" in \"{}\"",
                                            prefix, name, cat));
   }
-  sample.category = name.substr(prefix.size());
+  const std::string category = name.substr(prefix.size());
+  if (category != "total") {
+    sample.category = memory_category_from_name(category);
+    if (!sample.category) {
+      return event.error("name", fmt::format("unknown memory category \"{}\"", category));
+    }
+  }
   const double time_ns = std::nearbyint(ts_us * 1000.0);
   if (!(std::fabs(time_ns) < static_cast<double>(kMaxCounterTimeNs))) {
     return event.error("ts", fmt::format("{} µs is out of range", ts_us));
@@ -243,10 +280,17 @@ Status read_header(const json& root, const std::string& origin, Trace* trace) {
     CF_ASSIGN_OR_RETURN(const json* bytes_json, peak.find("bytes"));
     JsonReader bytes(*bytes_json, origin, peak.child_path("bytes"));
     CF_RETURN_IF_ERROR(bytes.check_object());
-    auto& categories = trace->peak_memory[key];
-    for (auto it = bytes_json->begin(); it != bytes_json->end(); ++it) {
-      CF_RETURN_IF_ERROR(bytes.get(it.key(), &categories[it.key()]));
+    MemoryBreakdown& peak_bytes = trace->peak_memory[key];
+    for (MemoryCategory category : kAllMemoryCategories) {
+      CF_RETURN_IF_ERROR(bytes.get(memory_category_name(category), &peak_bytes[category]));
     }
+    int64_t total = 0;
+    CF_RETURN_IF_ERROR(bytes.get("total", &total));
+    if (total != peak_bytes.total()) {
+      return bytes.error("total", fmt::format("{} is not the sum of the categories, {}", total,
+                                              peak_bytes.total()));
+    }
+    CF_RETURN_IF_ERROR(bytes.finish());
     CF_RETURN_IF_ERROR(peak.finish());
   }
   return header.finish();
@@ -261,16 +305,21 @@ std::string trace_to_chrome_json(const Trace& trace) {
     header["metrics"][name] = std::isfinite(value) ? json(value) : json(nullptr);
   }
   header["peak_memory"] = json::array();
-  for (const auto& [key, categories] : trace.peak_memory) {
+  for (const auto& [key, peak] : trace.peak_memory) {
     json bytes = json::object();
-    for (const auto& [category, value] : categories) bytes[category] = value;
+    for (MemoryCategory category : kAllMemoryCategories) {
+      bytes[memory_category_name(category)] = peak[category];
+    }
+    bytes["total"] = peak.total();
     header["peak_memory"].push_back(
         {{"dp_rank", key.first}, {"stage", key.second}, {"bytes", bytes}});
   }
 
-  // Tracks: one process per DP rank, one thread per stage.
+  // Tracks: one process per DP rank, one thread per stage (and one for its sends).
   std::set<std::pair<int, int>> tracks;
-  for (const TraceOp& op : trace.ops) tracks.emplace(op.dp_rank, op.stage);
+  for (const TraceOp& op : trace.ops) {
+    tracks.emplace(op.dp_rank, op.kind == OpKind::kSend ? kSendTrack + op.stage : op.stage);
+  }
   for (const MemorySample& sample : trace.memory) tracks.emplace(sample.dp_rank, sample.stage);
   std::vector<json> events;
   std::set<int> processes;
@@ -278,19 +327,26 @@ std::string trace_to_chrome_json(const Trace& trace) {
     if (processes.insert(dp_rank).second) {
       events.push_back(metadata_event("process_name", dp_rank, 0, fmt::format("dp {}", dp_rank)));
     }
-    events.push_back(metadata_event("thread_name", dp_rank, stage, fmt::format("stage {}", stage)));
+    const std::string label = stage >= kSendTrack ? fmt::format("stage {} sends", stage - kSendTrack)
+                                                  : fmt::format("stage {}", stage);
+    events.push_back(metadata_event("thread_name", dp_rank, stage, label));
   }
   for (const TraceOp& op : trace.ops) {
-    json args = {{"kind", op.kind},     {"pass", op.pass},
+    const char* kind = op_kind_name(op.kind);
+    json args = {{"kind", kind},        {"pass", pass_name(op.pass)},
                  {"chunk", op.chunk},   {"model_chunk", op.model_chunk},
                  {"op_id", op.op_id},   {"start_ns", op.start_ns},
                  {"end_ns", op.end_ns}, {"tokens", op.tokens},
                  {"group", op.group},   {"index", op.index}};
+    if (carries_message(op.kind)) {
+      args["bytes"] = op.bytes;
+      args["peer"] = op.peer_stage;
+    }
     events.push_back({{"name", op_name(op)},
-                      {"cat", op.kind},
+                      {"cat", kind},
                       {"ph", "X"},
                       {"pid", op.dp_rank},
-                      {"tid", op.stage},
+                      {"tid", op.kind == OpKind::kSend ? kSendTrack + op.stage : op.stage},
                       {"ts", ns_to_us(op.start_ns)},
                       {"dur", ns_to_us(op.duration_ns())},
                       {"args", args}});

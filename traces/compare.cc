@@ -78,24 +78,23 @@ std::map<StageKey, int64_t> busy_ns_by_stage(const Trace& trace) {
   return busy;
 }
 
-// Peak bytes by category per (rank, stage): the trace's peak_memory, or when it has none, the
-// largest "total" sample of its memory track.
-std::map<StageKey, std::map<std::string, int64_t>> peaks(const Trace& trace) {
-  if (!trace.peak_memory.empty()) return trace.peak_memory;
-  std::map<StageKey, std::map<std::string, int64_t>> derived;
+// A (rank, stage)'s peak: its total and, where the trace records it, the breakdown then.
+struct Peak {
+  int64_t total = 0;
+  std::optional<MemoryBreakdown> by_category;
+};
+
+// The trace's peak_memory, or when it has none, the largest total sample of its memory track.
+std::map<StageKey, Peak> peaks(const Trace& trace) {
+  std::map<StageKey, Peak> out;
+  for (const auto& [key, breakdown] : trace.peak_memory) out[key] = {breakdown.total(), breakdown};
+  if (!out.empty()) return out;
   for (const MemorySample& s : trace.memory) {
-    if (s.category != "total") continue;
-    int64_t& peak = derived[{s.dp_rank, s.stage}]["total"];
+    if (s.category) continue;
+    int64_t& peak = out[{s.dp_rank, s.stage}].total;
     peak = std::max(peak, s.bytes);
   }
-  return derived;
-}
-
-int64_t peak_total(const std::map<std::string, int64_t>& by_category) {
-  if (auto it = by_category.find("total"); it != by_category.end()) return it->second;
-  int64_t sum = 0;
-  for (const auto& [name, bytes] : by_category) sum += bytes;
-  return sum;
+  return out;
 }
 
 double step_time_s(const Trace& trace, int64_t makespan_ns, std::string* from) {
@@ -180,12 +179,10 @@ OpKey op_key(const TraceOp& op) {
 }
 
 std::string op_label(const TraceOp& op) {
-  return op.kind == "compute" && !op.pass.empty() ? op.pass : op.kind;
+  return op.kind == OpKind::kCompute && op.pass ? pass_name(*op.pass) : op_kind_name(op.kind);
 }
 
-bool is_communication(const TraceOp& op) {
-  return op.kind == "send" || op.kind == "recv" || op.kind == "tp_comm" || op.kind == "dp_reduce";
-}
+bool is_communication(const TraceOp& op) { return is_communication(op.kind); }
 
 StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& measured) {
   if (predicted.ops.empty()) return Status::InvalidInput("the predicted trace has no ops");
@@ -229,11 +226,11 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
   }
   auto compute_ops = [](const Trace& t) {
     return std::count_if(t.ops.begin(), t.ops.end(),
-                         [](const TraceOp& op) { return op.kind == "compute"; });
+                         [](const TraceOp& op) { return op.kind == OpKind::kCompute; });
   };
   const int64_t matched_compute =
       std::count_if(matched.begin(), matched.end(),
-                    [](const MatchedOp& m) { return m.predicted.kind == "compute"; });
+                    [](const MatchedOp& m) { return m.predicted.kind == OpKind::kCompute; });
   const int64_t pred_compute = compute_ops(predicted), meas_compute = compute_ops(measured);
   if (2 * matched_compute < pred_compute || 2 * matched_compute < meas_compute) {
     return Status::InvalidInput(fmt::format(
@@ -292,22 +289,24 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
 
   // Peak memory per (rank, stage), where both traces report it.
   const auto pred_peaks = peaks(predicted), meas_peaks = peaks(measured);
-  for (const auto& [key, pred_categories] : pred_peaks) {
+  for (const auto& [key, pred_peak] : pred_peaks) {
     auto it = meas_peaks.find(key);
     if (it == meas_peaks.end()) continue;
+    const Peak& meas_peak = it->second;
     MemoryComparison row;
     row.dp_rank = key.first;
     row.stage = key.second;
-    row.predicted_bytes = peak_total(pred_categories);
-    row.measured_bytes = peak_total(it->second);
+    row.predicted_bytes = pred_peak.total;
+    row.measured_bytes = meas_peak.total;
     row.rel_error = relative_error(static_cast<double>(row.predicted_bytes),
                                    static_cast<double>(row.measured_bytes));
-    for (const auto& [name, bytes] : pred_categories) {
-      auto other = it->second.find(name);
-      if (name == "total" || other == it->second.end()) continue;
-      row.categories.push_back(
-          {name, bytes, other->second,
-           relative_error(static_cast<double>(bytes), static_cast<double>(other->second))});
+    if (pred_peak.by_category && meas_peak.by_category) {
+      for (MemoryCategory category : kAllMemoryCategories) {
+        const int64_t p = (*pred_peak.by_category)[category];
+        const int64_t m = (*meas_peak.by_category)[category];
+        row.categories.push_back({category, p, m,
+                                  relative_error(static_cast<double>(p), static_cast<double>(m))});
+      }
     }
     if (row.rel_error && (!report.peak_memory_rel_error ||
                           std::abs(*row.rel_error) > std::abs(*report.peak_memory_rel_error))) {

@@ -27,15 +27,15 @@ double percentile(std::vector<double> values, double q);
 struct OpKey {
   int dp_rank = 0;
   int stage = 0;
-  std::string kind;
-  std::string pass;
+  OpKind kind = OpKind::kCompute;
+  std::optional<Pass> pass;
   int chunk = -1;
   int model_chunk = 0;
   auto operator<=>(const OpKey&) const = default;
 };
 OpKey op_key(const TraceOp& op);
 // The label ops are grouped by in the error tables: the pass for compute ops ("F", "F*", "R",
-// "B"), otherwise the kind ("send", "recv", "tp_comm", "dp_reduce", "optimizer", ...).
+// "B"), otherwise the kind ("send", "recv", "dp_reduce", "optimizer").
 std::string op_label(const TraceOp& op);
 // Communication ops, which may overlap compute; not counted as busy time.
 bool is_communication(const TraceOp& op);
@@ -89,12 +89,12 @@ struct MemoryComparison {
   int64_t measured_bytes = 0;
   std::optional<double> rel_error;
   struct Category {
-    std::string name;
+    MemoryCategory category = MemoryCategory::kWeights;
     int64_t predicted_bytes = 0;
     int64_t measured_bytes = 0;
     std::optional<double> rel_error;
   };
-  std::vector<Category> categories;  // those both traces report, by name
+  std::vector<Category> categories;  // every category, when both traces break their peak down
 };
 
 // Ops of one trace that found no partner in the other, counted by label.

@@ -21,8 +21,9 @@ std::string percent(const std::optional<double>& value) {
 }
 
 std::string op_name(const TraceOp& op) {
-  std::string name =
-      op.kind == "compute" ? op.pass : op.kind + (op.pass.empty() ? "" : " " + op.pass);
+  std::string name = op.kind == OpKind::kCompute ? pass_name(op.pass)
+                     : op.pass ? fmt::format("{} {}", op_kind_name(op.kind), pass_name(op.pass))
+                               : op_kind_name(op.kind);
   if (op.chunk >= 0) name += fmt::format(" chunk {}", op.chunk);
   if (op.model_chunk != 0) name += fmt::format(".{}", op.model_chunk);
   return name;
@@ -41,8 +42,8 @@ Json op_json(const MatchedOp& m) {
   return Json{
       {"dp_rank", op.dp_rank},
       {"stage", op.stage},
-      {"kind", op.kind},
-      {"pass", op.pass},
+      {"kind", op_kind_name(op.kind)},
+      {"pass", pass_name(op.pass)},
       {"chunk", op.chunk},
       {"model_chunk", op.model_chunk},
       {"op_id", op.op_id},
@@ -61,8 +62,8 @@ Json unmatched_json(const Unmatched& unmatched) {
   for (const TraceOp& op : unmatched.examples) {
     examples.push_back({{"dp_rank", op.dp_rank},
                         {"stage", op.stage},
-                        {"kind", op.kind},
-                        {"pass", op.pass},
+                        {"kind", op_kind_name(op.kind)},
+                        {"pass", pass_name(op.pass)},
                         {"chunk", op.chunk},
                         {"model_chunk", op.model_chunk},
                         {"op_id", op.op_id}});
@@ -112,7 +113,7 @@ std::string compare_report_json(const CompareReport& r) {
   for (const MemoryComparison& m : r.memory) {
     Json categories = Json::array();
     for (const auto& c : m.categories) {
-      categories.push_back({{"category", c.name},
+      categories.push_back({{"category", memory_category_name(c.category)},
                             {"predicted_bytes", c.predicted_bytes},
                             {"measured_bytes", c.measured_bytes},
                             {"rel_error", optional_json(c.rel_error)}});
@@ -190,7 +191,7 @@ std::string compare_report_text(const CompareReport& r) {
       out += fmt::format("{:>4} {:>5}  {:<12} {:>12} {:>12} {:>8}\n", m.dp_rank, m.stage, "total",
                          mib(m.predicted_bytes), mib(m.measured_bytes), percent(m.rel_error));
       for (const auto& c : m.categories) {
-        out += fmt::format("{:>4} {:>5}  {:<12} {:>12} {:>12} {:>8}\n", "", "", c.name,
+        out += fmt::format("{:>4} {:>5}  {:<12} {:>12} {:>12} {:>8}\n", "", "", memory_category_name(c.category),
                            mib(c.predicted_bytes), mib(c.measured_bytes), percent(c.rel_error));
       }
     }

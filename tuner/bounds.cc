@@ -7,6 +7,9 @@
 
 #include "core/check.h"
 #include "sim/memory_model.h"
+#include "sim/memory_timeline.h"
+#include "sim/plan/chunk_schedule.h"
+#include "sim/plan/plan_index.h"
 
 namespace cf {
 namespace {
@@ -21,8 +24,10 @@ struct PassTimes {
   int64_t dropped_bytes = 0;  // memory it adds by the start of its R when it ran F* instead
 };
 
+// F, not F*, for the chunk (group_forward_pass: the plan's rule).
 bool keeps_activations(const Chunk& chunk, int k) {
-  return chunk.kind == ChunkKind::kStandalone || chunk.index >= chunk.group_size - k;
+  return chunk.kind == ChunkKind::kStandalone ||
+         group_forward_pass(chunk.index, chunk.group_size, k) == Pass::kForward;
 }
 
 }  // namespace
@@ -32,15 +37,11 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
                                               const std::vector<int>& ks) {
   const ParallelConfig& p = job.parallel;
   const int pp = p.pp, vpp = p.vpp, dp = p.dp;
-  const int last_virtual = pp * vpp - 1;
   const int64_t layers_per_op = job.model.layers / (static_cast<int64_t>(pp) * vpp);
   CF_CHECK(!chunks.steps.empty()) << "no sampled steps";
-  // The memory model the simulator replays with (simulator.cc): the fp32 executor's
-  // accounting under the calibrated cost model, Megatron-LM's otherwise.
-  const bool executor_accounting = job.cost_model.kind == CostModelKind::kCalibrated;
-  const MemoryModel memory(
-      job.model, p, layers_per_op,
-      executor_accounting ? MemoryAccounting::kExecutor : MemoryAccounting::kMegatron);
+  // The memory model the simulator replays with (simulator.cc): the job's.
+  const bool executor_accounting = job.memory_model == MemoryModelKind::kExecutor;
+  const MemoryModel memory(job.model, p, layers_per_op, job.memory_model);
 
   // After a stage's last op: its DP reduction and optimizer step (simulator.cc: step time is
   // at least stage_end[s] + dp_reduce(s) + optimizer(s)).
@@ -68,21 +69,12 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
       const bool dependent = chunk.kind == ChunkKind::kDependent;
       step_tokens += chunk.tokens;
       spans.clear();
-      for (const Segment& seg : chunk.segments) {
-        spans.push_back({seg.length, dependent ? seg.offset : 0});
-      }
+      attention_spans(chunk, &spans);
       for (int v = 0; v < vpp; ++v) {
         for (int s = 0; s < pp; ++s) {
-          const int virtual_stage = v * pp + s;
-          const bool first = virtual_stage == 0, last = virtual_stage == last_virtual;
-          OpQuery q;
-          q.stage = s;
-          q.model_chunk = v;
-          q.layers = layers_per_op;
-          q.embedding = first;
-          q.lm_head = last;
-          q.tokens = chunk.tokens;
-          q.spans = spans;
+          // Where the simulator prices the chunk's ops: the plan's rules (plan_index.h).
+          const StagePlace place = stage_place(pp, vpp, job.model.layers, s, v);
+          OpQuery q = op_query(Pass::kForward, 0, s, v, place, chunk.tokens, spans);
           PassTimes& t = times[(c * vpp + v) * pp + s];
           q.pass = Pass::kForward;
           t.forward = cost.op_time(q).total_ns;
@@ -97,17 +89,19 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
           // The executor's accounting prices each op from the plan (memory_calibrated.h);
           // there the bound keeps the model states alone, which the replay starts from.
           if (executor_accounting) continue;
-          // memory_timeline.cc: F allocates the activations (and a dependent chunk's K/V in
-          // the store) and its transient at its start; F* allocates the stage input and K/V,
-          // which stay until B, so R's start holds them plus the restored activations and
-          // R's transient. Everything else held then is >= 0, so these are lower bounds.
-          const int64_t act = memory.activation_bytes(chunk.tokens, dependent, first, last);
-          t.kept_bytes = act + memory.transient_bytes(Pass::kForward, chunk.tokens, last) +
-                         (dependent ? memory.kv_bytes(chunk.tokens) : 0);
+          // What the replay holds at the start of F (its activations, K/V and transient), and
+          // at the start of R after an F* (F*'s stage input and K/V, R's activations and
+          // transient): the simulator's own op memory (memory_timeline.h; F, F* and R do not
+          // depend on K). Everything else held then is >= 0, so these are lower bounds.
+          auto at_start = [](const OpMemory& m) {
+            return m.activations_at_start + m.store_at_start + m.transient;
+          };
+          t.kept_bytes = at_start(megatron_op_memory(memory, Pass::kForward, chunk, 1, place));
           if (dependent) {
-            t.dropped_bytes = memory.stage_input_bytes(chunk.tokens) +
-                              memory.kv_bytes(chunk.tokens) + act +
-                              memory.transient_bytes(Pass::kRecompute, chunk.tokens, last);
+            const OpMemory f_star =
+                megatron_op_memory(memory, Pass::kForwardKeepKV, chunk, 1, place);
+            t.dropped_bytes = f_star.activations_at_start + f_star.store_at_start +
+                              at_start(megatron_op_memory(memory, Pass::kRecompute, chunk, 1, place));
           }
         }
       }
@@ -117,7 +111,8 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
       return times[(c * vpp + v) * pp + s];
     };
     // Drain: the last op of stage s on a rank is some chunk's backward; that backward then
-    // runs on stages s-1..0 (plan.h input rules), so stage 0 ends at least Σ_{s'<s} B later.
+    // runs on stages s-1..0 (input_of, plan_index.h), so stage 0 ends at least Σ_{s'<s} B
+    // later.
     for (int s = 0; s < pp; ++s) {
       int64_t best = std::numeric_limits<int64_t>::max();
       for (size_t c = 0; c < n; ++c) {

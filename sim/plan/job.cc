@@ -223,6 +223,13 @@ Status read_cost_model(YamlMap& root, Job* job) {
   return map.finish();
 }
 
+Status read_memory_model(YamlMap& root, Job* job) {
+  std::string kind = job->cost_model.kind == CostModelKind::kCalibrated ? "executor" : "megatron";
+  CF_RETURN_IF_ERROR(root.get_choice("memory_model", {"megatron", "executor"}, &kind));
+  job->memory_model = kind == "executor" ? MemoryModelKind::kExecutor : MemoryModelKind::kMegatron;
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<Job> parse_job(const std::string& text, const std::string& origin) {
@@ -243,6 +250,7 @@ StatusOr<Job> parse_job(const std::string& text, const std::string& origin) {
   CF_RETURN_IF_ERROR(read_parallel(root, &job));
   CF_RETURN_IF_ERROR(read_strategy(root, &job));
   CF_RETURN_IF_ERROR(read_cost_model(root, &job));
+  CF_RETURN_IF_ERROR(read_memory_model(root, &job));
   job.tune = root.raw("tune");
   if (job.tune.IsDefined() && !job.tune.IsNull() && !job.tune.IsMap()) {
     return root.error("tune", "expected a map");
@@ -285,6 +293,10 @@ std::string to_string(ScheduleKind s) {
 std::string to_string(StrategyKind s) { return s == StrategyKind::kChunkFlow ? "chunkflow" : "baseline"; }
 std::string to_string(Packer p) { return p == Packer::kBalanced ? "balanced" : "ffd"; }
 std::string to_string(MicroBatching m) { return m == MicroBatching::kPack ? "pack" : "per_sequence"; }
+std::string to_string(MemoryModelKind m) {
+  return m == MemoryModelKind::kExecutor ? "executor" : "megatron";
+}
+
 std::string to_string(CostModelKind c) {
   switch (c) {
     case CostModelKind::kAnalytical: return "analytical";

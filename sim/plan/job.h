@@ -70,6 +70,12 @@ struct CostModelConfig {
   std::string table;  // calibrated only
 };
 
+// Whose bytes the simulator counts: Megatron-LM's on GPUs (bf16 weights, Korthikanti et al.
+// activations: sim/memory_model.h) or the fp32 CPU executor's own allocator. The job key
+// `memory_model`; absent, executor with the calibrated cost model (which prices that executor)
+// and megatron otherwise.
+enum class MemoryModelKind { kMegatron, kExecutor };
+
 struct Job {
   std::string origin;      // file the job came from
   std::string model_name;  // as written
@@ -80,6 +86,7 @@ struct Job {
   ParallelConfig parallel;
   StrategyConfig strategy;
   CostModelConfig cost_model;
+  MemoryModelKind memory_model = MemoryModelKind::kMegatron;
   // The optional `tune:` section, kept as parsed (with its line marks) and read strictly by
   // the tuner (tuner/), which owns its keys. Null when absent.
   YAML::Node tune;
@@ -96,6 +103,7 @@ std::string to_string(StrategyKind s);     // "chunkflow" | "baseline"
 std::string to_string(Packer p);           // "balanced" | "ffd"
 std::string to_string(MicroBatching m);    // "pack" | "per_sequence"
 std::string to_string(CostModelKind c);    // "analytical" | "unit" | "calibrated"
+std::string to_string(MemoryModelKind m);  // "megatron" | "executor"
 
 // The resolved configuration as a two-column table (key path, value).
 std::string resolved_table(const Job& job);

@@ -59,6 +59,7 @@ Rows resolved_rows(const Job& job) {
   }
   rows.push_back({"cost_model.kind", to_string(job.cost_model.kind)});
   if (!job.cost_model.table.empty()) rows.push_back({"cost_model.table", job.cost_model.table});
+  rows.push_back({"memory_model", to_string(job.memory_model)});
   return rows;
 }
 
@@ -120,6 +121,7 @@ std::string resolved_yaml(const Job& job) {
   out << YAML::Key << "kind" << YAML::Value << to_string(job.cost_model.kind);
   if (!job.cost_model.table.empty()) out << YAML::Key << "table" << YAML::Value << job.cost_model.table;
   out << YAML::EndMap;
+  out << YAML::Key << "memory_model" << YAML::Value << to_string(job.memory_model);
   if (job.tune.IsDefined() && !job.tune.IsNull()) out << YAML::Key << "tune" << YAML::Value << job.tune;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

@@ -20,23 +20,6 @@ int64_t Chunk::attention_pairs() const {
   return pairs;
 }
 
-const char* pass_name(Pass pass) {
-  switch (pass) {
-    case Pass::kForward:
-      return "F";
-    case Pass::kForwardKeepKV:
-      return "F*";
-    case Pass::kRecompute:
-      return "R";
-    case Pass::kBackward:
-      return "B";
-  }
-  CF_CHECK(false) << "unknown pass " << static_cast<int>(pass);
-  return "";
-}
-
-bool is_forward_pass(Pass pass) { return pass != Pass::kBackward; }
-
 int64_t Plan::total_tokens() const {
   int64_t tokens = 0;
   for (int64_t length : sequence_lengths) tokens += length;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim/plan/job.h"
+#include "traces/kinds.h"
 
 namespace cf {
 
@@ -42,12 +43,7 @@ struct Chunk {
   int64_t attention_pairs() const;
 };
 
-// The passes of DESIGN.md §4.2. F: forward keeping activations. F*: forward keeping only
-// the per-layer K/V (and the stage input). R: recompute forward of an F* chunk just before
-// its backward. B: backward.
-enum class Pass { kForward, kForwardKeepKV, kRecompute, kBackward };
-const char* pass_name(Pass pass);  // "F" | "F*" | "R" | "B"
-bool is_forward_pass(Pass pass);   // F, F*, R
+// The passes of a chunk (F, F*, R, B: DESIGN.md §4.2) are traces/kinds.h's Pass.
 
 struct Op {
   int id = 0;           // unique in the plan, assigned in (rank, stage, position) order
@@ -57,16 +53,9 @@ struct Op {
   bool operator==(const Op&) const = default;
 };
 
-// Cross-stage dependencies (the same for simulator, executor and checker):
-//  * F / F* of (chunk, v) on stage s needs the activation of F / F* of (chunk, v) on the
-//    previous virtual stage: stage s-1 with the same v, or for s = 0 and v > 0 stage pp-1
-//    with v-1. Stage 0 of v = 0 reads embeddings.
-//  * R needs nothing from other stages (it reuses the stage input the F* kept).
-//  * B of (chunk, v) on stage s needs the gradient from B of (chunk, v) on the next virtual
-//    stage (s+1, same v; or stage 0 with v+1 when s = pp-1). The last virtual stage starts
-//    from the loss of its own forward.
-// Same-stage rules, satisfied by stream order: a group's forwards in ascending index, its
-// backwards in descending index, R j immediately before B j, at most K activations held.
+// An op's cross-stage input and where it runs are stated once, in plan_index.h. Same-stage
+// rules, satisfied by stream order: a group's forwards in ascending index, its backwards in
+// descending index, R j immediately before B j, at most K activations held.
 struct StagePlan {
   std::vector<Op> ops;
 };

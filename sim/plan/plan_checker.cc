@@ -10,7 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/strong_components.hpp>
+
 #include "sim/plan/chunk_schedule.h"
+#include "sim/plan/plan_index.h"
 
 namespace cf {
 namespace {
@@ -281,61 +285,58 @@ Status check_substream(const Plan& plan, const RankPlan& rank, int s, int v) {
   return Status::Ok();
 }
 
-// What an op waits on from another stage (plan.h): a forward or a backward of the same chunk
-// on `stage` with `model_chunk`; stage -1 when it waits on nothing.
-struct Need {
-  int stage = -1;
-  bool backward = false;
-  int model_chunk = 0;
-};
+// The op graph: op i of the index before the next op of its stream and before the op whose
+// input it is. Every stage runs its stream in order and an op runs once its input is done, so
+// the ops that never run are those on a cycle of this graph and everything after them. Cycles
+// are the graph's strong components of more than one op (Boost.Graph).
+using OpGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS>;
 
-Need need_of(int s, const Op& op, int pp, int vpp) {
-  const int v = op.model_chunk;
-  if (op.pass == Pass::kRecompute) return {};  // reuses the stage input its F* kept
-  if (op.pass == Pass::kBackward) {
-    if (s == pp - 1 && v == vpp - 1) return {s, false, v};  // from its own loss
-    return s < pp - 1 ? Need{s + 1, true, v} : Need{0, true, v + 1};
+// Per op: whether it never runs.
+std::vector<char> stuck_ops(const OpGraph& graph) {
+  const size_t n = boost::num_vertices(graph);
+  std::vector<int> component(n);
+  const int count = boost::strong_components(graph, component.data());
+  std::vector<char> stuck(n, 0);
+  if (static_cast<size_t>(count) == n) return stuck;  // no cycle
+  std::vector<int> size(static_cast<size_t>(count), 0);
+  for (int c : component) ++size[static_cast<size_t>(c)];
+  std::vector<size_t> todo;
+  for (size_t v = 0; v < n; ++v) {
+    if (size[static_cast<size_t>(component[v])] > 1) todo.push_back(v), stuck[v] = 1;
   }
-  if (s == 0 && v == 0) return {};  // embeddings
-  return s > 0 ? Need{s - 1, false, v} : Need{pp - 1, false, v - 1};
-}
-
-// Zero-time replay of one rank: each stage runs its next op once what it needs is done.
-Status check_deadlock(const Plan& plan, const RankPlan& rank) {
-  const int pp = plan.pp, vpp = plan.vpp;
-  const size_t slots = plan.chunks.size() * static_cast<size_t>(vpp);
-  // done[backward][stage][chunk·vpp + model chunk]
-  std::vector<std::vector<char>> done[2] = {
-      std::vector<std::vector<char>>(static_cast<size_t>(pp), std::vector<char>(slots, 0)),
-      std::vector<std::vector<char>>(static_cast<size_t>(pp), std::vector<char>(slots, 0))};
-  auto slot = [vpp](int chunk, int v) { return static_cast<size_t>(chunk * vpp + v); };
-  std::vector<size_t> next(static_cast<size_t>(pp), 0);
-  for (bool progress = true; progress;) {
-    progress = false;
-    for (int s = 0; s < pp; ++s) {
-      const std::vector<Op>& ops = rank.stages[static_cast<size_t>(s)].ops;
-      for (size_t& i = next[static_cast<size_t>(s)]; i < ops.size(); ++i, progress = true) {
-        const Op& op = ops[i];
-        const Need need = need_of(s, op, pp, vpp);
-        if (need.stage >= 0 && !done[need.backward][static_cast<size_t>(need.stage)]
-                                    [slot(op.chunk, need.model_chunk)]) {
-          break;
-        }
-        if (op.pass != Pass::kRecompute) {
-          done[op.pass == Pass::kBackward][static_cast<size_t>(s)][slot(op.chunk, op.model_chunk)] =
-              1;
-        }
-      }
+  while (!todo.empty()) {
+    const size_t v = todo.back();
+    todo.pop_back();
+    for (auto [e, end] = boost::out_edges(v, graph); e != end; ++e) {
+      const size_t w = boost::target(*e, graph);
+      if (!stuck[w]) todo.push_back(w), stuck[w] = 1;
     }
   }
-  for (int s = 0; s < pp; ++s) {
-    const std::vector<Op>& ops = rank.stages[static_cast<size_t>(s)].ops;
-    const size_t i = next[static_cast<size_t>(s)];
-    if (i == ops.size()) continue;
-    const Need need = need_of(s, ops[i], pp, vpp);
+  return stuck;
+}
+
+// Names the first stuck op of the lowest stuck (rank, stage) and the input it waits on.
+Status check_deadlock(const Plan& plan) {
+  StatusOr<PlanIndex> built = PlanIndex::build(plan, WireFormat{});
+  CF_CHECK(built.ok()) << "a plan that keeps the stream rules has every input: "
+                       << built.status().message();
+  const PlanIndex& index = *built;
+  OpGraph graph(static_cast<size_t>(index.size()));
+  for (int i = 0; i < index.size(); ++i) {
+    const IndexedOp& op = index.op(i);
+    if (i + 1 < index.stream_end(op.dp_rank, op.stage)) boost::add_edge(i, i + 1, graph);
+    if (op.input >= 0) boost::add_edge(op.input, i, graph);
+  }
+  const std::vector<char> stuck = stuck_ops(graph);
+  for (int i = 0; i < index.size(); ++i) {
+    if (!stuck[static_cast<size_t>(i)]) continue;
+    const IndexedOp& op = index.op(i);
+    CF_CHECK_GE(op.input, 0) << "a stuck op with nothing to wait on";
+    const IndexedOp& from = index.op(op.input);
     return broken("deadlock", "{} waits on {} of chunk {} model chunk {} on stage {}",
-                  where(rank.dp_rank, s, ops[i]), need.backward ? "B" : "the forward", ops[i].chunk,
-                  need.model_chunk, need.stage);
+                  where(op.dp_rank, op.stage, *op.op),
+                  from.op->pass == Pass::kBackward ? "B" : "the forward", op.op->chunk,
+                  from.op->model_chunk, from.stage);
   }
   return Status::Ok();
 }
@@ -353,8 +354,7 @@ Status check_plan(const Plan& plan) {
       for (int v = 0; v < plan.vpp; ++v) CF_RETURN_IF_ERROR(check_substream(plan, rank, s, v));
     }
   }
-  for (const RankPlan& rank : plan.ranks) CF_RETURN_IF_ERROR(check_deadlock(plan, rank));
-  return Status::Ok();
+  return check_deadlock(plan);
 }
 
 }  // namespace cf

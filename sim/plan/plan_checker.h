@@ -1,5 +1,5 @@
 // check_plan: verifies every rule a Plan must keep (DESIGN §4.1-4.3, the dependencies in
-// plan.h) before a simulator or executor runs it. Not a cost or memory check.
+// plan_index.h) before a simulator or executor runs it. Not a cost or memory check.
 #pragma once
 
 #include "core/status.h"
@@ -28,8 +28,8 @@ namespace cf {
 //                   descending
 //   k-limit         per stage and model chunk, at most K pieces of a group hold activations
 //                   (F holds until B, F* holds nothing, R holds until B)
-//   deadlock        a zero-time replay of the streams with plan.h's cross-stage dependencies
-//                   completes; otherwise names the stuck stage, its op and what it waits on
+//   deadlock        the op graph (stream order and each op's input, plan_index.h) has no
+//                   cycle; otherwise names the lowest stuck stage, its op and what it waits on
 Status check_plan(const Plan& plan);
 
 }  // namespace cf

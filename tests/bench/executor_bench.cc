@@ -60,7 +60,7 @@ void run_job(benchmark::State& state, const Job& job) {
     state.SetIterationTime(step_s / static_cast<double>(report->steps.size()));
     for (const StageMemoryReport& st : report->stages) {
       activation_peak = std::max(
-          activation_peak, st.category_peaks[static_cast<int>(MemoryCategory::kActivations)]);
+          activation_peak, st.category_peaks.activations);
     }
   }
   state.counters["tokens_per_s"] = tokens / seconds;

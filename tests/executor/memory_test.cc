@@ -34,11 +34,11 @@ TEST(MemoryTracker, PeakAndBreakdownAtThePeak) {
   }
   EXPECT_EQ(t.live_total(), 0);
   EXPECT_EQ(t.peak_total(), 636);
-  const MemoryBytes& at = t.breakdown_at_peak();
-  EXPECT_EQ(at[static_cast<int>(MemoryCategory::kWeights)], 400);
-  EXPECT_EQ(at[static_cast<int>(MemoryCategory::kActivations)], 204);
-  EXPECT_EQ(at[static_cast<int>(MemoryCategory::kTransient)], 32);
-  EXPECT_EQ(at[static_cast<int>(MemoryCategory::kStateStore)], 0);
+  const MemoryBreakdown& at = t.breakdown_at_peak();
+  EXPECT_EQ(at[MemoryCategory::kWeights], 400);
+  EXPECT_EQ(at[MemoryCategory::kActivations], 204);
+  EXPECT_EQ(at[MemoryCategory::kTransient], 32);
+  EXPECT_EQ(at[MemoryCategory::kStateStore], 0);
   EXPECT_EQ(t.peak(MemoryCategory::kStateStore), 160);
   t.reset_peaks();
   EXPECT_EQ(t.peak_total(), 0);
@@ -60,7 +60,7 @@ int64_t activation_peak(const std::string& strategy, int64_t pieces, int64_t* to
   CF_CHECK(report.ok()) << report.status().message();
   const StageMemoryReport& stage = report->stages.at(0);
   if (total_peak != nullptr) *total_peak = stage.peak_bytes;
-  return stage.category_peaks[static_cast<int>(MemoryCategory::kActivations)];
+  return stage.category_peaks.activations;
 }
 
 TEST(ActivationMemory, ChunkFlowWithKOneStaysFlatAsTheLongestSequenceGrows8x) {

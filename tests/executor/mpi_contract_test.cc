@@ -79,13 +79,13 @@ TEST_P(MpiContractTest, MatchesWholeSequenceTrainingAndTheInProcessRun) {
   std::set<int> op_ids;
   int compute = 0;
   for (const TraceOp& op : got.trace.ops) {
-    if (op.kind != "compute") continue;
+    if (op.kind != OpKind::kCompute) continue;
     ++compute;
     op_ids.insert(op.op_id);
   }
   std::set<int> local_ids;
   for (const TraceOp& op : local->trace.ops) {
-    if (op.kind == "compute") local_ids.insert(op.op_id);
+    if (op.kind == OpKind::kCompute) local_ids.insert(op.op_id);
   }
   EXPECT_EQ(compute, static_cast<int>(op_ids.size()));
   EXPECT_EQ(op_ids, local_ids);

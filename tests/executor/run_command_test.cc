@@ -89,7 +89,7 @@ TEST(RunCommand, TraceHasEveryPlanOpAndTheResolvedJobBesideIt) {
   }
   int compute = 0;
   for (const TraceOp& op : trace->ops) {
-    if (op.kind != "compute") continue;
+    if (op.kind != OpKind::kCompute) continue;
     ++compute;
     trace_ids.insert(op.op_id);
     EXPECT_LE(op.start_ns, op.end_ns);

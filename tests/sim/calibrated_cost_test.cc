@@ -13,6 +13,7 @@
 
 #include "sim/calibration_table.h"
 #include "sim/cost_calibrated.h"
+#include "sim/memory_model.h"
 #include "sim/simulator.h"
 #include "tests/executor/executor_fixture.h"
 

@@ -29,17 +29,19 @@ std::vector<int64_t> replayed_peaks(const Job& job) {
     EXPECT_TRUE(plan.ok()) << plan.status().message();
     if (!plan.ok()) return peaks;
     const MemoryModel memory(job.model, job.parallel, plan->layers_per_model_chunk(),
-                             MemoryAccounting::kExecutor);
-    for (const RankPlan& rank : plan->ranks) {
+                             MemoryModelKind::kExecutor);
+    StatusOr<PlanIndex> index = PlanIndex::build(*plan, WireFormat{job.model.hidden, 4, 1});
+    EXPECT_TRUE(index.ok()) << index.status().message();
+    if (!index.ok()) return peaks;
+    std::vector<int64_t> start(static_cast<size_t>(index->size())), end(start.size());
+    for (size_t i = 0; i < start.size(); ++i) {
+      start[i] = static_cast<int64_t>(2 * i);
+      end[i] = start[i] + 1;
+    }
+    for (int r = 0; r < plan->dp; ++r) {
       for (int s = 0; s < plan->pp; ++s) {
-        const std::vector<Op>& ops = rank.stages[static_cast<size_t>(s)].ops;
-        std::vector<int64_t> start(ops.size()), end(ops.size());
-        for (size_t i = 0; i < ops.size(); ++i) {
-          start[i] = static_cast<int64_t>(2 * i);
-          end[i] = start[i] + 1;
-        }
-        const StageMemoryReplay replay = replay_stage_memory(memory, *plan, rank.dp_rank, s, ops,
-                                                             start.data(), end.data(), nullptr);
+        const StageMemoryReplay replay =
+            replay_stage_memory(memory, *index, r, s, start, end, nullptr);
         EXPECT_EQ(replay.end_dynamic_bytes, 0);
         EXPECT_GE(replay.min_category_bytes, 0);
         peaks[static_cast<size_t>(s)] =
@@ -125,7 +127,7 @@ TEST(CalibratedMemory, ModelStatesAreTheExecutorsFp32Buffers) {
   const Job job = test::tiny_job(test::TinyJob{{5}, 4});
   for (int stage = 0; stage < 4; ++stage) {
     const ParamLayout layout(job.model, 4, 1, stage);
-    const ExecutorStateBytes b = executor_model_states(job.model, 4, 1, stage);
+    const MemoryBreakdown b = executor_model_states(job.model, 4, 1, stage);
     EXPECT_EQ(b.weights, 4 * layout.total());
     EXPECT_EQ(b.gradients, 4 * layout.total());
     EXPECT_EQ(b.optimizer, 8 * layout.total());  // AdamW m and v
@@ -137,8 +139,8 @@ TEST(CalibratedMemory, ModelStatesAreTheExecutorsFp32Buffers) {
 TEST(CalibratedMemory, AccountingsDiffer) {
   const Job job = test::tiny_job(test::TinyJob{{97, 5, 33}, 2});
   const MemoryModel megatron(job.model, job.parallel, 2);
-  const MemoryModel executor(job.model, job.parallel, 2, MemoryAccounting::kExecutor);
-  EXPECT_EQ(megatron.accounting(), MemoryAccounting::kMegatron);
+  const MemoryModel executor(job.model, job.parallel, 2, MemoryModelKind::kExecutor);
+  EXPECT_EQ(megatron.kind(), MemoryModelKind::kMegatron);
   EXPECT_EQ(megatron.model_states(0).weights, 2 * stage_local_parameters(job.model, 1, 2, 1, 0));
   EXPECT_EQ(executor.model_states(0).weights, 4 * stage_local_parameters(job.model, 1, 2, 1, 0));
 }

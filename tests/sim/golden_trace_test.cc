@@ -22,7 +22,7 @@ using test::tiny_job;
 std::string trace_lines(const Trace& trace) {
   std::vector<TraceOp> ops;
   for (const TraceOp& op : trace.ops) {
-    if (op.kind == "compute") ops.push_back(op);
+    if (op.kind == OpKind::kCompute) ops.push_back(op);
   }
   std::sort(ops.begin(), ops.end(), [](const TraceOp& a, const TraceOp& b) {
     return std::tie(a.dp_rank, a.stage, a.start_ns) < std::tie(b.dp_rank, b.stage, b.start_ns);
@@ -30,7 +30,7 @@ std::string trace_lines(const Trace& trace) {
   std::string out;
   constexpr int64_t kUnit = UnitCostModel::kUnitNsPerToken;
   for (const TraceOp& op : ops) {
-    out += std::to_string(op.stage) + " " + std::to_string(op.op_id) + " " + op.pass + " " +
+    out += std::to_string(op.stage) + " " + std::to_string(op.op_id) + " " + pass_name(op.pass) + " " +
            std::to_string(op.chunk) + " " + std::to_string(op.start_ns / kUnit) + " " +
            std::to_string(op.end_ns / kUnit) + "\n";
   }

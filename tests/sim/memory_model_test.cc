@@ -94,7 +94,7 @@ TEST(ModelStates, TinyStagesByHand) {
   parallel.dp = 3;
   parallel.distributed_optimizer = true;
   const MemoryModel memory(model, parallel, 2);
-  const ModelStateBytes states = memory.model_states(1);
+  const MemoryBreakdown states = memory.model_states(1);
   EXPECT_EQ(states.weights, 2 * 51648);
   EXPECT_EQ(states.gradients, 4 * 51648);
   EXPECT_EQ(states.optimizer, 12 * 51648 / 3);  // 6 + 12/d bytes per parameter
@@ -109,13 +109,14 @@ TEST(MemoryReplay, StateAwareGroupPeakByHand) {
   const Job job = tiny_job(1, 1, 1, "", "{kind: chunkflow, chunk_size: 1, k: 2}", "5");
   const Plan plan = plan_of(job);
   const MemoryModel memory(job.model, job.parallel, 4);
-  const auto& ops = plan.ranks[0].stages[0].ops;
-  ASSERT_EQ(ops.size(), 13u);
-  std::vector<int64_t> start(ops.size()), end(ops.size());
-  for (size_t i = 0; i < ops.size(); ++i) start[i] = 10 * i, end[i] = 10 * i + 5;
+  const StatusOr<PlanIndex> index = PlanIndex::build(plan, WireFormat{job.model.hidden, 2, 1});
+  ASSERT_TRUE(index.ok()) << index.status().message();
+  ASSERT_EQ(index->size(), 13);
+  std::vector<int64_t> start(13), end(13);
+  for (size_t i = 0; i < start.size(); ++i) start[i] = 10 * i, end[i] = 10 * i + 5;
   std::vector<MemorySample> samples;
   const StageMemoryReplay replay =
-      replay_stage_memory(memory, plan, 0, 0, ops, start.data(), end.data(), &samples);
+      replay_stage_memory(memory, *index, 0, 0, start, end, &samples);
   // Per token: layer activations without K/V, 4 layers: 4·(1872 − 128) = 6976; + token id 8;
   // + output side 4·64 + 4·256 = 1280 → 8264 per kept chunk. Stage input 2·64 = 128.
   // K/V: 4 layers · 2 · 32 · 2 B = 512 per token; dK/dV 1024 per token.
@@ -129,7 +130,7 @@ TEST(MemoryReplay, StateAwareGroupPeakByHand) {
   EXPECT_EQ(replay.peak.transient, 1872 + 512);
   EXPECT_EQ(replay.end_dynamic_bytes, 0);
   EXPECT_EQ(replay.min_category_bytes, 0);
-  for (const MemorySample& s : samples) EXPECT_GE(s.bytes, 0) << s.category << " @" << s.time_ns;
+  for (const MemorySample& s : samples) EXPECT_GE(s.bytes, 0) << " @" << s.time_ns;
 }
 
 // 1F1B with 8 equal micro-batches on 4 stages holds min(pp − s, m) micro-batches on stage s

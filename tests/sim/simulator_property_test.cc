@@ -95,9 +95,9 @@ void check_case(const Case& c, Simulator& simulator) {
   std::map<int, int64_t> chain;
   const int last_virtual = c.plan.pp * c.plan.vpp - 1;
   for (const TraceOp& op : trace.ops) {
-    if (op.kind != "compute") continue;
+    if (op.kind != OpKind::kCompute) continue;
     busy[{op.dp_rank, op.stage}] += op.duration_ns();
-    const bool on_chain = op.pass != "R" || op.model_chunk * c.plan.pp + op.stage == last_virtual;
+    const bool on_chain = op.pass != Pass::kRecompute || op.model_chunk * c.plan.pp + op.stage == last_virtual;
     if (on_chain) chain[op.chunk] += op.duration_ns();
   }
   for (const auto& [where, ns] : busy) EXPECT_GE(makespan, ns) << "rank/stage " << where.first;
@@ -111,7 +111,9 @@ void check_case(const Case& c, Simulator& simulator) {
   }
 
   // Memory: never negative, all freed, peak under the bounds.
-  for (const MemorySample& s : trace.memory) ASSERT_GE(s.bytes, 0) << s.category;
+  for (const MemorySample& s : trace.memory) {
+    ASSERT_GE(s.bytes, 0) << (s.category ? memory_category_name(*s.category) : "total");
+  }
   EXPECT_EQ(m.memory_min_category_bytes, 0);
   EXPECT_EQ(m.memory_left_bytes, 0);
   const MemoryModel memory(c.job.model, c.job.parallel, c.plan.layers_per_model_chunk());
@@ -136,7 +138,7 @@ void check_case(const Case& c, Simulator& simulator) {
       }
       const int64_t states = memory.model_states(s).total();
       const auto& peak = trace.peak_memory.at({r, s});
-      EXPECT_LE(peak.at("total"), states + everything + transient)
+      EXPECT_LE(peak.total(), states + everything + transient)
           << "rank " << r << " stage " << s;
       // 1F1B baseline: at most min(pp − s, m) micro-batches in flight (Megatron-LM's count),
       // so activations ≤ the pp − s largest.
@@ -146,7 +148,7 @@ void check_case(const Case& c, Simulator& simulator) {
         int64_t bound = 0;
         for (int i = 0; i < std::min<int>(c.plan.pp - s, activations.size()); ++i)
           bound += activations[i];
-        EXPECT_LE(peak.at("activations"), bound) << "rank " << r << " stage " << s;
+        EXPECT_LE(peak.activations, bound) << "rank " << r << " stage " << s;
       }
     }
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 
 #include "sim/cost_unit.h"
 #include "tests/sim/simulator_test_util.h"
@@ -128,7 +129,14 @@ TEST(SimulateJob, MatchesTheManualPath) {
   ASSERT_TRUE(result.ok()) << result.status().message();
   EXPECT_EQ(units(result->metrics.pipeline_time_s), 46);
   ASSERT_TRUE(result->trace.has_value());
-  EXPECT_EQ(static_cast<int>(result->trace->ops.size()), result->metrics.ops);
+  // Every op, and each of the 4 chunks crossing 3 boundaries forward and 3 back: a send on
+  // one side and a recv on the other per crossing.
+  std::map<OpKind, int> count;
+  for (const TraceOp& op : result->trace->ops) ++count[op.kind];
+  EXPECT_EQ(count[OpKind::kCompute], result->metrics.ops);
+  EXPECT_EQ(count[OpKind::kSend], 4 * 6);
+  EXPECT_EQ(count[OpKind::kRecv], 4 * 6);
+  EXPECT_EQ(static_cast<int>(result->trace->ops.size()), result->metrics.ops + 48);
   EXPECT_FALSE(result->trace->memory.empty());
 }
 

@@ -21,19 +21,29 @@ Trace random_trace(uint64_t seed, int ops, int samples) {
   auto pick = [&gen](int64_t lo, int64_t hi) {
     return lo + static_cast<int64_t>(gen() % static_cast<uint64_t>(hi - lo + 1));
   };
-  const std::vector<std::string> kinds = {"compute", "send",      "recv",
-                                          "tp_comm", "dp_reduce", "optimizer"};
-  const std::vector<std::string> passes = {"F", "F*", "R", "B"};
-  const std::vector<std::string> categories = {
-      "weights", "gradients", "optimizer", "activations", "state_store", "transient", "total"};
+  const std::vector<OpKind> kinds = {OpKind::kCompute, OpKind::kSend, OpKind::kRecv,
+                                     OpKind::kDpReduce, OpKind::kOptimizer};
+  const std::vector<Pass> passes = {Pass::kForward, Pass::kForwardKeepKV, Pass::kRecompute,
+                                    Pass::kBackward};
+  // The six categories and the total (empty).
+  std::vector<std::optional<MemoryCategory>> categories(kAllMemoryCategories.begin(),
+                                                        kAllMemoryCategories.end());
+  categories.push_back(std::nullopt);
   Trace trace;
   trace.source = seed % 2 ? "predicted" : "measured";
   for (int i = 0; i < ops; ++i) {
     TraceOp op;
     op.dp_rank = static_cast<int>(pick(0, 2));
     op.stage = static_cast<int>(pick(0, 4));
-    op.kind = kinds[pick(0, 5)];
-    op.pass = op.kind == "compute" ? passes[pick(0, 3)] : "";
+    op.kind = kinds[pick(0, 4)];
+    // Compute ops and messages carry a pass; messages their bytes and peer stage.
+    if (op.kind == OpKind::kCompute || op.kind == OpKind::kSend || op.kind == OpKind::kRecv) {
+      op.pass = passes[pick(0, 3)];
+    }
+    if (op.kind == OpKind::kSend || op.kind == OpKind::kRecv) {
+      op.peer_stage = static_cast<int>(pick(0, 4));
+      op.bytes = pick(1, int64_t{1} << 40);
+    }
     op.chunk = static_cast<int>(pick(-1, 80));
     op.model_chunk = static_cast<int>(pick(0, 1));
     op.op_id = static_cast<int>(pick(-1, 100000));
@@ -51,7 +61,7 @@ Trace random_trace(uint64_t seed, int ops, int samples) {
   }
   for (int dp = 0; dp < 3; ++dp) {
     for (int stage = 0; stage < 5; stage += 2) {
-      for (const std::string& category : categories) {
+      for (MemoryCategory category : kAllMemoryCategories) {
         trace.peak_memory[{dp, stage}][category] = pick(0, int64_t{1} << 42);
       }
     }
@@ -98,13 +108,15 @@ TEST(ChromeTrace, EqualTracesGiveIdenticalBytes) {
 TEST(ChromeTrace, LayoutIsChromeTraceEventFormat) {
   Trace trace;
   trace.source = "predicted";
-  trace.ops.push_back(TraceOp{1, 2, "compute", "F*", 3, 0, 41, 1234567, 1234568, 4096, 0, 1});
-  trace.ops.push_back(TraceOp{1, 2, "send", "", 3, 0, 42, 2000000, 2500000, 4096, 0, 1});
-  trace.memory.push_back(MemorySample{1, 2, 1500001, "activations", 987});
+  trace.ops.push_back(TraceOp{1, 2, OpKind::kCompute, Pass::kForwardKeepKV, 3, 0, 41, 1234567,
+                              1234568, 4096, 0, 1});
+  trace.ops.push_back(TraceOp{1, 2, OpKind::kSend, Pass::kForwardKeepKV, 3, 0, 41, 2000000,
+                              2500000, 4096, 0, 1, 3, 8192});
+  trace.memory.push_back(MemorySample{1, 2, 1500001, MemoryCategory::kActivations, 987});
   trace.metrics["bubble_ratio"] = 0.25;
   const std::string text = trace_to_chrome_json(trace);
   const json root = json::parse(text);
-  ASSERT_EQ(root["traceEvents"].size(), 5u);  // 2 metadata, 2 ops, 1 counter
+  ASSERT_EQ(root["traceEvents"].size(), 6u);  // 3 metadata, 2 ops, 1 counter
   EXPECT_EQ(root["displayTimeUnit"], "ns");
   EXPECT_EQ(
       root["traceEvents"][0],
@@ -115,7 +127,12 @@ TEST(ChromeTrace, LayoutIsChromeTraceEventFormat) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find(R"("start_ns":1234567)"), std::string::npos);
-  EXPECT_NE(text.find(R"("name":"send 3")"), std::string::npos);
+  // A send goes on its stage's send track, with its bytes and the receiving stage.
+  EXPECT_NE(text.find(R"("name":"send 3","ph":"X","pid":1,"tid":1002)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"("bytes":8192)"), std::string::npos);
+  EXPECT_NE(text.find(R"("peer":3)"), std::string::npos);
+  EXPECT_EQ(root["traceEvents"][2]["args"]["name"], "stage 2 sends");
   const std::string counter =
       R"({"args":{"bytes":987},"cat":"memory","name":"stage 2 memory activations",)"
       R"("ph":"C","pid":1,"tid":2,"ts":1500.001})";
@@ -179,6 +196,27 @@ TEST(ChromeTrace, MalformedEventsNameTheirIndex) {
       {"counter name",
        [&](json& j) { j["traceEvents"][first_counter]["name"] = "memory"; },
        {at_counter + ".name:", "memory counter"}},
+      {"unknown op kind",
+       [&](json& j) {
+         j["traceEvents"][op]["args"]["kind"] = "tp_comm";
+         j["traceEvents"][op]["cat"] = "tp_comm";
+       },
+       {at_op + ".args.kind:", "unknown op kind \"tp_comm\""}},
+      {"unknown pass",
+       [&](json& j) { j["traceEvents"][op]["args"]["pass"] = "G"; },
+       {at_op + ".args.pass:", "unknown pass \"G\""}},
+      {"unknown memory category",
+       [&](json& j) {
+         const int stage = j["traceEvents"][first_counter]["tid"];
+         j["traceEvents"][first_counter]["name"] = "stage " + std::to_string(stage) + " memory heap";
+       },
+       {at_counter + ".name:", "unknown memory category \"heap\""}},
+      {"peak total not the sum",
+       [&](json& j) { j["chunkflow"]["peak_memory"][0]["bytes"]["total"] = -1; },
+       {"chunkflow.peak_memory[0].bytes.total:", "not the sum"}},
+      {"peak category missing",
+       [&](json& j) { j["chunkflow"]["peak_memory"][0]["bytes"].erase("weights"); },
+       {"chunkflow.peak_memory[0].bytes.weights:", "missing"}},
       {"event not an object", [&](json& j) { j["traceEvents"][op] = 5; }, {at_op + ":", "object"}},
       {"missing header", [&](json& j) { j.erase("chunkflow"); }, {"t.json: chunkflow:", "missing"}},
       {"wrong version",

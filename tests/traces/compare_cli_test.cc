@@ -30,12 +30,12 @@ class CompareCli : public ::testing::Test {
   void SetUp() override {
     predicted_ = synthetic_trace({2, 3, 5}, "predicted");
     measured_ = synthetic_trace({2, 3, 5}, "measured", [](const TraceOp& op, int64_t planned_ns) {
-      return op.pass == "B" ? planned_ns * 11 / 10 : planned_ns;
+      return op.pass == Pass::kBackward ? planned_ns * 11 / 10 : planned_ns;
     });
     predicted_.metrics["step_time_s"] = 0.5;
     measured_.metrics["step_time_s"] = 0.4;
-    predicted_.peak_memory[{1, 2}] = {{"activations", 900}, {"total", 1200}};
-    measured_.peak_memory[{1, 2}] = {{"activations", 1000}, {"total", 1500}};
+    predicted_.peak_memory[{1, 2}] = {.weights = 300, .activations = 900};  // 1200
+    measured_.peak_memory[{1, 2}] = {.weights = 500, .activations = 1000};  // 1500
     predicted_path_ = dir_.write("predicted.json", trace_to_chrome_json(predicted_));
     measured_path_ = dir_.write("measured.json", trace_to_chrome_json(measured_));
   }

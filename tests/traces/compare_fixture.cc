@@ -14,8 +14,8 @@ Trace synthetic_trace(const TraceShape& shape, const std::string& source,
     for (int stage = 0; stage < shape.stages; ++stage) {
       int64_t t = 1000 * stage;
       // Appends an op starting at t; advances t unless the op overlaps what follows.
-      auto add = [&](const std::string& kind, const std::string& pass, int chunk,
-                     int64_t planned_ns, bool plan_op, bool advance) {
+      auto add = [&](OpKind kind, std::optional<Pass> pass, int chunk, int64_t planned_ns,
+                     bool plan_op, bool advance) {
         TraceOp op;
         op.dp_rank = rank;
         op.stage = stage;
@@ -30,14 +30,14 @@ Trace synthetic_trace(const TraceShape& shape, const std::string& source,
         trace.ops.push_back(op);
       };
       for (int c = 0; c < shape.chunks; ++c) {
-        add("compute", "F", c, planned_forward_ns(c, stage), true, true);
-        if (stage + 1 < shape.stages) add("send", "", c, 50, false, false);
+        add(OpKind::kCompute, Pass::kForward, c, planned_forward_ns(c, stage), true, true);
+        if (stage + 1 < shape.stages) add(OpKind::kSend, Pass::kForward, c, 50, false, false);
       }
       for (int c = shape.chunks - 1; c >= 0; --c) {
-        add("compute", "B", c, 2 * planned_forward_ns(c, stage), true, true);
+        add(OpKind::kCompute, Pass::kBackward, c, 2 * planned_forward_ns(c, stage), true, true);
       }
-      add("dp_reduce", "", -1, 400, false, true);
-      add("optimizer", "", -1, 300, true, true);
+      add(OpKind::kDpReduce, std::nullopt, -1, 400, false, true);
+      add(OpKind::kOptimizer, std::nullopt, -1, 300, true, true);
     }
   }
   return trace;

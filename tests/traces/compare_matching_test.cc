@@ -16,7 +16,7 @@ using test::synthetic_trace;
 using test::TraceShape;
 
 int64_t slower_b(const TraceOp& op, int64_t planned_ns) {
-  return op.pass == "B" ? planned_ns * 11 / 10 : planned_ns + op.chunk;
+  return op.pass == Pass::kBackward ? planned_ns * 11 / 10 : planned_ns + op.chunk;
 }
 
 TEST(CompareMatching, OpOrderDoesNotMatter) {
@@ -40,17 +40,17 @@ TEST(CompareMatching, UnmatchedOpsCountedByLabel) {
   const TraceShape shape{2, 3, 5};
   const Trace predicted = synthetic_trace(shape, "predicted");
   Trace measured = synthetic_trace(shape, "measured");
-  // Drop rank 1's stage 0 optimizer and one send; add two tp_comm ops absent from the plan.
+  // Drop rank 1's stage 0 optimizer and one send; add two recv ops absent from the other trace.
   auto drop = [&](auto predicate) {
     measured.ops.erase(std::find_if(measured.ops.begin(), measured.ops.end(), predicate));
   };
   drop(
-      [](const TraceOp& op) { return op.kind == "optimizer" && op.dp_rank == 1 && op.stage == 0; });
-  drop([](const TraceOp& op) { return op.kind == "send" && op.chunk == 3 && op.stage == 1; });
+      [](const TraceOp& op) { return op.kind == OpKind::kOptimizer && op.dp_rank == 1 && op.stage == 0; });
+  drop([](const TraceOp& op) { return op.kind == OpKind::kSend && op.chunk == 3 && op.stage == 1; });
   TraceOp extra{.dp_rank = 0,
                 .stage = 2,
-                .kind = "tp_comm",
-                .pass = "",
+                .kind = OpKind::kRecv,
+                .pass = Pass::kForward,
                 .chunk = 1,
                 .start_ns = 10,
                 .end_ns = 30};
@@ -63,30 +63,35 @@ TEST(CompareMatching, UnmatchedOpsCountedByLabel) {
             (std::map<std::string, int>{{"optimizer", 1}, {"send", 1}}));
   ASSERT_EQ(report->only_predicted.examples.size(), 2u);
   // In key order: (0, 1, "send", ...) before (1, 0, "optimizer", ...).
-  EXPECT_EQ(report->only_predicted.examples[0].kind, "send");
+  EXPECT_EQ(report->only_predicted.examples[0].kind, OpKind::kSend);
   EXPECT_EQ(report->only_predicted.examples[0].dp_rank, 0);
-  EXPECT_EQ(report->only_predicted.examples[1].kind, "optimizer");
+  EXPECT_EQ(report->only_predicted.examples[1].kind, OpKind::kOptimizer);
   EXPECT_EQ(report->only_measured.total, 2);
-  EXPECT_EQ(report->only_measured.by_label, (std::map<std::string, int>{{"tp_comm", 2}}));
+  EXPECT_EQ(report->only_measured.by_label, (std::map<std::string, int>{{"recv", 2}}));
   EXPECT_EQ(report->matched_ops, static_cast<int>(predicted.ops.size()) - 2);
   const std::string text = compare_report_text(*report);
   EXPECT_NE(text.find("only in predicted: 2 (1 optimizer, 1 send)"), std::string::npos) << text;
-  EXPECT_NE(text.find("only in measured: 2 (2 tp_comm)"), std::string::npos) << text;
+  EXPECT_NE(text.find("only in measured: 2 (2 recv)"), std::string::npos) << text;
 }
 
 TEST(CompareMatching, DuplicateKeysPairInOpIdOrder) {
   // Two sends of chunk 4 on one stream (after F and after B), listed in opposite orders.
   auto trace = [](int64_t first_ns, int64_t second_ns, bool reversed) {
     Trace t;
-    TraceOp f{.kind = "compute", .pass = "F", .chunk = 4, .op_id = 0, .start_ns = 0, .end_ns = 100};
-    TraceOp a{.kind = "send",
-              .pass = "",
+    TraceOp f{.kind = OpKind::kCompute,
+              .pass = Pass::kForward,
+              .chunk = 4,
+              .op_id = 0,
+              .start_ns = 0,
+              .end_ns = 100};
+    TraceOp a{.kind = OpKind::kSend,
+              .pass = Pass::kForward,
               .chunk = 4,
               .op_id = 0,
               .start_ns = 100,
               .end_ns = 100 + first_ns};
-    TraceOp b{.kind = "send",
-              .pass = "",
+    TraceOp b{.kind = OpKind::kSend,
+              .pass = Pass::kForward,
               .chunk = 4,
               .op_id = 1,
               .start_ns = 300,

@@ -37,22 +37,22 @@ TEST(RelativeError, SignedAndUndefinedAtZero) {
 // The measured side of the main scenario: B 10% longer, F chunk 2 on rank 1 stage 2 3× longer.
 constexpr int kSlowOpId = 57;  // rank 1 stage 2 is stream 5 of 11 plan ops each; F2 is its 3rd
 int64_t measured_duration(const TraceOp& op, int64_t planned_ns) {
-  if (op.pass == "B") return planned_ns * 11 / 10;
+  if (op.pass == Pass::kBackward) return planned_ns * 11 / 10;
   if (op.op_id == kSlowOpId) return 3 * planned_ns;
   return planned_ns;
 }
 
 // Peak memory: weights 1000, activations 500·(stage+1) predicted; measured off by −20% on
-// (rank 0, stage 1) and +10% (predicted over) on (rank 1, stage 0).
+// (rank 0, stage 1: 500 B more transient) and +10% (predicted over) on (rank 1, stage 0: 137 B
+// fewer activations).
 void add_peaks(Trace* trace, bool measured) {
   for (int rank = 0; rank < 2; ++rank) {
     for (int stage = 0; stage < 3; ++stage) {
-      int64_t activations = 500 * (stage + 1), total = 1000 + activations;
-      if (measured && rank == 0 && stage == 1) total = total * 5 / 4;    // 2500
-      if (measured && rank == 1 && stage == 0) total = total * 10 / 11;  // 1500 → 1363
-      auto& peak = trace->peak_memory[{rank, stage}];
-      peak = {{"weights", 1000}, {"activations", activations}, {"total", total}};
-      peak[measured ? "transient" : "state_store"] = 7;
+      MemoryBreakdown& peak = trace->peak_memory[{rank, stage}];
+      peak.weights = 1000;
+      peak.activations = 500 * (stage + 1);
+      if (measured && rank == 0 && stage == 1) peak.transient = 500;  // 2000 → 2500
+      if (measured && rank == 1 && stage == 0) peak.activations -= 137;  // 1500 → 1363
     }
   }
 }
@@ -157,11 +157,16 @@ TEST_F(CompareKnownDifferences, PeakMemoryWorstStageKeepsSign) {
   EXPECT_EQ(r1s0.stage, 0);
   EXPECT_EQ(r1s0.measured_bytes, 1363);
   EXPECT_DOUBLE_EQ(*r1s0.rel_error, (1500.0 - 1363.0) / 1363.0);
-  // Categories reported by both, by name; "total", state_store and transient are not.
-  ASSERT_EQ(r1s0.categories.size(), 2u);
-  EXPECT_EQ(r1s0.categories[0].name, "activations");
-  EXPECT_EQ(r1s0.categories[1].name, "weights");
-  EXPECT_EQ(*r1s0.categories[1].rel_error, 0);
+  // Every category, in the canonical order (kinds.h); 0 against 0 is an exact prediction.
+  ASSERT_EQ(r1s0.categories.size(), 6u);
+  EXPECT_EQ(r1s0.categories[0].category, MemoryCategory::kWeights);
+  EXPECT_EQ(*r1s0.categories[0].rel_error, 0);
+  EXPECT_EQ(*r1s0.categories[1].rel_error, 0);  // gradients: 0 and 0
+  const MemoryComparison::Category& activations = r1s0.categories[3];
+  EXPECT_EQ(activations.category, MemoryCategory::kActivations);
+  EXPECT_EQ(activations.predicted_bytes, 500);
+  EXPECT_EQ(activations.measured_bytes, 363);
+  EXPECT_DOUBLE_EQ(*activations.rel_error, (500.0 - 363.0) / 363.0);
 }
 
 TEST_F(CompareKnownDifferences, TopOpsExplainTheDifference) {
@@ -186,7 +191,7 @@ TEST(CompareDistribution, MedianAndP90ByHand) {
   const TraceShape shape{1, 1, 5};
   Trace predicted = synthetic_trace(shape, "predicted");
   Trace measured = synthetic_trace(shape, "measured", [](const TraceOp& op, int64_t planned_ns) {
-    return op.pass == "F" ? planned_ns * (10 + op.chunk) / 10 : planned_ns;
+    return op.pass == Pass::kForward ? planned_ns * (10 + op.chunk) / 10 : planned_ns;
   });
   CompareReport report = *compare_traces(predicted, measured);
   const PassErrors& f = report.passes[0];
@@ -207,15 +212,35 @@ TEST(CompareDistribution, MedianAndP90ByHand) {
 TEST(CompareBusy, UnionOfComputeIntervals) {
   Trace trace;
   trace.ops = {
-      {.kind = "compute", .pass = "F", .chunk = 0, .op_id = 0, .start_ns = 0, .end_ns = 100},
-      {.kind = "compute", .pass = "F*", .chunk = 1, .op_id = 1, .start_ns = 50, .end_ns = 150},
-      {.kind = "send", .pass = "", .chunk = 1, .op_id = -1, .start_ns = 150, .end_ns = 400},
-      {.kind = "compute", .pass = "B", .chunk = 0, .op_id = 2, .start_ns = 200, .end_ns = 300},
+      {.kind = OpKind::kCompute,
+       .pass = Pass::kForward,
+       .chunk = 0,
+       .op_id = 0,
+       .start_ns = 0,
+       .end_ns = 100},
+      {.kind = OpKind::kCompute,
+       .pass = Pass::kForwardKeepKV,
+       .chunk = 1,
+       .op_id = 1,
+       .start_ns = 50,
+       .end_ns = 150},
+      {.kind = OpKind::kSend,
+       .pass = Pass::kForwardKeepKV,
+       .chunk = 1,
+       .op_id = -1,
+       .start_ns = 150,
+       .end_ns = 400},
+      {.kind = OpKind::kCompute,
+       .pass = Pass::kBackward,
+       .chunk = 0,
+       .op_id = 2,
+       .start_ns = 200,
+       .end_ns = 300},
   };
   Trace measured = trace;
   for (TraceOp& op : measured.ops) {  // everything 5 ns later and B 7 ns longer
     op.start_ns += 5;
-    op.end_ns += op.pass == "B" ? 12 : 5;
+    op.end_ns += op.pass == Pass::kBackward ? 12 : 5;
   }
   CompareReport report = *compare_traces(trace, measured);
   ASSERT_EQ(report.stages_table.size(), 1u);

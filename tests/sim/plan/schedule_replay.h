@@ -1,6 +1,6 @@
 // Test helper: a zero-communication list-scheduling replay of one DP rank under the unit
 // cost model (F = F* = R = tokens, B = 2·tokens): an op starts when its stage is free and the
-// op it depends on (plan.h) has finished. Only for checking schedules against hand-computed
+// op it depends on (input_of, plan_index.h) has finished. Only for checking schedules against hand-computed
 // numbers; the simulator's engine is sim/engine.
 #pragma once
 
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sim/plan/plan.h"
+#include "sim/plan/plan_index.h"
 
 namespace cf::test {
 
@@ -45,20 +46,12 @@ inline UnitReplay replay_unit(const Plan& plan, int dp_rank = 0) {
         const Op& op = ops[i];
         const int v = op.model_chunk;
         int64_t ready = 0;
-        bool has_dep = true;
-        std::tuple<bool, int, int, int> dep;
-        if (op.pass == Pass::kRecompute || (is_forward_pass(op.pass) && s == 0 && v == 0)) {
-          has_dep = false;
-        } else if (is_forward_pass(op.pass)) {
-          dep = s > 0 ? std::tuple{false, s - 1, op.chunk, v}
-                      : std::tuple{false, pp - 1, op.chunk, v - 1};
-        } else if (s == pp - 1 && v == vpp - 1) {
-          dep = {false, s, op.chunk, v};
-        } else {
-          dep = s < pp - 1 ? std::tuple{true, s + 1, op.chunk, v}
-                           : std::tuple{true, 0, op.chunk, v + 1};
-        }
-        if (has_dep) {
+        // The plan's input rule (plan_index.h); the last virtual stage's B follows its own
+        // forward (its R, if any, runs just before it on the same stage).
+        const OpInput need = input_of(op.pass, s, v, pp, vpp);
+        if (need.source != InputSource::kNone) {
+          const std::tuple<bool, int, int, int> dep{need.source == InputSource::kBackward,
+                                                    need.stage, op.chunk, need.model_chunk};
           auto it = end.find(dep);
           if (it == end.end()) break;
           ready = it->second;
