@@ -22,7 +22,7 @@ struct Simulator::Step {
   const Plan& plan;
   const CostModel& cost;
   const SimOptions& options;
-  PlanIndex index;
+  const PlanIndex& index;
   int pp = 1, dp = 1;
   std::vector<int64_t> stage_end_ns;  // per stage: its last op's end, over DP ranks
   std::vector<int64_t> dp_reduce_ns;  // per stage, after stage_end_ns
@@ -80,8 +80,8 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
   CF_RETURN_IF_ERROR(check_plan_matches_job(job, plan));
   // Activations cross stage boundaries in bf16, split over tp with sequence parallelism.
   const WireFormat wire{job.model.hidden, 2, job.parallel.sp ? job.parallel.tp : 1};
-  CF_ASSIGN_OR_RETURN(PlanIndex index, PlanIndex::build(plan, wire));
-  Step step{job, plan, cost, options, std::move(index), plan.pp, plan.dp, {}, {}, {}, 0, 0, 0};
+  CF_RETURN_IF_ERROR(index_.rebuild(plan, wire));
+  Step step{job, plan, cost, options, index_, plan.pp, plan.dp, {}, {}, {}, 0, 0, 0};
   build_graph(step);
   wire_inputs(step);
   CF_RETURN_IF_ERROR(run_engine(step));

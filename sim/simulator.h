@@ -51,6 +51,7 @@ class Simulator {
   void trace_critical_path(Step& step, SimMetrics* m);
   void emit_trace(Step& step, SimResult* out);
 
+  PlanIndex index_;
   EngineGraph graph_;
   EngineResult result_;
   Engine engine_;

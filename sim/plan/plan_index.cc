@@ -68,36 +68,44 @@ Slot slot_of(Pass pass) {
   return pass == Pass::kBackward ? kBackwardSlot : kForwardSlot;
 }
 
-struct Slots {
-  int pp = 1, vpp = 1;
-  std::vector<int> index;
-  int& at(int chunk, int model_chunk, int stage, Slot slot) {
-    return index[static_cast<size_t>(((chunk * vpp + model_chunk) * pp + stage) * 3 + slot)];
-  }
-};
+size_t slot_at(const Plan& plan, int chunk, int model_chunk, int stage, Slot slot) {
+  return static_cast<size_t>(((chunk * plan.vpp + model_chunk) * plan.pp + stage) * 3 + slot);
+}
 
 }  // namespace
 
 StatusOr<PlanIndex> PlanIndex::build(const Plan& plan, const WireFormat& wire) {
+  PlanIndex index;
+  CF_RETURN_IF_ERROR(index.rebuild(plan, wire));
+  return index;
+}
+
+Status PlanIndex::rebuild(const Plan& plan, const WireFormat& wire) {
   CF_CHECK(plan.pp >= 1 && plan.vpp >= 1 && static_cast<int>(plan.ranks.size()) == plan.dp)
       << "a plan of pp " << plan.pp << ", vpp " << plan.vpp << ", " << plan.ranks.size()
       << " ranks for dp " << plan.dp;
   for (const RankPlan& rank : plan.ranks) {
     CF_CHECK_EQ(static_cast<int>(rank.stages.size()), plan.pp) << "stages of a rank";
   }
-  PlanIndex index;
-  index.plan_ = &plan;
-  index.span_begin_.assign(1, 0);
+  plan_ = &plan;
+  ops_.clear();
+  stream_begin_.clear();
+  spans_.clear();
+  span_begin_.assign(1, 0);
   for (const Chunk& chunk : plan.chunks) {
-    attention_spans(chunk, &index.spans_);
-    index.span_begin_.push_back(static_cast<int>(index.spans_.size()));
+    attention_spans(chunk, &spans_);
+    span_begin_.push_back(static_cast<int>(spans_.size()));
   }
-  Slots slots{plan.pp, plan.vpp, std::vector<int>(plan.chunks.size() * plan.vpp * plan.pp * 3, -1)};
-  index.ops_.reserve(static_cast<size_t>(plan.op_count()));
+  slots_.assign(plan.chunks.size() * static_cast<size_t>(plan.vpp * plan.pp * 3), -1);
+  places_.clear();  // places_[v·pp + s]
+  for (int v = 0; v < plan.vpp; ++v) {
+    for (int s = 0; s < plan.pp; ++s) places_.push_back(stage_place(plan.pp, plan.vpp, plan.layers, s, v));
+  }
+  ops_.reserve(static_cast<size_t>(plan.op_count()));
   for (int r = 0; r < plan.dp; ++r) {
     const RankPlan& rank = plan.ranks[static_cast<size_t>(r)];
     for (int s = 0; s < plan.pp; ++s) {
-      index.stream_begin_.push_back(index.size());
+      stream_begin_.push_back(size());
       for (const Op& op : rank.stages[static_cast<size_t>(s)].ops) {
         if (op.chunk < 0 || op.chunk >= static_cast<int>(plan.chunks.size()) ||
             op.model_chunk < 0 || op.model_chunk >= plan.vpp) {
@@ -105,32 +113,33 @@ StatusOr<PlanIndex> PlanIndex::build(const Plan& plan, const WireFormat& wire) {
               "plan: {} on dp rank {} stage {} names a chunk or model chunk outside the plan",
               op_label(op), r, s));
         }
-        int& slot = slots.at(op.chunk, op.model_chunk, s, slot_of(op.pass));
+        int& slot = slots_[slot_at(plan, op.chunk, op.model_chunk, s, slot_of(op.pass))];
         if (slot >= 0) {
           return Status::InvalidInput(fmt::format(
-              "plan: {} on dp rank {} stage {} repeats a pass of its chunk", op_label(op),
-              rank.dp_rank, s));
+              "plan: {} on dp rank {} stage {} repeats a pass of its chunk", op_label(op), r,
+              s));
         }
-        slot = index.size();
-        index.ops_.push_back(IndexedOp{&op, rank.dp_rank, s,
-                                       stage_place(plan.pp, plan.vpp, plan.layers, s,
-                                                   op.model_chunk)});
+        slot = size();
+        ops_.push_back(IndexedOp{&op, r, s, places_[static_cast<size_t>(op.model_chunk * plan.pp + s)]});
       }
     }
   }
-  index.stream_begin_.push_back(index.size());
+  stream_begin_.push_back(size());
   // Inputs: the rule's producer, found in its slot.
-  for (IndexedOp& entry : index.ops_) {
+  auto slot = [&](int chunk, const OpInput& need, Slot kind) {
+    return slots_[slot_at(plan, chunk, need.model_chunk, need.stage, kind)];
+  };
+  for (IndexedOp& entry : ops_) {
     const Op& op = *entry.op;
     const OpInput need = input_of(op.pass, entry.stage, op.model_chunk, plan.pp, plan.vpp);
     if (need.source == InputSource::kNone) continue;
     int producer = -1;
     if (need.source == InputSource::kOwnLoss) {
-      producer = slots.at(op.chunk, need.model_chunk, need.stage, kRecomputeSlot);
-      if (producer < 0) producer = slots.at(op.chunk, need.model_chunk, need.stage, kForwardSlot);
+      producer = slot(op.chunk, need, kRecomputeSlot);
+      if (producer < 0) producer = slot(op.chunk, need, kForwardSlot);
     } else {
-      producer = slots.at(op.chunk, need.model_chunk, need.stage,
-                          need.source == InputSource::kBackward ? kBackwardSlot : kForwardSlot);
+      producer = slot(op.chunk, need,
+                      need.source == InputSource::kBackward ? kBackwardSlot : kForwardSlot);
     }
     if (producer < 0) {
       return Status::InvalidInput(fmt::format(
@@ -143,10 +152,10 @@ StatusOr<PlanIndex> PlanIndex::build(const Plan& plan, const WireFormat& wire) {
     entry.input_crosses = need.stage != entry.stage;
     if (entry.input_crosses) {
       entry.input_bytes = boundary_bytes(plan.chunks[static_cast<size_t>(op.chunk)].tokens, wire);
-      index.ops_[static_cast<size_t>(producer)].consumer = static_cast<int>(&entry - &index.ops_[0]);
+      ops_[static_cast<size_t>(producer)].consumer = static_cast<int>(&entry - &ops_[0]);
     }
   }
-  return index;
+  return Status::Ok();
 }
 
 std::span<const AttentionSpan> PlanIndex::spans(int chunk) const {

@@ -85,6 +85,8 @@ class PlanIndex {
   // The plan's shape (dp ranks of pp stages each; rank r is DP rank r) is CHECKed.
   // `plan` must outlive the index.
   static StatusOr<PlanIndex> build(const Plan& plan, const WireFormat& wire);
+  // As build, into this index, reusing its buffers (a simulator indexes thousands of plans).
+  Status rebuild(const Plan& plan, const WireFormat& wire);
 
   const Plan& plan() const { return *plan_; }
   // Ops in (dp rank, stage, stream position) order: a stream's ops are contiguous.
@@ -104,6 +106,8 @@ class PlanIndex {
   std::vector<int> stream_begin_;  // dp·pp + 1 entries
   std::vector<AttentionSpan> spans_;
   std::vector<int> span_begin_;  // chunks + 1 entries
+  std::vector<int> slots_;       // per (chunk, model chunk, stage, pass class): an op, or −1
+  std::vector<StagePlace> places_;  // per virtual stage
 };
 
 // The trace op of compute op `i` that ran over [start_ns, end_ns): the join key and the
