@@ -7,7 +7,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"chunkflow: plan, simulate, tune and run ChunkFlow long-context training"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "chunkflow 0.1.0");
+  app.set_version_flag("--version", "chunkflow " CHUNKFLOW_VERSION);
   cf::cli::RunFn run;
   cf::cli::add_plan_command(app, &run);
   cf::cli::add_simulate_command(app, &run);

@@ -62,39 +62,6 @@ Lookup interpolate(const AttentionGrid& grid, double q, double p) {
   return {ns, std::max(p_factor, q_factor)};
 }
 
-std::vector<double> non_decreasing(const std::vector<double>& values) {
-  // Blocks of (mean, count); a new value merges backwards while it breaks the order.
-  std::vector<std::pair<double, int>> blocks;
-  for (double v : values) {
-    blocks.emplace_back(v, 1);
-    while (blocks.size() > 1 && blocks[blocks.size() - 2].first > blocks.back().first) {
-      const auto [mean, count] = blocks.back();
-      blocks.pop_back();
-      auto& prev = blocks.back();
-      prev.first = (prev.first * prev.second + mean * count) / (prev.second + count);
-      prev.second += count;
-    }
-  }
-  std::vector<double> out;
-  for (const auto& [mean, count] : blocks) out.insert(out.end(), static_cast<size_t>(count), mean);
-  return out;
-}
-
-void make_non_decreasing(Curve* curve) {
-  curve->ns = non_decreasing(curve->ns);
-  curve->cpu_ns = non_decreasing(curve->cpu_ns);
-}
-
-void make_non_decreasing(AttentionGrid* grid) {
-  for (size_t j = 0; j < grid->kv_prefix.size(); ++j) {
-    std::vector<double> column;
-    for (const auto& row : grid->ns) column.push_back(row[j]);
-    column = non_decreasing(column);
-    for (size_t i = 0; i < column.size(); ++i) grid->ns[i][j] = column[i];
-  }
-  for (auto& row : grid->ns) row = non_decreasing(row);
-}
-
 ModelShape ModelShape::of(const ModelConfig& model) {
   return ModelShape{model.hidden,   model.ffn_hidden, model.heads,   model.kv_heads,
                     model.head_dim, model.vocab,      model.qkv_bias};

@@ -102,18 +102,6 @@ TEST(CalibrationTable, AttentionIsLinearInPrefixAndPowerLawInQueries) {
   EXPECT_DOUBLE_EQ(far.extrapolation, 2.0);
 }
 
-// Pool-adjacent-violators: the least-squares non-decreasing fit (hand-computed blocks).
-TEST(CalibrationTable, NonDecreasingFit) {
-  EXPECT_EQ(non_decreasing({1, 3, 2, 2, 5, 4}),
-            (std::vector<double>{1, 7.0 / 3, 7.0 / 3, 7.0 / 3, 4.5, 4.5}));
-  EXPECT_EQ(non_decreasing({4, 3, 2, 1}), (std::vector<double>{2.5, 2.5, 2.5, 2.5}));
-  EXPECT_EQ(non_decreasing({1, 2, 9}), (std::vector<double>{1, 2, 9}));
-  AttentionGrid g{{1, 2, 4}, {0, 8}, {{5, 9}, {3, 4}, {7, 20}}};
-  make_non_decreasing(&g);
-  // Column q: {5,3,7} → {4,4,7}; {9,4,20} → {6.5,6.5,20}; then rows stay ordered.
-  EXPECT_EQ(g.ns, (std::vector<std::vector<double>>{{4, 6.5}, {4, 6.5}, {7, 20}}));
-}
-
 TEST(CalibrationTable, JsonRoundTrip) {
   const Job job = test::tiny_job(test::TinyJob{{5}});
   const CalibrationTable t = synthetic_table(job.model);

@@ -21,7 +21,7 @@
 #include <map>
 
 #include "executor/executor.h"
-#include "executor/profiler.h"
+#include "executor/calibrate/profiler.h"
 #include "sim/calibration_table.h"
 #include "sim/simulator.h"
 #include "traces/compare.h"
