@@ -52,15 +52,12 @@ StatusOr<Calibration> calibrate(const CalibrationRequest& request,
 
   const int threads = request.quick ? 1 : std::min(request.threads, usable_cores());
   const int rounds = request.quick ? 1 : kStepRounds;
-  CF_ASSIGN_OR_RETURN(
-      StepFit fit,
-      measure_step_slowdown(out.table, request.models.front(), out.options.tokens.back(), threads,
-                            rounds, out.options.seed, [&](int round) {
-                              if (progress) {
-                                progress(fmt::format("step slowdown, round {}", round + 1), round,
-                                         rounds);
-                              }
-                            }));
+  auto round_progress = [&](int round) {
+    if (progress) progress(fmt::format("step slowdown, round {}", round + 1), round, rounds);
+  };
+  CF_ASSIGN_OR_RETURN(StepFit fit, measure_step_slowdown(out.table, request.models.front(),
+                                                         out.options.tokens.back(), threads, rounds,
+                                                         out.options.seed, round_progress));
   out.table.concurrency_slowdown = fit.slowdown;
   out.table.machine.speed_probe.step_load = fit.load;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
