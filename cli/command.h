@@ -4,7 +4,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 
@@ -22,6 +21,7 @@ void add_tune_command(CLI::App& app, RunFn* run);
 void add_sweep_command(CLI::App& app, RunFn* run);
 void add_run_command(CLI::App& app, RunFn* run);
 void add_calibrate_command(CLI::App& app, RunFn* run);
+void add_validate_command(CLI::App& app, RunFn* run);
 
 // Prints a failed status as "chunkflow: error: MESSAGE" on stderr and returns its exit code.
 int report(const Status& status);

@@ -7,7 +7,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"chunkflow: plan, simulate, tune and run ChunkFlow long-context training"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "chunkflow 0.1.0");
+  app.set_version_flag("--version", "chunkflow " CHUNKFLOW_VERSION);
   cf::cli::RunFn run;
   cf::cli::add_plan_command(app, &run);
   cf::cli::add_simulate_command(app, &run);
@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   cf::cli::add_sweep_command(app, &run);
   cf::cli::add_run_command(app, &run);
   cf::cli::add_calibrate_command(app, &run);
+  cf::cli::add_validate_command(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

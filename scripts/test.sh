@@ -22,18 +22,11 @@ ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 600 -LE v
 phase "release build and tests"
 
 # The validation matrix measures this machine (docs/VALIDATION.md). It must run to the end;
-# a missed prediction target (exit 3) is reported, not failed, since timing on a shared
-# machine is not a property of the code. Any other non-zero exit fails the suite.
-echo "== validation matrix (calibrate, simulate, run, compare)"
-set +e
+# a missed prediction target is reported in its verdict line, not failed (no
+# --require-targets), since timing on a shared machine is not a property of the code. Any
+# non-zero exit (a runtime failure or bad input) fails the suite.
+echo "== validation matrix (calibrate, then chunkflow validate)"
 "$root/scripts/validate.sh" --no-build --build-dir "$root/build"
-validation=$?
-set -e
-if ((validation == 3)); then
-  echo "validation: the matrix ran; a prediction target was missed on this machine (table above)"
-elif ((validation != 0)); then
-  echo "validation: failed with exit code $validation"; exit "$validation"
-fi
 phase "validation"
 
 echo "== ASan + UBSan build, library unit tests"

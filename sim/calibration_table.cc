@@ -1,5 +1,5 @@
-// The calibration table: interpolation, and its JSON form (nlohmann), read strictly. Inside
-// the reader a bad value throws TableError, caught once at the top and returned as a Status.
+// The calibration table: interpolation, and its JSON form (nlohmann), read strictly through
+// core/json_reader.h: every bad value is a Status naming the file and the key path.
 #include "sim/calibration_table.h"
 
 #include <fmt/format.h>
@@ -7,11 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 
 #include "core/check.h"
+#include "core/json_reader.h"
 
 namespace cf {
 
@@ -59,39 +60,6 @@ Lookup interpolate(const AttentionGrid& grid, double q, double p) {
   const auto [i, q_factor] = segment_of(grid.q_tokens, q, /*ratio=*/true);
   const double ns = log_log(grid.q_tokens[i], at_row(i), grid.q_tokens[i + 1], at_row(i + 1), q);
   return {ns, std::max(p_factor, q_factor)};
-}
-
-std::vector<double> non_decreasing(const std::vector<double>& values) {
-  // Blocks of (mean, count); a new value merges backwards while it breaks the order.
-  std::vector<std::pair<double, int>> blocks;
-  for (double v : values) {
-    blocks.emplace_back(v, 1);
-    while (blocks.size() > 1 && blocks[blocks.size() - 2].first > blocks.back().first) {
-      const auto [mean, count] = blocks.back();
-      blocks.pop_back();
-      auto& prev = blocks.back();
-      prev.first = (prev.first * prev.second + mean * count) / (prev.second + count);
-      prev.second += count;
-    }
-  }
-  std::vector<double> out;
-  for (const auto& [mean, count] : blocks) out.insert(out.end(), static_cast<size_t>(count), mean);
-  return out;
-}
-
-void make_non_decreasing(Curve* curve) {
-  curve->ns = non_decreasing(curve->ns);
-  curve->cpu_ns = non_decreasing(curve->cpu_ns);
-}
-
-void make_non_decreasing(AttentionGrid* grid) {
-  for (size_t j = 0; j < grid->kv_prefix.size(); ++j) {
-    std::vector<double> column;
-    for (const auto& row : grid->ns) column.push_back(row[j]);
-    column = non_decreasing(column);
-    for (size_t i = 0; i < column.size(); ++i) grid->ns[i][j] = column[i];
-  }
-  for (auto& row : grid->ns) row = non_decreasing(row);
 }
 
 ModelShape ModelShape::of(const ModelConfig& model) {
@@ -196,240 +164,228 @@ std::string calibration_to_json(const CalibrationTable& t) {
 
 namespace {
 
-struct TableError {
-  std::string key;
-  std::string message;
+// What an array of costs or sizes must hold: `min_size` or more finite numbers, strictly
+// increasing when `increasing`, all > 0 (≥ 0 when `allow_zero`).
+struct NumberRule {
+  size_t min_size = 1;
+  bool increasing = false;
+  bool allow_zero = false;
 };
+constexpr NumberRule kGrid{1, true, false};
+constexpr NumberRule kCosts{1, false, false};
+constexpr NumberRule kCpuCosts{1, false, true};
 
-// Finite numbers, `min_size` or more; strictly increasing when asked; all > 0 or ≥ 0.
-std::vector<double> numbers_of(const json& v, const std::string& path, size_t min_size,
-                               bool increasing, bool allow_zero) {
-  if (!v.is_array() || v.size() < min_size) {
-    throw TableError{path, fmt::format("expected an array of at least {} numbers", min_size)};
+// `value`, found at `key` of `in`, read as numbers under `rule`.
+Status numbers_of(const json& value, const JsonReader& in, const std::string& key,
+                  const NumberRule& rule, std::vector<double>* out) {
+  if (!value.is_array() || value.size() < rule.min_size) {
+    return in.error(key, fmt::format("expected an array of at least {} numbers", rule.min_size));
   }
-  std::vector<double> out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    const std::string where = fmt::format("{}[{}]", path, i);
-    if (!v[i].is_number()) throw TableError{where, "expected a number"};
-    const double x = v[i].get<double>();
-    if (!std::isfinite(x) || x < 0 || (x == 0 && !allow_zero)) {
-      throw TableError{where, fmt::format("{} is not a {} number", x,
-                                          allow_zero ? "finite non-negative" : "positive")};
+  out->clear();
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string where = fmt::format("{}[{}]", key, i);
+    if (!value[i].is_number()) return in.error(where, "expected a number");
+    const double x = value[i].get<double>();
+    if (!std::isfinite(x) || x < 0 || (x == 0 && !rule.allow_zero)) {
+      return in.error(where, fmt::format("{} is not a {} number", x,
+                                         rule.allow_zero ? "finite non-negative" : "positive"));
     }
-    if (increasing && !out.empty() && !(x > out.back())) {
-      throw TableError{where, "the grid must be strictly increasing"};
+    if (rule.increasing && !out->empty() && !(x > out->back())) {
+      return in.error(where, "the grid must be strictly increasing");
     }
-    out.push_back(x);
+    out->push_back(x);
   }
-  return out;
+  return Status::Ok();
 }
 
-// A JSON object being read: every key must be consumed exactly once (done() rejects the rest).
-class ObjectIn {
- public:
-  ObjectIn(const json& j, std::string path) : j_(j), path_(std::move(path)) {
-    if (!j.is_object()) throw TableError{path_, "expected an object"};
-  }
-  const json& at(const std::string& key) {
-    if (!j_.contains(key)) throw TableError{join(key), "missing"};
-    used_.insert(key);
-    return j_.at(key);
-  }
-  std::string join(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-  void done() const {
-    for (const auto& [key, value] : j_.items()) {
-      if (!used_.count(key)) throw TableError{join(key), "unknown key"};
-    }
-  }
-  double number(const std::string& key) {
-    const json& v = at(key);
-    if (!v.is_number()) throw TableError{join(key), "expected a number"};
-    return v.get<double>();
-  }
-  int64_t integer(const std::string& key, int64_t min) {
-    const json& v = at(key);
-    if (!v.is_number_integer()) throw TableError{join(key), "expected an integer"};
-    if (v.get<int64_t>() < min) throw TableError{join(key), fmt::format("must be ≥ {}", min)};
-    return v.get<int64_t>();
-  }
-  std::string text(const std::string& key) {
-    const json& v = at(key);
-    if (!v.is_string()) throw TableError{join(key), "expected a string"};
-    return v.get<std::string>();
-  }
-  bool boolean(const std::string& key) {
-    const json& v = at(key);
-    if (!v.is_boolean()) throw TableError{join(key), "expected true or false"};
-    return v.get<bool>();
-  }
-  std::vector<double> numbers(const std::string& key, size_t min_size, bool increasing,
-                              bool allow_zero) {
-    return numbers_of(at(key), join(key), min_size, increasing, allow_zero);
-  }
-  ObjectIn object(const std::string& key) { return ObjectIn(at(key), join(key)); }
-
- private:
-  const json& j_;
-  std::string path_;
-  std::set<std::string> used_;
-};
-
-Curve read_curve(ObjectIn in) {
-  Curve c;
-  c.x = in.numbers("x", 1, true, false);
-  c.ns = in.numbers("ns", 1, false, false);
-  c.cpu_ns = in.numbers("cpu_ns", 1, false, true);
-  if (c.ns.size() != c.x.size() || c.cpu_ns.size() != c.x.size()) {
-    throw TableError{in.join("ns"), "x, ns and cpu_ns must have the same length"};
-  }
-  in.done();
-  return c;
+Status numbers(JsonReader& in, const std::string& key, const NumberRule& rule,
+               std::vector<double>* out) {
+  CF_ASSIGN_OR_RETURN(const json* value, in.find(key));
+  return numbers_of(*value, in, key, rule, out);
 }
 
-AttentionGrid read_grid(ObjectIn in) {
-  AttentionGrid g;
-  g.q_tokens = in.numbers("q_tokens", 2, true, false);
-  g.kv_prefix = in.numbers("kv_prefix", 2, true, true);
-  const json& rows = in.at("ns");
-  if (!rows.is_array() || rows.size() != g.q_tokens.size()) {
-    throw TableError{in.join("ns"), "expected one row per q_tokens entry"};
-  }
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::vector<double> row =
-        numbers_of(rows[i], in.join(fmt::format("ns[{}]", i)), g.kv_prefix.size(), false, false);
-    if (row.size() != g.kv_prefix.size()) {
-      throw TableError{in.join(fmt::format("ns[{}]", i)), "expected one value per kv_prefix"};
-    }
-    g.ns.push_back(std::move(row));
-  }
-  in.done();
-  return g;
+// A required integer of at least `min`.
+template <typename Int>
+Status integer(JsonReader& in, const std::string& key, Int min, Int* out) {
+  CF_RETURN_IF_ERROR(in.get(key, out));
+  if (*out < min) return in.error(key, fmt::format("must be ≥ {}", min));
+  return Status::Ok();
 }
 
-ModelCalibration read_model(ObjectIn in) {
-  ModelCalibration m;
-  m.name = in.text("name");
-  ObjectIn s = in.object("shape");
-  m.shape.hidden = s.integer("hidden", 1);
-  m.shape.ffn_hidden = s.integer("ffn_hidden", 1);
-  m.shape.heads = s.integer("heads", 1);
-  m.shape.kv_heads = s.integer("kv_heads", 1);
-  m.shape.head_dim = s.integer("head_dim", 1);
-  m.shape.vocab = s.integer("vocab", 1);
-  m.shape.qkv_bias = s.boolean("qkv_bias");
-  s.done();
-  m.layer_forward = read_curve(in.object("layer_forward"));
-  m.layer_backward = read_curve(in.object("layer_backward"));
-  m.embedding_forward = read_curve(in.object("embedding_forward"));
-  m.embedding_backward = read_curve(in.object("embedding_backward"));
-  m.head_forward = read_curve(in.object("head_forward"));
-  m.head_backward = read_curve(in.object("head_backward"));
-  m.attention_forward = read_grid(in.object("attention_forward"));
-  m.attention_backward = read_grid(in.object("attention_backward"));
-  const json& gemm = in.at("gemm");
-  if (!gemm.is_array()) throw TableError{in.join("gemm"), "expected an array"};
-  for (size_t i = 0; i < gemm.size(); ++i) {
-    ObjectIn g(gemm[i], in.join(fmt::format("gemm[{}]", i)));
+Status read_curve(JsonReader& parent, const std::string& key, Curve* c) {
+  CF_ASSIGN_OR_RETURN(JsonReader in, parent.child(key));
+  CF_RETURN_IF_ERROR(numbers(in, "x", kGrid, &c->x));
+  CF_RETURN_IF_ERROR(numbers(in, "ns", kCosts, &c->ns));
+  CF_RETURN_IF_ERROR(numbers(in, "cpu_ns", kCpuCosts, &c->cpu_ns));
+  if (c->ns.size() != c->x.size() || c->cpu_ns.size() != c->x.size()) {
+    return in.error("ns", "x, ns and cpu_ns must have the same length");
+  }
+  return in.finish();
+}
+
+Status read_grid(JsonReader& parent, const std::string& key, AttentionGrid* g) {
+  CF_ASSIGN_OR_RETURN(JsonReader in, parent.child(key));
+  CF_RETURN_IF_ERROR(numbers(in, "q_tokens", NumberRule{2, true, false}, &g->q_tokens));
+  CF_RETURN_IF_ERROR(numbers(in, "kv_prefix", NumberRule{2, true, true}, &g->kv_prefix));
+  CF_ASSIGN_OR_RETURN(const json* rows, in.find("ns"));
+  if (!rows->is_array() || rows->size() != g->q_tokens.size()) {
+    return in.error("ns", "expected one row per q_tokens entry");
+  }
+  const NumberRule row_rule{g->kv_prefix.size(), false, false};
+  for (size_t i = 0; i < rows->size(); ++i) {
+    const std::string where = fmt::format("ns[{}]", i);
+    std::vector<double> row;
+    CF_RETURN_IF_ERROR(numbers_of((*rows)[i], in, where, row_rule, &row));
+    if (row.size() != g->kv_prefix.size()) {
+      return in.error(where, "expected one value per kv_prefix");
+    }
+    g->ns.push_back(std::move(row));
+  }
+  return in.finish();
+}
+
+Status read_shape(JsonReader& model, ModelShape* shape) {
+  CF_ASSIGN_OR_RETURN(JsonReader in, model.child("shape"));
+  CF_RETURN_IF_ERROR(integer<int64_t>(in, "hidden", 1, &shape->hidden));
+  CF_RETURN_IF_ERROR(integer<int64_t>(in, "ffn_hidden", 1, &shape->ffn_hidden));
+  CF_RETURN_IF_ERROR(integer<int64_t>(in, "heads", 1, &shape->heads));
+  CF_RETURN_IF_ERROR(integer<int64_t>(in, "kv_heads", 1, &shape->kv_heads));
+  CF_RETURN_IF_ERROR(integer<int64_t>(in, "head_dim", 1, &shape->head_dim));
+  CF_RETURN_IF_ERROR(integer<int64_t>(in, "vocab", 1, &shape->vocab));
+  CF_RETURN_IF_ERROR(in.get("qkv_bias", &shape->qkv_bias));
+  return in.finish();
+}
+
+// Each element of the array at `key` of `in` as an object at KEY[i], read by `read`.
+Status each_object(JsonReader& in, const std::string& key,
+                   const std::function<Status(JsonReader&)>& read) {
+  CF_ASSIGN_OR_RETURN(const json* list, in.array(key));
+  for (size_t i = 0; i < list->size(); ++i) {
+    JsonReader element((*list)[i], in.origin(), in.child_path(fmt::format("{}[{}]", key, i)));
+    CF_RETURN_IF_ERROR(element.check_object());
+    CF_RETURN_IF_ERROR(read(element));
+    CF_RETURN_IF_ERROR(element.finish());
+  }
+  return Status::Ok();
+}
+
+Status read_kernels(JsonReader& in, ModelCalibration* m) {
+  CF_RETURN_IF_ERROR(each_object(in, "gemm", [&](JsonReader& g) {
     GemmCurves curves;
-    curves.name = g.text("name");
-    curves.in_features = g.integer("in_features", 1);
-    curves.out_features = g.integer("out_features", 1);
-    curves.forward = read_curve(g.object("forward"));
-    curves.backward = read_curve(g.object("backward"));
-    g.done();
-    m.gemm.push_back(std::move(curves));
-  }
-  const json& elementwise = in.at("elementwise");
-  if (!elementwise.is_array()) throw TableError{in.join("elementwise"), "expected an array"};
-  for (size_t i = 0; i < elementwise.size(); ++i) {
-    ObjectIn e(elementwise[i], in.join(fmt::format("elementwise[{}]", i)));
+    CF_RETURN_IF_ERROR(g.get("name", &curves.name));
+    CF_RETURN_IF_ERROR(integer<int64_t>(g, "in_features", 1, &curves.in_features));
+    CF_RETURN_IF_ERROR(integer<int64_t>(g, "out_features", 1, &curves.out_features));
+    CF_RETURN_IF_ERROR(read_curve(g, "forward", &curves.forward));
+    CF_RETURN_IF_ERROR(read_curve(g, "backward", &curves.backward));
+    m->gemm.push_back(std::move(curves));
+    return Status::Ok();
+  }));
+  return each_object(in, "elementwise", [&](JsonReader& e) {
     NamedCurve curve;
-    curve.name = e.text("name");
-    curve.curve = read_curve(e.object("curve"));
-    e.done();
-    m.elementwise.push_back(std::move(curve));
-  }
-  in.done();
-  return m;
+    CF_RETURN_IF_ERROR(e.get("name", &curve.name));
+    CF_RETURN_IF_ERROR(read_curve(e, "curve", &curve.curve));
+    m->elementwise.push_back(std::move(curve));
+    return Status::Ok();
+  });
 }
 
-CalibrationTable read_table(const json& j) {
-  ObjectIn in(j, "");
-  CalibrationTable t;
-  if (in.text("format") != kCalibrationFormat) {
-    throw TableError{"format", fmt::format("expected \"{}\"", kCalibrationFormat)};
+Status read_model(JsonReader& in, ModelCalibration* m) {
+  CF_RETURN_IF_ERROR(in.get("name", &m->name));
+  CF_RETURN_IF_ERROR(read_shape(in, &m->shape));
+  CF_RETURN_IF_ERROR(read_curve(in, "layer_forward", &m->layer_forward));
+  CF_RETURN_IF_ERROR(read_curve(in, "layer_backward", &m->layer_backward));
+  CF_RETURN_IF_ERROR(read_curve(in, "embedding_forward", &m->embedding_forward));
+  CF_RETURN_IF_ERROR(read_curve(in, "embedding_backward", &m->embedding_backward));
+  CF_RETURN_IF_ERROR(read_curve(in, "head_forward", &m->head_forward));
+  CF_RETURN_IF_ERROR(read_curve(in, "head_backward", &m->head_backward));
+  CF_RETURN_IF_ERROR(read_grid(in, "attention_forward", &m->attention_forward));
+  CF_RETURN_IF_ERROR(read_grid(in, "attention_backward", &m->attention_backward));
+  return read_kernels(in, m);
+}
+
+Status read_speed_probe(JsonReader& machine, SpeedProbe* sp) {
+  CF_ASSIGN_OR_RETURN(JsonReader in, machine.child("speed_probe"));
+  CF_RETURN_IF_ERROR(integer<int64_t>(in, "tokens", 1, &sp->tokens));
+  CF_RETURN_IF_ERROR(integer<int>(in, "samples", 1, &sp->samples));
+  CF_RETURN_IF_ERROR(in.get("reference_ns", &sp->reference_ns));
+  CF_RETURN_IF_ERROR(in.get("mean_ns", &sp->mean_ns));
+  CF_RETURN_IF_ERROR(in.get("min_ns", &sp->min_ns));
+  CF_RETURN_IF_ERROR(in.get("max_ns", &sp->max_ns));
+  CF_RETURN_IF_ERROR(in.get("step_load", &sp->step_load));
+  CF_RETURN_IF_ERROR(in.finish());
+  if (!(sp->min_ns > 0 && sp->min_ns <= sp->reference_ns && sp->reference_ns <= sp->max_ns &&
+        sp->min_ns <= sp->mean_ns && sp->mean_ns <= sp->max_ns && std::isfinite(sp->max_ns))) {
+    return in.error("", "expected 0 < min_ns ≤ reference_ns, mean_ns ≤ max_ns, all finite");
   }
-  t.version = static_cast<int>(in.integer("version", 1));
-  if (t.version != kCalibrationVersion) {
-    throw TableError{"version", fmt::format("{} is not supported (this build reads version {})",
-                                            t.version, kCalibrationVersion)};
+  if (!(sp->step_load > 0 && std::isfinite(sp->step_load))) {
+    return in.error("step_load", fmt::format("{} is not a positive finite number", sp->step_load));
   }
-  ObjectIn mi = in.object("machine");
-  t.machine.backend = mi.text("backend");
-  t.machine.cpu_model = mi.text("cpu_model");
-  t.machine.cores = static_cast<int>(mi.integer("cores", 1));
-  t.machine.date = mi.text("date");
-  t.machine.chunkflow_version = mi.text("chunkflow_version");
-  t.machine.load_average = mi.number("load_average");
-  ObjectIn probe = mi.object("speed_probe");
-  SpeedProbe& sp = t.machine.speed_probe;
-  sp.tokens = probe.integer("tokens", 1);
-  sp.samples = static_cast<int>(probe.integer("samples", 1));
-  sp.reference_ns = probe.number("reference_ns");
-  sp.mean_ns = probe.number("mean_ns");
-  sp.min_ns = probe.number("min_ns");
-  sp.max_ns = probe.number("max_ns");
-  sp.step_load = probe.number("step_load");
-  probe.done();
-  if (!(sp.min_ns > 0 && sp.min_ns <= sp.reference_ns && sp.reference_ns <= sp.max_ns &&
-        sp.min_ns <= sp.mean_ns && sp.mean_ns <= sp.max_ns && std::isfinite(sp.max_ns))) {
-    throw TableError{"machine.speed_probe",
-                     "expected 0 < min_ns ≤ reference_ns, mean_ns ≤ max_ns, all finite"};
+  return Status::Ok();
+}
+
+Status read_machine(JsonReader& top, MachineInfo* mi) {
+  CF_ASSIGN_OR_RETURN(JsonReader in, top.child("machine"));
+  CF_RETURN_IF_ERROR(in.get("backend", &mi->backend));
+  CF_RETURN_IF_ERROR(in.get("cpu_model", &mi->cpu_model));
+  CF_RETURN_IF_ERROR(integer<int>(in, "cores", 1, &mi->cores));
+  CF_RETURN_IF_ERROR(in.get("date", &mi->date));
+  CF_RETURN_IF_ERROR(in.get("chunkflow_version", &mi->chunkflow_version));
+  CF_RETURN_IF_ERROR(in.get("load_average", &mi->load_average));
+  CF_RETURN_IF_ERROR(read_speed_probe(in, &mi->speed_probe));
+  return in.finish();
+}
+
+Status read_method(JsonReader& top, MeasurementMethod* method) {
+  CF_ASSIGN_OR_RETURN(JsonReader in, top.child("method"));
+  CF_RETURN_IF_ERROR(integer<int>(in, "warmup", 0, &method->warmup));
+  CF_RETURN_IF_ERROR(integer<int>(in, "repetitions", 1, &method->repetitions));
+  CF_RETURN_IF_ERROR(in.get("statistic", &method->statistic));
+  return in.finish();
+}
+
+Status read_format(JsonReader& top, CalibrationTable* t) {
+  std::string format;
+  CF_RETURN_IF_ERROR(top.get("format", &format));
+  if (format != kCalibrationFormat) {
+    return top.error("format", fmt::format("expected \"{}\"", kCalibrationFormat));
   }
-  if (!(sp.step_load > 0 && std::isfinite(sp.step_load))) {
-    throw TableError{"machine.speed_probe.step_load",
-                     fmt::format("{} is not a positive finite number", sp.step_load)};
+  CF_RETURN_IF_ERROR(integer<int>(top, "version", 1, &t->version));
+  if (t->version != kCalibrationVersion) {
+    return top.error("version", fmt::format("{} is not supported (this build reads version {})",
+                                            t->version, kCalibrationVersion));
   }
-  mi.done();
-  ObjectIn method = in.object("method");
-  t.method.warmup = static_cast<int>(method.integer("warmup", 0));
-  t.method.repetitions = static_cast<int>(method.integer("repetitions", 1));
-  t.method.statistic = method.text("statistic");
-  method.done();
-  t.concurrency_slowdown = in.numbers("concurrency_slowdown", 1, false, false);
-  ObjectIn transport = in.object("transport");
-  t.send = read_curve(transport.object("send"));
-  t.p2p = read_curve(transport.object("p2p"));
-  t.allreduce = read_curve(transport.object("allreduce"));
-  transport.done();
-  t.optimizer = read_curve(in.object("optimizer"));
-  const json& models = in.at("models");
-  if (!models.is_array() || models.empty()) {
-    throw TableError{"models", "expected a non-empty array"};
-  }
-  for (size_t i = 0; i < models.size(); ++i) {
-    t.models.push_back(read_model(ObjectIn(models[i], fmt::format("models[{}]", i))));
-  }
-  in.done();
-  return t;
+  return Status::Ok();
+}
+
+Status read_table(JsonReader& top, CalibrationTable* t) {
+  CF_RETURN_IF_ERROR(top.check_object());
+  CF_RETURN_IF_ERROR(read_format(top, t));
+  CF_RETURN_IF_ERROR(read_machine(top, &t->machine));
+  CF_RETURN_IF_ERROR(read_method(top, &t->method));
+  CF_RETURN_IF_ERROR(numbers(top, "concurrency_slowdown", kCosts, &t->concurrency_slowdown));
+  CF_ASSIGN_OR_RETURN(JsonReader transport, top.child("transport"));
+  CF_RETURN_IF_ERROR(read_curve(transport, "send", &t->send));
+  CF_RETURN_IF_ERROR(read_curve(transport, "p2p", &t->p2p));
+  CF_RETURN_IF_ERROR(read_curve(transport, "allreduce", &t->allreduce));
+  CF_RETURN_IF_ERROR(transport.finish());
+  CF_RETURN_IF_ERROR(read_curve(top, "optimizer", &t->optimizer));
+  CF_RETURN_IF_ERROR(each_object(top, "models", [&](JsonReader& m) {
+    t->models.emplace_back();
+    return read_model(m, &t->models.back());
+  }));
+  if (t->models.empty()) return top.error("models", "expected a non-empty array");
+  return top.finish();
 }
 
 }  // namespace
 
 StatusOr<CalibrationTable> calibration_from_json(const std::string& text,
                                                  const std::string& origin) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    return Status::InvalidInput(
-        fmt::format("{}: not valid JSON (a calibration table from "
-                    "`chunkflow calibrate` was expected)",
-                    origin));
-  }
-  try {
-    return read_table(j);
-  } catch (const TableError& e) {
-    return Status::InvalidInput(fmt::format("{}: {}: {}", origin, e.key, e.message));
-  }
+  CF_ASSIGN_OR_RETURN(const json root, parse_json(text, origin));
+  JsonReader top(root, origin, "");
+  CalibrationTable table;
+  CF_RETURN_IF_ERROR(read_table(top, &table));
+  return table;
 }
 
 StatusOr<CalibrationTable> load_calibration(const std::string& path) {

@@ -2,7 +2,8 @@
 // costs measured on one machine (the fastest of repetitions, ns), with the machine's
 // description, as JSON. Also the interpolation over a table (piecewise linear in log-log
 // space, bilinear in (log q, prefix) for attention) and its extrapolation flag. Not the
-// measuring itself (executor/profiler.h) nor how ops are priced from it (cost_calibrated.h).
+// measuring nor the fitting of measurements into a table (executor/calibrate/) nor how ops
+// are priced from it (cost_calibrated.h).
 #pragma once
 
 #include <cstdint>
@@ -98,16 +99,9 @@ struct ModelCalibration {
   std::vector<NamedCurve> elementwise;
 };
 
-// Costs never decrease with size: the least-squares non-decreasing fit to measured costs
-// (pool-adjacent-violators), which `chunkflow calibrate` applies to each curve (ns and cpu_ns)
-// and to the attention grid along q and along the prefix before writing the table.
-std::vector<double> non_decreasing(const std::vector<double>& values);
-void make_non_decreasing(Curve* curve);
-void make_non_decreasing(AttentionGrid* grid);
-
 // The machine's speed while it was calibrated: the executor's fixed probe workload
-// (executor/profiler.h speed_probe_ns), timed before every measurement series, every in-situ
-// layer run and through the series measured in rounds. Every op cost in the table is
+// (executor/calibrate/profiler.h speed_probe_ns), timed before every measurement series, every
+// in-situ layer run and through the series measured in rounds. Every op cost in the table is
 // rescaled from the fastest probe near it to `reference_ns`, the fastest probe: the op curves
 // price this machine at its fastest. The mean over the reference tells how much longer the
 // probes took on average (the machine's other load and slower phases). `step_load` is that
@@ -136,7 +130,7 @@ struct MachineInfo {
 struct MeasurementMethod {
   int warmup = 0;
   int repetitions = 0;
-  std::string statistic;  // "fastest" (the minimum; executor/profiler.h fastest())
+  std::string statistic;  // "fastest" (the minimum; executor/calibrate/profiler.h fastest())
 };
 
 struct CalibrationTable {
@@ -144,7 +138,7 @@ struct CalibrationTable {
   MachineInfo machine;
   MeasurementMethod method;
   // slowdown[k−1]: the executor's step with k stage threads, measured, over what the op
-  // curves predict for it (k = 1 .. threads measured; calibrate_command.cc's step jobs).
+  // curves predict for it (k = 1 .. threads measured; executor/calibrate/step_fit.h).
   std::vector<double> concurrency_slowdown;
   Curve send;       // a stage copying an outgoing message of x bytes (inside its op)
   Curve p2p;        // one-way delivery of x bytes to a waiting stage

@@ -21,6 +21,7 @@
 #include <set>
 
 #include "core/check.h"
+#include "core/json_reader.h"
 #include "traces/trace.h"
 
 namespace cf {
@@ -60,75 +61,6 @@ bool carries_message(OpKind kind) { return kind == OpKind::kSend || kind == OpKi
 json metadata_event(const char* name, int pid, int tid, const std::string& label) {
   return json{{"name", name}, {"ph", "M"}, {"pid", pid}, {"tid", tid}, {"args", {{"name", label}}}};
 }
-
-// A JSON object read strictly: each read marks the key used; finish() rejects other keys.
-// Errors read "ORIGIN: PATH.KEY: message".
-class JsonReader {
- public:
-  JsonReader(const json& object, std::string origin, std::string path)
-      : object_(object), origin_(std::move(origin)), path_(std::move(path)) {}
-
-  Status error(const std::string& key, const std::string& message) const {
-    const std::string where = key.empty() ? path_ : path_.empty() ? key : path_ + "." + key;
-    return Status::InvalidInput(fmt::format("{}: {}: {}", origin_, where, message));
-  }
-  Status check_object() const {
-    return object_.is_object() ? Status::Ok() : error("", "expected a JSON object");
-  }
-  StatusOr<const json*> find(const std::string& key) {
-    used_.insert(key);
-    auto it = object_.find(key);
-    if (it == object_.end()) return error(key, "required key is missing");
-    return &*it;
-  }
-  Status get(const std::string& key, int64_t* out) {
-    CF_ASSIGN_OR_RETURN(const json* value, find(key));
-    if (!value->is_number_integer()) {
-      return error(key, fmt::format("expected an integer, got {}", value->dump()));
-    }
-    *out = value->get<int64_t>();
-    return Status::Ok();
-  }
-  Status get(const std::string& key, int* out) {
-    int64_t wide = 0;
-    CF_RETURN_IF_ERROR(get(key, &wide));
-    if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max()) {
-      return error(key, fmt::format("integer out of range: {}", wide));
-    }
-    *out = static_cast<int>(wide);
-    return Status::Ok();
-  }
-  Status get(const std::string& key, double* out) {
-    CF_ASSIGN_OR_RETURN(const json* value, find(key));
-    if (!value->is_number())
-      return error(key, fmt::format("expected a number, got {}", value->dump()));
-    *out = value->get<double>();
-    return Status::Ok();
-  }
-  Status get(const std::string& key, std::string* out) {
-    CF_ASSIGN_OR_RETURN(const json* value, find(key));
-    if (!value->is_string())
-      return error(key, fmt::format("expected a string, got {}", value->dump()));
-    *out = value->get<std::string>();
-    return Status::Ok();
-  }
-  Status finish() const {
-    for (auto it = object_.begin(); it != object_.end(); ++it) {
-      if (!used_.count(it.key())) return error(it.key(), "unknown key");
-    }
-    return Status::Ok();
-  }
-  std::string child_path(const std::string& key) const {
-    return path_.empty() ? key : path_ + "." + key;
-  }
-  const std::string& origin() const { return origin_; }
-
- private:
-  const json& object_;
-  std::string origin_;
-  std::string path_;
-  std::set<std::string> used_;
-};
 
 // µs from "ts"/"dur" must agree with exact ns from args (within the 1 ns of rounding).
 Status check_time(JsonReader& event, const std::string& key, double us, int64_t ns) {
@@ -372,12 +304,7 @@ std::string trace_to_chrome_json(const Trace& trace) {
 }
 
 StatusOr<Trace> trace_from_chrome_json(const std::string& text, const std::string& origin) {
-  json root;
-  try {
-    root = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return Status::InvalidInput(fmt::format("{}: not valid JSON: {}", origin, e.what()));
-  }
+  CF_ASSIGN_OR_RETURN(const json root, parse_json(text, origin));
   JsonReader top(root, origin, "");
   CF_RETURN_IF_ERROR(top.check_object());
   Trace trace;

@@ -103,18 +103,6 @@ TEST(CalibrationTable, AttentionIsLinearInPrefixAndPowerLawInQueries) {
   EXPECT_DOUBLE_EQ(far.extrapolation, 2.0);
 }
 
-// Pool-adjacent-violators: the least-squares non-decreasing fit (hand-computed blocks).
-TEST(CalibrationTable, NonDecreasingFit) {
-  EXPECT_EQ(non_decreasing({1, 3, 2, 2, 5, 4}),
-            (std::vector<double>{1, 7.0 / 3, 7.0 / 3, 7.0 / 3, 4.5, 4.5}));
-  EXPECT_EQ(non_decreasing({4, 3, 2, 1}), (std::vector<double>{2.5, 2.5, 2.5, 2.5}));
-  EXPECT_EQ(non_decreasing({1, 2, 9}), (std::vector<double>{1, 2, 9}));
-  AttentionGrid g{{1, 2, 4}, {0, 8}, {{5, 9}, {3, 4}, {7, 20}}};
-  make_non_decreasing(&g);
-  // Column q: {5,3,7} → {4,4,7}; {9,4,20} → {6.5,6.5,20}; then rows stay ordered.
-  EXPECT_EQ(g.ns, (std::vector<std::vector<double>>{{4, 6.5}, {4, 6.5}, {7, 20}}));
-}
-
 TEST(CalibrationTable, JsonRoundTrip) {
   const Job job = test::tiny_job(test::TinyJob{{5}});
   const CalibrationTable t = synthetic_table(job.model);
@@ -137,14 +125,15 @@ TEST(CalibrationTable, StrictReaderNamesFileAndKey) {
   };
   const std::vector<Bad> cases = {
       {[](auto& j) { j["extra"] = 1; }, "extra: unknown key"},
-      {[](auto& j) { j.erase("optimizer"); }, "optimizer: missing"},
+      {[](auto& j) { j.erase("optimizer"); }, "optimizer: required key is missing"},
       {[](auto& j) { j["version"] = 7; }, "version: 7 is not supported"},
       {[](auto& j) { j["format"] = "other"; }, "format: expected"},
-      {[](auto& j) { j["machine"].erase("speed_probe"); }, "machine.speed_probe: missing"},
+      {[](auto& j) { j["machine"].erase("speed_probe"); },
+       "machine.speed_probe: required key is missing"},
       {[](auto& j) { j["machine"]["speed_probe"]["step_load"] = 0; },
        "machine.speed_probe.step_load: 0 is not a positive finite number"},
       {[](auto& j) { j["machine"]["speed_probe"].erase("step_load"); },
-       "machine.speed_probe.step_load: missing"},
+       "machine.speed_probe.step_load: required key is missing"},
       {[](auto& j) { j["machine"]["speed_probe"]["min_ns"] = 3e7; },
        "machine.speed_probe: expected 0 < min_ns ≤ reference_ns, mean_ns ≤ max_ns"},
       {[](auto& j) { j["transport"]["p2p"]["x"][1] = 64; }, "transport.p2p.x[1]: the grid"},
@@ -156,6 +145,22 @@ TEST(CalibrationTable, StrictReaderNamesFileAndKey) {
        "models[0].shape.hidden: expected an integer"},
       {[](auto& j) { j["models"][0]["gemm"][0]["forward"]["cpu_ns"].erase(0); },
        "models[0].gemm[0].forward.ns: x, ns and cpu_ns"},
+      {[](auto& j) { j["models"][0]["gemm"][0]["colour"] = "red"; },
+       "models[0].gemm[0].colour: unknown key"},
+      {[](auto& j) { j["machine"]["load_average"] = "high"; },
+       "machine.load_average: expected a number, got \"high\""},
+      {[](auto& j) { j["machine"]["cpu_model"] = 5; }, "machine.cpu_model: expected a string"},
+      {[](auto& j) { j["models"][0]["shape"]["qkv_bias"] = 1; },
+       "models[0].shape.qkv_bias: expected true or false"},
+      {[](auto& j) {
+         j["models"][0]["attention_backward"]["kv_prefix"] = {0, 64, 64};
+       },
+       "models[0].attention_backward.kv_prefix[2]: the grid must be strictly increasing"},
+      {[](auto& j) { j["models"][0]["elementwise"][0] = 3; },
+       "models[0].elementwise[0]: expected a JSON object"},
+      {[](auto& j) { j["models"] = nlohmann::json::array(); },
+       "models: expected a non-empty array"},
+      {[](auto& j) { j["transport"] = 1; }, "transport: expected a JSON object"},
   };
   for (const Bad& bad : cases) {
     nlohmann::json j = good;
@@ -166,7 +171,14 @@ TEST(CalibrationTable, StrictReaderNamesFileAndKey) {
     EXPECT_NE(t.status().message().find("cal.json: " + bad.key), std::string::npos)
         << t.status().message();
   }
-  EXPECT_FALSE(calibration_from_json("{not json", "x.json").ok());
+  StatusOr<CalibrationTable> not_json =
+      calibration_from_json("{\"format\": 1,\n not json", "x.json");
+  ASSERT_FALSE(not_json.ok());
+  EXPECT_EQ(not_json.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(not_json.status().message().find("x.json: not valid JSON:"), std::string::npos)
+      << not_json.status().message();
+  EXPECT_NE(not_json.status().message().find("line 2"), std::string::npos)
+      << not_json.status().message();
   StatusOr<CalibrationTable> missing = load_calibration("/nonexistent/cal.json");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("/nonexistent/cal.json"), std::string::npos);

@@ -61,7 +61,8 @@ TEST(CalibrateCommand, BadInputExitsTwo) {
                                         broken + "}\n");
   const test::CommandResult sim = run_chunkflow({"simulate", job});
   EXPECT_EQ(sim.exit_code, 2);
-  EXPECT_NE(sim.err.find(broken + ": version: missing"), std::string::npos) << sim.err;
+  EXPECT_NE(sim.err.find(broken + ": version: required key is missing"), std::string::npos)
+      << sim.err;
 }
 
 }  // namespace

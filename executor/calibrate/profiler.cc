@@ -2,9 +2,7 @@
 // way stage.cc's op clock sees it: buffers the op allocates are inside the timed region,
 // inputs prepared before it (as received messages are) outside. The fastest of the
 // repetitions (profiler.h fastest()).
-#include "executor/profiler.h"
-
-#include <time.h>
+#include "executor/calibrate/profiler.h"
 
 #include <algorithm>
 #include <chrono>
@@ -26,12 +24,6 @@ using Clock = std::chrono::steady_clock;
 
 // The rounds of the in-situ stack runs and of the series measured in rounds (in_rounds).
 constexpr int kRounds = 3;
-
-double thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
 
 // setup() untimed, then body() timed; warm-up runs are discarded.
 template <typename Setup, typename Body>
@@ -216,8 +208,8 @@ void in_situ_stack(const ModelBench& b, const ProfileOptions& o, const std::func
   std::vector<std::vector<double>> forward(n), backward(n);
   std::vector<double> cpu_share(n, 0);
   const int last_probe = visit_in_rounds(n, o.seed, 1, probe, [&](size_t i, int round) {
-    cpu_share[i] += executor_op_times(b.model, o.tokens[i], per_round, o.seed + round,
-                                      &forward[i], &backward[i]) /
+    cpu_share[i] += executor_op_times(b.model, o.tokens[i], per_round, o.seed + round, &forward[i],
+                                      &backward[i]) /
                     kRounds;
   });
   for (size_t i = 0; i < n; ++i) {
@@ -421,16 +413,14 @@ ModelProfile profile_model(const std::string& name, const ModelConfig& model,
   // them (GEMMs, elementwise) in one pass each.
   auto rounds = [&](const std::string& what, Series* out, auto sample) {
     const int at = step(name + " " + what);
-    *out = in_rounds(o.tokens.size(), o, probe, at, [&](size_t i, const ProfileOptions& ro) {
-      return sample(o.tokens[i], ro);
-    });
+    *out = in_rounds(o.tokens.size(), o, probe, at,
+                     [&](size_t i, const ProfileOptions& ro) { return sample(o.tokens[i], ro); });
   };
   for (const bool backward : {false, true}) {
-    rounds(backward ? "embedding backward" : "embedding forward",
-           backward ? &p.embedding_backward : &p.embedding_forward,
-           [&](int64_t t, const ProfileOptions& ro) {
-             return embedding_sample(b, t, backward, ro);
-           });
+    rounds(
+        backward ? "embedding backward" : "embedding forward",
+        backward ? &p.embedding_backward : &p.embedding_forward,
+        [&](int64_t t, const ProfileOptions& ro) { return embedding_sample(b, t, backward, ro); });
   }
   for (const bool backward : {false, true}) {
     rounds(backward ? "head backward" : "head forward",

@@ -1,6 +1,7 @@
 // The machine-wide calibration measurements (profiler.h): the in-process transport (a send's
 // copy, one-way delivery to a waiting stage, the DP sum), the optimizer step, how much k busy
-// threads slow each other, and the machine's description. Then profile_cpu, which runs all.
+// threads slow each other, and the machine's description and thread clock. Then profile_cpu,
+// which runs all.
 #include <sched.h>
 #include <time.h>
 
@@ -12,9 +13,9 @@
 #include <thread>
 
 #include "core/check.h"
+#include "executor/calibrate/profiler.h"
 #include "executor/inproc_transport.h"
 #include "executor/memory.h"
-#include "executor/profiler.h"
 #include "kernels/cpu/adamw.h"
 
 namespace cf {
@@ -24,12 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 double ns_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::nano>(b - a).count();
-}
-
-double thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
 int runs(const ProfileOptions& o) { return o.warmup + o.repetitions; }
@@ -179,6 +174,12 @@ double load_average_1min() {
   double load = 0;
   in >> load;
   return load;
+}
+
+double thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
 MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>>& models,

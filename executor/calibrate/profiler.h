@@ -1,8 +1,8 @@
 // The op-cost measurements behind `chunkflow calibrate --backend cpu`: the executor's own code
 // paths (its F and B ops on one stage, the head and embedding, the CPU kernels, the
 // in-process transport, the AdamW step) timed on this machine over grids of sizes, with
-// warm-up, repetitions and the fastest of wall-clock and thread-CPU time. Not the table format
-// nor its interpolation (sim/calibration_table.h): the CLI turns this into a table.
+// warm-up, repetitions and the fastest of wall-clock and thread-CPU time. Not the table
+// (profile_table.h turns the measurements into one; sim/calibration_table.h is its format).
 #pragma once
 
 #include <cstdint>
@@ -172,5 +172,9 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
 std::string cpu_model_name();
 int usable_cores();
 double load_average_1min();
+
+// The calling thread's CPU time so far (CLOCK_THREAD_CPUTIME_ID), ns: read around a timed call,
+// what the call itself consumed.
+double thread_cpu_ns();
 
 }  // namespace cf

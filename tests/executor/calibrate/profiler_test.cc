@@ -2,7 +2,7 @@
 // grid order, with positive wall time; the attention grid is q × prefix; a speed probe for
 // every series and in-situ run; progress reports every series in order. Not its timings' values
 // (this machine's), which docs/VALIDATION.md checks against real runs.
-#include "executor/profiler.h"
+#include "executor/calibrate/profiler.h"
 
 #include <gtest/gtest.h>
 
@@ -63,9 +63,9 @@ TEST(Profiler, MeasuresEverySeriesOnItsGrid) {
   expect_series(p.optimizer, o.optimizer_params, "optimizer");
   ASSERT_EQ(p.models.size(), 1u);
   const ModelProfile& m = p.models[0];
-  for (const auto* s : {&m.stack_forward, &m.stack_backward, &m.layer_forward, &m.layer_backward,
-                        &m.embedding_forward, &m.embedding_backward, &m.head_forward,
-                        &m.head_backward}) {
+  for (const auto* s :
+       {&m.stack_forward, &m.stack_backward, &m.layer_forward, &m.layer_backward,
+        &m.embedding_forward, &m.embedding_backward, &m.head_forward, &m.head_backward}) {
     expect_series(*s, o.tokens, "model curve");
   }
   // One layer is the rescaled stack less the rescaled embedding and head, per layer.
