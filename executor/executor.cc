@@ -1,7 +1,6 @@
 // In-process execution of a job (executor.h): one thread per (DP rank, stage), the in-process
 // transport, the reference check between the gradient sums and the optimizer step.
 #include "executor/executor.h"
-#include "executor/memory.h"
 
 #include <fmt/format.h>
 
@@ -11,6 +10,7 @@
 
 #include "core/check.h"
 #include "executor/inproc_transport.h"
+#include "executor/memory.h"
 #include "executor/stage.h"
 #include "sim/plan/plan_builder.h"
 
@@ -54,7 +54,8 @@ Status validate_for_executor(const Job& job) {
   if (job.parallel.recompute != Recompute::kNone) {
     return Status::InvalidInput(fmt::format(
         "{}: parallel.recompute: the cpu backend runs recompute: none (got {}); ChunkFlow's "
-        "F*/R recompute is part of the plan", job.origin, to_string(job.parallel.recompute)));
+        "F*/R recompute is part of the plan",
+        job.origin, to_string(job.parallel.recompute)));
   }
   return Status::Ok();
 }
@@ -136,9 +137,8 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
       transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s));
     }
   }
-  on_every_worker(workers, [&](StageWorker& w) {
-    w.params().initialise(options.seed, options.init_std);
-  });
+  on_every_worker(workers,
+                  [&](StageWorker& w) { w.params().initialise(options.seed, options.init_std); });
 
   RunReport report;
   report.stages.resize(static_cast<size_t>(pp));
@@ -185,6 +185,9 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
       for (MemoryCategory c : kAllMemoryCategories) {
         worst.category_peaks[c] = std::max(category_peaks[c], peaks.back().category_peaks[c]);
       }
+    }
+    if (step == 0) {
+      for (auto& w : workers) report.op_memory.push_back(w->op_memory());
     }
     if (record) {
       for (auto& w : workers) {

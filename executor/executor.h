@@ -13,6 +13,7 @@
 #include "core/status.h"
 #include "executor/memory.h"
 #include "executor/reference.h"
+#include "executor/stage.h"
 #include "executor/tokens.h"
 #include "kernels/cpu/adamw.h"
 #include "sim/plan/job.h"
@@ -22,8 +23,8 @@
 namespace cf {
 
 struct ExecutorOptions {
-  uint64_t seed = 0;        // weights and synthetic tokens
-  float init_std = 0.02f;   // standard deviation of the initial weights (norms start at 1)
+  uint64_t seed = 0;       // weights and synthetic tokens
+  float init_std = 0.02f;  // standard deviation of the initial weights (norms start at 1)
   AdamWHyper adamw{1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
   std::string tokens_path;  // JSONL token file; empty: synthetic tokens
   bool check_reference = false;
@@ -53,6 +54,8 @@ struct RunReport {
   std::vector<StepReport> steps;
   std::vector<StageMemoryReport> stages;  // pp entries
   Trace trace;                            // measured, step 0 (empty unless record_trace)
+  // Step 0's per-op memory records of each stage, index dp_rank·pp + stage (stage.h).
+  std::vector<std::vector<OpMemoryRecord>> op_memory;
 
   double step_time_s() const;   // mean over steps
   double tokens_per_s() const;  // Σ tokens / Σ step time

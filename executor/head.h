@@ -1,11 +1,14 @@
 // The ends of the decoder: the token embedding (first stage) and the final RMSNorm, LM head and
-// cross-entropy (last stage), forward and backward over the CPU kernels. Not the layers
-// (layer.h). The loss is scaled by 1 / (loss tokens of the global batch), so the sum over all
-// chunks and DP ranks is the batch mean and chunking changes no gradient (DESIGN.md §4.1).
+// cross-entropy (last stage), forward and backward over a backend stream's kernels (the CPU
+// backend's unless given). Not the layers (layer.h). The loss is scaled by 1 / (loss tokens of the
+// global batch), so the sum over all chunks and DP ranks is the batch mean and chunking changes no
+// gradient (DESIGN.md §4.1).
 #pragma once
 
 #include <cstdint>
 
+#include "executor/backend.h"
+#include "executor/cpu_backend.h"
 #include "executor/memory.h"
 #include "executor/tokens.h"
 
@@ -27,22 +30,24 @@ struct HeadActs {
   FloatBuffer dlogits;  // (t, V)
 };
 
-// Final norm, logits, loss. Returns Σ of the chunk's scaled token losses (fp64 sum). Buffers
-// other than acts->x are allocated under `category`; with `want_grad` false (F*) dlogits is
-// not computed and every buffer can be dropped by the caller.
+// Final norm, logits, loss. Returns Σ of the chunk's scaled token losses (fp64 sum on the
+// host, of the per-token losses copied back: the stream's one read of results per chunk; 0 on
+// a backend without storage). Buffers other than acts->x are allocated under `category`; with
+// `want_grad` false (F*) dlogits is not computed and every buffer can be dropped by the caller.
 double head_forward(HeadActs* acts, const float* final_norm, const float* head,
                     const ChunkInputs& inputs, const HeadDims& dims, float loss_scale,
-                    MemoryCategory category, bool want_grad, MemoryTracker* tracker);
+                    MemoryCategory category, bool want_grad, MemoryTracker* tracker,
+                    Stream* stream = cpu_stream());
 
 // dx (t, h) = ∂L/∂x (written); dfinal_norm (h) and dhead (V, h) accumulated.
 void head_backward(float* dx, float* dfinal_norm, float* dhead, const HeadActs& acts,
-                   const float* final_norm, const float* head, const HeadDims& dims,
-                   int64_t tokens, MemoryTracker* tracker);
+                   const float* final_norm, const float* head, const HeadDims& dims, int64_t tokens,
+                   MemoryTracker* tracker, Stream* stream = cpu_stream());
 
 // out (t, h) = embedding rows of the chunk's ids; dembedding (V, h) += scatter of dout (t, h).
 void embed_forward(float* out, const float* embedding, const ChunkInputs& inputs,
-                   const HeadDims& dims);
+                   const HeadDims& dims, Stream* stream = cpu_stream());
 void embed_backward(float* dembedding, const float* dout, const ChunkInputs& inputs,
-                    const HeadDims& dims);
+                    const HeadDims& dims, Stream* stream = cpu_stream());
 
 }  // namespace cf

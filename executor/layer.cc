@@ -1,18 +1,17 @@
-// A decoder layer's forward and backward over the CPU kernels (layer.h). Shapes: t chunk
-// tokens, p prefix tokens (dependent pieces; 0 otherwise), h hidden, f ffn, a heads, g KV
+// A decoder layer's forward and backward over a backend stream's kernels (layer.h). Shapes: t
+// chunk tokens, p prefix tokens (dependent pieces; 0 otherwise), h hidden, f ffn, a heads, g KV
 // heads, d head_dim, Q = a·d, G = g·d.
 #include "executor/layer.h"
 
-#include <algorithm>
+#include <utility>
 
 #include "core/check.h"
-#include "kernels/cpu/kernels.h"
 
 namespace cf {
 namespace {
 
 FloatBuffer alloc(const LayerCall& call, MemoryCategory category, int64_t count) {
-  return FloatBuffer(call.tracker, category, count);
+  return FloatBuffer(call.stream->allocator(), call.tracker, category, count);
 }
 
 // The keys and values attention sees: for a dependent piece with a prefix, the store's K/V of
@@ -38,8 +37,8 @@ Keys gather_keys(const LayerCall& call, const float* k_own, const float* v_own) 
   keys.k_all = alloc(call, MemoryCategory::kTransient, keys.tokens * kv);
   keys.v_all = alloc(call, MemoryCategory::kTransient, keys.tokens * kv);
   call.store->gather_prefix(in.group, call.layer, in.index, keys.k_all.data(), keys.v_all.data());
-  std::copy(k_own, k_own + t * kv, keys.k_all.data() + in.prefix_tokens * kv);
-  std::copy(v_own, v_own + t * kv, keys.v_all.data() + in.prefix_tokens * kv);
+  call.stream->copy(storage_at(keys.k_all.data(), in.prefix_tokens * kv), k_own, t * kv);
+  call.stream->copy(storage_at(keys.v_all.data(), in.prefix_tokens * kv), v_own, t * kv);
   keys.k = keys.k_all.data();
   keys.v = keys.v_all.data();
   return keys;
@@ -67,26 +66,26 @@ void layer_forward(float* out, LayerActs* a, const LayerTensors& w, const LayerC
                    MemoryCategory cat, bool store_kv) {
   const LayerDims& dims = *call.dims;
   const ChunkInputs& in = *call.inputs;
+  Stream& s = *call.stream;
   const int64_t t = static_cast<int64_t>(in.ids.size());
   const int64_t h = dims.hidden, f = dims.ffn, q = dims.q_width(), kv = dims.kv_width();
-  CF_CHECK(a->x != nullptr) << "layer " << call.layer << ": no input";
   CF_CHECK(!in.dependent || call.store != nullptr) << "a dependent piece needs the state store";
 
   // Attention block.
   a->rstd1 = alloc(call, cat, t);
   a->xn1 = alloc(call, cat, t * h);
-  cpu::rmsnorm_forward(a->xn1.data(), a->rstd1.data(), a->x, w[kAttnNorm], t, h, dims.eps);
+  s.rmsnorm_forward(a->xn1.data(), a->rstd1.data(), a->x, w[kAttnNorm], t, h, dims.eps);
   a->q = alloc(call, cat, t * q);
-  cpu::linear_forward(a->q.data(), a->xn1.data(), w[kWq], w[kBq], t, h, q);
-  cpu::rope_forward(a->q.data(), a->q.data(), in.positions.data(), t, dims.heads, dims.head_dim,
-                    dims.rope_theta);
+  s.linear_forward(a->q.data(), a->xn1.data(), w[kWq], w[kBq], t, h, q);
+  s.rope_forward(a->q.data(), a->q.data(), in.positions.data(), t, dims.heads, dims.head_dim,
+                 dims.rope_theta);
   // A dependent piece's own K/V are transient here: the store holds them.
   const MemoryCategory kv_cat = in.dependent ? MemoryCategory::kTransient : cat;
   FloatBuffer k = alloc(call, kv_cat, t * kv), v = alloc(call, kv_cat, t * kv);
-  cpu::linear_forward(k.data(), a->xn1.data(), w[kWk], w[kBk], t, h, kv);
-  cpu::linear_forward(v.data(), a->xn1.data(), w[kWv], w[kBv], t, h, kv);
-  cpu::rope_forward(k.data(), k.data(), in.positions.data(), t, dims.kv_heads, dims.head_dim,
-                    dims.rope_theta);
+  s.linear_forward(k.data(), a->xn1.data(), w[kWk], w[kBk], t, h, kv);
+  s.linear_forward(v.data(), a->xn1.data(), w[kWv], w[kBv], t, h, kv);
+  s.rope_forward(k.data(), k.data(), in.positions.data(), t, dims.kv_heads, dims.head_dim,
+                 dims.rope_theta);
   if (in.dependent && store_kv) {
     call.store->put(in.group, call.layer, in.index, k.data(), v.data(), t);
   }
@@ -94,98 +93,95 @@ void layer_forward(float* out, LayerActs* a, const LayerTensors& w, const LayerC
     Keys keys = gather_keys(call, k.data(), v.data());
     a->attn = alloc(call, cat, t * q);
     a->lse = alloc(call, cat, t * dims.heads);
-    cpu::attention_forward(a->attn.data(), a->lse.data(), a->q.data(), keys.k, keys.v,
-                           in.segments.data(), static_cast<int64_t>(in.segments.size()),
-                           attention_shape(dims, t, keys.tokens));
+    s.attention_forward(a->attn.data(), a->lse.data(), a->q.data(), keys.k, keys.v,
+                        in.segments.data(), static_cast<int64_t>(in.segments.size()),
+                        attention_shape(dims, t, keys.tokens));
   }
   if (!in.dependent) {
     a->k = std::move(k);
     a->v = std::move(v);
   }
   a->h1 = alloc(call, cat, t * h);
-  cpu::linear_forward(a->h1.data(), a->attn.data(), w[kWo], nullptr, t, q, h);
-  for (int64_t i = 0; i < t * h; ++i) a->h1[i] += a->x[i];
+  s.linear_forward(a->h1.data(), a->attn.data(), w[kWo], nullptr, t, q, h);
+  s.residual_add(a->h1.data(), a->x, t * h);
 
   // MLP block.
   a->rstd2 = alloc(call, cat, t);
   a->xn2 = alloc(call, cat, t * h);
-  cpu::rmsnorm_forward(a->xn2.data(), a->rstd2.data(), a->h1.data(), w[kMlpNorm], t, h, dims.eps);
+  s.rmsnorm_forward(a->xn2.data(), a->rstd2.data(), a->h1.data(), w[kMlpNorm], t, h, dims.eps);
   a->gate = alloc(call, cat, t * f);
   a->up = alloc(call, cat, t * f);
   a->act = alloc(call, cat, t * f);
-  cpu::linear_forward(a->gate.data(), a->xn2.data(), w[kWGate], nullptr, t, h, f);
-  cpu::linear_forward(a->up.data(), a->xn2.data(), w[kWUp], nullptr, t, h, f);
-  cpu::swiglu_forward(a->act.data(), a->gate.data(), a->up.data(), t * f);
-  cpu::linear_forward(out, a->act.data(), w[kWDown], nullptr, t, f, h);
-  for (int64_t i = 0; i < t * h; ++i) out[i] += a->h1[i];
+  s.linear_forward(a->gate.data(), a->xn2.data(), w[kWGate], nullptr, t, h, f);
+  s.linear_forward(a->up.data(), a->xn2.data(), w[kWUp], nullptr, t, h, f);
+  s.swiglu_forward(a->act.data(), a->gate.data(), a->up.data(), t * f);
+  s.linear_forward(out, a->act.data(), w[kWDown], nullptr, t, f, h);
+  s.residual_add(out, a->h1.data(), t * h);
 }
 
 void layer_backward(float* dx, const float* dout, const LayerActs& a, const LayerTensors& w,
                     const LayerTensors& g, const LayerCall& call) {
   const LayerDims& dims = *call.dims;
   const ChunkInputs& in = *call.inputs;
+  Stream& s = *call.stream;
   const int64_t t = static_cast<int64_t>(in.ids.size());
   const int64_t h = dims.hidden, f = dims.ffn, q = dims.q_width(), kv = dims.kv_width();
   constexpr MemoryCategory kTmp = MemoryCategory::kTransient;
 
   // MLP block: out = h1 + Wdown·act.
   FloatBuffer dh1 = alloc(call, kTmp, t * h);  // (t, h) starts as the residual path's dout
-  std::copy(dout, dout + t * h, dh1.data());
+  s.copy(dh1.data(), dout, t * h);
   {
     FloatBuffer dact = alloc(call, kTmp, t * f);
-    cpu::linear_backward(dact.data(), g[kWDown], nullptr, dout, a.act.data(), w[kWDown], t, f, h);
+    s.linear_backward(dact.data(), g[kWDown], nullptr, dout, a.act.data(), w[kWDown], t, f, h);
     FloatBuffer dgate = alloc(call, kTmp, t * f), dup = alloc(call, kTmp, t * f);
-    cpu::swiglu_backward(dgate.data(), dup.data(), dact.data(), a.gate.data(), a.up.data(), t * f);
+    s.swiglu_backward(dgate.data(), dup.data(), dact.data(), a.gate.data(), a.up.data(), t * f);
     dact.reset();
     FloatBuffer dxn2 = alloc(call, kTmp, t * h);
-    cpu::linear_backward(dxn2.data(), g[kWGate], nullptr, dgate.data(), a.xn2.data(), w[kWGate], t,
-                         h, f);
-    cpu::linear_backward(dxn2.data(), g[kWUp], nullptr, dup.data(), a.xn2.data(), w[kWUp], t, h, f);
-    cpu::rmsnorm_backward(dh1.data(), g[kMlpNorm], dxn2.data(), a.h1.data(), w[kMlpNorm],
-                          a.rstd2.data(), t, h);
+    s.linear_backward(dxn2.data(), g[kWGate], nullptr, dgate.data(), a.xn2.data(), w[kWGate], t, h,
+                      f);
+    s.linear_backward(dxn2.data(), g[kWUp], nullptr, dup.data(), a.xn2.data(), w[kWUp], t, h, f);
+    s.rmsnorm_backward(dh1.data(), g[kMlpNorm], dxn2.data(), a.h1.data(), w[kMlpNorm],
+                       a.rstd2.data(), t, h);
   }
 
   // Attention block: h1 = x + Wo·attn.
   FloatBuffer dattn = alloc(call, kTmp, t * q);
-  cpu::linear_backward(dattn.data(), g[kWo], nullptr, dh1.data(), a.attn.data(), w[kWo], t, q, h);
+  s.linear_backward(dattn.data(), g[kWo], nullptr, dh1.data(), a.attn.data(), w[kWo], t, q, h);
   const float* k_own = in.dependent ? call.store->k(in.group, call.layer, in.index) : a.k.data();
   const float* v_own = in.dependent ? call.store->v(in.group, call.layer, in.index) : a.v.data();
   Keys keys = gather_keys(call, k_own, v_own);
   FloatBuffer dq = alloc(call, kTmp, t * q);
   FloatBuffer dk_all = alloc(call, kTmp, keys.tokens * kv);  // (p + t, G)
   FloatBuffer dv_all = alloc(call, kTmp, keys.tokens * kv);
-  cpu::attention_backward(dq.data(), dk_all.data(), dv_all.data(), dattn.data(), a.q.data(),
-                          keys.k, keys.v, a.attn.data(), a.lse.data(), in.segments.data(),
-                          static_cast<int64_t>(in.segments.size()),
-                          attention_shape(dims, t, keys.tokens));
+  s.attention_backward(dq.data(), dk_all.data(), dv_all.data(), dattn.data(), a.q.data(), keys.k,
+                       keys.v, a.attn.data(), a.lse.data(), in.segments.data(),
+                       static_cast<int64_t>(in.segments.size()),
+                       attention_shape(dims, t, keys.tokens));
   keys = Keys{};
   dattn.reset();
-  float* dk = dk_all.data() + in.prefix_tokens * kv;  // (t, G): this piece's own rows
-  float* dv = dv_all.data() + in.prefix_tokens * kv;
+  float* dk = storage_at(dk_all.data(), in.prefix_tokens * kv);  // (t, G): this piece's own rows
+  float* dv = storage_at(dv_all.data(), in.prefix_tokens * kv);
   if (in.dependent) {
     // Prefix rows go to the earlier pieces; later pieces' contributions to ours come back.
     call.store->accumulate_prefix(in.group, call.layer, in.index, dk_all.data(), dv_all.data());
-    const float* dk_later = call.store->dk(in.group, call.layer, in.index);
-    const float* dv_later = call.store->dv(in.group, call.layer, in.index);
-    if (dk_later != nullptr) {
-      for (int64_t i = 0; i < t * kv; ++i) {
-        dk[i] += dk_later[i];
-        dv[i] += dv_later[i];
-      }
+    if (call.store->has_gradients(in.group, call.layer, in.index)) {
+      s.residual_add(dk, call.store->dk(in.group, call.layer, in.index), t * kv);
+      s.residual_add(dv, call.store->dv(in.group, call.layer, in.index), t * kv);
     }
   }
   FloatBuffer dq_pre = alloc(call, kTmp, t * q), dk_pre = alloc(call, kTmp, t * kv);
-  cpu::rope_backward(dq_pre.data(), dq.data(), in.positions.data(), t, dims.heads, dims.head_dim,
-                     dims.rope_theta);
-  cpu::rope_backward(dk_pre.data(), dk, in.positions.data(), t, dims.kv_heads, dims.head_dim,
-                     dims.rope_theta);
+  s.rope_backward(dq_pre.data(), dq.data(), in.positions.data(), t, dims.heads, dims.head_dim,
+                  dims.rope_theta);
+  s.rope_backward(dk_pre.data(), dk, in.positions.data(), t, dims.kv_heads, dims.head_dim,
+                  dims.rope_theta);
   dq.reset();
   FloatBuffer dxn1 = alloc(call, kTmp, t * h);
-  cpu::linear_backward(dxn1.data(), g[kWq], g[kBq], dq_pre.data(), a.xn1.data(), w[kWq], t, h, q);
-  cpu::linear_backward(dxn1.data(), g[kWk], g[kBk], dk_pre.data(), a.xn1.data(), w[kWk], t, h, kv);
-  cpu::linear_backward(dxn1.data(), g[kWv], g[kBv], dv, a.xn1.data(), w[kWv], t, h, kv);
-  std::copy(dh1.data(), dh1.data() + t * h, dx);
-  cpu::rmsnorm_backward(dx, g[kAttnNorm], dxn1.data(), a.x, w[kAttnNorm], a.rstd1.data(), t, h);
+  s.linear_backward(dxn1.data(), g[kWq], g[kBq], dq_pre.data(), a.xn1.data(), w[kWq], t, h, q);
+  s.linear_backward(dxn1.data(), g[kWk], g[kBk], dk_pre.data(), a.xn1.data(), w[kWk], t, h, kv);
+  s.linear_backward(dxn1.data(), g[kWv], g[kBv], dv, a.xn1.data(), w[kWv], t, h, kv);
+  s.copy(dx, dh1.data(), t * h);
+  s.rmsnorm_backward(dx, g[kAttnNorm], dxn1.data(), a.x, w[kAttnNorm], a.rstd1.data(), t, h);
 }
 
 }  // namespace cf

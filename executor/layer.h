@@ -1,5 +1,6 @@
-// One Llama/Qwen2 decoder layer over a chunk, forward and backward, written out over the CPU
-// kernels (llm.c style: the step reads top to bottom). Pre-norm residual blocks:
+// One Llama/Qwen2 decoder layer over a chunk, forward and backward, written out over the
+// kernels of a backend stream (llm.c style: the step reads top to bottom). Pre-norm residual
+// blocks:
 //   h1  = x  + Wo · attention(rope(Wq·rms(x) + bq), rope(Wk·rms(x) + bk), Wv·rms(x) + bv)
 //   out = h1 + Wdown · (silu(Wgate·rms(h1)) ∘ Wup·rms(h1))
 // Attention reads a dependent piece's K/V prefix from the state store and sends dK/dV for that
@@ -8,6 +9,8 @@
 
 #include <cstdint>
 
+#include "executor/backend.h"
+#include "executor/cpu_backend.h"
 #include "executor/memory.h"
 #include "executor/params.h"
 #include "executor/state_store.h"
@@ -33,17 +36,17 @@ LayerDims layer_dims(const ModelConfig& model);
 // caller: the stage input, or the previous layer's output kept in x_owned). k and v are empty
 // for a dependent piece, whose K/V live in the state store. Shapes for t chunk tokens:
 struct LayerActs {
-  const float* x = nullptr;  // (t, h)
-  FloatBuffer x_owned;       // (t, h) when this struct owns its input
-  FloatBuffer rstd1;         // (t)
-  FloatBuffer xn1;           // (t, h)   rms(x)·w
-  FloatBuffer q;             // (t, a·d) after RoPE
-  FloatBuffer k, v;          // (t, g·d) K after RoPE; standalone chunks only
-  FloatBuffer attn;          // (t, a·d) attention output, input of Wo
-  FloatBuffer lse;           // (t, a)   log-sum-exp of each query row and head
-  FloatBuffer h1;            // (t, h)   residual stream after attention
-  FloatBuffer rstd2;         // (t)
-  FloatBuffer xn2;           // (t, h)
+  const float* x = nullptr;   // (t, h)
+  FloatBuffer x_owned;        // (t, h) when this struct owns its input
+  FloatBuffer rstd1;          // (t)
+  FloatBuffer xn1;            // (t, h)   rms(x)·w
+  FloatBuffer q;              // (t, a·d) after RoPE
+  FloatBuffer k, v;           // (t, g·d) K after RoPE; standalone chunks only
+  FloatBuffer attn;           // (t, a·d) attention output, input of Wo
+  FloatBuffer lse;            // (t, a)   log-sum-exp of each query row and head
+  FloatBuffer h1;             // (t, h)   residual stream after attention
+  FloatBuffer rstd2;          // (t)
+  FloatBuffer xn2;            // (t, h)
   FloatBuffer gate, up, act;  // (t, f)  act = silu(gate)·up
 };
 
@@ -54,6 +57,7 @@ struct LayerCall {
   StateStore* store = nullptr;  // dependent pieces only
   int64_t layer = 0;            // global layer index (the store's key)
   MemoryTracker* tracker = nullptr;
+  Stream* stream = cpu_stream();  // where the kernels run and the buffers' storage comes from
 };
 
 // out (t, h) = layer(acts->x). Saved tensors are allocated under `category` (activations for

@@ -1,4 +1,4 @@
-// MemoryTracker: live bytes by category and their peaks (memory.h).
+// MemoryTracker: live bytes by category and their peaks; the host allocator (memory.h).
 #include "executor/memory.h"
 
 #if defined(__GLIBC__)
@@ -6,8 +6,31 @@
 #endif
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace cf {
+
+namespace {
+
+// calloc: zero-filled as Buffer promises, and for a fresh mmap'ed block without a memset.
+class HostAllocator final : public Allocator {
+ public:
+  void* allocate(int64_t bytes) override {
+    CF_CHECK_GE(bytes, 0);
+    if (bytes == 0) return nullptr;
+    void* storage = std::calloc(static_cast<size_t>(bytes), 1);
+    CF_CHECK(storage != nullptr) << "out of host memory allocating " << bytes << " bytes";
+    return storage;
+  }
+  void deallocate(void* storage, int64_t bytes) override { std::free(storage); }
+};
+
+}  // namespace
+
+Allocator* host_allocator() {
+  static HostAllocator allocator;  // stateless: shared by every thread
+  return &allocator;
+}
 
 void retain_freed_memory() {
 #if defined(__GLIBC__)
@@ -25,6 +48,10 @@ void MemoryTracker::allocate(MemoryCategory category, int64_t bytes) {
     peak_total_ = live_total_;
     at_peak_ = live_;
   }
+  if (live_total_ > interval_peak_) {
+    interval_peak_ = live_total_;
+    at_interval_peak_ = live_;
+  }
 }
 
 void MemoryTracker::release(MemoryCategory category, int64_t bytes) {
@@ -38,6 +65,11 @@ void MemoryTracker::reset_peaks() {
   peak_total_ = live_total_;
   at_peak_ = live_;
   category_peaks_ = live_;
+}
+
+void MemoryTracker::start_interval() {
+  interval_peak_ = live_total_;
+  at_interval_peak_ = live_;
 }
 
 }  // namespace cf

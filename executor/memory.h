@@ -1,14 +1,14 @@
 // The executor's measuring allocator: every executor buffer is a Buffer<T> charged to one
 // MemoryTracker (one per pipeline stage) under a category, so live bytes, the stage's peak
-// and the breakdown at that peak are measured, not modelled. Not a pool: memory comes from
-// operator new, with the C library told to keep what is freed (retain_freed_memory). Not
+// and the breakdown at that peak are measured, not modelled. A buffer's storage comes from a
+// backend's Allocator (backend.h): host memory from the C library for the CPU backend (told to
+// keep what is freed, retain_freed_memory), none for the counting backend. Not a pool. Not
 // counted: Eigen's internal GEMM scratch, the transports' copies of messages in flight, and
 // each chunk's host vectors of token ids, targets and positions (12 B/token).
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <utility>
 
@@ -16,6 +16,22 @@
 #include "traces/kinds.h"
 
 namespace cf {
+
+// Where a Buffer's storage comes from: one backend's memory (backend.h). allocate returns
+// `bytes` of zero-filled storage, or null when bytes is 0 or the backend keeps no storage (the
+// counting backend); deallocate takes back what allocate returned, with the same size. Storage
+// is the backend's: host code never dereferences it (a device backend's is device memory).
+// Thread-safe: the stages of one process share an allocator.
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(int64_t bytes) = 0;
+  virtual void deallocate(void* storage, int64_t bytes) = 0;
+};
+
+// Host memory from calloc/free: the CPU backend's storage, and the default of a Buffer built
+// without an allocator (tests, the profiler's probes).
+Allocator* host_allocator();
 
 // Tells glibc's malloc to keep freed memory for reuse: buffers up to 32 MiB come from the
 // heap rather than their own mmap, and the heap is not trimmed back to the system. Without
@@ -42,6 +58,11 @@ class MemoryTracker {
   const MemoryBreakdown& category_peaks() const { return category_peaks_; }
   // Restarts the peaks from the live bytes (e.g. at the start of a step).
   void reset_peaks();
+  // A second peak over an interval (one op of a stage's stream): restarts from the live bytes
+  // at each start_interval and leaves the step's peaks alone.
+  void start_interval();
+  int64_t interval_peak() const { return interval_peak_; }
+  const MemoryBreakdown& breakdown_at_interval_peak() const { return at_interval_peak_; }
 
  private:
   MemoryBreakdown live_;
@@ -49,20 +70,28 @@ class MemoryTracker {
   MemoryBreakdown category_peaks_;  // each category's own peak
   int64_t live_total_ = 0;
   int64_t peak_total_ = 0;
+  MemoryBreakdown at_interval_peak_;
+  int64_t interval_peak_ = 0;
 };
 
-// An owning, zero-initialised array of `count` T charged to a tracker while it lives.
-// Move-only; an empty Buffer holds nothing and charges nothing.
+// An owning, zero-initialised array of `count` T from an allocator, charged to a tracker while
+// it lives (whether or not the allocator keeps storage: the counting backend's buffers are
+// charged exactly as real ones, with null data). Move-only; an empty Buffer holds nothing and
+// charges nothing. data() is backend storage: op code passes it to a Stream (backend.h) and
+// never dereferences it; operator[] is for host storage only (tests, the profiler's probes).
 template <typename T>
 class Buffer {
  public:
   Buffer() = default;
+  // Host storage (host_allocator()).
   Buffer(MemoryTracker* tracker, MemoryCategory category, int64_t count)
-      : tracker_(tracker), category_(category), count_(count) {
-    CF_CHECK(tracker != nullptr) << "a Buffer needs a tracker";
+      : Buffer(host_allocator(), tracker, category, count) {}
+  Buffer(Allocator* allocator, MemoryTracker* tracker, MemoryCategory category, int64_t count)
+      : allocator_(allocator), tracker_(tracker), category_(category), count_(count) {
+    CF_CHECK(tracker != nullptr && allocator != nullptr) << "a Buffer needs a tracker and storage";
     CF_CHECK_GE(count, 0);
     if (count_ > 0) {
-      data_.reset(new T[static_cast<size_t>(count_)]());
+      data_ = static_cast<T*>(allocator_->allocate(bytes()));
       tracker_->allocate(category_, bytes());
     }
   }
@@ -70,10 +99,11 @@ class Buffer {
   Buffer& operator=(Buffer&& other) noexcept {
     if (this != &other) {
       reset();
+      allocator_ = std::exchange(other.allocator_, nullptr);
       tracker_ = std::exchange(other.tracker_, nullptr);
       category_ = other.category_;
       count_ = std::exchange(other.count_, 0);
-      data_ = std::move(other.data_);
+      data_ = std::exchange(other.data_, nullptr);
     }
     return *this;
   }
@@ -82,23 +112,27 @@ class Buffer {
   ~Buffer() { reset(); }
 
   void reset() {
-    if (data_) tracker_->release(category_, bytes());
-    data_.reset();
+    if (count_ > 0) {
+      tracker_->release(category_, bytes());
+      allocator_->deallocate(data_, bytes());
+    }
+    data_ = nullptr;
     count_ = 0;
   }
-  T* data() { return data_.get(); }
-  const T* data() const { return data_.get(); }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
   int64_t size() const { return count_; }
   bool empty() const { return count_ == 0; }
   int64_t bytes() const { return count_ * static_cast<int64_t>(sizeof(T)); }
-  T& operator[](int64_t i) { return data_[static_cast<size_t>(i)]; }
-  const T& operator[](int64_t i) const { return data_[static_cast<size_t>(i)]; }
+  T& operator[](int64_t i) { return data_[i]; }
+  const T& operator[](int64_t i) const { return data_[i]; }
 
  private:
+  Allocator* allocator_ = nullptr;
   MemoryTracker* tracker_ = nullptr;
   MemoryCategory category_ = MemoryCategory::kTransient;
   int64_t count_ = 0;
-  std::unique_ptr<T[]> data_;
+  T* data_ = nullptr;
 };
 
 using FloatBuffer = Buffer<float>;

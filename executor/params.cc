@@ -1,18 +1,16 @@
 // Parameter layout, seeded initialisation and the AdamW step of one stage (params.h).
 #include "executor/params.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "core/check.h"
-#include "kernels/cpu/adamw.h"
 #include "traces/random.h"
 
 namespace cf {
 namespace {
 
-const char* const kSlotNames[kLayerSlots] = {"attn_norm", "wq", "bq",       "wk",     "bk",   "wv",
-                                             "bv",        "wo", "mlp_norm", "w_gate", "w_up", "w_down"};
+const char* const kSlotNames[kLayerSlots] = {
+    "attn_norm", "wq", "bq", "wk", "bk", "wv", "bv", "wo", "mlp_norm", "w_gate", "w_up", "w_down"};
 
 // FNV-1a over the name: a platform-independent 64-bit hash (std::hash is not).
 uint64_t name_hash(const std::string& name) {
@@ -30,15 +28,14 @@ ParamLayout::ParamLayout(const ModelConfig& model, int pp, int vpp, int stage)
     : pp_(pp), stage_(stage) {
   CF_CHECK(pp >= 1 && vpp >= 1 && stage >= 0 && stage < pp) << "pp " << pp << " stage " << stage;
   CF_CHECK(model.layers % (static_cast<int64_t>(pp) * vpp) == 0) << model.layers << " layers";
-  const int64_t h = model.hidden, q = model.q_width(), kv = model.kv_width(),
-                f = model.ffn_hidden;
+  const int64_t h = model.hidden, q = model.q_width(), kv = model.kv_width(), f = model.ffn_hidden;
   if (stage == 0) add("embedding", ParamKind::kEmbedding, -1, -1, model.vocab * h, false);
   const int64_t per_chunk = model.layers / (static_cast<int64_t>(pp) * vpp);
   for (int v = 0; v < vpp; ++v) {
     const int64_t first = (static_cast<int64_t>(v) * pp + stage) * per_chunk;
     for (int64_t l = first; l < first + per_chunk; ++l) {
-      const int64_t sizes[kLayerSlots] = {h,  q * h, q,      kv * h, kv,     kv * h,
-                                          kv, h * q, h,      f * h,  f * h,  h * f};
+      const int64_t sizes[kLayerSlots] = {h,  q * h, q, kv * h, kv,    kv * h,
+                                          kv, h * q, h, f * h,  f * h, h * f};
       for (int slot = 0; slot < kLayerSlots; ++slot) {
         const bool bias = slot == kBq || slot == kBk || slot == kBv;
         if (bias && !model.qkv_bias) continue;
@@ -109,45 +106,65 @@ LayerTensors layer_tensors(float* base, const ParamLayout& layout, int64_t layer
   LayerTensors out;
   const std::vector<int64_t> offsets = layout.layer_offsets(layer);
   for (int slot = 0; slot < kLayerSlots; ++slot) {
-    out.t[slot] = offsets[static_cast<size_t>(slot)] < 0 ? nullptr : base + offsets[slot];
+    const int64_t offset = offsets[static_cast<size_t>(slot)];
+    out.t[slot] = offset < 0 ? nullptr : storage_at(base, offset);
   }
   return out;
 }
 
 StageParams::StageParams(const ModelConfig& model, int pp, int vpp, int stage,
-                         MemoryTracker* tracker)
+                         MemoryTracker* tracker, Stream* stream)
     : layout_(model, pp, vpp, stage),
-      weights_(tracker, MemoryCategory::kWeights, layout_.total()),
-      gradients_(tracker, MemoryCategory::kGradients, layout_.total()),
-      adam_m_(tracker, MemoryCategory::kOptimizer, layout_.total()),
-      adam_v_(tracker, MemoryCategory::kOptimizer, layout_.total()) {}
+      stream_(stream),
+      weights_(stream->allocator(), tracker, MemoryCategory::kWeights, layout_.total()),
+      gradients_(stream->allocator(), tracker, MemoryCategory::kGradients, layout_.total()),
+      adam_m_(stream->allocator(), tracker, MemoryCategory::kOptimizer, layout_.total()),
+      adam_v_(stream->allocator(), tracker, MemoryCategory::kOptimizer, layout_.total()) {}
 
 void StageParams::initialise(uint64_t seed, float init_std) {
   const double half_width = std::sqrt(3.0) * init_std;  // uniform[−w, w] has std w/√3
+  std::vector<float> host;  // (t.size) one tensor's values before they are copied in
   for (const ParamTensor& t : layout_.tensors()) {
-    float* w = weights_.data() + t.offset;
+    float* w = storage_at(weights_.data(), t.offset);
     if (t.is_norm) {
-      std::fill(w, w + t.size, 1.0f);
+      stream_->fill(w, 1.0f, t.size);
       continue;
     }
     const uint64_t key = rng::mix64(seed ^ name_hash(t.name));
+    host.resize(static_cast<size_t>(t.size));
     for (int64_t i = 0; i < t.size; ++i) {
       const double u = rng::uniform_from_bits(rng::mix64(key + static_cast<uint64_t>(i)));
-      w[i] = static_cast<float>((2.0 * u - 1.0) * half_width);
+      host[static_cast<size_t>(i)] = static_cast<float>((2.0 * u - 1.0) * half_width);
     }
+    stream_->copy_from_host(w, host.data(), t.size);
   }
-  std::fill(adam_m_.data(), adam_m_.data() + count(), 0.0f);
-  std::fill(adam_v_.data(), adam_v_.data() + count(), 0.0f);
+  stream_->fill(adam_m_.data(), 0.0f, count());
+  stream_->fill(adam_v_.data(), 0.0f, count());
   zero_gradients();
 }
 
-void StageParams::zero_gradients() {
-  std::fill(gradients_.data(), gradients_.data() + count(), 0.0f);
-}
+void StageParams::zero_gradients() { stream_->fill(gradients_.data(), 0.0f, count()); }
 
 void StageParams::adamw_step(const AdamWHyper& hyper, int64_t step) {
-  cpu::adamw_step(weights_.data(), adam_m_.data(), adam_v_.data(), gradients_.data(), count(),
-                  hyper, step);
+  stream_->adamw_step(weights_.data(), adam_m_.data(), adam_v_.data(), gradients_.data(), count(),
+                      hyper, step);
+}
+
+std::vector<float> StageParams::weights_on_host() const {
+  std::vector<float> host(static_cast<size_t>(count()));  // (count)
+  stream_->copy_to_host(host.data(), weights_.data(), count());
+  return host;
+}
+
+std::vector<float> StageParams::gradients_on_host() const {
+  std::vector<float> host(static_cast<size_t>(count()));  // (count)
+  stream_->copy_to_host(host.data(), gradients_.data(), count());
+  return host;
+}
+
+void StageParams::set_weights(const std::vector<float>& host) {
+  CF_CHECK_EQ(static_cast<int64_t>(host.size()), count());
+  stream_->copy_from_host(weights_.data(), host.data(), count());
 }
 
 }  // namespace cf

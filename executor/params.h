@@ -1,13 +1,15 @@
 // The parameters one pipeline stage owns: their layout in flat fp32 buffers (weights,
-// gradients, AdamW m and v), named as the whole model names them, and their seeded
-// initialisation, which depends only on (seed, tensor name, element) so that any split into
-// stages starts from the same model. Not the forward/backward math (layer.h, head.h).
+// gradients, AdamW m and v) in storage of the stage's backend, named as the whole model names
+// them, and their seeded initialisation, which depends only on (seed, tensor name, element) so
+// that any split into stages starts from the same model. Not the forward/backward math.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "executor/backend.h"
+#include "executor/cpu_backend.h"
 #include "executor/memory.h"
 #include "kernels/cpu/adamw.h"
 #include "models/model.h"
@@ -76,23 +78,31 @@ class ParamLayout {
   int64_t tied_copy_offset_ = -1;
 };
 
-// Pointers to one layer's tensors inside a flat buffer (weights or gradients).
+// Pointers to one layer's tensors inside a flat buffer (weights or gradients; null storage
+// gives null pointers).
 struct LayerTensors {
   float* t[kLayerSlots] = {};
   float* operator[](int slot) const { return t[slot]; }
 };
 LayerTensors layer_tensors(float* base, const ParamLayout& layout, int64_t layer);
 
-// A stage's parameters and their training state, all charged to the stage's tracker.
+// A stage's parameters and their training state, all charged to the stage's tracker, in
+// storage from `stream` (whose backend must outlive them) and updated on it.
 class StageParams {
  public:
-  StageParams(const ModelConfig& model, int pp, int vpp, int stage, MemoryTracker* tracker);
+  StageParams(const ModelConfig& model, int pp, int vpp, int stage, MemoryTracker* tracker,
+              Stream* stream = cpu_stream());
   // Seeded initialisation: norms 1, every other element uniform in [−√3·std, √3·std]
-  // (standard deviation `init_std`) from a hash of (seed, tensor name, element index).
+  // (standard deviation `init_std`) from a hash of (seed, tensor name, element index),
+  // computed on the host and copied in tensor by tensor.
   void initialise(uint64_t seed, float init_std);
   void zero_gradients();
   // One AdamW step (kernels/cpu/adamw.h) over every tensor; `step` ≥ 1.
   void adamw_step(const AdamWHyper& hyper, int64_t step);
+  // Host copies of all weights or gradients (count), and the weights set from one.
+  std::vector<float> weights_on_host() const;
+  std::vector<float> gradients_on_host() const;
+  void set_weights(const std::vector<float>& host);
 
   const ParamLayout& layout() const { return layout_; }
   float* weights() { return weights_.data(); }
@@ -103,6 +113,7 @@ class StageParams {
 
  private:
   ParamLayout layout_;
+  Stream* stream_;
   FloatBuffer weights_;    // (count)
   FloatBuffer gradients_;  // (count), fp32, summed over chunks and DP ranks
   FloatBuffer adam_m_;     // (count)

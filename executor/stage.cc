@@ -1,7 +1,8 @@
 // The op runner of one stage (stage.h). A virtual stage is (model chunk v, stage s), numbered
 // v·pp + s; activations flow up that numbering in forwards and down it in backwards
 // (plan.h's cross-stage rules). Receives happen before an op's timer starts, so a measured op
-// is its compute, not its wait.
+// is its compute, not its wait; its memory record starts before the receive (the received
+// input is the op's). Every buffer comes from the stage's stream, every kernel runs on it.
 #include "executor/stage.h"
 
 #include <algorithm>
@@ -10,7 +11,8 @@
 
 namespace cf {
 
-StageWorker::StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage)
+StageWorker::StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage,
+                         Backend* backend)
     : model_(model),
       dims_(layer_dims(model)),
       head_dims_{model.hidden, model.vocab, static_cast<float>(model.rms_norm_eps)},
@@ -18,8 +20,9 @@ StageWorker::StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank,
       vpp_(vpp),
       dp_rank_(dp_rank),
       stage_(stage),
-      params_(model, pp, vpp, stage, &tracker_),
-      store_(&tracker_, model.kv_width()) {}
+      stream_(backend->create_stream()),
+      params_(model, pp, vpp, stage, &tracker_, stream_.get()),
+      store_(&tracker_, model.kv_width(), stream_.get()) {}
 
 int64_t StageWorker::now_ns(StepClock::time_point origin) const {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(StepClock::now() - origin).count();
@@ -76,8 +79,12 @@ void StageWorker::record_other(OpKind kind, int64_t start_ns, int64_t end_ns) {
 }
 
 LayerCall StageWorker::layer_call(const OpContext& ctx, int64_t layer) {
-  return LayerCall{&dims_, ctx.inputs, ctx.inputs->dependent ? &store_ : nullptr, layer,
-                   &tracker_};
+  return LayerCall{&dims_, ctx.inputs, ctx.inputs->dependent ? &store_ : nullptr,
+                   layer,  &tracker_,  stream_.get()};
+}
+
+FloatBuffer StageWorker::buffer(MemoryCategory category, int64_t count) {
+  return FloatBuffer(stream_->allocator(), &tracker_, category, count);
 }
 
 void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport* transport,
@@ -92,63 +99,92 @@ void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport*
   loss_scale_ = loss_tokens > 0 ? 1.0f / static_cast<float>(loss_tokens) : 0.0f;
   loss_sum_ = 0;
   inputs_.clear();
-  const int last_virtual = pp_ * vpp_ - 1;
-  const int64_t per_chunk = plan.layers_per_model_chunk();
-  const int64_t t_h = model_.hidden;
-
-  for (const Op& op : plan.ranks[static_cast<size_t>(dp_rank_)].stages[static_cast<size_t>(stage_)].ops) {
-    const Chunk& chunk = plan.chunks[static_cast<size_t>(op.chunk)];
-    auto in = inputs_.find(op.chunk);
-    if (in == inputs_.end()) in = inputs_.emplace(op.chunk, chunk_inputs(chunk, batch)).first;
-    OpContext ctx{&plan, &op, &chunk, &in->second, op.model_chunk * pp_ + stage_, false, false,
-                  plan.first_layer(stage_, op.model_chunk), 0};
-    ctx.first = ctx.virtual_stage == 0;
-    ctx.last = ctx.virtual_stage == last_virtual;
-    ctx.end_layer = ctx.first_layer + per_chunk;
-    const int64_t t = chunk.tokens;
-
-    // Inputs from other stages arrive before the op's clock starts.
-    FloatBuffer received;
-    if (op.pass == Pass::kForward || op.pass == Pass::kForwardKeepKV) {
-      received = FloatBuffer(&tracker_, MemoryCategory::kActivations, t * t_h);
-      if (!ctx.first) {
-        const int prev = ctx.virtual_stage - 1;
-        transport->recv(prev % pp_, {op.chunk, op.model_chunk, false}, received.data(), t * t_h);
-      }
-    } else if (op.pass == Pass::kBackward) {
-      received = FloatBuffer(&tracker_, MemoryCategory::kTransient, t * t_h);
-      if (!ctx.last) {
-        const int next = ctx.virtual_stage + 1;
-        transport->recv(next % pp_, {op.chunk, op.model_chunk, true}, received.data(), t * t_h);
-      }
-    }
-    const int64_t start_ns = now_ns(origin);
-    sample_memory(start_ns, false);
-    if (op.pass == Pass::kBackward) {
-      run_backward(ctx, std::move(received), transport);
-    } else {
-      run_forward(ctx, std::move(received), op.pass, transport);
-    }
-    const int64_t end_ns = now_ns(origin);
-    record_op(ctx, start_ns, end_ns);
-    sample_memory(end_ns, false);
-  }
+  op_memory_.clear();
+  const auto& ops =
+      plan.ranks[static_cast<size_t>(dp_rank_)].stages[static_cast<size_t>(stage_)].ops;
+  for (const Op& op : ops) run_op(plan, op, batch, transport, origin);
   CF_CHECK(states_.empty()) << states_.size() << " chunks never ran their backward";
   CF_CHECK(store_.empty()) << "the state store is not empty after the step";
   if (transport != nullptr) transport->finish_step();
+  sum_gradients(plan, transport, origin);
+}
 
-  // Gradient sums: the tied embedding pair (Megatron-LM's embedding all-reduce), then DP.
-  const bool tied_pair = model_.tied_embeddings && pp_ > 1 && (stage_ == 0 || stage_ == pp_ - 1);
-  if (tied_pair || plan.dp > 1) {
-    const int64_t start_ns = now_ns(origin);
-    if (tied_pair) {
-      const ParamLayout& layout = params_.layout();
-      const int64_t offset = stage_ == 0 ? layout.embedding_offset() : layout.tied_copy_offset();
-      transport->allreduce_tied(params_.gradients() + offset, model_.vocab * model_.hidden);
-    }
-    if (plan.dp > 1) transport->allreduce_dp(params_.gradients(), params_.count());
-    record_other(OpKind::kDpReduce, start_ns, now_ns(origin));
+void StageWorker::run_op(const Plan& plan, const Op& op, const TokenBatch& batch,
+                         Transport* transport, StepClock::time_point origin) {
+  const Chunk& chunk = plan.chunks[static_cast<size_t>(op.chunk)];
+  auto in = inputs_.find(op.chunk);
+  if (in == inputs_.end()) in = inputs_.emplace(op.chunk, chunk_inputs(chunk, batch)).first;
+  OpContext ctx{&plan,
+                &op,
+                &chunk,
+                &in->second,
+                op.model_chunk * pp_ + stage_,
+                false,
+                false,
+                plan.first_layer(stage_, op.model_chunk),
+                0};
+  ctx.first = ctx.virtual_stage == 0;
+  ctx.last = ctx.virtual_stage == pp_ * vpp_ - 1;
+  ctx.end_layer = ctx.first_layer + plan.layers_per_model_chunk();
+
+  OpMemoryRecord memory{op.id, op.pass, op.chunk, op.model_chunk, tracker_.live_bytes()};
+  tracker_.start_interval();
+  FloatBuffer received = receive(ctx, transport);  // before the op's clock starts
+  const int64_t start_ns = now_ns(origin);
+  sample_memory(start_ns, false);
+  if (op.pass == Pass::kBackward) {
+    run_backward(ctx, std::move(received), transport);
+  } else {
+    run_forward(ctx, std::move(received), op.pass, transport);
   }
+  const int64_t end_ns = now_ns(origin);
+  record_op(ctx, start_ns, end_ns);
+  sample_memory(end_ns, false);
+  memory.peak_bytes = tracker_.interval_peak();
+  memory.at_peak = tracker_.breakdown_at_interval_peak();
+  memory.live_at_end = tracker_.live_bytes();
+  op_memory_.push_back(memory);
+}
+
+// The op's input (t, h): a forward's activation from the previous virtual stage (kept: it is
+// the stage input), a backward's gradient from the next one (transient); the first virtual
+// stage's forward fills it with the embedding, the last one's backward with the head's dx.
+FloatBuffer StageWorker::receive(const OpContext& ctx, Transport* transport) {
+  const Op& op = *ctx.op;
+  const int64_t count = ctx.chunk->tokens * model_.hidden;
+  if (op.pass == Pass::kForward || op.pass == Pass::kForwardKeepKV) {
+    FloatBuffer received = buffer(MemoryCategory::kActivations, count);
+    if (!ctx.first) {
+      const int prev = ctx.virtual_stage - 1;
+      transport->recv(prev % pp_, {op.chunk, op.model_chunk, false}, received.data(), count);
+    }
+    return received;
+  }
+  if (op.pass == Pass::kBackward) {
+    FloatBuffer received = buffer(MemoryCategory::kTransient, count);
+    if (!ctx.last) {
+      const int next = ctx.virtual_stage + 1;
+      transport->recv(next % pp_, {op.chunk, op.model_chunk, true}, received.data(), count);
+    }
+    return received;
+  }
+  return FloatBuffer();  // R starts from the stage input F* kept
+}
+
+// The tied embedding pair (Megatron-LM's embedding all-reduce), then DP, after the ops.
+void StageWorker::sum_gradients(const Plan& plan, Transport* transport,
+                                StepClock::time_point origin) {
+  const bool tied_pair = model_.tied_embeddings && pp_ > 1 && (stage_ == 0 || stage_ == pp_ - 1);
+  if (!tied_pair && plan.dp == 1) return;
+  const int64_t start_ns = now_ns(origin);
+  stream_->synchronize();  // the transport reads the gradients as the stream left them
+  if (tied_pair) {
+    const ParamLayout& layout = params_.layout();
+    const int64_t offset = stage_ == 0 ? layout.embedding_offset() : layout.tied_copy_offset();
+    transport->allreduce_tied(gradients_at(offset), model_.vocab * model_.hidden);
+  }
+  if (plan.dp > 1) transport->allreduce_dp(params_.gradients(), params_.count());
+  record_other(OpKind::kDpReduce, start_ns, now_ns(origin));
 }
 
 void StageWorker::optimizer_step(const AdamWHyper& hyper, int64_t step,
@@ -174,11 +210,10 @@ FloatBuffer StageWorker::forward_layers(const OpContext& ctx, ChunkState* st, bo
     a.x = i == 0 ? st->stage_input.data() : a.x_owned.data();
     // The output is the next layer's kept input, or on the last virtual stage the head's.
     const bool out_kept = keep && (i + 1 < n || ctx.last);
-    FloatBuffer out(&tracker_, out_kept ? MemoryCategory::kActivations : MemoryCategory::kTransient,
-                    t * h);
+    FloatBuffer out =
+        buffer(out_kept ? MemoryCategory::kActivations : MemoryCategory::kTransient, t * h);
     const int64_t layer = ctx.first_layer + i;
-    float* weights = params_.weights();
-    layer_forward(out.data(), &a, layer_tensors(weights, params_.layout(), layer),
+    layer_forward(out.data(), &a, layer_tensors(params_.weights(), params_.layout(), layer),
                   layer_call(ctx, layer), cat, store_kv);
     if (i + 1 == n) return out;
     if (keep) {
@@ -205,8 +240,10 @@ void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass
         << "R" << op.chunk << " without its F* on stage " << stage_;
   } else {
     CF_CHECK(states_.count(key) == 0) << "chunk " << op.chunk << " forwarded twice";
-    if (ctx.first) embed_forward(input.data(), params_.weights() + layout.embedding_offset(), in,
-                                 head_dims_);
+    if (ctx.first) {
+      embed_forward(input.data(), weights_at(layout.embedding_offset()), in, head_dims_,
+                    stream_.get());
+    }
     states_[key].stage_input = std::move(input);
   }
   ChunkState& st = states_[key];
@@ -215,14 +252,14 @@ void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass
     HeadActs dropped;
     HeadActs& head = keep ? st.head : dropped;
     head.x = std::move(out);
-    const double loss = head_forward(&head, params_.weights() + layout.final_norm_offset(),
-                                     params_.weights() + layout.head_offset(), in, head_dims_,
-                                     loss_scale_, keep ? MemoryCategory::kActivations
-                                                       : MemoryCategory::kTransient,
-                                     /*want_grad=*/keep, &tracker_);
+    const double loss = head_forward(
+        &head, weights_at(layout.final_norm_offset()), weights_at(layout.head_offset()), in,
+        head_dims_, loss_scale_, keep ? MemoryCategory::kActivations : MemoryCategory::kTransient,
+        /*want_grad=*/keep, &tracker_, stream_.get());
     if (pass != Pass::kRecompute) loss_sum_ += loss;  // R repeats F*'s loss: count it once
   } else if (pass != Pass::kRecompute) {  // R is local: the next stage recomputes its own
     const int next = ctx.virtual_stage + 1;
+    stream_->synchronize();  // the transport reads `out`
     transport->send(next % pp_, {op.chunk, next / pp_, false}, out.data(), t * h);
   }
 }
@@ -238,15 +275,15 @@ void StageWorker::run_backward(const OpContext& ctx, FloatBuffer dout, Transport
       << "B" << op.chunk << " on stage " << stage_ << " without kept activations";
   ChunkState& st = it->second;
   if (ctx.last) {
-    head_backward(dout.data(), params_.gradients() + layout.final_norm_offset(),
-                  params_.gradients() + layout.head_offset(), st.head,
-                  params_.weights() + layout.final_norm_offset(),
-                  params_.weights() + layout.head_offset(), head_dims_, t, &tracker_);
+    head_backward(dout.data(), gradients_at(layout.final_norm_offset()),
+                  gradients_at(layout.head_offset()), st.head,
+                  weights_at(layout.final_norm_offset()), weights_at(layout.head_offset()),
+                  head_dims_, t, &tracker_, stream_.get());
     st.head = HeadActs{};
   }
   for (int64_t layer = ctx.end_layer - 1; layer >= ctx.first_layer; --layer) {
     const size_t i = static_cast<size_t>(layer - ctx.first_layer);
-    FloatBuffer dx(&tracker_, MemoryCategory::kTransient, t * h);
+    FloatBuffer dx = buffer(MemoryCategory::kTransient, t * h);
     layer_backward(dx.data(), dout.data(), st.layers[i],
                    layer_tensors(params_.weights(), layout, layer),
                    layer_tensors(params_.gradients(), layout, layer), layer_call(ctx, layer));
@@ -256,9 +293,11 @@ void StageWorker::run_backward(const OpContext& ctx, FloatBuffer dout, Transport
   states_.erase(it);
   if (in.dependent) store_.release(in.group, in.index, ctx.first_layer, ctx.end_layer);
   if (ctx.first) {
-    embed_backward(params_.gradients() + layout.embedding_offset(), dout.data(), in, head_dims_);
+    embed_backward(gradients_at(layout.embedding_offset()), dout.data(), in, head_dims_,
+                   stream_.get());
   } else {
     const int prev = ctx.virtual_stage - 1;
+    stream_->synchronize();  // the transport reads `dout`
     transport->send(prev % pp_, {op.chunk, prev / pp_, true}, dout.data(), t * h);
   }
 }

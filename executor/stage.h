@@ -1,15 +1,18 @@
-// One pipeline stage of one DP rank: its parameters, state store and measuring allocator, and
-// the op runner that executes its op stream of a Plan — F, F*, R and B (DESIGN.md §4.2) —
-// then the gradient sums and the optimizer step, timing every op for the measured trace.
-// Not the launch of stages (executor.h: threads; mpi_run.h: ranks).
+// One pipeline stage of one DP rank: its parameters, state store, measuring allocator and
+// backend stream, and the op runner that executes its op stream of a Plan — F, F*, R and B
+// (DESIGN.md §4.2) — then the gradient sums and the optimizer step, timing every op for the
+// measured trace and recording its memory. Not the launch of stages (executor.h, mpi_run.h).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <utility>
 #include <vector>
 
+#include "executor/backend.h"
+#include "executor/cpu_backend.h"
 #include "executor/head.h"
 #include "executor/layer.h"
 #include "executor/memory.h"
@@ -26,14 +29,33 @@ namespace cf {
 
 using StepClock = std::chrono::steady_clock;
 
+// What one op of a stage's stream did to the stage's memory, bytes by category (memory.h):
+// live at its start (before its input is received), the highest total reached while it ran
+// with the breakdown at that first moment, and live at its end. A step's records, in stream
+// order, chain (one's end is the next one's start) and their highest peak is the step's.
+struct OpMemoryRecord {
+  int op_id = 0;  // Op::id in the plan
+  Pass pass = Pass::kForward;
+  int chunk = 0;
+  int model_chunk = 0;
+  MemoryBreakdown live_at_start;
+  int64_t peak_bytes = 0;  // ≥ the totals of both ends
+  MemoryBreakdown at_peak;
+  MemoryBreakdown live_at_end;
+  bool operator==(const OpMemoryRecord&) const = default;
+};
+
 class StageWorker {
  public:
-  StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage);
+  // The stage's buffers come from, and its work runs on, a stream of `backend` (which must
+  // outlive the worker).
+  StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage,
+              Backend* backend = &cpu_backend());
 
   // Runs this stage's op stream of `plan` on `batch`, then sums gradients over the tied
   // embedding pair and the DP ranks. Loss scale 1 / (loss tokens of the batch). Op times are
   // recorded relative to `origin` when `record` (with memory samples at every op boundary).
-  // `transport` may be null when pp = dp = 1.
+  // `transport` may be null when pp = dp = 1. Transports get storage after a synchronize.
   void run_step(const Plan& plan, const TokenBatch& batch, Transport* transport,
                 StepClock::time_point origin, bool record);
   // AdamW step `step` (≥ 1), then zeroes the gradients; recorded as an "optimizer" op.
@@ -46,6 +68,9 @@ class StageWorker {
   StageParams& params() { return params_; }
   const StageParams& params() const { return params_; }
   MemoryTracker& tracker() { return tracker_; }
+  Stream& stream() { return *stream_; }
+  // The memory records of the last step's ops (every op, whether or not `record`).
+  const std::vector<OpMemoryRecord>& op_memory() const { return op_memory_; }
   // Trace ops and memory samples recorded since the last clear.
   std::vector<TraceOp>& trace_ops() { return trace_ops_; }
   std::vector<MemorySample>& memory_samples() { return memory_samples_; }
@@ -70,12 +95,20 @@ class StageWorker {
     int64_t end_layer;
   };
 
+  // One op of the stream: receive its input, run it, record its time and memory.
+  void run_op(const Plan& plan, const Op& op, const TokenBatch& batch, Transport* transport,
+              StepClock::time_point origin);
+  FloatBuffer receive(const OpContext& ctx, Transport* transport);
+  void sum_gradients(const Plan& plan, Transport* transport, StepClock::time_point origin);
   void run_forward(const OpContext& ctx, FloatBuffer input, Pass pass, Transport* transport);
   void run_backward(const OpContext& ctx, FloatBuffer dout, Transport* transport);
   // Runs the layers of the op's model chunk over st->stage_input; `keep`: activations are
   // kept in st->layers (F, R), otherwise dropped layer by layer (F*). Returns the output.
   FloatBuffer forward_layers(const OpContext& ctx, ChunkState* st, bool keep, bool store_kv);
   LayerCall layer_call(const OpContext& ctx, int64_t layer);
+  FloatBuffer buffer(MemoryCategory category, int64_t count);
+  float* weights_at(int64_t offset) { return storage_at(params_.weights(), offset); }
+  float* gradients_at(int64_t offset) { return storage_at(params_.gradients(), offset); }
   int64_t now_ns(StepClock::time_point origin) const;
   void record_op(const OpContext& ctx, int64_t start_ns, int64_t end_ns);
   void record_other(OpKind kind, int64_t start_ns, int64_t end_ns);
@@ -85,7 +118,8 @@ class StageWorker {
   LayerDims dims_;
   HeadDims head_dims_;
   int pp_, vpp_, dp_rank_, stage_;
-  MemoryTracker tracker_;  // before the buffers it counts (declaration order)
+  MemoryTracker tracker_;           // before the buffers it counts (declaration order)
+  std::unique_ptr<Stream> stream_;  // before the buffers whose storage it gives
   StageParams params_;
   StateStore store_;
   std::map<std::pair<int, int>, ChunkState> states_;  // (chunk, model chunk)
@@ -95,6 +129,7 @@ class StageWorker {
   bool record_ = false;
   std::vector<TraceOp> trace_ops_;
   std::vector<MemorySample> memory_samples_;
+  std::vector<OpMemoryRecord> op_memory_;
   MemoryBreakdown sampled_;
   int64_t sampled_total_ = -1;
 };

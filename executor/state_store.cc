@@ -1,8 +1,6 @@
 // The chunk state store (state_store.h): K/V of dependent pieces and their fp32 dK/dV.
 #include "executor/state_store.h"
 
-#include <algorithm>
-
 #include "core/check.h"
 
 namespace cf {
@@ -14,10 +12,10 @@ void StateStore::put(int group, int64_t layer, int index, const float* k, const 
       << "group " << group << " layer " << layer << " piece " << index << " stored twice";
   Piece& p = group_pieces[index];
   p.tokens = tokens;
-  p.k = FloatBuffer(tracker_, MemoryCategory::kStateStore, tokens * kv_width_);
-  p.v = FloatBuffer(tracker_, MemoryCategory::kStateStore, tokens * kv_width_);
-  std::copy(k, k + tokens * kv_width_, p.k.data());
-  std::copy(v, v + tokens * kv_width_, p.v.data());
+  p.k = buffer(tokens * kv_width_);
+  p.v = buffer(tokens * kv_width_);
+  stream_->copy(p.k.data(), k, tokens * kv_width_);
+  stream_->copy(p.v.data(), v, tokens * kv_width_);
 }
 
 bool StateStore::has(int group, int64_t layer, int index) const {
@@ -29,8 +27,8 @@ const StateStore::Piece& StateStore::piece(int group, int64_t layer, int index) 
   auto it = pieces_.find({group, layer});
   CF_CHECK(it != pieces_.end()) << "no state for group " << group << " layer " << layer;
   auto p = it->second.find(index);
-  CF_CHECK(p != it->second.end())
-      << "group " << group << " layer " << layer << ": piece " << index << " not in the store";
+  CF_CHECK(p != it->second.end()) << "group " << group << " layer " << layer << ": piece " << index
+                                  << " not in the store";
   return p->second;
 }
 
@@ -54,8 +52,8 @@ void StateStore::gather_prefix(int group, int64_t layer, int index, float* k_out
   for (int i = 0; i < index; ++i) {
     const Piece& p = piece(group, layer, i);
     const int64_t n = p.tokens * kv_width_;
-    std::copy(p.k.data(), p.k.data() + n, k_out + row * kv_width_);
-    std::copy(p.v.data(), p.v.data() + n, v_out + row * kv_width_);
+    stream_->copy(storage_at(k_out, row * kv_width_), p.k.data(), n);
+    stream_->copy(storage_at(v_out, row * kv_width_), p.v.data(), n);
     row += p.tokens;
   }
 }
@@ -66,18 +64,18 @@ void StateStore::accumulate_prefix(int group, int64_t layer, int index, const fl
   for (int i = 0; i < index; ++i) {
     Piece& p = piece(group, layer, i);
     const int64_t n = p.tokens * kv_width_;
-    if (p.dk.empty()) {
-      p.dk = FloatBuffer(tracker_, MemoryCategory::kStateStore, n);
-      p.dv = FloatBuffer(tracker_, MemoryCategory::kStateStore, n);
+    if (p.dk.empty()) {  // zero-filled: the first contribution adds to 0
+      p.dk = buffer(n);
+      p.dv = buffer(n);
     }
-    const float* dk_rows = dk + row * kv_width_;
-    const float* dv_rows = dv + row * kv_width_;
-    for (int64_t e = 0; e < n; ++e) {
-      p.dk[e] += dk_rows[e];
-      p.dv[e] += dv_rows[e];
-    }
+    stream_->residual_add(p.dk.data(), storage_at(dk, row * kv_width_), n);
+    stream_->residual_add(p.dv.data(), storage_at(dv, row * kv_width_), n);
     row += p.tokens;
   }
+}
+
+bool StateStore::has_gradients(int group, int64_t layer, int index) const {
+  return !piece(group, layer, index).dk.empty();
 }
 
 const float* StateStore::dk(int group, int64_t layer, int index) const {

@@ -1,6 +1,7 @@
 // The chunk state store of one pipeline stage (DESIGN.md §4.2): per dependent group and per
 // layer the stage owns, the K and V (after RoPE) of every piece forwarded so far and the fp32
-// dK/dV that later pieces' backwards accumulate for earlier ones. Not the attention itself.
+// dK/dV that later pieces' backwards accumulate for earlier ones, in storage of the stage's
+// backend, moved and summed on its stream. Not the attention itself.
 //
 // Lifetimes (the simulator's memory_timeline.cc counts the same): piece j's K/V are stored by
 // its first forward (F or F*) and freed by its backward; piece i's dK/dV are allocated by the
@@ -13,13 +14,17 @@
 #include <utility>
 #include <vector>
 
+#include "executor/backend.h"
+#include "executor/cpu_backend.h"
 #include "executor/memory.h"
 
 namespace cf {
 
 class StateStore {
  public:
-  StateStore(MemoryTracker* tracker, int64_t kv_width) : tracker_(tracker), kv_width_(kv_width) {}
+  // Pointers in and out are storage of `stream`'s backend (host arrays on the CPU backend).
+  StateStore(MemoryTracker* tracker, int64_t kv_width, Stream* stream = cpu_stream())
+      : tracker_(tracker), stream_(stream), kv_width_(kv_width) {}
 
   // Copies piece `index`'s K and V (tokens, kv_width) for `layer` into the store.
   void put(int group, int64_t layer, int index, const float* k, const float* v, int64_t tokens);
@@ -35,6 +40,8 @@ class StateStore {
   // Adds rows [0, prefix) of dk and dv (the gradients for piece `index`'s prefix) into the
   // fp32 accumulators of pieces 0..index−1, allocating those on first use.
   void accumulate_prefix(int group, int64_t layer, int index, const float* dk, const float* dv);
+  // Whether later pieces accumulated dK/dV for piece `index` (whether or not storage exists).
+  bool has_gradients(int group, int64_t layer, int index) const;
   // The dK/dV accumulated for piece `index` by later pieces, nullptr when none did.
   const float* dk(int group, int64_t layer, int index) const;
   const float* dv(int group, int64_t layer, int index) const;
@@ -56,7 +63,12 @@ class StateStore {
     return const_cast<Piece&>(static_cast<const StateStore*>(this)->piece(group, layer, index));
   }
 
+  FloatBuffer buffer(int64_t count) {
+    return FloatBuffer(stream_->allocator(), tracker_, MemoryCategory::kStateStore, count);
+  }
+
   MemoryTracker* tracker_;
+  Stream* stream_;
   int64_t kv_width_;
   std::map<Key, std::map<int, Piece>> pieces_;
 };

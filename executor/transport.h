@@ -1,7 +1,10 @@
 // How one pipeline stage of one DP rank talks to the others: point-to-point activations and
 // gradients between virtual stages (plan.h's cross-stage rules), the data-parallel gradient
 // sum, and the tied-embedding gradient sum between the first and last stage. Implemented
-// in-process (threads, inproc_transport.h) and over MPI (mpi_transport.h).
+// in-process (threads, inproc_transport.h), over MPI (mpi_transport.h), and as NullTransport
+// (counting_backend.h). Data pointers are storage of the stage's backend, handed over after
+// the stage's stream is synchronized: the in-process and MPI transports read and write it as
+// host memory, so they serve the CPU backend; a device backend brings a device-aware one.
 #pragma once
 
 #include <cstdint>

@@ -13,6 +13,7 @@
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/residual.h"  // cuda::residual_add, declared beside its reference
 
 namespace cf::cuda {
 

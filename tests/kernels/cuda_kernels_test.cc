@@ -37,11 +37,10 @@ TEST_F(CudaKernels, RmsNormMatchesCpu) {
                dout = RandomNormal(tokens * hidden, 3);
     auto out = NaNs(x.size()), rstd = NaNs(tokens), dx = RandomNormal(x.size(), 4),
          dw = RandomNormal(hidden, 5);
-    DeviceArray<float> d_x(x), d_w(w), d_dout(dout), d_out(out), d_rstd(rstd), d_dx(dx),
-        d_dw(dw);
+    DeviceArray<float> d_x(x), d_w(w), d_dout(dout), d_out(out), d_rstd(rstd), d_dx(dx), d_dw(dw);
     cuda::rmsnorm_forward(d_out.get(), d_rstd.get(), d_x.get(), d_w.get(), tokens, hidden, eps);
-    cuda::rmsnorm_backward(d_dx.get(), d_dw.get(), d_dout.get(), d_x.get(), d_w.get(),
-                           d_rstd.get(), tokens, hidden);
+    cuda::rmsnorm_backward(d_dx.get(), d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), d_rstd.get(),
+                           tokens, hidden);
     cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), tokens, hidden, eps);
     cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), rstd.data(),
                           tokens, hidden);
@@ -55,8 +54,7 @@ TEST_F(CudaKernels, RmsNormMatchesCpu) {
 TEST_F(CudaKernels, RopeMatchesCpu) {
   const int64_t tokens = 17, heads = 3, head_dim = 128;
   const double theta = 1e6;
-  const auto x = RandomNormal(tokens * heads * head_dim, 1),
-             dout = RandomNormal(x.size(), 2);
+  const auto x = RandomNormal(tokens * heads * head_dim, 1), dout = RandomNormal(x.size(), 2);
   const auto positions = RandomInts(tokens, 0, 262143, 3);
   auto out = NaNs(x.size()), dx = RandomNormal(x.size(), 4);
   DeviceArray<int32_t> d_pos(positions);
@@ -84,6 +82,20 @@ TEST_F(CudaKernels, SwigluMatchesCpu) {
   EXPECT_TRUE(AllClose(d_dup.ToHost(), ToDouble(dup), Twice(kElementwiseTol)));
 }
 
+// One correctly rounded fp32 add per element on both sides: the same bits, on odd sizes.
+TEST_F(CudaKernels, ResidualAddMatchesCpu) {
+  for (const int64_t n : {1, 17, 987}) {
+    SCOPED_TRACE(::testing::Message() << "n " << n);
+    const auto x = RandomNormal(n, 1 + uint32_t(n));
+    auto y = RandomNormal(n, 2 + uint32_t(n), 3.0f);
+    DeviceArray<float> d_x(x), d_y(y);
+    cuda::residual_add(d_y.get(), d_x.get(), n);
+    cpu::residual_add(y.data(), x.data(), n);
+    EXPECT_TRUE(BitwiseEqual(d_y.ToHost(), y));
+    EXPECT_TRUE(NonZeroAndFinite(y));
+  }
+}
+
 // Integer inputs make every GEMM exact in fp32 on both sides: x in ±3000, the rest in ±2, so
 // every partial sum stays below 2^24. TF32 would round x to 11 significant bits (no odd integer
 // above 2048 survives) and fail it. Random inputs check the rest.
@@ -105,8 +117,8 @@ TEST_F(CudaKernels, LinearMatchesCpu) {
     cuda::linear_backward(d_dx.get(), d_dw.get(), d_db.get(), d_dy.get(), d_x.get(), d_w.get(),
                           tokens, in, out_features);
     cpu::linear_forward(y.data(), x.data(), w.data(), b.data(), tokens, in, out_features);
-    cpu::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), tokens,
-                         in, out_features);
+    cpu::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), tokens, in,
+                         out_features);
     const Tolerance tol = integers ? Tolerance{0.0, 0.0} : Twice(kReductionTol);
     EXPECT_TRUE(AllClose(d_y.ToHost(), ToDouble(y), tol));
     EXPECT_TRUE(AllClose(d_dx.ToHost(), ToDouble(dx), tol));
@@ -126,8 +138,8 @@ TEST_F(CudaKernels, CrossEntropyMatchesCpu) {
   auto losses = NaNs(tokens), lse = NaNs(tokens), dlogits = NaNs(logits.size());
   DeviceArray<int32_t> d_targets(targets);
   DeviceArray<float> d_logits(logits), d_losses(losses), d_lse(lse), d_dlogits(dlogits);
-  cuda::cross_entropy_forward(d_losses.get(), d_lse.get(), d_logits.get(), d_targets.get(),
-                              tokens, vocab, scale);
+  cuda::cross_entropy_forward(d_losses.get(), d_lse.get(), d_logits.get(), d_targets.get(), tokens,
+                              vocab, scale);
   cuda::cross_entropy_backward(d_dlogits.get(), d_logits.get(), d_lse.get(), d_targets.get(),
                                tokens, vocab, scale);
   cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), tokens,
@@ -143,8 +155,8 @@ TEST_F(CudaKernels, CrossEntropyMatchesCpu) {
 
 TEST_F(CudaKernels, AdamWMatchesCpu) {
   const int64_t n = 987;
-  const AdamWHyper hyper{.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-                         .weight_decay = 0.1f};
+  const AdamWHyper hyper{
+      .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
   auto params = RandomNormal(n, 1);
   std::vector<float> m(n, 0.0f), v(n, 0.0f);
   DeviceArray<float> d_params(params), d_m(m), d_v(v);
