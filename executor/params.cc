@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "sim/plan/plan_index.h"
 #include "traces/random.h"
 
 namespace cf {
@@ -30,10 +31,9 @@ ParamLayout::ParamLayout(const ModelConfig& model, int pp, int vpp, int stage)
   CF_CHECK(model.layers % (static_cast<int64_t>(pp) * vpp) == 0) << model.layers << " layers";
   const int64_t h = model.hidden, q = model.q_width(), kv = model.kv_width(), f = model.ffn_hidden;
   if (stage == 0) add("embedding", ParamKind::kEmbedding, -1, -1, model.vocab * h, false);
-  const int64_t per_chunk = model.layers / (static_cast<int64_t>(pp) * vpp);
   for (int v = 0; v < vpp; ++v) {
-    const int64_t first = (static_cast<int64_t>(v) * pp + stage) * per_chunk;
-    for (int64_t l = first; l < first + per_chunk; ++l) {
+    const StagePlace place = stage_place(pp, vpp, model.layers, stage, v);  // the plan's rule
+    for (int64_t l = place.first_layer; l < place.end_layer; ++l) {
       const int64_t sizes[kLayerSlots] = {h,  q * h, q, kv * h, kv,    kv * h,
                                           kv, h * q, h, f * h,  f * h, h * f};
       for (int slot = 0; slot < kLayerSlots; ++slot) {

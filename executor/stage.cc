@@ -1,8 +1,8 @@
-// The op runner of one stage (stage.h). A virtual stage is (model chunk v, stage s), numbered
-// v·pp + s; activations flow up that numbering in forwards and down it in backwards
-// (plan.h's cross-stage rules). Receives happen before an op's timer starts, so a measured op
-// is its compute, not its wait; its memory record starts before the receive (the received
-// input is the op's). Every buffer comes from the stage's stream, every kernel runs on it.
+// The op runner of one stage (stage.h). Where an op runs and which op on another stage feeds
+// it or takes its output are the plan's rules, read from the plan index (plan_index.h).
+// Receives happen before an op's timer starts, so a measured op is its compute, not its wait;
+// its memory record starts before the receive (the received input is the op's). Every buffer
+// comes from the stage's stream, every kernel runs on it.
 #include "executor/stage.h"
 
 #include <algorithm>
@@ -50,21 +50,7 @@ void StageWorker::sample_memory(int64_t time_ns, bool all) {
 }
 
 void StageWorker::record_op(const OpContext& ctx, int64_t start_ns, int64_t end_ns) {
-  if (!record_) return;
-  TraceOp t;
-  t.dp_rank = dp_rank_;
-  t.stage = stage_;
-  t.kind = OpKind::kCompute;
-  t.pass = ctx.op->pass;
-  t.chunk = ctx.op->chunk;
-  t.model_chunk = ctx.op->model_chunk;
-  t.op_id = ctx.op->id;
-  t.start_ns = start_ns;
-  t.end_ns = end_ns;
-  t.tokens = ctx.chunk->tokens;
-  t.group = ctx.chunk->group;
-  t.index = ctx.chunk->index;
-  trace_ops_.push_back(t);
+  if (record_) trace_ops_.push_back(compute_trace_op(*ctx.index, ctx.at, start_ns, end_ns));
 }
 
 void StageWorker::record_other(OpKind kind, int64_t start_ns, int64_t end_ns) {
@@ -98,38 +84,38 @@ void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport*
   const int64_t loss_tokens = batch.loss_tokens();
   loss_scale_ = loss_tokens > 0 ? 1.0f / static_cast<float>(loss_tokens) : 0.0f;
   loss_sum_ = 0;
+  origin_ = origin;
   inputs_.clear();
   op_memory_.clear();
-  const auto& ops =
-      plan.ranks[static_cast<size_t>(dp_rank_)].stages[static_cast<size_t>(stage_)].ops;
-  for (const Op& op : ops) run_op(plan, op, batch, transport, origin);
+  // The executor's messages are fp32 activations of the whole hidden width (no tp).
+  StatusOr<PlanIndex> index = PlanIndex::build(plan, WireFormat{model_.hidden, 4, 1});
+  CF_CHECK(index.ok()) << "the executor runs checked plans: " << index.status().message();
+  for (int i = index->stream_begin(dp_rank_, stage_); i < index->stream_end(dp_rank_, stage_); ++i) {
+    run_op(*index, i, batch, transport, origin);
+  }
   CF_CHECK(states_.empty()) << states_.size() << " chunks never ran their backward";
   CF_CHECK(store_.empty()) << "the state store is not empty after the step";
   if (transport != nullptr) transport->finish_step();
   sum_gradients(plan, transport, origin);
 }
 
-void StageWorker::run_op(const Plan& plan, const Op& op, const TokenBatch& batch,
+void StageWorker::run_op(const PlanIndex& index, int at, const TokenBatch& batch,
                          Transport* transport, StepClock::time_point origin) {
-  const Chunk& chunk = plan.chunks[static_cast<size_t>(op.chunk)];
+  const IndexedOp& entry = index.op(at);
+  const Op& op = *entry.op;
+  const Chunk& chunk = index.plan().chunks[static_cast<size_t>(op.chunk)];
   auto in = inputs_.find(op.chunk);
   if (in == inputs_.end()) in = inputs_.emplace(op.chunk, chunk_inputs(chunk, batch)).first;
-  OpContext ctx{&plan,
-                &op,
-                &chunk,
-                &in->second,
-                op.model_chunk * pp_ + stage_,
-                false,
-                false,
-                plan.first_layer(stage_, op.model_chunk),
-                0};
-  ctx.first = ctx.virtual_stage == 0;
-  ctx.last = ctx.virtual_stage == pp_ * vpp_ - 1;
-  ctx.end_layer = ctx.first_layer + plan.layers_per_model_chunk();
+  const OpContext ctx{&index, at, &op, &chunk, &in->second, &entry.place};
 
-  OpMemoryRecord memory{op.id, op.pass, op.chunk, op.model_chunk, tracker_.live_bytes()};
+  OpMemoryRecord memory;
+  memory.op_id = op.id;
+  memory.pass = op.pass;
+  memory.chunk = op.chunk;
+  memory.model_chunk = op.model_chunk;
+  memory.live_at_start = tracker_.live_bytes();
   tracker_.start_interval();
-  FloatBuffer received = receive(ctx, transport);  // before the op's clock starts
+  FloatBuffer received = receive(ctx, transport, origin);  // before the op's clock starts
   const int64_t start_ns = now_ns(origin);
   sample_memory(start_ns, false);
   if (op.pass == Pass::kBackward) {
@@ -146,29 +132,46 @@ void StageWorker::run_op(const Plan& plan, const Op& op, const TokenBatch& batch
   op_memory_.push_back(memory);
 }
 
-// The op's input (t, h): a forward's activation from the previous virtual stage (kept: it is
-// the stage input), a backward's gradient from the next one (transient); the first virtual
-// stage's forward fills it with the embedding, the last one's backward with the head's dx.
-FloatBuffer StageWorker::receive(const OpContext& ctx, Transport* transport) {
+// The op's input (t, h): a forward's activation (kept: it is the stage input), a backward's
+// gradient (transient), received when it comes from another stage; the first virtual stage's
+// forward fills it with the embedding, the last one's backward with the head's dx. R starts
+// from the stage input F* kept. The receive is recorded from the call to its return.
+FloatBuffer StageWorker::receive(const OpContext& ctx, Transport* transport,
+                                 StepClock::time_point origin) {
   const Op& op = *ctx.op;
+  if (op.pass == Pass::kRecompute) return FloatBuffer();
   const int64_t count = ctx.chunk->tokens * model_.hidden;
-  if (op.pass == Pass::kForward || op.pass == Pass::kForwardKeepKV) {
-    FloatBuffer received = buffer(MemoryCategory::kActivations, count);
-    if (!ctx.first) {
-      const int prev = ctx.virtual_stage - 1;
-      transport->recv(prev % pp_, {op.chunk, op.model_chunk, false}, received.data(), count);
+  FloatBuffer received = buffer(
+      op.pass == Pass::kBackward ? MemoryCategory::kTransient : MemoryCategory::kActivations,
+      count);
+  const IndexedOp& entry = ctx.index->op(ctx.at);
+  if (entry.input_crosses) {
+    const int from = ctx.index->op(entry.input).stage;
+    const int64_t start_ns = now_ns(origin);
+    transport->recv(from, {op.chunk, op.model_chunk, op.pass == Pass::kBackward}, received.data(),
+                    count);
+    if (record_) {
+      trace_ops_.push_back(
+          message_trace_op(*ctx.index, ctx.at, OpKind::kRecv, start_ns, now_ns(origin)));
     }
-    return received;
   }
-  if (op.pass == Pass::kBackward) {
-    FloatBuffer received = buffer(MemoryCategory::kTransient, count);
-    if (!ctx.last) {
-      const int next = ctx.virtual_stage + 1;
-      transport->recv(next % pp_, {op.chunk, op.model_chunk, true}, received.data(), count);
-    }
-    return received;
+  return received;
+}
+
+// The message's key names the receiver's model chunk and whether it is a gradient. The send
+// is recorded from the call to its return (inside the op that sends it).
+void StageWorker::send(const OpContext& ctx, const float* data, Transport* transport) {
+  const int consumer = ctx.index->op(ctx.at).consumer;
+  if (consumer < 0) return;
+  const IndexedOp& to = ctx.index->op(consumer);
+  stream_->synchronize();  // the transport reads `data` as the stream left it
+  const int64_t start_ns = now_ns(origin_);
+  transport->send(to.stage, {ctx.op->chunk, to.op->model_chunk, ctx.op->pass == Pass::kBackward},
+                  data, ctx.chunk->tokens * model_.hidden);
+  if (record_) {
+    trace_ops_.push_back(
+        message_trace_op(*ctx.index, consumer, OpKind::kSend, start_ns, now_ns(origin_)));
   }
-  return FloatBuffer();  // R starts from the stage input F* kept
 }
 
 // The tied embedding pair (Megatron-LM's embedding all-reduce), then DP, after the ops.
@@ -199,7 +202,7 @@ void StageWorker::optimizer_step(const AdamWHyper& hyper, int64_t step,
 FloatBuffer StageWorker::forward_layers(const OpContext& ctx, ChunkState* st, bool keep,
                                         bool store_kv) {
   const int64_t t = ctx.chunk->tokens, h = model_.hidden;
-  const int64_t n = ctx.end_layer - ctx.first_layer;
+  const int64_t n = ctx.place->layers();
   const MemoryCategory cat = keep ? MemoryCategory::kActivations : MemoryCategory::kTransient;
   if (keep) st->layers.resize(static_cast<size_t>(n));
   FloatBuffer carry;  // the previous layer's output when activations are dropped
@@ -209,10 +212,10 @@ FloatBuffer StageWorker::forward_layers(const OpContext& ctx, ChunkState* st, bo
     if (!keep && i > 0) a.x_owned = std::move(carry);
     a.x = i == 0 ? st->stage_input.data() : a.x_owned.data();
     // The output is the next layer's kept input, or on the last virtual stage the head's.
-    const bool out_kept = keep && (i + 1 < n || ctx.last);
+    const bool out_kept = keep && (i + 1 < n || ctx.place->last);
     FloatBuffer out =
         buffer(out_kept ? MemoryCategory::kActivations : MemoryCategory::kTransient, t * h);
-    const int64_t layer = ctx.first_layer + i;
+    const int64_t layer = ctx.place->first_layer + i;
     layer_forward(out.data(), &a, layer_tensors(params_.weights(), params_.layout(), layer),
                   layer_call(ctx, layer), cat, store_kv);
     if (i + 1 == n) return out;
@@ -230,7 +233,6 @@ void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass
                               Transport* transport) {
   const Op& op = *ctx.op;
   const ChunkInputs& in = *ctx.inputs;
-  const int64_t t = ctx.chunk->tokens, h = model_.hidden;
   const ParamLayout& layout = params_.layout();
   const std::pair<int, int> key{op.chunk, op.model_chunk};
   const bool keep = pass != Pass::kForwardKeepKV;  // F and R keep activations
@@ -240,7 +242,7 @@ void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass
         << "R" << op.chunk << " without its F* on stage " << stage_;
   } else {
     CF_CHECK(states_.count(key) == 0) << "chunk " << op.chunk << " forwarded twice";
-    if (ctx.first) {
+    if (ctx.place->first) {
       embed_forward(input.data(), weights_at(layout.embedding_offset()), in, head_dims_,
                     stream_.get());
     }
@@ -248,7 +250,7 @@ void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass
   }
   ChunkState& st = states_[key];
   FloatBuffer out = forward_layers(ctx, &st, keep, /*store_kv=*/pass != Pass::kRecompute);
-  if (ctx.last) {
+  if (ctx.place->last) {
     HeadActs dropped;
     HeadActs& head = keep ? st.head : dropped;
     head.x = std::move(out);
@@ -257,10 +259,8 @@ void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass
         head_dims_, loss_scale_, keep ? MemoryCategory::kActivations : MemoryCategory::kTransient,
         /*want_grad=*/keep, &tracker_, stream_.get());
     if (pass != Pass::kRecompute) loss_sum_ += loss;  // R repeats F*'s loss: count it once
-  } else if (pass != Pass::kRecompute) {  // R is local: the next stage recomputes its own
-    const int next = ctx.virtual_stage + 1;
-    stream_->synchronize();  // the transport reads `out`
-    transport->send(next % pp_, {op.chunk, next / pp_, false}, out.data(), t * h);
+  } else {
+    send(ctx, out.data(), transport);  // R has no consumer: the next stage recomputes its own
   }
 }
 
@@ -274,15 +274,16 @@ void StageWorker::run_backward(const OpContext& ctx, FloatBuffer dout, Transport
   CF_CHECK(it != states_.end() && !it->second.layers.empty())
       << "B" << op.chunk << " on stage " << stage_ << " without kept activations";
   ChunkState& st = it->second;
-  if (ctx.last) {
+  if (ctx.place->last) {
     head_backward(dout.data(), gradients_at(layout.final_norm_offset()),
                   gradients_at(layout.head_offset()), st.head,
                   weights_at(layout.final_norm_offset()), weights_at(layout.head_offset()),
                   head_dims_, t, &tracker_, stream_.get());
     st.head = HeadActs{};
   }
-  for (int64_t layer = ctx.end_layer - 1; layer >= ctx.first_layer; --layer) {
-    const size_t i = static_cast<size_t>(layer - ctx.first_layer);
+  const StagePlace& place = *ctx.place;
+  for (int64_t layer = place.end_layer - 1; layer >= place.first_layer; --layer) {
+    const size_t i = static_cast<size_t>(layer - place.first_layer);
     FloatBuffer dx = buffer(MemoryCategory::kTransient, t * h);
     layer_backward(dx.data(), dout.data(), st.layers[i],
                    layer_tensors(params_.weights(), layout, layer),
@@ -291,14 +292,12 @@ void StageWorker::run_backward(const OpContext& ctx, FloatBuffer dout, Transport
     dout = std::move(dx);
   }
   states_.erase(it);
-  if (in.dependent) store_.release(in.group, in.index, ctx.first_layer, ctx.end_layer);
-  if (ctx.first) {
+  if (in.dependent) store_.release(in.group, in.index, place.first_layer, place.end_layer);
+  if (place.first) {
     embed_backward(gradients_at(layout.embedding_offset()), dout.data(), in, head_dims_,
                    stream_.get());
   } else {
-    const int prev = ctx.virtual_stage - 1;
-    stream_->synchronize();  // the transport reads `dout`
-    transport->send(prev % pp_, {op.chunk, prev / pp_, true}, dout.data(), t * h);
+    send(ctx, dout.data(), transport);
   }
 }
 

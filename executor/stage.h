@@ -23,6 +23,7 @@
 #include "kernels/cpu/adamw.h"
 #include "models/model.h"
 #include "sim/plan/plan.h"
+#include "sim/plan/plan_index.h"
 #include "traces/trace.h"
 
 namespace cf {
@@ -83,22 +84,22 @@ class StageWorker {
     std::vector<LayerActs> layers;
     HeadActs head;
   };
+  // One op of the stream, where the plan's rules put it (plan_index.h).
   struct OpContext {
-    const Plan* plan;
+    const PlanIndex* index;
+    int at;  // the op's index in `index`
     const Op* op;
     const Chunk* chunk;
     const ChunkInputs* inputs;
-    int virtual_stage;
-    bool first;  // the first virtual stage: embedding
-    bool last;   // the last virtual stage: head and loss
-    int64_t first_layer;
-    int64_t end_layer;
+    const StagePlace* place;  // its layers; first: embedding; last: head and loss
   };
 
   // One op of the stream: receive its input, run it, record its time and memory.
-  void run_op(const Plan& plan, const Op& op, const TokenBatch& batch, Transport* transport,
+  void run_op(const PlanIndex& index, int at, const TokenBatch& batch, Transport* transport,
               StepClock::time_point origin);
-  FloatBuffer receive(const OpContext& ctx, Transport* transport);
+  FloatBuffer receive(const OpContext& ctx, Transport* transport, StepClock::time_point origin);
+  // Sends the op's output `data` (t, h) to the op on another stage that needs it, if any.
+  void send(const OpContext& ctx, const float* data, Transport* transport);
   void sum_gradients(const Plan& plan, Transport* transport, StepClock::time_point origin);
   void run_forward(const OpContext& ctx, FloatBuffer input, Pass pass, Transport* transport);
   void run_backward(const OpContext& ctx, FloatBuffer dout, Transport* transport);
@@ -127,6 +128,7 @@ class StageWorker {
   float loss_scale_ = 0;
   double loss_sum_ = 0;
   bool record_ = false;
+  StepClock::time_point origin_;  // of the current step's op times
   std::vector<TraceOp> trace_ops_;
   std::vector<MemorySample> memory_samples_;
   std::vector<OpMemoryRecord> op_memory_;

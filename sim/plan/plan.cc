@@ -34,12 +34,6 @@ int Plan::groups() const {
   return count;
 }
 
-int64_t Plan::first_layer(int stage, int model_chunk) const {
-  CF_CHECK(stage >= 0 && stage < pp) << "stage " << stage << " of pp " << pp;
-  CF_CHECK(model_chunk >= 0 && model_chunk < vpp) << "model chunk " << model_chunk;
-  return (static_cast<int64_t>(model_chunk) * pp + stage) * layers_per_model_chunk();
-}
-
 int Plan::op_count() const {
   int count = 0;
   for (const RankPlan& rank : ranks) {

@@ -81,9 +81,7 @@ struct Plan {
 
   int64_t total_tokens() const;
   int groups() const;              // number of dependent groups
-  int64_t layers_per_model_chunk() const { return layers / (pp * vpp); }
-  // First layer of model chunk v on stage s: (v·pp + s)·layers_per_model_chunk.
-  int64_t first_layer(int stage, int model_chunk) const;
+  int64_t layers_per_model_chunk() const { return layers / (pp * vpp); }  // plan_index.h places them
   int op_count() const;
 };
 
