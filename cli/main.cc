@@ -3,8 +3,10 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "executor/calibrate/executor_memory.h"
 
 int main(int argc, char** argv) {
+  cf::install_executor_memory();  // memory_model: executor (sim/memory_source.h)
   CLI::App app{"chunkflow: plan, simulate, tune and run ChunkFlow long-context training"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "chunkflow " CHUNKFLOW_VERSION);

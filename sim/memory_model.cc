@@ -6,7 +6,6 @@
 #include <cmath>
 
 #include "core/check.h"
-#include "sim/memory_calibrated.h"
 #include "sim/plan/plan_index.h"
 
 namespace cf {
@@ -89,21 +88,17 @@ int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp
 }
 
 MemoryModel::MemoryModel(const ModelConfig& model, const ParallelConfig& parallel,
-                         int64_t layers_per_op, MemoryModelKind kind)
+                         int64_t layers_per_op)
     : model_(model),
       parallel_(parallel),
       shape_(ActivationShape::of(model)),
       layers_per_op_(layers_per_op),
-      kv_heads_local_(ceil_div(model.kv_heads, parallel.tp)),
-      kind_(kind) {}
+      kv_heads_local_(ceil_div(model.kv_heads, parallel.tp)) {}
 
 // Megatron-LM docs/user-guide/features/dist_optimizer.md, bf16 params with fp32 grads:
 // 18 B per parameter, or 6 + 12/d with the distributed optimizer (2 weights + 4 grads +
 // 12 optimizer: fp32 master, Adam m and v, sharded over d DP ranks).
 MemoryBreakdown MemoryModel::model_states(int stage) const {
-  if (kind_ == MemoryModelKind::kExecutor) {
-    return executor_model_states(model_, parallel_.pp, parallel_.vpp, stage);
-  }
   const int64_t params =
       stage_local_parameters(model_, parallel_.tp, parallel_.pp, parallel_.vpp, stage);
   MemoryBreakdown bytes;

@@ -1,4 +1,4 @@
-// The memory model (DESIGN.md §4.5): bytes one GPU of a pipeline stage holds — model states,
+// The memory formulas (DESIGN.md §4.5): bytes one GPU of a pipeline stage holds — model states,
 // activations of a chunk under a recompute policy, the chunk state store (K/V, fp32 dK/dV)
 // and op transients. Formulas only; their replay over simulated time is memory_timeline.h.
 #pragma once
@@ -39,12 +39,11 @@ double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int 
 // embedding there when tied and pp > 1, as Megatron-LM does).
 int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp, int stage);
 
+// Megatron-LM's accounting on GPUs: the byte counts of one stage's GPU (memory_source.h turns
+// them into what each op allocates).
 class MemoryModel {
  public:
-  // `kind`: whose bytes (job.h MemoryModelKind): Megatron-LM's on GPUs (the formulas above),
-  // or the fp32 executor's measuring allocator (memory_calibrated.h).
-  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op,
-              MemoryModelKind kind = MemoryModelKind::kMegatron);
+  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op);
 
   // Per-GPU model states of a stage (weights, gradients, optimizer; the other categories 0):
   // bf16 weights, fp32 gradients, optimizer states (fp32 master weights, Adam m and v),
@@ -66,7 +65,6 @@ class MemoryModel {
 
   const ModelConfig& model() const { return model_; }
   const ParallelConfig& parallel() const { return parallel_; }
-  MemoryModelKind kind() const { return kind_; }
 
  private:
   ModelConfig model_;
@@ -74,7 +72,6 @@ class MemoryModel {
   ActivationShape shape_;
   int64_t layers_per_op_;
   int64_t kv_heads_local_;  // ceil(g / tp): KV heads are replicated when tp > g
-  MemoryModelKind kind_ = MemoryModelKind::kMegatron;
 };
 
 }  // namespace cf

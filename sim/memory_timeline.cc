@@ -5,84 +5,8 @@
 #include <algorithm>
 
 #include "core/check.h"
-#include "sim/memory_calibrated.h"
-#include "sim/plan/chunk_schedule.h"
 
 namespace cf {
-
-// Lifetimes (DESIGN.md §4.2, §4.5):
-//   F   keeps the chunk's activations until its B; a dependent chunk's K/V go to the store.
-//   F*  keeps the stage input (for R) until its B; its K/V go to the store.
-//   R   restores the activations until its B.
-//   B   frees them, and the chunk's K/V. The group's first backward (highest index)
-//       allocates fp32 dK/dV for every earlier piece (its prefix); B of piece j frees
-//       piece j's dK/dV, which it consumed.
-// A dependent chunk's K/V are counted in the store, not in its activations.
-OpMemory megatron_op_memory(const MemoryModel& memory, Pass pass, const Chunk& chunk, int k,
-                            const StagePlace& place) {
-  const bool dependent = chunk.kind == ChunkKind::kDependent;
-  const bool first = place.first, last = place.last;
-  const int64_t tokens = chunk.tokens;
-  OpMemory m;
-  m.transient = memory.transient_bytes(pass, tokens, last);
-  switch (pass) {
-    case Pass::kForward:
-    case Pass::kRecompute:
-      m.activations_at_start = memory.activation_bytes(tokens, dependent, first, last);
-      if (dependent && pass == Pass::kForward) m.store_at_start = memory.kv_bytes(tokens);
-      break;
-    case Pass::kForwardKeepKV:
-      m.activations_at_start = memory.stage_input_bytes(tokens);
-      m.store_at_start = memory.kv_bytes(tokens);
-      break;
-    case Pass::kBackward: {
-      // F* exactly for the pieces group_forward_pass says (plan_checker rule pass-kind).
-      const bool kept_kv_only =
-          dependent && group_forward_pass(chunk.index, chunk.group_size, k) == Pass::kForwardKeepKV;
-      m.activations_at_end = -memory.activation_bytes(tokens, dependent, first, last);
-      if (kept_kv_only) m.activations_at_end -= memory.stage_input_bytes(tokens);
-      if (dependent) {
-        m.store_at_end = -memory.kv_bytes(tokens);
-        if (chunk.index == chunk.group_size - 1) {
-          const int64_t prefix_tokens = chunk.segments.front().offset;
-          m.store_at_start = memory.dkv_bytes(prefix_tokens);
-        } else {
-          m.store_at_end -= memory.dkv_bytes(tokens);
-        }
-      }
-      break;
-    }
-  }
-  return m;
-}
-
-OpMemory op_memory(const MemoryModel& memory, const PlanIndex& index, int i) {
-  const IndexedOp& entry = index.op(i);
-  const Plan& plan = index.plan();
-  const Op& op = *entry.op;
-  const Chunk& chunk = plan.chunks[static_cast<size_t>(op.chunk)];
-  if (memory.kind() == MemoryModelKind::kMegatron) {
-    return megatron_op_memory(memory, op.pass, chunk, plan.k, entry.place);
-  }
-  // The executor's exact buffers (memory_calibrated.h): a forward's kept bytes at its start
-  // and the rest of its peak as transient; a backward's peak as transient, its frees (and
-  // the dK/dV it leaves) at its end.
-  const ExecutorOpBytes b = executor_op_bytes(memory.model(), plan, op, entry.place.first,
-                                              entry.place.last);
-  OpMemory m;
-  if (is_forward_pass(op.pass)) {
-    m.activations_at_start = b.activations_delta;
-    m.store_at_start = b.store_delta;
-    m.transient = b.peak_bytes - b.activations_delta - b.store_delta;
-  } else {
-    m.activations_at_end = b.activations_delta;
-    m.store_at_end = b.store_delta;
-    m.transient = b.peak_bytes;
-  }
-  CF_CHECK(m.transient >= 0 && m.activations_at_start >= 0 && m.store_at_start >= 0)
-      << "op " << op.id << ": a forward that frees, or a peak under what it keeps";
-  return m;
-}
 
 namespace {
 
@@ -105,7 +29,7 @@ struct Sampler {
 
 }  // namespace
 
-StageMemoryReplay replay_stage_memory(const MemoryModel& memory, const PlanIndex& index,
+StageMemoryReplay replay_stage_memory(const OpMemorySource& memory, const PlanIndex& index,
                                       int dp_rank, int stage, const std::vector<int64_t>& start_ns,
                                       const std::vector<int64_t>& end_ns,
                                       std::vector<MemorySample>* samples) {
@@ -118,9 +42,12 @@ StageMemoryReplay replay_stage_memory(const MemoryModel& memory, const PlanIndex
   StageMemoryReplay replay;
   replay.peak = now;
   int64_t min_bytes = 0;
-  for (int i = index.stream_begin(dp_rank, stage); i < index.stream_end(dp_rank, stage); ++i) {
-    const OpMemory m = op_memory(memory, index, i);
-    const size_t at = static_cast<size_t>(i);
+  const std::vector<OpMemory> ops = memory.stream(index, dp_rank, stage);
+  const int first = index.stream_begin(dp_rank, stage);
+  CF_CHECK_EQ(static_cast<int>(ops.size()), index.stream_end(dp_rank, stage) - first);
+  for (size_t k = 0; k < ops.size(); ++k) {
+    const OpMemory& m = ops[k];
+    const size_t at = static_cast<size_t>(first) + k;
     MemoryBreakdown before = now;
     now.activations += m.activations_at_start;
     now.state_store += m.store_at_start;

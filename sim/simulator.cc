@@ -196,13 +196,11 @@ void Simulator::collect_stage_metrics(Step& step, SimMetrics* m) {
   }
 }
 
-// Each (rank, stage) replayed over its own stream with the job's memory model; the worst DP
+// Each (rank, stage) replayed over its own stream with the job's memory source; the worst DP
 // rank's peak per stage. A valid plan frees what it allocates and never frees what it does
 // not hold: anything else is a plan that is not sound.
 Status Simulator::replay_memory(Step& step, SimResult* out) {
-  const Job& job = step.job;
-  const MemoryModel memory(job.model, job.parallel, step.plan.layers_per_model_chunk(),
-                           job.memory_model);
+  CF_ASSIGN_OR_RETURN(std::unique_ptr<OpMemorySource> memory, make_memory_source(step.job));
   Trace* trace = out->trace ? &*out->trace : nullptr;
   std::vector<MemorySample>* samples =
       trace && step.options.record_memory_timeline ? &trace->memory : nullptr;
@@ -210,7 +208,7 @@ Status Simulator::replay_memory(Step& step, SimResult* out) {
   int64_t worst_min = 0, worst_left = 0;
   for (int r = 0; r < step.dp; ++r) {
     for (int s = 0; s < step.pp; ++s) {
-      const StageMemoryReplay replay = replay_stage_memory(memory, step.index, r, s,
+      const StageMemoryReplay replay = replay_stage_memory(*memory, step.index, r, s,
                                                            result_.start_ns, result_.end_ns, samples);
       StageMetrics& st = m.stages[static_cast<size_t>(s)];
       if (replay.peak.total() > st.peak_memory_bytes) {

@@ -7,7 +7,7 @@
 
 #include "core/check.h"
 #include "sim/memory_model.h"
-#include "sim/memory_timeline.h"
+#include "sim/memory_source.h"
 #include "sim/plan/chunk_schedule.h"
 #include "sim/plan/plan_index.h"
 
@@ -39,16 +39,20 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
   const int pp = p.pp, vpp = p.vpp, dp = p.dp;
   const int64_t layers_per_op = job.model.layers / (static_cast<int64_t>(pp) * vpp);
   CF_CHECK(!chunks.steps.empty()) << "no sampled steps";
-  // The memory model the simulator replays with (simulator.cc): the job's.
+  // The memory the simulator replays (simulator.cc): the job's source. Megatron-LM's is
+  // priced chunk by chunk below; the executor's counts each op of a plan, so there the bound
+  // keeps the model states alone, which every replay starts from.
+  StatusOr<std::unique_ptr<OpMemorySource>> source = make_memory_source(job);
+  CF_CHECK(source.ok()) << source.status().message();
   const bool executor_accounting = job.memory_model == MemoryModelKind::kExecutor;
-  const MemoryModel memory(job.model, p, layers_per_op, job.memory_model);
+  const MemoryModel memory(job.model, p, layers_per_op);
 
   // After a stage's last op: its DP reduction and optimizer step (simulator.cc: step time is
   // at least stage_end[s] + dp_reduce(s) + optimizer(s)).
   std::vector<int64_t> fixed_ns(pp), states(pp);
   for (int s = 0; s < pp; ++s) {
     fixed_ns[s] = cost.dp_reduce_time_ns(s) + cost.optimizer_time_ns(s);
-    states[s] = memory.model_states(s).total();
+    states[s] = (*source)->model_states(s).total();
   }
 
   const size_t nk = ks.size();
@@ -86,8 +90,6 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
             q.pass = Pass::kRecompute;
             t.recompute = cost.op_time(q).total_ns;
           }
-          // The executor's accounting prices each op from the plan (memory_calibrated.h);
-          // there the bound keeps the model states alone, which the replay starts from.
           if (executor_accounting) continue;
           // What the replay holds at the start of F (its activations, K/V and transient), and
           // at the start of R after an F* (F*'s stage input and K/V, R's activations and

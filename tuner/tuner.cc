@@ -12,6 +12,7 @@
 #include <mutex>
 #include <numeric>
 
+#include "sim/memory_source.h"
 #include "sim/plan/chunking.h"
 #include "sim/cost_model.h"
 #include "sim/plan/plan_builder.h"
@@ -321,6 +322,7 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
     return Status::InvalidInput(fmt::format(
         "{}: the search space has no K, packer, ChunkSize or layout for this job", job.origin));
   }
+  CF_RETURN_IF_ERROR(make_memory_source(job).status());  // the bounds' and simulator's memory
   TuneResult result;
   result.job = job;
   result.space = space;

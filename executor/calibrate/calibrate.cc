@@ -1,6 +1,7 @@
 // The calibration's entry point (calibrate.h): the profile, the table, the step fit, and the
 // summary that `chunkflow calibrate` prints.
 #include "executor/calibrate/calibrate.h"
+#include "executor/calibrate/executor_memory.h"
 
 #include <fmt/format.h>
 
@@ -36,6 +37,7 @@ StatusOr<Calibration> calibrate(const CalibrationRequest& request,
         fmt::format("--backend {}: this build calibrates the cpu backend only", request.backend));
   }
   if (request.models.empty()) return Status::InvalidInput("no model to calibrate");
+  install_executor_memory();  // the step fit simulates its jobs with the executor's memory
   std::vector<std::pair<std::string, ModelConfig>> models;
   for (const std::string& name : request.models) {
     CF_ASSIGN_OR_RETURN(ModelConfig model, load_model(name));

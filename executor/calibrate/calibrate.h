@@ -39,7 +39,8 @@ struct Calibration {
 };
 
 // InvalidInput for a backend this build cannot calibrate or a model that does not load;
-// Runtime when a step-fit run fails.
+// Runtime when a step-fit run fails. Installs the executor's memory source
+// (executor_memory.h), which the step fit simulates its jobs with.
 StatusOr<Calibration> calibrate(const CalibrationRequest& request,
                                 const CalibrationProgress& progress = {});
 

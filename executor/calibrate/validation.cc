@@ -2,6 +2,7 @@
 // and trace comparison, the further runs round-robin, and the judging of rows and ranking.
 // The text and JSON reports are validation_report.cc.
 #include "executor/calibrate/validation.h"
+#include "executor/calibrate/executor_memory.h"
 
 #include <fmt/format.h>
 
@@ -256,6 +257,7 @@ StatusOr<RankingCheck> judge_ranking(const std::vector<ValidationRow>& rows,
 StatusOr<ValidationResult> run_validation(const ValidationRequest& request) {
   CF_CHECK(request.tuner_pick) << "the tuner's pick is the caller's";
   CF_CHECK_GE(request.runs, 1);
+  install_executor_memory();  // the calibrated jobs' memory_model: executor
   CF_ASSIGN_OR_RETURN(CalibrationTable calibration, load_calibration(request.table));
   std::error_code ec;
   std::filesystem::create_directories(request.out_dir, ec);

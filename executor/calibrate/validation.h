@@ -112,7 +112,8 @@ struct ValidationRequest {
 
 // InvalidInput for a table that does not load or an output folder that cannot be made;
 // Runtime for a failed run, a trace that cannot be written, or a pick outside the matrix.
-// A missed target is a result (ValidationResult::targets_met), not an error.
+// A missed target is a result (ValidationResult::targets_met), not an error. Installs the
+// executor's memory source (executor_memory.h), which its calibrated jobs simulate with.
 StatusOr<ValidationResult> run_validation(const ValidationRequest& request);
 
 // The rows' means, errors and spreads at the step fit's load, and the summary over them.

@@ -96,6 +96,8 @@ std::vector<BadJob> bad_jobs() {
        {"@:13:7: parallel.sp: sequence parallelism needs tp > 1"}},
       {"calibrated_without_table", job() + "cost_model:\n  kind: calibrated\n",
        {"cost_model.table: required key is missing"}},
+      {"bad_memory_model", job() + "memory_model: hbm\n",
+       {"memory_model: must be one of megatron | executor, got \"hbm\""}},
       {"baseline_with_chunk_size", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
                                        "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
                                        "kind: baseline\n  chunk_size: 2"),

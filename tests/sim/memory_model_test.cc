@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
+
 #include "models/model.h"
 #include "sim/cost_unit.h"
+#include "sim/memory_source.h"
 #include "sim/memory_timeline.h"
 #include "tests/sim/simulator_test_util.h"
 
@@ -116,7 +120,7 @@ TEST(MemoryReplay, StateAwareGroupPeakByHand) {
   for (size_t i = 0; i < start.size(); ++i) start[i] = 10 * i, end[i] = 10 * i + 5;
   std::vector<MemorySample> samples;
   const StageMemoryReplay replay =
-      replay_stage_memory(memory, *index, 0, 0, start, end, &samples);
+      replay_stage_memory(MegatronMemory(memory), *index, 0, 0, start, end, &samples);
   // Per token: layer activations without K/V, 4 layers: 4·(1872 − 128) = 6976; + token id 8;
   // + output side 4·64 + 4·256 = 1280 → 8264 per kept chunk. Stage input 2·64 = 128.
   // K/V: 4 layers · 2 · 32 · 2 B = 512 per token; dK/dV 1024 per token.
@@ -151,6 +155,37 @@ TEST(MemoryReplay, OneFOneBInFlightCount) {
   }
   EXPECT_EQ(result->metrics.stages[0].peak_breakdown.activations,
             4 * memory.activation_bytes(3, false, true, false));
+}
+
+// The job's memory_model picks the source: Megatron-LM's by default, the executor's with the
+// calibrated cost model (which prices that executor) unless the job says otherwise; the
+// executor's is the program's to install, and without it the key is named.
+TEST(MemorySource, ChosenByTheJob) {
+  const std::string table = ::testing::TempDir() + "/memory_source_table.json";
+  std::ofstream(table) << "{}";  // the job reader only checks that the file exists
+  const std::string base =
+      "model: tiny\ncluster: {gpu: h100-sxm-80g, gpus: 1, gpus_per_node: 8}\n"
+      "dataset: {lengths: [4, 2], max_length: 8}\ntraining: {global_batch: 2}\n";
+  auto parsed = [&](const std::string& extra) {
+    StatusOr<Job> job = parse_job(base + extra, "job.yaml");
+    EXPECT_TRUE(job.ok()) << job.status().message();
+    return job.ok() ? job->memory_model : MemoryModelKind::kMegatron;
+  };
+  EXPECT_EQ(parsed(""), MemoryModelKind::kMegatron);
+  const std::string calibrated = "cost_model: {kind: calibrated, table: " + table + "}\n";
+  EXPECT_EQ(parsed(calibrated), MemoryModelKind::kExecutor);
+  EXPECT_EQ(parsed(calibrated + "memory_model: megatron\n"), MemoryModelKind::kMegatron);
+  EXPECT_EQ(parsed("memory_model: executor\n"), MemoryModelKind::kExecutor);
+
+  StatusOr<Job> job = parse_job(base + "memory_model: executor\n", "job.yaml");
+  ASSERT_TRUE(job.ok());
+  StatusOr<std::unique_ptr<OpMemorySource>> source = make_memory_source(*job);
+  ASSERT_FALSE(source.ok());  // this test program does not install the executor's
+  EXPECT_EQ(source.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(source.status().message().find("job.yaml: memory_model: executor"), std::string::npos)
+      << source.status().message();
+  job->memory_model = MemoryModelKind::kMegatron;
+  EXPECT_TRUE(make_memory_source(*job).ok());
 }
 
 // A plan over the GPU's memory is a result with the reason, not an error.

@@ -1,0 +1,88 @@
+// Megatron-LM's per-op accounting (memory_source.h) over the formulas of memory_model.h, and
+// the choice of source by the job's memory_model.
+#include "sim/memory_source.h"
+
+#include "core/check.h"
+#include "sim/plan/chunk_schedule.h"
+
+namespace cf {
+
+OpMemory megatron_op_memory(const MemoryModel& memory, Pass pass, const Chunk& chunk, int k,
+                            const StagePlace& place) {
+  const bool dependent = chunk.kind == ChunkKind::kDependent;
+  const bool first = place.first, last = place.last;
+  const int64_t tokens = chunk.tokens;
+  OpMemory m;
+  m.transient = memory.transient_bytes(pass, tokens, last);
+  switch (pass) {
+    case Pass::kForward:
+    case Pass::kRecompute:
+      m.activations_at_start = memory.activation_bytes(tokens, dependent, first, last);
+      if (dependent && pass == Pass::kForward) m.store_at_start = memory.kv_bytes(tokens);
+      break;
+    case Pass::kForwardKeepKV:
+      m.activations_at_start = memory.stage_input_bytes(tokens);
+      m.store_at_start = memory.kv_bytes(tokens);
+      break;
+    case Pass::kBackward: {
+      // F* exactly for the pieces group_forward_pass says (plan_checker rule pass-kind).
+      const bool kept_kv_only =
+          dependent && group_forward_pass(chunk.index, chunk.group_size, k) == Pass::kForwardKeepKV;
+      m.activations_at_end = -memory.activation_bytes(tokens, dependent, first, last);
+      if (kept_kv_only) m.activations_at_end -= memory.stage_input_bytes(tokens);
+      if (dependent) {
+        m.store_at_end = -memory.kv_bytes(tokens);
+        if (chunk.index == chunk.group_size - 1) {
+          const int64_t prefix_tokens = chunk.segments.front().offset;
+          m.store_at_start = memory.dkv_bytes(prefix_tokens);
+        } else {
+          m.store_at_end -= memory.dkv_bytes(tokens);
+        }
+      }
+      break;
+    }
+  }
+  return m;
+}
+
+std::vector<OpMemory> MegatronMemory::stream(const PlanIndex& index, int dp_rank,
+                                             int stage) const {
+  const Plan& plan = index.plan();
+  std::vector<OpMemory> out;
+  for (int i = index.stream_begin(dp_rank, stage); i < index.stream_end(dp_rank, stage); ++i) {
+    const IndexedOp& entry = index.op(i);
+    const Chunk& chunk = plan.chunks[static_cast<size_t>(entry.op->chunk)];
+    out.push_back(megatron_op_memory(model_, entry.op->pass, chunk, plan.k, entry.place));
+  }
+  return out;
+}
+
+namespace {
+
+MemorySourceFactory& executor_factory() {
+  static MemorySourceFactory factory;
+  return factory;
+}
+
+}  // namespace
+
+void set_executor_memory_factory(MemorySourceFactory factory) {
+  executor_factory() = std::move(factory);
+}
+
+StatusOr<std::unique_ptr<OpMemorySource>> make_memory_source(const Job& job) {
+  if (job.memory_model == MemoryModelKind::kMegatron) {
+    const int64_t layers_per_op =
+        job.model.layers / (static_cast<int64_t>(job.parallel.pp) * job.parallel.vpp);
+    return std::unique_ptr<OpMemorySource>(
+        std::make_unique<MegatronMemory>(MemoryModel(job.model, job.parallel, layers_per_op)));
+  }
+  if (!executor_factory()) {
+    return Status::InvalidInput(job.origin +
+                                ": memory_model: executor needs the executor's allocator, which "
+                                "this program does not include; use memory_model: megatron");
+  }
+  return executor_factory()(job);
+}
+
+}  // namespace cf

@@ -1,0 +1,167 @@
+// The executor's memory as the simulator's source (executor/calibrate/executor_memory.h) against
+// the executor's measuring allocator in a real run: for ChunkFlow (K = 1, 2, N; odd
+// ChunkSizes), the baseline, pp 1/2/4, DP, interleaving, GPipe and tied embeddings, the peak
+// the simulator predicts for every stage equals the measured peak to the byte; model states
+// match the executor's parameter buffers; records map to the replay's op bytes as stated.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "executor/calibrate/executor_memory.h"
+#include "executor/executor.h"
+#include "executor/params.h"
+#include "sim/memory_model.h"
+#include "sim/simulator.h"
+#include "tests/executor/executor_fixture.h"
+
+namespace cf {
+namespace {
+
+// Peak bytes of each stage the simulator predicts with the executor's memory (the job's
+// default with the calibrated cost model; the unit cost model times it here: memory does not
+// depend on the times, only on the order of ops), worst over DP ranks and steps.
+std::vector<int64_t> predicted_peaks(Job job) {
+  install_executor_memory();
+  job.memory_model = MemoryModelKind::kExecutor;
+  job.cost_model.kind = CostModelKind::kUnit;
+  StatusOr<SimResult> result = simulate_job(job);
+  EXPECT_TRUE(result.ok()) << result.status().message();
+  std::vector<int64_t> peaks(static_cast<size_t>(job.parallel.pp), 0);
+  if (!result.ok()) return peaks;
+  EXPECT_EQ(result->metrics.memory_left_bytes, 0);
+  EXPECT_GE(result->metrics.memory_min_category_bytes, 0);
+  for (const StageMetrics& st : result->metrics.stages) {
+    peaks[static_cast<size_t>(st.stage)] = st.peak_memory_bytes;
+  }
+  return peaks;
+}
+
+void expect_exact(const test::TinyJob& spec) {
+  const Job job = test::tiny_job(spec);
+  ExecutorOptions options;
+  options.record_trace = false;
+  StatusOr<RunReport> run = run_in_process(job, options);
+  ASSERT_TRUE(run.ok()) << run.status().message() << "\n" << test::tiny_job_yaml(spec);
+  const std::vector<int64_t> predicted = predicted_peaks(job);
+  for (const StageMemoryReport& st : run->stages) {
+    EXPECT_GT(st.peak_bytes, 0);
+    EXPECT_EQ(predicted[static_cast<size_t>(st.stage)], st.peak_bytes)
+        << "stage " << st.stage << " of\n"
+        << test::tiny_job_yaml(spec);
+  }
+}
+
+struct Case {
+  std::string strategy;
+  int pp = 1, dp = 1, vpp = 1;
+  std::string schedule = "1f1b";
+};
+
+class ExecutorMemoryTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ExecutorMemoryTest, ReplayedPeakEqualsMeasuredPeak) {
+  const Case& c = GetParam();
+  for (const uint64_t seed : {3u, 11u}) {
+    test::TinyJob spec;
+    spec.lengths = test::scaled_batch("chatqa2-long-sft", 6, 181, seed);
+    spec.lengths.push_back(1);
+    spec.strategy = c.strategy;
+    spec.pp = c.pp;
+    spec.dp = c.dp;
+    spec.vpp = c.vpp;
+    spec.schedule = c.schedule;
+    spec.steps = 2;
+    expect_exact(spec);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Plans, ExecutorMemoryTest,
+    ::testing::Values(Case{"{kind: chunkflow, chunk_size: 29, k: 1}", 1},
+                      Case{"{kind: chunkflow, chunk_size: 48, k: 2}", 2},
+                      Case{"{kind: chunkflow, chunk_size: 80, k: 8}", 4},
+                      Case{"{kind: chunkflow, chunk_size: 37, k: 1, packer: ffd}", 2, 2},
+                      Case{"{kind: chunkflow, chunk_size: 64, k: 2}", 2, 1, 1, "gpipe"},
+                      Case{"{kind: baseline, micro_batching: pack}", 2},
+                      Case{"{kind: baseline, micro_batching: per_sequence}", 1, 2}));
+
+// Interleaved 1F1B needs a chunk count Megatron's rule admits: the contract test's batch.
+TEST(ExecutorMemory, InterleavedVirtualStages) {
+  test::TinyJob spec;
+  spec.lengths = test::scaled_batch("longbench", 10, 150, 3);
+  spec.pp = 2;
+  spec.vpp = 2;
+  spec.schedule = "interleaved";
+  spec.strategy = "{kind: chunkflow, chunk_size: 32, k: 2}";
+  expect_exact(spec);
+}
+
+TEST(ExecutorMemory, TiedEmbeddingsAcrossStages) {
+  for (const int pp : {1, 2}) {
+    test::TinyJob spec;
+    spec.model = "tests/executor/data/tiny-tied.yaml";
+    spec.lengths = {97, 5, 33, 1, 12};
+    spec.pp = pp;
+    spec.strategy = "{kind: chunkflow, chunk_size: 29, k: 1}";
+    expect_exact(spec);
+  }
+}
+
+TEST(ExecutorMemory, ModelStatesAreTheExecutorsFp32Buffers) {
+  const Job job = test::tiny_job(test::TinyJob{{5}, 4});
+  StatusOr<std::unique_ptr<ExecutorMemory>> memory = ExecutorMemory::create(job);
+  ASSERT_TRUE(memory.ok()) << memory.status().message();
+  for (int stage = 0; stage < 4; ++stage) {
+    const ParamLayout layout(job.model, 4, 1, stage);
+    const MemoryBreakdown b = (*memory)->model_states(stage);
+    EXPECT_EQ(b.weights, 4 * layout.total());
+    EXPECT_EQ(b.gradients, 4 * layout.total());
+    EXPECT_EQ(b.optimizer, 8 * layout.total());  // AdamW m and v
+    EXPECT_EQ(b.dynamic(), 0);
+  }
+}
+
+// The Megatron accounting is untouched by the executor's: same job, different bytes (fp32
+// against bf16 weights); the executor's refuses what the executor cannot run.
+TEST(ExecutorMemory, AccountingsDiffer) {
+  Job job = test::tiny_job(test::TinyJob{{97, 5, 33}, 2});
+  StatusOr<std::unique_ptr<OpMemorySource>> megatron = make_memory_source(job);
+  ASSERT_TRUE(megatron.ok());
+  StatusOr<std::unique_ptr<ExecutorMemory>> executor = ExecutorMemory::create(job);
+  ASSERT_TRUE(executor.ok());
+  EXPECT_EQ((*megatron)->model_states(0).weights, 2 * stage_local_parameters(job.model, 1, 2, 1, 0));
+  EXPECT_EQ((*executor)->model_states(0).weights, 4 * stage_local_parameters(job.model, 1, 2, 1, 0));
+  job.parallel.recompute = Recompute::kSelective;
+  EXPECT_EQ(ExecutorMemory::create(job).status().code(), StatusCode::kInvalidInput);
+}
+
+// A record as the replay applies it: a forward's kept bytes at its start and the rest of its
+// peak as transient; a backward's peak as transient, its frees at its end.
+TEST(ExecutorMemory, RecordsMapToOpBytes) {
+  OpMemoryRecord forward;
+  forward.pass = Pass::kForwardKeepKV;
+  forward.live_at_start = {.weights = 100, .activations = 40};
+  forward.live_at_end = {.weights = 100, .activations = 57, .state_store = 8};
+  forward.peak_bytes = 100 + 40 + 90;
+  const OpMemory f = op_memory_of(forward);
+  EXPECT_EQ(f.activations_at_start, 17);
+  EXPECT_EQ(f.store_at_start, 8);
+  EXPECT_EQ(f.transient, 90 - 17 - 8);
+  EXPECT_EQ(f.activations_at_end, 0);
+  OpMemoryRecord backward;
+  backward.pass = Pass::kBackward;
+  backward.live_at_start = {.weights = 100, .activations = 57, .state_store = 8};
+  backward.live_at_end = {.weights = 100, .activations = 40, .state_store = 12};
+  backward.peak_bytes = 100 + 57 + 8 + 33;
+  const OpMemory b = op_memory_of(backward);
+  EXPECT_EQ(b.transient, 33);
+  EXPECT_EQ(b.activations_at_end, -17);
+  EXPECT_EQ(b.store_at_end, 4);  // a group's first backward leaves the prefix's dK/dV
+  EXPECT_EQ(b.activations_at_start + b.store_at_start, 0);
+}
+
+}  // namespace
+}  // namespace cf
