@@ -84,6 +84,15 @@ StatusOr<Plan> TokenSource::plan(int64_t step, const TokenBatch& batch) const {
   return build_plan(inputs);
 }
 
+void merge_stage_peak(const StageMemoryReport& peak, std::vector<StageMemoryReport>* stages) {
+  StageMemoryReport& worst = (*stages)[static_cast<size_t>(peak.stage)];
+  const MemoryBreakdown category_peaks = worst.category_peaks;
+  if (peak.peak_bytes > worst.peak_bytes) worst = peak;
+  for (MemoryCategory c : kAllMemoryCategories) {
+    worst.category_peaks[c] = std::max(category_peaks[c], peak.category_peaks[c]);
+  }
+}
+
 void finish_trace(const std::vector<StageMemoryReport>& peaks, const StepReport& step0,
                   Trace* trace) {
   trace->source = "measured";
@@ -179,12 +188,7 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
     std::vector<StageMemoryReport> peaks;
     for (auto& w : workers) {
       peaks.push_back(worker_peak(*w));
-      StageMemoryReport& worst = report.stages[static_cast<size_t>(w->stage())];
-      const MemoryBreakdown category_peaks = worst.category_peaks;
-      if (peaks.back().peak_bytes > worst.peak_bytes) worst = peaks.back();
-      for (MemoryCategory c : kAllMemoryCategories) {
-        worst.category_peaks[c] = std::max(category_peaks[c], peaks.back().category_peaks[c]);
-      }
+      merge_stage_peak(peaks.back(), &report.stages);
     }
     if (step == 0) {
       for (auto& w : workers) report.op_memory.push_back(w->op_memory());

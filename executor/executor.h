@@ -81,6 +81,10 @@ class TokenSource {
   std::vector<std::vector<int32_t>> file_sequences_;
 };
 
+// Raises the report of `peak`'s stage to it where it is higher: the total's peak (with its
+// breakdown and DP rank) and each category's own peak.
+void merge_stage_peak(const StageMemoryReport& peak, std::vector<StageMemoryReport>* stages);
+
 // Merges per-stage parts into the measured trace: ops sorted by (dp_rank, stage, start),
 // memory samples, peaks and the step's metrics.
 void finish_trace(const std::vector<StageMemoryReport>& step0_peaks_by_worker,

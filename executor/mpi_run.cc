@@ -188,12 +188,7 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
     std::vector<StageMemoryReport> peaks;
     for (int r = 0; r < size && rank == 0; ++r) {
       peaks.push_back(unpack_peak(all.data() + static_cast<size_t>(r) * kPeakFields));
-      StageMemoryReport& worst = report.stages[static_cast<size_t>(peaks.back().stage)];
-      const MemoryBreakdown category_peaks = worst.category_peaks;
-      if (peaks.back().peak_bytes > worst.peak_bytes) worst = peaks.back();
-      for (MemoryCategory c : kAllMemoryCategories) {
-        worst.category_peaks[c] = std::max(category_peaks[c], peaks.back().category_peaks[c]);
-      }
+      merge_stage_peak(peaks.back(), &report.stages);
     }
     if (record) {
       CF_RETURN_IF_ERROR(gather_trace(worker, rank, size, &report.trace));

@@ -184,25 +184,12 @@ std::string op_label(const TraceOp& op) {
 
 bool is_communication(const TraceOp& op) { return is_communication(op.kind); }
 
-StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& measured) {
-  if (predicted.ops.empty()) return Status::InvalidInput("the predicted trace has no ops");
-  if (measured.ops.empty()) return Status::InvalidInput("the measured trace has no ops");
-  const std::set<StageKey> grid = stage_grid(predicted);
-  if (grid != stage_grid(measured)) {
-    return Status::InvalidInput(fmt::format(
-        "the traces come from different plans: the predicted trace has {}, the measured {}",
-        grid_text(grid), grid_text(stage_grid(measured))));
-  }
-  CompareReport report;
-  std::set<int> ranks, stages;
-  for (const auto& [rank, stage] : grid) {
-    ranks.insert(rank);
-    stages.insert(stage);
-  }
-  report.ranks = static_cast<int>(ranks.size());
-  report.stages = static_cast<int>(stages.size());
+namespace {
 
-  // Join on the key; the k-th occurrence of a key pairs with the k-th of the other trace.
+// Join on the key; the k-th occurrence of a key pairs with the k-th of the other trace. What
+// finds no partner is counted in the report.
+std::vector<MatchedOp> join_ops(const Trace& predicted, const Trace& measured,
+                                CompareReport* report) {
   std::vector<MatchedOp> matched;
   const auto pred_by_key = ops_by_key(predicted), meas_by_key = ops_by_key(measured);
   static const std::vector<const TraceOp*> kNone;
@@ -215,10 +202,21 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
     const auto& meas_ops = m == meas_by_key.end() ? kNone : m->second;
     const std::size_t pairs = std::min(pred_ops.size(), meas_ops.size());
     for (std::size_t i = 0; i < pairs; ++i) matched.push_back({*pred_ops[i], *meas_ops[i]});
-    add_unmatched(pred_ops, pairs, &report.only_predicted);
-    add_unmatched(meas_ops, pairs, &report.only_measured);
+    add_unmatched(pred_ops, pairs, &report->only_predicted);
+    add_unmatched(meas_ops, pairs, &report->only_measured);
   }
-  report.matched_ops = static_cast<int>(matched.size());
+  report->matched_ops = static_cast<int>(matched.size());
+  for (const MatchedOp& m : matched) {
+    if (m.predicted.op_id >= 0 && m.measured.op_id >= 0 && m.predicted.op_id != m.measured.op_id) {
+      ++report->op_id_mismatches;
+    }
+  }
+  return matched;
+}
+
+// Traces of one plan share most of their compute ops; fewer than half matching means not.
+Status check_same_plan(const Trace& predicted, const Trace& measured,
+                       const std::vector<MatchedOp>& matched) {
   if (matched.empty()) {
     return Status::InvalidInput(
         "the traces come from different plans: no op matches on (dp_rank, stage, kind, pass, "
@@ -238,27 +236,29 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
         "ops match on (dp_rank, stage, kind, pass, chunk, model_chunk)",
         matched_compute, pred_compute, meas_compute));
   }
-  for (const MatchedOp& m : matched) {
-    if (m.predicted.op_id >= 0 && m.measured.op_id >= 0 && m.predicted.op_id != m.measured.op_id) {
-      ++report.op_id_mismatches;
-    }
-  }
+  return Status::Ok();
+}
 
-  // Step time.
+void compare_step(const Trace& predicted, const Trace& measured, CompareReport* report) {
   const auto [pred_first, pred_last] = time_span_ns(predicted);
   const auto [meas_first, meas_last] = time_span_ns(measured);
-  report.predicted_origin_ns = pred_first;
-  report.measured_origin_ns = meas_first;
-  report.predicted_makespan_ns = pred_last - pred_first;
-  report.measured_makespan_ns = meas_last - meas_first;
-  report.step.predicted_s =
-      step_time_s(predicted, report.predicted_makespan_ns, &report.step.predicted_from);
-  report.step.measured_s =
-      step_time_s(measured, report.measured_makespan_ns, &report.step.measured_from);
-  report.step.rel_error = relative_error(report.step.predicted_s, report.step.measured_s);
+  report->predicted_origin_ns = pred_first;
+  report->measured_origin_ns = meas_first;
+  report->predicted_makespan_ns = pred_last - pred_first;
+  report->measured_makespan_ns = meas_last - meas_first;
+  StepComparison& step = report->step;
+  step.predicted_s = step_time_s(predicted, report->predicted_makespan_ns, &step.predicted_from);
+  step.measured_s = step_time_s(measured, report->measured_makespan_ns, &step.measured_from);
+  step.rel_error = relative_error(step.predicted_s, step.measured_s);
+}
 
-  // Per (rank, stage) busy time and bubble.
+// Per (rank, stage): busy time and bubble (1 − busy / makespan, the idle share of the step).
+void compare_stages(const Trace& predicted, const Trace& measured,
+                    const std::set<StageKey>& grid, CompareReport* report) {
   const auto pred_busy = busy_ns_by_stage(predicted), meas_busy = busy_ns_by_stage(measured);
+  auto bubble = [](int64_t busy, int64_t makespan) {
+    return makespan > 0 ? 1.0 - static_cast<double>(busy) / static_cast<double>(makespan) : 0.0;
+  };
   for (const StageKey& key : grid) {
     StageComparison row;
     row.dp_rank = key.first;
@@ -268,26 +268,27 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
     row.predicted_busy_s = static_cast<double>(pb) / kNsPerS;
     row.measured_busy_s = static_cast<double>(mb) / kNsPerS;
     row.busy_rel_error = relative_error(static_cast<double>(pb), static_cast<double>(mb));
-    // bubble = 1 − busy / makespan (idle share of the step on this stage)
-    auto bubble = [](int64_t busy, int64_t makespan) {
-      return makespan > 0 ? 1.0 - static_cast<double>(busy) / static_cast<double>(makespan) : 0.0;
-    };
-    row.predicted_bubble = bubble(pb, report.predicted_makespan_ns);
-    row.measured_bubble = bubble(mb, report.measured_makespan_ns);
+    row.predicted_bubble = bubble(pb, report->predicted_makespan_ns);
+    row.measured_bubble = bubble(mb, report->measured_makespan_ns);
     row.bubble_error = row.predicted_bubble - row.measured_bubble;
-    report.stages_table.push_back(row);
+    report->stages_table.push_back(row);
   }
+}
 
-  // Duration errors per pass / kind.
+// Duration errors per pass (compute ops) or kind (the rest): F, F*, R, B first.
+void compare_passes(const std::vector<MatchedOp>& matched, CompareReport* report) {
   std::map<std::string, std::vector<const MatchedOp*>> by_label;
   for (const MatchedOp& m : matched) by_label[op_label(m.predicted)].push_back(&m);
-  for (const auto& [label, ops] : by_label) report.passes.push_back(pass_errors(label, ops));
-  std::stable_sort(report.passes.begin(), report.passes.end(),
+  for (const auto& [label, ops] : by_label) report->passes.push_back(pass_errors(label, ops));
+  std::stable_sort(report->passes.begin(), report->passes.end(),
                    [](const PassErrors& a, const PassErrors& b) {
                      return pass_rank(a.label) < pass_rank(b.label);
                    });
+}
 
-  // Peak memory per (rank, stage), where both traces report it.
+// Peak memory per (rank, stage) where both traces report it, by category where both break it
+// down; the worst stage's error by |·|, sign kept.
+void compare_memory(const Trace& predicted, const Trace& measured, CompareReport* report) {
   const auto pred_peaks = peaks(predicted), meas_peaks = peaks(measured);
   for (const auto& [key, pred_peak] : pred_peaks) {
     auto it = meas_peaks.find(key);
@@ -308,17 +309,19 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
                                   relative_error(static_cast<double>(p), static_cast<double>(m))});
       }
     }
-    if (row.rel_error && (!report.peak_memory_rel_error ||
-                          std::abs(*row.rel_error) > std::abs(*report.peak_memory_rel_error))) {
-      report.peak_memory_rel_error = row.rel_error;
+    if (row.rel_error && (!report->peak_memory_rel_error ||
+                          std::abs(*row.rel_error) > std::abs(*report->peak_memory_rel_error))) {
+      report->peak_memory_rel_error = row.rel_error;
     }
-    report.memory.push_back(std::move(row));
+    report->memory.push_back(std::move(row));
   }
+}
 
-  // The ops that explain most of the difference: largest |pred − meas| duration.
+// The ops that explain most of the difference: largest |pred − meas| duration first.
+void rank_top_ops(const std::vector<MatchedOp>& matched, CompareReport* report) {
   std::vector<const MatchedOp*> ranked;
   for (const MatchedOp& m : matched) {
-    report.total_abs_diff_ns += std::abs(m.diff_ns());
+    report->total_abs_diff_ns += std::abs(m.diff_ns());
     if (m.diff_ns() != 0) ranked.push_back(&m);
   }
   std::stable_sort(ranked.begin(), ranked.end(), [](const MatchedOp* a, const MatchedOp* b) {
@@ -326,13 +329,41 @@ StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& meas
   });
   int64_t top_abs_ns = 0;
   for (std::size_t i = 0; i < ranked.size() && i < static_cast<std::size_t>(kTopOps); ++i) {
-    report.top_ops.push_back(*ranked[i]);
+    report->top_ops.push_back(*ranked[i]);
     top_abs_ns += std::abs(ranked[i]->diff_ns());
   }
-  report.top_ops_share =
-      report.total_abs_diff_ns > 0
-          ? static_cast<double>(top_abs_ns) / static_cast<double>(report.total_abs_diff_ns)
+  report->top_ops_share =
+      report->total_abs_diff_ns > 0
+          ? static_cast<double>(top_abs_ns) / static_cast<double>(report->total_abs_diff_ns)
           : 0.0;
+}
+
+}  // namespace
+
+StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& measured) {
+  if (predicted.ops.empty()) return Status::InvalidInput("the predicted trace has no ops");
+  if (measured.ops.empty()) return Status::InvalidInput("the measured trace has no ops");
+  const std::set<StageKey> grid = stage_grid(predicted);
+  if (grid != stage_grid(measured)) {
+    return Status::InvalidInput(fmt::format(
+        "the traces come from different plans: the predicted trace has {}, the measured {}",
+        grid_text(grid), grid_text(stage_grid(measured))));
+  }
+  CompareReport report;
+  std::set<int> ranks, stages;
+  for (const auto& [rank, stage] : grid) {
+    ranks.insert(rank);
+    stages.insert(stage);
+  }
+  report.ranks = static_cast<int>(ranks.size());
+  report.stages = static_cast<int>(stages.size());
+  const std::vector<MatchedOp> matched = join_ops(predicted, measured, &report);
+  CF_RETURN_IF_ERROR(check_same_plan(predicted, measured, matched));
+  compare_step(predicted, measured, &report);
+  compare_stages(predicted, measured, grid, &report);
+  compare_passes(matched, &report);
+  compare_memory(predicted, measured, &report);
+  rank_top_ops(matched, &report);
   return report;
 }
 

@@ -30,143 +30,167 @@ bool keeps_activations(const Chunk& chunk, int k) {
          group_forward_pass(chunk.index, chunk.group_size, k) == Pass::kForward;
 }
 
-}  // namespace
-
-std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& cost,
-                                              const StepChunks& chunks,
-                                              const std::vector<int>& ks) {
-  const ParallelConfig& p = job.parallel;
-  const int pp = p.pp, vpp = p.vpp, dp = p.dp;
-  const int64_t layers_per_op = job.model.layers / (static_cast<int64_t>(pp) * vpp);
-  CF_CHECK(!chunks.steps.empty()) << "no sampled steps";
-  // The memory the simulator replays (simulator.cc): the job's source. Megatron-LM's is
-  // priced chunk by chunk below; the executor's counts each op of a plan, so there the bound
-  // keeps the model states alone, which every replay starts from.
-  StatusOr<std::unique_ptr<OpMemorySource>> source = make_memory_source(job);
-  CF_CHECK(source.ok()) << source.status().message();
-  const bool executor_accounting = job.memory_model == MemoryModelKind::kExecutor;
-  const MemoryModel memory(job.model, p, layers_per_op);
-
-  // After a stage's last op: its DP reduction and optimizer step (simulator.cc: step time is
-  // at least stage_end[s] + dp_reduce(s) + optimizer(s)).
-  std::vector<int64_t> fixed_ns(pp), states(pp);
-  for (int s = 0; s < pp; ++s) {
-    fixed_ns[s] = cost.dp_reduce_time_ns(s) + cost.optimizer_time_ns(s);
-    states[s] = (*source)->model_states(s).total();
+// The bounds of one layout over its steps' chunks. Times are priced once per chunk, then each
+// K reuses them.
+class Bounder {
+ public:
+  Bounder(const Job& job, const CostModel& cost)
+      : job_(job), cost_(cost), pp_(job.parallel.pp), vpp_(job.parallel.vpp),
+        memory_(job.model, job.parallel,
+                job.model.layers / (static_cast<int64_t>(job.parallel.pp) * job.parallel.vpp)) {
+    // The memory the simulator replays (simulator.cc): the job's source. Megatron-LM's is
+    // priced chunk by chunk; the executor's counts each op of a plan, so there the bound
+    // keeps the model states alone, which every replay starts from.
+    StatusOr<std::unique_ptr<OpMemorySource>> source = make_memory_source(job);
+    CF_CHECK(source.ok()) << source.status().message();
+    executor_accounting_ = job.memory_model == MemoryModelKind::kExecutor;
+    // After a stage's last op: its DP reduction and optimizer step (simulator.cc: step time
+    // is at least stage_end[s] + dp_reduce(s) + optimizer(s)).
+    for (int s = 0; s < pp_; ++s) {
+      fixed_ns_.push_back(cost.dp_reduce_time_ns(s) + cost.optimizer_time_ns(s));
+      states_.push_back((*source)->model_states(s).total());
+    }
   }
 
-  const size_t nk = ks.size();
-  std::vector<CandidateBounds> out(nk);
-  std::vector<double> lb_sum_s(nk, 0.0);
-  double tokens_sum = 0;
-  std::vector<AttentionSpan> spans;
-  std::vector<PassTimes> times;
-  std::vector<int64_t> busy(pp), head(pp), tail(pp), mem(pp);
-  for (const std::vector<Chunk>& step : chunks.steps) {
-    CF_CHECK(!step.empty()) << "a step without chunks";
-    const size_t n = step.size();
-    // times[(c·vpp + v)·pp + s]
-    times.assign(n * vpp * pp, PassTimes{});
-    int64_t step_tokens = 0;
-    for (size_t c = 0; c < n; ++c) {
-      const Chunk& chunk = step[c];
-      const bool dependent = chunk.kind == ChunkKind::kDependent;
-      step_tokens += chunk.tokens;
-      spans.clear();
-      attention_spans(chunk, &spans);
-      for (int v = 0; v < vpp; ++v) {
-        for (int s = 0; s < pp; ++s) {
-          // Where the simulator prices the chunk's ops: the plan's rules (plan_index.h).
-          const StagePlace place = stage_place(pp, vpp, job.model.layers, s, v);
-          OpQuery q = op_query(Pass::kForward, 0, s, v, place, chunk.tokens, spans);
-          PassTimes& t = times[(c * vpp + v) * pp + s];
-          q.pass = Pass::kForward;
-          t.forward = cost.op_time(q).total_ns;
-          q.pass = Pass::kBackward;
-          t.backward = cost.op_time(q).total_ns;
-          if (dependent) {
-            q.pass = Pass::kForwardKeepKV;
-            t.forward_kv = cost.op_time(q).total_ns;
-            q.pass = Pass::kRecompute;
-            t.recompute = cost.op_time(q).total_ns;
-          }
-          if (executor_accounting) continue;
-          // What the replay holds at the start of F (its activations, K/V and transient), and
-          // at the start of R after an F* (F*'s stage input and K/V, R's activations and
-          // transient): the simulator's own op memory (memory_timeline.h; F, F* and R do not
-          // depend on K). Everything else held then is >= 0, so these are lower bounds.
-          auto at_start = [](const OpMemory& m) {
-            return m.activations_at_start + m.store_at_start + m.transient;
-          };
-          t.kept_bytes = at_start(megatron_op_memory(memory, Pass::kForward, chunk, 1, place));
-          if (dependent) {
-            const OpMemory f_star =
-                megatron_op_memory(memory, Pass::kForwardKeepKV, chunk, 1, place);
-            t.dropped_bytes = f_star.activations_at_start + f_star.store_at_start +
-                              at_start(megatron_op_memory(memory, Pass::kRecompute, chunk, 1, place));
-          }
-        }
-      }
-    }
-    tokens_sum += static_cast<double>(step_tokens);
-    auto at = [&](size_t c, int v, int s) -> const PassTimes& {
-      return times[(c * vpp + v) * pp + s];
-    };
-    // Drain: the last op of stage s on a rank is some chunk's backward; that backward then
-    // runs on stages s-1..0 (input_of, plan_index.h), so stage 0 ends at least Σ_{s'<s} B
-    // later.
-    for (int s = 0; s < pp; ++s) {
+  // Prices every chunk of a step's passes on every (stage, model chunk).
+  void price(const std::vector<Chunk>& step) {
+    n_ = step.size();
+    times_.assign(n_ * static_cast<size_t>(vpp_ * pp_), PassTimes{});
+    for (size_t c = 0; c < n_; ++c) price_chunk(step[c], c);
+  }
+
+  // Drain: the last op of stage s on a rank is some chunk's backward; that backward then runs
+  // on stages s-1..0 (input_of, plan_index.h), so stage 0 ends at least Σ_{s'<s} B later.
+  std::vector<int64_t> drain_ns() const {
+    std::vector<int64_t> tail(static_cast<size_t>(pp_));
+    for (int s = 0; s < pp_; ++s) {
       int64_t best = std::numeric_limits<int64_t>::max();
-      for (size_t c = 0; c < n; ++c) {
-        for (int v = 0; v < vpp; ++v) {
+      for (size_t c = 0; c < n_; ++c) {
+        for (int v = 0; v < vpp_; ++v) {
           int64_t sum = 0;
           for (int s2 = 0; s2 < s; ++s2) sum += at(c, v, s2).backward;
           best = std::min(best, sum);
         }
       }
-      tail[s] = best;
+      tail[static_cast<size_t>(s)] = best;
     }
-    for (size_t ki = 0; ki < nk; ++ki) {
-      const int k = ks[ki];
-      std::fill(busy.begin(), busy.end(), 0);
-      std::fill(head.begin(), head.end(), std::numeric_limits<int64_t>::max());
-      std::fill(mem.begin(), mem.end(), 0);
-      for (size_t c = 0; c < n; ++c) {
-        const bool kept = keeps_activations(step[c], k);
-        int64_t fill = 0;  // Σ_{s'<s} forward of model chunk 0
-        for (int s = 0; s < pp; ++s) {
-          head[s] = std::min(head[s], fill);
-          fill += kept ? at(c, 0, s).forward : at(c, 0, s).forward_kv;
-          for (int v = 0; v < vpp; ++v) {
-            const PassTimes& t = at(c, v, s);
-            busy[s] += (kept ? t.forward : t.forward_kv + t.recompute) + t.backward;
-            mem[s] = std::max(mem[s], kept ? t.kept_bytes : t.dropped_bytes);
-          }
+    return tail;
+  }
+
+  // The step-time bound (ns) of the priced step with `k`, and each stage's memory bound
+  // raised into *bounds.
+  int64_t bound(const std::vector<Chunk>& step, int k, const std::vector<int64_t>& tail,
+                CandidateBounds* bounds) const {
+    std::vector<int64_t> busy(static_cast<size_t>(pp_), 0), mem(static_cast<size_t>(pp_), 0);
+    std::vector<int64_t> head(static_cast<size_t>(pp_), std::numeric_limits<int64_t>::max());
+    for (size_t c = 0; c < n_; ++c) {
+      const bool kept = keeps_activations(step[c], k);
+      int64_t fill = 0;  // Σ_{s'<s} forward of model chunk 0
+      for (int s = 0; s < pp_; ++s) {
+        head[s] = std::min(head[s], fill);
+        fill += kept ? at(c, 0, s).forward : at(c, 0, s).forward_kv;
+        for (int v = 0; v < vpp_; ++v) {
+          const PassTimes& t = at(c, v, s);
+          busy[s] += (kept ? t.forward : t.forward_kv + t.recompute) + t.backward;
+          mem[s] = std::max(mem[s], kept ? t.kept_bytes : t.dropped_bytes);
         }
       }
-      // Fill: the first op of stage s is a forward whose input passed stages 0..s-1 first.
-      // A stage's ops run one at a time, so the busiest rank ends at least head + busy
-      // (busiest ≥ mean = busy / dp), then adds its own DP reduction and optimizer, or stage
-      // 0's after the drain above.
-      int64_t lb_ns = 0;
-      for (int s = 0; s < pp; ++s) {
-        const int64_t end = head[s] + busy[s] / dp;
-        lb_ns = std::max(lb_ns, end + std::max(fixed_ns[s], tail[s] + fixed_ns[0]));
+    }
+    // Fill: the first op of stage s is a forward whose input passed stages 0..s-1 first. A
+    // stage's ops run one at a time, so the busiest rank ends at least head + busy (busiest ≥
+    // mean = busy / dp), then adds its own DP reduction and optimizer, or stage 0's after the
+    // drain.
+    int64_t lb_ns = 0;
+    for (int s = 0; s < pp_; ++s) {
+      const int64_t end = head[s] + busy[s] / job_.parallel.dp;
+      lb_ns = std::max(lb_ns, end + std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]));
+    }
+    for (int s = 0; s < pp_; ++s) {
+      const int64_t bytes = states_[s] + mem[s];
+      if (bytes > bounds->memory_bytes) {
+        bounds->memory_bytes = bytes;
+        bounds->memory_stage = s;
+        bounds->model_state_bytes = states_[s];
       }
-      lb_sum_s[ki] += static_cast<double>(lb_ns) * 1e-9;
-      CandidateBounds& b = out[ki];
-      for (int s = 0; s < pp; ++s) {
-        const int64_t bytes = states[s] + mem[s];
-        if (bytes > b.memory_bytes) {
-          b.memory_bytes = bytes;
-          b.memory_stage = s;
-          b.model_state_bytes = states[s];
+    }
+    return lb_ns;
+  }
+
+ private:
+  const PassTimes& at(size_t c, int v, int s) const {
+    return times_[(c * static_cast<size_t>(vpp_) + static_cast<size_t>(v)) * pp_ + s];
+  }
+
+  // Where the simulator prices the chunk's ops (the plan's rules, plan_index.h), and what the
+  // replay holds at the start of its F (its activations, K/V and transient) and, after an F*,
+  // at the start of its R (F*'s stage input and K/V, R's activations and transient): the
+  // simulator's own op memory (memory_source.h; F, F* and R do not depend on K). Everything
+  // else held then is >= 0, so these are lower bounds.
+  void price_chunk(const Chunk& chunk, size_t c) {
+    const bool dependent = chunk.kind == ChunkKind::kDependent;
+    spans_.clear();
+    attention_spans(chunk, &spans_);
+    auto at_start = [](const OpMemory& m) {
+      return m.activations_at_start + m.store_at_start + m.transient;
+    };
+    for (int v = 0; v < vpp_; ++v) {
+      for (int s = 0; s < pp_; ++s) {
+        const StagePlace place = stage_place(pp_, vpp_, job_.model.layers, s, v);
+        auto time = [&](Pass pass) {
+          return cost_.op_time(op_query(pass, 0, s, v, place, chunk.tokens, spans_)).total_ns;
+        };
+        PassTimes& t = times_[(c * static_cast<size_t>(vpp_) + static_cast<size_t>(v)) * pp_ + s];
+        t.forward = time(Pass::kForward);
+        t.backward = time(Pass::kBackward);
+        if (dependent) {
+          t.forward_kv = time(Pass::kForwardKeepKV);
+          t.recompute = time(Pass::kRecompute);
+        }
+        if (executor_accounting_) continue;
+        t.kept_bytes = at_start(megatron_op_memory(memory_, Pass::kForward, chunk, 1, place));
+        if (dependent) {
+          const OpMemory f_star =
+              megatron_op_memory(memory_, Pass::kForwardKeepKV, chunk, 1, place);
+          t.dropped_bytes =
+              f_star.activations_at_start + f_star.store_at_start +
+              at_start(megatron_op_memory(memory_, Pass::kRecompute, chunk, 1, place));
         }
       }
     }
   }
+
+  const Job& job_;
+  const CostModel& cost_;
+  int pp_, vpp_;
+  MemoryModel memory_;
+  bool executor_accounting_ = false;
+  std::vector<int64_t> fixed_ns_, states_;
+  size_t n_ = 0;
+  std::vector<PassTimes> times_;  // [(c·vpp + v)·pp + s]
+  std::vector<AttentionSpan> spans_;
+};
+
+}  // namespace
+
+std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& cost,
+                                              const StepChunks& chunks,
+                                              const std::vector<int>& ks) {
+  CF_CHECK(!chunks.steps.empty()) << "no sampled steps";
+  Bounder bounder(job, cost);
+  std::vector<CandidateBounds> out(ks.size());
+  std::vector<double> lb_sum_s(ks.size(), 0.0);
+  double tokens_sum = 0;
+  for (const std::vector<Chunk>& step : chunks.steps) {
+    CF_CHECK(!step.empty()) << "a step without chunks";
+    for (const Chunk& chunk : step) tokens_sum += static_cast<double>(chunk.tokens);
+    bounder.price(step);
+    const std::vector<int64_t> tail = bounder.drain_ns();
+    for (size_t ki = 0; ki < ks.size(); ++ki) {
+      lb_sum_s[ki] += static_cast<double>(bounder.bound(step, ks[ki], tail, &out[ki])) * 1e-9;
+    }
+  }
   const double steps = static_cast<double>(chunks.steps.size());
-  for (size_t ki = 0; ki < nk; ++ki) {
+  for (size_t ki = 0; ki < ks.size(); ++ki) {
     // average_steps: mean of per-step seconds; tokens/s = Σ tokens / Σ seconds.
     out[ki].step_time_s = chunks.steps.size() == 1 ? lb_sum_s[ki] : lb_sum_s[ki] / steps;
     out[ki].tokens_per_s =

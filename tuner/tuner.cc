@@ -316,6 +316,45 @@ double objective_score(Objective objective, const SimMetrics& metrics) {
   return objective == Objective::kStepTime ? metrics.step_time_s : -metrics.tokens_per_s;
 }
 
+namespace {
+
+// The chunks of every sampled step, one chunking per (packer, ChunkSize) (built in parallel),
+// and the baseline's micro-batches.
+struct Chunkings {
+  std::vector<std::pair<Packer, int64_t>> keys;
+  std::vector<StepChunks> chunkflow;  // per key
+  StepChunks baseline;
+};
+
+StatusOr<Chunkings> chunk_every_way(const Job& job, const SearchSpace& space,
+                                    const std::vector<PlanInputs>& steps, const ThreadPool& pool) {
+  Chunkings out;
+  const std::vector<int64_t> chunk_sizes = resolve_chunk_sizes(space, job);
+  for (Packer packer : space.packers) {
+    for (int64_t c : chunk_sizes) out.keys.push_back({packer, c});
+  }
+  out.chunkflow.resize(out.keys.size());
+  pool.parallel_for(static_cast<int>(out.keys.size()), [&](int i, int) {
+    out.chunkflow[i] = make_step_chunks(steps, [&](const PlanInputs& in) {
+      return build_chunkflow_chunks(in.sequence_lengths, out.keys[i].second, out.keys[i].first);
+    });
+  });
+  Status baseline_status = Status::Ok();
+  out.baseline = make_step_chunks(steps, [&](const PlanInputs& in) {
+    StatusOr<std::vector<Chunk>> mb =
+        build_baseline_micro_batches(in.sequence_lengths, in.max_length, MicroBatching::kPack);
+    if (!mb.ok()) {
+      baseline_status = mb.status();
+      return std::vector<Chunk>{};
+    }
+    return *std::move(mb);
+  });
+  CF_RETURN_IF_ERROR(baseline_status);
+  return out;
+}
+
+}  // namespace
+
 StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOptions& options) {
   if (space.ks.empty() || space.packers.empty() || resolve_chunk_sizes(space, job).empty() ||
       resolve_layouts(space, job).empty()) {
@@ -340,32 +379,10 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
     result.tokens_per_step += std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
   }
   result.tokens_per_step /= job.training.steps;
-
-  // Chunkings, one task per (packer, ChunkSize); the baseline's micro-batches.
-  const std::vector<int64_t> chunk_sizes = resolve_chunk_sizes(space, job);
-  std::vector<std::pair<Packer, int64_t>> keys;
-  for (Packer packer : space.packers) {
-    for (int64_t c : chunk_sizes) keys.push_back({packer, c});
-  }
-  std::vector<StepChunks> chunkings(keys.size());
-  pool.parallel_for(static_cast<int>(keys.size()), [&](int i, int) {
-    chunkings[i] = make_step_chunks(steps, [&](const PlanInputs& in) {
-      return build_chunkflow_chunks(in.sequence_lengths, keys[i].second, keys[i].first);
-    });
-  });
+  CF_ASSIGN_OR_RETURN(const Chunkings chunked, chunk_every_way(job, space, steps, pool));
+  const auto& [keys, chunkings, baseline_chunks] = chunked;
   for (const StepChunks& c : chunkings)
     result.max_group_size = std::max(result.max_group_size, c.max_group_size);
-  Status baseline_status = Status::Ok();
-  StepChunks baseline_chunks = make_step_chunks(steps, [&](const PlanInputs& in) {
-    StatusOr<std::vector<Chunk>> mb =
-        build_baseline_micro_batches(in.sequence_lengths, in.max_length, MicroBatching::kPack);
-    if (!mb.ok()) {
-      baseline_status = mb.status();
-      return std::vector<Chunk>{};
-    }
-    return *std::move(mb);
-  });
-  CF_RETURN_IF_ERROR(baseline_status);
 
   std::vector<Worker> workers(pool.threads());
   Job scratch = job;

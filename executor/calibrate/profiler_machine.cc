@@ -182,6 +182,69 @@ double thread_cpu_ns() {
   return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
+namespace {
+
+// One layer of a model: (stack − embedding − head) / layers, at least 1 ns, the stack's CPU
+// share kept (profiler.h ModelProfile::layer_forward).
+void derive_layers(ModelProfile& m) {
+  const double layers = static_cast<double>(m.model.layers);
+  auto per_layer = [&](const Series& stack, const Series& embedding, const Series& head,
+                       Series* out) {
+    CF_CHECK(stack.size() == embedding.size() && stack.size() == head.size());
+    out->clear();
+    for (size_t i = 0; i < stack.size(); ++i) {
+      const double share = stack[i].cpu_ns / stack[i].wall_ns;
+      const double ns =
+          std::max((stack[i].wall_ns - embedding[i].wall_ns - head[i].wall_ns) / layers, 1.0);
+      out->push_back(Sample{stack[i].x, ns, ns * share, stack[i].probes});
+    }
+  };
+  per_layer(m.stack_forward, m.embedding_forward, m.head_forward, &m.layer_forward);
+  per_layer(m.stack_backward, m.embedding_backward, m.head_backward, &m.layer_backward);
+}
+
+// Every sample of `p` at one speed, the fastest probe's (profiler.h MachineProfile::
+// speed_probe): each rescaled from the fastest probe from two before its first to two after its
+// last. Then one layer of each model from its stack, every term at the reference speed.
+void rescale_to_reference(MachineProfile& p) {
+  p.speed_reference_ns = fastest(p.speed_probe);
+  const auto [lo, hi] = std::minmax_element(p.speed_probe.begin(), p.speed_probe.end());
+  p.speed_probe_min_ns = *lo;
+  p.speed_probe_max_ns = *hi;
+  p.speed_probe_median_ns = median(p.speed_probe);
+  // A sum's rounding must not step outside [min, max].
+  p.speed_probe_mean_ns = std::clamp(mean(p.speed_probe), *lo, *hi);
+  const int probes = static_cast<int>(p.speed_probe.size());
+  auto rescale = [&](Series& series) {
+    for (Sample& s : series) {
+      CF_CHECK(s.probes.first >= 0 && s.probes.first <= s.probes.second && s.probes.second < probes)
+          << "a sample without its speed probes";
+      const int from = std::max(0, s.probes.first - 2), to = std::min(probes, s.probes.second + 3);
+      const double then =
+          fastest(std::vector<double>(p.speed_probe.begin() + from, p.speed_probe.begin() + to));
+      s.wall_ns *= p.speed_reference_ns / then;
+      s.cpu_ns *= p.speed_reference_ns / then;
+    }
+  };
+  for (Series* s : {&p.send, &p.p2p, &p.allreduce, &p.optimizer}) rescale(*s);
+  for (ModelProfile& m : p.models) {
+    for (Series* s : {&m.stack_forward, &m.stack_backward, &m.embedding_forward,
+                      &m.embedding_backward, &m.head_forward, &m.head_backward}) {
+      rescale(*s);
+    }
+    derive_layers(m);
+    for (auto& row : m.attention_forward) rescale(row);
+    for (auto& row : m.attention_backward) rescale(row);
+    for (GemmProfile& g : m.gemm) {
+      rescale(g.forward);
+      rescale(g.backward);
+    }
+    for (NamedSeries& e : m.elementwise) rescale(e.series);
+  }
+}
+
+}  // namespace
+
 MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>>& models,
                            const ProfileOptions& o) {
   CF_CHECK(!models.empty());
@@ -221,56 +284,7 @@ MachineProfile profile_cpu(const std::vector<std::pair<std::string, ModelConfig>
   }
   if (o.progress) o.progress("done", total, total);
   probe();  // and once after the last series
-
-  // Every sample at one speed, the fastest probe's (profiler.h MachineProfile::speed_probe).
-  p.speed_reference_ns = fastest(p.speed_probe);
-  const auto [lo, hi] = std::minmax_element(p.speed_probe.begin(), p.speed_probe.end());
-  p.speed_probe_min_ns = *lo;
-  p.speed_probe_max_ns = *hi;
-  p.speed_probe_median_ns = median(p.speed_probe);
-  // A sum's rounding must not step outside [min, max].
-  p.speed_probe_mean_ns = std::clamp(mean(p.speed_probe), *lo, *hi);
-  const int probes = static_cast<int>(p.speed_probe.size());
-  auto rescale = [&](Series& series) {
-    for (Sample& s : series) {
-      CF_CHECK(s.probes.first >= 0 && s.probes.first <= s.probes.second && s.probes.second < probes)
-          << "a sample without its speed probes";
-      const int from = std::max(0, s.probes.first - 2), to = std::min(probes, s.probes.second + 3);
-      const double then =
-          fastest(std::vector<double>(p.speed_probe.begin() + from, p.speed_probe.begin() + to));
-      s.wall_ns *= p.speed_reference_ns / then;
-      s.cpu_ns *= p.speed_reference_ns / then;
-    }
-  };
-  for (Series* s : {&p.send, &p.p2p, &p.allreduce, &p.optimizer}) rescale(*s);
-  for (ModelProfile& m : p.models) {
-    for (Series* s : {&m.stack_forward, &m.stack_backward, &m.embedding_forward,
-                      &m.embedding_backward, &m.head_forward, &m.head_backward}) {
-      rescale(*s);
-    }
-    // One layer from the stack, every term now at the reference speed.
-    const double layers = static_cast<double>(m.model.layers);
-    auto per_layer = [&](const Series& stack, const Series& embedding, const Series& head,
-                         Series* out) {
-      CF_CHECK(stack.size() == embedding.size() && stack.size() == head.size());
-      out->clear();
-      for (size_t i = 0; i < stack.size(); ++i) {
-        const double share = stack[i].cpu_ns / stack[i].wall_ns;
-        const double ns =
-            std::max((stack[i].wall_ns - embedding[i].wall_ns - head[i].wall_ns) / layers, 1.0);
-        out->push_back(Sample{stack[i].x, ns, ns * share, stack[i].probes});
-      }
-    };
-    per_layer(m.stack_forward, m.embedding_forward, m.head_forward, &m.layer_forward);
-    per_layer(m.stack_backward, m.embedding_backward, m.head_backward, &m.layer_backward);
-    for (auto& row : m.attention_forward) rescale(row);
-    for (auto& row : m.attention_backward) rescale(row);
-    for (GemmProfile& g : m.gemm) {
-      rescale(g.forward);
-      rescale(g.backward);
-    }
-    for (NamedSeries& e : m.elementwise) rescale(e.series);
-  }
+  rescale_to_reference(p);
   return p;
 }
 
