@@ -5,8 +5,6 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 namespace cf {
 namespace {
@@ -32,14 +30,6 @@ StatusOr<YamlDocument> parse_yaml_text(const std::string& text, const std::strin
     return Status::InvalidInput(
         fmt::format("{}: not valid YAML: {}", mark_prefix(file, e.mark), e.msg));
   }
-}
-
-StatusOr<YamlDocument> parse_yaml_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::InvalidInput(fmt::format("{}: cannot open file", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse_yaml_text(buffer.str(), path);
 }
 
 Status yaml_error(const std::string& file, const YAML::Node& node, const std::string& key_path,

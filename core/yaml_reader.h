@@ -21,7 +21,6 @@ struct YamlDocument {
 };
 
 StatusOr<YamlDocument> parse_yaml_text(const std::string& text, const std::string& file);
-StatusOr<YamlDocument> parse_yaml_file(const std::string& path);
 
 // "file:line:col: key.path: message" for the node (1-based line and column).
 Status yaml_error(const std::string& file, const YAML::Node& node, const std::string& key_path,

@@ -32,7 +32,6 @@ class EngineGraph {
   int inputs() const { return static_cast<int>(edges_.size()); }
   int64_t duration_ns(int task) const { return duration_ns_[task]; }
   int stream_of(int task) const { return stream_[task]; }
-  int first_task(int stream) const { return stream_head_[stream]; }
   int next_on_stream(int task) const { return next_on_stream_[task]; }
 
   struct Edge {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/cli/run_command.h"
+#include "tests/support/subprocess.h"
 
 namespace cf {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <set>
 
-#include "tests/cli/run_command.h"
+#include "tests/support/subprocess.h"
 
 namespace cf {
 namespace {

@@ -12,7 +12,7 @@
 #include "executor/executor.h"
 #include "executor/stage.h"
 #include "sim/plan/plan_builder.h"
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/executor_fixture.h"
 
 namespace cf {
 namespace {

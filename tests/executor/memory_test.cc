@@ -11,7 +11,7 @@
 
 #include "executor/executor.h"
 #include "executor/memory.h"
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/executor_fixture.h"
 
 namespace cf {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "executor/executor.h"
 #include "executor/mpi_run.h"
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/executor_fixture.h"
 
 namespace cf {
 namespace {

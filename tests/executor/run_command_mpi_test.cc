@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "tests/cli/run_command.h"
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/executor_fixture.h"
 
 namespace cf {
 namespace {

@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "sim/plan/plan_builder.h"
-#include "tests/cli/run_command.h"
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/executor_fixture.h"
 #include "traces/trace.h"
 
 namespace cf {

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "executor/executor.h"
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/executor_fixture.h"
 
 namespace cf {
 namespace {

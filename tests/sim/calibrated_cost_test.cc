@@ -15,7 +15,7 @@
 #include "sim/cost_calibrated.h"
 #include "sim/memory_model.h"
 #include "sim/simulator.h"
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/executor_fixture.h"
 
 namespace cf {
 namespace {

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <random>
 
-#include "tests/traces/compare_fixture.h"
+#include "tests/support/compare_fixture.h"
 #include "traces/compare.h"
 
 namespace cf {

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "tests/traces/compare_fixture.h"
+#include "tests/support/compare_fixture.h"
 #include "traces/compare.h"
 #include "traces/html_report.h"
 

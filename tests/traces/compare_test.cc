@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "tests/traces/compare_fixture.h"
+#include "tests/support/compare_fixture.h"
 
 namespace cf {
 namespace {

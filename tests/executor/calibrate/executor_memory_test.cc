@@ -15,7 +15,7 @@
 #include "executor/params.h"
 #include "sim/memory_model.h"
 #include "sim/simulator.h"
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/executor_fixture.h"
 
 namespace cf {
 namespace {

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim/calibration_table.h"
-#include "tests/cli/run_command.h"
+#include "tests/support/subprocess.h"
 
 namespace cf {
 namespace {

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "tests/cli/run_command.h"
+#include "tests/support/subprocess.h"
 
 namespace cf {
 namespace {

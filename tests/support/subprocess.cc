@@ -1,5 +1,6 @@
-// Subprocess runner for the CLI tests (posix_spawn, pipes drained to files to avoid deadlock).
-#include "tests/cli/run_command.h"
+// Subprocess runner for the end-to-end tests (posix_spawn, output drained to files so that a
+// full pipe never blocks the child).
+#include "tests/support/subprocess.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -43,10 +44,10 @@ std::string TempDir::write(const std::string& name, const std::string& text) con
   return full;
 }
 
-CommandResult run_chunkflow(const std::vector<std::string>& args) {
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args) {
   TempDir dir;
   const std::string out_path = dir.path() + "/stdout", err_path = dir.path() + "/stderr";
-  std::vector<std::string> argv_strings = {CHUNKFLOW_BIN};
+  std::vector<std::string> argv_strings = {program};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& s : argv_strings) argv.push_back(s.data());

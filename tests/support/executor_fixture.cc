@@ -1,5 +1,5 @@
 // Test jobs for the executor (executor_fixture.h).
-#include "tests/executor/executor_fixture.h"
+#include "tests/support/executor_fixture.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

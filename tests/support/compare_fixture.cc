@@ -1,5 +1,5 @@
 // Synthetic traces for the comparison tests (compare_fixture.h).
-#include "tests/traces/compare_fixture.h"
+#include "tests/support/compare_fixture.h"
 
 namespace cf::test {
 

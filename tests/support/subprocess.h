@@ -1,0 +1,39 @@
+// Runs a program (the chunkflow binary, or mpirun with it) in a subprocess and captures its
+// exit code, stdout and stderr; and temporary directories for the files a test writes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cf::test {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `program` with `args` (no shell); stdout and stderr captured separately.
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args);
+
+#ifdef CHUNKFLOW_BIN
+// The program a test target names (CMake: CHUNKFLOW_BIN="<path>"): chunkflow, or mpirun.
+inline CommandResult run_chunkflow(const std::vector<std::string>& args) {
+  return run_program(CHUNKFLOW_BIN, args);
+}
+#endif
+
+// A fresh directory under the system temp dir, removed by the caller's TempDir.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  // Writes `text` to path()/name and returns the full path.
+  std::string write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace cf::test
