@@ -13,7 +13,7 @@ namespace cf {
 //   q_proj (h → Q), k_proj and v_proj (h → g·d_h each), bias on all three for Qwen2,
 //   o_proj (Q → h, no bias), gate_proj and up_proj (h → f), down_proj (f → h),
 //   input_layernorm and post_attention_layernorm (RMSNorm weight of h each).
-// Matches Megatron's count with SwiGLU and GQA (COSTS-REFERENCE §2.2) plus the biases.
+// Matches Megatron's count with SwiGLU and GQA (docs/COSTS-REFERENCE.md §2.2) plus the biases.
 int64_t ModelConfig::params_per_layer() const {
   const int64_t qkv_out = q_width() + 2 * kv_width();  // Q + 2·g·d_h
   const int64_t qkv_weights = hidden * qkv_out;
@@ -36,7 +36,7 @@ int64_t ModelConfig::params_total() const {
 
 // 2 FLOPs per multiply-add over the layer's GEMMs, per token (Megatron's counter,
 // megatron/training/training.py num_floating_point_operations, forward third of its
-// 6·[h·(Q + 2·g·d_h) + Q·h] + 6·h·f·3; COSTS-REFERENCE §2.2):
+// 6·[h·(Q + 2·g·d_h) + Q·h] + 6·h·f·3; docs/COSTS-REFERENCE.md §2.2):
 //   QKV h·(Q + 2·g·d_h), output projection Q·h, SwiGLU 3·h·f.
 // Bias additions, norms and activations are elementwise and not counted (as Megatron).
 double ModelConfig::linear_flops_per_token_per_layer() const {
@@ -50,7 +50,7 @@ double ModelConfig::linear_flops_per_token_per_layer() const {
 // QKᵀ (d_h MACs per head per pair) and PV (d_h MACs per head per pair) over a heads:
 // 2 matmuls × 2 FLOPs/MAC × a·d_h = 4·Q per unmasked (query, key) pair. Over a causal
 // sequence of s tokens (s²/2 pairs) this gives Megatron's 6·Q·s² for fwd+bwd ÷ 3 = 2·Q·s²
-// forward (COSTS-REFERENCE §2.2 and §5).
+// forward (docs/COSTS-REFERENCE.md §2.2 and §5).
 double ModelConfig::attention_flops_per_pair_per_layer() const {
   return 4.0 * static_cast<double>(q_width());
 }
@@ -61,7 +61,7 @@ double ModelConfig::lm_head_flops_per_token() const {
 }
 
 // K and V (g·d_h elements each) in every layer: 2·L·g·d_h elements per token
-// (COSTS-REFERENCE §5, "memory for chunk-dependent state"). Qwen2.5-7B bf16: 57,344 B.
+// (docs/COSTS-REFERENCE.md §5, "memory for chunk-dependent state"). Qwen2.5-7B bf16: 57,344 B.
 int64_t ModelConfig::kv_bytes_per_token(int64_t bytes_per_element) const {
   return 2 * layers * kv_width() * bytes_per_element;
 }

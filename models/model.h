@@ -39,7 +39,7 @@ struct ModelConfig {
   // Forward FLOPs per token of one layer's linear layers (2 FLOPs per multiply-add).
   double linear_flops_per_token_per_layer() const;
   // Forward FLOPs of core attention per unmasked query-key pair in one layer: QKᵀ and PV,
-  // 2 matmuls × 2 FLOPs per multiply-add × Q = 4·Q (COSTS-REFERENCE §5).
+  // 2 matmuls × 2 FLOPs per multiply-add × Q = 4·Q (docs/COSTS-REFERENCE.md §5).
   double attention_flops_per_pair_per_layer() const;
   // Forward FLOPs per token of the LM head (logits).
   double lm_head_flops_per_token() const;

@@ -1,6 +1,6 @@
 // The analytical cost model: per-op FLOPs and bytes over rates, collectives by the α-β ring
 // model. Each formula names its source; [derived] marks this project's own algebra on top
-// of the cited sources (COSTS-REFERENCE.md), to be checked against `chunkflow calibrate`.
+// of the cited sources (docs/COSTS-REFERENCE.md), to be checked against `chunkflow calibrate`.
 #include "sim/cost_analytical.h"
 
 #include <algorithm>
@@ -18,7 +18,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
 
 // nccl-tests doc/PERFORMANCE.md: busbw = algbw · 2(n−1)/n for all-reduce, so the ideal time
-// is (S/B)·2(n−1)/n; a ring all-reduce takes 2(n−1) steps of latency α (COSTS-REFERENCE §6.1).
+// is (S/B)·2(n−1)/n; a ring all-reduce takes 2(n−1) steps of latency α (docs/COSTS-REFERENCE.md §6.1).
 double all_reduce_s(double bytes, int n, const Link& link) {
   if (n <= 1) return 0;
   return 2.0 * (n - 1) * link.latency_s + 2.0 * (n - 1) / n * bytes / link.bandwidth_bytes_per_s;
@@ -75,13 +75,13 @@ AnalyticalCostModel::LayerSeconds AnalyticalCostModel::layer_forward_seconds(
   const double h = static_cast<double>(model_.hidden);
   const double sp_div = parallel_.sp ? parallel_.tp : 1;
   LayerSeconds s;
-  // GEMMs on this TP rank, 2 FLOPs per multiply-add (Megatron's counter, COSTS-REFERENCE
+  // GEMMs on this TP rank, 2 FLOPs per multiply-add (Megatron's counter, docs/COSTS-REFERENCE.md
   // §2.2): QKV t·h·(Q + 2·g·d_h), output projection t·Q·h, fc1 (gate and up fused) t·h·2f,
   // fc2 t·f·h — each timed at the efficiency of its own size.
   s.gemm = gemm_s(2 * t * h * (q_local_ + 2 * kv_local_)) + gemm_s(2 * t * q_local_ * h) +
            gemm_s(2 * t * h * 2 * f_local_) + gemm_s(2 * t * f_local_ * h);
   // Core attention: 4·Q FLOPs per unmasked query-key pair (QKᵀ and PV); a segment of q
-  // queries after a prefix p has q·p + q(q+1)/2 pairs (COSTS-REFERENCE §5), so a packed chunk
+  // queries after a prefix p has q·p + q(q+1)/2 pairs (docs/COSTS-REFERENCE.md §5), so a packed chunk
   // costs Σ ℓᵢ², not (Σ ℓᵢ)².
   double pairs = 0;
   for (const AttentionSpan& span : spans) {
@@ -96,7 +96,7 @@ AnalyticalCostModel::LayerSeconds AnalyticalCostModel::layer_forward_seconds(
   s.elementwise = elementwise_s(t * (20 * h / sp_div + 4 * (q_local_ + kv_local_) + 6 * f_local_));
   // TP: two all-reduces of (t, h) bf16 per layer forward, or with SP two all-gather +
   // reduce-scatter pairs of the same volume and the same ring time (Korthikanti et al. 2022
-  // §4.2; COSTS-REFERENCE §6.2).
+  // §4.2; docs/COSTS-REFERENCE.md §6.2).
   s.tp_comm = 2 * all_reduce_s(2 * t * h, parallel_.tp, tp_link_);
   return s;
 }
@@ -138,7 +138,7 @@ double AnalyticalCostModel::lm_head_s(int64_t tokens, bool backward) const {
 
 // Forward passes (F, F*, R) cost the same; the backward costs 2× the GEMMs (dgrad and
 // wgrad), 2.5× core attention (FlashAttention's backward recomputes QKᵀ: 5 matmuls against
-// 2, COSTS-REFERENCE §2.2), 2× elementwise, the same TP collectives as the forward, plus the
+// 2, docs/COSTS-REFERENCE.md §2.2), 2× elementwise, the same TP collectives as the forward, plus the
 // policy's recompute: selective redoes core attention's forward (Megatron's default
 // recompute module core_attn), full redoes the whole layer forward with its collectives.
 OpTime AnalyticalCostModel::op_time(const OpQuery& query) const {
@@ -165,7 +165,7 @@ OpTime AnalyticalCostModel::op_time(const OpQuery& query) const {
   return time;
 }
 
-// Point-to-point: T = α + n/β (COSTS-REFERENCE §6.1), NVLink when both stages' GPUs share a
+// Point-to-point: T = α + n/β (docs/COSTS-REFERENCE.md §6.1), NVLink when both stages' GPUs share a
 // node, else InfiniBand. Megatron-LM with variable_seq_lengths first exchanges a 24-byte
 // shape tensor (p2p_communication.py _communicate_shapes): one more latency.
 int64_t AnalyticalCostModel::p2p_time_ns(const P2pQuery& query) const {
@@ -178,7 +178,7 @@ int64_t AnalyticalCostModel::p2p_time_ns(const P2pQuery& query) const {
 // The DP group of a stage spans GPUs tp·dp·stage + tp·r for r < dp: NVLink when the first
 // and last share a node. Gradients are fp32 main grads (4 B per parameter, Megatron's bf16
 // recipe): reduce-scatter with the distributed optimizer, all-reduce without
-// (COSTS-REFERENCE §6.2).
+// (docs/COSTS-REFERENCE.md §6.2).
 int64_t AnalyticalCostModel::dp_reduce_time_ns(int stage) const {
   const int tp = parallel_.tp, dp = parallel_.dp;
   if (dp <= 1) return 0;

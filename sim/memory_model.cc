@@ -36,7 +36,7 @@ ActivationShape ActivationShape::of(const ModelConfig& model) {
 // Adapted per token: K and V are g·d_h wide (GQA), the MLP keeps `mlp_saved_tensors`
 // (tokens, f) tensors (GeLU: 2 → 16sh for f = 4h; SwiGLU: 3), dropout masks only with
 // dropout. With FlashAttention the as² terms vanish and an fp32 log-sum-exp (4 B per head
-// per token) is kept instead [derived, COSTS-REFERENCE §2.1].
+// per token) is kept instead [derived, docs/COSTS-REFERENCE.md §2.1].
 // Table 2: without SP the norm inputs, QKV input, MLP input and dropout masks (10sh) are
 // replicated on every TP rank and the rest is /t; with SP everything is /t. Selective
 // recompute drops the core-attention terms (as² or LSE); full recompute keeps only the
@@ -136,7 +136,7 @@ int64_t MemoryModel::kv_bytes(int64_t tokens) const {
   return layers_per_op_ * 2 * tokens * kv_heads_local_ * model_.head_dim * 2;
 }
 
-// dK and dV accumulated in fp32 (COSTS-REFERENCE §5, [derived]): as kv_bytes at 4 B.
+// dK and dV accumulated in fp32 (docs/COSTS-REFERENCE.md §5, [derived]): as kv_bytes at 4 B.
 int64_t MemoryModel::dkv_bytes(int64_t tokens) const { return 2 * kv_bytes(tokens); }
 
 // [derived] A forward that keeps no activations (F*, or any forward under full recompute)

@@ -27,7 +27,7 @@ inline int interleaved_group_size(int pp) { return pp; }
 //   GPipe:       m (every forward before the first backward)
 int warmup_forwards(ScheduleKind schedule, int pp, int vpp, int stage, int m);
 
-// Megatron's interleaved constraint (COSTS-REFERENCE §1.3): p ≤ G ≤ m and m mod G is 0 or
+// Megatron's interleaved constraint (docs/COSTS-REFERENCE.md §1.3): p ≤ G ≤ m and m mod G is 0 or
 // ≥ p, with G = pp. OK for m = 0 (a rank with nothing to run). InvalidInput otherwise.
 Status check_interleaved_microbatches(int m, int pp);
 

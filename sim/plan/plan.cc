@@ -11,7 +11,7 @@ namespace cf {
 
 int64_t Chunk::attention_pairs() const {
   // Causal chunk of q queries after a prefix of p keys: q·p + q(q+1)/2 unmasked pairs
-  // (COSTS-REFERENCE §5); a standalone segment has no prefix (block-diagonal mask).
+  // (docs/COSTS-REFERENCE.md §5); a standalone segment has no prefix (block-diagonal mask).
   int64_t pairs = 0;
   for (const Segment& seg : segments) {
     const int64_t prefix = kind == ChunkKind::kDependent ? seg.offset : 0;

@@ -173,7 +173,7 @@ PlanInputs plan_inputs_from_job(const Job& job, int64_t step) {
   inputs.layers = job.model.layers;
   inputs.max_length = job.dataset.max_length;
   // One query-key pair of core attention against one token of the linear layers, per layer
-  // (4·Q FLOPs per pair, COSTS-REFERENCE §5; linear FLOPs per token from models/model.h).
+  // (4·Q FLOPs per pair, docs/COSTS-REFERENCE.md §5; linear FLOPs per token from models/model.h).
   const double linear = job.model.linear_flops_per_token_per_layer();
   inputs.pair_weight = linear > 0 ? job.model.attention_flops_per_pair_per_layer() / linear : 0;
   return inputs;

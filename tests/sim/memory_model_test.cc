@@ -138,7 +138,7 @@ TEST(MemoryReplay, StateAwareGroupPeakByHand) {
 }
 
 // 1F1B with 8 equal micro-batches on 4 stages holds min(pp − s, m) micro-batches on stage s
-// (Megatron-LM theoretical_memory_usage.py; COSTS-REFERENCE §1.2): exactly that many
+// (Megatron-LM theoretical_memory_usage.py; docs/COSTS-REFERENCE.md §1.2): exactly that many
 // activations at the peak of a middle stage.
 TEST(MemoryReplay, OneFOneBInFlightCount) {
   const Job job =
