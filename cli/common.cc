@@ -1,11 +1,11 @@
 // Helpers shared by the subcommands: error reporting and atomic output files.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
-#include <unistd.h>
 
 #include "cli/command.h"
 
@@ -20,8 +20,8 @@ int report(const Status& status) {
 Status write_file_atomic(const std::string& path, const std::string& text) {
   namespace fs = std::filesystem;
   const fs::path target(path);
-  const fs::path temp = target.parent_path() /
-                        fmt::format(".{}.tmp{}", target.filename().string(), ::getpid());
+  const fs::path temp =
+      target.parent_path() / fmt::format(".{}.tmp{}", target.filename().string(), ::getpid());
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     if (!out) return Status::InvalidInput(fmt::format("{}: cannot write file", path));

@@ -20,24 +20,26 @@ struct PlanOptions {
 std::string segments_text(const Chunk& chunk) {
   std::string out;
   for (const Segment& s : chunk.segments) {
-    out += fmt::format("{}[seq {} @{} +{}]", out.empty() ? "" : " ", s.sequence, s.offset, s.length);
+    out +=
+        fmt::format("{}[seq {} @{} +{}]", out.empty() ? "" : " ", s.sequence, s.offset, s.length);
   }
   return out;
 }
 
 std::string plan_text(const Plan& plan) {
   std::string out = fmt::format(
-      "plan: {} · schedule {} · pp={} vpp={} dp={} · {} sequences, {} tokens · {} chunks, {} groups\n\n",
+      "plan: {} · schedule {} · pp={} vpp={} dp={} · {} sequences, {} tokens · {} chunks, {} "
+      "groups\n\n",
       to_string(plan.strategy), to_string(plan.schedule), plan.pp, plan.vpp, plan.dp,
       plan.sequence_lengths.size(), plan.total_tokens(), plan.chunks.size(), plan.groups());
   out += fmt::format("{:>5}  {:<10}  {:>8}  {:>5}  {:>5}  {:>4}  segments\n", "chunk", "kind",
                      "tokens", "group", "index", "rank");
   for (const Chunk& c : plan.chunks) {
     const bool dep = c.kind == ChunkKind::kDependent;
-    out += fmt::format("{:>5}  {:<10}  {:>8}  {:>5}  {:>5}  {:>4}  {}\n", c.id,
-                       dep ? "dependent" : "standalone", c.tokens, dep ? fmt::format("{}", c.group) : "-",
-                       dep ? fmt::format("{}/{}", c.index + 1, c.group_size) : "-", c.dp_rank,
-                       segments_text(c));
+    out += fmt::format(
+        "{:>5}  {:<10}  {:>8}  {:>5}  {:>5}  {:>4}  {}\n", c.id, dep ? "dependent" : "standalone",
+        c.tokens, dep ? fmt::format("{}", c.group) : "-",
+        dep ? fmt::format("{}/{}", c.index + 1, c.group_size) : "-", c.dp_rank, segments_text(c));
   }
   for (const RankPlan& rank : plan.ranks) {
     out += fmt::format("\nDP rank {} ({} chunks)\n", rank.dp_rank, rank.chunks.size());
@@ -78,7 +80,8 @@ int run_plan(const PlanOptions& options) {
 
 void add_plan_command(CLI::App& app, RunFn* run) {
   auto options = std::make_shared<PlanOptions>();
-  CLI::App* cmd = app.add_subcommand("plan", "Print the chunks and each stage's op stream of one step");
+  CLI::App* cmd =
+      app.add_subcommand("plan", "Print the chunks and each stage's op stream of one step");
   cmd->add_option("job", options->job_path, "job YAML file")->required();
   cmd->add_flag("-j,--json", options->json, "print the plan as JSON");
   cmd->add_option("-s,--step", options->step, "which global batch (0-based, < training.steps)")

@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "sim/metrics.h"
 #include "executor/executor.h"
+#include "sim/metrics.h"
 #ifdef CHUNKFLOW_HAVE_MPI
 #include "executor/mpi_run.h"
 #endif
@@ -41,8 +41,10 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
                            const RunReport& report) {
   nlohmann::json steps = nlohmann::json::array();
   for (const StepReport& s : report.steps) {
-    nlohmann::json step = {{"step", s.step},          {"tokens", s.tokens},
-                           {"chunks", s.chunks},      {"step_time_s", s.step_time_s},
+    nlohmann::json step = {{"step", s.step},
+                           {"tokens", s.tokens},
+                           {"chunks", s.chunks},
+                           {"step_time_s", s.step_time_s},
                            {"loss", s.loss}};
     if (s.check) step["grad_rel_error"] = s.check->rel_error;
     steps.push_back(step);
@@ -66,8 +68,8 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
                         {"stages", stages}};
   if (std::optional<GradientCheck> check = report.worst_check()) {
     // JSON has no infinity: a non-finite error (NaN gradients) is written as null.
-    out["grad_rel_error"] = std::isfinite(check->rel_error) ? nlohmann::json(check->rel_error)
-                                                            : nlohmann::json();
+    out["grad_rel_error"] =
+        std::isfinite(check->rel_error) ? nlohmann::json(check->rel_error) : nlohmann::json();
     out["grad_worst_tensor"] = check->worst_tensor;
   }
   if (!options.trace_path.empty()) out["trace"] = options.trace_path;
@@ -89,9 +91,9 @@ std::string report_text(const RunReport& report, const std::string& transport) {
     out += fmt::format("grad rel. error   {:.3g} against whole-sequence training (worst: {})\n",
                        check->rel_error, check->worst_tensor);
   }
-  out += fmt::format("\n{:>5} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13}\n", "stage",
-                     "peak mem", "weights", "grads", "optimizer", "activations", "store",
-                     "transient");
+  out +=
+      fmt::format("\n{:>5} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13}\n", "stage", "peak mem",
+                  "weights", "grads", "optimizer", "activations", "store", "transient");
   for (const StageMemoryReport& st : report.stages) {
     const MemoryBreakdown& b = st.at_peak;
     out += fmt::format("{:>5} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13}\n", st.stage,
@@ -105,9 +107,9 @@ std::string report_text(const RunReport& report, const std::string& transport) {
 StepCallback progress_display() {
   if (!::isatty(STDERR_FILENO)) return {};
   return [](const StepReport& s, int64_t steps) {
-    std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.3f s%s", static_cast<long long>(s.step + 1),
-                 static_cast<long long>(steps), s.loss, s.step_time_s,
-                 s.step + 1 == steps ? "\n" : "");
+    std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.3f s%s",
+                 static_cast<long long>(s.step + 1), static_cast<long long>(steps), s.loss,
+                 s.step_time_s, s.step + 1 == steps ? "\n" : "");
   };
 }
 
@@ -122,8 +124,8 @@ int run_run(const RunOptions& options) {
   exec.check_reference = options.check_reference;
   exec.record_trace = !options.trace_path.empty();
 #ifdef CHUNKFLOW_HAVE_MPI
-  const bool mpi = options.transport == "mpi" ||
-                   (options.transport == "auto" && launched_by_mpirun());
+  const bool mpi =
+      options.transport == "mpi" || (options.transport == "auto" && launched_by_mpirun());
 #else
   if (options.transport == "mpi") {
     return report(Status::InvalidInput(

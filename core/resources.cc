@@ -24,7 +24,8 @@ std::vector<std::string> embedded_files_under(std::string_view folder) {
   std::vector<std::string> out;
   std::string prefix = std::string(folder) + "/";
   for (const auto& [path, text] : embedded_resource_table()) {
-    std::string_view rest = path.substr(0, prefix.size()) == prefix ? path.substr(prefix.size()) : "";
+    std::string_view rest =
+        path.substr(0, prefix.size()) == prefix ? path.substr(prefix.size()) : "";
     if (!rest.empty() && rest.find('/') == std::string_view::npos) out.emplace_back(path);
   }
   return out;
@@ -54,8 +55,8 @@ StatusOr<Resource> load_named_resource(const std::string& name_or_path, const st
     std::string name = std::filesystem::path(path).stem().string();
     names.push_back(name);
   }
-  return Status::InvalidInput(fmt::format("unknown {} \"{}\": not a file, and not one of: {}",
-                                          what, name_or_path, fmt::join(names, ", ")));
+  return Status::InvalidInput(fmt::format("unknown {} \"{}\": not a file, and not one of: {}", what,
+                                          name_or_path, fmt::join(names, ", ")));
 }
 
 }  // namespace cf

@@ -39,7 +39,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     if (status_.ok()) status_ = Status::Runtime("StatusOr built from an ok Status");
   }
@@ -82,9 +82,9 @@ T* StatusOr<T>::checked() {
 #define CF_STATUS_CONCAT(a, b) CF_STATUS_CONCAT_INNER(a, b)
 
 // Returns the failed Status of `expr` from the enclosing function.
-#define CF_RETURN_IF_ERROR(expr)            \
-  do {                                      \
-    ::cf::Status cf_status_ = (expr);       \
+#define CF_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::cf::Status cf_status_ = (expr);        \
     if (!cf_status_.ok()) return cf_status_; \
   } while (0)
 

@@ -35,7 +35,8 @@ StatusOr<YamlDocument> parse_yaml_text(const std::string& text, const std::strin
 Status yaml_error(const std::string& file, const YAML::Node& node, const std::string& key_path,
                   const std::string& message) {
   YAML::Mark mark = node.IsDefined() ? node.Mark() : YAML::Mark::null_mark();
-  if (key_path.empty()) return Status::InvalidInput(fmt::format("{}: {}", mark_prefix(file, mark), message));
+  if (key_path.empty())
+    return Status::InvalidInput(fmt::format("{}: {}", mark_prefix(file, mark), message));
   return Status::InvalidInput(
       fmt::format("{}: {}: {}", mark_prefix(file, mark), key_path, message));
 }
@@ -52,9 +53,7 @@ std::string YamlMap::key_path(const std::string& key) const {
   return path_.empty() ? key : path_ + "." + key;
 }
 
-bool YamlMap::has(const std::string& key) const {
-  return node_.IsMap() && node_[key].IsDefined();
-}
+bool YamlMap::has(const std::string& key) const { return node_.IsMap() && node_[key].IsDefined(); }
 
 Status YamlMap::error(const std::string& key, const std::string& message) const {
   YAML::Node value = has(key) ? node_[key] : node_;
@@ -70,7 +69,8 @@ Status YamlMap::get_scalar(const std::string& key, const char* what, T* out) {
   used_.insert(key);
   if (!has(key)) return Status::Ok();
   const YAML::Node value = node_[key];
-  if (!value.IsScalar()) return error(key, fmt::format("expected {}, got {}", what, describe(value)));
+  if (!value.IsScalar())
+    return error(key, fmt::format("expected {}, got {}", what, describe(value)));
   try {
     *out = value.as<T>();
   } catch (const YAML::Exception&) {
@@ -125,7 +125,8 @@ Status YamlMap::get(const std::string& key, std::vector<int64_t>* out) {
   used_.insert(key);
   if (!has(key)) return Status::Ok();
   const YAML::Node value = node_[key];
-  if (!value.IsSequence()) return error(key, fmt::format("expected a list of integers, got {}", describe(value)));
+  if (!value.IsSequence())
+    return error(key, fmt::format("expected a list of integers, got {}", describe(value)));
   out->clear();
   for (std::size_t i = 0; i < value.size(); ++i) {
     try {
@@ -142,7 +143,8 @@ Status YamlMap::get(const std::string& key, std::vector<std::string>* out) {
   used_.insert(key);
   if (!has(key)) return Status::Ok();
   const YAML::Node value = node_[key];
-  if (!value.IsSequence()) return error(key, fmt::format("expected a list of strings, got {}", describe(value)));
+  if (!value.IsSequence())
+    return error(key, fmt::format("expected a list of strings, got {}", describe(value)));
   out->clear();
   for (std::size_t i = 0; i < value.size(); ++i) {
     if (!value[i].IsScalar()) {

@@ -48,8 +48,7 @@ size_t InProcessFabric::undelivered() {
   return mailbox_.size();
 }
 
-void InProcessTransport::send(int stage, const MessageKey& key, const float* data,
-                              int64_t count) {
+void InProcessTransport::send(int stage, const MessageKey& key, const float* data, int64_t count) {
   CF_CHECK(stage >= 0 && stage < fabric_->pp_) << "no stage " << stage;
   std::vector<float> copy(data, data + count);
   {
@@ -63,8 +62,8 @@ void InProcessTransport::send(int stage, const MessageKey& key, const float* dat
 }
 
 void InProcessTransport::recv(int stage, const MessageKey& key, float* data, int64_t count) {
-  const InProcessFabric::Slot slot{dp_rank_, stage, stage_, key.chunk, key.model_chunk,
-                                   key.gradient};
+  const InProcessFabric::Slot slot{dp_rank_,  stage,           stage_,
+                                   key.chunk, key.model_chunk, key.gradient};
   std::unique_lock<std::mutex> lock(fabric_->mutex_);
   fabric_->arrived_.wait(lock, [&] { return fabric_->mailbox_.count(slot) > 0; });
   auto it = fabric_->mailbox_.find(slot);
@@ -78,10 +77,11 @@ void InProcessTransport::allreduce_dp(float* data, int64_t count) {
 }
 
 void InProcessTransport::allreduce_tied(float* data, int64_t count) {
-  CF_CHECK(stage_ == 0 || stage_ == fabric_->pp_ - 1) << "stage " << stage_ << " is not in the tied pair";
+  CF_CHECK(stage_ == 0 || stage_ == fabric_->pp_ - 1)
+      << "stage " << stage_ << " is not in the tied pair";
   CF_CHECK_GT(fabric_->pp_, 1);
   fabric_->tied_groups_[static_cast<size_t>(dp_rank_)]->allreduce_sum(stage_ == 0 ? 0 : 1, data,
-                                                                       count);
+                                                                      count);
 }
 
 }  // namespace cf

@@ -1,9 +1,8 @@
 // The MPI driver (mpi_run.h): one StageWorker per rank, results gathered on rank 0.
 #include "executor/mpi_run.h"
 
-#include <mpi.h>
-
 #include <fmt/format.h>
+#include <mpi.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -62,8 +61,7 @@ std::optional<GradientCheck> gathered_check(const Job& job, StageWorker& worker,
   std::vector<std::unique_ptr<StageParams>> copies;
   std::vector<const StageParams*> stages = {&worker.params()};
   for (int s = 1; s < pp; ++s) {
-    copies.push_back(
-        std::make_unique<StageParams>(job.model, pp, job.parallel.vpp, s, &tracker));
+    copies.push_back(std::make_unique<StageParams>(job.model, pp, job.parallel.vpp, s, &tracker));
     StageParams& p = *copies.back();
     MPI_Recv(p.weights(), int_count(p.count()), MPI_FLOAT, s, 0, comm, MPI_STATUS_IGNORE);
     MPI_Recv(p.gradients(), int_count(p.count()), MPI_FLOAT, s, 1, comm, MPI_STATUS_IGNORE);
@@ -92,14 +90,14 @@ Status gather_trace(StageWorker& worker, int rank, int size, Trace* out) {
     }
     all.resize(static_cast<size_t>(total));
   }
-  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR,
-              0, MPI_COMM_WORLD);
+  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR, 0,
+              MPI_COMM_WORLD);
   if (rank != 0) return Status::Ok();
   for (int r = 0; r < size; ++r) {
-    StatusOr<Trace> t = trace_from_chrome_json(
-        all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
-                   static_cast<size_t>(lengths[static_cast<size_t>(r)])),
-        fmt::format("<rank {}>", r));
+    StatusOr<Trace> t =
+        trace_from_chrome_json(all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
+                                          static_cast<size_t>(lengths[static_cast<size_t>(r)])),
+                               fmt::format("<rank {}>", r));
     if (!t.ok()) return Status::Runtime("gathering the measured trace: " + t.status().message());
     out->ops.insert(out->ops.end(), t->ops.begin(), t->ops.end());
     out->memory.insert(out->memory.end(), t->memory.begin(), t->memory.end());
@@ -140,7 +138,8 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   if (size != dp * pp) {
     return Status::InvalidInput(fmt::format(
         "{}: parallel: the job needs dp × pp = {} × {} = {} MPI ranks (rank = dp_rank·pp + "
-        "stage), but mpirun started {}", job.origin, dp, pp, dp * pp, size));
+        "stage), but mpirun started {}",
+        job.origin, dp, pp, dp * pp, size));
   }
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
   StageWorker worker(job.model, pp, vpp, rank / pp, rank % pp);

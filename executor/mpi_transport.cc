@@ -48,8 +48,8 @@ MpiTransport::~MpiTransport() {
 }
 
 int MpiTransport::tag(const MessageKey& key) const {
-  const int64_t tag = (static_cast<int64_t>(key.chunk) * vpp_ + key.model_chunk) * 2 +
-                      (key.gradient ? 1 : 0);
+  const int64_t tag =
+      (static_cast<int64_t>(key.chunk) * vpp_ + key.model_chunk) * 2 + (key.gradient ? 1 : 0);
   CF_CHECK(tag <= tag_upper_bound_) << "chunk " << key.chunk << " needs MPI tag " << tag
                                     << " above MPI_TAG_UB = " << tag_upper_bound_;
   return static_cast<int>(tag);
@@ -65,9 +65,9 @@ void MpiTransport::send(int stage, const MessageKey& key, const float* data, int
 
 void MpiTransport::recv(int stage, const MessageKey& key, float* data, int64_t count) {
   MPI_Status status;
-  mpi_check(MPI_Recv(data, mpi_count(count), MPI_FLOAT, world_rank(stage), tag(key), world_,
-                     &status),
-            "MPI_Recv");
+  mpi_check(
+      MPI_Recv(data, mpi_count(count), MPI_FLOAT, world_rank(stage), tag(key), world_, &status),
+      "MPI_Recv");
   int received = 0;
   MPI_Get_count(&status, MPI_FLOAT, &received);
   CF_CHECK_EQ(received, count);

@@ -38,7 +38,7 @@ class MpiTransport : public Transport {
   MPI_Comm dp_comm_ = MPI_COMM_NULL;    // this stage across DP ranks
   MPI_Comm tied_comm_ = MPI_COMM_NULL;  // stages 0 and pp−1 of this DP rank (tied, pp > 1)
   int pp_, vpp_, dp_rank_, stage_;
-  int tag_upper_bound_ = 32767;         // the standard's guaranteed minimum of MPI_TAG_UB
+  int tag_upper_bound_ = 32767;  // the standard's guaranteed minimum of MPI_TAG_UB
   std::vector<std::vector<float>> pending_data_;
   std::vector<MPI_Request> pending_;
 };

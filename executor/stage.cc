@@ -90,7 +90,8 @@ void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport*
   // The executor's messages are fp32 activations of the whole hidden width (no tp).
   StatusOr<PlanIndex> index = PlanIndex::build(plan, WireFormat{model_.hidden, 4, 1});
   CF_CHECK(index.ok()) << "the executor runs checked plans: " << index.status().message();
-  for (int i = index->stream_begin(dp_rank_, stage_); i < index->stream_end(dp_rank_, stage_); ++i) {
+  for (int i = index->stream_begin(dp_rank_, stage_); i < index->stream_end(dp_rank_, stage_);
+       ++i) {
     run_op(*index, i, batch, transport, origin);
   }
   CF_CHECK(states_.empty()) << states_.size() << " chunks never ran their backward";
@@ -141,9 +142,9 @@ FloatBuffer StageWorker::receive(const OpContext& ctx, Transport* transport,
   const Op& op = *ctx.op;
   if (op.pass == Pass::kRecompute) return FloatBuffer();
   const int64_t count = ctx.chunk->tokens * model_.hidden;
-  FloatBuffer received = buffer(
-      op.pass == Pass::kBackward ? MemoryCategory::kTransient : MemoryCategory::kActivations,
-      count);
+  FloatBuffer received =
+      buffer(op.pass == Pass::kBackward ? MemoryCategory::kTransient : MemoryCategory::kActivations,
+             count);
   const IndexedOp& entry = ctx.index->op(ctx.at);
   if (entry.input_crosses) {
     const int from = ctx.index->op(entry.input).stage;

@@ -31,8 +31,7 @@ TokenBatch synthetic_tokens(const std::vector<int64_t>& lengths, int64_t vocab, 
 // A JSONL file of token ids: one sequence per line, either a JSON array of integers or an
 // object with an "input_ids" (or "tokens") array. Ids must lie in [0, vocab); empty lines are
 // skipped; errors name file:line.
-StatusOr<std::vector<std::vector<int32_t>>> read_token_file(const std::string& path,
-                                                            int64_t vocab);
+StatusOr<std::vector<std::vector<int32_t>>> read_token_file(const std::string& path, int64_t vocab);
 StatusOr<std::vector<std::vector<int32_t>>> parse_token_jsonl(const std::string& text,
                                                               const std::string& origin,
                                                               int64_t vocab);
@@ -48,7 +47,7 @@ struct ChunkInputs {
   std::vector<int32_t> targets;    // next token of the same sequence, kIgnoreTarget at its end
   std::vector<int32_t> positions;  // restart per standalone segment, continue in a group
   std::vector<AttentionSegment> segments;
-  int64_t prefix_tokens = 0;       // dependent piece: tokens of the earlier pieces (its K/V prefix)
+  int64_t prefix_tokens = 0;  // dependent piece: tokens of the earlier pieces (its K/V prefix)
   bool dependent = false;
   int group = -1;
   int index = 0;

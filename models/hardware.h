@@ -14,21 +14,21 @@ namespace cf {
 
 struct GpuSpec {
   std::string name;
-  double peak_bf16_flops = 0;        // dense, FLOP/s
-  int64_t hbm_bytes = 0;             // capacity
+  double peak_bf16_flops = 0;  // dense, FLOP/s
+  int64_t hbm_bytes = 0;       // capacity
   double hbm_bandwidth_bytes_per_s = 0;
   double nvlink_bandwidth_bytes_per_s = 0;  // per direction, per GPU
   double nvlink_latency_s = 0;
-  double ib_bandwidth_bytes_per_s = 0;      // per direction, per GPU (one NIC per GPU)
+  double ib_bandwidth_bytes_per_s = 0;  // per direction, per GPU (one NIC per GPU)
   double ib_latency_s = 0;
   // Achieved fraction of peak for a GEMM as a function of its FLOPs: (flops, efficiency)
   // points, interpolated in log(flops). Sorted by flops.
   // Outside the points the nearest end's efficiency applies; an empty curve means peak (1.0).
   std::vector<std::pair<double, double>> gemm_efficiency;
-  double attention_efficiency = 0.5;        // fraction of peak reached by fused attention
-  double memory_efficiency = 0.8;           // fraction of HBM bandwidth reached by elementwise ops
-  double collective_efficiency = 0.8;       // fraction of link bandwidth reached by NCCL (bus bw)
-  int64_t reserved_bytes = 0;               // CUDA context, NCCL buffers, fragmentation
+  double attention_efficiency = 0.5;   // fraction of peak reached by fused attention
+  double memory_efficiency = 0.8;      // fraction of HBM bandwidth reached by elementwise ops
+  double collective_efficiency = 0.8;  // fraction of link bandwidth reached by NCCL (bus bw)
+  int64_t reserved_bytes = 0;          // CUDA context, NCCL buffers, fragmentation
 
   double gemm_efficiency_at(double flops) const;
 };

@@ -24,7 +24,7 @@ struct ModelConfig {
   bool tied_embeddings = false;  // LM head shares the embedding matrix
   double rope_theta = 10000.0;
   double rms_norm_eps = 1e-6;
-  int64_t max_position = 0;      // max_position_embeddings, informational
+  int64_t max_position = 0;  // max_position_embeddings, informational
 
   int64_t q_width() const { return heads * head_dim; }      // Q = a·d_h
   int64_t kv_width() const { return kv_heads * head_dim; }  // g·d_h

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Installs the Debian packages chunkflow builds and tests with, when any is missing.
+# Installs the Debian packages chunkflow builds with, when any is missing; with --test also
+# those only the test suite needs (GoogleTest, Google Benchmark, clang-format for the format
+# check).
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           libyaml-cpp-dev libeigen3-dev libboost-dev libfmt-dev nlohmann-json3-dev libcli11-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

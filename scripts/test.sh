@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, builds (Release, CUDA code compiled where
-# nvcc exists), runs every ctest (unit, property, golden, end-to-end, MPI, validation,
-# benchmarks as quick tests), then builds and runs the unit tests of the libraries (core,
-# models, traces, sim, kernels, executor) again under ASan + UBSan.
+# The whole test suite: installs what is missing, checks the sources are clang-format clean,
+# builds (Release, CUDA code compiled where nvcc exists), runs every ctest (unit, property,
+# golden, end-to-end, MPI, benchmarks as quick tests), the validation matrix, then builds and
+# runs the unit tests of the libraries (core, models, traces, sim, kernels, executor) again
+# under ASan + UBSan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --test
 start=$(date +%s)
 phase_start=$start
 # Seconds since the previous phase ended, for the summary line.
 phase() { local now; now=$(date +%s); phases+="$1 $((now - phase_start)) s, "; phase_start=$now; }
 phases=""
 
+echo "== format (clang-format with .clang-format; fix with: clang-format -i FILE)"
+unformatted=$(cd "$root" && git ls-files '*.h' '*.cc' '*.cu' '*.cuh' |
+              xargs clang-format --dry-run 2>&1 | sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: warning:.*/\1/p' | sort -u)
+if [ -n "$unformatted" ]; then
+  echo "not clang-format clean:"; echo "$unformatted"; exit 1
+fi
+phase "format"
+
 echo "== Release build and full suite"
-cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHUNKFLOW_TESTS=ON \
+  -DCHUNKFLOW_BENCHMARKS=ON -DCHUNKFLOW_CUDA=AUTO >/dev/null
 cmake --build "$root/build" -j"$jobs"
 ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 600 -LE validation
 phase "release build and tests"

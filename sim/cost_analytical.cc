@@ -18,7 +18,8 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
 
 // nccl-tests doc/PERFORMANCE.md: busbw = algbw · 2(n−1)/n for all-reduce, so the ideal time
-// is (S/B)·2(n−1)/n; a ring all-reduce takes 2(n−1) steps of latency α (docs/COSTS-REFERENCE.md §6.1).
+// is (S/B)·2(n−1)/n; a ring all-reduce takes 2(n−1) steps of latency α (docs/COSTS-REFERENCE.md
+// §6.1).
 double all_reduce_s(double bytes, int n, const Link& link) {
   if (n <= 1) return 0;
   return 2.0 * (n - 1) * link.latency_s + 2.0 * (n - 1) / n * bytes / link.bandwidth_bytes_per_s;
@@ -81,8 +82,8 @@ AnalyticalCostModel::LayerSeconds AnalyticalCostModel::layer_forward_seconds(
   s.gemm = gemm_s(2 * t * h * (q_local_ + 2 * kv_local_)) + gemm_s(2 * t * q_local_ * h) +
            gemm_s(2 * t * h * 2 * f_local_) + gemm_s(2 * t * f_local_ * h);
   // Core attention: 4·Q FLOPs per unmasked query-key pair (QKᵀ and PV); a segment of q
-  // queries after a prefix p has q·p + q(q+1)/2 pairs (docs/COSTS-REFERENCE.md §5), so a packed chunk
-  // costs Σ ℓᵢ², not (Σ ℓᵢ)².
+  // queries after a prefix p has q·p + q(q+1)/2 pairs (docs/COSTS-REFERENCE.md §5), so a packed
+  // chunk costs Σ ℓᵢ², not (Σ ℓᵢ)².
   double pairs = 0;
   for (const AttentionSpan& span : spans) {
     const double q = static_cast<double>(span.q_len);
@@ -138,9 +139,9 @@ double AnalyticalCostModel::lm_head_s(int64_t tokens, bool backward) const {
 
 // Forward passes (F, F*, R) cost the same; the backward costs 2× the GEMMs (dgrad and
 // wgrad), 2.5× core attention (FlashAttention's backward recomputes QKᵀ: 5 matmuls against
-// 2, docs/COSTS-REFERENCE.md §2.2), 2× elementwise, the same TP collectives as the forward, plus the
-// policy's recompute: selective redoes core attention's forward (Megatron's default
-// recompute module core_attn), full redoes the whole layer forward with its collectives.
+// 2, docs/COSTS-REFERENCE.md §2.2), 2× elementwise, the same TP collectives as the forward, plus
+// the policy's recompute: selective redoes core attention's forward (Megatron's default recompute
+// module core_attn), full redoes the whole layer forward with its collectives.
 OpTime AnalyticalCostModel::op_time(const OpQuery& query) const {
   const LayerSeconds layer = layer_forward_seconds(query.tokens, query.spans);
   const double layers = static_cast<double>(query.layers);

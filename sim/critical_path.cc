@@ -92,8 +92,8 @@ std::vector<CriticalStep> critical_path(const EngineGraph& graph, const EngineRe
       path.push_back({CriticalStep::Kind::kTask, id, result.start_ns[id], result.end_ns[id]});
     } else {
       const int e = id - tasks;
-      path.push_back({CriticalStep::Kind::kTransfer, e, result.transfer_start_ns[e],
-                      result.arrival_ns[e]});
+      path.push_back(
+          {CriticalStep::Kind::kTransfer, e, result.transfer_start_ns[e], result.arrival_ns[e]});
     }
   }
   std::reverse(path.begin(), path.end());

@@ -45,8 +45,7 @@ OpMemory megatron_op_memory(const MemoryModel& memory, Pass pass, const Chunk& c
   return m;
 }
 
-std::vector<OpMemory> MegatronMemory::stream(const PlanIndex& index, int dp_rank,
-                                             int stage) const {
+std::vector<OpMemory> MegatronMemory::stream(const PlanIndex& index, int dp_rank, int stage) const {
   const Plan& plan = index.plan();
   std::vector<OpMemory> out;
   for (int i = index.stream_begin(dp_rank, stage); i < index.stream_end(dp_rank, stage); ++i) {

@@ -34,8 +34,10 @@ namespace {
 nlohmann::json critical_path_json(const std::vector<TraceOp>& path) {
   nlohmann::json steps = nlohmann::json::array();
   for (const TraceOp& op : path) {
-    nlohmann::json step = {{"kind", op_kind_name(op.kind)}, {"dp_rank", op.dp_rank},
-                           {"stage", op.stage},           {"start_s", op.start_ns * 1e-9},
+    nlohmann::json step = {{"kind", op_kind_name(op.kind)},
+                           {"dp_rank", op.dp_rank},
+                           {"stage", op.stage},
+                           {"start_s", op.start_ns * 1e-9},
                            {"end_s", op.end_ns * 1e-9}};
     if (op.pass) step["pass"] = pass_name(op.pass);
     if (op.chunk >= 0) {
@@ -174,25 +176,25 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
                       {"peak_memory_breakdown", breakdown_json(b)}});
   }
   nlohmann::json out = {{"strategy", m.strategy},
-          {"cost_model", m.cost_model},
-          {"steps", m.steps},
-          {"step_time_s", m.step_time_s},
-          {"pipeline_time_s", m.pipeline_time_s},
-          {"tokens_per_s", m.tokens_per_s},
-          {"mfu", m.mfu},
-          {"bubble_ratio", m.bubble_ratio},
-          {"recompute_share", m.recompute_share},
-          {"tokens", m.tokens},
-          {"model_flops", m.model_flops},
-          {"chunks", m.chunks},
-          {"ops", m.ops},
-          {"events", m.events},
-          {"gpus", m.gpus},
-          {"memory_capacity_bytes", m.memory_capacity_bytes},
-          {"reserved_bytes", m.reserved_bytes},
-          {"feasible", m.feasible},
-          {"infeasible_reason", m.infeasible_reason},
-          {"stages", stages}};
+                        {"cost_model", m.cost_model},
+                        {"steps", m.steps},
+                        {"step_time_s", m.step_time_s},
+                        {"pipeline_time_s", m.pipeline_time_s},
+                        {"tokens_per_s", m.tokens_per_s},
+                        {"mfu", m.mfu},
+                        {"bubble_ratio", m.bubble_ratio},
+                        {"recompute_share", m.recompute_share},
+                        {"tokens", m.tokens},
+                        {"model_flops", m.model_flops},
+                        {"chunks", m.chunks},
+                        {"ops", m.ops},
+                        {"events", m.events},
+                        {"gpus", m.gpus},
+                        {"memory_capacity_bytes", m.memory_capacity_bytes},
+                        {"reserved_bytes", m.reserved_bytes},
+                        {"feasible", m.feasible},
+                        {"infeasible_reason", m.infeasible_reason},
+                        {"stages", stages}};
   if (m.cost_model == "calibrated") {
     out["extrapolated_ops"] = m.extrapolated_ops;
     out["worst_extrapolation"] = m.worst_extrapolation;

@@ -191,8 +191,8 @@ void Simulator::collect_stage_metrics(Step& step, SimMetrics* m) {
     step.optimizer_ns[s] = step.cost.optimizer_time_ns(s);
     st.dp_reduce_s = step.dp_reduce_ns[s] * 1e-9;
     st.optimizer_s = step.optimizer_ns[s] * 1e-9;
-    step.step_ns = std::max(step.step_ns,
-                            step.stage_end_ns[s] + step.dp_reduce_ns[s] + step.optimizer_ns[s]);
+    step.step_ns =
+        std::max(step.step_ns, step.stage_end_ns[s] + step.dp_reduce_ns[s] + step.optimizer_ns[s]);
   }
 }
 
@@ -208,8 +208,8 @@ Status Simulator::replay_memory(Step& step, SimResult* out) {
   int64_t worst_min = 0, worst_left = 0;
   for (int r = 0; r < step.dp; ++r) {
     for (int s = 0; s < step.pp; ++s) {
-      const StageMemoryReplay replay = replay_stage_memory(*memory, step.index, r, s,
-                                                           result_.start_ns, result_.end_ns, samples);
+      const StageMemoryReplay replay =
+          replay_stage_memory(*memory, step.index, r, s, result_.start_ns, result_.end_ns, samples);
       StageMetrics& st = m.stages[static_cast<size_t>(s)];
       if (replay.peak.total() > st.peak_memory_bytes) {
         st.peak_memory_bytes = replay.peak.total();
@@ -257,13 +257,13 @@ void Simulator::collect_step_metrics(Step& step, SimMetrics* m) {
   m->mfu = step_ns > 0
                ? m->model_flops / (m->step_time_s * job.cluster.gpu.peak_bf16_flops * m->gpus)
                : 0;
-  m->bubble_ratio = pipeline_ns > 0 ? 1.0 - static_cast<double>(step.busy_total_ns) /
-                                                (static_cast<double>(step.dp) * step.pp *
-                                                 pipeline_ns)
-                                    : 0;
-  m->recompute_share = step.busy_total_ns > 0 ? static_cast<double>(step.recompute_total_ns) /
-                                                    step.busy_total_ns
-                                              : 0;
+  m->bubble_ratio = pipeline_ns > 0
+                        ? 1.0 - static_cast<double>(step.busy_total_ns) /
+                                    (static_cast<double>(step.dp) * step.pp * pipeline_ns)
+                        : 0;
+  m->recompute_share = step.busy_total_ns > 0
+                           ? static_cast<double>(step.recompute_total_ns) / step.busy_total_ns
+                           : 0;
   for (const OpTime& time : task_time_) {
     if (time.extrapolation > 1) {
       ++m->extrapolated_ops;
@@ -326,13 +326,12 @@ void Simulator::emit_trace(Step& step, SimResult* out) {
     if (!index.op(i).input_crosses) continue;
     const int edge = input_edge_[static_cast<size_t>(i)];
     const int64_t arrival = result_.arrival_ns[edge];
-    trace.ops.push_back(message_trace_op(index, i, OpKind::kSend,
-                                         result_.transfer_start_ns[edge], arrival));
+    trace.ops.push_back(
+        message_trace_op(index, i, OpKind::kSend, result_.transfer_start_ns[edge], arrival));
     // The receiver is ready once its previous op ends; it waits until the message is there.
     const bool first = i == index.stream_begin(index.op(i).dp_rank, index.op(i).stage);
     const int64_t ready = first ? 0 : result_.end_ns[i - 1];
-    trace.ops.push_back(
-        message_trace_op(index, i, OpKind::kRecv, ready, std::max(ready, arrival)));
+    trace.ops.push_back(message_trace_op(index, i, OpKind::kRecv, ready, std::max(ready, arrival)));
   }
   for (int r = 0; r < step.dp; ++r) {
     for (int s = 0; s < step.pp; ++s) {

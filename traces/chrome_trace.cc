@@ -89,7 +89,8 @@ Status read_op(JsonReader& event, Trace* trace) {
   const std::optional<OpKind> parsed_kind = op_kind_from_name(kind);
   if (!parsed_kind) {
     return args.error("kind", fmt::format("unknown op kind \"{}\" (compute, send, recv, "
-                                          "dp_reduce, optimizer)", kind));
+                                          "dp_reduce, optimizer)",
+                                          kind));
   }
   op.kind = *parsed_kind;
   if (!pass.empty()) {
@@ -259,8 +260,9 @@ std::string trace_to_chrome_json(const Trace& trace) {
     if (processes.insert(dp_rank).second) {
       events.push_back(metadata_event("process_name", dp_rank, 0, fmt::format("dp {}", dp_rank)));
     }
-    const std::string label = stage >= kSendTrack ? fmt::format("stage {} sends", stage - kSendTrack)
-                                                  : fmt::format("stage {}", stage);
+    const std::string label = stage >= kSendTrack
+                                  ? fmt::format("stage {} sends", stage - kSendTrack)
+                                  : fmt::format("stage {}", stage);
     events.push_back(metadata_event("thread_name", dp_rank, stage, label));
   }
   for (const TraceOp& op : trace.ops) {

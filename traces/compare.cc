@@ -253,8 +253,8 @@ void compare_step(const Trace& predicted, const Trace& measured, CompareReport* 
 }
 
 // Per (rank, stage): busy time and bubble (1 − busy / makespan, the idle share of the step).
-void compare_stages(const Trace& predicted, const Trace& measured,
-                    const std::set<StageKey>& grid, CompareReport* report) {
+void compare_stages(const Trace& predicted, const Trace& measured, const std::set<StageKey>& grid,
+                    CompareReport* report) {
   const auto pred_busy = busy_ns_by_stage(predicted), meas_busy = busy_ns_by_stage(measured);
   auto bubble = [](int64_t busy, int64_t makespan) {
     return makespan > 0 ? 1.0 - static_cast<double>(busy) / static_cast<double>(makespan) : 0.0;
@@ -305,8 +305,8 @@ void compare_memory(const Trace& predicted, const Trace& measured, CompareReport
       for (MemoryCategory category : kAllMemoryCategories) {
         const int64_t p = (*pred_peak.by_category)[category];
         const int64_t m = (*meas_peak.by_category)[category];
-        row.categories.push_back({category, p, m,
-                                  relative_error(static_cast<double>(p), static_cast<double>(m))});
+        row.categories.push_back(
+            {category, p, m, relative_error(static_cast<double>(p), static_cast<double>(m))});
       }
     }
     if (row.rel_error && (!report->peak_memory_rel_error ||

@@ -191,8 +191,9 @@ std::string compare_report_text(const CompareReport& r) {
       out += fmt::format("{:>4} {:>5}  {:<12} {:>12} {:>12} {:>8}\n", m.dp_rank, m.stage, "total",
                          mib(m.predicted_bytes), mib(m.measured_bytes), percent(m.rel_error));
       for (const auto& c : m.categories) {
-        out += fmt::format("{:>4} {:>5}  {:<12} {:>12} {:>12} {:>8}\n", "", "", memory_category_name(c.category),
-                           mib(c.predicted_bytes), mib(c.measured_bytes), percent(c.rel_error));
+        out += fmt::format("{:>4} {:>5}  {:<12} {:>12} {:>12} {:>8}\n", "", "",
+                           memory_category_name(c.category), mib(c.predicted_bytes),
+                           mib(c.measured_bytes), percent(c.rel_error));
       }
     }
   }

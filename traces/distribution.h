@@ -19,8 +19,8 @@ namespace cf {
 // The first CDF interval starts at length 1: point (L0, F0) puts mass F0 on lengths 1..L0.
 struct LengthDistribution {
   std::string name;
-  std::string origin;  // file or "<embedded:...>"
-  std::string source;  // provenance as written in the file
+  std::string origin;     // file or "<embedded:...>"
+  std::string source;     // provenance as written in the file
   std::string full_name;  // the dataset's own name when `name` is a short file stem; may be empty
   std::string tokenizer;  // as written in the file; may be empty
   std::string notes;      // as written in the file; may be empty
@@ -37,9 +37,11 @@ struct LengthDistribution {
 // histogram:), a text/CSV file of lengths (one per line or comma separated), or a JSONL file
 // whose records carry `length` or `input_ids`.
 StatusOr<LengthDistribution> load_distribution(const std::string& name_or_path);
-StatusOr<LengthDistribution> parse_distribution_yaml(const std::string& text, const std::string& origin);
+StatusOr<LengthDistribution> parse_distribution_yaml(const std::string& text,
+                                                     const std::string& origin);
 StatusOr<LengthDistribution> parse_raw_lengths(const std::string& text, const std::string& origin);
-StatusOr<LengthDistribution> parse_jsonl_lengths(const std::string& text, const std::string& origin);
+StatusOr<LengthDistribution> parse_jsonl_lengths(const std::string& text,
+                                                 const std::string& origin);
 
 // Draws global batches of sequence lengths: inverse-CDF sampling with interpolation between
 // CDF points uniform in log(length) (see distribution.cc for why), clamped to

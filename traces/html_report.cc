@@ -28,9 +28,8 @@ struct Colour {
   const char* fill;
 };
 constexpr Colour kColours[] = {
-    {"F", "#4e79a7"},       {"F*", "#76b7b2"},        {"R", "#f28e2b"},
-    {"B", "#e15759"},       {"send", "#9c755f"},      {"recv", "#bab0ac"},
-    {"dp_reduce", "#b07aa1"}, {"optimizer", "#59a14f"}};
+    {"F", "#4e79a7"},    {"F*", "#76b7b2"},   {"R", "#f28e2b"},         {"B", "#e15759"},
+    {"send", "#9c755f"}, {"recv", "#bab0ac"}, {"dp_reduce", "#b07aa1"}, {"optimizer", "#59a14f"}};
 constexpr const char* kOtherFill = "#888888";
 
 const char* fill_of(const std::string& label) {
@@ -72,8 +71,9 @@ std::string op_title(const TraceOp& op, int64_t origin_ns) {
       fmt::format("rank {} stage {} · {}{} · chunk {} · model chunk {} · op {}\nstart {:.3f} µs · "
                   "duration {:.3f} µs · "
                   "tokens {} · group {} index {}",
-                  op.dp_rank, op.stage, op_kind_name(op.kind), op.pass ? fmt::format(" {}", pass_name(op.pass)) : "", op.chunk,
-                  op.model_chunk, op.op_id, static_cast<double>(op.start_ns - origin_ns) / 1e3,
+                  op.dp_rank, op.stage, op_kind_name(op.kind),
+                  op.pass ? fmt::format(" {}", pass_name(op.pass)) : "", op.chunk, op.model_chunk,
+                  op.op_id, static_cast<double>(op.start_ns - origin_ns) / 1e3,
                   static_cast<double>(op.duration_ns()) / 1e3, op.tokens, op.group, op.index));
 }
 
@@ -189,7 +189,8 @@ std::string tables_html(const CompareReport& r) {
       out += row(std::to_string(m.dp_rank), std::to_string(m.stage), "total", m.predicted_bytes,
                  m.measured_bytes, m.rel_error);
       for (const auto& c : m.categories)
-        out += row("", "", memory_category_name(c.category), c.predicted_bytes, c.measured_bytes, c.rel_error);
+        out += row("", "", memory_category_name(c.category), c.predicted_bytes, c.measured_bytes,
+                   c.rel_error);
     }
     out += "</table>\n";
   }

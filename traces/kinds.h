@@ -14,7 +14,7 @@ namespace cf {
 // F: forward keeping activations. F*: forward keeping only the per-layer K/V (and the stage
 // input). R: recompute forward of an F* chunk just before its backward. B: backward.
 enum class Pass { kForward, kForwardKeepKV, kRecompute, kBackward };
-const char* pass_name(Pass pass);  // "F" | "F*" | "R" | "B"
+const char* pass_name(Pass pass);                        // "F" | "F*" | "R" | "B"
 const char* pass_name(const std::optional<Pass>& pass);  // as above, "" when empty
 std::optional<Pass> pass_from_name(std::string_view name);
 bool is_forward_pass(Pass pass);  // F, F*, R

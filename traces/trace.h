@@ -53,7 +53,7 @@ struct Trace {
   std::vector<MemorySample> memory;
   // Per (dp_rank, stage) bytes by category at the moment of the total's peak.
   std::map<std::pair<int, int>, MemoryBreakdown> peak_memory;
-  std::map<std::string, double> metrics;  // e.g. step_time_s, bubble_ratio
+  std::map<std::string, double> metrics;          // e.g. step_time_s, bubble_ratio
   bool operator==(const Trace&) const = default;  // exact (a NaN metric never compares equal)
 };
 

@@ -35,7 +35,10 @@ bool keeps_activations(const Chunk& chunk, int k) {
 class Bounder {
  public:
   Bounder(const Job& job, const CostModel& cost)
-      : job_(job), cost_(cost), pp_(job.parallel.pp), vpp_(job.parallel.vpp),
+      : job_(job),
+        cost_(cost),
+        pp_(job.parallel.pp),
+        vpp_(job.parallel.vpp),
         memory_(job.model, job.parallel,
                 job.model.layers / (static_cast<int64_t>(job.parallel.pp) * job.parallel.vpp)) {
     // The memory the simulator replays (simulator.cc): the job's source. Megatron-LM's is

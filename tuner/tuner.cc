@@ -12,9 +12,9 @@
 #include <mutex>
 #include <numeric>
 
+#include "sim/cost_model.h"
 #include "sim/memory_source.h"
 #include "sim/plan/chunking.h"
-#include "sim/cost_model.h"
 #include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
 #include "tuner/bounds.h"

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "core/status.h"
-#include "sim/plan/job.h"
 #include "sim/metrics.h"
+#include "sim/plan/job.h"
 #include "tuner/search_space.h"
 
 namespace cf {

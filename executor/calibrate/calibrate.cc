@@ -1,7 +1,6 @@
 // The calibration's entry point (calibrate.h): the profile, the table, the step fit, and the
 // summary that `chunkflow calibrate` prints.
 #include "executor/calibrate/calibrate.h"
-#include "executor/calibrate/executor_memory.h"
 
 #include <fmt/format.h>
 
@@ -9,6 +8,7 @@
 #include <chrono>
 #include <utility>
 
+#include "executor/calibrate/executor_memory.h"
 #include "executor/calibrate/profile_table.h"
 #include "executor/calibrate/step_fit.h"
 

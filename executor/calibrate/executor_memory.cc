@@ -42,8 +42,7 @@ OpMemory op_memory_of(const OpMemoryRecord& record) {
   return m;
 }
 
-std::vector<OpMemory> ExecutorMemory::stream(const PlanIndex& index, int dp_rank,
-                                             int stage) const {
+std::vector<OpMemory> ExecutorMemory::stream(const PlanIndex& index, int dp_rank, int stage) const {
   std::vector<OpMemory> out;
   for (const OpMemoryRecord& record : count_op_memory(model_, index.plan(), dp_rank, stage)) {
     out.push_back(op_memory_of(record));

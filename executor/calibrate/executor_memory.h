@@ -26,8 +26,8 @@ class ExecutorMemory final : public OpMemorySource {
   std::vector<OpMemory> stream(const PlanIndex& index, int dp_rank, int stage) const override;
 
  private:
-  explicit ExecutorMemory(const Job& job) : model_(job.model), pp_(job.parallel.pp),
-                                            vpp_(job.parallel.vpp) {}
+  explicit ExecutorMemory(const Job& job)
+      : model_(job.model), pp_(job.parallel.pp), vpp_(job.parallel.vpp) {}
   ModelConfig model_;
   int pp_, vpp_;
 };

@@ -126,7 +126,8 @@ double executor_op_times(const ModelConfig& model, int64_t t, int count, uint64_
                            std::chrono::duration<double, std::nano>(StepClock::now() - w0).count();
   for (const TraceOp& op : worker.trace_ops()) {
     if (op.kind != OpKind::kCompute || op.chunk == 0) continue;  // chunk 0 warms up
-    (op.pass == Pass::kBackward ? backward : forward)->push_back(static_cast<double>(op.duration_ns()));
+    (op.pass == Pass::kBackward ? backward : forward)
+        ->push_back(static_cast<double>(op.duration_ns()));
   }
   return std::min(cpu_share, 1.0);
 }

@@ -2,7 +2,6 @@
 // and trace comparison, the further runs round-robin, and the judging of rows and ranking.
 // The text and JSON reports are validation_report.cc.
 #include "executor/calibrate/validation.h"
-#include "executor/calibrate/executor_memory.h"
 
 #include <fmt/format.h>
 
@@ -12,6 +11,7 @@
 #include <fstream>
 
 #include "core/check.h"
+#include "executor/calibrate/executor_memory.h"
 #include "executor/calibrate/profiler.h"
 #include "executor/executor.h"
 #include "sim/calibration_table.h"

@@ -22,7 +22,8 @@ void adamw_step(float* params, float* m, float* v, const float* grads, int64_t n
     v[i] = hyper.beta2 * v[i] + (1.0f - hyper.beta2) * g * g;
     const float m_hat = m[i] / bias_correction1;
     const float v_hat = v[i] / bias_correction2;
-    params[i] -= hyper.lr * (hyper.weight_decay * params[i] + m_hat / (std::sqrt(v_hat) + hyper.eps));
+    params[i] -=
+        hyper.lr * (hyper.weight_decay * params[i] + m_hat / (std::sqrt(v_hat) + hyper.eps));
   }
 }
 

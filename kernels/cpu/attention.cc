@@ -3,11 +3,10 @@
 // the rest, and uses Eigen products. Memory is O(kQueryBlock · kv_len), never O(q_len · kv_len).
 #include "kernels/cpu/attention.h"
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
-
-#include <Eigen/Core>
 
 #include "core/check.h"
 

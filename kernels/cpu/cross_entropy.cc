@@ -29,9 +29,7 @@ void cross_entropy_forward(float* losses, float* lse, const float* logits, const
     for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - max_logit);
     const float log_sum_exp = float(double(max_logit) + std::log(sum));
     lse[t] = log_sum_exp;
-    losses[t] = targets[t] == kIgnoreTarget
-                    ? 0.0f
-                    : loss_scale * (log_sum_exp - row[targets[t]]);
+    losses[t] = targets[t] == kIgnoreTarget ? 0.0f : loss_scale * (log_sum_exp - row[targets[t]]);
   }
 }
 

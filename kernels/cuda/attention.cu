@@ -21,7 +21,10 @@ __device__ inline AttentionSegment find_segment(const AttentionSegment* segments
   int64_t lo = 0, hi = num_segments;  // answer in [lo, hi)
   while (hi - lo > 1) {
     const int64_t mid = (lo + hi) / 2;
-    if (segments[mid].q_begin <= row) lo = mid; else hi = mid;
+    if (segments[mid].q_begin <= row)
+      lo = mid;
+    else
+      hi = mid;
   }
   return segments[lo];
 }
@@ -68,8 +71,7 @@ __device__ inline float lane_dot(const float (&a)[kDimsPerLane], const float* b,
 // out (tq, a·d), lse (tq, a); q (tq, a·d); k, v (tk, g·d).
 __global__ void attention_forward_kernel(float* out, float* lse, const float* q, const float* k,
                                          const float* v, const AttentionSegment* segments,
-                                         int64_t num_segments, AttentionShape shape,
-                                         float scale) {
+                                         int64_t num_segments, AttentionShape shape, float scale) {
   WarpTask task;
   if (!warp_task(task, segments, num_segments, shape)) return;  // warp-uniform
   const int64_t a = shape.heads, g = shape.kv_heads, d = shape.head_dim;
@@ -145,8 +147,7 @@ class DeviceSegments {
   DeviceSegments(const AttentionSegment* segments, int64_t num_segments) {
     const size_t bytes = size_t(num_segments) * sizeof(AttentionSegment);
     CUDA_CHECK(cudaMallocAsync(&data_, bytes, current_stream()));
-    CUDA_CHECK(
-        cudaMemcpyAsync(data_, segments, bytes, cudaMemcpyHostToDevice, current_stream()));
+    CUDA_CHECK(cudaMemcpyAsync(data_, segments, bytes, cudaMemcpyHostToDevice, current_stream()));
   }
   ~DeviceSegments() { CUDA_CHECK(cudaFreeAsync(data_, current_stream())); }
   DeviceSegments(const DeviceSegments&) = delete;
@@ -187,9 +188,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   const DeviceSegments device_segments(segments, num_segments);
   const float scale = float(1.0 / std::sqrt(double(shape.head_dim)));
   attention_backward_kernel<<<attention_blocks(shape), kWarpsPerBlock * kWarpSize, 0,
-                              current_stream()>>>(dq, dk, dv, dout, q, k, v, out, lse,
-                                                  device_segments.get(), num_segments, shape,
-                                                  scale);
+                              current_stream()>>>(
+      dq, dk, dv, dout, q, k, v, out, lse, device_segments.get(), num_segments, shape, scale);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -30,9 +30,9 @@ __global__ void cross_entropy_forward_kernel(float* losses, float* lse, const fl
 }
 
 // dlogits = scale·(exp(z − lse) − [v == target]), 0 for ignored rows. Writes; may alias logits.
-__global__ void cross_entropy_backward_kernel(float* dlogits, const float* logits,
-                                              const float* lse, const int32_t* targets,
-                                              int64_t tokens, int64_t vocab, float loss_scale) {
+__global__ void cross_entropy_backward_kernel(float* dlogits, const float* logits, const float* lse,
+                                              const int32_t* targets, int64_t tokens, int64_t vocab,
+                                              float loss_scale) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= tokens * vocab) return;
   const int64_t t = i / vocab, v = i % vocab;
@@ -64,8 +64,8 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ls
   CF_CHECK_GT(vocab, 0);
   if (tokens == 0) return;
   cross_entropy_backward_kernel<<<blocks_for(tokens * vocab, kThreads), kThreads, 0,
-                                  current_stream()>>>(dlogits, logits, lse, targets, tokens,
-                                                      vocab, loss_scale);
+                                  current_stream()>>>(dlogits, logits, lse, targets, tokens, vocab,
+                                                      loss_scale);
   CUDA_CHECK_LAUNCH();
 }
 

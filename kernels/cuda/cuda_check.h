@@ -10,20 +10,19 @@
 
 #include "core/check.h"
 
-#define CUDA_CHECK(call)                                                            \
-  do {                                                                              \
-    const cudaError_t cf_cuda_err_ = (call);                                        \
-    CF_CHECK(cf_cuda_err_ == cudaSuccess)                                           \
-        << #call << ": " << cudaGetErrorName(cf_cuda_err_) << ": "                  \
-        << cudaGetErrorString(cf_cuda_err_);                                        \
+#define CUDA_CHECK(call)                                                                     \
+  do {                                                                                       \
+    const cudaError_t cf_cuda_err_ = (call);                                                 \
+    CF_CHECK(cf_cuda_err_ == cudaSuccess) << #call << ": " << cudaGetErrorName(cf_cuda_err_) \
+                                          << ": " << cudaGetErrorString(cf_cuda_err_);       \
   } while (0)
 
-#define CUBLAS_CHECK(call)                                                          \
-  do {                                                                              \
-    const cublasStatus_t cf_cublas_status_ = (call);                                \
-    CF_CHECK(cf_cublas_status_ == CUBLAS_STATUS_SUCCESS)                            \
-        << #call << ": " << cublasGetStatusName(cf_cublas_status_) << ": "          \
-        << cublasGetStatusString(cf_cublas_status_);                                \
+#define CUBLAS_CHECK(call)                                                 \
+  do {                                                                     \
+    const cublasStatus_t cf_cublas_status_ = (call);                       \
+    CF_CHECK(cf_cublas_status_ == CUBLAS_STATUS_SUCCESS)                   \
+        << #call << ": " << cublasGetStatusName(cf_cublas_status_) << ": " \
+        << cublasGetStatusString(cf_cublas_status_);                       \
   } while (0)
 
 // After every kernel launch: reports launch-configuration errors at the launch site.

@@ -53,8 +53,8 @@ void linear_forward(float* y, const float* x, const float* weight, const float* 
   gemm(CUBLAS_OP_T, CUBLAS_OP_N, out_features, tokens, in_features, weight, in_features, x,
        in_features, 0.0f, y, out_features);
   if (bias != nullptr) {
-    add_bias_kernel<<<blocks_for(tokens * out_features, kThreads), kThreads, 0,
-                      current_stream()>>>(y, bias, tokens, out_features);
+    add_bias_kernel<<<blocks_for(tokens * out_features, kThreads), kThreads, 0, current_stream()>>>(
+        y, bias, tokens, out_features);
     CUDA_CHECK_LAUNCH();
   }
 }

@@ -10,8 +10,8 @@ namespace {
 constexpr int kThreads = 256;
 
 // Block t: x, out (hidden) of token t; rstd[t] = 1/sqrt(mean(x²) + eps).
-__global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x,
-                                       const float* weight, int64_t hidden, float eps) {
+__global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, const float* weight,
+                                       int64_t hidden, float eps) {
   const int64_t t = blockIdx.x;
   const float* xt = x + t * hidden;
   float sum_sq = 0.0f;
@@ -26,8 +26,7 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x,
 
 // dx_c += r·w_c·g_c − (r³ / H)·x_c·Σ_j g_j·w_j·x_j (derivation in the CPU file).
 __global__ void rmsnorm_backward_dx_kernel(float* dx, const float* dout, const float* x,
-                                           const float* weight, const float* rstd,
-                                           int64_t hidden) {
+                                           const float* weight, const float* rstd, int64_t hidden) {
   const int64_t t = blockIdx.x;
   const float* xt = x + t * hidden;
   const float* gt = dout + t * hidden;
@@ -43,8 +42,7 @@ __global__ void rmsnorm_backward_dx_kernel(float* dx, const float* dout, const f
 
 // dweight_c += Σ_t g_tc·x_tc·r_t, one thread per column c.
 __global__ void rmsnorm_backward_dweight_kernel(float* dweight, const float* dout, const float* x,
-                                                const float* rstd, int64_t tokens,
-                                                int64_t hidden) {
+                                                const float* rstd, int64_t tokens, int64_t hidden) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= hidden) return;
   float sum = 0.0f;
@@ -73,8 +71,8 @@ void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float*
   rmsnorm_backward_dx_kernel<<<blocks_for(tokens, 1), kThreads, 0, current_stream()>>>(
       dx, dout, x, weight, rstd, hidden);
   CUDA_CHECK_LAUNCH();
-  rmsnorm_backward_dweight_kernel<<<blocks_for(hidden, kThreads), kThreads, 0,
-                                    current_stream()>>>(dweight, dout, x, rstd, tokens, hidden);
+  rmsnorm_backward_dweight_kernel<<<blocks_for(hidden, kThreads), kThreads, 0, current_stream()>>>(
+      dweight, dout, x, rstd, tokens, hidden);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -29,8 +29,8 @@ __global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* do
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n) {
   CF_CHECK_GE(n, 0);
   if (n == 0) return;
-  swiglu_forward_kernel<<<blocks_for(n, kThreads), kThreads, 0, current_stream()>>>(out, gate,
-                                                                                    up, n);
+  swiglu_forward_kernel<<<blocks_for(n, kThreads), kThreads, 0, current_stream()>>>(out, gate, up,
+                                                                                    n);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -27,20 +27,23 @@ std::optional<Violation> first_violation(const Job& job) {
   const ParallelConfig& p = job.parallel;
   const ClusterConfig& c = job.cluster;
   if (c.gpus > c.gpus_per_node && c.gpus % c.gpus_per_node != 0) {
-    return Violation{"cluster.gpus", fmt::format("{} GPUs do not fill whole nodes of {} (gpus_per_node)",
-                                                 c.gpus, c.gpus_per_node)};
+    return Violation{"cluster.gpus",
+                     fmt::format("{} GPUs do not fill whole nodes of {} (gpus_per_node)", c.gpus,
+                                 c.gpus_per_node)};
   }
   if (int64_t(p.tp) * p.pp * p.dp != c.gpus) {
     return Violation{"parallel", fmt::format("tp·pp·dp = {}·{}·{} = {} but cluster.gpus = {}", p.tp,
                                              p.pp, p.dp, int64_t(p.tp) * p.pp * p.dp, c.gpus)};
   }
   if (m.heads % p.tp != 0) {
-    return Violation{"parallel.tp", fmt::format("tp = {} does not divide the {} attention heads of {}",
-                                                p.tp, m.heads, m.name)};
+    return Violation{
+        "parallel.tp",
+        fmt::format("tp = {} does not divide the {} attention heads of {}", p.tp, m.heads, m.name)};
   }
   if (m.kv_heads % p.tp != 0) {
-    return Violation{"parallel.tp", fmt::format("tp = {} does not divide the {} key/value heads of {}",
-                                                p.tp, m.kv_heads, m.name)};
+    return Violation{"parallel.tp",
+                     fmt::format("tp = {} does not divide the {} key/value heads of {}", p.tp,
+                                 m.kv_heads, m.name)};
   }
   if (p.schedule == ScheduleKind::kInterleaved && p.vpp < 2) {
     return Violation{"parallel.vpp", "the interleaved schedule needs vpp >= 2"};
@@ -49,8 +52,9 @@ std::optional<Violation> first_violation(const Job& job) {
     return Violation{"parallel.vpp", fmt::format("vpp = {} needs schedule: interleaved", p.vpp)};
   }
   if (m.layers % (int64_t(p.pp) * p.vpp) != 0) {
-    return Violation{"parallel.pp", fmt::format("pp·vpp = {}·{} does not divide the {} layers of {}",
-                                                p.pp, p.vpp, m.layers, m.name)};
+    return Violation{"parallel.pp",
+                     fmt::format("pp·vpp = {}·{} does not divide the {} layers of {}", p.pp, p.vpp,
+                                 m.layers, m.name)};
   }
   if (p.sp && p.tp == 1) return Violation{"parallel.sp", "sequence parallelism needs tp > 1"};
   const DatasetConfig& d = job.dataset;
@@ -60,8 +64,9 @@ std::optional<Violation> first_violation(const Job& job) {
                        fmt::format("sequence length must be positive, got {}", d.lengths[i])};
     }
     if (d.lengths[i] > d.max_length) {
-      return Violation{fmt::format("dataset.lengths[{}]", i),
-                       fmt::format("length {} exceeds dataset.max_length = {}", d.lengths[i], d.max_length)};
+      return Violation{
+          fmt::format("dataset.lengths[{}]", i),
+          fmt::format("length {} exceeds dataset.max_length = {}", d.lengths[i], d.max_length)};
     }
   }
   if (!d.lengths.empty() && job.training.global_batch != int64_t(d.lengths.size())) {
@@ -171,10 +176,12 @@ Status read_parallel(YamlMap& root, Job* job) {
   std::string recompute = to_string(p.recompute), schedule = to_string(p.schedule);
   CF_RETURN_IF_ERROR(map.get_choice("recompute", {"none", "selective", "full"}, &recompute));
   CF_RETURN_IF_ERROR(map.get_choice("schedule", {"1f1b", "gpipe", "interleaved"}, &schedule));
-  p.recompute = recompute == "none" ? Recompute::kNone
-                : recompute == "selective" ? Recompute::kSelective : Recompute::kFull;
-  p.schedule = schedule == "1f1b" ? ScheduleKind::kOneFOneB
-               : schedule == "gpipe" ? ScheduleKind::kGPipe : ScheduleKind::kInterleaved;
+  p.recompute = recompute == "none"        ? Recompute::kNone
+                : recompute == "selective" ? Recompute::kSelective
+                                           : Recompute::kFull;
+  p.schedule = schedule == "1f1b"    ? ScheduleKind::kOneFOneB
+               : schedule == "gpipe" ? ScheduleKind::kGPipe
+                                     : ScheduleKind::kInterleaved;
   return map.finish();
 }
 
@@ -209,13 +216,15 @@ Status read_cost_model(YamlMap& root, Job* job) {
   std::string kind = to_string(c.kind);
   CF_RETURN_IF_ERROR(map.get_choice("kind", {"analytical", "unit", "calibrated"}, &kind));
   c.kind = kind == "analytical" ? CostModelKind::kAnalytical
-           : kind == "unit" ? CostModelKind::kUnit : CostModelKind::kCalibrated;
+           : kind == "unit"     ? CostModelKind::kUnit
+                                : CostModelKind::kCalibrated;
   CF_RETURN_IF_ERROR(map.get("table", &c.table));
   if (c.kind == CostModelKind::kCalibrated) {
     if (!map.has("table")) return map.missing("table");
     std::error_code ec;
     if (!std::filesystem::is_regular_file(c.table, ec)) {
-      return map.error("table", fmt::format("calibration table \"{}\" is not a readable file", c.table));
+      return map.error("table",
+                       fmt::format("calibration table \"{}\" is not a readable file", c.table));
     }
   } else if (map.has("table")) {
     return map.error("table", "applies to kind: calibrated only");
@@ -276,32 +285,45 @@ Status validate_job(const Job& job) {
 
 std::string to_string(Recompute r) {
   switch (r) {
-    case Recompute::kNone: return "none";
-    case Recompute::kSelective: return "selective";
-    case Recompute::kFull: return "full";
+    case Recompute::kNone:
+      return "none";
+    case Recompute::kSelective:
+      return "selective";
+    case Recompute::kFull:
+      return "full";
   }
   return "?";
 }
 std::string to_string(ScheduleKind s) {
   switch (s) {
-    case ScheduleKind::kOneFOneB: return "1f1b";
-    case ScheduleKind::kGPipe: return "gpipe";
-    case ScheduleKind::kInterleaved: return "interleaved";
+    case ScheduleKind::kOneFOneB:
+      return "1f1b";
+    case ScheduleKind::kGPipe:
+      return "gpipe";
+    case ScheduleKind::kInterleaved:
+      return "interleaved";
   }
   return "?";
 }
-std::string to_string(StrategyKind s) { return s == StrategyKind::kChunkFlow ? "chunkflow" : "baseline"; }
+std::string to_string(StrategyKind s) {
+  return s == StrategyKind::kChunkFlow ? "chunkflow" : "baseline";
+}
 std::string to_string(Packer p) { return p == Packer::kBalanced ? "balanced" : "ffd"; }
-std::string to_string(MicroBatching m) { return m == MicroBatching::kPack ? "pack" : "per_sequence"; }
+std::string to_string(MicroBatching m) {
+  return m == MicroBatching::kPack ? "pack" : "per_sequence";
+}
 std::string to_string(MemoryModelKind m) {
   return m == MemoryModelKind::kExecutor ? "executor" : "megatron";
 }
 
 std::string to_string(CostModelKind c) {
   switch (c) {
-    case CostModelKind::kAnalytical: return "analytical";
-    case CostModelKind::kUnit: return "unit";
-    case CostModelKind::kCalibrated: return "calibrated";
+    case CostModelKind::kAnalytical:
+      return "analytical";
+    case CostModelKind::kUnit:
+      return "unit";
+    case CostModelKind::kCalibrated:
+      return "calibrated";
   }
   return "?";
 }

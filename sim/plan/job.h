@@ -3,12 +3,12 @@
 // Also prints the resolved configuration as a table and writes it back as YAML.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "core/status.h"
 #include "models/hardware.h"
@@ -25,8 +25,8 @@ struct ClusterConfig {
 };
 
 struct DatasetConfig {
-  std::string distribution;  // name or path; empty when `lengths` is given
-  LengthDistribution dist;   // loaded
+  std::string distribution;      // name or path; empty when `lengths` is given
+  LengthDistribution dist;       // loaded
   std::vector<int64_t> lengths;  // explicit global batch (non-empty means "use these")
   int64_t max_length = 32768;
   uint64_t seed = 0;
@@ -47,7 +47,7 @@ struct ParallelConfig {
   bool sp = false;  // sequence parallelism (with tp > 1)
   Recompute recompute = Recompute::kNone;
   ScheduleKind schedule = ScheduleKind::kOneFOneB;
-  int vpp = 1;      // virtual stages per rank (interleaved only)
+  int vpp = 1;  // virtual stages per rank (interleaved only)
   bool distributed_optimizer = true;
 };
 

@@ -39,17 +39,19 @@ Rows resolved_rows(const Job& job) {
   } else {
     rows.push_back({"dataset.lengths", lengths_summary(d.lengths)});
   }
-  rows.insert(rows.end(), {
-      {"dataset.max_length", fmt::format("{}", d.max_length)},
-      {"dataset.seed", fmt::format("{}", d.seed)},
-      {"training.global_batch", fmt::format("{}", job.training.global_batch)},
-      {"training.steps", fmt::format("{}", job.training.steps)},
-      {"parallel", fmt::format("tp={} pp={} dp={} sp={} vpp={}", p.tp, p.pp, p.dp, p.sp, p.vpp)},
-      {"parallel.recompute", to_string(p.recompute)},
-      {"parallel.schedule", to_string(p.schedule)},
-      {"parallel.distributed_optimizer", p.distributed_optimizer ? "true" : "false"},
-      {"strategy.kind", to_string(s.kind)},
-  });
+  rows.insert(rows.end(),
+              {
+                  {"dataset.max_length", fmt::format("{}", d.max_length)},
+                  {"dataset.seed", fmt::format("{}", d.seed)},
+                  {"training.global_batch", fmt::format("{}", job.training.global_batch)},
+                  {"training.steps", fmt::format("{}", job.training.steps)},
+                  {"parallel",
+                   fmt::format("tp={} pp={} dp={} sp={} vpp={}", p.tp, p.pp, p.dp, p.sp, p.vpp)},
+                  {"parallel.recompute", to_string(p.recompute)},
+                  {"parallel.schedule", to_string(p.schedule)},
+                  {"parallel.distributed_optimizer", p.distributed_optimizer ? "true" : "false"},
+                  {"strategy.kind", to_string(s.kind)},
+              });
   if (s.kind == StrategyKind::kChunkFlow) {
     rows.push_back({"strategy.chunk_size", fmt::format("{}", s.chunk_size)});
     rows.push_back({"strategy.k", fmt::format("{}", s.k)});
@@ -119,10 +121,12 @@ std::string resolved_yaml(const Job& job) {
   out << YAML::EndMap;
   out << YAML::Key << "cost_model" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "kind" << YAML::Value << to_string(job.cost_model.kind);
-  if (!job.cost_model.table.empty()) out << YAML::Key << "table" << YAML::Value << job.cost_model.table;
+  if (!job.cost_model.table.empty())
+    out << YAML::Key << "table" << YAML::Value << job.cost_model.table;
   out << YAML::EndMap;
   out << YAML::Key << "memory_model" << YAML::Value << to_string(job.memory_model);
-  if (job.tune.IsDefined() && !job.tune.IsNull()) out << YAML::Key << "tune" << YAML::Value << job.tune;
+  if (job.tune.IsDefined() && !job.tune.IsNull())
+    out << YAML::Key << "tune" << YAML::Value << job.tune;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -136,10 +136,9 @@ StatusOr<std::vector<StagePlan>> schedule_pipeline(const PipelineInput& input,
   }
   std::vector<StagePlan> stages(static_cast<size_t>(pp));
   for (int s = 0; s < pp; ++s) {
-    stages[static_cast<size_t>(s)].ops =
-        stage_stream(input, forwards, backwards,
-                     static_cast<size_t>(warmup_forwards(schedule, pp, vpp, s, m)),
-                     stage_lead(schedule, pp, s));
+    stages[static_cast<size_t>(s)].ops = stage_stream(
+        input, forwards, backwards, static_cast<size_t>(warmup_forwards(schedule, pp, vpp, s, m)),
+        stage_lead(schedule, pp, s));
   }
   return stages;
 }

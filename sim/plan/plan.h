@@ -32,10 +32,10 @@ struct Chunk {
   int id = 0;  // 0-based; standalone chunks first, then each group's pieces in order
   ChunkKind kind = ChunkKind::kStandalone;
   std::vector<Segment> segments;
-  int64_t tokens = 0;    // Σ segment lengths
-  int group = -1;        // dependent: group id (0-based over the plan); -1 standalone
-  int index = 0;         // dependent: 0-based position in the group
-  int group_size = 1;    // dependent: N, the pieces of the group
+  int64_t tokens = 0;  // Σ segment lengths
+  int group = -1;      // dependent: group id (0-based over the plan); -1 standalone
+  int index = 0;       // dependent: 0-based position in the group
+  int group_size = 1;  // dependent: N, the pieces of the group
   int dp_rank = 0;
 
   // Unmasked query-key pairs of the chunk's attention, Σ_seg q·prefix + q(q+1)/2, where
@@ -46,7 +46,7 @@ struct Chunk {
 // The passes of a chunk (F, F*, R, B: DESIGN.md §4.2) are traces/kinds.h's Pass.
 
 struct Op {
-  int id = 0;           // unique in the plan, assigned in (rank, stage, position) order
+  int id = 0;  // unique in the plan, assigned in (rank, stage, position) order
   Pass pass = Pass::kForward;
   int chunk = 0;
   int model_chunk = 0;  // virtual stage v of the rank (interleaved 1F1B), else 0
@@ -62,8 +62,8 @@ struct StagePlan {
 
 struct RankPlan {
   int dp_rank = 0;
-  std::vector<int> chunks;         // chunk ids fed to this rank, in pipeline order
-  std::vector<StagePlan> stages;   // pp entries
+  std::vector<int> chunks;        // chunk ids fed to this rank, in pipeline order
+  std::vector<StagePlan> stages;  // pp entries
 };
 
 struct Plan {
@@ -72,16 +72,18 @@ struct Plan {
   int pp = 1;
   int vpp = 1;
   int dp = 1;
-  int k = 1;                       // chunks of a group that keep activations (ChunkFlow)
-  int64_t chunk_size = 0;          // ChunkFlow: ChunkSize; baseline: max_length
-  int64_t layers = 0;              // model layers, split evenly over pp·vpp model chunks
+  int k = 1;                              // chunks of a group that keep activations (ChunkFlow)
+  int64_t chunk_size = 0;                 // ChunkFlow: ChunkSize; baseline: max_length
+  int64_t layers = 0;                     // model layers, split evenly over pp·vpp model chunks
   std::vector<int64_t> sequence_lengths;  // the global batch
   std::vector<Chunk> chunks;
-  std::vector<RankPlan> ranks;     // dp entries
+  std::vector<RankPlan> ranks;  // dp entries
 
   int64_t total_tokens() const;
-  int groups() const;              // number of dependent groups
-  int64_t layers_per_model_chunk() const { return layers / (pp * vpp); }  // plan_index.h places them
+  int groups() const;  // number of dependent groups
+  int64_t layers_per_model_chunk() const {
+    return layers / (pp * vpp);
+  }  // plan_index.h places them
   int op_count() const;
 };
 

@@ -5,13 +5,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/strong_components.hpp>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <boost/graph/adjacency_list.hpp>
-#include <boost/graph/strong_components.hpp>
 
 #include "sim/plan/chunk_schedule.h"
 #include "sim/plan/plan_index.h"

@@ -99,7 +99,8 @@ Status PlanIndex::rebuild(const Plan& plan, const WireFormat& wire) {
   slots_.assign(plan.chunks.size() * static_cast<size_t>(plan.vpp * plan.pp * 3), -1);
   places_.clear();  // places_[v·pp + s]
   for (int v = 0; v < plan.vpp; ++v) {
-    for (int s = 0; s < plan.pp; ++s) places_.push_back(stage_place(plan.pp, plan.vpp, plan.layers, s, v));
+    for (int s = 0; s < plan.pp; ++s)
+      places_.push_back(stage_place(plan.pp, plan.vpp, plan.layers, s, v));
   }
   ops_.reserve(static_cast<size_t>(plan.op_count()));
   for (int r = 0; r < plan.dp; ++r) {
@@ -116,11 +117,11 @@ Status PlanIndex::rebuild(const Plan& plan, const WireFormat& wire) {
         int& slot = slots_[slot_at(plan, op.chunk, op.model_chunk, s, slot_of(op.pass))];
         if (slot >= 0) {
           return Status::InvalidInput(fmt::format(
-              "plan: {} on dp rank {} stage {} repeats a pass of its chunk", op_label(op), r,
-              s));
+              "plan: {} on dp rank {} stage {} repeats a pass of its chunk", op_label(op), r, s));
         }
         slot = size();
-        ops_.push_back(IndexedOp{&op, r, s, places_[static_cast<size_t>(op.model_chunk * plan.pp + s)]});
+        ops_.push_back(
+            IndexedOp{&op, r, s, places_[static_cast<size_t>(op.model_chunk * plan.pp + s)]});
       }
     }
   }
@@ -161,7 +162,8 @@ Status PlanIndex::rebuild(const Plan& plan, const WireFormat& wire) {
 std::span<const AttentionSpan> PlanIndex::spans(int chunk) const {
   const size_t c = static_cast<size_t>(chunk);
   return std::span<const AttentionSpan>(spans_).subspan(
-      static_cast<size_t>(span_begin_[c]), static_cast<size_t>(span_begin_[c + 1] - span_begin_[c]));
+      static_cast<size_t>(span_begin_[c]),
+      static_cast<size_t>(span_begin_[c + 1] - span_begin_[c]));
 }
 
 TraceOp compute_trace_op(const PlanIndex& index, int i, int64_t start_ns, int64_t end_ns) {

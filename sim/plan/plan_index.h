@@ -105,8 +105,8 @@ class PlanIndex {
   std::vector<IndexedOp> ops_;
   std::vector<int> stream_begin_;  // dp·pp + 1 entries
   std::vector<AttentionSpan> spans_;
-  std::vector<int> span_begin_;  // chunks + 1 entries
-  std::vector<int> slots_;       // per (chunk, model chunk, stage, pass class): an op, or −1
+  std::vector<int> span_begin_;     // chunks + 1 entries
+  std::vector<int> slots_;          // per (chunk, model chunk, stage, pass class): an op, or −1
   std::vector<StagePlace> places_;  // per virtual stage
 };
 

@@ -3,7 +3,6 @@
 // 2-stage pipeline (in-process, one thread per stage). Iteration time is the executor's own
 // measured step time (manual time): weight initialisation and the plan are outside it.
 #include <benchmark/benchmark.h>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -59,8 +58,7 @@ void run_job(benchmark::State& state, const Job& job) {
     seconds += step_s;
     state.SetIterationTime(step_s / static_cast<double>(report->steps.size()));
     for (const StageMemoryReport& st : report->stages) {
-      activation_peak = std::max(
-          activation_peak, st.category_peaks.activations);
+      activation_peak = std::max(activation_peak, st.category_peaks.activations);
     }
   }
   state.counters["tokens_per_s"] = tokens / seconds;
@@ -78,15 +76,15 @@ BENCHMARK(BM_TinyStep)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMillis
 // ChunkFlow (ChunkSize 256; K = 1, or K = 4 = N of the 1024-token sequence, no recompute)
 // against the baseline (whole sequences packed up to 1024 tokens per micro-batch).
 void BM_LongTailedChunkFlow(benchmark::State& state) {
-  run_job(state, job_from(job_text(long_tailed_batch(), 2,
-                                   fmt::format("{{kind: chunkflow, chunk_size: 256, k: {}}}",
-                                               state.range(0)))));
+  run_job(state, job_from(job_text(
+                     long_tailed_batch(), 2,
+                     fmt::format("{{kind: chunkflow, chunk_size: 256, k: {}}}", state.range(0)))));
 }
 BENCHMARK(BM_LongTailedChunkFlow)->Arg(1)->Arg(4)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 void BM_LongTailedBaseline(benchmark::State& state) {
-  run_job(state, job_from(job_text(long_tailed_batch(), 2,
-                                   "{kind: baseline, micro_batching: pack}")));
+  run_job(state,
+          job_from(job_text(long_tailed_batch(), 2, "{kind: baseline, micro_batching: pack}")));
 }
 BENCHMARK(BM_LongTailedBaseline)->UseManualTime()->Unit(benchmark::kMillisecond);
 

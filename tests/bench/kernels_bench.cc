@@ -61,9 +61,9 @@ void BM_AttentionForward(benchmark::State& state) {
     bench.forward();
     benchmark::DoNotOptimize(bench.out.data());
   }
-  state.counters["FLOP/s"] = benchmark::Counter(
-      4.0 * AttentionBench::kHeadDim * AttentionBench::kHeads * bench.pairs(),
-      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(4.0 * AttentionBench::kHeadDim * AttentionBench::kHeads * bench.pairs(),
+                         benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_AttentionForward)->Args({256, 0})->Args({256, 768})->Args({512, 0});
 
@@ -75,9 +75,9 @@ void BM_AttentionBackward(benchmark::State& state) {
     bench.backward();
     benchmark::DoNotOptimize(bench.dk.data());
   }
-  state.counters["FLOP/s"] = benchmark::Counter(
-      10.0 * AttentionBench::kHeadDim * AttentionBench::kHeads * bench.pairs(),
-      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(10.0 * AttentionBench::kHeadDim * AttentionBench::kHeads * bench.pairs(),
+                         benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_AttentionBackward)->Args({256, 0})->Args({256, 768})->Args({512, 0});
 
@@ -90,8 +90,8 @@ void BM_LinearForward(benchmark::State& state) {
     cf::cpu::linear_forward(y.data(), x.data(), w.data(), b.data(), tokens, in, out);
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * tokens * in * out,
-                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * tokens * in * out, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_LinearForward)->Args({256, 512, 512})->Args({256, 896, 4864});
 
@@ -104,8 +104,8 @@ void BM_LinearBackward(benchmark::State& state) {
                              in, out);
     benchmark::DoNotOptimize(dw.data());
   }
-  state.counters["FLOP/s"] = benchmark::Counter(4.0 * tokens * in * out,
-                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(4.0 * tokens * in * out, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_LinearBackward)->Args({256, 512, 512})->Args({256, 896, 4864});
 

@@ -21,7 +21,8 @@ struct BadJob {
 };
 
 // A valid job; each case edits one line. Line numbers below refer to this layout.
-std::string job(const std::string& model = "tiny", const std::string& cluster = "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+std::string job(const std::string& model = "tiny",
+                const std::string& cluster = "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
                 const std::string& dataset = "lengths: [4, 2, 1, 1]\n  max_length: 8",
                 const std::string& parallel = "tp: 1\n  pp: 2\n  dp: 2",
                 const std::string& strategy = "kind: chunkflow\n  chunk_size: 2\n  k: 2",
@@ -35,17 +36,22 @@ const std::string kQwenCluster7 = "gpu: h100-sxm-80g\n  gpus: 7\n  gpus_per_node
 std::vector<BadJob> bad_jobs() {
   return {
       {"unknown_top_level_key", job() + "trainig:\n  steps: 2\n", {"@:17:1: trainig: unknown key"}},
-      {"unknown_nested_key", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpu_per_node: 8"),
+      {"unknown_nested_key",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpu_per_node: 8"),
        {"@:5:3: cluster.gpu_per_node: unknown key"}},
-      {"wrong_type", job("tiny", "gpu: h100-sxm-80g\n  gpus: four\n  gpus_per_node: 8"),
+      {"wrong_type",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: four\n  gpus_per_node: 8"),
        {"@:4:9: cluster.gpus: expected an integer, got \"four\""}},
-      {"negative_size", job("tiny", "gpu: h100-sxm-80g\n  gpus: -4\n  gpus_per_node: 8"),
+      {"negative_size",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: -4\n  gpus_per_node: 8"),
        {"@:4:9: cluster.gpus: must be positive, got -4"}},
-      {"zero_chunk_size", job("tiny", kQwenCluster7.substr(0, 0) + "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                              "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
-                              "kind: chunkflow\n  chunk_size: 0\n  k: 2"),
+      {"zero_chunk_size",
+       job("tiny", kQwenCluster7.substr(0, 0) + "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
+           "kind: chunkflow\n  chunk_size: 0\n  k: 2"),
        {"@:15:15: strategy.chunk_size: must be positive, got 0"}},
-      {"zero_global_batch", job() + "training:\n  global_batch: 0\n",
+      {"zero_global_batch",
+       job() + "training:\n  global_batch: 0\n",
        {"@:18:17: training.global_batch: must be positive, got 0"}},
       {"pp_not_dividing_layers",
        job("qwen2.5-7b", "gpu: h100-sxm-80g\n  gpus: 3\n  gpus_per_node: 8",
@@ -59,57 +65,76 @@ std::vector<BadJob> bad_jobs() {
        job("qwen2.5-7b", kQwenCluster7, "lengths: [4, 2, 1, 1]\n  max_length: 8",
            "tp: 7\n  pp: 1\n  dp: 1"),
        {"@:10:7: parallel.tp: tp = 7 does not divide the 4 key/value heads"}},
-      {"gpu_count_mismatch", job("tiny", "gpu: h100-sxm-80g\n  gpus: 8\n  gpus_per_node: 8"),
+      {"gpu_count_mismatch",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 8\n  gpus_per_node: 8"),
        {"@:10:3: parallel: tp·pp·dp = 1·2·2 = 4 but cluster.gpus = 8"}},
       {"unknown_model", job("qwen9-1t"), {"@:1:8: model: unknown model \"qwen9-1t\""}},
-      {"unknown_gpu", job("tiny", "gpu: tpu-v9\n  gpus: 4\n  gpus_per_node: 8"),
+      {"unknown_gpu",
+       job("tiny", "gpu: tpu-v9\n  gpus: 4\n  gpus_per_node: 8"),
        {"@:3:8: cluster.gpu: unknown GPU \"tpu-v9\""}},
-      {"unknown_distribution", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                                   "distribution: no-such-data\n  max_length: 8"),
+      {"unknown_distribution",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "distribution: no-such-data\n  max_length: 8"),
        {"@:7:17: dataset.distribution: unknown dataset distribution \"no-such-data\""}},
-      {"empty_lengths", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                            "lengths: []\n  max_length: 8"),
+      {"empty_lengths",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "lengths: []\n  max_length: 8"),
        {"@:7:12: dataset.lengths: must not be empty"}},
-      {"length_over_max", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                              "lengths: [4, 20, 1, 1]\n  max_length: 8"),
+      {"length_over_max",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "lengths: [4, 20, 1, 1]\n  max_length: 8"),
        {"@:7:16: dataset.lengths[1]: length 20 exceeds dataset.max_length = 8"}},
-      {"distribution_and_lengths", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                                       "lengths: [4]\n  distribution: longbench"),
+      {"distribution_and_lengths",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "lengths: [4]\n  distribution: longbench"),
        {"dataset.lengths: give exactly one of `distribution` and `lengths`"}},
       {"decreasing_cdf",
-       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8", "distribution: DIR/dec.yaml\n  max_length: 8"),
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "distribution: DIR/dec.yaml\n  max_length: 8"),
        {"dataset.distribution:", "dec.yaml:", "cdf"},
        {{"dec.yaml", "name: dec\ncdf:\n  - [10, 0.5]\n  - [20, 0.4]\n  - [30, 1.0]\n"}}},
       {"negative_histogram",
-       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8", "distribution: DIR/neg.yaml\n  max_length: 8"),
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "distribution: DIR/neg.yaml\n  max_length: 8"),
        {"dataset.distribution:", "neg.yaml:", "histogram"},
        {{"neg.yaml", "name: neg\nhistogram:\n  - [10, 5]\n  - [20, -1]\n"}}},
-      {"bad_choice", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                         "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2\n  recompute: partial"),
+      {"bad_choice",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "lengths: [4, 2, 1, 1]\n  max_length: 8",
+           "tp: 1\n  pp: 2\n  dp: 2\n  recompute: partial"),
        {"@:13:14: parallel.recompute: must be one of none | selective | full, got \"partial\""}},
-      {"missing_model", job().substr(job().find('\n') + 1), {"@:1:1: model: required key is missing"}},
-      {"vpp_without_interleaved", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                                      "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2\n  vpp: 2"),
+      {"missing_model",
+       job().substr(job().find('\n') + 1),
+       {"@:1:1: model: required key is missing"}},
+      {"vpp_without_interleaved",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2\n  vpp: 2"),
        {"@:13:8: parallel.vpp: vpp = 2 needs schedule: interleaved"}},
-      {"sp_without_tp", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                            "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2\n  sp: true"),
+      {"sp_without_tp",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2\n  sp: true"),
        {"@:13:7: parallel.sp: sequence parallelism needs tp > 1"}},
-      {"calibrated_without_table", job() + "cost_model:\n  kind: calibrated\n",
+      {"calibrated_without_table",
+       job() + "cost_model:\n  kind: calibrated\n",
        {"cost_model.table: required key is missing"}},
-      {"bad_memory_model", job() + "memory_model: hbm\n",
+      {"bad_memory_model",
+       job() + "memory_model: hbm\n",
        {"memory_model: must be one of megatron | executor, got \"hbm\""}},
-      {"baseline_with_chunk_size", job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
-                                       "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
-                                       "kind: baseline\n  chunk_size: 2"),
+      {"baseline_with_chunk_size",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
+           "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
+           "kind: baseline\n  chunk_size: 2"),
        {"@:15:15: strategy.chunk_size: applies to kind: chunkflow only"}},
       {"not_yaml", "model: tiny\ncluster: [gpu: x\n", {"@:", "not valid YAML"}},
-      {"global_batch_mismatch", job() + "training:\n  global_batch: 3\n",
+      {"global_batch_mismatch",
+       job() + "training:\n  global_batch: 3\n",
        {"@:18:17: training.global_batch: global_batch = 3 but dataset.lengths has 4 sequences"}},
   };
 }
 
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+  for (std::size_t at = text.find(from); at != std::string::npos;
+       at = text.find(from, at + to.size())) {
     text.replace(at, from.size(), to);
   }
   return text;
@@ -127,7 +152,8 @@ TEST_P(BadInputTest, ExitsTwoWithSpecificMessage) {
   EXPECT_TRUE(result.out.empty()) << "nothing may be printed on stdout: " << result.out;
   for (const std::string& expected : bad.expected) {
     EXPECT_NE(result.err.find(replace_all(expected, "@", path)), std::string::npos)
-        << "expected \"" << replace_all(expected, "@", path) << "\" in:\n" << result.err;
+        << "expected \"" << replace_all(expected, "@", path) << "\" in:\n"
+        << result.err;
   }
 }
 
@@ -143,7 +169,8 @@ TEST(BadInput, TheBaseJobIsValid) {
 TEST(BadInput, MissingJobFile) {
   test::CommandResult result = run_chunkflow({"plan", "/nonexistent/job.yaml"});
   EXPECT_EQ(result.exit_code, 2);
-  EXPECT_NE(result.err.find("/nonexistent/job.yaml: cannot open file"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("/nonexistent/job.yaml: cannot open file"), std::string::npos)
+      << result.err;
 }
 
 TEST(BadInput, BadFlags) {

@@ -1,8 +1,8 @@
 // `chunkflow plan`: the JSON carries the documented keys, the op streams are those of the
 // paper's example, and the same job and seed give byte-identical output.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "tests/support/subprocess.h"
@@ -47,7 +47,8 @@ TEST(PlanCommand, JsonOfThePaperExample) {
   ASSERT_EQ(stages.size(), 4u);
   // Last stage: F0 B0 F1 B1, then both halves forward before the group's backwards (B3 B2).
   std::string last;
-  for (const auto& op : stages[3]["ops"]) last += std::string(op["op"]) + std::to_string(int(op["chunk"])) + " ";
+  for (const auto& op : stages[3]["ops"])
+    last += std::string(op["op"]) + std::to_string(int(op["chunk"])) + " ";
   EXPECT_EQ(last, "F0 B0 F1 B1 F2 F3 B3 B2 ");
   std::set<int> ids;
   for (const auto& stage : stages)

@@ -1,7 +1,7 @@
 // Status / StatusOr and the CF_ASSIGN_OR_RETURN plumbing: codes, exit codes, propagation.
-#include <gtest/gtest.h>
-
 #include "core/status.h"
+
+#include <gtest/gtest.h>
 
 namespace cf {
 namespace {

@@ -1,8 +1,8 @@
 // The strict YAML reader: unknown keys, wrong types, ranges and choices are errors that
 // name file:line:column and the dotted key path.
-#include <gtest/gtest.h>
-
 #include "core/yaml_reader.h"
+
+#include <gtest/gtest.h>
 
 namespace cf {
 namespace {

@@ -76,8 +76,7 @@ bool has_pass(const Plan& plan, Pass pass) {
 
 int64_t total(const MemoryBreakdown& bytes) { return bytes.total(); }
 
-void expect_same_bytes(const MemoryBreakdown& got, const MemoryBreakdown& want,
-                       const char* what) {
+void expect_same_bytes(const MemoryBreakdown& got, const MemoryBreakdown& want, const char* what) {
   for (MemoryCategory c : kAllMemoryCategories) {
     EXPECT_EQ(got[c], want[c]) << what << " " << memory_category_name(c);
   }

@@ -2,9 +2,8 @@
 // ChunkSize, K ∈ {1, 2, N}, pp ∈ {1, 2, 4}, both packers, the baseline, DP, interleaving, tied
 // embeddings — produces the gradients of whole-sequence training on one stage, relative error
 // ≤ 1e-5 in fp32, on long-tailed batches drawn from the shipped distributions.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
@@ -44,8 +43,8 @@ std::vector<Case> contract_cases() {
         job.pp = pp;
         job.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, packer: {}}}",
                                    chunk_size, k, packer);
-        cases.push_back({fmt::format("pp{}_c{}_k{}_{}_{}", pp, chunk_size, k, packer, dataset),
-                         job});
+        cases.push_back(
+            {fmt::format("pp{}_c{}_k{}_{}_{}", pp, chunk_size, k, packer, dataset), job});
         ++n;
       }
     }
@@ -96,7 +95,8 @@ TEST_P(ContractTest, GradientsEqualWholeSequenceTraining) {
   options.check_reference = true;
   options.record_trace = false;
   StatusOr<RunReport> report = run_in_process(job, options);
-  ASSERT_TRUE(report.ok()) << report.status().message() << "\n" << test::tiny_job_yaml(GetParam().job);
+  ASSERT_TRUE(report.ok()) << report.status().message() << "\n"
+                           << test::tiny_job_yaml(GetParam().job);
   ASSERT_EQ(report->steps.size(), 1u);
   const StepReport& step = report->steps[0];
   ASSERT_TRUE(step.check.has_value());

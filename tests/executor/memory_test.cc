@@ -3,14 +3,14 @@
 // 8× (4 → 32 pieces of ChunkSize), apart from the (C, h) stage input each F* piece keeps for
 // its recompute (DESIGN.md §4.2), 1/60 of a piece's activations on the tiny model, which is
 // accounted exactly; the baseline's peak grows with the longest sequence.
-#include <gtest/gtest.h>
+#include "executor/memory.h"
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <vector>
 
 #include "executor/executor.h"
-#include "executor/memory.h"
 #include "tests/support/executor_fixture.h"
 
 namespace cf {
@@ -19,7 +19,7 @@ namespace {
 TEST(MemoryTracker, PeakAndBreakdownAtThePeak) {
   MemoryTracker t;
   {
-    FloatBuffer w(&t, MemoryCategory::kWeights, 100);    // 400 B
+    FloatBuffer w(&t, MemoryCategory::kWeights, 100);     // 400 B
     FloatBuffer a(&t, MemoryCategory::kActivations, 51);  // 204 B
     EXPECT_EQ(t.live_total(), 604);
     {
@@ -28,7 +28,7 @@ TEST(MemoryTracker, PeakAndBreakdownAtThePeak) {
     }
     a.reset();
     FloatBuffer s(&t, MemoryCategory::kStateStore, 40);  // 160 B: 560 B, below the peak
-    FloatBuffer moved = std::move(s);                     // a move charges nothing
+    FloatBuffer moved = std::move(s);                    // a move charges nothing
     EXPECT_EQ(t.live_total(), 560);
     EXPECT_EQ(t.live(MemoryCategory::kStateStore), 160);
   }
@@ -79,11 +79,10 @@ TEST(ActivationMemory, ChunkFlowWithKOneStaysFlatAsTheLongestSequenceGrows8x) {
 }
 
 TEST(ActivationMemory, BaselineGrowsWithTheLongestSequence) {
-  const double per_sequence =
-      static_cast<double>(activation_peak("{kind: baseline, micro_batching: per_sequence}", 32,
-                                          nullptr)) /
-      static_cast<double>(
-          activation_peak("{kind: baseline, micro_batching: per_sequence}", 4, nullptr));
+  const double per_sequence = static_cast<double>(activation_peak(
+                                  "{kind: baseline, micro_batching: per_sequence}", 32, nullptr)) /
+                              static_cast<double>(activation_peak(
+                                  "{kind: baseline, micro_batching: per_sequence}", 4, nullptr));
   EXPECT_NEAR(per_sequence, 8.0, 0.05);  // activations are linear in a micro-batch's tokens
   // Packing puts the short sequences beside the 128-token one: 193 against 1024 tokens.
   const double pack =

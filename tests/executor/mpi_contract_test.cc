@@ -95,7 +95,9 @@ TEST_P(MpiContractTest, MatchesWholeSequenceTrainingAndTheInProcessRun) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Executor, MpiContractTest, ::testing::ValuesIn(mpi_cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.name;
+                         });
 
 TEST(MpiRun, WrongWorldSizeIsBadInputOnEveryRank) {
   if (g_session->size() != 2) GTEST_SKIP() << "run with mpirun -np 2";

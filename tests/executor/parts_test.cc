@@ -36,10 +36,10 @@ TEST(StateStore, GathersPrefixAccumulatesGradientsAndFreesPieceByPiece) {
   store.gather_prefix(4, 7, 2, k_all.data(), v_all.data());
   EXPECT_EQ(k_all[0], 100.0f);
   EXPECT_EQ(k_all[5], 105.0f);
-  EXPECT_EQ(k_all[6], 200.0f);    // piece 1 starts at row 2
-  EXPECT_EQ(k_all[20], 214.0f);   // its last element
+  EXPECT_EQ(k_all[6], 200.0f);   // piece 1 starts at row 2
+  EXPECT_EQ(k_all[20], 214.0f);  // its last element
   EXPECT_EQ(v_all[20], -214.0f);
-  EXPECT_EQ(k_all[21], 0.0f);     // piece 2's own rows are not part of its prefix
+  EXPECT_EQ(k_all[21], 0.0f);  // piece 2's own rows are not part of its prefix
 
   // Piece 2's backward sends gradients to pieces 0 and 1; piece 1's adds to piece 0 again.
   EXPECT_EQ(store.dk(4, 7, 0), nullptr);
@@ -150,9 +150,8 @@ TEST(Rendezvous, EveryParticipantGetsTheSameSumInRankOrder) {
     std::vector<std::thread> threads;
     for (int round = 0; round < 2; ++round) {
       for (int p = 0; p < participants; ++p) {
-        threads.emplace_back([&, p] {
-          rendezvous.allreduce_sum(p, data[static_cast<size_t>(p)].data(), 3);
-        });
+        threads.emplace_back(
+            [&, p] { rendezvous.allreduce_sum(p, data[static_cast<size_t>(p)].data(), 3); });
       }
       for (std::thread& t : threads) t.join();
       threads.clear();

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "tests/support/subprocess.h"
 #include "tests/support/executor_fixture.h"
+#include "tests/support/subprocess.h"
 
 namespace cf {
 namespace {

@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "sim/plan/plan_builder.h"
-#include "tests/support/subprocess.h"
 #include "tests/support/executor_fixture.h"
+#include "tests/support/subprocess.h"
 #include "traces/trace.h"
 
 namespace cf {
@@ -110,7 +110,8 @@ TEST(RunCommand, TokenFileGivesTheBatch) {
   test::TinyJob spec = pipelined_job();
   spec.lengths = {1, 1};  // global_batch 2: the file's first two sequences
   const std::string job = dir.write("job.yaml", test::tiny_job_yaml(spec));
-  const std::string tokens = dir.write("tokens.jsonl", "[1, 2, 3, 4, 5]\n{\"input_ids\": [7, 7, 7]}\n");
+  const std::string tokens =
+      dir.write("tokens.jsonl", "[1, 2, 3, 4, 5]\n{\"input_ids\": [7, 7, 7]}\n");
   const test::CommandResult r = run_chunkflow({"run", job, "--json", "--tokens", tokens});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out).at("steps").at(0).at("tokens"), 8);

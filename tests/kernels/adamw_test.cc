@@ -1,8 +1,9 @@
 // AdamW: several steps against the float64 reference (torch.optim.AdamW semantics) with and
 // without weight decay, on odd sizes; an optimizer has no backward to differentiate.
+#include "kernels/cpu/adamw.h"
+
 #include <gtest/gtest.h>
 
-#include "kernels/cpu/adamw.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/reference.h"
 
@@ -20,8 +21,8 @@ const AdamWCase kCases[] = {{1, 0.0f, 1}, {17, 0.1f, 2}, {987, 0.01f, 3}};
 TEST(AdamW, StepsMatchReference) {
   for (const AdamWCase& c : kCases) {
     SCOPED_TRACE(::testing::Message() << "n " << c.n << " wd " << c.weight_decay);
-    const AdamWHyper hyper{.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-                           .weight_decay = c.weight_decay};
+    const AdamWHyper hyper{
+        .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = c.weight_decay};
     auto params = RandomNormal(c.n, c.seed);
     std::vector<float> m(c.n, 0.0f), v(c.n, 0.0f);
     auto params_ref = ToDouble(params);
@@ -42,8 +43,8 @@ TEST(AdamW, StepsMatchReference) {
 // Step 1 with no decay moves every parameter by lr·g/(|g| + eps) ≈ lr·sign(g): the bias
 // corrections undo the (1 − β) factors exactly as Adam intends.
 TEST(AdamW, FirstStepMovesByLearningRate) {
-  const AdamWHyper hyper{.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
-                         .weight_decay = 0.0f};
+  const AdamWHyper hyper{
+      .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f};
   const auto grads = RandomNormal(17, 5);
   std::vector<float> params(17, 1.0f), m(17, 0.0f), v(17, 0.0f);
   cpu::adamw_step(params.data(), m.data(), v.data(), grads.data(), 17, hyper, 1);

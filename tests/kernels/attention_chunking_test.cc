@@ -24,13 +24,13 @@ struct Result {
 };
 
 // Forward then backward on zeroed gradient buffers.
-Result RunAttention(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
-           const std::vector<float>& dout, const std::vector<AttentionSegment>& segments,
-           const AttentionShape& s) {
+Result RunAttention(const std::vector<float>& q, const std::vector<float>& k,
+                    const std::vector<float>& v, const std::vector<float>& dout,
+                    const std::vector<AttentionSegment>& segments, const AttentionShape& s) {
   Result r{NaNs(q.size()), NaNs(s.q_tokens * s.heads), std::vector<float>(q.size(), 0.0f),
            std::vector<float>(k.size(), 0.0f), std::vector<float>(v.size(), 0.0f)};
-  cpu::attention_forward(r.out.data(), r.lse.data(), q.data(), k.data(), v.data(),
-                         segments.data(), int64_t(segments.size()), s);
+  cpu::attention_forward(r.out.data(), r.lse.data(), q.data(), k.data(), v.data(), segments.data(),
+                         int64_t(segments.size()), s);
   cpu::attention_backward(r.dq.data(), r.dk.data(), r.dv.data(), dout.data(), q.data(), k.data(),
                           v.data(), r.out.data(), r.lse.data(), segments.data(),
                           int64_t(segments.size()), s);
@@ -67,8 +67,9 @@ TEST_P(PackedVsAlone, BitwiseEqual) {
     SCOPED_TRACE(::testing::Message() << "segment at " << seg.q_begin << " of " << seg.q_len);
     const int64_t b = seg.q_begin, e = seg.q_begin + seg.q_len;
     const AttentionShape alone_shape{seg.q_len, seg.q_len, h.heads, h.kv_heads, h.head_dim};
-    const Result alone = RunAttention(Rows(q, qw, b, e), Rows(k, kw, b, e), Rows(v, kw, b, e),
-                             Rows(dout, qw, b, e), {{0, seg.q_len, 0, seg.q_len}}, alone_shape);
+    const Result alone =
+        RunAttention(Rows(q, qw, b, e), Rows(k, kw, b, e), Rows(v, kw, b, e), Rows(dout, qw, b, e),
+                     {{0, seg.q_len, 0, seg.q_len}}, alone_shape);
     EXPECT_TRUE(BitwiseEqual(alone.out, Rows(packed.out, qw, b, e)));
     EXPECT_TRUE(BitwiseEqual(alone.lse, Rows(packed.lse, h.heads, b, e)));
     EXPECT_TRUE(BitwiseEqual(alone.dq, Rows(packed.dq, qw, b, e)));
@@ -104,8 +105,8 @@ TEST_P(DependentSplit, SameRowsAndGradientsAsTheWholeSequence) {
   const int64_t qw = h.heads * h.head_dim, kw = h.kv_heads * h.head_dim, n = c.length;
   const auto q = RandomNormal(n * qw, c.seed), k = RandomNormal(n * kw, c.seed + 1),
              v = RandomNormal(n * kw, c.seed + 2), dout = RandomNormal(n * qw, c.seed + 3);
-  const Result whole =
-      RunAttention(q, k, v, dout, {{0, n, 0, n}}, AttentionShape{n, n, h.heads, h.kv_heads, h.head_dim});
+  const Result whole = RunAttention(q, k, v, dout, {{0, n, 0, n}},
+                                    AttentionShape{n, n, h.heads, h.kv_heads, h.head_dim});
 
   std::vector<int64_t> begins = {0};
   for (int64_t len : c.chunk_lengths) begins.push_back(begins.back() + len);
@@ -141,13 +142,12 @@ TEST_P(DependentSplit, SameRowsAndGradientsAsTheWholeSequence) {
   EXPECT_TRUE(NonZeroAndFinite(whole.dk));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Splits, DependentSplit,
-    ::testing::Values(SplitCase{37, {16, 16, 5}, {3, 1, 8}, 1},
-                      SplitCase{37, {1, 35, 1}, {3, 1, 8}, 2},
-                      SplitCase{17, {17}, {2, 2, 4}, 3},
-                      SplitCase{150, {64, 64, 22}, {6, 2, 16}, 4},
-                      SplitCase{81, {27, 27, 27}, {3, 3, 2}, 5}));
+INSTANTIATE_TEST_SUITE_P(Splits, DependentSplit,
+                         ::testing::Values(SplitCase{37, {16, 16, 5}, {3, 1, 8}, 1},
+                                           SplitCase{37, {1, 35, 1}, {3, 1, 8}, 2},
+                                           SplitCase{17, {17}, {2, 2, 4}, 3},
+                                           SplitCase{150, {64, 64, 22}, {6, 2, 16}, 4},
+                                           SplitCase{81, {27, 27, 27}, {3, 3, 2}, 5}));
 
 }  // namespace
 }  // namespace cf::test

@@ -2,11 +2,12 @@
 // dQ, dK, dV (prefix keys included) against central differences, for standalone, packed,
 // dependent (K/V prefix) and mixed segment tables, odd sizes, GQA with 3 query heads per kv
 // head, and query blocks longer than the kernel's 64-row tile.
+#include "kernels/cpu/attention.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "kernels/cpu/attention.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/reference.h"
 
@@ -26,11 +27,9 @@ std::vector<AttentionCase> Cases() {
       {"standalone 17, gqa 3:1", {17, 17, 3, 1, 8}, {{0, 17, 0, 17}}, 2},
       {"packed 1+3+17", {21, 21, 3, 1, 4}, {{0, 1, 0, 1}, {1, 3, 1, 3}, {4, 17, 4, 17}}, 3},
       {"dependent prefix 5 + chunk 7", {7, 12, 3, 1, 4}, {{0, 7, 0, 12}}, 4},
-      {"mixed, keys elsewhere", {20, 30, 6, 2, 3},
-       {{0, 3, 10, 5}, {3, 17, 13, 17}}, 5},
+      {"mixed, keys elsewhere", {20, 30, 6, 2, 3}, {{0, 3, 10, 5}, {3, 17, 13, 17}}, 5},
       {"multi-tile: prefix 13 + chunk 70", {70, 83, 2, 1, 2}, {{0, 70, 0, 83}}, 6},
-      {"empty segment between two", {9, 9, 2, 1, 4}, {{0, 4, 0, 4}, {4, 0, 4, 0}, {4, 5, 4, 5}},
-       7},
+      {"empty segment between two", {9, 9, 2, 1, 4}, {{0, 4, 0, 4}, {4, 0, 4, 0}, {4, 5, 4, 5}}, 7},
   };
 }
 
@@ -56,8 +55,8 @@ TEST(Attention, ForwardMatchesReference) {
     cpu::attention_forward(out.data(), lse.data(), in.q.data(), in.k.data(), in.v.data(),
                            c.segments.data(), int64_t(c.segments.size()), s);
     std::vector<double> ref_lse;
-    const auto ref = AttentionRef(ToDouble(in.q), ToDouble(in.k), ToDouble(in.v), c.segments, s,
-                                  &ref_lse);
+    const auto ref =
+        AttentionRef(ToDouble(in.q), ToDouble(in.k), ToDouble(in.v), c.segments, s, &ref_lse);
     EXPECT_TRUE(AllClose(out, ref, kReductionTol));
     EXPECT_TRUE(AllClose(lse, ref_lse, kReductionTol));
     EXPECT_TRUE(NonZeroAndFinite(out));

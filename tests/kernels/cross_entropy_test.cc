@@ -1,11 +1,12 @@
 // Cross-entropy: per-token scaled losses and log-sum-exp against float64, ignored targets give
 // zero loss and a zero gradient row, dlogits against central differences (also in place), and
 // per-chunk losses scaled by the global normaliser sum to the global mean.
+#include "kernels/cpu/cross_entropy.h"
+
 #include <gtest/gtest.h>
 
 #include <numeric>
 
-#include "kernels/cpu/cross_entropy.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/reference.h"
 
@@ -36,8 +37,8 @@ TEST(CrossEntropy, ForwardMatchesReference) {
     const float scale = 1.0f / 7.0f;
     auto losses = NaNs(c.tokens);
     auto lse = NaNs(c.tokens);
-    cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(),
-                               c.tokens, c.vocab, scale);
+    cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), c.tokens,
+                               c.vocab, scale);
     std::vector<double> ref_lse;
     const auto ref = CrossEntropyRef(ToDouble(logits), targets, c.vocab, scale, &ref_lse);
     EXPECT_TRUE(AllClose(losses, ref, kReductionTol));
@@ -63,11 +64,11 @@ TEST(CrossEntropy, BackwardMatchesFiniteDifferencesAlsoInPlace) {
         ToDouble(logits), std::vector<double>(c.tokens, 1.0));
     auto losses = NaNs(c.tokens);
     auto lse = NaNs(c.tokens);
-    cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(),
-                               c.tokens, c.vocab, scale);
+    cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), c.tokens,
+                               c.vocab, scale);
     auto dlogits = NaNs(logits.size());  // written, not accumulated
-    cpu::cross_entropy_backward(dlogits.data(), logits.data(), lse.data(), targets.data(),
-                                c.tokens, c.vocab, scale);
+    cpu::cross_entropy_backward(dlogits.data(), logits.data(), lse.data(), targets.data(), c.tokens,
+                                c.vocab, scale);
     // dlogits = scale·(p − onehot) has elements of size ≤ scale: atol scales with it.
     EXPECT_TRUE(AllClose(dlogits, grad, Tolerance{kElementwiseTol.atol, kReductionTol.rtol}));
     EXPECT_TRUE(NonZeroAndFinite(dlogits));

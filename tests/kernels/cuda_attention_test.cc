@@ -22,7 +22,9 @@ struct AttentionCase {
 std::vector<AttentionCase> Cases() {
   return {
       {"one token", {1, 1, 1, 1, 1}, {{0, 1, 0, 1}}},
-      {"packed 1+3+17, gqa 3:1, d 17", {21, 21, 3, 1, 17}, {{0, 1, 0, 1}, {1, 3, 1, 3}, {4, 17, 4, 17}}},
+      {"packed 1+3+17, gqa 3:1, d 17",
+       {21, 21, 3, 1, 17},
+       {{0, 1, 0, 1}, {1, 3, 1, 3}, {4, 17, 4, 17}}},
       {"dependent prefix 130 + chunk 70, d 128", {70, 200, 4, 2, 128}, {{0, 70, 0, 200}}},
       {"mixed, keys elsewhere, d 33", {20, 30, 6, 2, 33}, {{0, 3, 10, 5}, {3, 17, 13, 17}}},
       {"empty segment, d 256", {9, 9, 2, 1, 256}, {{0, 4, 0, 4}, {4, 0, 4, 0}, {4, 5, 4, 5}}},
@@ -47,11 +49,10 @@ TEST_F(CudaAttention, ForwardAndBackwardMatchCpu) {
         d_dk(dk), d_dv(dv);
     cuda::attention_forward(d_out.get(), d_lse.get(), d_q.get(), d_k.get(), d_v.get(),
                             c.segments.data(), nseg, s);
-    cuda::attention_backward(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_q.get(),
-                             d_k.get(), d_v.get(), d_out.get(), d_lse.get(), c.segments.data(),
-                             nseg, s);
-    cpu::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(),
-                           c.segments.data(), nseg, s);
+    cuda::attention_backward(d_dq.get(), d_dk.get(), d_dv.get(), d_dout.get(), d_q.get(), d_k.get(),
+                             d_v.get(), d_out.get(), d_lse.get(), c.segments.data(), nseg, s);
+    cpu::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), c.segments.data(),
+                           nseg, s);
     cpu::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(),
                             v.data(), out.data(), lse.data(), c.segments.data(), nseg, s);
     EXPECT_TRUE(AllClose(d_out.ToHost(), ToDouble(out), Twice(kReductionTol)));
@@ -79,19 +80,18 @@ TEST_F(CudaAttention, DependentSplitMatchesWholeSequence) {
   const AttentionShape whole_shape{n, n, a, g, d};
   cuda::attention_forward(whole_out.get(), whole_lse.get(), d_q.get(), d_k.get(), d_v.get(),
                           &whole_seg, 1, whole_shape);
-  cuda::attention_backward(whole_dq.get(), whole_dk.get(), whole_dv.get(), d_dout.get(),
-                           d_q.get(), d_k.get(), d_v.get(), whole_out.get(), whole_lse.get(),
-                           &whole_seg, 1, whole_shape);
+  cuda::attention_backward(whole_dq.get(), whole_dk.get(), whole_dv.get(), d_dout.get(), d_q.get(),
+                           d_k.get(), d_v.get(), whole_out.get(), whole_lse.get(), &whole_seg, 1,
+                           whole_shape);
 
-  DeviceArray<float> out(NaNs(n * qw)), lse(NaNs(n * a)), dq(zeros_q), dk(zeros_kv),
-      dv(zeros_kv);
+  DeviceArray<float> out(NaNs(n * qw)), lse(NaNs(n * a)), dq(zeros_q), dk(zeros_kv), dv(zeros_kv);
   auto chunk = [&](size_t j, bool forward) {
     const int64_t b = begins[j], e = begins[j + 1];
     const AttentionSegment seg{0, e - b, 0, e};  // keys: the prefix [0, b) and the chunk itself
     const AttentionShape shape{e - b, e, a, g, d};
     if (forward) {
-      cuda::attention_forward(out.get() + b * qw, lse.get() + b * a, d_q.get() + b * qw,
-                              d_k.get(), d_v.get(), &seg, 1, shape);
+      cuda::attention_forward(out.get() + b * qw, lse.get() + b * a, d_q.get() + b * qw, d_k.get(),
+                              d_v.get(), &seg, 1, shape);
     } else {
       cuda::attention_backward(dq.get() + b * qw, dk.get(), dv.get(), d_dout.get() + b * qw,
                                d_q.get() + b * qw, d_k.get(), d_v.get(), out.get() + b * qw,

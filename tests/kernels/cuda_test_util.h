@@ -46,9 +46,8 @@ class CudaKernelTest : public ::testing::Test {
     int devices = 0;
     const cudaError_t status = cudaGetDeviceCount(&devices);
     if (status != cudaSuccess || devices == 0) {
-      GTEST_SKIP() << "no CUDA device: cudaGetDeviceCount returned "
-                   << cudaGetErrorName(status) << " (" << cudaGetErrorString(status) << "), "
-                   << devices << " devices";
+      GTEST_SKIP() << "no CUDA device: cudaGetDeviceCount returned " << cudaGetErrorName(status)
+                   << " (" << cudaGetErrorString(status) << "), " << devices << " devices";
     }
   }
 };

@@ -1,8 +1,9 @@
 // Embedding lookup: the forward is an exact copy; the backward scatter-adds repeated ids and is
 // checked against central differences of the float64 reference.
+#include "kernels/cpu/embedding.h"
+
 #include <gtest/gtest.h>
 
-#include "kernels/cpu/embedding.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/reference.h"
 

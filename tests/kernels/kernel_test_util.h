@@ -3,6 +3,9 @@
 // gradients of double reference functions. Not a reference implementation (reference.h).
 #pragma once
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -13,9 +16,6 @@
 #include <span>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 namespace cf::test {
 
@@ -46,11 +46,12 @@ template <typename Got, typename Ref>
   }
   const std::string report =
       got.empty() ? std::string("no elements")
-                  : fmt::format("worst element {} of {}: got {:.9g} ref {:.9g} |diff| {:.3g}, "
-                                "{:.1f}% of allowance (atol {:g}, rtol {:g})",
-                                worst, got.size(), double(got[worst]), double(ref[worst]),
-                                std::fabs(double(got[worst]) - double(ref[worst])),
-                                100.0 * worst_share, tol.atol, tol.rtol);
+                  : fmt::format(
+                        "worst element {} of {}: got {:.9g} ref {:.9g} |diff| {:.3g}, "
+                        "{:.1f}% of allowance (atol {:g}, rtol {:g})",
+                        worst, got.size(), double(got[worst]), double(ref[worst]),
+                        std::fabs(double(got[worst]) - double(ref[worst])), 100.0 * worst_share,
+                        tol.atol, tol.rtol);
   if (failures > 0) {
     return ::testing::AssertionFailure() << failures << " elements out of tolerance; " << report;
   }

@@ -1,9 +1,10 @@
 // Linear layer: exact on small-integer inputs (every product and partial sum is an integer
 // below 2^24, so fp32 is exact), forward against float64 on random inputs, backward (dx, dW,
 // db, each optional) against central differences.
+#include "kernels/cpu/linear.h"
+
 #include <gtest/gtest.h>
 
-#include "kernels/cpu/linear.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/reference.h"
 
@@ -33,8 +34,8 @@ TEST(Linear, ForwardExactOnSmallIntegers) {
     auto y = NaNs(c.tokens * c.out_features);
     cpu::linear_forward(y.data(), x.data(), w.data(), c.bias ? b.data() : nullptr, c.tokens,
                         c.in_features, c.out_features);
-    const auto ref = LinearRef(ToDouble(x), ToDouble(w), ToDouble(b), c.in_features,
-                               c.out_features);
+    const auto ref =
+        LinearRef(ToDouble(x), ToDouble(w), ToDouble(b), c.in_features, c.out_features);
     EXPECT_TRUE(AllClose(y, ref, Tolerance{0.0, 0.0}));
   }
 }
@@ -48,9 +49,9 @@ TEST(Linear, ForwardMatchesReference) {
     auto y = NaNs(c.tokens * c.out_features);
     cpu::linear_forward(y.data(), x.data(), w.data(), c.bias ? b.data() : nullptr, c.tokens,
                         c.in_features, c.out_features);
-    EXPECT_TRUE(AllClose(y, LinearRef(ToDouble(x), ToDouble(w), ToDouble(b), c.in_features,
-                                      c.out_features),
-                         kReductionTol));
+    EXPECT_TRUE(
+        AllClose(y, LinearRef(ToDouble(x), ToDouble(w), ToDouble(b), c.in_features, c.out_features),
+                 kReductionTol));
     EXPECT_TRUE(NonZeroAndFinite(y));
   }
 }
@@ -80,12 +81,12 @@ TEST(Linear, BackwardMatchesFiniteDifferences) {
           NumericGradient([&](const std::vector<double>& v) { return fn(xd, wd, v); }, bd, dyd);
       auto db = RandomNormal(b.size(), c.seed + 600);
       const auto expected_db = Plus(db, grad_b);
-      cpu::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
-                           c.tokens, c.in_features, c.out_features);
+      cpu::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), c.tokens,
+                           c.in_features, c.out_features);
       EXPECT_TRUE(AllClose(db, expected_db, kReductionTol));
     } else {
-      cpu::linear_backward(dx.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(),
-                           c.tokens, c.in_features, c.out_features);
+      cpu::linear_backward(dx.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(), c.tokens,
+                           c.in_features, c.out_features);
     }
     EXPECT_TRUE(AllClose(dx, expected_dx, kReductionTol));
     EXPECT_TRUE(AllClose(dw, expected_dw, kReductionTol));
@@ -103,8 +104,8 @@ TEST(Linear, BackwardSkipsNullGradients) {
   auto dw = std::vector<float>(w.size(), 0.0f);
   cpu::linear_backward(dx_only.data(), nullptr, nullptr, dy.data(), x.data(), w.data(), c.tokens,
                        c.in_features, c.out_features);
-  cpu::linear_backward(dx_all.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(),
-                       c.tokens, c.in_features, c.out_features);
+  cpu::linear_backward(dx_all.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(), c.tokens,
+                       c.in_features, c.out_features);
   EXPECT_TRUE(BitwiseEqual(dx_only, dx_all));
   EXPECT_TRUE(NonZeroAndFinite(dx_only));
 }

@@ -78,7 +78,8 @@ std::vector<double> AttentionRef(const std::vector<double>& q, const std::vector
         for (int64_t c = 0; c < d; ++c) {
           double acc = 0.0;
           for (int64_t j = 0; j < seg.kv_len; ++j) {
-            acc += std::exp(scores[j] - max_score) / sum * v[((seg.kv_begin + j) * g + kvh) * d + c];
+            acc +=
+                std::exp(scores[j] - max_score) / sum * v[((seg.kv_begin + j) * g + kvh) * d + c];
           }
           out[(row * a + h) * d + c] = acc;
         }

@@ -1,8 +1,9 @@
 // RMSNorm: forward against the float64 reference, backward (dx and dweight) against central
 // differences of it, on odd hidden sizes and several seeds.
+#include "kernels/cpu/rmsnorm.h"
+
 #include <gtest/gtest.h>
 
-#include "kernels/cpu/rmsnorm.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/reference.h"
 
@@ -27,8 +28,8 @@ TEST(RmsNorm, ForwardMatchesReference) {
     auto rstd = NaNs(c.tokens);
     cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), weight.data(), c.tokens, c.hidden,
                          c.eps);
-    EXPECT_TRUE(AllClose(out, RmsNormRef(ToDouble(x), ToDouble(weight), c.hidden, c.eps),
-                         kElementwiseTol));
+    EXPECT_TRUE(
+        AllClose(out, RmsNormRef(ToDouble(x), ToDouble(weight), c.hidden, c.eps), kElementwiseTol));
     EXPECT_TRUE(NonZeroAndFinite(out));
     EXPECT_TRUE(NonZeroAndFinite(rstd));
   }

@@ -1,8 +1,9 @@
 // RoPE: forward against the float64 rotate-half reference (also in place), position 0 is the
 // identity exactly, backward against central differences.
+#include "kernels/cpu/rope.h"
+
 #include <gtest/gtest.h>
 
-#include "kernels/cpu/rope.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/reference.h"
 

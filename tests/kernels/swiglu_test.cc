@@ -1,8 +1,9 @@
 // SwiGLU: forward against the float64 reference, backward (dgate, dup) against central
 // differences, on odd sizes.
+#include "kernels/cpu/swiglu.h"
+
 #include <gtest/gtest.h>
 
-#include "kernels/cpu/swiglu.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/kernels/reference.h"
 

@@ -1,6 +1,5 @@
 // GPU YAMLs: every shipped GPU loads with positive, unit-converted values; the GEMM efficiency
 // curve interpolates in log(flops) and is clamped at its ends; bad inputs name file:line and key.
-#include "tests/models/input_helpers.h"
 #include "models/hardware.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +8,7 @@
 #include <string>
 
 #include "core/resources.h"
+#include "tests/models/input_helpers.h"
 
 namespace cf {
 namespace {
@@ -123,8 +123,6 @@ memory_efficiency: 0.8
 collective_efficiency: 0.75
 reserved_mib: 128
 )";
-
-
 
 TEST(HardwareTest, BadGpuYamlNamesFileLineAndKey) {
   const std::string f = "g.yaml";

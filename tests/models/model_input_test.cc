@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "tests/models/input_helpers.h"
 #include "models/model.h"
+#include "tests/models/input_helpers.h"
 
 namespace cf {
 namespace {
@@ -66,7 +66,6 @@ TEST(HfImportTest, NameComesFromNameOrPathOrTheSnapshotFolder) {
   EXPECT_EQ(folder->max_position, 2048);
 }
 
-
 const char* kQwenJson = R"({
   "architectures": ["Qwen2ForCausalLM"],
   "hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 4,
@@ -74,7 +73,6 @@ const char* kQwenJson = R"({
   "tie_word_embeddings": false, "rope_theta": 10000.0, "rms_norm_eps": 1e-6,
   "max_position_embeddings": 4096
 })";
-
 
 TEST(HfImportTest, TheFixtureImportsAsTiny) {
   StatusOr<ModelConfig> model = import_hf_config(kQwenJson, "dir/tiny.json");

@@ -138,8 +138,8 @@ TEST(ModelTest, KvBytesPerTokenAreExact) {
 }
 
 // Megatron's counter (megatron/training/training.py num_floating_point_operations, as
-// docs/COSTS-REFERENCE.md §2.2 writes it), fwd+bwd per token of a sequence of s tokens, computed here
-// from the architecture alone:
+// docs/COSTS-REFERENCE.md §2.2 writes it), fwd+bwd per token of a sequence of s tokens, computed
+// here from the architecture alone:
 //   L·(6h(Q + 2g·d_h) + 6Qh + 6·h·f·3) + 6hV  per token,  + 6·Q·L·s² per sequence.
 double megatron_flops_per_sequence(const ModelConfig& m, double s) {
   const double h = m.hidden, Q = m.heads * m.head_dim, g = m.kv_heads, dh = m.head_dim;

@@ -80,8 +80,8 @@ std::string describe(const TraceOp& op) {
 // arrived at 17); B0 for the gradient of s1 B0 (sent [13,14)); s1 B0 for its own forward; that
 // for F0's activation (sent [3,4)); which for s0 F0.
 TEST(CriticalPath, SimulatedStepByHand) {
-  const Job job = test::tiny_job(1, 2, 1, "", "{kind: baseline, micro_batching: per_sequence}",
-                                 "3, 1");
+  const Job job =
+      test::tiny_job(1, 2, 1, "", "{kind: baseline, micro_batching: per_sequence}", "3, 1");
   const UnitWithComm cost;
   SimOptions options;
   options.critical_path = true;
@@ -91,9 +91,9 @@ TEST(CriticalPath, SimulatedStepByHand) {
   std::vector<std::string> got;
   for (const TraceOp& op : path) got.push_back(describe(op));
   const std::vector<std::string> expected = {
-      "s0 F0 [0,3)",  "s0 send→s1 [3,4)", "s1 F0 [4,7)",        "s1 B0 [7,13)",
-      "s1 send→s0 [13,14)", "s0 B0 [14,20)",    "s0 B1 [20,22)",    "s0 dp_reduce [22,23)",
-      "s0 optimizer [23,24)"};
+      "s0 F0 [0,3)",   "s0 send→s1 [3,4)",     "s1 F0 [4,7)",
+      "s1 B0 [7,13)",  "s1 send→s0 [13,14)",   "s0 B0 [14,20)",
+      "s0 B1 [20,22)", "s0 dp_reduce [22,23)", "s0 optimizer [23,24)"};
   EXPECT_EQ(got, expected);
   EXPECT_DOUBLE_EQ(result->metrics.step_time_s, 24 * UnitWithComm::kUnit * 1e-9);
   // The chain's ops carry the plan's op ids and message sizes.

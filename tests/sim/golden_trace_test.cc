@@ -30,8 +30,8 @@ std::string trace_lines(const Trace& trace) {
   std::string out;
   constexpr int64_t kUnit = UnitCostModel::kUnitNsPerToken;
   for (const TraceOp& op : ops) {
-    out += std::to_string(op.stage) + " " + std::to_string(op.op_id) + " " + pass_name(op.pass) + " " +
-           std::to_string(op.chunk) + " " + std::to_string(op.start_ns / kUnit) + " " +
+    out += std::to_string(op.stage) + " " + std::to_string(op.op_id) + " " + pass_name(op.pass) +
+           " " + std::to_string(op.chunk) + " " + std::to_string(op.start_ns / kUnit) + " " +
            std::to_string(op.end_ns / kUnit) + "\n";
   }
   return out;

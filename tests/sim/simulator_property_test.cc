@@ -97,7 +97,8 @@ void check_case(const Case& c, Simulator& simulator) {
   for (const TraceOp& op : trace.ops) {
     if (op.kind != OpKind::kCompute) continue;
     busy[{op.dp_rank, op.stage}] += op.duration_ns();
-    const bool on_chain = op.pass != Pass::kRecompute || op.model_chunk * c.plan.pp + op.stage == last_virtual;
+    const bool on_chain =
+        op.pass != Pass::kRecompute || op.model_chunk * c.plan.pp + op.stage == last_virtual;
     if (on_chain) chain[op.chunk] += op.duration_ns();
   }
   for (const auto& [where, ns] : busy) EXPECT_GE(makespan, ns) << "rank/stage " << where.first;
@@ -138,8 +139,7 @@ void check_case(const Case& c, Simulator& simulator) {
       }
       const int64_t states = memory.model_states(s).total();
       const auto& peak = trace.peak_memory.at({r, s});
-      EXPECT_LE(peak.total(), states + everything + transient)
-          << "rank " << r << " stage " << s;
+      EXPECT_LE(peak.total(), states + everything + transient) << "rank " << r << " stage " << s;
       // 1F1B baseline: at most min(pp − s, m) micro-batches in flight (Megatron-LM's count),
       // so activations ≤ the pp − s largest.
       if (c.plan.strategy == StrategyKind::kBaseline &&

@@ -110,8 +110,8 @@ TEST(ChromeTrace, LayoutIsChromeTraceEventFormat) {
   trace.source = "predicted";
   trace.ops.push_back(TraceOp{1, 2, OpKind::kCompute, Pass::kForwardKeepKV, 3, 0, 41, 1234567,
                               1234568, 4096, 0, 1});
-  trace.ops.push_back(TraceOp{1, 2, OpKind::kSend, Pass::kForwardKeepKV, 3, 0, 41, 2000000,
-                              2500000, 4096, 0, 1, 3, 8192});
+  trace.ops.push_back(TraceOp{1, 2, OpKind::kSend, Pass::kForwardKeepKV, 3, 0, 41, 2000000, 2500000,
+                              4096, 0, 1, 3, 8192});
   trace.memory.push_back(MemorySample{1, 2, 1500001, MemoryCategory::kActivations, 987});
   trace.metrics["bubble_ratio"] = 0.25;
   const std::string text = trace_to_chrome_json(trace);
@@ -128,8 +128,7 @@ TEST(ChromeTrace, LayoutIsChromeTraceEventFormat) {
       << text;
   EXPECT_NE(text.find(R"("start_ns":1234567)"), std::string::npos);
   // A send goes on its stage's send track, with its bytes and the receiving stage.
-  EXPECT_NE(text.find(R"("name":"send 3","ph":"X","pid":1,"tid":1002)"), std::string::npos)
-      << text;
+  EXPECT_NE(text.find(R"("name":"send 3","ph":"X","pid":1,"tid":1002)"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("bytes":8192)"), std::string::npos);
   EXPECT_NE(text.find(R"("peer":3)"), std::string::npos);
   EXPECT_EQ(root["traceEvents"][2]["args"]["name"], "stage 2 sends");
@@ -208,7 +207,8 @@ TEST(ChromeTrace, MalformedEventsNameTheirIndex) {
       {"unknown memory category",
        [&](json& j) {
          const int stage = j["traceEvents"][first_counter]["tid"];
-         j["traceEvents"][first_counter]["name"] = "stage " + std::to_string(stage) + " memory heap";
+         j["traceEvents"][first_counter]["name"] =
+             "stage " + std::to_string(stage) + " memory heap";
        },
        {at_counter + ".name:", "unknown memory category \"heap\""}},
       {"peak total not the sum",

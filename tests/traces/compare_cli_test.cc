@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "tests/support/subprocess.h"
 #include "tests/support/compare_fixture.h"
+#include "tests/support/subprocess.h"
 #include "traces/compare.h"
 
 namespace cf {

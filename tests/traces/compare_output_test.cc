@@ -18,8 +18,7 @@ using test::TraceShape;
 
 int64_t measured_duration(const TraceOp& op, int64_t planned_ns) {
   if (op.pass == Pass::kBackward) return planned_ns * 11 / 10;
-  return op.chunk == 2 && op.pass == Pass::kForward && op.stage == 1 ? 3 * planned_ns
-                                                                      : planned_ns;
+  return op.chunk == 2 && op.pass == Pass::kForward && op.stage == 1 ? 3 * planned_ns : planned_ns;
 }
 
 std::size_t count(const std::string& text, const std::string& what) {

@@ -51,7 +51,7 @@ void add_peaks(Trace* trace, bool measured) {
       MemoryBreakdown& peak = trace->peak_memory[{rank, stage}];
       peak.weights = 1000;
       peak.activations = 500 * (stage + 1);
-      if (measured && rank == 0 && stage == 1) peak.transient = 500;  // 2000 → 2500
+      if (measured && rank == 0 && stage == 1) peak.transient = 500;     // 2000 → 2500
       if (measured && rank == 1 && stage == 0) peak.activations -= 137;  // 1500 → 1363
     }
   }

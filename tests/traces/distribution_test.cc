@@ -1,5 +1,7 @@
 // Length distributions: the shipped datasets load, the YAML/text/CSV/JSONL readers convert to
 // the "<=" CDF form, and bad inputs are errors naming file, line and key.
+#include "traces/distribution.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,16 +9,19 @@
 #include <fstream>
 
 #include "core/resources.h"
-#include "traces/distribution.h"
 
 namespace cf {
 namespace {
 
 using Cdf = std::vector<std::pair<int64_t, double>>;
 
-const std::vector<std::string> kShipped = {
-    "bytescale-byted", "chatqa2-long-sft", "llama3-sft-mix", "lmsys-chat-1m", "longbench",
-    "wikipedia-cn",    "wlbllm-meta-128k-reconstruction"};
+const std::vector<std::string> kShipped = {"bytescale-byted",
+                                           "chatqa2-long-sft",
+                                           "llama3-sft-mix",
+                                           "lmsys-chat-1m",
+                                           "longbench",
+                                           "wikipedia-cn",
+                                           "wlbllm-meta-128k-reconstruction"};
 
 TEST(Distribution, EveryShippedDistributionLoads) {
   std::vector<std::string> embedded;
@@ -155,33 +160,57 @@ StatusOr<LengthDistribution> parse(const BadInput& input) {
 
 TEST(Distribution, BadInputsNameFileLineAndKey) {
   const std::vector<BadInput> cases = {
-      {"decreasing cdf", "yaml", "cdf:\n  - [10, 0.5]\n  - [20, 0.4]\n  - [30, 1.0]\n",
+      {"decreasing cdf",
+       "yaml",
+       "cdf:\n  - [10, 0.5]\n  - [20, 0.4]\n  - [30, 1.0]\n",
        {"bad.yaml:3:10: cdf[1]:", "decreases", "0.4", "0.5"}},
-      {"lengths not increasing", "yaml", "cdf:\n  - [10, 0.5]\n  - [10, 1.0]\n",
+      {"lengths not increasing",
+       "yaml",
+       "cdf:\n  - [10, 0.5]\n  - [10, 1.0]\n",
        {"bad.yaml:3:6: cdf[1]:", "not greater"}},
-      {"fraction above 1", "yaml", "cdf:\n  - [10, 0.5]\n  - [20, 1.5]\n",
+      {"fraction above 1",
+       "yaml",
+       "cdf:\n  - [10, 0.5]\n  - [20, 1.5]\n",
        {"bad.yaml:3:10: cdf[1]:", "between 0 and 1", "1.5"}},
-      {"last fraction not 1", "yaml", "cdf:\n  - [10, 0.5]\n  - [20, 0.9]\n",
+      {"last fraction not 1",
+       "yaml",
+       "cdf:\n  - [10, 0.5]\n  - [20, 0.9]\n",
        {"bad.yaml:3:5: cdf[1]:", "last fraction must be 1"}},
-      {"negative count", "yaml", "histogram:\n  - [10, 3]\n  - [20, -1]\n",
+      {"negative count",
+       "yaml",
+       "histogram:\n  - [10, 3]\n  - [20, -1]\n",
        {"bad.yaml:3:10: histogram[1]:", "must not be negative", "-1"}},
-      {"all counts zero", "yaml", "histogram:\n  - [10, 0]\n  - [20, 0]\n",
+      {"all counts zero",
+       "yaml",
+       "histogram:\n  - [10, 0]\n  - [20, 0]\n",
        {"bad.yaml:2:3: histogram:", "all counts are zero"}},
       {"empty cdf", "yaml", "name: x\ncdf: []\n", {"bad.yaml:2:6: cdf:", "empty"}},
       {"no cdf or histogram", "yaml", "name: x\n", {"bad.yaml:1:1: cdf:", "missing"}},
-      {"both cdf and histogram", "yaml", "cdf: [[1, 1]]\nhistogram: [[1, 1]]\n",
+      {"both cdf and histogram",
+       "yaml",
+       "cdf: [[1, 1]]\nhistogram: [[1, 1]]\n",
        {"bad.yaml:2:12: histogram:", "not both"}},
-      {"unknown key", "yaml", "cdf: [[10, 1.0]]\nsampels: 3\n",
+      {"unknown key",
+       "yaml",
+       "cdf: [[10, 1.0]]\nsampels: 3\n",
        {"bad.yaml:2:1: sampels:", "unknown key"}},
       {"wrong type of cdf", "yaml", "cdf: {a: 1}\n", {"bad.yaml:1:6: cdf:", "list"}},
-      {"wrong type in a pair", "yaml", "cdf:\n  - [ten, 1.0]\n",
+      {"wrong type in a pair",
+       "yaml",
+       "cdf:\n  - [ten, 1.0]\n",
        {"bad.yaml:2:5: cdf[0]:", "expected two numbers", "ten"}},
       {"pair of three", "yaml", "cdf:\n  - [10, 0.5, 3]\n", {"bad.yaml:2:5: cdf[0]:", "pair"}},
-      {"fractional length", "yaml", "cdf:\n  - [10.5, 1.0]\n",
+      {"fractional length",
+       "yaml",
+       "cdf:\n  - [10.5, 1.0]\n",
        {"bad.yaml:2:6: cdf[0]:", "positive integer", "10.5"}},
-      {"wrong type of max_length", "yaml", "cdf: [[10, 1.0]]\nmax_length: lots\n",
+      {"wrong type of max_length",
+       "yaml",
+       "cdf: [[10, 1.0]]\nmax_length: lots\n",
        {"bad.yaml:2:13: max_length:", "expected an integer", "lots"}},
-      {"max_length below the data", "yaml", "cdf: [[10, 1.0]]\nmax_length: 9\n",
+      {"max_length below the data",
+       "yaml",
+       "cdf: [[10, 1.0]]\nmax_length: 9\n",
        {"bad.yaml:2:13: max_length:", "at least"}},
       {"samples zero", "yaml", "cdf: [[10, 1.0]]\nsamples: 0\n", {"bad.yaml:2:10: samples:"}},
       {"empty text", "raw", "# nothing here\n\n", {"bad.txt:", "no lengths"}},
@@ -190,12 +219,18 @@ TEST(Distribution, BadInputsNameFileLineAndKey) {
       {"csv without length column", "raw", "id,text\n1,a\n", {"bad.txt:1:", "`length` column"}},
       {"csv ragged row", "raw", "id,length\n1,5\n2\n", {"bad.txt:3:", "expected 2 fields"}},
       {"empty jsonl", "jsonl", "\n", {"bad.jsonl:", "no records"}},
-      {"jsonl without length", "jsonl", "{\"length\": 3}\n{\"text\": \"hi\"}\n",
+      {"jsonl without length",
+       "jsonl",
+       "{\"length\": 3}\n{\"text\": \"hi\"}\n",
        {"bad.jsonl:2:", "neither", "length", "input_ids"}},
       {"jsonl negative length", "jsonl", "{\"length\": -3}\n", {"bad.jsonl:1:", "length:", "-3"}},
-      {"jsonl ids disagree", "jsonl", "{\"length\": 3, \"input_ids\": [1]}\n",
+      {"jsonl ids disagree",
+       "jsonl",
+       "{\"length\": 3, \"input_ids\": [1]}\n",
        {"bad.jsonl:1:", "length:", "disagrees"}},
-      {"jsonl broken line", "jsonl", "{\"length\": 3}\n{\"length\": 3}\n{\"length\": \n",
+      {"jsonl broken line",
+       "jsonl",
+       "{\"length\": 3}\n{\"length\": 3}\n{\"length\": \n",
        {"bad.jsonl:3:", "not valid JSON"}},
       {"jsonl not an object", "jsonl", "[1, 2]\n", {"bad.jsonl:1:", "object"}},
   };

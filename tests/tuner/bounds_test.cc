@@ -8,8 +8,8 @@
 
 #include <random>
 
-#include "sim/plan/chunking.h"
 #include "sim/cost_model.h"
+#include "sim/plan/chunking.h"
 #include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
 #include "tests/tuner/tuner_test_util.h"

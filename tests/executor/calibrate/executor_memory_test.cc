@@ -3,6 +3,8 @@
 // ChunkSizes), the baseline, pp 1/2/4, DP, interleaving, GPipe and tied embeddings, the peak
 // the simulator predicts for every stage equals the measured peak to the byte; model states
 // match the executor's parameter buffers; records map to the replay's op bytes as stated.
+#include "executor/calibrate/executor_memory.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -10,7 +12,6 @@
 #include <map>
 #include <vector>
 
-#include "executor/calibrate/executor_memory.h"
 #include "executor/executor.h"
 #include "executor/params.h"
 #include "sim/memory_model.h"
@@ -132,8 +133,10 @@ TEST(ExecutorMemory, AccountingsDiffer) {
   ASSERT_TRUE(megatron.ok());
   StatusOr<std::unique_ptr<ExecutorMemory>> executor = ExecutorMemory::create(job);
   ASSERT_TRUE(executor.ok());
-  EXPECT_EQ((*megatron)->model_states(0).weights, 2 * stage_local_parameters(job.model, 1, 2, 1, 0));
-  EXPECT_EQ((*executor)->model_states(0).weights, 4 * stage_local_parameters(job.model, 1, 2, 1, 0));
+  EXPECT_EQ((*megatron)->model_states(0).weights,
+            2 * stage_local_parameters(job.model, 1, 2, 1, 0));
+  EXPECT_EQ((*executor)->model_states(0).weights,
+            4 * stage_local_parameters(job.model, 1, 2, 1, 0));
   job.parallel.recompute = Recompute::kSelective;
   EXPECT_EQ(ExecutorMemory::create(job).status().code(), StatusCode::kInvalidInput);
 }

@@ -86,7 +86,7 @@ TEST(PlanRules, StagePlaces) {
 
 TEST(PlanRules, BoundaryBytesRoundUp) {
   EXPECT_EQ(boundary_bytes(17, WireFormat{3584, 2, 4}), 17 * 3584 * 2 / 4);  // exact
-  EXPECT_EQ(boundary_bytes(3, WireFormat{5, 2, 4}), 8);                       // 30 / 4 → 8
+  EXPECT_EQ(boundary_bytes(3, WireFormat{5, 2, 4}), 8);                      // 30 / 4 → 8
   EXPECT_EQ(boundary_bytes(1, WireFormat{1, 4, 1}), 4);
   EXPECT_EQ(boundary_bytes(0, WireFormat{64, 2, 3}), 0);
 }

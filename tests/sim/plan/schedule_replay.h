@@ -1,7 +1,7 @@
 // Test helper: a zero-communication list-scheduling replay of one DP rank under the unit
 // cost model (F = F* = R = tokens, B = 2·tokens): an op starts when its stage is free and the
-// op it depends on (input_of, plan_index.h) has finished. Only for checking schedules against hand-computed
-// numbers; the simulator's engine is sim/engine.
+// op it depends on (input_of, plan_index.h) has finished. Only for checking schedules against
+// hand-computed numbers; the simulator's engine is sim/engine.
 #pragma once
 
 #include <algorithm>
