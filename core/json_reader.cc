@@ -34,13 +34,6 @@ struct ErrorOnly final : nlohmann::json_sax<json> {
   }
 };
 
-// A value for a message: its JSON text, cut to 40 characters.
-std::string describe(const json& value) {
-  std::string text = value.dump();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return text;
-}
-
 }  // namespace
 
 StatusOr<json> parse_json(const std::string& text, const std::string& origin) {
@@ -59,7 +52,7 @@ Status JsonReader::error(const std::string& key, const std::string& message) con
 
 Status JsonReader::check_object() const {
   if (object_.is_object()) return Status::Ok();
-  return error("", fmt::format("expected a JSON object, got {}", describe(object_)));
+  return error("", fmt::format("expected a JSON object, got {}", describe_json(object_)));
 }
 
 bool JsonReader::has(const std::string& key) const {
@@ -77,7 +70,7 @@ Status JsonReader::get(const std::string& key, int64_t* out) {
   if (!value->is_number_integer() ||
       (value->is_number_unsigned() &&
        value->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
-    return error(key, fmt::format("expected an integer, got {}", describe(*value)));
+    return error(key, fmt::format("expected an integer, got {}", describe_json(*value)));
   }
   *out = value->get<int64_t>();
   return Status::Ok();
@@ -96,7 +89,7 @@ Status JsonReader::get(const std::string& key, int* out) {
 Status JsonReader::get(const std::string& key, double* out) {
   CF_ASSIGN_OR_RETURN(const json* value, find(key));
   if (!value->is_number()) {
-    return error(key, fmt::format("expected a number, got {}", describe(*value)));
+    return error(key, fmt::format("expected a number, got {}", describe_json(*value)));
   }
   *out = value->get<double>();
   return Status::Ok();
@@ -105,7 +98,7 @@ Status JsonReader::get(const std::string& key, double* out) {
 Status JsonReader::get(const std::string& key, bool* out) {
   CF_ASSIGN_OR_RETURN(const json* value, find(key));
   if (!value->is_boolean()) {
-    return error(key, fmt::format("expected true or false, got {}", describe(*value)));
+    return error(key, fmt::format("expected true or false, got {}", describe_json(*value)));
   }
   *out = value->get<bool>();
   return Status::Ok();
@@ -114,7 +107,7 @@ Status JsonReader::get(const std::string& key, bool* out) {
 Status JsonReader::get(const std::string& key, std::string* out) {
   CF_ASSIGN_OR_RETURN(const json* value, find(key));
   if (!value->is_string()) {
-    return error(key, fmt::format("expected a string, got {}", describe(*value)));
+    return error(key, fmt::format("expected a string, got {}", describe_json(*value)));
   }
   *out = value->get<std::string>();
   return Status::Ok();
@@ -130,7 +123,7 @@ StatusOr<JsonReader> JsonReader::child(const std::string& key) {
 StatusOr<const json*> JsonReader::array(const std::string& key) {
   CF_ASSIGN_OR_RETURN(const json* value, find(key));
   if (!value->is_array()) {
-    return error(key, fmt::format("expected a JSON array, got {}", describe(*value)));
+    return error(key, fmt::format("expected a JSON array, got {}", describe_json(*value)));
   }
   return value;
 }
@@ -145,6 +138,12 @@ Status JsonReader::finish() const {
 
 std::string JsonReader::child_path(const std::string& key) const {
   return path_.empty() ? key : path_ + "." + key;
+}
+
+std::string describe_json(const json& value) {
+  std::string text = value.dump();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return text;
 }
 
 }  // namespace cf

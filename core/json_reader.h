@@ -55,4 +55,7 @@ class JsonReader {
   std::set<std::string> used_;
 };
 
+// A JSON value for a message: its text, cut to 40 characters.
+std::string describe_json(const nlohmann::json& value);
+
 }  // namespace cf

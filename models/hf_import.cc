@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/json_reader.h"
 #include "models/model.h"
 #include "models/model_checks.h"
 
@@ -36,12 +37,6 @@ std::string hf_key(const std::string& yaml_key) {
   return yaml_key;
 }
 
-std::string describe(const json& value) {
-  std::string text = value.dump();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return text;
-}
-
 // Strict reads of one top-level key of the config object. `present` keys that are JSON
 // null count as absent (transformers writes e.g. "head_dim": null).
 class ConfigReader {
@@ -58,7 +53,7 @@ class ConfigReader {
     if (!has(key)) return Status::Ok();
     const json& value = root_.at(key);
     if (!value.is_number_integer()) {
-      return error(key, fmt::format("expected an integer, got {}", describe(value)));
+      return error(key, fmt::format("expected an integer, got {}", describe_json(value)));
     }
     *out = value.get<int64_t>();
     return Status::Ok();
@@ -71,7 +66,7 @@ class ConfigReader {
     if (!has(key)) return Status::Ok();
     const json& value = root_.at(key);
     if (!value.is_number())
-      return error(key, fmt::format("expected a number, got {}", describe(value)));
+      return error(key, fmt::format("expected a number, got {}", describe_json(value)));
     *out = value.get<double>();
     return Status::Ok();
   }
@@ -79,7 +74,7 @@ class ConfigReader {
     if (!has(key)) return Status::Ok();
     const json& value = root_.at(key);
     if (!value.is_boolean()) {
-      return error(key, fmt::format("expected true or false, got {}", describe(value)));
+      return error(key, fmt::format("expected true or false, got {}", describe_json(value)));
     }
     *out = value.get<bool>();
     return Status::Ok();
@@ -88,7 +83,7 @@ class ConfigReader {
     if (!has(key)) return Status::Ok();
     const json& value = root_.at(key);
     if (!value.is_string())
-      return error(key, fmt::format("expected a string, got {}", describe(value)));
+      return error(key, fmt::format("expected a string, got {}", describe_json(value)));
     *out = value.get<std::string>();
     return Status::Ok();
   }
@@ -104,12 +99,12 @@ Status read_architecture(const json& root, const ConfigReader& reader, std::stri
   const json& list = root.at("architectures");
   if (!list.is_array() || list.empty()) {
     return reader.error("architectures", fmt::format("expected a non-empty list of strings, got {}",
-                                                     describe(list)));
+                                                     describe_json(list)));
   }
   for (const json& entry : list) {
     if (!entry.is_string()) {
       return reader.error("architectures",
-                          fmt::format("expected strings, got {}", describe(entry)));
+                          fmt::format("expected strings, got {}", describe_json(entry)));
     }
     const std::string name = entry.get<std::string>();
     if (name == "LlamaForCausalLM") *out = models_internal::kLlama;
@@ -119,7 +114,7 @@ Status read_architecture(const json& root, const ConfigReader& reader, std::stri
     return reader.error("architectures",
                         fmt::format("unsupported architecture {}; supported: LlamaForCausalLM, "
                                     "Qwen2ForCausalLM",
-                                    describe(list)));
+                                    describe_json(list)));
   }
   return Status::Ok();
 }
@@ -180,8 +175,8 @@ StatusOr<ModelConfig> import_hf_config(const std::string& json_text, const std::
     return Status::InvalidInput(fmt::format("{}: not valid JSON: {}", origin, e.what()));
   }
   if (!root.is_object()) {
-    return Status::InvalidInput(
-        fmt::format("{}: expected a JSON object (a config.json), got {}", origin, describe(root)));
+    return Status::InvalidInput(fmt::format("{}: expected a JSON object (a config.json), got {}",
+                                            origin, describe_json(root)));
   }
   const ConfigReader reader(root, origin);
   ModelConfig model;

@@ -26,7 +26,7 @@ phase "format"
 
 echo "== Release build and full suite"
 cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHUNKFLOW_TESTS=ON \
-  -DCHUNKFLOW_BENCHMARKS=ON -DCHUNKFLOW_CUDA=AUTO >/dev/null
+  -DCHUNKFLOW_BENCHMARKS=ON -DCHUNKFLOW_CUDA=AUTO -DCMAKE_UNITY_BUILD=OFF >/dev/null
 cmake --build "$root/build" -j"$jobs"
 ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 600 -LE validation
 phase "release build and tests"

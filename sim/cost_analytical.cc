@@ -7,13 +7,13 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/numeric.h"
 #include "sim/memory_model.h"
 
 namespace cf {
 namespace {
 
 int64_t to_ns(double seconds) { return std::llround(seconds * 1e9); }
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 

@@ -15,7 +15,7 @@
 namespace cf {
 namespace {
 
-int64_t to_ns(double ns) { return std::llround(ns); }
+int64_t round_ns(double ns) { return std::llround(ns); }
 
 struct Sum {
   double ns = 0;
@@ -113,7 +113,7 @@ OpTime CalibratedCostModel::op_time(const OpQuery& query) const {
   const bool sends = backward ? !query.embedding : query.pass != Pass::kRecompute && !query.lm_head;
   if (sends) sum.add(interpolate(table_.send, 4.0 * tokens * static_cast<double>(model_.hidden)));
   OpTime time;
-  time.total_ns = to_ns(sum.ns * slowdown_);
+  time.total_ns = round_ns(sum.ns * slowdown_);
   time.extrapolation = sum.extrapolation;
   const int threads = parallel_.pp * parallel_.dp;
   const int measured = static_cast<int>(table_.concurrency_slowdown.size());
@@ -124,7 +124,7 @@ OpTime CalibratedCostModel::op_time(const OpQuery& query) const {
 }
 
 int64_t CalibratedCostModel::p2p_time_ns(const P2pQuery& query) const {
-  return to_ns(interpolate(table_.p2p, static_cast<double>(query.bytes)).ns);
+  return round_ns(interpolate(table_.p2p, static_cast<double>(query.bytes)).ns);
 }
 
 // The executor's gradient sums after a stage's last op (stage.cc run_step): the tied
@@ -141,7 +141,7 @@ int64_t CalibratedCostModel::dp_reduce_time_ns(int stage) const {
         static_cast<double>(stage_local_parameters(model_, 1, pp, parallel_.vpp, stage));
     ns += interpolate(table_.allreduce, 4.0 * params).ns * dp / 2.0;
   }
-  return to_ns(ns);
+  return round_ns(ns);
 }
 
 // AdamW over the stage's parameters and the gradient zeroing (StageWorker::optimizer_step),
@@ -149,7 +149,7 @@ int64_t CalibratedCostModel::dp_reduce_time_ns(int stage) const {
 int64_t CalibratedCostModel::optimizer_time_ns(int stage) const {
   const double params =
       static_cast<double>(stage_local_parameters(model_, 1, parallel_.pp, parallel_.vpp, stage));
-  return to_ns(interpolate(table_.optimizer, params).ns * slowdown_);
+  return round_ns(interpolate(table_.optimizer, params).ns * slowdown_);
 }
 
 }  // namespace cf

@@ -6,14 +6,11 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/numeric.h"
 #include "sim/plan/plan_index.h"
 
 namespace cf {
-namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-}  // namespace
+namespace {}  // namespace
 
 ActivationShape ActivationShape::of(const ModelConfig& model) {
   ActivationShape shape;

@@ -133,6 +133,9 @@ inline constexpr int kUnmatchedExamples = 5;
 // compute ops find a partner: those traces come from different plans.
 StatusOr<CompareReport> compare_traces(const Trace& predicted, const Trace& measured);
 
+// "+12.3%", or "n/a" when the error is undefined (measured 0): errors in every report.
+std::string percent_text(const std::optional<double>& value);
+
 // Readable tables (traces/compare_format.cc).
 std::string compare_report_text(const CompareReport& report);
 // Deterministic JSON: step_time_rel_error, peak_memory_rel_error and every table.

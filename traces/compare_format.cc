@@ -15,12 +15,7 @@ Json optional_json(const std::optional<double>& value) {
   return value ? Json(*value) : Json(nullptr);
 }
 
-// "+12.3%" or "n/a" when the error is undefined (measured 0).
-std::string percent(const std::optional<double>& value) {
-  return value ? fmt::format("{:+.1f}%", 100 * *value) : "n/a";
-}
-
-std::string op_name(const TraceOp& op) {
+std::string op_text(const TraceOp& op) {
   std::string name = op.kind == OpKind::kCompute ? pass_name(op.pass)
                      : op.pass ? fmt::format("{} {}", op_kind_name(op.kind), pass_name(op.pass))
                                : op_kind_name(op.kind);
@@ -30,7 +25,7 @@ std::string op_name(const TraceOp& op) {
 }
 
 std::string op_where(const TraceOp& op) {
-  return fmt::format("rank {} stage {} {} (op {})", op.dp_rank, op.stage, op_name(op), op.op_id);
+  return fmt::format("rank {} stage {} {} (op {})", op.dp_rank, op.stage, op_text(op), op.op_id);
 }
 
 std::string mib(int64_t bytes) {
@@ -151,10 +146,12 @@ std::string compare_report_json(const CompareReport& r) {
 }
 
 std::string compare_report_text(const CompareReport& r) {
-  std::string out = fmt::format(
-      "step time: predicted {:.6f} s ({}), measured {:.6f} s ({}), error {}\n", r.step.predicted_s,
-      r.step.predicted_from, r.step.measured_s, r.step.measured_from, percent(r.step.rel_error));
-  out += fmt::format("peak memory error (worst stage): {}\n", percent(r.peak_memory_rel_error));
+  std::string out =
+      fmt::format("step time: predicted {:.6f} s ({}), measured {:.6f} s ({}), error {}\n",
+                  r.step.predicted_s, r.step.predicted_from, r.step.measured_s,
+                  r.step.measured_from, percent_text(r.step.rel_error));
+  out +=
+      fmt::format("peak memory error (worst stage): {}\n", percent_text(r.peak_memory_rel_error));
   out +=
       fmt::format("ops: {} matched over {} DP rank(s) × {} stage(s), {} with disagreeing op ids\n",
                   r.matched_ops, r.ranks, r.stages, r.op_id_mismatches);
@@ -168,8 +165,8 @@ std::string compare_report_text(const CompareReport& r) {
   for (const StageComparison& s : r.stages_table) {
     out += fmt::format("{:>4} {:>5}  {:>12.6f} {:>12.6f} {:>8}  {:>7.1f}% {:>7.1f}% {:>+7.1f}pt\n",
                        s.dp_rank, s.stage, s.predicted_busy_s, s.measured_busy_s,
-                       percent(s.busy_rel_error), 100 * s.predicted_bubble, 100 * s.measured_bubble,
-                       100 * s.bubble_error);
+                       percent_text(s.busy_rel_error), 100 * s.predicted_bubble,
+                       100 * s.measured_bubble, 100 * s.bubble_error);
   }
 
   out += fmt::format("\nop durations by pass / kind (relative error = (pred − meas) / meas)\n");
@@ -178,9 +175,9 @@ std::string compare_report_text(const CompareReport& r) {
   for (const PassErrors& p : r.passes) {
     out +=
         fmt::format("{:<10} {:>6} {:>12.6f} {:>12.6f} {:>8} {:>8} {:>8}  {}\n", p.label, p.matched,
-                    p.predicted_total_s, p.measured_total_s, percent(p.median_rel_error),
-                    fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error), percent(p.worst_rel_error),
-                    op_where(p.worst.predicted));
+                    p.predicted_total_s, p.measured_total_s, percent_text(p.median_rel_error),
+                    fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error),
+                    percent_text(p.worst_rel_error), op_where(p.worst.predicted));
   }
 
   if (!r.memory.empty()) {
@@ -189,11 +186,11 @@ std::string compare_report_text(const CompareReport& r) {
                        "predicted", "measured", "error");
     for (const MemoryComparison& m : r.memory) {
       out += fmt::format("{:>4} {:>5}  {:<12} {:>12} {:>12} {:>8}\n", m.dp_rank, m.stage, "total",
-                         mib(m.predicted_bytes), mib(m.measured_bytes), percent(m.rel_error));
+                         mib(m.predicted_bytes), mib(m.measured_bytes), percent_text(m.rel_error));
       for (const auto& c : m.categories) {
         out += fmt::format("{:>4} {:>5}  {:<12} {:>12} {:>12} {:>8}\n", "", "",
                            memory_category_name(c.category), mib(c.predicted_bytes),
-                           mib(c.measured_bytes), percent(c.rel_error));
+                           mib(c.measured_bytes), percent_text(c.rel_error));
       }
     }
   }
@@ -208,10 +205,14 @@ std::string compare_report_text(const CompareReport& r) {
                        static_cast<double>(m.predicted.duration_ns()) / 1e9,
                        static_cast<double>(m.measured.duration_ns()) / 1e9,
                        static_cast<double>(m.diff_ns()) / 1e9,
-                       percent(relative_error(static_cast<double>(m.predicted.duration_ns()),
-                                              static_cast<double>(m.measured.duration_ns()))));
+                       percent_text(relative_error(static_cast<double>(m.predicted.duration_ns()),
+                                                   static_cast<double>(m.measured.duration_ns()))));
   }
   return out;
+}
+
+std::string percent_text(const std::optional<double>& value) {
+  return value ? fmt::format("{:+.1f}%", 100 * *value) : "n/a";
 }
 
 }  // namespace cf

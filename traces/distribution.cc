@@ -14,15 +14,6 @@
 namespace cf {
 namespace {
 
-// The stem of a file path or of an embedded origin "<embedded:traces/datasets/NAME.yaml>".
-std::string origin_stem(const std::string& origin) {
-  std::string path = origin;
-  if (path.rfind("<embedded:", 0) == 0 && path.back() == '>') {
-    path = path.substr(10, path.size() - 11);
-  }
-  return std::filesystem::path(path).stem().string();
-}
-
 std::string origin_extension(const std::string& origin) {
   std::string path = origin;
   if (!path.empty() && path.back() == '>') path.pop_back();
@@ -225,6 +216,14 @@ StatusOr<LengthDistribution> load_distribution(const std::string& name_or_path) 
     return parse_raw_lengths(resource.text, resource.origin);
   }
   return parse_distribution_yaml(resource.text, resource.origin);
+}
+
+std::string origin_stem(const std::string& origin) {
+  std::string path = origin;
+  if (path.rfind("<embedded:", 0) == 0 && path.back() == '>') {
+    path = path.substr(10, path.size() - 11);
+  }
+  return std::filesystem::path(path).stem().string();
 }
 
 }  // namespace cf

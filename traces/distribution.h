@@ -64,4 +64,8 @@ class LengthSampler {
 std::vector<int64_t> sample_global_batch(const LengthDistribution& dist, int64_t max_length,
                                          uint64_t seed, int64_t step, int64_t global_batch);
 
+// The stem of a file path or of an embedded origin "<embedded:traces/datasets/NAME.yaml>": the
+// name a distribution read from it gets.
+std::string origin_stem(const std::string& origin);
+
 }  // namespace cf

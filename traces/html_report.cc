@@ -62,10 +62,6 @@ int64_t tick_step_ns(int64_t span_ns) {
   }
 }
 
-std::string percent(const std::optional<double>& value) {
-  return value ? fmt::format("{:+.1f}%", 100 * *value) : "n/a";
-}
-
 std::string op_title(const TraceOp& op, int64_t origin_ns) {
   return html_escape(
       fmt::format("rank {} stage {} · {}{} · chunk {} · model chunk {} · op {}\nstart {:.3f} µs · "
@@ -155,7 +151,7 @@ std::string tables_html(const CompareReport& r) {
         "<tr><td>{}</td><td>{}</td><td>{:.6f}</td><td>{:.6f}</td><td>{}</td><td>{:.1f}%</"
         "td><td>{:.1f}%</td>"
         "<td>{:+.1f} pt</td></tr>\n",
-        s.dp_rank, s.stage, s.predicted_busy_s, s.measured_busy_s, percent(s.busy_rel_error),
+        s.dp_rank, s.stage, s.predicted_busy_s, s.measured_busy_s, percent_text(s.busy_rel_error),
         100 * s.predicted_bubble, 100 * s.measured_bubble, 100 * s.bubble_error);
   }
   out +=
@@ -169,8 +165,8 @@ std::string tables_html(const CompareReport& r) {
         "<tr><td>{}</td><td>{}</td><td>{:.6f}</td><td>{:.6f}</td><td>{}</td><td>{}</td><td>{}</"
         "td>{}</tr>\n",
         html_escape(p.label), p.matched, p.predicted_total_s, p.measured_total_s,
-        percent(p.median_rel_error), fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error),
-        percent(p.worst_rel_error), op_cells(p.worst.predicted));
+        percent_text(p.median_rel_error), fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error),
+        percent_text(p.worst_rel_error), op_cells(p.worst.predicted));
   }
   out += "</table>\n";
   if (!r.memory.empty()) {
@@ -183,7 +179,7 @@ std::string tables_html(const CompareReport& r) {
       return fmt::format(
           "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}</td><td>{:.1f}</td><td>{}</td></tr>\n",
           rank, stage, html_escape(name), static_cast<double>(pred) / (1 << 20),
-          static_cast<double>(meas) / (1 << 20), percent(error));
+          static_cast<double>(meas) / (1 << 20), percent_text(error));
     };
     for (const MemoryComparison& m : r.memory) {
       out += row(std::to_string(m.dp_rank), std::to_string(m.stage), "total", m.predicted_bytes,
@@ -280,8 +276,8 @@ std::string compare_report_html(const CompareReport& report, const Trace& predic
       "measured, "
       "{} with disagreeing op ids.</p>\n<h2>Timelines</h2>\n<p>",
       kStyle, report.step.predicted_s, report.step.predicted_from, report.step.measured_s,
-      report.step.measured_from, percent(report.step.rel_error),
-      percent(report.peak_memory_rel_error), report.matched_ops, report.only_predicted.total,
+      report.step.measured_from, percent_text(report.step.rel_error),
+      percent_text(report.peak_memory_rel_error), report.matched_ops, report.only_predicted.total,
       report.only_measured.total, report.op_id_mismatches);
   for (const Colour& c : kColours) {
     out += fmt::format("<span class=\"key\" style=\"background:{}\"></span>{}", c.fill,

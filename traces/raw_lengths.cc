@@ -27,10 +27,6 @@ std::string lower(std::string text) {
   return text;
 }
 
-std::string origin_stem(const std::string& origin) {
-  return std::filesystem::path(origin).stem().string();
-}
-
 // The empirical distribution of `lengths` (non-empty, all >= 1): CDF at each distinct value.
 LengthDistribution from_lengths(std::vector<int64_t> lengths, const std::string& origin) {
   std::sort(lengths.begin(), lengths.end());

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "core/numeric.h"
 
 namespace cf {
 namespace {
@@ -136,7 +137,7 @@ Bins pack_balanced(const std::vector<PackItem>& items, int64_t capacity) {
   // count bounds the search (FFD ≤ 11/9·OPT + 6/9, Dósa 2007).
   Bins ffd = pack_first_fit_decreasing(items, capacity);
   const int64_t ffd_bins = static_cast<int64_t>(ffd.size());
-  for (int64_t bins = (total + capacity - 1) / capacity; bins <= ffd_bins; ++bins) {
+  for (int64_t bins = ceil_div(total, capacity); bins <= ffd_bins; ++bins) {
     Bins result;
     if (try_balanced(sorted, capacity, bins, &result)) return result;
   }
@@ -204,7 +205,7 @@ std::vector<Chunk> build_chunkflow_chunks(const std::vector<int64_t>& lengths, i
   int group = 0;
   for (int64_t seq : long_sequences) {
     const int64_t length = lengths[static_cast<size_t>(seq)];
-    const int pieces = static_cast<int>((length + chunk_size - 1) / chunk_size);  // N
+    const int pieces = static_cast<int>(ceil_div(length, chunk_size));  // N
     for (int index = 0; index < pieces; ++index) {
       const int64_t offset = index * chunk_size;
       Chunk chunk;

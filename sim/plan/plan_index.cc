@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/check.h"
+#include "core/numeric.h"
 
 namespace cf {
 
@@ -48,8 +49,7 @@ OpInput input_of(Pass pass, int stage, int model_chunk, int pp, int vpp) {
 
 int64_t boundary_bytes(int64_t tokens, const WireFormat& wire) {
   CF_CHECK_GT(wire.shards, 0);
-  const int64_t bytes = tokens * wire.hidden * wire.element_bytes;
-  return (bytes + wire.shards - 1) / wire.shards;
+  return ceil_div(tokens * wire.hidden * wire.element_bytes, wire.shards);
 }
 
 std::string op_label(const Op& op) {
