@@ -1,5 +1,5 @@
 // How one pipeline stage of one DP rank talks to the others: point-to-point activations and
-// gradients between virtual stages (plan.h's cross-stage rules), the data-parallel gradient
+// gradients between virtual stages (plan_index.h's cross-stage rule), the data-parallel gradient
 // sum, and the tied-embedding gradient sum between the first and last stage. Implemented
 // in-process (threads, inproc_transport.h), over MPI (mpi_transport.h), and as NullTransport
 // (counting_backend.h). Data pointers are storage of the stage's backend, handed over after
