@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim/plan/plan_builder.h"
+#include "tests/sim/plan/schedule_replay.h"
 
 namespace cf {
 namespace {
@@ -91,30 +92,15 @@ TEST(PlanRules, BoundaryBytesRoundUp) {
   EXPECT_EQ(boundary_bytes(0, WireFormat{64, 2, 3}), 0);
 }
 
-PlanInputs inputs_of(std::vector<int64_t> lengths, int pp, int vpp, int dp, int64_t chunk_size,
-                     int k, ScheduleKind schedule) {
-  PlanInputs in;
-  in.sequence_lengths = std::move(lengths);
-  in.strategy.kind = StrategyKind::kChunkFlow;
-  in.strategy.chunk_size = chunk_size;
-  in.strategy.k = k;
-  in.schedule = schedule;
-  in.pp = pp;
-  in.vpp = vpp;
-  in.dp = dp;
-  in.layers = 12;
-  in.max_length = 1 << 20;
-  return in;
-}
 
 // Every op of built plans (odd lengths, groups with K < N, interleaved, two DP ranks): its input
 // is the op the rule names, on the same rank and chunk; consumers mirror crossing inputs; the
 // bytes of a crossing input are the chunk's.
 TEST(PlanIndex, InputsAreWhatTheRuleNames) {
   const std::vector<PlanInputs> cases = {
-      inputs_of({17, 5, 81, 3, 9, 40}, 3, 1, 1, 16, 2, ScheduleKind::kOneFOneB),
-      inputs_of({17, 5, 81, 3, 9, 40, 33, 2}, 2, 2, 2, 8, 1, ScheduleKind::kInterleaved),
-      inputs_of({987, 1, 29}, 4, 1, 1, 100, 3, ScheduleKind::kGPipe),
+      test::chunkflow({17, 5, 81, 3, 9, 40}, 16, 2, 3),
+      test::chunkflow({17, 5, 81, 3, 9, 40, 33, 2}, 8, 1, 2, ScheduleKind::kInterleaved, 2, 2),
+      test::chunkflow({987, 1, 29}, 100, 3, 4, ScheduleKind::kGPipe),
   };
   const WireFormat wire{7, 2, 3};
   for (const PlanInputs& in : cases) {
@@ -172,7 +158,7 @@ TEST(PlanIndex, InputsAreWhatTheRuleNames) {
 }
 
 TEST(PlanIndex, BrokenPlansAreInvalidInput) {
-  StatusOr<Plan> built = build_plan(inputs_of({5, 3}, 2, 1, 1, 8, 1, ScheduleKind::kOneFOneB));
+  StatusOr<Plan> built = build_plan(test::chunkflow({5, 3}, 8, 1, 2));
   ASSERT_TRUE(built.ok());
   {
     Plan plan = *built;  // stage 1 loses its forward of chunk 0: its B has no input

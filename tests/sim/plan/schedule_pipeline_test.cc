@@ -14,19 +14,7 @@ namespace {
 
 using test::stream_string;
 
-PlanInputs chunkflow(std::vector<int64_t> lengths, int64_t chunk_size, int k, int pp,
-                     ScheduleKind schedule = ScheduleKind::kOneFOneB, int vpp = 1) {
-  PlanInputs in;
-  in.sequence_lengths = std::move(lengths);
-  in.strategy.kind = StrategyKind::kChunkFlow;
-  in.strategy.chunk_size = chunk_size;
-  in.strategy.k = k;
-  in.schedule = schedule;
-  in.pp = pp;
-  in.vpp = vpp;
-  in.layers = 4 * pp * vpp;
-  return in;
-}
+using test::chunkflow;
 
 Plan build(const PlanInputs& in) {
   StatusOr<Plan> plan = build_plan(in);

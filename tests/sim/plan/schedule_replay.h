@@ -12,9 +12,27 @@
 #include <vector>
 
 #include "sim/plan/plan.h"
+#include "sim/plan/plan_builder.h"
 #include "sim/plan/plan_index.h"
 
 namespace cf::test {
+
+// Plan inputs of a ChunkFlow job on `lengths`: 4 layers per virtual stage.
+inline PlanInputs chunkflow(std::vector<int64_t> lengths, int64_t chunk_size, int k, int pp,
+                            ScheduleKind schedule = ScheduleKind::kOneFOneB, int vpp = 1,
+                            int dp = 1) {
+  PlanInputs in;
+  in.sequence_lengths = std::move(lengths);
+  in.strategy.kind = StrategyKind::kChunkFlow;
+  in.strategy.chunk_size = chunk_size;
+  in.strategy.k = k;
+  in.schedule = schedule;
+  in.pp = pp;
+  in.vpp = vpp;
+  in.dp = dp;
+  in.layers = 4 * pp * vpp;
+  return in;
+}
 
 struct UnitReplay {
   int64_t makespan = 0;
