@@ -12,7 +12,7 @@ mkdir -p "$out"
   nvcc --version | tail -2
 } > "$out/machine.txt" 2>&1
 
-"$root/scripts/install-deps.sh" > "$out/install.log" 2>&1
+"$root/scripts/install-deps.sh" --test > "$out/install.log" 2>&1
 build="$root/build-device"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHUNKFLOW_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 > "$out/configure.log" 2>&1 || { echo "configure failed"; exit 1; }
