@@ -92,7 +92,6 @@ TEST(PlanRules, BoundaryBytesRoundUp) {
   EXPECT_EQ(boundary_bytes(0, WireFormat{64, 2, 3}), 0);
 }
 
-
 // Every op of built plans (odd lengths, groups with K < N, interleaved, two DP ranks): its input
 // is the op the rule names, on the same rank and chunk; consumers mirror crossing inputs; the
 // bytes of a crossing input are the chunk's.
