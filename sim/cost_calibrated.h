@@ -27,6 +27,7 @@ class CalibratedCostModel final : public CostModel {
   int64_t p2p_time_ns(const P2pQuery& query) const override;
   int64_t dp_reduce_time_ns(int stage) const override;
   int64_t optimizer_time_ns(int stage) const override;
+  int message_element_bytes() const override { return 4; }  // the executor's fp32
 
   // The factor compute ops are slowed by in a step with `threads` stage threads on this
   // machine: the table's measured step slowdown (a whole step's time over the op curves'

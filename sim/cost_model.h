@@ -61,6 +61,9 @@ class CostModel {
   // The optimizer step of `stage`'s parameters (its shard with the distributed optimizer),
   // including the parameter all-gather the distributed optimizer needs.
   virtual int64_t optimizer_time_ns(int stage) const = 0;
+  // Bytes of one activation element in a pipeline message of the machine priced: bf16 on
+  // GPUs; the CPU executor sends fp32.
+  virtual int message_element_bytes() const { return 2; }
 };
 
 // The query for `pass` of a chunk of `tokens` tokens whose attention is `spans`, over the

@@ -78,8 +78,10 @@ void judge_feasibility(const Job& job, SimMetrics* m) {
 StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostModel& cost,
                                    const SimOptions& options) {
   CF_RETURN_IF_ERROR(check_plan_matches_job(job, plan));
-  // Activations cross stage boundaries in bf16, split over tp with sequence parallelism.
-  const WireFormat wire{job.model.hidden, 2, job.parallel.sp ? job.parallel.tp : 1};
+  // Activations cross stage boundaries in the priced machine's element type, split over tp with
+  // sequence parallelism.
+  const WireFormat wire{job.model.hidden, cost.message_element_bytes(),
+                        job.parallel.sp ? job.parallel.tp : 1};
   CF_RETURN_IF_ERROR(index_.rebuild(plan, wire));
   Step step{job, plan, cost, options, index_, plan.pp, plan.dp, {}, {}, {}, 0, 0, 0};
   build_graph(step);
