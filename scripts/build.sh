@@ -4,7 +4,7 @@
 # build: each library's files compile in batches of 16, so the heavy headers (CLI11,
 # nlohmann/json, yaml-cpp, Boost.Graph) are compiled once per batch rather than once per file
 # (docs/BENCHMARKS.md, "First build"). Extra arguments go to cmake's configure step. The test
-# suite (scripts/test.sh) configures the same folder with everything, file by file.
+# suite (scripts/test.sh) configures the same folder with the tests and CUDA kernels too.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${CHUNKFLOW_BUILD_DIR:-$root/build}
