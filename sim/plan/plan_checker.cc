@@ -299,16 +299,16 @@ std::vector<char> stuck_ops(const OpGraph& graph) {
   if (static_cast<size_t>(count) == n) return stuck;  // no cycle
   std::vector<int> size(static_cast<size_t>(count), 0);
   for (int c : component) ++size[static_cast<size_t>(c)];
-  std::vector<size_t> todo;
+  std::vector<size_t> pending;
   for (size_t v = 0; v < n; ++v) {
-    if (size[static_cast<size_t>(component[v])] > 1) todo.push_back(v), stuck[v] = 1;
+    if (size[static_cast<size_t>(component[v])] > 1) pending.push_back(v), stuck[v] = 1;
   }
-  while (!todo.empty()) {
-    const size_t v = todo.back();
-    todo.pop_back();
+  while (!pending.empty()) {
+    const size_t v = pending.back();
+    pending.pop_back();
     for (auto [e, end] = boost::out_edges(v, graph); e != end; ++e) {
       const size_t w = boost::target(*e, graph);
-      if (!stuck[w]) todo.push_back(w), stuck[w] = 1;
+      if (!stuck[w]) pending.push_back(w), stuck[w] = 1;
     }
   }
   return stuck;

@@ -25,12 +25,12 @@ TEST(AdamW, StepsMatchReference) {
         .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = c.weight_decay};
     auto params = RandomNormal(c.n, c.seed);
     std::vector<float> m(c.n, 0.0f), v(c.n, 0.0f);
-    auto params_ref = ToDouble(params);
+    auto params_ref = AsDouble(params);
     std::vector<double> m_ref(c.n, 0.0), v_ref(c.n, 0.0);
     for (int64_t step = 1; step <= 3; ++step) {
       const auto grads = RandomNormal(c.n, c.seed + 100 * uint32_t(step));
       cpu::adamw_step(params.data(), m.data(), v.data(), grads.data(), c.n, hyper, step);
-      AdamWRef(params_ref, m_ref, v_ref, ToDouble(grads), hyper, step);
+      AdamWRef(params_ref, m_ref, v_ref, AsDouble(grads), hyper, step);
       SCOPED_TRACE(::testing::Message() << "step " << step);
       EXPECT_TRUE(AllClose(params, params_ref, kElementwiseTol));
       EXPECT_TRUE(AllClose(m, m_ref, kElementwiseTol));

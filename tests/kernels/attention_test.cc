@@ -56,7 +56,7 @@ TEST(Attention, ForwardMatchesReference) {
                            c.segments.data(), int64_t(c.segments.size()), s);
     std::vector<double> ref_lse;
     const auto ref =
-        AttentionRef(ToDouble(in.q), ToDouble(in.k), ToDouble(in.v), c.segments, s, &ref_lse);
+        AttentionRef(AsDouble(in.q), AsDouble(in.k), AsDouble(in.v), c.segments, s, &ref_lse);
     EXPECT_TRUE(AllClose(out, ref, kReductionTol));
     EXPECT_TRUE(AllClose(lse, ref_lse, kReductionTol));
     EXPECT_TRUE(NonZeroAndFinite(out));
@@ -68,8 +68,8 @@ TEST(Attention, BackwardMatchesFiniteDifferencesForAllKeys) {
     SCOPED_TRACE(c.name);
     const AttentionShape& s = c.shape;
     const Inputs in = MakeInputs(c);
-    const auto qd = ToDouble(in.q), kd = ToDouble(in.k), vd = ToDouble(in.v);
-    const auto w = ToDouble(in.dout);
+    const auto qd = AsDouble(in.q), kd = AsDouble(in.k), vd = AsDouble(in.v);
+    const auto w = AsDouble(in.dout);
     const auto grad_q = NumericGradient(
         [&](const std::vector<double>& x) { return AttentionRef(x, kd, vd, c.segments, s); }, qd,
         w);

@@ -40,7 +40,7 @@ TEST(CrossEntropy, ForwardMatchesReference) {
     cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), c.tokens,
                                c.vocab, scale);
     std::vector<double> ref_lse;
-    const auto ref = CrossEntropyRef(ToDouble(logits), targets, c.vocab, scale, &ref_lse);
+    const auto ref = CrossEntropyRef(AsDouble(logits), targets, c.vocab, scale, &ref_lse);
     EXPECT_TRUE(AllClose(losses, ref, kReductionTol));
     EXPECT_TRUE(AllClose(lse, ref_lse, kReductionTol));
     EXPECT_TRUE(NonZeroAndFinite(lse));
@@ -61,7 +61,7 @@ TEST(CrossEntropy, BackwardMatchesFiniteDifferencesAlsoInPlace) {
     // L = Σ_t loss_t: the weights of the numeric gradient are all 1.
     const auto grad = NumericGradient(
         [&](const std::vector<double>& z) { return CrossEntropyRef(z, targets, c.vocab, scale); },
-        ToDouble(logits), std::vector<double>(c.tokens, 1.0));
+        AsDouble(logits), std::vector<double>(c.tokens, 1.0));
     auto losses = NaNs(c.tokens);
     auto lse = NaNs(c.tokens);
     cpu::cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), c.tokens,
@@ -100,7 +100,7 @@ TEST(CrossEntropy, ChunkLossesSumToTheGlobalMean) {
   cpu::cross_entropy_forward(losses.data() + split, lse.data() + split,
                              logits.data() + split * c.vocab, targets.data() + split,
                              c.tokens - split, c.vocab, scale);
-  const auto unscaled = CrossEntropyRef(ToDouble(logits), targets, c.vocab, 1.0);
+  const auto unscaled = CrossEntropyRef(AsDouble(logits), targets, c.vocab, 1.0);
   const double mean = std::accumulate(unscaled.begin(), unscaled.end(), 0.0) / loss_tokens;
   const double chunk_sum = std::accumulate(losses.begin(), losses.end(), 0.0);
   EXPECT_NEAR(chunk_sum, mean, kReductionTol.atol + kReductionTol.rtol * mean);

@@ -55,11 +55,11 @@ TEST_F(CudaAttention, ForwardAndBackwardMatchCpu) {
                            nseg, s);
     cpu::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(),
                             v.data(), out.data(), lse.data(), c.segments.data(), nseg, s);
-    EXPECT_TRUE(AllClose(d_out.ToHost(), ToDouble(out), Twice(kReductionTol)));
-    EXPECT_TRUE(AllClose(d_lse.ToHost(), ToDouble(lse), Twice(kReductionTol)));
-    EXPECT_TRUE(AllClose(d_dq.ToHost(), ToDouble(dq), Twice(kBackwardTol)));
-    EXPECT_TRUE(AllClose(d_dk.ToHost(), ToDouble(dk), Twice(kBackwardTol)));
-    EXPECT_TRUE(AllClose(d_dv.ToHost(), ToDouble(dv), Twice(kBackwardTol)));
+    EXPECT_TRUE(AllClose(d_out.ToHost(), AsDouble(out), Twice(kReductionTol)));
+    EXPECT_TRUE(AllClose(d_lse.ToHost(), AsDouble(lse), Twice(kReductionTol)));
+    EXPECT_TRUE(AllClose(d_dq.ToHost(), AsDouble(dq), Twice(kBackwardTol)));
+    EXPECT_TRUE(AllClose(d_dk.ToHost(), AsDouble(dk), Twice(kBackwardTol)));
+    EXPECT_TRUE(AllClose(d_dv.ToHost(), AsDouble(dv), Twice(kBackwardTol)));
     EXPECT_TRUE(NonZeroAndFinite(out));
   }
 }
@@ -101,11 +101,11 @@ TEST_F(CudaAttention, DependentSplitMatchesWholeSequence) {
   for (size_t j = 0; j + 1 < begins.size(); ++j) chunk(j, /*forward=*/true);
   for (size_t j = begins.size() - 1; j-- > 0;) chunk(j, /*forward=*/false);
   const Tolerance contract{1e-5, 1e-5};  // DESIGN.md §4.7
-  EXPECT_TRUE(AllClose(out.ToHost(), ToDouble(whole_out.ToHost()), contract));
-  EXPECT_TRUE(AllClose(lse.ToHost(), ToDouble(whole_lse.ToHost()), contract));
-  EXPECT_TRUE(AllClose(dq.ToHost(), ToDouble(whole_dq.ToHost()), contract));
-  EXPECT_TRUE(AllClose(dk.ToHost(), ToDouble(whole_dk.ToHost()), contract));
-  EXPECT_TRUE(AllClose(dv.ToHost(), ToDouble(whole_dv.ToHost()), contract));
+  EXPECT_TRUE(AllClose(out.ToHost(), AsDouble(whole_out.ToHost()), contract));
+  EXPECT_TRUE(AllClose(lse.ToHost(), AsDouble(whole_lse.ToHost()), contract));
+  EXPECT_TRUE(AllClose(dq.ToHost(), AsDouble(whole_dq.ToHost()), contract));
+  EXPECT_TRUE(AllClose(dk.ToHost(), AsDouble(whole_dk.ToHost()), contract));
+  EXPECT_TRUE(AllClose(dv.ToHost(), AsDouble(whole_dv.ToHost()), contract));
   EXPECT_TRUE(NonZeroAndFinite(whole_dk.ToHost()));
 }
 

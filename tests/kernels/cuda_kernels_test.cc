@@ -24,7 +24,7 @@ TEST_F(CudaKernels, EmbeddingMatchesCpu) {
   cpu::embedding_forward(out.data(), ids.data(), table.data(), tokens, vocab, hidden);
   cpu::embedding_backward(dtable.data(), dout.data(), ids.data(), tokens, vocab, hidden);
   EXPECT_TRUE(BitwiseEqual(d_out.ToHost(), out));
-  EXPECT_TRUE(AllClose(d_dtable.ToHost(), ToDouble(dtable), Twice(kReductionTol)));
+  EXPECT_TRUE(AllClose(d_dtable.ToHost(), AsDouble(dtable), Twice(kReductionTol)));
   EXPECT_TRUE(NonZeroAndFinite(out));
 }
 
@@ -44,10 +44,10 @@ TEST_F(CudaKernels, RmsNormMatchesCpu) {
     cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), w.data(), tokens, hidden, eps);
     cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), rstd.data(),
                           tokens, hidden);
-    EXPECT_TRUE(AllClose(d_out.ToHost(), ToDouble(out), Twice(kReductionTol)));
-    EXPECT_TRUE(AllClose(d_rstd.ToHost(), ToDouble(rstd), Twice(kReductionTol)));
-    EXPECT_TRUE(AllClose(d_dx.ToHost(), ToDouble(dx), Twice(kBackwardTol)));
-    EXPECT_TRUE(AllClose(d_dw.ToHost(), ToDouble(dw), Twice(kBackwardTol)));
+    EXPECT_TRUE(AllClose(d_out.ToHost(), AsDouble(out), Twice(kReductionTol)));
+    EXPECT_TRUE(AllClose(d_rstd.ToHost(), AsDouble(rstd), Twice(kReductionTol)));
+    EXPECT_TRUE(AllClose(d_dx.ToHost(), AsDouble(dx), Twice(kBackwardTol)));
+    EXPECT_TRUE(AllClose(d_dw.ToHost(), AsDouble(dw), Twice(kBackwardTol)));
   }
 }
 
@@ -64,8 +64,8 @@ TEST_F(CudaKernels, RopeMatchesCpu) {
   cpu::rope_forward(out.data(), x.data(), positions.data(), tokens, heads, head_dim, theta);
   cpu::rope_backward(dx.data(), dout.data(), positions.data(), tokens, heads, head_dim, theta);
   // Angles in double on both sides: only cos/sin's last double bits may differ.
-  EXPECT_TRUE(AllClose(d_out.ToHost(), ToDouble(out), kElementwiseTol));
-  EXPECT_TRUE(AllClose(d_dx.ToHost(), ToDouble(dx), kElementwiseTol));
+  EXPECT_TRUE(AllClose(d_out.ToHost(), AsDouble(out), kElementwiseTol));
+  EXPECT_TRUE(AllClose(d_dx.ToHost(), AsDouble(dx), kElementwiseTol));
 }
 
 TEST_F(CudaKernels, SwigluMatchesCpu) {
@@ -77,9 +77,9 @@ TEST_F(CudaKernels, SwigluMatchesCpu) {
   cuda::swiglu_backward(d_dgate.get(), d_dup.get(), d_dout.get(), d_gate.get(), d_up.get(), n);
   cpu::swiglu_forward(out.data(), gate.data(), up.data(), n);
   cpu::swiglu_backward(dgate.data(), dup.data(), dout.data(), gate.data(), up.data(), n);
-  EXPECT_TRUE(AllClose(d_out.ToHost(), ToDouble(out), Twice(kElementwiseTol)));
-  EXPECT_TRUE(AllClose(d_dgate.ToHost(), ToDouble(dgate), Twice(kElementwiseTol)));
-  EXPECT_TRUE(AllClose(d_dup.ToHost(), ToDouble(dup), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_out.ToHost(), AsDouble(out), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_dgate.ToHost(), AsDouble(dgate), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_dup.ToHost(), AsDouble(dup), Twice(kElementwiseTol)));
 }
 
 // One correctly rounded fp32 add per element on both sides: the same bits, on odd sizes.
@@ -120,10 +120,10 @@ TEST_F(CudaKernels, LinearMatchesCpu) {
     cpu::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), tokens, in,
                          out_features);
     const Tolerance tol = integers ? Tolerance{0.0, 0.0} : Twice(kReductionTol);
-    EXPECT_TRUE(AllClose(d_y.ToHost(), ToDouble(y), tol));
-    EXPECT_TRUE(AllClose(d_dx.ToHost(), ToDouble(dx), tol));
-    EXPECT_TRUE(AllClose(d_dw.ToHost(), ToDouble(dw), tol));
-    EXPECT_TRUE(AllClose(d_db.ToHost(), ToDouble(db), tol));
+    EXPECT_TRUE(AllClose(d_y.ToHost(), AsDouble(y), tol));
+    EXPECT_TRUE(AllClose(d_dx.ToHost(), AsDouble(dx), tol));
+    EXPECT_TRUE(AllClose(d_dw.ToHost(), AsDouble(dw), tol));
+    EXPECT_TRUE(AllClose(d_db.ToHost(), AsDouble(db), tol));
     EXPECT_TRUE(NonZeroAndFinite(y));
   }
 }
@@ -146,9 +146,9 @@ TEST_F(CudaKernels, CrossEntropyMatchesCpu) {
                              vocab, scale);
   cpu::cross_entropy_backward(dlogits.data(), logits.data(), lse.data(), targets.data(), tokens,
                               vocab, scale);
-  EXPECT_TRUE(AllClose(d_losses.ToHost(), ToDouble(losses), Twice(kReductionTol)));
-  EXPECT_TRUE(AllClose(d_lse.ToHost(), ToDouble(lse), Twice(kReductionTol)));
-  EXPECT_TRUE(AllClose(d_dlogits.ToHost(), ToDouble(dlogits),
+  EXPECT_TRUE(AllClose(d_losses.ToHost(), AsDouble(losses), Twice(kReductionTol)));
+  EXPECT_TRUE(AllClose(d_lse.ToHost(), AsDouble(lse), Twice(kReductionTol)));
+  EXPECT_TRUE(AllClose(d_dlogits.ToHost(), AsDouble(dlogits),
                        Tolerance{2 * kElementwiseTol.atol, 2 * kReductionTol.rtol}));
   EXPECT_TRUE(NonZeroAndFinite(dlogits));
 }
@@ -166,9 +166,9 @@ TEST_F(CudaKernels, AdamWMatchesCpu) {
     cuda::adamw_step(d_params.get(), d_m.get(), d_v.get(), d_grads.get(), n, hyper, step);
     cpu::adamw_step(params.data(), m.data(), v.data(), grads.data(), n, hyper, step);
   }
-  EXPECT_TRUE(AllClose(d_params.ToHost(), ToDouble(params), Twice(kElementwiseTol)));
-  EXPECT_TRUE(AllClose(d_m.ToHost(), ToDouble(m), Twice(kElementwiseTol)));
-  EXPECT_TRUE(AllClose(d_v.ToHost(), ToDouble(v), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_params.ToHost(), AsDouble(params), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_m.ToHost(), AsDouble(m), Twice(kElementwiseTol)));
+  EXPECT_TRUE(AllClose(d_v.ToHost(), AsDouble(v), Twice(kElementwiseTol)));
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ TEST(Embedding, ForwardCopiesRowsExactly) {
     const auto table = RandomNormal(c.vocab * c.hidden, c.seed + 100);
     auto out = NaNs(c.tokens * c.hidden);
     cpu::embedding_forward(out.data(), ids.data(), table.data(), c.tokens, c.vocab, c.hidden);
-    const auto ref = EmbeddingRef(ids, ToDouble(table), c.hidden);
+    const auto ref = EmbeddingRef(ids, AsDouble(table), c.hidden);
     EXPECT_TRUE(AllClose(out, ref, Tolerance{0.0, 0.0}));
     EXPECT_TRUE(NonZeroAndFinite(out));
   }
@@ -39,7 +39,7 @@ TEST(Embedding, BackwardMatchesFiniteDifferencesAndAccumulates) {
     const auto dout = RandomNormal(c.tokens * c.hidden, c.seed + 200);
     const auto grad = NumericGradient(
         [&](const std::vector<double>& t) { return EmbeddingRef(ids, t, c.hidden); },
-        ToDouble(table), ToDouble(dout));
+        AsDouble(table), AsDouble(dout));
     auto dtable = RandomNormal(c.vocab * c.hidden, c.seed + 300);  // accumulated onto
     const auto expected = Plus(dtable, grad);
     cpu::embedding_backward(dtable.data(), dout.data(), ids.data(), c.tokens, c.vocab, c.hidden);

@@ -113,7 +113,7 @@ inline std::vector<float> NaNs(size_t n) {
   return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
 }
 
-inline std::vector<double> ToDouble(const std::vector<float>& values) {
+inline std::vector<double> AsDouble(const std::vector<float>& values) {
   return std::vector<double>(values.begin(), values.end());
 }
 

@@ -35,7 +35,7 @@ TEST(Linear, ForwardExactOnSmallIntegers) {
     cpu::linear_forward(y.data(), x.data(), w.data(), c.bias ? b.data() : nullptr, c.tokens,
                         c.in_features, c.out_features);
     const auto ref =
-        LinearRef(ToDouble(x), ToDouble(w), ToDouble(b), c.in_features, c.out_features);
+        LinearRef(AsDouble(x), AsDouble(w), AsDouble(b), c.in_features, c.out_features);
     EXPECT_TRUE(AllClose(y, ref, Tolerance{0.0, 0.0}));
   }
 }
@@ -50,7 +50,7 @@ TEST(Linear, ForwardMatchesReference) {
     cpu::linear_forward(y.data(), x.data(), w.data(), c.bias ? b.data() : nullptr, c.tokens,
                         c.in_features, c.out_features);
     EXPECT_TRUE(
-        AllClose(y, LinearRef(ToDouble(x), ToDouble(w), ToDouble(b), c.in_features, c.out_features),
+        AllClose(y, LinearRef(AsDouble(x), AsDouble(w), AsDouble(b), c.in_features, c.out_features),
                  kReductionTol));
     EXPECT_TRUE(NonZeroAndFinite(y));
   }
@@ -63,7 +63,7 @@ TEST(Linear, BackwardMatchesFiniteDifferences) {
     const auto w = RandomNormal(c.out_features * c.in_features, c.seed + 100);
     const auto b = c.bias ? RandomNormal(c.out_features, c.seed + 200) : std::vector<float>{};
     const auto dy = RandomNormal(c.tokens * c.out_features, c.seed + 300);
-    const auto xd = ToDouble(x), wd = ToDouble(w), bd = ToDouble(b), dyd = ToDouble(dy);
+    const auto xd = AsDouble(x), wd = AsDouble(w), bd = AsDouble(b), dyd = AsDouble(dy);
     const auto fn = [&](const std::vector<double>& xv, const std::vector<double>& wv,
                         const std::vector<double>& bv) {
       return LinearRef(xv, wv, bv, c.in_features, c.out_features);

@@ -29,7 +29,7 @@ TEST(RmsNorm, ForwardMatchesReference) {
     cpu::rmsnorm_forward(out.data(), rstd.data(), x.data(), weight.data(), c.tokens, c.hidden,
                          c.eps);
     EXPECT_TRUE(
-        AllClose(out, RmsNormRef(ToDouble(x), ToDouble(weight), c.hidden, c.eps), kElementwiseTol));
+        AllClose(out, RmsNormRef(AsDouble(x), AsDouble(weight), c.hidden, c.eps), kElementwiseTol));
     EXPECT_TRUE(NonZeroAndFinite(out));
     EXPECT_TRUE(NonZeroAndFinite(rstd));
   }
@@ -41,13 +41,13 @@ TEST(RmsNorm, BackwardMatchesFiniteDifferences) {
     const auto x = RandomNormal(c.tokens * c.hidden, c.seed);
     const auto weight = RandomNormal(c.hidden, c.seed + 100);
     const auto dout = RandomNormal(x.size(), c.seed + 200);
-    const auto xd = ToDouble(x), wd = ToDouble(weight);
+    const auto xd = AsDouble(x), wd = AsDouble(weight);
     const auto grad_x = NumericGradient(
         [&](const std::vector<double>& v) { return RmsNormRef(v, wd, c.hidden, c.eps); }, xd,
-        ToDouble(dout));
+        AsDouble(dout));
     const auto grad_w = NumericGradient(
         [&](const std::vector<double>& v) { return RmsNormRef(xd, v, c.hidden, c.eps); }, wd,
-        ToDouble(dout));
+        AsDouble(dout));
 
     auto out = NaNs(x.size());
     auto rstd = NaNs(c.tokens);

@@ -30,7 +30,7 @@ TEST(Rope, ForwardMatchesReferenceAlsoInPlace) {
     auto out = NaNs(x.size());
     cpu::rope_forward(out.data(), x.data(), positions.data(), c.tokens, c.heads, c.head_dim,
                       c.theta);
-    EXPECT_TRUE(AllClose(out, RopeRef(ToDouble(x), positions, c.heads, c.head_dim, c.theta),
+    EXPECT_TRUE(AllClose(out, RopeRef(AsDouble(x), positions, c.heads, c.head_dim, c.theta),
                          kElementwiseTol));
     EXPECT_TRUE(NonZeroAndFinite(out));
     auto in_place = x;
@@ -58,7 +58,7 @@ TEST(Rope, BackwardMatchesFiniteDifferences) {
         [&](const std::vector<double>& v) {
           return RopeRef(v, positions, c.heads, c.head_dim, c.theta);
         },
-        ToDouble(x), ToDouble(dout));
+        AsDouble(x), AsDouble(dout));
     auto dx = RandomNormal(x.size(), c.seed + 300);
     const auto expected = Plus(dx, grad);
     cpu::rope_backward(dx.data(), dout.data(), positions.data(), c.tokens, c.heads, c.head_dim,

@@ -24,7 +24,7 @@ TEST(Swiglu, ForwardMatchesReference) {
     const auto up = RandomNormal(c.n, c.seed + 100);
     auto out = NaNs(c.n);
     cpu::swiglu_forward(out.data(), gate.data(), up.data(), c.n);
-    EXPECT_TRUE(AllClose(out, SwigluRef(ToDouble(gate), ToDouble(up)), kElementwiseTol));
+    EXPECT_TRUE(AllClose(out, SwigluRef(AsDouble(gate), AsDouble(up)), kElementwiseTol));
     EXPECT_TRUE(NonZeroAndFinite(out));
   }
 }
@@ -35,11 +35,11 @@ TEST(Swiglu, BackwardMatchesFiniteDifferences) {
     const auto gate = RandomNormal(c.n, c.seed, 3.0f);
     const auto up = RandomNormal(c.n, c.seed + 100);
     const auto dout = RandomNormal(c.n, c.seed + 200);
-    const auto gd = ToDouble(gate), ud = ToDouble(up);
+    const auto gd = AsDouble(gate), ud = AsDouble(up);
     const auto grad_gate = NumericGradient(
-        [&](const std::vector<double>& g) { return SwigluRef(g, ud); }, gd, ToDouble(dout));
+        [&](const std::vector<double>& g) { return SwigluRef(g, ud); }, gd, AsDouble(dout));
     const auto grad_up = NumericGradient(
-        [&](const std::vector<double>& u) { return SwigluRef(gd, u); }, ud, ToDouble(dout));
+        [&](const std::vector<double>& u) { return SwigluRef(gd, u); }, ud, AsDouble(dout));
     auto dgate = RandomNormal(c.n, c.seed + 300);
     auto dup = RandomNormal(c.n, c.seed + 400);
     const auto expected_gate = Plus(dgate, grad_gate);
