@@ -51,6 +51,11 @@ Status validate_for_executor(const Job& job) {
         "{}: parallel.tp: the cpu backend has no tensor parallelism (tp must be 1, got {})",
         job.origin, job.parallel.tp));
   }
+  if (job.parallel.cp != 1) {
+    return Status::InvalidInput(fmt::format(
+        "{}: parallel.cp: the cpu backend has no context parallelism yet (cp must be 1, got {})",
+        job.origin, job.parallel.cp));
+  }
   if (job.parallel.recompute != Recompute::kNone) {
     return Status::InvalidInput(fmt::format(
         "{}: parallel.recompute: the cpu backend runs recompute: none (got {}); ChunkFlow's "

@@ -252,7 +252,7 @@ void Simulator::collect_step_metrics(Step& step, SimMetrics* m) {
   m->chunks = static_cast<int>(plan.chunks.size());
   m->ops = plan.op_count();
   m->events = result_.events;
-  m->gpus = job.parallel.tp * step.pp * step.dp;
+  m->gpus = job.parallel.tp * job.parallel.cp * step.pp * step.dp;
   m->step_time_s = step_ns * 1e-9;
   m->pipeline_time_s = pipeline_ns * 1e-9;
   m->tokens_per_s = step_ns > 0 ? m->tokens / m->step_time_s : 0;

@@ -22,6 +22,31 @@ struct Violation {
   std::string message;
 };
 
+// Context parallelism: the ring (p2p) splits each sequence or chunk into 2·cp load-balanced
+// pieces, the others into cp; a chunk must split evenly (Megatron-Core pads a sequence to a
+// multiple, which a chunk of ChunkSize tokens need not). Ulysses (a2a) scatters the heads of a
+// TP rank over the cp ranks: they must divide by cp; K/V heads fewer than cp are replicated
+// to cp (as Transformer Engine repeats them before the all-to-all).
+std::optional<Violation> cp_violation(const Job& job) {
+  const ParallelConfig& p = job.parallel;
+  if (p.cp == 1) return std::nullopt;
+  const int pieces = p.cp_comm == CpComm::kP2p ? 2 * p.cp : p.cp;
+  if (job.strategy.kind == StrategyKind::kChunkFlow && job.strategy.chunk_size % pieces != 0) {
+    return Violation{"strategy.chunk_size",
+                     fmt::format("chunk_size = {} does not split into the {} pieces of cp = {} "
+                                 "with cp_comm: {}",
+                                 job.strategy.chunk_size, pieces, p.cp, to_string(p.cp_comm))};
+  }
+  const int64_t heads_local = job.model.heads / p.tp;
+  if (p.cp_comm == CpComm::kA2a && heads_local % p.cp != 0) {
+    return Violation{"parallel.cp",
+                     fmt::format("cp = {} does not divide the {} attention heads of a TP rank "
+                                 "(cp_comm: a2a scatters heads)",
+                                 p.cp, heads_local)};
+  }
+  return std::nullopt;
+}
+
 std::optional<Violation> first_violation(const Job& job) {
   const ModelConfig& m = job.model;
   const ParallelConfig& p = job.parallel;
@@ -31,10 +56,12 @@ std::optional<Violation> first_violation(const Job& job) {
                      fmt::format("{} GPUs do not fill whole nodes of {} (gpus_per_node)", c.gpus,
                                  c.gpus_per_node)};
   }
-  if (int64_t(p.tp) * p.pp * p.dp != c.gpus) {
-    return Violation{"parallel", fmt::format("tp·pp·dp = {}·{}·{} = {} but cluster.gpus = {}", p.tp,
-                                             p.pp, p.dp, int64_t(p.tp) * p.pp * p.dp, c.gpus)};
+  if (int64_t(p.tp) * p.cp * p.pp * p.dp != c.gpus) {
+    return Violation{"parallel",
+                     fmt::format("tp·cp·pp·dp = {}·{}·{}·{} = {} but cluster.gpus = {}", p.tp, p.cp,
+                                 p.pp, p.dp, int64_t(p.tp) * p.cp * p.pp * p.dp, c.gpus)};
   }
+  if (std::optional<Violation> v = cp_violation(job)) return v;
   if (m.heads % p.tp != 0) {
     return Violation{
         "parallel.tp",
@@ -160,6 +187,11 @@ Status read_training(YamlMap& root, Job* job) {
   CF_RETURN_IF_ERROR(map.check_positive("global_batch", t.global_batch));
   CF_RETURN_IF_ERROR(map.get("steps", &t.steps));
   CF_RETURN_IF_ERROR(map.check_positive("steps", t.steps));
+  std::string grads = to_string(t.grad_accumulation_dtype), ce = to_string(t.cross_entropy);
+  CF_RETURN_IF_ERROR(map.get_choice("grad_accumulation_dtype", {"fp32", "bf16"}, &grads));
+  CF_RETURN_IF_ERROR(map.get_choice("cross_entropy", {"unfused", "fused"}, &ce));
+  t.grad_accumulation_dtype = grads == "fp32" ? GradDtype::kFp32 : GradDtype::kBf16;
+  t.cross_entropy = ce == "unfused" ? CrossEntropy::kUnfused : CrossEntropy::kFused;
   return map.finish();
 }
 
@@ -167,12 +199,17 @@ Status read_parallel(YamlMap& root, Job* job) {
   CF_ASSIGN_OR_RETURN(YamlMap map, root.child("parallel"));
   ParallelConfig& p = job->parallel;
   for (auto [key, value] : {std::pair{"tp", &p.tp}, std::pair{"pp", &p.pp}, std::pair{"dp", &p.dp},
-                            std::pair{"vpp", &p.vpp}}) {
+                            std::pair{"vpp", &p.vpp}, std::pair{"cp", &p.cp}}) {
     CF_RETURN_IF_ERROR(map.get(key, value));
     CF_RETURN_IF_ERROR(map.check_positive(key, *value));
   }
   CF_RETURN_IF_ERROR(map.get("sp", &p.sp));
   CF_RETURN_IF_ERROR(map.get("distributed_optimizer", &p.distributed_optimizer));
+  std::string cp_comm = to_string(p.cp_comm);
+  CF_RETURN_IF_ERROR(map.get_choice("cp_comm", {"p2p", "all_gather", "a2a"}, &cp_comm));
+  p.cp_comm = cp_comm == "p2p"          ? CpComm::kP2p
+              : cp_comm == "all_gather" ? CpComm::kAllGather
+                                        : CpComm::kA2a;
   std::string recompute = to_string(p.recompute), schedule = to_string(p.schedule);
   CF_RETURN_IF_ERROR(map.get_choice("recompute", {"none", "selective", "full"}, &recompute));
   CF_RETURN_IF_ERROR(map.get_choice("schedule", {"1f1b", "gpipe", "interleaved"}, &schedule));
@@ -232,6 +269,17 @@ Status read_cost_model(YamlMap& root, Job* job) {
   return map.finish();
 }
 
+Status read_overlap(YamlMap& root, Job* job) {
+  CF_ASSIGN_OR_RETURN(YamlMap map, root.child("overlap"));
+  OverlapConfig& o = job->overlap;
+  for (auto [key, value] :
+       {std::pair{"tp_comm", &o.tp_comm}, std::pair{"grad_reduce", &o.grad_reduce},
+        std::pair{"param_gather", &o.param_gather}, std::pair{"p2p", &o.p2p}}) {
+    CF_RETURN_IF_ERROR(map.get(key, value));
+  }
+  return map.finish();
+}
+
 Status read_memory_model(YamlMap& root, Job* job) {
   std::string kind = job->cost_model.kind == CostModelKind::kCalibrated ? "executor" : "megatron";
   CF_RETURN_IF_ERROR(root.get_choice("memory_model", {"megatron", "executor"}, &kind));
@@ -257,6 +305,7 @@ StatusOr<Job> parse_job(const std::string& text, const std::string& origin) {
   CF_RETURN_IF_ERROR(read_dataset(root, &job));
   CF_RETURN_IF_ERROR(read_training(root, &job));
   CF_RETURN_IF_ERROR(read_parallel(root, &job));
+  CF_RETURN_IF_ERROR(read_overlap(root, &job));
   CF_RETURN_IF_ERROR(read_strategy(root, &job));
   CF_RETURN_IF_ERROR(read_cost_model(root, &job));
   CF_RETURN_IF_ERROR(read_memory_model(root, &job));
@@ -294,6 +343,22 @@ std::string to_string(Recompute r) {
   }
   return "?";
 }
+std::string to_string(CpComm c) {
+  switch (c) {
+    case CpComm::kP2p:
+      return "p2p";
+    case CpComm::kAllGather:
+      return "all_gather";
+    case CpComm::kA2a:
+      return "a2a";
+  }
+  return "?";
+}
+
+std::string to_string(GradDtype g) { return g == GradDtype::kFp32 ? "fp32" : "bf16"; }
+
+std::string to_string(CrossEntropy c) { return c == CrossEntropy::kUnfused ? "unfused" : "fused"; }
+
 std::string to_string(ScheduleKind s) {
   switch (s) {
     case ScheduleKind::kOneFOneB:

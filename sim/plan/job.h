@@ -32,18 +32,34 @@ struct DatasetConfig {
   uint64_t seed = 0;
 };
 
+// The dtype gradients are accumulated and reduced in (Megatron-LM's
+// --accumulate-allreduce-grads-in-fp32, which its bf16 recipe turns on: fp32; Megatron-Core's
+// DDP grad_reduce_in_fp32 = false, as NeMo's recipes run: bf16).
+enum class GradDtype { kFp32, kBf16 };
+// How the loss's softmax is computed: unfused keeps an fp32 copy of the logits for the
+// backward; fused (Megatron's --cross-entropy-loss-fusion) computes the gradient in place.
+enum class CrossEntropy { kUnfused, kFused };
+
 struct TrainingConfig {
   int64_t global_batch = 256;  // sequences per step
   int steps = 1;               // global batches sampled
+  GradDtype grad_accumulation_dtype = GradDtype::kFp32;
+  CrossEntropy cross_entropy = CrossEntropy::kUnfused;
 };
 
 enum class Recompute { kNone, kSelective, kFull };
+// Context parallelism's communication (Megatron-Core cp_comm_type): p2p, the load-balanced
+// ring passing K/V blocks around the cp ranks overlapped with attention; all_gather, K/V
+// gathered before attention (Llama 3); a2a, Ulysses' all-to-all over heads.
+enum class CpComm { kP2p, kAllGather, kA2a };
 enum class ScheduleKind { kOneFOneB, kGPipe, kInterleaved };
 
 struct ParallelConfig {
   int tp = 1;
   int pp = 1;
   int dp = 1;
+  int cp = 1;  // context parallel: each sequence (or chunk) spread over cp GPUs
+  CpComm cp_comm = CpComm::kP2p;
   bool sp = false;  // sequence parallelism (with tp > 1)
   Recompute recompute = Recompute::kNone;
   ScheduleKind schedule = ScheduleKind::kOneFOneB;
@@ -76,6 +92,15 @@ struct CostModelConfig {
 // and megatron otherwise.
 enum class MemoryModelKind { kMegatron, kExecutor };
 
+// Communication overlapped with compute (Megatron's --tp-comm-overlap,
+// --overlap-grad-reduce, --overlap-param-gather, --overlap-p2p-communication).
+struct OverlapConfig {
+  bool tp_comm = false;
+  bool grad_reduce = false;
+  bool param_gather = false;
+  bool p2p = false;
+};
+
 struct Job {
   std::string origin;      // file the job came from
   std::string model_name;  // as written
@@ -84,6 +109,7 @@ struct Job {
   DatasetConfig dataset;
   TrainingConfig training;
   ParallelConfig parallel;
+  OverlapConfig overlap;
   StrategyConfig strategy;
   CostModelConfig cost_model;
   MemoryModelKind memory_model = MemoryModelKind::kMegatron;
@@ -99,6 +125,9 @@ Status validate_job(const Job& job);
 
 std::string to_string(Recompute r);        // "none" | "selective" | "full"
 std::string to_string(ScheduleKind s);     // "1f1b" | "gpipe" | "interleaved"
+std::string to_string(CpComm c);           // "p2p" | "all_gather" | "a2a"
+std::string to_string(GradDtype g);        // "fp32" | "bf16"
+std::string to_string(CrossEntropy c);     // "unfused" | "fused"
 std::string to_string(StrategyKind s);     // "chunkflow" | "baseline"
 std::string to_string(Packer p);           // "balanced" | "ffd"
 std::string to_string(MicroBatching m);    // "pack" | "per_sequence"

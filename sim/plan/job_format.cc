@@ -39,19 +39,26 @@ Rows resolved_rows(const Job& job) {
   } else {
     rows.push_back({"dataset.lengths", lengths_summary(d.lengths)});
   }
-  rows.insert(rows.end(),
-              {
-                  {"dataset.max_length", fmt::format("{}", d.max_length)},
-                  {"dataset.seed", fmt::format("{}", d.seed)},
-                  {"training.global_batch", fmt::format("{}", job.training.global_batch)},
-                  {"training.steps", fmt::format("{}", job.training.steps)},
-                  {"parallel",
-                   fmt::format("tp={} pp={} dp={} sp={} vpp={}", p.tp, p.pp, p.dp, p.sp, p.vpp)},
-                  {"parallel.recompute", to_string(p.recompute)},
-                  {"parallel.schedule", to_string(p.schedule)},
-                  {"parallel.distributed_optimizer", p.distributed_optimizer ? "true" : "false"},
-                  {"strategy.kind", to_string(s.kind)},
-              });
+  rows.insert(
+      rows.end(),
+      {
+          {"dataset.max_length", fmt::format("{}", d.max_length)},
+          {"dataset.seed", fmt::format("{}", d.seed)},
+          {"training.global_batch", fmt::format("{}", job.training.global_batch)},
+          {"training.steps", fmt::format("{}", job.training.steps)},
+          {"training.grad_accumulation_dtype", to_string(job.training.grad_accumulation_dtype)},
+          {"training.cross_entropy", to_string(job.training.cross_entropy)},
+          {"parallel", fmt::format("tp={} cp={} pp={} dp={} sp={} vpp={}", p.tp, p.cp, p.pp, p.dp,
+                                   p.sp, p.vpp)},
+          {"parallel.cp_comm", to_string(p.cp_comm)},
+          {"parallel.recompute", to_string(p.recompute)},
+          {"parallel.schedule", to_string(p.schedule)},
+          {"parallel.distributed_optimizer", p.distributed_optimizer ? "true" : "false"},
+          {"overlap",
+           fmt::format("tp_comm={} grad_reduce={} param_gather={} p2p={}", job.overlap.tp_comm,
+                       job.overlap.grad_reduce, job.overlap.param_gather, job.overlap.p2p)},
+          {"strategy.kind", to_string(s.kind)},
+      });
   if (s.kind == StrategyKind::kChunkFlow) {
     rows.push_back({"strategy.chunk_size", fmt::format("{}", s.chunk_size)});
     rows.push_back({"strategy.k", fmt::format("{}", s.k)});
@@ -100,14 +107,25 @@ std::string resolved_yaml(const Job& job) {
   out << YAML::Key << "training" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "global_batch" << YAML::Value << job.training.global_batch;
   out << YAML::Key << "steps" << YAML::Value << job.training.steps;
+  out << YAML::Key << "grad_accumulation_dtype" << YAML::Value
+      << to_string(job.training.grad_accumulation_dtype);
+  out << YAML::Key << "cross_entropy" << YAML::Value << to_string(job.training.cross_entropy);
   out << YAML::EndMap;
   out << YAML::Key << "parallel" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "tp" << YAML::Value << p.tp << YAML::Key << "pp" << YAML::Value << p.pp;
+  out << YAML::Key << "cp" << YAML::Value << p.cp << YAML::Key << "cp_comm" << YAML::Value
+      << to_string(p.cp_comm);
   out << YAML::Key << "dp" << YAML::Value << p.dp << YAML::Key << "sp" << YAML::Value << p.sp;
   out << YAML::Key << "recompute" << YAML::Value << to_string(p.recompute);
   out << YAML::Key << "schedule" << YAML::Value << to_string(p.schedule);
   out << YAML::Key << "vpp" << YAML::Value << p.vpp;
   out << YAML::Key << "distributed_optimizer" << YAML::Value << p.distributed_optimizer;
+  out << YAML::EndMap;
+  out << YAML::Key << "overlap" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "tp_comm" << YAML::Value << job.overlap.tp_comm;
+  out << YAML::Key << "grad_reduce" << YAML::Value << job.overlap.grad_reduce;
+  out << YAML::Key << "param_gather" << YAML::Value << job.overlap.param_gather;
+  out << YAML::Key << "p2p" << YAML::Value << job.overlap.p2p;
   out << YAML::EndMap;
   out << YAML::Key << "strategy" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "kind" << YAML::Value << to_string(s.kind);
