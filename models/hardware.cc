@@ -80,7 +80,8 @@ double GpuSpec::gemm_efficiency_at(double flops) const {
 //   memory.total, MiB); hbm_bandwidth_tb_per_s (1e12 B/s); nvlink_gb_per_s and ib_gb_per_s
 //   (1e9 B/s, per direction, per GPU); nvlink_latency_us, ib_latency_us (µs);
 //   gemm_efficiency (list); attention_efficiency, memory_efficiency, collective_efficiency
-//   (fractions); reserved_mib (MiB); source, notes (optional text).
+//   (fractions); reserved_mib (MiB); optional overheads kernel_launch_us, host_kernel_us,
+//   microbatch_us (µs) and attention_block (tokens); source, notes (optional text).
 StatusOr<GpuSpec> parse_gpu_yaml(const std::string& text, const std::string& origin) {
   CF_ASSIGN_OR_RETURN(YamlDocument doc, parse_yaml_text(text, origin));
   CF_ASSIGN_OR_RETURN(YamlMap map, YamlMap::open(doc.root, doc.file, ""));
@@ -107,6 +108,16 @@ StatusOr<GpuSpec> parse_gpu_yaml(const std::string& text, const std::string& ori
     return map.error("reserved_mib",
                      fmt::format("must be in [0, hbm_mib = {}), got {}", hbm_mib, reserved_mib));
   }
+  double kernel_launch_us = 0, host_kernel_us = 0, microbatch_us = 0;
+  for (auto [key, out] :
+       {std::pair{"kernel_launch_us", &kernel_launch_us},
+        std::pair{"host_kernel_us", &host_kernel_us}, std::pair{"microbatch_us", &microbatch_us}}) {
+    CF_RETURN_IF_ERROR(map.get(key, out));
+    CF_RETURN_IF_ERROR(map.check_range(key, *out, 0, 1e6));
+  }
+  CF_RETURN_IF_ERROR(map.get("attention_block", &gpu.attention_block));
+  CF_RETURN_IF_ERROR(
+      map.check_range("attention_block", static_cast<double>(gpu.attention_block), 1, 4096));
   std::string source, notes;
   CF_RETURN_IF_ERROR(map.get("source", &source));
   CF_RETURN_IF_ERROR(map.get("notes", &notes));
@@ -120,6 +131,9 @@ StatusOr<GpuSpec> parse_gpu_yaml(const std::string& text, const std::string& ori
   gpu.ib_bandwidth_bytes_per_s = ib_gb_per_s * kGiga;
   gpu.ib_latency_s = ib_latency_us * kMicro;
   gpu.reserved_bytes = reserved_mib * kMebi;
+  gpu.kernel_launch_s = kernel_launch_us * kMicro;
+  gpu.host_kernel_s = host_kernel_us * kMicro;
+  gpu.microbatch_s = microbatch_us * kMicro;
   return gpu;
 }
 

@@ -29,6 +29,13 @@ struct GpuSpec {
   double memory_efficiency = 0.8;      // fraction of HBM bandwidth reached by elementwise ops
   double collective_efficiency = 0.8;  // fraction of link bandwidth reached by NCCL (bus bw)
   int64_t reserved_bytes = 0;          // CUDA context, NCCL buffers, fragmentation
+  // Overheads that do not scale with work (all optional in the YAML; 0 = not modelled):
+  double kernel_launch_s = 0;  // GPU time per kernel beyond its work (launch, ramp, tail)
+  double host_kernel_s = 0;    // framework host time to issue one kernel (eager dispatch)
+  double microbatch_s = 0;     // framework host time per micro-batch pass of a stage
+  // FlashAttention computes whole tiles of attention_block × attention_block (query, key)
+  // pairs; 1 = no tiling modelled.
+  int64_t attention_block = 1;
 
   double gemm_efficiency_at(double flops) const;
 };

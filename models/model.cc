@@ -14,17 +14,21 @@ namespace cf {
 //   o_proj (Q → h, no bias), gate_proj and up_proj (h → f), down_proj (f → h),
 //   input_layernorm and post_attention_layernorm (RMSNorm weight of h each).
 // Matches Megatron's count with SwiGLU and GQA (docs/COSTS-REFERENCE.md §2.2) plus the biases.
+// GPT (Megatron-LM's GPTModel, every linear layer with a bias): QKV h·3h + 3h, projection
+// h² + h, fc1 h·f + f, fc2 f·h + h, two LayerNorms 4h — 12h² + 13h for f = 4h, Narayanan et
+// al. 2021 (arXiv:2104.04473) §5.1's per-layer count.
 int64_t ModelConfig::params_per_layer() const {
   const int64_t qkv_out = q_width() + 2 * kv_width();  // Q + 2·g·d_h
   const int64_t qkv_weights = hidden * qkv_out;
   const int64_t qkv_biases = qkv_bias ? qkv_out : 0;
-  const int64_t out_proj = q_width() * hidden;  // Q·h
-  const int64_t mlp = 3 * hidden * ffn_hidden;  // SwiGLU: gate, up, down
-  const int64_t norms = 2 * hidden;             // two RMSNorm weights
-  return qkv_weights + qkv_biases + out_proj + mlp + norms;
+  const int64_t out_proj = q_width() * hidden;               // Q·h
+  const int64_t mlp = mlp_matrices() * hidden * ffn_hidden;  // SwiGLU 3 matrices, GeLU 2
+  const int64_t norms = 2 * norm_params();
+  const int64_t other_biases = gpt() ? hidden + ffn_hidden + hidden : 0;  // proj, fc1, fc2
+  return qkv_weights + qkv_biases + out_proj + mlp + norms + other_biases;
 }
 
-int64_t ModelConfig::embedding_params() const { return vocab * hidden; }
+int64_t ModelConfig::embedding_params() const { return vocab * hidden + position_params(); }
 
 int64_t ModelConfig::lm_head_params() const { return tied_embeddings ? 0 : vocab * hidden; }
 
@@ -37,13 +41,13 @@ int64_t ModelConfig::params_total() const {
 // 2 FLOPs per multiply-add over the layer's GEMMs, per token (Megatron's counter,
 // megatron/training/training.py num_floating_point_operations, forward third of its
 // 6·[h·(Q + 2·g·d_h) + Q·h] + 6·h·f·3; docs/COSTS-REFERENCE.md §2.2):
-//   QKV h·(Q + 2·g·d_h), output projection Q·h, SwiGLU 3·h·f.
+//   QKV h·(Q + 2·g·d_h), output projection Q·h, SwiGLU 3·h·f (GeLU MLP 2·h·f).
 // Bias additions, norms and activations are elementwise and not counted (as Megatron).
 double ModelConfig::linear_flops_per_token_per_layer() const {
   const double h = static_cast<double>(hidden);
   const double qkv_macs = h * static_cast<double>(q_width() + 2 * kv_width());
   const double out_macs = static_cast<double>(q_width()) * h;
-  const double mlp_macs = 3.0 * h * static_cast<double>(ffn_hidden);
+  const double mlp_macs = static_cast<double>(mlp_matrices()) * h * static_cast<double>(ffn_hidden);
   return 2.0 * (qkv_macs + out_macs + mlp_macs);
 }
 
@@ -69,9 +73,9 @@ int64_t ModelConfig::kv_bytes_per_token(int64_t bytes_per_element) const {
 namespace models_internal {
 
 std::optional<ModelProblem> find_model_problem(const ModelConfig& model) {
-  if (model.architecture != kLlama && model.architecture != kQwen2) {
-    return ModelProblem{"architecture", fmt::format("must be {} or {}, got \"{}\"", kLlama, kQwen2,
-                                                    model.architecture)};
+  if (model.architecture != kLlama && model.architecture != kQwen2 && model.architecture != kGpt) {
+    return ModelProblem{"architecture", fmt::format("must be {}, {} or {}, got \"{}\"", kLlama,
+                                                    kQwen2, kGpt, model.architecture)};
   }
   const std::pair<const char*, int64_t> sizes[] = {
       {"hidden", model.hidden}, {"ffn_hidden", model.ffn_hidden}, {"layers", model.layers},
@@ -85,24 +89,36 @@ std::optional<ModelProblem> find_model_problem(const ModelConfig& model) {
     return ModelProblem{"kv_heads", fmt::format("heads ({}) must be a multiple of kv_heads ({})",
                                                 model.heads, model.kv_heads)};
   }
-  // RoPE rotates pairs of channels, so a head has an even width.
-  if (model.head_dim % 2 != 0) {
+  // RoPE rotates pairs of channels, so a head has an even width (GPT has no RoPE).
+  if (!model.gpt() && model.head_dim % 2 != 0) {
     return ModelProblem{"head_dim",
                         fmt::format("must be even for rotary embeddings, got {}", model.head_dim)};
   }
   // Both Hugging Face architectures build Qwen2's q/k/v with bias and Llama's without
   // (Llama's attention_bias would also add an o_proj bias, which this model does not have).
-  const bool want_bias = model.architecture == kQwen2;
+  // GPT has a bias on every linear layer.
+  const bool want_bias = model.architecture == kQwen2 || model.gpt();
   if (model.qkv_bias != want_bias) {
     return ModelProblem{"qkv_bias", fmt::format("the {} architecture has qkv_bias: {}",
                                                 model.architecture, want_bias)};
   }
-  if (!(model.rope_theta > 0)) {
+  if (model.gpt()) {
+    // Learned absolute positions: the table's rows bound the sequence.
+    if (model.max_position <= 0) {
+      return ModelProblem{"max_position",
+                          fmt::format("gpt learns one position embedding per position up to "
+                                      "max_position, which must be positive (got {})",
+                                      model.max_position)};
+    }
+  } else if (!(model.rope_theta > 0)) {
     return ModelProblem{"rope_theta", fmt::format("must be positive, got {}", model.rope_theta)};
   }
-  if (!(model.rms_norm_eps > 0 && model.rms_norm_eps < 1)) {
+  if (!model.gpt() && !(model.rms_norm_eps > 0 && model.rms_norm_eps < 1)) {
     return ModelProblem{"rms_norm_eps",
                         fmt::format("must be in (0, 1), got {}", model.rms_norm_eps)};
+  }
+  if (!(model.dropout >= 0 && model.dropout < 1)) {
+    return ModelProblem{"dropout", fmt::format("must be in [0, 1), got {}", model.dropout)};
   }
   if (model.max_position < 0) {
     return ModelProblem{"max_position",

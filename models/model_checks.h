@@ -21,5 +21,6 @@ std::optional<ModelProblem> find_model_problem(const ModelConfig& model);
 // The architectures this project models, as model YAMLs name them.
 inline constexpr const char* kLlama = "llama";
 inline constexpr const char* kQwen2 = "qwen2";
+inline constexpr const char* kGpt = "gpt";
 
 }  // namespace cf::models_internal

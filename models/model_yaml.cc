@@ -25,9 +25,12 @@ Status read_positive(YamlMap& map, const std::string& key, int64_t* out) {
 }  // namespace
 
 // Keys (all sizes are counts, not bytes):
-//   name, architecture (llama | qwen2), hidden, ffn_hidden, layers, heads, kv_heads,
+//   name, architecture (llama | qwen2 | gpt), hidden, ffn_hidden, layers, heads, kv_heads,
 //   head_dim (optional, default hidden / heads), vocab, qkv_bias, tied_embeddings,
-//   rope_theta, rms_norm_eps, max_position, source (optional), notes (optional).
+//   rope_theta, rms_norm_eps, max_position, attention (optional: flash | unfused, default
+//   flash), dropout (optional, default 0), source (optional), notes (optional).
+// A gpt model needs no rope_theta or rms_norm_eps (it has neither) and defaults qkv_bias and
+// tied_embeddings to true (Megatron-LM's GPTModel).
 StatusOr<ModelConfig> parse_model_yaml(const std::string& text, const std::string& origin) {
   CF_ASSIGN_OR_RETURN(YamlDocument doc, parse_yaml_text(text, origin));
   CF_ASSIGN_OR_RETURN(YamlMap map, YamlMap::open(doc.root, doc.file, ""));
@@ -36,7 +39,8 @@ StatusOr<ModelConfig> parse_model_yaml(const std::string& text, const std::strin
   if (model.name.empty()) return map.error("name", "must not be empty");
   if (!map.has("architecture")) return map.missing("architecture");
   CF_RETURN_IF_ERROR(map.get_choice(
-      "architecture", {models_internal::kLlama, models_internal::kQwen2}, &model.architecture));
+      "architecture", {models_internal::kLlama, models_internal::kQwen2, models_internal::kGpt},
+      &model.architecture));
   CF_RETURN_IF_ERROR(read_positive(map, "hidden", &model.hidden));
   CF_RETURN_IF_ERROR(read_positive(map, "ffn_hidden", &model.ffn_hidden));
   CF_RETURN_IF_ERROR(read_positive(map, "layers", &model.layers));
@@ -54,11 +58,24 @@ StatusOr<ModelConfig> parse_model_yaml(const std::string& text, const std::strin
     }
     model.head_dim = model.hidden / model.heads;
   }
-  CF_RETURN_IF_ERROR(map.require("qkv_bias", &model.qkv_bias));
-  CF_RETURN_IF_ERROR(map.require("tied_embeddings", &model.tied_embeddings));
-  CF_RETURN_IF_ERROR(map.require("rope_theta", &model.rope_theta));
-  CF_RETURN_IF_ERROR(map.require("rms_norm_eps", &model.rms_norm_eps));
+  if (model.gpt()) {
+    model.qkv_bias = true;
+    model.tied_embeddings = true;
+    CF_RETURN_IF_ERROR(map.get("qkv_bias", &model.qkv_bias));
+    CF_RETURN_IF_ERROR(map.get("tied_embeddings", &model.tied_embeddings));
+    CF_RETURN_IF_ERROR(map.get("rope_theta", &model.rope_theta));
+    CF_RETURN_IF_ERROR(map.get("rms_norm_eps", &model.rms_norm_eps));
+  } else {
+    CF_RETURN_IF_ERROR(map.require("qkv_bias", &model.qkv_bias));
+    CF_RETURN_IF_ERROR(map.require("tied_embeddings", &model.tied_embeddings));
+    CF_RETURN_IF_ERROR(map.require("rope_theta", &model.rope_theta));
+    CF_RETURN_IF_ERROR(map.require("rms_norm_eps", &model.rms_norm_eps));
+  }
   CF_RETURN_IF_ERROR(map.require("max_position", &model.max_position));
+  std::string attention = "flash";
+  CF_RETURN_IF_ERROR(map.get_choice("attention", {"flash", "unfused"}, &attention));
+  model.flash_attention = attention == "flash";
+  CF_RETURN_IF_ERROR(map.get("dropout", &model.dropout));
   std::string source, notes;  // provenance for readers of the file, not used in computation
   CF_RETURN_IF_ERROR(map.get("source", &source));
   CF_RETURN_IF_ERROR(map.get("notes", &notes));

@@ -28,7 +28,8 @@ StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
       return std::unique_ptr<CostModel>(std::make_unique<UnitCostModel>());
     case CostModelKind::kAnalytical:
       return std::unique_ptr<CostModel>(std::make_unique<AnalyticalCostModel>(
-          job.model, job.cluster.gpu, job.cluster.gpus_per_node, job.parallel));
+          job.model, job.cluster.gpu, job.cluster.gpus_per_node, job.parallel, job.training,
+          job.overlap));
     case CostModelKind::kCalibrated: {
       StatusOr<CalibrationTable> table = load_calibration(job.cost_model.table);
       if (!table.ok()) return table.status();

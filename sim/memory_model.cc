@@ -19,9 +19,11 @@ ActivationShape ActivationShape::of(const ModelConfig& model) {
   shape.kv_heads = model.kv_heads;
   shape.head_dim = model.head_dim;
   shape.ffn_hidden = model.ffn_hidden;
-  shape.mlp_saved_tensors = 3;  // SwiGLU: gate, up, act(gate)·up — each (tokens, f)
-  shape.dropout = false;        // Llama / Qwen2 fine-tuning: no dropout
-  shape.flash_attention = true;
+  // SwiGLU: gate, up, act(gate)·up — each (tokens, f); GeLU: its input and the second
+  // linear's input (Korthikanti et al. 2022 §4.1).
+  shape.mlp_saved_tensors = model.gpt() ? 2 : 3;
+  shape.dropout = model.dropout > 0;  // Llama / Qwen2 fine-tuning: none; Megatron GPT: 0.1
+  shape.flash_attention = model.flash_attention;
   return shape;
 }
 
@@ -70,11 +72,13 @@ double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int 
 int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp, int stage) {
   CF_CHECK(model.layers % (static_cast<int64_t>(pp) * vpp) == 0)
       << model.layers << " layers over pp " << pp << " × vpp " << vpp;
-  const int64_t norm_params = 2 * model.hidden;  // two RMSNorm weights, replicated over TP
+  const int64_t norm_params = 2 * model.norm_params();  // two norms, replicated over TP
   const int64_t layer_local = ceil_div(model.params_per_layer() - norm_params, tp) + norm_params;
   int64_t params = (model.layers / pp) * layer_local;
   const int64_t vocab_local = ceil_div(model.vocab * model.hidden, tp);  // vocab-parallel
-  if (stage == 0) params += vocab_local;                                 // embedding
+  // The embedding; GPT's learned positions are replicated over TP (Megatron-LM's
+  // LanguageModelEmbedding: a plain nn.Embedding beside the vocab-parallel one).
+  if (stage == 0) params += vocab_local + model.position_params();
   if (stage == pp - 1) {
     params += model.final_norm_params();
     // Untied: the LM head. Tied with pp > 1: Megatron-LM keeps a copy of the embedding on
@@ -85,52 +89,64 @@ int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp
 }
 
 MemoryModel::MemoryModel(const ModelConfig& model, const ParallelConfig& parallel,
-                         int64_t layers_per_op)
+                         int64_t layers_per_op, const TrainingConfig& training)
     : model_(model),
       parallel_(parallel),
+      training_(training),
       shape_(ActivationShape::of(model)),
       layers_per_op_(layers_per_op),
       kv_heads_local_(ceil_div(model.kv_heads, parallel.tp)) {}
 
 // Megatron-LM docs/user-guide/features/dist_optimizer.md, bf16 params with fp32 grads:
 // 18 B per parameter, or 6 + 12/d with the distributed optimizer (2 weights + 4 grads +
-// 12 optimizer: fp32 master, Adam m and v, sharded over d DP ranks).
+// 12 optimizer: fp32 master, Adam m and v, sharded over d DP ranks); the same table's bf16
+// gradient rows give 4 + 12/d (grad_accumulation_dtype bf16: Megatron-Core's DDP with
+// grad_reduce_in_fp32 off). With context parallelism the gradients are reduced, and the
+// optimizer sharded, over dp·cp ranks (Megatron-Core's data-parallel group with CP).
 MemoryBreakdown MemoryModel::model_states(int stage) const {
   const int64_t params =
       stage_local_parameters(model_, parallel_.tp, parallel_.pp, parallel_.vpp, stage);
   MemoryBreakdown bytes;
   bytes.weights = 2 * params;
-  bytes.gradients = 4 * params;
-  bytes.optimizer =
-      parallel_.distributed_optimizer ? ceil_div(12 * params, parallel_.dp) : 12 * params;
+  bytes.gradients = (training_.grad_accumulation_dtype == GradDtype::kBf16 ? 2 : 4) * params;
+  bytes.optimizer = parallel_.distributed_optimizer
+                        ? ceil_div(12 * params, static_cast<int64_t>(parallel_.dp) * parallel_.cp)
+                        : 12 * params;
   return bytes;
 }
 
 // Embedding side: token ids, 8 B per token (Megatron-LM theoretical_memory_usage.py, 8·s·b).
-// Output side: final-norm and LM-head inputs (4·s·h) and the fp32 softmax the vocab-parallel
-// cross-entropy keeps (4·s·V/t), after that file's 4·s·b·h·(1 + V/h) term.
-int64_t MemoryModel::activation_bytes(int64_t tokens, bool kv_in_store, bool first,
+// Output side: final-norm and LM-head inputs (4·s·h) and the softmax the vocab-parallel
+// cross-entropy keeps (4·s·V/t in fp32), after that file's 4·s·b·h·(1 + V/h) term; the fused
+// cross-entropy (Megatron-Core fusions/fused_cross_entropy.py) keeps it in the logits' bf16,
+// 2·s·V/t.
+int64_t MemoryModel::activation_bytes(int64_t chunk_tokens, bool kv_in_store, bool first,
                                       bool last) const {
   const int tp = parallel_.tp;
+  const int64_t tokens = local_tokens(chunk_tokens);
   double bytes =
       static_cast<double>(layers_per_op_) *
       layer_activation_bytes(shape_, tokens, tp, parallel_.sp, parallel_.recompute, kv_in_store);
   if (first) bytes += 8.0 * tokens;
   if (last) {
     bytes += 4.0 * tokens * model_.hidden / (parallel_.sp ? tp : 1);
-    bytes += 4.0 * tokens * static_cast<double>(ceil_div(model_.vocab, tp));
+    const double softmax_bytes = training_.cross_entropy == CrossEntropy::kFused ? 2.0 : 4.0;
+    bytes += softmax_bytes * tokens * static_cast<double>(ceil_div(model_.vocab, tp));
   }
   return std::llround(bytes);
 }
 
 // The stage input is the message that arrived across the boundary (plan_index.h).
 int64_t MemoryModel::stage_input_bytes(int64_t tokens) const {
-  return boundary_bytes(tokens, WireFormat{model_.hidden, 2, parallel_.sp ? parallel_.tp : 1});
+  return boundary_bytes(local_tokens(tokens),
+                        WireFormat{model_.hidden, 2, parallel_.sp ? parallel_.tp : 1});
 }
 
 // K and V per layer: 2 tensors × tokens × (KV heads on this GPU × d_h) × 2 B (bf16).
+// With context parallelism each CP rank keeps the K/V of its own tokens (the all-gather and
+// ring variants gather or pass them again when a later chunk reads them).
 int64_t MemoryModel::kv_bytes(int64_t tokens) const {
-  return layers_per_op_ * 2 * tokens * kv_heads_local_ * model_.head_dim * 2;
+  return layers_per_op_ * 2 * local_tokens(tokens) * kv_heads_local_ * model_.head_dim * 2;
 }
 
 // dK and dV accumulated in fp32 (docs/COSTS-REFERENCE.md §5, [derived]): as kv_bytes at 4 B.
@@ -140,7 +156,8 @@ int64_t MemoryModel::dkv_bytes(int64_t tokens) const { return 2 * kv_bytes(token
 // still holds one layer's tensors while it runs; a backward holds the gradients of one
 // layer's saved tensors (same size as the tensors) and, under full recompute, the layer it
 // recomputed. On the last stage the bf16 logits (or their gradient) live during the op.
-int64_t MemoryModel::transient_bytes(Pass pass, int64_t tokens, bool last) const {
+int64_t MemoryModel::transient_bytes(Pass pass, int64_t chunk_tokens, bool last) const {
+  const int64_t tokens = local_tokens(chunk_tokens);
   const double one_layer =
       layer_activation_bytes(shape_, tokens, parallel_.tp, parallel_.sp, Recompute::kNone);
   const bool full = parallel_.recompute == Recompute::kFull;

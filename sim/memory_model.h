@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "core/numeric.h"
 #include "models/model.h"
 #include "sim/plan/job.h"
 #include "sim/plan/plan.h"
@@ -31,6 +32,7 @@ struct ActivationShape {
 // Bytes of activations one layer keeps for backward, for `tokens` tokens on one GPU of a
 // TP group of `tp` (sequence parallel or not), under `recompute`. `kv_in_store`: K and V
 // are held by the chunk state store instead (dependent chunks), so they are left out here.
+// With context parallelism the caller passes the tokens one CP rank holds.
 double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int tp, bool sp,
                               Recompute recompute, bool kv_in_store = false);
 
@@ -43,15 +45,17 @@ int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp
 // them into what each op allocates).
 class MemoryModel {
  public:
-  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op);
+  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op,
+              const TrainingConfig& training = {});
 
   // Per-GPU model states of a stage (weights, gradients, optimizer; the other categories 0):
-  // bf16 weights, fp32 gradients, optimizer states (fp32 master weights, Adam m and v),
-  // sharded over DP with the distributed optimizer.
+  // bf16 weights, gradients in training.grad_accumulation_dtype, optimizer states (fp32
+  // master weights, Adam m and v), sharded over DP × CP with the distributed optimizer.
   MemoryBreakdown model_states(int stage) const;
   // Activations of one chunk's pass over one model chunk (layers_per_op layers) on a stage,
   // plus the token ids on the first virtual stage and the logits kept for the loss's
-  // backward on the last one.
+  // backward on the last one. Every `tokens` here is the chunk's: with context parallelism
+  // each GPU holds tokens / cp of them (and of its K/V).
   int64_t activation_bytes(int64_t tokens, bool kv_in_store, bool first, bool last) const;
   // The stage input an F* chunk keeps for its recompute: (tokens, h) bf16, /tp with SP.
   int64_t stage_input_bytes(int64_t tokens) const;
@@ -67,8 +71,11 @@ class MemoryModel {
   const ParallelConfig& parallel() const { return parallel_; }
 
  private:
+  int64_t local_tokens(int64_t tokens) const { return ceil_div(tokens, parallel_.cp); }
+
   ModelConfig model_;
   ParallelConfig parallel_;
+  TrainingConfig training_;
   ActivationShape shape_;
   int64_t layers_per_op_;
   int64_t kv_heads_local_;  // ceil(g / tp): KV heads are replicated when tp > g

@@ -73,8 +73,8 @@ StatusOr<std::unique_ptr<OpMemorySource>> make_memory_source(const Job& job) {
   if (job.memory_model == MemoryModelKind::kMegatron) {
     const int64_t layers_per_op =
         job.model.layers / (static_cast<int64_t>(job.parallel.pp) * job.parallel.vpp);
-    return std::unique_ptr<OpMemorySource>(
-        std::make_unique<MegatronMemory>(MemoryModel(job.model, job.parallel, layers_per_op)));
+    return std::unique_ptr<OpMemorySource>(std::make_unique<MegatronMemory>(
+        MemoryModel(job.model, job.parallel, layers_per_op, job.training)));
   }
   if (!executor_factory()) {
     return Status::InvalidInput(job.origin +

@@ -189,13 +189,28 @@ void Simulator::collect_stage_metrics(Step& step, SimMetrics* m) {
   for (int s = 0; s < pp; ++s) {
     StageMetrics& st = m->stages[static_cast<size_t>(s)];
     st.stage = s;
-    step.dp_reduce_ns[s] = step.cost.dp_reduce_time_ns(s);
+    step.dp_reduce_ns[s] = exposed_dp_reduce_ns(step, s);
     step.optimizer_ns[s] = step.cost.optimizer_time_ns(s);
     st.dp_reduce_s = step.dp_reduce_ns[s] * 1e-9;
     st.optimizer_s = step.optimizer_ns[s] * 1e-9;
     step.step_ns =
         std::max(step.step_ns, step.stage_end_ns[s] + step.dp_reduce_ns[s] + step.optimizer_ns[s]);
   }
+}
+
+// A stage's gradient reduction after its last op; with overlap.grad_reduce (Megatron's
+// --overlap-grad-reduce) the buckets are reduced while the last backward of the step still
+// computes the earlier layers' gradients, so only what outlasts that backward is exposed.
+int64_t Simulator::exposed_dp_reduce_ns(const Step& step, int stage) const {
+  const int64_t reduce_ns = step.cost.dp_reduce_time_ns(stage);
+  if (!step.job.overlap.grad_reduce) return reduce_ns;
+  int64_t window_ns = reduce_ns;
+  for (int r = 0; r < step.dp; ++r) {
+    const int last = step.index.stream_end(r, stage) - 1;
+    if (last < step.index.stream_begin(r, stage)) continue;
+    window_ns = std::min(window_ns, task_time_[static_cast<size_t>(last)].total_ns);
+  }
+  return std::max<int64_t>(0, reduce_ns - window_ns);
 }
 
 // Each (rank, stage) replayed over its own stream with the job's memory source; the worst DP

@@ -45,6 +45,7 @@ class Simulator {
   void build_graph(Step& step);
   void wire_inputs(Step& step);
   Status run_engine(Step& step);
+  int64_t exposed_dp_reduce_ns(const Step& step, int stage) const;
   void collect_stage_metrics(Step& step, SimMetrics* m);
   Status replay_memory(Step& step, SimResult* out);
   void collect_step_metrics(Step& step, SimMetrics* m);

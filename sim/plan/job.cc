@@ -37,6 +37,15 @@ std::optional<Violation> cp_violation(const Job& job) {
                                  "with cp_comm: {}",
                                  job.strategy.chunk_size, pieces, p.cp, to_string(p.cp_comm))};
   }
+  if (!job.model.flash_attention) {
+    // Megatron-Core's context parallelism lives in Transformer Engine's fused attention.
+    return Violation{"parallel.cp",
+                     fmt::format("cp = {} needs FlashAttention-style attention, and model {} has "
+                                 "attention: unfused",
+                                 p.cp, job.model.name)};
+  }
+  // Ulysses scatters query heads over the cp ranks; K/V heads fewer than cp are replicated
+  // so that each rank receives the K/V head its query heads read (DeepSpeed-Ulysses).
   const int64_t heads_local = job.model.heads / p.tp;
   if (p.cp_comm == CpComm::kA2a && heads_local % p.cp != 0) {
     return Violation{"parallel.cp",

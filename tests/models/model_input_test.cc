@@ -158,7 +158,33 @@ TEST(ModelYamlTest, BadInputsNameFileLineAndKey) {
   // Unknown architecture (line 2).
   expect_invalid(
       parse_model_yaml(replace(kTinyYaml, "architecture: llama", "architecture: gpt2"), f).status(),
-      {"m.yaml:2:", "architecture", "gpt2", "llama | qwen2"});
+      {"m.yaml:2:", "architecture", "gpt2", "llama | qwen2 | gpt"});
+  // A bad attention implementation, and a dropout probability out of range.
+  expect_invalid(parse_model_yaml(std::string(kTinyYaml) + "attention: sdpa\n", f).status(),
+                 {"m.yaml:", "attention", "flash | unfused"});
+  expect_invalid(parse_model_yaml(std::string(kTinyYaml) + "dropout: 1.5\n", f).status(),
+                 {"m.yaml:", "dropout"});
+  // GPT needs neither rope_theta nor rms_norm_eps, and has a bias on every linear layer.
+  {
+    std::string gpt = replace(kTinyYaml, "architecture: llama", "architecture: gpt");
+    gpt = replace(gpt, "qkv_bias: false\n", "");
+    gpt = replace(gpt, "tied_embeddings: false\n", "");
+    for (const char* key : {"rope_theta", "rms_norm_eps"}) {
+      const size_t at = gpt.find(key);
+      ASSERT_NE(at, std::string::npos);
+      gpt.erase(at, gpt.find('\n', at) - at + 1);
+    }
+    StatusOr<ModelConfig> model = parse_model_yaml(gpt, f);
+    ASSERT_TRUE(model.ok()) << model.status().message();
+    EXPECT_TRUE(model->gpt());
+    EXPECT_TRUE(model->qkv_bias);
+    EXPECT_TRUE(model->tied_embeddings);
+    expect_invalid(parse_model_yaml(gpt + "qkv_bias: false\n", f).status(), {"qkv_bias", "gpt"});
+    // Without RoPE the Llama-family rules stay: a llama model still needs rope_theta.
+    expect_invalid(
+        parse_model_yaml(replace(gpt, "architecture: gpt", "architecture: llama"), f).status(),
+        {"m.yaml:1:", "missing"});
+  }
   // Missing field: the map (line 1) and the key.
   expect_invalid(parse_model_yaml(replace(kTinyYaml, "vocab: 256\n", ""), f).status(),
                  {"m.yaml:1:", "vocab", "missing"});

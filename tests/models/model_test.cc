@@ -20,9 +20,9 @@ ModelConfig must_load(const std::string& name) {
   return model.ok() ? *model : ModelConfig{};
 }
 
-const std::vector<std::string> kShipped = {"qwen2.5-0.5b", "qwen2.5-7b",  "qwen2.5-14b",
-                                           "qwen2.5-32b",  "qwen2.5-72b", "llama3-8b",
-                                           "llama3-70b",   "tiny"};
+const std::vector<std::string> kShipped = {
+    "qwen2.5-0.5b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b", "qwen2.5-72b",
+    "llama3-8b",    "llama3-70b", "tiny",        "gpt-22b",     "gpt-175b"};
 
 TEST(ModelTest, EveryShippedModelLoadsAndValidates) {
   // Every YAML embedded directly under models/ is a model and is in the list above.
@@ -144,7 +144,8 @@ TEST(ModelTest, KvBytesPerTokenAreExact) {
 double megatron_flops_per_sequence(const ModelConfig& m, double s) {
   const double h = m.hidden, Q = m.heads * m.head_dim, g = m.kv_heads, dh = m.head_dim;
   const double L = m.layers, f = m.ffn_hidden, V = m.vocab;
-  const double per_token = L * (6 * h * (Q + 2 * g * dh) + 6 * Q * h + 6 * h * f * 3) + 6 * h * V;
+  const double per_token =
+      L * (6 * h * (Q + 2 * g * dh) + 6 * Q * h + 6 * h * f * m.mlp_matrices()) + 6 * h * V;
   return s * per_token + 6 * Q * L * s * s;
 }
 
@@ -171,8 +172,10 @@ TEST(ModelTest, FlopsPerTokenFollowTheSixNRule) {
         3 * (m.layers * m.linear_flops_per_token_per_layer() + m.lm_head_flops_per_token());
     // Exactly 6 FLOPs per weight that is multiplied (Kaplan et al. 2020: C ≈ 6N): every matrix
     // except the embedding lookup, which is counted once more when the LM head shares it.
-    const int64_t per_layer_vectors =
-        2 * m.hidden + (m.qkv_bias ? m.q_width() + 2 * m.kv_width() : 0);
+    // Norm weights (and LayerNorm biases), QKV biases, and GPT's projection and MLP biases.
+    const int64_t per_layer_vectors = 2 * m.norm_params() +
+                                      (m.qkv_bias ? m.q_width() + 2 * m.kv_width() : 0) +
+                                      (m.gpt() ? 2 * m.hidden + m.ffn_hidden : 0);
     const int64_t matmul_weights = m.params_total() - m.layers * per_layer_vectors -
                                    m.final_norm_params() - m.embedding_params() -
                                    m.lm_head_params() +
@@ -205,6 +208,39 @@ TEST(ModelTest, AttentionFlopsPerPairAreFourQ) {
   EXPECT_EQ(m.linear_flops_per_token_per_layer(),
             2.0 * (3584.0 * 4608 + 3584.0 * 3584 + 3.0 * 3584 * 18944));
   EXPECT_EQ(m.lm_head_flops_per_token(), 2.0 * 3584 * 152064);
+}
+
+}  // namespace
+}  // namespace cf
+
+namespace cf {
+namespace {
+
+// Megatron-LM's GPT: 12h² + 13h per layer (Narayanan et al. 2021 §5.1, with f = 4h), tied
+// embeddings plus learned positions (V + s)·h, and the final LayerNorm's 2h — checked on the
+// shipped 22B and 175B and on an odd hand-made shape.
+TEST(GptModel, ParameterCountIsMegatronsFormula) {
+  for (const std::string& name : {std::string("gpt-22b"), std::string("gpt-175b")}) {
+    SCOPED_TRACE(name);
+    const ModelConfig m = must_load(name);
+    const int64_t h = m.hidden, l = m.layers;
+    EXPECT_EQ(m.params_total(),
+              12 * l * h * h + 13 * l * h + (m.vocab + m.max_position) * h + 2 * h);
+  }
+  EXPECT_NEAR(static_cast<double>(must_load("gpt-175b").params_total()) / 1e9, 174.6, 0.1);
+  ModelConfig odd = must_load("gpt-22b");
+  odd.hidden = 96, odd.ffn_hidden = 200, odd.heads = 3, odd.kv_heads = 3, odd.head_dim = 32;
+  odd.layers = 5, odd.vocab = 1001, odd.max_position = 77;
+  // QKV 96·288 + 288, proj 96·96 + 96, fc1 96·200 + 200, fc2 200·96 + 96, 2 LayerNorms 4·96.
+  EXPECT_EQ(odd.params_per_layer(),
+            96 * 288 + 288 + 96 * 96 + 96 + 96 * 200 + 200 + 200 * 96 + 96 + 4 * 96);
+  EXPECT_EQ(odd.params_total(), 5 * odd.params_per_layer() + (1001 + 77) * 96 + 2 * 96);
+  // Forward linear FLOPs per token per layer: 2·(3h² + h² + 2·h·f) = 24h² for f = 4h.
+  const ModelConfig g = must_load("gpt-22b");
+  EXPECT_DOUBLE_EQ(g.linear_flops_per_token_per_layer(), 24.0 * g.hidden * g.hidden);
+  EXPECT_TRUE(g.tied_embeddings);
+  EXPECT_FALSE(g.flash_attention);
+  EXPECT_DOUBLE_EQ(g.dropout, 0.1);
 }
 
 }  // namespace

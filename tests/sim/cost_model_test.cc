@@ -147,7 +147,8 @@ TEST(AnalyticalCost, PipelineLinkFollowsPlacement) {
   const AnalyticalCostModel cost(tiny(), exact_gpu(), 8, parallel(4, 4, 1));
   EXPECT_EQ(cost.p2p_time_ns(P2pQuery{0, 0, 1, 100000}), 1000);   // 1e5 B / 1e11 B/s
   EXPECT_EQ(cost.p2p_time_ns(P2pQuery{0, 1, 2, 100000}), 10000);  // 1e5 B / 1e10 B/s
-  EXPECT_EQ(first_gpu(4, 2, 1, 3), 4 * (1 + 2 * 3));
+  EXPECT_EQ(first_gpu(4, 1, 2, 1, 3), 4 * (1 + 2 * 3));
+  EXPECT_EQ(first_gpu(4, 2, 2, 1, 3), 8 * (1 + 2 * 3));
 }
 
 // DP: reduce-scatter of fp32 gradients with the distributed optimizer, all-reduce without.
@@ -164,6 +165,120 @@ TEST(AnalyticalCost, DataParallelReduction) {
   EXPECT_EQ(plain.dp_reduce_time_ns(0), std::llround(all_reduce_s(grads, 4, nvlink) * 1e9));
   EXPECT_GT(plain.optimizer_time_ns(0), 0);
   EXPECT_EQ(AnalyticalCostModel(model, exact_gpu(), 8, parallel(1, 1, 1)).dp_reduce_time_ns(0), 0);
+}
+
+}  // namespace
+}  // namespace cf
+
+namespace cf {
+namespace {
+
+ParallelConfig with_cp(int cp, CpComm comm) {
+  ParallelConfig p = parallel(1, 1, 1);
+  p.cp = cp;
+  p.cp_comm = comm;
+  return p;
+}
+
+// Context parallelism: a GPU does the linear work of tokens / cp and 1/cp of the attention
+// pairs (load-balanced); each variant's communication follows its formula.
+TEST(AnalyticalCost, ContextParallelShareAndCommunication) {
+  const ModelConfig model = tiny();
+  const AttentionSpan span{1000, 0};
+  const AnalyticalCostModel one(model, exact_gpu(), 8, with_cp(1, CpComm::kP2p));
+  const auto whole = one.layer_forward_seconds(1000, {&span, 1});
+  const auto half = one.layer_forward_seconds(500, {&span, 1});  // tokens 500, pairs of 1000
+  for (CpComm comm : {CpComm::kP2p, CpComm::kAllGather, CpComm::kA2a}) {
+    SCOPED_TRACE(to_string(comm));
+    const AnalyticalCostModel two(model, exact_gpu(), 8, with_cp(2, comm));
+    const auto layer = two.layer_forward_seconds(1000, {&span, 1});
+    EXPECT_DOUBLE_EQ(layer.gemm, half.gemm);
+    EXPECT_DOUBLE_EQ(layer.attention, whole.attention / 2);
+    const double kv_block = 2 * 500.0 * model.kv_width() * 2;  // K and V of 500 tokens, bf16
+    const Link nvlink{1e11, 0};
+    if (comm == CpComm::kAllGather) {
+      EXPECT_DOUBLE_EQ(layer.cp_comm_forward, all_gather_s(2 * kv_block, 2, nvlink));
+      EXPECT_DOUBLE_EQ(layer.cp_comm_backward, all_gather_s(2 * kv_block, 2, nvlink) +
+                                                   reduce_scatter_s(2 * kv_block, 2, nvlink));
+    } else if (comm == CpComm::kP2p) {
+      // One ring step of kv_block against the attention it overlaps.
+      EXPECT_DOUBLE_EQ(layer.cp_comm_forward, std::max(0.0, kv_block / 1e11 - layer.attention));
+      EXPECT_GT(layer.elementwise, half.elementwise);  // the output merge
+    } else {
+      // Q, K, V out and the output back: half of each GPU's share crosses the link.
+      const double moved =
+          0.5 * 2 * 500.0 * (model.q_width() + 2 * model.kv_width() + model.q_width());
+      EXPECT_NEAR(layer.cp_comm_forward, moved / 1e11, 1e-15);
+      EXPECT_DOUBLE_EQ(layer.cp_comm_backward, layer.cp_comm_forward);
+    }
+  }
+}
+
+// FlashAttention's tiles: with 128-token tiles a 1-token segment costs a whole tile, a
+// 300-token one 3·4/2 = 6 tiles, a 100-token piece after a 200-token prefix 1·2 + 1 tiles.
+TEST(AnalyticalCost, AttentionInWholeTiles) {
+  const ModelConfig model = tiny();
+  GpuSpec tiled = exact_gpu();
+  tiled.attention_block = 128;
+  const AnalyticalCostModel exact(model, exact_gpu(), 8, parallel(1, 1, 1));
+  const AnalyticalCostModel tiles(model, tiled, 8, parallel(1, 1, 1));
+  const AttentionSpan one{1, 0};
+  const double per_pair = exact.layer_forward_seconds(1, {&one, 1}).attention;
+  const AttentionSpan cases[] = {{1, 0}, {300, 0}, {100, 200}};
+  const double expected_tiles[] = {1, 6, 3};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(tiles.layer_forward_seconds(cases[i].q_len, {&cases[i], 1}).attention / per_pair,
+                expected_tiles[i] * 128 * 128, 1e-6);
+  }
+}
+
+// Overheads: every kernel adds kernel_launch_s on the GPU; when the host's issue time
+// (host_kernel_s per kernel + microbatch_s) is longer than the GPU's, the op takes that.
+TEST(AnalyticalCost, KernelAndHostOverheads) {
+  const ModelConfig model = tiny();
+  const AttentionSpan span{7, 0};
+  GpuSpec launch = exact_gpu();
+  launch.kernel_launch_s = 1e-6;
+  const AnalyticalCostModel plain(model, exact_gpu(), 8, parallel(1, 1, 1));
+  const AnalyticalCostModel launched(model, launch, 8, parallel(1, 1, 1));
+  const int64_t f = plain.op_time(op(Pass::kForward, &span, 3)).total_ns;
+  EXPECT_NEAR(launched.op_time(op(Pass::kForward, &span, 3)).total_ns - f,
+              3 * layer_kernels(model, false) * 1000, 1);
+  GpuSpec host = exact_gpu();
+  host.host_kernel_s = 1e-3;
+  host.microbatch_s = 5e-3;
+  const AnalyticalCostModel slow_host(model, host, 8, parallel(1, 1, 1));
+  EXPECT_EQ(slow_host.op_time(op(Pass::kBackward, &span, 3)).total_ns,
+            std::llround((3 * layer_kernels(model, true) * 1e-3 + 5e-3) * 1e9));
+}
+
+// Overlap: with overlap.tp_comm only what the GEMMs do not cover is exposed; with
+// overlap.param_gather the optimizer step leaves out the distributed optimizer's all-gather;
+// bf16 gradients halve the reduce-scatter's bandwidth term.
+TEST(AnalyticalCost, OverlapAndGradientDtype) {
+  const ModelConfig model = tiny();
+  const AttentionSpan span{64, 0};
+  ParallelConfig p = parallel(2, 1, 4);
+  p.distributed_optimizer = true;
+  OverlapConfig overlap;
+  overlap.tp_comm = true;
+  overlap.param_gather = true;
+  const AnalyticalCostModel plain(model, exact_gpu(), 8, p);
+  const AnalyticalCostModel overlapped(model, exact_gpu(), 8, p, TrainingConfig{}, overlap);
+  const auto layer = plain.layer_forward_seconds(64, {&span, 1});
+  const OpTime f = plain.op_time(op(Pass::kForward, &span, 2));
+  const OpTime fo = overlapped.op_time(op(Pass::kForward, &span, 2));
+  EXPECT_EQ(f.comm_ns, std::llround(2e9 * layer.tp_comm));
+  EXPECT_EQ(fo.comm_ns, std::llround(2e9 * std::max(0.0, layer.tp_comm - layer.gemm)));
+  EXPECT_LT(overlapped.optimizer_time_ns(0), plain.optimizer_time_ns(0));
+  TrainingConfig bf16;
+  bf16.grad_accumulation_dtype = GradDtype::kBf16;
+  const AnalyticalCostModel half(model, exact_gpu(), 8, p, bf16);
+  const double grads = stage_local_parameters(model, 2, 1, 1, 0);
+  EXPECT_EQ(half.dp_reduce_time_ns(0),
+            std::llround(reduce_scatter_s(2 * grads, 4, Link{1e11, 0}) * 1e9));
+  EXPECT_EQ(plain.dp_reduce_time_ns(0),
+            std::llround(reduce_scatter_s(4 * grads, 4, Link{1e11, 0}) * 1e9));
 }
 
 }  // namespace

@@ -209,3 +209,56 @@ TEST(MemoryFeasibility, OverCapacityIsInfeasibleWithReason) {
 
 }  // namespace
 }  // namespace cf
+
+namespace cf {
+namespace {
+
+// The shipped GPT 22B through ActivationShape::of: Korthikanti et al. 2022's sh(34 + 5as/h)
+// per layer at t = 1 (unfused attention, dropout, GeLU), and sh(10/t + 24/t + 5as/(ht)) at t = 8.
+TEST(GptActivations, KorthikantiFormulaFromTheModelYaml) {
+  StatusOr<ModelConfig> model = load_model("gpt-22b");
+  ASSERT_TRUE(model.ok());
+  const ActivationShape shape = ActivationShape::of(*model);
+  const double s = 2048, h = 6144, a = 64;
+  EXPECT_DOUBLE_EQ(layer_activation_bytes(shape, 2048, 1, false, Recompute::kNone),
+                   s * h * (34 + 5 * a * s / h));
+  EXPECT_DOUBLE_EQ(layer_activation_bytes(shape, 2048, 8, false, Recompute::kNone),
+                   s * h * (10 + 24.0 / 8 + 5 * a * s / (h * 8)));
+}
+
+// Precision knobs and context parallelism on one odd job: bf16 gradients take 2 B per
+// parameter, the fused cross-entropy keeps the logits' softmax in 2 B instead of 4, the
+// optimizer is sharded over dp·cp, and a GPU holds ceil(tokens / cp) tokens' activations,
+// stage input and K/V.
+TEST(ModelStates, PrecisionKnobsAndContextParallelism) {
+  const ModelConfig model = tiny();
+  ParallelConfig parallel;
+  parallel.tp = 1, parallel.pp = 1, parallel.dp = 3;
+  parallel.distributed_optimizer = true;
+  const int64_t params = stage_local_parameters(model, 1, 1, 1, 0);
+  TrainingConfig fp32;
+  TrainingConfig bf16;
+  bf16.grad_accumulation_dtype = GradDtype::kBf16;
+  bf16.cross_entropy = CrossEntropy::kFused;
+  const MemoryModel a(model, parallel, 4, fp32), b(model, parallel, 4, bf16);
+  EXPECT_EQ(a.model_states(0).gradients, 4 * params);
+  EXPECT_EQ(b.model_states(0).gradients, 2 * params);
+  // Only the last stage's softmax differs: 4 − 2 bytes per (token, vocab) element.
+  EXPECT_EQ(a.activation_bytes(37, false, false, true) - b.activation_bytes(37, false, false, true),
+            2 * 37 * model.vocab);
+  EXPECT_EQ(a.activation_bytes(37, false, true, false), b.activation_bytes(37, false, true, false));
+
+  ParallelConfig cp = parallel;
+  cp.cp = 2;
+  const MemoryModel c(model, cp, 4, fp32);
+  EXPECT_EQ(c.model_states(0).optimizer, ceil_div(12 * params, 6));
+  EXPECT_EQ(c.activation_bytes(75, true, true, true), a.activation_bytes(38, true, true, true));
+  EXPECT_EQ(c.kv_bytes(75), a.kv_bytes(38));
+  EXPECT_EQ(c.dkv_bytes(75), a.dkv_bytes(38));
+  EXPECT_EQ(c.stage_input_bytes(75), a.stage_input_bytes(38));
+  EXPECT_EQ(c.transient_bytes(Pass::kBackward, 75, true),
+            a.transient_bytes(Pass::kBackward, 38, true));
+}
+
+}  // namespace
+}  // namespace cf
