@@ -11,6 +11,20 @@
 
 namespace cf {
 
+void apply_worst_case(const SimMetrics& worst, int64_t length, SimMetrics* m) {
+  m->worst_case_length = length;
+  m->worst_case_peak_bytes = 0;
+  for (const StageMetrics& st : worst.stages) {
+    m->worst_case_peak_bytes = std::max(m->worst_case_peak_bytes, st.peak_memory_bytes);
+  }
+  m->worst_case_feasible = worst.feasible;
+  if (!worst.feasible && m->feasible) {
+    m->feasible = false;
+    m->infeasible_reason = fmt::format("worst case (a {}-token sequence in the batch): {}", length,
+                                       worst.infeasible_reason);
+  }
+}
+
 std::string format_bytes(int64_t bytes) {
   const double value = static_cast<double>(bytes);
   const double magnitude = value < 0 ? -value : value;
@@ -195,6 +209,11 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
                         {"feasible", m.feasible},
                         {"infeasible_reason", m.infeasible_reason},
                         {"stages", stages}};
+  if (m.worst_case_length > 0) {
+    out["worst_case"] = {{"sequence_length", m.worst_case_length},
+                         {"peak_memory_bytes", m.worst_case_peak_bytes},
+                         {"feasible", m.worst_case_feasible}};
+  }
   if (m.cost_model == "calibrated") {
     out["extrapolated_ops"] = m.extrapolated_ops;
     out["worst_extrapolation"] = m.worst_extrapolation;
@@ -215,11 +234,18 @@ std::string metrics_table(const SimMetrics& m) {
   out += fmt::format("bubble ratio      {:.2f}%\n", 100 * m.bubble_ratio);
   out += fmt::format("recompute share   {:.2f}%\n", 100 * m.recompute_share);
   if (!m.critical_path.empty()) out += critical_path_text(m.critical_path);
+  int64_t peak = 0;
+  for (const StageMetrics& st : m.stages) peak = std::max(peak, st.peak_memory_bytes);
   out += fmt::format("memory            {}\n",
-                     m.feasible ? fmt::format("fits ({} per GPU, {} reserved)",
-                                              format_bytes(m.memory_capacity_bytes),
-                                              format_bytes(m.reserved_bytes))
+                     m.feasible ? fmt::format("fits (sampled peak {} + {} reserved of {} per GPU)",
+                                              format_bytes(peak), format_bytes(m.reserved_bytes),
+                                              format_bytes(m.memory_capacity_bytes))
                                 : "INFEASIBLE: " + m.infeasible_reason);
+  if (m.worst_case_length > 0) {
+    out += fmt::format("worst case        a {}-token sequence in the batch: peak {} ({})\n",
+                       m.worst_case_length, format_bytes(m.worst_case_peak_bytes),
+                       m.worst_case_feasible ? "fits" : "does not fit");
+  }
   if (m.cost_model == "calibrated") {
     out += fmt::format("calibration       {}\n",
                        m.extrapolated_ops == 0

@@ -45,8 +45,13 @@ struct SimMetrics {
   int64_t reserved_bytes = 0;             // CUDA context, NCCL buffers, fragmentation
   int64_t memory_min_category_bytes = 0;  // lowest any memory category went (0 when sound)
   int64_t memory_left_bytes = 0;          // left allocated after the step (0 when sound)
-  bool feasible = true;
+  bool feasible = true;                   // the sampled steps and the worst case fit
   std::string infeasible_reason;
+  // The worst case (sim/plan/job.h worst_case_batch): the longest sequence the data can
+  // produce in a step's batch; 0 when the sampled batches already hold it.
+  int64_t worst_case_length = 0;
+  int64_t worst_case_peak_bytes = 0;  // its worst stage's peak (reserve not included)
+  bool worst_case_feasible = true;
   // The calibrated cost model: ops priced outside the measured tables (per step, mean over
   // steps) and the farthest factor outside (1: every op inside the tables).
   int extrapolated_ops = 0;
@@ -61,6 +66,10 @@ struct SimMetrics {
 // Metrics of several steps: times, rates and ratios averaged; memory and infeasibility the
 // worst step's.
 SimMetrics average_steps(const std::vector<SimMetrics>& steps);
+
+// Folds the worst-case step's memory into `m`: its peak and fit, and m is feasible only when
+// the worst case fits too (its reason then names the sequence).
+void apply_worst_case(const SimMetrics& worst, int64_t length, SimMetrics* m);
 
 // JSON with the keys of DESIGN.md §6: step_time_s, tokens_per_s, mfu, bubble_ratio,
 // feasible, infeasible_reason, and `stages` with busy_s, peak_memory_bytes and

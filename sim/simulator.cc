@@ -393,6 +393,16 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options) {
     if (step == 0) first = std::move(*result);
   }
   first.metrics = average_steps(steps);
+  // Memory must also hold the longest sequence the data can produce (job.h worst_case_batch).
+  PlanInputs worst = plan_inputs_from_job(job, 0);
+  worst.sequence_lengths = worst_case_batch(job, worst.sequence_lengths);
+  if (!worst.sequence_lengths.empty()) {
+    StatusOr<Plan> plan = build_plan(worst);
+    if (!plan.ok()) return plan.status();
+    StatusOr<SimResult> result = simulator.run(job, *plan, **cost, SimOptions{});
+    if (!result.ok()) return result.status();
+    apply_worst_case(result->metrics, longest_sequence(job), &first.metrics);
+  }
   return first;
 }
 

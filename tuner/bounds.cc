@@ -40,7 +40,8 @@ class Bounder {
         pp_(job.parallel.pp),
         vpp_(job.parallel.vpp),
         memory_(job.model, job.parallel,
-                job.model.layers / (static_cast<int64_t>(job.parallel.pp) * job.parallel.vpp)) {
+                job.model.layers / (static_cast<int64_t>(job.parallel.pp) * job.parallel.vpp),
+                job.training) {
     // The memory the simulator replays (simulator.cc): the job's source. Megatron-LM's is
     // priced chunk by chunk; the executor's counts each op of a plan, so there the bound
     // keeps the model states alone, which every replay starts from.
@@ -183,19 +184,26 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
   std::vector<CandidateBounds> out(ks.size());
   std::vector<double> lb_sum_s(ks.size(), 0.0);
   double tokens_sum = 0;
-  for (const std::vector<Chunk>& step : chunks.steps) {
+  const int timed = chunks.timed_steps();
+  for (int s = 0; s < static_cast<int>(chunks.steps.size()); ++s) {
+    const std::vector<Chunk>& step = chunks.steps[static_cast<size_t>(s)];
     CF_CHECK(!step.empty()) << "a step without chunks";
-    for (const Chunk& chunk : step) tokens_sum += static_cast<double>(chunk.tokens);
+    if (s < timed) {
+      for (const Chunk& chunk : step) tokens_sum += static_cast<double>(chunk.tokens);
+    }
     bounder.price(step);
     const std::vector<int64_t> tail = bounder.drain_ns();
     for (size_t ki = 0; ki < ks.size(); ++ki) {
-      lb_sum_s[ki] += static_cast<double>(bounder.bound(step, ks[ki], tail, &out[ki])) * 1e-9;
+      // The worst-case step bounds memory only (bound() keeps the largest memory it sees).
+      const double seconds =
+          static_cast<double>(bounder.bound(step, ks[ki], tail, &out[ki])) * 1e-9;
+      if (s < timed) lb_sum_s[ki] += seconds;
     }
   }
-  const double steps = static_cast<double>(chunks.steps.size());
+  const double steps = static_cast<double>(timed);
   for (size_t ki = 0; ki < ks.size(); ++ki) {
     // average_steps: mean of per-step seconds; tokens/s = Σ tokens / Σ seconds.
-    out[ki].step_time_s = chunks.steps.size() == 1 ? lb_sum_s[ki] : lb_sum_s[ki] / steps;
+    out[ki].step_time_s = timed == 1 ? lb_sum_s[ki] : lb_sum_s[ki] / steps;
     out[ki].tokens_per_s =
         lb_sum_s[ki] > 0 ? tokens_sum / lb_sum_s[ki] : std::numeric_limits<double>::infinity();
   }

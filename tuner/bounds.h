@@ -19,6 +19,10 @@ namespace cf {
 struct StepChunks {
   std::vector<std::vector<Chunk>> steps;
   int max_group_size = 1;  // largest N of a dependent group over all steps (1: none)
+  // Whether the last entry of `steps` is the worst-case batch (sim/plan/job.h
+  // worst_case_batch): judged for memory, left out of the step-time average.
+  bool worst_case_last = false;
+  int timed_steps() const { return static_cast<int>(steps.size()) - (worst_case_last ? 1 : 0); }
 };
 
 struct CandidateBounds {

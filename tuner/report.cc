@@ -193,14 +193,16 @@ std::vector<std::string> explanation(const TuneResult& r) {
     lines.push_back("no runner-up: it is the only configuration that fits");
   }
   if (const RankedCandidate* base = r.best_baseline()) {
+    const bool packed = base->candidate.strategy.micro_batching == MicroBatching::kPack;
     lines.push_back(fmt::format(
-        "over the best Megatron-style baseline ({}, whole sequences packed up to {} tokens): {}",
-        describe(base->candidate.layout), r.job.dataset.max_length,
+        "over the best Megatron-style baseline ({}, {}): {}", describe(base->candidate.layout),
+        packed ? fmt::format("whole sequences packed up to {} tokens", r.job.dataset.max_length)
+               : std::string("one sequence per micro-batch"),
         explain_difference(best->metrics, base->metrics)));
   } else if (r.baseline_searched) {
     lines.push_back(fmt::format(
-        "the Megatron-style baseline fits in none of the {} layouts tried (whole sequences packed "
-        "up to {} tokens): {}",
+        "the Megatron-style baseline fits in none of the {} configurations tried (sequences "
+        "packed up to {} tokens or one per micro-batch; tp, cp, pp, recompute): {}",
         r.baseline.candidates, r.job.dataset.max_length, r.baseline.closest_miss));
   }
   return lines;
@@ -254,8 +256,8 @@ std::string tune_report_text(const TuneResult& r) {
   for (const std::string& line : explanation(r)) out += "  - " + line + "\n";
   if (r.baseline_searched) {
     out += fmt::format(
-        "baseline   Megatron-style, whole sequences packed up to {} tokens, 1F1B, "
-        "tuned over every layout: {}\n",
+        "baseline   Megatron-style, 1F1B, whole sequences packed up to {} tokens or one per "
+        "micro-batch, tuned over tp, cp, pp and recompute: {}\n",
         j.dataset.max_length, counts_line(r.baseline));
   }
   if (resolve_layouts(r.space, j).size() == 1) {

@@ -209,8 +209,9 @@ std::string to_string(Objective objective) {
 }
 
 std::string describe(const ParallelLayout& l) {
-  std::string out = fmt::format("tp{} pp{} dp{}{} {} {}", l.tp, l.pp, l.dp, l.sp ? " sp" : "",
-                                to_string(l.recompute), to_string(l.schedule));
+  std::string out = fmt::format("tp{}{} pp{} dp{}{} {} {}", l.tp,
+                                l.cp > 1 ? fmt::format(" cp{}", l.cp) : std::string(), l.pp, l.dp,
+                                l.sp ? " sp" : "", to_string(l.recompute), to_string(l.schedule));
   if (l.schedule == ScheduleKind::kInterleaved) out += fmt::format(" vpp{}", l.vpp);
   return out;
 }
@@ -273,32 +274,35 @@ std::vector<ParallelLayout> resolve_layouts(const SearchSpace& space, const Job&
     }
   }
   if (space.pp.all) pps = divisors(m.layers);
+  const std::vector<int> cps = space.cps.empty() ? std::vector<int>{job.parallel.cp} : space.cps;
   std::vector<ParallelLayout> out;
   for (int tp : tps) {
     if (m.heads % tp != 0 || m.kv_heads % tp != 0) continue;
-    for (int pp : pps) {
-      if (gpus % (int64_t(tp) * pp) != 0 || m.layers % pp != 0) continue;
-      const int dp = gpus / (tp * pp);
-      if (!space.dp.all &&
-          std::find(space.dp.values.begin(), space.dp.values.end(), dp) == space.dp.values.end()) {
-        continue;
-      }
-      for (Recompute recompute : space.recomputes) {
-        for (ScheduleKind schedule : space.schedules) {
-          ParallelLayout l;
-          l.tp = tp;
-          l.pp = pp;
-          l.dp = dp;
-          l.sp = tp > 1 && (job.parallel.tp == 1 || job.parallel.sp);
-          l.recompute = recompute;
-          l.schedule = schedule;
-          l.vpp = schedule == ScheduleKind::kInterleaved ? space.vpp : 1;
-          if (schedule == ScheduleKind::kInterleaved && pp == 1) continue;
-          if (m.layers % (int64_t(pp) * l.vpp) != 0) continue;
-          out.push_back(l);
+    for (int cp : cps)
+      for (int pp : pps) {
+        if (gpus % (int64_t(tp) * cp * pp) != 0 || m.layers % pp != 0) continue;
+        const int dp = gpus / (tp * cp * pp);
+        if (!space.dp.all && std::find(space.dp.values.begin(), space.dp.values.end(), dp) ==
+                                 space.dp.values.end()) {
+          continue;
+        }
+        for (Recompute recompute : space.recomputes) {
+          for (ScheduleKind schedule : space.schedules) {
+            ParallelLayout l;
+            l.tp = tp;
+            l.pp = pp;
+            l.dp = dp;
+            l.cp = cp;
+            l.sp = tp > 1 && (job.parallel.tp == 1 || job.parallel.sp);
+            l.recompute = recompute;
+            l.schedule = schedule;
+            l.vpp = schedule == ScheduleKind::kInterleaved ? space.vpp : 1;
+            if (schedule == ScheduleKind::kInterleaved && pp == 1) continue;
+            if (m.layers % (int64_t(pp) * l.vpp) != 0) continue;
+            out.push_back(l);
+          }
         }
       }
-    }
   }
   return out;
 }
@@ -309,6 +313,14 @@ std::vector<ParallelLayout> all_layouts(const Job& job) {
   space.pp = IntAxis{true, {}};
   space.recomputes = {Recompute::kNone, Recompute::kSelective, Recompute::kFull};
   space.schedules = {ScheduleKind::kOneFOneB};
+  // Context parallelism as long-context baselines use it: 1, 2, 4 or 8 ranks (within a node
+  // for the ring), each layout keeping the job's cp_comm.
+  space.cps.clear();
+  for (int cp : {1, 2, 4, 8}) {
+    if (job.cluster.gpus % cp == 0 && (cp == 1 || job.model.flash_attention)) {
+      space.cps.push_back(cp);
+    }
+  }
   return resolve_layouts(space, job);
 }
 
@@ -316,6 +328,7 @@ void apply_layout(const ParallelLayout& layout, const StrategyConfig& strategy, 
   job->parallel.tp = layout.tp;
   job->parallel.pp = layout.pp;
   job->parallel.dp = layout.dp;
+  job->parallel.cp = layout.cp;
   job->parallel.vpp = layout.vpp;
   job->parallel.sp = layout.sp;
   job->parallel.recompute = layout.recompute;

@@ -20,13 +20,14 @@ struct ParallelLayout {
   int tp = 1;
   int pp = 1;
   int dp = 1;
+  int cp = 1;  // context parallel (cp_comm as the job says)
   int vpp = 1;
   bool sp = false;
   Recompute recompute = Recompute::kNone;
   ScheduleKind schedule = ScheduleKind::kOneFOneB;
   bool operator==(const ParallelLayout&) const = default;
 };
-// "tp4 pp4 dp2 sp selective 1f1b" (vpp shown for interleaved).
+// "tp4 pp4 dp2 sp selective 1f1b" (cp shown when > 1, vpp for interleaved).
 std::string describe(const ParallelLayout& layout);
 
 // An integer axis: explicit values (ascending, unique) or every value the job admits.
@@ -43,7 +44,8 @@ struct SearchSpace {
   int64_t chunk_size_max = 0;
   std::vector<int> ks;  // ascending, unique
   IntAxis tp, pp;
-  IntAxis dp{true, {}};  // all: dp = GPUs / (tp·pp); explicit values filter the layouts
+  IntAxis dp{true, {}};  // all: dp = GPUs / (tp·cp·pp); explicit values filter the layouts
+  std::vector<int> cps;  // context-parallel sizes; empty: the job's parallel.cp
   std::vector<Recompute> recomputes;
   std::vector<ScheduleKind> schedules;
   int vpp = 2;  // virtual stages of the interleaved schedule

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
 
 #include "sim/cost_model.h"
 #include "sim/memory_source.h"
@@ -87,7 +88,8 @@ class Search {
       const Family& family = families_[f];
       Job job = job_with(workers_[w].job, family.layout, family.strategy);
       StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
-      if (!cost.ok()) return;  // reported by the evaluation of the same candidates
+      // Reported by the evaluation of the same candidates.
+      if (!cost.ok() || !make_memory_source(job).ok()) return;
       std::vector<CandidateBounds> b = candidate_bounds(job, **cost, *family.chunks, family.ks);
       for (size_t i = 0; i < b.size(); ++i) bounds_[family.candidates[i]] = b[i];
     });
@@ -183,8 +185,17 @@ class Search {
       o.detail = label(c) + ": " + o.reason;
       return Status::Ok();
     }
+    if (Status memory = make_memory_source(job).status(); !memory.ok()) {
+      // The executor's memory accounting covers what the executor runs (no context
+      // parallelism with the ring, for one): the layout is out, not the search.
+      o.kind = Outcome::kInfeasible;
+      o.reason = "no memory model: " + memory.message();
+      o.detail = label(c) + ": " + o.reason;
+      return Status::Ok();
+    }
     std::vector<SimMetrics> steps;
     const StepChunks& chunks = *chunks_[index];
+    std::optional<SimMetrics> worst_case;
     for (size_t step = 0; step < steps_.size(); ++step) {
       PlanInputs in = steps_[step];
       in.strategy = c.strategy;
@@ -204,9 +215,29 @@ class Search {
         return Status::Runtime(
             fmt::format("simulating {}: {}", label(c), result.status().message()));
       }
-      steps.push_back(std::move(result->metrics));
+      if (static_cast<int>(step) < chunks.timed_steps()) {
+        steps.push_back(std::move(result->metrics));
+      } else {
+        worst_case = std::move(result->metrics);
+      }
     }
     o.metrics = average_steps(steps);
+    if (worst_case) {
+      apply_worst_case(*worst_case,
+                       steps_.back().sequence_lengths.empty()
+                           ? 0
+                           : *std::max_element(steps_.back().sequence_lengths.begin(),
+                                               steps_.back().sequence_lengths.end()),
+                       &o.metrics);
+      // The worst case's peak counts against the budget like the sampled steps' peaks.
+      for (const StageMetrics& st : worst_case->stages) {
+        StageMetrics& mine = o.metrics.stages[static_cast<size_t>(st.stage)];
+        if (st.peak_memory_bytes > mine.peak_memory_bytes) {
+          mine.peak_memory_bytes = st.peak_memory_bytes;
+          mine.peak_breakdown = st.peak_breakdown;
+        }
+      }
+    }
     const StageMetrics* worst = &o.metrics.stages.front();
     for (const StageMetrics& st : o.metrics.stages) {
       if (st.peak_memory_bytes > worst->peak_memory_bytes) worst = &st;
@@ -297,11 +328,16 @@ int add_candidates(Search& search, const ParallelLayout& layout, const StrategyC
   return folded;
 }
 
-StepChunks make_step_chunks(const std::vector<PlanInputs>& steps,
+StepChunks make_step_chunks(const std::vector<PlanInputs>& steps, bool worst_case_last,
                             const std::function<std::vector<Chunk>(const PlanInputs&)>& build) {
   StepChunks out;
+  out.worst_case_last = worst_case_last;
+  const size_t timed = steps.size() - (worst_case_last ? 1 : 0);
   for (const PlanInputs& in : steps) {
     out.steps.push_back(build(in));
+    // K folds over the sampled steps only: K at or above their longest group gives the same
+    // step time, and the smallest such K the least worst-case memory, so it stands for them.
+    if (out.steps.size() > timed) continue;
     for (const Chunk& c : out.steps.back()) {
       if (c.kind == ChunkKind::kDependent)
         out.max_group_size = std::max(out.max_group_size, c.group_size);
@@ -323,11 +359,13 @@ namespace {
 struct Chunkings {
   std::vector<std::pair<Packer, int64_t>> keys;
   std::vector<StepChunks> chunkflow;  // per key
-  StepChunks baseline;
+  StepChunks baseline;                // packed to max_length
+  StepChunks per_sequence;            // one sequence per micro-batch
 };
 
 StatusOr<Chunkings> chunk_every_way(const Job& job, const SearchSpace& space,
-                                    const std::vector<PlanInputs>& steps, const ThreadPool& pool) {
+                                    const std::vector<PlanInputs>& steps, const ThreadPool& pool,
+                                    bool worst_case_last) {
   Chunkings out;
   const std::vector<int64_t> chunk_sizes = resolve_chunk_sizes(space, job);
   for (Packer packer : space.packers) {
@@ -335,21 +373,24 @@ StatusOr<Chunkings> chunk_every_way(const Job& job, const SearchSpace& space,
   }
   out.chunkflow.resize(out.keys.size());
   pool.parallel_for(static_cast<int>(out.keys.size()), [&](int i, int) {
-    out.chunkflow[i] = make_step_chunks(steps, [&](const PlanInputs& in) {
+    out.chunkflow[i] = make_step_chunks(steps, worst_case_last, [&](const PlanInputs& in) {
       return build_chunkflow_chunks(in.sequence_lengths, out.keys[i].second, out.keys[i].first);
     });
   });
   Status baseline_status = Status::Ok();
-  out.baseline = make_step_chunks(steps, [&](const PlanInputs& in) {
-    StatusOr<std::vector<Chunk>> mb =
-        build_baseline_micro_batches(in.sequence_lengths, in.max_length, MicroBatching::kPack);
-    if (!mb.ok()) {
-      baseline_status = mb.status();
-      return std::vector<Chunk>{};
-    }
-    return *std::move(mb);
-  });
-  CF_RETURN_IF_ERROR(baseline_status);
+  for (MicroBatching micro_batching : {MicroBatching::kPack, MicroBatching::kPerSequence}) {
+    StepChunks& target = micro_batching == MicroBatching::kPack ? out.baseline : out.per_sequence;
+    target = make_step_chunks(steps, worst_case_last, [&](const PlanInputs& in) {
+      StatusOr<std::vector<Chunk>> mb =
+          build_baseline_micro_batches(in.sequence_lengths, in.max_length, micro_batching);
+      if (!mb.ok()) {
+        baseline_status = mb.status();
+        return std::vector<Chunk>{};
+      }
+      return *std::move(mb);
+    });
+    CF_RETURN_IF_ERROR(baseline_status);
+  }
   return out;
 }
 
@@ -379,8 +420,14 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
     result.tokens_per_step += std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
   }
   result.tokens_per_step /= job.training.steps;
-  CF_ASSIGN_OR_RETURN(const Chunkings chunked, chunk_every_way(job, space, steps, pool));
-  const auto& [keys, chunkings, baseline_chunks] = chunked;
+  // One more batch, judged for memory only: the longest sequence the data can produce.
+  PlanInputs worst = steps.front();
+  worst.sequence_lengths = worst_case_batch(job, worst.sequence_lengths);
+  result.worst_case_length = worst.sequence_lengths.empty() ? 0 : longest_sequence(job);
+  if (!worst.sequence_lengths.empty()) steps.push_back(std::move(worst));
+  CF_ASSIGN_OR_RETURN(Chunkings chunked,
+                      chunk_every_way(job, space, steps, pool, result.worst_case_length > 0));
+  const auto& [keys, chunkings, baseline_chunks, per_sequence_chunks] = chunked;
   for (const StepChunks& c : chunkings)
     result.max_group_size = std::max(result.max_group_size, c.max_group_size);
 
@@ -404,16 +451,22 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
       folded += add_candidates(chunkflow, layout, strategy, chunkings[i], space.ks);
     }
   }
-  // The Megatron-style baseline: whole sequences packed up to max_length, tuned over every
-  // layout the cluster admits, so the comparison is with its best configuration.
+  // The Megatron-style baseline, tuned over every layout the cluster admits (tp, pp, cp,
+  // recompute) with both micro-batchings — whole sequences packed up to max_length, and one
+  // sequence per micro-batch (MBS 1, as the ChunkFlow paper ran Megatron-LM) — so the
+  // comparison is with its best configuration.
   Search baseline(scratch, space, steps, pool, workers, result.memory_budget_bytes, options, &done,
                   &total, &progress_mu);
   if (options.baseline) {
-    StrategyConfig strategy;
-    strategy.kind = StrategyKind::kBaseline;
-    strategy.micro_batching = MicroBatching::kPack;
-    for (const ParallelLayout& layout : all_layouts(job)) {
-      add_candidates(baseline, layout, strategy, baseline_chunks, {1});
+    for (MicroBatching mb : {MicroBatching::kPack, MicroBatching::kPerSequence}) {
+      StrategyConfig strategy;
+      strategy.kind = StrategyKind::kBaseline;
+      strategy.micro_batching = mb;
+      const StepChunks& mb_chunks =
+          mb == MicroBatching::kPack ? baseline_chunks : per_sequence_chunks;
+      for (const ParallelLayout& layout : all_layouts(job)) {
+        add_candidates(baseline, layout, strategy, mb_chunks, {1});
+      }
     }
   }
   total = static_cast<int>(chunkflow.candidates().size() + baseline.candidates().size());

@@ -57,6 +57,9 @@ struct TuneOptions {
 };
 
 struct TuneResult {
+  // The longest sequence the data can produce, judged as one more batch for memory only
+  // (0: the sampled batches already hold it).
+  int64_t worst_case_length = 0;
   Job job;  // the job tuned (its own layout and strategy as given)
   SearchSpace space;
   int64_t memory_budget_bytes = 0;  // per GPU: HBM · (1 − margin) − reserved

@@ -409,3 +409,28 @@ std::vector<int64_t> job_global_batch(const Job& job, int64_t step) {
 }
 
 }  // namespace cf
+
+namespace cf {
+
+int64_t longest_sequence(const Job& job) {
+  const DatasetConfig& d = job.dataset;
+  if (!d.lengths.empty()) return *std::max_element(d.lengths.begin(), d.lengths.end());
+  int64_t longest = d.dist.max_length;
+  if (!d.dist.raw_lengths.empty()) {
+    longest = *std::max_element(d.dist.raw_lengths.begin(), d.dist.raw_lengths.end());
+  }
+  if (longest <= 0) longest = d.max_length;
+  return std::min(longest, d.max_length);
+}
+
+std::vector<int64_t> worst_case_batch(const Job& job, const std::vector<int64_t>& sampled) {
+  if (sampled.empty()) return {};
+  const int64_t longest = longest_sequence(job);
+  auto it = std::max_element(sampled.begin(), sampled.end());
+  if (*it >= longest) return {};
+  std::vector<int64_t> batch = sampled;
+  batch[static_cast<size_t>(it - sampled.begin())] = longest;
+  return batch;
+}
+
+}  // namespace cf

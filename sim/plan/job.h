@@ -142,4 +142,13 @@ std::string resolved_yaml(const Job& job);
 // The global batch (sequence lengths) of step `step` of the job.
 std::vector<int64_t> job_global_batch(const Job& job, int64_t step);
 
+// The longest sequence the job's data can produce: the distribution's largest length (a raw
+// list's longest value, a CDF's last point) clamped to dataset.max_length, or the longest
+// explicit length.
+int64_t longest_sequence(const Job& job);
+// The batch a job's memory must also fit: `sampled` with its longest sequence replaced by
+// longest_sequence(job) — the day that sequence is drawn. Empty when `sampled` already holds
+// a sequence that long.
+std::vector<int64_t> worst_case_batch(const Job& job, const std::vector<int64_t>& sampled);
+
 }  // namespace cf

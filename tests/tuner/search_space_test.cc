@@ -50,8 +50,19 @@ TEST(SearchSpaceTest, AllLayoutsOfQwen7bOn32Gpus) {
   ASSERT_EQ(layouts.size(), 27u);
   EXPECT_EQ(describe(layouts.front()), "tp1 pp1 dp32 none 1f1b");
   EXPECT_EQ(describe(layouts.back()), "tp4 pp4 dp2 sp full 1f1b");
-  EXPECT_EQ(all_layouts(job).size(), 27u);
   for (const ParallelLayout& l : layouts) EXPECT_EQ(l.tp * l.pp * l.dp, 32);
+  // The baseline's layouts add context parallelism, cp in {1, 2, 4, 8}: (tp, cp, pp) powers of
+  // two with tp·cp·pp dividing 32 — 32 triples — times three recompute policies; the 27 above
+  // are those with cp = 1.
+  const std::vector<ParallelLayout> all = all_layouts(job);
+  EXPECT_EQ(all.size(), 96u);
+  int without_cp = 0;
+  for (const ParallelLayout& l : all) {
+    EXPECT_EQ(l.tp * l.cp * l.pp * l.dp, 32);
+    EXPECT_TRUE(l.cp == 1 || l.cp == 2 || l.cp == 4 || l.cp == 8) << l.cp;
+    without_cp += l.cp == 1;
+  }
+  EXPECT_EQ(without_cp, 27);
 }
 
 TEST(SearchSpaceTest, FlagsOverrideTheSection) {

@@ -2,9 +2,8 @@
 // (tests/validation/published/*.yaml): the analytical model's step time against the measured
 // one. Targets (docs/VALIDATION.md): every run within 10%, the mean absolute error within 6%,
 // and no run that ran predicted not to fit. The table is printed for the log and the docs.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
@@ -18,9 +17,9 @@ namespace {
 
 struct PublishedRun {
   const char* name;
-  const char* job;      // under tests/validation/published/
-  double measured_s;    // the source's step time
-  const char* source;   // where the figure comes from
+  const char* job;     // under tests/validation/published/
+  double measured_s;   // the source's step time
+  const char* source;  // where the figure comes from
 };
 
 // Measured step times, as published (all of these runs completed on the stated GPUs).
@@ -65,7 +64,8 @@ TEST(PublishedRuns, PredictedStepTimesWithinTargets) {
     EXPECT_TRUE(m.feasible) << "the run completed, but the model says: " << m.infeasible_reason;
   }
   const double mean = sum_abs_error / std::size(kRuns);
-  table += fmt::format("\nmean absolute error {:.1f}% over {} runs\n", 100 * mean, std::size(kRuns));
+  table +=
+      fmt::format("\nmean absolute error {:.1f}% over {} runs\n", 100 * mean, std::size(kRuns));
   std::printf("%s", table.c_str());
   EXPECT_LE(mean, 0.06);
 }
