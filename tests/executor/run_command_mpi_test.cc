@@ -1,6 +1,6 @@
 // `mpirun -np N chunkflow run …` end to end (ctest label mpi): one rank per stage, one JSON
 // report (rank 0's) with the gradient error against whole-sequence training, and exit 2 on
-// every rank when the world size does not match dp × pp. Here the runner's program is mpirun
+// every rank when the world size does not match dp × cp × pp. Here the runner's program is mpirun
 // (CHUNKFLOW_BIN) and chunkflow is its argument (CHUNKFLOW_EXE).
 #include <gtest/gtest.h>
 
@@ -53,7 +53,7 @@ TEST(RunCommandMpi, WorldSizeThatDoesNotMatchIsBadInput) {
   const std::string job = dir.write("job.yaml", test::tiny_job_yaml(two_stage_job()));
   const test::CommandResult r = mpirun(3, {"run", job});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("dp × pp = 1 × 2 = 2 MPI ranks"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("dp × cp × pp = 1 × 1 × 2 = 2 MPI ranks"), std::string::npos) << r.err;
 }
 
 }  // namespace
