@@ -32,8 +32,9 @@ struct Keys {
 std::vector<int64_t> key_pieces(const LayerCall& call) {
   const ChunkInputs& in = *call.inputs;
   std::vector<int64_t> pieces;
-  if (in.prefix_tokens > 0)
+  if (in.prefix_tokens > 0) {
     pieces = call.store->prefix_piece_tokens(in.group, call.layer, in.index);
+  }
   pieces.push_back(in.chunk_tokens);
   return pieces;
 }
