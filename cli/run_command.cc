@@ -1,8 +1,8 @@
 // `chunkflow run JOB.yaml --backend cpu [--trace FILE] [--json] [--check-reference] ...`:
 // executes the job's training steps with real kernels (the executor), in-process (one thread
-// per stage) or under `mpirun -np dp·pp` (one rank per stage), and reports step time,
-// tokens/s, loss and peak memory per stage, optionally the gradient error against
-// whole-sequence training. Not the simulator (`chunkflow simulate`).
+// per stage and CP rank) or under `mpirun -np dp·cp·pp` (one rank per stage and CP rank), and
+// reports step time, tokens/s, loss and peak memory per stage, optionally the gradient error
+// against whole-sequence training. Not the simulator (`chunkflow simulate`).
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -182,8 +182,8 @@ void add_run_command(CLI::App& app, RunFn* run) {
   cmd->add_option("-b,--backend", options->backend, "compute backend")
       ->check(CLI::IsMember({"cpu"}));
   cmd->add_option("--transport", options->transport,
-                  "stage transport: inproc (threads), mpi (one rank per stage, under mpirun), "
-                  "auto (mpi when started by mpirun)")
+                  "stage transport: inproc (threads), mpi (one rank per stage and CP rank, "
+                  "under mpirun), auto (mpi when started by mpirun)")
       ->check(CLI::IsMember({"auto", "inproc", "mpi"}));
   cmd->add_flag("-j,--json", options->json, "print the measurements as JSON");
   cmd->add_option("-t,--trace", options->trace_path,

@@ -32,6 +32,9 @@ class NullTransport final : public Transport {
   void recv(int stage, const MessageKey& key, float* data, int64_t count) override {}
   void allreduce_dp(float* data, int64_t count) override {}
   void allreduce_tied(float* data, int64_t count) override {}
+  void allgather_cp(const float* data, float* out, const std::vector<int64_t>& counts) override {}
+  void reduce_scatter_cp(const float* data, float* out,
+                         const std::vector<int64_t>& counts) override {}
   void finish_step() override {}
 };
 

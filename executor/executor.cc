@@ -11,6 +11,7 @@
 #include "core/check.h"
 #include "executor/inproc_transport.h"
 #include "executor/memory.h"
+#include "executor/rank_layout.h"
 #include "executor/stage.h"
 #include "sim/plan/plan_builder.h"
 
@@ -51,10 +52,10 @@ Status validate_for_executor(const Job& job) {
         "{}: parallel.tp: the cpu backend has no tensor parallelism (tp must be 1, got {})",
         job.origin, job.parallel.tp));
   }
-  if (job.parallel.cp != 1) {
-    return Status::InvalidInput(fmt::format(
-        "{}: parallel.cp: the cpu backend has no context parallelism yet (cp must be 1, got {})",
-        job.origin, job.parallel.cp));
+  if (job.parallel.cp > 1 && job.parallel.cp_comm != CpComm::kAllGather) {
+    return Status::InvalidInput(
+        fmt::format("{}: parallel.cp_comm: the executor runs cp > 1 with all_gather only (got {})",
+                    job.origin, to_string(job.parallel.cp_comm)));
   }
   if (job.parallel.recompute != Recompute::kNone) {
     return Status::InvalidInput(fmt::format(
@@ -142,15 +143,19 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
   retain_freed_memory();
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
   const int dp = job.parallel.dp, pp = job.parallel.pp, vpp = job.parallel.vpp;
-  InProcessFabric fabric(dp, pp);
-  std::vector<std::unique_ptr<StageWorker>> workers;  // index dp_rank·pp + stage
+  const RankLayout layout{dp, job.parallel.cp, pp};
+  InProcessFabric fabric(dp, pp, layout.cp);
+  std::vector<std::unique_ptr<StageWorker>> workers;  // index: the rank (rank_layout.h)
   std::vector<std::unique_ptr<InProcessTransport>> transports;
-  for (int r = 0; r < dp; ++r) {
-    for (int s = 0; s < pp; ++s) {
-      workers.push_back(std::make_unique<StageWorker>(job.model, pp, vpp, r, s));
-      transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s));
-    }
+  for (int rank = 0; rank < layout.size(); ++rank) {
+    const int r = layout.dp_rank_of(rank), c = layout.cp_rank_of(rank), s = layout.stage_of(rank);
+    workers.push_back(std::make_unique<StageWorker>(job.model, pp, vpp, r, s, &cpu_backend(),
+                                                    CpRank{layout.cp, c}));
+    transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s, c));
   }
+  auto worker = [&](int dp_rank, int cp_rank, int stage) -> StageWorker& {
+    return *workers[static_cast<size_t>(layout.rank(dp_rank, cp_rank, stage))];
+  };
   on_every_worker(workers,
                   [&](StageWorker& w) { w.params().initialise(options.seed, options.init_std); });
 
@@ -166,37 +171,41 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
     sr.tokens = plan.total_tokens();
     sr.chunks = static_cast<int>(plan.chunks.size());
 
+    // The CP ranks of a stage run the same ops in lockstep: CP rank 0's are the measured trace.
     const StepClock::time_point t0 = StepClock::now();
     on_every_worker(workers, [&](StageWorker& w) {
-      w.run_step(plan, batch, transports[static_cast<size_t>(w.dp_rank() * pp + w.stage())].get(),
-                 t0, record);
+      const int rank = layout.rank(w.dp_rank(), w.cp_rank(), w.stage());
+      w.run_step(plan, batch, transports[static_cast<size_t>(rank)].get(), t0,
+                 record && w.cp_rank() == 0);
     });
     const StepClock::time_point t1 = StepClock::now();
     CF_CHECK_EQ(fabric.undelivered(), 0u) << "messages sent that no op received";
     if (options.check_reference) {
-      std::vector<const StageParams*> stages;
-      for (int s = 0; s < pp; ++s) stages.push_back(&workers[static_cast<size_t>(s)]->params());
+      std::vector<const StageParams*> stages;  // gradients summed: any (DP, CP) rank's are these
+      for (int s = 0; s < pp; ++s) stages.push_back(&worker(0, 0, s).params());
       sr.check = check_against_reference(job.model, stages, batch);
     }
     // The optimizer's clock continues where the pipeline's stopped (the check is not timed).
     const StepClock::time_point t2 = StepClock::now();
     const StepClock::time_point origin = t2 - (t1 - t0);
     on_every_worker(workers, [&](StageWorker& w) {
-      w.optimizer_step(options.adamw, step + 1, origin, record);
+      w.optimizer_step(options.adamw, step + 1, origin, record && w.cp_rank() == 0);
     });
     const StepClock::time_point t3 = StepClock::now();
     sr.step_time_s = seconds_between(t0, t1) + seconds_between(t2, t3);
     for (auto& w : workers) {
-      if (w->stage() == pp - 1) sr.loss += w->loss_sum();
+      if (w->stage() == pp - 1) sr.loss += w->loss_sum();  // every CP rank's own tokens
     }
 
-    std::vector<StageMemoryReport> peaks;
+    std::vector<StageMemoryReport> peaks;  // CP rank 0's, for the trace
     for (auto& w : workers) {
-      peaks.push_back(worker_peak(*w));
-      merge_stage_peak(peaks.back(), &report.stages);
+      merge_stage_peak(worker_peak(*w), &report.stages);
+      if (w->cp_rank() == 0) peaks.push_back(worker_peak(*w));
     }
-    if (step == 0) {
-      for (auto& w : workers) report.op_memory.push_back(w->op_memory());
+    if (step == 0) {  // index dp_rank·pp + stage, CP rank 0
+      for (int r = 0; r < dp; ++r) {
+        for (int s = 0; s < pp; ++s) report.op_memory.push_back(worker(r, 0, s).op_memory());
+      }
     }
     if (record) {
       for (auto& w : workers) {

@@ -1,7 +1,8 @@
 // The executor's entry points: run a job's training steps with real kernels, every pipeline
-// stage of every DP rank a StageWorker, and report step time, tokens/s, loss, peak memory per
-// stage and (optionally) the gradient error against whole-sequence training. This file runs
-// stages as threads of one process; mpi_run.h runs them as MPI ranks. Not the CLI's output.
+// stage of every (DP rank, CP rank) a StageWorker, and report step time, tokens/s, loss, peak
+// memory per stage and (optionally) the gradient error against whole-sequence training. This
+// file runs stages as threads of one process; mpi_run.h runs them as MPI ranks. Both order the
+// workers as rank_layout.h says. Not the CLI's output.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +32,8 @@ struct ExecutorOptions {
   bool record_trace = true;  // the measured trace of step 0
 };
 
-// Peak memory of one pipeline stage over the run (the worst DP rank and step): the total's
-// peak, the breakdown at that moment, and each category's own peak.
+// Peak memory of one pipeline stage over the run (the worst DP or CP rank and step): the
+// total's peak, the breakdown at that moment, and each category's own peak.
 struct StageMemoryReport {
   int stage = 0;
   int dp_rank = 0;  // where the peak was measured
@@ -53,8 +54,10 @@ struct StepReport {
 struct RunReport {
   std::vector<StepReport> steps;
   std::vector<StageMemoryReport> stages;  // pp entries
-  Trace trace;                            // measured, step 0 (empty unless record_trace)
-  // Step 0's per-op memory records of each stage, index dp_rank·pp + stage (stage.h).
+  // Measured, step 0 (empty unless record_trace): CP rank 0's ops, which every CP rank of its
+  // stage runs too, so the trace joins the plan's ops one to one.
+  Trace trace;
+  // Step 0's per-op memory records of each stage (CP rank 0), index dp_rank·pp + stage (stage.h).
   std::vector<std::vector<OpMemoryRecord>> op_memory;
 
   double step_time_s() const;   // mean over steps
@@ -63,8 +66,9 @@ struct RunReport {
   std::optional<GradientCheck> worst_check() const;
 };
 
-// What the CPU backend can run: tp = 1 (no tensor parallelism) and recompute: none (F*/R are
-// ChunkFlow's own recompute). InvalidInput naming the key otherwise.
+// What the CPU backend can run: tp = 1 (no tensor parallelism), recompute: none (F*/R are
+// ChunkFlow's own recompute), and context parallelism (cp > 1) with cp_comm: all_gather only
+// (context_parallel.h). InvalidInput naming the key otherwise.
 Status validate_for_executor(const Job& job);
 
 // Token batches of a job: synthetic (dataset lengths, seeded) or from options.tokens_path.
@@ -93,7 +97,7 @@ void finish_trace(const std::vector<StageMemoryReport>& step0_peaks_by_worker,
 // Called after each step with its report (progress display); may be empty.
 using StepCallback = std::function<void(const StepReport&, int64_t steps)>;
 
-// Runs every step with dp × pp threads. Bad input (job, token file, plan) is a Status.
+// Runs every step with dp × cp × pp threads. Bad input (job, token file, plan) is a Status.
 StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options,
                                    const StepCallback& on_step = {});
 

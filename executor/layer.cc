@@ -1,11 +1,13 @@
 // A decoder layer's forward and backward over a backend stream's kernels (layer.h). Shapes: t
-// chunk tokens, p prefix tokens (dependent pieces; 0 otherwise), h hidden, f ffn, a heads, g KV
-// heads, d head_dim, Q = a·d, G = g·d.
+// rows of the chunk held here (all T chunk tokens when cp = 1), p prefix tokens (dependent
+// pieces; 0 otherwise), h hidden, f ffn, a heads, g KV heads, d head_dim, Q = a·d, G = g·d.
 #include "executor/layer.h"
 
 #include <utility>
+#include <vector>
 
 #include "core/check.h"
+#include "executor/context_parallel.h"
 
 namespace cf {
 namespace {
@@ -14,31 +16,67 @@ FloatBuffer alloc(const LayerCall& call, MemoryCategory category, int64_t count)
   return FloatBuffer(call.stream->allocator(), call.tracker, category, count);
 }
 
-// The keys and values attention sees: for a dependent piece with a prefix, the store's K/V of
-// the earlier pieces followed by its own, (p + t, G) in a transient buffer; otherwise its own.
+// The keys and values attention sees, (p + T, G) for a prefix of p tokens and a chunk of T:
+// without a prefix or context parallelism, the chunk's own; otherwise, in a transient buffer,
+// the rows this rank holds (the store's rows of the earlier pieces, then its own), all-gathered
+// over the CP ranks into piece order when cp > 1.
 struct Keys {
   FloatBuffer k_all, v_all;
   const float* k = nullptr;
   const float* v = nullptr;
-  int64_t tokens = 0;
+  int64_t tokens = 0;        // p + T
+  int64_t local_prefix = 0;  // rows of the prefix this rank holds (p when cp = 1)
 };
+
+// The whole token counts of the pieces attention reads: the earlier pieces, then the chunk.
+std::vector<int64_t> key_pieces(const LayerCall& call) {
+  const ChunkInputs& in = *call.inputs;
+  std::vector<int64_t> pieces;
+  if (in.prefix_tokens > 0) {
+    pieces = call.store->prefix_piece_tokens(in.group, call.layer, in.index);
+  }
+  pieces.push_back(in.chunk_tokens);
+  return pieces;
+}
+
+CpGroup cp_group(const LayerCall& call) {
+  CF_CHECK(call.cp_transport != nullptr) << "context parallelism without a transport";
+  return CpGroup{
+      {call.inputs->cp, call.inputs->cp_rank}, call.cp_transport, call.stream, call.tracker};
+}
 
 Keys gather_keys(const LayerCall& call, const float* k_own, const float* v_own) {
   const ChunkInputs& in = *call.inputs;
-  const int64_t t = static_cast<int64_t>(in.ids.size()), kv = call.dims->kv_width();
+  const int64_t t = in.tokens(), kv = call.dims->kv_width();
   Keys keys;
-  keys.tokens = in.prefix_tokens + t;
-  if (in.prefix_tokens == 0) {
+  keys.tokens = in.prefix_tokens + in.chunk_tokens;
+  if (in.prefix_tokens == 0 && in.cp == 1) {
     keys.k = k_own;
     keys.v = v_own;
     return keys;
   }
-  CF_CHECK_EQ(call.store->prefix_tokens(in.group, call.layer, in.index), in.prefix_tokens);
-  keys.k_all = alloc(call, MemoryCategory::kTransient, keys.tokens * kv);
-  keys.v_all = alloc(call, MemoryCategory::kTransient, keys.tokens * kv);
-  call.store->gather_prefix(in.group, call.layer, in.index, keys.k_all.data(), keys.v_all.data());
-  call.stream->copy(storage_at(keys.k_all.data(), in.prefix_tokens * kv), k_own, t * kv);
-  call.stream->copy(storage_at(keys.v_all.data(), in.prefix_tokens * kv), v_own, t * kv);
+  if (in.prefix_tokens > 0) {
+    CF_CHECK_EQ(call.store->prefix_tokens(in.group, call.layer, in.index), in.prefix_tokens);
+    keys.local_prefix = call.store->prefix_rows(in.group, call.layer, in.index);
+  }
+  const int64_t local = keys.local_prefix + t;  // (local, G): this rank's rows
+  FloatBuffer k_local = alloc(call, MemoryCategory::kTransient, local * kv);
+  FloatBuffer v_local = alloc(call, MemoryCategory::kTransient, local * kv);
+  if (in.prefix_tokens > 0) {
+    call.store->gather_prefix(in.group, call.layer, in.index, k_local.data(), v_local.data());
+  }
+  call.stream->copy(storage_at(k_local.data(), keys.local_prefix * kv), k_own, t * kv);
+  call.stream->copy(storage_at(v_local.data(), keys.local_prefix * kv), v_own, t * kv);
+  if (in.cp == 1) {
+    keys.k_all = std::move(k_local);
+    keys.v_all = std::move(v_local);
+  } else {
+    const std::vector<int64_t> pieces = key_pieces(call);
+    keys.k_all = alloc(call, MemoryCategory::kTransient, keys.tokens * kv);
+    keys.v_all = alloc(call, MemoryCategory::kTransient, keys.tokens * kv);
+    cp_all_gather_rows(keys.k_all.data(), k_local.data(), pieces, kv, cp_group(call));
+    cp_all_gather_rows(keys.v_all.data(), v_local.data(), pieces, kv, cp_group(call));
+  }
   keys.k = keys.k_all.data();
   keys.v = keys.v_all.data();
   return keys;
@@ -70,6 +108,8 @@ void layer_forward(float* out, LayerActs* a, const LayerTensors& w, const LayerC
   const int64_t t = static_cast<int64_t>(in.ids.size());
   const int64_t h = dims.hidden, f = dims.ffn, q = dims.q_width(), kv = dims.kv_width();
   CF_CHECK(!in.dependent || call.store != nullptr) << "a dependent piece needs the state store";
+  CF_CHECK(in.cp > 1 || in.chunk_tokens == t)
+      << t << " rows of a " << in.chunk_tokens << "-token chunk without context parallelism";
 
   // Attention block.
   a->rstd1 = alloc(call, cat, t);
@@ -87,7 +127,7 @@ void layer_forward(float* out, LayerActs* a, const LayerTensors& w, const LayerC
   s.rope_forward(k.data(), k.data(), in.positions.data(), t, dims.kv_heads, dims.head_dim,
                  dims.rope_theta);
   if (in.dependent && store_kv) {
-    call.store->put(in.group, call.layer, in.index, k.data(), v.data(), t);
+    call.store->put(in.group, call.layer, in.index, k.data(), v.data(), t, in.chunk_tokens);
   }
   {
     Keys keys = gather_keys(call, k.data(), v.data());
@@ -151,8 +191,9 @@ void layer_backward(float* dx, const float* dout, const LayerActs& a, const Laye
   const float* k_own = in.dependent ? call.store->k(in.group, call.layer, in.index) : a.k.data();
   const float* v_own = in.dependent ? call.store->v(in.group, call.layer, in.index) : a.v.data();
   Keys keys = gather_keys(call, k_own, v_own);
+  const int64_t local_prefix = keys.local_prefix;
   FloatBuffer dq = alloc(call, kTmp, t * q);
-  FloatBuffer dk_all = alloc(call, kTmp, keys.tokens * kv);  // (p + t, G)
+  FloatBuffer dk_all = alloc(call, kTmp, keys.tokens * kv);  // (p + T, G)
   FloatBuffer dv_all = alloc(call, kTmp, keys.tokens * kv);
   s.attention_backward(dq.data(), dk_all.data(), dv_all.data(), dattn.data(), a.q.data(), keys.k,
                        keys.v, a.attn.data(), a.lse.data(), in.segments.data(),
@@ -160,8 +201,19 @@ void layer_backward(float* dx, const float* dout, const LayerActs& a, const Laye
                        attention_shape(dims, t, keys.tokens));
   keys = Keys{};
   dattn.reset();
-  float* dk = storage_at(dk_all.data(), in.prefix_tokens * kv);  // (t, G): this piece's own rows
-  float* dv = storage_at(dv_all.data(), in.prefix_tokens * kv);
+  if (in.cp > 1) {
+    // This rank's queries gave dK/dV for every gathered key: summed over the CP ranks, each
+    // keeps the rows it holds, (local_prefix + t, G) — the store's prefix rows, then its own.
+    const std::vector<int64_t> pieces = key_pieces(call);
+    FloatBuffer dk_local = alloc(call, kTmp, (local_prefix + t) * kv);
+    FloatBuffer dv_local = alloc(call, kTmp, (local_prefix + t) * kv);
+    cp_reduce_scatter_rows(dk_local.data(), dk_all.data(), pieces, kv, cp_group(call));
+    cp_reduce_scatter_rows(dv_local.data(), dv_all.data(), pieces, kv, cp_group(call));
+    dk_all = std::move(dk_local);
+    dv_all = std::move(dv_local);
+  }
+  float* dk = storage_at(dk_all.data(), local_prefix * kv);  // (t, G): this piece's own rows
+  float* dv = storage_at(dv_all.data(), local_prefix * kv);
   if (in.dependent) {
     // Prefix rows go to the earlier pieces; later pieces' contributions to ours come back.
     call.store->accumulate_prefix(in.group, call.layer, in.index, dk_all.data(), dv_all.data());

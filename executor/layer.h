@@ -4,7 +4,10 @@
 //   h1  = x  + Wo · attention(rope(Wq·rms(x) + bq), rope(Wk·rms(x) + bk), Wv·rms(x) + bv)
 //   out = h1 + Wdown · (silu(Wgate·rms(h1)) ∘ Wup·rms(h1))
 // Attention reads a dependent piece's K/V prefix from the state store and sends dK/dV for that
-// prefix back into it. Not the embedding or the LM head (head.h), not the op order (stage.h).
+// prefix back into it. With context parallelism a layer runs on one CP rank's rows of the chunk
+// (context_parallel.h): K/V are all-gathered over the CP ranks before attention and dK/dV
+// reduce-scattered back to their owners after its backward. Not the embedding or the LM head
+// (head.h), not the op order (stage.h).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +18,7 @@
 #include "executor/params.h"
 #include "executor/state_store.h"
 #include "executor/tokens.h"
+#include "executor/transport.h"
 #include "models/model.h"
 
 namespace cf {
@@ -34,7 +38,8 @@ LayerDims layer_dims(const ModelConfig& model);
 
 // What a layer's backward needs from its forward. `x` points at the layer input (owned by the
 // caller: the stage input, or the previous layer's output kept in x_owned). k and v are empty
-// for a dependent piece, whose K/V live in the state store. Shapes for t chunk tokens:
+// for a dependent piece, whose K/V live in the state store. Shapes for the chunk's t tokens (this
+// CP rank's rows of them with context parallelism):
 struct LayerActs {
   const float* x = nullptr;   // (t, h)
   FloatBuffer x_owned;        // (t, h) when this struct owns its input
@@ -57,7 +62,8 @@ struct LayerCall {
   StateStore* store = nullptr;  // dependent pieces only
   int64_t layer = 0;            // global layer index (the store's key)
   MemoryTracker* tracker = nullptr;
-  Stream* stream = cpu_stream();  // where the kernels run and the buffers' storage comes from
+  Stream* stream = cpu_stream();      // where the kernels run and the buffers' storage comes from
+  Transport* cp_transport = nullptr;  // inputs->cp > 1: the CP group's all-gather, reduce-scatter
 };
 
 // out (t, h) = layer(acts->x). Saved tensors are allocated under `category` (activations for

@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "executor/memory.h"
 #include "executor/mpi_transport.h"
+#include "executor/rank_layout.h"
 #include "executor/stage.h"
 
 namespace cf {
@@ -44,13 +45,14 @@ int int_count(int64_t n) {
   return static_cast<int>(n);
 }
 
-// Rank 0 runs the reference from every stage's weights and summed gradients (DP rank 0's).
-// `comm` is a duplicate of the world reserved for these messages (tags 0 and 1).
-std::optional<GradientCheck> gathered_check(const Job& job, StageWorker& worker, int rank,
-                                            const TokenBatch& batch, MPI_Comm comm) {
+// Rank 0 runs the reference from every stage's weights and summed gradients (those of DP rank
+// 0, CP rank 0). `comm` is a duplicate of the world reserved for these messages (tags 0 and 1).
+std::optional<GradientCheck> gathered_check(const Job& job, const RankLayout& layout,
+                                            StageWorker& worker, int rank, const TokenBatch& batch,
+                                            MPI_Comm comm) {
   const int pp = job.parallel.pp;
   if (rank != 0) {
-    if (worker.dp_rank() == 0) {
+    if (worker.dp_rank() == 0 && worker.cp_rank() == 0) {
       StageParams& p = worker.params();
       MPI_Send(p.weights(), int_count(p.count()), MPI_FLOAT, 0, 0, comm);
       MPI_Send(p.gradients(), int_count(p.count()), MPI_FLOAT, 0, 1, comm);
@@ -63,8 +65,9 @@ std::optional<GradientCheck> gathered_check(const Job& job, StageWorker& worker,
   for (int s = 1; s < pp; ++s) {
     copies.push_back(std::make_unique<StageParams>(job.model, pp, job.parallel.vpp, s, &tracker));
     StageParams& p = *copies.back();
-    MPI_Recv(p.weights(), int_count(p.count()), MPI_FLOAT, s, 0, comm, MPI_STATUS_IGNORE);
-    MPI_Recv(p.gradients(), int_count(p.count()), MPI_FLOAT, s, 1, comm, MPI_STATUS_IGNORE);
+    const int from = layout.rank(0, 0, s);
+    MPI_Recv(p.weights(), int_count(p.count()), MPI_FLOAT, from, 0, comm, MPI_STATUS_IGNORE);
+    MPI_Recv(p.gradients(), int_count(p.count()), MPI_FLOAT, from, 1, comm, MPI_STATUS_IGNORE);
     stages.push_back(&p);
   }
   return check_against_reference(job.model, stages, batch);
@@ -135,16 +138,18 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const int dp = job.parallel.dp, pp = job.parallel.pp, vpp = job.parallel.vpp;
-  if (size != dp * pp) {
+  const RankLayout layout{dp, job.parallel.cp, pp};
+  if (size != layout.size()) {
     return Status::InvalidInput(fmt::format(
-        "{}: parallel: the job needs dp × pp = {} × {} = {} MPI ranks (rank = dp_rank·pp + "
-        "stage), but mpirun started {}",
-        job.origin, dp, pp, dp * pp, size));
+        "{}: parallel: the job needs dp × cp × pp = {} × {} × {} = {} MPI ranks (rank = "
+        "(stage·dp + dp_rank)·cp + cp_rank), but mpirun started {}",
+        job.origin, dp, layout.cp, pp, layout.size(), size));
   }
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
-  StageWorker worker(job.model, pp, vpp, rank / pp, rank % pp);
+  StageWorker worker(job.model, pp, vpp, layout.dp_rank_of(rank), layout.stage_of(rank),
+                     &cpu_backend(), CpRank{layout.cp, layout.cp_rank_of(rank)});
   worker.params().initialise(options.seed, options.init_std);
-  MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings);
+  MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp);
   MPI_Comm check_comm = MPI_COMM_NULL;
   MPI_Comm_dup(MPI_COMM_WORLD, &check_comm);
   struct FreeComm {
@@ -161,6 +166,7 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
     const TokenBatch batch = source.batch(step);
     CF_ASSIGN_OR_RETURN(Plan plan, source.plan(step, batch));  // the same on every rank
     const bool record = options.record_trace && step == 0;
+    const bool record_here = record && worker.cp_rank() == 0;  // CP rank 0 is the trace's
     StepReport sr;
     sr.step = step;
     sr.tokens = plan.total_tokens();
@@ -168,11 +174,13 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
 
     MPI_Barrier(MPI_COMM_WORLD);
     const StepClock::time_point t0 = StepClock::now();
-    worker.run_step(plan, batch, &transport, t0, record);
+    worker.run_step(plan, batch, &transport, t0, record_here);
     const StepClock::time_point t1 = StepClock::now();
-    if (options.check_reference) sr.check = gathered_check(job, worker, rank, batch, check_comm);
+    if (options.check_reference) {
+      sr.check = gathered_check(job, layout, worker, rank, batch, check_comm);
+    }
     const StepClock::time_point t2 = StepClock::now();
-    worker.optimizer_step(options.adamw, step + 1, t2 - (t1 - t0), record);
+    worker.optimizer_step(options.adamw, step + 1, t2 - (t1 - t0), record_here);
     const StepClock::time_point t3 = StepClock::now();
 
     // The step lasts until the slowest rank is done.
@@ -184,10 +192,11 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
     std::vector<int64_t> all(static_cast<size_t>(kPeakFields * size));
     MPI_Gather(mine.data(), kPeakFields, MPI_INT64_T, all.data(), kPeakFields, MPI_INT64_T, 0,
                MPI_COMM_WORLD);
-    std::vector<StageMemoryReport> peaks;
+    std::vector<StageMemoryReport> peaks;  // CP rank 0's, for the trace
     for (int r = 0; r < size && rank == 0; ++r) {
-      peaks.push_back(unpack_peak(all.data() + static_cast<size_t>(r) * kPeakFields));
-      merge_stage_peak(peaks.back(), &report.stages);
+      const StageMemoryReport peak = unpack_peak(all.data() + static_cast<size_t>(r) * kPeakFields);
+      merge_stage_peak(peak, &report.stages);
+      if (layout.cp_rank_of(r) == 0) peaks.push_back(peak);
     }
     if (record) {
       CF_RETURN_IF_ERROR(gather_trace(worker, rank, size, &report.trace));

@@ -1,7 +1,8 @@
-// Runs a job with one MPI rank per (DP rank, stage) — `mpirun -np dp·pp chunkflow run …` —
-// rank = dp_rank·pp + stage. Every rank runs its stage; rank 0 gathers losses, step times,
-// peak memory, the measured trace and the reference check into the report. Built only with
-// CHUNKFLOW_MPI (CHUNKFLOW_HAVE_MPI defined). Not the in-process driver (executor.h).
+// Runs a job with one MPI rank per (DP rank, CP rank, stage) — `mpirun -np dp·cp·pp chunkflow
+// run …` — rank = (stage·dp + dp_rank)·cp + cp_rank (rank_layout.h). Every rank runs its stage
+// on its CP rank's rows; rank 0 gathers losses, step times, peak memory, the measured trace (CP
+// rank 0's ops) and the reference check into the report. Built only with CHUNKFLOW_MPI
+// (CHUNKFLOW_HAVE_MPI defined). Not the in-process driver (executor.h).
 #pragma once
 
 #include "core/status.h"
@@ -31,7 +32,7 @@ struct MpiRunResult {
   RunReport report;
 };
 
-// Called collectively by every rank of MPI_COMM_WORLD. A world size other than dp × pp is
+// Called collectively by every rank of MPI_COMM_WORLD. A world size other than dp × cp × pp is
 // InvalidInput on every rank (so every rank exits 2).
 // `on_step` is called on rank 0 only.
 StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options,

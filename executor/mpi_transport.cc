@@ -21,29 +21,42 @@ int mpi_count(int64_t count) {
   return static_cast<int>(count);
 }
 
+// Element counts as the int counts MPI takes.
+std::vector<int> mpi_counts(const std::vector<int64_t>& counts) {
+  std::vector<int> out;
+  for (const int64_t c : counts) out.push_back(mpi_count(c));
+  return out;
+}
+
 }  // namespace
 
-MpiTransport::MpiTransport(MPI_Comm world, int dp, int pp, int vpp, bool tied_embeddings)
-    : world_(world), pp_(pp), vpp_(vpp) {
+MpiTransport::MpiTransport(MPI_Comm world, int dp, int pp, int vpp, bool tied_embeddings, int cp)
+    : world_(world), layout_{dp, cp, pp}, vpp_(vpp) {
   int rank = 0, size = 0;
   MPI_Comm_rank(world, &rank);
   MPI_Comm_size(world, &size);
-  CF_CHECK_EQ(size, dp * pp);
-  dp_rank_ = rank / pp;
-  stage_ = rank % pp;
+  CF_CHECK_EQ(size, layout_.size());
+  dp_rank_ = layout_.dp_rank_of(rank);
+  cp_rank_ = layout_.cp_rank_of(rank);
+  stage_ = layout_.stage_of(rank);
   void* value = nullptr;
   int found = 0;
   MPI_Comm_get_attr(world, MPI_TAG_UB, &value, &found);
   if (found) tag_upper_bound_ = *static_cast<int*>(value);
-  mpi_check(MPI_Comm_split(world, stage_, dp_rank_, &dp_comm_), "MPI_Comm_split(dp)");
+  mpi_check(MPI_Comm_split(world, stage_, dp_rank_ * cp + cp_rank_, &dp_comm_),
+            "MPI_Comm_split(dp·cp)");
+  mpi_check(MPI_Comm_split(world, stage_ * dp + dp_rank_, cp_rank_, &cp_comm_),
+            "MPI_Comm_split(cp)");
   const bool tied_member = tied_embeddings && pp > 1 && (stage_ == 0 || stage_ == pp - 1);
-  mpi_check(MPI_Comm_split(world, tied_member ? dp_rank_ : MPI_UNDEFINED, stage_, &tied_comm_),
+  mpi_check(MPI_Comm_split(world, tied_member ? dp_rank_ * cp + cp_rank_ : MPI_UNDEFINED, stage_,
+                           &tied_comm_),
             "MPI_Comm_split(tied)");
 }
 
 MpiTransport::~MpiTransport() {
   finish_step();
   if (dp_comm_ != MPI_COMM_NULL) MPI_Comm_free(&dp_comm_);
+  if (cp_comm_ != MPI_COMM_NULL) MPI_Comm_free(&cp_comm_);
   if (tied_comm_ != MPI_COMM_NULL) MPI_Comm_free(&tied_comm_);
 }
 
@@ -82,6 +95,28 @@ void MpiTransport::allreduce_tied(float* data, int64_t count) {
   CF_CHECK(tied_comm_ != MPI_COMM_NULL) << "stage " << stage_ << " is not in the tied pair";
   mpi_check(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_SUM, tied_comm_),
             "MPI_Allreduce(tied)");
+}
+
+void MpiTransport::allgather_cp(const float* data, float* out, const std::vector<int64_t>& counts) {
+  CF_CHECK_EQ(static_cast<int>(counts.size()), layout_.cp);
+  const std::vector<int> recv_counts = mpi_counts(counts);
+  std::vector<int> displs(recv_counts.size(), 0);
+  int64_t offset = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    displs[i] = mpi_count(offset);
+    offset += counts[i];
+  }
+  mpi_check(MPI_Allgatherv(data, recv_counts[static_cast<size_t>(cp_rank_)], MPI_FLOAT, out,
+                           recv_counts.data(), displs.data(), MPI_FLOAT, cp_comm_),
+            "MPI_Allgatherv(cp)");
+}
+
+void MpiTransport::reduce_scatter_cp(const float* data, float* out,
+                                     const std::vector<int64_t>& counts) {
+  CF_CHECK_EQ(static_cast<int>(counts.size()), layout_.cp);
+  const std::vector<int> recv_counts = mpi_counts(counts);
+  mpi_check(MPI_Reduce_scatter(data, out, recv_counts.data(), MPI_FLOAT, MPI_SUM, cp_comm_),
+            "MPI_Reduce_scatter(cp)");
 }
 
 void MpiTransport::finish_step() {

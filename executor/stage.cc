@@ -12,7 +12,7 @@
 namespace cf {
 
 StageWorker::StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage,
-                         Backend* backend)
+                         Backend* backend, CpRank cp)
     : model_(model),
       dims_(layer_dims(model)),
       head_dims_{model.hidden, model.vocab, static_cast<float>(model.rms_norm_eps)},
@@ -20,6 +20,7 @@ StageWorker::StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank,
       vpp_(vpp),
       dp_rank_(dp_rank),
       stage_(stage),
+      cp_(cp),
       stream_(backend->create_stream()),
       params_(model, pp, vpp, stage, &tracker_, stream_.get()),
       store_(&tracker_, model.kv_width(), stream_.get()) {}
@@ -65,8 +66,9 @@ void StageWorker::record_other(OpKind kind, int64_t start_ns, int64_t end_ns) {
 }
 
 LayerCall StageWorker::layer_call(const OpContext& ctx, int64_t layer) {
-  return LayerCall{&dims_, ctx.inputs, ctx.inputs->dependent ? &store_ : nullptr,
-                   layer,  &tracker_,  stream_.get()};
+  return LayerCall{&dims_,    ctx.inputs, ctx.inputs->dependent ? &store_ : nullptr,
+                   layer,     &tracker_,  stream_.get(),
+                   transport_};
 }
 
 FloatBuffer StageWorker::buffer(MemoryCategory category, int64_t count) {
@@ -78,7 +80,9 @@ void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport*
   CF_CHECK(plan.pp == pp_ && plan.vpp == vpp_) << "plan pp/vpp differ from the stage's";
   CF_CHECK(plan.layers == model_.layers) << plan.layers << " vs " << model_.layers << " layers";
   CF_CHECK(states_.empty() && store_.empty()) << "state left over from the previous step";
+  CF_CHECK(cp_.size == 1 || transport != nullptr) << "context parallelism needs a transport";
   record_ = record;
+  transport_ = transport;
   tracker_.reset_peaks();
   sample_memory(0, /*all=*/true);
   const int64_t loss_tokens = batch.loss_tokens();
@@ -106,7 +110,9 @@ void StageWorker::run_op(const PlanIndex& index, int at, const TokenBatch& batch
   const Op& op = *entry.op;
   const Chunk& chunk = index.plan().chunks[static_cast<size_t>(op.chunk)];
   auto in = inputs_.find(op.chunk);
-  if (in == inputs_.end()) in = inputs_.emplace(op.chunk, chunk_inputs(chunk, batch)).first;
+  if (in == inputs_.end()) {
+    in = inputs_.emplace(op.chunk, shard_inputs(chunk_inputs(chunk, batch), cp_)).first;
+  }
   const OpContext ctx{&index, at, &op, &chunk, &in->second, &entry.place};
 
   OpMemoryRecord memory;
@@ -141,7 +147,7 @@ FloatBuffer StageWorker::receive(const OpContext& ctx, Transport* transport,
                                  StepClock::time_point origin) {
   const Op& op = *ctx.op;
   if (op.pass == Pass::kRecompute) return FloatBuffer();
-  const int64_t count = ctx.chunk->tokens * model_.hidden;
+  const int64_t count = ctx.inputs->tokens() * model_.hidden;
   FloatBuffer received =
       buffer(op.pass == Pass::kBackward ? MemoryCategory::kTransient : MemoryCategory::kActivations,
              count);
@@ -168,18 +174,20 @@ void StageWorker::send(const OpContext& ctx, const float* data, Transport* trans
   stream_->synchronize();  // the transport reads `data` as the stream left it
   const int64_t start_ns = now_ns(origin_);
   transport->send(to.stage, {ctx.op->chunk, to.op->model_chunk, ctx.op->pass == Pass::kBackward},
-                  data, ctx.chunk->tokens * model_.hidden);
+                  data, ctx.inputs->tokens() * model_.hidden);
   if (record_) {
     trace_ops_.push_back(
         message_trace_op(*ctx.index, consumer, OpKind::kSend, start_ns, now_ns(origin_)));
   }
 }
 
-// The tied embedding pair (Megatron-LM's embedding all-reduce), then DP, after the ops.
+// The tied embedding pair (Megatron-LM's embedding all-reduce), then the dp·cp ranks of the
+// stage (each CP rank's gradients are those of its own tokens), after the ops.
 void StageWorker::sum_gradients(const Plan& plan, Transport* transport,
                                 StepClock::time_point origin) {
   const bool tied_pair = model_.tied_embeddings && pp_ > 1 && (stage_ == 0 || stage_ == pp_ - 1);
-  if (!tied_pair && plan.dp == 1) return;
+  const bool reduce = plan.dp * cp_.size > 1;
+  if (!tied_pair && !reduce) return;
   const int64_t start_ns = now_ns(origin);
   stream_->synchronize();  // the transport reads the gradients as the stream left them
   if (tied_pair) {
@@ -187,7 +195,7 @@ void StageWorker::sum_gradients(const Plan& plan, Transport* transport,
     const int64_t offset = stage_ == 0 ? layout.embedding_offset() : layout.tied_copy_offset();
     transport->allreduce_tied(gradients_at(offset), model_.vocab * model_.hidden);
   }
-  if (plan.dp > 1) transport->allreduce_dp(params_.gradients(), params_.count());
+  if (reduce) transport->allreduce_dp(params_.gradients(), params_.count());
   record_other(OpKind::kDpReduce, start_ns, now_ns(origin));
 }
 
@@ -202,7 +210,7 @@ void StageWorker::optimizer_step(const AdamWHyper& hyper, int64_t step,
 
 FloatBuffer StageWorker::forward_layers(const OpContext& ctx, ChunkState* st, bool keep,
                                         bool store_kv) {
-  const int64_t t = ctx.chunk->tokens, h = model_.hidden;
+  const int64_t t = ctx.inputs->tokens(), h = model_.hidden;
   const int64_t n = ctx.place->layers();
   const MemoryCategory cat = keep ? MemoryCategory::kActivations : MemoryCategory::kTransient;
   if (keep) st->layers.resize(static_cast<size_t>(n));
@@ -268,7 +276,7 @@ void StageWorker::run_forward(const OpContext& ctx, FloatBuffer input, Pass pass
 void StageWorker::run_backward(const OpContext& ctx, FloatBuffer dout, Transport* transport) {
   const Op& op = *ctx.op;
   const ChunkInputs& in = *ctx.inputs;
-  const int64_t t = ctx.chunk->tokens, h = model_.hidden;
+  const int64_t t = in.tokens(), h = model_.hidden;
   const ParamLayout& layout = params_.layout();
   const std::pair<int, int> key{op.chunk, op.model_chunk};
   auto it = states_.find(key);

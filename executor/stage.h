@@ -1,7 +1,9 @@
-// One pipeline stage of one DP rank: its parameters, state store, measuring allocator and
-// backend stream, and the op runner that executes its op stream of a Plan — F, F*, R and B
-// (DESIGN.md §4.2) — then the gradient sums and the optimizer step, timing every op for the
-// measured trace and recording its memory. Not the launch of stages (executor.h, mpi_run.h).
+// One pipeline stage of one DP rank (and, with context parallelism, one CP rank): its
+// parameters, state store, measuring allocator and backend stream, and the op runner that
+// executes its op stream of a Plan — F, F*, R and B (DESIGN.md §4.2) — on its CP rank's rows of
+// every chunk (context_parallel.h), then the gradient sums and the optimizer step, timing every
+// op for the measured trace and recording its memory. Not the launch of stages (executor.h,
+// mpi_run.h).
 #pragma once
 
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "executor/backend.h"
+#include "executor/context_parallel.h"
 #include "executor/cpu_backend.h"
 #include "executor/head.h"
 #include "executor/layer.h"
@@ -49,14 +52,15 @@ struct OpMemoryRecord {
 class StageWorker {
  public:
   // The stage's buffers come from, and its work runs on, a stream of `backend` (which must
-  // outlive the worker).
+  // outlive the worker). Every CP rank of `cp` runs the same op stream on its rows.
   StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage,
-              Backend* backend = &cpu_backend());
+              Backend* backend = &cpu_backend(), CpRank cp = {});
 
   // Runs this stage's op stream of `plan` on `batch`, then sums gradients over the tied
-  // embedding pair and the DP ranks. Loss scale 1 / (loss tokens of the batch). Op times are
-  // recorded relative to `origin` when `record` (with memory samples at every op boundary).
-  // `transport` may be null when pp = dp = 1. Transports get storage after a synchronize.
+  // embedding pair and the dp·cp ranks of the stage. Loss scale 1 / (loss tokens of the batch).
+  // Op times are recorded relative to `origin` when `record` (with memory samples at every op
+  // boundary). `transport` may be null when pp = dp = cp = 1. Transports get storage after a
+  // synchronize.
   void run_step(const Plan& plan, const TokenBatch& batch, Transport* transport,
                 StepClock::time_point origin, bool record);
   // AdamW step `step` (≥ 1), then zeroes the gradients; recorded as an "optimizer" op.
@@ -65,6 +69,7 @@ class StageWorker {
 
   double loss_sum() const { return loss_sum_; }  // Σ scaled token losses of the last step
   int dp_rank() const { return dp_rank_; }
+  int cp_rank() const { return cp_.rank; }
   int stage() const { return stage_; }
   StageParams& params() { return params_; }
   const StageParams& params() const { return params_; }
@@ -90,15 +95,16 @@ class StageWorker {
     int at;  // the op's index in `index`
     const Op* op;
     const Chunk* chunk;
-    const ChunkInputs* inputs;
-    const StagePlace* place;  // its layers; first: embedding; last: head and loss
+    const ChunkInputs* inputs;  // this CP rank's rows of the chunk
+    const StagePlace* place;    // its layers; first: embedding; last: head and loss
   };
 
   // One op of the stream: receive its input, run it, record its time and memory.
   void run_op(const PlanIndex& index, int at, const TokenBatch& batch, Transport* transport,
               StepClock::time_point origin);
   FloatBuffer receive(const OpContext& ctx, Transport* transport, StepClock::time_point origin);
-  // Sends the op's output `data` (t, h) to the op on another stage that needs it, if any.
+  // Sends the op's output `data` (t, h) — this CP rank's rows — to the op on another stage that
+  // needs it (on the same CP rank), if any.
   void send(const OpContext& ctx, const float* data, Transport* transport);
   void sum_gradients(const Plan& plan, Transport* transport, StepClock::time_point origin);
   void run_forward(const OpContext& ctx, FloatBuffer input, Pass pass, Transport* transport);
@@ -119,12 +125,14 @@ class StageWorker {
   LayerDims dims_;
   HeadDims head_dims_;
   int pp_, vpp_, dp_rank_, stage_;
+  CpRank cp_;
   MemoryTracker tracker_;           // before the buffers it counts (declaration order)
   std::unique_ptr<Stream> stream_;  // before the buffers whose storage it gives
   StageParams params_;
   StateStore store_;
   std::map<std::pair<int, int>, ChunkState> states_;  // (chunk, model chunk)
   std::map<int, ChunkInputs> inputs_;                 // chunk → inputs, for the current step
+  Transport* transport_ = nullptr;                    // of the current step
   float loss_scale_ = 0;
   double loss_sum_ = 0;
   bool record_ = false;

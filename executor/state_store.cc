@@ -6,16 +6,18 @@
 namespace cf {
 
 void StateStore::put(int group, int64_t layer, int index, const float* k, const float* v,
-                     int64_t tokens) {
+                     int64_t rows, int64_t whole_tokens) {
   std::map<int, Piece>& group_pieces = pieces_[{group, layer}];
   CF_CHECK(group_pieces.count(index) == 0)
       << "group " << group << " layer " << layer << " piece " << index << " stored twice";
+  CF_CHECK(whole_tokens < 0 || whole_tokens >= rows) << whole_tokens << " < " << rows << " rows";
   Piece& p = group_pieces[index];
-  p.tokens = tokens;
-  p.k = buffer(tokens * kv_width_);
-  p.v = buffer(tokens * kv_width_);
-  stream_->copy(p.k.data(), k, tokens * kv_width_);
-  stream_->copy(p.v.data(), v, tokens * kv_width_);
+  p.rows = rows;
+  p.whole_tokens = whole_tokens < 0 ? rows : whole_tokens;
+  p.k = buffer(rows * kv_width_);
+  p.v = buffer(rows * kv_width_);
+  stream_->copy(p.k.data(), k, rows * kv_width_);
+  stream_->copy(p.v.data(), v, rows * kv_width_);
 }
 
 bool StateStore::has(int group, int64_t layer, int index) const {
@@ -42,8 +44,20 @@ const float* StateStore::v(int group, int64_t layer, int index) const {
 
 int64_t StateStore::prefix_tokens(int group, int64_t layer, int index) const {
   int64_t tokens = 0;
-  for (int i = 0; i < index; ++i) tokens += piece(group, layer, i).tokens;
+  for (int i = 0; i < index; ++i) tokens += piece(group, layer, i).whole_tokens;
   return tokens;
+}
+
+std::vector<int64_t> StateStore::prefix_piece_tokens(int group, int64_t layer, int index) const {
+  std::vector<int64_t> tokens;
+  for (int i = 0; i < index; ++i) tokens.push_back(piece(group, layer, i).whole_tokens);
+  return tokens;
+}
+
+int64_t StateStore::prefix_rows(int group, int64_t layer, int index) const {
+  int64_t rows = 0;
+  for (int i = 0; i < index; ++i) rows += piece(group, layer, i).rows;
+  return rows;
 }
 
 void StateStore::gather_prefix(int group, int64_t layer, int index, float* k_out,
@@ -51,10 +65,10 @@ void StateStore::gather_prefix(int group, int64_t layer, int index, float* k_out
   int64_t row = 0;
   for (int i = 0; i < index; ++i) {
     const Piece& p = piece(group, layer, i);
-    const int64_t n = p.tokens * kv_width_;
+    const int64_t n = p.rows * kv_width_;
     stream_->copy(storage_at(k_out, row * kv_width_), p.k.data(), n);
     stream_->copy(storage_at(v_out, row * kv_width_), p.v.data(), n);
-    row += p.tokens;
+    row += p.rows;
   }
 }
 
@@ -63,14 +77,14 @@ void StateStore::accumulate_prefix(int group, int64_t layer, int index, const fl
   int64_t row = 0;
   for (int i = 0; i < index; ++i) {
     Piece& p = piece(group, layer, i);
-    const int64_t n = p.tokens * kv_width_;
+    const int64_t n = p.rows * kv_width_;
     if (p.dk.empty()) {  // zero-filled: the first contribution adds to 0
       p.dk = buffer(n);
       p.dv = buffer(n);
     }
     stream_->residual_add(p.dk.data(), storage_at(dk, row * kv_width_), n);
     stream_->residual_add(p.dv.data(), storage_at(dv, row * kv_width_), n);
-    row += p.tokens;
+    row += p.rows;
   }
 }
 

@@ -3,6 +3,12 @@
 // dK/dV that later pieces' backwards accumulate for earlier ones, in storage of the stage's
 // backend, moved and summed on its stream. Not the attention itself.
 //
+// With context parallelism (context_parallel.h) the store holds this CP rank's shard of each
+// piece's K/V, and its dK/dV, as Megatron-Core and Llama 3 keep the local K/V and gather them
+// again for every attention: the store then costs 1/cp of a piece per rank, and a later piece's
+// all-gather of the prefix (its own shards plus the other ranks') is the one the piece's own
+// K/V needs anyway. A stored piece records its whole token count beside its rows.
+//
 // Lifetimes (the simulator's memory_timeline.cc counts the same): piece j's K/V are stored by
 // its first forward (F or F*) and freed by its backward; piece i's dK/dV are allocated by the
 // first backward that contributes to it (the group's highest piece) and freed by B i, which
@@ -26,18 +32,24 @@ class StateStore {
   StateStore(MemoryTracker* tracker, int64_t kv_width, Stream* stream = cpu_stream())
       : tracker_(tracker), stream_(stream), kv_width_(kv_width) {}
 
-  // Copies piece `index`'s K and V (tokens, kv_width) for `layer` into the store.
-  void put(int group, int64_t layer, int index, const float* k, const float* v, int64_t tokens);
+  // Copies piece `index`'s K and V (rows, kv_width) for `layer` into the store: the piece's
+  // `whole_tokens` tokens, or this CP rank's `rows` of them (whole_tokens < 0: rows).
+  void put(int group, int64_t layer, int index, const float* k, const float* v, int64_t rows,
+           int64_t whole_tokens = -1);
   bool has(int group, int64_t layer, int index) const;
-  const float* k(int group, int64_t layer, int index) const;  // (tokens, kv_width)
+  const float* k(int group, int64_t layer, int index) const;  // (rows, kv_width)
   const float* v(int group, int64_t layer, int index) const;
 
-  // Tokens of pieces 0..index−1 (the prefix of piece `index`); CHECKs they are all stored.
+  // Whole tokens of pieces 0..index−1 (the prefix of piece `index`), in total and piece by
+  // piece; CHECKs they are all stored.
   int64_t prefix_tokens(int group, int64_t layer, int index) const;
-  // Writes the K and V of pieces 0..index−1 into rows [0, prefix) of k_out and v_out
-  // (each (≥ prefix, kv_width), row-major).
+  std::vector<int64_t> prefix_piece_tokens(int group, int64_t layer, int index) const;
+  // Rows the store holds of pieces 0..index−1 (prefix_tokens without context parallelism).
+  int64_t prefix_rows(int group, int64_t layer, int index) const;
+  // Writes the K and V rows of pieces 0..index−1 into rows [0, prefix_rows) of k_out and v_out
+  // (each (≥ prefix_rows, kv_width), row-major).
   void gather_prefix(int group, int64_t layer, int index, float* k_out, float* v_out) const;
-  // Adds rows [0, prefix) of dk and dv (the gradients for piece `index`'s prefix) into the
+  // Adds rows [0, prefix_rows) of dk and dv (the gradients for piece `index`'s prefix) into the
   // fp32 accumulators of pieces 0..index−1, allocating those on first use.
   void accumulate_prefix(int group, int64_t layer, int index, const float* dk, const float* dv);
   // Whether later pieces accumulated dK/dV for piece `index` (whether or not storage exists).
@@ -53,9 +65,10 @@ class StateStore {
 
  private:
   struct Piece {
-    int64_t tokens = 0;
-    FloatBuffer k, v;    // (tokens, kv_width)
-    FloatBuffer dk, dv;  // (tokens, kv_width), fp32 accumulators; empty until first use
+    int64_t rows = 0;          // held here: the whole piece, or this CP rank's shard
+    int64_t whole_tokens = 0;  // of the whole piece
+    FloatBuffer k, v;          // (rows, kv_width)
+    FloatBuffer dk, dv;        // (rows, kv_width), fp32 accumulators; empty until first use
   };
   using Key = std::pair<int, int64_t>;  // (group, layer)
   const Piece& piece(int group, int64_t layer, int index) const;

@@ -134,6 +134,7 @@ ChunkInputs chunk_inputs(const Chunk& chunk, const TokenBatch& batch) {
     row += seg.length;
   }
   CF_CHECK_EQ(row, chunk.tokens);
+  in.chunk_tokens = chunk.tokens;
   return in;
 }
 

@@ -41,16 +41,24 @@ StatusOr<std::vector<std::vector<int32_t>>> parse_token_jsonl(const std::string&
 TokenBatch token_file_batch(const std::vector<std::vector<int32_t>>& sequences,
                             int64_t global_batch, int64_t step);
 
-// What one chunk feeds the model. All vectors have chunk.tokens entries except segments.
+// What one chunk — or, with context parallelism, one CP rank's shard of it
+// (context_parallel.h) — feeds the model. ids, targets and positions have one entry per row
+// the rank holds (the chunk's tokens when cp = 1); the segments' query rows are those rows,
+// their key rows index the K/V of the whole prefix and chunk, (prefix_tokens + chunk_tokens).
 struct ChunkInputs {
   std::vector<int32_t> ids;
   std::vector<int32_t> targets;    // next token of the same sequence, kIgnoreTarget at its end
   std::vector<int32_t> positions;  // restart per standalone segment, continue in a group
   std::vector<AttentionSegment> segments;
   int64_t prefix_tokens = 0;  // dependent piece: tokens of the earlier pieces (its K/V prefix)
+  int64_t chunk_tokens = 0;   // tokens of the whole chunk, over all CP ranks
   bool dependent = false;
   int group = -1;
   int index = 0;
+  int cp = 1;       // context-parallel ranks the chunk is spread over
+  int cp_rank = 0;  // which of them these inputs are
+
+  int64_t tokens() const { return static_cast<int64_t>(ids.size()); }  // rows held here
 };
 
 ChunkInputs chunk_inputs(const Chunk& chunk, const TokenBatch& batch);

@@ -58,7 +58,8 @@ void rope_forward(float* out, const float* x, const int32_t* positions, int64_t 
 void rope_backward(float* dx, const float* dout, const int32_t* positions, int64_t tokens,
                    int64_t heads, int64_t head_dim, double theta) {
   check_rope_args(tokens, heads, head_dim, theta);
-  CF_CHECK(dx != dout) << "rope_backward accumulates and cannot run in place";
+  // Zero tokens (a context-parallel rank holding no row of a chunk) own no storage to alias.
+  CF_CHECK(tokens == 0 || dx != dout) << "rope_backward accumulates and cannot run in place";
   const int64_t width = heads * head_dim;
   for (int64_t t = 0; t < tokens; ++t) {
     CF_CHECK_GE(positions[t], 0);

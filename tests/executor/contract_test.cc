@@ -1,7 +1,8 @@
-// The executor's contract (DESIGN.md §4.7, STYLE.md §8): a chunked, pipelined step — any
-// ChunkSize, K ∈ {1, 2, N}, pp ∈ {1, 2, 4}, both packers, the baseline, DP, interleaving, tied
-// embeddings — produces the gradients of whole-sequence training on one stage, relative error
-// ≤ 1e-5 in fp32, on long-tailed batches drawn from the shipped distributions.
+// The executor's contract (DESIGN.md §4.7, STYLE.md §8): a chunked, pipelined, context-parallel
+// step — any ChunkSize, K ∈ {1, 2, N}, pp ∈ {1, 2, 4}, cp ∈ {1, 2} (all-gather CP), both
+// packers, the baseline, DP, interleaving, tied embeddings — produces the gradients of
+// whole-sequence training on one stage, relative error ≤ 1e-5 in fp32, on long-tailed batches
+// drawn from the shipped distributions.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -23,10 +24,82 @@ constexpr double kMaxRelError = 1e-5;
 struct Case {
   std::string name;
   test::TinyJob job;
+  uint64_t seed = 11;  // weights and tokens
 };
 
 // The tiny model's tensors: embedding, 4 layers × 12 (with QKV bias), final norm, LM head.
 constexpr int kTinyTensors = 1 + 4 * 12 + 1 + 1;
+
+// Each length made odd (ℓ | 1), so chunks and their CP shards come in odd and uneven sizes.
+std::vector<int64_t> odd_lengths(std::vector<int64_t> lengths) {
+  for (int64_t& length : lengths) length |= 1;
+  return lengths;
+}
+
+// The same jobs at cp = 1 and cp = 2 (all-gather CP; ChunkSize even, as the job file requires):
+// packed and split sequences of odd lengths, pp ∈ {1, 2}, K ∈ {1, N}, a seed per case; then the
+// baseline, DP × CP, interleaving and tied embeddings with cp = 2, and a batch whose chunks are
+// shorter than 2·cp (CP ranks with no token of a chunk).
+std::vector<Case> context_parallel_cases() {
+  const char* const datasets[] = {"longbench", "lmsys-chat-1m", "chatqa2-long-sft"};
+  std::vector<Case> cases;
+  int n = 0;
+  for (int pp : {1, 2}) {
+    for (int64_t chunk_size : {30, 48}) {
+      for (const char* k : {"1", "64"}) {
+        const std::string dataset = datasets[n % 3];
+        const char* packer = n % 2 == 0 ? "balanced" : "ffd";
+        const uint64_t seed = 1000 + 37 * static_cast<uint64_t>(n);
+        test::TinyJob job;
+        job.lengths = odd_lengths(test::scaled_batch(dataset, 9, 151 + 10 * (n % 3), seed));
+        job.pp = pp;
+        job.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, packer: {}}}",
+                                   chunk_size, k, packer);
+        for (int cp : {1, 2}) {
+          job.cp = cp;
+          cases.push_back(
+              {fmt::format("cp{}_pp{}_c{}_k{}_{}_{}", cp, pp, chunk_size, k, packer, dataset), job,
+               seed});
+        }
+        ++n;
+      }
+    }
+  }
+  test::TinyJob baseline;
+  baseline.lengths = odd_lengths(test::scaled_batch("lmsys-chat-1m", 7, 141, 77));
+  baseline.pp = 2;
+  baseline.cp = 2;
+  baseline.max_length = 160;
+  baseline.strategy = "{kind: baseline, micro_batching: pack}";
+  cases.push_back({"cp2_pp2_baseline_pack", baseline, 77});
+  test::TinyJob dp2;
+  dp2.lengths = odd_lengths(test::scaled_batch("longbench", 10, 151, 5));
+  dp2.dp = 2;
+  dp2.cp = 2;
+  dp2.strategy = "{kind: chunkflow, chunk_size: 40, k: 1}";
+  cases.push_back({"cp2_dp2_pp1_c40_k1", dp2, 5});
+  test::TinyJob interleaved = dp2;
+  interleaved.dp = 1;
+  interleaved.pp = 2;
+  interleaved.vpp = 2;
+  interleaved.schedule = "interleaved";
+  interleaved.strategy = "{kind: chunkflow, chunk_size: 34, k: 2}";  // 32: m mod 2 = 1 < pp
+  cases.push_back({"cp2_pp2_vpp2_interleaved_c34_k2", interleaved, 6});
+  test::TinyJob tied;
+  tied.model = "tests/executor/data/tiny-tied.yaml";
+  tied.lengths = {97, 5, 33, 1, 13};
+  tied.pp = 2;
+  tied.cp = 2;
+  tied.strategy = "{kind: chunkflow, chunk_size: 30, k: 1}";
+  cases.push_back({"cp2_tied_pp2_c30_k1", tied, 8});
+  test::TinyJob tiny_chunks;  // 61 = 30 + 30 + 1, and 3 + 1 packed: chunks of 1 and 4 tokens
+  tiny_chunks.lengths = {61, 3, 1};
+  tiny_chunks.pp = 2;
+  tiny_chunks.cp = 2;
+  tiny_chunks.strategy = "{kind: chunkflow, chunk_size: 30, k: 1}";
+  cases.push_back({"cp2_pp2_chunks_below_2cp_tokens", tiny_chunks, 9});
+  return cases;
+}
 
 std::vector<Case> contract_cases() {
   const char* const datasets[] = {"lmsys-chat-1m", "longbench", "chatqa2-long-sft",
@@ -82,6 +155,7 @@ std::vector<Case> contract_cases() {
     tied.strategy = "{kind: chunkflow, chunk_size: 31, k: 1}";
     cases.push_back({fmt::format("tied_pp{}_c31_k1", pp), tied});
   }
+  for (Case& c : context_parallel_cases()) cases.push_back(std::move(c));
   return cases;
 }
 
@@ -90,7 +164,7 @@ class ContractTest : public ::testing::TestWithParam<Case> {};
 TEST_P(ContractTest, GradientsEqualWholeSequenceTraining) {
   const Job job = test::tiny_job(GetParam().job);
   ExecutorOptions options;
-  options.seed = 11;
+  options.seed = GetParam().seed;
   options.init_std = 0.2f;  // large enough that attention is far from uniform
   options.check_reference = true;
   options.record_trace = false;
@@ -105,6 +179,7 @@ TEST_P(ContractTest, GradientsEqualWholeSequenceTraining) {
   EXPECT_EQ(step.check->tensors,
             tensors + (job.model.tied_embeddings && job.parallel.pp > 1 ? 1 : 0));
   EXPECT_LE(step.check->rel_error, kMaxRelError) << "worst tensor " << step.check->worst_tensor;
+  RecordProperty("grad_rel_error", fmt::format("{:.3g}", step.check->rel_error));
   // The loss of random tokens under a small-weight model is near ln(256) = 5.55.
   EXPECT_GT(step.loss, 4.0);
   EXPECT_LT(step.loss, 8.0);

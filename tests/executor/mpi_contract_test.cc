@@ -1,6 +1,8 @@
-// The executor's contract through the MPI transport, run as `mpirun -np 2` (ctest label mpi):
-// one rank per stage or per DP rank, gradients equal whole-sequence training (≤ 1e-5), and
-// the same losses, gradient error and op trace as the in-process run of the same job.
+// The executor's contract through the MPI transport, run as `mpirun -np 2` and `mpirun -np 4`
+// (ctest label mpi; each case runs under the world size it needs and is skipped under the
+// other): one rank per stage, DP rank or CP rank, gradients equal whole-sequence training
+// (≤ 1e-5), and the same losses, gradient error and op trace as the in-process run of the same
+// job. Every group of these cases sums two operands, so both runs give the same bits.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -19,6 +21,7 @@ MpiSession* g_session = nullptr;
 struct Case {
   std::string name;
   test::TinyJob job;
+  int ranks() const { return job.dp * job.cp * job.pp; }
 };
 
 std::vector<Case> mpi_cases() {
@@ -47,13 +50,30 @@ std::vector<Case> mpi_cases() {
   test::TinyJob tied = pp2;
   tied.model = "tests/executor/data/tiny-tied.yaml";
   cases.push_back({"pp2_tied", tied});
+  // Context parallelism (all-gather): odd lengths, packed and split sequences.
+  test::TinyJob cp2 = pp2;
+  cp2.lengths = {131, 17, 45, 3, 61, 9, 1};
+  cp2.pp = 1;
+  cp2.cp = 2;
+  cp2.strategy = "{kind: chunkflow, chunk_size: 30, k: 1}";
+  cases.push_back({"cp2_c30_k1", cp2});
+  test::TinyJob cp2_pp2 = cp2;  // -np 4
+  cp2_pp2.pp = 2;
+  cp2_pp2.strategy = "{kind: chunkflow, chunk_size: 30, k: 2, packer: ffd}";
+  cases.push_back({"cp2_pp2_c30_k2_ffd", cp2_pp2});
+  test::TinyJob cp2_tied = cp2_pp2;
+  cp2_tied.model = "tests/executor/data/tiny-tied.yaml";
+  cp2_tied.strategy = "{kind: chunkflow, chunk_size: 30, k: 1}";
+  cases.push_back({"cp2_pp2_tied_c30_k1", cp2_tied});
   return cases;
 }
 
 class MpiContractTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(MpiContractTest, MatchesWholeSequenceTrainingAndTheInProcessRun) {
-  if (g_session->size() != 2) GTEST_SKIP() << "run with mpirun -np 2";
+  if (g_session->size() != GetParam().ranks()) {
+    GTEST_SKIP() << "run with mpirun -np " << GetParam().ranks();
+  }
   const Job job = test::tiny_job(GetParam().job);
   ExecutorOptions options;
   options.seed = 3;
@@ -90,7 +110,8 @@ TEST_P(MpiContractTest, MatchesWholeSequenceTrainingAndTheInProcessRun) {
   EXPECT_EQ(compute, static_cast<int>(op_ids.size()));
   EXPECT_EQ(op_ids, local_ids);
   EXPECT_FALSE(got.trace.memory.empty());
-  EXPECT_EQ(got.trace.peak_memory.size(), 2u);
+  EXPECT_EQ(got.trace.peak_memory.size(),
+            static_cast<size_t>(job.parallel.dp * job.parallel.pp));  // CP rank 0's
   for (const StageMemoryReport& st : got.stages) EXPECT_GT(st.peak_bytes, 0);
 }
 

@@ -1,7 +1,7 @@
-// `mpirun -np N chunkflow run …` end to end (ctest label mpi): one rank per stage, one JSON
-// report (rank 0's) with the gradient error against whole-sequence training, and exit 2 on
-// every rank when the world size does not match dp × pp. Here the runner's program is mpirun
-// (CHUNKFLOW_BIN) and chunkflow is its argument (CHUNKFLOW_EXE).
+// `mpirun -np N chunkflow run …` end to end (ctest label mpi): one rank per stage (or per CP
+// rank), one JSON report (rank 0's) with the gradient error against whole-sequence training,
+// and exit 2 on every rank when the world size does not match dp × cp × pp. Here the runner's
+// program is mpirun (CHUNKFLOW_BIN) and chunkflow is its argument (CHUNKFLOW_EXE).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -48,12 +48,26 @@ TEST(RunCommandMpi, TwoRanksReportOnceWithTheGradientError) {
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/measured.job.yaml"));
 }
 
+TEST(RunCommandMpi, TwoContextParallelRanksGiveWholeSequenceGradients) {
+  TempDir dir;
+  test::TinyJob spec = two_stage_job();
+  spec.pp = 1;
+  spec.cp = 2;
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(spec));
+  const test::CommandResult r = mpirun(2, {"run", job, "--json", "--check-reference"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out.at("transport"), "mpi");
+  EXPECT_LE(out.at("grad_rel_error").get<double>(), 1e-5);
+  EXPECT_EQ(out.at("stages").size(), 1u);
+}
+
 TEST(RunCommandMpi, WorldSizeThatDoesNotMatchIsBadInput) {
   TempDir dir;
   const std::string job = dir.write("job.yaml", test::tiny_job_yaml(two_stage_job()));
   const test::CommandResult r = mpirun(3, {"run", job});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("dp × pp = 1 × 2 = 2 MPI ranks"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("dp × cp × pp = 1 × 1 × 2 = 2 MPI ranks"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -105,6 +105,54 @@ TEST(RunCommand, TraceHasEveryPlanOpAndTheResolvedJobBesideIt) {
   EXPECT_EQ(resolved_yaml(*resolved), resolved_yaml(test::tiny_job(spec)));
 }
 
+// Context parallelism (all-gather): two CP ranks per stage, four workers; the measured trace is
+// CP rank 0's, so every plan op appears once.
+TEST(RunCommand, ContextParallelRunGivesWholeSequenceGradientsAndEveryOpOnce) {
+  TempDir dir;
+  test::TinyJob spec = pipelined_job();
+  spec.cp = 2;
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(spec));
+  const std::string trace_path = dir.path() + "/measured.json";
+  const test::CommandResult r =
+      run_chunkflow({"run", job, "--json", "--check-reference", "--trace", trace_path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json out = nlohmann::json::parse(r.out);
+  EXPECT_LE(out.at("grad_rel_error").get<double>(), 1e-5);
+  EXPECT_NEAR(out.at("loss").get<double>(), std::log(256.0), 0.05);
+  ASSERT_EQ(out.at("stages").size(), 2u);
+  StatusOr<Trace> trace = trace_from_chrome_json(read_file(trace_path), trace_path);
+  ASSERT_TRUE(trace.ok()) << trace.status().message();
+  StatusOr<Plan> plan = build_plan(test::tiny_job(spec), 0);
+  ASSERT_TRUE(plan.ok());
+  std::set<int> trace_ids;
+  int compute = 0;
+  for (const TraceOp& op : trace->ops) {
+    if (op.kind != OpKind::kCompute) continue;
+    ++compute;
+    trace_ids.insert(op.op_id);
+  }
+  EXPECT_EQ(compute, plan->op_count());
+  EXPECT_EQ(static_cast<int>(trace_ids.size()), plan->op_count());
+}
+
+// The executor runs all-gather CP only: the ring (p2p) and Ulysses (a2a) are bad input naming
+// the key, the variant it runs and the one asked for.
+TEST(RunCommand, ContextParallelWithoutAllGatherExitsTwoNamingTheKey) {
+  TempDir dir;
+  for (const std::string comm : {"p2p", "a2a"}) {
+    test::TinyJob spec = pipelined_job();
+    spec.cp = 2;
+    spec.cp_comm = comm;
+    const std::string job = dir.write(comm + ".yaml", test::tiny_job_yaml(spec));
+    const test::CommandResult r = run_chunkflow({"run", job});
+    EXPECT_EQ(r.exit_code, 2) << comm << "\n" << r.err;
+    EXPECT_NE(r.err.find("parallel.cp_comm: the executor runs cp > 1 with all_gather only (got " +
+                         comm + ")"),
+              std::string::npos)
+        << r.err;
+  }
+}
+
 TEST(RunCommand, TokenFileGivesTheBatch) {
   TempDir dir;
   test::TinyJob spec = pipelined_job();

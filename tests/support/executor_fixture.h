@@ -15,6 +15,8 @@ struct TinyJob {
   std::vector<int64_t> lengths;
   int pp = 1;
   int dp = 1;
+  int cp = 1;                          // written to the YAML when not 1
+  std::string cp_comm = "all_gather";  // the variant the executor runs with cp > 1
   int vpp = 1;
   std::string schedule = "1f1b";
   // "{kind: chunkflow, chunk_size: 48, k: 1, packer: balanced}" or a baseline strategy.
