@@ -47,6 +47,13 @@ std::optional<GradientCheck> RunReport::worst_check() const {
 }
 
 Status validate_for_executor(const Job& job) {
+  if (job.model.gpt()) {
+    // The executor's layer is the Llama / Qwen2 one (RMSNorm, SwiGLU, RoPE).
+    return Status::InvalidInput(fmt::format(
+        "{}: model: the executor runs Llama / Qwen2 layers (RMSNorm, SwiGLU, RoPE); {} is a gpt "
+        "model (LayerNorm, GeLU, learned positions), which only the simulator prices",
+        job.origin, job.model.name));
+  }
   if (job.parallel.tp != 1) {
     return Status::InvalidInput(fmt::format(
         "{}: parallel.tp: the cpu backend has no tensor parallelism (tp must be 1, got {})",

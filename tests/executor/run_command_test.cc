@@ -153,6 +153,24 @@ TEST(RunCommand, ContextParallelWithoutAllGatherExitsTwoNamingTheKey) {
   }
 }
 
+// GPT models are the simulator's: `run` refuses one with exit 2, naming the model and why.
+TEST(RunCommand, GptModelExitsTwoNamingTheModel) {
+  TempDir dir;
+  const std::string model = dir.write("g.yaml",
+                                      "name: small-gpt\narchitecture: gpt\nhidden: 64\n"
+                                      "ffn_hidden: 256\nlayers: 2\nheads: 4\nkv_heads: 4\n"
+                                      "vocab: 256\nmax_position: 128\n");
+  std::string yaml = test::tiny_job_yaml(pipelined_job());
+  const size_t at = yaml.find("model:");
+  ASSERT_NE(at, std::string::npos);
+  yaml.replace(at, yaml.find('\n', at) - at, "model: " + model);
+  const test::CommandResult r = run_chunkflow({"run", dir.write("job.yaml", yaml)});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("model: the executor runs Llama / Qwen2 layers"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("small-gpt is a gpt model"), std::string::npos) << r.err;
+}
+
 TEST(RunCommand, TokenFileGivesTheBatch) {
   TempDir dir;
   test::TinyJob spec = pipelined_job();
