@@ -279,8 +279,11 @@ nlohmann::json candidate_json(const RankedCandidate& ranked) {
     j["k_equivalent_up_to"] = c.k_covers;
     j["max_group_chunks"] = c.max_group_size;
     j["packer"] = to_string(c.strategy.packer);
+  } else {
+    j["micro_batching"] = to_string(c.strategy.micro_batching);
   }
   j["tp"] = c.layout.tp;
+  j["cp"] = c.layout.cp;
   j["pp"] = c.layout.pp;
   j["dp"] = c.layout.dp;
   j["vpp"] = c.layout.vpp;
@@ -294,6 +297,10 @@ nlohmann::json candidate_json(const RankedCandidate& ranked) {
   j["recompute_share"] = m.recompute_share;
   j["peak_memory_bytes"] = peak_stage(m).peak_memory_bytes;
   j["peak_memory_stage"] = peak_stage(m).stage;
+  if (m.worst_case_length > 0) {
+    j["worst_case_sequence_length"] = m.worst_case_length;
+    j["worst_case_peak_memory_bytes"] = m.worst_case_peak_bytes;
+  }
   j["chunks"] = m.chunks;
   return j;
 }
