@@ -122,12 +122,14 @@ void add_tune_command(CLI::App& app, RunFn* run) {
   cmd->add_option("--k-max", o->space.k_max, "try K = 1..N (default 64)");
   cmd->add_option("--tp", o->space.tp, "tensor-parallel sizes, e.g. 1,2,4, or all");
   cmd->add_option("--pp", o->space.pp, "pipeline-parallel sizes, or all");
+  cmd->add_option("--cp", o->space.cp,
+                  "context-parallel sizes, e.g. 1,2,4, or all (1, 2, 4, 8 where they fit)");
   cmd->add_option("--dp", o->space.dp, "data-parallel sizes to keep (default: GPUs / (tp·pp))");
   cmd->add_option("--recompute", o->space.recompute, "none,selective,full or all");
   cmd->add_option("--schedule", o->space.schedule, "1f1b,gpipe,interleaved");
   cmd->add_option("--packer", o->space.packer, "balanced,ffd or all");
   cmd->add_flag("-p,--parallel", o->space.parallel,
-                "also search tp, pp and recompute (all values)");
+                "also search tp, pp, cp and recompute (all values)");
   cmd->add_option("--margin", o->space.memory_margin, "fraction of HBM kept free (default 0.05)");
   cmd->add_option("--objective", o->space.objective, "step_time (default) or tokens_per_s");
   cmd->add_option("-n,--top", o->space.top, "rows of the ranked table (default 10)");

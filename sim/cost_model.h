@@ -35,7 +35,7 @@ struct OpQuery {
 struct OpTime {
   int64_t total_ns = 0;
   int64_t recompute_ns = 0;  // forward work redone inside this op (selective / full policy)
-  int64_t comm_ns = 0;       // tensor-parallel collectives inside this op (not overlapped)
+  int64_t comm_ns = 0;       // TP and CP collectives inside this op, as far as not overlapped
   // Table-based models: how far outside its measured grid the op's farthest lookup fell
   // (1 inside; 2 = twice the largest, or half the smallest, size measured).
   double extrapolation = 1;

@@ -18,7 +18,7 @@ struct StageMetrics {
   double busy_s = 0;        // compute time on the stage, mean over DP ranks
   double bubble_ratio = 0;  // 1 − busy / pipeline time, mean over DP ranks
   double recompute_s = 0;   // R passes plus the policy's recompute inside B, mean over DP
-  double tp_comm_s = 0;     // TP collectives inside ops, mean over DP ranks
+  double tp_comm_s = 0;     // TP and CP collectives inside ops (exposed), mean over DP ranks
   double dp_reduce_s = 0;   // gradient reduction after the stage's last backward
   double optimizer_s = 0;
   int64_t peak_memory_bytes = 0;  // max over DP ranks; model states included, reserve not

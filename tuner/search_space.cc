@@ -137,6 +137,10 @@ Status apply_yaml(const YAML::Node& node, const std::string& file, const std::st
     CF_RETURN_IF_ERROR(read_ints(map, key, key, job, true, &all, &ints));
     *axis = int_axis(all, ints);
   }
+  if (map.has("cp")) {
+    CF_RETURN_IF_ERROR(read_ints(map, "cp", "cp", job, true, &all, &ints));
+    space->cps = all ? context_parallel_sizes(job) : std::vector<int>(ints.begin(), ints.end());
+  }
   std::vector<std::string> names;
   if (map.has("recompute")) {
     CF_RETURN_IF_ERROR(read_names(map, "recompute", kRecomputeNames, &names));
@@ -313,15 +317,17 @@ std::vector<ParallelLayout> all_layouts(const Job& job) {
   space.pp = IntAxis{true, {}};
   space.recomputes = {Recompute::kNone, Recompute::kSelective, Recompute::kFull};
   space.schedules = {ScheduleKind::kOneFOneB};
-  // Context parallelism as long-context baselines use it: 1, 2, 4 or 8 ranks (within a node
-  // for the ring), each layout keeping the job's cp_comm.
-  space.cps.clear();
-  for (int cp : {1, 2, 4, 8}) {
-    if (job.cluster.gpus % cp == 0 && (cp == 1 || job.model.flash_attention)) {
-      space.cps.push_back(cp);
-    }
-  }
+  // Context parallelism as long-context baselines use it, each layout keeping the job's cp_comm.
+  space.cps = context_parallel_sizes(job);
   return resolve_layouts(space, job);
+}
+
+std::vector<int> context_parallel_sizes(const Job& job) {
+  std::vector<int> out;
+  for (int cp : {1, 2, 4, 8}) {
+    if (job.cluster.gpus % cp == 0 && (cp == 1 || job.model.flash_attention)) out.push_back(cp);
+  }
+  return out;
 }
 
 void apply_layout(const ParallelLayout& layout, const StrategyConfig& strategy, Job* job) {

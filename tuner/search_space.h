@@ -28,6 +28,9 @@ struct ParallelLayout {
   bool operator==(const ParallelLayout&) const = default;
 };
 // "tp4 pp4 dp2 sp selective 1f1b" (cp shown when > 1, vpp for interleaved).
+// The context-parallel sizes a search tries for `cp: all` (and --parallel, and the
+// baseline): 1, 2, 4 and 8 where they divide the GPUs and the model's attention allows CP.
+std::vector<int> context_parallel_sizes(const Job& job);
 std::string describe(const ParallelLayout& layout);
 
 // An integer axis: explicit values (ascending, unique) or every value the job admits.
@@ -58,11 +61,11 @@ struct SearchSpace {
 // Command-line overrides of the `tune:` section; empty strings and zeros mean "not given".
 // Lists are comma-separated ("4096,8192"); tp, pp, dp, recompute and packer also take "all".
 struct SpaceFlags {
-  std::string chunk_sizes, k, tp, pp, dp, recompute, schedule, packer, objective;
+  std::string chunk_sizes, k, tp, pp, dp, cp, recompute, schedule, packer, objective;
   int64_t k_max = 0;
   double memory_margin = -1;
   int top = 0;
-  bool parallel = false;  // shorthand for tp all, pp all, recompute all
+  bool parallel = false;  // shorthand for tp all, pp all, cp all, recompute all
 };
 
 // The job's `tune:` section (absent: defaults — the job's own layout, ChunkSize grid from 1K

@@ -100,6 +100,11 @@ Status apply_space_flags(const SpaceFlags& flags, const Job& job, SearchSpace* s
     space->tp = IntAxis{true, {}};
     space->pp = IntAxis{true, {}};
     space->recomputes = convert(kRecomputeNames, recompute_of);
+    space->cps = context_parallel_sizes(job);
+  }
+  if (!flags.cp.empty()) {
+    CF_RETURN_IF_ERROR(flag_ints("--cp", flags.cp, "cp", job, true, &all, &ints));
+    space->cps = all ? context_parallel_sizes(job) : std::vector<int>(ints.begin(), ints.end());
   }
   for (auto [flag, text, axis, target] : {std::tuple{"--tp", &flags.tp, "tp", &space->tp},
                                           std::tuple{"--pp", &flags.pp, "pp", &space->pp},

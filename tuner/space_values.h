@@ -52,7 +52,12 @@ inline std::optional<std::string> axis_value_problem(const std::string& axis, in
   if (axis == "pp" && m.layers % value != 0) {
     return fmt::format("pp {} does not divide the {} layers of {}", value, m.layers, m.name);
   }
-  if ((axis == "tp" || axis == "pp" || axis == "dp") && job.cluster.gpus % value != 0) {
+  if (axis == "cp" && !m.flash_attention && value > 1) {
+    return fmt::format("cp {} needs FlashAttention-style attention; {} has attention: unfused",
+                       value, m.name);
+  }
+  if ((axis == "tp" || axis == "pp" || axis == "dp" || axis == "cp") &&
+      job.cluster.gpus % value != 0) {
     return fmt::format("{} {} does not divide the {} GPUs of the cluster", axis, value,
                        job.cluster.gpus);
   }
