@@ -82,14 +82,14 @@ std::unique_ptr<Stream> CountingBackend::create_stream() {
 }
 
 std::vector<OpMemoryRecord> count_op_memory(const ModelConfig& model, const Plan& plan, int dp_rank,
-                                            int stage) {
+                                            int stage, CpRank cp) {
   TokenBatch batch;  // token id 0 everywhere: ids change no buffer's size
   for (const int64_t length : plan.sequence_lengths) {
     batch.sequences.emplace_back(static_cast<size_t>(length), 0);
   }
   CountingBackend backend;
   NullTransport transport;
-  StageWorker worker(model, plan.pp, plan.vpp, dp_rank, stage, &backend);
+  StageWorker worker(model, plan.pp, plan.vpp, dp_rank, stage, &backend, cp);
   worker.run_step(plan, batch, &transport, StepClock::now(), /*record=*/false);
   return worker.op_memory();
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "executor/backend.h"
+#include "executor/context_parallel.h"
 #include "executor/stage.h"
 #include "executor/transport.h"
 #include "models/model.h"
@@ -40,8 +41,9 @@ class NullTransport final : public Transport {
 
 // The memory records of one step of `plan` on (dp_rank, stage), counted: a StageWorker on the
 // counting backend with a NullTransport, on tokens of the plan's sequence lengths (ids do not
-// change memory). Equal to the records of the same stage in a real run of the plan.
+// change memory). Equal to the records of the same stage in a real run of the plan; with
+// context parallelism, of CP rank `cp.rank` of the stage.
 std::vector<OpMemoryRecord> count_op_memory(const ModelConfig& model, const Plan& plan, int dp_rank,
-                                            int stage);
+                                            int stage, CpRank cp = {});
 
 }  // namespace cf

@@ -42,10 +42,22 @@ OpMemory op_memory_of(const OpMemoryRecord& record) {
   return m;
 }
 
+// With context parallelism every CP rank of the stage runs the same ops on its own rows; the
+// stream of the rank that holds the most (kept plus working memory over the step) stands for
+// the stage. When the chunks split evenly into 2·cp pieces the ranks are identical and the
+// replay is exact; otherwise the pieces differ by a token and so do the ranks, slightly.
 std::vector<OpMemory> ExecutorMemory::stream(const PlanIndex& index, int dp_rank, int stage) const {
   std::vector<OpMemory> out;
-  for (const OpMemoryRecord& record : count_op_memory(model_, index.plan(), dp_rank, stage)) {
-    out.push_back(op_memory_of(record));
+  int64_t most = -1;
+  for (int rank = 0; rank < cp_; ++rank) {
+    std::vector<OpMemory> mine;
+    int64_t held = 0;
+    for (const OpMemoryRecord& record :
+         count_op_memory(model_, index.plan(), dp_rank, stage, CpRank{cp_, rank})) {
+      mine.push_back(op_memory_of(record));
+      held += mine.back().activations_at_start + mine.back().store_at_start + mine.back().transient;
+    }
+    if (held > most) most = held, out = std::move(mine);
   }
   CF_CHECK_EQ(static_cast<int>(out.size()),
               index.stream_end(dp_rank, stage) - index.stream_begin(dp_rank, stage));

@@ -27,9 +27,9 @@ class ExecutorMemory final : public OpMemorySource {
 
  private:
   explicit ExecutorMemory(const Job& job)
-      : model_(job.model), pp_(job.parallel.pp), vpp_(job.parallel.vpp) {}
+      : model_(job.model), pp_(job.parallel.pp), vpp_(job.parallel.vpp), cp_(job.parallel.cp) {}
   ModelConfig model_;
-  int pp_, vpp_;
+  int pp_, vpp_, cp_;
 };
 
 // What an op did to memory, as the replay applies it: a forward keeps what it added (at its

@@ -111,6 +111,25 @@ TEST(ExecutorMemory, TiedEmbeddingsAcrossStages) {
   }
 }
 
+// Context parallelism (all_gather): each CP rank's buffers are counted on its own rows; with
+// chunks that split evenly into 2·cp pieces the replayed peak is the measured one exactly, and
+// it is below the cp = 1 peak of the same job.
+TEST(ExecutorMemory, ContextParallelRanks) {
+  for (const int pp : {1, 2}) {
+    test::TinyJob spec;
+    spec.lengths = {96, 8, 40, 4, 24};
+    spec.pp = pp;
+    spec.strategy = "{kind: chunkflow, chunk_size: 32, k: 1}";
+    const std::vector<int64_t> whole = predicted_peaks(test::tiny_job(spec));
+    spec.cp = 2;
+    spec.cp_comm = "all_gather";
+    expect_exact(spec);
+    const std::vector<int64_t> split = predicted_peaks(test::tiny_job(spec));
+    for (int s = 0; s < pp; ++s)
+      EXPECT_LT(split[static_cast<size_t>(s)], whole[static_cast<size_t>(s)]);
+  }
+}
+
 TEST(ExecutorMemory, ModelStatesAreTheExecutorsFp32Buffers) {
   const Job job = test::tiny_job(test::TinyJob{{5}, 4});
   StatusOr<std::unique_ptr<ExecutorMemory>> memory = ExecutorMemory::create(job);
