@@ -77,8 +77,17 @@ TEST(SearchSpaceTest, FlagsOverrideTheSection) {
   EXPECT_EQ(space->ks, (std::vector<int>{1, 2, 3}));
   EXPECT_EQ(space->chunk_sizes, (std::vector<int64_t>{4096, 8192}));
   EXPECT_EQ(space->packers, (std::vector<Packer>{Packer::kFirstFitDecreasing}));
-  EXPECT_EQ(resolve_layouts(*space, job).size(), 27u);
+  // --parallel: every tp, pp, cp ∈ {1, 2, 4, 8} and recompute (as all_layouts).
+  EXPECT_EQ(resolve_layouts(*space, job).size(), 96u);
   EXPECT_DOUBLE_EQ(space->memory_margin, 0.1);
+  // --cp narrows the context-parallel sizes: cp 1 and 2 leave 9 (tp, pp) pairs each.
+  flags.cp = "1,2";
+  StatusOr<SearchSpace> narrowed = read_search_space(job, flags);
+  ASSERT_TRUE(narrowed.ok()) << narrowed.status().message();
+  EXPECT_EQ(narrowed->cps, (std::vector<int>{1, 2}));
+  EXPECT_EQ(resolve_layouts(*narrowed, job).size(), 54u);
+  flags.cp = "3";
+  EXPECT_FALSE(read_search_space(job, flags).ok());  // 3 does not divide the 32 GPUs
 }
 
 struct BadCase {
