@@ -53,6 +53,9 @@ class CostModel {
  public:
   virtual ~CostModel() = default;
   virtual std::string name() const = 0;
+  // The contract the simulator relies on to price each kind of op of a chunk once: the time
+  // depends on the query's pass, layers, embedding, lm_head, tokens and spans, not on where
+  // it runs (dp_rank, stage, model_chunk are there for reports and future models).
   virtual OpTime op_time(const OpQuery& query) const = 0;
   virtual int64_t p2p_time_ns(const P2pQuery& query) const = 0;
   // Gradient reduction over the DP group of the parameters held by `stage` (reduce-scatter

@@ -105,6 +105,8 @@ void Simulator::build_graph(Step& step) {
   graph_.reserve(index.size(), index.size());
   task_time_.clear();
   task_time_.reserve(static_cast<size_t>(index.size()));
+  chunk_prices_.resize(step.plan.chunks.size());
+  for (std::vector<PricedOp>& prices : chunk_prices_) prices.clear();
   for (int r = 0; r < step.dp; ++r) {
     for (int s = 0; s < step.pp; ++s) {
       const int stream = graph_.add_stream();
@@ -112,13 +114,28 @@ void Simulator::build_graph(Step& step) {
         const IndexedOp& entry = index.op(i);
         const Op& op = *entry.op;
         const Chunk& chunk = step.plan.chunks[static_cast<size_t>(op.chunk)];
-        const OpTime time = step.cost.op_time(op_query(op.pass, r, s, op.model_chunk, entry.place,
-                                                       chunk.tokens, index.spans(op.chunk)));
+        const OpTime& time = price(step.cost,
+                                   op_query(op.pass, r, s, op.model_chunk, entry.place,
+                                            chunk.tokens, index.spans(op.chunk)),
+                                   op.chunk);
         CF_CHECK_EQ(graph_.add_task(stream, time.total_ns), i);
         task_time_.push_back(time);
       }
     }
   }
+}
+
+const OpTime& Simulator::price(const CostModel& cost, const OpQuery& query, int chunk) {
+  std::vector<PricedOp>& prices = chunk_prices_[static_cast<size_t>(chunk)];
+  for (const PricedOp& p : prices) {
+    if (p.pass == query.pass && p.layers == query.layers && p.embedding == query.embedding &&
+        p.lm_head == query.lm_head) {
+      return p.time;
+    }
+  }
+  prices.push_back(
+      PricedOp{query.pass, query.layers, query.embedding, query.lm_head, cost.op_time(query)});
+  return prices.back().time;
 }
 
 // Each op's input (plan_index.h): on its own stage it follows its producer; across stages it

@@ -57,7 +57,18 @@ class Simulator {
   EngineResult result_;
   Engine engine_;
   std::vector<OpTime> task_time_;  // per task = per op of the plan index
-  std::vector<int> input_edge_;    // per task: the engine edge of its input, -1 for none
+  // The distinct op prices of each chunk (cost_model.h: an op's price depends on its pass,
+  // layers, embedding / LM head and the chunk's tokens and spans only), so that the ops of a
+  // chunk on every stage and DP rank are priced once per kind.
+  struct PricedOp {
+    Pass pass;
+    int64_t layers;
+    bool embedding, lm_head;
+    OpTime time;
+  };
+  std::vector<std::vector<PricedOp>> chunk_prices_;
+  const OpTime& price(const CostModel& cost, const OpQuery& query, int chunk);
+  std::vector<int> input_edge_;  // per task: the engine edge of its input, -1 for none
 };
 
 StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& cost,
