@@ -137,13 +137,30 @@ class Bounder {
     auto at_start = [](const OpMemory& m) {
       return m.activations_at_start + m.store_at_start + m.transient;
     };
+    // Stages with the same layers and the same ends (embedding, LM head) price alike
+    // (cost_model.h's contract), so each such place is priced once.
+    struct Seen {
+      int64_t layers;
+      bool first, last;
+      size_t at;
+    };
+    std::vector<Seen> seen;
     for (int v = 0; v < vpp_; ++v) {
       for (int s = 0; s < pp_; ++s) {
         const StagePlace place = stage_place(pp_, vpp_, job_.model.layers, s, v);
+        const size_t at = (c * static_cast<size_t>(vpp_) + static_cast<size_t>(v)) * pp_ + s;
+        auto same = std::find_if(seen.begin(), seen.end(), [&](const Seen& x) {
+          return x.layers == place.layers() && x.first == place.first && x.last == place.last;
+        });
+        if (same != seen.end()) {
+          times_[at] = times_[same->at];
+          continue;
+        }
+        seen.push_back(Seen{place.layers(), place.first, place.last, at});
         auto time = [&](Pass pass) {
           return cost_.op_time(op_query(pass, 0, s, v, place, chunk.tokens, spans_)).total_ns;
         };
-        PassTimes& t = times_[(c * static_cast<size_t>(vpp_) + static_cast<size_t>(v)) * pp_ + s];
+        PassTimes& t = times_[at];
         t.forward = time(Pass::kForward);
         t.backward = time(Pass::kBackward);
         if (dependent) {
