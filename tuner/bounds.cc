@@ -214,7 +214,10 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
       // The worst-case step bounds memory only (bound() keeps the largest memory it sees).
       const double seconds =
           static_cast<double>(bounder.bound(step, ks[ki], tail, &out[ki])) * 1e-9;
-      if (s < timed) lb_sum_s[ki] += seconds;
+      if (s < timed) {
+        lb_sum_s[ki] += seconds;
+        out[ki].step_s.push_back(seconds);
+      }
     }
   }
   const double steps = static_cast<double>(timed);

@@ -26,10 +26,11 @@ struct StepChunks {
 };
 
 struct CandidateBounds {
-  double step_time_s = 0;    // ≤ the simulated mean step time (averaged as average_steps does)
-  double tokens_per_s = 0;   // ≥ the simulated tokens/s: Σ tokens / Σ step-time bounds
-  int64_t memory_bytes = 0;  // ≤ the simulated peak of the worst stage (reserve not included)
-  int memory_stage = 0;      // the stage of memory_bytes
+  double step_time_s = 0;      // ≤ the simulated mean step time (averaged as average_steps does)
+  std::vector<double> step_s;  // per sampled step: ≤ its simulated step time
+  double tokens_per_s = 0;     // ≥ the simulated tokens/s: Σ tokens / Σ step-time bounds
+  int64_t memory_bytes = 0;    // ≤ the simulated peak of the worst stage (reserve not included)
+  int memory_stage = 0;        // the stage of memory_bytes
   int64_t model_state_bytes = 0;  // that stage's model states (part of memory_bytes)
 };
 

@@ -131,7 +131,7 @@ class Search {
       if (wave.empty()) break;  // every remaining bound is above the threshold (sorted)
       std::vector<Status> errors(wave.size());
       pool_.parallel_for(static_cast<int>(wave.size()), [&](int i, int w) {
-        errors[i] = evaluate(wave[i], workers_[w]);
+        errors[i] = evaluate(wave[i], workers_[w], threshold);
         settle();
       });
       for (size_t i = 0; i < wave.size(); ++i) {
@@ -171,7 +171,12 @@ class Search {
     }
   }
 
-  Status evaluate(int index, Worker& worker) {
+  // Simulates a candidate step by step: the worst-case batch first (memory only: when it
+  // does not fit, nothing else needs simulating), then the sampled steps, each checked for
+  // memory; after each sampled step the score can be bounded by the steps simulated so far
+  // plus the bounds of the rest (bounds.h), and a candidate whose bound is above `threshold`
+  // (the current N-th best score) cannot reach the top N and is pruned there.
+  Status evaluate(int index, Worker& worker, double threshold) {
     const Candidate& c = candidates_[index];
     Outcome& o = outcomes_[index];
     Job& job = worker.job;
@@ -196,7 +201,16 @@ class Search {
     std::vector<SimMetrics> steps;
     const StepChunks& chunks = *chunks_[index];
     std::optional<SimMetrics> worst_case;
-    for (size_t step = 0; step < steps_.size(); ++step) {
+    const int timed = chunks.timed_steps();
+    std::vector<size_t> order;
+    if (timed < static_cast<int>(steps_.size())) order.push_back(steps_.size() - 1);
+    for (int step = 0; step < timed; ++step) order.push_back(static_cast<size_t>(step));
+    double simulated_s = 0, tokens = 0;
+    for (const std::vector<Chunk>& step_chunks : chunks.steps) {
+      if (&step_chunks - chunks.steps.data() >= timed) break;
+      for (const Chunk& chunk : step_chunks) tokens += static_cast<double>(chunk.tokens);
+    }
+    for (const size_t step : order) {
       PlanInputs in = steps_[step];
       in.strategy = c.strategy;
       in.schedule = c.layout.schedule;
@@ -215,10 +229,31 @@ class Search {
         return Status::Runtime(
             fmt::format("simulating {}: {}", label(c), result.status().message()));
       }
-      if (static_cast<int>(step) < chunks.timed_steps()) {
+      const bool fits = fits_budget(result->metrics);
+      if (static_cast<int>(step) < timed) {
+        simulated_s += result->metrics.step_time_s;
         steps.push_back(std::move(result->metrics));
       } else {
         worst_case = std::move(result->metrics);
+      }
+      if (!fits) {
+        // Over the budget in one step is infeasible whatever the others do.
+        return infeasible(c, o, steps.empty() ? *worst_case : steps.back());
+      }
+      if (!options_.exhaustive && static_cast<int>(steps.size()) < timed &&
+          static_cast<int>(bounds_[index].step_s.size()) == timed) {
+        double bound_s = simulated_s;
+        for (int later = static_cast<int>(steps.size()); later < timed; ++later) {
+          bound_s += bounds_[index].step_s[static_cast<size_t>(later)];
+        }
+        const double score =
+            space_.objective == Objective::kStepTime
+                ? bound_s / timed
+                : -(bound_s > 0 ? tokens / bound_s : std::numeric_limits<double>::infinity());
+        if (score > threshold) {
+          o.kind = Outcome::kPrunedTime;
+          return Status::Ok();
+        }
       }
     }
     o.metrics = average_steps(steps);
@@ -238,13 +273,27 @@ class Search {
         }
       }
     }
+    if (fits_budget(o.metrics)) {
+      o.kind = Outcome::kFeasible;
+      return Status::Ok();
+    }
+    return infeasible(c, o, o.metrics);
+  }
+
+  bool fits_budget(const SimMetrics& m) const {
+    if (!m.feasible) return false;
+    for (const StageMetrics& st : m.stages) {
+      if (st.peak_memory_bytes > budget_bytes_) return false;
+    }
+    return true;
+  }
+
+  // The outcome of a candidate whose simulated step `m` does not fit: its worst stage.
+  Status infeasible(const Candidate& c, Outcome& o, const SimMetrics& m) const {
+    o.metrics = m;
     const StageMetrics* worst = &o.metrics.stages.front();
     for (const StageMetrics& st : o.metrics.stages) {
       if (st.peak_memory_bytes > worst->peak_memory_bytes) worst = &st;
-    }
-    if (o.metrics.feasible && worst->peak_memory_bytes <= budget_bytes_) {
-      o.kind = Outcome::kFeasible;
-      return Status::Ok();
     }
     const MemoryBreakdown& b = worst->peak_breakdown;
     o.kind = Outcome::kInfeasible;
