@@ -89,7 +89,7 @@ std::vector<OpMemoryRecord> count_op_memory(const ModelConfig& model, const Plan
   }
   CountingBackend backend;
   NullTransport transport;
-  StageWorker worker(model, plan.pp, plan.vpp, dp_rank, stage, &backend, cp);
+  StageWorker worker(model, plan.split(), dp_rank, stage, &backend, cp);
   worker.run_step(plan, batch, &transport, StepClock::now(), /*record=*/false);
   return worker.op_memory();
 }

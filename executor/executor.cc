@@ -149,14 +149,15 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
   CF_RETURN_IF_ERROR(validate_for_executor(job));
   retain_freed_memory();
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
-  const int dp = job.parallel.dp, pp = job.parallel.pp, vpp = job.parallel.vpp;
+  const int dp = job.parallel.dp, pp = job.parallel.pp;
+  const LayerSplit split = layer_split(job.model.layers, job.parallel);
   const RankLayout layout{dp, job.parallel.cp, pp};
   InProcessFabric fabric(dp, pp, layout.cp);
   std::vector<std::unique_ptr<StageWorker>> workers;  // index: the rank (rank_layout.h)
   std::vector<std::unique_ptr<InProcessTransport>> transports;
   for (int rank = 0; rank < layout.size(); ++rank) {
     const int r = layout.dp_rank_of(rank), c = layout.cp_rank_of(rank), s = layout.stage_of(rank);
-    workers.push_back(std::make_unique<StageWorker>(job.model, pp, vpp, r, s, &cpu_backend(),
+    workers.push_back(std::make_unique<StageWorker>(job.model, split, r, s, &cpu_backend(),
                                                     CpRank{layout.cp, c}));
     transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s, c));
   }

@@ -63,7 +63,8 @@ std::optional<GradientCheck> gathered_check(const Job& job, const RankLayout& la
   std::vector<std::unique_ptr<StageParams>> copies;
   std::vector<const StageParams*> stages = {&worker.params()};
   for (int s = 1; s < pp; ++s) {
-    copies.push_back(std::make_unique<StageParams>(job.model, pp, job.parallel.vpp, s, &tracker));
+    copies.push_back(std::make_unique<StageParams>(
+        job.model, layer_split(job.model.layers, job.parallel), s, &tracker));
     StageParams& p = *copies.back();
     const int from = layout.rank(0, 0, s);
     MPI_Recv(p.weights(), int_count(p.count()), MPI_FLOAT, from, 0, comm, MPI_STATUS_IGNORE);
@@ -146,8 +147,9 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
         job.origin, dp, layout.cp, pp, layout.size(), size));
   }
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
-  StageWorker worker(job.model, pp, vpp, layout.dp_rank_of(rank), layout.stage_of(rank),
-                     &cpu_backend(), CpRank{layout.cp, layout.cp_rank_of(rank)});
+  StageWorker worker(job.model, layer_split(job.model.layers, job.parallel),
+                     layout.dp_rank_of(rank), layout.stage_of(rank), &cpu_backend(),
+                     CpRank{layout.cp, layout.cp_rank_of(rank)});
   worker.params().initialise(options.seed, options.init_std);
   MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp);
   MPI_Comm check_comm = MPI_COMM_NULL;

@@ -25,14 +25,17 @@ uint64_t name_hash(const std::string& name) {
 
 }  // namespace
 
-ParamLayout::ParamLayout(const ModelConfig& model, int pp, int vpp, int stage)
-    : pp_(pp), stage_(stage) {
-  CF_CHECK(pp >= 1 && vpp >= 1 && stage >= 0 && stage < pp) << "pp " << pp << " stage " << stage;
-  CF_CHECK(model.layers % (static_cast<int64_t>(pp) * vpp) == 0) << model.layers << " layers";
+ParamLayout::ParamLayout(const ModelConfig& model, const LayerSplit& split, int stage)
+    : pp_(split.pp), stage_(stage) {
+  const int pp = split.pp;
+  CF_CHECK(stage >= 0 && stage < pp) << "pp " << pp << " stage " << stage;
+  const std::optional<SplitError> bad = layer_split_error(split, model.name);
+  CF_CHECK(split.layers == model.layers && !bad)
+      << split.layers << " vs " << model.layers << " layers; " << (bad ? bad->message : "");
   const int64_t h = model.hidden, q = model.q_width(), kv = model.kv_width(), f = model.ffn_hidden;
   if (stage == 0) add("embedding", ParamKind::kEmbedding, -1, -1, model.vocab * h, false);
-  for (int v = 0; v < vpp; ++v) {
-    const StagePlace place = stage_place(pp, vpp, model.layers, stage, v);  // the plan's rule
+  for (int v = 0; v < split.vpp; ++v) {
+    const StagePlace place = stage_place(split, stage, v);  // the plan's rule
     for (int64_t l = place.first_layer; l < place.end_layer; ++l) {
       const int64_t sizes[kLayerSlots] = {h,  q * h, q, kv * h, kv,    kv * h,
                                           kv, h * q, h, f * h,  f * h, h * f};
@@ -112,9 +115,9 @@ LayerTensors layer_tensors(float* base, const ParamLayout& layout, int64_t layer
   return out;
 }
 
-StageParams::StageParams(const ModelConfig& model, int pp, int vpp, int stage,
+StageParams::StageParams(const ModelConfig& model, const LayerSplit& split, int stage,
                          MemoryTracker* tracker, Stream* stream)
-    : layout_(model, pp, vpp, stage),
+    : layout_(model, split, stage),
       stream_(stream),
       weights_(stream->allocator(), tracker, MemoryCategory::kWeights, layout_.total()),
       gradients_(stream->allocator(), tracker, MemoryCategory::kGradients, layout_.total()),

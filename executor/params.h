@@ -13,6 +13,7 @@
 #include "executor/memory.h"
 #include "kernels/cpu/adamw.h"
 #include "models/model.h"
+#include "sim/plan/layer_split.h"
 
 namespace cf {
 
@@ -49,12 +50,12 @@ struct ParamTensor {
   bool is_norm = false;  // initialised to 1
 };
 
-// Which tensors stage `stage` of `pp` (with `vpp` model chunks each) holds, in order: the
-// embedding (stage 0), the layers of its model chunks ascending, the final norm and LM head
-// (stage pp−1; with tied embeddings and pp = 1 the head reuses the embedding).
+// Which tensors stage `stage` of `split` (pp stages of vpp model chunks, even or uneven) holds,
+// in order: the embedding (stage 0), the layers of its model chunks ascending, the final norm
+// and LM head (stage pp−1; with tied embeddings and pp = 1 the head reuses the embedding).
 class ParamLayout {
  public:
-  ParamLayout(const ModelConfig& model, int pp, int vpp, int stage);
+  ParamLayout(const ModelConfig& model, const LayerSplit& split, int stage);
 
   const std::vector<ParamTensor>& tensors() const { return tensors_; }
   int64_t total() const { return total_; }
@@ -90,7 +91,7 @@ LayerTensors layer_tensors(float* base, const ParamLayout& layout, int64_t layer
 // storage from `stream` (whose backend must outlive them) and updated on it.
 class StageParams {
  public:
-  StageParams(const ModelConfig& model, int pp, int vpp, int stage, MemoryTracker* tracker,
+  StageParams(const ModelConfig& model, const LayerSplit& split, int stage, MemoryTracker* tracker,
               Stream* stream = cpu_stream());
   // Seeded initialisation: norms 1, every other element uniform in [−√3·std, √3·std]
   // (standard deviation `init_std`) from a hash of (seed, tensor name, element index),

@@ -56,7 +56,7 @@ double relative_error(const float* got, const float* want, int64_t size) {
 GradientCheck check_against_reference(const ModelConfig& model,
                                       const std::vector<const StageParams*>& stages,
                                       const TokenBatch& batch) {
-  StageWorker reference(model, /*pp=*/1, /*vpp=*/1, /*dp_rank=*/0, /*stage=*/0);
+  StageWorker reference(model, LayerSplit{1, 1, model.layers}, /*dp_rank=*/0, /*stage=*/0);
   StageParams& ref = reference.params();
   std::vector<std::vector<float>> weights, gradients;  // per stage, (count) on the host
   for (const StageParams* stage : stages) {

@@ -11,18 +11,18 @@
 
 namespace cf {
 
-StageWorker::StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage,
+StageWorker::StageWorker(const ModelConfig& model, const LayerSplit& split, int dp_rank, int stage,
                          Backend* backend, CpRank cp)
     : model_(model),
       dims_(layer_dims(model)),
       head_dims_{model.hidden, model.vocab, static_cast<float>(model.rms_norm_eps)},
-      pp_(pp),
-      vpp_(vpp),
+      split_(split),
+      pp_(split.pp),
       dp_rank_(dp_rank),
       stage_(stage),
       cp_(cp),
       stream_(backend->create_stream()),
-      params_(model, pp, vpp, stage, &tracker_, stream_.get()),
+      params_(model, split, stage, &tracker_, stream_.get()),
       store_(&tracker_, model.kv_width(), stream_.get()) {}
 
 int64_t StageWorker::now_ns(StepClock::time_point origin) const {
@@ -77,8 +77,8 @@ FloatBuffer StageWorker::buffer(MemoryCategory category, int64_t count) {
 
 void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport* transport,
                            StepClock::time_point origin, bool record) {
-  CF_CHECK(plan.pp == pp_ && plan.vpp == vpp_) << "plan pp/vpp differ from the stage's";
-  CF_CHECK(plan.layers == model_.layers) << plan.layers << " vs " << model_.layers << " layers";
+  CF_CHECK(plan.split() == split_) << "the plan splits the layers over pp " << plan.pp << " × vpp "
+                                   << plan.vpp << " otherwise than the stage's parameters";
   CF_CHECK(states_.empty() && store_.empty()) << "state left over from the previous step";
   CF_CHECK(cp_.size == 1 || transport != nullptr) << "context parallelism needs a transport";
   record_ = record;

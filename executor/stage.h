@@ -51,9 +51,10 @@ struct OpMemoryRecord {
 
 class StageWorker {
  public:
-  // The stage's buffers come from, and its work runs on, a stream of `backend` (which must
-  // outlive the worker). Every CP rank of `cp` runs the same op stream on its rows.
-  StageWorker(const ModelConfig& model, int pp, int vpp, int dp_rank, int stage,
+  // Stage `stage` of `split` (its layers, the pipeline's pp and vpp; plans it runs must split
+  // the same way). The stage's buffers come from, and its work runs on, a stream of `backend`
+  // (which must outlive the worker). Every CP rank of `cp` runs the same op stream on its rows.
+  StageWorker(const ModelConfig& model, const LayerSplit& split, int dp_rank, int stage,
               Backend* backend = &cpu_backend(), CpRank cp = {});
 
   // Runs this stage's op stream of `plan` on `batch`, then sums gradients over the tied
@@ -124,7 +125,8 @@ class StageWorker {
   ModelConfig model_;
   LayerDims dims_;
   HeadDims head_dims_;
-  int pp_, vpp_, dp_rank_, stage_;
+  LayerSplit split_;
+  int pp_, dp_rank_, stage_;
   CpRank cp_;
   MemoryTracker tracker_;           // before the buffers it counts (declaration order)
   std::unique_ptr<Stream> stream_;  // before the buffers whose storage it gives

@@ -53,6 +53,7 @@ AnalyticalCostModel::AnalyticalCostModel(const ModelConfig& model, const GpuSpec
       gpu_(gpu),
       gpus_per_node_(gpus_per_node),
       parallel_(parallel),
+      split_(layer_split(model.layers, parallel)),
       training_(training),
       overlap_(overlap) {
   CF_CHECK_GT(gpus_per_node, 0);
@@ -337,8 +338,7 @@ int64_t AnalyticalCostModel::dp_reduce_time_ns(int stage) const {
   if (group <= 1) return 0;
   const Link link = group_link(first_gpu(tp, cp, dp, 0, stage), tp, group);
   const double bytes_per_grad = training_.grad_accumulation_dtype == GradDtype::kBf16 ? 2 : 4;
-  const double grad_bytes =
-      bytes_per_grad * stage_local_parameters(model_, tp, parallel_.pp, parallel_.vpp, stage);
+  const double grad_bytes = bytes_per_grad * stage_local_parameters(model_, tp, split_, stage);
   return to_ns(parallel_.distributed_optimizer ? reduce_scatter_s(grad_bytes, group, link)
                                                : all_reduce_s(grad_bytes, group, link));
 }
@@ -351,8 +351,7 @@ int64_t AnalyticalCostModel::dp_reduce_time_ns(int stage) const {
 int64_t AnalyticalCostModel::optimizer_time_ns(int stage) const {
   const int tp = parallel_.tp, cp = parallel_.cp, dp = parallel_.dp;
   const int group = dp * cp;
-  const double params =
-      static_cast<double>(stage_local_parameters(model_, tp, parallel_.pp, parallel_.vpp, stage));
+  const double params = static_cast<double>(stage_local_parameters(model_, tp, split_, stage));
   double seconds = 0;
   if (parallel_.distributed_optimizer && group > 1) {
     const Link link = group_link(first_gpu(tp, cp, dp, 0, stage), tp, group);

@@ -89,6 +89,7 @@ class AnalyticalCostModel final : public CostModel {
   GpuSpec gpu_;
   int gpus_per_node_;
   ParallelConfig parallel_;
+  LayerSplit split_;  // parallel_'s, for each stage's parameters
   TrainingConfig training_;
   OverlapConfig overlap_;
   Link nvlink_;

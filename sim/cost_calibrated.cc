@@ -58,7 +58,10 @@ StatusOr<std::unique_ptr<CalibratedCostModel>> CalibratedCostModel::create(
 }
 
 CalibratedCostModel::CalibratedCostModel(const Job& job, CalibrationTable table)
-    : model_(job.model), parallel_(job.parallel), table_(std::move(table)) {
+    : model_(job.model),
+      parallel_(job.parallel),
+      split_(layer_split(job.model.layers, job.parallel)),
+      table_(std::move(table)) {
   calibration_ = table_.find(ModelShape::of(model_));
   CF_CHECK(calibration_ != nullptr);
   slowdown_ = concurrency_slowdown(parallel_.pp * parallel_.dp);
@@ -137,8 +140,7 @@ int64_t CalibratedCostModel::dp_reduce_time_ns(int stage) const {
     ns += interpolate(table_.allreduce, 4.0 * model_.vocab * model_.hidden).ns;
   }
   if (dp > 1) {
-    const double params =
-        static_cast<double>(stage_local_parameters(model_, 1, pp, parallel_.vpp, stage));
+    const double params = static_cast<double>(stage_local_parameters(model_, 1, split_, stage));
     ns += interpolate(table_.allreduce, 4.0 * params).ns * dp / 2.0;
   }
   return round_ns(ns);
@@ -147,8 +149,7 @@ int64_t CalibratedCostModel::dp_reduce_time_ns(int stage) const {
 // AdamW over the stage's parameters and the gradient zeroing (StageWorker::optimizer_step),
 // every stage thread at once.
 int64_t CalibratedCostModel::optimizer_time_ns(int stage) const {
-  const double params =
-      static_cast<double>(stage_local_parameters(model_, 1, parallel_.pp, parallel_.vpp, stage));
+  const double params = static_cast<double>(stage_local_parameters(model_, 1, split_, stage));
   return round_ns(interpolate(table_.optimizer, params).ns * slowdown_);
 }
 

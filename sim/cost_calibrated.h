@@ -45,6 +45,7 @@ class CalibratedCostModel final : public CostModel {
 
   ModelConfig model_;
   ParallelConfig parallel_;
+  LayerSplit split_;  // parallel_'s, for each stage's parameters
   CalibrationTable table_;
   const ModelCalibration* calibration_ = nullptr;  // inside table_
   double slowdown_ = 1;                            // concurrency_slowdown(dp·pp)

@@ -23,6 +23,11 @@ OpQuery op_query(Pass pass, int dp_rank, int stage, int model_chunk, const Stage
 }
 
 StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
+  // The models price each stage's parameters by its layers; a job edited after loading (the
+  // tuner's layouts) may carry a split of another pp.
+  if (Status split = check_layer_split(layer_split(job.model.layers, job.parallel)); !split.ok()) {
+    return Status::InvalidInput(job.origin + ": " + split.message());
+  }
   switch (job.cost_model.kind) {
     case CostModelKind::kUnit:
       return std::unique_ptr<CostModel>(std::make_unique<UnitCostModel>());

@@ -69,12 +69,14 @@ double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int 
   return bytes;
 }
 
-int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp, int stage) {
-  CF_CHECK(model.layers % (static_cast<int64_t>(pp) * vpp) == 0)
-      << model.layers << " layers over pp " << pp << " × vpp " << vpp;
+int64_t stage_local_parameters(const ModelConfig& model, int tp, const LayerSplit& split,
+                               int stage) {
+  CF_CHECK(split.layers == model.layers && !layer_split_error(split))
+      << model.layers << " layers over pp " << split.pp << " × vpp " << split.vpp;
+  const int pp = split.pp;
   const int64_t norm_params = 2 * model.norm_params();  // two norms, replicated over TP
   const int64_t layer_local = ceil_div(model.params_per_layer() - norm_params, tp) + norm_params;
-  int64_t params = (model.layers / pp) * layer_local;
+  int64_t params = split.stage_layers(stage) * layer_local;
   const int64_t vocab_local = ceil_div(model.vocab * model.hidden, tp);  // vocab-parallel
   // The embedding; GPT's learned positions are replicated over TP (Megatron-LM's
   // LanguageModelEmbedding: a plain nn.Embedding beside the vocab-parallel one).
@@ -89,13 +91,16 @@ int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp
 }
 
 MemoryModel::MemoryModel(const ModelConfig& model, const ParallelConfig& parallel,
-                         int64_t layers_per_op, const TrainingConfig& training)
+                         const TrainingConfig& training)
     : model_(model),
       parallel_(parallel),
       training_(training),
       shape_(ActivationShape::of(model)),
-      layers_per_op_(layers_per_op),
-      kv_heads_local_(ceil_div(model.kv_heads, parallel.tp)) {}
+      split_(layer_split(model.layers, parallel)),
+      kv_heads_local_(ceil_div(model.kv_heads, parallel.tp)) {
+  const std::optional<SplitError> e = layer_split_error(split_, model.name);
+  CF_CHECK(!e) << e->key << ": " << e->message;
+}
 
 // Megatron-LM docs/user-guide/features/dist_optimizer.md, bf16 params with fp32 grads:
 // 18 B per parameter, or 6 + 12/d with the distributed optimizer (2 weights + 4 grads +
@@ -104,8 +109,7 @@ MemoryModel::MemoryModel(const ModelConfig& model, const ParallelConfig& paralle
 // grad_reduce_in_fp32 off). With context parallelism the gradients are reduced, and the
 // optimizer sharded, over dp·cp ranks (Megatron-Core's data-parallel group with CP).
 MemoryBreakdown MemoryModel::model_states(int stage) const {
-  const int64_t params =
-      stage_local_parameters(model_, parallel_.tp, parallel_.pp, parallel_.vpp, stage);
+  const int64_t params = stage_local_parameters(model_, parallel_.tp, split_, stage);
   MemoryBreakdown bytes;
   bytes.weights = 2 * params;
   bytes.gradients = (training_.grad_accumulation_dtype == GradDtype::kBf16 ? 2 : 4) * params;
@@ -120,15 +124,15 @@ MemoryBreakdown MemoryModel::model_states(int stage) const {
 // cross-entropy keeps (4·s·V/t in fp32), after that file's 4·s·b·h·(1 + V/h) term; the fused
 // cross-entropy (Megatron-Core fusions/fused_cross_entropy.py) keeps it in the logits' bf16,
 // 2·s·V/t.
-int64_t MemoryModel::activation_bytes(int64_t chunk_tokens, bool kv_in_store, bool first,
-                                      bool last) const {
+int64_t MemoryModel::activation_bytes(const StagePlace& place, int64_t chunk_tokens,
+                                      bool kv_in_store) const {
   const int tp = parallel_.tp;
   const int64_t tokens = local_tokens(chunk_tokens);
   double bytes =
-      static_cast<double>(layers_per_op_) *
+      static_cast<double>(place.layers()) *
       layer_activation_bytes(shape_, tokens, tp, parallel_.sp, parallel_.recompute, kv_in_store);
-  if (first) bytes += 8.0 * tokens;
-  if (last) {
+  if (place.first) bytes += 8.0 * tokens;
+  if (place.last) {
     bytes += 4.0 * tokens * model_.hidden / (parallel_.sp ? tp : 1);
     const double softmax_bytes = training_.cross_entropy == CrossEntropy::kFused ? 2.0 : 4.0;
     bytes += softmax_bytes * tokens * static_cast<double>(ceil_div(model_.vocab, tp));
@@ -145,12 +149,14 @@ int64_t MemoryModel::stage_input_bytes(int64_t tokens) const {
 // K and V per layer: 2 tensors × tokens × (KV heads on this GPU × d_h) × 2 B (bf16).
 // With context parallelism each CP rank keeps the K/V of its own tokens (the all-gather and
 // ring variants gather or pass them again when a later chunk reads them).
-int64_t MemoryModel::kv_bytes(int64_t tokens) const {
-  return layers_per_op_ * 2 * local_tokens(tokens) * kv_heads_local_ * model_.head_dim * 2;
+int64_t MemoryModel::kv_bytes(const StagePlace& place, int64_t tokens) const {
+  return place.layers() * 2 * local_tokens(tokens) * kv_heads_local_ * model_.head_dim * 2;
 }
 
 // dK and dV accumulated in fp32 (docs/COSTS-REFERENCE.md §5, [derived]): as kv_bytes at 4 B.
-int64_t MemoryModel::dkv_bytes(int64_t tokens) const { return 2 * kv_bytes(tokens); }
+int64_t MemoryModel::dkv_bytes(const StagePlace& place, int64_t tokens) const {
+  return 2 * kv_bytes(place, tokens);
+}
 
 // [derived] A forward that keeps no activations (F*, or any forward under full recompute)
 // still holds one layer's tensors while it runs; a backward holds the gradients of one

@@ -8,7 +8,9 @@
 #include "core/numeric.h"
 #include "models/model.h"
 #include "sim/plan/job.h"
+#include "sim/plan/layer_split.h"
 #include "sim/plan/plan.h"
+#include "sim/plan/plan_index.h"
 #include "traces/kinds.h"
 
 namespace cf {
@@ -37,32 +39,35 @@ double layer_activation_bytes(const ActivationShape& shape, int64_t tokens, int 
                               Recompute recompute, bool kv_in_store = false);
 
 // Parameters one GPU of `stage` holds (its TP shard of all its model chunks): the stage's
-// layers, the embedding on stage 0, the final norm and LM head on stage pp-1 (a copy of the
-// embedding there when tied and pp > 1, as Megatron-LM does).
-int64_t stage_local_parameters(const ModelConfig& model, int tp, int pp, int vpp, int stage);
+// layers (split.stage_layers), the embedding on stage 0, the final norm and LM head on stage
+// pp-1 (a copy of the embedding there when tied and pp > 1, as Megatron-LM does).
+int64_t stage_local_parameters(const ModelConfig& model, int tp, const LayerSplit& split,
+                               int stage);
 
 // Megatron-LM's accounting on GPUs: the byte counts of one stage's GPU (memory_source.h turns
 // them into what each op allocates).
 class MemoryModel {
  public:
-  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel, int64_t layers_per_op,
+  // The stages' layers are parallel's split (layer_split.h), which must be valid for
+  // model.layers (CHECKed).
+  MemoryModel(const ModelConfig& model, const ParallelConfig& parallel,
               const TrainingConfig& training = {});
 
   // Per-GPU model states of a stage (weights, gradients, optimizer; the other categories 0):
   // bf16 weights, gradients in training.grad_accumulation_dtype, optimizer states (fp32
   // master weights, Adam m and v), sharded over DP × CP with the distributed optimizer.
   MemoryBreakdown model_states(int stage) const;
-  // Activations of one chunk's pass over one model chunk (layers_per_op layers) on a stage,
-  // plus the token ids on the first virtual stage and the logits kept for the loss's
-  // backward on the last one. Every `tokens` here is the chunk's: with context parallelism
-  // each GPU holds tokens / cp of them (and of its K/V).
-  int64_t activation_bytes(int64_t tokens, bool kv_in_store, bool first, bool last) const;
+  // Activations of one chunk's pass over the model chunk at `place` (its layers), plus the
+  // token ids on the first virtual stage and the logits kept for the loss's backward on the
+  // last one. Every `tokens` here is the chunk's: with context parallelism each GPU holds
+  // tokens / cp of them (and of its K/V).
+  int64_t activation_bytes(const StagePlace& place, int64_t tokens, bool kv_in_store) const;
   // The stage input an F* chunk keeps for its recompute: (tokens, h) bf16, /tp with SP.
   int64_t stage_input_bytes(int64_t tokens) const;
-  // K and V (bf16) of `tokens` tokens over the op's layers, this GPU's KV heads.
-  int64_t kv_bytes(int64_t tokens) const;
-  // Accumulated dK and dV (fp32) of `tokens` tokens over the op's layers.
-  int64_t dkv_bytes(int64_t tokens) const;
+  // K and V (bf16) of `tokens` tokens over the layers of `place`, this GPU's KV heads.
+  int64_t kv_bytes(const StagePlace& place, int64_t tokens) const;
+  // Accumulated dK and dV (fp32) of `tokens` tokens over the layers of `place`.
+  int64_t dkv_bytes(const StagePlace& place, int64_t tokens) const;
   // Working memory of one op while it runs: gradients of one layer's activations during a
   // backward (plus the recomputed layer under full recompute); logits on the last stage.
   int64_t transient_bytes(Pass pass, int64_t tokens, bool last) const;
@@ -77,7 +82,7 @@ class MemoryModel {
   ParallelConfig parallel_;
   TrainingConfig training_;
   ActivationShape shape_;
-  int64_t layers_per_op_;
+  LayerSplit split_;
   int64_t kv_heads_local_;  // ceil(g / tp): KV heads are replicated when tp > g
 };
 

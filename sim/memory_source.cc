@@ -10,33 +10,32 @@ namespace cf {
 OpMemory megatron_op_memory(const MemoryModel& memory, Pass pass, const Chunk& chunk, int k,
                             const StagePlace& place) {
   const bool dependent = chunk.kind == ChunkKind::kDependent;
-  const bool first = place.first, last = place.last;
   const int64_t tokens = chunk.tokens;
   OpMemory m;
-  m.transient = memory.transient_bytes(pass, tokens, last);
+  m.transient = memory.transient_bytes(pass, tokens, place.last);
   switch (pass) {
     case Pass::kForward:
     case Pass::kRecompute:
-      m.activations_at_start = memory.activation_bytes(tokens, dependent, first, last);
-      if (dependent && pass == Pass::kForward) m.store_at_start = memory.kv_bytes(tokens);
+      m.activations_at_start = memory.activation_bytes(place, tokens, dependent);
+      if (dependent && pass == Pass::kForward) m.store_at_start = memory.kv_bytes(place, tokens);
       break;
     case Pass::kForwardKeepKV:
       m.activations_at_start = memory.stage_input_bytes(tokens);
-      m.store_at_start = memory.kv_bytes(tokens);
+      m.store_at_start = memory.kv_bytes(place, tokens);
       break;
     case Pass::kBackward: {
       // F* exactly for the pieces group_forward_pass says (plan_checker rule pass-kind).
       const bool kept_kv_only =
           dependent && group_forward_pass(chunk.index, chunk.group_size, k) == Pass::kForwardKeepKV;
-      m.activations_at_end = -memory.activation_bytes(tokens, dependent, first, last);
+      m.activations_at_end = -memory.activation_bytes(place, tokens, dependent);
       if (kept_kv_only) m.activations_at_end -= memory.stage_input_bytes(tokens);
       if (dependent) {
-        m.store_at_end = -memory.kv_bytes(tokens);
+        m.store_at_end = -memory.kv_bytes(place, tokens);
         if (chunk.index == chunk.group_size - 1) {
           const int64_t prefix_tokens = chunk.segments.front().offset;
-          m.store_at_start = memory.dkv_bytes(prefix_tokens);
+          m.store_at_start = memory.dkv_bytes(place, prefix_tokens);
         } else {
-          m.store_at_end -= memory.dkv_bytes(tokens);
+          m.store_at_end -= memory.dkv_bytes(place, tokens);
         }
       }
       break;
@@ -70,11 +69,13 @@ void set_executor_memory_factory(MemorySourceFactory factory) {
 }
 
 StatusOr<std::unique_ptr<OpMemorySource>> make_memory_source(const Job& job) {
+  // A job edited after loading (the tuner's layouts) may carry a split of another pp.
+  if (Status split = check_layer_split(layer_split(job.model.layers, job.parallel)); !split.ok()) {
+    return Status::InvalidInput(job.origin + ": " + split.message());
+  }
   if (job.memory_model == MemoryModelKind::kMegatron) {
-    const int64_t layers_per_op =
-        job.model.layers / (static_cast<int64_t>(job.parallel.pp) * job.parallel.vpp);
-    return std::unique_ptr<OpMemorySource>(std::make_unique<MegatronMemory>(
-        MemoryModel(job.model, job.parallel, layers_per_op, job.training)));
+    return std::unique_ptr<OpMemorySource>(
+        std::make_unique<MegatronMemory>(MemoryModel(job.model, job.parallel, job.training)));
   }
   if (!executor_factory()) {
     return Status::InvalidInput(job.origin +

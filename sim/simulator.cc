@@ -5,6 +5,7 @@
 #include "sim/simulator.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <string>
@@ -46,6 +47,11 @@ Status check_plan_matches_job(const Job& job, const Plan& plan) {
     return bad(fmt::format("vpp {} vs parallel.vpp {}", plan.vpp, job.parallel.vpp));
   if (plan.layers != job.model.layers)
     return bad(fmt::format("layers {} vs model.layers {}", plan.layers, job.model.layers));
+  if (plan.layers_per_stage != job.parallel.layers_per_stage) {
+    return bad(fmt::format("layers per stage [{}] vs parallel.layers_per_stage [{}]",
+                           fmt::join(plan.layers_per_stage, ", "),
+                           fmt::join(job.parallel.layers_per_stage, ", ")));
+  }
   if (static_cast<int>(plan.ranks.size()) != plan.dp) return bad("ranks.size() != dp");
   for (const RankPlan& rank : plan.ranks) {
     if (static_cast<int>(rank.stages.size()) != plan.pp) return bad("a rank's stages.size() != pp");

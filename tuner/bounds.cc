@@ -39,9 +39,8 @@ class Bounder {
         cost_(cost),
         pp_(job.parallel.pp),
         vpp_(job.parallel.vpp),
-        memory_(job.model, job.parallel,
-                job.model.layers / (static_cast<int64_t>(job.parallel.pp) * job.parallel.vpp),
-                job.training) {
+        split_(layer_split(job.model.layers, job.parallel)),
+        memory_(job.model, job.parallel, job.training) {
     // The memory the simulator replays (simulator.cc): the job's source. Megatron-LM's is
     // priced chunk by chunk; the executor's counts each op of a plan, so there the bound
     // keeps the model states alone, which every replay starts from.
@@ -147,7 +146,7 @@ class Bounder {
     std::vector<Seen> seen;
     for (int v = 0; v < vpp_; ++v) {
       for (int s = 0; s < pp_; ++s) {
-        const StagePlace place = stage_place(pp_, vpp_, job_.model.layers, s, v);
+        const StagePlace place = stage_place(split_, s, v);
         const size_t at = (c * static_cast<size_t>(vpp_) + static_cast<size_t>(v)) * pp_ + s;
         auto same = std::find_if(seen.begin(), seen.end(), [&](const Seen& x) {
           return x.layers == place.layers() && x.first == place.first && x.last == place.last;
@@ -183,6 +182,7 @@ class Bounder {
   const Job& job_;
   const CostModel& cost_;
   int pp_, vpp_;
+  LayerSplit split_;
   MemoryModel memory_;
   bool executor_accounting_ = false;
   std::vector<int64_t> fixed_ns_, states_;

@@ -15,7 +15,7 @@ StatusOr<std::unique_ptr<ExecutorMemory>> ExecutorMemory::create(const Job& job)
 
 MemoryBreakdown ExecutorMemory::model_states(int stage) const {
   CountingBackend backend;
-  StageWorker worker(model_, pp_, vpp_, /*dp_rank=*/0, stage, &backend);
+  StageWorker worker(model_, split_, /*dp_rank=*/0, stage, &backend);
   return worker.tracker().live_bytes();  // the parameters' buffers, before any op
 }
 

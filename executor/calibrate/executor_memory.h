@@ -27,9 +27,12 @@ class ExecutorMemory final : public OpMemorySource {
 
  private:
   explicit ExecutorMemory(const Job& job)
-      : model_(job.model), pp_(job.parallel.pp), vpp_(job.parallel.vpp), cp_(job.parallel.cp) {}
+      : model_(job.model),
+        split_(layer_split(job.model.layers, job.parallel)),
+        cp_(job.parallel.cp) {}
   ModelConfig model_;
-  int pp_, vpp_, cp_;
+  LayerSplit split_;
+  int cp_;
 };
 
 // What an op did to memory, as the replay applies it: a forward keeps what it added (at its

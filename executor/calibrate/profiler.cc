@@ -72,7 +72,7 @@ struct ModelBench {
       : model(m),
         dims(layer_dims(m)),
         head_dims{m.hidden, m.vocab, static_cast<float>(m.rms_norm_eps)},
-        layout(m, static_cast<int>(m.layers), 1, m.layers >= 3 ? 1 : 0),
+        layout(m, LayerSplit{static_cast<int>(m.layers), 1, m.layers}, m.layers >= 3 ? 1 : 0),
         layer(m.layers >= 3 ? 1 : 0) {
     std::mt19937_64 rng(seed);
     auto make = [&](FloatBuffer& b, int64_t n, MemoryCategory c, float scale) {
@@ -116,7 +116,7 @@ double executor_op_times(const ModelConfig& model, int64_t t, int count, uint64_
   inputs.max_length = t;
   StatusOr<Plan> plan = build_plan(inputs);
   CF_CHECK(plan.ok()) << plan.status().message();
-  StageWorker worker(model, 1, 1, 0, 0);
+  StageWorker worker(model, LayerSplit{1, 1, model.layers}, 0, 0);
   worker.params().initialise(seed, 0.02f);
   const TokenBatch batch = synthetic_tokens(inputs.sequence_lengths, model.vocab, seed, 0);
   const double c0 = thread_cpu_ns();

@@ -12,6 +12,7 @@
 
 #include "core/resources.h"
 #include "core/yaml_reader.h"
+#include "sim/plan/layer_split.h"
 
 namespace cf {
 namespace {
@@ -87,10 +88,9 @@ std::optional<Violation> first_violation(const Job& job) {
   if (p.schedule != ScheduleKind::kInterleaved && p.vpp != 1) {
     return Violation{"parallel.vpp", fmt::format("vpp = {} needs schedule: interleaved", p.vpp)};
   }
-  if (m.layers % (int64_t(p.pp) * p.vpp) != 0) {
-    return Violation{"parallel.pp",
-                     fmt::format("pp·vpp = {}·{} does not divide the {} layers of {}", p.pp, p.vpp,
-                                 m.layers, m.name)};
+  if (std::optional<SplitError> e = layer_split_error(layer_split(m.layers, p), m.name)) {
+    // An even split that does not divide is reported where it was chosen: parallel.pp.
+    return Violation{e->key == "model.layers" ? "parallel.pp" : e->key, e->message};
   }
   if (p.sp && p.tp == 1) return Violation{"parallel.sp", "sequence parallelism needs tp > 1"};
   const DatasetConfig& d = job.dataset;
@@ -204,6 +204,53 @@ Status read_training(YamlMap& root, Job* job) {
   return map.finish();
 }
 
+// Megatron-LM's --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers as
+// parallel.first_stage_layers / last_stage_layers: the stages not named split the remaining
+// layers evenly (an error when they do not divide). Resolved into p->layers_per_stage.
+Status resolve_first_last_layers(YamlMap& map, int64_t layers, ParallelConfig* p) {
+  const bool has_first = map.has("first_stage_layers"), has_last = map.has("last_stage_layers");
+  if (!has_first && !has_last) return Status::Ok();
+  const std::string key = has_last ? "last_stage_layers" : "first_stage_layers";
+  int64_t first = 0, last = 0;
+  CF_RETURN_IF_ERROR(map.get("first_stage_layers", &first));
+  CF_RETURN_IF_ERROR(map.get("last_stage_layers", &last));
+  if (has_first) CF_RETURN_IF_ERROR(map.check_positive("first_stage_layers", first));
+  if (has_last) CF_RETURN_IF_ERROR(map.check_positive("last_stage_layers", last));
+  if (map.has("layers_per_stage")) {
+    return map.error(key,
+                     "give either layers_per_stage or first_stage_layers / "
+                     "last_stage_layers, not both");
+  }
+  if (p->pp < 2) return map.error(key, fmt::format("needs pp >= 2, got pp = {}", p->pp));
+  if (p->vpp != 1) {
+    return map.error(key, fmt::format("an uneven split needs vpp = 1 (the interleaved "
+                                      "schedule's model chunks split the layers evenly), got "
+                                      "vpp = {}",
+                                      p->vpp));
+  }
+  const int others = p->pp - (has_first ? 1 : 0) - (has_last ? 1 : 0);
+  const int64_t rest = layers - first - last;
+  if (others == 0 && rest != 0) {
+    return map.error(key, fmt::format("first_stage_layers + last_stage_layers = {} + {}, but "
+                                      "the model has {} layers",
+                                      first, last, layers));
+  }
+  if (others > 0 && rest < others) {
+    return map.error(key, fmt::format("leaves {} of the model's {} layers to the other {} "
+                                      "stages, which need at least 1 each",
+                                      rest, layers, others));
+  }
+  if (others > 0 && rest % others != 0) {
+    return map.error(key, fmt::format("the other {} stages cannot split the remaining {} of the "
+                                      "model's {} layers evenly",
+                                      others, rest, layers));
+  }
+  p->layers_per_stage.assign(static_cast<size_t>(p->pp), others > 0 ? rest / others : 0);
+  if (has_first) p->layers_per_stage.front() = first;
+  if (has_last) p->layers_per_stage.back() = last;
+  return Status::Ok();
+}
+
 Status read_parallel(YamlMap& root, Job* job) {
   CF_ASSIGN_OR_RETURN(YamlMap map, root.child("parallel"));
   ParallelConfig& p = job->parallel;
@@ -228,6 +275,11 @@ Status read_parallel(YamlMap& root, Job* job) {
   p.schedule = schedule == "1f1b"    ? ScheduleKind::kOneFOneB
                : schedule == "gpipe" ? ScheduleKind::kGPipe
                                      : ScheduleKind::kInterleaved;
+  CF_RETURN_IF_ERROR(map.get("layers_per_stage", &p.layers_per_stage));
+  if (map.has("layers_per_stage") && p.layers_per_stage.empty()) {
+    return map.error("layers_per_stage", "must not be empty");
+  }
+  CF_RETURN_IF_ERROR(resolve_first_last_layers(map, job->model.layers, &p));
   return map.finish();
 }
 

@@ -65,6 +65,10 @@ struct ParallelConfig {
   ScheduleKind schedule = ScheduleKind::kOneFOneB;
   int vpp = 1;  // virtual stages per rank (interleaved only)
   bool distributed_optimizer = true;
+  // Layers of each pipeline stage (pp entries, vpp = 1), from `layers_per_stage` or
+  // Megatron-LM's `first_stage_layers` / `last_stage_layers`; empty: L/(pp·vpp) per model chunk
+  // (sim/plan/layer_split.h).
+  std::vector<int64_t> layers_per_stage;
 };
 
 enum class StrategyKind { kChunkFlow, kBaseline };

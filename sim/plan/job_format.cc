@@ -59,6 +59,12 @@ Rows resolved_rows(const Job& job) {
                        job.overlap.grad_reduce, job.overlap.param_gather, job.overlap.p2p)},
           {"strategy.kind", to_string(s.kind)},
       });
+  if (!p.layers_per_stage.empty()) {  // beside the other parallel keys, only when set
+    auto after = std::find_if(rows.begin(), rows.end(),
+                              [](const auto& row) { return row.first == "parallel"; });
+    rows.insert(after + 1, {"parallel.layers_per_stage",
+                            fmt::format("[{}]", fmt::join(p.layers_per_stage, ", "))});
+  }
   if (s.kind == StrategyKind::kChunkFlow) {
     rows.push_back({"strategy.chunk_size", fmt::format("{}", s.chunk_size)});
     rows.push_back({"strategy.k", fmt::format("{}", s.k)});
@@ -120,6 +126,9 @@ std::string resolved_yaml(const Job& job) {
   out << YAML::Key << "schedule" << YAML::Value << to_string(p.schedule);
   out << YAML::Key << "vpp" << YAML::Value << p.vpp;
   out << YAML::Key << "distributed_optimizer" << YAML::Value << p.distributed_optimizer;
+  if (!p.layers_per_stage.empty()) {
+    out << YAML::Key << "layers_per_stage" << YAML::Value << YAML::Flow << p.layers_per_stage;
+  }
   out << YAML::EndMap;
   out << YAML::Key << "overlap" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "tp_comm" << YAML::Value << job.overlap.tp_comm;

@@ -52,6 +52,7 @@ std::string plan_to_json(const Plan& plan) {
   out["pp"] = plan.pp;
   out["vpp"] = plan.vpp;
   out["dp"] = plan.dp;
+  if (!plan.layers_per_stage.empty()) out["layers_per_stage"] = plan.layers_per_stage;
   out["k"] = plan.k;
   out["chunk_size"] = plan.chunk_size;
   out["sequence_lengths"] = plan.sequence_lengths;

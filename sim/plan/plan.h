@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim/plan/job.h"
+#include "sim/plan/layer_split.h"
 #include "traces/kinds.h"
 
 namespace cf {
@@ -74,16 +75,16 @@ struct Plan {
   int dp = 1;
   int k = 1;                              // chunks of a group that keep activations (ChunkFlow)
   int64_t chunk_size = 0;                 // ChunkFlow: ChunkSize; baseline: max_length
-  int64_t layers = 0;                     // model layers, split evenly over pp·vpp model chunks
+  int64_t layers = 0;                     // model layers
+  std::vector<int64_t> layers_per_stage;  // pp entries, or empty: even over pp·vpp model chunks
   std::vector<int64_t> sequence_lengths;  // the global batch
   std::vector<Chunk> chunks;
   std::vector<RankPlan> ranks;  // dp entries
 
   int64_t total_tokens() const;
   int groups() const;  // number of dependent groups
-  int64_t layers_per_model_chunk() const {
-    return layers / (pp * vpp);
-  }  // plan_index.h places them
+  // How the layers split over the stages (plan_index.h's stage_place places them).
+  LayerSplit split() const { return LayerSplit{pp, vpp, layers, layers_per_stage}; }
   int op_count() const;
 };
 

@@ -32,12 +32,7 @@ Status validate_inputs(const PlanInputs& in) {
         "parallel.vpp: " + std::to_string(in.vpp) +
         " virtual stages need schedule: interleaved, got schedule: " + to_string(in.schedule));
   }
-  const int64_t model_chunks = static_cast<int64_t>(in.pp) * in.vpp;
-  if (in.layers < 1 || in.layers % model_chunks != 0) {
-    return bad("model.layers: " + std::to_string(in.layers) +
-               " layers do not split evenly over pp·vpp = " + std::to_string(model_chunks) +
-               " model chunks");
-  }
+  CF_RETURN_IF_ERROR(check_layer_split(LayerSplit{in.pp, in.vpp, in.layers, in.layers_per_stage}));
   if (in.pair_weight < 0) return bad("pair_weight: must not be negative");
   if (in.strategy.kind == StrategyKind::kChunkFlow) {
     if (in.strategy.chunk_size < 1) {
@@ -133,6 +128,7 @@ StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chun
   plan.vpp = inputs.vpp;
   plan.dp = inputs.dp;
   plan.layers = inputs.layers;
+  plan.layers_per_stage = inputs.layers_per_stage;
   plan.sequence_lengths = inputs.sequence_lengths;
   if (inputs.strategy.kind == StrategyKind::kChunkFlow) {
     plan.k = inputs.strategy.k;
@@ -171,6 +167,7 @@ PlanInputs plan_inputs_from_job(const Job& job, int64_t step) {
   inputs.vpp = job.parallel.vpp;
   inputs.dp = job.parallel.dp;
   inputs.layers = job.model.layers;
+  inputs.layers_per_stage = job.parallel.layers_per_stage;
   inputs.max_length = job.dataset.max_length;
   // One query-key pair of core attention against one token of the linear layers, per layer
   // (4·Q FLOPs per pair, docs/COSTS-REFERENCE.md §5; linear FLOPs per token from models/model.h).

@@ -23,7 +23,8 @@ struct PlanInputs {
   int vpp = 1;
   int dp = 1;
   int64_t layers = 1;
-  int64_t max_length = 0;  // baseline micro-batch capacity
+  std::vector<int64_t> layers_per_stage;  // pp entries, or empty: the even split
+  int64_t max_length = 0;                 // baseline micro-batch capacity
   // Weight of one query-key pair relative to one token in the work estimate used to balance
   // DP ranks (attention FLOPs per pair / linear FLOPs per token); 0 balances tokens only.
   double pair_weight = 0;

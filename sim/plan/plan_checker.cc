@@ -36,9 +36,8 @@ Status check_shape(const Plan& plan) {
     return broken("shape", "pp {}, vpp {}, dp {}, k {} must all be >= 1", plan.pp, plan.vpp,
                   plan.dp, plan.k);
   }
-  if (plan.layers < 1 || plan.layers % (plan.pp * plan.vpp) != 0) {
-    return broken("shape", "{} layers do not split over pp·vpp = {} model chunks", plan.layers,
-                  plan.pp * plan.vpp);
+  if (std::optional<SplitError> e = layer_split_error(plan.split())) {
+    return broken("shape", "the layers do not split over the stages: {}: {}", e->key, e->message);
   }
   if (static_cast<int>(plan.ranks.size()) != plan.dp) {
     return broken("shape", "{} ranks for dp {}", plan.ranks.size(), plan.dp);

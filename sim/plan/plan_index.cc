@@ -15,14 +15,14 @@ void attention_spans(const Chunk& chunk, std::vector<AttentionSpan>* out) {
   }
 }
 
-StagePlace stage_place(int pp, int vpp, int64_t layers, int stage, int model_chunk) {
+StagePlace stage_place(const LayerSplit& split, int stage, int model_chunk) {
+  const int pp = split.pp, vpp = split.vpp;
   CF_CHECK(stage >= 0 && stage < pp) << "stage " << stage << " of pp " << pp;
   CF_CHECK(model_chunk >= 0 && model_chunk < vpp) << "model chunk " << model_chunk << " of " << vpp;
-  const int64_t per_model_chunk = layers / (static_cast<int64_t>(pp) * vpp);
   StagePlace place;
   place.virtual_stage = model_chunk * pp + stage;
-  place.first_layer = place.virtual_stage * per_model_chunk;
-  place.end_layer = place.first_layer + per_model_chunk;
+  place.first_layer = split.first_layer(stage, model_chunk);
+  place.end_layer = place.first_layer + split.model_chunk_layers(stage);
   place.first = place.virtual_stage == 0;
   place.last = place.virtual_stage == pp * vpp - 1;
   return place;
@@ -97,10 +97,11 @@ Status PlanIndex::rebuild(const Plan& plan, const WireFormat& wire) {
     span_begin_.push_back(static_cast<int>(spans_.size()));
   }
   slots_.assign(plan.chunks.size() * static_cast<size_t>(plan.vpp * plan.pp * 3), -1);
+  CF_RETURN_IF_ERROR(check_layer_split(plan.split()));
   places_.clear();  // places_[v·pp + s]
+  const LayerSplit split = plan.split();
   for (int v = 0; v < plan.vpp; ++v) {
-    for (int s = 0; s < plan.pp; ++s)
-      places_.push_back(stage_place(plan.pp, plan.vpp, plan.layers, s, v));
+    for (int s = 0; s < plan.pp; ++s) places_.push_back(stage_place(split, s, v));
   }
   ops_.reserve(static_cast<size_t>(plan.op_count()));
   for (int r = 0; r < plan.dp; ++r) {

@@ -27,8 +27,9 @@ struct AttentionSpan {
 // offset in its sequence (it attends to pieces 0..index−1); a standalone segment has none.
 void attention_spans(const Chunk& chunk, std::vector<AttentionSpan>* out);
 
-// Where model chunk v of stage s sits: virtual stage v·pp + s runs layers
-// [virtual_stage · L/(pp·vpp), +L/(pp·vpp)); virtual stage 0 also the embedding, the last one
+// Where model chunk v of stage s sits: virtual stage v·pp + s runs the split's layers of that
+// model chunk after those of virtual stages 0..v·pp + s − 1 (layer_split.h: L/(pp·vpp) each
+// when even, else the stage's own count); virtual stage 0 also the embedding, the last one
 // (pp·vpp − 1) the final norm, LM head and loss.
 struct StagePlace {
   int virtual_stage = 0;
@@ -38,7 +39,7 @@ struct StagePlace {
   bool last = false;      // LM head and loss
   int64_t layers() const { return end_layer - first_layer; }
 };
-StagePlace stage_place(int pp, int vpp, int64_t layers, int stage, int model_chunk);
+StagePlace stage_place(const LayerSplit& split, int stage, int model_chunk);
 
 // The cross-stage rule: what a pass of (chunk, model chunk v) on stage s needs.
 //  F / F*: the activation from the forward of the same chunk on the previous virtual stage

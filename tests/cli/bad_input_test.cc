@@ -32,6 +32,8 @@ std::string job(const std::string& model = "tiny",
 }
 
 const std::string kQwenCluster7 = "gpu: h100-sxm-80g\n  gpus: 7\n  gpus_per_node: 8";
+const std::string kTinyCluster4 = "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8";
+const std::string kTinyLengths = "lengths: [4, 2, 1, 1]\n  max_length: 8";
 
 std::vector<BadJob> bad_jobs() {
   return {
@@ -145,6 +147,59 @@ std::vector<BadJob> bad_jobs() {
            "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
            "kind: baseline\n  chunk_size: 2"),
        {"@:15:15: strategy.chunk_size: applies to kind: chunkflow only"}},
+      // Uneven pipeline splits (parallel.layers_per_stage; Megatron's first/last stage layers).
+      {"layers_per_stage_length",
+       job("tiny", kTinyCluster4, kTinyLengths,
+           "tp: 1\n  pp: 2\n  dp: 2\n  layers_per_stage: [1, 2, 1]"),
+       {"@:13:21: parallel.layers_per_stage: 3 entries for pp = 2"}},
+      {"layers_per_stage_zero",
+       job("tiny", kTinyCluster4, kTinyLengths,
+           "tp: 1\n  pp: 2\n  dp: 2\n  layers_per_stage: [4, 0]"),
+       {"@:13:25: parallel.layers_per_stage[1]: stage 1 must hold at least 1 layer, got 0"}},
+      {"layers_per_stage_sum",
+       job("tiny", kTinyCluster4, kTinyLengths,
+           "tp: 1\n  pp: 2\n  dp: 2\n  layers_per_stage: [1, 2]"),
+       {"@:13:21: parallel.layers_per_stage: the stages hold 3 layers in all, but tiny has 4"}},
+      {"layers_per_stage_empty",
+       job("tiny", kTinyCluster4, kTinyLengths, "tp: 1\n  pp: 2\n  dp: 2\n  layers_per_stage: []"),
+       {"@:13:21: parallel.layers_per_stage: must not be empty"}},
+      {"layers_per_stage_not_integers",
+       job("tiny", kTinyCluster4, kTinyLengths,
+           "tp: 1\n  pp: 2\n  dp: 2\n  layers_per_stage: [1, x]"),
+       {"@:13:25: parallel.layers_per_stage[1]:"}},
+      {"layers_per_stage_interleaved",
+       job("tiny", kTinyCluster4, kTinyLengths,
+           "tp: 1\n  pp: 2\n  dp: 2\n  schedule: interleaved\n  vpp: 2\n  layers_per_stage: [1, "
+           "3]"),
+       {"@:15:21: parallel.layers_per_stage: a per-stage split needs vpp = 1"}},
+      {"first_stage_layers_not_dividing",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 3\n  gpus_per_node: 8", kTinyLengths,
+           "tp: 1\n  pp: 3\n  dp: 1\n  first_stage_layers: 1"),
+       {"@:13:23: parallel.first_stage_layers: the other 2 stages cannot split the remaining 3 of "
+        "the model's 4 layers evenly"}},
+      {"first_and_last_stage_layers_sum",
+       job("tiny", kTinyCluster4, kTinyLengths,
+           "tp: 1\n  pp: 2\n  dp: 2\n  first_stage_layers: 1\n  last_stage_layers: 2"),
+       {"@:14:22: parallel.last_stage_layers: first_stage_layers + last_stage_layers = 1 + 2, but "
+        "the model has 4 layers"}},
+      {"last_stage_layers_leaves_nothing",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 3\n  gpus_per_node: 8", kTinyLengths,
+           "tp: 1\n  pp: 3\n  dp: 1\n  last_stage_layers: 3"),
+       {"@:13:22: parallel.last_stage_layers: leaves 1 of the model's 4 layers to the other 2 "
+        "stages, which need at least 1 each"}},
+      {"last_stage_layers_zero",
+       job("tiny", kTinyCluster4, kTinyLengths, "tp: 1\n  pp: 2\n  dp: 2\n  last_stage_layers: 0"),
+       {"@:13:22: parallel.last_stage_layers: must be positive, got 0"}},
+      {"both_split_forms",
+       job("tiny", kTinyCluster4, kTinyLengths,
+           "tp: 1\n  pp: 2\n  dp: 2\n  layers_per_stage: [1, 3]\n  first_stage_layers: 1"),
+       {"@:14:23: parallel.first_stage_layers: give either layers_per_stage or first_stage_layers "
+        "/ "
+        "last_stage_layers, not both"}},
+      {"first_stage_layers_one_stage",
+       job("tiny", "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8", kTinyLengths,
+           "tp: 1\n  pp: 1\n  dp: 4\n  first_stage_layers: 2"),
+       {"@:13:23: parallel.first_stage_layers: needs pp >= 2, got pp = 1"}},
       {"not_yaml", "model: tiny\ncluster: [gpu: x\n", {"@:", "not valid YAML"}},
       {"global_batch_mismatch",
        job() + "training:\n  global_batch: 3\n",

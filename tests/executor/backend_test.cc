@@ -181,7 +181,7 @@ TEST(CountingBackend, ChargesEveryBufferYetHoldsNoStorageAndComputesNothing) {
   EXPECT_EQ(tracker.live_total(), 0);
 
   const Job job = test::tiny_job(test::TinyJob{.lengths = {37, 5}});
-  StageWorker worker(job.model, 1, 1, 0, 0, &backend);
+  StageWorker worker(job.model, LayerSplit{1, 1, job.model.layers}, 0, 0, &backend);
   EXPECT_EQ(worker.params().weights(), nullptr);
   EXPECT_EQ(worker.tracker().live(MemoryCategory::kWeights), worker.params().count() * 4);
   worker.params().initialise(3, 0.02f);

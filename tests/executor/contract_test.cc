@@ -1,9 +1,10 @@
 // The executor's contract (DESIGN.md §4.7, STYLE.md §8): a chunked, pipelined, context-parallel
-// step — any ChunkSize, K ∈ {1, 2, N}, pp ∈ {1, 2, 4}, cp ∈ {1, 2} (all-gather CP), both
-// packers, the baseline, DP, interleaving, tied embeddings — produces the gradients of
-// whole-sequence training on one stage, relative error ≤ 1e-5 in fp32, on long-tailed batches
-// drawn from the shipped distributions.
+// step — any ChunkSize, K ∈ {1, 2, N}, pp ∈ {1, 2, 3, 4} with even and uneven layer splits,
+// cp ∈ {1, 2} (all-gather CP), both packers, the baseline, DP, interleaving, tied embeddings —
+// produces the gradients of whole-sequence training on one stage, relative error ≤ 1e-5 in
+// fp32, on long-tailed batches drawn from the shipped distributions.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -27,8 +28,11 @@ struct Case {
   uint64_t seed = 11;  // weights and tokens
 };
 
-// The tiny model's tensors: embedding, 4 layers × 12 (with QKV bias), final norm, LM head.
-constexpr int kTinyTensors = 1 + 4 * 12 + 1 + 1;
+// The tensors of a tiny model (tiny, tiny-tied, tiny-6): embedding, 12 per layer (with QKV
+// bias), final norm, and an LM head unless tied.
+int tiny_tensors(const ModelConfig& model) {
+  return 1 + static_cast<int>(model.layers) * 12 + 1 + (model.tied_embeddings ? 0 : 1);
+}
 
 // Each length made odd (ℓ | 1), so chunks and their CP shards come in odd and uneven sizes.
 std::vector<int64_t> odd_lengths(std::vector<int64_t> lengths) {
@@ -101,6 +105,75 @@ std::vector<Case> context_parallel_cases() {
   return cases;
 }
 
+// Uneven pipeline splits (parallel.layers_per_stage): pp 2 as [1, 3] and [3, 1] on tiny, pp 3 as
+// [2, 1, 3] and pp 4 as [1, 2, 2, 1] on the 6-layer tiny-6; K ∈ {1, 2, N}, both packers, the
+// baseline, DP, CP (all-gather), GPipe and the tied embedding pair; odd lengths, a seed per case.
+std::vector<Case> uneven_cases() {
+  struct Split {
+    const char* model;
+    std::vector<int64_t> layers;
+  };
+  const Split splits[] = {{"tiny", {1, 3}},
+                          {"tiny", {3, 1}},
+                          {"tests/executor/data/tiny-6.yaml", {2, 1, 3}},
+                          {"tests/executor/data/tiny-6.yaml", {1, 2, 2, 1}}};
+  const char* const datasets[] = {"lmsys-chat-1m", "longbench", "chatqa2-long-sft"};
+  std::vector<Case> cases;
+  int n = 0;
+  for (const Split& split : splits) {
+    for (const auto& [chunk_size, k] :
+         {std::pair{29, "1"}, std::pair{47, "2"}, std::pair{33, "64"}}) {
+      const std::string dataset = datasets[n % 3];
+      const char* packer = n % 2 == 0 ? "balanced" : "ffd";
+      const uint64_t seed = 2000 + 31 * static_cast<uint64_t>(n);
+      test::TinyJob job;
+      job.model = split.model;
+      job.layers_per_stage = split.layers;
+      job.pp = static_cast<int>(split.layers.size());
+      job.lengths = odd_lengths(test::scaled_batch(dataset, 9, 151 + 10 * (n % 3), seed));
+      job.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, packer: {}}}",
+                                 chunk_size, k, packer);
+      cases.push_back({fmt::format("uneven_{}_c{}_k{}_{}_{}", fmt::join(split.layers, "_"),
+                                   chunk_size, k, packer, dataset),
+                       job, seed});
+      ++n;
+    }
+  }
+  test::TinyJob baseline;
+  baseline.layers_per_stage = {3, 1};
+  baseline.pp = 2;
+  baseline.lengths = odd_lengths(test::scaled_batch("lmsys-chat-1m", 7, 141, 4242));
+  baseline.max_length = 160;
+  baseline.strategy = "{kind: baseline, micro_batching: pack}";
+  cases.push_back({"uneven_3_1_baseline_pack", baseline, 4242});
+  test::TinyJob dp2 = baseline;
+  dp2.layers_per_stage = {1, 3};
+  dp2.dp = 2;
+  dp2.lengths = odd_lengths(test::scaled_batch("longbench", 10, 151, 77));
+  dp2.strategy = "{kind: chunkflow, chunk_size: 41, k: 1}";
+  cases.push_back({"uneven_1_3_dp2_c41_k1", dp2, 77});
+  test::TinyJob cp2 = dp2;
+  cp2.dp = 1;
+  cp2.cp = 2;
+  cp2.strategy = "{kind: chunkflow, chunk_size: 30, k: 2}";
+  cases.push_back({"uneven_1_3_cp2_c30_k2", cp2, 78});
+  test::TinyJob gpipe = dp2;
+  gpipe.model = "tests/executor/data/tiny-6.yaml";
+  gpipe.dp = 1;
+  gpipe.pp = 3;
+  gpipe.layers_per_stage = {2, 1, 3};
+  gpipe.schedule = "gpipe";
+  cases.push_back({"uneven_2_1_3_gpipe_c41_k1", gpipe, 79});
+  test::TinyJob tied;
+  tied.model = "tests/executor/data/tiny-tied.yaml";
+  tied.lengths = {97, 5, 33, 1, 13};
+  tied.pp = 2;
+  tied.layers_per_stage = {3, 1};
+  tied.strategy = "{kind: chunkflow, chunk_size: 31, k: 1}";
+  cases.push_back({"uneven_3_1_tied_c31_k1", tied, 80});
+  return cases;
+}
+
 std::vector<Case> contract_cases() {
   const char* const datasets[] = {"lmsys-chat-1m", "longbench", "chatqa2-long-sft",
                                   "llama3-sft-mix"};
@@ -156,6 +229,7 @@ std::vector<Case> contract_cases() {
     cases.push_back({fmt::format("tied_pp{}_c31_k1", pp), tied});
   }
   for (Case& c : context_parallel_cases()) cases.push_back(std::move(c));
+  for (Case& c : uneven_cases()) cases.push_back(std::move(c));
   return cases;
 }
 
@@ -174,10 +248,9 @@ TEST_P(ContractTest, GradientsEqualWholeSequenceTraining) {
   ASSERT_EQ(report->steps.size(), 1u);
   const StepReport& step = report->steps[0];
   ASSERT_TRUE(step.check.has_value());
-  const int tensors = job.model.tied_embeddings ? kTinyTensors - 1 : kTinyTensors;
   // Every tensor of every stage compared once; a tied copy on the last stage adds one.
   EXPECT_EQ(step.check->tensors,
-            tensors + (job.model.tied_embeddings && job.parallel.pp > 1 ? 1 : 0));
+            tiny_tensors(job.model) + (job.model.tied_embeddings && job.parallel.pp > 1 ? 1 : 0));
   EXPECT_LE(step.check->rel_error, kMaxRelError) << "worst tensor " << step.check->worst_tensor;
   RecordProperty("grad_rel_error", fmt::format("{:.3g}", step.check->rel_error));
   // The loss of random tokens under a small-weight model is near ln(256) = 5.55.
@@ -200,7 +273,7 @@ TEST(ContractCheck, DetectsAPerturbedGradient) {
   spec.lengths = {37, 5, 20};
   spec.strategy = "{kind: chunkflow, chunk_size: 16, k: 1}";
   const Job job = test::tiny_job(spec);
-  StageWorker worker(job.model, 1, 1, 0, 0);
+  StageWorker worker(job.model, LayerSplit{1, 1, job.model.layers}, 0, 0);
   worker.params().initialise(5, 0.2f);
   const TokenBatch batch = synthetic_tokens(spec.lengths, job.model.vocab, 5, 0);
   StatusOr<Plan> plan = build_plan(job, 0);

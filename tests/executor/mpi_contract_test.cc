@@ -1,8 +1,9 @@
 // The executor's contract through the MPI transport, run as `mpirun -np 2` and `mpirun -np 4`
 // (ctest label mpi; each case runs under the world size it needs and is skipped under the
-// other): one rank per stage, DP rank or CP rank, gradients equal whole-sequence training
-// (≤ 1e-5), and the same losses, gradient error and op trace as the in-process run of the same
-// job. Every group of these cases sums two operands, so both runs give the same bits.
+// other): one rank per stage (even and uneven layer splits), DP rank or CP rank, gradients
+// equal whole-sequence training (≤ 1e-5), and the same losses, gradient error and op trace as
+// the in-process run of the same job. Every group of these cases sums two operands, so both
+// runs give the same bits.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -50,6 +51,15 @@ std::vector<Case> mpi_cases() {
   test::TinyJob tied = pp2;
   tied.model = "tests/executor/data/tiny-tied.yaml";
   cases.push_back({"pp2_tied", tied});
+  // An uneven split: stage 0 one layer and the embedding, stage 1 three layers and the head.
+  test::TinyJob uneven = k2;
+  uneven.lengths = {131, 17, 45, 3, 61, 9, 1};
+  uneven.layers_per_stage = {1, 3};
+  cases.push_back({"pp2_uneven_1_3_c29_k2_ffd", uneven});
+  test::TinyJob uneven_tied = pp2;  // the tied pair across stages of 3 and 1 layers
+  uneven_tied.model = "tests/executor/data/tiny-tied.yaml";
+  uneven_tied.layers_per_stage = {3, 1};
+  cases.push_back({"pp2_uneven_3_1_tied", uneven_tied});
   // Context parallelism (all-gather): odd lengths, packed and split sequences.
   test::TinyJob cp2 = pp2;
   cp2.lengths = {131, 17, 45, 3, 61, 9, 1};

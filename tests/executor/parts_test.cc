@@ -122,12 +122,12 @@ TEST(ParamLayout, StagesPartitionTheModelAndInitialiseIdentically) {
   StatusOr<ModelConfig> model = load_model("tiny");
   ASSERT_TRUE(model.ok());
   MemoryTracker tracker;
-  StageParams whole(*model, 1, 1, 0, &tracker);
+  StageParams whole(*model, LayerSplit{1, 1, model->layers}, 0, &tracker);
   whole.initialise(9, 0.02f);
   EXPECT_EQ(whole.count(), model->params_total());
   int64_t split_total = 0;
   for (int stage = 0; stage < 2; ++stage) {  // pp 2 × vpp 2: stage 0 holds layers 0 and 2
-    StageParams part(*model, 2, 2, stage, &tracker);
+    StageParams part(*model, LayerSplit{2, 2, model->layers}, stage, &tracker);
     part.initialise(9, 0.02f);
     split_total += part.count();
     for (const ParamTensor& t : part.layout().tensors()) {
@@ -138,6 +138,37 @@ TEST(ParamLayout, StagesPartitionTheModelAndInitialiseIdentically) {
       }
     }
     EXPECT_EQ(part.layout().find("layers.2.wq") != nullptr, stage == 0);
+  }
+  EXPECT_EQ(split_total, model->params_total());
+}
+
+// An uneven split [2, 1, 3] of the 6-layer tiny: each stage holds exactly its own layers (and
+// the embedding on stage 0, the final norm and LM head on stage 2), initialised as the whole
+// model is, and together the stages hold the model once.
+TEST(ParamLayout, UnevenStagesHoldTheirOwnLayers) {
+  StatusOr<ModelConfig> model = load_model("tests/executor/data/tiny-6.yaml");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  MemoryTracker tracker;
+  StageParams whole(*model, LayerSplit{1, 1, 6}, 0, &tracker);
+  whole.initialise(4, 0.02f);
+  const LayerSplit split{3, 1, 6, {2, 1, 3}};
+  const std::vector<std::vector<int64_t>> layers = {{0, 1}, {2}, {3, 4, 5}};
+  int64_t split_total = 0;
+  for (int stage = 0; stage < 3; ++stage) {
+    StageParams part(*model, split, stage, &tracker);
+    part.initialise(4, 0.02f);
+    split_total += part.count();
+    std::vector<int64_t> held;
+    for (const ParamTensor& t : part.layout().tensors()) {
+      if (t.kind == ParamKind::kLayer && t.slot == kWq) held.push_back(t.layer);
+      const ParamTensor* w = whole.layout().find(t.name);
+      ASSERT_NE(w, nullptr) << t.name;
+      ASSERT_EQ(part.weights()[t.offset + t.size - 1], whole.weights()[w->offset + t.size - 1])
+          << t.name;
+    }
+    EXPECT_EQ(held, layers[static_cast<size_t>(stage)]) << "stage " << stage;
+    EXPECT_EQ(part.layout().find("embedding") != nullptr, stage == 0);
+    EXPECT_EQ(part.layout().find("lm_head") != nullptr, stage == 2);
   }
   EXPECT_EQ(split_total, model->params_total());
 }

@@ -223,7 +223,8 @@ TEST(CalibratedCostModel, OpsComposeAsTheExecutorRunsThem) {
   expected = 1.5 * (2 * (1000 * 16 - attention_ns(16, 0) + attention_ns(16, 40)) + 500 * 16);
   EXPECT_EQ(model->op_time(q).total_ns, std::llround(expected));
   EXPECT_EQ(model->p2p_time_ns(P2pQuery{0, 0, 1, 4096}), std::llround(3 * 64.0));
-  const double params = static_cast<double>(stage_local_parameters(job.model, 1, 2, 1, 1));
+  const double params = static_cast<double>(
+      stage_local_parameters(job.model, 1, LayerSplit{2, 1, job.model.layers}, 1));
   EXPECT_EQ(model->optimizer_time_ns(1), std::llround(1.5 * 4 * params));
   EXPECT_EQ(model->dp_reduce_time_ns(0), 0);  // dp 1, untied
 }

@@ -155,7 +155,7 @@ TEST(AnalyticalCost, PipelineLinkFollowsPlacement) {
 TEST(AnalyticalCost, DataParallelReduction) {
   const ModelConfig model = tiny();
   ParallelConfig p = parallel(1, 1, 4);
-  const double grads = 4.0 * stage_local_parameters(model, 1, 1, 1, 0);
+  const double grads = 4.0 * stage_local_parameters(model, 1, LayerSplit{1, 1, model.layers}, 0);
   const Link nvlink{1e11, 0};
   const AnalyticalCostModel distributed(model, exact_gpu(), 8, p);
   EXPECT_EQ(distributed.dp_reduce_time_ns(0),
@@ -274,7 +274,7 @@ TEST(AnalyticalCost, OverlapAndGradientDtype) {
   TrainingConfig bf16;
   bf16.grad_accumulation_dtype = GradDtype::kBf16;
   const AnalyticalCostModel half(model, exact_gpu(), 8, p, bf16);
-  const double grads = stage_local_parameters(model, 2, 1, 1, 0);
+  const double grads = stage_local_parameters(model, 2, LayerSplit{1, 1, model.layers}, 0);
   EXPECT_EQ(half.dp_reduce_time_ns(0),
             std::llround(reduce_scatter_s(2 * grads, 4, Link{1e11, 0}) * 1e9));
   EXPECT_EQ(plain.dp_reduce_time_ns(0),

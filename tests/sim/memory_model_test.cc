@@ -87,23 +87,23 @@ TEST(TinyLayerActivations, HandComputed) {
 // Tiny has 43,264 parameters per layer (2·64 of them RMSNorm weights), 205,888 in all.
 TEST(ModelStates, TinyStagesByHand) {
   const ModelConfig model = tiny();
-  EXPECT_EQ(stage_local_parameters(model, 1, 1, 1, 0), 205888);
+  EXPECT_EQ(stage_local_parameters(model, 1, LayerSplit{1, 1, 4}, 0), 205888);
   // tp 2, pp 2: stage 0 = 2·((43264 − 128)/2 + 128) + 256·64/2 = 51584;
   // stage 1 = 43392 + final norm 64 + LM head 8192 = 51648.
-  EXPECT_EQ(stage_local_parameters(model, 2, 2, 1, 0), 51584);
-  EXPECT_EQ(stage_local_parameters(model, 2, 2, 1, 1), 51648);
+  EXPECT_EQ(stage_local_parameters(model, 2, LayerSplit{2, 1, 4}, 0), 51584);
+  EXPECT_EQ(stage_local_parameters(model, 2, LayerSplit{2, 1, 4}, 1), 51648);
   ParallelConfig parallel;
   parallel.tp = 2;
   parallel.pp = 2;
   parallel.dp = 3;
   parallel.distributed_optimizer = true;
-  const MemoryModel memory(model, parallel, 2);
+  const MemoryModel memory(model, parallel);
   const MemoryBreakdown states = memory.model_states(1);
   EXPECT_EQ(states.weights, 2 * 51648);
   EXPECT_EQ(states.gradients, 4 * 51648);
   EXPECT_EQ(states.optimizer, 12 * 51648 / 3);  // 6 + 12/d bytes per parameter
   parallel.distributed_optimizer = false;
-  EXPECT_EQ(MemoryModel(model, parallel, 2).model_states(1).optimizer, 12 * 51648);
+  EXPECT_EQ(MemoryModel(model, parallel).model_states(1).optimizer, 12 * 51648);
 }
 
 // One sequence of 5 tokens, ChunkSize 1, K = 2, one stage (pp = 1, 4 layers), unit costs:
@@ -112,7 +112,8 @@ TEST(ModelStates, TinyStagesByHand) {
 TEST(MemoryReplay, StateAwareGroupPeakByHand) {
   const Job job = tiny_job(1, 1, 1, "", "{kind: chunkflow, chunk_size: 1, k: 2}", "5");
   const Plan plan = plan_of(job);
-  const MemoryModel memory(job.model, job.parallel, 4);
+  const MemoryModel memory(job.model, job.parallel);
+  const StagePlace whole = stage_place(plan.split(), 0, 0);  // 4 layers, embedding and head
   const StatusOr<PlanIndex> index = PlanIndex::build(plan, WireFormat{job.model.hidden, 2, 1});
   ASSERT_TRUE(index.ok()) << index.status().message();
   ASSERT_EQ(index->size(), 13);
@@ -124,9 +125,9 @@ TEST(MemoryReplay, StateAwareGroupPeakByHand) {
   // Per token: layer activations without K/V, 4 layers: 4·(1872 − 128) = 6976; + token id 8;
   // + output side 4·64 + 4·256 = 1280 → 8264 per kept chunk. Stage input 2·64 = 128.
   // K/V: 4 layers · 2 · 32 · 2 B = 512 per token; dK/dV 1024 per token.
-  EXPECT_EQ(memory.activation_bytes(1, true, true, true), 8264);
-  EXPECT_EQ(memory.kv_bytes(1), 512);
-  EXPECT_EQ(memory.dkv_bytes(1), 1024);
+  EXPECT_EQ(memory.activation_bytes(whole, 1, true), 8264);
+  EXPECT_EQ(memory.kv_bytes(whole, 1), 512);
+  EXPECT_EQ(memory.dkv_bytes(whole, 1), 1024);
   EXPECT_EQ(replay.peak.activations, 2 * 8264 + 3 * 128);
   EXPECT_EQ(replay.peak.state_store, 5 * 512 + 4 * 1024);
   EXPECT_EQ(replay.peak_time_ns, start[5]);  // B4 starts
@@ -147,14 +148,15 @@ TEST(MemoryReplay, OneFOneBInFlightCount) {
   const UnitCostModel unit;
   StatusOr<SimResult> result = simulate(job, plan_of(job), unit);
   ASSERT_TRUE(result.ok()) << result.status().message();
-  const MemoryModel memory(job.model, job.parallel, 1);
+  const MemoryModel memory(job.model, job.parallel);
+  const LayerSplit split = layer_split(job.model.layers, job.parallel);  // 1 layer per stage
   for (int s = 1; s < 3; ++s) {
     EXPECT_EQ(result->metrics.stages[s].peak_breakdown.activations,
-              (4 - s) * memory.activation_bytes(3, false, false, false))
+              (4 - s) * memory.activation_bytes(stage_place(split, s, 0), 3, false))
         << "stage " << s;
   }
   EXPECT_EQ(result->metrics.stages[0].peak_breakdown.activations,
-            4 * memory.activation_bytes(3, false, true, false));
+            4 * memory.activation_bytes(stage_place(split, 0, 0), 3, false));
 }
 
 // The job's memory_model picks the source: Megatron-LM's by default, the executor's with the
@@ -235,26 +237,30 @@ TEST(ModelStates, PrecisionKnobsAndContextParallelism) {
   ParallelConfig parallel;
   parallel.tp = 1, parallel.pp = 1, parallel.dp = 3;
   parallel.distributed_optimizer = true;
-  const int64_t params = stage_local_parameters(model, 1, 1, 1, 0);
+  const int64_t params = stage_local_parameters(model, 1, LayerSplit{1, 1, 4}, 0);
   TrainingConfig fp32;
   TrainingConfig bf16;
   bf16.grad_accumulation_dtype = GradDtype::kBf16;
   bf16.cross_entropy = CrossEntropy::kFused;
-  const MemoryModel a(model, parallel, 4, fp32), b(model, parallel, 4, bf16);
+  const MemoryModel a(model, parallel, fp32), b(model, parallel, bf16);
+  StagePlace last = stage_place(LayerSplit{1, 1, 4}, 0, 0), first = last;
+  last.first = false;  // the loss's side alone
+  first.last = false;  // the embedding's side alone
   EXPECT_EQ(a.model_states(0).gradients, 4 * params);
   EXPECT_EQ(b.model_states(0).gradients, 2 * params);
   // Only the last stage's softmax differs: 4 − 2 bytes per (token, vocab) element.
-  EXPECT_EQ(a.activation_bytes(37, false, false, true) - b.activation_bytes(37, false, false, true),
+  EXPECT_EQ(a.activation_bytes(last, 37, false) - b.activation_bytes(last, 37, false),
             2 * 37 * model.vocab);
-  EXPECT_EQ(a.activation_bytes(37, false, true, false), b.activation_bytes(37, false, true, false));
+  EXPECT_EQ(a.activation_bytes(first, 37, false), b.activation_bytes(first, 37, false));
 
   ParallelConfig cp = parallel;
   cp.cp = 2;
-  const MemoryModel c(model, cp, 4, fp32);
+  const MemoryModel c(model, cp, fp32);
+  const StagePlace both = stage_place(LayerSplit{1, 1, 4}, 0, 0);
   EXPECT_EQ(c.model_states(0).optimizer, ceil_div(12 * params, 6));
-  EXPECT_EQ(c.activation_bytes(75, true, true, true), a.activation_bytes(38, true, true, true));
-  EXPECT_EQ(c.kv_bytes(75), a.kv_bytes(38));
-  EXPECT_EQ(c.dkv_bytes(75), a.dkv_bytes(38));
+  EXPECT_EQ(c.activation_bytes(both, 75, true), a.activation_bytes(both, 38, true));
+  EXPECT_EQ(c.kv_bytes(both, 75), a.kv_bytes(both, 38));
+  EXPECT_EQ(c.dkv_bytes(both, 75), a.dkv_bytes(both, 38));
   EXPECT_EQ(c.stage_input_bytes(75), a.stage_input_bytes(38));
   EXPECT_EQ(c.transient_bytes(Pass::kBackward, 75, true),
             a.transient_bytes(Pass::kBackward, 38, true));

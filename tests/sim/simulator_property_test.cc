@@ -117,7 +117,7 @@ void check_case(const Case& c, Simulator& simulator) {
   }
   EXPECT_EQ(m.memory_min_category_bytes, 0);
   EXPECT_EQ(m.memory_left_bytes, 0);
-  const MemoryModel memory(c.job.model, c.job.parallel, c.plan.layers_per_model_chunk());
+  const MemoryModel memory(c.job.model, c.job.parallel);
   for (int r = 0; r < c.plan.dp; ++r) {
     for (int s = 0; s < c.plan.pp; ++s) {
       // Everything of every chunk of the rank held at once, plus the largest transient.
@@ -126,12 +126,13 @@ void check_case(const Case& c, Simulator& simulator) {
       for (int chunk_id : c.plan.ranks[r].chunks) {
         const Chunk& chunk = c.plan.chunks[chunk_id];
         for (int v = 0; v < c.plan.vpp; ++v) {
-          const int virtual_stage = v * c.plan.pp + s;
-          const bool first = virtual_stage == 0, last = virtual_stage == last_virtual;
-          const int64_t act = memory.activation_bytes(chunk.tokens, false, first, last);
+          const StagePlace place = stage_place(c.plan.split(), s, v);
+          const bool last = place.last;
+          const int64_t act = memory.activation_bytes(place, chunk.tokens, false);
           activations.push_back(act);
           everything += act + memory.stage_input_bytes(chunk.tokens) +
-                        memory.kv_bytes(chunk.tokens) + memory.dkv_bytes(chunk.tokens);
+                        memory.kv_bytes(place, chunk.tokens) +
+                        memory.dkv_bytes(place, chunk.tokens);
           for (Pass pass : {Pass::kForward, Pass::kForwardKeepKV, Pass::kBackward}) {
             transient = std::max(transient, memory.transient_bytes(pass, chunk.tokens, last));
           }

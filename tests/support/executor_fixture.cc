@@ -13,9 +13,12 @@
 namespace cf::test {
 
 std::string tiny_job_yaml(const TinyJob& spec) {
-  // cp = 1 leaves the keys out: the jobs of the tests that predate context parallelism.
-  const std::string cp_keys =
+  // cp = 1 and the even split leave their keys out: the jobs of the tests that predate them.
+  std::string cp_keys =
       spec.cp == 1 ? "" : fmt::format("cp: {}, cp_comm: {}, ", spec.cp, spec.cp_comm);
+  if (!spec.layers_per_stage.empty()) {
+    cp_keys += fmt::format("layers_per_stage: [{}], ", fmt::join(spec.layers_per_stage, ", "));
+  }
   return fmt::format(
       "model: {}\n"
       "cluster: {{gpu: h100-sxm-80g, gpus: {}, gpus_per_node: {}}}\n"

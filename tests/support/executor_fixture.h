@@ -24,6 +24,7 @@ struct TinyJob {
   std::string model = "tiny";
   int steps = 1;
   int64_t max_length = 4096;
+  std::vector<int64_t> layers_per_stage = {};  // written to the YAML when set (uneven split)
 };
 
 // The job's YAML text (parse_job reads it).

@@ -1,7 +1,7 @@
 // The tuner's lower bounds against the simulator: over random jobs, layouts, schedules,
-// ChunkSizes, K values and both cost models, the step-time bound never exceeds the simulated
-// mean step time, the tokens/s bound is never below the simulated tokens/s, and the memory
-// bound never exceeds the simulated peak of its stage.
+// ChunkSizes, K values, even and uneven layer splits and both cost models, the step-time bound
+// never exceeds the simulated mean step time, the tokens/s bound is never below the simulated
+// tokens/s, and the memory bound never exceeds the simulated peak of its stage.
 #include "tuner/bounds.h"
 
 #include <gtest/gtest.h>
@@ -36,12 +36,20 @@ StepChunks chunks_of(const Job& job) {
   return out;
 }
 
+// A random uneven split of `layers` over `pp` stages, each at least one layer.
+std::vector<int64_t> random_split(int64_t layers, int pp, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> split(static_cast<size_t>(pp), 1);
+  for (int64_t l = pp; l < layers; ++l) ++split[rng() % static_cast<uint64_t>(pp)];
+  return split;
+}
+
 class BoundsTest : public ::testing::TestWithParam<uint64_t> {};
 
 TEST_P(BoundsTest, NeverAboveTheSimulation) {
   const uint64_t seed = GetParam();
   std::mt19937_64 rng(seed);
-  int checked = 0, tight_memory = 0;
+  int checked = 0, tight_memory = 0, uneven = 0;
   for (int trial = 0; trial < 40; ++trial) {
     Job base = test::random_job(seed * 1000 + trial);
     const SearchSpace space = test::random_space(base, seed * 1000 + trial);
@@ -59,6 +67,13 @@ TEST_P(BoundsTest, NeverAboveTheSimulation) {
     Job job = job_with(base, layout, strategy);
     job.training.steps = 1 + static_cast<int>(rng() % 3);
     if (rng() % 3 == 0) job.cost_model.kind = CostModelKind::kUnit;
+    // Every other trial of a pipeline without virtual stages splits the layers unevenly (a
+    // generator of its own, so the other draws stay those of the even trials).
+    const bool split_unevenly = layout.pp > 1 && layout.vpp == 1 && trial % 2 == 0;
+    if (split_unevenly) {
+      job.parallel.layers_per_stage =
+          random_split(job.model.layers, layout.pp, seed * 131 + static_cast<uint64_t>(trial));
+    }
     const StepChunks chunks = chunks_of(job);
     const std::vector<int> ks = {1, 2, 3, 5};
     StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
@@ -79,10 +94,12 @@ TEST_P(BoundsTest, NeverAboveTheSimulation) {
       EXPECT_GT(bounds[i].memory_bytes, bounds[i].model_state_bytes);
       if (bounds[i].memory_bytes * 10 >= stage.peak_memory_bytes * 9) ++tight_memory;
       ++checked;
+      uneven += split_unevenly ? 1 : 0;
     }
   }
   EXPECT_GT(checked, 100);
   EXPECT_GT(tight_memory, 0);  // the bound is not vacuous
+  EXPECT_GT(uneven, 10);       // uneven splits among the checked candidates
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, BoundsTest, ::testing::Values(1, 17, 81, 987));

@@ -1,8 +1,9 @@
 // The executor's memory as the simulator's source (executor/calibrate/executor_memory.h) against
 // the executor's measuring allocator in a real run: for ChunkFlow (K = 1, 2, N; odd
-// ChunkSizes), the baseline, pp 1/2/4, DP, interleaving, GPipe and tied embeddings, the peak
-// the simulator predicts for every stage equals the measured peak to the byte; model states
-// match the executor's parameter buffers; records map to the replay's op bytes as stated.
+// ChunkSizes), the baseline, pp 1/2/3/4 (even and uneven splits), DP, interleaving, GPipe and
+// tied embeddings, the peak the simulator predicts for every stage equals the measured peak to
+// the byte; model states match the executor's parameter buffers; records map to the replay's
+// op bytes as stated.
 #include "executor/calibrate/executor_memory.h"
 
 #include <fmt/format.h>
@@ -130,12 +131,40 @@ TEST(ExecutorMemory, ContextParallelRanks) {
   }
 }
 
+// Uneven splits: each stage's replayed peak is its measured one, and its parameters are its
+// own layers' — by hand on tiny ([1, 3]: 43,264 per layer, embedding and LM head 16,384 each,
+// final norm 64): stage 0 holds 43,264 + 16,384 = 59,648, stage 1 3 · 43,264 + 64 + 16,384 =
+// 146,240, each in fp32 weights, gradients, AdamW m and v.
+TEST(ExecutorMemory, UnevenStages) {
+  for (const std::vector<int64_t>& split : {std::vector<int64_t>{1, 3}, {3, 1}, {1, 1, 2}}) {
+    test::TinyJob spec;
+    spec.lengths = {97, 5, 33, 1, 13, 61};
+    spec.pp = static_cast<int>(split.size());
+    spec.layers_per_stage = split;
+    spec.strategy = "{kind: chunkflow, chunk_size: 29, k: 2}";
+    expect_exact(spec);
+  }
+  test::TinyJob spec;
+  spec.lengths = {5};
+  spec.pp = 2;
+  spec.layers_per_stage = {1, 3};
+  StatusOr<std::unique_ptr<ExecutorMemory>> memory = ExecutorMemory::create(test::tiny_job(spec));
+  ASSERT_TRUE(memory.ok()) << memory.status().message();
+  const int64_t params[] = {59648, 146240};
+  for (int stage = 0; stage < 2; ++stage) {
+    const MemoryBreakdown b = (*memory)->model_states(stage);
+    EXPECT_EQ(b.weights, 4 * params[stage]) << "stage " << stage;
+    EXPECT_EQ(b.gradients, 4 * params[stage]);
+    EXPECT_EQ(b.optimizer, 8 * params[stage]);
+  }
+}
+
 TEST(ExecutorMemory, ModelStatesAreTheExecutorsFp32Buffers) {
   const Job job = test::tiny_job(test::TinyJob{{5}, 4});
   StatusOr<std::unique_ptr<ExecutorMemory>> memory = ExecutorMemory::create(job);
   ASSERT_TRUE(memory.ok()) << memory.status().message();
   for (int stage = 0; stage < 4; ++stage) {
-    const ParamLayout layout(job.model, 4, 1, stage);
+    const ParamLayout layout(job.model, LayerSplit{4, 1, job.model.layers}, stage);
     const MemoryBreakdown b = (*memory)->model_states(stage);
     EXPECT_EQ(b.weights, 4 * layout.total());
     EXPECT_EQ(b.gradients, 4 * layout.total());
@@ -153,9 +182,9 @@ TEST(ExecutorMemory, AccountingsDiffer) {
   StatusOr<std::unique_ptr<ExecutorMemory>> executor = ExecutorMemory::create(job);
   ASSERT_TRUE(executor.ok());
   EXPECT_EQ((*megatron)->model_states(0).weights,
-            2 * stage_local_parameters(job.model, 1, 2, 1, 0));
+            2 * stage_local_parameters(job.model, 1, LayerSplit{2, 1, job.model.layers}, 0));
   EXPECT_EQ((*executor)->model_states(0).weights,
-            4 * stage_local_parameters(job.model, 1, 2, 1, 0));
+            4 * stage_local_parameters(job.model, 1, LayerSplit{2, 1, job.model.layers}, 0));
   job.parallel.recompute = Recompute::kSelective;
   EXPECT_EQ(ExecutorMemory::create(job).status().code(), StatusCode::kInvalidInput);
 }

@@ -64,23 +64,23 @@ TEST(PlanRules, InputOfEveryPassStageAndModelChunk) {
 
 TEST(PlanRules, StagePlaces) {
   // 12 layers over pp 3 × vpp 2: two layers per virtual stage.
-  const StagePlace v0 = stage_place(3, 2, 12, 0, 0);
+  const StagePlace v0 = stage_place(LayerSplit{3, 2, 12}, 0, 0);
   EXPECT_EQ(v0.virtual_stage, 0);
   EXPECT_EQ(v0.first_layer, 0);
   EXPECT_EQ(v0.end_layer, 2);
   EXPECT_TRUE(v0.first);
   EXPECT_FALSE(v0.last);
-  const StagePlace s0v1 = stage_place(3, 2, 12, 0, 1);
+  const StagePlace s0v1 = stage_place(LayerSplit{3, 2, 12}, 0, 1);
   EXPECT_EQ(s0v1.virtual_stage, 3);
   EXPECT_EQ(s0v1.first_layer, 6);
   EXPECT_EQ(s0v1.layers(), 2);
   EXPECT_FALSE(s0v1.first);
   EXPECT_FALSE(s0v1.last);
-  const StagePlace last = stage_place(3, 2, 12, 2, 1);
+  const StagePlace last = stage_place(LayerSplit{3, 2, 12}, 2, 1);
   EXPECT_EQ(last.first_layer, 10);
   EXPECT_EQ(last.end_layer, 12);
   EXPECT_TRUE(last.last);
-  const StagePlace only = stage_place(1, 1, 7, 0, 0);
+  const StagePlace only = stage_place(LayerSplit{1, 1, 7}, 0, 0);
   EXPECT_TRUE(only.first && only.last);
   EXPECT_EQ(only.layers(), 7);
 }
