@@ -18,9 +18,10 @@ namespace cf {
 
 struct LayerSplit {
   LayerSplit() = default;
-  // `per_stage` empty: the even split.
-  LayerSplit(int pp_, int vpp_, int64_t layers_, std::vector<int64_t> per_stage_ = {})
-      : pp(pp_), vpp(vpp_), layers(layers_), per_stage(std::move(per_stage_)) {}
+  // `stage_layers` empty: the even split.
+  LayerSplit(int stages, int model_chunks, int64_t model_layers,
+             std::vector<int64_t> stage_layers = {})
+      : pp(stages), vpp(model_chunks), layers(model_layers), per_stage(std::move(stage_layers)) {}
 
   int pp = 1;
   int vpp = 1;
