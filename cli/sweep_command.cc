@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "cli/command.h"
 #include "tuner/sweep.h"
@@ -16,7 +18,7 @@ namespace {
 struct SweepCliOptions {
   std::string sweep_path;
   std::string csv_path;
-  double target_tokens_per_s = 0;
+  std::optional<double> target_tokens_per_s;
   bool exhaustive = false;
   bool no_baseline = false;
   int threads = 0;
@@ -27,7 +29,14 @@ struct SweepCliOptions {
 int run_sweep_command(const SweepCliOptions& options) {
   StatusOr<SweepSpec> spec = load_sweep(options.sweep_path);
   if (!spec.ok()) return report(spec.status());
-  if (options.target_tokens_per_s > 0) spec->target_tokens_per_s = options.target_tokens_per_s;
+  if (options.target_tokens_per_s) {
+    const double target = *options.target_tokens_per_s;
+    if (!(target > 0 && std::isfinite(target))) {  // NaN fails the comparison
+      return report(Status::InvalidInput(
+          fmt::format("--target: must be a positive number of tokens/s, got {}", target)));
+    }
+    spec->target_tokens_per_s = target;
+  }
   TuneOptions tune_options;
   tune_options.threads = options.threads;
   tune_options.exhaustive = options.exhaustive;
@@ -71,8 +80,7 @@ void add_sweep_command(CLI::App& app, RunFn* run) {
       ->required();
   cmd->add_option("--csv", o->csv_path, "write one CSV row per point here");
   cmd->add_option("--target", o->target_tokens_per_s,
-                  "tokens/s to reach (overrides target_tokens_per_s of the file)")
-      ->check(CLI::PositiveNumber);
+                  "tokens/s to reach (overrides target_tokens_per_s of the file)");
   cmd->add_flag("-e,--exhaustive", o->exhaustive, "simulate every candidate (no pruning)");
   cmd->add_flag("--no-baseline", o->no_baseline, "skip tuning the Megatron-style baseline");
   cmd->add_option("-t,--threads", o->threads, "worker threads (default: all cores)")
