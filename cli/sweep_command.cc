@@ -2,7 +2,6 @@
 // of the sweep (GPU count, GPU type, context, model, dataset) tuned, shown as a table (or
 // JSON), written as CSV, with the smallest GPU count reaching the target tokens/s.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -10,6 +9,7 @@
 #include <optional>
 
 #include "cli/command.h"
+#include "cli/progress.h"
 #include "tuner/sweep.h"
 
 namespace cf::cli {
@@ -41,14 +41,14 @@ int run_sweep_command(const SweepCliOptions& options) {
   tune_options.threads = options.threads;
   tune_options.exhaustive = options.exhaustive;
   tune_options.baseline = !options.no_baseline;
-  const bool show_progress = !options.quiet && ::isatty(STDERR_FILENO);
-  auto on_point = [show_progress](int i, int n, const std::string& label) {
-    if (!show_progress) return;
-    std::fprintf(stderr, "\r\033[K  sweep [%d/%d] %s", i + 1, n, label.c_str());
-    std::fflush(stderr);
+  ProgressDisplay display(show_progress(options.quiet, options.json), "sweep",
+                          spec->space.objective);
+  display.attach(&tune_options);
+  auto on_point = [&display](int i, int n, const std::string& label) {
+    display.begin_point(i, n, label);
   };
   StatusOr<SweepResult> result = run_sweep(*spec, tune_options, on_point);
-  if (show_progress) std::fputs("\r\033[K", stderr);
+  display.finish();
   if (!result.ok()) return report(result.status());
   if (!options.csv_path.empty()) {
     if (Status s = write_file_atomic(options.csv_path, sweep_csv(*result)); !s.ok())
@@ -86,7 +86,8 @@ void add_sweep_command(CLI::App& app, RunFn* run) {
   cmd->add_option("-t,--threads", o->threads, "worker threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("-j,--json", o->json, "print the points as JSON");
-  cmd->add_flag("-q,--quiet", o->quiet, "no progress line");
+  cmd->add_flag("-q,--quiet", o->quiet,
+                "no progress line (shown on a terminal's stderr, never with --json)");
   cmd->callback([run, o] { *run = [o] { return run_sweep_command(*o); }; });
 }
 

@@ -244,6 +244,7 @@ class Search {
     }
     if (o.metrics.feasible && worst->peak_memory_bytes <= budget_bytes_) {
       o.kind = Outcome::kFeasible;
+      if (options_.feasible) options_.feasible(c, o.metrics);
       return Status::Ok();
     }
     const MemoryBreakdown& b = worst->peak_breakdown;
