@@ -3,13 +3,13 @@
 // verdict and why, and the winner as job YAML (or writes it with --out); --json for machines.
 // A search where nothing fits is a result (exit 0); bad input exits 2.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/progress.h"
 #include "core/resources.h"
 #include "tuner/report.h"
 #include "tuner/tuner.h"
@@ -30,26 +30,6 @@ struct TuneCliOptions {
   std::string out_path;
 };
 
-// A one-line bar on stderr, redrawn when the percentage changes.
-class ProgressBar {
- public:
-  void update(int done, int total) {
-    const int percent = total > 0 ? done * 100 / total : 100;
-    if (percent == last_percent_) return;
-    last_percent_ = percent;
-    const int width = 40, filled = percent * width / 100;
-    std::fprintf(stderr, "\r  tuning [%s%s] %3d%% %d/%d", std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), percent, done, total);
-    std::fflush(stderr);
-  }
-  void finish() {
-    if (last_percent_ >= 0) std::fputs("\r\033[K", stderr);
-  }
-
- private:
-  int last_percent_ = -1;
-};
-
 StatusOr<Job> load_tune_job(const std::string& path) {
   if (!path.empty()) return load_job(path);
   const std::string_view* text = embedded_file(kDefaultJob);
@@ -68,14 +48,11 @@ int run_tune(const TuneCliOptions& options) {
   tune_options.threads = options.threads;
   tune_options.exhaustive = options.exhaustive;
   tune_options.baseline = !options.no_baseline;
-  auto bar = std::make_shared<ProgressBar>();
-  const bool show_progress = !options.quiet && ::isatty(STDERR_FILENO);
-  if (show_progress) {
-    tune_options.progress = [bar](int done, int total) { bar->update(done, total); };
-  }
+  ProgressDisplay display(show_progress(options.quiet, options.json), "tune", space->objective);
+  display.attach(&tune_options);
   const auto start = std::chrono::steady_clock::now();
   StatusOr<TuneResult> result = tune(*job, *space, tune_options);
-  if (show_progress) bar->finish();
+  display.finish();
   if (!result.ok()) return report(result.status());
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -138,7 +115,8 @@ void add_tune_command(CLI::App& app, RunFn* run) {
   cmd->add_option("-t,--threads", o->threads, "worker threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("-j,--json", o->json, "print the result as JSON");
-  cmd->add_flag("-q,--quiet", o->quiet, "no progress bar");
+  cmd->add_flag("-q,--quiet", o->quiet,
+                "no progress line (shown on a terminal's stderr, never with --json)");
   cmd->add_option("-o,--out", o->out_path, "write the best configuration as a job YAML here");
   cmd->callback([run, o] { *run = [o] { return run_tune(*o); }; });
 }

@@ -115,7 +115,10 @@ MpiSession::MpiSession() {
   int initialised = 0;
   MPI_Initialized(&initialised);
   if (!initialised) {
-    MPI_Init(nullptr, nullptr);
+    // Funneled: a process may run threads (the tuner's workers in `chunkflow sweep`), but only
+    // the thread that initialised MPI calls it.
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
     owns_ = true;
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);

@@ -10,8 +10,8 @@
 
 namespace cf {
 
-// MPI_Init on construction (unless already initialised), MPI_Finalize on destruction (if it
-// initialised). One per process.
+// MPI_Init_thread (funneled) on construction (unless already initialised), MPI_Finalize on
+// destruction (if it initialised). One per process.
 class MpiSession {
  public:
   MpiSession();

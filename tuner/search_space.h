@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,13 +59,15 @@ struct SearchSpace {
   int top = 10;  // rows of the ranked table
 };
 
-// Command-line overrides of the `tune:` section; empty strings and zeros mean "not given".
-// Lists are comma-separated ("4096,8192"); tp, pp, dp, recompute and packer also take "all".
+// Command-line overrides of the `tune:` section: a flag left out is nullopt; a flag given is
+// checked as written (an empty list, --top 0, --k-max 0, a NaN or negative margin are errors
+// that name the flag). Lists are comma-separated ("4096,8192"); tp, pp, dp, cp, recompute and
+// packer also take "all".
 struct SpaceFlags {
-  std::string chunk_sizes, k, tp, pp, dp, cp, recompute, schedule, packer, objective;
-  int64_t k_max = 0;
-  double memory_margin = -1;
-  int top = 0;
+  std::optional<std::string> chunk_sizes, k, tp, pp, dp, cp, recompute, schedule, packer, objective;
+  std::optional<int64_t> k_max;
+  std::optional<double> memory_margin;
+  std::optional<int> top;
   bool parallel = false;  // shorthand for tp all, pp all, cp all, recompute all
 };
 

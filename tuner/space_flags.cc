@@ -70,31 +70,36 @@ Status flag_names(const std::string& flag, const std::string& text,
   return Status::Ok();
 }
 
-}  // namespace
+// A list flag given with nothing in it ("", " "): an empty range, not "left out".
+Status check_not_empty(const std::string& flag, const std::string& text, bool allow_all) {
+  if (text.find_first_not_of(' ') != std::string::npos) return Status::Ok();
+  return Status::InvalidInput(fmt::format("{}: empty list; give values separated by commas{}", flag,
+                                          allow_all ? " or all" : ""));
+}
 
-Status apply_space_flags(const SpaceFlags& flags, const Job& job, SearchSpace* space) {
+// The list flags, each checked for emptiness before it is read.
+Status apply_list_flags(const SpaceFlags& flags, const Job& job, SearchSpace* space) {
   bool all = false;
   std::vector<int64_t> ints;
   std::vector<std::string> names;
-  if (!flags.chunk_sizes.empty()) {
+  for (auto [flag, text, allow_all] :
+       {std::tuple{"--chunk-sizes", &flags.chunk_sizes, false}, std::tuple{"--k", &flags.k, false},
+        std::tuple{"--tp", &flags.tp, true}, std::tuple{"--pp", &flags.pp, true},
+        std::tuple{"--dp", &flags.dp, true}, std::tuple{"--cp", &flags.cp, true},
+        std::tuple{"--recompute", &flags.recompute, true},
+        std::tuple{"--schedule", &flags.schedule, true},
+        std::tuple{"--packer", &flags.packer, true}}) {
+    if (*text) CF_RETURN_IF_ERROR(check_not_empty(flag, **text, allow_all));
+  }
+  if (flags.chunk_sizes) {
     CF_RETURN_IF_ERROR(
-        flag_ints("--chunk-sizes", flags.chunk_sizes, "chunk_sizes", job, false, &all, &ints));
+        flag_ints("--chunk-sizes", *flags.chunk_sizes, "chunk_sizes", job, false, &all, &ints));
     space->chunk_sizes = ints;
   }
-  if (!flags.k.empty() && flags.k_max != 0) {
-    return Status::InvalidInput("--k and --k-max: give one of them");
-  }
-  if (!flags.k.empty()) {
-    CF_RETURN_IF_ERROR(flag_ints("--k", flags.k, "k", job, false, &all, &ints));
+  if (flags.k && flags.k_max) return Status::InvalidInput("--k and --k-max: give one of them");
+  if (flags.k) {
+    CF_RETURN_IF_ERROR(flag_ints("--k", *flags.k, "k", job, false, &all, &ints));
     space->ks.assign(ints.begin(), ints.end());
-  }
-  if (flags.k_max != 0) {
-    if (flags.k_max < 1 || flags.k_max > 4096) {
-      return Status::InvalidInput(
-          fmt::format("--k-max: must be in [1, 4096], got {}", flags.k_max));
-    }
-    space->ks.clear();
-    for (int k = 1; k <= flags.k_max; ++k) space->ks.push_back(k);
   }
   if (flags.parallel) {
     space->tp = IntAxis{true, {}};
@@ -102,47 +107,65 @@ Status apply_space_flags(const SpaceFlags& flags, const Job& job, SearchSpace* s
     space->recomputes = convert(kRecomputeNames, recompute_of);
     space->cps = context_parallel_sizes(job);
   }
-  if (!flags.cp.empty()) {
-    CF_RETURN_IF_ERROR(flag_ints("--cp", flags.cp, "cp", job, true, &all, &ints));
+  if (flags.cp) {
+    CF_RETURN_IF_ERROR(flag_ints("--cp", *flags.cp, "cp", job, true, &all, &ints));
     space->cps = all ? context_parallel_sizes(job) : std::vector<int>(ints.begin(), ints.end());
   }
   for (auto [flag, text, axis, target] : {std::tuple{"--tp", &flags.tp, "tp", &space->tp},
                                           std::tuple{"--pp", &flags.pp, "pp", &space->pp},
                                           std::tuple{"--dp", &flags.dp, "dp", &space->dp}}) {
-    if (text->empty()) continue;
-    CF_RETURN_IF_ERROR(flag_ints(flag, *text, axis, job, true, &all, &ints));
+    if (!*text) continue;
+    CF_RETURN_IF_ERROR(flag_ints(flag, **text, axis, job, true, &all, &ints));
     *target = int_axis(all, ints);
   }
-  if (!flags.recompute.empty()) {
-    CF_RETURN_IF_ERROR(flag_names("--recompute", flags.recompute, kRecomputeNames, &names));
+  if (flags.recompute) {
+    CF_RETURN_IF_ERROR(flag_names("--recompute", *flags.recompute, kRecomputeNames, &names));
     space->recomputes = convert(names, recompute_of);
   }
-  if (!flags.schedule.empty()) {
-    CF_RETURN_IF_ERROR(flag_names("--schedule", flags.schedule, kScheduleNames, &names));
+  if (flags.schedule) {
+    CF_RETURN_IF_ERROR(flag_names("--schedule", *flags.schedule, kScheduleNames, &names));
     space->schedules = convert(names, schedule_of);
   }
-  if (!flags.packer.empty()) {
-    CF_RETURN_IF_ERROR(flag_names("--packer", flags.packer, kPackerNames, &names));
+  if (flags.packer) {
+    CF_RETURN_IF_ERROR(flag_names("--packer", *flags.packer, kPackerNames, &names));
     space->packers = convert(names, packer_of);
   }
-  if (!flags.objective.empty()) {
-    if (flags.objective != "step_time" && flags.objective != "tokens_per_s") {
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status apply_space_flags(const SpaceFlags& flags, const Job& job, SearchSpace* space) {
+  CF_RETURN_IF_ERROR(apply_list_flags(flags, job, space));
+  if (flags.k_max) {
+    if (*flags.k_max < 1 || *flags.k_max > 4096) {
+      return Status::InvalidInput(
+          fmt::format("--k-max: must be in [1, 4096], got {}", *flags.k_max));
+    }
+    space->ks.clear();
+    for (int k = 1; k <= *flags.k_max; ++k) space->ks.push_back(k);
+  }
+  if (flags.objective) {
+    if (*flags.objective != "step_time" && *flags.objective != "tokens_per_s") {
       return Status::InvalidInput(fmt::format(
-          "--objective: expected step_time or tokens_per_s, got \"{}\"", flags.objective));
+          "--objective: expected step_time or tokens_per_s, got \"{}\"", *flags.objective));
     }
     space->objective =
-        flags.objective == "step_time" ? Objective::kStepTime : Objective::kTokensPerS;
+        *flags.objective == "step_time" ? Objective::kStepTime : Objective::kTokensPerS;
   }
-  if (flags.memory_margin >= 0) {
-    if (flags.memory_margin > 0.9) {
+  if (flags.memory_margin) {
+    // Written so that NaN fails too (every comparison with NaN is false).
+    if (!(*flags.memory_margin >= 0 && *flags.memory_margin <= 0.9)) {
       return Status::InvalidInput(
-          fmt::format("--margin: must be in [0, 0.9], got {}", flags.memory_margin));
+          fmt::format("--margin: must be in [0, 0.9], got {}", *flags.memory_margin));
     }
-    space->memory_margin = flags.memory_margin;
+    space->memory_margin = *flags.memory_margin;
   }
-  if (flags.top != 0) {
-    if (flags.top < 1) return Status::InvalidInput("--top: must be >= 1");
-    space->top = flags.top;
+  if (flags.top) {
+    if (*flags.top < 1 || *flags.top > 1000) {
+      return Status::InvalidInput(fmt::format("--top: must be in [1, 1000], got {}", *flags.top));
+    }
+    space->top = *flags.top;
   }
   return Status::Ok();
 }

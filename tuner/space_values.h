@@ -83,7 +83,7 @@ std::vector<T> convert(const std::vector<std::string>& names, T (*of)(const std:
   return out;
 }
 
-// Applies the flags given (non-empty, non-zero) over `space`; errors name the flag.
+// Applies the flags given (not nullopt) over `space`; errors name the flag.
 Status apply_space_flags(const SpaceFlags& flags, const Job& job, SearchSpace* space);
 
 }  // namespace cf::space_detail

@@ -71,10 +71,6 @@ std::string csv_field(const std::string& text) {
   return out + "\"";
 }
 
-std::string point_label(const SweepPoint& p) {
-  return fmt::format("{}, {}, {} × {}, {} tokens", p.model, p.dataset, p.gpus, p.gpu, p.max_length);
-}
-
 // The base job moved to one point: its model, data, GPUs and a layout that validates.
 StatusOr<Job> point_job(const SweepSpec& spec, const SweepPoint& p) {
   Job job = spec.base;
@@ -167,8 +163,11 @@ StatusOr<SweepSpec> load_sweep(const std::string& path) {
   return parse_sweep(text, path);
 }
 
-StatusOr<SweepResult> run_sweep(const SweepSpec& spec, const TuneOptions& options,
-                                const std::function<void(int, int, const std::string&)>& on_point) {
+std::string sweep_point_label(const SweepPoint& p) {
+  return fmt::format("{}, {}, {} × {}, {} tokens", p.model, p.dataset, p.gpus, p.gpu, p.max_length);
+}
+
+SweepResult sweep_outline(const SweepSpec& spec) {
   SweepResult result;
   result.origin = spec.origin;
   result.target_tokens_per_s = spec.target_tokens_per_s;
@@ -176,7 +175,6 @@ StatusOr<SweepResult> run_sweep(const SweepSpec& spec, const TuneOptions& option
     for (const std::string& dataset : spec.datasets) {
       for (const std::string& gpu : spec.gpu_types) {
         for (int64_t max_length : spec.max_lengths) {
-          TargetAnswer answer{model, dataset, gpu, max_length, 0, 0};
           for (int64_t gpus : spec.gpu_counts) {
             SweepPoint p;
             p.model = model;
@@ -186,35 +184,39 @@ StatusOr<SweepResult> run_sweep(const SweepSpec& spec, const TuneOptions& option
             p.gpus = static_cast<int>(gpus);
             result.points.push_back(p);
           }
-          if (spec.target_tokens_per_s > 0) result.target.push_back(answer);
+          if (spec.target_tokens_per_s > 0) {
+            result.target.push_back(TargetAnswer{model, dataset, gpu, max_length, 0, 0});
+          }
         }
       }
     }
   }
-  const int n = static_cast<int>(result.points.size());
-  for (int i = 0; i < n; ++i) {
-    SweepPoint& p = result.points[i];
-    if (on_point) on_point(i, n, point_label(p));
-    StatusOr<Job> job = point_job(spec, p);
-    if (!job.ok()) {
-      p.error = job.status().message();
-      continue;
-    }
-    if (resolve_layouts(spec.space, *job).empty() ||
-        resolve_chunk_sizes(spec.space, *job).empty()) {
-      p.error = fmt::format("no layout or ChunkSize of the search space fits {} GPUs and {} tokens",
-                            p.gpus, p.max_length);
-      continue;
-    }
-    CF_ASSIGN_OR_RETURN(TuneResult tuned, tune(*job, spec.space, options));
-    p.candidates = tuned.chunkflow.candidates;
-    p.evaluated = tuned.chunkflow.evaluated;
-    if (tuned.best()) p.best = *tuned.best();
-    if (tuned.best_baseline()) p.baseline = *tuned.best_baseline();
-    if (!p.best) p.closest_miss = tuned.chunkflow.closest_miss;
+  return result;
+}
+
+Status tune_sweep_point(const SweepSpec& spec, const TuneOptions& options, SweepPoint* p) {
+  StatusOr<Job> job = point_job(spec, *p);
+  if (!job.ok()) {
+    p->error = job.status().message();
+    return Status::Ok();
   }
-  for (TargetAnswer& answer : result.target) {
-    for (const SweepPoint& p : result.points) {  // GPU counts ascending within a group
+  if (resolve_layouts(spec.space, *job).empty() || resolve_chunk_sizes(spec.space, *job).empty()) {
+    p->error = fmt::format("no layout or ChunkSize of the search space fits {} GPUs and {} tokens",
+                           p->gpus, p->max_length);
+    return Status::Ok();
+  }
+  CF_ASSIGN_OR_RETURN(TuneResult tuned, tune(*job, spec.space, options));
+  p->candidates = tuned.chunkflow.candidates;
+  p->evaluated = tuned.chunkflow.evaluated;
+  if (tuned.best()) p->best = *tuned.best();
+  if (tuned.best_baseline()) p->baseline = *tuned.best_baseline();
+  if (!p->best) p->closest_miss = tuned.chunkflow.closest_miss;
+  return Status::Ok();
+}
+
+void answer_target(const SweepSpec& spec, SweepResult* result) {
+  for (TargetAnswer& answer : result->target) {
+    for (const SweepPoint& p : result->points) {  // GPU counts ascending within a group
       if (p.model != answer.model || p.dataset != answer.dataset || p.gpu != answer.gpu ||
           p.max_length != answer.max_length || !p.best) {
         continue;
@@ -226,6 +228,18 @@ StatusOr<SweepResult> run_sweep(const SweepSpec& spec, const TuneOptions& option
       }
     }
   }
+}
+
+StatusOr<SweepResult> run_sweep(const SweepSpec& spec, const TuneOptions& options,
+                                const SweepPointCallback& on_point) {
+  SweepResult result = sweep_outline(spec);
+  const int n = static_cast<int>(result.points.size());
+  for (int i = 0; i < n; ++i) {
+    SweepPoint& p = result.points[static_cast<size_t>(i)];
+    if (on_point) on_point(i, n, sweep_point_label(p));
+    CF_RETURN_IF_ERROR(tune_sweep_point(spec, options, &p));
+  }
+  answer_target(spec, &result);
   return result;
 }
 

@@ -62,8 +62,21 @@ StatusOr<SweepSpec> parse_sweep(const std::string& text, const std::string& orig
 StatusOr<SweepSpec> load_sweep(const std::string& path);
 
 // `on_point(i, n, label)` is called before point i (0-based) of n is tuned.
+using SweepPointCallback = std::function<void(int, int, const std::string&)>;
 StatusOr<SweepResult> run_sweep(const SweepSpec& spec, const TuneOptions& options,
-                                const std::function<void(int, int, const std::string&)>& on_point);
+                                const SweepPointCallback& on_point);
+
+// run_sweep in parts, for a driver that tunes the points elsewhere (sweep_mpi.h):
+// The points in output order (model, dataset, GPU type, context outermost, GPU count
+// innermost), not tuned yet, and one target answer per group when the spec has a target.
+SweepResult sweep_outline(const SweepSpec& spec);
+// Tunes one point in place (an error of the point's own, like no layout fitting its GPUs, is
+// its `error`; a failing simulation is the Status).
+Status tune_sweep_point(const SweepSpec& spec, const TuneOptions& options, SweepPoint* point);
+// Fills the target answers from the tuned points.
+void answer_target(const SweepSpec& spec, SweepResult* result);
+// "qwen2.5-7b, lmsys-chat-1m, 32 × h100-sxm-80g, 262144 tokens".
+std::string sweep_point_label(const SweepPoint& point);
 
 std::string sweep_table(const SweepResult& result);
 std::string sweep_csv(const SweepResult& result);

@@ -275,6 +275,7 @@ class Search {
     }
     if (fits_budget(o.metrics)) {
       o.kind = Outcome::kFeasible;
+      if (options_.feasible) options_.feasible(c, o.metrics);
       return Status::Ok();
     }
     return infeasible(c, o, o.metrics);

@@ -54,6 +54,10 @@ struct TuneOptions {
   // Called after each candidate is settled (simulated or pruned), from worker threads, at
   // most one call at a time. `total` counts the ChunkFlow and baseline searches together.
   std::function<void(int done, int total)> progress;
+  // Called with each candidate found feasible (simulated within the budget), ChunkFlow and
+  // baseline alike, from worker threads and possibly at the same time as other calls of either
+  // hook: the caller synchronises. For a "best so far" display; the ranking is the result's.
+  std::function<void(const Candidate&, const SimMetrics&)> feasible;
 };
 
 struct TuneResult {

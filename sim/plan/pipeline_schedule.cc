@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "sim/plan/plan_index.h"
 
 namespace cf {
 
@@ -27,34 +28,16 @@ int warmup_forwards(ScheduleKind schedule, int pp, int vpp, int stage, int m) {
   return 0;
 }
 
-Status check_interleaved_microbatches(int m, int pp) {
-  if (m == 0) return Status::Ok();
-  const int group = interleaved_group_size(pp);
-  if (m < group) {
-    return Status::InvalidInput(
-        "parallel.schedule: interleaved 1F1B needs at least pp = " + std::to_string(pp) +
-        " chunks per DP rank (Megatron: p <= G <= m, G = pp), got m = " + std::to_string(m));
-  }
-  const int remainder = m % group;
-  if (remainder != 0 && remainder < pp) {
-    return Status::InvalidInput(
-        "parallel.schedule: interleaved 1F1B needs the chunks per DP rank m = " +
-        std::to_string(m) + " to leave a remainder mod G = " + std::to_string(group) +
-        " of 0 or >= pp (Megatron's dependency-bubble rule), got " + std::to_string(remainder));
-  }
-  return Status::Ok();
-}
-
 std::vector<VirtualMicrobatch> interleaved_table(int m, int vpp, int group_size) {
   CF_CHECK_GE(group_size, 1);
   std::vector<VirtualMicrobatch> table;
   for (int first = 0; first < m; first += group_size) {
-    // [MLM schedules.py:989-1016]: the last group runs every remaining microbatch.
-    const int last = first + group_size >= m ? m : first + group_size;
+    // [MLM schedules.py:989-1016]: the last group runs every remaining microbatch (fewer than
+    // group_size when group_size does not divide m).
+    const int last = std::min(first + group_size, m);
     for (int chunk = 0; chunk < vpp; ++chunk) {
       for (int mb = first; mb < last; ++mb) table.push_back({mb, chunk});
     }
-    if (last == m) break;
   }
   return table;
 }
@@ -109,10 +92,138 @@ size_t stage_lead(ScheduleKind schedule, int pp, int stage) {
   return schedule == ScheduleKind::kOneFOneB ? static_cast<size_t>(pp - stage - 1) : 0;
 }
 
+// A zero-time replay of one rank's streams: an op runs once its input (input_of,
+// plan_index.h) has run, an R together with the B it precedes. For unblock_streams.
+class StreamReplay {
+ public:
+  StreamReplay(const PipelineInput& input, const std::vector<VirtualMicrobatch>& forwards, int vpp,
+               std::vector<StagePlan>* stages)
+      : forwards_(forwards),
+        stages_(*stages),
+        pp_(static_cast<int>(stages->size())),
+        vpp_(vpp),
+        m_(input.chunks.size()),
+        table_index_(m_ * static_cast<size_t>(vpp)),
+        forward_done_(static_cast<size_t>(pp_) * m_ * static_cast<size_t>(vpp), 0),
+        backward_done_(forward_done_.size(), 0),
+        next_(stages->size(), 0) {
+    int last_id = 0;
+    for (int id : input.chunks) last_id = std::max(last_id, id);
+    position_.assign(static_cast<size_t>(last_id) + 1, 0);
+    for (size_t i = 0; i < m_; ++i) position_[static_cast<size_t>(input.chunks[i])] = i;
+    for (size_t i = 0; i < forwards.size(); ++i) {
+      table_index_[static_cast<size_t>(forwards[i].microbatch) * static_cast<size_t>(vpp) +
+                   static_cast<size_t>(forwards[i].model_chunk)] = i;
+    }
+  }
+
+  // Runs every op that can run; true when every stream has run to its end.
+  bool run() {
+    for (bool progress = true; progress;) {
+      progress = false;
+      for (int s = 0; s < pp_; ++s) {
+        const std::vector<Op>& ops = stream(s);
+        for (size_t& i = next_[static_cast<size_t>(s)]; i < ops.size() && runnable(s);
+             ++i, progress = true) {
+          if (is_forward(ops[i])) forward_done_[slot(s, ops[i].chunk, ops[i].model_chunk)] = 1;
+          if (ops[i].pass == Pass::kBackward) {
+            backward_done_[slot(s, ops[i].chunk, ops[i].model_chunk)] = 1;
+          }
+        }
+      }
+    }
+    for (int s = 0; s < pp_; ++s) {
+      if (next_[static_cast<size_t>(s)] < stream(s).size()) return false;
+    }
+    return true;
+  }
+
+  // Where every unfinished stage waits: moves the oldest forward not yet run (first in the
+  // table, then lowest stage), which can run, ahead of the op its stage waits at.
+  void pull_oldest_forward() {
+    int stage = -1;
+    size_t at = 0, oldest = forwards_.size();
+    for (int s = 0; s < pp_; ++s) {
+      const std::vector<Op>& ops = stream(s);
+      size_t i = next_[static_cast<size_t>(s)];
+      while (i < ops.size() && !is_forward(ops[i])) ++i;
+      if (i == ops.size()) continue;
+      const size_t entry =
+          table_index_[position_[static_cast<size_t>(ops[i].chunk)] * static_cast<size_t>(vpp_) +
+                       static_cast<size_t>(ops[i].model_chunk)];
+      if (entry < oldest) stage = s, at = i, oldest = entry;
+    }
+    CF_CHECK_GE(stage, 0) << "stages wait on each other with every forward run";
+    std::vector<Op>& ops = stages_[static_cast<size_t>(stage)].ops;
+    CF_CHECK(input_ran(stage, ops[at])) << "the oldest forward left waits";
+    const auto first = ops.begin() + static_cast<std::ptrdiff_t>(next_[static_cast<size_t>(stage)]);
+    const auto moved = ops.begin() + static_cast<std::ptrdiff_t>(at);
+    std::rotate(first, moved, moved + 1);
+  }
+
+ private:
+  static bool is_forward(const Op& op) {
+    return op.pass == Pass::kForward || op.pass == Pass::kForwardKeepKV;
+  }
+  const std::vector<Op>& stream(int s) const { return stages_[static_cast<size_t>(s)].ops; }
+  // (stage, feed position of the chunk, model chunk) → index of the done flags.
+  size_t slot(int stage, int chunk, int model_chunk) const {
+    return (static_cast<size_t>(stage) * m_ + position_[static_cast<size_t>(chunk)]) *
+               static_cast<size_t>(vpp_) +
+           static_cast<size_t>(model_chunk);
+  }
+  bool input_ran(int s, const Op& op) const {
+    const OpInput in = input_of(op.pass, s, op.model_chunk, pp_, vpp_);
+    if (in.source == InputSource::kForward) {
+      return forward_done_[slot(in.stage, op.chunk, in.model_chunk)] != 0;
+    }
+    if (in.source == InputSource::kBackward) {
+      return backward_done_[slot(in.stage, op.chunk, in.model_chunk)] != 0;
+    }
+    return true;  // none, or its own loss: an earlier op of this stream
+  }
+  // Whether stage s can run its next op (an R: with the B right after it).
+  bool runnable(int s) const {
+    const std::vector<Op>& ops = stream(s);
+    const size_t i = next_[static_cast<size_t>(s)];
+    if (ops[i].pass != Pass::kRecompute) return input_ran(s, ops[i]);
+    CF_CHECK(i + 1 < ops.size() && ops[i + 1].pass == Pass::kBackward);
+    return input_ran(s, ops[i + 1]);
+  }
+
+  const std::vector<VirtualMicrobatch>& forwards_;
+  std::vector<StagePlan>& stages_;
+  int pp_, vpp_;
+  size_t m_;
+  std::vector<size_t> position_;     // chunk id → feed position
+  std::vector<size_t> table_index_;  // (feed position, model chunk) → forward table index
+  std::vector<char> forward_done_, backward_done_;  // per slot()
+  std::vector<size_t> next_;                        // per stage: its next op
+};
+
+// Interleaved 1F1B with a last microbatch group smaller than pp (m mod pp in 1..pp−1, or
+// m < pp) can deadlock as laid out: stage 0's forward of model chunk v+1 waits on stage pp−1's
+// forward of chunk v, which stage pp−1 runs only after a backward that waits on stage 0
+// (Megatron refuses such m for its "dependency bubbles", schedules.py:1170-1181). This pass
+// replays the streams in zero time and, wherever every unfinished stage waits, moves the
+// oldest forward not yet run ahead of the op its stage waits at. That forward can always
+// run: its input is an earlier table entry, or the same entry on an earlier stage. Once every
+// forward has run, the backwards cannot wait on each other in a cycle either (a backward
+// waits on the same table entry on a later stage, or on an earlier entry), so the streams
+// run to the end: deadlock-free for every m. Only forwards move, and only earlier, past
+// backwards and R: the group, order and K rules of the streams still hold. Streams that never
+// wait this way (m a multiple of pp, in every test so far) are left as they are.
+void unblock_streams(const PipelineInput& input, const std::vector<VirtualMicrobatch>& forwards,
+                     int vpp, std::vector<StagePlan>* stages) {
+  if (input.chunks.empty()) return;
+  StreamReplay replay(input, forwards, vpp, stages);
+  while (!replay.run()) replay.pull_oldest_forward();
+}
+
 }  // namespace
 
-StatusOr<std::vector<StagePlan>> schedule_pipeline(const PipelineInput& input,
-                                                   ScheduleKind schedule, int pp, int vpp) {
+std::vector<StagePlan> schedule_pipeline(const PipelineInput& input, ScheduleKind schedule, int pp,
+                                         int vpp) {
   const int m = static_cast<int>(input.chunks.size());
   CF_CHECK_EQ(input.forward.size(), input.chunks.size());
   CF_CHECK_EQ(input.backward_order.size(), input.chunks.size());
@@ -122,7 +233,6 @@ StatusOr<std::vector<StagePlan>> schedule_pipeline(const PipelineInput& input,
   std::vector<VirtualMicrobatch> forwards;
   std::vector<VirtualMicrobatch> backwards;
   if (schedule == ScheduleKind::kInterleaved) {
-    CF_RETURN_IF_ERROR(check_interleaved_microbatches(m, pp));
     forwards = interleaved_table(m, vpp, interleaved_group_size(pp));
     // Backward virtual microbatch k: the same table entry over the backward order, with the
     // model chunk reversed [MLM schedules.py get_model_chunk_id(forward=False)].
@@ -140,6 +250,7 @@ StatusOr<std::vector<StagePlan>> schedule_pipeline(const PipelineInput& input,
         input, forwards, backwards, static_cast<size_t>(warmup_forwards(schedule, pp, vpp, s, m)),
         stage_lead(schedule, pp, s));
   }
+  if (schedule == ScheduleKind::kInterleaved) unblock_streams(input, forwards, vpp, &stages);
   return stages;
 }
 

@@ -5,7 +5,6 @@
 
 #include <vector>
 
-#include "core/status.h"
 #include "sim/plan/job.h"
 #include "sim/plan/plan.h"
 
@@ -27,13 +26,10 @@ inline int interleaved_group_size(int pp) { return pp; }
 //   GPipe:       m (every forward before the first backward)
 int warmup_forwards(ScheduleKind schedule, int pp, int vpp, int stage, int m);
 
-// Megatron's interleaved constraint (docs/COSTS-REFERENCE.md §1.3): p ≤ G ≤ m and m mod G is 0 or
-// ≥ p, with G = pp. OK for m = 0 (a rank with nothing to run). InvalidInput otherwise.
-Status check_interleaved_microbatches(int m, int pp);
-
 // Megatron's interleaved table: forward virtual microbatch k → (microbatch, model chunk).
 // Microbatches go in groups of G; each group runs model chunk 0 for all its microbatches,
-// then chunk 1, ...; the last group takes every remaining microbatch.
+// then chunk 1, ...; the last group takes every remaining microbatch (m mod G of them when G
+// does not divide m; all m when m < G).
 // (PP=2, G=3, M=5, VP=2 → microbatches 0 1 2 0 1 2 3 4 3 4, chunks 0 0 0 1 1 1 0 0 1 1.)
 struct VirtualMicrobatch {
   int microbatch = 0;
@@ -42,13 +38,15 @@ struct VirtualMicrobatch {
 };
 std::vector<VirtualMicrobatch> interleaved_table(int m, int vpp, int group_size);
 
-// The op streams of the pp stages (ids left 0). Every schedule follows one pattern per stage:
-// run the warm-up forwards; then for each backward in order, run one forward (while any are
-// left) and, state-aware, further forwards until that backward's forward has run on this
-// stage; then the backward, preceded by R when its chunk's forward was F*. The backward
-// order is `backward_order` (for interleaved: Megatron's table over it, model chunks
-// reversed). InvalidInput when interleaved and check_interleaved_microbatches fails.
-StatusOr<std::vector<StagePlan>> schedule_pipeline(const PipelineInput& input,
-                                                   ScheduleKind schedule, int pp, int vpp);
+// The op streams of the pp stages (ids left 0), for every m ≥ 0. Every schedule follows one
+// pattern per stage: run the warm-up forwards; then for each backward in order, run one
+// forward (while any are left) and, state-aware, further forwards until that backward's
+// forward has run on this stage; then the backward, preceded by R when its chunk's forward
+// was F*. The backward order is `backward_order` (for interleaved: Megatron's table over it,
+// model chunks reversed). Interleaved streams then go through a zero-time replay that moves a
+// forward earlier wherever all stages would wait on each other (a last group smaller than pp:
+// pipeline_schedule.cc, unblock_streams), so they are deadlock-free whatever m is.
+std::vector<StagePlan> schedule_pipeline(const PipelineInput& input, ScheduleKind schedule, int pp,
+                                         int vpp);
 
 }  // namespace cf

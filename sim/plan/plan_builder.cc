@@ -140,13 +140,7 @@ StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chun
   plan.chunks = std::move(chunks);
   distribute_over_dp(inputs.pair_weight, &plan);
   for (RankPlan& rank : plan.ranks) {
-    StatusOr<std::vector<StagePlan>> stages =
-        schedule_pipeline(pipeline_input(plan, rank), plan.schedule, plan.pp, plan.vpp);
-    if (!stages.ok()) {
-      return Status::InvalidInput("dp rank " + std::to_string(rank.dp_rank) + ": " +
-                                  stages.status().message());
-    }
-    rank.stages = std::move(stages).value();
+    rank.stages = schedule_pipeline(pipeline_input(plan, rank), plan.schedule, plan.pp, plan.vpp);
   }
   // Op ids in (rank, stage, position) order.
   int next_id = 0;

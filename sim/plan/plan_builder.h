@@ -32,8 +32,9 @@ struct PlanInputs {
 
 PlanInputs plan_inputs_from_job(const Job& job, int64_t step);
 
-// An invalid combination (e.g. interleaved with too few chunks) is an error Status naming
-// the reason; a valid plan always passes check_plan.
+// Invalid inputs (lengths, sizes, layers that do not split over pp·vpp, vpp without the
+// interleaved schedule) are an error Status naming the key; every schedule takes any chunk
+// count, and a plan built always passes check_plan.
 StatusOr<Plan> build_plan(const PlanInputs& inputs);
 StatusOr<Plan> build_plan(const Job& job, int64_t step);
 // As build_plan(inputs), with `chunks` already built from the same lengths and strategy by

@@ -1,8 +1,9 @@
 // The executor's contract (DESIGN.md §4.7, STYLE.md §8): a chunked, pipelined, context-parallel
 // step — any ChunkSize, K ∈ {1, 2, N}, pp ∈ {1, 2, 3, 4} with even and uneven layer splits,
-// cp ∈ {1, 2} (all-gather CP), both packers, the baseline, DP, interleaving, tied embeddings —
-// produces the gradients of whole-sequence training on one stage, relative error ≤ 1e-5 in
-// fp32, on long-tailed batches drawn from the shipped distributions.
+// cp ∈ {1, 2} (all-gather CP), both packers, the baseline, DP, interleaving (pp 2-4, vpp 2-3,
+// any chunk count), tied embeddings — produces the gradients of whole-sequence training on one
+// stage, relative error ≤ 1e-5 in fp32, on long-tailed batches drawn from the shipped
+// distributions.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
@@ -26,6 +27,9 @@ struct Case {
   std::string name;
   test::TinyJob job;
   uint64_t seed = 11;  // weights and tokens
+  // Chunks fed to each DP rank (m), checked against the plan when given: the interleaved cases
+  // name the chunk counts they are there for.
+  std::vector<int> chunks_per_rank = {};
 };
 
 // The tensors of a tiny model (tiny, tiny-tied, tiny-6): embedding, 12 per layer (with QKV
@@ -87,8 +91,8 @@ std::vector<Case> context_parallel_cases() {
   interleaved.pp = 2;
   interleaved.vpp = 2;
   interleaved.schedule = "interleaved";
-  interleaved.strategy = "{kind: chunkflow, chunk_size: 34, k: 2}";  // 32: m mod 2 = 1 < pp
-  cases.push_back({"cp2_pp2_vpp2_interleaved_c34_k2", interleaved, 6});
+  interleaved.strategy = "{kind: chunkflow, chunk_size: 32, k: 2}";  // m = 15: last group of 1
+  cases.push_back({"cp2_pp2_vpp2_interleaved_c32_k2", interleaved, 6, {15}});
   test::TinyJob tied;
   tied.model = "tests/executor/data/tiny-tied.yaml";
   tied.lengths = {97, 5, 33, 1, 13};
@@ -174,6 +178,52 @@ std::vector<Case> uneven_cases() {
   return cases;
 }
 
+// Interleaved 1F1B at chunk counts m that Megatron refuses (m < pp, m mod pp in 1..pp−1),
+// pp 2, 3 and 4, vpp 2 and 3, ChunkSize 30: split sequences (dependent groups, K = 1 with F*
+// and R, or K = 2) beside packed ones. The 9- and 12-layer tiny models split over pp·vpp.
+// pp4_vpp3_m5 has five standalone chunks: the plan whose stage 3 runs F4.1 ahead of B0.1 so
+// that no stage waits on another in a cycle (schedule_pipeline_test.cc,
+// ForwardMovesAheadWhereStagesWouldWaitOnEachOther).
+std::vector<Case> interleaved_cases() {
+  struct Spec {
+    const char* name;
+    int pp, vpp, k;
+    std::vector<int64_t> lengths;
+    std::vector<int> m;
+    int dp = 1;
+  };
+  const Spec specs[] = {
+      {"pp2_vpp2_m3_k1", 2, 2, 1, {45, 20}, {3}},  // 45 = 30 + 15: a group of 2
+      {"pp2_vpp2_m1", 2, 2, 1, {23}, {1}},
+      {"pp2_vpp2_dp2_m3_m4_k1", 2, 2, 1, {45, 20, 33, 7, 60}, {3, 4}, 2},
+      {"pp2_vpp3_m5_k2", 2, 3, 2, {100, 9, 14}, {5}},
+      {"pp3_vpp2_m2_k1", 3, 2, 1, {50}, {2}},
+      {"pp3_vpp2_m4_k1", 3, 2, 1, {61, 12, 15}, {4}},
+      {"pp3_vpp2_m5_k2", 3, 2, 2, {75, 8, 20, 17}, {5}},
+      {"pp3_vpp3_m7_k1", 3, 3, 1, {121, 5, 19, 26}, {7}},
+      {"pp4_vpp3_m3_k1", 4, 3, 1, {70}, {3}},
+      {"pp4_vpp3_m5_k1", 4, 3, 1, {97, 11}, {5}},
+      {"pp4_vpp3_m6_k2", 4, 3, 2, {80, 21, 9, 13, 25}, {6}},
+      {"pp4_vpp3_m5", 4, 3, 1, {29, 27, 30, 25, 28}, {5}},
+  };
+  std::vector<Case> cases;
+  uint64_t seed = 300;
+  for (const Spec& spec : specs) {
+    test::TinyJob job;
+    job.model = spec.pp * spec.vpp == 4   ? "tiny"
+                : spec.pp * spec.vpp == 9 ? "tests/executor/data/tiny-9-layers.yaml"
+                                          : "tests/executor/data/tiny-12-layers.yaml";
+    job.lengths = spec.lengths;
+    job.pp = spec.pp;
+    job.vpp = spec.vpp;
+    job.dp = spec.dp;
+    job.schedule = "interleaved";
+    job.strategy = fmt::format("{{kind: chunkflow, chunk_size: 30, k: {}}}", spec.k);
+    cases.push_back({std::string("interleaved_") + spec.name, job, seed++, spec.m});
+  }
+  return cases;
+}
+
 std::vector<Case> contract_cases() {
   const char* const datasets[] = {"lmsys-chat-1m", "longbench", "chatqa2-long-sft",
                                   "llama3-sft-mix"};
@@ -220,6 +270,7 @@ std::vector<Case> contract_cases() {
   gpipe.pp = 4;
   gpipe.schedule = "gpipe";
   cases.push_back({"pp4_gpipe_c40_k1", gpipe});
+  for (Case& c : interleaved_cases()) cases.push_back(std::move(c));
   for (int pp : {1, 2, 4}) {
     test::TinyJob tied;
     tied.model = "tests/executor/data/tiny-tied.yaml";
@@ -242,6 +293,13 @@ TEST_P(ContractTest, GradientsEqualWholeSequenceTraining) {
   options.init_std = 0.2f;  // large enough that attention is far from uniform
   options.check_reference = true;
   options.record_trace = false;
+  if (!GetParam().chunks_per_rank.empty()) {
+    StatusOr<Plan> plan = build_plan(job, 0);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    std::vector<int> m;
+    for (const RankPlan& rank : plan->ranks) m.push_back(static_cast<int>(rank.chunks.size()));
+    ASSERT_EQ(m, GetParam().chunks_per_rank);
+  }
   StatusOr<RunReport> report = run_in_process(job, options);
   ASSERT_TRUE(report.ok()) << report.status().message() << "\n"
                            << test::tiny_job_yaml(GetParam().job);

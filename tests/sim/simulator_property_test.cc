@@ -2,7 +2,7 @@
 // schedules, recompute policies, strategies, batches, cost models), several fixed seeds:
 // makespan ≥ every stage's busy time and every chunk's dependency chain, bubble ratio in
 // [0, 1), memory never negative and all freed by the step's end, peak ≤ analytical bounds,
-// repeat runs identical.
+// repeat runs identical; and interleaved 1F1B running to the end for every chunk count.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 
 #include "sim/cost_analytical.h"
 #include "sim/cost_unit.h"
@@ -181,6 +182,62 @@ TEST_P(SimulatorProperties, HoldOnRandomJobs) {
     ++checked;
   }
   EXPECT_EQ(checked, 150);  // 4 seeds × 150 = 600 random jobs
+}
+
+// Interleaved 1F1B in the engine for every chunk count: random m per DP rank (every remainder
+// mod pp, and m < pp), pp 2..5, vpp 2..4, ChunkFlow with split sequences or the baseline, both
+// cost models. Every plan simulates to the end (the engine reports a deadlock as an error),
+// every op of the plan runs once, and the step is no shorter than any stage's busy time.
+TEST(InterleavedInTheEngine, EveryChunkCountRunsToTheEnd) {
+  const Job base = test::tiny_job(1, 1, 1, "", "{kind: chunkflow, chunk_size: 8, k: 1}", "5");
+  std::mt19937_64 rng(77);
+  Simulator simulator;
+  std::set<int> remainders;
+  for (int trial = 0; trial < 240; ++trial) {
+    Job job = base;
+    ParallelConfig& p = job.parallel;
+    p.pp = std::uniform_int_distribution<int>(2, 5)(rng);
+    p.vpp = std::uniform_int_distribution<int>(2, 4)(rng);
+    p.dp = pick(rng, {1, 2});
+    p.schedule = ScheduleKind::kInterleaved;
+    job.model.layers = static_cast<int64_t>(p.pp) * p.vpp;
+    job.cluster.gpus = p.pp * p.dp;
+    job.cluster.gpus_per_node = 8;
+    const int sequences = std::uniform_int_distribution<int>(1, 6 * p.pp)(rng);
+    job.dataset.lengths.clear();
+    for (int i = 0; i < sequences; ++i) {
+      job.dataset.lengths.push_back(std::uniform_int_distribution<int64_t>(1, 30)(rng));
+    }
+    job.dataset.max_length = 64;
+    job.training.global_batch = sequences;
+    job.strategy.kind = pick(rng, {StrategyKind::kChunkFlow, StrategyKind::kBaseline});
+    job.strategy.chunk_size = std::uniform_int_distribution<int64_t>(4, 16)(rng);
+    job.strategy.k = pick(rng, {1, 2});
+    job.strategy.micro_batching = MicroBatching::kPerSequence;
+    job.cost_model.kind = pick(rng, {CostModelKind::kUnit, CostModelKind::kAnalytical});
+    StatusOr<Plan> plan = build_plan(job, 0);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    for (const RankPlan& rank : plan->ranks) {
+      const int m = static_cast<int>(rank.chunks.size());
+      remainders.insert(m < p.pp ? -1 : m % p.pp);
+    }
+    StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
+    ASSERT_TRUE(cost.ok());
+    StatusOr<SimResult> result = simulator.run(job, *plan, **cost, SimOptions{true, false});
+    ASSERT_TRUE(result.ok()) << "trial " << trial << " pp " << p.pp << " vpp " << p.vpp << ": "
+                             << result.status().message();
+    int compute_ops = 0;
+    std::map<std::pair<int, int>, int64_t> busy;
+    for (const TraceOp& op : result->trace->ops) {
+      if (op.kind != OpKind::kCompute) continue;
+      ++compute_ops;
+      busy[{op.dp_rank, op.stage}] += op.duration_ns();
+    }
+    EXPECT_EQ(compute_ops, plan->op_count()) << "trial " << trial;
+    const int64_t makespan = std::llround(result->metrics.pipeline_time_s * 1e9);
+    for (const auto& [where, ns] : busy) EXPECT_GE(makespan, ns) << "trial " << trial;
+  }
+  for (int r : {-1, 0, 1, 2, 3}) EXPECT_TRUE(remainders.count(r)) << "remainder " << r;
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, SimulatorProperties, ::testing::Values(1, 7, 4242, 987654321));

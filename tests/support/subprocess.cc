@@ -1,8 +1,10 @@
 // Subprocess runner for the end-to-end tests (posix_spawn, output drained to files so that a
-// full pipe never blocks the child).
+// full pipe never blocks the child; a pseudo-terminal, read as the child writes, for stderr as
+// a terminal).
 #include "tests/support/subprocess.h"
 
 #include <fcntl.h>
+#include <pty.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,9 +46,12 @@ std::string TempDir::write(const std::string& name, const std::string& text) con
   return full;
 }
 
-CommandResult run_program(const std::string& program, const std::vector<std::string>& args) {
-  TempDir dir;
-  const std::string out_path = dir.path() + "/stdout", err_path = dir.path() + "/stderr";
+namespace {
+
+// Spawns `program` with stdout to `out_path` and stderr to `err_path`, or (err_path empty) to
+// the file descriptor `err_fd`, which the child alone keeps. Returns the pid, or -1.
+pid_t spawn(const std::string& program, const std::vector<std::string>& args,
+            const std::string& out_path, const std::string& err_path, int err_fd) {
   std::vector<std::string> argv_strings = {program};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -57,17 +62,55 @@ CommandResult run_program(const std::string& program, const std::vector<std::str
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
+  if (err_path.empty()) {
+    posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    posix_spawn_file_actions_addclose(&actions, err_fd);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+  }
   pid_t pid = 0;
-  CommandResult result;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) return result;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
+  return spawned == 0 ? pid : -1;
+}
+
+int wait_exit_code(pid_t pid) {
   int status = 0;
   waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+CommandResult run_program(const std::string& program, const std::vector<std::string>& args) {
+  TempDir dir;
+  const std::string out_path = dir.path() + "/stdout", err_path = dir.path() + "/stderr";
+  CommandResult result;
+  const pid_t pid = spawn(program, args, out_path, err_path, -1);
+  if (pid < 0) return result;
+  result.exit_code = wait_exit_code(pid);
   result.out = slurp(out_path);
   result.err = slurp(err_path);
+  return result;
+}
+
+CommandResult run_program_on_terminal(const std::string& program,
+                                      const std::vector<std::string>& args) {
+  TempDir dir;
+  const std::string out_path = dir.path() + "/stdout";
+  CommandResult result;
+  int master = -1, slave = -1;
+  if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) return result;
+  const pid_t pid = spawn(program, args, out_path, "", slave);
+  close(slave);  // the child holds the only other end: reads end (EIO) when it exits
+  if (pid >= 0) {
+    char buffer[4096];
+    for (ssize_t n; (n = read(master, buffer, sizeof buffer)) > 0;) result.err.append(buffer, n);
+    result.exit_code = wait_exit_code(pid);
+    result.out = slurp(out_path);
+  }
+  close(master);
   return result;
 }
 

@@ -1,5 +1,6 @@
 // Runs a program (the chunkflow binary, or mpirun with it) in a subprocess and captures its
-// exit code, stdout and stderr; and temporary directories for the files a test writes.
+// exit code, stdout and stderr (stderr also as a terminal would show it); and temporary
+// directories for the files a test writes.
 #pragma once
 
 #include <string>
@@ -16,10 +17,19 @@ struct CommandResult {
 // Runs `program` with `args` (no shell); stdout and stderr captured separately.
 CommandResult run_program(const std::string& program, const std::vector<std::string>& args);
 
+// As run_program, with stderr on the slave side of a new pseudo-terminal (isatty(2) is true in
+// the child) and read back from its master: what a user at a terminal sees on stderr (the
+// terminal turns "\n" into "\r\n"). stdout is captured as above.
+CommandResult run_program_on_terminal(const std::string& program,
+                                      const std::vector<std::string>& args);
+
 #ifdef CHUNKFLOW_BIN
 // The program a test target names (CMake: CHUNKFLOW_BIN="<path>"): chunkflow, or mpirun.
 inline CommandResult run_chunkflow(const std::vector<std::string>& args) {
   return run_program(CHUNKFLOW_BIN, args);
+}
+inline CommandResult run_chunkflow_on_terminal(const std::vector<std::string>& args) {
+  return run_program_on_terminal(CHUNKFLOW_BIN, args);
 }
 #endif
 

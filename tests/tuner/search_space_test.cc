@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace cf {
 namespace {
 
@@ -110,6 +112,15 @@ TEST(SearchSpaceTest, BadSectionsNameLineAndKey) {
       {"tune:\n  recompute: [none, some]\n",
        "job.yaml:7:21: tune.recompute: unknown value \"some\""},
       {"tune:\n  memory_margin: 1.5\n", "job.yaml:7:18: tune.memory_margin"},
+      {"tune:\n  memory_margin: .nan\n",
+       "job.yaml:7:18: tune.memory_margin: expected a finite number"},
+      {"tune:\n  memory_margin: -0.05\n", "job.yaml:7:18: tune.memory_margin"},
+      {"tune:\n  top: 0\n", "job.yaml:7:8: tune.top: must be between 1 and 1000, got 0"},
+      {"tune:\n  k_max: 0\n", "job.yaml:7:10: tune.k_max: must be between 1 and 4096"},
+      {"tune:\n  chunk_sizes: []\n", "job.yaml:7:16: tune.chunk_sizes: expected a value"},
+      {"tune:\n  chunk_size_min: 1100\n  chunk_size_max: 1200\n",
+       "tune: no ChunkSize in [1100, 1200]"},
+      {"tune:\n  cp: [0]\n", "job.yaml:7:8: tune.cp: cp must be >= 1, got 0"},
       {"tune:\n  tp: [1]\n  dp: [3]\n", "tune.dp: dp 3 does not divide the 32 GPUs"},
       {"tune:\n  tp: [1]\n  pp: [1]\n  dp: [2]\n", "job.yaml:7:3: tune: no layout"},
       {"tune:\n  objective: speed\n", "job.yaml:7:14: tune.objective"},
@@ -152,6 +163,21 @@ TEST(SearchSpaceTest, BadFlagsNameTheFlag) {
       {flags([](SpaceFlags& f) { f.memory_margin = 0.95; }), "--margin"},
       {flags([](SpaceFlags& f) { f.pp = "7"; }), "--pp: pp 7 does not divide the 32 GPUs"},
       {flags([](SpaceFlags& f) { f.dp = "32"; }), "empty after the flags: no layout"},
+      // Given, but empty or zero: errors, not "left out".
+      {flags([](SpaceFlags& f) { f.chunk_sizes = ""; }), "--chunk-sizes: empty list"},
+      {flags([](SpaceFlags& f) { f.k = " "; }), "--k: empty list"},
+      {flags([](SpaceFlags& f) { f.tp = ""; }), "--tp: empty list"},
+      {flags([](SpaceFlags& f) { f.packer = ""; }), "--packer: empty list"},
+      {flags([](SpaceFlags& f) { f.k_max = 0; }), "--k-max: must be in [1, 4096], got 0"},
+      {flags([](SpaceFlags& f) { f.top = 0; }), "--top: must be in [1, 1000], got 0"},
+      {flags([](SpaceFlags& f) { f.memory_margin = std::nan(""); }),
+       "--margin: must be in [0, 0.9], got nan"},
+      {flags([](SpaceFlags& f) { f.memory_margin = -0.1; }),
+       "--margin: must be in [0, 0.9], got -0.1"},
+      {flags([](SpaceFlags& f) { f.cp = "0"; }), "--cp: cp must be >= 1, got 0"},
+      {flags([](SpaceFlags& f) { f.cp = "2,x"; }), "--cp: expected integers"},
+      {flags([](SpaceFlags& f) { f.tp = "1,0"; }), "--tp: tp must be >= 1, got 0"},
+      {flags([](SpaceFlags& f) { f.objective = ""; }), "--objective: expected"},
   };
   for (const auto& [flags, expected] : cases) {
     StatusOr<SearchSpace> space = read_search_space(job, flags);

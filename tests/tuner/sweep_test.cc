@@ -1,13 +1,17 @@
 // Sweeps: the strict sweep-file reader (errors with file:line:col and key), the points of a
-// small sweep, the smallest GPU count reaching a target, and the CSV.
+// small sweep, the smallest GPU count reaching a target, the CSV, and the wire form of a
+// tuned point (what MPI ranks send each other).
 #include "tuner/sweep.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+
+#include "tuner/sweep_wire.h"
 
 namespace cf {
 namespace {
@@ -114,6 +118,59 @@ TEST_F(SweepTest, BadFilesNameLineAndKey) {
     EXPECT_NE(spec.status().message().find(path + expected), std::string::npos)
         << spec.status().message() << "\nexpected: " << path << expected;
   }
+}
+
+// The wire form that carries a tuned point between MPI ranks (tuner/sweep_wire.h): a point
+// read back writes the same bytes, prints the same table, CSV and JSON, and keeps doubles
+// bit for bit; bytes that are not a point are a runtime error.
+TEST(SweepWire, PointsReadBackExactly) {
+  StatusOr<SweepSpec> spec = load_sweep("tests/tuner/data/sweep-mpi.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  TuneOptions options;
+  options.threads = 1;
+  StatusOr<SweepResult> tuned = run_sweep(*spec, options, {});
+  ASSERT_TRUE(tuned.ok()) << tuned.status().message();
+  SweepResult copy = *tuned;
+  for (SweepPoint& point : copy.points) {
+    const std::vector<uint8_t> bytes = sweep_point_to_wire(point);
+    StatusOr<SweepPoint> back = sweep_point_from_wire(bytes);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(sweep_point_to_wire(*back), bytes);
+    point = *std::move(back);
+  }
+  EXPECT_EQ(sweep_table(copy), sweep_table(*tuned));
+  EXPECT_EQ(sweep_csv(copy), sweep_csv(*tuned));
+  EXPECT_EQ(sweep_json(copy).dump(), sweep_json(*tuned).dump());
+  ASSERT_TRUE(copy.points[0].best && copy.points[0].baseline);
+  EXPECT_FALSE(copy.points[1].best.has_value());  // 3 GPUs: not tuned, the reason kept
+  EXPECT_EQ(copy.points[1].error, tuned->points[1].error);
+
+  // Doubles that print alike at 17 digits or need every bit; every field of a stage.
+  SweepPoint tricky = tuned->points[0];
+  SimMetrics& m = tricky.best->metrics;
+  m.step_time_s = 0.1 + 0.2;
+  m.mfu = std::nextafter(0.5, 1.0);
+  m.bubble_ratio = 4.9e-324;  // the smallest subnormal
+  m.model_flops = 1.7976931348623157e308;
+  m.stages[0].peak_breakdown.transient = int64_t{1} << 62;
+  m.stages[0].tp_comm_s = -0.0;
+  StatusOr<SweepPoint> back = sweep_point_from_wire(sweep_point_to_wire(tricky));
+  ASSERT_TRUE(back.ok());
+  const SimMetrics& b = back->best->metrics;
+  EXPECT_EQ(b.step_time_s, 0.1 + 0.2);
+  EXPECT_EQ(b.mfu, std::nextafter(0.5, 1.0));
+  EXPECT_EQ(b.bubble_ratio, 4.9e-324);
+  EXPECT_EQ(b.model_flops, 1.7976931348623157e308);
+  EXPECT_EQ(b.stages[0].peak_breakdown, m.stages[0].peak_breakdown);
+  EXPECT_TRUE(std::signbit(b.stages[0].tp_comm_s));
+  EXPECT_EQ(back->best->candidate.layout, tricky.best->candidate.layout);
+  EXPECT_EQ(back->best->candidate.strategy.chunk_size, tricky.best->candidate.strategy.chunk_size);
+
+  std::vector<uint8_t> broken = sweep_point_to_wire(tricky);
+  broken.resize(broken.size() / 2);
+  StatusOr<SweepPoint> bad = sweep_point_from_wire(broken);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kRuntime);
 }
 
 }  // namespace

@@ -1,11 +1,15 @@
 // `chunkflow tune` and `chunkflow sweep` end to end: JSON keys, the --out round trip through
 // `simulate`, byte-identical output across thread counts, nothing-fits exit code 0 with the
-// verdict, bad input exit code 2 with file:line:col, and the embedded default job.
+// verdict, bad input exit code 2 with file:line:col (bad search flags naming the flag), the
+// progress line at a terminal only, and the embedded default job.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/support/subprocess.h"
 
@@ -13,6 +17,7 @@ namespace cf {
 namespace {
 
 using test::run_chunkflow;
+using test::run_chunkflow_on_terminal;
 using test::TempDir;
 
 const char* kJob =
@@ -94,6 +99,93 @@ TEST(TuneCliTest, BadInputExitsTwo) {
   auto s = run_chunkflow({"sweep", dir.write("sweep.yaml", "job: ok.yaml\nvary:\n  gpus: [0]\n")});
   EXPECT_EQ(s.exit_code, 2);
   EXPECT_NE(s.err.find("sweep.yaml:3:10: vary.gpus"), std::string::npos) << s.err;
+}
+
+// Progress on stderr only at a terminal and never with --quiet or --json: under a
+// pseudo-terminal the tune and sweep lines appear (candidates settled, the best so far, the
+// times) and are cleared before the report; with --quiet or --json, or without a terminal
+// (every other test here), stderr stays empty. stdout is the same report either way.
+TEST(TuneCliTest, ProgressOnlyOnATerminal) {
+  TempDir dir;
+  const std::string job = dir.write("job.yaml", kJob);
+  auto shown = run_chunkflow_on_terminal({"tune", job, "--threads", "1"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  for (const char* part : {"\rtune [", "/", "%  ", "best ", " s/step ChunkSize ", "\r\033[K"}) {
+    EXPECT_NE(shown.err.find(part), std::string::npos) << part << "\n" << shown.err;
+  }
+  // The last thing drawn clears the line, so the report starts on a clean one.
+  EXPECT_EQ(shown.err.substr(shown.err.size() - 4), "\r\033[K");
+  auto plain = run_chunkflow({"tune", job, "--threads", "1"});
+  ASSERT_EQ(plain.exit_code, 0);
+  EXPECT_TRUE(plain.err.empty()) << plain.err;
+  auto cut_time = [](std::string text) { return text.substr(0, text.find("searched in")); };
+  EXPECT_EQ(cut_time(shown.out), cut_time(plain.out));
+  for (const char* flag : {"--quiet", "--json"}) {
+    auto r = run_chunkflow_on_terminal({"tune", job, flag});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_TRUE(r.err.empty()) << flag << ": " << r.err;
+  }
+  dir.write("ok.yaml", kJob);
+  const std::string sweep = dir.write(
+      "sweep.yaml", "job: ok.yaml\nvary:\n  gpus: [2, 4]\ntune: {chunk_sizes: [4096], k: [1]}\n");
+  auto swept = run_chunkflow_on_terminal({"sweep", sweep});
+  ASSERT_EQ(swept.exit_code, 0) << swept.err;
+  EXPECT_NE(swept.err.find("\rsweep 1/2 qwen2.5-0.5b"), std::string::npos) << swept.err;
+  EXPECT_NE(swept.err.find("\rsweep 2/2 qwen2.5-0.5b"), std::string::npos) << swept.err;
+  for (const char* flag : {"--quiet", "--json"}) {
+    auto r = run_chunkflow_on_terminal({"sweep", sweep, flag});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_TRUE(r.err.empty()) << flag << ": " << r.err;
+  }
+  EXPECT_TRUE(run_chunkflow({"sweep", sweep}).err.empty());
+}
+
+// Search flags given but empty, zero, NaN or negative, and --cp / --tp lists with a 0 or junk:
+// exit code 2, the flag named, nothing on stdout.
+TEST(TuneCliTest, BadSearchFlagsExitTwoNamingTheFlag) {
+  TempDir dir;
+  const std::string job = dir.write("ok.yaml", kJob);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--chunk-sizes", ""}, "--chunk-sizes: empty list"},
+      {{"--k", ""}, "--k: empty list"},
+      {{"--tp", ""}, "--tp: empty list"},
+      {{"--recompute", " "}, "--recompute: empty list"},
+      {{"--top", "0"}, "--top: must be in [1, 1000], got 0"},
+      {{"-n", "-3"}, "--top: must be in [1, 1000], got -3"},
+      {{"--k-max", "0"}, "--k-max: must be in [1, 4096], got 0"},
+      {{"--margin", "nan"}, "--margin: must be in [0, 0.9], got nan"},
+      {{"--margin", "-0.1"}, "--margin: must be in [0, 0.9], got -0.1"},
+      {{"--cp", "0"}, "--cp: cp must be >= 1, got 0"},
+      {{"--cp", "1,two"}, "--cp: expected integers separated by commas or all, got \"1,two\""},
+      {{"--tp", "1,0"}, "--tp: tp must be >= 1, got 0"},
+      {{"--tp", "x"}, "--tp: expected integers"},
+  };
+  for (const auto& [flags, expected] : cases) {
+    std::vector<std::string> args = {"tune", job};
+    args.insert(args.end(), flags.begin(), flags.end());
+    auto r = run_chunkflow(args);
+    EXPECT_EQ(r.exit_code, 2) << flags[0] << " " << flags[1] << "\n" << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  // Sweep targets: the flag and the file's key.
+  dir.write("sweep.yaml", "job: ok.yaml\nvary:\n  gpus: [2, 4]\n");
+  for (const char* target : {"nan", "-5", "0", "inf"}) {
+    auto r = run_chunkflow({"sweep", dir.path() + "/sweep.yaml", "--target", target});
+    EXPECT_EQ(r.exit_code, 2) << target << "\n" << r.err;
+    EXPECT_NE(r.err.find("--target: must be a positive number of tokens/s"), std::string::npos)
+        << r.err;
+  }
+  for (const char* target : {".nan", "-1", ".inf"}) {
+    const std::string sweep = dir.write(
+        "bad-target.yaml",
+        std::string("job: ok.yaml\nvary:\n  gpus: [2, 4]\ntarget_tokens_per_s: ") + target + "\n");
+    auto r = run_chunkflow({"sweep", sweep});
+    EXPECT_EQ(r.exit_code, 2) << target << "\n" << r.err;
+    // .nan and .inf: "expected a finite number"; -1: "must be positive".
+    EXPECT_NE(r.err.find("bad-target.yaml:4:22: target_tokens_per_s: "), std::string::npos)
+        << r.err;
+  }
 }
 
 TEST(TuneCliTest, SweepWritesCsv) {

@@ -118,19 +118,15 @@ PlanInputs random_inputs(std::mt19937_64& rng) {
 }
 
 TEST(BuildPlan, RandomPlansPassTheCheckerAndReplay) {
-  int built = 0, interleaved = 0, rejected = 0;
+  int built = 0, interleaved = 0;
   for (uint64_t seed : {5u, 99u, 4242u}) {
     std::mt19937_64 rng(seed);
     for (int trial = 0; trial < 400; ++trial) {
       const PlanInputs in = random_inputs(rng);
       StatusOr<Plan> plan = build_plan(in);
-      if (!plan.ok()) {
-        // Only Megatron's interleaved constraint may reject these inputs.
-        ASSERT_EQ(in.schedule, ScheduleKind::kInterleaved) << plan.status().message();
-        EXPECT_THAT(plan.status().message(), HasSubstr("interleaved 1F1B"));
-        ++rejected;
-        continue;
-      }
+      // Every schedule takes every chunk count: valid inputs always build.
+      ASSERT_TRUE(plan.ok()) << "seed " << seed << " trial " << trial << ": "
+                             << plan.status().message();
       ++built;
       interleaved += in.schedule == ScheduleKind::kInterleaved;
       const Status checked = check_plan(*plan);
@@ -147,9 +143,8 @@ TEST(BuildPlan, RandomPlansPassTheCheckerAndReplay) {
       }
     }
   }
-  EXPECT_GT(built, 900);
-  EXPECT_GT(interleaved, 50);
-  EXPECT_GT(rejected, 0);
+  EXPECT_EQ(built, 1200);
+  EXPECT_GT(interleaved, 150);
 }
 
 TEST(PlanJson, DeterministicAndComplete) {

@@ -1,8 +1,11 @@
 // Pipeline schedules (DESIGN §4.3): exact op streams for small cases, Megatron's warm-up
-// counts, every op exactly once, Megatron's interleaved table and constraint.
+// counts, every op exactly once, Megatron's interleaved table, and interleaved 1F1B for chunk
+// counts Megatron refuses (a last group smaller than pp, m < pp).
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
+#include <string>
 
 #include "sim/plan/pipeline_schedule.h"
 #include "sim/plan/plan_builder.h"
@@ -70,19 +73,50 @@ TEST(Interleaved, ScheduleTableMatchesMegatronExample) {
   }
 }
 
-TEST(Interleaved, MegatronConstraintIsAnInputError) {
-  // m = 5 chunks on pp = 4: remainder 1 < pp (dependency bubbles); m = 3 < pp.
+// Megatron refuses these m (schedules.py:1160-1181): m = 5 on pp = 4 leaves a last group of 1
+// (remainder 1 < pp), m = 3 < pp. Both now build, pass the checker and replay to the end.
+TEST(Interleaved, ChunkCountsMegatronRefusesRun) {
   for (int m : {5, 3}) {
-    std::vector<int64_t> lengths(static_cast<size_t>(m), 8);
-    StatusOr<Plan> plan = build_plan(chunkflow(lengths, 8, 1, 4, ScheduleKind::kInterleaved, 2));
-    ASSERT_FALSE(plan.ok()) << m;
-    EXPECT_EQ(plan.status().code(), StatusCode::kInvalidInput);
-    EXPECT_NE(plan.status().message().find("interleaved 1F1B"), std::string::npos)
-        << plan.status().message();
+    StatusOr<Plan> plan = build_plan(chunkflow(std::vector<int64_t>(static_cast<size_t>(m), 8), 8,
+                                               1, 4, ScheduleKind::kInterleaved, 2));
+    ASSERT_TRUE(plan.ok()) << m << ": " << plan.status().message();
+    const Status checked = check_plan(*plan);
+    EXPECT_TRUE(checked.ok()) << m << ": " << checked.message();
+    EXPECT_FALSE(test::replay_unit(*plan).deadlocked) << m;
+    EXPECT_EQ(plan->op_count(), 4 * 2 * 2 * m);  // pp · vpp · (F + B) · m
   }
-  EXPECT_TRUE(
-      build_plan(chunkflow(std::vector<int64_t>(8, 8), 8, 1, 4, ScheduleKind::kInterleaved, 2))
-          .ok());
+}
+
+TEST(Interleaved, LastGroupSmallerThanPpFollowsTheTable) {
+  // pp = 2, v = 2, m = 3: groups {0, 1} and {2}; Megatron's table 0.0 1.0 0.1 1.1 2.0 2.1.
+  // Warm-up 4 on stage 0, 2 on stage 1; nothing waits in a cycle, so the streams are the
+  // table's 1F1B as laid out.
+  const Plan plan = build(chunkflow({3, 3, 3}, 3, 1, 2, ScheduleKind::kInterleaved, 2));
+  EXPECT_EQ(stream_string(plan, 0, 0),
+            "F0.0 F1.0 F0.1 F1.1 F2.0 B0.1 F2.1 B1.1 B0.0 B1.0 B2.1 B2.0");
+  EXPECT_EQ(stream_string(plan, 0, 1),
+            "F0.0 F1.0 F0.1 B0.1 F1.1 B1.1 F2.0 B0.0 F2.1 B1.0 B2.1 B2.0");
+}
+
+TEST(Interleaved, ForwardMovesAheadWhereStagesWouldWaitOnEachOther) {
+  // pp = 4, v = 3, m = 5: groups {0..3} and {4}. As laid out, stage 0's F4.2 waits on stage
+  // 3's F4.1, which stage 3 would run after B0.1, which waits on stage 0's B0.2, which comes
+  // after F4.2 in stage 0's stream: a cycle. The zero-time replay moves F4.1 on stage 3 ahead
+  // of B0.1 (the op stage 3 waits at); every other stream keeps Megatron's order.
+  const Plan plan =
+      build(chunkflow(std::vector<int64_t>(5, 8), 8, 1, 4, ScheduleKind::kInterleaved, 3));
+  EXPECT_EQ(stream_string(plan, 0, 0),
+            "F0.0 F1.0 F2.0 F3.0 F0.1 F1.1 F2.1 F3.1 F0.2 F1.2 F2.2 F3.2 F4.0 F4.1 F4.2 "
+            "B0.2 B1.2 B2.2 B3.2 B0.1 B1.1 B2.1 B3.1 B0.0 B1.0 B2.0 B3.0 B4.2 B4.1 B4.0");
+  EXPECT_EQ(stream_string(plan, 0, 1),
+            "F0.0 F1.0 F2.0 F3.0 F0.1 F1.1 F2.1 F3.1 F0.2 F1.2 F2.2 F3.2 F4.0 B0.2 F4.1 B1.2 "
+            "F4.2 B2.2 B3.2 B0.1 B1.1 B2.1 B3.1 B0.0 B1.0 B2.0 B3.0 B4.2 B4.1 B4.0");
+  EXPECT_EQ(stream_string(plan, 0, 2),
+            "F0.0 F1.0 F2.0 F3.0 F0.1 F1.1 F2.1 F3.1 F0.2 F1.2 F2.2 B0.2 F3.2 B1.2 F4.0 B2.2 "
+            "F4.1 B3.2 F4.2 B0.1 B1.1 B2.1 B3.1 B0.0 B1.0 B2.0 B3.0 B4.2 B4.1 B4.0");
+  EXPECT_EQ(stream_string(plan, 0, 3),
+            "F0.0 F1.0 F2.0 F3.0 F0.1 F1.1 F2.1 F3.1 F0.2 B0.2 F1.2 B1.2 F2.2 B2.2 F3.2 B3.2 "
+            "F4.0 F4.1 B0.1 B1.1 F4.2 B2.1 B3.1 B0.0 B1.0 B2.0 B3.0 B4.2 B4.1 B4.0");
 }
 
 TEST(Interleaved, LayersMustSplitOverModelChunks) {
@@ -129,6 +163,60 @@ TEST(WarmUp, MatchesMegatronFormulas) {
         }
       }
     }
+  }
+}
+
+// Interleaved 1F1B over random chunk counts m (every remainder mod pp, and m < pp), pp 2..6,
+// vpp 2..4, packed and split sequences with K 1..3, one or two DP ranks: the plan checker
+// accepts every plan (ops once, order, group order, K, no cycle), the unit replay runs every
+// stream to its end, each stage holds vpp·(F + B) ops per chunk plus one R per F*, and with
+// equal standalone chunks and pp | m the streams keep Megatron's shape (warm-up, then one
+// forward and one backward in turn, then the drain).
+TEST(InterleavedProperty, EveryChunkCountGivesAValidDeadlockFreePlan) {
+  std::mt19937_64 rng(20250);
+  auto pick = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  std::map<std::string, int> seen;  // remainder classes covered
+  for (int trial = 0; trial < 1500; ++trial) {
+    const int pp = pick(2, 6), vpp = pick(2, 4), dp = pick(1, 2);
+    const bool uniform = pick(0, 3) == 0;
+    PlanInputs in;
+    const int sequences = pick(1, 5 * pp);
+    for (int i = 0; i < sequences; ++i) in.sequence_lengths.push_back(uniform ? 8 : pick(1, 40));
+    in = test::chunkflow(in.sequence_lengths, 8, pick(1, 3), pp, ScheduleKind::kInterleaved, vpp,
+                         dp);
+    StatusOr<Plan> plan = build_plan(in);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    const Status checked = check_plan(*plan);
+    ASSERT_TRUE(checked.ok()) << "trial " << trial << ": " << checked.message();
+    for (const RankPlan& rank : plan->ranks) {
+      const int m = static_cast<int>(rank.chunks.size());
+      seen[m < pp ? "m<pp" : "rem" + std::to_string(m % pp)]++;
+      ASSERT_FALSE(test::replay_unit(*plan, rank.dp_rank).deadlocked) << "trial " << trial;
+      int stars = 0;
+      for (int id : rank.chunks) {
+        const Chunk& c = plan->chunks[static_cast<size_t>(id)];
+        stars += c.kind == ChunkKind::kDependent && c.index < c.group_size - plan->k;
+      }
+      for (const StagePlan& stage : rank.stages) {
+        EXPECT_EQ(static_cast<int>(stage.ops.size()), vpp * (2 * m + stars)) << "trial " << trial;
+      }
+      if (!uniform || m % pp != 0 || m == 0) continue;
+      for (int s = 0; s < pp; ++s) {
+        // Megatron's shape: W forwards, then F B pairs while forwards last, then W backwards.
+        const int warmup = warmup_forwards(ScheduleKind::kInterleaved, pp, vpp, s, m);
+        std::string got;
+        for (const Op& op : rank.stages[static_cast<size_t>(s)].ops) got += pass_name(op.pass)[0];
+        std::string shape;
+        for (int i = 0; i < warmup; ++i) shape += 'F';
+        for (int i = warmup; i < m * vpp; ++i) shape += "FB";
+        shape += std::string(static_cast<size_t>(warmup), 'B');
+        EXPECT_EQ(got, shape) << "trial " << trial << " pp " << pp << " vpp " << vpp << " m " << m
+                              << " stage " << s;
+      }
+    }
+  }
+  for (const char* bucket : {"m<pp", "rem0", "rem1", "rem2", "rem3"}) {
+    EXPECT_GT(seen[bucket], 20) << bucket;
   }
 }
 
