@@ -332,6 +332,9 @@ std::vector<int> context_parallel_sizes(const Job& job) {
 
 void apply_layout(const ParallelLayout& layout, const StrategyConfig& strategy, Job* job) {
   job->parallel.tp = layout.tp;
+  // A job's uneven split (parallel.layers_per_stage) is for its own pp without virtual
+  // stages; another pp, or interleaving, splits evenly.
+  if (layout.pp != job->parallel.pp || layout.vpp != 1) job->parallel.layers_per_stage.clear();
   job->parallel.pp = layout.pp;
   job->parallel.dp = layout.dp;
   job->parallel.cp = layout.cp;

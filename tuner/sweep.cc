@@ -91,15 +91,17 @@ StatusOr<Job> point_job(const SweepSpec& spec, const SweepPoint& p) {
   job.cluster.gpus = p.gpus;
   // Any layout that validates; the search space decides the layouts actually tried.
   ParallelConfig& par = job.parallel;
-  if (p.gpus % (par.tp * par.pp) != 0 || job.model.heads % par.tp != 0 ||
+  if (p.gpus % (par.tp * par.cp * par.pp) != 0 || job.model.heads % par.tp != 0 ||
       job.model.kv_heads % par.tp != 0 || job.model.layers % (par.pp * par.vpp) != 0) {
     par.tp = 1;
+    par.cp = 1;
     par.pp = 1;
     par.vpp = 1;
     par.sp = false;
     par.schedule = ScheduleKind::kOneFOneB;
+    par.layers_per_stage.clear();  // an uneven split was for the job's own pp
   }
-  par.dp = p.gpus / (par.tp * par.pp);
+  par.dp = p.gpus / (par.tp * par.cp * par.pp);
   CF_RETURN_IF_ERROR(validate_job(job));
   return job;
 }
