@@ -206,9 +206,10 @@ class Search {
     if (timed < static_cast<int>(steps_.size())) order.push_back(steps_.size() - 1);
     for (int step = 0; step < timed; ++step) order.push_back(static_cast<size_t>(step));
     double simulated_s = 0, tokens = 0;
-    for (const std::vector<Chunk>& step_chunks : chunks.steps) {
-      if (&step_chunks - chunks.steps.data() >= timed) break;
-      for (const Chunk& chunk : step_chunks) tokens += static_cast<double>(chunk.tokens);
+    for (int step = 0; step < timed; ++step) {
+      for (const Chunk& chunk : chunks.steps[static_cast<size_t>(step)]) {
+        tokens += static_cast<double>(chunk.tokens);
+      }
     }
     for (const size_t step : order) {
       PlanInputs in = steps_[step];
