@@ -105,6 +105,9 @@ void add_tune_command(CLI::App& app, RunFn* run) {
   cmd->add_option("--recompute", o->space.recompute, "none,selective,full or all");
   cmd->add_option("--schedule", o->space.schedule, "1f1b,gpipe,interleaved");
   cmd->add_option("--packer", o->space.packer, "balanced,ffd or all");
+  cmd->add_option("--split", o->space.split,
+                  "pipeline layer splits: even, balanced (for the embedding and the LM head), or "
+                  "all (default)");
   cmd->add_flag("-p,--parallel", o->space.parallel,
                 "also search tp, pp, cp and recompute (all values)");
   cmd->add_option("--margin", o->space.memory_margin, "fraction of HBM kept free (default 0.05)");

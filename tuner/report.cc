@@ -51,7 +51,7 @@ std::string percent(double x) { return fmt::format("{:.1f}%", 100 * x); }
 std::string search_line(const TuneResult& r) {
   const SearchSpace& s = r.space;
   const std::vector<int64_t> sizes = resolve_chunk_sizes(s, r.job);
-  const std::vector<ParallelLayout> layouts = resolve_layouts(s, r.job);
+  const std::vector<ParallelLayout>& layouts = r.layouts;
   std::vector<std::string> packers;
   for (Packer p : s.packers) packers.push_back(to_string(p));
   std::string layout_text =
@@ -74,16 +74,20 @@ std::string counts_line(const SearchResult& r) {
 std::string ranked_table(const TuneResult& r) {
   const SearchResult& s = r.chunkflow;
   const size_t rows = std::min<size_t>(s.ranked.size(), static_cast<size_t>(r.space.top));
+  size_t width = 28;  // the layout column: as wide as its longest entry
+  for (size_t i = 0; i < rows; ++i) {
+    width = std::max(width, describe(s.ranked[i].candidate.layout).size());
+  }
   std::string out =
-      fmt::format("{:>4}  {:>9}  {:>4}  {:<8}  {:<28}  {:>8}  {:>9}  {:>10}  {:>6}  {:>9}\n",
-                  "rank", "ChunkSize", "K", "packer", "layout", "step s", "tokens/s", "peak mem",
-                  "bubble", "recompute");
+      fmt::format("{:>4}  {:>9}  {:>4}  {:<8}  {:<{}}  {:>8}  {:>9}  {:>10}  {:>6}  {:>9}\n",
+                  "rank", "ChunkSize", "K", "packer", "layout", width, "step s", "tokens/s",
+                  "peak mem", "bubble", "recompute");
   for (size_t i = 0; i < rows; ++i) {
     const Candidate& c = s.ranked[i].candidate;
     const SimMetrics& m = s.ranked[i].metrics;
     out += fmt::format(
-        "{:>4}  {:>9}  {:>4}  {:<8}  {:<28}  {:>8.4f}  {:>9}  {:>10}  {:>6}  {:>9}\n", i + 1,
-        c.strategy.chunk_size, k_label(c), to_string(c.strategy.packer), describe(c.layout),
+        "{:>4}  {:>9}  {:>4}  {:<8}  {:<{}}  {:>8.4f}  {:>9}  {:>10}  {:>6}  {:>9}\n", i + 1,
+        c.strategy.chunk_size, k_label(c), to_string(c.strategy.packer), describe(c.layout), width,
         m.step_time_s, format_rate(m.tokens_per_s), format_bytes(peak_stage(m).peak_memory_bytes),
         percent(m.bubble_ratio), percent(m.recompute_share));
   }
@@ -264,7 +268,7 @@ std::string tune_report_text(const TuneResult& r) {
         "micro-batch, tuned over tp, cp, pp and recompute: {}\n",
         j.dataset.max_length, counts_line(r.baseline));
   }
-  if (resolve_layouts(r.space, j).size() == 1) {
+  if (resolve_layouts(r.space, j).size() == 1) {  // one tp/pp/cp/recompute choice
     out +=
         "hint       only this layout was searched; --parallel also searches TP, PP, CP and "
         "recompute\n";
@@ -325,7 +329,7 @@ nlohmann::json tune_report_json(const TuneResult& r) {
   j["chunk_sizes"] = resolve_chunk_sizes(r.space, r.job);
   j["k_values"] = r.space.ks;
   nlohmann::json layouts = nlohmann::json::array();
-  for (const ParallelLayout& l : resolve_layouts(r.space, r.job)) layouts.push_back(describe(l));
+  for (const ParallelLayout& l : r.layouts) layouts.push_back(describe(l));
   j["layouts"] = layouts;
   j["candidates"] = s.candidates;
   j["k_folded"] = s.folded;

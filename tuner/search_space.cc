@@ -154,6 +154,10 @@ Status apply_yaml(const YAML::Node& node, const std::string& file, const std::st
     CF_RETURN_IF_ERROR(read_names(map, "packer", kPackerNames, &names));
     space->packers = convert(names, packer_of);
   }
+  if (map.has("split")) {
+    CF_RETURN_IF_ERROR(read_names(map, "split", kSplitNames, &names));
+    space->splits = convert(names, split_of);
+  }
   CF_RETURN_IF_ERROR(map.get("vpp", &space->vpp));
   if (map.has("vpp")) CF_RETURN_IF_ERROR(map.check_range("vpp", space->vpp, 2, 64));
   CF_RETURN_IF_ERROR(map.get("memory_margin", &space->memory_margin));
@@ -212,11 +216,16 @@ std::string to_string(Objective objective) {
   return objective == Objective::kStepTime ? "step_time" : "tokens_per_s";
 }
 
+std::string to_string(SplitKind kind) { return kind == SplitKind::kEven ? "even" : "balanced"; }
+
 std::string describe(const ParallelLayout& l) {
   std::string out = fmt::format("tp{}{} pp{} dp{}{} {} {}", l.tp,
                                 l.cp > 1 ? fmt::format(" cp{}", l.cp) : std::string(), l.pp, l.dp,
                                 l.sp ? " sp" : "", to_string(l.recompute), to_string(l.schedule));
   if (l.schedule == ScheduleKind::kInterleaved) out += fmt::format(" vpp{}", l.vpp);
+  if (!l.layers_per_stage.empty()) {
+    out += fmt::format(" layers {}", fmt::join(l.layers_per_stage, ","));
+  }
   return out;
 }
 
@@ -303,6 +312,9 @@ std::vector<ParallelLayout> resolve_layouts(const SearchSpace& space, const Job&
             l.vpp = schedule == ScheduleKind::kInterleaved ? space.vpp : 1;
             if (schedule == ScheduleKind::kInterleaved && pp == 1) continue;
             if (m.layers % (int64_t(pp) * l.vpp) != 0) continue;
+            if (pp == job.parallel.pp && l.vpp == 1) {
+              l.layers_per_stage = job.parallel.layers_per_stage;
+            }
             out.push_back(l);
           }
         }
@@ -332,9 +344,7 @@ std::vector<int> context_parallel_sizes(const Job& job) {
 
 void apply_layout(const ParallelLayout& layout, const StrategyConfig& strategy, Job* job) {
   job->parallel.tp = layout.tp;
-  // A job's uneven split (parallel.layers_per_stage) is for its own pp without virtual
-  // stages; another pp, or interleaving, splits evenly.
-  if (layout.pp != job->parallel.pp || layout.vpp != 1) job->parallel.layers_per_stage.clear();
+  job->parallel.layers_per_stage = layout.layers_per_stage;
   job->parallel.pp = layout.pp;
   job->parallel.dp = layout.dp;
   job->parallel.cp = layout.cp;

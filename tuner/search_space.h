@@ -26,12 +26,21 @@ struct ParallelLayout {
   bool sp = false;
   Recompute recompute = Recompute::kNone;
   ScheduleKind schedule = ScheduleKind::kOneFOneB;
+  // Layers per pipeline stage (pp entries, vpp = 1), or empty: the even split.
+  std::vector<int64_t> layers_per_stage;
   bool operator==(const ParallelLayout&) const = default;
 };
-// "tp4 pp4 dp2 sp selective 1f1b" (cp shown when > 1, vpp for interleaved).
+
+// How the layouts of a search split the layers over their pipeline stages (pp ≥ 2 without
+// virtual stages): evenly, and/or balanced for the embedding and the LM head and loss
+// (tuner/layer_balance.h). A job's own uneven split is searched at its own pp either way.
+enum class SplitKind { kEven, kBalanced };
+std::string to_string(SplitKind kind);  // "even" | "balanced"
 // The context-parallel sizes a search tries for `cp: all` (and --parallel, and the
 // baseline): 1, 2, 4 and 8 where they divide the GPUs and the model's attention allows CP.
 std::vector<int> context_parallel_sizes(const Job& job);
+// "tp4 pp4 dp2 sp selective 1f1b" (cp shown when > 1, vpp for interleaved, the layers per
+// stage when uneven: "layers 7,8,7,6").
 std::string describe(const ParallelLayout& layout);
 
 // An integer axis: explicit values (ascending, unique) or every value the job admits.
@@ -53,6 +62,7 @@ struct SearchSpace {
   std::vector<Recompute> recomputes;
   std::vector<ScheduleKind> schedules;
   int vpp = 2;  // virtual stages of the interleaved schedule
+  std::vector<SplitKind> splits{SplitKind::kEven, SplitKind::kBalanced};
   std::vector<Packer> packers;
   double memory_margin = 0.05;  // fraction of HBM kept free
   Objective objective = Objective::kStepTime;
@@ -64,7 +74,8 @@ struct SearchSpace {
 // that name the flag). Lists are comma-separated ("4096,8192"); tp, pp, dp, cp, recompute and
 // packer also take "all".
 struct SpaceFlags {
-  std::optional<std::string> chunk_sizes, k, tp, pp, dp, cp, recompute, schedule, packer, objective;
+  std::optional<std::string> chunk_sizes, k, tp, pp, dp, cp, recompute, schedule, packer, split,
+      objective;
   std::optional<int64_t> k_max;
   std::optional<double> memory_margin;
   std::optional<int> top;
@@ -86,7 +97,9 @@ std::vector<int64_t> chunk_size_grid(int64_t lo, int64_t hi);
 std::vector<int64_t> resolve_chunk_sizes(const SearchSpace& space, const Job& job);
 // The layouts of the space valid for this job, in canonical order (tp, pp, recompute,
 // schedule ascending). sp follows the job when its tp > 1 and is on for every tp > 1 when
-// the job itself has tp = 1 (Megatron-LM's advice with TP).
+// the job itself has tp = 1 (Megatron-LM's advice with TP). Layouts at the job's own pp
+// without virtual stages carry the job's layer split; the others split evenly (the tuner adds
+// the space's other splits, tuner/layer_balance.h).
 std::vector<ParallelLayout> resolve_layouts(const SearchSpace& space, const Job& job);
 // Every layout the job admits (tp within a node, 1F1B, all recompute policies): the space
 // the Megatron-style baseline is tuned over.

@@ -88,7 +88,7 @@ Status apply_list_flags(const SpaceFlags& flags, const Job& job, SearchSpace* sp
         std::tuple{"--dp", &flags.dp, true}, std::tuple{"--cp", &flags.cp, true},
         std::tuple{"--recompute", &flags.recompute, true},
         std::tuple{"--schedule", &flags.schedule, true},
-        std::tuple{"--packer", &flags.packer, true}}) {
+        std::tuple{"--packer", &flags.packer, true}, std::tuple{"--split", &flags.split, true}}) {
     if (*text) CF_RETURN_IF_ERROR(check_not_empty(flag, **text, allow_all));
   }
   if (flags.chunk_sizes) {
@@ -129,6 +129,10 @@ Status apply_list_flags(const SpaceFlags& flags, const Job& job, SearchSpace* sp
   if (flags.packer) {
     CF_RETURN_IF_ERROR(flag_names("--packer", *flags.packer, kPackerNames, &names));
     space->packers = convert(names, packer_of);
+  }
+  if (flags.split) {
+    CF_RETURN_IF_ERROR(flag_names("--split", *flags.split, kSplitNames, &names));
+    space->splits = convert(names, split_of);
   }
   return Status::Ok();
 }

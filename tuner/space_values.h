@@ -19,6 +19,7 @@ namespace cf::space_detail {
 inline const std::vector<std::string> kRecomputeNames = {"none", "selective", "full"};
 inline const std::vector<std::string> kScheduleNames = {"1f1b", "gpipe", "interleaved"};
 inline const std::vector<std::string> kPackerNames = {"balanced", "ffd"};
+inline const std::vector<std::string> kSplitNames = {"even", "balanced"};
 
 inline Recompute recompute_of(const std::string& name) {
   return name == "none"        ? Recompute::kNone
@@ -32,6 +33,10 @@ inline ScheduleKind schedule_of(const std::string& name) {
 }
 inline Packer packer_of(const std::string& name) {
   return name == "balanced" ? Packer::kBalanced : Packer::kFirstFitDecreasing;
+}
+
+inline SplitKind split_of(const std::string& name) {
+  return name == "even" ? SplitKind::kEven : SplitKind::kBalanced;
 }
 
 template <typename T>

@@ -129,7 +129,7 @@ json to_wire(const RankedCandidate& r) {
   return {{"index", c.index},
           {"layout",
            {l.tp, l.pp, l.dp, l.cp, l.vpp, l.sp, static_cast<int>(l.recompute),
-            static_cast<int>(l.schedule)}},
+            static_cast<int>(l.schedule), l.layers_per_stage}},
           {"strategy",
            {static_cast<int>(st.kind), st.chunk_size, st.k, static_cast<int>(st.packer),
             static_cast<int>(st.micro_batching)}},
@@ -142,10 +142,15 @@ RankedCandidate ranked_of(const json& j) {
   Candidate& c = r.candidate;
   c.index = j.at("index").get<int>();
   const json& l = j.at("layout");
-  c.layout = ParallelLayout{l.at(0).get<int>(),          l.at(1).get<int>(),
-                            l.at(2).get<int>(),          l.at(3).get<int>(),
-                            l.at(4).get<int>(),          l.at(5).get<bool>(),
-                            enum_of<Recompute>(l.at(6)), enum_of<ScheduleKind>(l.at(7))};
+  c.layout = ParallelLayout{l.at(0).get<int>(),
+                            l.at(1).get<int>(),
+                            l.at(2).get<int>(),
+                            l.at(3).get<int>(),
+                            l.at(4).get<int>(),
+                            l.at(5).get<bool>(),
+                            enum_of<Recompute>(l.at(6)),
+                            enum_of<ScheduleKind>(l.at(7)),
+                            l.at(8).get<std::vector<int64_t>>()};
   const json& st = j.at("strategy");
   c.strategy.kind = enum_of<StrategyKind>(st.at(0));
   c.strategy.chunk_size = st.at(1).get<int64_t>();

@@ -19,6 +19,7 @@
 #include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
 #include "tuner/bounds.h"
+#include "tuner/layer_balance.h"
 #include "tuner/thread_pool.h"
 
 namespace cf {
@@ -218,6 +219,7 @@ class Search {
       in.pp = c.layout.pp;
       in.vpp = c.layout.vpp;
       in.dp = c.layout.dp;
+      in.layers_per_stage = c.layout.layers_per_stage;
       StatusOr<Plan> plan = build_plan_with_chunks(in, chunks.steps[step]);
       if (!plan.ok()) {
         o.kind = Outcome::kInfeasible;
@@ -493,7 +495,8 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
   Search chunkflow(scratch, space, steps, pool, workers, result.memory_budget_bytes, options, &done,
                    &total, &progress_mu);
   int folded = 0;
-  for (const ParallelLayout& layout : resolve_layouts(space, job)) {
+  result.layouts = with_layer_splits(resolve_layouts(space, job), space.splits, job);
+  for (const ParallelLayout& layout : result.layouts) {
     for (size_t i = 0; i < keys.size(); ++i) {
       StrategyConfig strategy;
       strategy.kind = StrategyKind::kChunkFlow;
@@ -503,9 +506,9 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
     }
   }
   // The Megatron-style baseline, tuned over every layout the cluster admits (tp, pp, cp,
-  // recompute) with both micro-batchings — whole sequences packed up to max_length, and one
-  // sequence per micro-batch (MBS 1, as the ChunkFlow paper ran Megatron-LM) — so the
-  // comparison is with its best configuration.
+  // recompute, the space's layer splits) with both micro-batchings — whole sequences packed up to
+  // max_length, and one sequence per micro-batch (MBS 1, as the ChunkFlow paper ran Megatron-LM) —
+  // so the comparison is with its best configuration.
   Search baseline(scratch, space, steps, pool, workers, result.memory_budget_bytes, options, &done,
                   &total, &progress_mu);
   if (options.baseline) {
@@ -515,7 +518,7 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
       strategy.micro_batching = mb;
       const StepChunks& mb_chunks =
           mb == MicroBatching::kPack ? baseline_chunks : per_sequence_chunks;
-      for (const ParallelLayout& layout : all_layouts(job)) {
+      for (const ParallelLayout& layout : with_layer_splits(all_layouts(job), space.splits, job)) {
         add_candidates(baseline, layout, strategy, mb_chunks, {1});
       }
     }

@@ -66,6 +66,8 @@ struct TuneResult {
   int64_t worst_case_length = 0;
   Job job;  // the job tuned (its own layout and strategy as given)
   SearchSpace space;
+  // The layouts searched for ChunkFlow: the space's (resolve_layouts) with its layer splits.
+  std::vector<ParallelLayout> layouts;
   int64_t memory_budget_bytes = 0;  // per GPU: HBM · (1 − margin) − reserved
   int64_t tokens_per_step = 0;      // mean over the sampled steps
   int max_group_size = 1;           // longest dependent group over all ChunkSizes searched

@@ -68,7 +68,7 @@ TEST(SearchSpaceTest, AllLayoutsOfQwen7bOn32Gpus) {
 }
 
 TEST(SearchSpaceTest, FlagsOverrideTheSection) {
-  const Job job = job_with_tune("tune: {k: [1, 2], packer: ffd}\n");
+  const Job job = job_with_tune("tune: {k: [1, 2], packer: ffd, split: even}\n");
   SpaceFlags flags;
   flags.k_max = 3;
   flags.parallel = true;
@@ -79,6 +79,7 @@ TEST(SearchSpaceTest, FlagsOverrideTheSection) {
   EXPECT_EQ(space->ks, (std::vector<int>{1, 2, 3}));
   EXPECT_EQ(space->chunk_sizes, (std::vector<int64_t>{4096, 8192}));
   EXPECT_EQ(space->packers, (std::vector<Packer>{Packer::kFirstFitDecreasing}));
+  EXPECT_EQ(space->splits, (std::vector<SplitKind>{SplitKind::kEven}));
   // --parallel: every tp, pp, cp ∈ {1, 2, 4, 8} and recompute (as all_layouts).
   EXPECT_EQ(resolve_layouts(*space, job).size(), 96u);
   EXPECT_DOUBLE_EQ(space->memory_margin, 0.1);
@@ -121,6 +122,7 @@ TEST(SearchSpaceTest, BadSectionsNameLineAndKey) {
       {"tune:\n  chunk_size_min: 1100\n  chunk_size_max: 1200\n",
        "tune: no ChunkSize in [1100, 1200]"},
       {"tune:\n  cp: [0]\n", "job.yaml:7:8: tune.cp: cp must be >= 1, got 0"},
+      {"tune:\n  split: [even, skewed]\n", "job.yaml:7:17: tune.split: unknown value \"skewed\""},
       {"tune:\n  tp: [1]\n  dp: [3]\n", "tune.dp: dp 3 does not divide the 32 GPUs"},
       {"tune:\n  tp: [1]\n  pp: [1]\n  dp: [2]\n", "job.yaml:7:3: tune: no layout"},
       {"tune:\n  objective: speed\n", "job.yaml:7:14: tune.objective"},
@@ -168,6 +170,9 @@ TEST(SearchSpaceTest, BadFlagsNameTheFlag) {
       {flags([](SpaceFlags& f) { f.k = " "; }), "--k: empty list"},
       {flags([](SpaceFlags& f) { f.tp = ""; }), "--tp: empty list"},
       {flags([](SpaceFlags& f) { f.packer = ""; }), "--packer: empty list"},
+      {flags([](SpaceFlags& f) { f.split = ""; }), "--split: empty list"},
+      {flags([](SpaceFlags& f) { f.split = "even,lopsided"; }),
+       "--split: unknown value \"lopsided\""},
       {flags([](SpaceFlags& f) { f.k_max = 0; }), "--k-max: must be in [1, 4096], got 0"},
       {flags([](SpaceFlags& f) { f.top = 0; }), "--top: must be in [1, 1000], got 0"},
       {flags([](SpaceFlags& f) { f.memory_margin = std::nan(""); }),

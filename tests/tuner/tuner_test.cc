@@ -8,6 +8,7 @@
 
 #include "sim/simulator.h"
 #include "tests/tuner/tuner_test_util.h"
+#include "tuner/layer_balance.h"
 #include "tuner/report.h"
 
 namespace cf {
@@ -189,8 +190,9 @@ TEST(TunerTest, ExplainsTheWinnerAgainstRunnerUpAndBaseline) {
     EXPECT_TRUE(json["baseline"]["best"].contains("micro_batching"));
     EXPECT_TRUE(json["baseline"]["best"].contains("cp"));
   }
-  // The baseline searched both micro-batchings over every layout, cp included.
-  EXPECT_EQ(result.baseline.candidates, 2 * static_cast<int>(all_layouts(job).size()));
+  // The baseline searched both micro-batchings over every layout, cp and layer splits included.
+  EXPECT_EQ(result.baseline.candidates,
+            2 * static_cast<int>(with_layer_splits(all_layouts(job), space.splits, job).size()));
 }
 
 // The paper's baseline (one sequence per micro-batch) and the packed one are both searched,
