@@ -45,6 +45,8 @@ StageMemoryReplay replay_stage_memory(const OpMemorySource& memory, const PlanIn
   const std::vector<OpMemory> ops = memory.stream(index, dp_rank, stage);
   const int first = index.stream_begin(dp_rank, stage);
   CF_CHECK_EQ(static_cast<int>(ops.size()), index.stream_end(dp_rank, stage) - first);
+  const bool timed = !start_ns.empty();
+  CF_CHECK(timed || samples == nullptr) << "a memory timeline needs the ops' times";
   for (size_t k = 0; k < ops.size(); ++k) {
     const OpMemory& m = ops[k];
     const size_t at = static_cast<size_t>(first) + k;
@@ -52,16 +54,16 @@ StageMemoryReplay replay_stage_memory(const OpMemorySource& memory, const PlanIn
     now.activations += m.activations_at_start;
     now.state_store += m.store_at_start;
     now.transient += m.transient;
-    sampler.changes(start_ns[at], before, now);
+    if (timed) sampler.changes(start_ns[at], before, now);
     if (now.total() > replay.peak.total()) {
       replay.peak = now;
-      replay.peak_time_ns = start_ns[at];
+      replay.peak_time_ns = timed ? start_ns[at] : 0;
     }
     before = now;
     now.transient -= m.transient;
     now.activations += m.activations_at_end;
     now.state_store += m.store_at_end;
-    sampler.changes(end_ns[at], before, now);
+    if (timed) sampler.changes(end_ns[at], before, now);
     min_bytes = std::min({min_bytes, now.activations, now.state_store, now.transient});
   }
   replay.min_category_bytes = min_bytes;

@@ -22,7 +22,8 @@ struct StageMemoryReplay {
 
 // Replays the stream of (dp_rank, stage), whose op i (an index of `index`) ran over
 // [start_ns[i], end_ns[i]). Appends samples of every category that changed (and the total)
-// to `samples` when it is not null.
+// to `samples` when it is not null. Empty start_ns and end_ns: the peak without its time
+// (peak_time_ns 0) and no samples (a peak depends only on the ops' order).
 StageMemoryReplay replay_stage_memory(const OpMemorySource& memory, const PlanIndex& index,
                                       int dp_rank, int stage, const std::vector<int64_t>& start_ns,
                                       const std::vector<int64_t>& end_ns,

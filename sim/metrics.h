@@ -46,6 +46,9 @@ struct SimMetrics {
   int64_t memory_min_category_bytes = 0;  // lowest any memory category went (0 when sound)
   int64_t memory_left_bytes = 0;          // left allocated after the step (0 when sound)
   bool feasible = true;                   // the sampled steps and the worst case fit
+  // false: only the memory was replayed (SimOptions::memory_only / memory_budget_bytes), the
+  // step's times are not computed.
+  bool timed = true;
   std::string infeasible_reason;
   // The worst case (sim/plan/job.h worst_case_batch): the longest sequence the data can
   // produce in a step's batch; 0 when the sampled batches already hold it.

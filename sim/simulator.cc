@@ -90,13 +90,33 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
                         job.parallel.sp ? job.parallel.tp : 1};
   CF_RETURN_IF_ERROR(index_.rebuild(plan, wire));
   Step step{job, plan, cost, options, index_, plan.pp, plan.dp, {}, {}, {}, 0, 0, 0};
+  SimResult out;
+  if (options.record_trace) out.trace.emplace();
+  out.metrics.stages.assign(static_cast<size_t>(plan.pp), StageMetrics{});
+  for (int s = 0; s < plan.pp; ++s) out.metrics.stages[static_cast<size_t>(s)].stage = s;
+  // A stage's peak does not depend on time (memory_timeline.h), only the timeline does.
+  const bool timeline = out.trace && options.record_memory_timeline;
+  if (!timeline) {
+    CF_RETURN_IF_ERROR(replay_memory(step, false, &out));
+    bool over = false;
+    for (const StageMetrics& st : out.metrics.stages) {
+      over = over || (options.memory_budget_bytes > 0 &&
+                      st.peak_memory_bytes > options.memory_budget_bytes);
+    }
+    if (options.memory_only || over) {
+      out.metrics.timed = false;
+      out.metrics.strategy = to_string(plan.strategy);
+      out.metrics.cost_model = cost.name();
+      out.metrics.gpus = job.parallel.tp * job.parallel.cp * plan.pp * plan.dp;
+      judge_feasibility(job, &out.metrics);
+      return out;
+    }
+  }
   build_graph(step);
   wire_inputs(step);
   CF_RETURN_IF_ERROR(run_engine(step));
-  SimResult out;
-  if (options.record_trace) out.trace.emplace();
   collect_stage_metrics(step, &out.metrics);
-  CF_RETURN_IF_ERROR(replay_memory(step, &out));
+  if (timeline) CF_RETURN_IF_ERROR(replay_memory(step, true, &out));
   collect_step_metrics(step, &out.metrics);
   judge_feasibility(job, &out.metrics);
   if (options.critical_path) trace_critical_path(step, &out.metrics);
@@ -182,7 +202,6 @@ Status Simulator::run_engine(Step& step) {
 // of its last op, then its DP reduction and optimizer step, which set the step time.
 void Simulator::collect_stage_metrics(Step& step, SimMetrics* m) {
   const int pp = step.pp, dp = step.dp;
-  m->stages.assign(static_cast<size_t>(pp), StageMetrics{});
   step.stage_end_ns.assign(static_cast<size_t>(pp), 0);
   const int64_t pipeline_ns = result_.makespan_ns;
   for (int r = 0; r < dp; ++r) {
@@ -239,17 +258,18 @@ int64_t Simulator::exposed_dp_reduce_ns(const Step& step, int stage) const {
 // Each (rank, stage) replayed over its own stream with the job's memory source; the worst DP
 // rank's peak per stage. A valid plan frees what it allocates and never frees what it does
 // not hold: anything else is a plan that is not sound.
-Status Simulator::replay_memory(Step& step, SimResult* out) {
+Status Simulator::replay_memory(Step& step, bool timed, SimResult* out) {
   CF_ASSIGN_OR_RETURN(std::unique_ptr<OpMemorySource> memory, make_memory_source(step.job));
   Trace* trace = out->trace ? &*out->trace : nullptr;
-  std::vector<MemorySample>* samples =
-      trace && step.options.record_memory_timeline ? &trace->memory : nullptr;
+  std::vector<MemorySample>* samples = timed ? &trace->memory : nullptr;
+  static const std::vector<int64_t> kNoTimes;
   SimMetrics& m = out->metrics;
   int64_t worst_min = 0, worst_left = 0;
   for (int r = 0; r < step.dp; ++r) {
     for (int s = 0; s < step.pp; ++s) {
       const StageMemoryReplay replay =
-          replay_stage_memory(*memory, step.index, r, s, result_.start_ns, result_.end_ns, samples);
+          replay_stage_memory(*memory, step.index, r, s, timed ? result_.start_ns : kNoTimes,
+                              timed ? result_.end_ns : kNoTimes, samples);
       StageMetrics& st = m.stages[static_cast<size_t>(s)];
       if (replay.peak.total() > st.peak_memory_bytes) {
         st.peak_memory_bytes = replay.peak.total();
@@ -422,7 +442,9 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options) {
   if (!worst.sequence_lengths.empty()) {
     StatusOr<Plan> plan = build_plan(worst);
     if (!plan.ok()) return plan.status();
-    StatusOr<SimResult> result = simulator.run(job, *plan, **cost, SimOptions{});
+    SimOptions memory_only;
+    memory_only.memory_only = true;
+    StatusOr<SimResult> result = simulator.run(job, *plan, **cost, memory_only);
     if (!result.ok()) return result.status();
     apply_worst_case(result->metrics, longest_sequence(job), &first.metrics);
   }

@@ -21,6 +21,13 @@ struct SimOptions {
   bool record_trace = false;            // fill SimResult::trace with every op
   bool record_memory_timeline = false;  // and the memory counter samples (with record_trace)
   bool critical_path = false;           // fill SimMetrics::critical_path
+  // Memory before time: each stage's peak depends only on its ops' order, so the replay runs
+  // before the engine. With memory_only the run ends there; with memory_budget_bytes > 0 it
+  // ends there when a stage's peak exceeds the budget. Such a result has the stages' peaks and
+  // feasibility and timed = false (no times: step_time_s and the rest are 0). For the tuner's
+  // worst-case step and its over-budget candidates.
+  bool memory_only = false;
+  int64_t memory_budget_bytes = 0;
 };
 
 struct SimResult {
@@ -47,7 +54,8 @@ class Simulator {
   Status run_engine(Step& step);
   int64_t exposed_dp_reduce_ns(const Step& step, int stage) const;
   void collect_stage_metrics(Step& step, SimMetrics* m);
-  Status replay_memory(Step& step, SimResult* out);
+  // `timed`: with the engine's start and end times (the memory timeline of a trace).
+  Status replay_memory(Step& step, bool timed, SimResult* out);
   void collect_step_metrics(Step& step, SimMetrics* m);
   void trace_critical_path(Step& step, SimMetrics* m);
   void emit_trace(Step& step, SimResult* out);

@@ -22,6 +22,12 @@ struct PassTimes {
   int64_t backward = 0;       // B
   int64_t kept_bytes = 0;     // memory the chunk adds at the start of its F
   int64_t dropped_bytes = 0;  // memory it adds by the start of its R when it ran F* instead
+  // Dependent chunks: what its F, or F*, keeps past the op (activations or stage input, K/V);
+  // what its R restores and needs while it runs; what its B adds at its start (the group's
+  // first backward: the prefix's dK/dV) and needs while it runs.
+  int64_t kept_after_f = 0, kept_after_f_star = 0;
+  int64_t recompute_bytes = 0, recompute_transient = 0;
+  int64_t backward_at_start = 0, backward_transient = 0;
 };
 
 // F, not F*, for the chunk (group_forward_pass: the plan's rule).
@@ -86,8 +92,12 @@ class Bounder {
                 CandidateBounds* bounds) const {
     std::vector<int64_t> busy(static_cast<size_t>(pp_), 0), mem(static_cast<size_t>(pp_), 0);
     std::vector<int64_t> head(static_cast<size_t>(pp_), std::numeric_limits<int64_t>::max());
+    std::vector<int64_t> group(static_cast<size_t>(pp_), 0);  // kept by the group's forwards
     for (size_t c = 0; c < n_; ++c) {
       const bool kept = keeps_activations(step[c], k);
+      if (step[c].kind == ChunkKind::kDependent && vpp_ == 1 && !executor_accounting_) {
+        group_memory(step[c], kept, c, &group, &mem);
+      }
       int64_t fill = 0;  // Σ_{s'<s} forward of model chunk 0
       for (int s = 0; s < pp_; ++s) {
         head[s] = std::min(head[s], fill);
@@ -120,6 +130,29 @@ class Bounder {
   }
 
  private:
+  // A dependent group on a stage without virtual stages: its pieces' forwards (F or F*) run in
+  // index order before its first backward-side op, the last piece's R (after an F*) or B, and
+  // nothing the forwards keep is freed before that B (backwards run from the last piece down,
+  // plan_index.h). So at the start of the last piece's R, and of its B, the stage holds at
+  // least every piece's kept memory plus what that op adds — what the store of a long sequence
+  // split into many chunks costs, which one chunk alone does not show.
+  void group_memory(const Chunk& chunk, bool kept, size_t c, std::vector<int64_t>* group,
+                    std::vector<int64_t>* mem) const {
+    if (chunk.index == 0) std::fill(group->begin(), group->end(), 0);
+    for (int s = 0; s < pp_; ++s) {
+      const PassTimes& t = at(c, 0, s);
+      int64_t& held = (*group)[static_cast<size_t>(s)];
+      held += kept ? t.kept_after_f : t.kept_after_f_star;
+      if (chunk.index != chunk.group_size - 1) continue;
+      int64_t peak = held + t.backward_at_start + t.backward_transient;
+      if (!kept) {
+        peak = std::max(held + t.recompute_bytes + t.recompute_transient,
+                        peak + t.recompute_bytes);
+      }
+      (*mem)[static_cast<size_t>(s)] = std::max((*mem)[static_cast<size_t>(s)], peak);
+    }
+  }
+
   const PassTimes& at(size_t c, int v, int s) const {
     return times_[(c * static_cast<size_t>(vpp_) + static_cast<size_t>(v)) * pp_ + s];
   }
@@ -171,9 +204,21 @@ class Bounder {
         if (dependent) {
           const OpMemory f_star =
               megatron_op_memory(memory_, Pass::kForwardKeepKV, chunk, 1, place);
-          t.dropped_bytes =
-              f_star.activations_at_start + f_star.store_at_start +
-              at_start(megatron_op_memory(memory_, Pass::kRecompute, chunk, 1, place));
+          const OpMemory recompute = megatron_op_memory(memory_, Pass::kRecompute, chunk, 1, place);
+          t.dropped_bytes = f_star.activations_at_start + f_star.store_at_start + at_start(recompute);
+          auto kept_after = [](const OpMemory& m) {
+            return m.activations_at_start + m.store_at_start + m.activations_at_end +
+                   m.store_at_end;
+          };
+          const OpMemory f = megatron_op_memory(memory_, Pass::kForward, chunk, 1, place);
+          t.kept_after_f = kept_after(f);
+          t.kept_after_f_star = kept_after(f_star);
+          t.recompute_bytes = kept_after(recompute);
+          t.recompute_transient = recompute.transient;
+          // B's additions do not depend on K (only what its end frees does).
+          const OpMemory backward = megatron_op_memory(memory_, Pass::kBackward, chunk, 1, place);
+          t.backward_at_start = backward.activations_at_start + backward.store_at_start;
+          t.backward_transient = backward.transient;
         }
       }
     }

@@ -227,7 +227,12 @@ class Search {
         o.detail = label(c) + ": " + o.reason;
         return Status::Ok();
       }
-      StatusOr<SimResult> result = worker.simulator.run(job, *plan, **cost);
+      // Memory first (simulator.h): the worst-case batch is judged for memory only, and a step
+      // over the budget stops before its times are computed.
+      SimOptions sim;
+      sim.memory_only = static_cast<int>(step) >= timed;
+      sim.memory_budget_bytes = budget_bytes_;
+      StatusOr<SimResult> result = worker.simulator.run(job, *plan, **cost, sim);
       if (!result.ok()) {
         return Status::Runtime(
             fmt::format("simulating {}: {}", label(c), result.status().message()));

@@ -2,7 +2,7 @@
 // schedules, recompute policies, strategies, batches, cost models), several fixed seeds:
 // makespan ≥ every stage's busy time and every chunk's dependency chain, bubble ratio in
 // [0, 1), memory never negative and all freed by the step's end, peak ≤ analytical bounds,
-// repeat runs identical; and interleaved 1F1B running to the end for every chunk count.
+// the peaks replayed before the engine equal the timed replay's, repeat runs identical; and interleaved 1F1B running to the end for every chunk count.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
@@ -152,6 +152,29 @@ void check_case(const Case& c, Simulator& simulator) {
           bound += activations[i];
         EXPECT_LE(peak.activations, bound) << "rank " << r << " stage " << s;
       }
+    }
+  }
+
+  // Memory before time: the peaks replayed without times are the timed replay's. Memory only,
+  // or a budget below the worst peak, stops there (timed = false); a budget at the peak runs
+  // the whole step with the same numbers.
+  int64_t worst_peak = 0;
+  for (const StageMetrics& st : m.stages) worst_peak = std::max(worst_peak, st.peak_memory_bytes);
+  SimOptions memory_only;
+  memory_only.memory_only = true;
+  SimOptions below, at;
+  below.memory_budget_bytes = worst_peak - 1;
+  at.memory_budget_bytes = worst_peak;
+  for (const SimOptions& options : {memory_only, below, at}) {
+    StatusOr<SimResult> r = simulator.run(c.job, c.plan, **cost, options);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->metrics.timed, options.memory_budget_bytes == worst_peak);
+    EXPECT_EQ(r->metrics.step_time_s, r->metrics.timed ? m.step_time_s : 0.0);
+    EXPECT_EQ(r->metrics.feasible, m.feasible);
+    ASSERT_EQ(r->metrics.stages.size(), m.stages.size());
+    for (size_t s = 0; s < m.stages.size(); ++s) {
+      EXPECT_EQ(r->metrics.stages[s].peak_memory_bytes, m.stages[s].peak_memory_bytes) << s;
+      EXPECT_EQ(r->metrics.stages[s].peak_breakdown, m.stages[s].peak_breakdown) << s;
     }
   }
 
