@@ -9,6 +9,7 @@
 #include "sim/memory_model.h"
 #include "sim/memory_source.h"
 #include "sim/plan/chunk_schedule.h"
+#include "sim/plan/plan_builder.h"
 #include "sim/plan/plan_index.h"
 
 namespace cf {
@@ -46,7 +47,9 @@ class Bounder {
         pp_(job.parallel.pp),
         vpp_(job.parallel.vpp),
         split_(layer_split(job.model.layers, job.parallel)),
-        memory_(job.model, job.parallel, job.training) {
+        memory_(job.model, job.parallel, job.training),
+        dp_(job.parallel.dp),
+        pair_weight_(dp_pair_weight(job.model)) {
     // The memory the simulator replays (simulator.cc): the job's source. Megatron-LM's is
     // priced chunk by chunk; the executor's counts each op of a plan, so there the bound
     // keeps the model states alone, which every replay starts from.
@@ -61,9 +64,11 @@ class Bounder {
     }
   }
 
-  // Prices every chunk of a step's passes on every (stage, model chunk).
+  // Prices every chunk of a step's passes on every (stage, model chunk), and finds each
+  // chunk's DP rank (the plan's assignment, which K does not change).
   void price(const std::vector<Chunk>& step) {
     n_ = step.size();
+    rank_of_ = assign_dp_ranks(step, dp_, pair_weight_);
     times_.assign(n_ * static_cast<size_t>(vpp_ * pp_), PassTimes{});
     for (size_t c = 0; c < n_; ++c) price_chunk(step[c], c);
   }
@@ -90,33 +95,41 @@ class Bounder {
   // raised into *bounds.
   int64_t bound(const std::vector<Chunk>& step, int k, const std::vector<int64_t>& tail,
                 CandidateBounds* bounds) const {
-    std::vector<int64_t> busy(static_cast<size_t>(pp_), 0), mem(static_cast<size_t>(pp_), 0);
-    std::vector<int64_t> head(static_cast<size_t>(pp_), std::numeric_limits<int64_t>::max());
+    const size_t cells = static_cast<size_t>(dp_) * static_cast<size_t>(pp_);  // [r·pp + s]
+    busy_.assign(cells, 0);
+    head_.assign(cells, std::numeric_limits<int64_t>::max());
+    std::vector<int64_t> mem(static_cast<size_t>(pp_), 0);
     std::vector<int64_t> group(static_cast<size_t>(pp_), 0);  // kept by the group's forwards
     for (size_t c = 0; c < n_; ++c) {
       const bool kept = keeps_activations(step[c], k);
       if (step[c].kind == ChunkKind::kDependent && vpp_ == 1 && !executor_accounting_) {
         group_memory(step[c], kept, c, &group, &mem);
       }
+      const size_t row = static_cast<size_t>(rank_of_[c]) * static_cast<size_t>(pp_);
       int64_t fill = 0;  // Σ_{s'<s} forward of model chunk 0
       for (int s = 0; s < pp_; ++s) {
-        head[s] = std::min(head[s], fill);
+        head_[row + s] = std::min(head_[row + s], fill);
         fill += kept ? at(c, 0, s).forward : at(c, 0, s).forward_kv;
         for (int v = 0; v < vpp_; ++v) {
           const PassTimes& t = at(c, v, s);
-          busy[s] += (kept ? t.forward : t.forward_kv + t.recompute) + t.backward;
+          busy_[row + s] += (kept ? t.forward : t.forward_kv + t.recompute) + t.backward;
           mem[s] = std::max(mem[s], kept ? t.kept_bytes : t.dropped_bytes);
         }
       }
     }
-    // Fill: the first op of stage s is a forward whose input passed stages 0..s-1 first. A
-    // stage's ops run one at a time, so the busiest rank ends at least head + busy (busiest ≥
-    // mean = busy / dp), then adds its own DP reduction and optimizer, or stage 0's after the
-    // drain.
+    // Fill: the first op of stage s on a rank is a forward whose input passed stages 0..s-1
+    // first. A stage's ops run one at a time, so each rank's stage ends at least head + its
+    // busy time (the plan's DP assignment, assign_dp_ranks), then adds its own DP reduction and
+    // optimizer, or stage 0's after the drain. A rank without chunks has no ops there.
     int64_t lb_ns = 0;
-    for (int s = 0; s < pp_; ++s) {
-      const int64_t end = head[s] + busy[s] / job_.parallel.dp;
+    for (size_t cell = 0; cell < cells; ++cell) {
+      if (busy_[cell] == 0) continue;
+      const int s = static_cast<int>(cell % static_cast<size_t>(pp_));
+      const int64_t end = head_[cell] + busy_[cell];
       lb_ns = std::max(lb_ns, end + std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]));
+    }
+    for (int s = 0; s < pp_; ++s) {
+      lb_ns = std::max(lb_ns, std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]));
     }
     for (int s = 0; s < pp_; ++s) {
       const int64_t bytes = states_[s] + mem[s];
@@ -146,8 +159,7 @@ class Bounder {
       if (chunk.index != chunk.group_size - 1) continue;
       int64_t peak = held + t.backward_at_start + t.backward_transient;
       if (!kept) {
-        peak = std::max(held + t.recompute_bytes + t.recompute_transient,
-                        peak + t.recompute_bytes);
+        peak = std::max(held + t.recompute_bytes + t.recompute_transient, peak + t.recompute_bytes);
       }
       (*mem)[static_cast<size_t>(s)] = std::max((*mem)[static_cast<size_t>(s)], peak);
     }
@@ -205,7 +217,8 @@ class Bounder {
           const OpMemory f_star =
               megatron_op_memory(memory_, Pass::kForwardKeepKV, chunk, 1, place);
           const OpMemory recompute = megatron_op_memory(memory_, Pass::kRecompute, chunk, 1, place);
-          t.dropped_bytes = f_star.activations_at_start + f_star.store_at_start + at_start(recompute);
+          t.dropped_bytes =
+              f_star.activations_at_start + f_star.store_at_start + at_start(recompute);
           auto kept_after = [](const OpMemory& m) {
             return m.activations_at_start + m.store_at_start + m.activations_at_end +
                    m.store_at_end;
@@ -230,9 +243,13 @@ class Bounder {
   LayerSplit split_;
   MemoryModel memory_;
   bool executor_accounting_ = false;
+  int dp_ = 1;
+  double pair_weight_ = 0;
   std::vector<int64_t> fixed_ns_, states_;
   size_t n_ = 0;
-  std::vector<PassTimes> times_;  // [(c·vpp + v)·pp + s]
+  std::vector<int> rank_of_;                  // per chunk of the priced step
+  mutable std::vector<int64_t> busy_, head_;  // per (rank, stage), scratch of bound()
+  std::vector<PassTimes> times_;              // [(c·vpp + v)·pp + s]
   std::vector<AttentionSpan> spans_;
 };
 

@@ -4,6 +4,8 @@
 #include "sim/plan/plan_builder.h"
 
 #include <algorithm>
+#include <functional>
+#include <queue>
 #include <string>
 #include <utility>
 
@@ -52,36 +54,9 @@ double chunk_work(const Chunk& chunk, double pair_weight) {
          pair_weight * static_cast<double>(chunk.attention_pairs());
 }
 
-// Longest-processing-time greedy over units (a standalone chunk or a whole group): heaviest
-// unit first (ties: lower first chunk id) onto the least-loaded rank (ties: lower rank).
 void distribute_over_dp(double pair_weight, Plan* plan) {
-  struct Unit {
-    int first_chunk = 0;
-    int chunks = 0;
-    double work = 0;
-  };
-  std::vector<Unit> units;
-  for (const Chunk& chunk : plan->chunks) {
-    if (chunk.kind == ChunkKind::kDependent && chunk.index > 0) {
-      units.back().chunks += 1;
-      units.back().work += chunk_work(chunk, pair_weight);
-      continue;
-    }
-    units.push_back(Unit{chunk.id, 1, chunk_work(chunk, pair_weight)});
-  }
-  std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) {
-    if (a.work != b.work) return a.work > b.work;
-    return a.first_chunk < b.first_chunk;
-  });
-  std::vector<double> load(static_cast<size_t>(plan->dp), 0.0);
-  for (const Unit& unit : units) {
-    const size_t rank = static_cast<size_t>(std::min_element(load.begin(), load.end()) -
-                                            load.begin());  // first minimum
-    load[rank] += unit.work;
-    for (int c = unit.first_chunk; c < unit.first_chunk + unit.chunks; ++c) {
-      plan->chunks[static_cast<size_t>(c)].dp_rank = static_cast<int>(rank);
-    }
-  }
+  const std::vector<int> ranks = assign_dp_ranks(plan->chunks, plan->dp, pair_weight);
+  for (size_t c = 0; c < ranks.size(); ++c) plan->chunks[c].dp_rank = ranks[c];
   plan->ranks.assign(static_cast<size_t>(plan->dp), RankPlan{});
   for (int r = 0; r < plan->dp; ++r) plan->ranks[static_cast<size_t>(r)].dp_rank = r;
   for (const Chunk& chunk : plan->chunks) {  // ascending ids: the feed order
@@ -104,6 +79,44 @@ PipelineInput pipeline_input(const Plan& plan, const RankPlan& rank) {
 }
 
 }  // namespace
+
+// Longest-processing-time greedy over units (a standalone chunk or a whole group): heaviest
+// unit first (ties: lower first chunk) onto the least-loaded rank (ties: lower rank).
+std::vector<int> assign_dp_ranks(const std::vector<Chunk>& chunks, int dp, double pair_weight) {
+  struct Unit {
+    int first_chunk = 0;
+    int chunks = 0;
+    double work = 0;
+  };
+  std::vector<Unit> units;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    const Chunk& chunk = chunks[c];
+    if (chunk.kind == ChunkKind::kDependent && chunk.index > 0) {
+      units.back().chunks += 1;
+      units.back().work += chunk_work(chunk, pair_weight);
+      continue;
+    }
+    units.push_back(Unit{static_cast<int>(c), 1, chunk_work(chunk, pair_weight)});
+  }
+  std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) {
+    if (a.work != b.work) return a.work > b.work;
+    return a.first_chunk < b.first_chunk;
+  });
+  // The least-loaded rank, lowest first among equals: a min-heap of (load, rank).
+  using Slot = std::pair<double, int>;
+  std::priority_queue<Slot, std::vector<Slot>, std::greater<Slot>> ranks;
+  for (int r = 0; r < dp; ++r) ranks.push({0.0, r});
+  std::vector<int> rank_of(chunks.size(), 0);
+  for (const Unit& unit : units) {
+    auto [load, rank] = ranks.top();
+    ranks.pop();
+    ranks.push({load + unit.work, rank});
+    for (int c = unit.first_chunk; c < unit.first_chunk + unit.chunks; ++c) {
+      rank_of[static_cast<size_t>(c)] = rank;
+    }
+  }
+  return rank_of;
+}
 
 StatusOr<Plan> build_plan(const PlanInputs& inputs) {
   CF_RETURN_IF_ERROR(validate_inputs(inputs));
@@ -163,11 +176,15 @@ PlanInputs plan_inputs_from_job(const Job& job, int64_t step) {
   inputs.layers = job.model.layers;
   inputs.layers_per_stage = job.parallel.layers_per_stage;
   inputs.max_length = job.dataset.max_length;
-  // One query-key pair of core attention against one token of the linear layers, per layer
-  // (4·Q FLOPs per pair, docs/COSTS-REFERENCE.md §5; linear FLOPs per token from models/model.h).
-  const double linear = job.model.linear_flops_per_token_per_layer();
-  inputs.pair_weight = linear > 0 ? job.model.attention_flops_per_pair_per_layer() / linear : 0;
+  inputs.pair_weight = dp_pair_weight(job.model);
   return inputs;
+}
+
+// 4·Q FLOPs per pair (docs/COSTS-REFERENCE.md §5) against the linear FLOPs per token
+// (models/model.h).
+double dp_pair_weight(const ModelConfig& model) {
+  const double linear = model.linear_flops_per_token_per_layer();
+  return linear > 0 ? model.attention_flops_per_pair_per_layer() / linear : 0;
 }
 
 StatusOr<Plan> build_plan(const Job& job, int64_t step) {

@@ -31,6 +31,9 @@ struct PlanInputs {
 };
 
 PlanInputs plan_inputs_from_job(const Job& job, int64_t step);
+// PlanInputs::pair_weight for a model: one query-key pair of core attention against one token
+// of the linear layers, per layer.
+double dp_pair_weight(const ModelConfig& model);
 
 // Invalid inputs (lengths, sizes, layers that do not split over pp·vpp, vpp without the
 // interleaved schedule) are an error Status naming the key; every schedule takes any chunk
@@ -41,6 +44,12 @@ StatusOr<Plan> build_plan(const Job& job, int64_t step);
 // build_chunkflow_chunks or build_baseline_micro_batches (sim/chunking.h), so that a search
 // over layouts and K (the tuner) packs each ChunkSize once. The same Plan as build_plan.
 StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chunk> chunks);
+
+// The DP rank of each chunk of `chunks` (by position; ids ascending, a dependent group's
+// pieces together) as build_plan assigns them: the heaviest unit (a standalone chunk or a
+// whole group; work = tokens + pair_weight · attention pairs) first onto the least-loaded rank.
+// Depends on the chunks, dp and pair_weight only (not on K or the schedule).
+std::vector<int> assign_dp_ranks(const std::vector<Chunk>& chunks, int dp, double pair_weight);
 
 // The plan as JSON text (chunks and op streams), the format of `chunkflow plan --json`.
 std::string plan_to_json(const Plan& plan);

@@ -2,7 +2,8 @@
 // schedules, recompute policies, strategies, batches, cost models), several fixed seeds:
 // makespan ≥ every stage's busy time and every chunk's dependency chain, bubble ratio in
 // [0, 1), memory never negative and all freed by the step's end, peak ≤ analytical bounds,
-// the peaks replayed before the engine equal the timed replay's, repeat runs identical; and interleaved 1F1B running to the end for every chunk count.
+// the peaks replayed before the engine equal the timed replay's, repeat runs identical; and
+// interleaved 1F1B running to the end for every chunk count.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
