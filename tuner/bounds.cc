@@ -24,17 +24,35 @@ struct PassTimes {
   int64_t kept_bytes = 0;     // memory the chunk adds at the start of its F
   int64_t dropped_bytes = 0;  // memory it adds by the start of its R when it ran F* instead
   // Dependent chunks: what its F, or F*, keeps past the op (activations or stage input, K/V);
-  // what its R restores and needs while it runs; what its B adds at its start (the group's
-  // first backward: the prefix's dK/dV) and needs while it runs.
+  // what its B adds at its start (the group's first backward: the prefix's dK/dV) and needs
+  // while it runs.
   int64_t kept_after_f = 0, kept_after_f_star = 0;
-  int64_t recompute_bytes = 0, recompute_transient = 0;
   int64_t backward_at_start = 0, backward_transient = 0;
 };
 
-// F, not F*, for the chunk (group_forward_pass: the plan's rule).
-bool keeps_activations(const Chunk& chunk, int k) {
-  return chunk.kind == ChunkKind::kStandalone ||
-         group_forward_pass(chunk.index, chunk.group_size, k) == Pass::kForward;
+// The plan's rule (group_forward_pass): piece i of a group of n runs F* for small K and F from
+// some K on, and the pieces running F* are a prefix of the group.
+bool runs_f_star(int index, int n, int k) {
+  return group_forward_pass(index, n, k) == Pass::kForwardKeepKV;
+}
+// The position in `ks` (ascending) of the first K that keeps the piece's activations.
+size_t first_keeping(const std::vector<int>& ks, int index, int n) {
+  return static_cast<size_t>(
+      std::partition_point(ks.begin(), ks.end(), [&](int k) { return runs_f_star(index, n, k); }) -
+      ks.begin());
+}
+// How many pieces of a group of n run F* with `k`.
+int f_star_pieces(int n, int k) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = lo + (hi - lo) / 2;
+    if (runs_f_star(mid, n, k)) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
 }
 
 // The bounds of one layout over its steps' chunks. Times are priced once per chunk, then each
@@ -91,77 +109,121 @@ class Bounder {
     return tail;
   }
 
-  // The step-time bound (ns) of the priced step with `k`, and each stage's memory bound
-  // raised into *bounds.
-  int64_t bound(const std::vector<Chunk>& step, int k, const std::vector<int64_t>& tail,
-                CandidateBounds* bounds) const {
-    const size_t cells = static_cast<size_t>(dp_) * static_cast<size_t>(pp_);  // [r·pp + s]
-    busy_.assign(cells, 0);
-    head_.assign(cells, std::numeric_limits<int64_t>::max());
-    std::vector<int64_t> mem(static_cast<size_t>(pp_), 0);
-    std::vector<int64_t> group(static_cast<size_t>(pp_), 0);  // kept by the group's forwards
+  // The step-time bounds (ns) of the priced step for every K of `ks` (ascending), each
+  // stage's memory bound raised into (*bounds)[ki]. A dependent piece i of a group of n keeps
+  // its activations from some K on (K ≥ n − i, group_forward_pass), so each piece's share is
+  // entered once, at the first K that keeps it, and the K values are summed up in one pass.
+  std::vector<int64_t> bound_all(const std::vector<Chunk>& step, const std::vector<int>& ks,
+                                 const std::vector<int64_t>& tail,
+                                 std::vector<CandidateBounds>* bounds) const {
+    const size_t nk = ks.size(), pp = static_cast<size_t>(pp_);
+    const size_t cells = static_cast<size_t>(dp_) * pp;  // [r·pp + s]
+    std::vector<int64_t> busy(cells, 0), head(cells, std::numeric_limits<int64_t>::max());
+    // Per (cell, first K position that keeps the piece): busy added when kept, not dropped.
+    std::vector<int64_t> delta(cells * (nk + 1), 0);
+    // Per (stage, K position): the largest single-chunk memory of the pieces kept from that
+    // position on, and of the dropped pieces kept only from there.
+    std::vector<int64_t> kept_max(pp * (nk + 1), 0), dropped_max(pp * (nk + 1), 0);
+    std::vector<int64_t> group_peak(pp * nk, 0);
     for (size_t c = 0; c < n_; ++c) {
-      const bool kept = keeps_activations(step[c], k);
-      if (step[c].kind == ChunkKind::kDependent && vpp_ == 1 && !executor_accounting_) {
-        group_memory(step[c], kept, c, &group, &mem);
-      }
-      const size_t row = static_cast<size_t>(rank_of_[c]) * static_cast<size_t>(pp_);
-      int64_t fill = 0;  // Σ_{s'<s} forward of model chunk 0
-      for (int s = 0; s < pp_; ++s) {
-        head_[row + s] = std::min(head_[row + s], fill);
-        fill += kept ? at(c, 0, s).forward : at(c, 0, s).forward_kv;
+      const Chunk& chunk = step[c];
+      const bool dependent = chunk.kind == ChunkKind::kDependent;
+      // The first K position that keeps the piece (nk: none does).
+      const size_t from = dependent ? first_keeping(ks, chunk.index, chunk.group_size) : 0;
+      const size_t row = static_cast<size_t>(rank_of_[c]) * pp;
+      int64_t fill = 0;  // Σ_{s'<s} forward of model chunk 0, F or F*, whichever is shorter
+      for (size_t s = 0; s < pp; ++s) {
+        head[row + s] = std::min(head[row + s], fill);
+        const PassTimes& first = at(c, 0, static_cast<int>(s));
+        fill += dependent ? std::min(first.forward, first.forward_kv) : first.forward;
         for (int v = 0; v < vpp_; ++v) {
-          const PassTimes& t = at(c, v, s);
-          busy_[row + s] += (kept ? t.forward : t.forward_kv + t.recompute) + t.backward;
-          mem[s] = std::max(mem[s], kept ? t.kept_bytes : t.dropped_bytes);
+          const PassTimes& t = at(c, v, static_cast<int>(s));
+          const int64_t kept = t.forward + t.backward;
+          int64_t& k_max = kept_max[s * (nk + 1) + from];
+          k_max = std::max(k_max, t.kept_bytes);
+          if (!dependent) {
+            busy[row + s] += kept;
+            continue;
+          }
+          const int64_t dropped = t.forward_kv + t.recompute + t.backward;
+          busy[row + s] += dropped;
+          delta[(row + s) * (nk + 1) + from] += kept - dropped;
+          int64_t& d_max = dropped_max[s * (nk + 1) + from];
+          d_max = std::max(d_max, t.dropped_bytes);
         }
+      }
+      if (dependent && chunk.index == chunk.group_size - 1 && vpp_ == 1 && !executor_accounting_) {
+        group_memory(c + 1 - static_cast<size_t>(chunk.group_size), chunk.group_size, ks,
+                     &group_peak);
       }
     }
     // Fill: the first op of stage s on a rank is a forward whose input passed stages 0..s-1
     // first. A stage's ops run one at a time, so each rank's stage ends at least head + its
     // busy time (the plan's DP assignment, assign_dp_ranks), then adds its own DP reduction and
     // optimizer, or stage 0's after the drain. A rank without chunks has no ops there.
-    int64_t lb_ns = 0;
-    for (size_t cell = 0; cell < cells; ++cell) {
-      if (busy_[cell] == 0) continue;
-      const int s = static_cast<int>(cell % static_cast<size_t>(pp_));
-      const int64_t end = head_[cell] + busy_[cell];
-      lb_ns = std::max(lb_ns, end + std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]));
-    }
-    for (int s = 0; s < pp_; ++s) {
-      lb_ns = std::max(lb_ns, std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]));
-    }
-    for (int s = 0; s < pp_; ++s) {
-      const int64_t bytes = states_[s] + mem[s];
-      if (bytes > bounds->memory_bytes) {
-        bounds->memory_bytes = bytes;
-        bounds->memory_stage = s;
-        bounds->model_state_bytes = states_[s];
+    std::vector<int64_t> lb(nk, 0);
+    for (size_t s = 0; s < pp; ++s) {
+      for (size_t ki = 0; ki < nk; ++ki) {
+        lb[ki] = std::max(lb[ki], std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]));
       }
     }
-    return lb_ns;
+    for (size_t cell = 0; cell < cells; ++cell) {
+      const size_t s = cell % pp;
+      const int64_t after = std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]);
+      int64_t work = busy[cell];
+      for (size_t ki = 0; ki < nk; ++ki) {
+        work += delta[cell * (nk + 1) + ki];
+        if (work > 0) lb[ki] = std::max(lb[ki], head[cell] + work + after);
+      }
+    }
+    // Memory: a piece counts as kept from its K position on, as dropped before it.
+    for (size_t s = 0; s < pp; ++s) {
+      std::vector<int64_t> dropped_after(nk + 2, 0);  // [ki]: max over positions ≥ ki
+      for (size_t ki = nk + 1; ki-- > 0;) {
+        dropped_after[ki] = std::max(dropped_after[ki + 1], dropped_max[s * (nk + 1) + ki]);
+      }
+      int64_t kept_upto = 0;
+      for (size_t ki = 0; ki < nk; ++ki) {
+        kept_upto = std::max(kept_upto, kept_max[s * (nk + 1) + ki]);
+        const int64_t mem = std::max({kept_upto, dropped_after[ki + 1], group_peak[s * nk + ki]});
+        const int64_t bytes = states_[s] + mem;
+        CandidateBounds& b = (*bounds)[ki];
+        if (bytes > b.memory_bytes) {
+          b.memory_bytes = bytes;
+          b.memory_stage = static_cast<int>(s);
+          b.model_state_bytes = states_[s];
+        }
+      }
+    }
+    return lb;
   }
 
  private:
-  // A dependent group on a stage without virtual stages: its pieces' forwards (F or F*) run in
-  // index order before its first backward-side op, the last piece's R (after an F*) or B, and
-  // nothing the forwards keep is freed before that B (backwards run from the last piece down,
-  // plan_index.h). So at the start of the last piece's R, and of its B, the stage holds at
-  // least every piece's kept memory plus what that op adds — what the store of a long sequence
-  // split into many chunks costs, which one chunk alone does not show.
-  void group_memory(const Chunk& chunk, bool kept, size_t c, std::vector<int64_t>* group,
-                    std::vector<int64_t>* mem) const {
-    if (chunk.index == 0) std::fill(group->begin(), group->end(), 0);
+  // A dependent group (pieces first..first+n−1 of the priced step) on a stage without virtual
+  // stages: its pieces' forwards (F or F*) run in index order before its first backward, the
+  // last piece's B (the last piece always runs F), and nothing the forwards keep is freed
+  // before that B (backwards run from the last piece down, chunk_schedule.h). So at the start
+  // of that B the stage holds at least every piece's kept memory plus what the B adds: what
+  // the store of a long sequence split into many chunks costs, which one chunk alone does not
+  // show. With K, pieces n−K..n−1 keep their activations, the others their stage input.
+  void group_memory(size_t first, int n, const std::vector<int>& ks,
+                    std::vector<int64_t>* group_peak) const {
+    const size_t nk = ks.size(), len = static_cast<size_t>(n);
+    std::vector<int64_t> dropped_prefix(len + 1, 0), kept_suffix(len + 1, 0);
     for (int s = 0; s < pp_; ++s) {
-      const PassTimes& t = at(c, 0, s);
-      int64_t& held = (*group)[static_cast<size_t>(s)];
-      held += kept ? t.kept_after_f : t.kept_after_f_star;
-      if (chunk.index != chunk.group_size - 1) continue;
-      int64_t peak = held + t.backward_at_start + t.backward_transient;
-      if (!kept) {
-        peak = std::max(held + t.recompute_bytes + t.recompute_transient, peak + t.recompute_bytes);
+      for (size_t i = 0; i < len; ++i) {
+        dropped_prefix[i + 1] = dropped_prefix[i] + at(first + i, 0, s).kept_after_f_star;
       }
-      (*mem)[static_cast<size_t>(s)] = std::max((*mem)[static_cast<size_t>(s)], peak);
+      for (size_t i = len; i-- > 0;) {
+        kept_suffix[i] = kept_suffix[i + 1] + at(first + i, 0, s).kept_after_f;
+      }
+      const PassTimes& last = at(first + len - 1, 0, s);
+      for (size_t ki = 0; ki < nk; ++ki) {
+        const size_t dropped = static_cast<size_t>(f_star_pieces(n, ks[ki]));
+        const int64_t held = dropped_prefix[dropped] + kept_suffix[dropped];
+        int64_t& peak = (*group_peak)[static_cast<size_t>(s) * nk + ki];
+        peak = std::max(peak, held + last.backward_at_start + last.backward_transient);
+      }
     }
   }
 
@@ -226,8 +288,6 @@ class Bounder {
           const OpMemory f = megatron_op_memory(memory_, Pass::kForward, chunk, 1, place);
           t.kept_after_f = kept_after(f);
           t.kept_after_f_star = kept_after(f_star);
-          t.recompute_bytes = kept_after(recompute);
-          t.recompute_transient = recompute.transient;
           // B's additions do not depend on K (only what its end frees does).
           const OpMemory backward = megatron_op_memory(memory_, Pass::kBackward, chunk, 1, place);
           t.backward_at_start = backward.activations_at_start + backward.store_at_start;
@@ -247,9 +307,8 @@ class Bounder {
   double pair_weight_ = 0;
   std::vector<int64_t> fixed_ns_, states_;
   size_t n_ = 0;
-  std::vector<int> rank_of_;                  // per chunk of the priced step
-  mutable std::vector<int64_t> busy_, head_;  // per (rank, stage), scratch of bound()
-  std::vector<PassTimes> times_;              // [(c·vpp + v)·pp + s]
+  std::vector<int> rank_of_;      // per chunk of the priced step
+  std::vector<PassTimes> times_;  // [(c·vpp + v)·pp + s]
   std::vector<AttentionSpan> spans_;
 };
 
@@ -271,11 +330,10 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
       for (const Chunk& chunk : step) tokens_sum += static_cast<double>(chunk.tokens);
     }
     bounder.price(step);
-    const std::vector<int64_t> tail = bounder.drain_ns();
+    // The worst-case step bounds memory only (bound_all keeps the largest memory it sees).
+    const std::vector<int64_t> lb_ns = bounder.bound_all(step, ks, bounder.drain_ns(), &out);
     for (size_t ki = 0; ki < ks.size(); ++ki) {
-      // The worst-case step bounds memory only (bound() keeps the largest memory it sees).
-      const double seconds =
-          static_cast<double>(bounder.bound(step, ks[ki], tail, &out[ki])) * 1e-9;
+      const double seconds = static_cast<double>(lb_ns[ki]) * 1e-9;
       if (s < timed) {
         lb_sum_s[ki] += seconds;
         out[ki].step_s.push_back(seconds);
