@@ -131,7 +131,25 @@ void Simulator::build_graph(Step& step) {
   graph_.reserve(index.size(), index.size());
   task_time_.clear();
   task_time_.reserve(static_cast<size_t>(index.size()));
-  chunk_prices_.resize(step.plan.chunks.size());
+  // One price slot per chunk, except that pieces of split sequences alike in tokens and
+  // offset (their one span) share one: their ops price alike.
+  price_slot_.resize(step.plan.chunks.size());
+  piece_slots_.clear();
+  int slots = 0;
+  for (size_t c = 0; c < step.plan.chunks.size(); ++c) {  // op.chunk: a position in chunks
+    const Chunk& chunk = step.plan.chunks[c];
+    int& slot = price_slot_[c];
+    if (chunk.kind == ChunkKind::kDependent && chunk.segments.size() == 1) {
+      auto [it, fresh] =
+          piece_slots_.try_emplace({chunk.tokens, chunk.segments.front().offset}, slots);
+      slot = it->second;
+      if (!fresh) continue;
+    } else {
+      slot = slots;
+    }
+    ++slots;
+  }
+  chunk_prices_.resize(static_cast<size_t>(slots));
   for (std::vector<PricedOp>& prices : chunk_prices_) prices.clear();
   for (int r = 0; r < step.dp; ++r) {
     for (int s = 0; s < step.pp; ++s) {
@@ -152,7 +170,8 @@ void Simulator::build_graph(Step& step) {
 }
 
 const OpTime& Simulator::price(const CostModel& cost, const OpQuery& query, int chunk) {
-  std::vector<PricedOp>& prices = chunk_prices_[static_cast<size_t>(chunk)];
+  std::vector<PricedOp>& prices =
+      chunk_prices_[static_cast<size_t>(price_slot_[static_cast<size_t>(chunk)])];
   for (const PricedOp& p : prices) {
     if (p.pass == query.pass && p.layers == query.layers && p.embedding == query.embedding &&
         p.lm_head == query.lm_head) {

@@ -3,8 +3,10 @@
 // point the CLI and the tuner share; it never prints and never exits.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "core/status.h"
 #include "sim/cost_model.h"
@@ -67,14 +69,17 @@ class Simulator {
   std::vector<OpTime> task_time_;  // per task = per op of the plan index
   // The distinct op prices of each chunk (cost_model.h: an op's price depends on its pass,
   // layers, embedding / LM head and the chunk's tokens and spans only), so that the ops of a
-  // chunk on every stage and DP rank are priced once per kind.
+  // chunk on every stage and DP rank are priced once per kind, and the pieces of split
+  // sequences with the same tokens and offset once for all of them.
   struct PricedOp {
     Pass pass;
     int64_t layers;
     bool embedding, lm_head;
     OpTime time;
   };
-  std::vector<std::vector<PricedOp>> chunk_prices_;
+  std::vector<std::vector<PricedOp>> chunk_prices_;         // per price slot
+  std::vector<int> price_slot_;                             // per chunk of the plan
+  std::map<std::pair<int64_t, int64_t>, int> piece_slots_;  // (tokens, offset) of a piece
   const OpTime& price(const CostModel& cost, const OpQuery& query, int chunk);
   std::vector<int> input_edge_;  // per task: the engine edge of its input, -1 for none
 };

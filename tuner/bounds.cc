@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
+#include <tuple>
 
 #include "core/check.h"
 #include "sim/memory_model.h"
@@ -87,8 +89,29 @@ class Bounder {
   void price(const std::vector<Chunk>& step) {
     n_ = step.size();
     rank_of_ = assign_dp_ranks(step, dp_, pair_weight_);
-    times_.assign(n_ * static_cast<size_t>(vpp_ * pp_), PassTimes{});
-    for (size_t c = 0; c < n_; ++c) price_chunk(step[c], c);
+    const size_t places = static_cast<size_t>(vpp_ * pp_);
+    times_.assign(n_ * places, PassTimes{});
+    for (size_t c = 0; c < n_; ++c) {
+      const Chunk& chunk = step[c];
+      if (chunk.kind != ChunkKind::kDependent || chunk.segments.size() != 1) {
+        price_chunk(chunk, c);
+        continue;
+      }
+      // A piece of a split sequence is priced by its tokens and its offset (its one span) and
+      // whether it is the group's last (which adds the prefix's dK/dV): pieces alike in these,
+      // across sequences and steps, share one pricing.
+      const PieceKey key{chunk.tokens, chunk.segments.front().offset,
+                         chunk.index == chunk.group_size - 1};
+      auto [it, fresh] = pieces_.try_emplace(key);
+      if (fresh) {
+        price_chunk(chunk, c);
+        it->second.assign(times_.begin() + static_cast<std::ptrdiff_t>(c * places),
+                          times_.begin() + static_cast<std::ptrdiff_t>((c + 1) * places));
+      } else {
+        std::copy(it->second.begin(), it->second.end(),
+                  times_.begin() + static_cast<std::ptrdiff_t>(c * places));
+      }
+    }
   }
 
   // Drain: the last op of stage s on a rank is some chunk's backward; that backward then runs
@@ -307,7 +330,10 @@ class Bounder {
   double pair_weight_ = 0;
   std::vector<int64_t> fixed_ns_, states_;
   size_t n_ = 0;
-  std::vector<int> rank_of_;      // per chunk of the priced step
+  std::vector<int> rank_of_;  // per chunk of the priced step
+  // The pricings of dependent pieces by (tokens, offset in the sequence, last of its group).
+  using PieceKey = std::tuple<int64_t, int64_t, bool>;
+  std::map<PieceKey, std::vector<PassTimes>> pieces_;
   std::vector<PassTimes> times_;  // [(c·vpp + v)·pp + s]
   std::vector<AttentionSpan> spans_;
 };
