@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <numeric>
 #include <string>
 
 #include "core/check.h"
@@ -112,9 +113,16 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
       return out;
     }
   }
-  build_graph(step);
-  wire_inputs(step);
-  CF_RETURN_IF_ERROR(run_engine(step));
+  prepare_prices(step);
+  task_time_.assign(static_cast<size_t>(index_.size()), OpTime{});
+  if (options.give_up_above_ns > 0 && !options.critical_path && !out.trace) {
+    CF_ASSIGN_OR_RETURN(const bool whole, run_by_rank(step, &out.metrics));
+    if (!whole) return out;
+  } else {
+    build_graph(step, 0, step.dp);
+    wire_inputs(step, 0, step.dp);
+    CF_RETURN_IF_ERROR(run_engine(step, 0, graph_, &result_));
+  }
   collect_stage_metrics(step, &out.metrics);
   if (timeline) CF_RETURN_IF_ERROR(replay_memory(step, true, &out));
   collect_step_metrics(step, &out.metrics);
@@ -124,15 +132,9 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
   return out;
 }
 
-// One task per op, stream by stream in index order, so task i is op i of the index.
-void Simulator::build_graph(Step& step) {
-  const PlanIndex& index = step.index;
-  graph_.clear();
-  graph_.reserve(index.size(), index.size());
-  task_time_.clear();
-  task_time_.reserve(static_cast<size_t>(index.size()));
-  // One price slot per chunk, except that pieces of split sequences alike in tokens and
-  // offset (their one span) share one: their ops price alike.
+// One price slot per chunk, except that pieces of split sequences alike in tokens and offset
+// (their one span) share one: their ops price alike.
+void Simulator::prepare_prices(const Step& step) {
   price_slot_.resize(step.plan.chunks.size());
   piece_slots_.clear();
   int slots = 0;
@@ -151,7 +153,17 @@ void Simulator::build_graph(Step& step) {
   }
   chunk_prices_.resize(static_cast<size_t>(slots));
   for (std::vector<PricedOp>& prices : chunk_prices_) prices.clear();
-  for (int r = 0; r < step.dp; ++r) {
+}
+
+// One task per op of DP ranks [first, last), stream by stream in index order, so task t is
+// op t + stream_begin(first, 0) of the index; each op's time into task_time_.
+void Simulator::build_graph(Step& step, int first, int last) {
+  const PlanIndex& index = step.index;
+  const int base = index.stream_begin(first, 0);
+  const int ops = (last == step.dp ? index.size() : index.stream_begin(last, 0)) - base;
+  graph_.clear();
+  graph_.reserve(ops, ops);
+  for (int r = first; r < last; ++r) {
     for (int s = 0; s < step.pp; ++s) {
       const int stream = graph_.add_stream();
       for (int i = index.stream_begin(r, s); i < index.stream_end(r, s); ++i) {
@@ -162,8 +174,8 @@ void Simulator::build_graph(Step& step) {
                                    op_query(op.pass, r, s, op.model_chunk, entry.place,
                                             chunk.tokens, index.spans(op.chunk)),
                                    op.chunk);
-        CF_CHECK_EQ(graph_.add_task(stream, time.total_ns), i);
-        task_time_.push_back(time);
+        CF_CHECK_EQ(graph_.add_task(stream, time.total_ns), i - base);
+        task_time_[static_cast<size_t>(i)] = time;
       }
     }
   }
@@ -185,36 +197,107 @@ const OpTime& Simulator::price(const CostModel& cost, const OpQuery& query, int 
 
 // Each op's input (plan_index.h): on its own stage it follows its producer; across stages it
 // travels over the channel of its rank, sending stage and direction (forward 0, backward 1).
-void Simulator::wire_inputs(Step& step) {
+// The ops of DP ranks [first, last), as build_graph numbered them.
+void Simulator::wire_inputs(Step& step, int first, int last) {
   const PlanIndex& index = step.index;
   const int channels_per_rank = step.pp > 1 ? 2 * step.pp : 0;
-  for (int i = 0; i < step.dp * channels_per_rank; ++i) graph_.add_channel();
+  for (int i = 0; i < (last - first) * channels_per_rank; ++i) graph_.add_channel();
+  const int base = index.stream_begin(first, 0);
+  const int end = last == step.dp ? index.size() : index.stream_begin(last, 0);
   input_edge_.assign(static_cast<size_t>(index.size()), -1);
-  for (int i = 0; i < index.size(); ++i) {
+  for (int i = base; i < end; ++i) {
     const IndexedOp& entry = index.op(i);
     if (entry.input < 0) continue;
     input_edge_[static_cast<size_t>(i)] = graph_.inputs();
     if (!entry.input_crosses) {
-      graph_.add_input(i, entry.input, -1, 0);
+      graph_.add_input(i - base, entry.input - base, -1, 0);
       continue;
     }
     const int from = index.op(entry.input).stage;
     const int direction = entry.op->pass == Pass::kBackward ? 1 : 0;
     const int64_t transfer_ns =
         step.cost.p2p_time_ns(P2pQuery{entry.dp_rank, from, entry.stage, entry.input_bytes});
-    const int channel = entry.dp_rank * channels_per_rank + from * 2 + direction;
-    graph_.add_input(i, entry.input, channel, transfer_ns);
+    const int channel = (entry.dp_rank - first) * channels_per_rank + from * 2 + direction;
+    graph_.add_input(i - base, entry.input - base, channel, transfer_ns);
   }
 }
 
-Status Simulator::run_engine(Step& step) {
-  engine_.run(graph_, &result_);
-  if (!result_.deadlocked()) return Status::Ok();
-  auto name_task = [&](int task) { return op_label(*step.index.op(task).op); };
+// Runs the graph of DP ranks from `first` on into *result; a deadlock names the ops and ranks.
+Status Simulator::run_engine(Step& step, int first, const EngineGraph& graph,
+                             EngineResult* result) {
+  engine_.run(graph, result);
+  if (!result->deadlocked()) return Status::Ok();
+  const int base = step.index.stream_begin(first, 0);
+  auto name_task = [&](int task) { return op_label(*step.index.op(task + base).op); };
   auto name_stream = [&](int stream) {
-    return fmt::format("dp rank {} stage {}", stream / step.pp, stream % step.pp);
+    return fmt::format("dp rank {} stage {}", first + stream / step.pp, stream % step.pp);
   };
-  return Status::Runtime(describe_deadlock(graph_, result_, name_task, name_stream));
+  return Status::Runtime(describe_deadlock(graph, *result, name_task, name_stream));
+}
+
+// The DP ranks' pipelines are independent until the DP reduction: each runs on its own graph,
+// the heaviest rank (by the plan's work estimate) first, into the whole step's result_. After
+// each rank the step is at least the longest pipeline so far and each stage's end so far plus
+// its reduction (exposed as far as the ranks run so far show) and optimizer step; once that
+// exceeds options.give_up_above_ns the run stops: false, with *m timed = false and that bound
+// as its step time. true when every rank ran.
+StatusOr<bool> Simulator::run_by_rank(Step& step, SimMetrics* m) {
+  const PlanIndex& index = step.index;
+  result_.start_ns.assign(static_cast<size_t>(index.size()), -1);
+  result_.end_ns.assign(static_cast<size_t>(index.size()), -1);
+  result_.transfer_start_ns.clear();
+  result_.arrival_ns.clear();
+  result_.deadlock.clear();
+  result_.makespan_ns = 0;
+  result_.events = 0;
+  const double pair_weight = dp_pair_weight(step.job.model);
+  std::vector<double> work(static_cast<size_t>(step.dp), 0.0);
+  for (const Chunk& chunk : step.plan.chunks) {
+    work[static_cast<size_t>(chunk.dp_rank)] +=
+        static_cast<double>(chunk.tokens) +
+        pair_weight * static_cast<double>(chunk.attention_pairs());
+  }
+  std::vector<int> order(static_cast<size_t>(step.dp));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return work[static_cast<size_t>(a)] > work[static_cast<size_t>(b)];
+  });
+  std::vector<char> ran(static_cast<size_t>(step.dp), 0);
+  std::vector<int64_t> stage_end(static_cast<size_t>(step.pp), 0);
+  for (const int r : order) {
+    build_graph(step, r, r + 1);
+    wire_inputs(step, r, r + 1);
+    CF_RETURN_IF_ERROR(run_engine(step, r, graph_, &rank_result_));
+    const int base = index.stream_begin(r, 0);
+    std::copy(rank_result_.start_ns.begin(), rank_result_.start_ns.end(),
+              result_.start_ns.begin() + base);
+    std::copy(rank_result_.end_ns.begin(), rank_result_.end_ns.end(),
+              result_.end_ns.begin() + base);
+    result_.makespan_ns = std::max(result_.makespan_ns, rank_result_.makespan_ns);
+    result_.events += rank_result_.events;
+    ran[static_cast<size_t>(r)] = 1;
+    int64_t bound_ns = result_.makespan_ns;
+    for (int s = 0; s < step.pp; ++s) {
+      const int last = index.stream_end(r, s) - 1;
+      if (last >= index.stream_begin(r, s)) {
+        stage_end[static_cast<size_t>(s)] =
+            std::max(stage_end[static_cast<size_t>(s)], result_.end_ns[static_cast<size_t>(last)]);
+      }
+      bound_ns = std::max(bound_ns, stage_end[static_cast<size_t>(s)] +
+                                        exposed_dp_reduce_ns(step, s, &ran) +
+                                        step.cost.optimizer_time_ns(s));
+    }
+    if (bound_ns > step.options.give_up_above_ns) {
+      m->timed = false;
+      m->step_time_s = static_cast<double>(bound_ns) * 1e-9;
+      m->strategy = to_string(step.plan.strategy);
+      m->cost_model = step.cost.name();
+      m->gpus = step.job.parallel.tp * step.job.parallel.cp * step.pp * step.dp;
+      judge_feasibility(step.job, m);
+      return false;
+    }
+  }
+  return true;
 }
 
 // Per stage (means over DP ranks): busy, recompute and TP communication time, bubble; the end
@@ -262,11 +345,14 @@ void Simulator::collect_stage_metrics(Step& step, SimMetrics* m) {
 // A stage's gradient reduction after its last op; with overlap.grad_reduce (Megatron's
 // --overlap-grad-reduce) the buckets are reduced while the last backward of the step still
 // computes the earlier layers' gradients, so only what outlasts that backward is exposed.
-int64_t Simulator::exposed_dp_reduce_ns(const Step& step, int stage) const {
+// With `ran`, over those ranks only: never more than over all of them (a lower bound).
+int64_t Simulator::exposed_dp_reduce_ns(const Step& step, int stage,
+                                        const std::vector<char>* ran) const {
   const int64_t reduce_ns = step.cost.dp_reduce_time_ns(stage);
   if (!step.job.overlap.grad_reduce) return reduce_ns;
   int64_t window_ns = reduce_ns;
   for (int r = 0; r < step.dp; ++r) {
+    if (ran != nullptr && !(*ran)[static_cast<size_t>(r)]) continue;
     const int last = step.index.stream_end(r, stage) - 1;
     if (last < step.index.stream_begin(r, stage)) continue;
     window_ns = std::min(window_ns, task_time_[static_cast<size_t>(last)].total_ns);

@@ -30,6 +30,10 @@ struct SimOptions {
   // worst-case step and its over-budget candidates.
   bool memory_only = false;
   int64_t memory_budget_bytes = 0;
+  // > 0 (and no trace or critical path): the DP ranks run one at a time, the heaviest first,
+  // and the run stops as soon as the step provably takes longer than this — timed = false and
+  // step_time_s that lower bound. A run that finishes gives the same result as without it.
+  int64_t give_up_above_ns = 0;
 };
 
 struct SimResult {
@@ -51,10 +55,13 @@ class Simulator {
 
  private:
   struct Step;  // one run's inputs and what its named steps pass on (simulator.cc)
-  void build_graph(Step& step);
-  void wire_inputs(Step& step);
-  Status run_engine(Step& step);
-  int64_t exposed_dp_reduce_ns(const Step& step, int stage) const;
+  void prepare_prices(const Step& step);
+  void build_graph(Step& step, int first, int last);
+  void wire_inputs(Step& step, int first, int last);
+  Status run_engine(Step& step, int first, const EngineGraph& graph, EngineResult* result);
+  StatusOr<bool> run_by_rank(Step& step, SimMetrics* m);
+  int64_t exposed_dp_reduce_ns(const Step& step, int stage,
+                               const std::vector<char>* ran = nullptr) const;
   void collect_stage_metrics(Step& step, SimMetrics* m);
   // `timed`: with the engine's start and end times (the memory timeline of a trace).
   Status replay_memory(Step& step, bool timed, SimResult* out);
@@ -65,6 +72,7 @@ class Simulator {
   PlanIndex index_;
   EngineGraph graph_;
   EngineResult result_;
+  EngineResult rank_result_;  // one DP rank's run (run_by_rank)
   Engine engine_;
   std::vector<OpTime> task_time_;  // per task = per op of the plan index
   // The distinct op prices of each chunk (cost_model.h: an op's price depends on its pass,

@@ -232,12 +232,19 @@ class Search {
       SimOptions sim;
       sim.memory_only = static_cast<int>(step) >= timed;
       sim.memory_budget_bytes = budget_bytes_;
+      if (!sim.memory_only)
+        sim.give_up_above_ns = give_up_ns(index, steps.size(), simulated_s, tokens, threshold);
       StatusOr<SimResult> result = worker.simulator.run(job, *plan, **cost, sim);
       if (!result.ok()) {
         return Status::Runtime(
             fmt::format("simulating {}: {}", label(c), result.status().message()));
       }
       const bool fits = fits_budget(result->metrics);
+      if (fits && !sim.memory_only && !result->metrics.timed) {
+        // The step alone took the candidate past the N-th best (give_up_ns).
+        o.kind = Outcome::kPrunedTime;
+        return Status::Ok();
+      }
       if (static_cast<int>(step) < timed) {
         simulated_s += result->metrics.step_time_s;
         steps.push_back(std::move(result->metrics));
@@ -287,6 +294,34 @@ class Search {
       return Status::Ok();
     }
     return infeasible(c, o, o.metrics);
+  }
+
+  // The step time (ns) above which sampled step number `done` (steps before it simulated,
+  // `simulated_s` in all) cannot leave the candidate in the top N, given the bounds of the
+  // steps after it and the N-th best score `threshold`; 0 (no limit) in an exhaustive search,
+  // before N candidates are known, or without per-step bounds. One nanosecond of slack keeps
+  // the comparison on the safe side of rounding.
+  int64_t give_up_ns(int index, size_t done, double simulated_s, double tokens,
+                     double threshold) const {
+    const std::vector<double>& bound_s = bounds_[index].step_s;
+    const size_t timed = bound_s.size();
+    if (options_.exhaustive || !std::isfinite(threshold) || done >= timed ||
+        static_cast<size_t>(chunks_[index]->timed_steps()) != timed) {
+      return 0;
+    }
+    double later_s = 0;
+    for (size_t j = done + 1; j < timed; ++j) later_s += bound_s[j];
+    double total_s = 0;  // the most the steps may take together
+    if (space_.objective == Objective::kStepTime) {
+      total_s = threshold * static_cast<double>(timed);
+    } else {
+      if (threshold >= 0) return 0;
+      total_s = tokens / -threshold;
+    }
+    const double allowed_s = total_s - simulated_s - later_s;
+    if (!(allowed_s > 0)) return 1;
+    if (allowed_s > 9e9) return 0;  // beyond any step (and int64 ns)
+    return static_cast<int64_t>(std::ceil(allowed_s * 1e9)) + 1;
   }
 
   bool fits_budget(const SimMetrics& m) const {

@@ -2,13 +2,16 @@
 // schedules, recompute policies, strategies, batches, cost models), several fixed seeds:
 // makespan ≥ every stage's busy time and every chunk's dependency chain, bubble ratio in
 // [0, 1), memory never negative and all freed by the step's end, peak ≤ analytical bounds,
-// the peaks replayed before the engine equal the timed replay's, repeat runs identical; and
+// the peaks replayed before the engine equal the timed replay's, DP ranks run one at a time
+// give the whole graph's metrics (and stop with a true lower bound when told), repeat runs
+// identical; and
 // interleaved 1F1B running to the end for every chunk count.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -177,6 +180,29 @@ void check_case(const Case& c, Simulator& simulator) {
       EXPECT_EQ(r->metrics.stages[s].peak_memory_bytes, m.stages[s].peak_memory_bytes) << s;
       EXPECT_EQ(r->metrics.stages[s].peak_breakdown, m.stages[s].peak_breakdown) << s;
     }
+  }
+
+  // DP ranks one at a time (the tuner's give-up mode): with a limit never reached, the same
+  // metrics as the whole graph; with a limit under the step time it stops (timed = false)
+  // with a lower bound of the step time above the limit.
+  SimOptions by_rank;
+  by_rank.give_up_above_ns = std::numeric_limits<int64_t>::max();
+  StatusOr<SimResult> ranked = simulator.run(c.job, c.plan, **cost, by_rank);
+  ASSERT_TRUE(ranked.ok()) << ranked.status().message();
+  EXPECT_TRUE(ranked->metrics.timed);
+  SimOptions plain;
+  StatusOr<SimResult> whole = simulator.run(c.job, c.plan, **cost, plain);
+  ASSERT_TRUE(whole.ok()) << whole.status().message();
+  EXPECT_EQ(metrics_to_json(ranked->metrics).dump(), metrics_to_json(whole->metrics).dump());
+  const int64_t step_ns = std::llround(m.step_time_s * 1e9);
+  if (step_ns > 2) {
+    SimOptions tight;
+    tight.give_up_above_ns = step_ns / 2;
+    StatusOr<SimResult> stopped = simulator.run(c.job, c.plan, **cost, tight);
+    ASSERT_TRUE(stopped.ok()) << stopped.status().message();
+    EXPECT_FALSE(stopped->metrics.timed);
+    EXPECT_GT(std::llround(stopped->metrics.step_time_s * 1e9), step_ns / 2);
+    EXPECT_LE(stopped->metrics.step_time_s, m.step_time_s);
   }
 
   // Same inputs, same simulator: identical metrics and trace.
