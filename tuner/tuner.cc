@@ -54,6 +54,23 @@ struct Outcome {
   int64_t excess_bytes = 0;  // over the budget (memory reasons only; 0 otherwise)
 };
 
+// The DP rank whose memory to judge first: the one holding the step's longest dependent group
+// (its store and kept pieces dominate a stage's peak), or the most tokens when nothing splits.
+int memory_screen_rank(const std::vector<Chunk>& chunks, int dp, double pair_weight) {
+  const std::vector<int> rank_of = assign_dp_ranks(chunks, dp, pair_weight);
+  std::vector<int64_t> tokens(static_cast<size_t>(dp), 0);
+  int longest = 0, rank = 0;
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    tokens[static_cast<size_t>(rank_of[c])] += chunks[c].tokens;
+    if (chunks[c].kind == ChunkKind::kDependent && chunks[c].group_size > longest) {
+      longest = chunks[c].group_size;
+      rank = rank_of[c];
+    }
+  }
+  if (longest > 0) return rank;
+  return static_cast<int>(std::max_element(tokens.begin(), tokens.end()) - tokens.begin());
+}
+
 class Search {
  public:
   Search(const Job& job, const SearchSpace& space, const std::vector<PlanInputs>& steps,
@@ -220,6 +237,36 @@ class Search {
       in.vpp = c.layout.vpp;
       in.dp = c.layout.dp;
       in.layers_per_stage = c.layout.layers_per_stage;
+      const bool memory_only = static_cast<int>(step) >= timed;
+      const int64_t limit_ns =
+          memory_only ? 0 : give_up_ns(index, steps.size(), simulated_s, tokens, threshold);
+      if (!options_.exhaustive && in.dp > 1) {
+        // One rank first: the rank of the step's longest group, scheduled alone, has the same
+        // streams, memory and pipeline as in the whole plan, so over the budget there is over
+        // it here, and its step (its own ends, reductions and optimizer) is at most the whole
+        // step's: past the limit there is past it here.
+        PlanInputs one = in;
+        one.only_rank = memory_screen_rank(chunks.steps[step], in.dp, in.pair_weight);
+        StatusOr<Plan> screen = build_plan_with_chunks(one, chunks.steps[step]);
+        if (screen.ok()) {
+          SimOptions first;
+          first.memory_only = memory_only;
+          first.memory_budget_bytes = budget_bytes_;
+          first.give_up_above_ns = limit_ns;
+          StatusOr<SimResult> alone = worker.simulator.run(job, *screen, **cost, first);
+          if (!alone.ok()) {
+            return Status::Runtime(
+                fmt::format("simulating {}: {}", label(c), alone.status().message()));
+          }
+          if (!fits_budget(alone->metrics)) return infeasible(c, o, alone->metrics);
+          if (!memory_only && limit_ns > 0 &&
+              (!alone->metrics.timed ||
+               std::llround(alone->metrics.step_time_s * 1e9) > limit_ns)) {
+            o.kind = Outcome::kPrunedTime;
+            return Status::Ok();
+          }
+        }
+      }
       StatusOr<Plan> plan = build_plan_with_chunks(in, chunks.steps[step]);
       if (!plan.ok()) {
         o.kind = Outcome::kInfeasible;
@@ -230,10 +277,9 @@ class Search {
       // Memory first (simulator.h): the worst-case batch is judged for memory only, and a step
       // over the budget stops before its times are computed.
       SimOptions sim;
-      sim.memory_only = static_cast<int>(step) >= timed;
+      sim.memory_only = memory_only;
       sim.memory_budget_bytes = budget_bytes_;
-      if (!sim.memory_only)
-        sim.give_up_above_ns = give_up_ns(index, steps.size(), simulated_s, tokens, threshold);
+      sim.give_up_above_ns = limit_ns;
       StatusOr<SimResult> result = worker.simulator.run(job, *plan, **cost, sim);
       if (!result.ok()) {
         return Status::Runtime(

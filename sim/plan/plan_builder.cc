@@ -36,6 +36,7 @@ Status validate_inputs(const PlanInputs& in) {
   }
   CF_RETURN_IF_ERROR(check_layer_split(LayerSplit{in.pp, in.vpp, in.layers, in.layers_per_stage}));
   if (in.pair_weight < 0) return bad("pair_weight: must not be negative");
+  if (in.only_rank >= in.dp) return bad("only_rank: must be below dp");
   if (in.strategy.kind == StrategyKind::kChunkFlow) {
     if (in.strategy.chunk_size < 1) {
       return bad("strategy.chunk_size: must be positive, got " +
@@ -153,6 +154,11 @@ StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chun
   plan.chunks = std::move(chunks);
   distribute_over_dp(inputs.pair_weight, &plan);
   for (RankPlan& rank : plan.ranks) {
+    if (inputs.only_rank >= 0 && rank.dp_rank != inputs.only_rank) {
+      rank.chunks.clear();  // a one-rank plan: the other ranks run nothing
+      rank.stages.assign(static_cast<size_t>(plan.pp), StagePlan{});
+      continue;
+    }
     rank.stages = schedule_pipeline(pipeline_input(plan, rank), plan.schedule, plan.pp, plan.vpp);
   }
   // Op ids in (rank, stage, position) order.

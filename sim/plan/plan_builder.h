@@ -28,6 +28,10 @@ struct PlanInputs {
   // Weight of one query-key pair relative to one token in the work estimate used to balance
   // DP ranks (attention FLOPs per pair / linear FLOPs per token); 0 balances tokens only.
   double pair_weight = 0;
+  // ≥ 0: only this DP rank's chunks are scheduled (the others' streams are empty), for judging
+  // one rank's memory without building the rest: its streams are those of the whole plan.
+  // Such a plan leaves chunks unscheduled and is not for simulating time. -1: every rank.
+  int only_rank = -1;
 };
 
 PlanInputs plan_inputs_from_job(const Job& job, int64_t step);
