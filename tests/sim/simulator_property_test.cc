@@ -3,7 +3,8 @@
 // makespan ≥ every stage's busy time and every chunk's dependency chain, bubble ratio in
 // [0, 1), memory never negative and all freed by the step's end, peak ≤ analytical bounds,
 // the peaks replayed before the engine equal the timed replay's, DP ranks run one at a time
-// give the whole graph's metrics (and stop with a true lower bound when told), repeat runs
+// give the whole graph's metrics (and stop with a true lower bound when told), one rank
+// scheduled alone has that rank's streams and peaks and a step no longer, repeat runs
 // identical; and
 // interleaved 1F1B running to the end for every chunk count.
 #include <fmt/format.h>
@@ -203,6 +204,32 @@ void check_case(const Case& c, Simulator& simulator) {
     EXPECT_FALSE(stopped->metrics.timed);
     EXPECT_GT(std::llround(stopped->metrics.step_time_s * 1e9), step_ns / 2);
     EXPECT_LE(stopped->metrics.step_time_s, m.step_time_s);
+  }
+
+  // One rank alone (PlanInputs::only_rank, the tuner's first look): its streams, memory peaks
+  // and pipeline are those of the whole plan, and its step is no longer than the whole step.
+  if (c.plan.dp > 1) {
+    for (int r = 0; r < c.plan.dp; ++r) {
+      PlanInputs in = plan_inputs_from_job(c.job, 0);
+      in.only_rank = r;
+      StatusOr<Plan> one = build_plan(in);
+      ASSERT_TRUE(one.ok()) << one.status().message();
+      for (int s = 0; s < c.plan.pp; ++s) {
+        const std::vector<Op>& mine = one->ranks[r].stages[s].ops;
+        const std::vector<Op>& whole_ops = c.plan.ranks[r].stages[s].ops;
+        ASSERT_EQ(mine.size(), whole_ops.size()) << "rank " << r << " stage " << s;
+        for (size_t i = 0; i < mine.size(); ++i) {
+          EXPECT_EQ(mine[i].pass, whole_ops[i].pass);
+          EXPECT_EQ(mine[i].chunk, whole_ops[i].chunk);
+        }
+      }
+      StatusOr<SimResult> alone = simulator.run(c.job, *one, **cost, SimOptions{true, false});
+      ASSERT_TRUE(alone.ok()) << alone.status().message();
+      for (int s = 0; s < c.plan.pp; ++s) {
+        EXPECT_EQ(alone->trace->peak_memory.at({r, s}), trace.peak_memory.at({r, s}));
+      }
+      EXPECT_LE(alone->metrics.step_time_s, m.step_time_s);
+    }
   }
 
   // Same inputs, same simulator: identical metrics and trace.
