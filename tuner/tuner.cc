@@ -1,6 +1,5 @@
-// The search: candidates and their chunkings, bounds per (layout, chunking), then waves of
-// simulations in bound order with a pruning threshold that only moves between waves, so the
-// outcome is the same for every thread count.
+// tune(): the sampled steps and the worst case, every chunking built once, the layouts with
+// their layer splits, then the two searches (tuner/search.h) — ChunkFlow and the baseline.
 #include "tuner/tuner.h"
 
 #include <fmt/format.h>
@@ -20,452 +19,11 @@
 #include "sim/simulator.h"
 #include "tuner/bounds.h"
 #include "tuner/layer_balance.h"
+#include "tuner/search.h"
 #include "tuner/thread_pool.h"
 
 namespace cf {
 namespace {
-
-// Candidates simulated between two updates of the pruning threshold. A constant (not the
-// thread count) so that which candidates are pruned never depends on the machine.
-constexpr int kWave = 32;
-
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// One layout and one chunking: the candidates that differ only in K share their bounds.
-struct Family {
-  ParallelLayout layout;
-  StrategyConfig strategy;  // k set per candidate
-  const StepChunks* chunks = nullptr;
-  std::vector<int> ks;
-  std::vector<int> candidates;  // indices, parallel to ks
-};
-
-struct Worker {
-  Simulator simulator;
-  Job job;
-};
-
-// What happened to one candidate.
-struct Outcome {
-  enum Kind { kPending, kFeasible, kInfeasible, kPrunedTime, kPrunedMemory } kind = kPending;
-  SimMetrics metrics;
-  std::string reason;        // infeasible: the category counted in infeasible_reasons
-  std::string detail;        // infeasible: the numbers, for the closest miss
-  int64_t excess_bytes = 0;  // over the budget (memory reasons only; 0 otherwise)
-};
-
-// The DP rank whose memory to judge first: the one holding the step's longest dependent group
-// (its store and kept pieces dominate a stage's peak), or the most tokens when nothing splits.
-int memory_screen_rank(const std::vector<Chunk>& chunks, int dp, double pair_weight) {
-  const std::vector<int> rank_of = assign_dp_ranks(chunks, dp, pair_weight);
-  std::vector<int64_t> tokens(static_cast<size_t>(dp), 0);
-  int longest = 0, rank = 0;
-  for (size_t c = 0; c < chunks.size(); ++c) {
-    tokens[static_cast<size_t>(rank_of[c])] += chunks[c].tokens;
-    if (chunks[c].kind == ChunkKind::kDependent && chunks[c].group_size > longest) {
-      longest = chunks[c].group_size;
-      rank = rank_of[c];
-    }
-  }
-  if (longest > 0) return rank;
-  return static_cast<int>(std::max_element(tokens.begin(), tokens.end()) - tokens.begin());
-}
-
-class Search {
- public:
-  Search(const Job& job, const SearchSpace& space, const std::vector<PlanInputs>& steps,
-         const ThreadPool& pool, std::vector<Worker>& workers, int64_t budget_bytes,
-         const TuneOptions& options, std::atomic<int>* done, const int* total,
-         std::mutex* progress_mu)
-      : job_(job),
-        space_(space),
-        steps_(steps),
-        pool_(pool),
-        workers_(workers),
-        budget_bytes_(budget_bytes),
-        options_(options),
-        done_(done),
-        total_(total),
-        progress_mu_(progress_mu) {}
-
-  void add_family(Family family) {
-    for (int c : family.candidates) {
-      if (chunks_.size() <= static_cast<size_t>(c)) chunks_.resize(c + 1);
-      chunks_[c] = family.chunks;
-    }
-    families_.push_back(std::move(family));
-  }
-  std::vector<Candidate>& candidates() { return candidates_; }
-
-  StatusOr<SearchResult> run(int top_n, int folded) {
-    const int n = static_cast<int>(candidates_.size());
-    outcomes_.assign(n, Outcome{});
-    bounds_.assign(n, CandidateBounds{});
-    // Bounds, one family per task.
-    pool_.parallel_for(static_cast<int>(families_.size()), [&](int f, int w) {
-      const Family& family = families_[f];
-      Job job = job_with(workers_[w].job, family.layout, family.strategy);
-      StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
-      // Reported by the evaluation of the same candidates.
-      if (!cost.ok() || !make_memory_source(job).ok()) return;
-      std::vector<CandidateBounds> b = candidate_bounds(job, **cost, *family.chunks, family.ks);
-      for (size_t i = 0; i < b.size(); ++i) bounds_[family.candidates[i]] = b[i];
-    });
-    std::vector<int> order;
-    for (int i = 0; i < n; ++i) {
-      const CandidateBounds& b = bounds_[i];
-      if (!options_.exhaustive && b.memory_bytes > budget_bytes_) {
-        Outcome& o = outcomes_[i];
-        o.kind = Outcome::kPrunedMemory;
-        o.excess_bytes = b.memory_bytes - budget_bytes_;
-        const bool states_alone = b.model_state_bytes > budget_bytes_;
-        o.reason = states_alone ? "model states alone exceed the memory budget"
-                                : "model states + one chunk's activations exceed the memory budget";
-        o.detail = fmt::format(
-            "{}: stage {} needs at least {} (model states {} + the largest chunk's activations, "
-            "K/V and working memory {}) > budget {}",
-            label(candidates_[i]), b.memory_stage, format_bytes(b.memory_bytes),
-            format_bytes(b.model_state_bytes), format_bytes(b.memory_bytes - b.model_state_bytes),
-            format_bytes(budget_bytes_));
-        settle();
-      } else {
-        order.push_back(i);
-      }
-    }
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-      const double sa = bound_score(a), sb = bound_score(b);
-      return sa != sb ? sa < sb : a < b;
-    });
-    std::vector<int> feasible;  // sorted by (score, index)
-    size_t pos = 0;
-    while (pos < order.size()) {
-      const double threshold =
-          static_cast<int>(feasible.size()) >= top_n ? score_of(feasible[top_n - 1]) : kInf;
-      std::vector<int> wave;
-      while (pos < order.size() && static_cast<int>(wave.size()) < kWave) {
-        if (!options_.exhaustive && bound_score(order[pos]) > threshold) break;
-        wave.push_back(order[pos++]);
-      }
-      if (wave.empty()) break;  // every remaining bound is above the threshold (sorted)
-      std::vector<Status> errors(wave.size());
-      pool_.parallel_for(static_cast<int>(wave.size()), [&](int i, int w) {
-        errors[i] = evaluate(wave[i], workers_[w], threshold);
-        settle();
-      });
-      for (size_t i = 0; i < wave.size(); ++i) {
-        if (!errors[i].ok()) return errors[i];
-        if (outcomes_[wave[i]].kind == Outcome::kFeasible) feasible.push_back(wave[i]);
-      }
-      std::stable_sort(feasible.begin(), feasible.end(), [&](int a, int b) {
-        const double sa = score_of(a), sb = score_of(b);
-        return sa != sb ? sa < sb : a < b;
-      });
-    }
-    for (; pos < order.size(); ++pos) {
-      outcomes_[order[pos]].kind = Outcome::kPrunedTime;
-      settle();
-    }
-    return summarise(feasible, folded);
-  }
-
- private:
-  double bound_score(int i) const {
-    return space_.objective == Objective::kStepTime ? bounds_[i].step_time_s
-                                                    : -bounds_[i].tokens_per_s;
-  }
-  double score_of(int i) const { return objective_score(space_.objective, outcomes_[i].metrics); }
-
-  static std::string label(const Candidate& c) {
-    if (c.strategy.kind == StrategyKind::kBaseline) return "baseline " + describe(c.layout);
-    return fmt::format("ChunkSize {} K {} {} {}", c.strategy.chunk_size, c.strategy.k,
-                       to_string(c.strategy.packer), describe(c.layout));
-  }
-
-  void settle() {
-    const int now = done_->fetch_add(1) + 1;
-    if (options_.progress) {
-      std::lock_guard<std::mutex> lock(*progress_mu_);
-      options_.progress(now, *total_);
-    }
-  }
-
-  // Simulates a candidate step by step: the worst-case batch first (memory only: when it
-  // does not fit, nothing else needs simulating), then the sampled steps, each checked for
-  // memory; after each sampled step the score can be bounded by the steps simulated so far
-  // plus the bounds of the rest (bounds.h), and a candidate whose bound is above `threshold`
-  // (the current N-th best score) cannot reach the top N and is pruned there.
-  Status evaluate(int index, Worker& worker, double threshold) {
-    const Candidate& c = candidates_[index];
-    Outcome& o = outcomes_[index];
-    Job& job = worker.job;
-    apply_layout(c.layout, c.strategy, &job);
-    StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
-    if (!cost.ok()) {
-      // A cost model that cannot price this layout (the calibrated model measures the
-      // executor, which runs no recompute policy) rules the candidate out, not the search.
-      o.kind = Outcome::kInfeasible;
-      o.reason = "no cost model: " + cost.status().message();
-      o.detail = label(c) + ": " + o.reason;
-      return Status::Ok();
-    }
-    if (Status memory = make_memory_source(job).status(); !memory.ok()) {
-      // The executor's memory accounting covers what the executor runs (no context
-      // parallelism with the ring, for one): the layout is out, not the search.
-      o.kind = Outcome::kInfeasible;
-      o.reason = "no memory model: " + memory.message();
-      o.detail = label(c) + ": " + o.reason;
-      return Status::Ok();
-    }
-    std::vector<SimMetrics> steps;
-    const StepChunks& chunks = *chunks_[index];
-    std::optional<SimMetrics> worst_case;
-    const int timed = chunks.timed_steps();
-    std::vector<size_t> order;
-    if (timed < static_cast<int>(steps_.size())) order.push_back(steps_.size() - 1);
-    for (int step = 0; step < timed; ++step) order.push_back(static_cast<size_t>(step));
-    double simulated_s = 0, tokens = 0;
-    for (int step = 0; step < timed; ++step) {
-      for (const Chunk& chunk : chunks.steps[static_cast<size_t>(step)]) {
-        tokens += static_cast<double>(chunk.tokens);
-      }
-    }
-    for (const size_t step : order) {
-      PlanInputs in = steps_[step];
-      in.strategy = c.strategy;
-      in.schedule = c.layout.schedule;
-      in.pp = c.layout.pp;
-      in.vpp = c.layout.vpp;
-      in.dp = c.layout.dp;
-      in.layers_per_stage = c.layout.layers_per_stage;
-      const bool memory_only = static_cast<int>(step) >= timed;
-      const int64_t limit_ns =
-          memory_only ? 0 : give_up_ns(index, steps.size(), simulated_s, tokens, threshold);
-      if (!options_.exhaustive && in.dp > 1) {
-        // One rank first: the rank of the step's longest group, scheduled alone, has the same
-        // streams, memory and pipeline as in the whole plan, so over the budget there is over
-        // it here, and its step (its own ends, reductions and optimizer) is at most the whole
-        // step's: past the limit there is past it here.
-        PlanInputs one = in;
-        one.only_rank = memory_screen_rank(chunks.steps[step], in.dp, in.pair_weight);
-        StatusOr<Plan> screen = build_plan_with_chunks(one, chunks.steps[step]);
-        if (screen.ok()) {
-          SimOptions first;
-          first.memory_only = memory_only;
-          first.memory_budget_bytes = budget_bytes_;
-          first.give_up_above_ns = limit_ns;
-          StatusOr<SimResult> alone = worker.simulator.run(job, *screen, **cost, first);
-          if (!alone.ok()) {
-            return Status::Runtime(
-                fmt::format("simulating {}: {}", label(c), alone.status().message()));
-          }
-          if (!fits_budget(alone->metrics)) return infeasible(c, o, alone->metrics);
-          if (!memory_only && limit_ns > 0 &&
-              (!alone->metrics.timed ||
-               std::llround(alone->metrics.step_time_s * 1e9) > limit_ns)) {
-            o.kind = Outcome::kPrunedTime;
-            return Status::Ok();
-          }
-        }
-      }
-      StatusOr<Plan> plan = build_plan_with_chunks(in, chunks.steps[step]);
-      if (!plan.ok()) {
-        o.kind = Outcome::kInfeasible;
-        o.reason = "no valid plan: " + plan.status().message();
-        o.detail = label(c) + ": " + o.reason;
-        return Status::Ok();
-      }
-      // Memory first (simulator.h): the worst-case batch is judged for memory only, and a step
-      // over the budget stops before its times are computed.
-      SimOptions sim;
-      sim.memory_only = memory_only;
-      sim.memory_budget_bytes = budget_bytes_;
-      sim.give_up_above_ns = limit_ns;
-      StatusOr<SimResult> result = worker.simulator.run(job, *plan, **cost, sim);
-      if (!result.ok()) {
-        return Status::Runtime(
-            fmt::format("simulating {}: {}", label(c), result.status().message()));
-      }
-      const bool fits = fits_budget(result->metrics);
-      if (fits && !sim.memory_only && !result->metrics.timed) {
-        // The step alone took the candidate past the N-th best (give_up_ns).
-        o.kind = Outcome::kPrunedTime;
-        return Status::Ok();
-      }
-      if (static_cast<int>(step) < timed) {
-        simulated_s += result->metrics.step_time_s;
-        steps.push_back(std::move(result->metrics));
-      } else {
-        worst_case = std::move(result->metrics);
-      }
-      if (!fits) {
-        // Over the budget in one step is infeasible whatever the others do.
-        return infeasible(c, o, steps.empty() ? *worst_case : steps.back());
-      }
-      if (!options_.exhaustive && static_cast<int>(steps.size()) < timed &&
-          static_cast<int>(bounds_[index].step_s.size()) == timed) {
-        double bound_s = simulated_s;
-        for (int later = static_cast<int>(steps.size()); later < timed; ++later) {
-          bound_s += bounds_[index].step_s[static_cast<size_t>(later)];
-        }
-        const double score =
-            space_.objective == Objective::kStepTime
-                ? bound_s / timed
-                : -(bound_s > 0 ? tokens / bound_s : std::numeric_limits<double>::infinity());
-        if (score > threshold) {
-          o.kind = Outcome::kPrunedTime;
-          return Status::Ok();
-        }
-      }
-    }
-    o.metrics = average_steps(steps);
-    if (worst_case) {
-      apply_worst_case(*worst_case,
-                       steps_.back().sequence_lengths.empty()
-                           ? 0
-                           : *std::max_element(steps_.back().sequence_lengths.begin(),
-                                               steps_.back().sequence_lengths.end()),
-                       &o.metrics);
-      // The worst case's peak counts against the budget like the sampled steps' peaks.
-      for (const StageMetrics& st : worst_case->stages) {
-        StageMetrics& mine = o.metrics.stages[static_cast<size_t>(st.stage)];
-        if (st.peak_memory_bytes > mine.peak_memory_bytes) {
-          mine.peak_memory_bytes = st.peak_memory_bytes;
-          mine.peak_breakdown = st.peak_breakdown;
-        }
-      }
-    }
-    if (fits_budget(o.metrics)) {
-      o.kind = Outcome::kFeasible;
-      if (options_.feasible) options_.feasible(c, o.metrics);
-      return Status::Ok();
-    }
-    return infeasible(c, o, o.metrics);
-  }
-
-  // The step time (ns) above which sampled step number `done` (steps before it simulated,
-  // `simulated_s` in all) cannot leave the candidate in the top N, given the bounds of the
-  // steps after it and the N-th best score `threshold`; 0 (no limit) in an exhaustive search,
-  // before N candidates are known, or without per-step bounds. One nanosecond of slack keeps
-  // the comparison on the safe side of rounding.
-  int64_t give_up_ns(int index, size_t done, double simulated_s, double tokens,
-                     double threshold) const {
-    const std::vector<double>& bound_s = bounds_[index].step_s;
-    const size_t timed = bound_s.size();
-    if (options_.exhaustive || !std::isfinite(threshold) || done >= timed ||
-        static_cast<size_t>(chunks_[index]->timed_steps()) != timed) {
-      return 0;
-    }
-    double later_s = 0;
-    for (size_t j = done + 1; j < timed; ++j) later_s += bound_s[j];
-    double total_s = 0;  // the most the steps may take together
-    if (space_.objective == Objective::kStepTime) {
-      total_s = threshold * static_cast<double>(timed);
-    } else {
-      if (threshold >= 0) return 0;
-      total_s = tokens / -threshold;
-    }
-    const double allowed_s = total_s - simulated_s - later_s;
-    if (!(allowed_s > 0)) return 1;
-    if (allowed_s > 9e9) return 0;  // beyond any step (and int64 ns)
-    return static_cast<int64_t>(std::ceil(allowed_s * 1e9)) + 1;
-  }
-
-  bool fits_budget(const SimMetrics& m) const {
-    if (!m.feasible) return false;
-    for (const StageMetrics& st : m.stages) {
-      if (st.peak_memory_bytes > budget_bytes_) return false;
-    }
-    return true;
-  }
-
-  // The outcome of a candidate whose simulated step `m` does not fit: its worst stage.
-  Status infeasible(const Candidate& c, Outcome& o, const SimMetrics& m) const {
-    o.metrics = m;
-    const StageMetrics* worst = &o.metrics.stages.front();
-    for (const StageMetrics& st : o.metrics.stages) {
-      if (st.peak_memory_bytes > worst->peak_memory_bytes) worst = &st;
-    }
-    const MemoryBreakdown& b = worst->peak_breakdown;
-    o.kind = Outcome::kInfeasible;
-    o.reason = "simulated peak memory exceeds the memory budget";
-    o.excess_bytes = worst->peak_memory_bytes - budget_bytes_;
-    o.detail = fmt::format(
-        "{}: stage {} peaks at {} (model states {}, activations {}, state store {}, working "
-        "memory {}) > budget {}",
-        label(c), worst->stage, format_bytes(worst->peak_memory_bytes),
-        format_bytes(b.weights + b.gradients + b.optimizer), format_bytes(b.activations),
-        format_bytes(b.state_store), format_bytes(b.transient), format_bytes(budget_bytes_));
-    return Status::Ok();
-  }
-
-  SearchResult summarise(const std::vector<int>& feasible, int folded) const {
-    SearchResult r;
-    r.candidates = static_cast<int>(candidates_.size());
-    r.folded = folded;
-    int closest = -1;
-    for (int i = 0; i < r.candidates; ++i) {
-      const Outcome& o = outcomes_[i];
-      if (o.kind == Outcome::kFeasible || o.kind == Outcome::kInfeasible) ++r.evaluated;
-      if (o.kind == Outcome::kPrunedTime) ++r.pruned_time;
-      if (o.kind == Outcome::kPrunedMemory) ++r.pruned_memory;
-      if (o.kind == Outcome::kInfeasible || o.kind == Outcome::kPrunedMemory) {
-        ++r.infeasible;
-        ++r.infeasible_reasons[o.reason];
-        const bool memory = o.excess_bytes > 0;
-        if (closest < 0 || (memory && (outcomes_[closest].excess_bytes <= 0 ||
-                                       o.excess_bytes < outcomes_[closest].excess_bytes))) {
-          closest = i;
-        }
-      }
-    }
-    if (closest >= 0) r.closest_miss = outcomes_[closest].detail;
-    for (int i : feasible) r.ranked.push_back({candidates_[i], outcomes_[i].metrics});
-    return r;
-  }
-
-  const Job& job_;
-  const SearchSpace& space_;
-  const std::vector<PlanInputs>& steps_;
-  const ThreadPool& pool_;
-  std::vector<Worker>& workers_;
-  int64_t budget_bytes_;
-  const TuneOptions& options_;
-  std::atomic<int>* done_;
-  const int* total_;
-  std::mutex* progress_mu_;
-  std::vector<Family> families_;
-  std::vector<const StepChunks*> chunks_;  // per candidate: its chunking, built once
-  std::vector<Candidate> candidates_;
-  std::vector<Outcome> outcomes_;
-  std::vector<CandidateBounds> bounds_;
-};
-
-// Candidates of one layout and chunking, with K values at or above the longest group folded
-// into the first of them. Returns the number folded.
-int add_candidates(Search& search, const ParallelLayout& layout, const StrategyConfig& strategy,
-                   const StepChunks& chunks, const std::vector<int>& ks) {
-  Family family{layout, strategy, &chunks, {}, {}};
-  int folded = 0;
-  for (size_t i = 0; i < ks.size(); ++i) {
-    const bool covers = ks[i] >= chunks.max_group_size;
-    Candidate c;
-    c.index = static_cast<int>(search.candidates().size());
-    c.layout = layout;
-    c.strategy = strategy;
-    c.strategy.k = ks[i];
-    c.k_covers = covers ? ks.back() : ks[i];
-    c.max_group_size = chunks.max_group_size;
-    family.ks.push_back(ks[i]);
-    family.candidates.push_back(c.index);
-    search.candidates().push_back(c);
-    if (covers) {
-      folded = static_cast<int>(ks.size() - i - 1);
-      break;
-    }
-  }
-  search.add_family(std::move(family));
-  return folded;
-}
 
 StepChunks make_step_chunks(const std::vector<PlanInputs>& steps, bool worst_case_last,
                             const std::function<std::vector<Chunk>(const PlanInputs&)>& build) {
@@ -570,16 +128,16 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
   for (const StepChunks& c : chunkings)
     result.max_group_size = std::max(result.max_group_size, c.max_group_size);
 
-  std::vector<Worker> workers(pool.threads());
+  std::vector<SearchWorker> workers(pool.threads());
   Job scratch = job;
   scratch.tune = YAML::Node();
-  for (Worker& w : workers) w.job = scratch;
+  for (SearchWorker& w : workers) w.job = scratch;
   std::atomic<int> done{0};
   std::mutex progress_mu;
   int total = 0;  // both searches: one progress bar
 
-  Search chunkflow(scratch, space, steps, pool, workers, result.memory_budget_bytes, options, &done,
-                   &total, &progress_mu);
+  CandidateSearch chunkflow(scratch, space, steps, pool, workers, result.memory_budget_bytes,
+                            options, &done, &total, &progress_mu);
   int folded = 0;
   result.layouts = with_layer_splits(resolve_layouts(space, job), space.splits, job);
   for (const ParallelLayout& layout : result.layouts) {
@@ -588,15 +146,15 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
       strategy.kind = StrategyKind::kChunkFlow;
       strategy.packer = keys[i].first;
       strategy.chunk_size = keys[i].second;
-      folded += add_candidates(chunkflow, layout, strategy, chunkings[i], space.ks);
+      folded += chunkflow.add_candidates(layout, strategy, chunkings[i], space.ks);
     }
   }
   // The Megatron-style baseline, tuned over every layout the cluster admits (tp, pp, cp,
   // recompute, the space's layer splits) with both micro-batchings — whole sequences packed up to
   // max_length, and one sequence per micro-batch (MBS 1, as the ChunkFlow paper ran Megatron-LM) —
   // so the comparison is with its best configuration.
-  Search baseline(scratch, space, steps, pool, workers, result.memory_budget_bytes, options, &done,
-                  &total, &progress_mu);
+  CandidateSearch baseline(scratch, space, steps, pool, workers, result.memory_budget_bytes,
+                           options, &done, &total, &progress_mu);
   if (options.baseline) {
     for (MicroBatching mb : {MicroBatching::kPack, MicroBatching::kPerSequence}) {
       StrategyConfig strategy;
@@ -605,11 +163,11 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space, const TuneOp
       const StepChunks& mb_chunks =
           mb == MicroBatching::kPack ? baseline_chunks : per_sequence_chunks;
       for (const ParallelLayout& layout : with_layer_splits(all_layouts(job), space.splits, job)) {
-        add_candidates(baseline, layout, strategy, mb_chunks, {1});
+        baseline.add_candidates(layout, strategy, mb_chunks, {1});
       }
     }
   }
-  total = static_cast<int>(chunkflow.candidates().size() + baseline.candidates().size());
+  total = chunkflow.size() + baseline.size();
   CF_ASSIGN_OR_RETURN(result.chunkflow, chunkflow.run(std::max(space.top, 2), folded));
   if (options.baseline) {
     CF_ASSIGN_OR_RETURN(result.baseline, baseline.run(1, 0));
