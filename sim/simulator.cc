@@ -80,6 +80,16 @@ void judge_feasibility(const Job& job, SimMetrics* m) {
       job.cluster.gpu.name);
 }
 
+// A run that ends before the step's times (memory only, over the memory budget, or given up):
+// timed = false, with what it knows of the step.
+void stop_untimed(const Job& job, const Plan& plan, const CostModel& cost, SimMetrics* m) {
+  m->timed = false;
+  m->strategy = to_string(plan.strategy);
+  m->cost_model = cost.name();
+  m->gpus = job.parallel.tp * job.parallel.cp * plan.pp * plan.dp;
+  judge_feasibility(job, m);
+}
+
 }  // namespace
 
 StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostModel& cost,
@@ -105,11 +115,7 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
                       st.peak_memory_bytes > options.memory_budget_bytes);
     }
     if (options.memory_only || over) {
-      out.metrics.timed = false;
-      out.metrics.strategy = to_string(plan.strategy);
-      out.metrics.cost_model = cost.name();
-      out.metrics.gpus = job.parallel.tp * job.parallel.cp * plan.pp * plan.dp;
-      judge_feasibility(job, &out.metrics);
+      stop_untimed(job, plan, cost, &out.metrics);
       return out;
     }
   }
@@ -253,9 +259,7 @@ StatusOr<bool> Simulator::run_by_rank(Step& step, SimMetrics* m) {
   const double pair_weight = dp_pair_weight(step.job.model);
   std::vector<double> work(static_cast<size_t>(step.dp), 0.0);
   for (const Chunk& chunk : step.plan.chunks) {
-    work[static_cast<size_t>(chunk.dp_rank)] +=
-        static_cast<double>(chunk.tokens) +
-        pair_weight * static_cast<double>(chunk.attention_pairs());
+    work[static_cast<size_t>(chunk.dp_rank)] += chunk_work(chunk, pair_weight);
   }
   std::vector<int> order(static_cast<size_t>(step.dp));
   std::iota(order.begin(), order.end(), 0);
@@ -288,12 +292,8 @@ StatusOr<bool> Simulator::run_by_rank(Step& step, SimMetrics* m) {
                                         step.cost.optimizer_time_ns(s));
     }
     if (bound_ns > step.options.give_up_above_ns) {
-      m->timed = false;
       m->step_time_s = static_cast<double>(bound_ns) * 1e-9;
-      m->strategy = to_string(step.plan.strategy);
-      m->cost_model = step.cost.name();
-      m->gpus = step.job.parallel.tp * step.job.parallel.cp * step.pp * step.dp;
-      judge_feasibility(step.job, m);
+      stop_untimed(step.job, step.plan, step.cost, m);
       return false;
     }
   }

@@ -49,12 +49,6 @@ Status validate_inputs(const PlanInputs& in) {
   return Status::Ok();
 }
 
-// Work estimate of a chunk for DP balancing: tokens + pair_weight · attention pairs.
-double chunk_work(const Chunk& chunk, double pair_weight) {
-  return static_cast<double>(chunk.tokens) +
-         pair_weight * static_cast<double>(chunk.attention_pairs());
-}
-
 void distribute_over_dp(double pair_weight, Plan* plan) {
   const std::vector<int> ranks = assign_dp_ranks(plan->chunks, plan->dp, pair_weight);
   for (size_t c = 0; c < ranks.size(); ++c) plan->chunks[c].dp_rank = ranks[c];
@@ -80,6 +74,11 @@ PipelineInput pipeline_input(const Plan& plan, const RankPlan& rank) {
 }
 
 }  // namespace
+
+double chunk_work(const Chunk& chunk, double pair_weight) {
+  return static_cast<double>(chunk.tokens) +
+         pair_weight * static_cast<double>(chunk.attention_pairs());
+}
 
 // Longest-processing-time greedy over units (a standalone chunk or a whole group): heaviest
 // unit first (ties: lower first chunk) onto the least-loaded rank (ties: lower rank).

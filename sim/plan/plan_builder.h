@@ -29,8 +29,10 @@ struct PlanInputs {
   // DP ranks (attention FLOPs per pair / linear FLOPs per token); 0 balances tokens only.
   double pair_weight = 0;
   // ≥ 0: only this DP rank's chunks are scheduled (the others' streams are empty), for judging
-  // one rank's memory without building the rest: its streams are those of the whole plan.
-  // Such a plan leaves chunks unscheduled and is not for simulating time. -1: every rank.
+  // one rank without building the rest: its streams, hence its memory and its pipeline, are
+  // those of the whole plan, and its simulated step is at most the whole plan's (the tuner's
+  // first look). Such a plan leaves chunks unscheduled (plan_checker rejects it). -1: every
+  // rank.
   int only_rank = -1;
 };
 
@@ -48,6 +50,9 @@ StatusOr<Plan> build_plan(const Job& job, int64_t step);
 // build_chunkflow_chunks or build_baseline_micro_batches (sim/chunking.h), so that a search
 // over layouts and K (the tuner) packs each ChunkSize once. The same Plan as build_plan.
 StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chunk> chunks);
+
+// Work estimate of a chunk for DP balancing: tokens + pair_weight · attention pairs.
+double chunk_work(const Chunk& chunk, double pair_weight);
 
 // The DP rank of each chunk of `chunks` (by position; ids ascending, a dependent group's
 // pieces together) as build_plan assigns them: the heaviest unit (a standalone chunk or a
