@@ -279,7 +279,23 @@ double AnalyticalCostModel::exposed_tp_comm(const LayerSeconds& layer, double ge
 // micro-batch pass (Megatron's forward_step / backward_step); the GPU cannot run ahead of the
 // host, so the op takes the longer of the two.
 OpTime AnalyticalCostModel::op_time(const OpQuery& query) const {
-  const LayerSeconds layer = layer_forward_seconds(query.tokens, query.spans);
+  return op_time(query, layer_forward_seconds(query.tokens, query.spans));
+}
+
+void AnalyticalCostModel::op_times(std::span<const OpQuery> queries, std::span<OpTime> out) const {
+  CF_CHECK_EQ(queries.size(), out.size());
+  if (queries.empty()) return;
+  const OpQuery& first = queries.front();
+  const LayerSeconds layer = layer_forward_seconds(first.tokens, first.spans);
+  for (size_t i = 0; i < queries.size(); ++i) {
+    CF_CHECK(queries[i].tokens == first.tokens && queries[i].spans.data() == first.spans.data() &&
+             queries[i].spans.size() == first.spans.size())
+        << "op_times: queries of different chunks";
+    out[i] = op_time(queries[i], layer);
+  }
+}
+
+OpTime AnalyticalCostModel::op_time(const OpQuery& query, const LayerSeconds& layer) const {
   const double layers = static_cast<double>(query.layers);
   const bool backward = query.pass == Pass::kBackward;
   const double attention_backward = model_.flash_attention ? 2.5 : 2.0;

@@ -43,6 +43,7 @@ class AnalyticalCostModel final : public CostModel {
 
   std::string name() const override { return "analytical"; }
   OpTime op_time(const OpQuery& query) const override;
+  void op_times(std::span<const OpQuery> queries, std::span<OpTime> out) const override;
   int64_t p2p_time_ns(const P2pQuery& query) const override;
   int64_t dp_reduce_time_ns(int stage) const override;
   int64_t optimizer_time_ns(int stage) const override;
@@ -63,6 +64,8 @@ class AnalyticalCostModel final : public CostModel {
   LayerSeconds layer_forward_seconds(int64_t tokens, std::span<const AttentionSpan> spans) const;
 
  private:
+  // op_time with the chunk's layer costs already known.
+  OpTime op_time(const OpQuery& query, const LayerSeconds& layer) const;
   // A GEMM of m×k by k×n in bf16: its FLOPs at the efficiency of their size, or its bytes at
   // HBM speed, whichever is slower (the roofline: a GEMM of few tokens reads its weights).
   double gemm_s(double m, double k, double n) const;

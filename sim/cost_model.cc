@@ -1,6 +1,7 @@
 // make_cost_model: the cost model a job's cost_model section names.
 #include "sim/cost_model.h"
 
+#include "core/check.h"
 #include "sim/cost_analytical.h"
 #include "sim/cost_calibrated.h"
 #include "sim/cost_unit.h"
@@ -20,6 +21,11 @@ OpQuery op_query(Pass pass, int dp_rank, int stage, int model_chunk, const Stage
   query.tokens = tokens;
   query.spans = spans;
   return query;
+}
+
+void CostModel::op_times(std::span<const OpQuery> queries, std::span<OpTime> out) const {
+  CF_CHECK_EQ(queries.size(), out.size());
+  for (size_t i = 0; i < queries.size(); ++i) out[i] = op_time(queries[i]);
 }
 
 StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {

@@ -57,6 +57,10 @@ class CostModel {
   // depends on the query's pass, layers, embedding, lm_head, tokens and spans, not on where
   // it runs (dp_rank, stage, model_chunk are there for reports and future models).
   virtual OpTime op_time(const OpQuery& query) const = 0;
+  // Several ops of one chunk — queries alike in tokens and spans (the same span memory),
+  // differing in pass and place — into `out` (as many): each what op_time gives it. A model
+  // prices what they share once (the analytical model: one layer's costs for the chunk).
+  virtual void op_times(std::span<const OpQuery> queries, std::span<OpTime> out) const;
   virtual int64_t p2p_time_ns(const P2pQuery& query) const = 0;
   // Gradient reduction over the DP group of the parameters held by `stage` (reduce-scatter
   // with the distributed optimizer, all-reduce without), after its last backward.

@@ -3,7 +3,6 @@
 #include "sim/engine.h"
 
 #include <algorithm>
-#include <tuple>
 
 #include "core/check.h"
 
@@ -105,6 +104,7 @@ void Engine::run(const EngineGraph& graph, EngineResult* result) {
   next_task_.assign(graph.stream_head_.begin(), graph.stream_head_.end());
   stream_busy_.assign(streams, 0);
   channel_free_ns_.assign(graph.channels(), 0);
+  issued_.clear();
   heap_.clear();
   seq_ = 0;
   now_ns_ = 0;
@@ -147,6 +147,7 @@ void Engine::on_task_end(int task) {
     if (e.channel >= 0) {
       send_ns = std::max(send_ns, channel_free_ns_[e.channel]);
       channel_free_ns_[e.channel] = send_ns + e.transfer_ns;
+      issued_.push_back(edge);
     }
     result_->transfer_start_ns[edge] = send_ns;
     push(send_ns + e.transfer_ns, kArrivalBit | static_cast<uint32_t>(edge));
@@ -189,16 +190,16 @@ void Engine::check_consistency() const {
     CF_CHECK_EQ(r.arrival_ns[i] - r.transfer_start_ns[i], e.transfer_ns);
     CF_CHECK_LE(r.arrival_ns[i], r.start_ns[e.consumer]) << "task started before its input";
   }
-  // Transfers on one channel never overlap: (channel, start, end) sorted, then adjacent pairs.
-  std::vector<std::tuple<int, int64_t, int64_t>> transfers;
-  for (int i = 0; i < graph_->inputs(); ++i) {
-    const EngineGraph::Edge& e = graph_->edges_[i];
-    if (e.channel >= 0) transfers.emplace_back(e.channel, r.transfer_start_ns[i], r.arrival_ns[i]);
-  }
-  std::sort(transfers.begin(), transfers.end());
-  for (size_t i = 1; i < transfers.size(); ++i) {
-    if (std::get<0>(transfers[i]) != std::get<0>(transfers[i - 1])) continue;
-    CF_CHECK_LE(std::get<2>(transfers[i - 1]), std::get<1>(transfers[i])) << "channel overlap";
+  // Transfers on one channel never overlap: in the order they were issued, each starts after
+  // the one before it arrived; and every transfer over a channel was issued once.
+  std::vector<int64_t> channel_end(static_cast<size_t>(graph_->channels()), 0);
+  int over_channels = 0;
+  for (int i = 0; i < graph_->inputs(); ++i) over_channels += graph_->edges_[i].channel >= 0;
+  CF_CHECK_EQ(static_cast<int>(issued_.size()), over_channels) << "transfers issued";
+  for (const int i : issued_) {
+    const size_t channel = static_cast<size_t>(graph_->edges_[i].channel);
+    CF_CHECK_LE(channel_end[channel], r.transfer_start_ns[i]) << "channel overlap";
+    channel_end[channel] = r.arrival_ns[i];
   }
   CF_CHECK(heap_.empty()) << "events left after the run";
 }

@@ -107,6 +107,7 @@ class Engine {
   std::vector<int> next_task_;       // per stream: next task to run, -1 when done
   std::vector<char> stream_busy_;    // per stream
   std::vector<int64_t> channel_free_ns_;
+  std::vector<int> issued_;  // edges over a channel, in the order their transfers were issued
   std::vector<int> consumer_begin_;  // CSR: edges leaving each producer
   std::vector<int> consumer_edges_;
 };

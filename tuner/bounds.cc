@@ -3,9 +3,9 @@
 #include "tuner/bounds.h"
 
 #include <algorithm>
+#include <deque>
 #include <limits>
-#include <map>
-#include <tuple>
+#include <unordered_map>
 
 #include "core/check.h"
 #include "sim/memory_model.h"
@@ -32,38 +32,21 @@ struct PassTimes {
   int64_t backward_at_start = 0, backward_transient = 0;
 };
 
-// The plan's rule (group_forward_pass): piece i of a group of n runs F* for small K and F from
-// some K on, and the pieces running F* are a prefix of the group.
-bool runs_f_star(int index, int n, int k) {
-  return group_forward_pass(index, n, k) == Pass::kForwardKeepKV;
-}
-// The position in `ks` (ascending) of the first K that keeps the piece's activations.
+// The position in `ks` (ascending) of the first K that keeps piece `index` of a group of n
+// its activations (the plan's rule, dropped_pieces: the first n − K pieces drop theirs).
 size_t first_keeping(const std::vector<int>& ks, int index, int n) {
   return static_cast<size_t>(
-      std::partition_point(ks.begin(), ks.end(), [&](int k) { return runs_f_star(index, n, k); }) -
+      std::partition_point(ks.begin(), ks.end(),
+                           [&](int k) { return index < dropped_pieces(n, k); }) -
       ks.begin());
 }
-// How many pieces of a group of n run F* with `k`.
-int f_star_pieces(int n, int k) {
-  int lo = 0, hi = n;
-  while (lo < hi) {
-    const int mid = lo + (hi - lo) / 2;
-    if (runs_f_star(mid, n, k)) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
 
-// The bounds of one layout over its steps' chunks. Times are priced once per chunk, then each
-// K reuses them.
+// The bounds of one layout over its steps' chunks. Times are priced once per chunk and
+// place, then each K reuses them.
 class Bounder {
  public:
   Bounder(const Job& job, const CostModel& cost)
-      : job_(job),
-        cost_(cost),
+      : cost_(cost),
         pp_(job.parallel.pp),
         vpp_(job.parallel.vpp),
         split_(layer_split(job.model.layers, job.parallel)),
@@ -82,107 +65,119 @@ class Bounder {
       fixed_ns_.push_back(cost.dp_reduce_time_ns(s) + cost.optimizer_time_ns(s));
       states_.push_back((*source)->model_states(s).total());
     }
-  }
-
-  // Prices every chunk of a step's passes on every (stage, model chunk), and finds each
-  // chunk's DP rank (the plan's assignment, which K does not change).
-  void price(const std::vector<Chunk>& step) {
-    n_ = step.size();
-    rank_of_ = assign_dp_ranks(step, dp_, pair_weight_);
-    const size_t places = static_cast<size_t>(vpp_ * pp_);
-    times_.assign(n_ * places, PassTimes{});
-    for (size_t c = 0; c < n_; ++c) {
-      const Chunk& chunk = step[c];
-      if (chunk.kind != ChunkKind::kDependent || chunk.segments.size() != 1) {
-        price_chunk(chunk, c);
-        continue;
-      }
-      // A piece of a split sequence is priced by its tokens and its offset (its one span) and
-      // whether it is the group's last (which adds the prefix's dK/dV): pieces alike in these,
-      // across sequences and steps, share one pricing.
-      const PieceKey key{chunk.tokens, chunk.segments.front().offset,
-                         chunk.index == chunk.group_size - 1};
-      auto [it, fresh] = pieces_.try_emplace(key);
-      if (fresh) {
-        price_chunk(chunk, c);
-        it->second.assign(times_.begin() + static_cast<std::ptrdiff_t>(c * places),
-                          times_.begin() + static_cast<std::ptrdiff_t>((c + 1) * places));
-      } else {
-        std::copy(it->second.begin(), it->second.end(),
-                  times_.begin() + static_cast<std::ptrdiff_t>(c * places));
+    // Places with the same layers and the same ends (embedding, LM head) price alike
+    // (cost_model.h's contract; the memory model reads the same three), so every chunk is
+    // priced once per distinct place, its class.
+    for (int v = 0; v < vpp_; ++v) {
+      for (int s = 0; s < pp_; ++s) {
+        const StagePlace place = stage_place(split_, s, v);
+        auto same = std::find_if(places_.begin(), places_.end(), [&](const Placed& x) {
+          return x.place.layers() == place.layers() && x.place.first == place.first &&
+                 x.place.last == place.last;
+        });
+        class_of_.push_back(static_cast<int>(same - places_.begin()));
+        if (same == places_.end()) places_.push_back(Placed{place, s, v});
       }
     }
   }
 
-  // Drain: the last op of stage s on a rank is some chunk's backward; that backward then runs
-  // on stages s-1..0 (input_of, plan_index.h), so stage 0 ends at least Σ_{s'<s} B later.
-  std::vector<int64_t> drain_ns() const {
-    std::vector<int64_t> tail(static_cast<size_t>(pp_));
-    for (int s = 0; s < pp_; ++s) {
-      int64_t best = std::numeric_limits<int64_t>::max();
-      for (size_t c = 0; c < n_; ++c) {
-        for (int v = 0; v < vpp_; ++v) {
-          int64_t sum = 0;
-          for (int s2 = 0; s2 < s; ++s2) sum += at(c, v, s2).backward;
-          best = std::min(best, sum);
-        }
-      }
-      tail[static_cast<size_t>(s)] = best;
+  int64_t max_model_states() const { return *std::max_element(states_.begin(), states_.end()); }
+  bool slower_with_smaller_k() const { return slower_with_smaller_k_; }
+  const std::vector<int64_t>& model_states() const { return states_; }
+
+  // Prices a chunk's passes on every class of places (the cost and memory models), into
+  // classes() entries. A piece of a split sequence is priced by its tokens and its offset (its
+  // one span) and whether it is the group's last (which adds the prefix's dK/dV): pieces
+  // alike in these, across sequences and steps, share one pricing.
+  const PassTimes* times_of(const Chunk& chunk) {
+    if (chunk.kind != ChunkKind::kDependent) {
+      scratch_times_.resize(places_.size());
+      price_chunk(chunk, scratch_times_.data());
+      return scratch_times_.data();
     }
-    return tail;
+    if (chunk.segments.size() != 1) {  // kept until its group is entered
+      if (chunk.index == 0) unshared_.clear();
+      unshared_.emplace_back(places_.size());
+      price_chunk(chunk, unshared_.back().data());
+      return unshared_.back().data();
+    }
+    const PieceKey key{chunk.tokens, chunk.segments.front().offset,
+                       chunk.index == chunk.group_size - 1};
+    auto [it, fresh] = pieces_.try_emplace(key);
+    if (fresh) {
+      it->second.resize(places_.size());
+      price_chunk(chunk, it->second.data());
+    }
+    return it->second.data();
   }
 
-  // The step-time bounds (ns) of the priced step for every K of `ks` (ascending), each
-  // stage's memory bound raised into (*bounds)[ki]. A dependent piece i of a group of n keeps
-  // its activations from some K on (K ≥ n − i, group_forward_pass), so each piece's share is
-  // entered once, at the first K that keeps it, and the K values are summed up in one pass.
-  std::vector<int64_t> bound_all(const std::vector<Chunk>& step, const std::vector<int>& ks,
-                                 const std::vector<int64_t>& tail,
-                                 std::vector<CandidateBounds>* bounds) const {
-    const size_t nk = ks.size(), pp = static_cast<size_t>(pp_);
-    const size_t cells = static_cast<size_t>(dp_) * pp;  // [r·pp + s]
-    std::vector<int64_t> busy(cells, 0), head(cells, std::numeric_limits<int64_t>::max());
+  // The step-time bounds (ns) of one step for every K of `ks` (ascending), each stage's memory
+  // bound raised into (*bounds)[ki]. Each chunk is priced once and its share entered as it
+  // comes (nothing per chunk is kept but a group's pieces until the group ends), on the DP
+  // rank the plan gives it (assign_dp_ranks, which K does not change). A dependent piece i of
+  // a group of n keeps its activations from some K on (K ≥ n − i, dropped_pieces), so its
+  // share is entered once, at the first K that keeps it, and the K values are summed up at
+  // the end. Sums are kept per (DP rank, class of places) and spread over the stages there.
+  std::vector<int64_t> bound_step(const std::vector<Chunk>& step, const std::vector<int>& ks,
+                                  std::vector<CandidateBounds>* bounds) {
+    const std::vector<int> rank_of = assign_dp_ranks(step, dp_, pair_weight_);
+    const size_t nk = ks.size(), pp = static_cast<size_t>(pp_), classes = places_.size();
+    const size_t cells = static_cast<size_t>(dp_) * classes;  // [r·classes + class]
+    constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+    std::vector<int64_t> busy(cells, 0), fastest(cells, kNone), shortest_b(classes, kNone);
     // Per (cell, first K position that keeps the piece): busy added when kept, not dropped.
     std::vector<int64_t> delta(cells * (nk + 1), 0);
-    // Per (stage, K position): the largest single-chunk memory of the pieces kept from that
+    // Per (class, K position): the largest single-chunk memory of the pieces kept from that
     // position on, and of the dropped pieces kept only from there.
-    std::vector<int64_t> kept_max(pp * (nk + 1), 0), dropped_max(pp * (nk + 1), 0);
-    std::vector<int64_t> group_peak(pp * nk, 0);
-    for (size_t c = 0; c < n_; ++c) {
+    std::vector<int64_t> kept_max(classes * (nk + 1), 0), dropped_max(classes * (nk + 1), 0);
+    std::vector<int64_t> group_peak(classes * nk, 0);
+    std::vector<const PassTimes*> group;  // the pieces of the group being entered
+    for (size_t c = 0; c < step.size(); ++c) {
       const Chunk& chunk = step[c];
       const bool dependent = chunk.kind == ChunkKind::kDependent;
+      const PassTimes* times = times_of(chunk);
       // The first K position that keeps the piece (nk: none does).
       const size_t from = dependent ? first_keeping(ks, chunk.index, chunk.group_size) : 0;
-      const size_t row = static_cast<size_t>(rank_of_[c]) * pp;
-      int64_t fill = 0;  // Σ_{s'<s} forward of model chunk 0, F or F*, whichever is shorter
-      for (size_t s = 0; s < pp; ++s) {
-        head[row + s] = std::min(head[row + s], fill);
-        const PassTimes& first = at(c, 0, static_cast<int>(s));
-        fill += dependent ? std::min(first.forward, first.forward_kv) : first.forward;
-        for (int v = 0; v < vpp_; ++v) {
-          const PassTimes& t = at(c, v, static_cast<int>(s));
-          const int64_t kept = t.forward + t.backward;
-          int64_t& k_max = kept_max[s * (nk + 1) + from];
-          k_max = std::max(k_max, t.kept_bytes);
-          if (!dependent) {
-            busy[row + s] += kept;
-            continue;
-          }
-          const int64_t dropped = t.forward_kv + t.recompute + t.backward;
-          busy[row + s] += dropped;
-          delta[(row + s) * (nk + 1) + from] += kept - dropped;
-          int64_t& d_max = dropped_max[s * (nk + 1) + from];
-          d_max = std::max(d_max, t.dropped_bytes);
+      const size_t row = static_cast<size_t>(rank_of[c]) * classes;
+      for (size_t k = 0; k < classes; ++k) {
+        const PassTimes& t = times[k];
+        const int64_t kept = t.forward + t.backward;
+        // The shortest forward it could run here, F or F*: the pipeline's fill.
+        fastest[row + k] =
+            std::min(fastest[row + k], dependent ? std::min(t.forward, t.forward_kv) : t.forward);
+        shortest_b[k] = std::min(shortest_b[k], t.backward);
+        int64_t& k_max = kept_max[k * (nk + 1) + from];
+        k_max = std::max(k_max, t.kept_bytes);
+        if (!dependent) {
+          busy[row + k] += kept;
+          continue;
         }
+        const int64_t dropped = t.forward_kv + t.recompute + t.backward;
+        busy[row + k] += dropped;
+        delta[(row + k) * (nk + 1) + from] += kept - dropped;
+        int64_t& d_max = dropped_max[k * (nk + 1) + from];
+        d_max = std::max(d_max, t.dropped_bytes);
       }
-      if (dependent && chunk.index == chunk.group_size - 1 && vpp_ == 1 && !executor_accounting_) {
-        group_memory(c + 1 - static_cast<size_t>(chunk.group_size), chunk.group_size, ks,
-                     &group_peak);
+      if (!dependent || vpp_ != 1 || executor_accounting_) continue;
+      if (chunk.index == 0) group.clear();
+      group.push_back(times);
+      if (chunk.index == chunk.group_size - 1) group_memory(group, ks, &group_peak);
+    }
+    // Drain: the last op of stage s on a rank is some chunk's backward; that backward then
+    // runs on stages s-1..0 (input_of, plan_index.h), so stage 0 ends at least Σ_{s'<s} B
+    // later — at least the sum over those stages of the shortest backward there.
+    std::vector<int64_t> tail(pp, 0);
+    for (size_t s = 1; s < pp; ++s) {
+      int64_t shortest = kNone;
+      for (int v = 0; v < vpp_; ++v) {
+        shortest = std::min(shortest, shortest_b[class_at(v, static_cast<int>(s) - 1)]);
       }
+      tail[s] = tail[s - 1] + shortest;
     }
     // Fill: the first op of stage s on a rank is a forward whose input passed stages 0..s-1
-    // first. A stage's ops run one at a time, so each rank's stage ends at least head + its
-    // busy time (the plan's DP assignment, assign_dp_ranks), then adds its own DP reduction and
+    // first (model chunk 0), each taking at least the rank's shortest forward there. A
+    // stage's ops run one at a time, so each rank's stage ends at least head + its busy time
+    // (the plan's DP assignment, assign_dp_ranks), then adds its own DP reduction and
     // optimizer, or stage 0's after the drain. A rank without chunks has no ops there.
     std::vector<int64_t> lb(nk, 0);
     for (size_t s = 0; s < pp; ++s) {
@@ -190,26 +185,53 @@ class Bounder {
         lb[ki] = std::max(lb[ki], std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]));
       }
     }
-    for (size_t cell = 0; cell < cells; ++cell) {
-      const size_t s = cell % pp;
-      const int64_t after = std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]);
-      int64_t work = busy[cell];
-      for (size_t ki = 0; ki < nk; ++ki) {
-        work += delta[cell * (nk + 1) + ki];
-        if (work > 0) lb[ki] = std::max(lb[ki], head[cell] + work + after);
+    std::vector<int64_t> work(nk);
+    for (int r = 0; r < dp_; ++r) {
+      const size_t row = static_cast<size_t>(r) * classes;
+      int64_t head = 0;
+      for (size_t s = 0; s < pp; ++s) {
+        const int64_t after = std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]);
+        std::fill(work.begin(), work.end(), 0);
+        int64_t base = 0;
+        for (int v = 0; v < vpp_; ++v) {
+          const size_t cell = row + class_at(v, static_cast<int>(s));
+          base += busy[cell];
+          int64_t running = 0;
+          for (size_t ki = 0; ki < nk; ++ki) {
+            running += delta[cell * (nk + 1) + ki];
+            work[ki] += running;
+          }
+        }
+        for (size_t ki = 0; ki < nk; ++ki) {
+          const int64_t w = base + work[ki];
+          if (w > 0) lb[ki] = std::max(lb[ki], head + w + after);
+        }
+        const int64_t first = fastest[row + class_at(0, static_cast<int>(s))];
+        if (first != kNone) head += first;
       }
     }
     // Memory: a piece counts as kept from its K position on, as dropped before it.
+    std::vector<int64_t> dropped_after(nk + 2);
     for (size_t s = 0; s < pp; ++s) {
-      std::vector<int64_t> dropped_after(nk + 2, 0);  // [ki]: max over positions ≥ ki
-      for (size_t ki = nk + 1; ki-- > 0;) {
-        dropped_after[ki] = std::max(dropped_after[ki + 1], dropped_max[s * (nk + 1) + ki]);
+      std::vector<int64_t> stage_mem(nk, 0);
+      for (int v = 0; v < vpp_; ++v) {
+        const size_t k = class_at(v, static_cast<int>(s));
+        dropped_after[nk + 1] = 0;
+        for (size_t ki = nk + 1; ki-- > 0;) {
+          dropped_after[ki] = std::max(dropped_after[ki + 1], dropped_max[k * (nk + 1) + ki]);
+        }
+        int64_t upto = 0;
+        for (size_t ki = 0; ki < nk; ++ki) {
+          upto = std::max(upto, kept_max[k * (nk + 1) + ki]);
+          stage_mem[ki] = std::max({stage_mem[ki], upto, dropped_after[ki + 1]});
+        }
       }
-      int64_t kept_upto = 0;
       for (size_t ki = 0; ki < nk; ++ki) {
-        kept_upto = std::max(kept_upto, kept_max[s * (nk + 1) + ki]);
-        const int64_t mem = std::max({kept_upto, dropped_after[ki + 1], group_peak[s * nk + ki]});
-        const int64_t bytes = states_[s] + mem;
+        if (vpp_ == 1) {
+          stage_mem[ki] =
+              std::max(stage_mem[ki], group_peak[class_at(0, static_cast<int>(s)) * nk + ki]);
+        }
+        const int64_t bytes = states_[s] + stage_mem[ki];
         CandidateBounds& b = (*bounds)[ki];
         if (bytes > b.memory_bytes) {
           b.memory_bytes = bytes;
@@ -222,6 +244,11 @@ class Bounder {
   }
 
  private:
+  struct Placed {
+    StagePlace place;
+    int stage, model_chunk;  // one place of the class
+  };
+
   // A dependent group (pieces first..first+n−1 of the priced step) on a stage without virtual
   // stages: its pieces' forwards (F or F*) run in index order before its first backward, the
   // last piece's B (the last piece always runs F), and nothing the forwards keep is freed
@@ -229,29 +256,34 @@ class Bounder {
   // of that B the stage holds at least every piece's kept memory plus what the B adds: what
   // the store of a long sequence split into many chunks costs, which one chunk alone does not
   // show. With K, pieces n−K..n−1 keep their activations, the others their stage input.
-  void group_memory(size_t first, int n, const std::vector<int>& ks,
-                    std::vector<int64_t>* group_peak) const {
-    const size_t nk = ks.size(), len = static_cast<size_t>(n);
-    std::vector<int64_t> dropped_prefix(len + 1, 0), kept_suffix(len + 1, 0);
-    for (int s = 0; s < pp_; ++s) {
+  void group_memory(const std::vector<const PassTimes*>& pieces, const std::vector<int>& ks,
+                    std::vector<int64_t>* group_peak) {
+    const size_t nk = ks.size(), len = pieces.size();
+    const int n = static_cast<int>(len);
+    std::vector<size_t>& dropped = scratch_dropped_;
+    dropped.resize(nk);
+    for (size_t ki = 0; ki < nk; ++ki) dropped[ki] = static_cast<size_t>(dropped_pieces(n, ks[ki]));
+    std::vector<int64_t>& dropped_prefix = scratch_prefix_;
+    std::vector<int64_t>& kept_suffix = scratch_suffix_;
+    dropped_prefix.assign(len + 1, 0);
+    kept_suffix.assign(len + 1, 0);
+    for (size_t k = 0; k < places_.size(); ++k) {
       for (size_t i = 0; i < len; ++i) {
-        dropped_prefix[i + 1] = dropped_prefix[i] + at(first + i, 0, s).kept_after_f_star;
+        dropped_prefix[i + 1] = dropped_prefix[i] + pieces[i][k].kept_after_f_star;
       }
-      for (size_t i = len; i-- > 0;) {
-        kept_suffix[i] = kept_suffix[i + 1] + at(first + i, 0, s).kept_after_f;
-      }
-      const PassTimes& last = at(first + len - 1, 0, s);
+      for (size_t i = len; i-- > 0;)
+        kept_suffix[i] = kept_suffix[i + 1] + pieces[i][k].kept_after_f;
+      const PassTimes& last = pieces[len - 1][k];
       for (size_t ki = 0; ki < nk; ++ki) {
-        const size_t dropped = static_cast<size_t>(f_star_pieces(n, ks[ki]));
-        const int64_t held = dropped_prefix[dropped] + kept_suffix[dropped];
-        int64_t& peak = (*group_peak)[static_cast<size_t>(s) * nk + ki];
+        const int64_t held = dropped_prefix[dropped[ki]] + kept_suffix[dropped[ki]];
+        int64_t& peak = (*group_peak)[k * nk + ki];
         peak = std::max(peak, held + last.backward_at_start + last.backward_transient);
       }
     }
   }
 
-  const PassTimes& at(size_t c, int v, int s) const {
-    return times_[(c * static_cast<size_t>(vpp_) + static_cast<size_t>(v)) * pp_ + s];
+  size_t class_at(int model_chunk, int stage) const {
+    return static_cast<size_t>(class_of_[static_cast<size_t>(model_chunk * pp_ + stage)]);
   }
 
   // Where the simulator prices the chunk's ops (the plan's rules, plan_index.h), and what the
@@ -259,68 +291,55 @@ class Bounder {
   // at the start of its R (F*'s stage input and K/V, R's activations and transient): the
   // simulator's own op memory (memory_source.h; F, F* and R do not depend on K). Everything
   // else held then is >= 0, so these are lower bounds.
-  void price_chunk(const Chunk& chunk, size_t c) {
+  void price_chunk(const Chunk& chunk, PassTimes* out) {
     const bool dependent = chunk.kind == ChunkKind::kDependent;
     spans_.clear();
     attention_spans(chunk, &spans_);
+    static constexpr Pass kPasses[] = {Pass::kForward, Pass::kBackward, Pass::kForwardKeepKV,
+                                       Pass::kRecompute};
+    const size_t passes = dependent ? 4 : 2;
+    queries_.clear();
+    for (const Placed& p : places_) {
+      for (size_t i = 0; i < passes; ++i) {
+        queries_.push_back(
+            op_query(kPasses[i], 0, p.stage, p.model_chunk, p.place, chunk.tokens, spans_));
+      }
+    }
+    priced_.resize(queries_.size());
+    cost_.op_times(queries_, priced_);
     auto at_start = [](const OpMemory& m) {
       return m.activations_at_start + m.store_at_start + m.transient;
     };
-    // Stages with the same layers and the same ends (embedding, LM head) price alike
-    // (cost_model.h's contract), so each such place is priced once.
-    struct Seen {
-      int64_t layers;
-      bool first, last;
-      size_t at;
+    auto kept_after = [](const OpMemory& m) {
+      return m.activations_at_start + m.store_at_start + m.activations_at_end + m.store_at_end;
     };
-    std::vector<Seen> seen;
-    for (int v = 0; v < vpp_; ++v) {
-      for (int s = 0; s < pp_; ++s) {
-        const StagePlace place = stage_place(split_, s, v);
-        const size_t at = (c * static_cast<size_t>(vpp_) + static_cast<size_t>(v)) * pp_ + s;
-        auto same = std::find_if(seen.begin(), seen.end(), [&](const Seen& x) {
-          return x.layers == place.layers() && x.first == place.first && x.last == place.last;
-        });
-        if (same != seen.end()) {
-          times_[at] = times_[same->at];
-          continue;
-        }
-        seen.push_back(Seen{place.layers(), place.first, place.last, at});
-        auto time = [&](Pass pass) {
-          return cost_.op_time(op_query(pass, 0, s, v, place, chunk.tokens, spans_)).total_ns;
-        };
-        PassTimes& t = times_[at];
-        t.forward = time(Pass::kForward);
-        t.backward = time(Pass::kBackward);
-        if (dependent) {
-          t.forward_kv = time(Pass::kForwardKeepKV);
-          t.recompute = time(Pass::kRecompute);
-        }
-        if (executor_accounting_) continue;
-        t.kept_bytes = at_start(megatron_op_memory(memory_, Pass::kForward, chunk, 1, place));
-        if (dependent) {
-          const OpMemory f_star =
-              megatron_op_memory(memory_, Pass::kForwardKeepKV, chunk, 1, place);
-          const OpMemory recompute = megatron_op_memory(memory_, Pass::kRecompute, chunk, 1, place);
-          t.dropped_bytes =
-              f_star.activations_at_start + f_star.store_at_start + at_start(recompute);
-          auto kept_after = [](const OpMemory& m) {
-            return m.activations_at_start + m.store_at_start + m.activations_at_end +
-                   m.store_at_end;
-          };
-          const OpMemory f = megatron_op_memory(memory_, Pass::kForward, chunk, 1, place);
-          t.kept_after_f = kept_after(f);
-          t.kept_after_f_star = kept_after(f_star);
-          // B's additions do not depend on K (only what its end frees does).
-          const OpMemory backward = megatron_op_memory(memory_, Pass::kBackward, chunk, 1, place);
-          t.backward_at_start = backward.activations_at_start + backward.store_at_start;
-          t.backward_transient = backward.transient;
-        }
+    for (size_t k = 0; k < places_.size(); ++k) {
+      PassTimes& t = out[k];
+      const OpTime* time = &priced_[k * passes];
+      t.forward = time[0].total_ns;
+      t.backward = time[1].total_ns;
+      if (dependent) {
+        t.forward_kv = time[2].total_ns;
+        t.recompute = time[3].total_ns;
+        if (t.forward_kv < t.forward) slower_with_smaller_k_ = false;
       }
+      if (executor_accounting_) continue;
+      const StagePlace& place = places_[k].place;
+      const OpMemory f = megatron_op_memory(memory_, Pass::kForward, chunk, 1, place);
+      t.kept_bytes = at_start(f);
+      if (!dependent) continue;
+      const OpMemory f_star = megatron_op_memory(memory_, Pass::kForwardKeepKV, chunk, 1, place);
+      const OpMemory recompute = megatron_op_memory(memory_, Pass::kRecompute, chunk, 1, place);
+      t.dropped_bytes = f_star.activations_at_start + f_star.store_at_start + at_start(recompute);
+      t.kept_after_f = kept_after(f);
+      t.kept_after_f_star = kept_after(f_star);
+      // B's additions do not depend on K (only what its end frees does).
+      const OpMemory backward = megatron_op_memory(memory_, Pass::kBackward, chunk, 1, place);
+      t.backward_at_start = backward.activations_at_start + backward.store_at_start;
+      t.backward_transient = backward.transient;
     }
   }
 
-  const Job& job_;
   const CostModel& cost_;
   int pp_, vpp_;
   LayerSplit split_;
@@ -329,23 +348,50 @@ class Bounder {
   int dp_ = 1;
   double pair_weight_ = 0;
   std::vector<int64_t> fixed_ns_, states_;
-  size_t n_ = 0;
-  std::vector<int> rank_of_;  // per chunk of the priced step
+  std::vector<Placed> places_;         // one per class
+  std::vector<int> class_of_;          // per virtual place v·pp + s: its class
+  bool slower_with_smaller_k_ = true;  // no chunk's F* priced below its F so far
   // The pricings of dependent pieces by (tokens, offset in the sequence, last of its group).
-  using PieceKey = std::tuple<int64_t, int64_t, bool>;
-  std::map<PieceKey, std::vector<PassTimes>> pieces_;
-  std::vector<PassTimes> times_;  // [(c·vpp + v)·pp + s]
+  struct PieceKey {
+    int64_t tokens, offset;
+    bool last;
+    bool operator==(const PieceKey&) const = default;
+  };
+  struct PieceHash {
+    size_t operator()(const PieceKey& k) const {
+      return std::hash<int64_t>()(k.tokens * 1000003 + k.offset * 2 + (k.last ? 1 : 0));
+    }
+  };
+  std::unordered_map<PieceKey, std::vector<PassTimes>, PieceHash> pieces_;
+  std::vector<PassTimes> scratch_times_;         // a standalone chunk's, per class
+  std::deque<std::vector<PassTimes>> unshared_;  // pieces of the current group priced alone
   std::vector<AttentionSpan> spans_;
+  std::vector<OpQuery> queries_;
+  std::vector<OpTime> priced_;
+  std::vector<size_t> scratch_dropped_;
+  std::vector<int64_t> scratch_prefix_, scratch_suffix_;
 };
 
 }  // namespace
 
 std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& cost,
-                                              const StepChunks& chunks,
-                                              const std::vector<int>& ks) {
+                                              const StepChunks& chunks, const std::vector<int>& ks,
+                                              int64_t memory_budget_bytes) {
   CF_CHECK(!chunks.steps.empty()) << "no sampled steps";
   Bounder bounder(job, cost);
   std::vector<CandidateBounds> out(ks.size());
+  if (memory_budget_bytes > 0 && bounder.max_model_states() > memory_budget_bytes) {
+    // Over the budget before any chunk: the memory bound is all it takes, the times stay 0.
+    const std::vector<int64_t>& states = bounder.model_states();
+    const auto worst = std::max_element(states.begin(), states.end());
+    for (CandidateBounds& b : out) {
+      b.memory_bytes = *worst;
+      b.memory_stage = static_cast<int>(worst - states.begin());
+      b.model_state_bytes = *worst;
+      b.tokens_per_s = std::numeric_limits<double>::infinity();
+    }
+    return out;
+  }
   std::vector<double> lb_sum_s(ks.size(), 0.0);
   double tokens_sum = 0;
   const int timed = chunks.timed_steps();
@@ -355,9 +401,8 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
     if (s < timed) {
       for (const Chunk& chunk : step) tokens_sum += static_cast<double>(chunk.tokens);
     }
-    bounder.price(step);
-    // The worst-case step bounds memory only (bound_all keeps the largest memory it sees).
-    const std::vector<int64_t> lb_ns = bounder.bound_all(step, ks, bounder.drain_ns(), &out);
+    // The worst-case step bounds memory only (bound_step keeps the largest memory it sees).
+    const std::vector<int64_t> lb_ns = bounder.bound_step(step, ks, &out);
     for (size_t ki = 0; ki < ks.size(); ++ki) {
       const double seconds = static_cast<double>(lb_ns[ki]) * 1e-9;
       if (s < timed) {
@@ -367,6 +412,7 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
     }
   }
   const double steps = static_cast<double>(timed);
+  for (CandidateBounds& b : out) b.slower_with_smaller_k = bounder.slower_with_smaller_k();
   for (size_t ki = 0; ki < ks.size(); ++ki) {
     // average_steps: mean of per-step seconds; tokens/s = Σ tokens / Σ seconds.
     out[ki].step_time_s = timed == 1 ? lb_sum_s[ki] : lb_sum_s[ki] / steps;

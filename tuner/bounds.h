@@ -32,12 +32,20 @@ struct CandidateBounds {
   int64_t memory_bytes = 0;    // ≤ the simulated peak of the worst stage (reserve not included)
   int memory_stage = 0;        // the stage of memory_bytes
   int64_t model_state_bytes = 0;  // that stage's model states (part of memory_bytes)
+  // Every chunk's F* takes at least its F's time on every stage (the cost models here price
+  // them alike). Then, with the same layout and chunking, a smaller K never simulates faster:
+  // its plan has the same streams with some F turned F* and an R (time ≥ 0) inserted before
+  // their B, and the simulator's times only grow when op times grow (search.cc uses this).
+  bool slower_with_smaller_k = false;
 };
 
-// Bounds for each K in `ks` of one layout and chunking. `job` carries the layout (parallel)
-// and the model; `cost` is make_cost_model(job). Assumes, as the cost models here do, that an
-// op's time does not depend on which DP rank runs it (DP ranks are identical hardware).
+// Bounds for each K in `ks` (ascending) of one layout and chunking. `job` carries the layout
+// (parallel) and the model; `cost` is make_cost_model(job). Assumes, as the cost models here
+// do, that an op's time does not depend on which DP rank runs it (DP ranks are identical
+// hardware). With `memory_budget_bytes` > 0, a layout whose model states alone exceed it gets
+// its memory bound only (no chunk priced; the step bounds 0, step_s empty).
 std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& cost,
-                                              const StepChunks& chunks, const std::vector<int>& ks);
+                                              const StepChunks& chunks, const std::vector<int>& ks,
+                                              int64_t memory_budget_bytes = 0);
 
 }  // namespace cf

@@ -77,7 +77,9 @@ class Search {
   void add_family(Family family) {
     for (int c : family.candidates) {
       if (chunks_.size() <= static_cast<size_t>(c)) chunks_.resize(c + 1);
+      if (family_of_.size() <= static_cast<size_t>(c)) family_of_.resize(c + 1);
       chunks_[c] = family.chunks;
+      family_of_[c] = static_cast<int>(families_.size());
     }
     families_.push_back(std::move(family));
   }
@@ -94,7 +96,8 @@ class Search {
       StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
       // Reported by the evaluation of the same candidates.
       if (!cost.ok() || !make_memory_source(job).ok()) return;
-      std::vector<CandidateBounds> b = candidate_bounds(job, **cost, *family.chunks, family.ks);
+      std::vector<CandidateBounds> b =
+          candidate_bounds(job, **cost, *family.chunks, family.ks, budget_bytes_);
       for (size_t i = 0; i < b.size(); ++i) bounds_[family.candidates[i]] = b[i];
     });
     std::vector<int> order;
@@ -123,16 +126,32 @@ class Search {
       return sa != sb ? sa < sb : a < b;
     });
     std::vector<int> feasible;  // sorted by (score, index)
-    size_t pos = 0;
-    while (pos < order.size()) {
+    // Waves in bound order. A wave takes one candidate per family (the next wave the family's
+    // next): what it finds can prune the family's smaller K (dominated) without simulating.
+    std::vector<int> wave_of_family(families_.size(), -1);
+    size_t first = 0;  // order[first]: the first candidate not settled
+    for (int wave_number = 0;; ++wave_number) {
       const double threshold =
           static_cast<int>(feasible.size()) >= top_n ? score_of(feasible[top_n - 1]) : kInf;
+      while (first < order.size() && outcomes_[order[first]].kind != Outcome::kPending) ++first;
       std::vector<int> wave;
-      while (pos < order.size() && static_cast<int>(wave.size()) < kWave) {
-        if (!options_.exhaustive && bound_score(order[pos]) > threshold) break;
-        wave.push_back(order[pos++]);
+      for (size_t pos = first; pos < order.size() && static_cast<int>(wave.size()) < kWave; ++pos) {
+        const int i = order[pos];
+        if (outcomes_[i].kind != Outcome::kPending) continue;
+        if (!options_.exhaustive) {
+          if (bound_score(i) > threshold) break;  // and every later one (sorted)
+          if (dominated(i, threshold)) {
+            outcomes_[i].kind = Outcome::kPrunedTime;
+            settle();
+            continue;
+          }
+          int& in_wave = wave_of_family[static_cast<size_t>(family_of_[i])];
+          if (in_wave == wave_number) continue;  // the next wave
+          in_wave = wave_number;
+        }
+        wave.push_back(i);
       }
-      if (wave.empty()) break;  // every remaining bound is above the threshold (sorted)
+      if (wave.empty()) break;  // every candidate left is bounded above the threshold
       std::vector<Status> errors(wave.size());
       pool_.parallel_for(static_cast<int>(wave.size()), [&](int i, int w) {
         errors[i] = evaluate(wave[i], workers_[w], threshold);
@@ -147,8 +166,9 @@ class Search {
         return sa != sb ? sa < sb : a < b;
       });
     }
-    for (; pos < order.size(); ++pos) {
-      outcomes_[order[pos]].kind = Outcome::kPrunedTime;
+    for (const int i : order) {
+      if (outcomes_[i].kind != Outcome::kPending) continue;
+      outcomes_[i].kind = Outcome::kPrunedTime;
       settle();
     }
     return summarise(feasible, folded);
@@ -160,6 +180,23 @@ class Search {
                                                     : -bounds_[i].tokens_per_s;
   }
   double score_of(int i) const { return objective_score(space_.objective, outcomes_[i].metrics); }
+
+  // Whether candidate i provably scores above `threshold` because a candidate of its family
+  // with a larger K does (bounds.h slower_with_smaller_k: a smaller K never simulates
+  // faster, so it never scores better): that one was pruned by time (its score was proved
+  // above an earlier threshold, and thresholds only fall) or simulated above the threshold.
+  bool dominated(int i, double threshold) const {
+    if (!bounds_[static_cast<size_t>(i)].slower_with_smaller_k) return false;
+    const Family& family = families_[static_cast<size_t>(family_of_[static_cast<size_t>(i)])];
+    const int k = candidates_[static_cast<size_t>(i)].strategy.k;
+    for (const int j : family.candidates) {
+      if (candidates_[static_cast<size_t>(j)].strategy.k <= k) continue;
+      const Outcome& o = outcomes_[static_cast<size_t>(j)];
+      if (o.kind == Outcome::kPrunedTime) return true;
+      if (o.kind == Outcome::kFeasible && score_of(j) > threshold) return true;
+    }
+    return false;
+  }
 
   static std::string label(const Candidate& c) {
     if (c.strategy.kind == StrategyKind::kBaseline) return "baseline " + describe(c.layout);
@@ -423,6 +460,7 @@ class Search {
   std::mutex* progress_mu_;
   std::vector<Family> families_;
   std::vector<const StepChunks*> chunks_;  // per candidate: its chunking, built once
+  std::vector<int> family_of_;             // per candidate: its family
   std::vector<Candidate> candidates_;
   std::vector<Outcome> outcomes_;
   std::vector<CandidateBounds> bounds_;

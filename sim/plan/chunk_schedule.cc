@@ -10,7 +10,7 @@ Pass group_forward_pass(int index, int n, int k) {
   CF_CHECK(index >= 0 && index < n) << "piece " << index << " of " << n;
   CF_CHECK_GE(k, 1);
   // Pieces 0..n-k-1 drop their activations and keep only per-layer K/V (§4.2).
-  return index < n - k ? Pass::kForwardKeepKV : Pass::kForward;
+  return index < dropped_pieces(n, k) ? Pass::kForwardKeepKV : Pass::kForward;
 }
 
 std::vector<GroupStep> group_schedule(int n, int k) {

@@ -16,8 +16,12 @@ struct GroupStep {
   bool operator==(const GroupStep&) const = default;
 };
 
-// The forward pass of piece `index` of a group of `n` with `k`: F* for the first n - k
-// pieces (they keep only K/V), F for the rest. Standalone chunks (n = 1) always get F.
+// How many pieces of a group of `n` ≥ 1 drop their activations with `k` ≥ 1: the first
+// n − k (none when k ≥ n).
+inline int dropped_pieces(int n, int k) { return n > k ? n - k : 0; }
+// The forward pass of piece `index` of a group of `n` with `k`: F* for the first
+// dropped_pieces(n, k) pieces (they keep only K/V), F for the rest. Standalone chunks
+// (n = 1) always get F.
 Pass group_forward_pass(int index, int n, int k);
 
 // Algorithm 2 for one group on one stage: F/F* 1..N, then B N..N-K+1, then R j, B j for

@@ -3,7 +3,6 @@
 #include "sim/plan/pipeline_schedule.h"
 
 #include <algorithm>
-#include <map>
 #include <string>
 #include <utility>
 
@@ -56,10 +55,15 @@ std::vector<Op> stage_stream(const PipelineInput& input,
                              const std::vector<VirtualMicrobatch>& forwards,
                              const std::vector<VirtualMicrobatch>& backwards, size_t warmup,
                              size_t lead) {
-  std::map<std::pair<int, int>, size_t> forward_slot;  // (feed pos, model chunk) → index
-  for (size_t i = 0; i < forwards.size(); ++i) {
-    forward_slot[{forwards[i].microbatch, forwards[i].model_chunk}] = i;
-  }
+  // (feed position · vpp + model chunk) → index in `forwards`.
+  int vpp = 1;
+  for (const VirtualMicrobatch& f : forwards) vpp = std::max(vpp, f.model_chunk + 1);
+  auto key = [&](const VirtualMicrobatch& v) {
+    return static_cast<size_t>(v.microbatch) * static_cast<size_t>(vpp) +
+           static_cast<size_t>(v.model_chunk);
+  };
+  std::vector<size_t> forward_slot(input.chunks.size() * static_cast<size_t>(vpp), 0);
+  for (size_t i = 0; i < forwards.size(); ++i) forward_slot[key(forwards[i])] = i;
   std::vector<Op> ops;
   size_t next_forward = 0;
   auto emit_forward = [&]() {
@@ -71,7 +75,7 @@ std::vector<Op> stage_stream(const PipelineInput& input,
   size_t furthest = 0;
   for (size_t k = 0; k < backwards.size(); ++k) {
     const VirtualMicrobatch& b = backwards[k];
-    furthest = std::max(furthest, forward_slot.at({b.microbatch, b.model_chunk}));
+    furthest = std::max(furthest, forward_slot[key(b)]);
     const size_t target = std::min(forwards.size(), std::max(warmup + k + 1, furthest + 1 + lead));
     while (next_forward < target) emit_forward();
     const int chunk = input.chunks[static_cast<size_t>(b.microbatch)];

@@ -92,8 +92,19 @@ Status PlanIndex::rebuild(const Plan& plan, const WireFormat& wire) {
   stream_begin_.clear();
   spans_.clear();
   span_begin_.assign(1, 0);
-  for (const Chunk& chunk : plan.chunks) {
-    attention_spans(chunk, &spans_);
+  // Spans of the chunks some op runs (a one-rank plan leaves the others' unscheduled).
+  std::vector<char> runs(plan.chunks.size(), 0);
+  for (const RankPlan& rank : plan.ranks) {
+    for (const StagePlan& stage : rank.stages) {
+      for (const Op& op : stage.ops) {
+        if (op.chunk >= 0 && op.chunk < static_cast<int>(runs.size())) {
+          runs[static_cast<size_t>(op.chunk)] = 1;
+        }
+      }
+    }
+  }
+  for (size_t c = 0; c < plan.chunks.size(); ++c) {
+    if (runs[c]) attention_spans(plan.chunks[c], &spans_);
     span_begin_.push_back(static_cast<int>(spans_.size()));
   }
   slots_.assign(plan.chunks.size() * static_cast<size_t>(plan.vpp * plan.pp * 3), -1);

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
+#include "models/hardware.h"
 #include "models/model.h"
 #include "sim/cost_analytical.h"
 #include "sim/cost_unit.h"
@@ -279,6 +281,49 @@ TEST(AnalyticalCost, OverlapAndGradientDtype) {
             std::llround(reduce_scatter_s(2 * grads, 4, Link{1e11, 0}) * 1e9));
   EXPECT_EQ(plain.dp_reduce_time_ns(0),
             std::llround(reduce_scatter_s(4 * grads, 4, Link{1e11, 0}) * 1e9));
+}
+
+// op_times prices several ops of one chunk at once: each exactly what op_time gives it, over
+// passes, places (layers, embedding, LM head), recompute policies, TP, CP and packed spans.
+TEST(AnalyticalCost, OpTimesAreOpTimeForEachQuery) {
+  const ModelConfig model = load_model("qwen2.5-7b").value();
+  GpuSpec gpu = load_gpu("h100-sxm-80g").value();
+  std::mt19937_64 rng(29);
+  for (int trial = 0; trial < 30; ++trial) {
+    ParallelConfig p = parallel(1 << (rng() % 3), 1, 1, static_cast<Recompute>(rng() % 3));
+    p.cp = 1 << (rng() % 3);
+    p.sp = p.tp > 1;
+    const AnalyticalCostModel cost(model, gpu, 8, p);
+    std::vector<AttentionSpan> spans;
+    int64_t tokens = 0;
+    const int segments = 1 + static_cast<int>(rng() % 5);
+    for (int i = 0; i < segments; ++i) {
+      const int64_t q = 1 + static_cast<int64_t>(rng() % 3000);
+      spans.push_back(AttentionSpan{q, static_cast<int64_t>(rng() % 2 ? 0 : rng() % 9000)});
+      tokens += q;
+    }
+    std::vector<OpQuery> queries;
+    for (Pass pass : {Pass::kForward, Pass::kForwardKeepKV, Pass::kRecompute, Pass::kBackward}) {
+      for (int place = 0; place < 3; ++place) {
+        OpQuery q;
+        q.pass = pass;
+        q.layers = 1 + static_cast<int64_t>(rng() % 9);
+        q.embedding = place == 0;
+        q.lm_head = place == 2;
+        q.tokens = tokens;
+        q.spans = spans;
+        queries.push_back(q);
+      }
+    }
+    std::vector<OpTime> out(queries.size());
+    cost.op_times(queries, out);
+    for (size_t i = 0; i < queries.size(); ++i) {
+      const OpTime one = cost.op_time(queries[i]);
+      EXPECT_EQ(out[i].total_ns, one.total_ns) << "trial " << trial << " query " << i;
+      EXPECT_EQ(out[i].recompute_ns, one.recompute_ns);
+      EXPECT_EQ(out[i].comm_ns, one.comm_ns);
+    }
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "sim/cost_model.h"
+#include "sim/memory_source.h"
 #include "sim/plan/chunking.h"
 #include "sim/plan/plan_builder.h"
 #include "sim/simulator.h"
@@ -49,7 +50,7 @@ class BoundsTest : public ::testing::TestWithParam<uint64_t> {};
 TEST_P(BoundsTest, NeverAboveTheSimulation) {
   const uint64_t seed = GetParam();
   std::mt19937_64 rng(seed);
-  int checked = 0, tight_memory = 0, uneven = 0;
+  int checked = 0, tight_memory = 0, uneven = 0, monotone = 0;
   for (int trial = 0; trial < 40; ++trial) {
     Job base = test::random_job(seed * 1000 + trial);
     const SearchSpace space = test::random_space(base, seed * 1000 + trial);
@@ -79,11 +80,20 @@ TEST_P(BoundsTest, NeverAboveTheSimulation) {
     StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
     ASSERT_TRUE(cost.ok());
     const std::vector<CandidateBounds> bounds = candidate_bounds(job, **cost, chunks, ks);
+    std::vector<double> step_s(ks.size(), -1);
     for (size_t i = 0; i < ks.size(); ++i) {
       job.strategy.k = ks[i];
       StatusOr<SimResult> sim = simulate_job(job);
       if (!sim.ok()) continue;  // e.g. interleaved with too few chunks: nothing to bound
       const SimMetrics& m = sim->metrics;
+      step_s[i] = m.step_time_s;
+      // The premise of the search's pruning by a larger K (bounds.h): a smaller K of the
+      // same layout and chunking never simulates faster.
+      EXPECT_TRUE(bounds[i].slower_with_smaller_k);
+      if (i > 0 && step_s[i - 1] >= 0) {
+        EXPECT_GE(step_s[i - 1], m.step_time_s) << "K " << ks[i - 1] << " faster than K " << ks[i];
+        ++monotone;
+      }
       SCOPED_TRACE(fmt::format("seed {} trial {} K {}: {} {}", seed, trial, ks[i], describe(layout),
                                job.strategy.chunk_size));
       EXPECT_LE(bounds[i].step_time_s, m.step_time_s);
@@ -100,6 +110,7 @@ TEST_P(BoundsTest, NeverAboveTheSimulation) {
   EXPECT_GT(checked, 100);
   EXPECT_GT(tight_memory, 0);  // the bound is not vacuous
   EXPECT_GT(uneven, 10);       // uneven splits among the checked candidates
+  EXPECT_GT(monotone, 60);     // pairs of K compared
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, BoundsTest, ::testing::Values(1, 17, 81, 987));
@@ -125,6 +136,43 @@ TEST(BoundsTest, ExactForOneStageUnitCosts) {
   }
   // Tokens 17; K = 3 keeps every chunk: F + B = 3 units per token, 1000 ns per unit.
   EXPECT_DOUBLE_EQ(b[1].step_time_s, 17 * 3 * 1000 * 1e-9);
+}
+
+// A layout whose model states alone exceed the budget is ruled out before any chunk is
+// priced: its memory bound is its largest stage's model states, its step bounds 0.
+TEST(BoundsTest, ModelStatesOverTheBudgetPriceNoChunk) {
+  Job job = test::random_job(5);
+  job.training.steps = 2;
+  const StepChunks chunks = chunks_of(job);
+  auto cost = make_cost_model(job);
+  ASSERT_TRUE(cost.ok());
+  const std::vector<int> ks = {1, 2};
+  const std::vector<CandidateBounds> full = candidate_bounds(job, **cost, chunks, ks);
+  int64_t states = 0;
+  for (const CandidateBounds& b : full) states = std::max(states, b.model_state_bytes);
+  ASSERT_GT(states, 0);
+  // The budget one byte below the model states of the worst stage.
+  StatusOr<std::unique_ptr<OpMemorySource>> source = make_memory_source(job);
+  ASSERT_TRUE(source.ok());
+  int64_t worst = 0;
+  for (int s = 0; s < job.parallel.pp; ++s) {
+    worst = std::max(worst, (*source)->model_states(s).total());
+  }
+  const std::vector<CandidateBounds> cut = candidate_bounds(job, **cost, chunks, ks, worst - 1);
+  for (size_t i = 0; i < ks.size(); ++i) {
+    EXPECT_EQ(cut[i].memory_bytes, worst);
+    EXPECT_EQ(cut[i].model_state_bytes, worst);
+    EXPECT_EQ(cut[i].step_time_s, 0.0);
+    EXPECT_TRUE(cut[i].step_s.empty());
+    EXPECT_FALSE(cut[i].slower_with_smaller_k);
+    EXPECT_LE(cut[i].memory_bytes, full[i].memory_bytes);
+  }
+  // At the budget itself the layout is priced in full.
+  const std::vector<CandidateBounds> at = candidate_bounds(job, **cost, chunks, ks, worst);
+  for (size_t i = 0; i < ks.size(); ++i) {
+    EXPECT_EQ(at[i].step_time_s, full[i].step_time_s);
+    EXPECT_EQ(at[i].memory_bytes, full[i].memory_bytes);
+  }
 }
 
 }  // namespace
