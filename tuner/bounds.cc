@@ -6,6 +6,7 @@
 #include <deque>
 #include <limits>
 #include <unordered_map>
+#include <utility>
 
 #include "core/check.h"
 #include "sim/memory_model.h"
@@ -49,6 +50,7 @@ class Bounder {
       : cost_(cost),
         pp_(job.parallel.pp),
         vpp_(job.parallel.vpp),
+        schedule_(job.parallel.schedule),
         split_(layer_split(job.model.layers, job.parallel)),
         memory_(job.model, job.parallel, job.training),
         dp_(job.parallel.dp),
@@ -62,7 +64,9 @@ class Bounder {
     // After a stage's last op: its DP reduction and optimizer step (simulator.cc: step time
     // is at least stage_end[s] + dp_reduce(s) + optimizer(s)).
     for (int s = 0; s < pp_; ++s) {
-      fixed_ns_.push_back(cost.dp_reduce_time_ns(s) + cost.optimizer_time_ns(s));
+      // With overlap.grad_reduce the reduction may hide under the last backward: none counts.
+      fixed_ns_.push_back((job.overlap.grad_reduce ? 0 : cost.dp_reduce_time_ns(s)) +
+                          cost.optimizer_time_ns(s));
       states_.push_back((*source)->model_states(s).total());
     }
     // Places with the same layers and the same ends (embedding, LM head) price alike
@@ -132,6 +136,17 @@ class Bounder {
     std::vector<int64_t> kept_max(classes * (nk + 1), 0), dropped_max(classes * (nk + 1), 0);
     std::vector<int64_t> group_peak(classes * nk, 0);
     std::vector<const PassTimes*> group;  // the pieces of the group being entered
+    // Per DP rank, in its feed order (ascending ids, plan_builder.cc): each chunk's shortest
+    // forward (F or F*) and its backward on stage 0; and each group's chain (group_chain).
+    std::vector<std::vector<int64_t>> feed_f0(static_cast<size_t>(dp_)),
+        feed_b0(static_cast<size_t>(dp_));
+    struct Chain {
+      int rank;
+      size_t first, n;  // the group's feed positions on its rank
+      int64_t ns;
+    };
+    std::vector<Chain> chains;
+    const size_t stage0 = class_at(0, 0);
     for (size_t c = 0; c < step.size(); ++c) {
       const Chunk& chunk = step[c];
       const bool dependent = chunk.kind == ChunkKind::kDependent;
@@ -158,10 +173,18 @@ class Bounder {
         int64_t& d_max = dropped_max[k * (nk + 1) + from];
         d_max = std::max(d_max, t.dropped_bytes);
       }
-      if (!dependent || vpp_ != 1 || executor_accounting_) continue;
+      const size_t rank = static_cast<size_t>(rank_of[c]);
+      const PassTimes& first_stage = times[stage0];
+      feed_f0[rank].push_back(dependent ? std::min(first_stage.forward, first_stage.forward_kv)
+                                        : first_stage.forward);
+      feed_b0[rank].push_back(first_stage.backward);
+      if (!dependent || vpp_ != 1) continue;
       if (chunk.index == 0) group.clear();
       group.push_back(times);
-      if (chunk.index == chunk.group_size - 1) group_memory(group, ks, &group_peak);
+      if (chunk.index != chunk.group_size - 1) continue;
+      if (!executor_accounting_) group_memory(group, ks, &group_peak);
+      chains.push_back(
+          Chain{rank_of[c], feed_f0[rank].size() - group.size(), group.size(), group_chain(group)});
     }
     // Drain: the last op of stage s on a rank is some chunk's backward; that backward then
     // runs on stages s-1..0 (input_of, plan_index.h), so stage 0 ends at least Σ_{s'<s} B
@@ -185,6 +208,35 @@ class Bounder {
         lb[ki] = std::max(lb[ki], std::max(fixed_ns_[s], tail[s] + fixed_ns_[0]));
       }
     }
+    // A dependent group's chain on its rank (group_chain) starts after stage 0 has run the
+    // forwards fed before the group (forwards run in feed order), and stage 0 runs after the
+    // group's last backward the backwards of the units fed after it (the group-aware order
+    // keeps units in feed order) and, in 1F1B, the forwards not yet run: before the group's
+    // first backward stage 0 has run the group and pp − 1 forwards more, and none runs between
+    // its backwards (pipeline_schedule.cc's rule). Then its DP reduction and optimizer step.
+    // Any K: the chain and these sums take the shortest forward and no R.
+    int64_t chain_lb = 0;
+    for (std::vector<int64_t>& f0 : feed_f0) {  // into prefix sums: f0[q] = Σ of those before q
+      int64_t sum = 0;
+      for (int64_t& x : f0) sum += std::exchange(x, sum);
+      f0.push_back(sum);
+    }
+    for (std::vector<int64_t>& b0 : feed_b0) {  // into suffix sums: b0[q] = Σ from q on
+      int64_t sum = 0;
+      for (size_t q = b0.size(); q-- > 0;) b0[q] = sum += b0[q];
+      b0.push_back(0);
+    }
+    for (const Chain& g : chains) {
+      const std::vector<int64_t>& f0 = feed_f0[static_cast<size_t>(g.rank)];
+      const std::vector<int64_t>& b0 = feed_b0[static_cast<size_t>(g.rank)];
+      const size_t m = f0.size() - 1;
+      int64_t after = b0[g.first + g.n];
+      if (schedule_ == ScheduleKind::kOneFOneB) {
+        after += f0[m] - f0[std::min(m, g.first + g.n + pp - 1)];
+      }
+      chain_lb = std::max(chain_lb, f0[g.first] + g.ns + after + fixed_ns_[0]);
+    }
+    for (size_t ki = 0; ki < nk; ++ki) lb[ki] = std::max(lb[ki], chain_lb);
     std::vector<int64_t> work(nk);
     for (int r = 0; r < dp_; ++r) {
       const size_t row = static_cast<size_t>(r) * classes;
@@ -282,6 +334,36 @@ class Bounder {
     }
   }
 
+  // The longest path through one dependent group's own ops on a pipeline without virtual
+  // stages, from its first forward on stage 0 to its last backward there (input_of,
+  // plan_index.h; chunk_schedule.h): on each stage its forwards run in piece order and each
+  // needs the piece's forward on the stage before; its backwards run from the last piece down,
+  // after its last forward there, and each needs the piece's backward on the stage after.
+  // Shortest forwards (F or F*) and no R: a bound for every K. Transfers count 0.
+  int64_t group_chain(const std::vector<const PassTimes*>& pieces) {
+    const size_t pp = static_cast<size_t>(pp_), n = pieces.size();
+    std::vector<int64_t>& forward_end = scratch_prefix_;
+    std::vector<int64_t>& backward_end = scratch_suffix_;
+    forward_end.assign(pp, 0);
+    backward_end.assign(pp, 0);
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t s = 0; s < pp; ++s) {
+        const PassTimes& t = pieces[i][class_at(0, static_cast<int>(s))];
+        const int64_t ready = s > 0 ? std::max(forward_end[s], forward_end[s - 1]) : forward_end[s];
+        forward_end[s] = ready + std::min(t.forward, t.forward_kv);
+      }
+    }
+    for (size_t j = n; j-- > 0;) {
+      for (size_t s = pp; s-- > 0;) {
+        const PassTimes& t = pieces[j][class_at(0, static_cast<int>(s))];
+        int64_t ready = j == n - 1 ? forward_end[s] : backward_end[s];
+        if (s + 1 < pp) ready = std::max(ready, backward_end[s + 1]);
+        backward_end[s] = ready + t.backward;
+      }
+    }
+    return backward_end[0];
+  }
+
   size_t class_at(int model_chunk, int stage) const {
     return static_cast<size_t>(class_of_[static_cast<size_t>(model_chunk * pp_ + stage)]);
   }
@@ -342,6 +424,7 @@ class Bounder {
 
   const CostModel& cost_;
   int pp_, vpp_;
+  ScheduleKind schedule_;
   LayerSplit split_;
   MemoryModel memory_;
   bool executor_accounting_ = false;

@@ -8,6 +8,9 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <queue>
+#include <tuple>
+#include <utility>
 
 #include "sim/cost_model.h"
 #include "sim/memory_source.h"
@@ -16,9 +19,11 @@ namespace cf {
 // Named (not anonymous) so that CandidateSearch::Impl may derive from Search.
 namespace search_detail {
 
-// Candidates simulated between two updates of the pruning threshold. A constant (not the
-// thread count) so that which candidates are pruned never depends on the machine.
+// Families evaluated between two updates of the pruning threshold. A constant (not the thread
+// count) so that which candidates are pruned never depends on the machine.
 constexpr int kWave = 32;
+// At most this many candidates in a wave (over its families' runs).
+constexpr int kWaveCandidates = 32;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
@@ -31,6 +36,11 @@ struct Family {
   std::vector<int> candidates;  // indices, parallel to ks
 };
 
+// How a candidate is evaluated: a screen (one DP rank per step: its memory, and its step time
+// as a floor of the score), in full (with each step's one-rank look first, which can end it
+// early), or in full without the one-rank look (for a candidate already screened).
+enum class Look { kScreen, kFull, kFullOnly };
+
 // What happened to one candidate.
 struct Outcome {
   enum Kind { kPending, kFeasible, kInfeasible, kPrunedTime, kPrunedMemory } kind = kPending;
@@ -38,6 +48,7 @@ struct Outcome {
   std::string reason;        // infeasible: the category counted in infeasible_reasons
   std::string detail;        // infeasible: the numbers, for the closest miss
   int64_t excess_bytes = 0;  // over the budget (memory reasons only; 0 otherwise)
+  double score_floor = 0;    // pruned by time or screened: a score it was proved to exceed
 };
 
 // The DP rank whose memory to judge first: the one holding the step's longest dependent group
@@ -121,45 +132,84 @@ class Search {
         order.push_back(i);
       }
     }
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-      const double sa = bound_score(a), sb = bound_score(b);
-      return sa != sb ? sa < sb : a < b;
-    });
+    // Pending candidates by (bound now, own bound, index), smallest first: among equal bounds —
+    // a family's smaller K raised to one floor — the better own bound (the larger K) first.
+    using Entry = std::tuple<double, double, int>;
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> pending;
+    for (const int i : order) pending.push({bound_score(i), bound_score(i), i});
     std::vector<int> feasible;  // sorted by (score, index)
-    // Waves in bound order. A wave takes one candidate per family (the next wave the family's
-    // next): what it finds can prune the family's smaller K (dominated) without simulating.
-    std::vector<int> wave_of_family(families_.size(), -1);
-    size_t first = 0;  // order[first]: the first candidate not settled
-    for (int wave_number = 0;; ++wave_number) {
+    // Waves in bound order. A wave takes the next candidates of up to kWave families, each
+    // family's as one run that one worker evaluates in order: what a run finds prunes the
+    // family's smaller K (dominated) without simulating them, in this wave and later ones.
+    // A candidate is first screened on one rank per step (Look::kScreen), which proves a floor
+    // of its score close to the score: it waits with that floor as its bound, as do the
+    // family's smaller K (family_floor), and is evaluated in full when the floor comes up. So
+    // full simulations go in nearly the order of their scores and the N-th best is soon
+    // found.
+    std::vector<int> run_of_family(families_.size(), -1);  // this wave's run, or −1
+    looked_.assign(static_cast<size_t>(n), 0);
+    for (;;) {
       const double threshold =
           static_cast<int>(feasible.size()) >= top_n ? score_of(feasible[top_n - 1]) : kInf;
-      while (first < order.size() && outcomes_[order[first]].kind != Outcome::kPending) ++first;
-      std::vector<int> wave;
-      for (size_t pos = first; pos < order.size() && static_cast<int>(wave.size()) < kWave; ++pos) {
-        const int i = order[pos];
-        if (outcomes_[i].kind != Outcome::kPending) continue;
-        if (!options_.exhaustive) {
-          if (bound_score(i) > threshold) break;  // and every later one (sorted)
-          if (dominated(i, threshold)) {
-            outcomes_[i].kind = Outcome::kPrunedTime;
-            settle();
+      std::vector<std::vector<std::pair<double, int>>> runs;
+      std::vector<Entry> later;  // families of a later wave
+      int taken = 0;
+      while (!pending.empty() && taken < kWaveCandidates) {
+        const auto [bound, own, i] = pending.top();
+        if (!options_.exhaustive && bound > threshold) break;  // and all others (sorted)
+        pending.pop();
+        if (outcomes_[static_cast<size_t>(i)].kind != Outcome::kPending) continue;
+        const double floor = options_.exhaustive ? -kInf : family_floor(i);
+        if (floor > bound) {  // raised by the family since it was queued
+          pending.push({floor, own, i});
+          continue;
+        }
+        int& run = run_of_family[static_cast<size_t>(family_of_[i])];
+        if (run < 0) {
+          if (static_cast<int>(runs.size()) == kWave) {
+            later.push_back({bound, own, i});
             continue;
           }
-          int& in_wave = wave_of_family[static_cast<size_t>(family_of_[i])];
-          if (in_wave == wave_number) continue;  // the next wave
-          in_wave = wave_number;
+          run = static_cast<int>(runs.size());
+          runs.emplace_back();
         }
-        wave.push_back(i);
+        runs[static_cast<size_t>(run)].push_back({bound, i});
+        ++taken;
       }
-      if (wave.empty()) break;  // every candidate left is bounded above the threshold
-      std::vector<Status> errors(wave.size());
-      pool_.parallel_for(static_cast<int>(wave.size()), [&](int i, int w) {
-        errors[i] = evaluate(wave[i], workers_[w], threshold);
-        settle();
+      for (const Entry& e : later) pending.push(e);
+      if (runs.empty()) break;  // every candidate left is bounded above the threshold
+      std::vector<Status> errors(runs.size());
+      pool_.parallel_for(static_cast<int>(runs.size()), [&](int r, int w) {
+        for (const auto& [bound, i] : runs[static_cast<size_t>(r)]) {
+          Outcome& o = outcomes_[static_cast<size_t>(i)];
+          if (!options_.exhaustive && dominated(i, threshold)) {
+            o.kind = Outcome::kPrunedTime;
+          } else if (!options_.exhaustive && !looked_[static_cast<size_t>(i)] &&
+                     family_floor(i) > bound) {
+            continue;  // a larger K screened in this run raised it: waits for its turn
+          } else {
+            errors[r] = evaluate(i, workers_[w], threshold, look_for(i));
+            if (!errors[r].ok()) return;
+            if (o.kind == Outcome::kPending) {  // screened: waits with its floor
+              looked_[static_cast<size_t>(i)] = 1;
+              continue;
+            }
+          }
+          settle();
+        }
       });
-      for (size_t i = 0; i < wave.size(); ++i) {
-        if (!errors[i].ok()) return errors[i];
-        if (outcomes_[wave[i]].kind == Outcome::kFeasible) feasible.push_back(wave[i]);
+      for (size_t r = 0; r < runs.size(); ++r) {
+        if (!errors[r].ok()) return errors[r];
+        for (const auto& [bound, i] : runs[r]) {
+          run_of_family[static_cast<size_t>(family_of_[i])] = -1;
+          const Outcome& o = outcomes_[static_cast<size_t>(i)];
+          if (o.kind == Outcome::kFeasible) feasible.push_back(i);
+          if (o.kind == Outcome::kPending) {
+            double key = std::max(bound, family_floor(i));
+            if (looked_[static_cast<size_t>(i)]) key = std::max(key, o.score_floor);
+            pending.push({key, bound_score(i), i});
+          }
+        }
       }
       std::stable_sort(feasible.begin(), feasible.end(), [&](int a, int b) {
         const double sa = score_of(a), sb = score_of(b);
@@ -180,6 +230,37 @@ class Search {
                                                     : -bounds_[i].tokens_per_s;
   }
   double score_of(int i) const { return objective_score(space_.objective, outcomes_[i].metrics); }
+
+  // How candidate i is evaluated: screened first where a screen is cheaper than the whole
+  // step (DP ranks to leave out) and neither it nor a larger K of its family has been
+  // looked at; in full without the one-rank look once it was screened itself.
+  Look look_for(int i) const {
+    if (options_.exhaustive || candidates_[static_cast<size_t>(i)].layout.dp == 1) {
+      return Look::kFull;
+    }
+    if (looked_[static_cast<size_t>(i)]) return Look::kFullOnly;
+    return family_floor(i) > -kInf ? Look::kFull : Look::kScreen;
+  }
+
+  // The largest score floor a larger K of candidate i's family proves for it (a smaller K
+  // never scores better, bounds.h slower_with_smaller_k): a screened one's floor or a
+  // simulated one's score; −∞ when none.
+  double family_floor(int i) const {
+    if (!bounds_[static_cast<size_t>(i)].slower_with_smaller_k) return -kInf;
+    const Family& family = families_[static_cast<size_t>(family_of_[static_cast<size_t>(i)])];
+    const int k = candidates_[static_cast<size_t>(i)].strategy.k;
+    double floor = -kInf;
+    for (const int j : family.candidates) {
+      if (candidates_[static_cast<size_t>(j)].strategy.k <= k) continue;
+      const Outcome& o = outcomes_[static_cast<size_t>(j)];
+      if (o.kind == Outcome::kPending && looked_[static_cast<size_t>(j)]) {
+        floor = std::max(floor, o.score_floor);
+      } else if (o.kind == Outcome::kFeasible) {
+        floor = std::max(floor, score_of(j));
+      }
+    }
+    return floor;
+  }
 
   // Whether candidate i provably scores above `threshold` because a candidate of its family
   // with a larger K does (bounds.h slower_with_smaller_k: a smaller K never simulates
@@ -217,7 +298,7 @@ class Search {
   // memory; after each sampled step the score can be bounded by the steps simulated so far
   // plus the bounds of the rest (bounds.h), and a candidate whose bound is above `threshold`
   // (the current N-th best score) cannot reach the top N and is pruned there.
-  Status evaluate(int index, SearchWorker& worker, double threshold) {
+  Status evaluate(int index, SearchWorker& worker, double threshold, Look look = Look::kFull) {
     const Candidate& c = candidates_[index];
     Outcome& o = outcomes_[index];
     Job& job = worker.job;
@@ -252,6 +333,20 @@ class Search {
         tokens += static_cast<double>(chunk.tokens);
       }
     }
+    // Pruned by time once step `steps.size()` takes at least step_s: the score it then exceeds
+    // with the later steps at their bounds.
+    auto pruned = [&](double step_s) {
+      double total_s = simulated_s + step_s;
+      for (size_t later = steps.size() + 1; later < bounds_[index].step_s.size(); ++later) {
+        total_s += bounds_[index].step_s[later];
+      }
+      o.kind = Outcome::kPrunedTime;
+      o.score_floor =
+          space_.objective == Objective::kStepTime
+              ? total_s / timed
+              : -(total_s > 0 ? tokens / total_s : std::numeric_limits<double>::infinity());
+      return Status::Ok();
+    };
     for (const size_t step : order) {
       PlanInputs in = steps_[step];
       in.strategy = c.strategy;
@@ -263,11 +358,12 @@ class Search {
       const bool memory_only = static_cast<int>(step) >= timed;
       const int64_t limit_ns =
           memory_only ? 0 : give_up_ns(index, steps.size(), simulated_s, tokens, threshold);
-      if (!options_.exhaustive && in.dp > 1) {
+      if (!options_.exhaustive && in.dp > 1 && look != Look::kFullOnly) {
         // One rank first: the rank of the step's longest group, scheduled alone, has the same
         // streams, memory and pipeline as in the whole plan, so over the budget there is over
         // it here, and its step (its own ends, reductions and optimizer) is at most the whole
-        // step's: past the limit there is past it here.
+        // step's: past the limit there is past it here. A screen stops there, with the one
+        // rank's steps as the score's floor.
         PlanInputs one = in;
         one.only_rank = memory_screen_rank(chunks.steps[step], in.dp, in.pair_weight);
         StatusOr<Plan> screen = build_plan_with_chunks(one, chunks.steps[step]);
@@ -280,8 +376,14 @@ class Search {
           if (!fits_budget(alone.metrics)) return infeasible(c, o, alone.metrics);
           if (!memory_only && limit_ns > 0 &&
               (!alone.metrics.timed || std::llround(alone.metrics.step_time_s * 1e9) > limit_ns)) {
-            o.kind = Outcome::kPrunedTime;
-            return Status::Ok();
+            return pruned(alone.metrics.step_time_s);
+          }
+          if (look == Look::kScreen) {
+            if (memory_only) continue;
+            // The rank's step stands for the whole step (a lower bound) in what follows.
+            simulated_s += alone.metrics.step_time_s;
+            steps.emplace_back();
+            continue;
           }
         }
       }
@@ -303,8 +405,7 @@ class Search {
       const bool fits = fits_budget(result->metrics);
       if (fits && !sim.memory_only && !result->metrics.timed) {
         // The step alone took the candidate past the N-th best (give_up_ns).
-        o.kind = Outcome::kPrunedTime;
-        return Status::Ok();
+        return pruned(result->metrics.step_time_s);
       }
       if (static_cast<int>(step) < timed) {
         simulated_s += result->metrics.step_time_s;
@@ -328,9 +429,19 @@ class Search {
                 : -(bound_s > 0 ? tokens / bound_s : std::numeric_limits<double>::infinity());
         if (score > threshold) {
           o.kind = Outcome::kPrunedTime;
+          o.score_floor = score;
           return Status::Ok();
         }
       }
+    }
+    if (look == Look::kScreen) {
+      // Screened on one rank per step: waits with the score those steps prove it exceeds.
+      o.kind = Outcome::kPending;
+      o.score_floor =
+          space_.objective == Objective::kStepTime
+              ? simulated_s / timed
+              : -(simulated_s > 0 ? tokens / simulated_s : std::numeric_limits<double>::infinity());
+      return Status::Ok();
     }
     o.metrics = average_steps(steps);
     if (worst_case) {
@@ -461,6 +572,7 @@ class Search {
   std::vector<Family> families_;
   std::vector<const StepChunks*> chunks_;  // per candidate: its chunking, built once
   std::vector<int> family_of_;             // per candidate: its family
+  std::vector<char> looked_;               // per candidate: screened (Look::kScreen)
   std::vector<Candidate> candidates_;
   std::vector<Outcome> outcomes_;
   std::vector<CandidateBounds> bounds_;
