@@ -54,7 +54,8 @@ class Bounder {
         split_(layer_split(job.model.layers, job.parallel)),
         memory_(job.model, job.parallel, job.training),
         dp_(job.parallel.dp),
-        pair_weight_(dp_pair_weight(job.model)) {
+        pair_weight_(dp_pair_weight(job.model)),
+        chunk_size_(job.strategy.chunk_size) {
     // The memory the simulator replays (simulator.cc): the job's source. Megatron-LM's is
     // priced chunk by chunk; the executor's counts each op of a plan, so there the bound
     // keeps the model states alone, which every replay starts from.
@@ -93,24 +94,36 @@ class Bounder {
   // classes() entries. A piece of a split sequence is priced by its tokens and its offset (its
   // one span) and whether it is the group's last (which adds the prefix's dK/dV): pieces
   // alike in these, across sequences and steps, share one pricing.
-  const PassTimes* times_of(const Chunk& chunk) {
+  const PassTimes* times_of(const Chunk& chunk, bool times) {
     if (chunk.kind != ChunkKind::kDependent) {
-      scratch_times_.resize(places_.size());
-      price_chunk(chunk, scratch_times_.data());
+      scratch_times_.assign(places_.size(), PassTimes{});
+      if (times) price_chunk(chunk, scratch_times_.data(), /*memory=*/false);
       return scratch_times_.data();
     }
     if (chunk.segments.size() != 1) {  // kept until its group is entered
       if (chunk.index == 0) unshared_.clear();
       unshared_.emplace_back(places_.size());
-      price_chunk(chunk, unshared_.back().data());
+      price_chunk(chunk, unshared_.back().data(), !executor_accounting_);
       return unshared_.back().data();
     }
-    const PieceKey key{chunk.tokens, chunk.segments.front().offset,
-                       chunk.index == chunk.group_size - 1};
+    const bool last = chunk.index == chunk.group_size - 1;
+    if (chunk.tokens == chunk_size_ &&
+        chunk.segments.front().offset == static_cast<int64_t>(chunk.index) * chunk_size_) {
+      // A whole piece where the split puts it (most are): found by its index.
+      const size_t slot = static_cast<size_t>(chunk.index) * 2 + (last ? 1 : 0);
+      if (regular_.size() <= slot) regular_.resize(slot + 1);
+      std::vector<PassTimes>& times = regular_[slot];
+      if (times.empty()) {
+        times.resize(places_.size());
+        price_chunk(chunk, times.data(), !executor_accounting_);
+      }
+      return times.data();
+    }
+    const PieceKey key{chunk.tokens, chunk.segments.front().offset, last};
     auto [it, fresh] = pieces_.try_emplace(key);
     if (fresh) {
       it->second.resize(places_.size());
-      price_chunk(chunk, it->second.data());
+      price_chunk(chunk, it->second.data(), !executor_accounting_);
     }
     return it->second.data();
   }
@@ -123,8 +136,9 @@ class Bounder {
   // share is entered once, at the first K that keeps it, and the K values are summed up at
   // the end. Sums are kept per (DP rank, class of places) and spread over the stages there.
   std::vector<int64_t> bound_step(const std::vector<Chunk>& step, const std::vector<int>& ks,
-                                  std::vector<CandidateBounds>* bounds) {
-    const std::vector<int> rank_of = assign_dp_ranks(step, dp_, pair_weight_);
+                                  bool times, std::vector<CandidateBounds>* bounds) {
+    const std::vector<int> rank_of =
+        times ? assign_dp_ranks(step, dp_, pair_weight_) : std::vector<int>(step.size(), 0);
     const size_t nk = ks.size(), pp = static_cast<size_t>(pp_), classes = places_.size();
     const size_t cells = static_cast<size_t>(dp_) * classes;  // [r·classes + class]
     constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
@@ -150,19 +164,17 @@ class Bounder {
     for (size_t c = 0; c < step.size(); ++c) {
       const Chunk& chunk = step[c];
       const bool dependent = chunk.kind == ChunkKind::kDependent;
-      const PassTimes* times = times_of(chunk);
+      const PassTimes* priced = times_of(chunk, times);
       // The first K position that keeps the piece (nk: none does).
       const size_t from = dependent ? first_keeping(ks, chunk.index, chunk.group_size) : 0;
       const size_t row = static_cast<size_t>(rank_of[c]) * classes;
-      for (size_t k = 0; k < classes; ++k) {
-        const PassTimes& t = times[k];
+      for (size_t k = 0; times && k < classes; ++k) {
+        const PassTimes& t = priced[k];
         const int64_t kept = t.forward + t.backward;
         // The shortest forward it could run here, F or F*: the pipeline's fill.
         fastest[row + k] =
             std::min(fastest[row + k], dependent ? std::min(t.forward, t.forward_kv) : t.forward);
         shortest_b[k] = std::min(shortest_b[k], t.backward);
-        int64_t& k_max = kept_max[k * (nk + 1) + from];
-        k_max = std::max(k_max, t.kept_bytes);
         if (!dependent) {
           busy[row + k] += kept;
           continue;
@@ -170,21 +182,54 @@ class Bounder {
         const int64_t dropped = t.forward_kv + t.recompute + t.backward;
         busy[row + k] += dropped;
         delta[(row + k) * (nk + 1) + from] += kept - dropped;
+      }
+      if (!times && !dependent) {
+        standalone_tokens_.push_back(chunk.tokens);  // priced below, each count once
+        continue;
+      }
+      for (size_t k = 0; !times && k < classes; ++k) {
+        const PassTimes& t = priced[k];
+        int64_t& k_max = kept_max[k * (nk + 1) + from];
+        k_max = std::max(k_max, t.kept_bytes);
+        if (!dependent) continue;
         int64_t& d_max = dropped_max[k * (nk + 1) + from];
         d_max = std::max(d_max, t.dropped_bytes);
       }
       const size_t rank = static_cast<size_t>(rank_of[c]);
-      const PassTimes& first_stage = times[stage0];
-      feed_f0[rank].push_back(dependent ? std::min(first_stage.forward, first_stage.forward_kv)
-                                        : first_stage.forward);
-      feed_b0[rank].push_back(first_stage.backward);
+      if (times) {
+        const PassTimes& first_stage = priced[stage0];
+        feed_f0[rank].push_back(dependent ? std::min(first_stage.forward, first_stage.forward_kv)
+                                          : first_stage.forward);
+        feed_b0[rank].push_back(first_stage.backward);
+      }
       if (!dependent || vpp_ != 1) continue;
       if (chunk.index == 0) group.clear();
-      group.push_back(times);
+      group.push_back(priced);
       if (chunk.index != chunk.group_size - 1) continue;
-      if (!executor_accounting_) group_memory(group, ks, &group_peak);
-      chains.push_back(
-          Chain{rank_of[c], feed_f0[rank].size() - group.size(), group.size(), group_chain(group)});
+      if (!times && !executor_accounting_) group_memory(group, ks, &group_peak);
+      if (times) {
+        chains.push_back(Chain{rank_of[c], feed_f0[rank].size() - group.size(), group.size(),
+                               group_chain(group)});
+      }
+    }
+    if (!times) {
+      // A standalone chunk's F holds what its tokens and the place decide
+      // (megatron_op_memory): each distinct count is priced once.
+      std::sort(standalone_tokens_.begin(), standalone_tokens_.end());
+      standalone_tokens_.erase(std::unique(standalone_tokens_.begin(), standalone_tokens_.end()),
+                               standalone_tokens_.end());
+      Chunk standalone;
+      for (const int64_t tokens : standalone_tokens_) {
+        standalone.tokens = tokens;
+        for (size_t k = 0; k < classes && !executor_accounting_; ++k) {
+          const int64_t kept = at_start(
+              megatron_op_memory(memory_, Pass::kForward, standalone, 1, places_[k].place));
+          kept_max[k * (nk + 1)] = std::max(kept_max[k * (nk + 1)], kept);
+        }
+      }
+      standalone_tokens_.clear();
+      memory_bounds(ks, kept_max, dropped_max, group_peak, bounds);
+      return {};
     }
     // Drain: the last op of stage s on a rank is some chunk's backward; that backward then
     // runs on stages s-1..0 (input_of, plan_index.h), so stage 0 ends at least Σ_{s'<s} B
@@ -262,36 +307,6 @@ class Bounder {
         if (first != kNone) head += first;
       }
     }
-    // Memory: a piece counts as kept from its K position on, as dropped before it.
-    std::vector<int64_t> dropped_after(nk + 2);
-    for (size_t s = 0; s < pp; ++s) {
-      std::vector<int64_t> stage_mem(nk, 0);
-      for (int v = 0; v < vpp_; ++v) {
-        const size_t k = class_at(v, static_cast<int>(s));
-        dropped_after[nk + 1] = 0;
-        for (size_t ki = nk + 1; ki-- > 0;) {
-          dropped_after[ki] = std::max(dropped_after[ki + 1], dropped_max[k * (nk + 1) + ki]);
-        }
-        int64_t upto = 0;
-        for (size_t ki = 0; ki < nk; ++ki) {
-          upto = std::max(upto, kept_max[k * (nk + 1) + ki]);
-          stage_mem[ki] = std::max({stage_mem[ki], upto, dropped_after[ki + 1]});
-        }
-      }
-      for (size_t ki = 0; ki < nk; ++ki) {
-        if (vpp_ == 1) {
-          stage_mem[ki] =
-              std::max(stage_mem[ki], group_peak[class_at(0, static_cast<int>(s)) * nk + ki]);
-        }
-        const int64_t bytes = states_[s] + stage_mem[ki];
-        CandidateBounds& b = (*bounds)[ki];
-        if (bytes > b.memory_bytes) {
-          b.memory_bytes = bytes;
-          b.memory_stage = static_cast<int>(s);
-          b.model_state_bytes = states_[s];
-        }
-      }
-    }
     return lb;
   }
 
@@ -334,6 +349,44 @@ class Bounder {
     }
   }
 
+  // Each stage's memory bound for every K into (*bounds)[ki]: a piece counts as kept from its
+  // K position on, as dropped before it; a group's pieces together at its first backward.
+  void memory_bounds(const std::vector<int>& ks, const std::vector<int64_t>& kept_max,
+                     const std::vector<int64_t>& dropped_max,
+                     const std::vector<int64_t>& group_peak,
+                     std::vector<CandidateBounds>* bounds) const {
+    const size_t nk = ks.size(), pp = static_cast<size_t>(pp_);
+    std::vector<int64_t> dropped_after(nk + 2);
+    for (size_t s = 0; s < pp; ++s) {
+      std::vector<int64_t> stage_mem(nk, 0);
+      for (int v = 0; v < vpp_; ++v) {
+        const size_t k = class_at(v, static_cast<int>(s));
+        dropped_after[nk + 1] = 0;
+        for (size_t ki = nk + 1; ki-- > 0;) {
+          dropped_after[ki] = std::max(dropped_after[ki + 1], dropped_max[k * (nk + 1) + ki]);
+        }
+        int64_t upto = 0;
+        for (size_t ki = 0; ki < nk; ++ki) {
+          upto = std::max(upto, kept_max[k * (nk + 1) + ki]);
+          stage_mem[ki] = std::max({stage_mem[ki], upto, dropped_after[ki + 1]});
+        }
+      }
+      for (size_t ki = 0; ki < nk; ++ki) {
+        if (vpp_ == 1) {
+          stage_mem[ki] =
+              std::max(stage_mem[ki], group_peak[class_at(0, static_cast<int>(s)) * nk + ki]);
+        }
+        const int64_t bytes = states_[s] + stage_mem[ki];
+        CandidateBounds& b = (*bounds)[ki];
+        if (bytes > b.memory_bytes) {
+          b.memory_bytes = bytes;
+          b.memory_stage = static_cast<int>(s);
+          b.model_state_bytes = states_[s];
+        }
+      }
+    }
+  }
+
   // The longest path through one dependent group's own ops on a pipeline without virtual
   // stages, from its first forward on stage 0 to its last backward there (input_of,
   // plan_index.h; chunk_schedule.h): on each stage its forwards run in piece order and each
@@ -364,6 +417,11 @@ class Bounder {
     return backward_end[0];
   }
 
+  // What the replay holds at the start of an op: its activations, store and transient.
+  static int64_t at_start(const OpMemory& m) {
+    return m.activations_at_start + m.store_at_start + m.transient;
+  }
+
   size_t class_at(int model_chunk, int stage) const {
     return static_cast<size_t>(class_of_[static_cast<size_t>(model_chunk * pp_ + stage)]);
   }
@@ -373,7 +431,7 @@ class Bounder {
   // at the start of its R (F*'s stage input and K/V, R's activations and transient): the
   // simulator's own op memory (memory_source.h; F, F* and R do not depend on K). Everything
   // else held then is >= 0, so these are lower bounds.
-  void price_chunk(const Chunk& chunk, PassTimes* out) {
+  void price_chunk(const Chunk& chunk, PassTimes* out, bool memory) {
     const bool dependent = chunk.kind == ChunkKind::kDependent;
     spans_.clear();
     attention_spans(chunk, &spans_);
@@ -389,9 +447,6 @@ class Bounder {
     }
     priced_.resize(queries_.size());
     cost_.op_times(queries_, priced_);
-    auto at_start = [](const OpMemory& m) {
-      return m.activations_at_start + m.store_at_start + m.transient;
-    };
     auto kept_after = [](const OpMemory& m) {
       return m.activations_at_start + m.store_at_start + m.activations_at_end + m.store_at_end;
     };
@@ -405,7 +460,7 @@ class Bounder {
         t.recompute = time[3].total_ns;
         if (t.forward_kv < t.forward) slower_with_smaller_k_ = false;
       }
-      if (executor_accounting_) continue;
+      if (!memory) continue;
       const StagePlace& place = places_[k].place;
       const OpMemory f = megatron_op_memory(memory_, Pass::kForward, chunk, 1, place);
       t.kept_bytes = at_start(f);
@@ -430,6 +485,7 @@ class Bounder {
   bool executor_accounting_ = false;
   int dp_ = 1;
   double pair_weight_ = 0;
+  int64_t chunk_size_ = 0;  // the strategy's ChunkSize
   std::vector<int64_t> fixed_ns_, states_;
   std::vector<Placed> places_;         // one per class
   std::vector<int> class_of_;          // per virtual place v·pp + s: its class
@@ -447,6 +503,10 @@ class Bounder {
   };
   std::unordered_map<PieceKey, std::vector<PassTimes>, PieceHash> pieces_;
   std::vector<PassTimes> scratch_times_;         // a standalone chunk's, per class
+  std::vector<int64_t> standalone_tokens_;  // of the step's standalone chunks (memory pass)
+  // Pieces of ChunkSize tokens at offset index·ChunkSize, per (index, last of its group):
+  // per class, empty until priced (each its own buffer: a group's pieces stay put).
+  std::vector<std::vector<PassTimes>> regular_;
   std::deque<std::vector<PassTimes>> unshared_;  // pieces of the current group priced alone
   std::vector<AttentionSpan> spans_;
   std::vector<OpQuery> queries_;
@@ -475,23 +535,30 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
     }
     return out;
   }
+  // Memory first, over every step (the worst-case one included): a layout whose every K is
+  // over the budget needs no step-time bound.
+  for (const std::vector<Chunk>& step : chunks.steps) {
+    CF_CHECK(!step.empty()) << "a step without chunks";
+    bounder.bound_step(step, ks, /*times=*/false, &out);
+  }
+  if (memory_budget_bytes > 0 &&
+      std::all_of(out.begin(), out.end(), [&](const CandidateBounds& b) {
+        return b.memory_bytes > memory_budget_bytes;
+      })) {
+    for (CandidateBounds& b : out) b.tokens_per_s = std::numeric_limits<double>::infinity();
+    return out;
+  }
   std::vector<double> lb_sum_s(ks.size(), 0.0);
   double tokens_sum = 0;
   const int timed = chunks.timed_steps();
-  for (int s = 0; s < static_cast<int>(chunks.steps.size()); ++s) {
+  for (int s = 0; s < timed; ++s) {
     const std::vector<Chunk>& step = chunks.steps[static_cast<size_t>(s)];
-    CF_CHECK(!step.empty()) << "a step without chunks";
-    if (s < timed) {
-      for (const Chunk& chunk : step) tokens_sum += static_cast<double>(chunk.tokens);
-    }
-    // The worst-case step bounds memory only (bound_step keeps the largest memory it sees).
-    const std::vector<int64_t> lb_ns = bounder.bound_step(step, ks, &out);
+    for (const Chunk& chunk : step) tokens_sum += static_cast<double>(chunk.tokens);
+    const std::vector<int64_t> lb_ns = bounder.bound_step(step, ks, /*times=*/true, &out);
     for (size_t ki = 0; ki < ks.size(); ++ki) {
       const double seconds = static_cast<double>(lb_ns[ki]) * 1e-9;
-      if (s < timed) {
-        lb_sum_s[ki] += seconds;
-        out[ki].step_s.push_back(seconds);
-      }
+      lb_sum_s[ki] += seconds;
+      out[ki].step_s.push_back(seconds);
     }
   }
   const double steps = static_cast<double>(timed);

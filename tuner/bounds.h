@@ -43,7 +43,8 @@ struct CandidateBounds {
 // (parallel) and the model; `cost` is make_cost_model(job). Assumes, as the cost models here
 // do, that an op's time does not depend on which DP rank runs it (DP ranks are identical
 // hardware). With `memory_budget_bytes` > 0, a layout whose model states alone exceed it gets
-// its memory bound only (no chunk priced; the step bounds 0, step_s empty).
+// its memory bound only (no chunk priced), and one whose every K's memory bound exceeds it
+// no step-time bound: the step bounds 0, step_s empty.
 std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& cost,
                                               const StepChunks& chunks, const std::vector<int>& ks,
                                               int64_t memory_budget_bytes = 0);

@@ -167,11 +167,22 @@ TEST(BoundsTest, ModelStatesOverTheBudgetPriceNoChunk) {
     EXPECT_FALSE(cut[i].slower_with_smaller_k);
     EXPECT_LE(cut[i].memory_bytes, full[i].memory_bytes);
   }
-  // At the budget itself the layout is priced in full.
+  // At its model states the layout is priced for memory, which puts every K over the budget:
+  // the memory bounds in full, no step bound.
   const std::vector<CandidateBounds> at = candidate_bounds(job, **cost, chunks, ks, worst);
   for (size_t i = 0; i < ks.size(); ++i) {
-    EXPECT_EQ(at[i].step_time_s, full[i].step_time_s);
     EXPECT_EQ(at[i].memory_bytes, full[i].memory_bytes);
+    EXPECT_GT(at[i].memory_bytes, worst);
+    EXPECT_EQ(at[i].step_time_s, 0.0);
+    EXPECT_TRUE(at[i].step_s.empty());
+  }
+  // With a budget some K fits, it is priced in full.
+  int64_t fits = 0;
+  for (const CandidateBounds& b : full) fits = std::max(fits, b.memory_bytes);
+  const std::vector<CandidateBounds> priced = candidate_bounds(job, **cost, chunks, ks, fits);
+  for (size_t i = 0; i < ks.size(); ++i) {
+    EXPECT_EQ(priced[i].step_time_s, full[i].step_time_s);
+    EXPECT_EQ(priced[i].memory_bytes, full[i].memory_bytes);
   }
 }
 
