@@ -161,6 +161,13 @@ class Bounder {
     };
     std::vector<Chain> chains;
     const size_t stage0 = class_at(0, 0);
+    // The chains of each rank's longest groups (half its longest or more) are what bound the
+    // step; shorter groups' chains are left out (any subset bounds it).
+    std::vector<int> longest(static_cast<size_t>(dp_), 0);
+    for (size_t c = 0; times && c < step.size(); ++c) {
+      int& n = longest[static_cast<size_t>(rank_of[c])];
+      if (step[c].kind == ChunkKind::kDependent) n = std::max(n, step[c].group_size);
+    }
     for (size_t c = 0; c < step.size(); ++c) {
       const Chunk& chunk = step[c];
       const bool dependent = chunk.kind == ChunkKind::kDependent;
@@ -207,7 +214,7 @@ class Bounder {
       group.push_back(priced);
       if (chunk.index != chunk.group_size - 1) continue;
       if (!times && !executor_accounting_) group_memory(group, ks, &group_peak);
-      if (times) {
+      if (times && 2 * chunk.group_size >= longest[rank]) {
         chains.push_back(Chain{rank_of[c], feed_f0[rank].size() - group.size(), group.size(),
                                group_chain(group)});
       }
@@ -502,7 +509,7 @@ class Bounder {
     }
   };
   std::unordered_map<PieceKey, std::vector<PassTimes>, PieceHash> pieces_;
-  std::vector<PassTimes> scratch_times_;         // a standalone chunk's, per class
+  std::vector<PassTimes> scratch_times_;    // a standalone chunk's, per class
   std::vector<int64_t> standalone_tokens_;  // of the step's standalone chunks (memory pass)
   // Pieces of ChunkSize tokens at offset index·ChunkSize, per (index, last of its group):
   // per class, empty until priced (each its own buffer: a group's pieces stay put).
@@ -541,8 +548,7 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
     CF_CHECK(!step.empty()) << "a step without chunks";
     bounder.bound_step(step, ks, /*times=*/false, &out);
   }
-  if (memory_budget_bytes > 0 &&
-      std::all_of(out.begin(), out.end(), [&](const CandidateBounds& b) {
+  if (memory_budget_bytes > 0 && std::all_of(out.begin(), out.end(), [&](const CandidateBounds& b) {
         return b.memory_bytes > memory_budget_bytes;
       })) {
     for (CandidateBounds& b : out) b.tokens_per_s = std::numeric_limits<double>::infinity();
