@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <queue>
 #include <tuple>
@@ -14,6 +15,7 @@
 
 #include "sim/cost_model.h"
 #include "sim/memory_source.h"
+#include "tuner/sweep_wire.h"
 
 namespace cf {
 // Named (not anonymous) so that CandidateSearch::Impl may derive from Search.
@@ -101,7 +103,9 @@ class Search {
     outcomes_.assign(n, Outcome{});
     bounds_.assign(n, CandidateBounds{});
     // Bounds, one family per task.
+    // With peers, this process bounds every size()-th family and all exchange them.
     pool_.parallel_for(static_cast<int>(families_.size()), [&](int f, int w) {
+      if (f % processes() != process()) return;
       const Family& family = families_[f];
       Job job = job_with(workers_[w].job, family.layout, family.strategy);
       StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
@@ -111,6 +115,7 @@ class Search {
           candidate_bounds(job, **cost, *family.chunks, family.ks, budget_bytes_);
       for (size_t i = 0; i < b.size(); ++i) bounds_[family.candidates[i]] = b[i];
     });
+    CF_RETURN_IF_ERROR(share_bounds());
     std::vector<int> order;
     for (int i = 0; i < n; ++i) {
       const CandidateBounds& b = bounds_[i];
@@ -179,7 +184,12 @@ class Search {
       for (const Entry& e : later) pending.push(e);
       if (runs.empty()) break;  // every candidate left is bounded above the threshold
       std::vector<Status> errors(runs.size());
-      pool_.parallel_for(static_cast<int>(runs.size()), [&](int r, int w) {
+      std::vector<int> mine;  // the runs this process evaluates (with peers, every size()-th)
+      for (int r = process(); r < static_cast<int>(runs.size()); r += processes()) {
+        mine.push_back(r);
+      }
+      pool_.parallel_for(static_cast<int>(mine.size()), [&](int m, int w) {
+        const int r = mine[static_cast<size_t>(m)];
         for (const auto& [bound, i] : runs[static_cast<size_t>(r)]) {
           Outcome& o = outcomes_[static_cast<size_t>(i)];
           if (!options_.exhaustive && dominated(i, threshold)) {
@@ -198,6 +208,7 @@ class Search {
           settle();
         }
       });
+      CF_RETURN_IF_ERROR(share_outcomes(runs, &errors));
       for (size_t r = 0; r < runs.size(); ++r) {
         if (!errors[r].ok()) return errors[r];
         for (const auto& [bound, i] : runs[r]) {
@@ -225,6 +236,114 @@ class Search {
   }
 
  private:
+  int process() const { return options_.peers ? options_.peers->rank() : 0; }
+  int processes() const { return options_.peers ? options_.peers->size() : 1; }
+
+  // With peers: every process's bounds of the families it took, into bounds_ everywhere.
+  Status share_bounds() {
+    if (processes() == 1) return Status::Ok();
+    nlohmann::json mine = nlohmann::json::array();
+    for (size_t f = static_cast<size_t>(process()); f < families_.size();
+         f += static_cast<size_t>(processes())) {
+      nlohmann::json family = nlohmann::json::array();
+      for (const int i : families_[f].candidates) {
+        const CandidateBounds& b = bounds_[static_cast<size_t>(i)];
+        family.push_back({b.step_time_s, b.step_s, b.tokens_per_s, b.memory_bytes, b.memory_stage,
+                          b.model_state_bytes, b.slower_with_smaller_k});
+      }
+      mine.push_back(std::move(family));
+    }
+    const std::vector<std::vector<uint8_t>> all =
+        options_.peers->all_gather(nlohmann::json::to_cbor(mine));
+    try {
+      for (int p = 0; p < processes(); ++p) {
+        if (p == process()) continue;
+        const nlohmann::json theirs = nlohmann::json::from_cbor(all[static_cast<size_t>(p)]);
+        size_t f = static_cast<size_t>(p);
+        for (const nlohmann::json& family : theirs) {
+          CF_CHECK_LT(f, families_.size());
+          const std::vector<int>& members = families_[f].candidates;
+          CF_CHECK_EQ(family.size(), members.size());
+          for (size_t k = 0; k < members.size(); ++k) {
+            const nlohmann::json& j = family[k];
+            CandidateBounds& b = bounds_[static_cast<size_t>(members[k])];
+            b.step_time_s = j.at(0).get<double>();
+            b.step_s = j.at(1).get<std::vector<double>>();
+            b.tokens_per_s = j.at(2).get<double>();
+            b.memory_bytes = j.at(3).get<int64_t>();
+            b.memory_stage = j.at(4).get<int>();
+            b.model_state_bytes = j.at(5).get<int64_t>();
+            b.slower_with_smaller_k = j.at(6).get<bool>();
+          }
+          f += static_cast<size_t>(processes());
+        }
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return Status::Runtime(std::string("a peer's search bounds do not read: ") + e.what());
+    }
+    return Status::Ok();
+  }
+
+  // With peers: the outcomes of every process's runs of this wave (and their errors), into
+  // outcomes_, looked_ and *errors everywhere; candidates settled elsewhere count here too.
+  Status share_outcomes(const std::vector<std::vector<std::pair<double, int>>>& runs,
+                        std::vector<Status>* errors) {
+    if (processes() == 1) return Status::Ok();
+    nlohmann::json mine = nlohmann::json::array();
+    for (size_t r = static_cast<size_t>(process()); r < runs.size();
+         r += static_cast<size_t>(processes())) {
+      const Status& error = (*errors)[r];
+      nlohmann::json run = {static_cast<int>(error.code()), error.message(),
+                            nlohmann::json::array()};
+      for (const auto& [bound, i] : runs[r]) {
+        const Outcome& o = outcomes_[static_cast<size_t>(i)];
+        run[2].push_back(
+            {static_cast<int>(o.kind), o.reason, o.detail, o.excess_bytes, o.score_floor,
+             looked_[static_cast<size_t>(i)] != 0,
+             o.kind == Outcome::kFeasible ? sim_metrics_to_wire(o.metrics) : nlohmann::json()});
+      }
+      mine.push_back(std::move(run));
+    }
+    const std::vector<std::vector<uint8_t>> all =
+        options_.peers->all_gather(nlohmann::json::to_cbor(mine));
+    try {
+      for (int p = 0; p < processes(); ++p) {
+        if (p == process()) continue;
+        const nlohmann::json theirs = nlohmann::json::from_cbor(all[static_cast<size_t>(p)]);
+        size_t r = static_cast<size_t>(p);
+        for (const nlohmann::json& run : theirs) {
+          CF_CHECK_LT(r, runs.size());
+          const int code = run.at(0).get<int>();
+          if (code != 0) {
+            const std::string message = run.at(1).get<std::string>();
+            (*errors)[r] = code == static_cast<int>(StatusCode::kInvalidInput)
+                               ? Status::InvalidInput(message)
+                               : Status::Runtime(message);
+          }
+          const nlohmann::json& outcomes = run.at(2);
+          CF_CHECK_LE(outcomes.size(), runs[r].size());
+          for (size_t k = 0; k < outcomes.size(); ++k) {
+            const nlohmann::json& j = outcomes[k];
+            const int i = runs[r][k].second;
+            Outcome& o = outcomes_[static_cast<size_t>(i)];
+            o.kind = static_cast<Outcome::Kind>(j.at(0).get<int>());
+            o.reason = j.at(1).get<std::string>();
+            o.detail = j.at(2).get<std::string>();
+            o.excess_bytes = j.at(3).get<int64_t>();
+            o.score_floor = j.at(4).get<double>();
+            looked_[static_cast<size_t>(i)] = j.at(5).get<bool>() ? 1 : 0;
+            if (o.kind == Outcome::kFeasible) o.metrics = sim_metrics_from_wire(j.at(6));
+            if (o.kind != Outcome::kPending) settle();
+          }
+          r += static_cast<size_t>(processes());
+        }
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return Status::Runtime(std::string("a peer's search outcomes do not read: ") + e.what());
+    }
+    return Status::Ok();
+  }
+
   double bound_score(int i) const {
     return space_.objective == Objective::kStepTime ? bounds_[i].step_time_s
                                                     : -bounds_[i].tokens_per_s;

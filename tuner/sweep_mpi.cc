@@ -1,5 +1,6 @@
-// Sweeps over MPI ranks (sweep_mpi.h): static round-robin of the points, each rank's results
-// as one CBOR message (sweep_wire.h), MPI_Gatherv to rank 0, the exit status broadcast.
+// Sweeps over MPI ranks (sweep_mpi.h): static round-robin of the points over groups of ranks
+// that share each point's search, each group's results as one CBOR message (sweep_wire.h),
+// MPI_Gatherv to rank 0, the exit status broadcast.
 #include "tuner/sweep_mpi.h"
 
 #include <fmt/format.h>
@@ -85,6 +86,40 @@ Status collect(const std::vector<std::vector<uint8_t>>& messages, SweepResult* r
   return failure;
 }
 
+// A search shared by the ranks of one communicator (search_peers.h).
+class MpiPeers final : public SearchPeers {
+ public:
+  explicit MpiPeers(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::vector<std::vector<uint8_t>> all_gather(const std::vector<uint8_t>& mine) override {
+    const int bytes = static_cast<int>(mine.size());
+    std::vector<int> sizes(static_cast<size_t>(size_), 0), displs(static_cast<size_t>(size_), 0);
+    MPI_Allgather(&bytes, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm_);
+    int total = 0;
+    for (int r = 0; r < size_; ++r) {
+      displs[static_cast<size_t>(r)] = total;
+      total += sizes[static_cast<size_t>(r)];
+    }
+    std::vector<uint8_t> all(static_cast<size_t>(total));
+    MPI_Allgatherv(mine.data(), bytes, MPI_BYTE, all.data(), sizes.data(), displs.data(), MPI_BYTE,
+                   comm_);
+    std::vector<std::vector<uint8_t>> out;
+    for (int r = 0; r < size_; ++r) {
+      const auto first = all.begin() + displs[static_cast<size_t>(r)];
+      out.emplace_back(first, first + sizes[static_cast<size_t>(r)]);
+    }
+    return out;
+  }
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+};
+
 }  // namespace
 
 int mpi_threads_per_rank() {
@@ -105,19 +140,34 @@ StatusOr<MpiSweep> run_sweep_mpi(const SweepSpec& spec, const TuneOptions& optio
   out.root = rank == 0;
   SweepResult outline = sweep_outline(spec);  // every rank: the same points, same order
   const int n = static_cast<int>(outline.points.size());
-  const int mine = n / out.ranks + (rank < n % out.ranks ? 1 : 0);
+  // min(points, ranks) groups of ranks, group g = the ranks ≡ g mod groups; group g tunes
+  // points g, g + groups, ..., its ranks sharing each point's candidates (search_peers.h);
+  // the group's first rank reports them.
+  const int groups = std::max(1, std::min(n, out.ranks));
+  const int group = rank % groups;
+  MPI_Comm comm;
+  MPI_Comm_split(MPI_COMM_WORLD, group, rank, &comm);
+  MpiPeers peers(comm);
+  TuneOptions shared = options;
+  if (peers.size() > 1) shared.peers = &peers;
+  const int mine = n / groups + (group < n % groups ? 1 : 0);
   std::vector<std::pair<int, SweepPoint>> tuned;
   int failed_point = -1;
   Status failure = Status::Ok();
-  for (int i = rank, k = 0; i < n; i += out.ranks, ++k) {
+  for (int i = group, k = 0; i < n; i += groups, ++k) {
     SweepPoint point = outline.points[static_cast<size_t>(i)];
     if (out.root && on_point) on_point(k, mine, sweep_point_label(point));
-    failure = tune_sweep_point(spec, options, &point);
+    failure = tune_sweep_point(spec, shared, &point);
     if (!failure.ok()) {
       failed_point = i;
       break;
     }
-    tuned.emplace_back(i, std::move(point));
+    if (peers.rank() == 0) tuned.emplace_back(i, std::move(point));
+  }
+  MPI_Comm_free(&comm);
+  if (peers.rank() != 0) {  // the group's first rank reports its points and its failure
+    failed_point = -1;
+    failure = Status::Ok();
   }
   const std::vector<std::vector<uint8_t>> messages =
       gather_on_root(rank_message(tuned, failed_point, failure), rank, out.ranks);

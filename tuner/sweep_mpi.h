@@ -1,5 +1,6 @@
 // `mpirun -np N chunkflow sweep SWEEP.yaml`: the points of a sweep spread over the ranks of
-// MPI_COMM_WORLD (point i on rank i mod N), each tuned where it lands, and gathered on rank 0
+// MPI_COMM_WORLD — G = min(points, N) groups of ranks, point i tuned by group i mod G, whose
+// ranks share that point's candidates (tuner.h's TuneOptions::peers) — and gathered on rank 0
 // into the result one process gives (sweep.h's run_sweep), so the table, --json and the CSV
 // are byte for byte the same for every N: a point's result depends on neither the thread
 // count nor the rank (tuner.h). Built only with CHUNKFLOW_MPI (CHUNKFLOW_HAVE_MPI defined);

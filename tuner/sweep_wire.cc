@@ -173,6 +173,9 @@ std::optional<RankedCandidate> optional_of(const json& j) {
 
 }  // namespace
 
+json sim_metrics_to_wire(const SimMetrics& metrics) { return to_wire(metrics); }
+SimMetrics sim_metrics_from_wire(const json& j) { return metrics_of(j); }
+
 std::vector<uint8_t> sweep_point_to_wire(const SweepPoint& p) {
   const json j = {{"model", p.model},
                   {"dataset", p.dataset},

@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "sim/metrics.h"
 #include "sim/plan/job.h"
+#include "tuner/search_peers.h"
 #include "tuner/search_space.h"
 
 namespace cf {
@@ -58,6 +59,10 @@ struct TuneOptions {
   // baseline alike, from worker threads and possibly at the same time as other calls of either
   // hook: the caller synchronises. For a "best so far" display; the ranking is the result's.
   std::function<void(const Candidate&, const SimMetrics&)> feasible;
+  // Other processes sharing each search (search_peers.h), or nullptr: this process alone.
+  // The result is the same either way; `progress` counts every candidate, `feasible` sees the
+  // ones simulated here.
+  SearchPeers* peers = nullptr;
 };
 
 struct TuneResult {

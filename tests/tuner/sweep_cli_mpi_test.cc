@@ -64,6 +64,24 @@ TEST(SweepCliMpi, TextJsonAndCsvMatchOneProcessByteForByte) {
   }
 }
 
+// One point under 2 and 3 ranks: every rank shares its candidates, rank 0 prints.
+TEST(SweepCliMpi, OnePointSharedByTheRanksMatchesOneProcess) {
+  const char* one = "tests/tuner/data/sweep-mpi-one.yaml";
+  const CommandResult text = plain({"sweep", one});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  const CommandResult json = plain({"sweep", one, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  ASSERT_NE(json.out.find("\"evaluated\""), std::string::npos) << json.out;
+  for (int ranks : {2, 3}) {
+    const CommandResult t = mpirun(ranks, {"sweep", one});
+    ASSERT_EQ(t.exit_code, 0) << ranks << ": " << t.err;
+    EXPECT_EQ(t.out, text.out) << ranks << " ranks";
+    const CommandResult j = mpirun(ranks, {"sweep", one, "--json"});
+    ASSERT_EQ(j.exit_code, 0) << ranks << ": " << j.err;
+    EXPECT_EQ(j.out, json.out) << ranks << " ranks";
+  }
+}
+
 TEST(SweepCliMpi, BadSweepFileExitsTwoOnEveryRankAndSaysSoOnce) {
   TempDir dir;
   const std::string sweep = dir.write("bad.yaml", "job: default\nvary:\n  gpus: [0]\n");
