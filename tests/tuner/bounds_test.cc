@@ -1,7 +1,8 @@
 // The tuner's lower bounds against the simulator: over random jobs, layouts, schedules,
-// ChunkSizes, K values, even and uneven layer splits and both cost models, the step-time bound
-// never exceeds the simulated mean step time, the tokens/s bound is never below the simulated
-// tokens/s, and the memory bound never exceeds the simulated peak of its stage.
+// ChunkSizes, K values, even and uneven layer splits, overlapped DP reductions and both cost
+// models, the step-time bound never exceeds the simulated mean step time, the tokens/s bound
+// is never below the simulated tokens/s, and the memory bound never exceeds the simulated
+// peak of its stage; and a smaller K never simulates faster.
 #include "tuner/bounds.h"
 
 #include <gtest/gtest.h>
@@ -68,6 +69,8 @@ TEST_P(BoundsTest, NeverAboveTheSimulation) {
     Job job = job_with(base, layout, strategy);
     job.training.steps = 1 + static_cast<int>(rng() % 3);
     if (rng() % 3 == 0) job.cost_model.kind = CostModelKind::kUnit;
+    // Every third trial overlaps the DP reduction with the last backward (no draw of its own).
+    job.overlap.grad_reduce = trial % 3 == 1;
     // Every other trial of a pipeline without virtual stages splits the layers unevenly (a
     // generator of its own, so the other draws stay those of the even trials).
     const bool split_unevenly = layout.pp > 1 && layout.vpp == 1 && trial % 2 == 0;
