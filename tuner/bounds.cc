@@ -34,12 +34,10 @@ struct PassTimes {
 };
 
 // The position in `ks` (ascending) of the first K that keeps piece `index` of a group of n
-// its activations (the plan's rule, dropped_pieces: the first n − K pieces drop theirs).
+// its activations (the plan's rule: smallest_keeping_k).
 size_t first_keeping(const std::vector<int>& ks, int index, int n) {
-  return static_cast<size_t>(
-      std::partition_point(ks.begin(), ks.end(),
-                           [&](int k) { return index < dropped_pieces(n, k); }) -
-      ks.begin());
+  return static_cast<size_t>(std::lower_bound(ks.begin(), ks.end(), smallest_keeping_k(index, n)) -
+                             ks.begin());
 }
 
 // The bounds of one layout over its steps' chunks. Times are priced once per chunk and
@@ -97,35 +95,38 @@ class Bounder {
   const PassTimes* times_of(const Chunk& chunk, bool times) {
     if (chunk.kind != ChunkKind::kDependent) {
       scratch_times_.assign(places_.size(), PassTimes{});
-      if (times) price_chunk(chunk, scratch_times_.data(), /*memory=*/false);
+      if (times) price_chunk(chunk, scratch_times_.data(), /*times=*/true, /*memory=*/false);
       return scratch_times_.data();
     }
     if (chunk.segments.size() != 1) {  // kept until its group is entered
       if (chunk.index == 0) unshared_.clear();
       unshared_.emplace_back(places_.size());
-      price_chunk(chunk, unshared_.back().data(), !executor_accounting_);
+      price_chunk(chunk, unshared_.back().data(), true, !executor_accounting_);
       return unshared_.back().data();
     }
     const bool last = chunk.index == chunk.group_size - 1;
+    Priced* priced = nullptr;
     if (chunk.tokens == chunk_size_ &&
         chunk.segments.front().offset == static_cast<int64_t>(chunk.index) * chunk_size_) {
       // A whole piece where the split puts it (most are): found by its index.
       const size_t slot = static_cast<size_t>(chunk.index) * 2 + (last ? 1 : 0);
       if (regular_.size() <= slot) regular_.resize(slot + 1);
-      std::vector<PassTimes>& times = regular_[slot];
-      if (times.empty()) {
-        times.resize(places_.size());
-        price_chunk(chunk, times.data(), !executor_accounting_);
-      }
-      return times.data();
+      priced = &regular_[slot];
+    } else {
+      priced = &pieces_[PieceKey{chunk.tokens, chunk.segments.front().offset, last}];
     }
-    const PieceKey key{chunk.tokens, chunk.segments.front().offset, last};
-    auto [it, fresh] = pieces_.try_emplace(key);
-    if (fresh) {
-      it->second.resize(places_.size());
-      price_chunk(chunk, it->second.data(), !executor_accounting_);
+    // Priced for what the pass needs, once: memory in the memory pass, times in the time pass
+    // (which a layout over the budget never runs).
+    if (priced->passes.empty()) priced->passes.resize(places_.size());
+    if (times && !priced->times) {
+      price_chunk(chunk, priced->passes.data(), /*times=*/true, /*memory=*/false);
+      priced->times = true;
     }
-    return it->second.data();
+    if (!times && !priced->memory) {
+      price_chunk(chunk, priced->passes.data(), /*times=*/false, !executor_accounting_);
+      priced->memory = true;
+    }
+    return priced->passes.data();
   }
 
   // The step-time bounds (ns) of one step for every K of `ks` (ascending), each stage's memory
@@ -148,7 +149,9 @@ class Bounder {
     // Per (class, K position): the largest single-chunk memory of the pieces kept from that
     // position on, and of the dropped pieces kept only from there.
     std::vector<int64_t> kept_max(classes * (nk + 1), 0), dropped_max(classes * (nk + 1), 0);
-    std::vector<int64_t> group_peak(classes * nk, 0);
+    // Per (class, K position): a group's pieces together (group_memory), for K below its
+    // piece count; from that K's position on, where every piece keeps its activations alike.
+    std::vector<int64_t> group_peak(classes * nk, 0), group_peak_from(classes * (nk + 1), 0);
     std::vector<const PassTimes*> group;  // the pieces of the group being entered
     // Per DP rank, in its feed order (ascending ids, plan_builder.cc): each chunk's shortest
     // forward (F or F*) and its backward on stage 0; and each group's chain (group_chain).
@@ -213,7 +216,9 @@ class Bounder {
       if (chunk.index == 0) group.clear();
       group.push_back(priced);
       if (chunk.index != chunk.group_size - 1) continue;
-      if (!times && !executor_accounting_) group_memory(group, ks, &group_peak);
+      if (!times && !executor_accounting_) {
+        group_memory(group, ks, &group_peak, &group_peak_from);
+      }
       if (times && 2 * chunk.group_size >= longest[rank]) {
         chains.push_back(Chain{rank_of[c], feed_f0[rank].size() - group.size(), group.size(),
                                group_chain(group)});
@@ -235,6 +240,13 @@ class Bounder {
         }
       }
       standalone_tokens_.clear();
+      for (size_t k = 0; k < classes; ++k) {  // the groups' "from here on" into each K
+        int64_t running = 0;
+        for (size_t ki = 0; ki < nk; ++ki) {
+          running = std::max(running, group_peak_from[k * (nk + 1) + ki]);
+          group_peak[k * nk + ki] = std::max(group_peak[k * nk + ki], running);
+        }
+      }
       memory_bounds(ks, kept_max, dropped_max, group_peak, bounds);
       return {};
     }
@@ -331,12 +343,16 @@ class Bounder {
   // the store of a long sequence split into many chunks costs, which one chunk alone does not
   // show. With K, pieces n−K..n−1 keep their activations, the others their stage input.
   void group_memory(const std::vector<const PassTimes*>& pieces, const std::vector<int>& ks,
-                    std::vector<int64_t>* group_peak) {
+                    std::vector<int64_t>* group_peak, std::vector<int64_t>* group_peak_from) {
     const size_t nk = ks.size(), len = pieces.size();
     const int n = static_cast<int>(len);
+    // K values from position `all` on keep every piece's activations: one value for them.
+    const size_t all = static_cast<size_t>(std::lower_bound(ks.begin(), ks.end(), n) - ks.begin());
     std::vector<size_t>& dropped = scratch_dropped_;
-    dropped.resize(nk);
-    for (size_t ki = 0; ki < nk; ++ki) dropped[ki] = static_cast<size_t>(dropped_pieces(n, ks[ki]));
+    dropped.resize(all);
+    for (size_t ki = 0; ki < all; ++ki) {
+      dropped[ki] = static_cast<size_t>(dropped_pieces(n, ks[ki]));
+    }
     std::vector<int64_t>& dropped_prefix = scratch_prefix_;
     std::vector<int64_t>& kept_suffix = scratch_suffix_;
     dropped_prefix.assign(len + 1, 0);
@@ -345,14 +361,18 @@ class Bounder {
       for (size_t i = 0; i < len; ++i) {
         dropped_prefix[i + 1] = dropped_prefix[i] + pieces[i][k].kept_after_f_star;
       }
-      for (size_t i = len; i-- > 0;)
+      for (size_t i = len; i-- > 0;) {
         kept_suffix[i] = kept_suffix[i + 1] + pieces[i][k].kept_after_f;
+      }
       const PassTimes& last = pieces[len - 1][k];
-      for (size_t ki = 0; ki < nk; ++ki) {
+      const int64_t adds = last.backward_at_start + last.backward_transient;
+      for (size_t ki = 0; ki < all; ++ki) {
         const int64_t held = dropped_prefix[dropped[ki]] + kept_suffix[dropped[ki]];
         int64_t& peak = (*group_peak)[k * nk + ki];
-        peak = std::max(peak, held + last.backward_at_start + last.backward_transient);
+        peak = std::max(peak, held + adds);
       }
+      int64_t& from = (*group_peak_from)[k * (nk + 1) + all];
+      from = std::max(from, kept_suffix[0] + adds);
     }
   }
 
@@ -438,7 +458,33 @@ class Bounder {
   // at the start of its R (F*'s stage input and K/V, R's activations and transient): the
   // simulator's own op memory (memory_source.h; F, F* and R do not depend on K). Everything
   // else held then is >= 0, so these are lower bounds.
-  void price_chunk(const Chunk& chunk, PassTimes* out, bool memory) {
+  void price_chunk(const Chunk& chunk, PassTimes* out, bool times, bool memory) {
+    const bool dependent = chunk.kind == ChunkKind::kDependent;
+    if (times) time_chunk(chunk, out);
+    for (size_t k = 0; memory && k < places_.size(); ++k) {
+      PassTimes& t = out[k];
+      const StagePlace& place = places_[k].place;
+      const OpMemory f = megatron_op_memory(memory_, Pass::kForward, chunk, 1, place);
+      t.kept_bytes = at_start(f);
+      if (!dependent) continue;
+      const OpMemory f_star = megatron_op_memory(memory_, Pass::kForwardKeepKV, chunk, 1, place);
+      const OpMemory recompute = megatron_op_memory(memory_, Pass::kRecompute, chunk, 1, place);
+      t.dropped_bytes = f_star.activations_at_start + f_star.store_at_start + at_start(recompute);
+      t.kept_after_f = kept_after(f);
+      t.kept_after_f_star = kept_after(f_star);
+      // B's additions do not depend on K (only what its end frees does).
+      const OpMemory backward = megatron_op_memory(memory_, Pass::kBackward, chunk, 1, place);
+      t.backward_at_start = backward.activations_at_start + backward.store_at_start;
+      t.backward_transient = backward.transient;
+    }
+  }
+
+  static int64_t kept_after(const OpMemory& m) {
+    return m.activations_at_start + m.store_at_start + m.activations_at_end + m.store_at_end;
+  }
+
+  // The op times of a chunk's passes in every class of places.
+  void time_chunk(const Chunk& chunk, PassTimes* out) {
     const bool dependent = chunk.kind == ChunkKind::kDependent;
     spans_.clear();
     attention_spans(chunk, &spans_);
@@ -454,9 +500,6 @@ class Bounder {
     }
     priced_.resize(queries_.size());
     cost_.op_times(queries_, priced_);
-    auto kept_after = [](const OpMemory& m) {
-      return m.activations_at_start + m.store_at_start + m.activations_at_end + m.store_at_end;
-    };
     for (size_t k = 0; k < places_.size(); ++k) {
       PassTimes& t = out[k];
       const OpTime* time = &priced_[k * passes];
@@ -467,20 +510,6 @@ class Bounder {
         t.recompute = time[3].total_ns;
         if (t.forward_kv < t.forward) slower_with_smaller_k_ = false;
       }
-      if (!memory) continue;
-      const StagePlace& place = places_[k].place;
-      const OpMemory f = megatron_op_memory(memory_, Pass::kForward, chunk, 1, place);
-      t.kept_bytes = at_start(f);
-      if (!dependent) continue;
-      const OpMemory f_star = megatron_op_memory(memory_, Pass::kForwardKeepKV, chunk, 1, place);
-      const OpMemory recompute = megatron_op_memory(memory_, Pass::kRecompute, chunk, 1, place);
-      t.dropped_bytes = f_star.activations_at_start + f_star.store_at_start + at_start(recompute);
-      t.kept_after_f = kept_after(f);
-      t.kept_after_f_star = kept_after(f_star);
-      // B's additions do not depend on K (only what its end frees does).
-      const OpMemory backward = megatron_op_memory(memory_, Pass::kBackward, chunk, 1, place);
-      t.backward_at_start = backward.activations_at_start + backward.store_at_start;
-      t.backward_transient = backward.transient;
     }
   }
 
@@ -508,12 +537,17 @@ class Bounder {
       return std::hash<int64_t>()(k.tokens * 1000003 + k.offset * 2 + (k.last ? 1 : 0));
     }
   };
-  std::unordered_map<PieceKey, std::vector<PassTimes>, PieceHash> pieces_;
+  // A piece's prices per class, and which of them are in.
+  struct Priced {
+    std::vector<PassTimes> passes;
+    bool memory = false, times = false;
+  };
+  std::unordered_map<PieceKey, Priced, PieceHash> pieces_;
   std::vector<PassTimes> scratch_times_;    // a standalone chunk's, per class
   std::vector<int64_t> standalone_tokens_;  // of the step's standalone chunks (memory pass)
   // Pieces of ChunkSize tokens at offset index·ChunkSize, per (index, last of its group):
   // per class, empty until priced (each its own buffer: a group's pieces stay put).
-  std::vector<std::vector<PassTimes>> regular_;
+  std::vector<Priced> regular_;
   std::deque<std::vector<PassTimes>> unshared_;  // pieces of the current group priced alone
   std::vector<AttentionSpan> spans_;
   std::vector<OpQuery> queries_;

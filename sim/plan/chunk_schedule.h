@@ -19,6 +19,9 @@ struct GroupStep {
 // How many pieces of a group of `n` ≥ 1 drop their activations with `k` ≥ 1: the first
 // n − k (none when k ≥ n).
 inline int dropped_pieces(int n, int k) { return n > k ? n - k : 0; }
+// Its inverse: the smallest K with which piece `index` of a group of `n` keeps its
+// activations (index ≥ dropped_pieces(n, K) exactly when K ≥ n − index).
+inline int smallest_keeping_k(int index, int n) { return n - index; }
 // The forward pass of piece `index` of a group of `n` with `k`: F* for the first
 // dropped_pieces(n, k) pieces (they keep only K/V), F for the rest. Standalone chunks
 // (n = 1) always get F.
