@@ -136,10 +136,13 @@ class Bounder {
   // a group of n keeps its activations from some K on (K ≥ n − i, dropped_pieces), so its
   // share is entered once, at the first K that keeps it, and the K values are summed up at
   // the end. Sums are kept per (DP rank, class of places) and spread over the stages there.
-  std::vector<int64_t> bound_step(const std::vector<Chunk>& step, const std::vector<int>& ks,
-                                  bool times, std::vector<CandidateBounds>* bounds) {
-    const std::vector<int> rank_of =
-        times ? assign_dp_ranks(step, dp_, pair_weight_) : std::vector<int>(step.size(), 0);
+  std::vector<int64_t> bound_step(const StepChunks& chunks, int step_index,
+                                  const std::vector<int>& ks, bool times,
+                                  std::vector<CandidateBounds>* bounds) {
+    const std::vector<Chunk>& step = chunks.steps[static_cast<size_t>(step_index)];
+    static const std::vector<int> kNoRanks;
+    const std::vector<int>& rank_of =
+        times ? chunks.dp_ranks(step_index, dp_, pair_weight_) : kNoRanks;
     const size_t nk = ks.size(), pp = static_cast<size_t>(pp_), classes = places_.size();
     const size_t cells = static_cast<size_t>(dp_) * classes;  // [r·classes + class]
     constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
@@ -177,7 +180,8 @@ class Bounder {
       const PassTimes* priced = times_of(chunk, times);
       // The first K position that keeps the piece (nk: none does).
       const size_t from = dependent ? first_keeping(ks, chunk.index, chunk.group_size) : 0;
-      const size_t row = static_cast<size_t>(rank_of[c]) * classes;
+      const size_t rank = times ? static_cast<size_t>(rank_of[c]) : 0;
+      const size_t row = rank * classes;
       for (size_t k = 0; times && k < classes; ++k) {
         const PassTimes& t = priced[k];
         const int64_t kept = t.forward + t.backward;
@@ -205,7 +209,6 @@ class Bounder {
         int64_t& d_max = dropped_max[k * (nk + 1) + from];
         d_max = std::max(d_max, t.dropped_bytes);
       }
-      const size_t rank = static_cast<size_t>(rank_of[c]);
       if (times) {
         const PassTimes& first_stage = priced[stage0];
         feed_f0[rank].push_back(dependent ? std::min(first_stage.forward, first_stage.forward_kv)
@@ -558,6 +561,13 @@ class Bounder {
 
 }  // namespace
 
+const std::vector<int>& StepChunks::dp_ranks(int step, int dp, double pair_weight) const {
+  std::lock_guard<std::mutex> lock(ranks_.mu);
+  auto [it, fresh] = ranks_.ranks.try_emplace({step, dp, pair_weight});
+  if (fresh) it->second = assign_dp_ranks(steps[static_cast<size_t>(step)], dp, pair_weight);
+  return it->second;
+}
+
 std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& cost,
                                               const StepChunks& chunks, const std::vector<int>& ks,
                                               int64_t memory_budget_bytes) {
@@ -578,9 +588,9 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
   }
   // Memory first, over every step (the worst-case one included): a layout whose every K is
   // over the budget needs no step-time bound.
-  for (const std::vector<Chunk>& step : chunks.steps) {
-    CF_CHECK(!step.empty()) << "a step without chunks";
-    bounder.bound_step(step, ks, /*times=*/false, &out);
+  for (int s = 0; s < static_cast<int>(chunks.steps.size()); ++s) {
+    CF_CHECK(!chunks.steps[static_cast<size_t>(s)].empty()) << "a step without chunks";
+    bounder.bound_step(chunks, s, ks, /*times=*/false, &out);
   }
   if (memory_budget_bytes > 0 && std::all_of(out.begin(), out.end(), [&](const CandidateBounds& b) {
         return b.memory_bytes > memory_budget_bytes;
@@ -594,7 +604,7 @@ std::vector<CandidateBounds> candidate_bounds(const Job& job, const CostModel& c
   for (int s = 0; s < timed; ++s) {
     const std::vector<Chunk>& step = chunks.steps[static_cast<size_t>(s)];
     for (const Chunk& chunk : step) tokens_sum += static_cast<double>(chunk.tokens);
-    const std::vector<int64_t> lb_ns = bounder.bound_step(step, ks, /*times=*/true, &out);
+    const std::vector<int64_t> lb_ns = bounder.bound_step(chunks, s, ks, /*times=*/true, &out);
     for (size_t ki = 0; ki < ks.size(); ++ki) {
       const double seconds = static_cast<double>(lb_ns[ki]) * 1e-9;
       lb_sum_s[ki] += seconds;

@@ -6,6 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "sim/cost_model.h"
@@ -23,6 +26,22 @@ struct StepChunks {
   // worst_case_batch): judged for memory, left out of the step-time average.
   bool worst_case_last = false;
   int timed_steps() const { return static_cast<int>(steps.size()) - (worst_case_last ? 1 : 0); }
+
+  // The DP rank of each chunk of step `step` over `dp` ranks (plan_builder.h's
+  // assign_dp_ranks), computed once per (step, dp, pair_weight) for every layout that asks;
+  // safe to call from several threads.
+  const std::vector<int>& dp_ranks(int step, int dp, double pair_weight) const;
+
+ private:
+  // Copies start empty (the assignments belong to the steps they were computed for).
+  struct RankCache {
+    RankCache() = default;
+    RankCache(const RankCache&) {}
+    RankCache& operator=(const RankCache&) { return *this; }
+    std::mutex mu;
+    std::map<std::tuple<int, int, double>, std::vector<int>> ranks;
+  };
+  mutable RankCache ranks_;
 };
 
 struct CandidateBounds {

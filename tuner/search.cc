@@ -55,8 +55,9 @@ struct Outcome {
 
 // The DP rank whose memory to judge first: the one holding the step's longest dependent group
 // (its store and kept pieces dominate a stage's peak), or the most tokens when nothing splits.
-int memory_screen_rank(const std::vector<Chunk>& chunks, int dp, double pair_weight) {
-  const std::vector<int> rank_of = assign_dp_ranks(chunks, dp, pair_weight);
+int memory_screen_rank(const StepChunks& step_chunks, int step, int dp, double pair_weight) {
+  const std::vector<Chunk>& chunks = step_chunks.steps[static_cast<size_t>(step)];
+  const std::vector<int>& rank_of = step_chunks.dp_ranks(step, dp, pair_weight);
   std::vector<int64_t> tokens(static_cast<size_t>(dp), 0);
   int longest = 0, rank = 0;
   for (size_t c = 0; c < chunks.size(); ++c) {
@@ -484,7 +485,7 @@ class Search {
         // step's: past the limit there is past it here. A screen stops there, with the one
         // rank's steps as the score's floor.
         PlanInputs one = in;
-        one.only_rank = memory_screen_rank(chunks.steps[step], in.dp, in.pair_weight);
+        one.only_rank = memory_screen_rank(chunks, static_cast<int>(step), in.dp, in.pair_weight);
         StatusOr<Plan> screen = build_plan_with_chunks(one, chunks.steps[step]);
         if (screen.ok()) {
           SimOptions first;
