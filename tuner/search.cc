@@ -240,45 +240,57 @@ class Search {
   int process() const { return options_.peers ? options_.peers->rank() : 0; }
   int processes() const { return options_.peers ? options_.peers->size() : 1; }
 
+  // With peers: each process's entries for items p, p + size, p + 2·size, ... of `count` (its
+  // share, as make(item) writes them) reach every process, which takes each other process's
+  // with take(item, entry). Throws nlohmann::json::exception on a malformed entry.
+  template <typename Make, typename Take>
+  void exchange(size_t count, const Make& make, const Take& take) {
+    const size_t me = static_cast<size_t>(process()), step = static_cast<size_t>(processes());
+    nlohmann::json mine = nlohmann::json::array();
+    for (size_t item = me; item < count; item += step) mine.push_back(make(item));
+    const std::vector<std::vector<uint8_t>> all =
+        options_.peers->all_gather(nlohmann::json::to_cbor(mine));
+    for (size_t p = 0; p < step; ++p) {
+      if (p == me) continue;
+      size_t item = p;
+      for (const nlohmann::json& entry : nlohmann::json::from_cbor(all[p])) {
+        CF_CHECK_LT(item, count);
+        take(item, entry);
+        item += step;
+      }
+    }
+  }
+
   // With peers: every process's bounds of the families it took, into bounds_ everywhere.
   Status share_bounds() {
     if (processes() == 1) return Status::Ok();
-    nlohmann::json mine = nlohmann::json::array();
-    for (size_t f = static_cast<size_t>(process()); f < families_.size();
-         f += static_cast<size_t>(processes())) {
-      nlohmann::json family = nlohmann::json::array();
-      for (const int i : families_[f].candidates) {
-        const CandidateBounds& b = bounds_[static_cast<size_t>(i)];
-        family.push_back({b.step_time_s, b.step_s, b.tokens_per_s, b.memory_bytes, b.memory_stage,
-                          b.model_state_bytes, b.slower_with_smaller_k});
-      }
-      mine.push_back(std::move(family));
-    }
-    const std::vector<std::vector<uint8_t>> all =
-        options_.peers->all_gather(nlohmann::json::to_cbor(mine));
     try {
-      for (int p = 0; p < processes(); ++p) {
-        if (p == process()) continue;
-        const nlohmann::json theirs = nlohmann::json::from_cbor(all[static_cast<size_t>(p)]);
-        size_t f = static_cast<size_t>(p);
-        for (const nlohmann::json& family : theirs) {
-          CF_CHECK_LT(f, families_.size());
-          const std::vector<int>& members = families_[f].candidates;
-          CF_CHECK_EQ(family.size(), members.size());
-          for (size_t k = 0; k < members.size(); ++k) {
-            const nlohmann::json& j = family[k];
-            CandidateBounds& b = bounds_[static_cast<size_t>(members[k])];
-            b.step_time_s = j.at(0).get<double>();
-            b.step_s = j.at(1).get<std::vector<double>>();
-            b.tokens_per_s = j.at(2).get<double>();
-            b.memory_bytes = j.at(3).get<int64_t>();
-            b.memory_stage = j.at(4).get<int>();
-            b.model_state_bytes = j.at(5).get<int64_t>();
-            b.slower_with_smaller_k = j.at(6).get<bool>();
-          }
-          f += static_cast<size_t>(processes());
-        }
-      }
+      exchange(
+          families_.size(),
+          [&](size_t f) {
+            nlohmann::json family = nlohmann::json::array();
+            for (const int i : families_[f].candidates) {
+              const CandidateBounds& b = bounds_[static_cast<size_t>(i)];
+              family.push_back({b.step_time_s, b.step_s, b.tokens_per_s, b.memory_bytes,
+                                b.memory_stage, b.model_state_bytes, b.slower_with_smaller_k});
+            }
+            return family;
+          },
+          [&](size_t f, const nlohmann::json& family) {
+            const std::vector<int>& members = families_[f].candidates;
+            CF_CHECK_EQ(family.size(), members.size());
+            for (size_t k = 0; k < members.size(); ++k) {
+              const nlohmann::json& j = family[k];
+              CandidateBounds& b = bounds_[static_cast<size_t>(members[k])];
+              b.step_time_s = j.at(0).get<double>();
+              b.step_s = j.at(1).get<std::vector<double>>();
+              b.tokens_per_s = j.at(2).get<double>();
+              b.memory_bytes = j.at(3).get<int64_t>();
+              b.memory_stage = j.at(4).get<int>();
+              b.model_state_bytes = j.at(5).get<int64_t>();
+              b.slower_with_smaller_k = j.at(6).get<bool>();
+            }
+          });
     } catch (const nlohmann::json::exception& e) {
       return Status::Runtime(std::string("a peer's search bounds do not read: ") + e.what());
     }
@@ -290,55 +302,46 @@ class Search {
   Status share_outcomes(const std::vector<std::vector<std::pair<double, int>>>& runs,
                         std::vector<Status>* errors) {
     if (processes() == 1) return Status::Ok();
-    nlohmann::json mine = nlohmann::json::array();
-    for (size_t r = static_cast<size_t>(process()); r < runs.size();
-         r += static_cast<size_t>(processes())) {
-      const Status& error = (*errors)[r];
-      nlohmann::json run = {static_cast<int>(error.code()), error.message(),
-                            nlohmann::json::array()};
-      for (const auto& [bound, i] : runs[r]) {
-        const Outcome& o = outcomes_[static_cast<size_t>(i)];
-        run[2].push_back(
-            {static_cast<int>(o.kind), o.reason, o.detail, o.excess_bytes, o.score_floor,
-             looked_[static_cast<size_t>(i)] != 0,
-             o.kind == Outcome::kFeasible ? sim_metrics_to_wire(o.metrics) : nlohmann::json()});
-      }
-      mine.push_back(std::move(run));
-    }
-    const std::vector<std::vector<uint8_t>> all =
-        options_.peers->all_gather(nlohmann::json::to_cbor(mine));
     try {
-      for (int p = 0; p < processes(); ++p) {
-        if (p == process()) continue;
-        const nlohmann::json theirs = nlohmann::json::from_cbor(all[static_cast<size_t>(p)]);
-        size_t r = static_cast<size_t>(p);
-        for (const nlohmann::json& run : theirs) {
-          CF_CHECK_LT(r, runs.size());
-          const int code = run.at(0).get<int>();
-          if (code != 0) {
-            const std::string message = run.at(1).get<std::string>();
-            (*errors)[r] = code == static_cast<int>(StatusCode::kInvalidInput)
-                               ? Status::InvalidInput(message)
-                               : Status::Runtime(message);
-          }
-          const nlohmann::json& outcomes = run.at(2);
-          CF_CHECK_LE(outcomes.size(), runs[r].size());
-          for (size_t k = 0; k < outcomes.size(); ++k) {
-            const nlohmann::json& j = outcomes[k];
-            const int i = runs[r][k].second;
-            Outcome& o = outcomes_[static_cast<size_t>(i)];
-            o.kind = static_cast<Outcome::Kind>(j.at(0).get<int>());
-            o.reason = j.at(1).get<std::string>();
-            o.detail = j.at(2).get<std::string>();
-            o.excess_bytes = j.at(3).get<int64_t>();
-            o.score_floor = j.at(4).get<double>();
-            looked_[static_cast<size_t>(i)] = j.at(5).get<bool>() ? 1 : 0;
-            if (o.kind == Outcome::kFeasible) o.metrics = sim_metrics_from_wire(j.at(6));
-            if (o.kind != Outcome::kPending) settle();
-          }
-          r += static_cast<size_t>(processes());
-        }
-      }
+      exchange(
+          runs.size(),
+          [&](size_t r) {
+            const Status& error = (*errors)[r];
+            nlohmann::json run = {static_cast<int>(error.code()), error.message(),
+                                  nlohmann::json::array()};
+            for (const auto& [bound, i] : runs[r]) {
+              const Outcome& o = outcomes_[static_cast<size_t>(i)];
+              run[2].push_back({static_cast<int>(o.kind), o.reason, o.detail, o.excess_bytes,
+                                o.score_floor, looked_[static_cast<size_t>(i)] != 0,
+                                o.kind == Outcome::kFeasible ? sim_metrics_to_wire(o.metrics)
+                                                             : nlohmann::json()});
+            }
+            return run;
+          },
+          [&](size_t r, const nlohmann::json& run) {
+            const int code = run.at(0).get<int>();
+            if (code != 0) {
+              const std::string message = run.at(1).get<std::string>();
+              (*errors)[r] = code == static_cast<int>(StatusCode::kInvalidInput)
+                                 ? Status::InvalidInput(message)
+                                 : Status::Runtime(message);
+            }
+            const nlohmann::json& outcomes = run.at(2);
+            CF_CHECK_LE(outcomes.size(), runs[r].size());
+            for (size_t k = 0; k < outcomes.size(); ++k) {
+              const nlohmann::json& j = outcomes[k];
+              const int i = runs[r][k].second;
+              Outcome& o = outcomes_[static_cast<size_t>(i)];
+              o.kind = static_cast<Outcome::Kind>(j.at(0).get<int>());
+              o.reason = j.at(1).get<std::string>();
+              o.detail = j.at(2).get<std::string>();
+              o.excess_bytes = j.at(3).get<int64_t>();
+              o.score_floor = j.at(4).get<double>();
+              looked_[static_cast<size_t>(i)] = j.at(5).get<bool>() ? 1 : 0;
+              if (o.kind == Outcome::kFeasible) o.metrics = sim_metrics_from_wire(j.at(6));
+              if (o.kind != Outcome::kPending) settle();
+            }
+          });
     } catch (const nlohmann::json::exception& e) {
       return Status::Runtime(std::string("a peer's search outcomes do not read: ") + e.what());
     }
@@ -350,6 +353,12 @@ class Search {
                                                     : -bounds_[i].tokens_per_s;
   }
   double score_of(int i) const { return objective_score(space_.objective, outcomes_[i].metrics); }
+  // The score of `timed` sampled steps taking `total_s` together and carrying `tokens`
+  // (average_steps: the mean step time; tokens/s = Σ tokens / Σ seconds, negated).
+  double score_of_steps(double total_s, int timed, double tokens) const {
+    if (space_.objective == Objective::kStepTime) return total_s / timed;
+    return -(total_s > 0 ? tokens / total_s : std::numeric_limits<double>::infinity());
+  }
 
   // How candidate i is evaluated: screened first where a screen is cheaper than the whole
   // step (DP ranks to leave out) and neither it nor a larger K of its family has been
@@ -461,10 +470,7 @@ class Search {
         total_s += bounds_[index].step_s[later];
       }
       o.kind = Outcome::kPrunedTime;
-      o.score_floor =
-          space_.objective == Objective::kStepTime
-              ? total_s / timed
-              : -(total_s > 0 ? tokens / total_s : std::numeric_limits<double>::infinity());
+      o.score_floor = score_of_steps(total_s, timed, tokens);
       return Status::Ok();
     };
     for (const size_t step : order) {
@@ -543,10 +549,7 @@ class Search {
         for (int later = static_cast<int>(steps.size()); later < timed; ++later) {
           bound_s += bounds_[index].step_s[static_cast<size_t>(later)];
         }
-        const double score =
-            space_.objective == Objective::kStepTime
-                ? bound_s / timed
-                : -(bound_s > 0 ? tokens / bound_s : std::numeric_limits<double>::infinity());
+        const double score = score_of_steps(bound_s, timed, tokens);
         if (score > threshold) {
           o.kind = Outcome::kPrunedTime;
           o.score_floor = score;
@@ -557,10 +560,7 @@ class Search {
     if (look == Look::kScreen) {
       // Screened on one rank per step: waits with the score those steps prove it exceeds.
       o.kind = Outcome::kPending;
-      o.score_floor =
-          space_.objective == Objective::kStepTime
-              ? simulated_s / timed
-              : -(simulated_s > 0 ? tokens / simulated_s : std::numeric_limits<double>::infinity());
+      o.score_floor = score_of_steps(simulated_s, timed, tokens);
       return Status::Ok();
     }
     o.metrics = average_steps(steps);
