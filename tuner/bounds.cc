@@ -88,10 +88,11 @@ class Bounder {
   bool slower_with_smaller_k() const { return slower_with_smaller_k_; }
   const std::vector<int64_t>& model_states() const { return states_; }
 
-  // Prices a chunk's passes on every class of places (the cost and memory models), into
-  // classes() entries. A piece of a split sequence is priced by its tokens and its offset (its
-  // one span) and whether it is the group's last (which adds the prefix's dK/dV): pieces
-  // alike in these, across sequences and steps, share one pricing.
+  // A chunk's prices, one entry per class of places: its op times (`times`: the time pass) or
+  // its memory (the memory pass; a standalone chunk's is entered by bound_step per token
+  // count). A piece of a split sequence is priced by its tokens and its offset (its one span)
+  // and whether it is the group's last (which adds the prefix's dK/dV): pieces alike in these,
+  // across sequences and steps, share one pricing.
   const PassTimes* times_of(const Chunk& chunk, bool times) {
     if (chunk.kind != ChunkKind::kDependent) {
       scratch_times_.assign(places_.size(), PassTimes{});
