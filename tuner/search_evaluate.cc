@@ -82,12 +82,7 @@ Status Search::evaluate(int index, SearchWorker& worker, double threshold, Look 
   };
   for (const size_t step : order) {
     PlanInputs in = steps_[step];
-    in.strategy = c.strategy;
-    in.schedule = c.layout.schedule;
-    in.pp = c.layout.pp;
-    in.vpp = c.layout.vpp;
-    in.dp = c.layout.dp;
-    in.layers_per_stage = c.layout.layers_per_stage;
+    set_plan_layout(job, &in);  // the candidate's (apply_layout above)
     const bool memory_only = static_cast<int>(step) >= timed;
     const int64_t limit_ns =
         memory_only ? 0 : give_up_ns(index, steps.size(), simulated_s, tokens, threshold);

@@ -170,16 +170,20 @@ StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chun
   return plan;
 }
 
+void set_plan_layout(const Job& job, PlanInputs* inputs) {
+  inputs->strategy = job.strategy;
+  inputs->schedule = job.parallel.schedule;
+  inputs->pp = job.parallel.pp;
+  inputs->vpp = job.parallel.vpp;
+  inputs->dp = job.parallel.dp;
+  inputs->layers_per_stage = job.parallel.layers_per_stage;
+}
+
 PlanInputs plan_inputs_from_job(const Job& job, int64_t step) {
   PlanInputs inputs;
   inputs.sequence_lengths = job_global_batch(job, step);
-  inputs.strategy = job.strategy;
-  inputs.schedule = job.parallel.schedule;
-  inputs.pp = job.parallel.pp;
-  inputs.vpp = job.parallel.vpp;
-  inputs.dp = job.parallel.dp;
+  set_plan_layout(job, &inputs);
   inputs.layers = job.model.layers;
-  inputs.layers_per_stage = job.parallel.layers_per_stage;
   inputs.max_length = job.dataset.max_length;
   inputs.pair_weight = dp_pair_weight(job.model);
   return inputs;

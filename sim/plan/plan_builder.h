@@ -37,6 +37,9 @@ struct PlanInputs {
 };
 
 PlanInputs plan_inputs_from_job(const Job& job, int64_t step);
+// The job's strategy, schedule and layout (pp, vpp, dp, layer split) into `inputs`, its
+// lengths kept: one batch planned under another layout.
+void set_plan_layout(const Job& job, PlanInputs* inputs);
 // PlanInputs::pair_weight for a model: one query-key pair of core attention against one token
 // of the linear layers, per layer.
 double dp_pair_weight(const ModelConfig& model);
