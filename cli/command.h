@@ -26,8 +26,12 @@ void add_validate_command(CLI::App& app, RunFn* run);
 // Prints a failed status as "chunkflow: error: MESSAGE" on stderr and returns its exit code.
 int report(const Status& status);
 
-// Writes `text` to `path` atomically (temporary file, then rename): nothing half-written.
+// Writes `text` to `path` atomically (temporary file in its directory, then rename): nothing
+// half-written. Replaces only a regular file or creates a missing one; a symbolic link (never
+// followed), a directory, device, pipe or socket is refused (InvalidInput, exit 2).
 Status write_file_atomic(const std::string& path, const std::string& text);
+// What write_file_atomic refuses, judged without writing.
+Status check_output_path(const std::string& path);
 
 // trace.json -> trace.job.yaml: where the resolved job is saved beside an output file.
 std::string resolved_job_path(const std::string& output_path);

@@ -35,6 +35,8 @@ struct SweepCliOptions {
 // The sweep file with --target applied.
 StatusOr<SweepSpec> load_spec(const SweepCliOptions& options) {
   CF_ASSIGN_OR_RETURN(SweepSpec spec, load_sweep(options.sweep_path));
+  // An output that will be refused is refused before the sweep.
+  if (!options.csv_path.empty()) CF_RETURN_IF_ERROR(check_output_path(options.csv_path));
   if (options.target_tokens_per_s) {
     const double target = *options.target_tokens_per_s;
     if (!(target > 0 && std::isfinite(target))) {  // NaN fails the comparison

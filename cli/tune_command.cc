@@ -43,6 +43,10 @@ int run_tune(const TuneCliOptions& options) {
   if (!job.ok()) return report(job.status());
   StatusOr<SearchSpace> space = read_search_space(*job, options.space);
   if (!space.ok()) return report(space.status());
+  // An output that will be refused is refused before the search.
+  if (!options.out_path.empty()) {
+    if (Status s = check_output_path(options.out_path); !s.ok()) return report(s);
+  }
 
   TuneOptions tune_options;
   tune_options.threads = options.threads;

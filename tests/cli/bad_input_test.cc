@@ -2,6 +2,9 @@
 // message naming the file, line:column, key path and the specific problem.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -258,6 +261,52 @@ TEST(BadInput, BadFlags) {
   test::CommandResult step = run_chunkflow({"plan", path, "--step", "5"});
   EXPECT_EQ(step.exit_code, 2);
   EXPECT_NE(step.err.find("--step 5 is outside training.steps = 1"), std::string::npos) << step.err;
+}
+
+// Output paths: a symbolic link is refused and left as it was (never replaced, never
+// followed), as are a directory and a device; nothing is written beside them either (the
+// trace's resolved job), and a missing directory is exit 2 with the system's reason.
+TEST(BadInput, OutputsReplaceOnlyRegularFiles) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  const std::string path = dir.write("job.yaml", job());
+  const std::string real = dir.write("real.json", "keep me");
+  const std::string link = dir.path() + "/link.json";
+  fs::create_symlink(real, link);
+  test::CommandResult linked = run_chunkflow({"simulate", path, "--trace", link});
+  EXPECT_EQ(linked.exit_code, 2) << linked.err;
+  EXPECT_NE(linked.err.find(link + ": is a symbolic link"), std::string::npos) << linked.err;
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(link)));
+  std::ifstream in(real);
+  std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "keep me");
+  EXPECT_FALSE(fs::exists(dir.path() + "/link.job.yaml"));
+
+  test::CommandResult directory = run_chunkflow({"simulate", path, "--trace", dir.path()});
+  EXPECT_EQ(directory.exit_code, 2) << directory.err;
+  EXPECT_NE(directory.err.find(": is a directory, not a regular file"), std::string::npos)
+      << directory.err;
+
+  // The embedded default job: refused before its search.
+  test::CommandResult device = run_chunkflow({"tune", "--quiet", "-o", "/dev/null"});
+  EXPECT_EQ(device.exit_code, 2) << device.err;
+  EXPECT_NE(device.err.find("/dev/null: is a device, pipe or socket, not a regular file"),
+            std::string::npos)
+      << device.err;
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+
+  test::CommandResult missing =
+      run_chunkflow({"simulate", path, "--trace", dir.path() + "/no/such/dir/t.json"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.err;
+  EXPECT_NE(missing.err.find("cannot write file: No such file or directory"), std::string::npos)
+      << missing.err;
+
+  // A regular file is replaced, with the resolved job beside it.
+  const std::string trace = dir.write("trace.json", "old");
+  test::CommandResult ok = run_chunkflow({"simulate", path, "--trace", trace});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_GT(fs::file_size(trace), 3u);
+  EXPECT_TRUE(fs::exists(dir.path() + "/trace.job.yaml"));
 }
 
 }  // namespace
