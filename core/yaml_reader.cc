@@ -161,6 +161,14 @@ Status YamlMap::check_positive(const std::string& key, double value) {
   return Status::Ok();
 }
 
+Status YamlMap::check_at_most(const std::string& key, int64_t value, int64_t limit,
+                              const std::string& why) {
+  if (value > limit) {
+    return error(key, fmt::format("must be at most {} ({}), got {}", limit, why, value));
+  }
+  return Status::Ok();
+}
+
 Status YamlMap::check_range(const std::string& key, double value, double lo, double hi) {
   if (value < lo || value > hi) {
     return error(key, fmt::format("must be between {} and {}, got {}", lo, hi, value));

@@ -51,6 +51,9 @@ class YamlMap {
   // Range checks on a value already read (error points at the key's value).
   Status check_positive(const std::string& key, double value);
   Status check_range(const std::string& key, double value, double lo, double hi);
+  // value ≤ limit, else "must be at most LIMIT (WHY), got VALUE".
+  Status check_at_most(const std::string& key, int64_t value, int64_t limit,
+                       const std::string& why);
   // Picks one of `choices`; error lists them.
   Status get_choice(const std::string& key, const std::vector<std::string>& choices,
                     std::string* out);

@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/limits.h"
 #include "core/resources.h"
 #include "core/yaml_reader.h"
 #include "sim/plan/layer_split.h"
@@ -175,6 +176,13 @@ Status read_dataset(YamlMap& root, Job* job) {
                      "give exactly one of `distribution` and `lengths`");
   }
   if (has_lengths && d.lengths.empty()) return map.error("lengths", "must not be empty");
+  for (size_t i = 0; i < d.lengths.size(); ++i) {
+    if (d.lengths[i] > limits::kMaxTokens) {
+      return map.error("lengths", fmt::format("lengths[{}] must be at most {} tokens (16M, "
+                                              "core/limits.h), got {}",
+                                              i, limits::kMaxTokens, d.lengths[i]));
+    }
+  }
   if (has_distribution) {
     StatusOr<LengthDistribution> dist = load_distribution(d.distribution);
     if (!dist.ok()) return in_key(map, "distribution", dist.status());
@@ -185,6 +193,8 @@ Status read_dataset(YamlMap& root, Job* job) {
   }
   CF_RETURN_IF_ERROR(map.get("max_length", &d.max_length));
   CF_RETURN_IF_ERROR(map.check_positive("max_length", d.max_length));
+  CF_RETURN_IF_ERROR(map.check_at_most("max_length", d.max_length, limits::kMaxTokens,
+                                       "16M tokens, core/limits.h"));
   return map.finish();
 }
 
@@ -194,8 +204,12 @@ Status read_training(YamlMap& root, Job* job) {
   if (!job->dataset.lengths.empty()) t.global_batch = int64_t(job->dataset.lengths.size());
   CF_RETURN_IF_ERROR(map.get("global_batch", &t.global_batch));
   CF_RETURN_IF_ERROR(map.check_positive("global_batch", t.global_batch));
+  CF_RETURN_IF_ERROR(map.check_at_most("global_batch", t.global_batch, limits::kMaxGlobalBatch,
+                                       "sequences per step, core/limits.h"));
   CF_RETURN_IF_ERROR(map.get("steps", &t.steps));
   CF_RETURN_IF_ERROR(map.check_positive("steps", t.steps));
+  CF_RETURN_IF_ERROR(map.check_at_most("steps", t.steps, limits::kMaxSteps,
+                                       "sampled steps simulated, core/limits.h"));
   std::string grads = to_string(t.grad_accumulation_dtype), ce = to_string(t.cross_entropy);
   CF_RETURN_IF_ERROR(map.get_choice("grad_accumulation_dtype", {"fp32", "bf16"}, &grads));
   CF_RETURN_IF_ERROR(map.get_choice("cross_entropy", {"unfused", "fused"}, &ce));
@@ -292,8 +306,11 @@ Status read_strategy(YamlMap& root, Job* job) {
   s.kind = kind == "chunkflow" ? StrategyKind::kChunkFlow : StrategyKind::kBaseline;
   CF_RETURN_IF_ERROR(map.get("chunk_size", &s.chunk_size));
   CF_RETURN_IF_ERROR(map.check_positive("chunk_size", s.chunk_size));
+  CF_RETURN_IF_ERROR(map.check_at_most("chunk_size", s.chunk_size, limits::kMaxTokens,
+                                       "16M tokens, core/limits.h"));
   CF_RETURN_IF_ERROR(map.get("k", &s.k));
   CF_RETURN_IF_ERROR(map.check_positive("k", s.k));
+  CF_RETURN_IF_ERROR(map.check_at_most("k", s.k, limits::kMaxK, "core/limits.h"));
   CF_RETURN_IF_ERROR(map.get_choice("packer", {"balanced", "ffd"}, &packer));
   s.packer = packer == "balanced" ? Packer::kBalanced : Packer::kFirstFitDecreasing;
   CF_RETURN_IF_ERROR(map.get_choice("micro_batching", {"pack", "per_sequence"}, &micro_batching));

@@ -50,6 +50,34 @@ std::vector<BadJob> bad_jobs() {
       {"negative_size",
        job("tiny", "gpu: h100-sxm-80g\n  gpus: -4\n  gpus_per_node: 8"),
        {"@:4:9: cluster.gpus: must be positive, got -4"}},
+      // Sizes past core/limits.h: refused where read, with the bound (no crash, no hang).
+      {"huge_chunk_size",
+       job("tiny", kTinyCluster4, kTinyLengths, "tp: 1\n  pp: 2\n  dp: 2",
+           "kind: chunkflow\n  chunk_size: 9223372036854775807\n  k: 2"),
+       {"@:15:15: strategy.chunk_size: must be at most 16777216 (16M tokens, core/limits.h), "
+        "got 9223372036854775807"}},
+      {"huge_k",
+       job("tiny", kTinyCluster4, kTinyLengths, "tp: 1\n  pp: 2\n  dp: 2",
+           "kind: chunkflow\n  chunk_size: 2\n  k: 1000000000"),
+       {"strategy.k: must be at most 16777216 (core/limits.h), got 1000000000"}},
+      {"huge_length",
+       job("tiny", kTinyCluster4, "lengths: [4, 1000000000000, 1, 1]\n  max_length: 8"),
+       {"dataset.lengths: lengths[1] must be at most 16777216 tokens (16M, core/limits.h), got "
+        "1000000000000"}},
+      {"huge_max_length",
+       job("tiny", kTinyCluster4, "lengths: [4, 2, 1, 1]\n  max_length: 1e12"),
+       {"dataset.max_length"}},
+      {"huge_global_batch",
+       "model: tiny\ncluster: {gpu: h100-sxm-80g, gpus: 4}\n"
+       "dataset: {distribution: lmsys-chat-1m, max_length: 64}\n"
+       "training: {global_batch: 100000000}\n"
+       "parallel: {tp: 1, pp: 2, dp: 2}\nstrategy: {kind: chunkflow, chunk_size: 64, k: 2}\n",
+       {"training.global_batch: must be at most 65536 (sequences per step, core/limits.h), got "
+        "100000000"}},
+      {"huge_steps",
+       job() + "training:\n  steps: 2147483647\n",
+       {"@:18:10: training.steps: must be at most 1000 (sampled steps simulated, core/limits.h), "
+        "got 2147483647"}},
       {"zero_chunk_size",
        job("tiny", kQwenCluster7.substr(0, 0) + "gpu: h100-sxm-80g\n  gpus: 4\n  gpus_per_node: 8",
            "lengths: [4, 2, 1, 1]\n  max_length: 8", "tp: 1\n  pp: 2\n  dp: 2",
