@@ -9,7 +9,8 @@
 
 namespace cf::limits {
 
-inline constexpr int64_t kMaxTokens = int64_t{1} << 24;       // a sequence, max_length, ChunkSize
+inline constexpr int64_t kMaxTokens = int64_t{1} << 24;  // a sequence, max_length, ChunkSize
+inline constexpr const char* kMaxTokensWhy = "16M tokens, core/limits.h";
 inline constexpr int64_t kMaxGlobalBatch = int64_t{1} << 16;  // sequences per step
 inline constexpr int64_t kMaxSteps = 1000;                    // sampled steps simulated
 inline constexpr int64_t kMaxK = int64_t{1} << 24;            // chunks keeping activations

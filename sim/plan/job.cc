@@ -178,9 +178,9 @@ Status read_dataset(YamlMap& root, Job* job) {
   if (has_lengths && d.lengths.empty()) return map.error("lengths", "must not be empty");
   for (size_t i = 0; i < d.lengths.size(); ++i) {
     if (d.lengths[i] > limits::kMaxTokens) {
-      return map.error("lengths", fmt::format("lengths[{}] must be at most {} tokens (16M, "
-                                              "core/limits.h), got {}",
-                                              i, limits::kMaxTokens, d.lengths[i]));
+      return map.error("lengths",
+                       fmt::format("lengths[{}] must be at most {} ({}), got {}", i,
+                                   limits::kMaxTokens, limits::kMaxTokensWhy, d.lengths[i]));
     }
   }
   if (has_distribution) {
@@ -193,8 +193,8 @@ Status read_dataset(YamlMap& root, Job* job) {
   }
   CF_RETURN_IF_ERROR(map.get("max_length", &d.max_length));
   CF_RETURN_IF_ERROR(map.check_positive("max_length", d.max_length));
-  CF_RETURN_IF_ERROR(map.check_at_most("max_length", d.max_length, limits::kMaxTokens,
-                                       "16M tokens, core/limits.h"));
+  CF_RETURN_IF_ERROR(
+      map.check_at_most("max_length", d.max_length, limits::kMaxTokens, limits::kMaxTokensWhy));
   return map.finish();
 }
 
@@ -306,8 +306,8 @@ Status read_strategy(YamlMap& root, Job* job) {
   s.kind = kind == "chunkflow" ? StrategyKind::kChunkFlow : StrategyKind::kBaseline;
   CF_RETURN_IF_ERROR(map.get("chunk_size", &s.chunk_size));
   CF_RETURN_IF_ERROR(map.check_positive("chunk_size", s.chunk_size));
-  CF_RETURN_IF_ERROR(map.check_at_most("chunk_size", s.chunk_size, limits::kMaxTokens,
-                                       "16M tokens, core/limits.h"));
+  CF_RETURN_IF_ERROR(
+      map.check_at_most("chunk_size", s.chunk_size, limits::kMaxTokens, limits::kMaxTokensWhy));
   CF_RETURN_IF_ERROR(map.get("k", &s.k));
   CF_RETURN_IF_ERROR(map.check_positive("k", s.k));
   CF_RETURN_IF_ERROR(map.check_at_most("k", s.k, limits::kMaxK, "core/limits.h"));

@@ -62,7 +62,7 @@ std::vector<BadJob> bad_jobs() {
        {"strategy.k: must be at most 16777216 (core/limits.h), got 1000000000"}},
       {"huge_length",
        job("tiny", kTinyCluster4, "lengths: [4, 1000000000000, 1, 1]\n  max_length: 8"),
-       {"dataset.lengths: lengths[1] must be at most 16777216 tokens (16M, core/limits.h), got "
+       {"dataset.lengths: lengths[1] must be at most 16777216 (16M tokens, core/limits.h), got "
         "1000000000000"}},
       {"huge_max_length",
        job("tiny", kTinyCluster4, "lengths: [4, 2, 1, 1]\n  max_length: 1e12"),
