@@ -64,7 +64,7 @@ int run_plan(const PlanOptions& options) {
   }
   StatusOr<Plan> plan = build_plan(*job, options.step);
   if (!plan.ok()) return report(plan.status());
-  CF_CHECK(check_plan(*plan).ok()) << check_plan(*plan).message();
+  if (Status valid = require_valid_plan(*plan, options.step); !valid.ok()) return report(valid);
   if (options.json) {
     std::fputs(plan_to_json(*plan).c_str(), stdout);
     std::fputs("\n", stdout);

@@ -6,13 +6,16 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "executor/calibrate/run_memory.h"
 #include "executor/executor.h"
 #include "sim/metrics.h"
 #ifdef CHUNKFLOW_HAVE_MPI
@@ -133,6 +136,16 @@ int run_run(const RunOptions& options) {
   }
   const bool mpi = false;
 #endif
+  {
+    // Resources before work: the memory the run will hold, against this machine's, before
+    // any buffer is allocated (under mpirun, for the ranks on this host; printed by rank 0).
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
+    const int local_ranks = local ? std::max(1, std::atoi(local)) : 1;
+    if (Status fits = check_run_memory(*job, !mpi, local_ranks); !fits.ok()) {
+      return rank == nullptr || std::string(rank) == "0" ? report(fits) : fits.exit_code();
+    }
+  }
   std::unique_ptr<RunReport> result;
   bool root = true;
 #ifdef CHUNKFLOW_HAVE_MPI

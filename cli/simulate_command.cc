@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "cli/progress.h"
 #include "sim/simulator.h"
 #include "traces/trace.h"
 
@@ -35,7 +36,13 @@ int run_simulate(const SimulateOptions& options) {
   sim_options.record_trace = !options.trace_path.empty();
   sim_options.record_memory_timeline = sim_options.record_trace;
   sim_options.critical_path = true;
-  StatusOr<SimResult> result = simulate_job(job, sim_options);
+  // Steps one by one on a terminal (a job may ask for up to 1,000 sampled steps).
+  ProgressDisplay progress(show_progress(false, options.json) && job.training.steps > 1, "simulate",
+                           Objective::kStepTime);
+  StatusOr<SimResult> result = simulate_job(job, sim_options, [&](int step, int steps) {
+    if (step < steps) progress.begin_point(step, steps, "steps");
+  });
+  progress.finish();
   if (!result.ok()) return report(result.status());
 
   if (!options.trace_path.empty()) {

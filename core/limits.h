@@ -1,18 +1,46 @@
-// The largest sizes a job file may ask for, checked where each value is read (exit 2, with
-// the key and the bound). Each admits every real job with room to spare — contexts of 16M
-// tokens, global batches of 65,536 sequences — and keeps the work and memory a job implies
-// finite and the products of sizes inside int64 (a longest sequence of 2^24 tokens times a
-// batch of 2^16 is 2^40 tokens).
+// The largest sizes an input may ask for, checked where each value is read (exit 2, with the
+// file, the key and the bound). Each admits every real job with room to spare — contexts of
+// 16M tokens, clusters of 100,000 GPUs, global batches of 65,536 sequences, models of 2T
+// parameters — and keeps the work and memory a job implies finite and the products of sizes
+// inside int64 (a longest sequence of 2^24 tokens times a batch of 2^16 is 2^40 tokens; a
+// layer's 2^12 × 2^17 channels times 2^24 tokens is 2^53). docs/LIMITS.md lists them all.
 #pragma once
 
 #include <cstdint>
 
 namespace cf::limits {
 
+// Job files.
 inline constexpr int64_t kMaxTokens = int64_t{1} << 24;  // a sequence, max_length, ChunkSize
 inline constexpr const char* kMaxTokensWhy = "16M tokens, core/limits.h";
 inline constexpr int64_t kMaxGlobalBatch = int64_t{1} << 16;  // sequences per step
 inline constexpr int64_t kMaxSteps = 1000;                    // sampled steps simulated
 inline constexpr int64_t kMaxK = int64_t{1} << 24;            // chunks keeping activations
+// GPUs in a cluster (the largest training clusters of 2025 hold ~100,000).
+inline constexpr int64_t kMaxGpus = int64_t{1} << 17;
+inline constexpr const char* kMaxGpusWhy = "131,072 GPUs, core/limits.h";
+
+// Model dimensions (the largest published dense models: hidden 25,600, 128 layers, a
+// 256K vocabulary, ~1T parameters).
+inline constexpr int64_t kMaxHidden = int64_t{1} << 17;     // hidden, and heads × head_dim
+inline constexpr int64_t kMaxFfnHidden = int64_t{1} << 19;  // the MLP's inner width
+inline constexpr int64_t kMaxLayers = int64_t{1} << 12;
+inline constexpr int64_t kMaxHeads = int64_t{1} << 12;  // query heads (and K/V heads)
+inline constexpr int64_t kMaxHeadDim = int64_t{1} << 12;
+inline constexpr int64_t kMaxVocab = int64_t{1} << 22;
+inline constexpr int64_t kMaxParameters = int64_t{1} << 42;  // 4.4T
+inline constexpr const char* kMaxModelWhy = "core/limits.h: models to 4.4T parameters";
+
+// Work a job implies. One simulated op holds ~700 bytes while a step is simulated (measured:
+// 1.3M ops in 0.92 GB, docs/LIMITS.md), so a step's plan is bounded to 4M ops (~3 GB) and
+// its chunks, built before the ops, to 1M.
+inline constexpr int64_t kMaxChunksPerStep = int64_t{1} << 20;
+inline constexpr int64_t kMaxOpsPerStep = int64_t{1} << 22;
+// Ops simulated by one `simulate` over all its steps (~10 minutes at ~0.4M ops/s).
+inline constexpr int64_t kMaxSimulatedOps = int64_t{1} << 28;
+// Chunks a tune holds at once: every (packer, ChunkSize) chunking of every sampled step.
+inline constexpr int64_t kMaxTuneChunks = int64_t{1} << 24;
+// Points of one sweep (each is a tune of seconds).
+inline constexpr int64_t kMaxSweepPoints = 1024;
 
 }  // namespace cf::limits

@@ -170,7 +170,7 @@ Status YamlMap::check_at_most(const std::string& key, int64_t value, int64_t lim
 }
 
 Status YamlMap::check_range(const std::string& key, double value, double lo, double hi) {
-  if (value < lo || value > hi) {
+  if (!(value >= lo && value <= hi)) {  // NaN fails too
     return error(key, fmt::format("must be between {} and {}, got {}", lo, hi, value));
   }
   return Status::Ok();
@@ -197,10 +197,22 @@ YAML::Node YamlMap::raw(const std::string& key) {
 
 Status YamlMap::finish() const {
   if (!node_.IsMap()) return Status::Ok();
+  std::set<std::string> seen;
   for (const auto& entry : node_) {
-    const std::string key = entry.first.Scalar();
+    const YAML::Node& key_node = entry.first;
+    if (!key_node.IsScalar()) {  // `~: 1`, `[a, b]: 1`, `? {a: 1}`: only names are keys here
+      const char* what = key_node.IsNull()       ? "a null key (~ or an empty key)"
+                         : key_node.IsSequence() ? "a list as a key"
+                                                 : "a map as a key";
+      return yaml_error(file_, key_node, path_, fmt::format("{}: keys here are plain names", what));
+    }
+    const std::string key = key_node.Scalar();
+    if (!seen.insert(key).second) {
+      return yaml_error(file_, key_node, key_path(key),
+                        "duplicate key (the first one would be read, this one ignored)");
+    }
     if (!used_.count(key)) {
-      return yaml_error(file_, entry.first, key_path(key), "unknown key");
+      return yaml_error(file_, key_node, key_path(key), "unknown key");
     }
   }
   return Status::Ok();

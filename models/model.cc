@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
+
+#include "core/limits.h"
 #include "models/model_checks.h"
 
 namespace cf {
@@ -84,6 +87,30 @@ std::optional<ModelProblem> find_model_problem(const ModelConfig& model) {
   for (const auto& [key, value] : sizes) {
     if (value <= 0) return ModelProblem{key, fmt::format("must be positive, got {}", value)};
   }
+  // Bounded before any product of them is formed (core/limits.h): past these, the products
+  // below and the simulator's token × channel × layer products could leave int64.
+  const std::pair<const char*, int64_t> bounds[] = {
+      {"hidden", limits::kMaxHidden},  {"ffn_hidden", limits::kMaxFfnHidden},
+      {"layers", limits::kMaxLayers},  {"heads", limits::kMaxHeads},
+      {"kv_heads", limits::kMaxHeads}, {"head_dim", limits::kMaxHeadDim},
+      {"vocab", limits::kMaxVocab}};
+  for (size_t i = 0; i < std::size(bounds); ++i) {
+    if (sizes[i].second > bounds[i].second) {
+      return ModelProblem{sizes[i].first,
+                          fmt::format("must be at most {} ({}), got {}", bounds[i].second,
+                                      limits::kMaxModelWhy, sizes[i].second)};
+    }
+  }
+  if (model.heads * model.head_dim > limits::kMaxHidden) {
+    return ModelProblem{
+        "head_dim", fmt::format("heads × head_dim = {} × {} must be at most {} ({})", model.heads,
+                                model.head_dim, limits::kMaxHidden, limits::kMaxModelWhy)};
+  }
+  if (model.max_position > limits::kMaxTokens) {
+    return ModelProblem{"max_position",
+                        fmt::format("must be at most {} ({}), got {}", limits::kMaxTokens,
+                                    limits::kMaxTokensWhy, model.max_position)};
+  }
   // Grouped-query attention: each K/V head serves a/g query heads.
   if (model.heads % model.kv_heads != 0) {
     return ModelProblem{"kv_heads", fmt::format("heads ({}) must be a multiple of kv_heads ({})",
@@ -123,6 +150,12 @@ std::optional<ModelProblem> find_model_problem(const ModelConfig& model) {
   if (model.max_position < 0) {
     return ModelProblem{"max_position",
                         fmt::format("must not be negative, got {}", model.max_position)};
+  }
+  // Every dimension is bounded above, so the count itself stays far inside int64.
+  if (model.params_total() > limits::kMaxParameters) {
+    return ModelProblem{
+        "layers", fmt::format("the model has {} parameters, more than {} ({})",
+                              model.params_total(), limits::kMaxParameters, limits::kMaxModelWhy)};
   }
   return std::nullopt;
 }

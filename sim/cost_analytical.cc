@@ -13,7 +13,7 @@
 namespace cf {
 namespace {
 
-int64_t to_ns(double seconds) { return std::llround(seconds * 1e9); }
+int64_t to_ns(double seconds) { return seconds_to_ns(seconds); }
 
 }  // namespace
 

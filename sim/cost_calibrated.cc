@@ -10,12 +10,13 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/numeric.h"
 #include "sim/memory_model.h"
 
 namespace cf {
 namespace {
 
-int64_t round_ns(double ns) { return std::llround(ns); }
+int64_t round_ns(double ns) { return whole_ns(ns); }
 
 struct Sum {
   double ns = 0;

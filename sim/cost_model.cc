@@ -1,6 +1,8 @@
 // make_cost_model: the cost model a job's cost_model section names.
 #include "sim/cost_model.h"
 
+#include <fmt/format.h>
+
 #include "core/check.h"
 #include "sim/cost_analytical.h"
 #include "sim/cost_calibrated.h"
@@ -42,11 +44,17 @@ StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
           job.model, job.cluster.gpu, job.cluster.gpus_per_node, job.parallel, job.training,
           job.overlap));
     case CostModelKind::kCalibrated: {
+      // The table's own errors name its file and key path; the job's key leads them.
+      auto in_job = [&](const Status& status) {
+        std::string message = fmt::format("{}: cost_model.table: {}", job.origin, status.message());
+        return status.code() == StatusCode::kInvalidInput ? Status::InvalidInput(std::move(message))
+                                                          : Status::Runtime(std::move(message));
+      };
       StatusOr<CalibrationTable> table = load_calibration(job.cost_model.table);
-      if (!table.ok()) return table.status();
+      if (!table.ok()) return in_job(table.status());
       StatusOr<std::unique_ptr<CalibratedCostModel>> model =
           CalibratedCostModel::create(job, std::move(*table), job.cost_model.table);
-      if (!model.ok()) return model.status();
+      if (!model.ok()) return in_job(model.status());
       return std::unique_ptr<CostModel>(std::move(*model));
     }
   }

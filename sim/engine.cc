@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "core/numeric.h"
 
 namespace cf {
 
@@ -20,6 +21,7 @@ int EngineGraph::add_task(int stream, int64_t duration_ns) {
   CF_CHECK(stream >= 0 && stream < streams()) << "stream " << stream;
   CF_CHECK_GE(duration_ns, 0);
   const int task = tasks();
+  total_ns_ = saturating_add_ns(total_ns_, std::min(duration_ns, kMaxSimulatedNs));
   duration_ns_.push_back(duration_ns);
   stream_.push_back(stream);
   next_on_stream_.push_back(-1);
@@ -37,6 +39,7 @@ void EngineGraph::add_input(int consumer, int producer, int channel, int64_t tra
   CF_CHECK(producer >= 0 && producer < tasks()) << "producer " << producer;
   CF_CHECK(channel >= -1 && channel < channels_) << "channel " << channel;
   CF_CHECK_GE(transfer_ns, 0);
+  total_ns_ = saturating_add_ns(total_ns_, std::min(transfer_ns, kMaxSimulatedNs));
   edges_.push_back(Edge{consumer, producer, channel, transfer_ns});
 }
 
@@ -54,6 +57,7 @@ void EngineGraph::clear() {
   stream_head_.clear();
   stream_tail_.clear();
   edges_.clear();
+  total_ns_ = 0;
   channels_ = 0;
 }
 

@@ -31,6 +31,9 @@ class EngineGraph {
   int tasks() const { return static_cast<int>(duration_ns_.size()); }
   int inputs() const { return static_cast<int>(edges_.size()); }
   int64_t duration_ns(int task) const { return duration_ns_[task]; }
+  // Every duration and transfer added, saturating at kMaxSimulatedNs (core/numeric.h): a bound
+  // on every time a run computes. The engine refuses a graph where it saturates.
+  int64_t total_ns() const { return total_ns_; }
   int stream_of(int task) const { return stream_[task]; }
   int next_on_stream(int task) const { return next_on_stream_[task]; }
 
@@ -51,6 +54,7 @@ class EngineGraph {
   std::vector<int> stream_tail_;
   std::vector<Edge> edges_;
   int channels_ = 0;
+  int64_t total_ns_ = 0;
 };
 
 // A stream that could not go on: its next task and the inputs it still lacks.

@@ -12,10 +12,13 @@
 #include <string>
 
 #include "core/check.h"
+#include "core/limits.h"
+#include "core/numeric.h"
 #include "sim/critical_path.h"
 #include "sim/memory_model.h"
 #include "sim/memory_timeline.h"
 #include "sim/plan/plan_builder.h"
+#include "sim/plan/plan_checker.h"
 
 namespace cf {
 
@@ -231,6 +234,12 @@ void Simulator::wire_inputs(Step& step, int first, int last) {
 // Runs the graph of DP ranks from `first` on into *result; a deadlock names the ops and ranks.
 Status Simulator::run_engine(Step& step, int first, const EngineGraph& graph,
                              EngineResult* result) {
+  if (graph.total_ns() >= kMaxSimulatedNs) {
+    return Status::InvalidInput(fmt::format(
+        "the step's op times add up to more than {} ns (146 years), past what the simulator "
+        "represents: the model, cluster or cost table make ops absurdly slow",
+        kMaxSimulatedNs));
+  }
   engine_.run(graph, result);
   if (!result->deadlocked()) return Status::Ok();
   const int base = step.index.stream_begin(first, 0);
@@ -525,21 +534,51 @@ StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& 
   return simulator.run(job, plan, cost, options);
 }
 
-StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options) {
+namespace {
+
+int64_t op_count(const Plan& plan) {
+  int64_t ops = 0;
+  for (const RankPlan& rank : plan.ranks) {
+    for (const StagePlan& stage : rank.stages) ops += static_cast<int64_t>(stage.ops.size());
+  }
+  return ops;
+}
+
+}  // namespace
+
+StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
+                                 const std::function<void(int, int)>& on_step) {
   StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
   if (!cost.ok()) return cost.status();
   Simulator simulator;
   std::vector<SimMetrics> steps;
   SimResult first;
   for (int step = 0; step < job.training.steps; ++step) {
+    if (on_step) on_step(step, job.training.steps);
     StatusOr<Plan> plan = build_plan(job, step);
     if (!plan.ok()) return plan.status();
+    CF_RETURN_IF_ERROR(require_valid_plan(*plan, step));
+    if (step == 0) {
+      // The work of every step, estimated from the first, is bounded before the rest runs.
+      const int64_t ops = op_count(*plan);
+      if (ops * job.training.steps > limits::kMaxSimulatedOps) {
+        return Status::InvalidInput(fmt::format(
+            "{}: training.steps: {} steps of ~{} ops are ~{} ops to simulate, more than the {} "
+            "one simulate may run (~10 minutes, core/limits.h): lower training.steps",
+            job.origin, job.training.steps, ops, ops * job.training.steps,
+            limits::kMaxSimulatedOps));
+      }
+    }
     StatusOr<SimResult> result =
         simulator.run(job, *plan, **cost, step == 0 ? options : SimOptions{});
+    if (!result.ok() && result.status().code() == StatusCode::kInvalidInput) {
+      return Status::InvalidInput(job.origin + ": " + result.status().message());
+    }
     if (!result.ok()) return result.status();
     steps.push_back(result->metrics);
     if (step == 0) first = std::move(*result);
   }
+  if (on_step) on_step(job.training.steps, job.training.steps);
   first.metrics = average_steps(steps);
   // Memory must also hold the longest sequence the data can produce (job.h worst_case_batch).
   PlanInputs worst = plan_inputs_from_job(job, 0);

@@ -3,6 +3,7 @@
 // point the CLI and the tuner share; it never prints and never exits.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -97,7 +98,10 @@ StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& 
 
 // The whole job: builds the job's cost model and, for each of training.steps, the plan of
 // that step's global batch; metrics averaged over steps (memory the worst), the trace of
-// step 0.
-StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options = {});
+// step 0. Each plan passes check_plan before it is simulated (a failure is a Runtime error),
+// and step 0's ops × training.steps must stay within limits::kMaxSimulatedOps. `on_step`
+// (optional) hears (step, steps) as each step starts, and (steps, steps) at the end.
+StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options = {},
+                                 const std::function<void(int, int)>& on_step = {});
 
 }  // namespace cf

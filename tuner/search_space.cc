@@ -195,8 +195,22 @@ std::vector<int> divisors(int64_t n) {
 // Why the space has nothing to search for this job, or "".
 std::string emptiness(const SearchSpace& space, const Job& job) {
   if (resolve_chunk_sizes(space, job).empty()) {
-    return fmt::format("no ChunkSize in [{}, {}]", space.chunk_size_min,
-                       space.chunk_size_max > 0 ? space.chunk_size_max : job.dataset.max_length);
+    if (!space.chunk_sizes.empty()) {
+      return fmt::format(
+          "no ChunkSize to try: every one of chunk_sizes (tune.chunk_sizes or --chunk-sizes) "
+          "exceeds dataset.max_length = {}",
+          job.dataset.max_length);
+    }
+    const bool capped = space.chunk_size_max > 0 && space.chunk_size_max < job.dataset.max_length;
+    return fmt::format(
+        "no ChunkSize to try in [{}, {}] (tune.chunk_size_min = {}{}, {} = {}): the grid of "
+        "powers of 2 and 1.5× them has none there; set tune.chunk_size_min / chunk_size_max or "
+        "give --chunk-sizes",
+        space.chunk_size_min, capped ? space.chunk_size_max : job.dataset.max_length,
+        space.chunk_size_min,
+        space.chunk_size_min == SearchSpace{}.chunk_size_min ? " by default" : "",
+        capped ? "tune.chunk_size_max" : "dataset.max_length",
+        capped ? space.chunk_size_max : job.dataset.max_length);
   }
   if (resolve_layouts(space, job).empty()) {
     auto axis = [](const IntAxis& a) {
@@ -245,8 +259,7 @@ StatusOr<SearchSpace> read_search_space(const Job& job, const SpaceFlags& flags)
   CF_ASSIGN_OR_RETURN(SearchSpace space, read_search_space_node(job.tune, job.origin, "tune", job));
   CF_RETURN_IF_ERROR(apply_space_flags(flags, job, &space));
   if (std::string why = emptiness(space, job); !why.empty()) {
-    return Status::InvalidInput(
-        fmt::format("{}: the search space is empty after the flags: {}", job.origin, why));
+    return Status::InvalidInput(fmt::format("{}: the search space is empty: {}", job.origin, why));
   }
   return space;
 }

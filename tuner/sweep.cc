@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "core/limits.h"
 #include "core/resources.h"
 #include "core/yaml_reader.h"
 #include "models/hardware.h"
@@ -54,14 +55,20 @@ Status read_axis(YamlMap& vary, const std::string& key,
   return Status::Ok();
 }
 
-std::string positive_integer(const std::string& text) {
-  try {
-    size_t used = 0;
-    const long long v = std::stoll(text, &used);
-    if (used == text.size() && v > 0) return "";
-  } catch (const std::exception&) {
-  }
-  return fmt::format("expected a positive integer, got \"{}\"", text);
+// A check for read_axis: a positive integer of at most `limit` (`why` says where it comes from).
+std::function<std::string(const std::string&)> positive_integer(int64_t limit, std::string why) {
+  return [limit, why = std::move(why)](const std::string& text) -> std::string {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(text, &used);
+      if (used == text.size() && v > 0) {
+        if (v <= limit) return "";
+        return fmt::format("must be at most {} ({}), got {}", limit, why, text);
+      }
+    } catch (const std::exception&) {
+    }
+    return fmt::format("expected a positive integer, got \"{}\"", text);
+  };
 }
 
 std::string csv_field(const std::string& text) {
@@ -133,11 +140,27 @@ StatusOr<SweepSpec> parse_sweep(const std::string& text, const std::string& orig
   CF_RETURN_IF_ERROR(read_axis(vary, "dataset", loads(load_distribution), &spec.datasets));
   CF_RETURN_IF_ERROR(read_axis(vary, "gpu", loads(load_gpu), &spec.gpu_types));
   std::vector<std::string> ints;
-  CF_RETURN_IF_ERROR(read_axis(vary, "max_length", positive_integer, &ints));
+  CF_RETURN_IF_ERROR(read_axis(vary, "max_length",
+                               positive_integer(limits::kMaxTokens, limits::kMaxTokensWhy), &ints));
   for (const std::string& s : ints) spec.max_lengths.push_back(std::stoll(s));
   ints.clear();
-  CF_RETURN_IF_ERROR(read_axis(vary, "gpus", positive_integer, &ints));
+  CF_RETURN_IF_ERROR(
+      read_axis(vary, "gpus", positive_integer(limits::kMaxGpus, limits::kMaxGpusWhy), &ints));
   for (const std::string& s : ints) spec.gpu_counts.push_back(std::stoll(s));
+  // Each point is a tune of seconds: the number of points is bounded before any is tuned.
+  const auto axis = [](size_t n) { return static_cast<int64_t>(std::max<size_t>(n, 1)); };
+  const int64_t points = axis(spec.models.size()) * axis(spec.datasets.size()) *
+                         axis(spec.gpu_types.size()) * axis(spec.max_lengths.size()) *
+                         axis(spec.gpu_counts.size());
+  if (points > limits::kMaxSweepPoints) {
+    return yaml_error(
+        vary.file(), vary.node(), "vary",
+        fmt::format("{} points (model {} × dataset {} × gpu {} × max_length {} × "
+                    "gpus {}), more than the {} a sweep may hold (core/limits.h): split it",
+                    points, axis(spec.models.size()), axis(spec.datasets.size()),
+                    axis(spec.gpu_types.size()), axis(spec.max_lengths.size()),
+                    axis(spec.gpu_counts.size()), limits::kMaxSweepPoints));
+  }
   CF_RETURN_IF_ERROR(vary.finish());
   CF_RETURN_IF_ERROR(root.get("target_tokens_per_s", &spec.target_tokens_per_s));
   if (root.has("target_tokens_per_s")) {

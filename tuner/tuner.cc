@@ -12,6 +12,7 @@
 #include <numeric>
 #include <optional>
 
+#include "core/limits.h"
 #include "sim/cost_model.h"
 #include "sim/memory_source.h"
 #include "sim/plan/chunking.h"
@@ -60,11 +61,39 @@ struct Chunkings {
   StepChunks per_sequence;            // one sequence per micro-batch
 };
 
+// The chunks the chunkings will hold, bounded before any is built (core/limits.h): each
+// ChunkSize's chunks of a step, and all of them together.
+Status check_chunkings_size(const std::vector<int64_t>& chunk_sizes, size_t packers,
+                            const std::vector<PlanInputs>& steps) {
+  int64_t total = 0;
+  for (int64_t c : chunk_sizes) {
+    for (const PlanInputs& step : steps) {
+      const int64_t chunks = min_chunkflow_chunks(step.sequence_lengths, c);
+      if (chunks > limits::kMaxChunksPerStep) {
+        return Status::InvalidInput(fmt::format(
+            "tune: ChunkSize {} cuts a step into at least {} chunks, more than the {} a step may "
+            "hold (core/limits.h): raise the smallest ChunkSize (--chunk-sizes or "
+            "tune.chunk_sizes)",
+            c, chunks, limits::kMaxChunksPerStep));
+      }
+      total += chunks * static_cast<int64_t>(packers);
+    }
+  }
+  if (total > limits::kMaxTuneChunks) {
+    return Status::InvalidInput(fmt::format(
+        "tune: the search would hold {} chunks ({} ChunkSizes × {} packers × {} steps), more than "
+        "{} (core/limits.h): lower training.steps or try fewer ChunkSizes",
+        total, chunk_sizes.size(), packers, steps.size(), limits::kMaxTuneChunks));
+  }
+  return Status::Ok();
+}
+
 StatusOr<Chunkings> chunk_every_way(const Job& job, const SearchSpace& space,
                                     const std::vector<PlanInputs>& steps, const ThreadPool& pool,
                                     bool worst_case_last) {
   Chunkings out;
   const std::vector<int64_t> chunk_sizes = resolve_chunk_sizes(space, job);
+  CF_RETURN_IF_ERROR(check_chunkings_size(chunk_sizes, space.packers.size(), steps));
   for (Packer packer : space.packers) {
     for (int64_t c : chunk_sizes) out.keys.push_back({packer, c});
   }

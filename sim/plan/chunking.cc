@@ -15,6 +15,8 @@
 // shorten the drain about as much as equal chunks shorten the steady state.
 #include "sim/plan/chunking.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
@@ -23,6 +25,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "core/limits.h"
 #include "core/numeric.h"
 
 namespace cf {
@@ -186,6 +189,30 @@ void append_standalone(const Bins& bins, const std::vector<int64_t>& lengths,
 }
 
 }  // namespace
+
+int64_t min_chunkflow_chunks(const std::vector<int64_t>& lengths, int64_t chunk_size) {
+  CF_CHECK_GT(chunk_size, 0);
+  int64_t pieces = 0, short_tokens = 0;  // at most 2^16 sequences of 2^24 tokens: no overflow
+  for (int64_t length : lengths) {
+    if (length > chunk_size) {
+      pieces += ceil_div(length, chunk_size);
+    } else {
+      short_tokens += length;
+    }
+  }
+  return pieces + ceil_div(short_tokens, chunk_size);
+}
+
+Status check_chunkflow_chunk_count(const std::vector<int64_t>& lengths, int64_t chunk_size) {
+  const int64_t chunks = min_chunkflow_chunks(lengths, chunk_size);
+  if (chunks <= limits::kMaxChunksPerStep) return Status::Ok();
+  int64_t tokens = 0;
+  for (int64_t length : lengths) tokens += length;
+  return Status::InvalidInput(fmt::format(
+      "strategy.chunk_size: ChunkSize {} cuts a step of {} tokens into at least {} chunks, more "
+      "than the {} a step may hold (core/limits.h): raise chunk_size",
+      chunk_size, tokens, chunks, limits::kMaxChunksPerStep));
+}
 
 std::vector<Chunk> build_chunkflow_chunks(const std::vector<int64_t>& lengths, int64_t chunk_size,
                                           Packer packer) {

@@ -34,6 +34,14 @@ Bins pack_balanced(const std::vector<PackItem>& items, int64_t capacity);
 
 Bins pack(const std::vector<PackItem>& items, int64_t capacity, Packer packer);
 
+// The fewest chunks ChunkFlow can cut `lengths` into at `chunk_size` (each longer sequence's
+// pieces, and the shorter ones' tokens in full chunks): known before any chunk is built.
+int64_t min_chunkflow_chunks(const std::vector<int64_t>& lengths, int64_t chunk_size);
+
+// InvalidInput naming strategy.chunk_size when a step of `lengths` cut at `chunk_size` would
+// exceed limits::kMaxChunksPerStep, checked before the chunks are built.
+Status check_chunkflow_chunk_count(const std::vector<int64_t>& lengths, int64_t chunk_size);
+
 // ChunkFlow chunks of a global batch: sequences longer than `chunk_size` cut into consecutive
 // pieces of `chunk_size` tokens (a dependent group); the others packed into standalone chunks.
 // Order and ids: standalone chunks in bin order, then each group's pieces in order, groups in

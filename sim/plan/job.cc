@@ -150,8 +150,11 @@ Status read_cluster(YamlMap& root, Job* job) {
   CF_RETURN_IF_ERROR(map.require("gpu", &c.gpu_name));
   CF_RETURN_IF_ERROR(map.get("gpus", &c.gpus));
   CF_RETURN_IF_ERROR(map.check_positive("gpus", c.gpus));
+  CF_RETURN_IF_ERROR(map.check_at_most("gpus", c.gpus, limits::kMaxGpus, limits::kMaxGpusWhy));
   CF_RETURN_IF_ERROR(map.get("gpus_per_node", &c.gpus_per_node));
   CF_RETURN_IF_ERROR(map.check_positive("gpus_per_node", c.gpus_per_node));
+  CF_RETURN_IF_ERROR(
+      map.check_at_most("gpus_per_node", c.gpus_per_node, limits::kMaxGpus, limits::kMaxGpusWhy));
   CF_RETURN_IF_ERROR(map.finish());
   StatusOr<GpuSpec> gpu = load_gpu(c.gpu_name);
   if (!gpu.ok()) return in_key(map, "gpu", gpu.status());

@@ -3,6 +3,8 @@
 // (§4.2-4.3). Not the schedules themselves (chunk_schedule.cc, pipeline_schedule.cc).
 #include "sim/plan/plan_builder.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <functional>
 #include <queue>
@@ -10,6 +12,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "core/limits.h"
 #include "sim/plan/chunk_schedule.h"
 #include "sim/plan/chunking.h"
 #include "sim/plan/pipeline_schedule.h"
@@ -118,10 +121,32 @@ std::vector<int> assign_dp_ranks(const std::vector<Chunk>& chunks, int dp, doubl
   return rank_of;
 }
 
+namespace {
+
+// A step's ops (at most F, F* or R, and B of each chunk on each of the pp·vpp stages) are
+// bounded before any is built: each costs ~700 bytes while simulated (core/limits.h).
+Status check_op_count(const PlanInputs& in, size_t chunks) {
+  const int64_t ops = static_cast<int64_t>(chunks) * in.pp * in.vpp * 3;
+  if (ops <= limits::kMaxOpsPerStep) return Status::Ok();
+  return Status::InvalidInput(fmt::format(
+      "{}: {} {} on pp·vpp = {} stages make up to {} ops a step, more than the {} a step may "
+      "hold (core/limits.h): {}",
+      in.strategy.kind == StrategyKind::kChunkFlow ? "strategy.chunk_size"
+                                                   : "training.global_batch",
+      chunks, in.strategy.kind == StrategyKind::kChunkFlow ? "chunks" : "micro-batches",
+      in.pp * in.vpp, ops, limits::kMaxOpsPerStep,
+      in.strategy.kind == StrategyKind::kChunkFlow ? "raise chunk_size or lower pp"
+                                                   : "lower global_batch or pp"));
+}
+
+}  // namespace
+
 StatusOr<Plan> build_plan(const PlanInputs& inputs) {
   CF_RETURN_IF_ERROR(validate_inputs(inputs));
   std::vector<Chunk> chunks;
   if (inputs.strategy.kind == StrategyKind::kChunkFlow) {
+    CF_RETURN_IF_ERROR(
+        check_chunkflow_chunk_count(inputs.sequence_lengths, inputs.strategy.chunk_size));
     chunks = build_chunkflow_chunks(inputs.sequence_lengths, inputs.strategy.chunk_size,
                                     inputs.strategy.packer);
   } else {
@@ -134,6 +159,7 @@ StatusOr<Plan> build_plan(const PlanInputs& inputs) {
 
 StatusOr<Plan> build_plan_with_chunks(const PlanInputs& inputs, std::vector<Chunk> chunks) {
   CF_RETURN_IF_ERROR(validate_inputs(inputs));
+  CF_RETURN_IF_ERROR(check_op_count(inputs, chunks.size()));
   Plan plan;
   plan.strategy = inputs.strategy.kind;
   plan.schedule = inputs.schedule;
@@ -197,7 +223,11 @@ double dp_pair_weight(const ModelConfig& model) {
 }
 
 StatusOr<Plan> build_plan(const Job& job, int64_t step) {
-  return build_plan(plan_inputs_from_job(job, step));
+  StatusOr<Plan> plan = build_plan(plan_inputs_from_job(job, step));
+  if (!plan.ok() && plan.status().code() == StatusCode::kInvalidInput) {
+    return Status::InvalidInput(job.origin + ": " + plan.status().message());  // the file
+  }
+  return plan;
 }
 
 }  // namespace cf

@@ -355,4 +355,13 @@ Status check_plan(const Plan& plan) {
   return check_deadlock(plan);
 }
 
+Status require_valid_plan(const Plan& plan, int64_t step) {
+  if (Status status = check_plan(plan); !status.ok()) {
+    return Status::Runtime(
+        fmt::format("internal error: the plan of step {} breaks a planner rule and is not used: {}",
+                    step, status.message()));
+  }
+  return Status::Ok();
+}
+
 }  // namespace cf

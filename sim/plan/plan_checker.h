@@ -32,4 +32,9 @@ namespace cf {
 //                   cycle; otherwise names the lowest stuck stage, its op and what it waits on
 Status check_plan(const Plan& plan);
 
+// check_plan for a plan about to be used (printed, simulated): a plan it rejects is a planner
+// defect, never used, since its numbers would mean nothing — a Runtime error (exit 1) naming
+// the step and the rule.
+Status require_valid_plan(const Plan& plan, int64_t step);
+
 }  // namespace cf

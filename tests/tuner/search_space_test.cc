@@ -120,7 +120,7 @@ TEST(SearchSpaceTest, BadSectionsNameLineAndKey) {
       {"tune:\n  k_max: 0\n", "job.yaml:7:10: tune.k_max: must be between 1 and 4096"},
       {"tune:\n  chunk_sizes: []\n", "job.yaml:7:16: tune.chunk_sizes: expected a value"},
       {"tune:\n  chunk_size_min: 1100\n  chunk_size_max: 1200\n",
-       "tune: no ChunkSize in [1100, 1200]"},
+       "tune: no ChunkSize to try in [1100, 1200]"},
       {"tune:\n  cp: [0]\n", "job.yaml:7:8: tune.cp: cp must be >= 1, got 0"},
       {"tune:\n  split: [even, skewed]\n", "job.yaml:7:17: tune.split: unknown value \"skewed\""},
       {"tune:\n  tp: [1]\n  dp: [3]\n", "tune.dp: dp 3 does not divide the 32 GPUs"},
@@ -164,7 +164,7 @@ TEST(SearchSpaceTest, BadFlagsNameTheFlag) {
        "--k and --k-max"},
       {flags([](SpaceFlags& f) { f.memory_margin = 0.95; }), "--margin"},
       {flags([](SpaceFlags& f) { f.pp = "7"; }), "--pp: pp 7 does not divide the 32 GPUs"},
-      {flags([](SpaceFlags& f) { f.dp = "32"; }), "empty after the flags: no layout"},
+      {flags([](SpaceFlags& f) { f.dp = "32"; }), "the search space is empty: no layout"},
       // Given, but empty or zero: errors, not "left out".
       {flags([](SpaceFlags& f) { f.chunk_sizes = ""; }), "--chunk-sizes: empty list"},
       {flags([](SpaceFlags& f) { f.k = " "; }), "--k: empty list"},
