@@ -36,6 +36,9 @@ inline constexpr const char* kMaxModelWhy = "core/limits.h: models to 4.4T param
 // its chunks, built before the ops, to 1M.
 inline constexpr int64_t kMaxChunksPerStep = int64_t{1} << 20;
 inline constexpr int64_t kMaxOpsPerStep = int64_t{1} << 22;
+// Ops of a recorded trace (`simulate --trace`): 128K ops made 888K events, a 150 MB file and
+// a 1.56 GB peak (docs/LIMITS.md); the examples' largest trace has a few thousand ops.
+inline constexpr int64_t kMaxTraceOps = int64_t{1} << 17;
 // Ops simulated by one `simulate` over all its steps (~10 minutes at ~0.4M ops/s).
 inline constexpr int64_t kMaxSimulatedOps = int64_t{1} << 28;
 // Chunks a tune holds at once: every (packer, ChunkSize) chunking of every sampled step.

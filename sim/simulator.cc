@@ -568,6 +568,13 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
             job.origin, job.training.steps, ops, ops * job.training.steps,
             limits::kMaxSimulatedOps));
       }
+      if (options.record_trace && ops > limits::kMaxTraceOps) {
+        return Status::InvalidInput(fmt::format(
+            "{}: --trace: step 0 has {} ops, more than the {} a trace may hold (core/limits.h: "
+            "its events would not fit in memory nor open in a trace viewer); simulate without "
+            "--trace, or a job with fewer chunks",
+            job.origin, ops, limits::kMaxTraceOps));
+      }
     }
     StatusOr<SimResult> result =
         simulator.run(job, *plan, **cost, step == 0 ? options : SimOptions{});
