@@ -582,6 +582,13 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
       return Status::InvalidInput(job.origin + ": " + result.status().message());
     }
     if (!result.ok()) return result.status();
+    if (step == 0 && options.record_trace &&
+        result->metrics.step_time_s * 1e9 >= static_cast<double>(kMaxTraceTimeNs)) {
+      return Status::InvalidInput(fmt::format(
+          "{}: --trace: the predicted step lasts {:.3g} days, longer than a trace holds (2^50 ns, "
+          "13 days, traces/trace.h); simulate without --trace",
+          job.origin, result->metrics.step_time_s / 86400));
+    }
     steps.push_back(result->metrics);
     if (step == 0) first = std::move(*result);
   }

@@ -30,7 +30,7 @@ namespace {
 using nlohmann::json;
 
 constexpr int kFormatVersion = 1;
-constexpr int64_t kMaxCounterTimeNs = int64_t{1} << 50;
+constexpr int64_t kMaxCounterTimeNs = kMaxTraceTimeNs;
 
 double ns_to_us(int64_t ns) { return static_cast<double>(ns) / 1000.0; }
 

@@ -15,6 +15,10 @@
 
 namespace cf {
 
+// Times a Chrome trace holds: microseconds as doubles, exact to the nanosecond below 2^50 ns
+// (13 days); a trace of a longer step is refused before it is recorded.
+inline constexpr int64_t kMaxTraceTimeNs = int64_t{1} << 50;
+
 struct TraceOp {
   int dp_rank = 0;
   int stage = 0;

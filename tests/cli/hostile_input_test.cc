@@ -163,6 +163,23 @@ TEST(HostileInput, AbsurdlySlowHardwareIsRefusedNotWrapped) {
                 {"slow.yaml", gpu}},
                2,
                {"j.yaml: the step's op times add up to more than 4611686018427387904 ns"}});
+  // A tiny job on a GPU of 10 FLOP/s: simulated (centuries per step), but its trace, whose
+  // times are doubles of microseconds, would lose them: --trace is refused, not aborted.
+  std::string slower = gpu;
+  slower.replace(slower.find("1.0e-12"), 7, "1.0e-11");
+  const std::string tiny_job =
+      job("tiny", "{gpu: @/slow.yaml, gpus: 4, gpus_per_node: 8}",
+          "{lengths: [64], max_length: 64}", kPp4, "{kind: chunkflow, chunk_size: 64, k: 1}");
+  expect_case({"slow_gpu_simulated",
+               {"simulate", "@/j.yaml"},
+               {{"j.yaml", tiny_job}, {"slow.yaml", slower}},
+               0,
+               {"step time         2.5"}});
+  expect_case({"slow_gpu_trace",
+               {"simulate", "@/j.yaml", "--trace", "@/t.json"},
+               {{"j.yaml", tiny_job}, {"slow.yaml", slower}},
+               2,
+               {"--trace: the predicted step lasts", "longer than a trace holds"}});
   // The same job on the real GPU: a plain answer.
   expect_case({"real_gpu",
                {"simulate", "@/j.yaml"},
