@@ -22,6 +22,14 @@ inline int64_t whole_ns(double ns) {
 }
 inline int64_t seconds_to_ns(double seconds) { return whole_ns(seconds * 1e9); }
 
+// The most bytes the simulator represents at once, 2^62 (4 EiB): a byte count computed in
+// double saturates here, and a stage whose allocations could add up to more is refused.
+inline constexpr int64_t kMaxSimulatedBytes = int64_t{1} << 62;
+inline int64_t whole_bytes(double bytes) {
+  if (!(bytes < static_cast<double>(kMaxSimulatedBytes))) return kMaxSimulatedBytes;
+  return bytes > 0 ? std::llround(bytes) : 0;
+}
+
 // a + b for a, b in [0, kMaxSimulatedNs], saturating at kMaxSimulatedNs.
 constexpr int64_t saturating_add_ns(int64_t a, int64_t b) {
   return a > kMaxSimulatedNs - b ? kMaxSimulatedNs : a + b;

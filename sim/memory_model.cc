@@ -137,7 +137,7 @@ int64_t MemoryModel::activation_bytes(const StagePlace& place, int64_t chunk_tok
     const double softmax_bytes = training_.cross_entropy == CrossEntropy::kFused ? 2.0 : 4.0;
     bytes += softmax_bytes * tokens * static_cast<double>(ceil_div(model_.vocab, tp));
   }
-  return std::llround(bytes);
+  return whole_bytes(bytes);
 }
 
 // The stage input is the message that arrived across the boundary (plan_index.h).
@@ -174,7 +174,7 @@ int64_t MemoryModel::transient_bytes(Pass pass, int64_t chunk_tokens, bool last)
     bytes = one_layer;
   }
   if (last) bytes += 2.0 * tokens * static_cast<double>(ceil_div(model_.vocab, parallel_.tp));
-  return std::llround(bytes);
+  return whole_bytes(bytes);
 }
 
 }  // namespace cf

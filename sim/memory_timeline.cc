@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "core/numeric.h"
 
 namespace cf {
 
@@ -39,12 +40,26 @@ StageMemoryReplay replay_stage_memory(const OpMemorySource& memory, const PlanIn
     for (MemoryCategory c : kAllMemoryCategories) sampler.add(0, c, now[c]);
     sampler.add(0, std::nullopt, now.total());
   }
-  StageMemoryReplay replay;
-  replay.peak = now;
   int64_t min_bytes = 0;
   const std::vector<OpMemory> ops = memory.stream(index, dp_rank, stage);
   const int first = index.stream_begin(dp_rank, stage);
   CF_CHECK_EQ(static_cast<int>(ops.size()), index.stream_end(dp_rank, stage) - first);
+  // Every allocation added up (in double) bounds every total the replay computes: past 2^62
+  // bytes the stage is refused (too_large) before an int64 sum could overflow.
+  double most = static_cast<double>(now.total());
+  for (const OpMemory& m : ops) {
+    most += static_cast<double>(std::max<int64_t>(m.activations_at_start, 0)) +
+            static_cast<double>(std::max<int64_t>(m.activations_at_end, 0)) +
+            static_cast<double>(std::max<int64_t>(m.store_at_start, 0)) +
+            static_cast<double>(std::max<int64_t>(m.store_at_end, 0)) +
+            static_cast<double>(std::max<int64_t>(m.transient, 0));
+  }
+  StageMemoryReplay replay;
+  if (!(most < static_cast<double>(kMaxSimulatedBytes))) {
+    replay.too_large = true;
+    return replay;
+  }
+  replay.peak = now;
   const bool timed = !start_ns.empty();
   CF_CHECK(timed || samples == nullptr) << "a memory timeline needs the ops' times";
   for (size_t k = 0; k < ops.size(); ++k) {

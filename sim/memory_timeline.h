@@ -18,6 +18,8 @@ struct StageMemoryReplay {
   int64_t peak_time_ns = 0;
   int64_t min_category_bytes = 0;  // lowest value any dynamic category reached (never < 0)
   int64_t end_dynamic_bytes = 0;   // left allocated after the last op (0: all freed)
+  // The stage's allocations could add up past 2^62 bytes (core/numeric.h): not replayed.
+  bool too_large = false;
 };
 
 // Replays the stream of (dp_rank, stage), whose op i (an index of `index`) ran over

@@ -384,6 +384,12 @@ Status Simulator::replay_memory(Step& step, bool timed, SimResult* out) {
       const StageMemoryReplay replay =
           replay_stage_memory(*memory, step.index, r, s, timed ? result_.start_ns : kNoTimes,
                               timed ? result_.end_ns : kNoTimes, samples);
+      if (replay.too_large) {
+        return Status::InvalidInput(fmt::format(
+            "stage {} of DP rank {} would hold more than 2^62 bytes (4 EiB) in all, past what "
+            "the simulator represents: the model, batch or chunk sizes are absurd",
+            s, r));
+      }
       StageMetrics& st = m.stages[static_cast<size_t>(s)];
       if (replay.peak.total() > st.peak_memory_bytes) {
         st.peak_memory_bytes = replay.peak.total();
