@@ -13,6 +13,10 @@
 #include "core/resources.h"
 #include "tuner/report.h"
 #include "tuner/tuner.h"
+#ifdef CHUNKFLOW_HAVE_MPI
+#include "executor/mpi_run.h"
+#include "tuner/sweep_mpi.h"
+#endif
 
 namespace cf::cli {
 namespace {
@@ -39,25 +43,46 @@ StatusOr<Job> load_tune_job(const std::string& path) {
 }
 
 int run_tune(const TuneCliOptions& options) {
-  StatusOr<Job> job = load_tune_job(options.job_path);
-  if (!job.ok()) return report(job.status());
-  StatusOr<SearchSpace> space = read_search_space(*job, options.space);
-  if (!space.ok()) return report(space.status());
-  // An output that will be refused is refused before the search.
-  if (!options.out_path.empty()) {
-    if (Status s = check_output_path(options.out_path); !s.ok()) return report(s);
-  }
-
   TuneOptions tune_options;
   tune_options.threads = options.threads;
   tune_options.exhaustive = options.exhaustive;
   tune_options.baseline = !options.no_baseline;
-  ProgressDisplay display(show_progress(options.quiet, options.json), "tune", space->objective);
+  // Under mpirun the ranks share the search (tuner/search_peers.h): each takes its share of
+  // the bounds and of every wave, all end with the same result; rank 0 alone prints and
+  // writes, the others exit with the same code.
+  bool root = true;
+  int ranks = 1;
+#ifdef CHUNKFLOW_HAVE_MPI
+  std::unique_ptr<MpiSession> session;
+  std::unique_ptr<SearchPeers> peers;
+  if (launched_by_mpirun()) {
+    session = std::make_unique<MpiSession>();
+    root = session->rank() == 0;
+    ranks = session->size();
+    peers = world_search_peers();
+    if (ranks > 1) tune_options.peers = peers.get();
+    if (tune_options.threads == 0) tune_options.threads = mpi_threads_per_rank();
+  }
+#endif
+  auto fail = [root](const Status& status) { return root ? report(status) : status.exit_code(); };
+  StatusOr<Job> job = load_tune_job(options.job_path);
+  if (!job.ok()) return fail(job.status());
+  StatusOr<SearchSpace> space = read_search_space(*job, options.space);
+  if (!space.ok()) return fail(space.status());
+  // An output that will be refused is refused before the search.
+  if (!options.out_path.empty()) {
+    if (Status s = check_output_path(options.out_path); !s.ok()) return fail(s);
+  }
+
+  ProgressDisplay display(root && show_progress(options.quiet, options.json),
+                          ranks > 1 ? fmt::format("tune on {} ranks", ranks) : std::string("tune"),
+                          space->objective);
   display.attach(&tune_options);
   const auto start = std::chrono::steady_clock::now();
   StatusOr<TuneResult> result = tune(*job, *space, tune_options);
   display.finish();
-  if (!result.ok()) return report(result.status());
+  if (!result.ok()) return fail(result.status());
+  if (!root) return 0;
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -74,7 +99,8 @@ int run_tune(const TuneCliOptions& options) {
     return 0;
   }
   std::string text = tune_report_text(*result);
-  text += fmt::format("searched in {:.2f} s on {} threads{}\n", wall_s, result->threads,
+  text += fmt::format("searched in {:.2f} s on {} threads{}{}\n", wall_s, result->threads,
+                      ranks > 1 ? fmt::format(" × {} ranks", ranks) : std::string(),
                       options.exhaustive ? " (exhaustive)" : "");
   if (have_best) {
     if (!options.out_path.empty()) {

@@ -188,4 +188,8 @@ StatusOr<MpiSweep> run_sweep_mpi(const SweepSpec& spec, const TuneOptions& optio
   return out;
 }
 
+std::unique_ptr<SearchPeers> world_search_peers() {
+  return std::make_unique<MpiPeers>(MPI_COMM_WORLD);
+}
+
 }  // namespace cf

@@ -7,6 +7,8 @@
 // the caller initialises MPI (executor/mpi_run.h's MpiSession) and prints on rank 0.
 #pragma once
 
+#include <memory>
+
 #include "core/status.h"
 #include "tuner/sweep.h"
 
@@ -23,6 +25,10 @@ struct MpiSweep {
 // same status code; rank 0's message is the failing point's with the lowest index.
 StatusOr<MpiSweep> run_sweep_mpi(const SweepSpec& spec, const TuneOptions& options,
                                  const SweepPointCallback& on_point);
+
+// The ranks of MPI_COMM_WORLD as one search's peers (`mpirun -np N chunkflow tune`: every rank
+// takes its share of each phase, all end with the same result, search_peers.h).
+std::unique_ptr<SearchPeers> world_search_peers();
 
 // Worker threads per rank when the user gives none: this machine's hardware threads shared
 // by the ranks of MPI_COMM_WORLD running on it (at least 1). Collective.

@@ -1,6 +1,6 @@
-// `mpirun -np N chunkflow sweep` end to end (ctest label mpi): the table, --json and the CSV
-// of a small sweep (tests/tuner/data/sweep-mpi.yaml) under mpirun -np 1, 2 and 3 are byte for
-// byte those of a plain `chunkflow sweep`; a bad sweep file is exit 2 on every rank with the
+// `mpirun -np N chunkflow sweep` (and `tune`) end to end (ctest label mpi): the table, --json and
+// the CSV of a small sweep (tests/tuner/data/sweep-mpi.yaml) under mpirun -np 1, 2 and 3 are byte
+// for byte those of a plain `chunkflow sweep`; a bad sweep file is exit 2 on every rank with the
 // error printed once. The runner's program is mpirun (CHUNKFLOW_BIN), chunkflow its argument
 // (CHUNKFLOW_EXE).
 #include <gtest/gtest.h>
@@ -94,6 +94,46 @@ TEST(SweepCliMpi, BadSweepFileExitsTwoOnEveryRankAndSaysSoOnce) {
   }
   EXPECT_EQ(errors, 1u) << r.err;
   EXPECT_NE(r.err.find("bad.yaml:3:10: vary.gpus"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+// `mpirun -np N chunkflow tune`: the ranks share one search and rank 0 prints what one process
+// prints (the timing line aside, which names the ranks), with --json byte for byte the same.
+std::string without_timing(const std::string& text) {
+  const size_t at = text.find("searched in ");
+  return at == std::string::npos ? text : text.substr(0, at) + text.substr(text.find('\n', at));
+}
+
+TEST(TuneCliMpi, RanksShareTheSearchAndRankZeroPrintsIt) {
+  const std::vector<std::string> args = {
+      "tune", "tests/bench/tune-72b-128gpu.yaml", "--pp", "all", "--top", "5", "--quiet"};
+  const CommandResult text = plain(args);
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  std::vector<std::string> json_args = args;
+  json_args.push_back("--json");
+  const CommandResult json = plain(json_args);
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  for (int ranks : {2, 3}) {
+    const CommandResult t = mpirun(ranks, args);
+    ASSERT_EQ(t.exit_code, 0) << ranks << ": " << t.err;
+    EXPECT_EQ(without_timing(t.out), without_timing(text.out)) << ranks << " ranks";
+    EXPECT_NE(t.out.find(" × " + std::to_string(ranks) + " ranks"), std::string::npos) << t.out;
+    const CommandResult j = mpirun(ranks, json_args);
+    ASSERT_EQ(j.exit_code, 0) << ranks << ": " << j.err;
+    EXPECT_EQ(j.out, json.out) << ranks << " ranks";
+  }
+}
+
+TEST(TuneCliMpi, BadFlagExitsTwoOnEveryRankAndSaysSoOnce) {
+  const CommandResult r = mpirun(2, {"tune", "tests/bench/tune-72b-128gpu.yaml", "--margin", "2"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  size_t errors = 0;
+  for (size_t at = r.err.find("chunkflow: error:"); at != std::string::npos;
+       at = r.err.find("chunkflow: error:", at + 1)) {
+    ++errors;
+  }
+  EXPECT_EQ(errors, 1u) << r.err;
+  EXPECT_NE(r.err.find("--margin: must be in [0, 0.9], got 2"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
