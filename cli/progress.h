@@ -29,6 +29,10 @@ class ProgressDisplay {
   void attach(TuneOptions* options);
   // A sweep: point i (0-based) of n, described by `label`, starts; counts and best restart.
   void begin_point(int i, int n, const std::string& label);
+  // Counts done of total, for work that is not a search (simulate's steps).
+  void advance(int done, int total) {
+    if (enabled_) on_progress(done, total);
+  }
   // Clears the line (once something was drawn).
   void finish();
 

@@ -37,11 +37,10 @@ int run_simulate(const SimulateOptions& options) {
   sim_options.record_memory_timeline = sim_options.record_trace;
   sim_options.critical_path = true;
   // Steps one by one on a terminal (a job may ask for up to 1,000 sampled steps).
-  ProgressDisplay progress(show_progress(false, options.json) && job.training.steps > 1, "simulate",
-                           Objective::kStepTime);
-  StatusOr<SimResult> result = simulate_job(job, sim_options, [&](int step, int steps) {
-    if (step < steps) progress.begin_point(step, steps, "steps");
-  });
+  ProgressDisplay progress(show_progress(false, options.json) && job.training.steps > 1,
+                           "simulate: steps", Objective::kStepTime);
+  StatusOr<SimResult> result =
+      simulate_job(job, sim_options, [&](int step, int steps) { progress.advance(step, steps); });
   progress.finish();
   if (!result.ok()) return report(result.status());
 

@@ -316,6 +316,24 @@ TEST(HostileInput, NoHangs) {
   }
 }
 
+// Long work shows where it is: simulate draws its steps on a terminal (and clears the line),
+// and prints nothing of the kind when stderr is not one.
+TEST(HostileInput, SimulateShowsItsStepsOnATerminal) {
+  TempDir dir;
+  const std::string path = dir.write(
+      "j.yaml", job("tiny", kCluster4, "{distribution: lmsys-chat-1m, max_length: 512}", kPp4,
+                    "{kind: chunkflow, chunk_size: 128, k: 2}", "{global_batch: 64, steps: 20}"));
+  const CommandResult shown = test::run_chunkflow_on_terminal({"simulate", path});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.err.find("simulate: steps ["), std::string::npos) << shown.err;
+  EXPECT_NE(shown.err.find("20/20 100%"), std::string::npos) << shown.err;
+  EXPECT_NE(shown.err.rfind("\r\033[K"), std::string::npos) << shown.err;  // cleared
+  const CommandResult plain = test::run_chunkflow({"simulate", path});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_TRUE(plain.err.empty()) << plain.err;
+  EXPECT_EQ(plain.out, shown.out);
+}
+
 // `run` works out the memory it needs before allocating any of it.
 TEST(HostileInput, RunRefusesBeforeAllocating) {
   expect_case({"qwen_7b_on_the_cpu",
