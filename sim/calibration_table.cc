@@ -6,13 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/check.h"
 #include "core/json_reader.h"
+#include "core/resources.h"
 
 namespace cf {
 
@@ -389,13 +388,9 @@ StatusOr<CalibrationTable> calibration_from_json(const std::string& text,
 }
 
 StatusOr<CalibrationTable> load_calibration(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return Status::InvalidInput(fmt::format("{}: cannot open the calibration table", path));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return calibration_from_json(text.str(), path);
+  // A regular file within limits::kMaxTextFileBytes, refused before reading otherwise.
+  CF_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
+  return calibration_from_json(text, path);
 }
 
 }  // namespace cf

@@ -20,9 +20,8 @@ class ResourcesTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::path(::testing::TempDir()) /
-           ("cf_resources_" + std::string(::testing::UnitTest::GetInstance()
-                                              ->current_test_info()
-                                              ->name()));
+           ("cf_resources_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -62,7 +61,8 @@ TEST_F(ResourcesTest, RefusesWhatIsNoRegularFile) {
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   expect_refused(read_text_file(fifo), fifo + ": not a regular file (a named pipe)");
   const std::string missing = (dir_ / "missing.yaml").string();
-  expect_refused(read_text_file(missing), missing + ": cannot open file: No such file or directory");
+  expect_refused(read_text_file(missing),
+                 missing + ": cannot open file: No such file or directory");
 }
 
 // The size is judged from stat: a sparse file of 64 MiB + 1 byte costs no disk and no read.
