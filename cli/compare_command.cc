@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "cli/command.h"
+#include "core/limits.h"
+#include "core/resources.h"
 #include "traces/compare.h"
 #include "traces/html_report.h"
 #include "traces/trace.h"
@@ -22,13 +22,12 @@ struct CompareOptions {
   std::string html_path;
 };
 
+// A regular file of at most limits::kMaxTraceFileBytes (read_text_file refuses a directory,
+// a device or a pipe before reading), parsed with the JSON depth bound.
 StatusOr<Trace> read_trace(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::InvalidInput(fmt::format("{}: cannot open file", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return Status::InvalidInput(fmt::format("{}: cannot read file", path));
-  return trace_from_chrome_json(text.str(), path);
+  CF_ASSIGN_OR_RETURN(const std::string text, read_text_file(path, limits::kMaxTraceFileBytes,
+                                                             limits::kMaxTraceFileBytesWhy));
+  return trace_from_chrome_json(text, path);
 }
 
 int run_compare(const CompareOptions& options) {

@@ -1,20 +1,27 @@
 // Strict JSON reading (nlohmann): parse without exceptions, then read each object with every
-// key accounted for; every error is InvalidInput "ORIGIN: KEY.PATH: message". Used by the
-// Chrome-trace reader and the calibration table. Not YAML (yaml_reader.h); no exceptions
-// are thrown or caught here.
+// key accounted for; every error is InvalidInput "ORIGIN: KEY.PATH: message". Every JSON
+// input of the project is parsed here: the Chrome-trace reader, the calibration table, a
+// Hugging Face config.json, JSONL lengths and token files (one call per line). Not YAML
+// (yaml_reader.h); no exceptions are thrown or caught here.
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 
 namespace cf {
 
-// The parsed document, or InvalidInput "ORIGIN: not valid JSON: <where and why>".
-StatusOr<nlohmann::json> parse_json(const std::string& text, const std::string& origin);
+// The parsed document, or InvalidInput:
+//   "ORIGIN: JSON nested deeper than 64 at byte N" (limits::kMaxJsonDepth levels of arrays
+//     and objects; N is 1-based), found by a scan before the parse, so that no deeper
+//     document reaches nlohmann's recursive dump, copy or comparison;
+//   "ORIGIN: KEY.PATH: number out of range: 1e999" (a number no double holds);
+//   "ORIGIN: not valid JSON: <nlohmann's line, column and reason>".
+StatusOr<nlohmann::json> parse_json(std::string_view text, const std::string& origin);
 
 // One JSON value at `path` of `origin`, read as an object: each key read through find/get is
 // marked used; finish() reports the first key that was not. check_object() (or child())

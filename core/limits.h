@@ -10,7 +10,7 @@
 
 namespace cf::limits {
 
-// Job files.
+// Job files (sim/plan/job.cc); kMaxTokens also bounds dataset lengths (traces/).
 inline constexpr int64_t kMaxTokens = int64_t{1} << 24;  // a sequence, max_length, ChunkSize
 inline constexpr const char* kMaxTokensWhy = "16M tokens, core/limits.h";
 inline constexpr int64_t kMaxGlobalBatch = int64_t{1} << 16;  // sequences per step
@@ -45,5 +45,30 @@ inline constexpr int64_t kMaxSimulatedOps = int64_t{1} << 28;
 inline constexpr int64_t kMaxTuneChunks = int64_t{1} << 24;
 // Points of one sweep (each is a tune of seconds).
 inline constexpr int64_t kMaxSweepPoints = 1024;
+
+// Input files, checked with stat before a byte is read (core/resources.h read_text_file): a
+// directory, a device (/dev/zero streams forever), a pipe or a socket is refused, as is a
+// file over its kind's bound. The shipped YAMLs and config.json files are under 10 KiB;
+// yaml-cpp's tree takes about 70 times the text (12 MB of cdf pairs: 855 MB), so 64 MiB of
+// YAML is already 4 GB of memory.
+inline constexpr int64_t kMaxTextFileBytes = int64_t{64} << 20;  // YAML, config.json, tables
+inline constexpr const char* kMaxTextFileBytesWhy =
+    "64 MiB for a YAML or JSON input, core/limits.h";
+// A dataset's raw lengths or token ids (text, CSV, JSONL): 2^26 lengths of up to 8 digits
+// and a newline take 600 MB; the largest fine-tuning sets have tens of millions of sequences.
+inline constexpr int64_t kMaxDatasetFileBytes = int64_t{1} << 30;
+inline constexpr const char* kMaxDatasetFileBytesWhy = "1 GiB for a dataset file, core/limits.h";
+inline constexpr int64_t kMaxDatasetLengths = int64_t{1} << 26;  // sequences in a raw list
+inline constexpr const char* kMaxDatasetLengthsWhy = "2^26 sequences, core/limits.h";
+// A Chrome trace (compare): a simulated step of qwen2.5-72b on 64 GPUs at 256K context
+// (examples/qwen2.5-72b-256k.yaml) writes 5.7 MB, and traces grow with DP ranks and batch;
+// nlohmann's tree takes about 9 times the text (5.7 MB: 47 MB).
+inline constexpr int64_t kMaxTraceFileBytes = int64_t{2} << 30;
+inline constexpr const char* kMaxTraceFileBytesWhy = "2 GiB for a trace, core/limits.h";
+
+// JSON nesting (core/json_reader.h parse_json): the deepest real input (a Chrome trace's
+// args, a config.json's rope_scaling) nests 4 levels; nlohmann's dump, copy and comparison
+// recurse once per level, so 200,000 nested '[' overflowed the stack.
+inline constexpr int kMaxJsonDepth = 64;
 
 }  // namespace cf::limits

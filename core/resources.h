@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/status.h"
 
 namespace cf {
@@ -21,12 +22,24 @@ struct Resource {
   std::string origin;
 };
 
-// Resolves `name_or_path`: an existing file path is read from disk; otherwise
-// `folder/name_or_path.yaml` among the embedded files. The error lists the known names.
-// `what` names the kind of thing for messages ("model", "GPU", "dataset distribution").
+// Resolves `name_or_path`: an existing file path is read from disk (read_text_file, at most
+// `max_bytes`); otherwise `folder/name_or_path.yaml` among the embedded files. The error lists
+// the known names. `what` names the kind of thing for messages ("model", "GPU", "dataset
+// distribution"). A path that exists but is no regular file (a directory, a device) and names
+// no embedded file is refused as read_text_file refuses it.
 StatusOr<Resource> load_named_resource(const std::string& name_or_path, const std::string& folder,
-                                       const std::string& what);
+                                       const std::string& what,
+                                       int64_t max_bytes = limits::kMaxTextFileBytes,
+                                       const char* max_bytes_why = limits::kMaxTextFileBytesWhy);
 
-StatusOr<std::string> read_text_file(const std::string& path);
+// The whole of the file at `path`. Checked with stat before a byte is read, and again on the
+// open descriptor; each refusal is InvalidInput naming the path:
+//   "PATH: cannot open file: <the system's reason>"
+//   "PATH: not a regular file (a directory)" — or a character device (/dev/zero, /dev/null),
+//     a block device, a named pipe, a socket: none is read, so none can stream forever
+//   "PATH: N bytes, more than the MAX allowed (WHY)" — the bounds are in core/limits.h.
+StatusOr<std::string> read_text_file(const std::string& path,
+                                     int64_t max_bytes = limits::kMaxTextFileBytes,
+                                     const char* max_bytes_why = limits::kMaxTextFileBytesWhy);
 
 }  // namespace cf

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <yaml-cpp/depthguard.h>
 
 #include <cmath>
 
@@ -26,6 +27,11 @@ std::string describe(const YAML::Node& node) {
 StatusOr<YamlDocument> parse_yaml_text(const std::string& text, const std::string& file) {
   try {
     return YamlDocument{YAML::Load(text), file};
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's guard against stack overflow; its own message says "bad file".
+    return Status::InvalidInput(
+        fmt::format("{}: not valid YAML: nested too deeply (yaml-cpp's parser stops at depth {})",
+                    mark_prefix(file, e.mark), e.depth()));
   } catch (const YAML::Exception& e) {
     return Status::InvalidInput(
         fmt::format("{}: not valid YAML: {}", mark_prefix(file, e.mark), e.msg));

@@ -3,11 +3,13 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/check.h"
+#include "core/json_reader.h"
+#include "core/limits.h"
+#include "core/resources.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "traces/random.h"
 
@@ -56,8 +58,9 @@ StatusOr<std::vector<std::vector<int32_t>>> parse_token_jsonl(const std::string&
     auto bad = [&](const std::string& what) {
       return Status::InvalidInput(fmt::format("{}:{}: {}", origin, line_no, what));
     };
-    nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_discarded()) return bad("not valid JSON");
+    // Depth-checked, without exceptions: "ORIGIN:LINE: not valid JSON: ..." and the like.
+    CF_ASSIGN_OR_RETURN(const nlohmann::json record,
+                        parse_json(line, fmt::format("{}:{}", origin, line_no)));
     const nlohmann::json* ids = &record;
     if (record.is_object()) {
       if (record.contains("input_ids")) {
@@ -69,6 +72,10 @@ StatusOr<std::vector<std::vector<int32_t>>> parse_token_jsonl(const std::string&
       }
     }
     if (!ids->is_array() || ids->empty()) return bad("expected a non-empty array of token ids");
+    if (static_cast<int64_t>(ids->size()) > limits::kMaxTokens) {
+      return bad(fmt::format("a sequence must be at most {} tokens ({}), got {}",
+                             limits::kMaxTokens, limits::kMaxTokensWhy, ids->size()));
+    }
     std::vector<int32_t> seq;
     for (const nlohmann::json& id : *ids) {
       if (!id.is_number_integer()) return bad("token ids must be integers");
@@ -86,11 +93,9 @@ StatusOr<std::vector<std::vector<int32_t>>> parse_token_jsonl(const std::string&
 
 StatusOr<std::vector<std::vector<int32_t>>> read_token_file(const std::string& path,
                                                             int64_t vocab) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::InvalidInput(path + ": cannot read token file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_token_jsonl(text.str(), path, vocab);
+  CF_ASSIGN_OR_RETURN(const std::string text, read_text_file(path, limits::kMaxDatasetFileBytes,
+                                                             limits::kMaxDatasetFileBytesWhy));
+  return parse_token_jsonl(text, path, vocab);
 }
 
 TokenBatch token_file_batch(const std::vector<std::vector<int32_t>>& sequences,

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/json_reader.h"
@@ -52,7 +53,10 @@ class ConfigReader {
   Status get_int(const char* key, int64_t* out) const {
     if (!has(key)) return Status::Ok();
     const json& value = root_.at(key);
-    if (!value.is_number_integer()) {
+    // An unsigned past int64 (e.g. 18446744073709551615) is no integer of ours either.
+    if (!value.is_number_integer() ||
+        (value.is_number_unsigned() &&
+         value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
       return error(key, fmt::format("expected an integer, got {}", describe_json(value)));
     }
     *out = value.get<int64_t>();
@@ -167,13 +171,8 @@ Status refuse_unmodelled(const ConfigReader& reader, const std::string& architec
 // num_attention_heads, tie_word_embeddings false, rope_theta 10000, rms_norm_eps 1e-6,
 // max_position_embeddings 2048 (Llama) or 32768 (Qwen2). The sizes themselves are required.
 StatusOr<ModelConfig> import_hf_config(const std::string& json_text, const std::string& origin) {
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    // e.what() names the line and column of the fault.
-    return Status::InvalidInput(fmt::format("{}: not valid JSON: {}", origin, e.what()));
-  }
+  // Depth-checked and without exceptions; a parse error names the line and column.
+  CF_ASSIGN_OR_RETURN(const json root, parse_json(json_text, origin));
   if (!root.is_object()) {
     return Status::InvalidInput(fmt::format("{}: expected a JSON object (a config.json), got {}",
                                             origin, describe_json(root)));

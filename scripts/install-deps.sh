@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages chunkflow builds with, when any is missing; with --test also
 # those only the test suite needs (GoogleTest, Google Benchmark, clang-format for the format
-# check).
+# check, clang and its runtime libraries for the fuzz targets: libFuzzer, ASan and UBSan for
+# clang come with libclang-rt-14-dev, which libfuzzer-14-dev's standalone library is not needed
+# beside).
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           libyaml-cpp-dev libeigen3-dev libboost-dev libfmt-dev nlohmann-json3-dev libcli11-dev
           libopenmpi-dev openmpi-bin)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format)
+  packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format clang libclang-rt-14-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do

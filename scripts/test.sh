@@ -3,7 +3,8 @@
 # builds (Release, CUDA code compiled where nvcc exists), runs every ctest (unit, property,
 # golden, end-to-end, MPI, benchmarks as quick tests), the validation matrix, then builds and
 # runs the unit tests of the libraries (core, models, traces, sim, kernels, executor) again
-# under ASan + UBSan.
+# under ASan + UBSan, and last fuzzes each reader of outside input for a few seconds
+# (scripts/fuzz.sh, docs/TESTING.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -54,4 +55,10 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e" 
 
 phase "sanitizer build and tests"
+
+echo "== fuzz (libFuzzer targets of tests/fuzz with clang, ASan + UBSan, from their seed corpora)"
+# A few seconds per target: the seeds, the hostile inputs among them and what the fuzzer
+# reaches from them quickly; longer campaigns are run by hand (docs/TESTING.md).
+"$root/scripts/fuzz.sh" --seconds 10
+phase "fuzz"
 echo "== suite finished in $(( $(date +%s) - start )) s (${phases%, })"

@@ -6,13 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/check.h"
 #include "core/json_reader.h"
+#include "core/resources.h"
 
 namespace cf {
 
@@ -51,7 +50,10 @@ Lookup interpolate(const Curve& curve, double x) {
 Lookup interpolate(const AttentionGrid& grid, double q, double p) {
   if (q <= 0) return {0, 1};
   // Linear in p on each q row (the prefix's extrapolation factor is p / p_max).
-  const auto [j, p_factor] = segment_of(grid.kv_prefix, p, /*ratio=*/false);
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+  const std::pair<size_t, double> p_segment = segment_of(grid.kv_prefix, p, /*ratio=*/false);
+  const size_t j = p_segment.first;
+  const double p_factor = p_segment.second;
   const double p0 = grid.kv_prefix[j], p1 = grid.kv_prefix[j + 1];
   auto at_row = [&](size_t i) {
     const double y0 = grid.ns[i][j], y1 = grid.ns[i][j + 1];
@@ -389,13 +391,9 @@ StatusOr<CalibrationTable> calibration_from_json(const std::string& text,
 }
 
 StatusOr<CalibrationTable> load_calibration(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return Status::InvalidInput(fmt::format("{}: cannot open the calibration table", path));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return calibration_from_json(text.str(), path);
+  // A regular file within limits::kMaxTextFileBytes, refused before reading otherwise.
+  CF_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
+  return calibration_from_json(text, path);
 }
 
 }  // namespace cf

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/limits.h"
 #include "core/resources.h"
 #include "core/yaml_reader.h"
 
@@ -35,9 +36,14 @@ Status read_pair(const std::string& file, const YAML::Node& entry, const std::st
                       fmt::format("expected two numbers [length, {}], got [{}, {}]", second_name,
                                   entry[0].Scalar(), entry[1].Scalar()));
   }
-  if (length_value != std::floor(length_value) || length_value < 1 || length_value > 9.0e15) {
+  if (length_value != std::floor(length_value) || length_value < 1) {
     return yaml_error(file, entry[0], path,
                       fmt::format("length must be a positive integer, got {}", entry[0].Scalar()));
+  }
+  if (length_value > static_cast<double>(limits::kMaxTokens)) {
+    return yaml_error(file, entry[0], path,
+                      fmt::format("length must be at most {} ({}), got {}", limits::kMaxTokens,
+                                  limits::kMaxTokensWhy, entry[0].Scalar()));
   }
   if (!std::isfinite(*second)) {
     return yaml_error(file, entry[1], path, fmt::format("{} must be finite", second_name));
@@ -185,6 +191,8 @@ StatusOr<LengthDistribution> parse_distribution_yaml(const std::string& text,
   dist.max_length = dist.cdf.back().first;
   if (map.has("max_length")) {
     CF_RETURN_IF_ERROR(map.get("max_length", &dist.max_length));
+    CF_RETURN_IF_ERROR(map.check_at_most("max_length", dist.max_length, limits::kMaxTokens,
+                                         limits::kMaxTokensWhy));
     if (dist.max_length < dist.cdf.back().first) {
       return map.error("max_length",
                        fmt::format("must be at least the last length of the distribution ({}), "
@@ -197,12 +205,26 @@ StatusOr<LengthDistribution> parse_distribution_yaml(const std::string& text,
 }
 
 StatusOr<LengthDistribution> load_distribution(const std::string& name_or_path) {
-  CF_ASSIGN_OR_RETURN(Resource resource,
-                      load_named_resource(name_or_path, "traces/datasets", "dataset distribution"));
+  // A YAML file is held to the text bound before it is read; lists of raw lengths may be
+  // larger (core/limits.h), and a YAML found by sniffing one is held to the text bound after.
+  const std::string path_extension = origin_extension(name_or_path);
+  const bool yaml_path = path_extension == ".yaml" || path_extension == ".yml";
+  CF_ASSIGN_OR_RETURN(
+      Resource resource,
+      load_named_resource(
+          name_or_path, "traces/datasets", "dataset distribution",
+          yaml_path ? limits::kMaxTextFileBytes : limits::kMaxDatasetFileBytes,
+          yaml_path ? limits::kMaxTextFileBytesWhy : limits::kMaxDatasetFileBytesWhy));
   const std::string extension = origin_extension(resource.origin);
-  if (extension == ".yaml" || extension == ".yml") {
+  auto parse_yaml = [&]() -> StatusOr<LengthDistribution> {
+    if (static_cast<int64_t>(resource.text.size()) > limits::kMaxTextFileBytes) {
+      return Status::InvalidInput(fmt::format(
+          "{}: {} bytes of YAML, more than the {} allowed ({})", resource.origin,
+          resource.text.size(), limits::kMaxTextFileBytes, limits::kMaxTextFileBytesWhy));
+    }
     return parse_distribution_yaml(resource.text, resource.origin);
-  }
+  };
+  if (extension == ".yaml" || extension == ".yml") return parse_yaml();
   if (extension == ".jsonl") return parse_jsonl_lengths(resource.text, resource.origin);
   if (extension == ".txt" || extension == ".csv" || extension == ".lengths") {
     return parse_raw_lengths(resource.text, resource.origin);
@@ -215,7 +237,7 @@ StatusOr<LengthDistribution> load_distribution(const std::string& name_or_path) 
   if (resource.text.find_first_not_of("0123456789, \t\r\n") == std::string::npos) {
     return parse_raw_lengths(resource.text, resource.origin);
   }
-  return parse_distribution_yaml(resource.text, resource.origin);
+  return parse_yaml();
 }
 
 std::string origin_stem(const std::string& origin) {

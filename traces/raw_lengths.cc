@@ -1,6 +1,8 @@
 // Readers of raw sequence-length lists: text (one length per line), CSV (comma separated, or
 // a `length` column under a header) and JSONL (a `length` or `input_ids` field per record).
 // The lengths become an empirical distribution. Not the YAML reader (distribution.cc).
+// Each length is at most limits::kMaxTokens, and a file holds at most
+// limits::kMaxDatasetLengths of them; a refusal names the file, line (and column or key).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json_reader.h"
+#include "core/limits.h"
 #include "traces/distribution.h"
 
 namespace cf {
@@ -47,27 +51,49 @@ LengthDistribution from_lengths(std::vector<int64_t> lengths, const std::string&
   return dist;
 }
 
-// One CSV/text field as a length >= 1; the error names file:line:column.
+// "WHERE: WHAT must be at most 16777216 (16M tokens, core/limits.h), got VALUE".
+Status length_over_bound(const std::string& where, const std::string& what,
+                         const std::string& value) {
+  return Status::InvalidInput(fmt::format("{}: {} must be at most {} ({}), got {}", where, what,
+                                          limits::kMaxTokens, limits::kMaxTokensWhy, value));
+}
+
+// Another length for `lengths`, unless the file already holds limits::kMaxDatasetLengths.
+Status check_count(const std::vector<int64_t>& lengths, const std::string& origin, int line) {
+  if (static_cast<int64_t>(lengths.size()) < limits::kMaxDatasetLengths) return Status::Ok();
+  return Status::InvalidInput(fmt::format("{}:{}: more than {} lengths in one file ({})", origin,
+                                          line, limits::kMaxDatasetLengths,
+                                          limits::kMaxDatasetLengthsWhy));
+}
+
+// One CSV/text field as a length in [1, kMaxTokens]; the error names file:line:column.
 Status parse_length_field(const std::string& field, const std::string& origin, int line, int column,
                           int64_t* out) {
   const char* begin = field.data();
   const char* end = field.data() + field.size();
   auto [ptr, ec] = std::from_chars(begin, end, *out);
+  const std::string where = fmt::format("{}:{}:{}", origin, line, column);
+  if (ec == std::errc::result_out_of_range && ptr == end && field[0] != '-') {
+    return length_over_bound(where, "a length", field);  // digits past int64
+  }
   if (field.empty() || ec != std::errc() || ptr != end) {
-    return Status::InvalidInput(fmt::format("{}:{}:{}: expected an integer length, got \"{}\"",
-                                            origin, line, column, field));
+    return Status::InvalidInput(
+        fmt::format("{}: expected an integer length, got \"{}\"", where, field));
   }
   if (*out < 1) {
     return Status::InvalidInput(
-        fmt::format("{}:{}:{}: a length must be at least 1, got {}", origin, line, column, *out));
+        fmt::format("{}: a length must be at least 1, got {}", where, *out));
   }
+  if (*out > limits::kMaxTokens) return length_over_bound(where, "a length", field);
   return Status::Ok();
 }
 
+// An integer, in range of int64 or not (99999999999999999999 is a length too large, not a header).
 bool is_integer_text(const std::string& field) {
   int64_t value = 0;
   auto [ptr, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
-  return !field.empty() && ec == std::errc() && ptr == field.data() + field.size();
+  return !field.empty() && (ec == std::errc() || ec == std::errc::result_out_of_range) &&
+         ptr == field.data() + field.size();
 }
 
 struct Field {
@@ -136,6 +162,7 @@ StatusOr<LengthDistribution> parse_raw_lengths(const std::string& text, const st
       fields = {fields[length_column]};
     }
     for (const Field& field : fields) {
+      CF_RETURN_IF_ERROR(check_count(lengths, origin, line_number));
       int64_t length = 0;
       CF_RETURN_IF_ERROR(
           parse_length_field(field.text, origin, line_number, field.column, &length));
@@ -156,45 +183,44 @@ StatusOr<LengthDistribution> parse_jsonl_lengths(const std::string& text,
   while (std::getline(in, line)) {
     ++line_number;
     if (trim(line).empty()) continue;
-    nlohmann::json record;
-    try {
-      record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      return Status::InvalidInput(
-          fmt::format("{}:{}: not valid JSON: {}", origin, line_number, e.what()));
-    }
+    const std::string where = fmt::format("{}:{}", origin, line_number);
+    CF_ASSIGN_OR_RETURN(const nlohmann::json record, parse_json(line, where));
     if (!record.is_object()) {
-      return Status::InvalidInput(
-          fmt::format("{}:{}: expected a JSON object per line", origin, line_number));
+      return Status::InvalidInput(fmt::format("{}: expected a JSON object per line", where));
     }
+    CF_RETURN_IF_ERROR(check_count(lengths, origin, line_number));
     int64_t length = -1;
-    if (record.contains("length")) {
-      const nlohmann::json& value = record["length"];
+    if (auto it = record.find("length"); it != record.end()) {
+      const nlohmann::json& value = *it;
+      // A number past the bound is named as such, whatever its form (1e12, 2^64).
+      if (value.is_number() && value.get<double>() > static_cast<double>(limits::kMaxTokens)) {
+        return length_over_bound(where, "length:", value.dump());
+      }
       if (!value.is_number_integer() || value.get<int64_t>() < 1) {
-        return Status::InvalidInput(
-            fmt::format("{}:{}: length: expected a positive integer, got {}", origin, line_number,
-                        value.dump()));
+        return Status::InvalidInput(fmt::format("{}: length: expected a positive integer, got {}",
+                                                where, describe_json(value)));
       }
       length = value.get<int64_t>();
     }
-    if (record.contains("input_ids")) {
-      const nlohmann::json& ids = record["input_ids"];
+    if (auto it = record.find("input_ids"); it != record.end()) {
+      const nlohmann::json& ids = *it;
       if (!ids.is_array() || ids.empty()) {
-        return Status::InvalidInput(fmt::format(
-            "{}:{}: input_ids: expected a non-empty array of token ids", origin, line_number));
+        return Status::InvalidInput(
+            fmt::format("{}: input_ids: expected a non-empty array of token ids", where));
       }
       const int64_t id_count = static_cast<int64_t>(ids.size());
+      if (id_count > limits::kMaxTokens) {
+        return length_over_bound(where, "input_ids: a sequence", fmt::format("{} ids", id_count));
+      }
       if (length >= 0 && length != id_count) {
-        return Status::InvalidInput(
-            fmt::format("{}:{}: length: {} disagrees with the {} entries of input_ids", origin,
-                        line_number, length, id_count));
+        return Status::InvalidInput(fmt::format(
+            "{}: length: {} disagrees with the {} entries of input_ids", where, length, id_count));
       }
       length = id_count;
     }
     if (length < 0) {
-      return Status::InvalidInput(
-          fmt::format("{}:{}: the record has neither a `length` field nor an `input_ids` array",
-                      origin, line_number));
+      return Status::InvalidInput(fmt::format(
+          "{}: the record has neither a `length` field nor an `input_ids` array", where));
     }
     lengths.push_back(length);
   }

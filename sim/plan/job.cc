@@ -402,7 +402,10 @@ StatusOr<Job> parse_job(const std::string& text, const std::string& origin) {
 }
 
 StatusOr<Job> load_job(const std::string& path) {
+  // read_text_file refuses a directory or a device ("PATH: not a regular file (a
+  // directory)"); an empty file has its own message rather than "must be a YAML map".
   CF_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
+  if (text.empty()) return Status::InvalidInput(fmt::format("{}: empty file", path));
   return parse_job(text, path);
 }
 

@@ -232,6 +232,38 @@ std::vector<BadJob> bad_jobs() {
            "tp: 1\n  pp: 1\n  dp: 4\n  first_stage_layers: 2"),
        {"@:13:23: parallel.first_stage_layers: needs pp >= 2, got pp = 1"}},
       {"not_yaml", "model: tiny\ncluster: [gpu: x\n", {"@:", "not valid YAML"}},
+      // Hostile files behind a job's names (the issue's fuzzing campaign): each was a crash.
+      {"config_json_nested_200000_deep",
+       job("DIR/deep.json"),
+       {"@:1:8: model: ", "deep.json: JSON nested deeper than 64 at byte 65"},
+       {{"deep.json", std::string(200000, '[') + std::string(200000, ']')}}},
+      {"jsonl_nested_200000_deep",
+       job("tiny", kTinyCluster4, "distribution: DIR/deep.jsonl\n  max_length: 8"),
+       {"@:7:17: dataset.distribution: ", "deep.jsonl:1: JSON nested deeper than 64 at byte 75"},
+       {{"deep.jsonl",
+         "{\"length\": " + std::string(200000, '[') + std::string(200000, ']') + "}\n"}}},
+      {"jsonl_length_1e999",
+       job("tiny", kTinyCluster4, "distribution: DIR/big.jsonl\n  max_length: 8"),
+       {"@:7:17: dataset.distribution: ", "big.jsonl:2: length: number out of range: 1e999"},
+       {{"big.jsonl", "{\"length\": 3}\n{\"length\": 1e999}\n"}}},
+      {"jsonl_length_over_bound",
+       job("tiny", kTinyCluster4, "distribution: DIR/huge.jsonl\n  max_length: 8"),
+       {"huge.jsonl:1: length: must be at most 16777216 (16M tokens, core/limits.h), got "
+        "1000000000000"},
+       {{"huge.jsonl", "{\"length\": 1000000000000}\n"}}},
+      {"text_length_over_bound",
+       job("tiny", kTinyCluster4, "distribution: DIR/huge.txt\n  max_length: 8"),
+       {"huge.txt:2:1: a length must be at most 16777216 (16M tokens, core/limits.h), got "
+        "1000000000000"},
+       {{"huge.txt", "5\n1000000000000\n"}}},
+      {"cdf_length_over_bound",
+       job("tiny", kTinyCluster4, "distribution: DIR/huge.yaml\n  max_length: 8"),
+       {"huge.yaml:1:8: cdf[0]: length must be at most 16777216 (16M tokens, core/limits.h), got "
+        "1e12"},
+       {{"huge.yaml", "cdf: [[1e12, 1.0]]\n"}}},
+      {"distribution_is_a_device",
+       job("tiny", kTinyCluster4, "distribution: /dev/zero\n  max_length: 8"),
+       {"@:7:17: dataset.distribution: /dev/zero: not a regular file (a character device)"}},
       {"global_batch_mismatch",
        job() + "training:\n  global_batch: 3\n",
        {"@:18:17: training.global_batch: global_batch = 3 but dataset.lengths has 4 sequences"}},
@@ -277,6 +309,22 @@ TEST(BadInput, MissingJobFile) {
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("/nonexistent/job.yaml: cannot open file"), std::string::npos)
       << result.err;
+}
+
+// A job path that is no regular file, or an empty file, has its own message (it was "a job
+// file must be a YAML map"); /dev/zero is refused before reading, not read forever.
+TEST(BadInput, JobPathThatIsNoJob) {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {dir.write("empty.yaml", ""), ": empty file"},
+      {"/dev/null", ": not a regular file (a character device)"},
+      {"/dev/zero", ": not a regular file (a character device)"},
+      {dir.path(), ": not a regular file (a directory)"}};
+  for (const auto& [path, message] : cases) {
+    test::CommandResult result = run_chunkflow({"plan", path});
+    EXPECT_EQ(result.exit_code, 2) << path << ": " << result.err;
+    EXPECT_NE(result.err.find(path + message), std::string::npos) << result.err;
+  }
 }
 
 TEST(BadInput, BadFlags) {

@@ -93,5 +93,46 @@ TEST(JsonReader, MalformedTextNamesWhereItBroke) {
   EXPECT_TRUE(parse_json(" [1, 2] ", "t.json").ok());
 }
 
+// Nesting is bounded (limits::kMaxJsonDepth = 64) before nlohmann parses: 200,000 nested '['
+// overflowed the stack in the recursive dump of an error message. Brackets inside strings do
+// not count, and 64 levels are read.
+TEST(JsonReader, NestingDeeperThan64IsRefusedAtItsByte) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  StatusOr<json> refused = parse_json(deep, "deep.json");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidInput);
+  EXPECT_EQ(refused.status().message(), "deep.json: JSON nested deeper than 64 at byte 65");
+  const std::string objects =
+      R"({"a": {"b": )" + std::string(63, '[') + std::string(63, ']') + "}}";
+  EXPECT_EQ(parse_json(objects, "o.json").status().message(),
+            "o.json: JSON nested deeper than 64 at byte 75");  // '{' '{' then the 63rd '['
+  const std::string at_bound = std::string(64, '[') + std::string(64, ']');
+  EXPECT_TRUE(parse_json(at_bound, "t.json").ok());
+  const std::string in_strings = R"({"s": ")" + std::string(1000, '[') + R"(\"[{"})";
+  StatusOr<json> strings = parse_json(in_strings, "t.json");
+  ASSERT_TRUE(strings.ok()) << strings.status().message();
+  EXPECT_EQ((*strings)["s"].get<std::string>().size(), 1003u);
+  // Unbalanced text is the parser's to refuse, not the scan's.
+  EXPECT_NE(parse_json("]]]" + std::string(64, '['), "u.json")
+                .status()
+                .message()
+                .find("u.json: not valid JSON:"),
+            std::string::npos);
+}
+
+// A number no double holds (1e999) was nlohmann's out_of_range exception (exit 134 where it
+// was not caught); it is an error naming the key path of the number.
+TEST(JsonReader, NumberOutOfRangeNamesItsKey) {
+  EXPECT_EQ(parse_json(R"({"a": 1, "b": {"c": [5, -1e999]}})", "t.json").status().message(),
+            "t.json: b.c[1]: number out of range: -1e999");
+  EXPECT_EQ(parse_json(R"([{"x": 1}, [1e999]])", "t.json").status().message(),
+            "t.json: [1][0]: number out of range: 1e999");
+  EXPECT_EQ(parse_json("1e400", "t.json").status().message(), "t.json: number out of range: 1e400");
+  // Integers past 64 bits are doubles, not errors.
+  StatusOr<json> wide = parse_json("123456789012345678901234567890", "t.json");
+  ASSERT_TRUE(wide.ok());
+  EXPECT_TRUE(wide->is_number_float());
+}
+
 }  // namespace
 }  // namespace cf

@@ -94,5 +94,17 @@ TEST(YamlReader, NonMapSectionIsAnError) {
   EXPECT_EQ(child.status().message(), "t.yaml:1:11: parallel: expected a map, got \"4\"");
 }
 
+// yaml-cpp stops deep nesting itself (its DepthGuard) with the message "bad file"; the
+// error says what happened.
+TEST(YamlReader, DeepNestingIsNamed) {
+  const std::string deep = "a: " + std::string(200000, '[') + std::string(200000, ']') + "\n";
+  StatusOr<YamlDocument> doc = parse_yaml_text(deep, "deep.yaml");
+  ASSERT_FALSE(doc.ok());
+  EXPECT_EQ(doc.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(doc.status().message().find("deep.yaml:1:"), std::string::npos);
+  EXPECT_NE(doc.status().message().find("not valid YAML: nested too deeply"), std::string::npos)
+      << doc.status().message();
+}
+
 }  // namespace
 }  // namespace cf

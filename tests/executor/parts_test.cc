@@ -107,12 +107,20 @@ TEST(TokenFile, ReadsArraysAndObjectsAndNamesTheBadLine) {
            {"[1, 2\n", "t.jsonl:1: not valid JSON"},
            {"{\"ids\": [1]}\n", "t.jsonl:1: an object needs"},
            {"[]\n", "t.jsonl:1: expected a non-empty array"},
-           {"[1.5]\n", "t.jsonl:1: token ids must be integers"}}) {
+           {"[1.5]\n", "t.jsonl:1: token ids must be integers"},
+           // Hostile lines: a number no double holds, and nesting past 64 levels.
+           {"[1, 1e999]\n", "t.jsonl:1: [1]: number out of range: 1e999"},
+           {std::string(100000, '[') + std::string(100000, ']') + "\n",
+            "t.jsonl:1: JSON nested deeper than 64 at byte 65"}}) {
     StatusOr<std::vector<std::vector<int32_t>>> bad = parse_token_jsonl(text, "t.jsonl", 8);
     ASSERT_FALSE(bad.ok()) << text;
     EXPECT_EQ(bad.status().exit_code(), 2);
     EXPECT_EQ(bad.status().message().rfind(message, 0), 0u) << bad.status().message();
   }
+  // A token file is a regular file within limits::kMaxDatasetFileBytes, refused before reading.
+  StatusOr<std::vector<std::vector<int32_t>>> device = read_token_file("/dev/zero", 8);
+  ASSERT_FALSE(device.ok());
+  EXPECT_EQ(device.status().message(), "/dev/zero: not a regular file (a character device)");
   TokenBatch cyclic = token_file_batch(*ok, 2, 1);  // sequences 2 and 0
   EXPECT_EQ(cyclic.sequences[0], (std::vector<int32_t>{5, 6}));
   EXPECT_EQ(cyclic.sequences[1], (std::vector<int32_t>{1, 2, 3}));

@@ -119,6 +119,27 @@ TEST(HfImportTest, BadConfigsNameTheFileAndKey) {
   expect_invalid(load_model("tests/models/data/no-such-file.json").status(), {"no-such-file.json"});
 }
 
+// Hostile config.json files: 200,000 nested '[' overflowed the stack (SIGSEGV) in the message
+// that printed the value, and 1e999 escaped as nlohmann's out_of_range (exit 134). Both are
+// InvalidInput naming the file, the byte or the key.
+TEST(HfImportTest, HostileConfigsAreBadInput) {
+  const std::string f = "dir/config.json";
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  expect_invalid(import_hf_config(deep, f).status(),
+                 {"dir/config.json: JSON nested deeper than 64 at byte 65"});
+  expect_invalid(
+      import_hf_config(replace(kQwenJson, R"("hidden_size": 64,)", R"("hidden_size": 1e999,)"), f)
+          .status(),
+      {"dir/config.json: hidden_size: number out of range: 1e999"});
+  expect_invalid(
+      import_hf_config(
+          replace(kQwenJson, R"("hidden_size": 64,)", R"("hidden_size": 18446744073709551615,)"), f)
+          .status(),
+      {"dir/config.json: hidden_size: expected an integer, got 18446744073709551615"});
+  expect_invalid(load_model("tests/models/data").status(),
+                 {"tests/models/data: not a regular file (a directory)"});
+}
+
 const char* kTinyYaml = R"(name: small
 architecture: llama
 hidden: 64

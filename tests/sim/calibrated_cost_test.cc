@@ -182,6 +182,20 @@ TEST(CalibrationTable, StrictReaderNamesFileAndKey) {
   StatusOr<CalibrationTable> missing = load_calibration("/nonexistent/cal.json");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("/nonexistent/cal.json"), std::string::npos);
+  // Hostile tables: a directory or a device is refused before reading; nesting past 64
+  // levels and numbers no double holds are InvalidInput, not a crash or an exception.
+  StatusOr<CalibrationTable> device = load_calibration("/dev/zero");
+  ASSERT_FALSE(device.ok());
+  EXPECT_EQ(device.status().message(), "/dev/zero: not a regular file (a character device)");
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_EQ(calibration_from_json(deep, "d.json").status().message(),
+            "d.json: JSON nested deeper than 64 at byte 65");
+  nlohmann::json overflowing = good;
+  overflowing["format"] = 987654321;
+  std::string text = overflowing.dump();
+  text.replace(text.find("987654321"), 9, "1e999");
+  EXPECT_EQ(calibration_from_json(text, "o.json").status().message(),
+            "o.json: format: number out of range: 1e999");
 }
 
 std::unique_ptr<CalibratedCostModel> model_for(const Job& job) {

@@ -238,6 +238,12 @@ TEST(ChromeTrace, MalformedEventsNameTheirIndex) {
   StatusOr<Trace> not_json = trace_from_chrome_json("{\"traceEvents\": [", "t.json");
   ASSERT_FALSE(not_json.ok());
   EXPECT_NE(not_json.status().message().find("t.json: not valid JSON"), std::string::npos);
+  // A header nested 200,000 deep overflowed the stack in the message that printed it.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  StatusOr<Trace> nested =
+      trace_from_chrome_json("{\"chunkflow\": " + deep + ", \"traceEvents\": []}", "t.json");
+  ASSERT_FALSE(nested.ok());
+  EXPECT_EQ(nested.status().message(), "t.json: JSON nested deeper than 64 at byte 78");
 }
 
 }  // namespace

@@ -89,6 +89,19 @@ TEST_F(CompareCli, MissingFileIsBadInput) {
       << result.err;
 }
 
+// A directory or a device given as a trace is refused before reading (/dev/zero never ends).
+TEST_F(CompareCli, NonRegularFileIsBadInput) {
+  test::CommandResult zero = run_chunkflow({"compare", predicted_path_, "/dev/zero"});
+  EXPECT_EQ(zero.exit_code, 2) << zero.err;
+  EXPECT_NE(zero.err.find("/dev/zero: not a regular file (a character device)"), std::string::npos)
+      << zero.err;
+  test::CommandResult directory = run_chunkflow({"compare", dir_.path(), measured_path_});
+  EXPECT_EQ(directory.exit_code, 2) << directory.err;
+  EXPECT_NE(directory.err.find(dir_.path() + ": not a regular file (a directory)"),
+            std::string::npos)
+      << directory.err;
+}
+
 TEST_F(CompareCli, MalformedTraceIsBadInputNamingTheFile) {
   const std::string bad = dir_.write("bad.json", "{\"traceEvents\": [");
   test::CommandResult result = run_chunkflow({"compare", bad, measured_path_});

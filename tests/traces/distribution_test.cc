@@ -233,6 +233,49 @@ TEST(Distribution, BadInputsNameFileLineAndKey) {
        "{\"length\": 3}\n{\"length\": 3}\n{\"length\": \n",
        {"bad.jsonl:3:", "not valid JSON"}},
       {"jsonl not an object", "jsonl", "[1, 2]\n", {"bad.jsonl:1:", "object"}},
+      // Lengths past limits::kMaxTokens, in every format, with the file, line and bound.
+      {"cdf length over the bound",
+       "yaml",
+       "cdf:\n  - [10, 0.5]\n  - [1000000000000, 1.0]\n",
+       {"bad.yaml:3:6: cdf[1]: length must be at most 16777216 (16M tokens, core/limits.h), got "
+        "1000000000000"}},
+      {"histogram length over the bound",
+       "yaml",
+       "histogram:\n  - [1e12, 3]\n",
+       {"bad.yaml:2:6: histogram[0]: length must be at most 16777216 (16M tokens, core/limits.h), "
+        "got 1e12"}},
+      {"max_length over the bound",
+       "yaml",
+       "cdf: [[10, 1.0]]\nmax_length: 16777217\n",
+       {"bad.yaml:2:13: max_length: must be at most 16777216 (16M tokens, core/limits.h), got "
+        "16777217"}},
+      {"raw length over the bound",
+       "raw",
+       "5\n7, 16777217\n",
+       {"bad.txt:2:4: a length must be at most 16777216 (16M tokens, core/limits.h), got "
+        "16777217"}},
+      {"raw length past int64",
+       "raw",
+       "99999999999999999999999\n",
+       {"bad.txt:1:1: a length must be at most 16777216", "got 99999999999999999999999"}},
+      {"jsonl length over the bound",
+       "jsonl",
+       "{\"length\": 3}\n{\"length\": 1000000000000}\n",
+       {"bad.jsonl:2: length: must be at most 16777216 (16M tokens, core/limits.h), got "
+        "1000000000000"}},
+      {"jsonl length past uint64",
+       "jsonl",
+       "{\"length\": 1e30}\n",
+       {"bad.jsonl:1: length: must be at most 16777216", "got 1e+30"}},
+      // 1e999 fits no double: nlohmann's out_of_range once escaped the reader (exit 134).
+      {"jsonl length out of range",
+       "jsonl",
+       "{\"length\": 3}\n\n{\"length\": 1e999}\n",
+       {"bad.jsonl:3: length: number out of range: 1e999"}},
+      {"jsonl fractional length",
+       "jsonl",
+       "{\"length\": 2.5}\n",
+       {"bad.jsonl:1: length: expected a positive integer, got 2.5"}},
   };
   for (const BadInput& input : cases) {
     SCOPED_TRACE(input.label);
@@ -244,6 +287,32 @@ TEST(Distribution, BadInputsNameFileLineAndKey) {
           << "missing \"" << fragment << "\" in: " << dist.status().message();
     }
   }
+}
+
+// 200,000 nested '[' in a record overflowed the stack (SIGSEGV) once the message printed the
+// value; the depth is refused before parsing, at the byte that goes past it.
+TEST(Distribution, DeeplyNestedJsonlIsRefused) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  StatusOr<LengthDistribution> dist =
+      parse_jsonl_lengths("{\"length\": 3}\n{\"length\": " + deep + "}\n", "deep.jsonl");
+  ASSERT_FALSE(dist.ok());
+  EXPECT_EQ(dist.status().code(), StatusCode::kInvalidInput);
+  // '{' is level 1 at byte 1; the 64th '[' (byte 12 + 63) opens level 65.
+  EXPECT_EQ(dist.status().message(), "deep.jsonl:2: JSON nested deeper than 64 at byte 75");
+}
+
+// Files are read with the bounds of core/limits.h: a directory or a device is refused before
+// any byte is read (/dev/zero never ends), with the kind of thing it is.
+TEST(Distribution, NonRegularFilesAreRefused) {
+  StatusOr<LengthDistribution> zero = load_distribution("/dev/zero");
+  ASSERT_FALSE(zero.ok());
+  EXPECT_EQ(zero.status().message(), "/dev/zero: not a regular file (a character device)");
+  const std::string dir = ::testing::TempDir();
+  StatusOr<LengthDistribution> directory = load_distribution(dir);
+  ASSERT_FALSE(directory.ok());
+  EXPECT_NE(directory.status().message().find(": not a regular file (a directory)"),
+            std::string::npos)
+      << directory.status().message();
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ TEST(ValidateCommand, MissingOrMalformedTableExitsTwo) {
   const std::string out = dir.path() + "/out";
   const std::string missing = dir.path() + "/nowhere.json";
   expect_bad_input(run_chunkflow({"validate", missing, "--out", out}),
-                   missing + ": cannot open the calibration table");
+                   missing + ": cannot open file: No such file or directory");
   const std::string broken = dir.write("broken.json", "{\"format\": \"chunkflow-calibration\",");
   expect_bad_input(run_chunkflow({"validate", broken, "--out", out}), broken + ": not valid JSON");
   const std::string other = dir.write("other.json", "[1, 2]");
