@@ -156,6 +156,42 @@ TEST(HostileInput, OverflowingSizesAreRefused) {
   }
 }
 
+// Readers that once overflowed the stack, threw uncaught or read forever.
+TEST(HostileInput, ParsersCannotBeDrivenToCrash) {
+  const std::string nested(200000, '[');
+  const std::string data = "{distribution: @/d.jsonl, max_length: 64}";
+  const std::string strategy = "{kind: chunkflow, chunk_size: 64, k: 1}";
+  const std::string lmsys = "{distribution: lmsys-chat-1m, max_length: 64}";
+  for (const Case& c : std::vector<Case>{
+           {"jsonl_nested_200k",
+            {"plan", "@/j.yaml"},
+            {{"j.yaml", job("tiny", kCluster4, data, kPp4, strategy)}, {"d.jsonl", nested}},
+            2,
+            {"d.jsonl:1: JSON nested deeper than 64 at byte 65"}},
+           {"config_json_nested_200k",
+            {"plan", "@/j.yaml"},
+            {{"j.yaml", job("@/config.json", kCluster4, lmsys, kPp4, strategy)},
+             {"config.json", nested}},
+            2,
+            {"config.json: JSON nested deeper than 64 at byte 65"}},
+           {"jsonl_length_1e999",
+            {"plan", "@/j.yaml"},
+            {{"j.yaml", job("tiny", kCluster4, data, kPp4, strategy)},
+             {"d.jsonl", "{\"length\": 1e999}\n"}},
+            2,
+            {"d.jsonl:1: length: number out of range: 1e999"}},
+           {"plan_dev_zero",
+            {"plan", "/dev/zero"},
+            {},
+            2,
+            {"/dev/zero: not a regular file (a character device)"}},
+           {"plan_directory", {"plan", "@/"}, {}, 2, {"not a regular file (a directory)"}},
+           {"plan_empty_file", {"plan", "@/j.yaml"}, {{"j.yaml", ""}}, 2, {"j.yaml: empty file"}},
+       }) {
+    expect_case(c);
+  }
+}
+
 // A GPU a trillion times slower than real makes every op last millennia: the engine's int64
 // nanoseconds would overflow, so the step is refused instead of simulated with wrapped times.
 TEST(HostileInput, AbsurdlySlowHardwareIsRefusedNotWrapped) {
