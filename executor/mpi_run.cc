@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "core/check.h"
+#include "executor/fault_injection.h"
 #include "executor/memory.h"
 #include "executor/mpi_transport.h"
 #include "executor/mpi_wait.h"
@@ -161,6 +162,7 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
                                     const StepCallback& on_step) {
   // Bad input is found here, by every rank alike, so every rank returns it.
   CF_RETURN_IF_ERROR(validate_for_executor(job));
+  CF_ASSIGN_OR_RETURN(const std::optional<FaultSpec> fault, fault_from_environment());
   retain_freed_memory();
   int rank = 0, size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -177,6 +179,11 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   StageWorker worker(job.model, layer_split(job.model.layers, job.parallel),
                      layout.dp_rank_of(rank), layout.stage_of(rank), &cpu_backend(),
                      CpRank{layout.cp, layout.cp_rank_of(rank)});
+  if (fault && fault->rank == rank) {
+    worker.set_before_op([&worker, spec = *fault](int64_t ops_run) {
+      if (ops_run == spec.after_ops) inject_fault(spec.action, worker.stream().allocator());
+    });
+  }
   worker.params().initialise(options.seed, options.init_std);
   MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp,
                          options.mpi_timeout_s);
