@@ -36,6 +36,7 @@ struct RunOptions {
   uint64_t seed = 0;
   float lr = 1e-3f;
   float init_std = 0.02f;
+  double mpi_timeout_s = kDefaultPeerTimeoutS;
 };
 
 std::string mib(int64_t bytes) { return fmt::format("{:.3f} MiB", bytes / 1048576.0); }
@@ -126,6 +127,7 @@ int run_run(const RunOptions& options) {
   exec.tokens_path = options.tokens_path;
   exec.check_reference = options.check_reference;
   exec.record_trace = !options.trace_path.empty();
+  exec.mpi_timeout_s = options.mpi_timeout_s;
 #ifdef CHUNKFLOW_HAVE_MPI
   const bool mpi =
       options.transport == "mpi" || (options.transport == "auto" && launched_by_mpirun());
@@ -212,6 +214,11 @@ void add_run_command(CLI::App& app, RunFn* run) {
   cmd->add_option("--lr", options->lr, "AdamW learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--init-std", options->init_std, "standard deviation of the initial weights")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--mpi-timeout", options->mpi_timeout_s,
+                  "under mpirun: seconds a rank waits for a peer (a message, a collective) "
+                  "before it ends the job naming the wait; 0 waits forever")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->callback([run, options] { *run = [options] { return run_run(*options); }; });
 }
 

@@ -5,6 +5,15 @@
 #include <sstream>
 #include <string>
 
+namespace cf {
+
+// Names this process in every CHECK failure message: "rank 3" under MPI prints
+// "rank 3: CHECK failed: …", so a launcher's merged output says which rank failed. Set once,
+// before any thread that may fail a CHECK starts; empty (the default) prints no prefix.
+void set_check_failure_context(std::string context);
+
+}  // namespace cf
+
 namespace cf::internal {
 
 class CheckFailure {

@@ -30,6 +30,8 @@ struct ExecutorOptions {
   std::string tokens_path;  // JSONL token file; empty: synthetic tokens
   bool check_reference = false;
   bool record_trace = true;  // the measured trace of step 0
+  // Under mpirun: seconds a rank waits for a peer before it ends the job; 0 waits forever.
+  double mpi_timeout_s = kDefaultPeerTimeoutS;
 };
 
 // Peak memory of one pipeline stage over the run (the worst DP or CP rank and step): the

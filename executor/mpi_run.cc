@@ -6,12 +6,16 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <memory>
+#include <new>
 #include <optional>
 
 #include "core/check.h"
+#include "executor/fault_injection.h"
 #include "executor/memory.h"
 #include "executor/mpi_transport.h"
+#include "executor/mpi_wait.h"
 #include "executor/rank_layout.h"
 #include "executor/stage.h"
 
@@ -45,17 +49,26 @@ int int_count(int64_t n) {
   return static_cast<int>(n);
 }
 
+// Completes `request` or, after `timeout_s` (> 0), ends the job naming `what`.
+void wait(MPI_Request* request, double timeout_s, const char* what) {
+  wait_or_abort(request, MPI_STATUS_IGNORE, timeout_s, [what] { return std::string(what); });
+}
+
 // Rank 0 runs the reference from every stage's weights and summed gradients (those of DP rank
 // 0, CP rank 0). `comm` is a duplicate of the world reserved for these messages (tags 0 and 1).
 std::optional<GradientCheck> gathered_check(const Job& job, const RankLayout& layout,
                                             StageWorker& worker, int rank, const TokenBatch& batch,
-                                            MPI_Comm comm) {
+                                            MPI_Comm comm, double timeout_s) {
   const int pp = job.parallel.pp;
   if (rank != 0) {
     if (worker.dp_rank() == 0 && worker.cp_rank() == 0) {
       StageParams& p = worker.params();
-      MPI_Send(p.weights(), int_count(p.count()), MPI_FLOAT, 0, 0, comm);
-      MPI_Send(p.gradients(), int_count(p.count()), MPI_FLOAT, 0, 1, comm);
+      MPI_Request sends[2];
+      MPI_Isend(p.weights(), int_count(p.count()), MPI_FLOAT, 0, 0, comm, &sends[0]);
+      MPI_Isend(p.gradients(), int_count(p.count()), MPI_FLOAT, 0, 1, comm, &sends[1]);
+      wait_or_abort(2, sends, MPI_STATUSES_IGNORE, timeout_s, [] {
+        return std::string("rank 0 to take this stage's weights and gradients for the check");
+      });
     }
     return std::nullopt;
   }
@@ -67,15 +80,20 @@ std::optional<GradientCheck> gathered_check(const Job& job, const RankLayout& la
         job.model, layer_split(job.model.layers, job.parallel), s, &tracker));
     StageParams& p = *copies.back();
     const int from = layout.rank(0, 0, s);
-    MPI_Recv(p.weights(), int_count(p.count()), MPI_FLOAT, from, 0, comm, MPI_STATUS_IGNORE);
-    MPI_Recv(p.gradients(), int_count(p.count()), MPI_FLOAT, from, 1, comm, MPI_STATUS_IGNORE);
+    MPI_Request recvs[2];
+    MPI_Irecv(p.weights(), int_count(p.count()), MPI_FLOAT, from, 0, comm, &recvs[0]);
+    MPI_Irecv(p.gradients(), int_count(p.count()), MPI_FLOAT, from, 1, comm, &recvs[1]);
+    wait_or_abort(2, recvs, MPI_STATUSES_IGNORE, timeout_s, [from, s] {
+      return fmt::format("the weights and gradients of stage {} from rank {} for the check", s,
+                         from);
+    });
     stages.push_back(&p);
   }
   return check_against_reference(job.model, stages, batch);
 }
 
 // Every rank's trace ops and memory samples, merged on rank 0 (serialised as Chrome JSON).
-Status gather_trace(StageWorker& worker, int rank, int size, Trace* out) {
+Status gather_trace(StageWorker& worker, int rank, int size, double timeout_s, Trace* out) {
   Trace part;
   part.source = "measured";
   part.ops = worker.trace_ops();
@@ -84,7 +102,9 @@ Status gather_trace(StageWorker& worker, int rank, int size, Trace* out) {
   const std::string text = trace_to_chrome_json(part);
   int length = int_count(static_cast<int64_t>(text.size()));
   std::vector<int> lengths(static_cast<size_t>(size)), displs(static_cast<size_t>(size));
-  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPI_Igather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD, &request);
+  wait(&request, timeout_s, "every rank's trace length (MPI_Igather to rank 0)");
   std::string all;
   if (rank == 0) {
     int64_t total = 0;
@@ -94,8 +114,9 @@ Status gather_trace(StageWorker& worker, int rank, int size, Trace* out) {
     }
     all.resize(static_cast<size_t>(total));
   }
-  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR, 0,
-              MPI_COMM_WORLD);
+  MPI_Igatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR,
+               0, MPI_COMM_WORLD, &request);
+  wait(&request, timeout_s, "every rank's trace (MPI_Igatherv to rank 0)");
   if (rank != 0) return Status::Ok();
   for (int r = 0; r < size; ++r) {
     StatusOr<Trace> t =
@@ -123,6 +144,9 @@ MpiSession::MpiSession() {
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  // A failure names its rank in mpirun's merged output: MPI errors and CHECK failures.
+  set_abort_error_handler(MPI_COMM_WORLD);
+  set_check_failure_context(fmt::format("rank {}", rank_));
 }
 
 MpiSession::~MpiSession() {
@@ -136,7 +160,9 @@ bool launched_by_mpirun() {
 
 StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options,
                                     const StepCallback& on_step) {
+  // Bad input is found here, by every rank alike, so every rank returns it.
   CF_RETURN_IF_ERROR(validate_for_executor(job));
+  CF_ASSIGN_OR_RETURN(const std::optional<FaultSpec> fault, fault_from_environment());
   retain_freed_memory();
   int rank = 0, size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -153,62 +179,85 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   StageWorker worker(job.model, layer_split(job.model.layers, job.parallel),
                      layout.dp_rank_of(rank), layout.stage_of(rank), &cpu_backend(),
                      CpRank{layout.cp, layout.cp_rank_of(rank)});
+  if (fault && fault->rank == rank) {
+    worker.set_before_op([&worker, spec = *fault](int64_t ops_run) {
+      if (ops_run == spec.after_ops) inject_fault(spec.action, worker.stream().allocator());
+    });
+  }
   worker.params().initialise(options.seed, options.init_std);
-  MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp);
+  MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp,
+                         options.mpi_timeout_s);
   MPI_Comm check_comm = MPI_COMM_NULL;
   MPI_Comm_dup(MPI_COMM_WORLD, &check_comm);
   struct FreeComm {
     MPI_Comm* comm;
     ~FreeComm() { MPI_Comm_free(comm); }
   } free_check_comm{&check_comm};
+  const double timeout_s = options.mpi_timeout_s;
 
   MpiRunResult result;
   result.root = rank == 0;
   RunReport& report = result.report;
   report.stages.resize(static_cast<size_t>(pp));
   for (int s = 0; s < pp; ++s) report.stages[static_cast<size_t>(s)].stage = s;
-  for (int64_t step = 0; step < job.training.steps; ++step) {
-    const TokenBatch batch = source.batch(step);
-    CF_ASSIGN_OR_RETURN(Plan plan, source.plan(step, batch));  // the same on every rank
-    const bool record = options.record_trace && step == 0;
-    const bool record_here = record && worker.cp_rank() == 0;  // CP rank 0 is the trace's
-    StepReport sr;
-    sr.step = step;
-    sr.tokens = plan.total_tokens();
-    sr.chunks = static_cast<int>(plan.chunks.size());
+  // From here a failure is this rank's own: returning would leave the others waiting on it, so
+  // it ends the job. Caught here, an exception unwinds nothing that waits on a peer.
+  try {
+    for (int64_t step = 0; step < job.training.steps; ++step) {
+      const TokenBatch batch = source.batch(step);
+      CF_ASSIGN_OR_RETURN(Plan plan, source.plan(step, batch));  // the same on every rank
+      const bool record = options.record_trace && step == 0;
+      const bool record_here = record && worker.cp_rank() == 0;  // CP rank 0 is the trace's
+      StepReport sr;
+      sr.step = step;
+      sr.tokens = plan.total_tokens();
+      sr.chunks = static_cast<int>(plan.chunks.size());
 
-    MPI_Barrier(MPI_COMM_WORLD);
-    const StepClock::time_point t0 = StepClock::now();
-    worker.run_step(plan, batch, &transport, t0, record_here);
-    const StepClock::time_point t1 = StepClock::now();
-    if (options.check_reference) {
-      sr.check = gathered_check(job, layout, worker, rank, batch, check_comm);
-    }
-    const StepClock::time_point t2 = StepClock::now();
-    worker.optimizer_step(options.adamw, step + 1, t2 - (t1 - t0), record_here);
-    const StepClock::time_point t3 = StepClock::now();
+      MPI_Request barrier = MPI_REQUEST_NULL;
+      MPI_Ibarrier(MPI_COMM_WORLD, &barrier);
+      wait(&barrier, timeout_s, "every rank to start the step (MPI_Ibarrier)");
+      const StepClock::time_point t0 = StepClock::now();
+      worker.run_step(plan, batch, &transport, t0, record_here);
+      const StepClock::time_point t1 = StepClock::now();
+      if (options.check_reference) {
+        sr.check = gathered_check(job, layout, worker, rank, batch, check_comm, timeout_s);
+      }
+      const StepClock::time_point t2 = StepClock::now();
+      worker.optimizer_step(options.adamw, step + 1, t2 - (t1 - t0), record_here);
+      const StepClock::time_point t3 = StepClock::now();
 
-    // The step lasts until the slowest rank is done.
-    const double local_s = std::chrono::duration<double>((t1 - t0) + (t3 - t2)).count();
-    MPI_Reduce(&local_s, &sr.step_time_s, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
-    const double local_loss = worker.stage() == pp - 1 ? worker.loss_sum() : 0.0;
-    MPI_Reduce(&local_loss, &sr.loss, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
-    const std::vector<int64_t> mine = pack_peak(worker, worker.tracker());
-    std::vector<int64_t> all(static_cast<size_t>(kPeakFields * size));
-    MPI_Gather(mine.data(), kPeakFields, MPI_INT64_T, all.data(), kPeakFields, MPI_INT64_T, 0,
-               MPI_COMM_WORLD);
-    std::vector<StageMemoryReport> peaks;  // CP rank 0's, for the trace
-    for (int r = 0; r < size && rank == 0; ++r) {
-      const StageMemoryReport peak = unpack_peak(all.data() + static_cast<size_t>(r) * kPeakFields);
-      merge_stage_peak(peak, &report.stages);
-      if (layout.cp_rank_of(r) == 0) peaks.push_back(peak);
+      // The step lasts until the slowest rank is done.
+      const double local_s = std::chrono::duration<double>((t1 - t0) + (t3 - t2)).count();
+      const double local_loss = worker.stage() == pp - 1 ? worker.loss_sum() : 0.0;
+      const std::vector<int64_t> mine = pack_peak(worker, worker.tracker());
+      std::vector<int64_t> all(static_cast<size_t>(kPeakFields * size));
+      MPI_Request sums[3];
+      MPI_Ireduce(&local_s, &sr.step_time_s, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD, &sums[0]);
+      MPI_Ireduce(&local_loss, &sr.loss, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD, &sums[1]);
+      MPI_Igather(mine.data(), kPeakFields, MPI_INT64_T, all.data(), kPeakFields, MPI_INT64_T, 0,
+                  MPI_COMM_WORLD, &sums[2]);
+      wait_or_abort(3, sums, MPI_STATUSES_IGNORE, timeout_s, [] {
+        return std::string("every rank's step time, loss and peak memory (to rank 0)");
+      });
+      std::vector<StageMemoryReport> peaks;  // CP rank 0's, for the trace
+      for (int r = 0; r < size && rank == 0; ++r) {
+        const StageMemoryReport peak =
+            unpack_peak(all.data() + static_cast<size_t>(r) * kPeakFields);
+        merge_stage_peak(peak, &report.stages);
+        if (layout.cp_rank_of(r) == 0) peaks.push_back(peak);
+      }
+      if (record) {
+        const Status gathered = gather_trace(worker, rank, size, timeout_s, &report.trace);
+        if (!gathered.ok()) abort_mpi_job(gathered.message());
+        if (rank == 0) finish_trace(peaks, sr, &report.trace);
+      }
+      if (on_step && rank == 0) on_step(sr, job.training.steps);
+      report.steps.push_back(std::move(sr));
     }
-    if (record) {
-      CF_RETURN_IF_ERROR(gather_trace(worker, rank, size, &report.trace));
-      if (rank == 0) finish_trace(peaks, sr, &report.trace);
-    }
-    if (on_step && rank == 0) on_step(sr, job.training.steps);
-    report.steps.push_back(std::move(sr));
+  } catch (const std::bad_alloc& e) {
+    abort_mpi_job(std::string("out of memory (") + e.what() + ")");
+  } catch (const std::exception& e) {
+    abort_mpi_job(std::string("exception: ") + e.what());
   }
   return result;
 }

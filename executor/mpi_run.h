@@ -11,7 +11,9 @@
 namespace cf {
 
 // MPI_Init_thread (funneled) on construction (unless already initialised), MPI_Finalize on
-// destruction (if it initialised). One per process.
+// destruction (if it initialised). One per process. It makes an MPI error on MPI_COMM_WORLD (or
+// a communicator made from it) print "rank R: MPI error: …" and end the job, and CHECK failures
+// start with "rank R" (mpi_wait.h).
 class MpiSession {
  public:
   MpiSession();
@@ -32,8 +34,12 @@ struct MpiRunResult {
   RunReport report;
 };
 
-// Called collectively by every rank of MPI_COMM_WORLD. A world size other than dp × cp × pp is
-// InvalidInput on every rank (so every rank exits 2).
+// Called collectively by every rank of MPI_COMM_WORLD. Bad input — a world size other than
+// dp × cp × pp, a token file, a plan, a malformed CHUNKFLOW_FAULT (fault_injection.h) — is found
+// by every rank alike and returned on every rank (so every rank exits 2). A failure of one rank
+// — an exception, an MPI error, a peer silent for options.mpi_timeout_s — ends the job from
+// that rank (abort_mpi_job: "rank R: reason", then MPI_Abort); a rank that dies is mpirun's to
+// report.
 // `on_step` is called on rank 0 only.
 StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& options,
                                     const StepCallback& on_step = {});

@@ -1,7 +1,10 @@
 // The MPI transport (mpi_transport.h).
 #include "executor/mpi_transport.h"
 
+#include <fmt/format.h>
+
 #include <climits>
+#include <exception>
 
 #include "core/check.h"
 
@@ -30,8 +33,9 @@ std::vector<int> mpi_counts(const std::vector<int64_t>& counts) {
 
 }  // namespace
 
-MpiTransport::MpiTransport(MPI_Comm world, int dp, int pp, int vpp, bool tied_embeddings, int cp)
-    : world_(world), layout_{dp, cp, pp}, vpp_(vpp) {
+MpiTransport::MpiTransport(MPI_Comm world, int dp, int pp, int vpp, bool tied_embeddings, int cp,
+                           double timeout_s)
+    : world_(world), layout_{dp, cp, pp}, vpp_(vpp), timeout_s_(timeout_s) {
   int rank = 0, size = 0;
   MPI_Comm_rank(world, &rank);
   MPI_Comm_size(world, &size);
@@ -54,7 +58,8 @@ MpiTransport::MpiTransport(MPI_Comm world, int dp, int pp, int vpp, bool tied_em
 }
 
 MpiTransport::~MpiTransport() {
-  finish_step();
+  // An exception on its way out (to the driver, which ends the job) waits for nothing.
+  if (std::uncaught_exceptions() == 0) finish_step();
   if (dp_comm_ != MPI_COMM_NULL) MPI_Comm_free(&dp_comm_);
   if (cp_comm_ != MPI_COMM_NULL) MPI_Comm_free(&cp_comm_);
   if (tied_comm_ != MPI_COMM_NULL) MPI_Comm_free(&tied_comm_);
@@ -76,25 +81,43 @@ void MpiTransport::send(int stage, const MessageKey& key, const float* data, int
             "MPI_Isend");
 }
 
+void MpiTransport::wait(MPI_Request* request, const std::string& what) const {
+  wait_or_abort(request, MPI_STATUS_IGNORE, timeout_s_, [&] {
+    return fmt::format("{} (stage {}, DP rank {}, CP rank {})", what, stage_, dp_rank_, cp_rank_);
+  });
+}
+
 void MpiTransport::recv(int stage, const MessageKey& key, float* data, int64_t count) {
+  MPI_Request request = MPI_REQUEST_NULL;
+  const int from = world_rank(stage);
+  mpi_check(MPI_Irecv(data, mpi_count(count), MPI_FLOAT, from, tag(key), world_, &request),
+            "MPI_Irecv");
   MPI_Status status;
-  mpi_check(
-      MPI_Recv(data, mpi_count(count), MPI_FLOAT, world_rank(stage), tag(key), world_, &status),
-      "MPI_Recv");
+  wait_or_abort(&request, &status, timeout_s_, [&] {
+    return fmt::format("the {} of chunk {} (model chunk {}) from rank {} (stage {}) to stage {}",
+                       key.gradient ? "gradient" : "activation", key.chunk, key.model_chunk, from,
+                       stage, stage_);
+  });
   int received = 0;
   MPI_Get_count(&status, MPI_FLOAT, &received);
   CF_CHECK_EQ(received, count);
 }
 
 void MpiTransport::allreduce_dp(float* data, int64_t count) {
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_SUM, dp_comm_),
-            "MPI_Allreduce(dp)");
+  MPI_Request request = MPI_REQUEST_NULL;
+  mpi_check(
+      MPI_Iallreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_SUM, dp_comm_, &request),
+      "MPI_Iallreduce(dp)");
+  wait(&request, "the gradient sum over the dp·cp ranks of the stage");
 }
 
 void MpiTransport::allreduce_tied(float* data, int64_t count) {
   CF_CHECK(tied_comm_ != MPI_COMM_NULL) << "stage " << stage_ << " is not in the tied pair";
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_SUM, tied_comm_),
-            "MPI_Allreduce(tied)");
+  MPI_Request request = MPI_REQUEST_NULL;
+  mpi_check(MPI_Iallreduce(MPI_IN_PLACE, data, mpi_count(count), MPI_FLOAT, MPI_SUM, tied_comm_,
+                           &request),
+            "MPI_Iallreduce(tied)");
+  wait(&request, "the tied-embedding gradient sum of the first and last stage");
 }
 
 void MpiTransport::allgather_cp(const float* data, float* out, const std::vector<int64_t>& counts) {
@@ -106,23 +129,34 @@ void MpiTransport::allgather_cp(const float* data, float* out, const std::vector
     displs[i] = mpi_count(offset);
     offset += counts[i];
   }
-  mpi_check(MPI_Allgatherv(data, recv_counts[static_cast<size_t>(cp_rank_)], MPI_FLOAT, out,
-                           recv_counts.data(), displs.data(), MPI_FLOAT, cp_comm_),
-            "MPI_Allgatherv(cp)");
+  MPI_Request request = MPI_REQUEST_NULL;
+  mpi_check(MPI_Iallgatherv(data, recv_counts[static_cast<size_t>(cp_rank_)], MPI_FLOAT, out,
+                            recv_counts.data(), displs.data(), MPI_FLOAT, cp_comm_, &request),
+            "MPI_Iallgatherv(cp)");
+  wait(&request, "the K/V all-gather over the cp ranks");
 }
 
 void MpiTransport::reduce_scatter_cp(const float* data, float* out,
                                      const std::vector<int64_t>& counts) {
   CF_CHECK_EQ(static_cast<int>(counts.size()), layout_.cp);
   const std::vector<int> recv_counts = mpi_counts(counts);
-  mpi_check(MPI_Reduce_scatter(data, out, recv_counts.data(), MPI_FLOAT, MPI_SUM, cp_comm_),
-            "MPI_Reduce_scatter(cp)");
+  MPI_Request request = MPI_REQUEST_NULL;
+  mpi_check(
+      MPI_Ireduce_scatter(data, out, recv_counts.data(), MPI_FLOAT, MPI_SUM, cp_comm_, &request),
+      "MPI_Ireduce_scatter(cp)");
+  wait(&request, "the dK/dV reduce-scatter over the cp ranks");
 }
 
 void MpiTransport::finish_step() {
   if (!pending_.empty()) {
-    mpi_check(MPI_Waitall(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE),
-              "MPI_Waitall");
+    // A send completes when its receiver has taken it (large messages) or MPI has buffered it.
+    wait_or_abort(static_cast<int>(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE,
+                  timeout_s_, [&] {
+                    return fmt::format(
+                        "the other stages to receive the step's {} messages from "
+                        "stage {} (DP rank {}, CP rank {})",
+                        pending_.size(), stage_, dp_rank_, cp_rank_);
+                  });
   }
   pending_.clear();
   pending_data_.clear();

@@ -106,6 +106,8 @@ void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport*
 
 void StageWorker::run_op(const PlanIndex& index, int at, const TokenBatch& batch,
                          Transport* transport, StepClock::time_point origin) {
+  if (before_op_) before_op_(ops_run_);
+  ++ops_run_;
   const IndexedOp& entry = index.op(at);
   const Op& op = *entry.op;
   const Chunk& chunk = index.plan().chunks[static_cast<size_t>(op.chunk)];

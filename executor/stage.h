@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -82,6 +83,9 @@ class StageWorker {
   std::vector<TraceOp>& trace_ops() { return trace_ops_; }
   std::vector<MemorySample>& memory_samples() { return memory_samples_; }
   void clear_trace();
+  // Called before each op with the number of ops this worker has run so far, over all steps:
+  // the MPI driver's fault-injection test hook (fault_injection.h). Empty by default.
+  void set_before_op(std::function<void(int64_t ops_run)> hook) { before_op_ = std::move(hook); }
 
  private:
   // Activations of one (chunk, model chunk) on this stage between its forward and backward.
@@ -144,6 +148,8 @@ class StageWorker {
   std::vector<OpMemoryRecord> op_memory_;
   MemoryBreakdown sampled_;
   int64_t sampled_total_ = -1;
+  std::function<void(int64_t)> before_op_;
+  int64_t ops_run_ = 0;
 };
 
 }  // namespace cf

@@ -14,6 +14,11 @@
 
 namespace cf {
 
+// How long a transport between processes (MPI) waits for a peer before it ends the job
+// (mpi_wait.h): generous, since a peer may be running a whole stage's ops — or, on rank 0, the
+// reference check — while others wait on it. `chunkflow run --mpi-timeout SECONDS` sets it.
+inline constexpr double kDefaultPeerTimeoutS = 600;
+
 // Identifies one message of a step between two stages of one DP rank: the activation of
 // (chunk, model chunk) going forward, or its gradient going backward.
 struct MessageKey {

@@ -9,10 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -75,10 +79,24 @@ pid_t spawn(const std::string& program, const std::vector<std::string>& args,
   return spawned == 0 ? pid : -1;
 }
 
+int exit_code_of(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int wait_exit_code(pid_t pid) {
   int status = 0;
   waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return exit_code_of(status);
+}
+
+// Waits for `pid` until `deadline`, polling every 10 ms; nullopt if it is still running.
+std::optional<int> wait_exit_code_until(pid_t pid, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return exit_code_of(status);
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace
@@ -90,6 +108,34 @@ CommandResult run_program(const std::string& program, const std::vector<std::str
   const pid_t pid = spawn(program, args, out_path, err_path, -1);
   if (pid < 0) return result;
   result.exit_code = wait_exit_code(pid);
+  result.out = slurp(out_path);
+  result.err = slurp(err_path);
+  return result;
+}
+
+CommandResult run_program_until(const std::string& program, const std::vector<std::string>& args,
+                                double deadline_s) {
+  using Clock = std::chrono::steady_clock;
+  TempDir dir;
+  const std::string out_path = dir.path() + "/stdout", err_path = dir.path() + "/stderr";
+  CommandResult result;
+  const Clock::time_point start = Clock::now();
+  const pid_t pid = spawn(program, args, out_path, err_path, -1);
+  if (pid < 0) return result;
+  std::optional<int> code =
+      wait_exit_code_until(pid, start + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(deadline_s)));
+  result.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!code) {
+    result.timed_out = true;
+    kill(pid, SIGTERM);
+    code = wait_exit_code_until(pid, Clock::now() + std::chrono::seconds(5));
+    if (!code) {
+      kill(pid, SIGKILL);
+      code = wait_exit_code(pid);
+    }
+  }
+  result.exit_code = *code;
   result.out = slurp(out_path);
   result.err = slurp(err_path);
   return result;

@@ -9,13 +9,21 @@
 namespace cf::test {
 
 struct CommandResult {
-  int exit_code = -1;
+  int exit_code = -1;  // 128 + N when killed by signal N
   std::string out;
   std::string err;
+  double wall_s = 0;       // from spawn to exit (run_program_until)
+  bool timed_out = false;  // still running at the deadline, so terminated (run_program_until)
 };
 
 // Runs `program` with `args` (no shell); stdout and stderr captured separately.
 CommandResult run_program(const std::string& program, const std::vector<std::string>& args);
+
+// As run_program, but a program still running after `deadline_s` gets SIGTERM (mpirun passes it
+// on to its ranks), SIGKILL 5 s later, and is reported timed_out: a hang fails a test instead
+// of stalling it.
+CommandResult run_program_until(const std::string& program, const std::vector<std::string>& args,
+                                double deadline_s);
 
 // As run_program, with stderr on the slave side of a new pseudo-terminal (isatty(2) is true in
 // the child) and read back from its master: what a user at a terminal sees on stderr (the
