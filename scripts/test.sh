@@ -2,8 +2,8 @@
 # The whole test suite: installs what is missing, checks the sources are clang-format clean,
 # builds (Release, CUDA code compiled where nvcc exists), runs every ctest (unit, property,
 # golden, end-to-end, MPI, benchmarks as quick tests), the validation matrix, then builds and
-# runs the unit tests of the libraries (core, models, traces, sim, kernels, executor) again
-# under ASan + UBSan.
+# runs the unit tests of the libraries (core, models, traces, sim, kernels, executor) and the
+# program's end-to-end tests again under ASan + UBSan.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -43,15 +43,24 @@ echo "== validation matrix (calibrate, then chunkflow validate)"
 "$root/scripts/validate.sh" --no-build --build-dir "$root/build"
 phase "validation"
 
-echo "== ASan + UBSan build, library unit tests"
+echo "== ASan + UBSan build: library unit tests, and the program under the end-to-end tests"
 # Libraries at -O1 -g1 (line tables for the reports: several times faster to compile than
-# -O2 -g); the tests' own code at -O0 (CMakeLists.txt cf_test).
+# -O2 -g); the tests' own code at -O0 (CMakeLists.txt cf_test). Then the end-to-end tests —
+# the Release build's binaries: their own code is only a harness — run this build's chunkflow
+# (CHUNKFLOW_TEST_PROGRAM, tests/support/subprocess.h), all but the MPI ones and the three
+# that each start with `chunkflow calibrate --quick` (50–60 s apiece here, two thirds of the
+# end-to-end tests' time; the library's Calibrate.QuickCalibrationFillsTheTable, above, runs
+# the same calibration under the sanitizers).
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF -DCMAKE_UNITY_BUILD=OFF \
   "-DCHUNKFLOW_TEST_DIRS=core;models;traces;sim;kernels;executor" >/dev/null
-cmake --build "$root/build-asan" -j"$jobs" --target unit_tests
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e" 
-
+cmake --build "$root/build-asan" -j"$jobs" --target unit_tests chunkflow
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e"
+CHUNKFLOW_TEST_PROGRAM="$root/build-asan/bin/chunkflow" \
+  ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 900 -L e2e -LE mpi \
+  -E "^(CalibrateCommand.QuickTableLoadsAndPricesAJob|ValidateCommand.InvalidTableNamesFileAndKey|TuneCliTest.CalibratedCostModelPrunesSafely)$"
+unset ASAN_OPTIONS UBSAN_OPTIONS
 phase "sanitizer build and tests"
+
 echo "== suite finished in $(( $(date +%s) - start )) s (${phases%, })"
