@@ -3,7 +3,8 @@
 # builds (Release, CUDA code compiled where nvcc exists), runs every ctest (unit, property,
 # golden, end-to-end, MPI, benchmarks as quick tests), the validation matrix, then builds and
 # runs the unit tests of the libraries (core, models, traces, sim, kernels, executor) and the
-# program's end-to-end tests again under ASan + UBSan.
+# program's end-to-end tests again under ASan + UBSan, and the in-process executor's threaded
+# tests under ThreadSanitizer.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -63,4 +64,22 @@ CHUNKFLOW_TEST_PROGRAM="$root/build-asan/bin/chunkflow" \
 unset ASAN_OPTIONS UBSAN_OPTIONS
 phase "sanitizer build and tests"
 
+echo "== ThreadSanitizer build, the in-process executor's threads"
+# The in-process transport's mailbox and rendezvous collectives under the threads of
+# run_in_process: the libraries as a unity build at -O1 -g1 (no file-by-file check here: the
+# ASan build does it), without MPI (Open MPI is not instrumented). The cases: every
+# collective and message kind once — dp = 2, cp = 2 with interleaving, tied embeddings over
+# pp = 4, the rendezvous and CP collectives, the backend seam's dp = 2 and interleaved runs —
+# not the whole contract matrix (TSan runs it 15–20× slower than Release: 10 minutes here).
+# setarch -R: GCC 12's TSan cannot map its shadow under a kernel's full 32-bit mmap
+# randomisation.
+cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
+  -DCHUNKFLOW_SANITIZE=thread -DCHUNKFLOW_MPI=OFF -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF \
+  -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 -DCHUNKFLOW_TEST_DIRS=executor >/dev/null
+cmake --build "$root/build-tsan" -j"$jobs" --target executor_contract_test executor_parts_test \
+  executor_backend_test
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch "$(uname -m)" -R \
+  ctest --test-dir "$root/build-tsan" -j"$jobs" --output-on-failure --timeout 600 -L unit \
+  -R "ContractTest.*/(pp2_dp2_c40_k1|cp2_pp2_vpp2_interleaved_c32_k2|tied_pp4_c31_k1)( |$)|^(Rendezvous|CpCollectives|CpRun)\.|BackendSeamTest.*/(group_k1_pp2_dp2|interleaved_pp2_vpp2_k2)( |$)"
+phase "thread sanitizer build and tests"
 echo "== suite finished in $(( $(date +%s) - start )) s (${phases%, })"
