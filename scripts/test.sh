@@ -2,8 +2,9 @@
 # The whole test suite: installs what is missing, checks the sources are clang-format clean,
 # builds (Release, CUDA code compiled where nvcc exists), runs every ctest (unit, property,
 # golden, end-to-end, MPI, benchmarks as quick tests), the validation matrix, then builds and
-# runs the unit tests of the libraries (core, models, traces, sim, kernels, executor) again
-# under ASan + UBSan, and last fuzzes each reader of outside input for a few seconds
+# runs the unit tests of the libraries (core, models, traces, sim, kernels, executor) and the
+# program's end-to-end tests again under ASan + UBSan, the in-process executor's threaded
+# tests under ThreadSanitizer, and last fuzzes each reader of outside input for a few seconds
 # (scripts/fuzz.sh, docs/TESTING.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,17 +45,44 @@ echo "== validation matrix (calibrate, then chunkflow validate)"
 "$root/scripts/validate.sh" --no-build --build-dir "$root/build"
 phase "validation"
 
-echo "== ASan + UBSan build, library unit tests"
+echo "== ASan + UBSan build: library unit tests, and the program under the end-to-end tests"
 # Libraries at -O1 -g1 (line tables for the reports: several times faster to compile than
-# -O2 -g); the tests' own code at -O0 (CMakeLists.txt cf_test).
+# -O2 -g); the tests' own code at -O0 (CMakeLists.txt cf_test). Then the end-to-end tests —
+# the Release build's binaries: their own code is only a harness — run this build's chunkflow
+# (CHUNKFLOW_TEST_PROGRAM, tests/support/subprocess.h), all but the MPI ones and the three
+# that each start with `chunkflow calibrate --quick` (50–60 s apiece here, two thirds of the
+# end-to-end tests' time; the library's Calibrate.QuickCalibrationFillsTheTable, above, runs
+# the same calibration under the sanitizers).
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF -DCMAKE_UNITY_BUILD=OFF \
   "-DCHUNKFLOW_TEST_DIRS=core;models;traces;sim;kernels;executor" >/dev/null
-cmake --build "$root/build-asan" -j"$jobs" --target unit_tests
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e" 
-
+cmake --build "$root/build-asan" -j"$jobs" --target unit_tests chunkflow
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e"
+CHUNKFLOW_TEST_PROGRAM="$root/build-asan/bin/chunkflow" \
+  ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 900 -L e2e -LE mpi \
+  -E "^(CalibrateCommand.QuickTableLoadsAndPricesAJob|ValidateCommand.InvalidTableNamesFileAndKey|TuneCliTest.CalibratedCostModelPrunesSafely)$"
+unset ASAN_OPTIONS UBSAN_OPTIONS
 phase "sanitizer build and tests"
+
+echo "== ThreadSanitizer build, the in-process executor's threads"
+# The in-process transport's mailbox and rendezvous collectives under the threads of
+# run_in_process: the libraries as a unity build at -O1 -g1 (no file-by-file check here: the
+# ASan build does it), without MPI (Open MPI is not instrumented). The cases: every
+# collective and message kind once — dp = 2, cp = 2 with interleaving, tied embeddings over
+# pp = 4, the rendezvous and CP collectives, the backend seam's dp = 2 and interleaved runs —
+# not the whole contract matrix (TSan runs it 15–20× slower than Release: 10 minutes here).
+# setarch -R: GCC 12's TSan cannot map its shadow under a kernel's full 32-bit mmap
+# randomisation.
+cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
+  -DCHUNKFLOW_SANITIZE=thread -DCHUNKFLOW_MPI=OFF -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF \
+  -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 -DCHUNKFLOW_TEST_DIRS=executor >/dev/null
+cmake --build "$root/build-tsan" -j"$jobs" --target executor_contract_test executor_parts_test \
+  executor_backend_test
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch "$(uname -m)" -R \
+  ctest --test-dir "$root/build-tsan" -j"$jobs" --output-on-failure --timeout 600 -L unit \
+  -R "ContractTest.*/(pp2_dp2_c40_k1|cp2_pp2_vpp2_interleaved_c32_k2|tied_pp4_c31_k1)( |$)|^(Rendezvous|CpCollectives|CpRun)\.|BackendSeamTest.*/(group_k1_pp2_dp2|interleaved_pp2_vpp2_k2)( |$)"
+phase "thread sanitizer build and tests"
 
 echo "== fuzz (libFuzzer targets of tests/fuzz with clang, ASan + UBSan, from their seed corpora)"
 # A few seconds per target: the seeds, the hostile inputs among them and what the fuzzer

@@ -3,6 +3,7 @@
 // directories for the files a test writes.
 #pragma once
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -32,12 +33,18 @@ CommandResult run_program_on_terminal(const std::string& program,
                                       const std::vector<std::string>& args);
 
 #ifdef CHUNKFLOW_BIN
-// The program a test target names (CMake: CHUNKFLOW_BIN="<path>"): chunkflow, or mpirun.
+// The program a test target names (CMake: CHUNKFLOW_BIN="<path>"): chunkflow, or mpirun. A
+// non-empty CHUNKFLOW_TEST_PROGRAM in the environment names another chunkflow to run instead:
+// scripts/test.sh runs the end-to-end tests against the sanitizer build's program that way.
+inline std::string chunkflow_program() {
+  const char* other = std::getenv("CHUNKFLOW_TEST_PROGRAM");
+  return other != nullptr && *other != '\0' ? other : CHUNKFLOW_BIN;
+}
 inline CommandResult run_chunkflow(const std::vector<std::string>& args) {
-  return run_program(CHUNKFLOW_BIN, args);
+  return run_program(chunkflow_program(), args);
 }
 inline CommandResult run_chunkflow_on_terminal(const std::vector<std::string>& args) {
-  return run_program_on_terminal(CHUNKFLOW_BIN, args);
+  return run_program_on_terminal(chunkflow_program(), args);
 }
 #endif
 
