@@ -95,6 +95,16 @@ TEST_F(CompareCli, NonRegularFileIsBadInput) {
   EXPECT_EQ(zero.exit_code, 2) << zero.err;
   EXPECT_NE(zero.err.find("/dev/zero: not a regular file (a character device)"), std::string::npos)
       << zero.err;
+  // A trace over 2 GiB (sparse: judged by its size, never read).
+  const std::string huge = dir_.write("huge.json", "{");
+  std::filesystem::resize_file(huge, (int64_t{2} << 30) + 1);
+  test::CommandResult big = run_chunkflow({"compare", huge, measured_path_});
+  EXPECT_EQ(big.exit_code, 2) << big.err;
+  EXPECT_NE(big.err.find(huge + ": 2147483649 bytes, more than the 2147483648 allowed (2 GiB for a "
+                                "trace, core/limits.h)"),
+            std::string::npos)
+      << big.err;
+  std::filesystem::remove(huge);
   test::CommandResult directory = run_chunkflow({"compare", dir_.path(), measured_path_});
   EXPECT_EQ(directory.exit_code, 2) << directory.err;
   EXPECT_NE(directory.err.find(dir_.path() + ": not a regular file (a directory)"),

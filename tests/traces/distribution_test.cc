@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/limits.h"
 #include "core/resources.h"
 
 namespace cf {
@@ -302,7 +303,29 @@ TEST(Distribution, DeeplyNestedJsonlIsRefused) {
 }
 
 // Files are read with the bounds of core/limits.h: a directory or a device is refused before
-// any byte is read (/dev/zero never ends), with the kind of thing it is.
+// any byte is read (/dev/zero never ends), with the kind of thing it is, and so is a file
+// over its format's bound (sparse files here: judged by their size, never read).
+TEST(Distribution, FilesAreBoundedBeforeReading) {
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / "cf_dist_bounds_test";
+  std::filesystem::create_directories(dir);
+  const std::string lengths = (dir / "big.txt").string();
+  std::ofstream(lengths) << "5\n";
+  std::filesystem::resize_file(lengths, limits::kMaxDatasetFileBytes + 1);
+  EXPECT_EQ(load_distribution(lengths).status().message(),
+            lengths +
+                ": 1073741825 bytes, more than the 1073741824 allowed (1 GiB for a dataset "
+                "file, core/limits.h)");
+  const std::string yaml = (dir / "big.yaml").string();
+  std::ofstream(yaml) << "cdf: [[1, 1]]\n";
+  std::filesystem::resize_file(yaml, limits::kMaxTextFileBytes + 1);
+  EXPECT_EQ(load_distribution(yaml).status().message(),
+            yaml +
+                ": 67108865 bytes, more than the 67108864 allowed (64 MiB for a YAML or JSON "
+                "input, core/limits.h)");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Distribution, NonRegularFilesAreRefused) {
   StatusOr<LengthDistribution> zero = load_distribution("/dev/zero");
   ASSERT_FALSE(zero.ok());
