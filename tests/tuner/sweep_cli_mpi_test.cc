@@ -33,6 +33,16 @@ CommandResult plain(const std::vector<std::string>& args) {
   return test::run_program(CHUNKFLOW_EXE, args);
 }
 
+// How many "chunkflow: error:" lines the ranks printed between them.
+size_t error_lines(const std::string& err) {
+  size_t errors = 0;
+  for (size_t at = err.find("chunkflow: error:"); at != std::string::npos;
+       at = err.find("chunkflow: error:", at + 1)) {
+    ++errors;
+  }
+  return errors;
+}
+
 std::string read(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -87,12 +97,7 @@ TEST(SweepCliMpi, BadSweepFileExitsTwoOnEveryRankAndSaysSoOnce) {
   const std::string sweep = dir.write("bad.yaml", "job: default\nvary:\n  gpus: [0]\n");
   const CommandResult r = mpirun(2, {"sweep", sweep});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  size_t errors = 0;
-  for (size_t at = r.err.find("chunkflow: error:"); at != std::string::npos;
-       at = r.err.find("chunkflow: error:", at + 1)) {
-    ++errors;
-  }
-  EXPECT_EQ(errors, 1u) << r.err;
+  EXPECT_EQ(error_lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("bad.yaml:3:10: vary.gpus"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
@@ -127,12 +132,7 @@ TEST(TuneCliMpi, RanksShareTheSearchAndRankZeroPrintsIt) {
 TEST(TuneCliMpi, BadFlagExitsTwoOnEveryRankAndSaysSoOnce) {
   const CommandResult r = mpirun(2, {"tune", "tests/bench/tune-72b-128gpu.yaml", "--margin", "2"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  size_t errors = 0;
-  for (size_t at = r.err.find("chunkflow: error:"); at != std::string::npos;
-       at = r.err.find("chunkflow: error:", at + 1)) {
-    ++errors;
-  }
-  EXPECT_EQ(errors, 1u) << r.err;
+  EXPECT_EQ(error_lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("--margin: must be in [0, 0.9], got 2"), std::string::npos) << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
