@@ -29,6 +29,11 @@ class [[nodiscard]] Status {
   const std::string& message() const { return message_; }
   // The process exit code a CLI uses for this status: 0 ok, 1 runtime, 2 bad input.
   int exit_code() const { return static_cast<int>(code_); }
+  // The same status with "PREFIX: " before its message (ok stays ok): the file or key an
+  // outer reader adds to an inner error.
+  Status prefixed(const std::string& prefix) const {
+    return ok() ? *this : Status(code_, prefix + ": " + message_);
+  }
 
  private:
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}

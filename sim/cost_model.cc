@@ -45,16 +45,12 @@ StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
           job.overlap));
     case CostModelKind::kCalibrated: {
       // The table's own errors name its file and key path; the job's key leads them.
-      auto in_job = [&](const Status& status) {
-        std::string message = fmt::format("{}: cost_model.table: {}", job.origin, status.message());
-        return status.code() == StatusCode::kInvalidInput ? Status::InvalidInput(std::move(message))
-                                                          : Status::Runtime(std::move(message));
-      };
+      const std::string in_job = job.origin + ": cost_model.table";
       StatusOr<CalibrationTable> table = load_calibration(job.cost_model.table);
-      if (!table.ok()) return in_job(table.status());
+      if (!table.ok()) return table.status().prefixed(in_job);
       StatusOr<std::unique_ptr<CalibratedCostModel>> model =
           CalibratedCostModel::create(job, std::move(*table), job.cost_model.table);
-      if (!model.ok()) return in_job(model.status());
+      if (!model.ok()) return model.status().prefixed(in_job);
       return std::unique_ptr<CostModel>(std::move(*model));
     }
   }

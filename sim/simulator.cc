@@ -540,18 +540,6 @@ StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& 
   return simulator.run(job, plan, cost, options);
 }
 
-namespace {
-
-int64_t op_count(const Plan& plan) {
-  int64_t ops = 0;
-  for (const RankPlan& rank : plan.ranks) {
-    for (const StagePlan& stage : rank.stages) ops += static_cast<int64_t>(stage.ops.size());
-  }
-  return ops;
-}
-
-}  // namespace
-
 StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
                                  const std::function<void(int, int)>& on_step) {
   StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
@@ -566,7 +554,7 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
     CF_RETURN_IF_ERROR(require_valid_plan(*plan, step));
     if (step == 0) {
       // The work of every step, estimated from the first, is bounded before the rest runs.
-      const int64_t ops = op_count(*plan);
+      const int64_t ops = plan->op_count();
       if (ops * job.training.steps > limits::kMaxSimulatedOps) {
         return Status::InvalidInput(fmt::format(
             "{}: training.steps: {} steps of ~{} ops are ~{} ops to simulate, more than the {} "
@@ -584,10 +572,7 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
     }
     StatusOr<SimResult> result =
         simulator.run(job, *plan, **cost, step == 0 ? options : SimOptions{});
-    if (!result.ok() && result.status().code() == StatusCode::kInvalidInput) {
-      return Status::InvalidInput(job.origin + ": " + result.status().message());
-    }
-    if (!result.ok()) return result.status();
+    if (!result.ok()) return result.status().prefixed(job.origin);
     if (step == 0 && options.record_trace &&
         result->metrics.step_time_s * 1e9 >= static_cast<double>(kMaxTraceTimeNs)) {
       return Status::InvalidInput(fmt::format(

@@ -224,9 +224,7 @@ double dp_pair_weight(const ModelConfig& model) {
 
 StatusOr<Plan> build_plan(const Job& job, int64_t step) {
   StatusOr<Plan> plan = build_plan(plan_inputs_from_job(job, step));
-  if (!plan.ok() && plan.status().code() == StatusCode::kInvalidInput) {
-    return Status::InvalidInput(job.origin + ": " + plan.status().message());  // the file
-  }
+  if (!plan.ok()) return plan.status().prefixed(job.origin);  // the file
   return plan;
 }
 
