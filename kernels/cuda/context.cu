@@ -1,10 +1,12 @@
-// The per-thread current stream and cuBLAS handle of the CUDA kernels (cuda_check.h).
+// The per-thread current stream, math mode and cuBLAS handle of the CUDA kernels, and the
+// device check (cuda_check.h).
 #include "kernels/cuda/cuda_check.h"
 
 namespace cf::cuda {
 namespace {
 
 thread_local cudaStream_t g_stream = nullptr;
+thread_local Math g_math = Math::kFp32;
 
 struct HandleHolder {
   cublasHandle_t handle = nullptr;
@@ -18,6 +20,22 @@ thread_local HandleHolder g_handle;
 
 void set_stream(cudaStream_t stream) { g_stream = stream; }
 cudaStream_t current_stream() { return g_stream; }
+
+void set_math(Math math) { g_math = math; }
+Math current_math() { return g_math; }
+const char* to_string(Math math) { return math == Math::kBf16 ? "bf16" : "fp32"; }
+
+std::string no_device_reason() {
+  int devices = 0;
+  const cudaError_t status = cudaGetDeviceCount(&devices);
+  if (status == cudaSuccess && devices > 0) return "";
+  std::string reason = "no CUDA device: cudaGetDeviceCount returned ";
+  reason += cudaGetErrorName(status);
+  reason += " (";
+  reason += cudaGetErrorString(status);
+  reason += "), " + std::to_string(devices) + " devices";
+  return reason;
+}
 
 cublasHandle_t cublas_handle() {
   if (g_handle.handle == nullptr) {

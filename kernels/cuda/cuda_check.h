@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 
 #include "core/check.h"
 
@@ -38,6 +39,20 @@ cudaStream_t current_stream();
 // The calling thread's cuBLAS handle, created on first use, bound to current_stream(), with
 // CUBLAS_PEDANTIC_MATH so fp32 GEMMs never use TF32 or reduced-precision emulation.
 cublasHandle_t cublas_handle();
+
+// How the kernels of the calling thread compute (thread-local, like the stream; default kFp32).
+//   kFp32: exact fp32 — cuBLAS pinned to plain fp32 (no TF32), attention on CUDA cores; the
+//          mode of the exact tests and the gradient contract.
+//   kBf16: tensor cores — GEMM and attention operands rounded to bf16, products accumulated in
+//          fp32 (the precision of bf16 mixed-precision training); storage stays fp32.
+enum class Math { kFp32, kBf16 };
+void set_math(Math math);
+Math current_math();
+const char* to_string(Math math);
+
+// Empty when a CUDA device is usable; otherwise why not ("no CUDA device: cudaGetDeviceCount
+// returned cudaErrorNoDevice (no CUDA-capable device is detected)").
+std::string no_device_reason();
 
 // Blocks of `threads` threads covering n work items.
 inline unsigned int blocks_for(int64_t n, int threads) {
