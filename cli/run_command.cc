@@ -1,4 +1,4 @@
-// `chunkflow run JOB.yaml --backend cpu [--trace FILE] [--json] [--check-reference] ...`:
+// `chunkflow run JOB.yaml [--backend cpu|cuda] [--trace FILE] [--json] [--check-reference] ...`:
 // executes the job's training steps with real kernels (the executor), in-process (one thread
 // per stage and CP rank) or under `mpirun -np dp·cp·pp` (one rank per stage and CP rank), and
 // reports step time, tokens/s, loss and peak memory per stage, optionally the gradient error
@@ -28,6 +28,7 @@ namespace {
 struct RunOptions {
   std::string job_path;
   std::string backend = "cpu";
+  std::string math = "fp32";
   std::string transport = "auto";  // auto | inproc | mpi
   std::string trace_path;
   std::string tokens_path;
@@ -63,6 +64,7 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
   }
   nlohmann::json out = {{"job", job.origin},
                         {"backend", options.backend},
+                        {"device", report.backend},
                         {"transport", transport},
                         {"strategy", to_string(job.strategy.kind)},
                         {"steps", steps},
@@ -76,13 +78,22 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
         std::isfinite(check->rel_error) ? nlohmann::json(check->rel_error) : nlohmann::json();
     out["grad_worst_tensor"] = check->worst_tensor;
   }
+  if (report.device_memory) {
+    const DeviceMemoryReport& m = *report.device_memory;
+    out["device_memory"] = {{"executor_peak_bytes", m.executor_peak},
+                            {"pool_used_peak_bytes", m.pool_used_peak},
+                            {"driver_used_bytes", m.driver_used},
+                            {"driver_used_at_open_bytes", m.driver_used_at_open},
+                            {"device_total_bytes", m.device_total}};
+  }
   if (!options.trace_path.empty()) out["trace"] = options.trace_path;
   return out;
 }
 
 std::string report_text(const RunReport& report, const std::string& transport) {
-  std::string out = fmt::format("backend           cpu ({} transport, {} step{})\n", transport,
-                                report.steps.size(), report.steps.size() == 1 ? "" : "s");
+  std::string out =
+      fmt::format("backend           {} ({} transport, {} step{})\n", report.backend, transport,
+                  report.steps.size(), report.steps.size() == 1 ? "" : "s");
   out += fmt::format("step time         {:.6g} s (mean)\n", report.step_time_s());
   out += fmt::format("throughput        {:.6g} tokens/s\n", report.tokens_per_s());
   out += fmt::format("loss              {:.6f} (mean", report.loss());
@@ -103,6 +114,18 @@ std::string report_text(const RunReport& report, const std::string& transport) {
     out += fmt::format("{:>5} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13}\n", st.stage,
                        mib(st.peak_bytes), mib(b.weights), mib(b.gradients), mib(b.optimizer),
                        mib(b.activations), mib(b.state_store), mib(b.transient));
+  }
+  if (report.device_memory) {
+    // The executor's own count against the device allocator's and the driver's: the pool keeps
+    // what it was given (a caching allocator), so the driver's growth is the pool's reserve.
+    const DeviceMemoryReport& m = *report.device_memory;
+    auto share = [](int64_t a, int64_t b) { return b > 0 ? 100.0 * (a - b) / b : 0.0; };
+    out += fmt::format(
+        "\ndevice memory     executor peak {} (all stages on the device); pool in use at its "
+        "peak {} ({:+.2f}%); driver: {} more than at start ({:+.2f}%), {} of {} in use\n",
+        mib(m.executor_peak), mib(m.pool_used_peak), share(m.pool_used_peak, m.executor_peak),
+        mib(m.driver_delta()), share(m.driver_delta(), m.executor_peak), mib(m.driver_used),
+        mib(m.device_total));
   }
   return out;
 }
@@ -128,6 +151,8 @@ int run_run(const RunOptions& options) {
   exec.check_reference = options.check_reference;
   exec.record_trace = !options.trace_path.empty();
   exec.mpi_timeout_s = options.mpi_timeout_s;
+  exec.backend = options.backend;
+  exec.math = options.math;
 #ifdef CHUNKFLOW_HAVE_MPI
   const bool mpi =
       options.transport == "mpi" || (options.transport == "auto" && launched_by_mpirun());
@@ -144,7 +169,16 @@ int run_run(const RunOptions& options) {
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
     const int local_ranks = local ? std::max(1, std::atoi(local)) : 1;
-    if (Status fits = check_run_memory(*job, !mpi, local_ranks); !fits.ok()) {
+    // A CUDA run holds its buffers on the device: what each device will hold (in process,
+    // every stage on one; under mpirun, one stage per rank) is checked when it is opened.
+    if (options.backend == "cuda") {
+      StatusOr<RunMemoryNeed> need = run_memory_need(*job, !mpi, 1);
+      if (!need.ok()) return report(need.status());
+      exec.device_bytes_needed = mpi ? need->largest_stage_bytes : need->bytes;
+    }
+    if (Status fits =
+            options.backend == "cpu" ? check_run_memory(*job, !mpi, local_ranks) : Status::Ok();
+        !fits.ok()) {
       return rank == nullptr || std::string(rank) == "0" ? report(fits) : fits.exit_code();
     }
   }
@@ -194,8 +228,15 @@ void add_run_command(CLI::App& app, RunFn* run) {
   CLI::App* cmd = app.add_subcommand(
       "run", "Execute the job's training steps with real kernels and measure them");
   cmd->add_option("job", options->job_path, "job YAML file")->required();
-  cmd->add_option("-b,--backend", options->backend, "compute backend")
-      ->check(CLI::IsMember({"cpu"}));
+  cmd->add_option("-b,--backend", options->backend,
+                  "compute backend: cpu (the reference) or cuda (one GPU per process)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--math", options->math,
+                  "cuda: fp32 (exact: no TF32, attention on CUDA cores) or bf16 (tensor cores, "
+                  "bf16 operands, fp32 accumulation; storage stays fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   cmd->add_option("--transport", options->transport,
                   "stage transport: inproc (threads), mpi (one rank per stage and CP rank, "
                   "under mpirun), auto (mpi when started by mpirun)")

@@ -2,12 +2,14 @@
 // stage.cc, reference.cc) issues every kernel and every array operation on a Stream of a
 // Backend, and takes every buffer's storage from that stream's allocator. Implemented by the
 // CPU reference backend (cpu_backend.h) and the memory-only counting backend
-// (counting_backend.h); a CUDA backend implements the same calls with device memory, a
-// cudaStream_t and a cuBLAS handle per stream. Not the kernels (kernels/) nor transports.
+// (counting_backend.h), and the CUDA backend (cuda_backend.h: device memory, a cudaStream_t
+// and a cuBLAS handle per stream). Not the kernels (kernels/) nor transports.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "executor/memory.h"
 #include "kernels/cpu/adamw.h"
@@ -93,13 +95,36 @@ class Stream {
                           const AdamWHyper& hyper, int64_t step) = 0;
 };
 
+// A device's memory as three sources see it, bytes: the executor's own count, the device
+// allocator's and the driver's (Backend::device_memory).
+struct DeviceMemoryReport {
+  int64_t executor_peak = 0;        // the highest sum of the executor's live buffers on the device
+  int64_t pool_used_peak = 0;       // the allocator pool's high-water mark of memory in use
+  int64_t driver_used = 0;          // the driver's used memory (total − free), now
+  int64_t driver_used_at_open = 0;  // the same when the backend was opened (context, libraries)
+  int64_t device_total = 0;
+  // The device memory the run took, as the driver sees it.
+  int64_t driver_delta() const { return driver_used - driver_used_at_open; }
+};
+
 // One kind of compute (one device): a factory of streams over its memory. Thread-safe; it must
 // outlive its streams and the buffers they allocated.
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual const char* name() const = 0;  // "cpu", "counting"
+  virtual const char* name() const = 0;  // "cpu", "counting", "cuda"
   virtual std::unique_ptr<Stream> create_stream() = 0;
+  // Makes the calling thread's work go to this backend's device: a thread that uses a stream
+  // calls it first (a device backend's current device is per thread). Nothing on the host.
+  virtual void bind_thread() const {}
+  // True when storage is device memory: a host transport needs staging (staged_transport.h).
+  virtual bool device_storage() const { return false; }
+  // What runs where, for reports: "cpu", "cuda (NVIDIA H100 80GB HBM3, device 0, bf16)".
+  virtual std::string description() const { return name(); }
+  // A device backend's memory (waits for the device's work first); none for host memory.
+  virtual std::optional<DeviceMemoryReport> device_memory() const { return std::nullopt; }
+  // Restarts the device memory peaks from what is live now.
+  virtual void reset_device_peaks() {}
 };
 
 }  // namespace cf

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -13,7 +14,11 @@
 #include "executor/memory.h"
 #include "executor/rank_layout.h"
 #include "executor/stage.h"
+#include "executor/staged_transport.h"
 #include "sim/plan/plan_builder.h"
+#ifdef CHUNKFLOW_HAVE_CUDA
+#include "executor/cuda_backend.h"
+#endif
 
 namespace cf {
 
@@ -56,7 +61,7 @@ Status validate_for_executor(const Job& job) {
   }
   if (job.parallel.tp != 1) {
     return Status::InvalidInput(fmt::format(
-        "{}: parallel.tp: the cpu backend has no tensor parallelism (tp must be 1, got {})",
+        "{}: parallel.tp: the executor has no tensor parallelism (tp must be 1, got {})",
         job.origin, job.parallel.tp));
   }
   if (job.parallel.cp > 1 && job.parallel.cp_comm != CpComm::kAllGather) {
@@ -66,11 +71,61 @@ Status validate_for_executor(const Job& job) {
   }
   if (job.parallel.recompute != Recompute::kNone) {
     return Status::InvalidInput(fmt::format(
-        "{}: parallel.recompute: the cpu backend runs recompute: none (got {}); ChunkFlow's "
+        "{}: parallel.recompute: the executor runs recompute: none (got {}); ChunkFlow's "
         "F*/R recompute is part of the plan",
         job.origin, to_string(job.parallel.recompute)));
   }
   return Status::Ok();
+}
+
+StatusOr<std::shared_ptr<Backend>> open_backend(const ExecutorOptions& options, int device) {
+  if (options.backend == "cpu") {
+    return std::shared_ptr<Backend>(&cpu_backend(), [](Backend*) {});  // the process's own
+  }
+  if (options.backend != "cuda") {
+    return Status::InvalidInput(
+        fmt::format("--backend {}: unknown backend (cpu or cuda)", options.backend));
+  }
+  if (options.math != "fp32" && options.math != "bf16") {
+    return Status::InvalidInput(fmt::format("--math {}: unknown (fp32 or bf16)", options.math));
+  }
+#ifdef CHUNKFLOW_HAVE_CUDA
+  if (device < 0) {
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) devices = 1;  // open says why
+    device = local != nullptr ? std::max(0, std::atoi(local)) % devices : 0;
+  }
+  CF_ASSIGN_OR_RETURN(
+      std::unique_ptr<CudaBackend> cuda,
+      CudaBackend::open(device, options.math == "bf16" ? cuda::Math::kBf16 : cuda::Math::kFp32));
+  return std::shared_ptr<Backend>(std::move(cuda));
+#else
+  return Status::Runtime(
+      "--backend cuda: this chunkflow was built without the CUDA backend (CHUNKFLOW_CUDA=OFF or "
+      "no nvcc at build time)");
+#endif
+}
+
+Status check_device_memory(const Job& job, const ExecutorOptions& options, const Backend& backend) {
+  const std::optional<DeviceMemoryReport> m = backend.device_memory();
+  if (!m || options.device_bytes_needed == 0) return Status::Ok();
+  const int64_t free = m->device_total - m->driver_used;
+  if (options.device_bytes_needed <= free) return Status::Ok();
+  return Status::InvalidInput(fmt::format(
+      "{}: run: needs {:.2f} GiB on {} (fp32 weights, gradients, AdamW states, activations and "
+      "K/V state of the stages it holds, as the executor's own accounting counts them), the "
+      "device has {:.2f} GiB free of {:.2f} GiB; nothing was allocated. Use a smaller model, "
+      "more stages (pp) on more GPUs, or `chunkflow simulate` for the prediction",
+      job.origin, options.device_bytes_needed / 1073741824.0, backend.description(),
+      free / 1073741824.0, m->device_total / 1073741824.0));
+}
+
+Transport* stage_transport(const Backend& backend, Transport* host, Stream* stream, int cp_rank,
+                           std::unique_ptr<Transport>* staging) {
+  if (host == nullptr || !backend.device_storage()) return host;
+  *staging = std::make_unique<StagedTransport>(host, stream, cp_rank);
+  return staging->get();
 }
 
 StatusOr<TokenSource> TokenSource::open(const Job& job, const ExecutorOptions& options) {
@@ -129,12 +184,18 @@ StageMemoryReport worker_peak(StageWorker& worker) {
                            t.category_peaks()};
 }
 
-// Runs fn(worker) on one thread per worker and waits for all.
+// Runs fn(worker) on one thread per worker (bound to the backend's device) and waits for all.
 template <typename Fn>
-void on_every_worker(std::vector<std::unique_ptr<StageWorker>>& workers, Fn fn) {
+void on_every_worker(const Backend& backend, std::vector<std::unique_ptr<StageWorker>>& workers,
+                     Fn fn) {
   std::vector<std::thread> threads;
   threads.reserve(workers.size());
-  for (auto& w : workers) threads.emplace_back([&fn, &w] { fn(*w); });
+  for (auto& w : workers) {
+    threads.emplace_back([&backend, &fn, &w] {
+      backend.bind_thread();
+      fn(*w);
+    });
+  }
   for (std::thread& t : threads) t.join();
 }
 
@@ -149,22 +210,29 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
   CF_RETURN_IF_ERROR(validate_for_executor(job));
   retain_freed_memory();
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
+  CF_ASSIGN_OR_RETURN(const std::shared_ptr<Backend> backend, open_backend(options, 0));
+  CF_RETURN_IF_ERROR(check_device_memory(job, options, *backend));
   const int dp = job.parallel.dp, pp = job.parallel.pp;
   const LayerSplit split = layer_split(job.model.layers, job.parallel);
   const RankLayout layout{dp, job.parallel.cp, pp};
   InProcessFabric fabric(dp, pp, layout.cp);
   std::vector<std::unique_ptr<StageWorker>> workers;  // index: the rank (rank_layout.h)
-  std::vector<std::unique_ptr<InProcessTransport>> transports;
+  std::vector<std::unique_ptr<InProcessTransport>> host_transports;
+  std::vector<std::unique_ptr<Transport>> staging(static_cast<size_t>(layout.size()));
+  std::vector<Transport*> transports;  // what each worker uses: staged for device storage
   for (int rank = 0; rank < layout.size(); ++rank) {
     const int r = layout.dp_rank_of(rank), c = layout.cp_rank_of(rank), s = layout.stage_of(rank);
-    workers.push_back(std::make_unique<StageWorker>(job.model, split, r, s, &cpu_backend(),
-                                                    CpRank{layout.cp, c}));
-    transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s, c));
+    workers.push_back(
+        std::make_unique<StageWorker>(job.model, split, r, s, backend.get(), CpRank{layout.cp, c}));
+    host_transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s, c));
+    transports.push_back(stage_transport(*backend, host_transports.back().get(),
+                                         &workers.back()->stream(), c,
+                                         &staging[static_cast<size_t>(rank)]));
   }
   auto worker = [&](int dp_rank, int cp_rank, int stage) -> StageWorker& {
     return *workers[static_cast<size_t>(layout.rank(dp_rank, cp_rank, stage))];
   };
-  on_every_worker(workers,
+  on_every_worker(*backend, workers,
                   [&](StageWorker& w) { w.params().initialise(options.seed, options.init_std); });
 
   RunReport report;
@@ -181,9 +249,9 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
 
     // The CP ranks of a stage run the same ops in lockstep: CP rank 0's are the measured trace.
     const StepClock::time_point t0 = StepClock::now();
-    on_every_worker(workers, [&](StageWorker& w) {
+    on_every_worker(*backend, workers, [&](StageWorker& w) {
       const int rank = layout.rank(w.dp_rank(), w.cp_rank(), w.stage());
-      w.run_step(plan, batch, transports[static_cast<size_t>(rank)].get(), t0,
+      w.run_step(plan, batch, transports[static_cast<size_t>(rank)], t0,
                  record && w.cp_rank() == 0);
     });
     const StepClock::time_point t1 = StepClock::now();
@@ -196,7 +264,7 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
     // The optimizer's clock continues where the pipeline's stopped (the check is not timed).
     const StepClock::time_point t2 = StepClock::now();
     const StepClock::time_point origin = t2 - (t1 - t0);
-    on_every_worker(workers, [&](StageWorker& w) {
+    on_every_worker(*backend, workers, [&](StageWorker& w) {
       w.optimizer_step(options.adamw, step + 1, origin, record && w.cp_rank() == 0);
     });
     const StepClock::time_point t3 = StepClock::now();
@@ -228,6 +296,8 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
     if (on_step) on_step(sr, job.training.steps);
     report.steps.push_back(std::move(sr));
   }
+  report.backend = backend->description();
+  report.device_memory = backend->device_memory();
   return report;
 }
 

@@ -7,15 +7,18 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "executor/backend.h"
 #include "executor/memory.h"
 #include "executor/reference.h"
 #include "executor/stage.h"
 #include "executor/tokens.h"
+#include "executor/transport.h"
 #include "kernels/cpu/adamw.h"
 #include "sim/plan/job.h"
 #include "sim/plan/plan.h"
@@ -32,7 +35,30 @@ struct ExecutorOptions {
   bool record_trace = true;  // the measured trace of step 0
   // Under mpirun: seconds a rank waits for a peer before it ends the job; 0 waits forever.
   double mpi_timeout_s = kDefaultPeerTimeoutS;
+  // Where the kernels run: "cpu" (the reference) or "cuda" (one GPU per process, in process
+  // every stage on it; under mpirun each rank on GPU local rank mod devices), and how a CUDA
+  // backend computes: "fp32" (exact) or "bf16" (tensor cores, fp32 accumulation).
+  std::string backend = "cpu";
+  std::string math = "fp32";
+  // A device backend's memory need on each device, from the executor's accounting replayed on
+  // the job's plans (run_memory.h); checked against the device's free memory before any
+  // buffer is allocated. 0: not checked.
+  int64_t device_bytes_needed = 0;
 };
+
+// The backend of `options` for this process: the CPU backend (shared) or a CUDA backend on
+// `device` (−1: the MPI local rank mod the devices, else 0). Runtime when the CUDA backend is
+// not built or no device is usable ("no CUDA device: ..."); InvalidInput for an unknown name.
+StatusOr<std::shared_ptr<Backend>> open_backend(const ExecutorOptions& options, int device = -1);
+
+// InvalidInput when options.device_bytes_needed exceeds what `backend`'s device has free now
+// (naming the job, the device and both sizes); Ok for host backends.
+Status check_device_memory(const Job& job, const ExecutorOptions& options, const Backend& backend);
+
+// A host transport as a stage of `backend` needs it: itself for host storage, else wrapped in
+// host staging (staged_transport.h) on the stage's stream. `staging` keeps the wrapper.
+Transport* stage_transport(const Backend& backend, Transport* host, Stream* stream, int cp_rank,
+                           std::unique_ptr<Transport>* staging);
 
 // Peak memory of one pipeline stage over the run (the worst DP or CP rank and step): the
 // total's peak, the breakdown at that moment, and each category's own peak.
@@ -61,6 +87,10 @@ struct RunReport {
   Trace trace;
   // Step 0's per-op memory records of each stage (CP rank 0), index dp_rank·pp + stage (stage.h).
   std::vector<std::vector<OpMemoryRecord>> op_memory;
+  std::string backend = "cpu";  // Backend::description() of the run's backend (rank 0's)
+  // A device backend's memory after the last step (rank 0's device): the executor's peak on
+  // the device against the allocator's and the driver's.
+  std::optional<DeviceMemoryReport> device_memory;
 
   double step_time_s() const;   // mean over steps
   double tokens_per_s() const;  // Σ tokens / Σ step time
@@ -68,8 +98,8 @@ struct RunReport {
   std::optional<GradientCheck> worst_check() const;
 };
 
-// What the CPU backend can run: tp = 1 (no tensor parallelism), recompute: none (F*/R are
-// ChunkFlow's own recompute), and context parallelism (cp > 1) with cp_comm: all_gather only
+// What the executor can run (every backend): tp = 1 (no tensor parallelism), recompute: none (F*/R
+// are ChunkFlow's own recompute), and context parallelism (cp > 1) with cp_comm: all_gather only
 // (context_parallel.h). InvalidInput naming the key otherwise.
 Status validate_for_executor(const Job& job);
 

@@ -176,8 +176,12 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
         job.origin, dp, layout.cp, pp, layout.size(), size));
   }
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
+  // A rank that cannot open its device returns it like bad input (every rank of a host sees
+  // the same devices); a failure on one rank only ends the job from the first collective.
+  CF_ASSIGN_OR_RETURN(const std::shared_ptr<Backend> backend, open_backend(options));
+  CF_RETURN_IF_ERROR(check_device_memory(job, options, *backend));
   StageWorker worker(job.model, layer_split(job.model.layers, job.parallel),
-                     layout.dp_rank_of(rank), layout.stage_of(rank), &cpu_backend(),
+                     layout.dp_rank_of(rank), layout.stage_of(rank), backend.get(),
                      CpRank{layout.cp, layout.cp_rank_of(rank)});
   if (fault && fault->rank == rank) {
     worker.set_before_op([&worker, spec = *fault](int64_t ops_run) {
@@ -185,8 +189,11 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
     });
   }
   worker.params().initialise(options.seed, options.init_std);
-  MpiTransport transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp,
-                         options.mpi_timeout_s);
+  MpiTransport host_transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp,
+                              options.mpi_timeout_s);
+  std::unique_ptr<Transport> staging;  // device storage goes through host copies
+  Transport& transport = *stage_transport(*backend, &host_transport, &worker.stream(),
+                                          layout.cp_rank_of(rank), &staging);
   MPI_Comm check_comm = MPI_COMM_NULL;
   MPI_Comm_dup(MPI_COMM_WORLD, &check_comm);
   struct FreeComm {
@@ -254,6 +261,8 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
       if (on_step && rank == 0) on_step(sr, job.training.steps);
       report.steps.push_back(std::move(sr));
     }
+    report.backend = backend->description();
+    report.device_memory = backend->device_memory();  // rank 0's device
   } catch (const std::bad_alloc& e) {
     abort_mpi_job(std::string("out of memory (") + e.what() + ")");
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 // The op runner of one stage (stage.h). Where an op runs and which op on another stage feeds
 // it or takes its output are the plan's rules, read from the plan index (plan_index.h).
 // Receives happen before an op's timer starts, so a measured op is its compute, not its wait;
+// it ends when the stream has finished its work (a device backend's kernels are asynchronous);
 // its memory record starts before the receive (the received input is the op's). Every buffer
 // comes from the stage's stream, every kernel runs on it.
 #include "executor/stage.h"
@@ -132,6 +133,7 @@ void StageWorker::run_op(const PlanIndex& index, int at, const TokenBatch& batch
   } else {
     run_forward(ctx, std::move(received), op.pass, transport);
   }
+  stream_->synchronize();  // a device backend's op ends when its kernels have
   const int64_t end_ns = now_ns(origin);
   record_op(ctx, start_ns, end_ns);
   sample_memory(end_ns, false);
@@ -198,6 +200,7 @@ void StageWorker::sum_gradients(const Plan& plan, Transport* transport,
     transport->allreduce_tied(gradients_at(offset), model_.vocab * model_.hidden);
   }
   if (reduce) transport->allreduce_dp(params_.gradients(), params_.count());
+  stream_->synchronize();
   record_other(OpKind::kDpReduce, start_ns, now_ns(origin));
 }
 
@@ -207,6 +210,7 @@ void StageWorker::optimizer_step(const AdamWHyper& hyper, int64_t step,
   const int64_t start_ns = now_ns(origin);
   params_.adamw_step(hyper, step);
   params_.zero_gradients();
+  stream_->synchronize();
   record_other(OpKind::kOptimizer, start_ns, now_ns(origin));
 }
 

@@ -37,7 +37,15 @@ std::string no_device_reason() {
   return reason;
 }
 
+thread_local cublasHandle_t g_set_handle = nullptr;
+
+void set_cublas_handle(cublasHandle_t handle) { g_set_handle = handle; }
+
 cublasHandle_t cublas_handle() {
+  if (g_set_handle != nullptr) {
+    CUBLAS_CHECK(cublasSetStream(g_set_handle, g_stream));
+    return g_set_handle;
+  }
   if (g_handle.handle == nullptr) {
     CUBLAS_CHECK(cublasCreate(&g_handle.handle));
     CUBLAS_CHECK(cublasSetMathMode(g_handle.handle, CUBLAS_PEDANTIC_MATH));

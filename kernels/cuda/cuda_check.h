@@ -36,9 +36,11 @@ namespace cf::cuda {
 void set_stream(cudaStream_t stream);
 cudaStream_t current_stream();
 
-// The calling thread's cuBLAS handle, created on first use, bound to current_stream(), with
-// CUBLAS_PEDANTIC_MATH so fp32 GEMMs never use TF32 or reduced-precision emulation.
+// The calling thread's cuBLAS handle, bound to current_stream(): the one set_cublas_handle
+// gave (a stream's own, so threads that come and go need not create one each), else one the
+// thread creates on first use. Launchers set its math mode for current_math().
 cublasHandle_t cublas_handle();
+void set_cublas_handle(cublasHandle_t handle);  // null: the thread's own
 
 // How the kernels of the calling thread compute (thread-local, like the stream; default kFp32).
 //   kFp32: exact fp32 — cuBLAS pinned to plain fp32 (no TF32), attention on CUDA cores; the

@@ -62,4 +62,7 @@ void cross_entropy_backward(float* dlogits, const float* logits, const float* ls
 void adamw_step(float* params, float* m, float* v, const float* grads, int64_t n,
                 const AdamWHyper& hyper, int64_t step);
 
+// dst (n) = value: what std::fill does for the CPU backend (no kernels/cpu mirror).
+void fill(float* dst, float value, int64_t n);
+
 }  // namespace cf::cuda

@@ -200,13 +200,38 @@ TEST(RunCommand, BadInputExitsTwoNamingWhatIsWrong) {
       {{"run", dir.path() + "/missing.yaml"}, "missing.yaml"},
       {{"run", tp_job}, "parallel.tp"},
       {{"run", job, "--tokens", bad_tokens}, "bad.jsonl:2: token id 999"},
-      {{"run", job, "--backend", "cuda"}, "--backend"},
+      {{"run", job, "--backend", "rocm"}, "--backend"},
+      {{"run", job, "--backend", "cuda", "--math", "fp16"}, "--math"},
   };
   for (const Case& c : cases) {
     const test::CommandResult r = run_chunkflow(c.args);
     EXPECT_EQ(r.exit_code, 2) << c.args.back() << "\n" << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
   }
+}
+
+// `run --backend cuda` runs on a GPU where there is one; without one (or in a build without
+// CUDA) it is a runtime condition, exit 1 with the reason, not a usage error, and prints nothing.
+TEST(RunCommand, CudaBackendRunsOnADeviceOrSaysWhyNot) {
+  test::TempDir dir;
+  test::TinyJob spec;
+  spec.lengths = {37, 5};
+  const std::string job = dir.write("job.yaml", test::tiny_job_yaml(spec));
+  const test::CommandResult r = run_chunkflow({"run", job, "--backend", "cuda", "--json"});
+  if (r.exit_code == 0) {
+    const nlohmann::json out = nlohmann::json::parse(r.out);
+    EXPECT_EQ(out["backend"], "cuda");
+    EXPECT_EQ(out["device"].get<std::string>().rfind("cuda (", 0), 0u) << out["device"];
+    EXPECT_TRUE(out.contains("device_memory"));
+    return;
+  }
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "");
+#if CF_TEST_CUDA_BUILT
+  EXPECT_NE(r.err.find("no CUDA device"), std::string::npos) << r.err;
+#else
+  EXPECT_NE(r.err.find("built without the CUDA backend"), std::string::npos) << r.err;
+#endif
 }
 
 }  // namespace
