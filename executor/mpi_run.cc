@@ -15,6 +15,9 @@
 #include "executor/fault_injection.h"
 #include "executor/memory.h"
 #include "executor/mpi_transport.h"
+#ifdef CHUNKFLOW_HAVE_NCCL
+#include "executor/nccl_transport.h"
+#endif
 #include "executor/mpi_wait.h"
 #include "executor/rank_layout.h"
 #include "executor/stage.h"
@@ -62,10 +65,12 @@ std::optional<GradientCheck> gathered_check(const Job& job, const RankLayout& la
   const int pp = job.parallel.pp;
   if (rank != 0) {
     if (worker.dp_rank() == 0 && worker.cp_rank() == 0) {
-      StageParams& p = worker.params();
+      // Host copies: the stage's storage may be device memory (the CUDA backend).
+      const StageParams& p = worker.params();
+      const std::vector<float> weights = p.weights_on_host(), gradients = p.gradients_on_host();
       MPI_Request sends[2];
-      MPI_Isend(p.weights(), int_count(p.count()), MPI_FLOAT, 0, 0, comm, &sends[0]);
-      MPI_Isend(p.gradients(), int_count(p.count()), MPI_FLOAT, 0, 1, comm, &sends[1]);
+      MPI_Isend(weights.data(), int_count(p.count()), MPI_FLOAT, 0, 0, comm, &sends[0]);
+      MPI_Isend(gradients.data(), int_count(p.count()), MPI_FLOAT, 0, 1, comm, &sends[1]);
       wait_or_abort(2, sends, MPI_STATUSES_IGNORE, timeout_s, [] {
         return std::string("rank 0 to take this stage's weights and gradients for the check");
       });
@@ -191,9 +196,16 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   worker.params().initialise(options.seed, options.init_std);
   MpiTransport host_transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp,
                               options.mpi_timeout_s);
-  std::unique_ptr<Transport> staging;  // device storage goes through host copies
-  Transport& transport = *stage_transport(*backend, &host_transport, &worker.stream(),
-                                          layout.cp_rank_of(rank), &staging);
+  std::unique_ptr<Transport> staging;  // device storage goes through host copies, or NCCL
+#ifdef CHUNKFLOW_HAVE_NCCL
+  if (backend->device_storage()) {
+    staging = make_nccl_transport(layout, job.model.tied_embeddings, &worker.stream(),
+                                  options.mpi_timeout_s);
+  }
+#endif
+  Transport& transport = staging ? *staging
+                                 : *stage_transport(*backend, &host_transport, &worker.stream(),
+                                                    layout.cp_rank_of(rank), &staging);
   MPI_Comm check_comm = MPI_COMM_NULL;
   MPI_Comm_dup(MPI_COMM_WORLD, &check_comm);
   struct FreeComm {
