@@ -22,13 +22,13 @@
 
 // Every NCCL call: on failure, the call, NCCL's error and where, then the job ends from this
 // rank (abort_mpi_job prints "rank R: ").
-#define NCCL_CHECK(call)                                                                       \
-  do {                                                                                         \
-    const ncclResult_t cf_nccl_result_ = (call);                                               \
-    if (cf_nccl_result_ != ncclSuccess) {                                                      \
-      ::cf::abort_mpi_job(fmt::format("{}: {} ({}:{})", #call,                                 \
+#define NCCL_CHECK(call)                                                                         \
+  do {                                                                                           \
+    const ncclResult_t cf_nccl_result_ = (call);                                                 \
+    if (cf_nccl_result_ != ncclSuccess) {                                                        \
+      ::cf::abort_mpi_job(fmt::format("{}: {} ({}:{})", #call,                                   \
                                       ncclGetErrorString(cf_nccl_result_), __FILE__, __LINE__)); \
-    }                                                                                          \
+    }                                                                                            \
   } while (0)
 
 namespace cf {
@@ -72,30 +72,35 @@ class NcclTransport final : public Transport {
     dp_group_ = split(stage_, pipeline);
     const int pp = layout.pp;
     const bool tied = tied_embeddings && pp > 1;
-    tied_ = split(tied && (stage_ == 0 || stage_ == pp - 1) ? pipeline : NCCL_SPLIT_NOCOLOR,
-                  stage_);
+    tied_ =
+        split(tied && (stage_ == 0 || stage_ == pp - 1) ? pipeline : NCCL_SPLIT_NOCOLOR, stage_);
     cp_group_ = split(stage_ * layout.dp + dp_rank_, cp_rank_);
     // Directed links a → b with b = a ± 1 (mod pp): neighbours, and the last stage's wrap to
     // the first that interleaving uses. Every rank takes part in every split, in this order.
+    // Activations and gradients take separate links: on one kind's link the plan's messages
+    // arrive in the order they are sent (tests/executor/transport_test.cc, NcclLinkOrder),
+    // while the two kinds interleave differently at the two ends under interleaving.
     std::set<std::pair<int, int>> made;
     for (int a = 0; a < pp && pp > 1; ++a) {
       for (int b : {(a + 1) % pp, (a + pp - 1) % pp}) {
         if (!made.insert({a, b}).second) continue;  // pp = 2: a + 1 and a − 1 are one stage
-        const bool member = stage_ == a || stage_ == b;
-        ncclComm_t comm = split(member ? pipeline : NCCL_SPLIT_NOCOLOR, stage_ == a ? 0 : 1);
-        if (!member) continue;
-        Link link;
-        link.comm = comm;
-        link.peer = stage_ == a ? 1 : 0;
-        CUDA_CHECK(cudaStreamCreateWithFlags(&link.stream, cudaStreamNonBlocking));
-        (stage_ == a ? out_ : in_)[stage_ == a ? b : a] = link;
+        for (bool gradient : {false, true}) {
+          const bool member = stage_ == a || stage_ == b;
+          ncclComm_t comm = split(member ? pipeline : NCCL_SPLIT_NOCOLOR, stage_ == a ? 0 : 1);
+          if (!member) continue;
+          Link link;
+          link.comm = comm;
+          link.peer = stage_ == a ? 1 : 0;
+          CUDA_CHECK(cudaStreamCreateWithFlags(&link.stream, cudaStreamNonBlocking));
+          (stage_ == a ? out_ : in_)[{stage_ == a ? b : a, gradient}] = link;
+        }
       }
     }
   }
 
   ~NcclTransport() override {
     for (auto* links : {&out_, &in_}) {
-      for (auto& [stage, link] : *links) {
+      for (auto& [to, link] : *links) {
         cudaStreamSynchronize(link.stream);
         ncclCommDestroy(link.comm);
         cudaStreamDestroy(link.stream);
@@ -107,7 +112,7 @@ class NcclTransport final : public Transport {
   }
 
   void send(int stage, const MessageKey& key, const float* data, int64_t count) override {
-    Link& link = link_to(out_, stage, "to");
+    Link& link = link_to(out_, {stage, key.gradient}, "to");
     // A copy of the message with its key: the caller frees `data` in its stream's order once
     // this returns, while the link's stream sends later.
     float* message = nullptr;
@@ -119,17 +124,17 @@ class NcclTransport final : public Transport {
     CUDA_CHECK(cudaMemcpyAsync(message + count, header.data(), sizeof(header),
                                cudaMemcpyHostToDevice, stream_));  // pageable: staged at once
     after(stream_, link.stream);
-    NCCL_CHECK(ncclSend(message, size_t(count + kHeader), ncclFloat, link.peer, link.comm,
-                        link.stream));
+    NCCL_CHECK(
+        ncclSend(message, size_t(count + kHeader), ncclFloat, link.peer, link.comm, link.stream));
     CUDA_CHECK(cudaFreeAsync(message, link.stream));  // once sent
   }
 
   void recv(int stage, const MessageKey& key, float* data, int64_t count) override {
-    Link& link = link_to(in_, stage, "from");
+    Link& link = link_to(in_, {stage, key.gradient}, "from");
     float* message = nullptr;
     CUDA_CHECK(cudaMallocAsync(&message, size_t(count + kHeader) * sizeof(float), link.stream));
-    NCCL_CHECK(ncclRecv(message, size_t(count + kHeader), ncclFloat, link.peer, link.comm,
-                        link.stream));
+    NCCL_CHECK(
+        ncclRecv(message, size_t(count + kHeader), ncclFloat, link.peer, link.comm, link.stream));
     wait(link.stream, link.comm, [&] {
       return fmt::format("the {} of chunk {} (model chunk {}) from stage {} to stage {}",
                          key.gradient ? "gradient" : "activation", key.chunk, key.model_chunk,
@@ -152,9 +157,8 @@ class NcclTransport final : public Transport {
 
   void allreduce_dp(float* data, int64_t count) override {
     NCCL_CHECK(ncclAllReduce(data, data, size_t(count), ncclFloat, ncclSum, dp_group_, stream_));
-    wait(stream_, dp_group_, [&] {
-      return fmt::format("the gradient sum of stage {} over its dp·cp ranks", stage_);
-    });
+    wait(stream_, dp_group_,
+         [&] { return fmt::format("the gradient sum of stage {} over its dp·cp ranks", stage_); });
   }
 
   void allreduce_tied(float* data, int64_t count) override {
@@ -177,8 +181,7 @@ class NcclTransport final : public Transport {
     int64_t offset = 0;
     for (int i = 0; i < cp; ++i) {
       CUDA_CHECK(cudaMemcpyAsync(out + offset, gathered + int64_t(i) * part,
-                                 size_t(counts[size_t(i)]) * 4, cudaMemcpyDeviceToDevice,
-                                 stream_));
+                                 size_t(counts[size_t(i)]) * 4, cudaMemcpyDeviceToDevice, stream_));
       offset += counts[size_t(i)];
     }
     CUDA_CHECK(cudaFreeAsync(padded, stream_));
@@ -198,12 +201,11 @@ class NcclTransport final : public Transport {
     int64_t offset = 0;
     for (int i = 0; i < cp; ++i) {
       CUDA_CHECK(cudaMemcpyAsync(padded + int64_t(i) * part, data + offset,
-                                 size_t(counts[size_t(i)]) * 4, cudaMemcpyDeviceToDevice,
-                                 stream_));
+                                 size_t(counts[size_t(i)]) * 4, cudaMemcpyDeviceToDevice, stream_));
       offset += counts[size_t(i)];
     }
-    NCCL_CHECK(ncclReduceScatter(padded, mine, size_t(part), ncclFloat, ncclSum, cp_group_,
-                                 stream_));
+    NCCL_CHECK(
+        ncclReduceScatter(padded, mine, size_t(part), ncclFloat, ncclSum, cp_group_, stream_));
     CUDA_CHECK(cudaMemcpyAsync(out, mine, size_t(counts[size_t(cp_rank_)]) * 4,
                                cudaMemcpyDeviceToDevice, stream_));
     CUDA_CHECK(cudaFreeAsync(padded, stream_));
@@ -214,9 +216,9 @@ class NcclTransport final : public Transport {
 
   // Every send of the step has reached its receiver.
   void finish_step() override {
-    for (auto& [stage, link] : out_) {
-      wait(link.stream, link.comm, [&, to = stage] {
-        return fmt::format("stage {} to receive this step's messages from stage {}", to, stage_);
+    for (auto& [to, link] : out_) {
+      wait(link.stream, link.comm, [&, stage = to.first] {
+        return fmt::format("stage {} to receive this step's messages from stage {}", stage, stage_);
       });
     }
   }
@@ -230,10 +232,11 @@ class NcclTransport final : public Transport {
     return comm;
   }
 
-  Link& link_to(std::map<int, Link>& links, int stage, const char* direction) {
-    auto it = links.find(stage);
+  Link& link_to(std::map<std::pair<int, bool>, Link>& links, std::pair<int, bool> to,
+                const char* direction) {
+    auto it = links.find(to);
     CF_CHECK(it != links.end()) << "stage " << stage_ << " has no link " << direction << " stage "
-                                << stage << " (links join stages a and a ± 1 mod pp)";
+                                << to.first << " (links join stages a and a ± 1 mod pp)";
     return it->second;
   }
 
@@ -257,8 +260,8 @@ class NcclTransport final : public Transport {
       ncclResult_t async = ncclSuccess;
       NCCL_CHECK(ncclCommGetAsyncError(comm, &async));
       if (async != ncclSuccess && async != ncclInProgress) {
-        abort_mpi_job(fmt::format("NCCL error while waiting for {}: {}", what(),
-                                  ncclGetErrorString(async)));
+        abort_mpi_job(
+            fmt::format("NCCL error while waiting for {}: {}", what(), ncclGetErrorString(async)));
       }
       const double waited =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -276,7 +279,7 @@ class NcclTransport final : public Transport {
   double timeout_s_;
   int stage_ = 0, dp_rank_ = 0, cp_rank_ = 0;
   ncclComm_t world_ = nullptr, dp_group_ = nullptr, tied_ = nullptr, cp_group_ = nullptr;
-  std::map<int, Link> out_, in_;  // by the other end's stage
+  std::map<std::pair<int, bool>, Link> out_, in_;  // by (the other end's stage, gradient)
 };
 
 }  // namespace

@@ -1,12 +1,13 @@
 // The transport of a CUDA run under mpirun, one GPU per rank: NCCL for every message and
 // collective, device memory to device memory. Messages between stages go over one NCCL
-// communicator per directed link (stage a → stage b of one DP rank and CP rank), each with its
-// own CUDA stream, so a send never waits behind a receive; on a link, messages arrive in the
-// order they were sent, each carrying its key, which the receiver checks against the one it
-// asks for. The gradient sum over the dp·cp ranks of a stage, the tied-embedding pair and the
-// CP all-gather and reduce-scatter (padded to the largest part) are NCCL collectives on the
-// stage's stream. Every wait polls against the run's deadline (mpi_wait.h) and a failed NCCL
-// call prints "rank R: <call>: <NCCL's error> (file:line)" and ends the job. Built with
+// communicator per directed link and kind (activations or gradients from stage a to stage b of one
+// DP rank and CP rank), each with its own CUDA stream, so a send never waits behind a receive; on
+// such a link the plan's messages are received in the order they are sent (tested over the
+// executor's schedules: tests/executor/transport_test.cc), and each carries its key, which the
+// receiver checks. The gradient sum over the dp·cp ranks of a stage, the tied-embedding pair and
+// the CP all-gather and reduce-scatter (padded to the largest part) are NCCL collectives on the
+// stage's stream. Every wait polls against the run's deadline (mpi_wait.h) and a failed NCCL call
+// prints "rank R: <call>: <NCCL's error> (file:line)" and ends the job. Built with
 // CHUNKFLOW_HAVE_CUDA and CHUNKFLOW_MPI. Not the host transport (mpi_transport.h).
 #pragma once
 
