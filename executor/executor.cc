@@ -18,6 +18,7 @@
 #include "sim/plan/plan_builder.h"
 #ifdef CHUNKFLOW_HAVE_CUDA
 #include "executor/cuda_backend.h"
+#include "executor/cuda_transport.h"
 #endif
 
 namespace cf {
@@ -218,16 +219,28 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
   InProcessFabric fabric(dp, pp, layout.cp);
   std::vector<std::unique_ptr<StageWorker>> workers;  // index: the rank (rank_layout.h)
   std::vector<std::unique_ptr<InProcessTransport>> host_transports;
-  std::vector<std::unique_ptr<Transport>> staging(static_cast<size_t>(layout.size()));
-  std::vector<Transport*> transports;  // what each worker uses: staged for device storage
+#ifdef CHUNKFLOW_HAVE_CUDA
+  // Every stage on one GPU: device messages and sums between the stage streams.
+  std::unique_ptr<DeviceFabric> device_fabric;
+  if (backend->device_storage()) device_fabric = std::make_unique<DeviceFabric>(dp, pp, layout.cp);
+#endif
+  std::vector<std::unique_ptr<Transport>> device_transports(static_cast<size_t>(layout.size()));
+  std::vector<Transport*> transports;  // what each worker uses
   for (int rank = 0; rank < layout.size(); ++rank) {
     const int r = layout.dp_rank_of(rank), c = layout.cp_rank_of(rank), s = layout.stage_of(rank);
     workers.push_back(
         std::make_unique<StageWorker>(job.model, split, r, s, backend.get(), CpRank{layout.cp, c}));
     host_transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s, c));
-    transports.push_back(stage_transport(*backend, host_transports.back().get(),
-                                         &workers.back()->stream(), c,
-                                         &staging[static_cast<size_t>(rank)]));
+    std::unique_ptr<Transport>& device = device_transports[static_cast<size_t>(rank)];
+#ifdef CHUNKFLOW_HAVE_CUDA
+    if (device_fabric) {
+      device = std::make_unique<CudaInProcessTransport>(
+          device_fabric.get(), host_transports.back().get(), &workers.back()->stream(), r, s, c);
+    }
+#endif
+    transports.push_back(device ? device.get()
+                                : stage_transport(*backend, host_transports.back().get(),
+                                                  &workers.back()->stream(), c, &device));
   }
   auto worker = [&](int dp_rank, int cp_rank, int stage) -> StageWorker& {
     return *workers[static_cast<size_t>(layout.rank(dp_rank, cp_rank, stage))];
@@ -256,6 +269,11 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
     });
     const StepClock::time_point t1 = StepClock::now();
     CF_CHECK_EQ(fabric.undelivered(), 0u) << "messages sent that no op received";
+#ifdef CHUNKFLOW_HAVE_CUDA
+    if (device_fabric) {
+      CF_CHECK_EQ(device_fabric->undelivered(), 0u) << "device messages sent that no op received";
+    }
+#endif
     if (options.check_reference) {
       std::vector<const StageParams*> stages;  // gradients summed: any (DP, CP) rank's are these
       for (int s = 0; s < pp; ++s) stages.push_back(&worker(0, 0, s).params());
