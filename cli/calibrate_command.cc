@@ -1,7 +1,9 @@
-// `chunkflow calibrate --backend cpu [--out FILE] [--model NAME ...]`: flags, a progress line
-// and the printed summary around the calibration library (executor/calibrate/calibrate.h),
-// which measures this machine into the table the calibrated cost model reads
-// (`cost_model: {kind: calibrated, table: FILE}`). Not the measuring nor the table.
+// `chunkflow calibrate [--backend cpu|cuda] [--out FILE] [--model NAME ...]`: flags, a progress
+// line and the printed summary around the calibration library (executor/calibrate/calibrate.h).
+// --backend cpu measures this machine into the table the calibrated cost model reads
+// (`cost_model: {kind: calibrated, table: FILE}`); --backend cuda measures the GPU into a
+// hardware file of the analytical cost model (`cluster.gpu: FILE`). Not the measuring nor the
+// files' contents.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -10,34 +12,104 @@
 
 #include "cli/command.h"
 #include "executor/calibrate/calibrate.h"
+#ifdef CHUNKFLOW_HAVE_MPI
+#include "executor/mpi_run.h"
+#endif
 
 namespace cf::cli {
 namespace {
 
+constexpr const char* kCpuOut = "calibration.json";
+constexpr const char* kGpuOut = "gpu-calibrated.yaml";
+
 struct CalibrateOptions {
   CalibrationRequest request;
-  std::string out = "calibration.json";
+  GpuCalibrationRequest gpu_request;
+  std::string out;  // empty: kCpuOut or kGpuOut by backend
   bool quiet = false;
+  // Given on the command line (the backends take different flags and defaults).
+  CLI::Option* model = nullptr;
+  CLI::Option* gpu = nullptr;
+  CLI::Option* max_tokens = nullptr;
+  CLI::Option* threads = nullptr;
 };
 
-int run_calibrate(const CalibrateOptions& options) {
-  const bool show = !options.quiet && ::isatty(STDERR_FILENO);
-  CalibrationProgress progress;
-  if (show) {
-    progress = [](const std::string& what, int done, int total) {
-      std::fprintf(stderr, "\r\033[K[%3d%%] %s", 100 * done / total, what.c_str());
-    };
+CalibrationProgress progress_line(bool show) {
+  if (!show) return {};
+  return [](const std::string& what, int done, int total) {
+    std::fprintf(stderr, "\r\033[K[%3d%%] %s", 100 * done / total, what.c_str());
+  };
+}
+
+int run_calibrate_cpu(const CalibrateOptions& options) {
+  if (options.gpu->count() > 0) {
+    return report(Status::InvalidInput("--gpu: a base hardware file is for --backend cuda"));
   }
-  StatusOr<Calibration> calibration = calibrate(options.request, progress);
+  const std::string out = options.out.empty() ? kCpuOut : options.out;
+  const bool show = !options.quiet && ::isatty(STDERR_FILENO);
+  StatusOr<Calibration> calibration = calibrate(options.request, progress_line(show));
   if (show) std::fputs("\r\033[K", stderr);
   if (!calibration.ok()) return report(calibration.status());
-  if (Status s = write_file_atomic(options.out, calibration_to_json(calibration->table)); !s.ok()) {
+  if (Status s = write_file_atomic(out, calibration_to_json(calibration->table)); !s.ok()) {
     return report(s);
   }
   if (options.quiet) return 0;
-  const std::string text = calibration_summary(*calibration) +
-                           fmt::format("\nmeasured in {:.1f} s; table written to {}\n",
-                                       calibration->seconds, options.out);
+  const std::string text =
+      calibration_summary(*calibration) +
+      fmt::format("\nmeasured in {:.1f} s; table written to {}\n", calibration->seconds, out);
+  std::fputs(text.c_str(), stdout);
+  return 0;
+}
+
+// Flags and the output path are judged before any device is touched; under mpirun (one rank per
+// GPU) every rank measures the collectives and rank 0 the rest, prints and writes.
+int run_calibrate_gpu(const CalibrateOptions& options) {
+  for (const CLI::Option* cpu_only : {options.max_tokens, options.threads}) {
+    if (cpu_only->count() > 0) {
+      return report(Status::InvalidInput(
+          fmt::format("{}: only for --backend cpu (the GPU's grids are fixed; --quick makes "
+                      "them small)",
+                      cpu_only->get_name())));
+    }
+  }
+  const std::string out = options.out.empty() ? kGpuOut : options.out;
+  if (out.size() >= 5 && out.compare(out.size() - 5, 5, ".json") == 0) {
+    return report(Status::InvalidInput(fmt::format(
+        "--out {}: --backend cuda writes a hardware file (YAML, as models/hardware/*.yaml, for "
+        "`cluster.gpu: FILE`), not a JSON table; name it .yaml (default {})",
+        out, kGpuOut)));
+  }
+  if (Status s = check_output_path(out); !s.ok()) return report(s);
+  GpuCalibrationRequest request = options.gpu_request;
+  if (options.model->count() > 0) request.models = options.request.models;
+  request.repetitions = options.request.repetitions;
+  request.warmup = options.request.warmup;
+  request.quick = options.request.quick;
+  int rank = 0;
+#ifdef CHUNKFLOW_HAVE_MPI
+  std::unique_ptr<MpiSession> session;  // finalised after the file is written
+  if (launched_by_mpirun()) {
+    session = std::make_unique<MpiSession>();
+    rank = session->rank();
+  }
+#endif
+  const bool show = rank == 0 && !options.quiet && ::isatty(STDERR_FILENO);
+  StatusOr<GpuCalibration> calibration = calibrate_gpu(request, progress_line(show));
+  if (show) std::fputs("\r\033[K", stderr);
+  if (!calibration.ok()) {
+    return rank == 0 ? report(calibration.status()) : calibration.status().exit_code();
+  }
+  if (!calibration->root) return 0;
+  if (Status s = write_file_atomic(out, gpu_calibration_yaml(*calibration)); !s.ok()) {
+    return report(s);
+  }
+  if (options.quiet) return 0;
+  const std::string text =
+      gpu_calibration_summary(*calibration) +
+      fmt::format(
+          "\nmeasured in {:.1f} s; hardware file written to {} (a job reads it as "
+          "`cluster.gpu: {}`)\n",
+          calibration->seconds, out, out);
   std::fputs(text.c_str(), stdout);
   return 0;
 }
@@ -47,18 +119,29 @@ int run_calibrate(const CalibrateOptions& options) {
 void add_calibrate_command(CLI::App& app, RunFn* run) {
   auto options = std::make_shared<CalibrateOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "calibrate", "Measure the executor's op costs on this machine into a calibration table");
+      "calibrate",
+      "Measure this machine: the executor's op costs into a calibration table (cpu), or the "
+      "GPU into a hardware file for the analytical cost model (cuda)");
   CalibrationRequest& request = options->request;
   cmd->add_option("-b,--backend", request.backend, "backend to measure")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_option("-o,--out", options->out, "calibration table to write (JSON)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
-  cmd->add_option("-m,--model", request.models,
-                  "model(s) whose layer shapes are measured (names under models/ or paths)")
-      ->capture_default_str();
-  cmd->add_option("--max-tokens", request.max_tokens, "largest chunk of the token grids")
-      ->check(CLI::Range(int64_t{4}, int64_t{1} << 20))
-      ->capture_default_str();
+  cmd->add_option("-o,--out", options->out,
+                  fmt::format("file to write: the calibration table (cpu, JSON; default {}) or "
+                              "the hardware file (cuda, YAML; default {})",
+                              kCpuOut, kGpuOut));
+  options->model =
+      cmd->add_option("-m,--model", request.models,
+                      "model(s) whose layer shapes are measured (names under models/ or paths); "
+                      "default tiny (cpu), qwen2.5-0.5b (cuda)");
+  options->gpu = cmd->add_option(
+      "--gpu", options->gpu_request.gpu,
+      "cuda: the base hardware file whose datasheet values are kept (a name under "
+      "models/hardware/ or a path); default from the device's name (H100, H200, A100, H800 SXM)");
+  options->max_tokens =
+      cmd->add_option("--max-tokens", request.max_tokens, "cpu: largest chunk of the token grids")
+          ->check(CLI::Range(int64_t{4}, int64_t{1} << 20))
+          ->capture_default_str();
   cmd->add_option("-r,--repetitions", request.repetitions,
                   "timed runs per point (the fastest is kept)")
       ->check(CLI::Range(1, 1000))
@@ -66,15 +149,21 @@ void add_calibrate_command(CLI::App& app, RunFn* run) {
   cmd->add_option("-w,--warmup", request.warmup, "untimed runs before them")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  cmd->add_option("--threads", request.threads,
-                  "step slowdown measured for 1..N stage threads (pp·dp of a job), N at most "
-                  "the usable cores; more threads are priced in proportion and flagged")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
+  options->threads =
+      cmd->add_option("--threads", request.threads,
+                      "cpu: step slowdown measured for 1..N stage threads (pp·dp of a job), N at "
+                      "most the usable cores; more threads are priced in proportion and flagged")
+          ->check(CLI::Range(1, 256))
+          ->capture_default_str();
   cmd->add_flag("--quick", request.quick,
                 "tiny grids and 3 repetitions (seconds; for tests, not for predictions)");
   cmd->add_flag("-q,--quiet", options->quiet, "no progress and no summary");
-  cmd->callback([run, options] { *run = [options] { return run_calibrate(*options); }; });
+  cmd->callback([run, options] {
+    *run = [options] {
+      return options->request.backend == "cuda" ? run_calibrate_gpu(*options)
+                                                : run_calibrate_cpu(*options);
+    };
+  });
 }
 
 }  // namespace cf::cli

@@ -1,13 +1,16 @@
 // The calibration's entry point (calibrate.h): the profile, the table, the step fit, and the
-// summary that `chunkflow calibrate` prints.
+// summary that `chunkflow calibrate` prints; for --backend cuda, the dispatch to the GPU's
+// measuring (built with the CUDA backend only) and fits (cuda_calibrate.h).
 #include "executor/calibrate/calibrate.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <utility>
 
+#include "core/resources.h"
 #include "executor/calibrate/executor_memory.h"
 #include "executor/calibrate/profile_table.h"
 #include "executor/calibrate/step_fit.h"
@@ -34,7 +37,8 @@ StatusOr<Calibration> calibrate(const CalibrationRequest& request,
                                 const CalibrationProgress& progress) {
   if (request.backend != "cpu") {
     return Status::InvalidInput(
-        fmt::format("--backend {}: this build calibrates the cpu backend only", request.backend));
+        fmt::format("--backend {}: calibrate() measures the cpu backend (a GPU: calibrate_gpu)",
+                    request.backend));
   }
   if (request.models.empty()) return Status::InvalidInput("no model to calibrate");
   install_executor_memory();  // the step fit simulates its jobs with the executor's memory
@@ -64,6 +68,75 @@ StatusOr<Calibration> calibrate(const CalibrationRequest& request,
   out.table.machine.speed_probe.step_load = fit.load;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
+}
+
+bool cuda_backend_built() {
+#ifdef CHUNKFLOW_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+// A base hardware file and where it came from (a path, or the built-in file's origin).
+StatusOr<std::pair<GpuSpec, std::string>> load_base_gpu(const std::string& name) {
+  CF_ASSIGN_OR_RETURN(const Resource file, load_named_resource(name, "models/hardware", "GPU"));
+  CF_ASSIGN_OR_RETURN(GpuSpec spec, parse_gpu_yaml(file.text, file.origin));
+  return std::pair{std::move(spec), file.origin};
+}
+
+}  // namespace
+
+StatusOr<GpuCalibration> calibrate_gpu(const GpuCalibrationRequest& request,
+                                       const CalibrationProgress& progress) {
+  // Bad input first, in every build and before the device: the models, a named base file.
+  if (request.models.empty()) return Status::InvalidInput("no model to calibrate");
+  std::vector<std::pair<std::string, ModelConfig>> models;
+  for (const std::string& name : request.models) {
+    CF_ASSIGN_OR_RETURN(ModelConfig model, load_model(name));
+    models.emplace_back(name, std::move(model));
+  }
+  std::optional<std::pair<GpuSpec, std::string>> base;
+  if (!request.gpu.empty()) {
+    CF_ASSIGN_OR_RETURN(base, load_base_gpu(request.gpu));
+  }
+#ifndef CHUNKFLOW_HAVE_CUDA
+  (void)progress;
+  return Status::Runtime(
+      "calibrate --backend cuda: this chunkflow was built without the CUDA backend "
+      "(CHUNKFLOW_CUDA=OFF or no nvcc)");
+#else
+  CF_ASSIGN_OR_RETURN(const GpuDevice device, open_gpu());
+  if (!base) {
+    const std::string name = base_gpu_for_device(device.name);
+    if (name.empty()) {
+      return Status::InvalidInput(fmt::format(
+          "--gpu is required: the device \"{}\" is none of the SXM parts with a built-in "
+          "hardware file (h100-sxm-80g, h200-141g, a100-sxm-80g, h800-80g); name one of them or "
+          "a hardware YAML with this GPU's datasheet values",
+          device.name));
+    }
+    CF_ASSIGN_OR_RETURN(base, load_base_gpu(name));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const GpuMeasurePlan plan =
+      gpu_measure_plan(models, request.quick, request.quick ? 1 : request.warmup,
+                       request.quick ? 3 : request.repetitions);
+  GpuMeasurements measured = measure_gpu(device, plan, progress);
+  if (measured.rank != 0) {
+    GpuCalibration other;
+    other.root = false;
+    return other;
+  }
+  measured.date = utc_date();
+  measured.chunkflow_version = chunkflow_version();
+  CF_ASSIGN_OR_RETURN(GpuCalibration c, fit_gpu_calibration(measured, base->first, base->second,
+                                                            models.front().second));
+  c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return c;
+#endif
 }
 
 std::string kernel_breakdown(const ModelCalibration& c) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "executor/calibrate/cuda_calibrate.h"
 #include "executor/calibrate/profiler.h"
 #include "sim/calibration_table.h"
 
@@ -43,6 +44,29 @@ struct Calibration {
 // (executor_memory.h), which the step fit simulates its jobs with.
 StatusOr<Calibration> calibrate(const CalibrationRequest& request,
                                 const CalibrationProgress& progress = {});
+
+// `--backend cuda`: the GPU's hardware file (cuda_calibrate.h). `quick`: the small grids
+// (gpu_measure_plan), 1 warm-up and 3 repetitions; for tests, not for predictions.
+struct GpuCalibrationRequest {
+  // The base hardware file (a name under models/hardware/ or a path) whose datasheet values
+  // are kept; empty: chosen from the device's name (base_gpu_for_device).
+  std::string gpu;
+  std::vector<std::string> models{"qwen2.5-0.5b"};  // GEMM shapes of each; attention of the first
+  int repetitions = 7;
+  int warmup = 2;
+  bool quick = false;
+};
+
+// Whether this build has the CUDA backend (CHUNKFLOW_HAVE_CUDA): what calibrate_gpu needs.
+bool cuda_backend_built();
+
+// Measures this machine's GPU and fits the hardware file. Runtime without the CUDA backend
+// ("calibrate --backend cuda: this chunkflow was built without the CUDA backend …"), without a
+// device ("no CUDA device: …") or when the fits fail; InvalidInput for a model or base file that
+// does not load, or, without `gpu`, a device with no built-in base file. Under mpirun every rank
+// calls it (the collectives need them all); ranks other than 0 return root = false.
+StatusOr<GpuCalibration> calibrate_gpu(const GpuCalibrationRequest& request,
+                                       const CalibrationProgress& progress = {});
 
 // The report `chunkflow calibrate` prints: the machine, the method, the grids, the speed
 // probe, the step slowdown, the transport, and each model's layer against its kernels.

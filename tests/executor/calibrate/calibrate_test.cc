@@ -1,26 +1,75 @@
 // The calibration's entry point (executor/calibrate/calibrate.h): bad requests are InvalidInput
 // before anything is measured; a --quick calibration fills the table (step fit included),
 // reports progress in order, and its summary names what it measured. Not the timings' values.
+// The GPU's: without the CUDA backend or a device, a runtime failure saying which (a device's
+// calibration is tests/executor/calibrate/calibrate_cuda_test.cc).
 #include "executor/calibrate/calibrate.h"
 
 #include <gtest/gtest.h>
+
+#ifdef CHUNKFLOW_HAVE_CUDA
+#include "kernels/cuda/cuda_check.h"
+#endif
 
 namespace cf {
 namespace {
 
 TEST(Calibrate, BadRequestsAreInvalidInput) {
-  CalibrationRequest cuda;
-  cuda.backend = "cuda";
-  StatusOr<Calibration> a = calibrate(cuda);
+  CalibrationRequest tpu;
+  tpu.backend = "tpu";
+  StatusOr<Calibration> a = calibrate(tpu);
   ASSERT_FALSE(a.ok());
   EXPECT_EQ(a.status().code(), StatusCode::kInvalidInput);
-  EXPECT_NE(a.status().message().find("--backend cuda"), std::string::npos);
+  EXPECT_NE(a.status().message().find("--backend tpu"), std::string::npos);
   CalibrationRequest model;
   model.models = {"tiny", "no-such-model"};
   StatusOr<Calibration> b = calibrate(model);
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.status().code(), StatusCode::kInvalidInput);
   EXPECT_NE(b.status().message().find("no-such-model"), std::string::npos);
+}
+
+TEST(CalibrateGpu, WithoutTheBackendOrADeviceIsARuntimeFailure) {
+#ifdef CHUNKFLOW_HAVE_CUDA
+  EXPECT_TRUE(cuda_backend_built());
+  if (cuda::no_device_reason().empty()) {
+    GTEST_SKIP() << "a CUDA device is present: calibrate_cuda_test calibrates it";
+  }
+  const std::string expected = "no CUDA device";
+#else
+  EXPECT_FALSE(cuda_backend_built());
+  const std::string expected =
+      "calibrate --backend cuda: this chunkflow was built without the CUDA backend "
+      "(CHUNKFLOW_CUDA=OFF or no nvcc)";
+#endif
+  GpuCalibrationRequest request;
+  request.quick = true;
+  for (const std::string gpu : {"", "h100-sxm-80g"}) {
+    request.gpu = gpu;
+    const StatusOr<GpuCalibration> c = calibrate_gpu(request);
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.status().code(), StatusCode::kRuntime);
+    EXPECT_EQ(c.status().message().rfind(expected, 0), 0u) << c.status().message();
+  }
+}
+
+// Bad input is found before the build or the device is asked.
+TEST(CalibrateGpu, BadInputIsInvalidInputInEveryBuild) {
+  GpuCalibrationRequest model;
+  model.models = {"qwen2.5-0.5b", "no-such-model"};
+  const StatusOr<GpuCalibration> a = calibrate_gpu(model);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(a.status().message().find("no-such-model"), std::string::npos);
+  GpuCalibrationRequest gpu;
+  gpu.gpu = "no-such-gpu";
+  const StatusOr<GpuCalibration> b = calibrate_gpu(gpu);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(b.status().message().find("no-such-gpu"), std::string::npos);
+  GpuCalibrationRequest none;
+  none.models.clear();
+  EXPECT_EQ(calibrate_gpu(none).status().code(), StatusCode::kInvalidInput);
 }
 
 TEST(Calibrate, QuickCalibrationFillsTheTable) {
