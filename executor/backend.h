@@ -117,7 +117,7 @@ class Backend {
   // Makes the calling thread's work go to this backend's device: a thread that uses a stream
   // calls it first (a device backend's current device is per thread). Nothing on the host.
   virtual void bind_thread() const {}
-  // True when storage is device memory: a host transport needs staging (staged_transport.h).
+  // True when storage is device memory: the transports of host memory cannot read it.
   virtual bool device_storage() const { return false; }
   // What runs where, for reports: "cpu", "cuda (NVIDIA H100 80GB HBM3, device 0, bf16)".
   virtual std::string description() const { return name(); }

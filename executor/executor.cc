@@ -14,7 +14,6 @@
 #include "executor/memory.h"
 #include "executor/rank_layout.h"
 #include "executor/stage.h"
-#include "executor/staged_transport.h"
 #include "sim/plan/plan_builder.h"
 #ifdef CHUNKFLOW_HAVE_CUDA
 #include "executor/cuda_backend.h"
@@ -120,13 +119,6 @@ Status check_device_memory(const Job& job, const ExecutorOptions& options, const
       "more stages (pp) on more GPUs, or `chunkflow simulate` for the prediction",
       job.origin, options.device_bytes_needed / 1073741824.0, backend.description(),
       free / 1073741824.0, m->device_total / 1073741824.0));
-}
-
-Transport* stage_transport(const Backend& backend, Transport* host, Stream* stream, int cp_rank,
-                           std::unique_ptr<Transport>* staging) {
-  if (host == nullptr || !backend.device_storage()) return host;
-  *staging = std::make_unique<StagedTransport>(host, stream, cp_rank);
-  return staging->get();
 }
 
 StatusOr<TokenSource> TokenSource::open(const Job& job, const ExecutorOptions& options) {
@@ -238,9 +230,7 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
           device_fabric.get(), host_transports.back().get(), &workers.back()->stream(), r, s, c);
     }
 #endif
-    transports.push_back(device ? device.get()
-                                : stage_transport(*backend, host_transports.back().get(),
-                                                  &workers.back()->stream(), c, &device));
+    transports.push_back(device ? device.get() : host_transports.back().get());
   }
   auto worker = [&](int dp_rank, int cp_rank, int stage) -> StageWorker& {
     return *workers[static_cast<size_t>(layout.rank(dp_rank, cp_rank, stage))];

@@ -55,11 +55,6 @@ StatusOr<std::shared_ptr<Backend>> open_backend(const ExecutorOptions& options, 
 // (naming the job, the device and both sizes); Ok for host backends.
 Status check_device_memory(const Job& job, const ExecutorOptions& options, const Backend& backend);
 
-// A host transport as a stage of `backend` needs it: itself for host storage, else wrapped in
-// host staging (staged_transport.h) on the stage's stream. `staging` keeps the wrapper.
-Transport* stage_transport(const Backend& backend, Transport* host, Stream* stream, int cp_rank,
-                           std::unique_ptr<Transport>* staging);
-
 // Peak memory of one pipeline stage over the run (the worst DP or CP rank and step): the
 // total's peak, the breakdown at that moment, and each category's own peak.
 struct StageMemoryReport {

@@ -196,16 +196,17 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   worker.params().initialise(options.seed, options.init_std);
   MpiTransport host_transport(MPI_COMM_WORLD, dp, pp, vpp, job.model.tied_embeddings, layout.cp,
                               options.mpi_timeout_s);
-  std::unique_ptr<Transport> staging;  // device storage goes through host copies, or NCCL
+  // A CUDA rank's storage is device memory: NCCL carries its messages and sums.
+  std::unique_ptr<Transport> device_transport;
 #ifdef CHUNKFLOW_HAVE_NCCL
   if (backend->device_storage()) {
-    staging = make_nccl_transport(layout, job.model.tied_embeddings, &worker.stream(),
-                                  options.mpi_timeout_s);
+    device_transport = make_nccl_transport(layout, job.model.tied_embeddings, &worker.stream(),
+                                           options.mpi_timeout_s);
   }
 #endif
-  Transport& transport = staging ? *staging
-                                 : *stage_transport(*backend, &host_transport, &worker.stream(),
-                                                    layout.cp_rank_of(rank), &staging);
+  CF_CHECK(device_transport || !backend->device_storage())
+      << "a device backend under mpirun needs the NCCL transport (built with CUDA and MPI)";
+  Transport& transport = device_transport ? *device_transport : host_transport;
   MPI_Comm check_comm = MPI_COMM_NULL;
   MPI_Comm_dup(MPI_COMM_WORLD, &check_comm);
   struct FreeComm {

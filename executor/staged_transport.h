@@ -1,8 +1,9 @@
 // A transport for a backend whose storage is device memory, over a transport that reads and
 // writes host memory (in-process, MPI): each message and collective goes through host copies
-// made on the stage's stream. Correct for every transport and backend; it pays a device → host
-// and a host → device copy per message (PCIe), so a device-aware transport (cuda_transport.h)
-// is used where one exists. Not thread-safe: one per stage, like the transport it wraps.
+// made on the stage's stream. Correct for every transport and backend, but it pays a device →
+// host and a host → device copy per call (PCIe), so the device transports use it only for what
+// they do not do on the device: the in-process CP collectives (cuda_transport.h). Not
+// thread-safe: one per stage, like the transport it wraps.
 #pragma once
 
 #include <cstdint>
