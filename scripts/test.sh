@@ -42,7 +42,9 @@ phase "release build and tests"
 # --require-targets), since timing on a shared machine is not a property of the code. Any
 # non-zero exit (a runtime failure or bad input) fails the suite.
 echo "== validation matrix (calibrate, then chunkflow validate)"
-"$root/scripts/validate.sh" --no-build --build-dir "$root/build"
+# Three executor runs per configuration (the script's default is 5): the suite checks that the
+# matrix runs and reports; docs/VALIDATION.md's figures come from full runs by hand.
+"$root/scripts/validate.sh" --no-build --build-dir "$root/build" --runs 3
 phase "validation"
 
 echo "== ASan + UBSan build: library unit tests, and the program under the end-to-end tests"
@@ -58,7 +60,10 @@ cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAK
   "-DCHUNKFLOW_TEST_DIRS=core;models;traces;sim;kernels;executor" >/dev/null
 cmake --build "$root/build-asan" -j"$jobs" --target unit_tests chunkflow
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
-ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e"
+# Training.LossFallsOver50Steps is left to the Release build: 50 steps of the code the contract
+# tests already run under the sanitizers (70 s here).
+ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e" \
+  -E "^Training\.LossFallsOver50Steps$"
 CHUNKFLOW_TEST_PROGRAM="$root/build-asan/bin/chunkflow" \
   ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 900 -L e2e -LE mpi \
   -E "^(CalibrateCommand.QuickTableLoadsAndPricesAJob|ValidateCommand.InvalidTableNamesFileAndKey|TuneCliTest.CalibratedCostModelPrunesSafely)$"
@@ -87,6 +92,6 @@ phase "thread sanitizer build and tests"
 echo "== fuzz (libFuzzer targets of tests/fuzz with clang, ASan + UBSan, from their seed corpora)"
 # A few seconds per target: the seeds, the hostile inputs among them and what the fuzzer
 # reaches from them quickly; longer campaigns are run by hand (docs/TESTING.md).
-"$root/scripts/fuzz.sh" --seconds 10
+"$root/scripts/fuzz.sh" --seconds 6
 phase "fuzz"
 echo "== suite finished in $(( $(date +%s) - start )) s (${phases%, })"
