@@ -32,13 +32,19 @@ CommandResult run_program_until(const std::string& program, const std::vector<st
 CommandResult run_program_on_terminal(const std::string& program,
                                       const std::vector<std::string>& args);
 
+// True when CHUNKFLOW_TEST_PROGRAM names another chunkflow than the test's own build (which may
+// be built with other options: the sanitizer build has no CUDA backend).
+inline bool test_program_replaced() {
+  const char* other = std::getenv("CHUNKFLOW_TEST_PROGRAM");
+  return other != nullptr && *other != '\0';
+}
+
 #ifdef CHUNKFLOW_BIN
 // The program a test target names (CMake: CHUNKFLOW_BIN="<path>"): chunkflow, or mpirun. A
 // non-empty CHUNKFLOW_TEST_PROGRAM in the environment names another chunkflow to run instead:
 // scripts/test.sh runs the end-to-end tests against the sanitizer build's program that way.
 inline std::string chunkflow_program() {
-  const char* other = std::getenv("CHUNKFLOW_TEST_PROGRAM");
-  return other != nullptr && *other != '\0' ? other : CHUNKFLOW_BIN;
+  return test_program_replaced() ? std::getenv("CHUNKFLOW_TEST_PROGRAM") : CHUNKFLOW_BIN;
 }
 inline CommandResult run_chunkflow(const std::vector<std::string>& args) {
   return run_program(chunkflow_program(), args);
