@@ -75,7 +75,8 @@ echo "== ThreadSanitizer build, the in-process executor's threads"
 # run_in_process: the libraries as a unity build at -O1 -g1 (no file-by-file check here: the
 # ASan build does it), without MPI (Open MPI is not instrumented). The cases: every
 # collective and message kind once — dp = 2, cp = 2 with interleaving, tied embeddings over
-# pp = 4, the rendezvous and CP collectives, the backend seam's dp = 2 and interleaved runs —
+# pp = 4, the rendezvous and CP collectives, the backend seam's dp = 2 and interleaved runs, the
+# host staging of device transports (its collectives over the in-process ones) —
 # not the whole contract matrix (TSan runs it 15–20× slower than Release: 10 minutes here).
 # setarch -R: GCC 12's TSan cannot map its shadow under a kernel's full 32-bit mmap
 # randomisation.
@@ -86,7 +87,7 @@ cmake --build "$root/build-tsan" -j"$jobs" --target executor_contract_test execu
   executor_backend_test
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch "$(uname -m)" -R \
   ctest --test-dir "$root/build-tsan" -j"$jobs" --output-on-failure --timeout 600 -L unit \
-  -R "ContractTest.*/(pp2_dp2_c40_k1|cp2_pp2_vpp2_interleaved_c32_k2|tied_pp4_c31_k1)( |$)|^(Rendezvous|CpCollectives|CpRun)\.|BackendSeamTest.*/(group_k1_pp2_dp2|interleaved_pp2_vpp2_k2)( |$)"
+  -R "ContractTest.*/(pp2_dp2_c40_k1|cp2_pp2_vpp2_interleaved_c32_k2|tied_pp4_c31_k1)( |$)|^(Rendezvous|CpCollectives|CpRun)\.|BackendSeamTest.*/(group_k1_pp2_dp2|interleaved_pp2_vpp2_k2)( |$)|^StagedTransport\."
 phase "thread sanitizer build and tests"
 
 echo "== fuzz (libFuzzer targets of tests/fuzz with clang, ASan + UBSan, from their seed corpora)"
