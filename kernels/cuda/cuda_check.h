@@ -36,8 +36,9 @@ namespace cf::cuda {
 void set_stream(cudaStream_t stream);
 cudaStream_t current_stream();
 
-// The calling thread's cuBLAS handle, created on first use, bound to current_stream(), with
-// CUBLAS_PEDANTIC_MATH so fp32 GEMMs never use TF32 or reduced-precision emulation.
+// The calling thread's cuBLAS handle, created on first use with CUBLAS_PEDANTIC_MATH, bound to
+// current_stream(). The GEMMs of linear.cu set its math mode on every call from current_math()
+// (pedantic for kFp32, so fp32 GEMMs never use TF32 or reduced-precision emulation).
 cublasHandle_t cublas_handle();
 
 // How the kernels of the calling thread compute (thread-local, like the stream; default kFp32).
