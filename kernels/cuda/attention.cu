@@ -1,9 +1,12 @@
-// Segment-table attention on the GPU: one warp per (query row, query head), keys visited in
-// order with an online softmax (Milakov & Gimelshein 2018) in the forward; the backward
-// recomputes P from the saved log-sum-exp and adds dK/dV with atomicAdd. Simple and correct
-// before fast. Mirrors kernels/cpu/attention.cc (same preconditions, same outputs).
+// Segment-table attention on the GPU, and the launchers that pick a kernel by math mode.
+// Math::kFp32 (and head dims the tensor-core path does not take): one warp per (query row,
+// query head), keys visited in order with an online softmax (Milakov & Gimelshein 2018) in the
+// forward; the backward recomputes P from the saved log-sum-exp and adds dK/dV with atomicAdd.
+// Simple and correct before fast. Math::kBf16: the tiled tensor-core kernels of
+// attention_tc.cu. Mirrors kernels/cpu/attention.cc (same preconditions, same outputs).
 #include <cmath>
 
+#include "kernels/cuda/attention_internal.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_reduce.cuh"
 #include "kernels/cuda/kernels.h"
@@ -13,21 +16,6 @@ namespace {
 
 constexpr int kWarpsPerBlock = 4;
 constexpr int kDimsPerLane = int(kMaxAttentionHeadDim / kWarpSize);  // 8
-
-// The segment holding query row `row`: the last one with q_begin ≤ row (segments tile the
-// query rows in order; an empty segment never ends up last among those).
-__device__ inline AttentionSegment find_segment(const AttentionSegment* segments,
-                                                int64_t num_segments, int64_t row) {
-  int64_t lo = 0, hi = num_segments;  // answer in [lo, hi)
-  while (hi - lo > 1) {
-    const int64_t mid = (lo + hi) / 2;
-    if (segments[mid].q_begin <= row)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  return segments[lo];
-}
 
 // Where one warp works: query row, head, its segment keys and how many it sees.
 struct WarpTask {
@@ -141,23 +129,6 @@ __global__ void attention_backward_kernel(float* dq, float* dk, float* dv, const
   }
 }
 
-// The segment table on the device for one launch, freed in stream order.
-class DeviceSegments {
- public:
-  DeviceSegments(const AttentionSegment* segments, int64_t num_segments) {
-    const size_t bytes = size_t(num_segments) * sizeof(AttentionSegment);
-    CUDA_CHECK(cudaMallocAsync(&data_, bytes, current_stream()));
-    CUDA_CHECK(cudaMemcpyAsync(data_, segments, bytes, cudaMemcpyHostToDevice, current_stream()));
-  }
-  ~DeviceSegments() { CUDA_CHECK(cudaFreeAsync(data_, current_stream())); }
-  DeviceSegments(const DeviceSegments&) = delete;
-  DeviceSegments& operator=(const DeviceSegments&) = delete;
-  const AttentionSegment* get() const { return data_; }
-
- private:
-  AttentionSegment* data_ = nullptr;
-};
-
 unsigned int attention_blocks(const AttentionShape& shape) {
   return blocks_for(shape.q_tokens * shape.heads, kWarpsPerBlock);
 }
@@ -170,7 +141,11 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   check_attention_args(segments, num_segments, shape);
   CF_CHECK_LE(shape.head_dim, kMaxAttentionHeadDim);
   if (shape.q_tokens == 0) return;
-  const DeviceSegments device_segments(segments, num_segments);
+  const StreamScratch<AttentionSegment> device_segments(num_segments, segments);
+  if (current_math() == Math::kBf16 && tensor_core_attention_supports(shape)) {
+    attention_forward_tc(out, lse, q, k, v, device_segments.get(), num_segments, shape);
+    return;
+  }
   const float scale = float(1.0 / std::sqrt(double(shape.head_dim)));
   attention_forward_kernel<<<attention_blocks(shape), kWarpsPerBlock * kWarpSize, 0,
                              current_stream()>>>(out, lse, q, k, v, device_segments.get(),
@@ -185,7 +160,12 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   check_attention_args(segments, num_segments, shape);
   CF_CHECK_LE(shape.head_dim, kMaxAttentionHeadDim);
   if (shape.q_tokens == 0) return;
-  const DeviceSegments device_segments(segments, num_segments);
+  const StreamScratch<AttentionSegment> device_segments(num_segments, segments);
+  if (current_math() == Math::kBf16 && tensor_core_attention_supports(shape)) {
+    attention_backward_tc(dq, dk, dv, dout, q, k, v, out, lse, device_segments.get(), num_segments,
+                          shape);
+    return;
+  }
   const float scale = float(1.0 / std::sqrt(double(shape.head_dim)));
   attention_backward_kernel<<<attention_blocks(shape), kWarpsPerBlock * kWarpSize, 0,
                               current_stream()>>>(

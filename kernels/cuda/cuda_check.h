@@ -38,7 +38,9 @@ cudaStream_t current_stream();
 
 // The calling thread's cuBLAS handle, bound to current_stream(): the one set_cublas_handle
 // gave (a stream's own, so threads that come and go need not create one each), else one the
-// thread creates on first use. Launchers set its math mode for current_math().
+// thread creates on first use with CUBLAS_PEDANTIC_MATH. The GEMMs of linear.cu set its math
+// mode on every call from current_math() (pedantic for kFp32, so fp32 GEMMs never use TF32 or
+// reduced-precision emulation).
 cublasHandle_t cublas_handle();
 void set_cublas_handle(cublasHandle_t handle);  // null: the thread's own
 

@@ -4,8 +4,12 @@
 //   - Every float and integer array is device memory, except attention's segment table, which
 //     stays on the host (the launcher copies it).
 //   - Token ids, positions and targets are not range-checked on the device.
-//   - Accumulations over tokens (embedding and attention dK/dV) use atomicAdd: their order,
-//     hence their last bits, may differ from run to run.
+//   - Linear and attention compute as the calling thread's math mode says (cuda_check.h):
+//     kFp32 exactly as the reference does in fp32, kBf16 on tensor cores with bf16 operands
+//     and fp32 accumulation (docs/KERNELS-CUDA.md). The other kernels ignore the mode.
+//   - Accumulations over tokens (embedding, the linear bias gradient past 256 tokens, attention
+//     dK/dV in kFp32 and dQ in kBf16) use atomicAdd: their order, hence their last bits, may
+//     differ from run to run.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +36,9 @@ void rope_forward(float* out, const float* x, const int32_t* positions, int64_t 
 void rope_backward(float* dx, const float* dout, const int32_t* positions, int64_t tokens,
                    int64_t heads, int64_t head_dim, double theta);
 
-// head_dim ≤ kMaxAttentionHeadDim (one warp per query row and head, 8 dims per lane).
+// head_dim ≤ kMaxAttentionHeadDim. kFp32: one warp per query row and head, 8 dims per lane.
+// kBf16: the tiled tensor-core kernels (attention_tc.cu) when head_dim is a multiple of 16, the
+// kFp32 kernels otherwise.
 inline constexpr int64_t kMaxAttentionHeadDim = 256;
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        const AttentionSegment* segments, int64_t num_segments,
@@ -46,7 +52,8 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate,
                      const float* up, int64_t n);
 
-// cuBLAS SGEMM-equivalents (cublasGemmEx, CUBLAS_COMPUTE_32F, pedantic math: no TF32).
+// cuBLAS GEMMs (cublasGemmEx on fp32 arrays): kFp32 CUBLAS_COMPUTE_32F with pedantic math (no
+// TF32); kBf16 CUBLAS_COMPUTE_32F_FAST_16BF (operands rounded to bf16, fp32 accumulation).
 void linear_forward(float* y, const float* x, const float* weight, const float* bias,
                     int64_t tokens, int64_t in_features, int64_t out_features);
 void linear_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x,

@@ -100,6 +100,7 @@ TEST_F(CudaKernels, ResidualAddMatchesCpu) {
 // every partial sum stays below 2^24. TF32 would round x to 11 significant bits (no odd integer
 // above 2048 survives) and fail it. Random inputs check the rest.
 TEST_F(CudaKernels, LinearMatchesCpu) {
+  const MathScope fp32(cuda::Math::kFp32);
   const int64_t tokens = 17, in = 33, out_features = 9;
   for (const bool integers : {true, false}) {
     SCOPED_TRACE(integers ? "small integers" : "random normal");
@@ -126,6 +127,143 @@ TEST_F(CudaKernels, LinearMatchesCpu) {
     EXPECT_TRUE(AllClose(d_db.ToHost(), AsDouble(db), tol));
     EXPECT_TRUE(NonZeroAndFinite(y));
   }
+}
+
+// Inputs of the linear tests: seeded N(0, 1), or integers — x in ±x_range, the rest in ±2.
+std::vector<float> LinearInput(size_t n, uint32_t seed, bool integers, int32_t range) {
+  if (!integers) return RandomNormal(n, seed);
+  const auto ints = RandomInts(n, -range, range, seed);
+  return std::vector<float>(ints.begin(), ints.end());
+}
+
+struct LinearOutputs {
+  std::vector<float> y, dx, dw, db;
+};
+
+// Linear forward (y NaN-filled first) and backward (dx, dW, db added onto initial contents) on
+// the GPU, in the calling thread's math mode, and on the CPU, from the same inputs.
+void RunLinear(int64_t tokens, int64_t in, int64_t out_features, bool integers, int32_t x_range,
+               LinearOutputs& gpu, LinearOutputs& cpu) {
+  auto make = [&](size_t n, uint32_t seed, int32_t range = 2) {
+    return LinearInput(n, seed, integers, range);
+  };
+  const auto x = make(tokens * in, 1, x_range), w = make(out_features * in, 2),
+             b = make(out_features, 3), dy = make(tokens * out_features, 4);
+  const LinearOutputs init{NaNs(tokens * out_features), make(x.size(), 5), make(w.size(), 6),
+                           make(b.size(), 7)};
+  DeviceArray<float> d_x(x), d_w(w), d_b(b), d_dy(dy), d_y(init.y), d_dx(init.dx), d_dw(init.dw),
+      d_db(init.db);
+  cuda::linear_forward(d_y.get(), d_x.get(), d_w.get(), d_b.get(), tokens, in, out_features);
+  cuda::linear_backward(d_dx.get(), d_dw.get(), d_db.get(), d_dy.get(), d_x.get(), d_w.get(),
+                        tokens, in, out_features);
+  gpu = {d_y.ToHost(), d_dx.ToHost(), d_dw.ToHost(), d_db.ToHost()};
+  cpu = init;
+  cpu::linear_forward(cpu.y.data(), x.data(), w.data(), b.data(), tokens, in, out_features);
+  cpu::linear_backward(cpu.dx.data(), cpu.dw.data(), cpu.db.data(), dy.data(), x.data(), w.data(),
+                       tokens, in, out_features);
+}
+
+void ExpectLinearExact(const LinearOutputs& gpu, const LinearOutputs& cpu) {
+  const Tolerance exact{0.0, 0.0};
+  EXPECT_TRUE(AllClose(gpu.y, AsDouble(cpu.y), exact));
+  EXPECT_TRUE(AllClose(gpu.dx, AsDouble(cpu.dx), exact));
+  EXPECT_TRUE(AllClose(gpu.dw, AsDouble(cpu.dw), exact));
+  EXPECT_TRUE(AllClose(gpu.db, AsDouble(cpu.db), exact));
+  EXPECT_TRUE(NonZeroAndFinite(gpu.y));
+}
+
+// (in_features, out_features) of the linear tests: odd sizes, and multiples of 8 (the sizes
+// cuBLAS runs on tensor cores).
+constexpr std::pair<int64_t, int64_t> kLinearFeatures[] = {{33, 9}, {136, 72}};
+
+// kBf16 with operands that are bf16 values — integers of at most 8 significant bits (x in
+// ±200, the rest in ±2) — rounds nothing, and every partial sum is an integer below 2^24: the
+// tensor-core GEMMs must give the fp32 reference bit for bit, which pins down their transposes
+// and leading dimensions.
+TEST_F(CudaKernels, LinearBf16SmallIntegersAreExact) {
+  const MathScope bf16(cuda::Math::kBf16);
+  for (const int64_t tokens : {1, 17, 130}) {
+    for (const auto& [in, out_features] : kLinearFeatures) {
+      SCOPED_TRACE(::testing::Message() << tokens << " tokens, " << in << " → " << out_features);
+      LinearOutputs gpu, cpu;
+      RunLinear(tokens, in, out_features, /*integers=*/true, /*x_range=*/200, gpu, cpu);
+      ExpectLinearExact(gpu, cpu);
+    }
+  }
+}
+
+// kBf16 on N(0, 1) inputs: each product is a dot product of length in (y), out (dx) or tokens
+// (dW); db is an fp32 sum on both sides.
+TEST_F(CudaKernels, LinearBf16MatchesCpuWithinBf16Tolerance) {
+  const MathScope bf16(cuda::Math::kBf16);
+  for (const int64_t tokens : {1, 17, 130}) {
+    for (const auto& [in, out_features] : kLinearFeatures) {
+      SCOPED_TRACE(::testing::Message() << tokens << " tokens, " << in << " → " << out_features);
+      LinearOutputs gpu, cpu;
+      RunLinear(tokens, in, out_features, /*integers=*/false, 0, gpu, cpu);
+      EXPECT_TRUE(AllClose(gpu.y, AsDouble(cpu.y), Bf16DotTol(in)));
+      EXPECT_TRUE(AllClose(gpu.dx, AsDouble(cpu.dx), Bf16DotTol(out_features)));
+      EXPECT_TRUE(AllClose(gpu.dw, AsDouble(cpu.dw), Bf16DotTol(tokens)));
+      EXPECT_TRUE(AllClose(gpu.db, AsDouble(cpu.db), Twice(kReductionTol)));
+      EXPECT_TRUE(NonZeroAndFinite(gpu.y));
+    }
+  }
+}
+
+// Guards the test above against passing because kBf16 silently computed in fp32: on a GEMM the
+// size of a small layer (256 tokens, 512 → 256), bf16 operands must change some output bits.
+TEST_F(CudaKernels, LinearBf16RoundsOperands) {
+  const int64_t tokens = 256, in = 512, out_features = 256;
+  const auto x = RandomNormal(tokens * in, 1), w = RandomNormal(out_features * in, 2);
+  DeviceArray<float> d_x(x), d_w(w), y_fp32(NaNs(tokens * out_features)),
+      y_bf16(NaNs(tokens * out_features));
+  {
+    const MathScope fp32(cuda::Math::kFp32);
+    cuda::linear_forward(y_fp32.get(), d_x.get(), d_w.get(), nullptr, tokens, in, out_features);
+  }
+  {
+    const MathScope bf16(cuda::Math::kBf16);
+    cuda::linear_forward(y_bf16.get(), d_x.get(), d_w.get(), nullptr, tokens, in, out_features);
+  }
+  const auto a = y_fp32.ToHost(), b = y_bf16.ToHost();
+  size_t differ = 0;
+  for (size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
+  EXPECT_GT(differ, a.size() / 2) << "kBf16 left " << a.size() - differ << " of " << a.size()
+                                  << " outputs bit-identical to kFp32";
+  EXPECT_TRUE(AllClose(b, AsDouble(a), Bf16DotTol(in)));
+}
+
+// The math mode is set on every GEMM: kFp32 after kBf16 on the same thread (same cuBLAS
+// handle) is plain fp32 again. x in ±3000 has odd integers above 2^8 (and 2^11): bf16 or TF32
+// operands would round them and miss the exact result.
+TEST_F(CudaKernels, LinearFp32AfterBf16IsExact) {
+  const int64_t tokens = 17, in = 33, out_features = 9;
+  LinearOutputs gpu, cpu;
+  {
+    const MathScope bf16(cuda::Math::kBf16);
+    RunLinear(tokens, in, out_features, /*integers=*/false, 0, gpu, cpu);
+  }
+  const MathScope fp32(cuda::Math::kFp32);
+  RunLinear(tokens, in, out_features, /*integers=*/true, /*x_range=*/3000, gpu, cpu);
+  ExpectLinearExact(gpu, cpu);
+}
+
+// The bias gradient over many tokens: 8193 rows make 33 token blocks (and 37 columns two
+// column blocks, the second partial), whose sums meet in atomicAdd. Integer inputs keep every
+// partial sum exact, so the order of those adds cannot change a bit.
+TEST_F(CudaKernels, LinearBiasGradientOverManyTokensIsExact) {
+  const int64_t tokens = 8193, in = 3, out_features = 37;
+  const auto dy = LinearInput(tokens * out_features, 1, true, 2),
+             x = LinearInput(tokens * in, 2, true, 2),
+             w = LinearInput(out_features * in, 3, true, 2);
+  auto db = LinearInput(out_features, 4, true, 100);
+  DeviceArray<float> d_dy(dy), d_x(x), d_w(w), d_db(db);
+  cuda::linear_backward(nullptr, nullptr, d_db.get(), d_dy.get(), d_x.get(), d_w.get(), tokens, in,
+                        out_features);
+  cpu::linear_backward(nullptr, nullptr, db.data(), dy.data(), x.data(), w.data(), tokens, in,
+                       out_features);
+  EXPECT_TRUE(BitwiseEqual(d_db.ToHost(), db));
+  EXPECT_TRUE(NonZeroAndFinite(db));
 }
 
 TEST_F(CudaKernels, CrossEntropyMatchesCpu) {
