@@ -100,25 +100,32 @@ struct Scalar {
 // The handler json::sax_parse drives (nlohmann::json_sax by name: no virtual calls).
 class ProfileHandler {
  public:
-  ProfileHandler(const std::string& path, const ProfileInput* input, ProfileEvents* out)
+  ProfileHandler(const std::string& path, ProfileInput* input, ProfileEvents* out)
       : path_(path), input_(input), out_(out) {}
 
-  // The SAX interface (nlohmann::json_sax, by name: no virtual calls).
+  // The SAX interface (nlohmann::json_sax, by name: no virtual calls). Strings, keys and
+  // numbers mark their end on the input, which bounds what the lexer buffers between marks.
   bool null() { return scalar({Scalar::kNull}); }
   bool boolean(bool b) { return scalar({Scalar::kBool, b}); }
   bool number_integer(json::number_integer_t v) {
+    input_->mark_token_end();
     return scalar({.type = Scalar::kInteger, .integer = v});
   }
   bool number_unsigned(json::number_unsigned_t v) {
+    input_->mark_token_end();
     const bool too_large = v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
     return scalar({.type = Scalar::kInteger,
                    .too_large = too_large,
                    .integer = too_large ? 0 : static_cast<int64_t>(v)});
   }
   bool number_float(json::number_float_t v, const std::string& text) {
+    input_->mark_token_end();
     return scalar({.type = Scalar::kFloat, .number = v, .text = &text});
   }
-  bool string(std::string& s) { return scalar({.type = Scalar::kString, .text = &s}); }
+  bool string(std::string& s) {
+    input_->mark_token_end();
+    return scalar({.type = Scalar::kString, .text = &s});
+  }
   bool binary(json::binary_t&) { return fail("", "binary values are not JSON"); }
   bool key(std::string& text);
   bool start_object(std::size_t);
@@ -157,9 +164,11 @@ class ProfileHandler {
   bool fail(std::string_view key, const std::string& message);
   bool wrong_type(const char* expected, const std::string& got);
   bool container_where_scalar(bool array);
+  // A container opens: refused past limits::kMaxJsonDepth levels.
+  bool check_depth();
 
   const std::string& path_;
-  const ProfileInput* input_;
+  ProfileInput* input_;
   ProfileEvents* out_;
   std::vector<Frame> frames_;
   Key key_ = Key::kOther;

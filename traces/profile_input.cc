@@ -8,7 +8,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -49,19 +48,6 @@ Status cannot_open(const std::string& path, int error) {
   return Status::InvalidInput(fmt::format("{}: cannot open file: {}", path, std::strerror(error)));
 }
 
-// How the bound scan treats each byte outside strings.
-enum ByteClass : uint8_t { kPlain, kQuote, kNumberStart, kNumberTail, kOpen, kClose };
-constexpr std::array<uint8_t, 256> kByteClass = [] {
-  std::array<uint8_t, 256> table{};  // kPlain: whitespace, ',', ':', letters of literals
-  table['"'] = kQuote;
-  for (char c = '0'; c <= '9'; ++c) table[static_cast<unsigned char>(c)] = kNumberStart;
-  table['-'] = kNumberStart;
-  for (char c : {'.', 'e', 'E', '+'}) table[static_cast<unsigned char>(c)] = kNumberTail;
-  table['['] = table['{'] = kOpen;
-  table[']'] = table['}'] = kClose;
-  return table;
-}();
-
 }  // namespace
 
 StatusOr<std::unique_ptr<ProfileInput>> ProfileInput::open(const std::string& path,
@@ -98,7 +84,7 @@ ProfileInput::ProfileInput(std::string path, void* gz, int64_t file_bytes, Profi
       file_bytes_(file_bytes),
       progress_(std::move(progress)),
       buffer_(new char[kChunkBytes]) {
-  pos_ = end_ = buffer_.get();
+  setg(buffer_.get(), buffer_.get(), buffer_.get());
 }
 
 ProfileInput::~ProfileInput() { ::gzclose(static_cast<gzFile>(gz_)); }
@@ -107,13 +93,15 @@ void ProfileInput::stop(const std::string& message) {
   if (!stopped_) stopped_ = Status::InvalidInput(fmt::format("{}: {}", path_, message));
 }
 
-bool ProfileInput::refill() {
-  if (eof_ || stopped_) return false;
-  base_ += end_ - buffer_.get();
-  pos_ = end_ = buffer_.get();
+ProfileInput::int_type ProfileInput::underflow() {
+  if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+  base_ += egptr() - eback();
+  setg(buffer_.get(), buffer_.get(), buffer_.get());
+  const int_type kEnd = traits_type::eof();
+  if (eof_ || stopped_) return kEnd;
   if (!pending_error_.empty()) {
     stop(pending_error_);
-    return false;
+    return kEnd;
   }
   gzFile gz = static_cast<gzFile>(gz_);
   const int got = ::gzread(gz, buffer_.get(), kChunkBytes);
@@ -128,7 +116,7 @@ bool ProfileInput::refill() {
                     base_ + std::max(got, 0), error == Z_ERRNO ? std::strerror(errno) : reason);
     if (got <= 0) {
       stop(message);
-      return false;
+      return kEnd;
     }
     pending_error_ = message;
   }
@@ -136,95 +124,24 @@ bool ProfileInput::refill() {
   if (progress_) progress_(::gzoffset(gz), file_bytes_);
   if (got == 0) {
     eof_ = true;
-    return false;
+    return kEnd;
+  }
+  if (base_ - token_end_ > limits::kMaxProfileTokenBytes) {
+    // Checked once a chunk: the lexer then holds at most the bound and one chunk.
+    stop(
+        fmt::format("more than {} bytes at byte {} since the last string or number ended: a "
+                    "string or number that long, or as much whitespace, brackets and literals "
+                    "(limits::kMaxProfileTokenBytes, core/limits.h)",
+                    limits::kMaxProfileTokenBytes, base_));
+    return kEnd;
   }
   if (base_ + got > limits::kMaxProfileFileBytes) {
     stop(fmt::format("more than {} bytes of text after decompression ({})",
                      limits::kMaxProfileFileBytes, limits::kMaxProfileFileBytesWhy));
-    return false;
+    return kEnd;
   }
-  end_ = buffer_.get() + scan(buffer_.get(), static_cast<std::size_t>(got));
-  return pos_ < end_;
-}
-
-std::size_t ProfileInput::scan(const char* text, std::size_t n) {
-  const int64_t kMaxRun = limits::kMaxProfileTokenBytes;
-  // The run bound broke `over` bytes before text + i (over >= 1): stop at that byte.
-  auto run_too_long = [&](std::size_t i, int64_t over) {
-    const int64_t at = static_cast<int64_t>(i) - over + 1;  // index of the first byte past
-    const char* what = in_string_   ? "a string longer than"
-                       : in_number_ ? "a number longer than"
-                                    : "no string or number in";
-    stop(fmt::format("{} {} bytes at byte {} (limits::kMaxProfileTokenBytes, core/limits.h)", what,
-                     kMaxRun, base_ + at + 1));
-    return static_cast<std::size_t>(at);
-  };
-  std::size_t i = 0;
-  while (i < n) {
-    if (in_string_) {
-      // Most of a trace is string bytes: skip to the next quote or backslash.
-      std::size_t j = i;
-      if (escaped_) {
-        escaped_ = false;
-        ++j;
-      }
-      while (j < n && text[j] != '"' && text[j] != '\\') ++j;
-      const std::size_t taken = std::min(n, j + 1);  // the quote or backslash included
-      run_bytes_ += static_cast<int64_t>(taken - i);
-      if (run_bytes_ > kMaxRun) return run_too_long(taken - 1, run_bytes_ - kMaxRun);
-      if (j < n) {
-        if (text[j] == '\\') {
-          escaped_ = true;
-        } else {
-          in_string_ = false;
-        }
-      }
-      i = taken;
-      continue;
-    }
-    // Outside strings: whitespace and separators in a tight loop, then one structural byte.
-    const std::size_t start = i;
-    while (i < n && kByteClass[static_cast<unsigned char>(text[i])] == kPlain) ++i;
-    if (i > start) {
-      in_number_ = false;
-      run_bytes_ += static_cast<int64_t>(i - start);
-      if (run_bytes_ > kMaxRun) return run_too_long(i - 1, run_bytes_ - kMaxRun);
-      if (i == n) break;
-    }
-    ++run_bytes_;
-    switch (kByteClass[static_cast<unsigned char>(text[i])]) {
-      case kQuote:
-        in_string_ = true;
-        in_number_ = false;
-        run_bytes_ = 1;
-        break;
-      case kNumberStart:  // a digit or '-': starts a number, or goes on with one
-        if (!in_number_) {
-          in_number_ = true;
-          run_bytes_ = 1;
-        }
-        break;
-      case kNumberTail:  // '.', 'e', 'E', '+': inside a number, or a literal's letter
-        break;
-      case kOpen:
-        in_number_ = false;
-        if (++depth_ > limits::kMaxJsonDepth) {
-          stop(fmt::format("JSON nested deeper than {} at byte {}", limits::kMaxJsonDepth,
-                           base_ + static_cast<int64_t>(i) + 1));
-          return i;
-        }
-        break;
-      case kClose:
-        in_number_ = false;
-        --depth_;  // below zero only in text the parser refuses at that byte
-        break;
-      default:
-        break;
-    }
-    if (run_bytes_ > kMaxRun) return run_too_long(i, run_bytes_ - kMaxRun);
-    ++i;
-  }
-  return n;
+  setg(buffer_.get(), buffer_.get(), buffer_.get() + got);
+  return traits_type::to_int_type(*gptr());
 }
 
 }  // namespace cf

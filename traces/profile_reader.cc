@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <istream>
 #include <limits>
 
 #include "core/limits.h"
@@ -179,7 +180,19 @@ bool ProfileHandler::container_where_scalar(bool array) {
                     array ? "an array" : "an object");
 }
 
+bool ProfileHandler::check_depth() {
+  if (frames_.size() < static_cast<std::size_t>(limits::kMaxJsonDepth)) return true;
+  // As core/json_reader.h's parse_json words it; N is the byte of the bracket.
+  const std::string at = where("");
+  error_ = Status::InvalidInput(fmt::format("{}: JSON nested deeper than {} at byte {}{}", path_,
+                                            limits::kMaxJsonDepth, input_->position(),
+                                            at.empty() ? "" : fmt::format(" (in {})", at)));
+  own_error_ = true;
+  return false;
+}
+
 bool ProfileHandler::key(std::string& text) {
+  input_->mark_token_end();
   switch (frames_.back()) {
     case Frame::kTop:
       key_ = find_key(text, kTopKeys);
@@ -203,6 +216,7 @@ bool ProfileHandler::key(std::string& text) {
 }
 
 bool ProfileHandler::start_object(std::size_t) {
+  if (!check_depth()) return false;
   if (frames_.empty()) {
     out_->format = ProfileFormat::kKineto;
     frames_.push_back(Frame::kTop);
@@ -254,6 +268,7 @@ bool ProfileHandler::start_object(std::size_t) {
 }
 
 bool ProfileHandler::start_array(std::size_t) {
+  if (!check_depth()) return false;
   if (frames_.empty()) {
     out_->format = ProfileFormat::kLegacyList;
     seen_trace_events_ = true;
@@ -563,7 +578,8 @@ StatusOr<RankProfile> read_profile(const std::string& path, int file_index,
   ProfileEvents events;
   events.path = path;
   profile_internal::ProfileHandler handler(path, input.get(), &events);
-  if (!nlohmann::json::sax_parse(input->begin(), input->end(), &handler)) return handler.failure();
+  std::istream stream(input.get());
+  if (!nlohmann::json::sax_parse(stream, &handler)) return handler.failure();
   CF_RETURN_IF_ERROR(handler.finish());
   return summarize_profile(std::move(events), file_index);
 }
