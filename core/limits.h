@@ -77,13 +77,13 @@ inline constexpr const char* kMaxProfileFileBytesWhy = "16 GiB for a profile, co
 inline constexpr int64_t kMaxProfileKeptEvents = int64_t{1} << 24;
 inline constexpr const char* kMaxProfileKeptEventsWhy =
     "2^24 kernels, memcpys, memsets and CPU ops per profile, core/limits.h";
-// A string, a number, or a run of whitespace, brackets and literals with no string or number
-// in it: nlohmann's lexer holds the text since the last string or number start, so this bounds
-// the parser's buffers (the longest kernel names are a few KiB).
+// Text after the last string or number ended (checked once per 256 KiB chunk): nlohmann's
+// lexer holds a token's text, and the raw text since the last string or number began, so this
+// bounds the parser's buffers (the longest kernel names are a few KiB).
 inline constexpr int64_t kMaxProfileTokenBytes = int64_t{1} << 20;
 inline constexpr int64_t kMaxProfileNameBytes = int64_t{128} << 20;  // distinct names, in all
 inline constexpr int64_t kMaxProfileTracks = int64_t{1} << 16;       // (device, stream), (pid, tid)
-inline constexpr int64_t kMaxProfileSteps = int64_t{1} << 20;        // ProfilerStep ranges
+inline constexpr int64_t kMaxProfileSteps = int64_t{1} << 14;        // ProfilerStep ranges
 // Timestamps and durations in ns: 2^61 ns is 73 years, so ts + dur stays inside int64 and
 // Kineto's absolute times (ns since 1970, ~1.8e18) are admitted.
 inline constexpr int64_t kMaxProfileTimeNs = int64_t{1} << 61;

@@ -88,7 +88,7 @@ struct RankProfile {
   std::string backend;           // distributedInfo.backend ("nccl"), or ""
 
   std::vector<ProfileStep> steps;  // by start time
-  // Set when steps × (devices + streams) is past 2^22 (only a hostile file): the steps then
+  // Set when steps × (devices + streams) is past 2^18 (only a hostile file): the steps then
   // carry their total busy time without the per-device and per-stream lists.
   bool step_detail_omitted = false;
 

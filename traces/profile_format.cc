@@ -173,7 +173,7 @@ void steps_text(const RankProfile& r, std::string* out) {
     }
   }
   if (r.step_detail_omitted) {
-    *out += "  (busy time per device and stream omitted: over 2^22 step × stream entries)\n";
+    *out += "  (busy time per device and stream omitted: over 2^18 step × stream entries)\n";
   }
 }
 

@@ -14,9 +14,9 @@ namespace {
 constexpr int64_t kSumCap = int64_t{1} << 62;
 constexpr std::size_t kTopCount = 10;
 // Per-step busy time per device and per stream is reported while steps × (devices + streams)
-// stays within this many entries; past it (only a hostile file: 2^20 steps, 2^16 streams)
-// each step keeps its total alone.
-constexpr int64_t kMaxStepDetail = int64_t{1} << 22;
+// stays within this many entries (a real profile: tens of steps, a few streams); past it each
+// step keeps its total alone, so the report's size stays bounded.
+constexpr int64_t kMaxStepDetail = int64_t{1} << 18;
 
 void add_capped(int64_t* sum, int64_t value) { *sum = std::min(kSumCap, *sum + value); }
 

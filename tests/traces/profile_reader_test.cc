@@ -276,6 +276,35 @@ TEST(ProfileReader, RanksFromDistributedInfoElseFileOrder) {
   EXPECT_EQ((*ranks)[1].rank, 1);
 }
 
+std::string refusal(const std::string& path);
+
+TEST(ProfileReader, StepDetailIsBoundedAndStepsAreCounted) {
+  TempDir dir;
+  // 1,000 steps × 300 streams is past the 2^18 per-step entries: steps keep their totals.
+  std::string events;
+  for (int i = 0; i < 1000; ++i) {
+    events += step("ProfilerStep#" + std::to_string(i), std::to_string(i * 10), "10") + ",";
+  }
+  for (int s = 0; s < 300; ++s) events += kernel("0", "5", 0, s) + ",";
+  events += kernel("10", "1");
+  const RankProfile r = read_ok(kineto_file(dir, "wide.json", events));
+  ASSERT_EQ(r.steps.size(), 1000u);
+  EXPECT_TRUE(r.step_detail_omitted);
+  EXPECT_TRUE(r.steps[0].streams.empty());
+  EXPECT_EQ(r.steps[0].gpu_busy_ns, 5'000);  // the union of the 300 overlapping kernels
+  EXPECT_EQ(r.steps[1].gpu_busy_ns, 1'000);
+
+  std::string many;
+  for (int i = 0; i <= 16384; ++i) {
+    many += (i ? "," : "") + step("ProfilerStep#" + std::to_string(i), std::to_string(i), "1");
+  }
+  const std::string path = kineto_file(dir, "steps.json", many);
+  const std::string m = refusal(path);
+  EXPECT_NE(m.find("traceEvents[16384]: more than 16384 ProfilerStep ranges at byte"),
+            std::string::npos)
+      << m;
+}
+
 // The message of reading `path`, which must be refused as bad input.
 std::string refusal(const std::string& path) {
   StatusOr<RankProfile> r = read_profile(path, 0);
