@@ -105,7 +105,7 @@ bool ProfileHandler::finish_event() {
       case 'I':
         if (event_.has_cat && event_.cat == "cpu_instant_event" && event_.name == "[memory]" &&
             event_.total_allocated) {
-          if (!event_.arg_error.empty()) return fail("", event_.arg_error);
+          if (!event_.arg_error.empty()) return fail_arg();
           const int64_t id = event_.device_id.value_or(-1);
           if (out_->devices.size() >= static_cast<std::size_t>(limits::kMaxProfileTracks) &&
               !out_->devices.count(id)) {
@@ -142,7 +142,7 @@ bool ProfileHandler::finish_complete_event() {
   if (!event_.has_name) return fail("name", "required key is missing (an X event)");
   if (!event_.ts_ns) return fail("ts", "required key is missing (an X event)");
   if (!event_.dur_ns) return fail("dur", "required key is missing (an X event)");
-  if (!event_.arg_error.empty()) return fail("", event_.arg_error);
+  if (!event_.arg_error.empty()) return fail_arg();
   if (category != Category::kKernel && category != Category::kMemcpy &&
       category != Category::kMemset && event_.name.rfind("ProfilerStep#", 0) == 0) {
     if (out_->steps.size() >= static_cast<std::size_t>(limits::kMaxProfileSteps)) {

@@ -163,6 +163,10 @@ class ProfileHandler {
   std::string_view current_key_text() const;
   bool fail(std::string_view key, const std::string& message);
   bool wrong_type(const char* expected, const std::string& got);
+  // An arg the reader uses, of the wrong type: kept in event_.arg_error (with its place) and
+  // reported by fail_arg only if the finished event is one that uses it.
+  void arg_wrong_type(const char* expected, const std::string& got);
+  bool fail_arg();
   bool container_where_scalar(bool array);
   // A container opens: refused past limits::kMaxJsonDepth levels.
   bool check_depth();

@@ -165,6 +165,18 @@ bool ProfileHandler::fail(std::string_view key, const std::string& message) {
   return false;
 }
 
+void ProfileHandler::arg_wrong_type(const char* expected, const std::string& got) {
+  if (!event_.arg_error.empty()) return;  // the first one is reported
+  event_.arg_error = fmt::format("{}: expected {}, got {} at byte {}", where(current_key_text()),
+                                 expected, got, input_->position());
+}
+
+bool ProfileHandler::fail_arg() {
+  error_ = Status::InvalidInput(fmt::format("{}: {}", path_, event_.arg_error));
+  own_error_ = true;
+  return false;
+}
+
 bool ProfileHandler::wrong_type(const char* expected, const std::string& got) {
   return fail(current_key_text(), fmt::format("expected {}, got {}", expected, got));
 }
@@ -245,9 +257,9 @@ bool ProfileHandler::start_object(std::size_t) {
       break;
     case Frame::kArgs:
       if (key_ != Key::kOther && event_.arg_error.empty()) {
-        event_.arg_error =
-            fmt::format("{}: expected a {}, got an object", where(current_key_text()),
-                        key_ == Key::kCollectiveName || key_ == Key::kDtype ? "string" : "number");
+        arg_wrong_type(
+            key_ == Key::kCollectiveName || key_ == Key::kDtype ? "a string" : "an integer",
+            "an object");
       }
       break;
     case Frame::kDistributed:
@@ -301,8 +313,9 @@ bool ProfileHandler::start_array(std::size_t) {
       break;
     case Frame::kArgs:
       if (key_ != Key::kOther && event_.arg_error.empty()) {
-        event_.arg_error =
-            fmt::format("{}: expected a scalar, got an array", where(current_key_text()));
+        arg_wrong_type(
+            key_ == Key::kCollectiveName || key_ == Key::kDtype ? "a string" : "an integer",
+            "an array");
       }
       break;
     case Frame::kDistributed:
@@ -415,12 +428,7 @@ bool ProfileHandler::event_field(const Scalar& v) {
 }
 
 void ProfileHandler::arg_field(const Scalar& v) {
-  auto bad = [&](const char* expected) {
-    if (event_.arg_error.empty()) {
-      event_.arg_error =
-          fmt::format("{}: expected {}, got {}", where(current_key_text()), expected, describe(v));
-    }
-  };
+  auto bad = [&](const char* expected) { arg_wrong_type(expected, describe(v)); };
   const bool integer = v.type == Scalar::kInteger && !v.too_large;
   switch (key_) {
     case Key::kDevice:

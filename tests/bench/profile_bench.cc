@@ -2,8 +2,9 @@
 // (tests/traces/profile_generator.h) of --profile_mb MB (default 8, the quick ctest) written to
 // a temporary file, then read_profile over it, plain and gzip-compressed. Reports MB/s of JSON
 // text and the process's peak RSS (getrusage; the generator streams, so the reader's own peak
-// dominates). --profile_out=PATH keeps the plain file there (docs/BENCHMARKS.md times
-// `chunkflow profile` on it). Target: 500 MB in under 10 s and 1 GB.
+// dominates), and nlohmann's own SAX rate on the text in memory, the ceiling of any reader on
+// it. --profile_out=PATH keeps the plain file there (docs/BENCHMARKS.md times `chunkflow
+// profile` on it). Target: 500 MB in under 10 s and 1 GB.
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -11,6 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -78,10 +82,44 @@ void read_benchmark(benchmark::State& state, bool gzip) {
   state.counters["peak_rss_MB"] = peak_rss_mb();
 }
 
+// nlohmann's SAX parser over the same text in memory with a handler that does nothing: the
+// ceiling of any reader built on it. Last, as it holds the whole file (its RSS is not the
+// reader's).
+struct NullHandler {
+  using json = nlohmann::json;
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const std::string&) { return true; }
+  bool string(std::string&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) { return true; }
+  bool key(std::string&) { return true; }
+  bool end_object() { return true; }
+  bool start_array(std::size_t) { return true; }
+  bool end_array() { return true; }
+  bool parse_error(std::size_t, const std::string&, const json::exception&) { return false; }
+};
+
+void BM_SaxCeiling(benchmark::State& state) {
+  const GeneratedFile& file = generated(false);
+  std::ifstream in(file.path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (auto _ : state) {
+    NullHandler handler;
+    CF_CHECK(nlohmann::json::sax_parse(text.data(), text.data() + text.size(), &handler));
+  }
+  state.counters["MB_per_s"] = benchmark::Counter(
+      static_cast<double>(text.size()) / 1e6 * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+
 void BM_ReadProfile(benchmark::State& state) { read_benchmark(state, false); }
 void BM_ReadProfileGzip(benchmark::State& state) { read_benchmark(state, true); }
 BENCHMARK(BM_ReadProfile)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ReadProfileGzip)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SaxCeiling)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace cf

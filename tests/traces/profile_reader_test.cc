@@ -369,10 +369,10 @@ TEST(ProfileReader, RefusesWrongTypes) {
       dir, "args.json",
       "{\"ph\": \"X\", \"cat\": \"kernel\", \"name\": \"k\", \"ts\": 1, \"dur\": 1, \"args\": "
       "{\"stream\": \"seven\"}}");
-  const std::string ma = refusal(args);
-  EXPECT_NE(ma.find("traceEvents[0].args.stream: expected an integer, got \"seven\""),
-            std::string::npos)
-      << ma;
+  const std::string args_text = slurp(args);
+  EXPECT_EQ(refusal(args), args + ": traceEvents[0].args.stream: expected an integer, got " +
+                               "\"seven\" at byte " +
+                               std::to_string(args_text.find("\"seven\"") + 7));
 
   const std::string no_ph = dir.write("noph.json", "[{\"name\": \"x\"}]");
   EXPECT_NE(refusal(no_ph).find("event [0].ph: required key is missing"), std::string::npos);
