@@ -19,7 +19,7 @@ namespace cf {
 namespace {
 
 constexpr int64_t kFileBytes = 120'000'000;
-constexpr double kPeakRssBoundMb = 64;  // measured: ~13 MB (docs/BENCHMARKS.md)
+constexpr double kPeakRssBoundMb = 64;  // measured: 11 MB (docs/BENCHMARKS.md)
 
 struct Measured {
   int exit_code = -1;
