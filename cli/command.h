@@ -22,6 +22,7 @@ void add_sweep_command(CLI::App& app, RunFn* run);
 void add_run_command(CLI::App& app, RunFn* run);
 void add_calibrate_command(CLI::App& app, RunFn* run);
 void add_validate_command(CLI::App& app, RunFn* run);
+void add_profile_command(CLI::App& app, RunFn* run);
 
 // Prints a failed status as "chunkflow: error: MESSAGE" on stderr and returns its exit code.
 int report(const Status& status);

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   cf::cli::add_run_command(app, &run);
   cf::cli::add_calibrate_command(app, &run);
   cf::cli::add_validate_command(app, &run);
+  cf::cli::add_profile_command(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -66,6 +66,28 @@ inline constexpr const char* kMaxDatasetLengthsWhy = "2^26 sequences, core/limit
 inline constexpr int64_t kMaxTraceFileBytes = int64_t{2} << 30;
 inline constexpr const char* kMaxTraceFileBytesWhy = "2 GiB for a trace, core/limits.h";
 
+// PyTorch profiler traces (`chunkflow profile`, traces/profile.h). They are read as a stream
+// of events, each dropped once its few numbers are kept, so a file's size bounds only the time
+// (docs/BENCHMARKS.md, "Profile reader"). What is kept is bounded: 2^24 kept events (kernels,
+// memcpys, memsets and CPU ops, 24 bytes each: 384 MiB, and 4 bytes each while the summary
+// runs) and 128 MiB of distinct names, under 700 MB however hostile the file. A 500 MB Kineto
+// trace keeps about 1M events; 2^24 is a trace of some 8 GB.
+inline constexpr int64_t kMaxProfileFileBytes = int64_t{16} << 30;  // on disk, and decompressed
+inline constexpr const char* kMaxProfileFileBytesWhy = "16 GiB for a profile, core/limits.h";
+inline constexpr int64_t kMaxProfileKeptEvents = int64_t{1} << 24;
+inline constexpr const char* kMaxProfileKeptEventsWhy =
+    "2^24 kernels, memcpys, memsets and CPU ops per profile, core/limits.h";
+// Text after the last string or number ended (checked once per 256 KiB chunk): nlohmann's
+// lexer holds a token's text, and the raw text since the last string or number began, so this
+// bounds the parser's buffers (the longest kernel names are a few KiB).
+inline constexpr int64_t kMaxProfileTokenBytes = int64_t{1} << 20;
+inline constexpr int64_t kMaxProfileNameBytes = int64_t{128} << 20;  // distinct names, in all
+inline constexpr int64_t kMaxProfileTracks = int64_t{1} << 16;       // (device, stream), (pid, tid)
+inline constexpr int64_t kMaxProfileSteps = int64_t{1} << 14;        // ProfilerStep ranges
+// Timestamps and durations in ns: 2^61 ns is 73 years, so ts + dur stays inside int64 and
+// Kineto's absolute times (ns since 1970, ~1.8e18) are admitted.
+inline constexpr int64_t kMaxProfileTimeNs = int64_t{1} << 61;
+
 // JSON nesting (core/json_reader.h parse_json): the deepest real input (a Chrome trace's
 // args, a config.json's rope_scaling) nests 4 levels; nlohmann's dump, copy and comparison
 // recurse once per level, so 200,000 nested '[' overflowed the stack.

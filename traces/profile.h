@@ -1,0 +1,151 @@
+// What a PyTorch profiler trace says about one rank's training: its steps, how busy the GPU
+// was in each, device time by kernel class, the largest kernels, the collectives' sizes.
+// Reads the Kineto Chrome-trace JSON of torch 2.x (and 1.x with Kineto) and the bare event list
+// torch 1.x writes without Kineto, plain or gzip-compressed, as a stream with bounded memory
+// (traces/profile_reader.cc). docs/PROFILES.md describes the formats and every rule.
+// Not chunkflow's own trace format (traces/trace.h) and not the comparison with a prediction.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "traces/profile_classes.h"
+
+namespace cf {
+
+enum class ProfileFormat : uint8_t {
+  kKineto,      // {"traceEvents": [...], "distributedInfo": ..., "deviceProperties": ...}
+  kLegacyList,  // [{"name", "ph": "X", "ts", "dur", "tid", "pid": "CPU functions"}, ...]
+};
+const char* profile_format_name(ProfileFormat format);  // "kineto", "legacy_list"
+
+// Busy time of one device (or of one of its streams) inside a step's time range.
+struct ProfileStreamBusy {
+  int64_t device = 0;
+  int64_t stream = 0;
+  int64_t busy_ns = 0;
+  bool operator==(const ProfileStreamBusy&) const = default;
+};
+
+// One ProfilerStep#N range (a CPU-side user annotation) and the device work inside it.
+struct ProfileStep {
+  std::string name;  // "ProfilerStep#N"
+  int64_t start_ns = 0;
+  int64_t duration_ns = 0;
+  // Time in [start, start + duration) when at least one device activity (kernel, memcpy,
+  // memset) of any device of this rank ran: the measure of the union of their intervals.
+  int64_t gpu_busy_ns = 0;
+  int64_t gpu_idle_ns() const { return duration_ns - gpu_busy_ns; }
+  std::vector<ProfileStreamBusy> devices;  // per device (stream = -1), by device
+  std::vector<ProfileStreamBusy> streams;  // per (device, stream), in that order
+  bool operator==(const ProfileStep&) const = default;
+};
+
+// A kernel (or CPU op) name and its total time over the profile.
+struct ProfileNameTotal {
+  std::string name;
+  KernelClass kind = KernelClass::kOther;
+  int64_t total_ns = 0;
+  int64_t count = 0;
+  bool operator==(const ProfileNameTotal&) const = default;
+};
+
+// Collectives as record_param_comms recorded them, grouped by (name, dtype, group size).
+struct ProfileCollective {
+  std::string name;  // "allreduce", "_allgather_base", ... as the trace spells it
+  CollectiveKind kind = CollectiveKind::kOther;
+  std::string dtype;       // "Float", "BFloat16", ... ("" when not recorded)
+  int64_t group_size = 0;  // 0 when not recorded
+  int64_t count = 0;
+  int64_t in_nelems = 0;  // summed over the calls
+  int64_t out_nelems = 0;
+  int64_t dtype_bytes = 0;  // bytes per element of dtype, 0 when unknown
+  bool operator==(const ProfileCollective&) const = default;
+};
+
+// A device as deviceProperties and the memory events describe it.
+struct ProfileDevice {
+  int64_t id = 0;
+  std::string name;                // "" when the trace has no deviceProperties entry
+  int64_t total_memory_bytes = 0;  // totalGlobalMem
+  int compute_major = 0, compute_minor = 0;
+  int64_t peak_allocated_bytes = -1;  // largest "Total Allocated" of its [memory] events; -1: none
+  bool operator==(const ProfileDevice&) const = default;
+};
+
+struct RankProfile {
+  std::string path;
+  ProfileFormat format = ProfileFormat::kKineto;
+  int rank = 0;                  // distributedInfo.rank, else the file's position
+  bool rank_from_trace = false;  // whether distributedInfo gave the rank
+  int world_size = 0;            // 0 when the trace does not say
+  std::string backend;           // distributedInfo.backend ("nccl"), or ""
+
+  std::vector<ProfileStep> steps;  // by start time
+  // Set when steps × (devices + streams) is past 2^18 (only a hostile file): the steps then
+  // carry their total busy time without the per-device and per-stream lists.
+  bool step_detail_omitted = false;
+
+  // Device activities over the whole profile (sums of durations; overlapping streams add).
+  int64_t kernel_ns = 0, kernel_count = 0;
+  int64_t memcpy_ns = 0, memcpy_count = 0;
+  int64_t memset_ns = 0, memset_count = 0;
+  std::array<int64_t, kKernelClassCount> device_by_class_ns{};  // kernels + memcpy + memset
+  std::array<int64_t, kCollectiveKindCount> collective_ns{};    // the collective class, split
+  std::vector<ProfileNameTotal> top_kernels;                    // by total time, at most 10
+
+  // CPU ops (cat cpu_op, or every X event of a legacy list): self time, the time an op ran
+  // with none of its children on the same thread, so nested ops are counted once.
+  int64_t cpu_op_ns = 0, cpu_op_count = 0;
+  std::array<int64_t, kKernelClassCount> cpu_by_class_ns{};
+  std::vector<ProfileNameTotal> top_cpu_ops;  // by self time, at most 10
+
+  std::vector<ProfileCollective> collectives;  // by name, dtype, group size
+  std::vector<ProfileDevice> devices;          // by id
+
+  int64_t events = 0;  // elements of traceEvents (or of the list)
+  int64_t flows = 0;   // s / f / t flow events (ac2g, fwdbwd, cpu_to_cuda)
+  // Events of kinds this reader does not know, by "ph X" or "ph X, cat C": skipped, counted.
+  std::map<std::string, int64_t> skipped;
+
+  bool has_device_activity() const { return kernel_count + memcpy_count + memset_count > 0; }
+  bool operator==(const RankProfile&) const = default;
+  // What by_class_s reports: device time when there is any, else CPU self time.
+  const std::array<int64_t, kKernelClassCount>& by_class_ns() const {
+    return has_device_activity() ? device_by_class_ns : cpu_by_class_ns;
+  }
+};
+
+// Called as bytes of a file are read (the file's position and size on disk).
+using ProfileProgress = std::function<void(int64_t read_bytes, int64_t file_bytes)>;
+
+// One profile file, `file_index` its position on the command line (the rank when the trace
+// has no distributedInfo). InvalidInput "PATH: ..." for a file that is no regular file, is
+// empty, is malformed JSON ("at byte N"), breaks a bound of core/limits.h, or holds a value of
+// the wrong type or range ("traceEvents[I].KEY: ... at byte N"). For a .gz file (by its magic
+// bytes, whatever its name) N counts decompressed bytes.
+StatusOr<RankProfile> read_profile(const std::string& path, int file_index,
+                                   const ProfileProgress& progress = nullptr);
+
+// The profiles of one run, each read with its position as file_index, checked as a set:
+// refused when two claim the same rank or when there are more than limits::kMaxGpus.
+// Sorted by rank.
+StatusOr<std::vector<RankProfile>> check_profile_ranks(std::vector<RankProfile> ranks);
+// read_profile of every file in order, then check_profile_ranks.
+StatusOr<std::vector<RankProfile>> read_profiles(const std::vector<std::string>& paths,
+                                                 const ProfileProgress& progress = nullptr);
+
+// `chunkflow profile --json`: {"ranks": [{"rank", "steps": [{"name", "duration_s", ...}],
+// "gpu_kernel_s", "by_class_s": {"gemm", "attention", "collective", "memcpy", "elementwise",
+// "other"}, ...}]} (docs/PROFILES.md lists every key).
+std::string profile_report_json(const std::vector<RankProfile>& ranks);
+// The same as tables, one section per rank.
+std::string profile_report_text(const std::vector<RankProfile>& ranks);
+
+}  // namespace cf
