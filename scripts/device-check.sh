@@ -24,8 +24,10 @@ build="$root/build-device"
 
 if [ "${1:-}" = "--bundle" ]; then
   set -e
+  # The test command's Release options (unity batches of 16), so a build cache serves both.
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHUNKFLOW_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES=90 -DCHUNKFLOW_TESTS=ON -DCHUNKFLOW_BENCHMARKS=ON >/dev/null
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DCHUNKFLOW_TESTS=ON -DCHUNKFLOW_BENCHMARKS=ON \
+    -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 >/dev/null
   targets="chunkflow kernels_cuda_test executor_cuda_test calibrate_cuda_test cuda_kernels_bench"
   # shellcheck disable=SC2086
   cmake --build "$build" -j"$(nproc)" --target $targets
@@ -90,7 +92,7 @@ for t in kernels_cuda_test executor_cuda_test calibrate_cuda_test; do
   timeout 150 "$bin/$t" --gtest_output=json:"$logs/$t.json" > "$logs/$t.log" 2>&1
   rc=$?
   [ $rc -eq 0 ] || status=1
-  note "test       $t: exit $rc; $(grep -cE '^\[       OK \]' "$logs/$t.log") ok, $(grep -cE '^\[  FAILED  \] [A-Za-z]' "$logs/$t.log" | head -1) failed lines, $(grep -cE '^\[  SKIPPED \] [A-Za-z]' "$logs/$t.log") skipped"
+  note "test       $t: exit $rc; $(grep -cE '^\[       OK \]' "$logs/$t.log") passed, $(grep -E '^\[  FAILED  \] [A-Za-z]' "$logs/$t.log" | sort -u | wc -l) failed, $(grep -cE '^\[  SKIPPED \] [A-Za-z]' "$logs/$t.log") skipped"
   grep -E '^\[  FAILED  \] [A-Za-z]' "$logs/$t.log" | sort -u | head -8 | sed 's/^/           /' | tee -a "$summary"
 done
 
@@ -98,16 +100,20 @@ done
 timeout 100 "$bin/cuda_kernels_bench" --benchmark_min_time=0.2 --benchmark_format=console \
   --benchmark_out="$logs/cuda_kernels_bench.json" --benchmark_out_format=json \
   > "$logs/cuda_kernels_bench.log" 2>&1 || status=1
-grep -E "TFLOP|tflops" "$logs/cuda_kernels_bench.log" | head -24 | sed 's/^/bench      /' | tee -a "$summary"
+grep -E "TFLOP|tflops|skipped" "$logs/cuda_kernels_bench.log" | head -24 | sed 's/^/bench      /' |
+  tee -a "$summary"
 
 # 3. Calibration of this GPU, in the hardware file the simulator reads.
 gpu_file="$logs/gpu-calibrated.yaml"
 timeout 150 "$cf" calibrate --backend cuda --model qwen2.5-0.5b --repetitions 3 --warmup 1 \
   -o "$gpu_file" > "$logs/calibrate.txt" 2>&1 || {
   status=1; note "calibrate  failed: $(tail -2 "$logs/calibrate.txt")"
-  gpu_file=h100-sxm-80g
+  case "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)" in
+    *H200*) gpu_file=h200-141g ;;
+    *) gpu_file=h100-sxm-80g ;;
+  esac
 }
-note "calibrate  $(head -1 "$logs/calibrate.txt") -> ${gpu_file##*/}"
+note "calibrate  -> ${gpu_file##*/}: $(head -1 "$logs/calibrate.txt")"
 
 # 4. simulate -> run -> compare: qwen2.5-0.5b, ChunkSize 4K and 8K, pp 1 and 2 on one GPU.
 # One long-tailed batch: a 16K sequence split into dependent chunks and short ones packed.
@@ -145,7 +151,15 @@ peak = max((s.get("peak_memory_bytes", 0) for s in run.get("stages", [])), defau
 if pred and meas:
     print(f"loop       {name:<17} {pred:>11.4f}   {meas:>10.4f}   {100 * (pred - meas) / meas:+6.1f}%  {peak:>9.0f}")
 else:
-    print(f"loop       {name:<17} simulate: {sim.get('error', 'ok')}; run: {run.get('error', 'ok')}")
+    def why(suffix, parsed):
+        if "error" not in parsed:
+            return "ok"
+        try:  # the command's own message, else the parse error
+            lines = open(f"{logs}/{name}.{suffix}").read().strip().splitlines()
+            return lines[-1] if lines else parsed["error"]
+        except OSError:
+            return parsed["error"]
+    print(f"loop       {name:<17} simulate: {why('simulate.json', sim)}; run: {why('run.err', run)}")
 PY
   done
 done
