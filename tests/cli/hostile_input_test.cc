@@ -18,33 +18,6 @@ namespace {
 using test::CommandResult;
 using test::TempDir;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;  // ASan maps terabytes of shadow memory: no address limit
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
-
-// chunkflow ARGS under the limits; exit 137 when the time limit killed it.
-// A sanitized chunkflow (this test built with a sanitizer, or CHUNKFLOW_TEST_PROGRAM naming
-// the sanitizer build's) runs without the address-space limit and with 6× the time.
-CommandResult run_limited(const std::vector<std::string>& args, int seconds) {
-  const std::string program = test::chunkflow_program();
-  const bool sanitized = kSanitized || program != CHUNKFLOW_BIN;
-  std::vector<std::string> argv;
-  if (!sanitized) argv = {"--as=4294967296", "--"};
-  argv.insert(argv.end(), {"/usr/bin/timeout", "-s", "KILL",
-                           std::to_string(sanitized ? 6 * seconds : seconds), program});
-  argv.insert(argv.end(), args.begin(), args.end());
-  if (sanitized) return test::run_program("/usr/bin/env", argv);
-  return test::run_program("/usr/bin/prlimit", argv);
-}
-
 struct Case {
   std::string name;
   std::vector<std::string> args;             // "@/NAME": the temp dir's file NAME
@@ -65,7 +38,7 @@ void expect_case(const Case& c) {
   for (const auto& [name, text] : c.files) dir.write(name, resolve(text));
   std::vector<std::string> args;
   for (const std::string& a : c.args) args.push_back(resolve(a));
-  const CommandResult r = run_limited(args, c.seconds);
+  const CommandResult r = test::run_chunkflow_limited(args, c.seconds);
   EXPECT_EQ(r.exit_code, c.exit_code) << "stderr:\n" << r.err.substr(0, 2000);
   EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("CHECK"), std::string::npos) << r.err;
@@ -293,7 +266,7 @@ TEST(HostileInput, SizesAreBoundedBeforeMemoryGrows) {
 // 8-11 s on the 2-core VM, docs/LIMITS.md: the time limit here is generous, since a loaded CI
 // machine is slower and the property is that memory holds, not a speed).
 TEST(HostileInput, TheLargestAdmittedStepIsSimulated) {
-  if (kSanitized || test::chunkflow_program() != CHUNKFLOW_BIN) {
+  if (test::kSanitizedBuild || test::chunkflow_program() != CHUNKFLOW_BIN) {
     GTEST_SKIP() << "a sanitized build has no address-space limit to hold, and this step's "
                     "4.1M ops take minutes under it; the Release suite runs this test";
   }

@@ -23,29 +23,6 @@ const std::string kKineto = "tests/traces/data/kineto_gpu_rank1.json";
 const std::string kKinetoGz = "tests/traces/data/kineto_gpu_rank1.json.gz";
 const std::string kLegacy = "tests/traces/data/torch1_cpu_list.json";
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
-
-// chunkflow ARGS under the limits (none on the address space for a sanitized program).
-CommandResult run_limited(const std::vector<std::string>& args) {
-  const std::string program = test::chunkflow_program();
-  const bool sanitized = kSanitized || program != CHUNKFLOW_BIN;
-  std::vector<std::string> argv;
-  if (!sanitized) argv = {"--as=4294967296", "--"};
-  argv.insert(argv.end(), {"/usr/bin/timeout", "-s", "KILL", sanitized ? "120" : "20", program});
-  argv.insert(argv.end(), args.begin(), args.end());
-  return test::run_program(sanitized ? "/usr/bin/env" : "/usr/bin/prlimit", argv);
-}
-
 TEST(ProfileCommand, JsonReport) {
   const CommandResult r = run_chunkflow({"profile", kKineto, "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -157,7 +134,7 @@ TEST(ProfileCommand, BadProfilesExitTwoWithFileAndPlace) {
     SCOPED_TRACE(c.name);
     TempDir dir;
     const std::string path = dir.write(c.name, c.text);
-    const CommandResult r = run_limited({"profile", path});
+    const CommandResult r = test::run_chunkflow_limited({"profile", path}, 20);
     EXPECT_EQ(r.exit_code, 2) << r.err.substr(0, 2000);
     EXPECT_TRUE(r.out.empty()) << r.out.substr(0, 500);
     EXPECT_EQ(r.err.rfind("chunkflow: error: " + path + ": ", 0), 0u) << r.err;
@@ -170,17 +147,18 @@ TEST(ProfileCommand, BadProfilesExitTwoWithFileAndPlace) {
 
 TEST(ProfileCommand, RefusesWhatIsNoFile) {
   TempDir dir;
-  const CommandResult directory = run_limited({"profile", dir.path()});
+  const CommandResult directory = test::run_chunkflow_limited({"profile", dir.path()}, 20);
   EXPECT_EQ(directory.exit_code, 2);
   EXPECT_NE(directory.err.find(dir.path() + ": not a regular file (a directory)"),
             std::string::npos)
       << directory.err;
-  const CommandResult device = run_limited({"profile", "/dev/zero"});
+  const CommandResult device = test::run_chunkflow_limited({"profile", "/dev/zero"}, 20);
   EXPECT_EQ(device.exit_code, 2);
   EXPECT_NE(device.err.find("/dev/zero: not a regular file (a character device)"),
             std::string::npos)
       << device.err;
-  const CommandResult missing = run_limited({"profile", dir.path() + "/none.json"});
+  const CommandResult missing =
+      test::run_chunkflow_limited({"profile", dir.path() + "/none.json"}, 20);
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.err.find("cannot open file"), std::string::npos) << missing.err;
 }

@@ -52,6 +52,34 @@ inline CommandResult run_chunkflow(const std::vector<std::string>& args) {
 inline CommandResult run_chunkflow_on_terminal(const std::vector<std::string>& args) {
   return run_program_on_terminal(chunkflow_program(), args);
 }
+
+// Whether this test binary is built with a sanitizer (ASan maps terabytes of shadow memory).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitizedBuild = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitizedBuild = true;
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+
+// chunkflow ARGS under a 4 GiB address-space limit (prlimit) and a wall-clock limit of
+// `seconds` (killed: exit 137). A sanitized chunkflow (this test built with a sanitizer, or
+// CHUNKFLOW_TEST_PROGRAM naming the sanitizer build's) runs without the address-space limit
+// and with 6× the time.
+inline CommandResult run_chunkflow_limited(const std::vector<std::string>& args, int seconds) {
+  const std::string program = chunkflow_program();
+  const bool sanitized = kSanitizedBuild || program != CHUNKFLOW_BIN;
+  std::vector<std::string> argv;
+  if (!sanitized) argv = {"--as=4294967296", "--"};
+  argv.insert(argv.end(), {"/usr/bin/timeout", "-s", "KILL",
+                           std::to_string(sanitized ? 6 * seconds : seconds), program});
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(sanitized ? "/usr/bin/env" : "/usr/bin/prlimit", argv);
+}
 #endif
 
 // A fresh directory under the system temp dir, removed by the caller's TempDir.
