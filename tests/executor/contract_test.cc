@@ -38,12 +38,6 @@ int tiny_tensors(const ModelConfig& model) {
   return 1 + static_cast<int>(model.layers) * 12 + 1 + (model.tied_embeddings ? 0 : 1);
 }
 
-// Each length made odd (ℓ | 1), so chunks and their CP shards come in odd and uneven sizes.
-std::vector<int64_t> odd_lengths(std::vector<int64_t> lengths) {
-  for (int64_t& length : lengths) length |= 1;
-  return lengths;
-}
-
 // The same jobs at cp = 1 and cp = 2 (all-gather CP; ChunkSize even, as the job file requires):
 // packed and split sequences of odd lengths, pp ∈ {1, 2}, K ∈ {1, N}, a seed per case; then the
 // baseline, DP × CP, interleaving and tied embeddings with cp = 2, and a batch whose chunks are
@@ -59,7 +53,7 @@ std::vector<Case> context_parallel_cases() {
         const char* packer = n % 2 == 0 ? "balanced" : "ffd";
         const uint64_t seed = 1000 + 37 * static_cast<uint64_t>(n);
         test::TinyJob job;
-        job.lengths = odd_lengths(test::scaled_batch(dataset, 9, 151 + 10 * (n % 3), seed));
+        job.lengths = test::odd_lengths(test::scaled_batch(dataset, 9, 151 + 10 * (n % 3), seed));
         job.pp = pp;
         job.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, packer: {}}}",
                                    chunk_size, k, packer);
@@ -74,14 +68,14 @@ std::vector<Case> context_parallel_cases() {
     }
   }
   test::TinyJob baseline;
-  baseline.lengths = odd_lengths(test::scaled_batch("lmsys-chat-1m", 7, 141, 77));
+  baseline.lengths = test::odd_lengths(test::scaled_batch("lmsys-chat-1m", 7, 141, 77));
   baseline.pp = 2;
   baseline.cp = 2;
   baseline.max_length = 160;
   baseline.strategy = "{kind: baseline, micro_batching: pack}";
   cases.push_back({"cp2_pp2_baseline_pack", baseline, 77});
   test::TinyJob dp2;
-  dp2.lengths = odd_lengths(test::scaled_batch("longbench", 10, 151, 5));
+  dp2.lengths = test::odd_lengths(test::scaled_batch("longbench", 10, 151, 5));
   dp2.dp = 2;
   dp2.cp = 2;
   dp2.strategy = "{kind: chunkflow, chunk_size: 40, k: 1}";
@@ -134,7 +128,7 @@ std::vector<Case> uneven_cases() {
       job.model = split.model;
       job.layers_per_stage = split.layers;
       job.pp = static_cast<int>(split.layers.size());
-      job.lengths = odd_lengths(test::scaled_batch(dataset, 9, 151 + 10 * (n % 3), seed));
+      job.lengths = test::odd_lengths(test::scaled_batch(dataset, 9, 151 + 10 * (n % 3), seed));
       job.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, packer: {}}}",
                                  chunk_size, k, packer);
       cases.push_back({fmt::format("uneven_{}_c{}_k{}_{}_{}", fmt::join(split.layers, "_"),
@@ -146,14 +140,14 @@ std::vector<Case> uneven_cases() {
   test::TinyJob baseline;
   baseline.layers_per_stage = {3, 1};
   baseline.pp = 2;
-  baseline.lengths = odd_lengths(test::scaled_batch("lmsys-chat-1m", 7, 141, 4242));
+  baseline.lengths = test::odd_lengths(test::scaled_batch("lmsys-chat-1m", 7, 141, 4242));
   baseline.max_length = 160;
   baseline.strategy = "{kind: baseline, micro_batching: pack}";
   cases.push_back({"uneven_3_1_baseline_pack", baseline, 4242});
   test::TinyJob dp2 = baseline;
   dp2.layers_per_stage = {1, 3};
   dp2.dp = 2;
-  dp2.lengths = odd_lengths(test::scaled_batch("longbench", 10, 151, 77));
+  dp2.lengths = test::odd_lengths(test::scaled_batch("longbench", 10, 151, 77));
   dp2.strategy = "{kind: chunkflow, chunk_size: 41, k: 1}";
   cases.push_back({"uneven_1_3_dp2_c41_k1", dp2, 77});
   test::TinyJob cp2 = dp2;

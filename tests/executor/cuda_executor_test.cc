@@ -48,13 +48,6 @@ struct Case {
   uint64_t seed;
 };
 
-// Odd lengths from the shipped long-tailed distributions, so chunks come in odd, uneven sizes.
-std::vector<int64_t> odd_batch(const char* dataset, int count, int64_t longest, uint64_t seed) {
-  std::vector<int64_t> lengths = test::scaled_batch(dataset, count, longest, seed);
-  for (int64_t& l : lengths) l |= 1;
-  return lengths;
-}
-
 std::vector<Case> contract_cases() {
   std::vector<Case> cases;
   uint64_t seed = 300;
@@ -63,7 +56,8 @@ std::vector<Case> contract_cases() {
       for (const char* k : {"1", "2", "64"}) {
         for (const char* packer : {"balanced", "ffd"}) {
           test::TinyJob job;
-          job.lengths = odd_batch(pp == 1 ? "longbench" : "lmsys-chat-1m", 9, 161, seed);
+          job.lengths = test::odd_lengths(
+              test::scaled_batch(pp == 1 ? "longbench" : "lmsys-chat-1m", 9, 161, seed));
           job.pp = pp;
           job.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, packer: {}}}",
                                      chunk_size, k, packer);
@@ -73,7 +67,7 @@ std::vector<Case> contract_cases() {
     }
   }
   test::TinyJob dp2;
-  dp2.lengths = odd_batch("longbench", 10, 151, 5);
+  dp2.lengths = test::odd_lengths(test::scaled_batch("longbench", 10, 151, 5));
   dp2.dp = 2;
   dp2.strategy = "{kind: chunkflow, chunk_size: 40, k: 1}";
   cases.push_back({"dp2_c40_k1", dp2, 5});
@@ -132,7 +126,7 @@ INSTANTIATE_TEST_SUITE_P(Cuda, CudaContractTest, ::testing::ValuesIn(contract_ca
 // bf16 operands: within 2%, the size of bf16 rounding in a loss near ln 256).
 TEST_F(CudaExecutorTest, CpuAndGpuLossesAgreeOverFiveSteps) {
   test::TinyJob spec;
-  spec.lengths = odd_batch("chatqa2-long-sft", 8, 191, 41);
+  spec.lengths = test::odd_lengths(test::scaled_batch("chatqa2-long-sft", 8, 191, 41));
   spec.pp = 2;
   spec.steps = 5;
   spec.strategy = "{kind: chunkflow, chunk_size: 48, k: 2}";

@@ -52,4 +52,9 @@ std::vector<int64_t> scaled_batch(const std::string& dataset, int count, int64_t
   return out;
 }
 
+std::vector<int64_t> odd_lengths(std::vector<int64_t> lengths) {
+  for (int64_t& length : lengths) length |= 1;
+  return lengths;
+}
+
 }  // namespace cf::test

@@ -36,4 +36,7 @@ Job tiny_job(const TinyJob& spec);  // CHECKs that it parses
 std::vector<int64_t> scaled_batch(const std::string& dataset, int count, int64_t longest,
                                   uint64_t seed);
 
+// Each length made odd (ℓ | 1), so chunks and their CP shards come in odd and uneven sizes.
+std::vector<int64_t> odd_lengths(std::vector<int64_t> lengths);
+
 }  // namespace cf::test
