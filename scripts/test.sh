@@ -28,8 +28,8 @@ phase "format"
 
 echo "== Release build and full suite"
 # The libraries and the program as a unity build (batches of 16 files: each library's heavy
-# headers compiled once, not once per file; docs/BENCHMARKS.md); every library file compiles
-# on its own in the sanitizer build below, and test binaries always file by file.
+# headers compiled once, not once per file; docs/BENCHMARKS.md); test binaries always file by
+# file.
 cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHUNKFLOW_TESTS=ON \
   -DCHUNKFLOW_BENCHMARKS=ON -DCHUNKFLOW_CUDA=AUTO -DCMAKE_UNITY_BUILD=ON \
   -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 >/dev/null
@@ -49,14 +49,16 @@ phase "validation"
 
 echo "== ASan + UBSan build: library unit tests, and the program under the end-to-end tests"
 # Libraries at -O1 -g1 (line tables for the reports: several times faster to compile than
-# -O2 -g); the tests' own code at -O0 (CMakeLists.txt cf_test). Then the end-to-end tests —
+# -O2 -g) as a unity build like the Release one; the tests' own code at -O0, file by file
+# (CMakeLists.txt cf_test). Then the end-to-end tests —
 # the Release build's binaries: their own code is only a harness — run this build's chunkflow
 # (CHUNKFLOW_TEST_PROGRAM, tests/support/subprocess.h), all but the MPI ones and the three
 # that each start with `chunkflow calibrate --quick` (50–60 s apiece here, two thirds of the
 # end-to-end tests' time; the library's Calibrate.QuickCalibrationFillsTheTable, above, runs
 # the same calibration under the sanitizers).
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
-  -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF -DCMAKE_UNITY_BUILD=OFF \
+  -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF -DCMAKE_UNITY_BUILD=ON \
+  -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 \
   "-DCHUNKFLOW_TEST_DIRS=core;models;traces;sim;kernels;executor" >/dev/null
 cmake --build "$root/build-asan" -j"$jobs" --target unit_tests chunkflow
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1

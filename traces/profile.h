@@ -79,6 +79,31 @@ struct ProfileDevice {
   bool operator==(const ProfileDevice&) const = default;
 };
 
+// CPU ops of one name and one size whose work the trace's input shapes give (ProfileWork).
+struct ProfileWorkSample {
+  std::string name;  // "aten::mm", "aten::_scaled_dot_product_flash_attention", "aten::add"
+  KernelClass kind = KernelClass::kOther;  // gemm, attention or elementwise
+  bool backward = false;                   // an attention backward
+  double flops = 0;                        // gemm and attention, per call
+  double bytes = 0;                        // elementwise, per call
+  int64_t count = 0;
+  int64_t total_ns = 0;  // device time of the kernels they launched, or their CPU time
+  bool operator==(const ProfileWorkSample&) const = default;
+};
+
+// What `calibrate --from-profile` fits: the ops whose work the input shapes give, timed by
+// the kernels each launched (joined on Kineto's "External id") when the profile has device
+// activity, else by the op's own CPU time (its duration, children included: a CPU profile).
+struct ProfileWork {
+  bool device_times = false;
+  int64_t ops_with_dims = 0;        // CPU ops that carried "Input Dims" at all
+  int64_t ops_without_kernels = 0;  // ops with work but no kernel of their External id (device)
+  int64_t samples_dropped = 0;      // ops past the bound on distinct samples
+  std::vector<ProfileWorkSample> samples;  // by kind, name, flops, bytes
+  bool operator==(const ProfileWork&) const = default;
+};
+inline constexpr int kMaxProfileWorkSamples = 1 << 16;
+
 struct RankProfile {
   std::string path;
   ProfileFormat format = ProfileFormat::kKineto;
@@ -108,6 +133,7 @@ struct RankProfile {
 
   std::vector<ProfileCollective> collectives;  // by name, dtype, group size
   std::vector<ProfileDevice> devices;          // by id
+  ProfileWork work;                            // ops with input shapes (record_shapes)
 
   int64_t events = 0;  // elements of traceEvents (or of the list)
   int64_t flows = 0;   // s / f / t flow events (ac2g, fwdbwd, cpu_to_cuda)

@@ -201,6 +201,10 @@ bool ProfileHandler::add_device_activity(DeviceActivity activity) {
                 fmt::format("more than {} bytes of distinct names", limits::kMaxProfileNameBytes));
   }
   out_->device.push_back({*event_.ts_ns, *event_.ts_ns + *event_.dur_ns, it->second, name});
+  if (event_.external_id && activity == DeviceActivity::kKernel) {
+    out_->kernel_external.emplace_back(*event_.external_id,
+                                       static_cast<int32_t>(out_->device.size() - 1));
+  }
   if (activity == DeviceActivity::kKernel && event_.has_collective) {
     return add_collective(&out_->kernel_collectives);
   }
@@ -226,10 +230,141 @@ bool ProfileHandler::add_cpu_op() {
                 fmt::format("more than {} bytes of distinct names", limits::kMaxProfileNameBytes));
   }
   out_->cpu.push_back({*event_.ts_ns, *event_.ts_ns + *event_.dur_ns, it->second, name});
+  if (event_.has_dims) add_cpu_work(static_cast<int64_t>(out_->cpu.size()) - 1);
   if (event_.name == "record_param_comms" && event_.has_collective) {
     return add_collective(&out_->op_collectives);
   }
   return true;
+}
+
+namespace {
+
+// Bytes per element of a Kineto "Input type" ("float", "c10::BFloat16", "long int", ...);
+// 4 when the type is not recorded or not a tensor's.
+double input_type_bytes(const std::string& type) {
+  static constexpr std::pair<std::string_view, double> kTypes[] = {{"float", 4},
+                                                                   {"double", 8},
+                                                                   {"c10::BFloat16", 2},
+                                                                   {"c10::Half", 2},
+                                                                   {"long int", 8},
+                                                                   {"int", 4},
+                                                                   {"bool", 1},
+                                                                   {"unsigned char", 1},
+                                                                   {"signed char", 1},
+                                                                   {"short int", 2},
+                                                                   {"c10::Float8_e4m3fn", 1},
+                                                                   {"c10::Float8_e5m2", 1}};
+  for (const auto& [name, bytes] : kTypes) {
+    if (type == name) return bytes;
+  }
+  return 4;
+}
+
+// FLOPs of a GEMM op from its inputs' dims; 0 when the shapes do not fit the op.
+double gemm_flops(std::string_view name, const std::vector<std::vector<int64_t>>& in) {
+  // (m, k) · (k, n), after `skip` leading inputs (addmm's and baddbmm's bias), batched when
+  // the operands have three dimensions.
+  auto product = [&](size_t skip) -> double {
+    if (in.size() < skip + 2) return 0;
+    const std::vector<int64_t>& a = in[skip];
+    const std::vector<int64_t>& b = in[skip + 1];
+    if (a.size() == 2 && b.size() == 2 && a[1] == b[0]) {
+      return 2.0 * static_cast<double>(a[0]) * static_cast<double>(a[1]) *
+             static_cast<double>(b[1]);
+    }
+    if (a.size() == 3 && b.size() == 3 && a[0] == b[0] && a[2] == b[1]) {
+      return 2.0 * static_cast<double>(a[0]) * static_cast<double>(a[1]) *
+             static_cast<double>(a[2]) * static_cast<double>(b[2]);
+    }
+    return 0;
+  };
+  if (name == "aten::mm" || name == "aten::bmm" || name == "aten::_scaled_mm") return product(0);
+  if (name == "aten::addmm" || name == "aten::baddbmm") return product(1);
+  return 0;
+}
+
+// Attention ops with (batch, heads, seq, head_dim) query and key (the scaled_dot_product_*
+// family), or (batch, seq, heads, head_dim) (flash_attn's and aten::_flash_attention_*).
+struct AttentionOp {
+  std::string_view name;
+  bool heads_first;
+  bool backward;
+};
+constexpr AttentionOp kAttentionOps[] = {
+    {"aten::_scaled_dot_product_flash_attention", true, false},
+    {"aten::_scaled_dot_product_flash_attention_backward", true, true},
+    {"aten::_scaled_dot_product_efficient_attention", true, false},
+    {"aten::_scaled_dot_product_efficient_attention_backward", true, true},
+    {"aten::_scaled_dot_product_cudnn_attention", true, false},
+    {"aten::_scaled_dot_product_cudnn_attention_backward", true, true},
+    {"aten::_flash_attention_forward", false, false},
+    {"aten::_flash_attention_backward", false, true},
+    {"flash_attn::_flash_attn_forward", false, false},
+    {"flash_attn::_flash_attn_backward", false, true},
+    {"FlashAttnFunc", false, false},
+    {"FlashAttnFuncBackward", false, true}};
+
+}  // namespace
+
+void ProfileHandler::add_cpu_work(int64_t interval) {
+  ++out_->cpu_ops_with_dims;
+  if (!event_.shapes_usable) return;
+  std::vector<std::vector<int64_t>> in;
+  for (size_t i = 0; i < event_.dim_starts.size(); ++i) {
+    const size_t end =
+        i + 1 < event_.dim_starts.size() ? event_.dim_starts[i + 1] : event_.dims.size();
+    in.emplace_back(event_.dims.begin() + event_.dim_starts[i], event_.dims.begin() + end);
+  }
+  ProfileOpWork work;
+  work.interval = interval;
+  work.external_id = event_.external_id.value_or(-1);
+  work.kind = classify_cpu_op(event_.name);
+  if (const double flops = gemm_flops(event_.name, in); flops > 0) {
+    work.kind = KernelClass::kGemm;
+    work.flops = flops;
+  } else if (const auto* op =
+                 std::find_if(std::begin(kAttentionOps), std::end(kAttentionOps),
+                              [&](const AttentionOp& a) { return a.name == event_.name; });
+             op != std::end(kAttentionOps)) {
+    // The backward's first input is the output gradient, shaped as the query; then the
+    // query and the key.
+    const size_t q_at = op->backward ? 1 : 0;
+    if (in.size() < q_at + 2 || in[q_at].size() != 4 || in[q_at + 1].size() != 4) return;
+    const std::vector<int64_t>& q = in[q_at];
+    const std::vector<int64_t>& k = in[q_at + 1];
+    const double batch = static_cast<double>(q[0]);
+    const double heads = static_cast<double>(op->heads_first ? q[1] : q[2]);
+    const double q_len = static_cast<double>(op->heads_first ? q[2] : q[1]);
+    const double k_len = static_cast<double>(op->heads_first ? k[2] : k[1]);
+    const double head_dim = static_cast<double>(q[3]);
+    // Causal when the lengths are equal (training's self-attention), the queries being the
+    // last q_len of k_len keys otherwise: q·p + q(q+1)/2 pairs with p = k − q
+    // (docs/COSTS-REFERENCE.md §5).
+    const double prefix = std::max(0.0, k_len - q_len);
+    const double pairs = q_len * prefix + q_len * (q_len + 1) / 2;
+    work.kind = KernelClass::kAttention;
+    work.backward = op->backward;
+    work.flops = 4 * head_dim * heads * batch * pairs;
+  } else if (work.kind == KernelClass::kElementwise) {
+    double elements = 0, largest = 0, element_bytes = 4;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (in[i].empty()) continue;  // a scalar or a non-tensor input
+      double n = 1;
+      for (const int64_t d : in[i]) n *= static_cast<double>(d);
+      elements += n;
+      if (n > largest) {
+        largest = n;
+        if (i < event_.input_types.size()) element_bytes = input_type_bytes(event_.input_types[i]);
+      }
+    }
+    if (largest == 0) return;
+    work.bytes = (elements + largest) * element_bytes;
+  } else {
+    return;
+  }
+  if (out_->cpu_work.size() < static_cast<size_t>(limits::kMaxProfileKeptEvents)) {
+    out_->cpu_work.push_back(work);
+  }
 }
 
 bool ProfileHandler::add_collective(std::map<ProfileCollectiveKey, ProfileCollective>* table) {

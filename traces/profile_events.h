@@ -54,6 +54,20 @@ class ProfileNameTable {
   std::vector<ProfileName> names_;
 };
 
+// The work of one CPU op whose input shapes the trace records (record_shapes=True), as the
+// calibration reads it: FLOPs of a GEMM (aten::mm, addmm, bmm, baddbmm, _scaled_mm) or of a
+// fused attention (scaled_dot_product_* and flash_attn ops: 4·head_dim FLOPs per computed
+// (query, key) pair, causal when the query and key lengths are equal), bytes of an elementwise
+// op (its tensor inputs read and one output the size of the largest input written).
+struct ProfileOpWork {
+  int64_t interval = 0;  // index in ProfileEvents::cpu
+  KernelClass kind = KernelClass::kOther;
+  bool backward = false;  // an attention backward
+  double flops = 0;
+  double bytes = 0;
+  int64_t external_id = -1;  // Kineto's "External id": the kernels this op launched
+};
+
 // Collective sizes keyed by (name, dtype, group size).
 using ProfileCollectiveKey = std::tuple<std::string, std::string, int64_t>;
 
@@ -79,7 +93,16 @@ struct ProfileEvents {
 
   int64_t events = 0, flows = 0;
   std::map<std::string, int64_t> skipped;
+
+  // For the calibration: the work of the CPU ops with shapes, the kernels' External ids
+  // ((id, index in `device`)), and how many CPU ops carried "Input Dims" at all.
+  std::vector<ProfileOpWork> cpu_work;
+  std::vector<std::pair<int64_t, int32_t>> kernel_external;
+  int64_t cpu_ops_with_dims = 0;
 };
+
+// The ops with work (cpu_work) timed and grouped into RankProfile::work (profile_work.cc).
+void summarize_work(const ProfileEvents& events, RankProfile* r);
 
 // Steps sorted by start, busy time per step, class totals, self times, top lists.
 RankProfile summarize_profile(ProfileEvents events, int file_index);

@@ -30,6 +30,9 @@ enum class Frame : uint8_t {
   kDistributed,  // distributedInfo
   kDeviceList,   // deviceProperties
   kDevice,       // one of its entries
+  kDims,         // args "Input Dims": one entry per input
+  kDimsEntry,    // one input's dimensions (an empty list for a non-tensor input)
+  kTypes,        // args "Input type": one string per input
   kSkip,         // anything else, read past
 };
 
@@ -42,10 +45,15 @@ enum class Key : uint8_t {
   kName, kPh, kCat, kTs, kDur, kPid, kTid, kArgs,                                   // event
   kDevice, kStream, kTotalAllocated, kDeviceId,                                     // args
   kCollectiveName, kInNelems, kOutNelems, kDtype, kGroupSize,                       // args
+  kInputDims, kInputType, kExternalId,                                              // args
   kRank, kWorldSize, kBackend,                                                      // distributedInfo
   kId, kTotalGlobalMem, kComputeMajor, kComputeMinor,                               // a device
 };
 // clang-format on
+
+// Bounds of one op's "Input Dims": inputs, and dimensions per input on average.
+inline constexpr std::size_t kMaxShapeInputs = 64;
+inline constexpr std::size_t kMaxShapeDims = 8;
 
 // An integer or a string ("pid": 0, "pid": "Spans").
 struct IdValue {
@@ -64,6 +72,15 @@ struct EventScratch {
   std::optional<int64_t> in_nelems, out_nelems, group_size;
   bool has_collective = false, has_dtype = false;
   std::string collective, dtype;
+  std::optional<int64_t> external_id;
+  // "Input Dims" (record_shapes): the inputs' dimensions, flattened; an input's dims are
+  // dims[dim_starts[i], dim_starts[i + 1]) (dim_starts ends with dims.size()). `shapes_usable`
+  // turns false when an entry is not a list of non-negative integers or past the bounds of
+  // profile_events.cc; the op then counts as one without shapes.
+  bool has_dims = false, shapes_usable = true;
+  std::vector<int64_t> dims;
+  std::vector<int32_t> dim_starts;
+  std::vector<std::string> input_types;
   std::string arg_error;  // a used arg of the wrong type: an error if the event uses it
 
   void clear() {
@@ -78,6 +95,12 @@ struct EventScratch {
     in_nelems.reset();
     out_nelems.reset();
     group_size.reset();
+    external_id.reset();
+    has_dims = false;
+    shapes_usable = true;
+    dims.clear();
+    dim_starts.clear();
+    input_types.clear();
     arg_error.clear();
   }
 };
@@ -155,6 +178,10 @@ class ProfileHandler {
   bool add_device_activity(DeviceActivity activity);
   bool add_cpu_op();
   bool add_collective(std::map<ProfileCollectiveKey, ProfileCollective>* table);
+  // The work of a CPU op with input shapes (FLOPs of a GEMM, bytes of an elementwise op), kept
+  // for the calibration (ProfileEvents::cpu_work); kernels' External ids (kernel_external).
+  void add_cpu_work(int64_t interval);
+  bool shape_scalar(const Scalar& v);
   void skip(const std::string& kind);
   bool check_kept();
 

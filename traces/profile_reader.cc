@@ -38,7 +38,10 @@ constexpr KeyName kArgKeys[] = {{"device", Key::kDevice},
                                 {"In msg nelems", Key::kInNelems},
                                 {"Out msg nelems", Key::kOutNelems},
                                 {"dtype", Key::kDtype},
-                                {"Group size", Key::kGroupSize}};
+                                {"Group size", Key::kGroupSize},
+                                {"Input Dims", Key::kInputDims},
+                                {"Input type", Key::kInputType},
+                                {"External id", Key::kExternalId}};
 constexpr KeyName kDistributedKeys[] = {
     {"rank", Key::kRank}, {"world_size", Key::kWorldSize}, {"backend", Key::kBackend}};
 constexpr KeyName kDeviceKeys[] = {{"id", Key::kId},
@@ -256,11 +259,19 @@ bool ProfileHandler::start_object(std::size_t) {
       }
       break;
     case Frame::kArgs:
-      if (key_ != Key::kOther && event_.arg_error.empty()) {
+      if (key_ == Key::kInputDims) {
+        event_.has_dims = true;
+        event_.shapes_usable = false;
+      } else if (key_ != Key::kOther && key_ != Key::kInputType && event_.arg_error.empty()) {
         arg_wrong_type(
             key_ == Key::kCollectiveName || key_ == Key::kDtype ? "a string" : "an integer",
             "an object");
       }
+      break;
+    case Frame::kDims:
+    case Frame::kDimsEntry:
+    case Frame::kTypes:
+      event_.shapes_usable = false;
       break;
     case Frame::kDistributed:
     case Frame::kDevice:
@@ -312,7 +323,12 @@ bool ProfileHandler::start_array(std::size_t) {
       if (key_ != Key::kOther) return container_where_scalar(true);
       break;
     case Frame::kArgs:
-      if (key_ != Key::kOther && event_.arg_error.empty()) {
+      if (key_ == Key::kInputDims) {
+        event_.has_dims = true;
+        next = Frame::kDims;
+      } else if (key_ == Key::kInputType) {
+        next = Frame::kTypes;
+      } else if (key_ != Key::kOther && event_.arg_error.empty()) {
         arg_wrong_type(
             key_ == Key::kCollectiveName || key_ == Key::kDtype ? "a string" : "an integer",
             "an array");
@@ -321,6 +337,19 @@ bool ProfileHandler::start_array(std::size_t) {
     case Frame::kDistributed:
     case Frame::kDevice:
       if (key_ != Key::kOther) return container_where_scalar(true);
+      break;
+    case Frame::kDims:
+      // One input's dimensions; bounded as profile_events.cc reads them.
+      if (event_.dim_starts.size() >= kMaxShapeInputs) {
+        event_.shapes_usable = false;
+      } else {
+        event_.dim_starts.push_back(static_cast<int32_t>(event_.dims.size()));
+        next = Frame::kDimsEntry;
+      }
+      break;
+    case Frame::kDimsEntry:  // a list of tensors (TensorList): not a shape the fits read
+    case Frame::kTypes:
+      event_.shapes_usable = false;
       break;
     case Frame::kSkip:
       break;
@@ -369,8 +398,37 @@ bool ProfileHandler::scalar(const Scalar& v) {
       return distributed_field(v);
     case Frame::kDevice:
       return device_field(v);
+    case Frame::kDims:
+    case Frame::kDimsEntry:
+    case Frame::kTypes:
+      return shape_scalar(v);
   }
   return true;
+}
+
+// Inside "Input Dims" or "Input type". Shapes are optional: what is not a list of lists of
+// non-negative integers (or of strings) leaves the op without shapes, never an error.
+bool ProfileHandler::shape_scalar(const Scalar& v) {
+  switch (frames_.back()) {
+    case Frame::kDimsEntry:
+      if (v.type != Scalar::kInteger || v.too_large || v.integer < 0 ||
+          event_.dims.size() >= kMaxShapeInputs * kMaxShapeDims) {
+        event_.shapes_usable = false;
+      } else {
+        event_.dims.push_back(v.integer);
+      }
+      return true;
+    case Frame::kTypes:
+      if (v.type != Scalar::kString || event_.input_types.size() >= kMaxShapeInputs) {
+        event_.shapes_usable = false;
+      } else {
+        event_.input_types.push_back(v.text->substr(0, 32));
+      }
+      return true;
+    default:  // a scalar in place of an input's list
+      event_.shapes_usable = false;
+      return true;
+  }
 }
 
 bool ProfileHandler::event_field(const Scalar& v) {
@@ -452,6 +510,15 @@ void ProfileHandler::arg_field(const Scalar& v) {
       }
       return;
     }
+    case Key::kExternalId:
+      if (!integer) return bad("an integer");
+      event_.external_id = v.integer;
+      return;
+    case Key::kInputDims:
+    case Key::kInputType:
+      event_.has_dims = event_.has_dims || key_ == Key::kInputDims;
+      event_.shapes_usable = false;
+      return;
     case Key::kCollectiveName:
     case Key::kDtype:
       if (v.type != Scalar::kString) return bad("a string");

@@ -264,6 +264,7 @@ RankProfile summarize_profile(ProfileEvents events, int file_index) {
   r.rank = static_cast<int>(events.rank.value_or(file_index));
   r.world_size = static_cast<int>(events.world_size.value_or(0));
   r.backend = events.backend;
+  summarize_work(events, &r);  // before the intervals are sorted
   r.steps = std::move(events.steps);
   std::sort(r.steps.begin(), r.steps.end(), [](const ProfileStep& a, const ProfileStep& b) {
     if (a.start_ns != b.start_ns) return a.start_ns < b.start_ns;

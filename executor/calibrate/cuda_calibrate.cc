@@ -17,14 +17,14 @@ namespace cf {
 namespace {
 
 constexpr double kMebi = 1024.0 * 1024.0;
-constexpr double kMinEfficiency = 1e-4;  // the file's fractions are written with 4 decimals
+constexpr double kMinEfficiency = 1e-6;  // the file's fractions: 4 significant digits
 
 // A value as the file writes it and parse_gpu_yaml reads it back.
 double as_written(double value, const char* format) {
   return std::stod(fmt::format(fmt::runtime(format), value));
 }
 double fraction_as_written(double value) {
-  return std::clamp(as_written(value, "{:.4f}"), kMinEfficiency, 1.0);
+  return std::clamp(as_written(value, "{:.4g}"), kMinEfficiency, 1.0);
 }
 
 // Weighted least-squares non-decreasing fit (pool-adjacent-violators).
@@ -400,10 +400,6 @@ std::string quoted(const std::string& text) {
 
 std::string percent(double fraction) { return fmt::format("{:.1f}%", 100 * fraction); }
 
-std::string fit_text(const FitError& e) {
-  return fmt::format("{} / {} over {} points", percent(e.max_rel), percent(e.mean_rel), e.points);
-}
-
 // "[measured DATE on DEVICE, driver CUDA X, runtime CUDA Y, chunkflow Z]"
 std::string measured_tag(const GpuMeasurements& m) {
   return fmt::format("[measured {} on {}, driver CUDA {}, runtime CUDA {}, chunkflow {}]", m.date,
@@ -452,6 +448,47 @@ std::string collectives_text(const GpuMeasurements& m) {
 
 }  // namespace
 
+std::string fit_text(const FitError& e) {
+  return fmt::format("{} / {} over {} points", percent(e.max_rel), percent(e.mean_rel), e.points);
+}
+
+std::string hardware_yaml(const GpuSpec& s, const HardwareYamlNotes& n) {
+  std::string y = comment(n.header);
+  auto field = [&](const std::string& note, const std::string& line) {
+    y += comment(note);
+    y += line + "\n";
+  };
+  y += fmt::format("name: {}\n", s.name);
+  field(n.peak, fmt::format("peak_bf16_tflops: {:.10g}", s.peak_bf16_flops / 1e12));
+  field(n.hbm, fmt::format("hbm_mib: {}", s.hbm_bytes >> 20));
+  field(n.hbm_bandwidth,
+        fmt::format("hbm_bandwidth_tb_per_s: {:.10g}", s.hbm_bandwidth_bytes_per_s / 1e12));
+  field(n.nvlink, fmt::format("nvlink_gb_per_s: {:.10g}", s.nvlink_bandwidth_bytes_per_s / 1e9));
+  field(n.nvlink_latency, fmt::format("nvlink_latency_us: {:.10g}", s.nvlink_latency_s * 1e6));
+  field(n.ib, fmt::format("ib_gb_per_s: {:.10g}", s.ib_bandwidth_bytes_per_s / 1e9));
+  field(n.ib_latency, fmt::format("ib_latency_us: {:.10g}", s.ib_latency_s * 1e6));
+  y += comment(n.gemm);
+  y += "gemm_efficiency:\n";
+  for (const auto& [flops, efficiency] : s.gemm_efficiency) {
+    y += fmt::format("  - {{gflops: {:.6g}, efficiency: {:.4g}}}\n", flops / 1e9, efficiency);
+  }
+  field(n.attention, fmt::format("attention_efficiency: {:.4g}", s.attention_efficiency));
+  field(n.memory, fmt::format("memory_efficiency: {:.4g}", s.memory_efficiency));
+  field(n.collective, fmt::format("collective_efficiency: {:.4g}", s.collective_efficiency));
+  field(n.reserved, fmt::format("reserved_mib: {}", s.reserved_bytes >> 20));
+  field(n.attention_block, fmt::format("attention_block: {}", s.attention_block));
+  field(n.kernel_launch, fmt::format("kernel_launch_us: {:.10g}", s.kernel_launch_s * 1e6));
+  field(n.host_kernel, fmt::format("host_kernel_us: {:.10g}", s.host_kernel_s * 1e6));
+  field(n.microbatch, fmt::format("microbatch_us: {:.10g}", s.microbatch_s * 1e6));
+  y += fmt::format("source: {}\n", quoted(n.source));
+  return y;
+}
+
+std::string kept_note(const GpuSpec& base, const std::string& what) {
+  return fmt::format("[assumption] the base file's ({}), not measured by calibrate: {}.", base.name,
+                     what);
+}
+
 std::string gpu_calibration_yaml(const GpuCalibration& c) {
   const GpuSpec& s = c.calibrated;
   const GpuSpec& b = c.base;
@@ -459,100 +496,71 @@ std::string gpu_calibration_yaml(const GpuCalibration& c) {
   const GpuDevice& d = m.device;
   const std::string tag = measured_tag(m);
   const std::string datasheet = fmt::format("From the base file {} (datasheet).", b.name);
-  auto kept = [&](const std::string& what) {
-    return comment(fmt::format("[assumption] the base file's ({}), not measured by calibrate: {}.",
-                               b.name, what));
-  };
-  std::string y = comment(fmt::format(
+  auto kept = [&](const std::string& what) { return kept_note(b, what); };
+  HardwareYamlNotes n;
+  n.header = fmt::format(
       "{} (compute capability {}, {} SMs) calibrated by `chunkflow calibrate --backend cuda`. "
       "Base file {} ({}): its datasheet values are kept; [measured] values replace its "
-      "assumptions; [assumption] values are its own, not measured here.",
-      d.name, d.compute_capability, d.multiprocessors, b.name, c.base_origin));
-  y += comment(fmt::format(
+      "assumptions; [assumption] values are its own, not measured here. "
       "{}: cuBLAS {}, NCCL {}; {} warm-up + {} timed runs per point, the fastest (CUDA events). "
       "A fit's quality is the max / mean relative error of the times it predicts against the "
       "times it was fitted to (`chunkflow calibrate` prints every point).",
-      tag, d.cublas_version, d.nccl_version, m.plan.warmup, m.plan.repetitions));
-  y += fmt::format("name: {}\n", s.name);
-  y += comment(datasheet);
-  y += fmt::format("peak_bf16_tflops: {:.10g}\n", s.peak_bf16_flops / 1e12);
-  y += comment(fmt::format(
+      d.name, d.compute_capability, d.multiprocessors, b.name, c.base_origin, tag, d.cublas_version,
+      d.nccl_version, m.plan.warmup, m.plan.repetitions);
+  n.peak = datasheet;
+  n.hbm = fmt::format(
       "{} cudaMemGetInfo total: what CUDA can address. Base file: {} (the shipped files hold "
       "nvidia-smi's memory.total, which also counts the driver's reservation).",
-      tag, b.hbm_bytes >> 20));
-  y += fmt::format("hbm_mib: {}\n", s.hbm_bytes >> 20);
-  y += comment(datasheet);
-  y += fmt::format("hbm_bandwidth_tb_per_s: {:.10g}\n", s.hbm_bandwidth_bytes_per_s / 1e12);
-  y += comment(datasheet);
-  y += fmt::format("nvlink_gb_per_s: {:.10g}\n", s.nvlink_bandwidth_bytes_per_s / 1e9);
-  if (c.links) {
-    y += comment(fmt::format(
-        "{} α of {}, fitted with β to the cost model's ring formulas (T = steps·α + bus "
-        "factor·S/β) by least squares on relative error; fit {}. Base file: {:.10g}.",
-        tag, collectives_text(m), fit_text(c.links->error), b.nvlink_latency_s * 1e6));
-  } else {
-    y += kept(c.links_kept);
-  }
-  y += fmt::format("nvlink_latency_us: {:.10g}\n", s.nvlink_latency_s * 1e6);
-  y += comment(datasheet);
-  y += fmt::format("ib_gb_per_s: {:.10g}\n", s.ib_bandwidth_bytes_per_s / 1e9);
-  y += kept("a link between nodes");
-  y += fmt::format("ib_latency_us: {:.10g}\n", s.ib_latency_s * 1e6);
-  y += comment(fmt::format(
+      tag, b.hbm_bytes >> 20);
+  n.hbm_bandwidth = datasheet;
+  n.nvlink = datasheet;
+  n.nvlink_latency =
+      c.links ? fmt::format(
+                    "{} α of {}, fitted with β to the cost model's ring formulas (T = steps·α + "
+                    "bus factor·S/β) by least squares on relative error; fit {}. Base file: "
+                    "{:.10g}.",
+                    tag, collectives_text(m), fit_text(c.links->error), b.nvlink_latency_s * 1e6)
+              : kept(c.links_kept);
+  n.ib = datasheet;
+  n.ib_latency = kept("a link between nodes");
+  n.gemm = fmt::format(
       "{} bf16 cuBLAS GEMMs (cublasGemmEx, bf16 operands and output, CUBLAS_COMPUTE_32F), {}: "
       "FLOPs / (peak · time), one point per size, made non-decreasing; fit {}. "
       "Base file: {} points.",
-      tag, shape_list(m.plan), fit_text(c.gemm.error), b.gemm_efficiency.size()));
-  y += "gemm_efficiency:\n";
-  for (const auto& [flops, efficiency] : s.gemm_efficiency) {
-    y += fmt::format("  - {{gflops: {:.6g}, efficiency: {:.4f}}}\n", flops / 1e9, efficiency);
-  }
-  y += comment(fmt::format(
+      tag, shape_list(m.plan), fit_text(c.gemm.error), b.gemm_efficiency.size());
+  n.attention = fmt::format(
       "{} cf::cuda::attention_forward and attention_backward under Math::kBf16, one segment of "
       "{}: the cost model's FLOPs (4·Q per pair in attention_block tiles) over peak, forward "
       "and {}× backward together, FLOP-weighted; fit forward {}, backward {}. Base file: {}.",
       tag, attention_grid_text(m.plan), kAttentionBackwardFactor, fit_text(c.attention.forward),
-      fit_text(c.attention.backward), b.attention_efficiency));
-  y += fmt::format("attention_efficiency: {:.4f}\n", s.attention_efficiency);
-  y += comment(fmt::format(
+      fit_text(c.attention.backward), b.attention_efficiency);
+  n.memory = fmt::format(
       "{} cf::cuda::residual_add and swiglu_forward over {} (12 B per element): bytes / "
       "(hbm_bandwidth_tb_per_s · time), byte-weighted; fit {}. Base file: {}.",
-      tag, memory_grid_text(m.plan), fit_text(c.memory.error), b.memory_efficiency));
-  y += fmt::format("memory_efficiency: {:.4f}\n", s.memory_efficiency);
-  if (c.links) {
-    y += comment(fmt::format(
-        "{} β = {:.1f} GB/s bus bandwidth (the α-β fit above) over nvlink_gb_per_s. Base file: "
-        "{}.",
-        tag, c.links->beta_bytes_per_s / 1e9, b.collective_efficiency));
-  } else {
-    y += kept(c.links_kept);
-  }
-  y += fmt::format("collective_efficiency: {:.4f}\n", s.collective_efficiency);
-  y += kept(fmt::format(
+      tag, memory_grid_text(m.plan), fit_text(c.memory.error), b.memory_efficiency);
+  n.collective = c.links ? fmt::format(
+                               "{} β = {:.1f} GB/s bus bandwidth (the α-β fit above) over "
+                               "nvlink_gb_per_s. Base file: {}.",
+                               tag, c.links->beta_bytes_per_s / 1e9, b.collective_efficiency)
+                         : kept(c.links_kept);
+  n.reserved = kept(fmt::format(
       "the CUDA context, cuBLAS workspaces, NCCL buffers and fragmentation (here the context "
       "and one cuBLAS handle held {} MiB)",
       d.context_bytes >> 20));
-  y += fmt::format("reserved_mib: {}\n", s.reserved_bytes >> 20);
-  y += kept("FlashAttention's tile, which the executor's kernel does not share");
-  y += fmt::format("attention_block: {}\n", s.attention_block);
-  y += comment(fmt::format(
+  n.attention_block = kept("FlashAttention's tile, which the executor's kernel does not share");
+  n.kernel_launch = fmt::format(
       "{} GPU time per one-element cf::cuda::residual_add, {} queued back to back behind a "
       "spinning kernel (CUDA events / {}). Base file: {:.10g}.",
-      tag, m.launch.launches, m.launch.launches, b.kernel_launch_s * 1e6));
-  y += fmt::format("kernel_launch_us: {:.10g}\n", s.kernel_launch_s * 1e6);
-  y += comment(fmt::format(
+      tag, m.launch.launches, m.launch.launches, b.kernel_launch_s * 1e6);
+  n.host_kernel = fmt::format(
       "{} host time to issue one cf::cuda::residual_add (the executor's C++ launcher with its "
       "error check); a Python framework's eager dispatch adds its own on top. Base file: "
       "{:.10g}.",
-      tag, b.host_kernel_s * 1e6));
-  y += fmt::format("host_kernel_us: {:.10g}\n", s.host_kernel_s * 1e6);
-  y += kept("the training framework's host time per micro-batch pass");
-  y += fmt::format("microbatch_us: {:.10g}\n", s.microbatch_s * 1e6);
-  y += fmt::format("source: {}\n",
-                   quoted(fmt::format("chunkflow calibrate --backend cuda, {}, {}; datasheet "
-                                      "values from {}",
-                                      m.date, d.name, c.base_origin)));
-  return y;
+      tag, b.host_kernel_s * 1e6);
+  n.microbatch = kept("the training framework's host time per micro-batch pass");
+  n.source = fmt::format("chunkflow calibrate --backend cuda, {}, {}; datasheet values from {}",
+                         m.date, d.name, c.base_origin);
+  return hardware_yaml(s, n);
 }
 
 std::string gpu_calibration_summary(const GpuCalibration& c) {
@@ -587,11 +595,11 @@ std::string gpu_calibration_summary(const GpuCalibration& c) {
   row("gemm_efficiency", fmt::format("{} points", b.gemm_efficiency.size()),
       fmt::format("{} points", s.gemm_efficiency.size()), fit_text(c.gemm.error));
   row("attention_efficiency", fmt::format("{}", b.attention_efficiency),
-      fmt::format("{:.4f}", s.attention_efficiency),
+      fmt::format("{:.4g}", s.attention_efficiency),
       fmt::format("forward {}; backward {}", fit_text(c.attention.forward),
                   fit_text(c.attention.backward)));
   row("memory_efficiency", fmt::format("{}", b.memory_efficiency),
-      fmt::format("{:.4f}", s.memory_efficiency), fit_text(c.memory.error));
+      fmt::format("{:.4g}", s.memory_efficiency), fit_text(c.memory.error));
   row("kernel_launch_us", fmt::format("{:.10g}", b.kernel_launch_s * 1e6),
       fmt::format("{:.10g}", s.kernel_launch_s * 1e6), "GPU time per tiny kernel, back to back");
   row("host_kernel_us", fmt::format("{:.10g}", b.host_kernel_s * 1e6),
@@ -601,7 +609,7 @@ std::string gpu_calibration_summary(const GpuCalibration& c) {
     row("nvlink_latency_us", fmt::format("{:.10g}", b.nvlink_latency_s * 1e6),
         fmt::format("{:.10g}", s.nvlink_latency_s * 1e6), fit_text(c.links->error));
     row("collective_efficiency", fmt::format("{}", b.collective_efficiency),
-        fmt::format("{:.4f}", s.collective_efficiency),
+        fmt::format("{:.4g}", s.collective_efficiency),
         fmt::format("bus bandwidth {:.1f} GB/s", c.links->beta_bytes_per_s / 1e9));
   } else {
     row("nvlink_latency_us", fmt::format("{:.10g}", b.nvlink_latency_s * 1e6), "kept",

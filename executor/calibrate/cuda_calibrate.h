@@ -148,13 +148,15 @@ struct FitError {
   double mean_rel = 0;
 };
 FitError fit_error(const std::vector<double>& predicted, const std::vector<double>& measured);
+// "12.3% / 4.5% over 17 points": max / mean relative error.
+std::string fit_text(const FitError& e);
 
 // gemm_efficiency: each GEMM's efficiency FLOPs / (peak · time), one point per size (GEMMs
 // within 1% of FLOPs together: their FLOPs' geometric mean, and their FLOPs over peak × their
 // time); the points made non-decreasing in FLOPs (pool-adjacent-violators, least squares on
-// relative error), capped at 1, rounded as written (gflops 6 digits, efficiency 4 decimals, at
-// least 0.0001), and of a run of equal efficiencies only its ends kept. `error` is the curve's,
-// as GpuSpec::gemm_efficiency_at reads it, against every GEMM.
+// relative error), capped at 1, rounded as written (gflops 6 digits, efficiency 4 significant
+// digits, at least 1e-6), and of a run of equal efficiencies only its ends kept. `error` is the
+// curve's, as GpuSpec::gemm_efficiency_at reads it, against every GEMM.
 struct GemmCurveFit {
   std::vector<std::pair<double, double>> curve;  // (FLOPs, efficiency), FLOPs increasing
   FitError error;
@@ -166,7 +168,7 @@ GemmCurveFit fit_gemm_efficiency(const std::vector<GemmSample>& samples, double 
 // per computed (query, key) pair in attention_block tiles, over peak; AnalyticalCostModel with
 // `model` on `base`, tp = 1) for each point, then one efficiency for forward and backward
 // together, weighted by FLOPs: Σ 3.5 · ideal / Σ (forward + backward), the cost model pricing
-// the backward at 2.5× the forward. Rounded to 4 decimals, in [0.0001, 1].
+// the backward at 2.5× the forward. Rounded to 4 significant digits, in [1e-6, 1].
 struct AttentionFit {
   double efficiency = 0;
   std::vector<double> ideal_s;  // per sample, at efficiency 1
@@ -232,6 +234,18 @@ struct GpuCalibration {
 StatusOr<GpuCalibration> fit_gpu_calibration(const GpuMeasurements& measured, const GpuSpec& base,
                                              const std::string& base_origin,
                                              const ModelConfig& attention_model);
+
+// The hardware file's text: every key of models/hardware/*.yaml in their order, each after its
+// note as "# " comment lines (the header first, `source` as its value). Efficiencies are
+// written with 4 significant digits, times and rates with 10.
+struct HardwareYamlNotes {
+  std::string header, peak, hbm, hbm_bandwidth, nvlink, nvlink_latency, ib, ib_latency, gemm,
+      attention, memory, collective, reserved, attention_block, kernel_launch, host_kernel,
+      microbatch, source;
+};
+std::string hardware_yaml(const GpuSpec& spec, const HardwareYamlNotes& notes);
+// "[assumption] the base file's (NAME), not measured by calibrate: WHAT."
+std::string kept_note(const GpuSpec& base, const std::string& what);
 
 // The hardware file: every key of models/hardware/*.yaml, each with a comment saying where its
 // value comes from ([measured …] with the date, the device, driver, CUDA and chunkflow

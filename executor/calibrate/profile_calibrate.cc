@@ -1,0 +1,212 @@
+// calibrate --from-profile: the fits of cuda_calibrate.cc on a profile's ops (profile_calibrate.h).
+#include "executor/calibrate/profile_calibrate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace cf {
+namespace {
+
+constexpr double kNs = 1e-9;
+
+std::string utc_now() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+std::string profile_list(const ProfileCalibration& c) {
+  std::string out;
+  for (size_t i = 0; i < c.paths.size(); ++i) {
+    if (i == 3) return out + fmt::format(" and {} more", c.paths.size() - 3);
+    out += (i ? ", " : "") + c.paths[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfile>& profiles,
+                                                     const GpuSpec& base,
+                                                     const std::string& base_origin) {
+  CF_CHECK(!profiles.empty());
+  ProfileCalibration c;
+  c.base = base;
+  c.base_origin = base_origin;
+  c.date = utc_now();
+  int64_t with_dims = 0;
+  double attention_ideal = 0, attention_ns = 0;
+  std::vector<std::pair<double, double>> attention_points;  // (ideal s at efficiency 1, s)
+  std::vector<BandwidthSample> memory;
+  for (const RankProfile& p : profiles) {
+    c.paths.push_back(p.path);
+    c.device_times = c.device_times || p.work.device_times;
+    with_dims += p.work.ops_with_dims;
+    for (const ProfileWorkSample& s : p.work.samples) {
+      if (s.count <= 0 || s.total_ns <= 0) continue;
+      const double mean_s = static_cast<double>(s.total_ns) * kNs / static_cast<double>(s.count);
+      if (s.kind == KernelClass::kGemm) {
+        // GemmShape carries the FLOPs as tokens × 1 × (FLOPs / 2 / tokens): only flops() is
+        // read by the fit.
+        GemmSample g;
+        g.shape.model = p.path;
+        g.shape.name = s.name;
+        g.shape.tokens = 1;
+        g.shape.in_features = 1;
+        g.shape.out_features = static_cast<int64_t>(std::llround(s.flops / 2));
+        g.seconds = mean_s;
+        if (g.shape.out_features > 0) c.gemm_samples.push_back(g);
+        c.gemm_ops += s.count;
+      } else if (s.kind == KernelClass::kAttention) {
+        // The cost model's attention time is FLOPs / (peak · efficiency), the backward 2.5×.
+        const double factor = s.backward ? kAttentionBackwardFactor : 1.0;
+        const double ideal = factor * s.flops / base.peak_bf16_flops;
+        attention_ideal += ideal * static_cast<double>(s.count);
+        attention_ns += static_cast<double>(s.total_ns);
+        attention_points.emplace_back(ideal, mean_s);
+        c.attention = c.attention.value_or(ProfileCalibration::Attention{});
+        c.attention->ops += s.count;
+      } else if (s.kind == KernelClass::kElementwise && s.bytes > 0) {
+        BandwidthSample b;
+        b.kernel = s.name;
+        b.bytes = static_cast<int64_t>(std::llround(s.bytes * static_cast<double>(s.count)));
+        b.seconds = static_cast<double>(s.total_ns) * kNs;
+        if (b.bytes > 0) memory.push_back(b);
+        c.memory_ops += s.count;
+      }
+    }
+  }
+  const std::string& first = profiles.front().path;
+  if (with_dims == 0) {
+    return Status::InvalidInput(fmt::format(
+        "{}: no op records its input shapes, which the GEMM curve needs: profile with "
+        "torch.profiler.profile(record_shapes=True); torch 1.x without Kineto never exports "
+        "shapes in its event list (docs/PROFILES.md)",
+        first));
+  }
+  if (c.gemm_samples.empty()) {
+    return Status::InvalidInput(fmt::format(
+        "{}: no GEMM (aten::mm, addmm, bmm, baddbmm, _scaled_mm) with input shapes{}: the GEMM "
+        "curve has nothing to fit",
+        first, c.device_times ? " and a kernel of its External id" : ""));
+  }
+  c.gemm = fit_gemm_efficiency(c.gemm_samples, base.peak_bf16_flops);
+  GpuSpec& spec = c.calibrated;
+  spec = base;
+  spec.name = base.name + "-profiled";
+  spec.gemm_efficiency = c.gemm.curve;
+  if (c.attention) {
+    const double eff = std::clamp(attention_ideal / (attention_ns * kNs), 1e-6, 1.0);
+    c.attention->efficiency = std::stod(fmt::format("{:.4g}", eff));
+    std::vector<double> predicted, measured;
+    for (const auto& [ideal, seconds] : attention_points) {
+      predicted.push_back(ideal / c.attention->efficiency);
+      measured.push_back(seconds);
+    }
+    c.attention->error = fit_error(predicted, measured);
+    spec.attention_efficiency = c.attention->efficiency;
+  } else {
+    c.attention_kept =
+        "no fused attention op (scaled_dot_product_*, flash_attn) with input shapes: an unfused "
+        "attention's matmuls are GEMMs, its softmax elementwise";
+  }
+  if (!memory.empty()) {
+    c.memory = fit_memory_efficiency(memory, base.hbm_bandwidth_bytes_per_s);
+    spec.memory_efficiency = c.memory->efficiency;
+  } else {
+    c.memory_kept = "no elementwise op with input shapes";
+  }
+  c.links_kept = "collectives are not fitted from profiles";
+  return c;
+}
+
+std::string profile_calibration_yaml(const ProfileCalibration& c) {
+  const GpuSpec& s = c.calibrated;
+  const GpuSpec& b = c.base;
+  const std::string tag = fmt::format("[fitted {} from the profile {}]", c.date, profile_list(c));
+  const std::string timed = c.device_times ? "each op's kernels (Kineto's External id)"
+                                           : "each op's CPU time (a CPU profile)";
+  const std::string datasheet = fmt::format("From the base file {} (datasheet).", b.name);
+  auto kept = [&](const std::string& what) { return kept_note(b, what); };
+  HardwareYamlNotes n;
+  n.header = fmt::format(
+      "{} fitted by `chunkflow calibrate --from-profile` from PyTorch profiler traces, timed by "
+      "{}. Base file {} ({}): its datasheet values are kept; [fitted] values replace its "
+      "assumptions; [assumption] values are its own. A fit's quality is the max / mean relative "
+      "error of the times it predicts against the profile's.",
+      s.name, timed, b.name, c.base_origin);
+  n.peak = n.hbm = n.hbm_bandwidth = n.nvlink = n.ib = datasheet;
+  n.nvlink_latency = n.collective = kept(c.links_kept);
+  n.ib_latency = kept("a link between nodes");
+  n.gemm = fmt::format(
+      "{} {} GEMM ops in {} sizes: FLOPs / (peak · mean time), one point per size, made "
+      "non-decreasing; fit {}. Base file: {} points.",
+      tag, c.gemm_ops, c.gemm_samples.size(), fit_text(c.gemm.error), b.gemm_efficiency.size());
+  n.attention = c.attention
+                    ? fmt::format(
+                          "{} {} attention ops: the cost model's FLOPs (4·head_dim per causal "
+                          "pair) over peak, the backward at {}×, FLOP-weighted; fit {}. Base "
+                          "file: {}.",
+                          tag, c.attention->ops, kAttentionBackwardFactor,
+                          fit_text(c.attention->error), b.attention_efficiency)
+                    : kept(c.attention_kept);
+  n.memory = c.memory ? fmt::format(
+                            "{} {} elementwise ops: bytes (inputs read, one output the size of "
+                            "the largest written) / (hbm_bandwidth_tb_per_s · time), "
+                            "byte-weighted; fit {}. Base file: {}.",
+                            tag, c.memory_ops, fit_text(c.memory->error), b.memory_efficiency)
+                      : kept(c.memory_kept);
+  n.reserved = kept("the runtime's and the framework's reserved memory");
+  n.attention_block = kept("the fused attention's tile");
+  n.kernel_launch = kept("GPU time per kernel beyond its work");
+  n.host_kernel = kept("the framework's host time per kernel");
+  n.microbatch = kept("the training framework's host time per micro-batch pass");
+  n.source = fmt::format("chunkflow calibrate --from-profile, {}, {}; datasheet values from {}",
+                         c.date, profile_list(c), c.base_origin);
+  return hardware_yaml(s, n);
+}
+
+std::string profile_calibration_summary(const ProfileCalibration& c) {
+  const GpuSpec& s = c.calibrated;
+  const GpuSpec& b = c.base;
+  std::string out =
+      fmt::format("calibrated {} from {} ({}), base {} ({})\n\n", s.name, profile_list(c),
+                  c.device_times ? "kernel times" : "CPU op times", b.name, c.base_origin);
+  out += fmt::format("  {:<22} {:>12} {:>12}  {}\n", "field", "fitted", "base", "fit (max / mean)");
+  out += fmt::format("  {:<22} {:>12} {:>12}  {} ({} ops, {} sizes{})\n", "gemm_efficiency",
+                     fmt::format("{} pts", s.gemm_efficiency.size()),
+                     fmt::format("{} pts", b.gemm_efficiency.size()), fit_text(c.gemm.error),
+                     c.gemm_ops, c.gemm_samples.size(),
+                     c.gemm.above_peak ? fmt::format(", {} above peak", c.gemm.above_peak) : "");
+  if (c.attention) {
+    out += fmt::format("  {:<22} {:>12.4g} {:>12.4g}  {} ({} ops)\n", "attention_efficiency",
+                       s.attention_efficiency, b.attention_efficiency, fit_text(c.attention->error),
+                       c.attention->ops);
+  } else {
+    out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "attention_efficiency", "-",
+                       b.attention_efficiency, c.attention_kept);
+  }
+  if (c.memory) {
+    out += fmt::format("  {:<22} {:>12.4g} {:>12.4g}  {} ({} ops)\n", "memory_efficiency",
+                       s.memory_efficiency, b.memory_efficiency, fit_text(c.memory->error),
+                       c.memory_ops);
+  } else {
+    out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "memory_efficiency", "-",
+                       b.memory_efficiency, c.memory_kept);
+  }
+  out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "collective_efficiency", "-",
+                     b.collective_efficiency, c.links_kept);
+  out += "\n  GEMM curve (GFLOP, efficiency, GFLOP/s):\n";
+  for (const auto& [flops, efficiency] : s.gemm_efficiency) {
+    out += fmt::format("    {:>12.6g} {:>9.4g} {:>10.2f}\n", flops / 1e9, efficiency,
+                       efficiency * s.peak_bf16_flops / 1e9);
+  }
+  return out;
+}
+
+}  // namespace cf
