@@ -47,8 +47,10 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
     c.paths.push_back(p.path);
     c.device_times = c.device_times || p.work.device_times;
     with_dims += p.work.ops_with_dims;
+    for (const ProfileStep& step : p.steps) c.steps_ns += step.duration_ns;
     for (const ProfileWorkSample& s : p.work.samples) {
       if (s.count <= 0 || s.total_ns <= 0) continue;
+      c.fitted_ns += s.total_ns;
       const double mean_s = static_cast<double>(s.total_ns) * kNs / static_cast<double>(s.count);
       if (s.kind == KernelClass::kGemm) {
         // GemmShape carries the FLOPs as tokens × 1 × (FLOPs / 2 / tokens): only flops() is
@@ -201,6 +203,15 @@ std::string profile_calibration_summary(const ProfileCalibration& c) {
   }
   out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "collective_efficiency", "-",
                      b.collective_efficiency, c.links_kept);
+  if (c.steps_ns > 0) {
+    out += fmt::format("\n  the fitted ops take {:.1f}% of the profiled steps' {:.3f} s{}\n",
+                       100.0 * static_cast<double>(c.fitted_ns) / static_cast<double>(c.steps_ns),
+                       static_cast<double>(c.steps_ns) * 1e-9,
+                       c.device_times
+                           ? " (device time)"
+                           : "; the rest (framework time between ops, ops without shapes) is in no "
+                             "curve");
+  }
   out += "\n  GEMM curve (GFLOP, efficiency, GFLOP/s):\n";
   for (const auto& [flops, efficiency] : s.gemm_efficiency) {
     out += fmt::format("    {:>12.6g} {:>9.4g} {:>10.2f}\n", flops / 1e9, efficiency,

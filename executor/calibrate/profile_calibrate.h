@@ -6,10 +6,10 @@
 //     each size's mean time;
 //   - attention_efficiency: fused attention ops (scaled_dot_product_*, flash_attn), forward
 //     and backward together as the cost model prices them (backward 2.5× the forward);
-//   - memory_efficiency: elementwise ops, bytes from their inputs' shapes and types;
-//   - microbatch_us: with chunkflow marks (docs/PROFILES.md), the time of a marked pass that
-//     its ops do not cover, per pass: the framework's host time outside the ops.
-// A curve the profile has no samples for keeps the base file's value, and says so.
+//   - memory_efficiency: elementwise ops, bytes from their inputs' shapes and types.
+// A curve the profile has no samples for keeps the base file's value, and says so; the summary
+// says what share of the profiled steps the fitted ops cover (the rest — framework time between
+// ops, ops without shapes — no curve can learn).
 #pragma once
 
 #include <optional>
@@ -43,6 +43,8 @@ struct ProfileCalibration {
   int64_t memory_ops = 0;
   std::string memory_kept;
   std::string links_kept;
+  int64_t fitted_ns = 0;  // time of the ops the fits read, over every rank
+  int64_t steps_ns = 0;   // ProfilerStep ranges, over every rank (0 without step markers)
 };
 
 // The fits over every rank's samples. InvalidInput naming the file when no profile records

@@ -1,0 +1,154 @@
+// `calibrate --from-profile`'s fits (executor/calibrate/profile_calibrate.h) on profiles whose
+// ops were timed from known curves: the curves come back, the file parses back into the same
+// spec, what a profile lacks keeps the base file's value, and a profile without shapes or
+// GEMMs is refused with the file named.
+#include "executor/calibrate/profile_calibrate.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "models/hardware.h"
+
+namespace cf {
+namespace {
+
+GpuSpec h100() {
+  StatusOr<GpuSpec> gpu = load_gpu("h100-sxm-80g");
+  EXPECT_TRUE(gpu.ok()) << gpu.status().message();
+  return *gpu;
+}
+
+// A GEMM efficiency that rises with size, as cuBLAS's does: 0.05 at 1 MFLOP to 0.75 at 1 TFLOP.
+double true_gemm_efficiency(double flops) {
+  return 0.05 + 0.7 * std::clamp(std::log10(flops / 1e6) / 6, 0.0, 1.0);
+}
+
+ProfileWorkSample sample(const std::string& name, KernelClass kind, double flops, double bytes,
+                         int64_t count, double seconds_each, bool backward = false) {
+  ProfileWorkSample s;
+  s.name = name;
+  s.kind = kind;
+  s.backward = backward;
+  s.flops = flops;
+  s.bytes = bytes;
+  s.count = count;
+  s.total_ns = static_cast<int64_t>(std::llround(seconds_each * 1e9 * static_cast<double>(count)));
+  return s;
+}
+
+// Two ranks: GEMMs of 23 odd sizes from a seeded generator, attention forward and backward at
+// efficiency 0.43 (backward 2.5× the forward's time), elementwise ops at 61% of HBM bandwidth.
+std::vector<RankProfile> profiles(const GpuSpec& gpu, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<RankProfile> ranks(2);
+  for (int r = 0; r < 2; ++r) {
+    RankProfile& p = ranks[r];
+    p.path = "rank" + std::to_string(r) + ".json";
+    p.rank = r;
+    p.work.device_times = true;
+    p.work.ops_with_dims = 100;
+    for (int i = 0; i < 23; ++i) {
+      const double m = static_cast<double>(17 + rng() % 8000);
+      const double k = static_cast<double>(31 + rng() % 5000);
+      const double n = static_cast<double>(7 + rng() % 9000);
+      const double flops = 2 * m * k * n;
+      p.work.samples.push_back(sample("aten::mm", KernelClass::kGemm, flops, 0, 1 + i % 3,
+                                      flops / (gpu.peak_bf16_flops * true_gemm_efficiency(flops))));
+    }
+    const double attention_flops = 4.0 * 128 * 32 * (4096.0 * 4097 / 2);
+    const double forward_s = attention_flops / (gpu.peak_bf16_flops * 0.43);
+    p.work.samples.push_back(sample("aten::_scaled_dot_product_flash_attention",
+                                    KernelClass::kAttention, attention_flops, 0, 4, forward_s));
+    p.work.samples.push_back(sample("aten::_scaled_dot_product_flash_attention_backward",
+                                    KernelClass::kAttention, attention_flops, 0, 4, 2.5 * forward_s,
+                                    true));
+    for (const double bytes : {3e6, 7e7, 1.1e9}) {
+      p.work.samples.push_back(sample("aten::add", KernelClass::kElementwise, 0, bytes, 2,
+                                      bytes / (gpu.hbm_bandwidth_bytes_per_s * 0.61)));
+    }
+  }
+  return ranks;
+}
+
+TEST(ProfileCalibrate, RecoversTheCurvesTheOpsWereTimedFrom) {
+  const GpuSpec base = h100();
+  for (const unsigned seed : {1u, 7u, 2026u}) {
+    StatusOr<ProfileCalibration> c = calibrate_from_profiles(profiles(base, seed), base, "h100");
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    const GpuSpec& s = c->calibrated;
+    EXPECT_EQ(s.name, "h100-sxm-80g-profiled");
+    EXPECT_EQ(c->gemm_samples.size(), 46u);
+    EXPECT_EQ(c->gemm.error.points, 46);
+    // The truth is non-decreasing, so the curve passes through every size but for the
+    // 4-significant-digit rounding of the file and the log-linear interpolation between
+    // neighbouring sizes.
+    EXPECT_LT(c->gemm.error.max_rel, 0.01) << "seed " << seed;
+    for (const GemmSample& g : c->gemm_samples) {
+      EXPECT_NEAR(s.gemm_efficiency_at(g.shape.flops()) / true_gemm_efficiency(g.shape.flops()), 1,
+                  0.01);
+    }
+    ASSERT_TRUE(c->attention.has_value());
+    EXPECT_DOUBLE_EQ(s.attention_efficiency, 0.43);
+    EXPECT_EQ(c->attention->ops, 16);
+    EXPECT_LT(c->attention->error.max_rel, 1e-6);
+    ASSERT_TRUE(c->memory.has_value());
+    EXPECT_DOUBLE_EQ(s.memory_efficiency, 0.61);
+    // Not fitted: the links and the fixed costs.
+    EXPECT_EQ(s.collective_efficiency, base.collective_efficiency);
+    EXPECT_EQ(s.kernel_launch_s, base.kernel_launch_s);
+    EXPECT_EQ(s.peak_bf16_flops, base.peak_bf16_flops);
+
+    StatusOr<GpuSpec> back = parse_gpu_yaml(profile_calibration_yaml(*c), "fitted.yaml");
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->gemm_efficiency, s.gemm_efficiency);
+    EXPECT_EQ(back->attention_efficiency, s.attention_efficiency);
+    EXPECT_EQ(back->memory_efficiency, s.memory_efficiency);
+    EXPECT_EQ(back->name, s.name);
+  }
+}
+
+TEST(ProfileCalibrate, KeepsWhatTheProfileCannotFitAndSaysWhy) {
+  const GpuSpec base = h100();
+  std::vector<RankProfile> ranks = profiles(base, 3);
+  for (RankProfile& p : ranks) {
+    std::erase_if(p.work.samples,
+                  [](const ProfileWorkSample& s) { return s.kind != KernelClass::kGemm; });
+  }
+  StatusOr<ProfileCalibration> c = calibrate_from_profiles(ranks, base, "h100");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_FALSE(c->attention.has_value());
+  EXPECT_FALSE(c->memory.has_value());
+  EXPECT_EQ(c->calibrated.attention_efficiency, base.attention_efficiency);
+  EXPECT_EQ(c->calibrated.memory_efficiency, base.memory_efficiency);
+  const std::string yaml = profile_calibration_yaml(*c);
+  EXPECT_NE(yaml.find("no fused attention op"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("no elementwise op"), std::string::npos);
+  const std::string summary = profile_calibration_summary(*c);
+  EXPECT_NE(summary.find("kept: no fused attention op"), std::string::npos) << summary;
+}
+
+TEST(ProfileCalibrate, RefusesProfilesWithoutShapesOrGemms) {
+  const GpuSpec base = h100();
+  RankProfile no_shapes;
+  no_shapes.path = "legacy.json";
+  StatusOr<ProfileCalibration> c = calibrate_from_profiles({no_shapes}, base, "h100");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(c.status().message().find("legacy.json: no op records its input shapes"),
+            std::string::npos)
+      << c.status().message();
+  EXPECT_NE(c.status().message().find("record_shapes=True"), std::string::npos);
+
+  RankProfile no_gemm = profiles(base, 5)[0];
+  std::erase_if(no_gemm.work.samples,
+                [](const ProfileWorkSample& s) { return s.kind == KernelClass::kGemm; });
+  c = calibrate_from_profiles({no_gemm}, base, "h100");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("rank0.json: no GEMM"), std::string::npos)
+      << c.status().message();
+}
+
+}  // namespace
+}  // namespace cf
