@@ -6,7 +6,7 @@
 # or ran out of memory (its input is kept in build-fuzz/artifacts/NAME/).
 #   scripts/fuzz.sh [--seconds N] [--parallel P] [--target NAME]... [--no-build] [--build-dir DIR]
 # --seconds: per target (default 30). --parallel: targets run at once (default: the cores).
-# --target: only these (job, dataset, model_yaml, hf_config, calibration_table, chrome_trace).
+# --target: only these (job, dataset, model_yaml, hf_config, calibration_table, chrome_trace, profile).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-fuzz"
@@ -26,7 +26,7 @@ while (($#)); do
   esac
 done
 if ((${#targets[@]} == 0)); then
-  targets=(job dataset model_yaml hf_config calibration_table chrome_trace)
+  targets=(job dataset model_yaml hf_config calibration_table chrome_trace profile)
 fi
 
 if ((do_build)); then
