@@ -98,7 +98,7 @@ struct ProfileWork {
   bool device_times = false;
   int64_t ops_with_dims = 0;        // CPU ops that carried "Input Dims" at all
   int64_t ops_without_kernels = 0;  // ops with work but no kernel of their External id (device)
-  int64_t samples_dropped = 0;      // ops past the bound on distinct samples
+  int64_t samples_dropped = 0;  // ops past the bounds (2^21 ops with work, 2^16 distinct samples)
   std::vector<ProfileWorkSample> samples;  // by kind, name, flops, bytes
   bool operator==(const ProfileWork&) const = default;
 };

@@ -201,7 +201,8 @@ bool ProfileHandler::add_device_activity(DeviceActivity activity) {
                 fmt::format("more than {} bytes of distinct names", limits::kMaxProfileNameBytes));
   }
   out_->device.push_back({*event_.ts_ns, *event_.ts_ns + *event_.dur_ns, it->second, name});
-  if (event_.external_id && activity == DeviceActivity::kKernel) {
+  if (event_.external_id && activity == DeviceActivity::kKernel &&
+      out_->kernel_external.size() < static_cast<size_t>(kMaxProfileWorkOps)) {
     out_->kernel_external.emplace_back(*event_.external_id,
                                        static_cast<int32_t>(out_->device.size() - 1));
   }
@@ -362,8 +363,10 @@ void ProfileHandler::add_cpu_work(int64_t interval) {
   } else {
     return;
   }
-  if (out_->cpu_work.size() < static_cast<size_t>(limits::kMaxProfileKeptEvents)) {
+  if (out_->cpu_work.size() < static_cast<size_t>(kMaxProfileWorkOps)) {
     out_->cpu_work.push_back(work);
+  } else {
+    ++out_->work_ops_dropped;
   }
 }
 

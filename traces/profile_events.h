@@ -68,6 +68,8 @@ struct ProfileOpWork {
   int64_t external_id = -1;  // Kineto's "External id": the kernels this op launched
 };
 
+inline constexpr int64_t kMaxProfileWorkOps = int64_t{1} << 21;
+
 // Collective sizes keyed by (name, dtype, group size).
 using ProfileCollectiveKey = std::tuple<std::string, std::string, int64_t>;
 
@@ -96,9 +98,12 @@ struct ProfileEvents {
 
   // For the calibration: the work of the CPU ops with shapes, the kernels' External ids
   // ((id, index in `device`)), and how many CPU ops carried "Input Dims" at all.
+  // Each list holds at most kMaxProfileWorkOps (40 and 16 bytes an entry: 80 and 32 MiB);
+  // ops past the bound are counted in work_ops_dropped and not fitted.
   std::vector<ProfileOpWork> cpu_work;
   std::vector<std::pair<int64_t, int32_t>> kernel_external;
   int64_t cpu_ops_with_dims = 0;
+  int64_t work_ops_dropped = 0;
 };
 
 // The ops with work (cpu_work) timed and grouped into RankProfile::work (profile_work.cc).

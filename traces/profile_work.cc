@@ -11,6 +11,7 @@ namespace cf {
 void summarize_work(const ProfileEvents& events, RankProfile* r) {
   ProfileWork& w = r->work;
   w.ops_with_dims = events.cpu_ops_with_dims;
+  w.samples_dropped = events.work_ops_dropped;
   w.device_times = !events.device.empty();
   // Device time per External id: the kernels an op launched.
   std::unordered_map<int64_t, int64_t> kernel_ns;

@@ -47,6 +47,7 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
     c.paths.push_back(p.path);
     c.device_times = c.device_times || p.work.device_times;
     with_dims += p.work.ops_with_dims;
+    c.dropped_ops += p.work.samples_dropped;
     for (const ProfileStep& step : p.steps) c.steps_ns += step.duration_ns;
     for (const ProfileWorkSample& s : p.work.samples) {
       if (s.count <= 0 || s.total_ns <= 0) continue;
@@ -211,6 +212,10 @@ std::string profile_calibration_summary(const ProfileCalibration& c) {
                            ? " (device time)"
                            : "; the rest (framework time between ops, ops without shapes) is in no "
                              "curve");
+  }
+  if (c.dropped_ops > 0) {
+    out += fmt::format("  {} ops with shapes past the reader's bounds were not fitted\n",
+                       c.dropped_ops);
   }
   out += "\n  GEMM curve (GFLOP, efficiency, GFLOP/s):\n";
   for (const auto& [flops, efficiency] : s.gemm_efficiency) {

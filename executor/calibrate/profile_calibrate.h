@@ -43,7 +43,8 @@ struct ProfileCalibration {
   int64_t memory_ops = 0;
   std::string memory_kept;
   std::string links_kept;
-  int64_t fitted_ns = 0;  // time of the ops the fits read, over every rank
+  int64_t dropped_ops = 0;  // ops with work past the reader's bounds, not fitted
+  int64_t fitted_ns = 0;    // time of the ops the fits read, over every rank
   int64_t steps_ns = 0;   // ProfilerStep ranges, over every rank (0 without step markers)
 };
 
