@@ -52,10 +52,12 @@ echo "== ASan + UBSan build: library unit tests, and the program under the end-t
 # -O2 -g) as a unity build like the Release one; the tests' own code at -O0, file by file
 # (CMakeLists.txt cf_test). Then the end-to-end tests —
 # the Release build's binaries: their own code is only a harness — run this build's chunkflow
-# (CHUNKFLOW_TEST_PROGRAM, tests/support/subprocess.h), all but the MPI ones and the three
+# (CHUNKFLOW_TEST_PROGRAM, tests/support/subprocess.h), all but the MPI ones, the three
 # that each start with `chunkflow calibrate --quick` (50–60 s apiece here, two thirds of the
 # end-to-end tests' time; the library's Calibrate.QuickCalibrationFillsTheTable, above, runs
-# the same calibration under the sanitizers).
+# the same calibration under the sanitizers), and the profile closed loop (15 s of torch
+# training; ProfileLoop's other test and CalibrateFromProfile read real and hand-made profiles
+# through the sanitized program).
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF -DCMAKE_UNITY_BUILD=ON \
   -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 \
@@ -68,7 +70,7 @@ ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 
   -E "^Training\.LossFallsOver50Steps$"
 CHUNKFLOW_TEST_PROGRAM="$root/build-asan/bin/chunkflow" \
   ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 900 -L e2e -LE mpi \
-  -E "^(CalibrateCommand.QuickTableLoadsAndPricesAJob|ValidateCommand.InvalidTableNamesFileAndKey|TuneCliTest.CalibratedCostModelPrunesSafely)$"
+  -E "^(CalibrateCommand.QuickTableLoadsAndPricesAJob|ValidateCommand.InvalidTableNamesFileAndKey|TuneCliTest.CalibratedCostModelPrunesSafely|ProfileLoop.CalibratedFromAProfileTheSimulatorPredictsItsStepWithinTenPercent)$"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 phase "sanitizer build and tests"
 
