@@ -82,10 +82,11 @@ struct ProfileDevice {
 // CPU ops of one name and one size whose work the trace's input shapes give (ProfileWork).
 struct ProfileWorkSample {
   std::string name;  // "aten::mm", "aten::_scaled_dot_product_flash_attention", "aten::add"
-  KernelClass kind = KernelClass::kOther;  // gemm, attention or elementwise
+  KernelClass kind = KernelClass::kOther;  // gemm, attention, elementwise or collective
   bool backward = false;                   // an attention backward
   double flops = 0;                        // gemm and attention, per call
-  double bytes = 0;                        // elementwise, per call
+  double bytes = 0;        // elementwise: moved per call; collective: the array (nccl-tests' S)
+  int64_t group_size = 0;  // collective: ranks in its group
   int64_t count = 0;
   int64_t total_ns = 0;  // device time of the kernels they launched, or their CPU time
   bool operator==(const ProfileWorkSample&) const = default;
@@ -99,7 +100,11 @@ struct ProfileWork {
   int64_t ops_with_dims = 0;        // CPU ops that carried "Input Dims" at all
   int64_t ops_without_kernels = 0;  // ops with work but no kernel of their External id (device)
   int64_t samples_dropped = 0;  // ops past the bounds (2^21 ops with work, 2^16 distinct samples)
-  std::vector<ProfileWorkSample> samples;  // by kind, name, flops, bytes
+  std::vector<ProfileWorkSample> samples;  // by kind, name, flops, bytes, group size
+  // Kernels back to back on one stream: the gaps under 20 µs between one kernel's end and the
+  // next one's start (a queued kernel waits only for the launch), their count and median.
+  int64_t launch_gaps = 0;
+  int64_t launch_gap_median_ns = 0;
   bool operator==(const ProfileWork&) const = default;
 };
 inline constexpr int kMaxProfileWorkSamples = 1 << 16;

@@ -206,6 +206,15 @@ bool ProfileHandler::add_device_activity(DeviceActivity activity) {
     out_->kernel_external.emplace_back(*event_.external_id,
                                        static_cast<int32_t>(out_->device.size() - 1));
   }
+  if (activity == DeviceActivity::kKernel && event_.has_collective &&
+      out_->kernel_collective_calls.size() < static_cast<size_t>(kMaxProfileWorkOps)) {
+    const CollectiveKind kind = collective_kind_of(event_.collective);
+    const double bytes = collective_bytes(kind);
+    if (bytes > 0) {
+      out_->kernel_collective_calls.push_back(
+          {kind, bytes, event_.group_size.value_or(0), *event_.dur_ns});
+    }
+  }
   if (activity == DeviceActivity::kKernel && event_.has_collective) {
     return add_collective(&out_->kernel_collectives);
   }
@@ -233,6 +242,16 @@ bool ProfileHandler::add_cpu_op() {
   out_->cpu.push_back({*event_.ts_ns, *event_.ts_ns + *event_.dur_ns, it->second, name});
   if (event_.has_dims) add_cpu_work(static_cast<int64_t>(out_->cpu.size()) - 1);
   if (event_.name == "record_param_comms" && event_.has_collective) {
+    if (event_.external_id && out_->cpu_work.size() < static_cast<size_t>(kMaxProfileWorkOps)) {
+      ProfileOpWork work;
+      work.interval = static_cast<int64_t>(out_->cpu.size()) - 1;
+      work.kind = KernelClass::kCollective;
+      work.external_id = *event_.external_id;
+      work.collective = collective_kind_of(event_.collective);
+      work.bytes = collective_bytes(work.collective);
+      work.group_size = event_.group_size.value_or(0);
+      if (work.bytes > 0) out_->cpu_work.push_back(work);
+    }
     return add_collective(&out_->op_collectives);
   }
   return true;
@@ -368,6 +387,15 @@ void ProfileHandler::add_cpu_work(int64_t interval) {
   } else {
     ++out_->work_ops_dropped;
   }
+}
+
+// nccl-tests' S of the event's collective: the gathered array of an all-gather (its output),
+// the input of the others; 0 when the sizes or the dtype's width are not recorded.
+double ProfileHandler::collective_bytes(CollectiveKind kind) const {
+  const double width = static_cast<double>(torch_dtype_bytes(event_.dtype));
+  const std::optional<int64_t> nelems =
+      kind == CollectiveKind::kAllGather ? event_.out_nelems : event_.in_nelems;
+  return nelems ? width * static_cast<double>(*nelems) : 0;
 }
 
 bool ProfileHandler::add_collective(std::map<ProfileCollectiveKey, ProfileCollective>* table) {

@@ -64,8 +64,19 @@ struct ProfileOpWork {
   KernelClass kind = KernelClass::kOther;
   bool backward = false;  // an attention backward
   double flops = 0;
-  double bytes = 0;
+  double bytes = 0;          // elementwise: moved; collective: the whole array (nccl-tests' S)
   int64_t external_id = -1;  // Kineto's "External id": the kernels this op launched
+  CollectiveKind collective = CollectiveKind::kOther;  // a record_param_comms op
+  int64_t group_size = 0;
+};
+
+// A collective kernel that carries its sizes (newer Kineto copies record_param_comms' args to
+// it): timed by itself.
+struct ProfileCollectiveCall {
+  CollectiveKind kind = CollectiveKind::kOther;
+  double bytes = 0;  // the whole array, nccl-tests' S
+  int64_t group_size = 0;
+  int64_t duration_ns = 0;
 };
 
 inline constexpr int64_t kMaxProfileWorkOps = int64_t{1} << 21;
@@ -102,6 +113,7 @@ struct ProfileEvents {
   // ops past the bound are counted in work_ops_dropped and not fitted.
   std::vector<ProfileOpWork> cpu_work;
   std::vector<std::pair<int64_t, int32_t>> kernel_external;
+  std::vector<ProfileCollectiveCall> kernel_collective_calls;  // as many, at most
   int64_t cpu_ops_with_dims = 0;
   int64_t work_ops_dropped = 0;
 };

@@ -181,6 +181,7 @@ class ProfileHandler {
   // The work of a CPU op with input shapes (FLOPs of a GEMM, bytes of an elementwise op), kept
   // for the calibration (ProfileEvents::cpu_work); kernels' External ids (kernel_external).
   void add_cpu_work(int64_t interval);
+  double collective_bytes(CollectiveKind kind) const;
   bool shape_scalar(const Scalar& v);
   void skip(const std::string& kind);
   bool check_kept();

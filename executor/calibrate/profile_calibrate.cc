@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 
 namespace cf {
 namespace {
@@ -29,6 +30,47 @@ std::string profile_list(const ProfileCalibration& c) {
   return out;
 }
 
+constexpr int64_t kMinLaunchGaps = 100;
+constexpr int64_t kGpusPerNode = 8;  // an HGX / DGX node: NVLink within it
+
+// The α-β fit of the collectives of the group size with the most time, as NVLink's latency and
+// the collective efficiency, when that group fits in a node.
+void fit_links(const std::map<int64_t, std::vector<CollectiveSample>>& collectives,
+               const std::map<int64_t, double>& seconds, ProfileCalibration* c) {
+  if (collectives.empty()) {
+    c->links_kept =
+        "no all-reduce, all-gather, reduce-scatter or send-recv with its sizes (Collective "
+        "name, In/Out msg nelems, dtype, Group size) and a kernel";
+    return;
+  }
+  const auto busiest =
+      std::max_element(seconds.begin(), seconds.end(),
+                       [](const auto& a, const auto& b) { return a.second < b.second; });
+  const int64_t group = busiest->first;
+  c->collective_group = group;
+  c->collective_samples = collectives.at(group);
+  if (group > kGpusPerNode) {
+    c->links_kept = fmt::format(
+        "the busiest collectives run over groups of {} GPUs, more than a node's {}: the "
+        "profile does not say which link they crossed",
+        group, kGpusPerNode);
+    return;
+  }
+  StatusOr<AlphaBetaFit> fit = fit_alpha_beta(c->collective_samples, static_cast<int>(group));
+  if (!fit.ok()) {
+    c->links_kept =
+        fmt::format("the collectives of {} GPUs do not fit α-β: {}", group, fit.status().message());
+    return;
+  }
+  GpuSpec& spec = c->calibrated;
+  spec.nvlink_latency_s =
+      std::max(0.01, std::stod(fmt::format("{:.4g}", fit->alpha_s * 1e6))) * 1e-6;
+  spec.collective_efficiency = std::clamp(
+      std::stod(fmt::format("{:.4g}", fit->beta_bytes_per_s / spec.nvlink_bandwidth_bytes_per_s)),
+      1e-6, 1.0);
+  c->links = *fit;
+}
+
 }  // namespace
 
 StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfile>& profiles,
@@ -43,7 +85,12 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
   double attention_ideal = 0, attention_ns = 0;
   std::vector<std::pair<double, double>> attention_points;  // (ideal s at efficiency 1, s)
   std::vector<BandwidthSample> memory;
+  std::map<int64_t, std::vector<CollectiveSample>> collectives;  // by group size
+  std::map<int64_t, double> collective_seconds;
+  std::vector<int64_t> launch_medians;
   for (const RankProfile& p : profiles) {
+    c.launch_gaps += p.work.launch_gaps;
+    if (p.work.launch_gaps > 0) launch_medians.push_back(p.work.launch_gap_median_ns);
     c.paths.push_back(p.path);
     c.device_times = c.device_times || p.work.device_times;
     with_dims += p.work.ops_with_dims;
@@ -81,6 +128,12 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
         b.seconds = static_cast<double>(s.total_ns) * kNs;
         if (b.bytes > 0) memory.push_back(b);
         c.memory_ops += s.count;
+      } else if (s.kind == KernelClass::kCollective && s.group_size >= 2 && s.bytes > 0 &&
+                 (s.name == "all_reduce" || s.name == "all_gather" || s.name == "reduce_scatter" ||
+                  s.name == "send_recv")) {
+        collectives[s.group_size].push_back(
+            {s.name, static_cast<int64_t>(std::llround(s.bytes)), mean_s});
+        collective_seconds[s.group_size] += static_cast<double>(s.total_ns) * kNs;
       }
     }
   }
@@ -124,7 +177,16 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
   } else {
     c.memory_kept = "no elementwise op with input shapes";
   }
-  c.links_kept = "collectives are not fitted from profiles";
+  fit_links(collectives, collective_seconds, &c);
+  if (c.launch_gaps >= kMinLaunchGaps) {
+    std::sort(launch_medians.begin(), launch_medians.end());
+    const double gap_s = static_cast<double>(launch_medians[launch_medians.size() / 2]) * kNs;
+    spec.kernel_launch_s = std::stod(fmt::format("{:.4g}", gap_s * 1e6)) * 1e-6;
+  } else {
+    c.launch_kept =
+        fmt::format("{} gaps between kernels queued back to back on a stream (at least {} needed)",
+                    c.launch_gaps, kMinLaunchGaps);
+  }
   return c;
 }
 
@@ -144,7 +206,19 @@ std::string profile_calibration_yaml(const ProfileCalibration& c) {
       "error of the times it predicts against the profile's.",
       s.name, timed, b.name, c.base_origin);
   n.peak = n.hbm = n.hbm_bandwidth = n.nvlink = n.ib = datasheet;
-  n.nvlink_latency = n.collective = kept(c.links_kept);
+  if (c.links) {
+    const std::string links = fmt::format(
+        "{} {} collective sizes over {} GPUs (kernel times): α and β fitted to the cost "
+        "model's ring formulas (T = steps·α + bus factor·S/β), least squares on relative error; "
+        "fit {}.",
+        tag, c.collective_samples.size(), c.collective_group, fit_text(c.links->error));
+    n.nvlink_latency = fmt::format("{} Base file: {:.10g}.", links, b.nvlink_latency_s * 1e6);
+    n.collective =
+        fmt::format("{} β = {:.1f} GB/s bus bandwidth over nvlink_gb_per_s. Base file: {}.", tag,
+                    c.links->beta_bytes_per_s / 1e9, b.collective_efficiency);
+  } else {
+    n.nvlink_latency = n.collective = kept(c.links_kept);
+  }
   n.ib_latency = kept("a link between nodes");
   n.gemm = fmt::format(
       "{} {} GEMM ops in {} sizes: FLOPs / (peak · mean time), one point per size, made "
@@ -166,7 +240,13 @@ std::string profile_calibration_yaml(const ProfileCalibration& c) {
                       : kept(c.memory_kept);
   n.reserved = kept("the runtime's and the framework's reserved memory");
   n.attention_block = kept("the fused attention's tile");
-  n.kernel_launch = kept("GPU time per kernel beyond its work");
+  n.kernel_launch =
+      c.launch_kept.empty()
+          ? fmt::format(
+                "{} the median gap between kernels back to back on a stream (gaps under "
+                "20 µs; {} gaps; the median of the ranks'). Base file: {:.10g}.",
+                tag, c.launch_gaps, b.kernel_launch_s * 1e6)
+          : kept(c.launch_kept);
   n.host_kernel = kept("the framework's host time per kernel");
   n.microbatch = kept("the training framework's host time per micro-batch pass");
   n.source = fmt::format("chunkflow calibrate --from-profile, {}, {}; datasheet values from {}",
@@ -202,10 +282,25 @@ std::string profile_calibration_summary(const ProfileCalibration& c) {
     out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "memory_efficiency", "-",
                        b.memory_efficiency, c.memory_kept);
   }
-  out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "collective_efficiency", "-",
-                     b.collective_efficiency, c.links_kept);
+  if (c.links) {
+    out += fmt::format("  {:<22} {:>12.4g} {:>12.4g}  {} ({} sizes over {} GPUs)\n",
+                       "collective_efficiency", s.collective_efficiency, b.collective_efficiency,
+                       fit_text(c.links->error), c.collective_samples.size(), c.collective_group);
+    out += fmt::format("  {:<22} {:>12.4g} {:>12.4g}\n", "nvlink_latency_us",
+                       s.nvlink_latency_s * 1e6, b.nvlink_latency_s * 1e6);
+  } else {
+    out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "collective_efficiency", "-",
+                       b.collective_efficiency, c.links_kept);
+  }
+  if (c.launch_kept.empty()) {
+    out += fmt::format("  {:<22} {:>12.4g} {:>12.4g}  median of {} gaps\n", "kernel_launch_us",
+                       s.kernel_launch_s * 1e6, b.kernel_launch_s * 1e6, c.launch_gaps);
+  } else {
+    out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "kernel_launch_us", "-",
+                       b.kernel_launch_s * 1e6, c.launch_kept);
+  }
   if (c.steps_ns > 0) {
-    out += fmt::format("\n  the fitted ops take {:.1f}% of the profiled steps' {:.3f} s{}\n",
+    out += fmt::format("\n  the fitted ops take {:.1f}% of the profiled steps' {:.4g} s{}\n",
                        100.0 * static_cast<double>(c.fitted_ns) / static_cast<double>(c.steps_ns),
                        static_cast<double>(c.steps_ns) * 1e-9,
                        c.device_times

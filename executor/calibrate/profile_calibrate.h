@@ -6,7 +6,10 @@
 //     each size's mean time;
 //   - attention_efficiency: fused attention ops (scaled_dot_product_*, flash_attn), forward
 //     and backward together as the cost model prices them (backward 2.5× the forward);
-//   - memory_efficiency: elementwise ops, bytes from their inputs' shapes and types.
+//   - memory_efficiency: elementwise ops, bytes from their inputs' shapes and types;
+//   - nvlink_latency_us and collective_efficiency: the α-β fit to the collective kernels of the
+//     group size that took the most time, when it fits in a node (at most 8 GPUs);
+//   - kernel_launch_us: the median gap between kernels back to back on a stream.
 // A curve the profile has no samples for keeps the base file's value, and says so; the summary
 // says what share of the profiled steps the fitted ops cover (the rest — framework time between
 // ops, ops without shapes — no curve can learn).
@@ -42,10 +45,15 @@ struct ProfileCalibration {
   std::optional<MemoryFit> memory;
   int64_t memory_ops = 0;
   std::string memory_kept;
+  std::optional<AlphaBetaFit> links;
+  std::vector<CollectiveSample> collective_samples;  // of the fitted group, mean times
+  int64_t collective_group = 0;                      // the ranks of that group
   std::string links_kept;
+  int64_t launch_gaps = 0;  // over every rank
+  std::string launch_kept;
   int64_t dropped_ops = 0;  // ops with work past the reader's bounds, not fitted
   int64_t fitted_ns = 0;    // time of the ops the fits read, over every rank
-  int64_t steps_ns = 0;   // ProfilerStep ranges, over every rank (0 without step markers)
+  int64_t steps_ns = 0;     // ProfilerStep ranges, over every rank (0 without step markers)
 };
 
 // The fits over every rank's samples. InvalidInput naming the file when no profile records

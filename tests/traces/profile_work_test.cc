@@ -132,6 +132,49 @@ TEST(ProfileWork, DeviceTimesComeFromTheKernelsOfTheExternalId) {
   EXPECT_EQ(r.work.ops_without_kernels, 1);
 }
 
+TEST(ProfileWork, CollectivesFromTheirKernelsOrTheirOpsExternalId) {
+  TempDir dir;
+  // The op's args on its kernel (newer Kineto): all-reduce of 2^20 bf16 over 8 GPUs, 50 µs.
+  const std::string own =
+      R"({"ph": "X", "cat": "kernel", "name": "ncclDevKernel_AllReduce_Sum_bf16_RING_LL", "pid": 0, "tid": 9, "ts": 0, "dur": 50, "args": {"Collective name": "allreduce", "In msg nelems": 1048576, "Out msg nelems": 1048576, "dtype": "BFloat16", "Group size": 8}})";
+  RankProfile r = read(dir, own);
+  ASSERT_EQ(r.work.samples.size(), 1u);
+  EXPECT_EQ(r.work.samples[0].kind, KernelClass::kCollective);
+  EXPECT_EQ(r.work.samples[0].name, "all_reduce");
+  EXPECT_DOUBLE_EQ(r.work.samples[0].bytes, 2 * 1048576.0);
+  EXPECT_EQ(r.work.samples[0].group_size, 8);
+  EXPECT_EQ(r.work.samples[0].total_ns, 50'000);
+
+  // Older traces: record_param_comms carries the sizes, its kernel the External id. An
+  // all-gather's array is its output: 4 × 3000 floats.
+  const std::string joined =
+      cpu_op(
+          "record_param_comms", "0", "5",
+          R"("External id": 9, "Collective name": "_allgather_base", "In msg nelems": 3000, "Out msg nelems": 12000, "dtype": "Float", "Group size": 4)") +
+      "," + kernel("10", "30", 9);
+  r = read(dir, joined);
+  ASSERT_EQ(r.work.samples.size(), 1u);
+  EXPECT_EQ(r.work.samples[0].name, "all_gather");
+  EXPECT_DOUBLE_EQ(r.work.samples[0].bytes, 48'000);
+  EXPECT_EQ(r.work.samples[0].group_size, 4);
+  EXPECT_EQ(r.work.samples[0].total_ns, 30'000);
+}
+
+TEST(ProfileWork, LaunchGapsAreThoseOfKernelsBackToBackOnAStream) {
+  TempDir dir;
+  // Stream 7: [0, 10), [11, 20), [22, 30), [100, 110): gaps 1, 2 and 70 µs (not queued). The
+  // other stream's kernel overlaps, and gaps are per stream. Sorted gaps {1, 2} µs: the median
+  // is the upper middle one.
+  auto k = [](const std::string& ts, const std::string& dur, int stream) {
+    return R"({"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": )" +
+           std::to_string(stream) + R"(, "ts": )" + ts + R"(, "dur": )" + dur + "}";
+  };
+  const RankProfile r = read(dir, k("22", "8", 7) + "," + k("0", "10", 7) + "," + k("11", "9", 7) +
+                                      "," + k("100", "10", 7) + "," + k("5", "20", 8));
+  EXPECT_EQ(r.work.launch_gaps, 2);
+  EXPECT_EQ(r.work.launch_gap_median_ns, 2000);
+}
+
 TEST(ProfileWork, MalformedOrHugeShapesLeaveTheOpWithoutWork) {
   TempDir dir;
   std::string many = "[1]";

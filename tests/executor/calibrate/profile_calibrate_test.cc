@@ -4,6 +4,7 @@
 // GEMMs is refused with the file named.
 #include "executor/calibrate/profile_calibrate.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -127,6 +128,58 @@ TEST(ProfileCalibrate, KeepsWhatTheProfileCannotFitAndSaysWhy) {
   EXPECT_NE(yaml.find("no elementwise op"), std::string::npos);
   const std::string summary = profile_calibration_summary(*c);
   EXPECT_NE(summary.find("kept: no fused attention op"), std::string::npos) << summary;
+}
+
+// Collectives timed by the cost model's ring formulas at α = 4.5 µs and β = 310 GB/s over a
+// group of `group` GPUs, and 300 launch gaps of median 2.3 µs on rank 0 (2.9 µs on rank 1).
+void add_links(std::vector<RankProfile>* ranks, int64_t group) {
+  for (RankProfile& p : *ranks) {
+    for (const char* op : {"all_reduce", "all_gather", "reduce_scatter"}) {
+      const StatusOr<CollectiveTerms> terms = collective_terms(op, static_cast<int>(group));
+      ASSERT_TRUE(terms.ok());
+      for (const double bytes : {65536.0, 3e6, 1.7e8, 1.1e9}) {
+        ProfileWorkSample s =
+            sample(op, KernelClass::kCollective, 0, bytes, 3,
+                   terms->latencies * 4.5e-6 + terms->bytes_factor * bytes / 310e9);
+        s.group_size = group;
+        p.work.samples.push_back(s);
+      }
+    }
+    p.work.launch_gaps = 300;
+    p.work.launch_gap_median_ns = p.rank == 0 ? 2300 : 2900;
+  }
+}
+
+TEST(ProfileCalibrate, FitsTheLinksAndTheLaunchGapWhenTheProfileHasThem) {
+  const GpuSpec base = h100();
+  std::vector<RankProfile> ranks = profiles(base, 11);
+  add_links(&ranks, 8);
+  StatusOr<ProfileCalibration> c = calibrate_from_profiles(ranks, base, "h100");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  ASSERT_TRUE(c->links.has_value()) << c->links_kept;
+  EXPECT_EQ(c->collective_group, 8);
+  EXPECT_NEAR(c->links->alpha_s, 4.5e-6, 1e-9);
+  EXPECT_NEAR(c->links->beta_bytes_per_s, 310e9, 310e9 * 1e-6);
+  EXPECT_NEAR(c->calibrated.nvlink_latency_s, 4.5e-6, 1e-12);
+  EXPECT_DOUBLE_EQ(c->calibrated.collective_efficiency,
+                   std::stod(fmt::format("{:.4g}", 310.0 / 450)));
+  // The median of the two ranks' medians, taken as the upper one of an even count.
+  EXPECT_DOUBLE_EQ(c->calibrated.kernel_launch_s, 2.9e-6);
+  StatusOr<GpuSpec> back = parse_gpu_yaml(profile_calibration_yaml(*c), "fitted.yaml");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->collective_efficiency, c->calibrated.collective_efficiency);
+  EXPECT_DOUBLE_EQ(back->nvlink_latency_s, c->calibrated.nvlink_latency_s);
+  EXPECT_DOUBLE_EQ(back->kernel_launch_s, c->calibrated.kernel_launch_s);
+
+  // Groups of 16 span nodes: the links are kept, and the file says why.
+  ranks = profiles(base, 11);
+  add_links(&ranks, 16);
+  c = calibrate_from_profiles(ranks, base, "h100");
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->links.has_value());
+  EXPECT_EQ(c->calibrated.collective_efficiency, base.collective_efficiency);
+  EXPECT_NE(c->links_kept.find("groups of 16 GPUs, more than a node's 8"), std::string::npos)
+      << c->links_kept;
 }
 
 TEST(ProfileCalibrate, RefusesProfilesWithoutShapesOrGemms) {
