@@ -82,6 +82,17 @@ inline CommandResult run_chunkflow_limited(const std::vector<std::string>& args,
 }
 #endif
 
+// The first Python interpreter that runs `import MODULES` ("torch", "torch, yaml"): Debian's,
+// then the one on PATH; "" when none does (the test then skips, saying what to install).
+inline std::string python_with(const std::string& modules) {
+  for (const char* candidate : {"/usr/bin/python3", "python3"}) {
+    const CommandResult r =
+        run_program_until("/usr/bin/env", {candidate, "-c", "import " + modules}, 120);
+    if (r.exit_code == 0) return candidate;
+  }
+  return "";
+}
+
 // A fresh directory under the system temp dir, removed by the caller's TempDir.
 class TempDir {
  public:

@@ -10,20 +10,12 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "tests/support/subprocess.h"
 
 namespace cf {
 namespace {
-
-std::string python_with_torch() {
-  for (const char* candidate : {"/usr/bin/python3", "python3"}) {
-    const test::CommandResult r =
-        test::run_program_until("/usr/bin/env", {candidate, "-c", "import torch, yaml"}, 120);
-    if (r.exit_code == 0) return candidate;
-  }
-  return "";
-}
 
 // The job the script trains and the simulator prices: one stage, packed chunks of at most 256
 // tokens over six sequences of odd lengths (684 tokens).
@@ -39,24 +31,33 @@ std::string job_yaml(const std::string& gpu) {
       model, gpu);
 }
 
+// The plan of job_yaml's job, trained under the profiler by make_qwen2_profile.py with
+// `options`: the profile's path, or "" after a failure reported here.
+std::string make_profile(const test::TempDir& dir, const std::string& python,
+                         const std::vector<std::string>& options) {
+  const test::CommandResult plan =
+      test::run_chunkflow({"plan", dir.write("job.yaml", job_yaml("h100-sxm-80g")), "--json"});
+  EXPECT_EQ(plan.exit_code, 0) << plan.err;
+  if (plan.exit_code != 0) return "";
+  const std::string profile = dir.path() + "/profile.json";
+  std::vector<std::string> args{
+      python,   "tests/traces/make_qwen2_profile.py", "--model", "tests/traces/data/qwen2-cpu.yaml",
+      "--plan", dir.write("plan.json", plan.out),     "--out",   profile};
+  args.insert(args.end(), options.begin(), options.end());
+  const test::CommandResult made = test::run_program_until("/usr/bin/env", args, 600);
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  return made.exit_code == 0 ? profile : "";
+}
+
 TEST(ProfileLoop, CalibratedFromAProfileTheSimulatorPredictsItsStepWithinTenPercent) {
-  const std::string python = python_with_torch();
+  const std::string python = test::python_with("torch, yaml");
   if (python.empty()) {
     GTEST_SKIP() << "no python3 here imports torch and yaml (apt-get install python3-torch "
                     "python3-yaml, or scripts/install-deps.sh --test)";
   }
   test::TempDir dir;
-  const std::string job = dir.write("job.yaml", job_yaml("h100-sxm-80g"));
-  const test::CommandResult plan = test::run_chunkflow({"plan", job, "--json"});
-  ASSERT_EQ(plan.exit_code, 0) << plan.err;
-  const std::string plan_path = dir.write("plan.json", plan.out);
-  const std::string profile = dir.path() + "/profile.json";
-  const test::CommandResult made = test::run_program_until(
-      "/usr/bin/env",
-      {python, "tests/traces/make_qwen2_profile.py", "--model", "tests/traces/data/qwen2-cpu.yaml",
-       "--plan", plan_path, "--out", profile, "--marks", "--steps", "3"},
-      600);
-  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string profile = make_profile(dir, python, {"--marks", "--steps", "3"});
+  ASSERT_FALSE(profile.empty());
 
   const std::string fitted = dir.path() + "/fitted.yaml";
   const test::CommandResult calibrated =
@@ -73,7 +74,7 @@ TEST(ProfileLoop, CalibratedFromAProfileTheSimulatorPredictsItsStepWithinTenPerc
   const test::CommandResult profiled = test::run_chunkflow({"profile", profile, "--json"});
   ASSERT_EQ(profiled.exit_code, 0) << profiled.err;
   const nlohmann::json steps = nlohmann::json::parse(profiled.out)["ranks"][0]["steps"];
-  ASSERT_EQ(steps.size(), 3u) << made.out;
+  ASSERT_EQ(steps.size(), 3u);
   double measured = 0;
   for (const nlohmann::json& step : steps) measured += step["duration_s"].get<double>();
   measured /= static_cast<double>(steps.size());
@@ -89,20 +90,12 @@ TEST(ProfileLoop, CalibratedFromAProfileTheSimulatorPredictsItsStepWithinTenPerc
 }
 
 TEST(ProfileLoop, ALegacyExportWithoutShapesIsRefused) {
-  const std::string python = python_with_torch();
+  const std::string python = test::python_with("torch, yaml");
   if (python.empty()) GTEST_SKIP() << "no python3 here imports torch and yaml";
   test::TempDir dir;
-  const test::CommandResult plan =
-      test::run_chunkflow({"plan", dir.write("job.yaml", job_yaml("h100-sxm-80g")), "--json"});
-  ASSERT_EQ(plan.exit_code, 0) << plan.err;
-  const std::string profile = dir.path() + "/legacy.json";
-  const test::CommandResult made = test::run_program_until(
-      "/usr/bin/env",
-      {python, "tests/traces/make_qwen2_profile.py", "--model", "tests/traces/data/qwen2-cpu.yaml",
-       "--plan", dir.write("plan.json", plan.out), "--out", profile, "--steps", "1", "--warmup",
-       "0", "--legacy"},
-      600);
-  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string profile =
+      make_profile(dir, python, {"--steps", "1", "--warmup", "0", "--legacy"});
+  ASSERT_FALSE(profile.empty());
   const std::string out = dir.path() + "/never.yaml";
   const test::CommandResult r =
       test::run_chunkflow({"calibrate", "--from-profile", profile, "--gpu",

@@ -13,18 +13,8 @@
 namespace cf {
 namespace {
 
-// The first interpreter that imports torch: Debian's, then the one on PATH.
-std::string python_with_torch() {
-  for (const char* candidate : {"/usr/bin/python3", "python3"}) {
-    const test::CommandResult r =
-        test::run_program_until("/usr/bin/env", {candidate, "-c", "import torch"}, 120);
-    if (r.exit_code == 0) return candidate;
-  }
-  return "";
-}
-
 TEST(TorchProfile, RealProfileOfThreeTrainingSteps) {
-  const std::string python = python_with_torch();
+  const std::string python = test::python_with("torch");
   if (python.empty()) {
     GTEST_SKIP() << "no python3 here imports torch (apt-get install python3-torch, or "
                     "scripts/install-deps.sh --test)";
