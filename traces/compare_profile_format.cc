@@ -52,9 +52,8 @@ Json ops_json(const MarkedOpsComparison& ops) {
            {"unknown_marks", unknown},
            {"not_marked", ops.not_marked}};
   if (ops.report) {
-    for (auto& [key, value] : Json::parse(compare_ops_json(*ops.report)).items()) {
-      out[key] = value;
-    }
+    const Json matched = Json::parse(compare_ops_json(*ops.report));
+    for (const auto& [key, value] : matched.items()) out[key] = value;
   }
   return out;
 }

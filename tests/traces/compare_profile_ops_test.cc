@@ -2,6 +2,8 @@
 // marks of the last complete step become a measured trace joined to the prediction on OpKey —
 // interleaved model chunks, device-side copies of the marks, sends and receives, ranks that
 // share a stage, unknown marks, profiles without marks, marks of another plan.
+#include <nlohmann/json.hpp>
+
 #include "tests/traces/compare_profile_fixture.h"
 
 namespace cf {
@@ -77,6 +79,12 @@ TEST(CompareProfileOps, InterleavedMarksOfTheLastCompleteStep) {
     EXPECT_EQ(m.predicted.model_chunk, m.measured.model_chunk);
     EXPECT_EQ(m.measured.duration_ns() * 2, m.predicted.duration_ns() * 3);
   }
+  const nlohmann::json json = nlohmann::json::parse(profile_compare_json(r));
+  EXPECT_EQ(json["ops"]["available"], true);
+  EXPECT_EQ(json["ops"]["matched_ops"], 10);
+  EXPECT_EQ(json["ops"]["ranks"][1]["step"], "ProfilerStep#2");
+  EXPECT_EQ(json["ops"]["unknown_marks"]["chunkflow:loss"], 1);
+  EXPECT_DOUBLE_EQ(json["ops"]["pass_table"][1]["median_rel_error"].get<double>(), -1.0 / 3.0);
   const std::string text = profile_compare_text(r);
   EXPECT_NE(text.find("rank 0 (dp 0, stage 0): ProfilerStep#2, 5 marks"), std::string::npos)
       << text;
