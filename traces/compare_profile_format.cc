@@ -59,8 +59,9 @@ Json ops_json(const MarkedOpsComparison& ops) {
 }
 
 std::string layout_text(const ProfileLayout& l) {
-  return fmt::format("tp {} ({}) × cp {} ({}) × dp {} ({}) × pp {} ({}) = {} GPUs", l.tp, l.tp_from,
-                     l.cp, l.cp_from, l.dp, l.dp_from, l.pp, l.pp_from, l.world());
+  return fmt::format("tp {} ({}) × cp {} ({}) × dp {} ({}) × pp {} ({}) = {} GPU{}", l.tp,
+                     l.tp_from, l.cp, l.cp_from, l.dp, l.dp_from, l.pp, l.pp_from, l.world(),
+                     l.world() == 1 ? "" : "s");
 }
 
 std::string classes_text(const std::string& label, const ClassTimes& t, bool predicted) {
@@ -162,9 +163,9 @@ std::string profile_compare_text(const ProfileCompareReport& r) {
   out += fmt::format(
       "step time: predicted {:.6f} s ({}), measured {:.6f} s ({}{}), error {}\n",
       r.step.predicted_s, r.step.predicted_from, r.step.measured_s, r.step.measured_from,
-      r.step.steps.empty()
-          ? ": no ProfilerStep ranges"
-          : fmt::format(": mean of {} steps, each the slowest rank's", r.step.steps.size()),
+      r.step.steps.empty() ? ": no ProfilerStep ranges"
+                           : fmt::format(": mean of {} step{}, each the slowest rank's",
+                                         r.step.steps.size(), r.step.steps.size() == 1 ? "" : "s"),
       percent_text(r.step.rel_error));
   for (const ProfileStepTime& s : r.step.steps) {
     out += fmt::format("  {:<20} {:>12.6f} s  {:>8}\n", s.name, s.measured_s,
