@@ -69,14 +69,14 @@ std::vector<TimedMark> step_marks(const RankProfile& p, std::vector<TimedMark> m
   std::vector<int> step_of(marks.size(), -1);
   std::vector<int> count(p.steps.size(), 0);
   for (std::size_t i = 0; i < marks.size(); ++i) {
-    for (std::size_t s = 0; s < p.steps.size(); ++s) {
-      const ProfileStep& step = p.steps[s];
-      if (marks[i].cpu_start_ns >= step.start_ns &&
-          marks[i].cpu_start_ns < step.start_ns + step.duration_ns) {
-        step_of[i] = static_cast<int>(s);  // the last to start before the mark: steps by start
-      }
-    }
-    if (step_of[i] >= 0) ++count[static_cast<std::size_t>(step_of[i])];
+    // The last step to start at or before the mark (steps come by start), if it holds it.
+    const int64_t t = marks[i].cpu_start_ns;
+    const auto after =
+        std::upper_bound(p.steps.begin(), p.steps.end(), t,
+                         [](int64_t v, const ProfileStep& s) { return v < s.start_ns; });
+    if (after == p.steps.begin() || t >= (after - 1)->start_ns + (after - 1)->duration_ns) continue;
+    step_of[i] = static_cast<int>(after - 1 - p.steps.begin());
+    ++count[static_cast<std::size_t>(step_of[i])];
   }
   const int most = count.empty() ? 0 : *std::max_element(count.begin(), count.end());
   if (most == 0) {
