@@ -15,6 +15,29 @@ namespace {
 
 int64_t to_ns(double seconds) { return seconds_to_ns(seconds); }
 
+// An op's total_ns by kernel class: each class's seconds rounded to ns; what they leave of
+// the total is "other" (kernel launch overheads, and the host's time when it, not the GPU,
+// sets the op's). Rounding can make the classes exceed the total by a few ns: the largest
+// class gives them back, so the split always sums to the total exactly.
+ClassNs class_split(double gemm_s, double attention_s, double elementwise_s, double comm_s,
+                    int64_t total_ns) {
+  ClassNs split{};
+  split[static_cast<int>(KernelClass::kGemm)] = to_ns(gemm_s);
+  split[static_cast<int>(KernelClass::kAttention)] = to_ns(attention_s);
+  split[static_cast<int>(KernelClass::kElementwise)] = to_ns(elementwise_s);
+  split[static_cast<int>(KernelClass::kCollective)] = to_ns(comm_s);
+  int64_t sum = 0;
+  for (int64_t ns : split) sum += ns;
+  if (sum > total_ns) {
+    int64_t& largest = *std::max_element(split.begin(), split.end());
+    CF_CHECK_LE(sum - total_ns, largest) << "class split past the op's total";
+    largest -= sum - total_ns;
+    sum = total_ns;
+  }
+  split[static_cast<int>(KernelClass::kOther)] = total_ns - sum;
+  return split;
+}
+
 }  // namespace
 
 // nccl-tests doc/PERFORMANCE.md: busbw = algbw · 2(n−1)/n for all-reduce, so the ideal time
@@ -226,14 +249,16 @@ AnalyticalCostModel::LayerSeconds AnalyticalCostModel::layer_forward_seconds(
 // [derived] Embedding: the lookup writes (t, h) bf16 and reads it back for the residual
 // (4·t·h B); vocab-parallel embedding all-reduces its output (reduce-scatter with SP). The
 // backward scatters the gradient (same bytes ×2); with SP it all-gathers the gradient.
-double AnalyticalCostModel::embedding_s(double tokens, bool backward) const {
+AnalyticalCostModel::Parts AnalyticalCostModel::embedding_s(double tokens, bool backward) const {
   const double bytes = 2.0 * tokens * model_.hidden;  // (t, h) bf16
   const int tp = parallel_.tp;
   if (backward) {
-    return elementwise_s(4 * bytes) + (parallel_.sp ? all_gather_s(bytes, tp, tp_link_) : 0);
+    return {.elementwise = elementwise_s(4 * bytes),
+            .comm = parallel_.sp ? all_gather_s(bytes, tp, tp_link_) : 0};
   }
-  return elementwise_s(2 * bytes) +
-         (parallel_.sp ? reduce_scatter_s(bytes, tp, tp_link_) : all_reduce_s(bytes, tp, tp_link_));
+  return {.elementwise = elementwise_s(2 * bytes),
+          .comm = parallel_.sp ? reduce_scatter_s(bytes, tp, tp_link_)
+                               : all_reduce_s(bytes, tp, tp_link_)};
 }
 
 // Final norm (8h B per token), LM head GEMM (2·h·V/t FLOPs per token, Megatron's 6·h·V
@@ -243,7 +268,7 @@ double AnalyticalCostModel::embedding_s(double tokens, bool backward) const {
 // fp32 per token: max, sum, target logit. With SP the head's input is all-gathered first (its
 // gradient reduce-scattered in backward); without SP the backward all-reduces the input
 // gradient. Backward: 2× the GEMM.
-double AnalyticalCostModel::lm_head_s(double t, bool backward) const {
+AnalyticalCostModel::Parts AnalyticalCostModel::lm_head_s(double t, bool backward) const {
   const double h = static_cast<double>(model_.hidden);
   const int tp = parallel_.tp;
   const double gemm = gemm_s(t, h, vocab_local_);
@@ -253,11 +278,11 @@ double AnalyticalCostModel::lm_head_s(double t, bool backward) const {
   if (backward) {
     const double comm = parallel_.sp ? reduce_scatter_s(input_bytes, tp, tp_link_)
                                      : all_reduce_s(input_bytes, tp, tp_link_);
-    return 2 * gemm + elementwise + comm;
+    return {.gemm = 2 * gemm, .elementwise = elementwise, .comm = comm};
   }
   const double comm = (parallel_.sp ? all_gather_s(input_bytes, tp, tp_link_) : 0) +
                       3 * all_reduce_s(4 * t, tp, tp_link_);
-  return gemm + elementwise + comm;
+  return {.gemm = gemm, .elementwise = elementwise, .comm = comm};
 }
 
 // Megatron's --tp-comm-overlap (Transformer Engine userbuffers) pipelines each TP collective
@@ -278,6 +303,9 @@ double AnalyticalCostModel::exposed_tp_comm(const LayerSeconds& layer, double ge
 // its work, and the host needs gpu.host_kernel_s to issue it plus gpu.microbatch_s per
 // micro-batch pass (Megatron's forward_step / backward_step); the GPU cannot run ahead of the
 // host, so the op takes the longer of the two.
+// The same seconds by class are OpTime::class_ns: GEMMs (the LM head's too), attention
+// (recomputed attention included), elementwise (norms, residuals, embedding, loss, CP merges),
+// collective (TP and CP, as far as exposed); launch overheads and the host's excess are other.
 OpTime AnalyticalCostModel::op_time(const OpQuery& query) const {
   return op_time(query, layer_forward_seconds(query.tokens, query.spans));
 }
@@ -300,26 +328,43 @@ OpTime AnalyticalCostModel::op_time(const OpQuery& query, const LayerSeconds& la
   const bool backward = query.pass == Pass::kBackward;
   const double attention_backward = model_.flash_attention ? 2.5 : 2.0;
   double compute_s = 0, recompute_s = 0, comm_s = 0;
+  Parts split;  // the same seconds by class, recompute included
   int kernels = layer_kernels(model_, backward);
   if (!backward) {
     compute_s = layers * (layer.gemm + layer.attention + layer.elementwise);
     comm_s = layers * (exposed_tp_comm(layer, 1) + layer.cp_comm_forward);
+    split = {layers * layer.gemm, layers * layer.attention, layers * layer.elementwise, comm_s};
   } else {
     compute_s = layers * (2 * layer.gemm + attention_backward * layer.attention +
                           2 * layer.elementwise + layer.cp_backward_extra);
     comm_s = layers * (exposed_tp_comm(layer, 2) + layer.cp_comm_backward);
+    split = {layers * 2 * layer.gemm, layers * attention_backward * layer.attention,
+             layers * (2 * layer.elementwise + layer.cp_backward_extra), comm_s};
     if (parallel_.recompute == Recompute::kSelective) {
       recompute_s = layers * layer.attention;
+      split.attention += recompute_s;
       kernels += 1;
     } else if (parallel_.recompute == Recompute::kFull) {
       recompute_s = layers * (layer.gemm + layer.attention + layer.elementwise +
                               exposed_tp_comm(layer, 1) + layer.cp_comm_forward);
+      split.gemm += layers * layer.gemm;
+      split.attention += layers * layer.attention;
+      split.elementwise += layers * layer.elementwise;
+      split.comm += layers * (exposed_tp_comm(layer, 1) + layer.cp_comm_forward);
       kernels += layer_kernels(model_, false);
     }
   }
   const double t = local_tokens(query.tokens);
-  if (query.embedding) compute_s += embedding_s(t, backward);
-  if (query.lm_head) compute_s += lm_head_s(t, backward);
+  if (query.embedding) {
+    const Parts p = embedding_s(t, backward);
+    compute_s += p.sum();
+    split += p;
+  }
+  if (query.lm_head) {
+    const Parts p = lm_head_s(t, backward);
+    compute_s += p.sum();
+    split += p;
+  }
   const double launches = layers * kernels;
   OpTime time;
   time.recompute_ns = to_ns(recompute_s);
@@ -328,6 +373,8 @@ OpTime AnalyticalCostModel::op_time(const OpQuery& query, const LayerSeconds& la
       to_ns(compute_s + launches * gpu_.kernel_launch_s) + time.recompute_ns + time.comm_ns;
   const int64_t host_ns = to_ns(launches * gpu_.host_kernel_s + gpu_.microbatch_s);
   time.total_ns = std::max(device_ns, host_ns);
+  time.class_ns =
+      class_split(split.gemm, split.attention, split.elementwise, split.comm, time.total_ns);
   return time;
 }
 

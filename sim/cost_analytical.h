@@ -78,10 +78,25 @@ class AnalyticalCostModel final : public CostModel {
   double attention_pairs(std::span<const AttentionSpan> spans) const;
   void add_cp_comm(std::span<const AttentionSpan> spans, int64_t local_tokens,
                    LayerSeconds* s) const;
+  // Seconds of a piece of work by the class of kernels that run it.
+  struct Parts {
+    double gemm = 0;
+    double attention = 0;
+    double elementwise = 0;
+    double comm = 0;  // TP / CP collectives
+    double sum() const { return gemm + attention + elementwise + comm; }
+    Parts& operator+=(const Parts& o) {
+      gemm += o.gemm;
+      attention += o.attention;
+      elementwise += o.elementwise;
+      comm += o.comm;
+      return *this;
+    }
+  };
   // Forward and backward seconds of the embedding (first virtual stage) and the final norm,
   // LM head and cross-entropy (last virtual stage), for the GPU's tokens.
-  double embedding_s(double tokens, bool backward) const;
-  double lm_head_s(double tokens, bool backward) const;
+  Parts embedding_s(double tokens, bool backward) const;
+  Parts lm_head_s(double tokens, bool backward) const;
   // The GPU's own tokens of a chunk under context parallelism.
   double local_tokens(int64_t tokens) const;
   // Exposed TP communication of a layer pass: all of it, or with overlap.tp_comm what the

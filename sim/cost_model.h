@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "sim/plan/job.h"
 #include "sim/plan/plan.h"
 #include "sim/plan/plan_index.h"
+#include "traces/trace.h"
 
 namespace cf {
 
@@ -39,6 +41,11 @@ struct OpTime {
   // Table-based models: how far outside its measured grid the op's farthest lookup fell
   // (1 inside; 2 = twice the largest, or half the smallest, size measured).
   double extrapolation = 1;
+  // total_ns by the class of the kernels that would run it (gemm, attention, collective,
+  // elementwise; other: launch overheads and time the host, not the GPU, sets), summing to
+  // total_ns: what `compare` holds a profile's kernel classes against. Models that price an op
+  // as one number (unit, calibrated) leave it empty.
+  std::optional<ClassNs> class_ns;
 };
 
 // A pipeline transfer of `bytes` from one stage to another within DP rank `dp_rank`.

@@ -500,7 +500,13 @@ void Simulator::emit_trace(Step& step, SimResult* out) {
   trace.source = "predicted";
   trace.ops.reserve(static_cast<size_t>(3 * index.size() + 2 * step.dp * step.pp));
   for (int i = 0; i < index.size(); ++i) {
-    trace.ops.push_back(compute_trace_op(index, i, result_.start_ns[i], result_.end_ns[i]));
+    TraceOp op = compute_trace_op(index, i, result_.start_ns[i], result_.end_ns[i]);
+    op.class_ns =
+        task_time_[static_cast<size_t>(i)].class_ns;  // of the whole op: it runs as priced
+    CF_CHECK(!op.class_ns || op.duration_ns() == task_time_[static_cast<size_t>(i)].total_ns)
+        << "op " << i << " ran " << op.duration_ns() << " ns, priced "
+        << task_time_[static_cast<size_t>(i)].total_ns;
+    trace.ops.push_back(std::move(op));
   }
   for (int i = 0; i < index.size(); ++i) {
     if (!index.op(i).input_crosses) continue;
@@ -532,6 +538,15 @@ void Simulator::emit_trace(Step& step, SimResult* out) {
   trace.metrics = {{"step_time_s", m.step_time_s},   {"pipeline_time_s", m.pipeline_time_s},
                    {"tokens_per_s", m.tokens_per_s}, {"mfu", m.mfu},
                    {"bubble_ratio", m.bubble_ratio}, {"recompute_share", m.recompute_share}};
+  // The job's layout, so that `compare` can place the ranks of a profile (docs/PROFILES.md).
+  const ParallelConfig& parallel = step.job.parallel;
+  for (const auto& [name, size] : {std::pair{"layout_tp", parallel.tp},
+                                   {"layout_cp", parallel.cp},
+                                   {"layout_dp", step.dp},
+                                   {"layout_pp", step.pp},
+                                   {"layout_vpp", step.plan.vpp}}) {
+    trace.metrics[name] = size;
+  }
 }
 
 StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& cost,

@@ -58,6 +58,33 @@ std::string counter_name(int stage, const std::optional<MemoryCategory>& categor
 // Send and recv ops carry the message's size and the stage at its other end.
 bool carries_message(OpKind kind) { return kind == OpKind::kSend || kind == OpKind::kRecv; }
 
+// The args key of a class's share of an op: "gemm_ns", "attention_ns", ...
+std::string class_arg(KernelClass kind) { return std::string(kernel_class_name(kind)) + "_ns"; }
+
+// An op's class split, when its args carry one: all six keys, none negative, summing to its
+// duration. Traces written before the split existed have none.
+Status read_class_split(JsonReader& args, TraceOp* op) {
+  if (!args.has(class_arg(KernelClass::kGemm))) return Status::Ok();
+  ClassNs split{};
+  int64_t sum = 0;
+  for (KernelClass kind : kAllKernelClasses) {
+    const std::string key = class_arg(kind);
+    int64_t& ns = split[static_cast<int>(kind)];
+    CF_RETURN_IF_ERROR(args.get(key, &ns));
+    if (ns < 0 || ns > kMaxTraceTimeNs) {
+      return args.error(key, fmt::format("{} is not a time in [0, 2^50] ns", ns));
+    }
+    sum += ns;
+  }
+  if (sum != op->duration_ns()) {
+    return args.error(
+        class_arg(KernelClass::kGemm),
+        fmt::format("the class times sum to {} ns, not to the op's {} ns", sum, op->duration_ns()));
+  }
+  op->class_ns = split;
+  return Status::Ok();
+}
+
 json metadata_event(const char* name, int pid, int tid, const std::string& label) {
   return json{{"name", name}, {"ph", "M"}, {"pid", pid}, {"tid", tid}, {"args", {{"name", label}}}};
 }
@@ -109,11 +136,12 @@ Status read_op(JsonReader& event, Trace* trace) {
     CF_RETURN_IF_ERROR(args.get("bytes", &op.bytes));
     CF_RETURN_IF_ERROR(args.get("peer", &op.peer_stage));
   }
-  CF_RETURN_IF_ERROR(args.finish());
   if (op.end_ns < op.start_ns) {
     return args.error("end_ns",
                       fmt::format("ends ({}) before it starts ({})", op.end_ns, op.start_ns));
   }
+  CF_RETURN_IF_ERROR(read_class_split(args, &op));
+  CF_RETURN_IF_ERROR(args.finish());
   if (cat != kind)
     return event.error("cat", fmt::format("\"{}\" but args.kind is \"{}\"", cat, kind));
   if (op.kind == OpKind::kSend) {
@@ -275,6 +303,11 @@ std::string trace_to_chrome_json(const Trace& trace) {
     if (carries_message(op.kind)) {
       args["bytes"] = op.bytes;
       args["peer"] = op.peer_stage;
+    }
+    if (op.class_ns) {
+      for (KernelClass kind : kAllKernelClasses) {
+        args[class_arg(kind)] = (*op.class_ns)[static_cast<int>(kind)];
+      }
     }
     events.push_back({{"name", op_name(op)},
                       {"cat", kind},

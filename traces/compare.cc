@@ -55,29 +55,6 @@ std::string grid_text(const std::set<StageKey>& grid) {
                      grid.size());
 }
 
-// Measure of the union of the (rank, stage)'s non-communication op intervals, in ns.
-std::map<StageKey, int64_t> busy_ns_by_stage(const Trace& trace) {
-  std::map<StageKey, std::vector<std::pair<int64_t, int64_t>>> intervals;
-  for (const TraceOp& op : trace.ops) {
-    if (!is_communication(op))
-      intervals[{op.dp_rank, op.stage}].push_back({op.start_ns, op.end_ns});
-  }
-  std::map<StageKey, int64_t> busy;
-  for (auto& [key, list] : intervals) {
-    std::sort(list.begin(), list.end());
-    int64_t total = 0, open_start = list.front().first, open_end = list.front().second;
-    for (const auto& [start, end] : list) {
-      if (start > open_end) {
-        total += open_end - open_start;
-        open_start = start;
-      }
-      open_end = std::max(open_end, end);
-    }
-    busy[key] = total + (open_end - open_start);
-  }
-  return busy;
-}
-
 // A (rank, stage)'s peak: its total and, where the trace records it, the breakdown then.
 struct Peak {
   int64_t total = 0;
@@ -172,6 +149,28 @@ double percentile(std::vector<double> values, double q) {
   const std::size_t above = std::min(below + 1, values.size() - 1);
   const double fraction = position - static_cast<double>(below);
   return values[below] + fraction * (values[above] - values[below]);
+}
+
+std::map<std::pair<int, int>, int64_t> busy_ns_by_stage(const Trace& trace) {
+  std::map<StageKey, std::vector<std::pair<int64_t, int64_t>>> intervals;
+  for (const TraceOp& op : trace.ops) {
+    if (!is_communication(op))
+      intervals[{op.dp_rank, op.stage}].push_back({op.start_ns, op.end_ns});
+  }
+  std::map<StageKey, int64_t> busy;
+  for (auto& [key, list] : intervals) {
+    std::sort(list.begin(), list.end());
+    int64_t total = 0, open_start = list.front().first, open_end = list.front().second;
+    for (const auto& [start, end] : list) {
+      if (start > open_end) {
+        total += open_end - open_start;
+        open_start = start;
+      }
+      open_end = std::max(open_end, end);
+    }
+    busy[key] = total + (open_end - open_start);
+  }
+  return busy;
 }
 
 OpKey op_key(const TraceOp& op) {

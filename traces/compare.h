@@ -39,6 +39,9 @@ OpKey op_key(const TraceOp& op);
 std::string op_label(const TraceOp& op);
 // Communication ops, which may overlap compute; not counted as busy time.
 bool is_communication(const TraceOp& op);
+// Busy time per (dp_rank, stage): the measure of the union of its non-communication op
+// intervals, in ns (StageComparison's busy time).
+std::map<std::pair<int, int>, int64_t> busy_ns_by_stage(const Trace& trace);
 
 // One op of the plan found in both traces.
 struct MatchedOp {
@@ -140,5 +143,11 @@ std::string percent_text(const std::optional<double>& value);
 std::string compare_report_text(const CompareReport& report);
 // Deterministic JSON: step_time_rel_error, peak_memory_rel_error and every table.
 std::string compare_report_json(const CompareReport& report);
+// The op-level parts alone, as the two above write them: matched and unmatched ops, the pass
+// table, the ops explaining the difference (JSON keys matched_ops, op_id_mismatches,
+// unmatched, pass_table, top_ops, top_ops_share, total_abs_diff_ns). What the comparison with
+// a profile's marks reports (compare_profile.h), where the rest is not the trace's to say.
+std::string compare_ops_text(const CompareReport& report);
+std::string compare_ops_json(const CompareReport& report);
 
 }  // namespace cf

@@ -78,7 +78,90 @@ std::string unmatched_text(const char* side, const Unmatched& unmatched) {
   return out;
 }
 
+Json pass_table_json(const CompareReport& r) {
+  Json passes = Json::array();
+  for (const PassErrors& p : r.passes) {
+    passes.push_back({{"label", p.label},
+                      {"matched", p.matched},
+                      {"undefined", p.undefined},
+                      {"predicted_total_s", p.predicted_total_s},
+                      {"measured_total_s", p.measured_total_s},
+                      {"median_rel_error", p.median_rel_error},
+                      {"p90_abs_rel_error", p.p90_abs_rel_error},
+                      {"worst_rel_error", p.worst_rel_error},
+                      {"worst_op", op_json(p.worst)}});
+  }
+  return passes;
+}
+
+Json top_ops_json(const CompareReport& r) {
+  Json top = Json::array();
+  for (const MatchedOp& m : r.top_ops) top.push_back(op_json(m));
+  return top;
+}
+
+Json unmatched_pair_json(const CompareReport& r) {
+  return {{"only_predicted", unmatched_json(r.only_predicted)},
+          {"only_measured", unmatched_json(r.only_measured)}};
+}
+
+std::string ops_summary_text(const CompareReport& r) {
+  std::string out =
+      fmt::format("ops: {} matched over {} DP rank(s) × {} stage(s), {} with disagreeing op ids\n",
+                  r.matched_ops, r.ranks, r.stages, r.op_id_mismatches);
+  out += unmatched_text("predicted", r.only_predicted);
+  out += unmatched_text("measured", r.only_measured);
+  return out;
+}
+
+std::string pass_table_text(const CompareReport& r) {
+  std::string out =
+      fmt::format("\nop durations by pass / kind (relative error = (pred − meas) / meas)\n");
+  out += fmt::format("{:<10} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8}  {}\n", "pass", "ops", "pred s",
+                     "meas s", "median", "p90 |e|", "worst", "worst op");
+  for (const PassErrors& p : r.passes) {
+    out +=
+        fmt::format("{:<10} {:>6} {:>12.6f} {:>12.6f} {:>8} {:>8} {:>8}  {}\n", p.label, p.matched,
+                    p.predicted_total_s, p.measured_total_s, percent_text(p.median_rel_error),
+                    fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error),
+                    percent_text(p.worst_rel_error), op_where(p.worst.predicted));
+  }
+  return out;
+}
+
+std::string top_ops_text(const CompareReport& r) {
+  std::string out = fmt::format(
+      "\nops explaining most of the difference ({:.1f}% of Σ|pred − meas| = {:.6f} s)\n",
+      100 * r.top_ops_share, static_cast<double>(r.total_abs_diff_ns) / 1e9);
+  out += fmt::format("{:<40} {:>12} {:>12} {:>12} {:>8}\n", "op", "pred s", "meas s", "diff s",
+                     "error");
+  for (const MatchedOp& m : r.top_ops) {
+    out += fmt::format("{:<40} {:>12.6f} {:>12.6f} {:>+12.6f} {:>8}\n", op_where(m.predicted),
+                       static_cast<double>(m.predicted.duration_ns()) / 1e9,
+                       static_cast<double>(m.measured.duration_ns()) / 1e9,
+                       static_cast<double>(m.diff_ns()) / 1e9,
+                       percent_text(relative_error(static_cast<double>(m.predicted.duration_ns()),
+                                                   static_cast<double>(m.measured.duration_ns()))));
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string compare_ops_json(const CompareReport& r) {
+  Json out{{"matched_ops", r.matched_ops},
+           {"op_id_mismatches", r.op_id_mismatches},
+           {"unmatched", unmatched_pair_json(r)},
+           {"pass_table", pass_table_json(r)},
+           {"top_ops", top_ops_json(r)},
+           {"top_ops_share", r.top_ops_share},
+           {"total_abs_diff_ns", r.total_abs_diff_ns}};
+  return out.dump(2) + "\n";
+}
+
+std::string compare_ops_text(const CompareReport& r) {
+  return ops_summary_text(r) + pass_table_text(r) + top_ops_text(r);
+}
 
 std::string compare_report_json(const CompareReport& r) {
   Json stages = Json::array();
@@ -91,18 +174,6 @@ std::string compare_report_json(const CompareReport& r) {
                       {"predicted_bubble", s.predicted_bubble},
                       {"measured_bubble", s.measured_bubble},
                       {"bubble_error", s.bubble_error}});
-  }
-  Json passes = Json::array();
-  for (const PassErrors& p : r.passes) {
-    passes.push_back({{"label", p.label},
-                      {"matched", p.matched},
-                      {"undefined", p.undefined},
-                      {"predicted_total_s", p.predicted_total_s},
-                      {"measured_total_s", p.measured_total_s},
-                      {"median_rel_error", p.median_rel_error},
-                      {"p90_abs_rel_error", p.p90_abs_rel_error},
-                      {"worst_rel_error", p.worst_rel_error},
-                      {"worst_op", op_json(p.worst)}});
   }
   Json memory = Json::array();
   for (const MemoryComparison& m : r.memory) {
@@ -120,8 +191,6 @@ std::string compare_report_json(const CompareReport& r) {
                       {"rel_error", optional_json(m.rel_error)},
                       {"categories", categories}});
   }
-  Json top = Json::array();
-  for (const MatchedOp& m : r.top_ops) top.push_back(op_json(m));
   Json out{{"step_time_rel_error", optional_json(r.step.rel_error)},
            {"peak_memory_rel_error", optional_json(r.peak_memory_rel_error)},
            {"step_time",
@@ -133,13 +202,11 @@ std::string compare_report_json(const CompareReport& r) {
            {"stages", r.stages},
            {"matched_ops", r.matched_ops},
            {"op_id_mismatches", r.op_id_mismatches},
-           {"unmatched",
-            {{"only_predicted", unmatched_json(r.only_predicted)},
-             {"only_measured", unmatched_json(r.only_measured)}}},
+           {"unmatched", unmatched_pair_json(r)},
            {"stage_table", stages},
-           {"pass_table", passes},
+           {"pass_table", pass_table_json(r)},
            {"peak_memory", memory},
-           {"top_ops", top},
+           {"top_ops", top_ops_json(r)},
            {"top_ops_share", r.top_ops_share},
            {"total_abs_diff_ns", r.total_abs_diff_ns}};
   return out.dump(2) + "\n";
@@ -152,11 +219,7 @@ std::string compare_report_text(const CompareReport& r) {
                   r.step.measured_from, percent_text(r.step.rel_error));
   out +=
       fmt::format("peak memory error (worst stage): {}\n", percent_text(r.peak_memory_rel_error));
-  out +=
-      fmt::format("ops: {} matched over {} DP rank(s) × {} stage(s), {} with disagreeing op ids\n",
-                  r.matched_ops, r.ranks, r.stages, r.op_id_mismatches);
-  out += unmatched_text("predicted", r.only_predicted);
-  out += unmatched_text("measured", r.only_measured);
+  out += ops_summary_text(r);
 
   out +=
       fmt::format("\nper stage (busy = non-communication op time; bubble = 1 − busy / makespan)\n");
@@ -169,16 +232,7 @@ std::string compare_report_text(const CompareReport& r) {
                        100 * s.measured_bubble, 100 * s.bubble_error);
   }
 
-  out += fmt::format("\nop durations by pass / kind (relative error = (pred − meas) / meas)\n");
-  out += fmt::format("{:<10} {:>6} {:>12} {:>12} {:>8} {:>8} {:>8}  {}\n", "pass", "ops", "pred s",
-                     "meas s", "median", "p90 |e|", "worst", "worst op");
-  for (const PassErrors& p : r.passes) {
-    out +=
-        fmt::format("{:<10} {:>6} {:>12.6f} {:>12.6f} {:>8} {:>8} {:>8}  {}\n", p.label, p.matched,
-                    p.predicted_total_s, p.measured_total_s, percent_text(p.median_rel_error),
-                    fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error),
-                    percent_text(p.worst_rel_error), op_where(p.worst.predicted));
-  }
+  out += pass_table_text(r);
 
   if (!r.memory.empty()) {
     out += fmt::format("\npeak memory per stage (MiB)\n");
@@ -195,19 +249,7 @@ std::string compare_report_text(const CompareReport& r) {
     }
   }
 
-  out += fmt::format(
-      "\nops explaining most of the difference ({:.1f}% of Σ|pred − meas| = {:.6f} s)\n",
-      100 * r.top_ops_share, static_cast<double>(r.total_abs_diff_ns) / 1e9);
-  out += fmt::format("{:<40} {:>12} {:>12} {:>12} {:>8}\n", "op", "pred s", "meas s", "diff s",
-                     "error");
-  for (const MatchedOp& m : r.top_ops) {
-    out += fmt::format("{:<40} {:>12.6f} {:>12.6f} {:>+12.6f} {:>8}\n", op_where(m.predicted),
-                       static_cast<double>(m.predicted.duration_ns()) / 1e9,
-                       static_cast<double>(m.measured.duration_ns()) / 1e9,
-                       static_cast<double>(m.diff_ns()) / 1e9,
-                       percent_text(relative_error(static_cast<double>(m.predicted.duration_ns()),
-                                                   static_cast<double>(m.measured.duration_ns()))));
-  }
+  out += top_ops_text(r);
   return out;
 }
 

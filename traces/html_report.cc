@@ -264,21 +264,21 @@ std::string html_escape(const std::string& text) {
   return out;
 }
 
-std::string compare_report_html(const CompareReport& report, const Trace& predicted,
-                                const Trace& measured) {
-  const int64_t span_ns = std::max(report.predicted_makespan_ns, report.measured_makespan_ns);
-  std::string out = fmt::format(
+namespace {
+
+std::string page_head() {
+  return fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>chunkflow "
       "compare</title>\n"
-      "<style>\n{}</style>\n</head>\n<body>\n<h1>Predicted vs measured step</h1>\n"
-      "<p>Step time: predicted {:.6f} s ({}), measured {:.6f} s ({}), error <b>{}</b>. "
-      "Peak memory error (worst stage): <b>{}</b>. {} ops matched, {} only predicted, {} only "
-      "measured, "
-      "{} with disagreeing op ids.</p>\n<h2>Timelines</h2>\n<p>",
-      kStyle, report.step.predicted_s, report.step.predicted_from, report.step.measured_s,
-      report.step.measured_from, percent_text(report.step.rel_error),
-      percent_text(report.peak_memory_rel_error), report.matched_ops, report.only_predicted.total,
-      report.only_measured.total, report.op_id_mismatches);
+      "<style>\n{}</style>\n</head>\n<body>\n",
+      kStyle);
+}
+
+// The colour key, both timelines and the tables of a comparison of two traces.
+std::string timelines_and_tables(const CompareReport& report, const Trace& predicted,
+                                 const Trace& measured) {
+  const int64_t span_ns = std::max(report.predicted_makespan_ns, report.measured_makespan_ns);
+  std::string out = "<h2>Timelines</h2>\n<p>";
   for (const Colour& c : kColours) {
     out += fmt::format("<span class=\"key\" style=\"background:{}\"></span>{}", c.fill,
                        html_escape(c.label));
@@ -287,7 +287,87 @@ std::string compare_report_html(const CompareReport& report, const Trace& predic
   out += timeline_svg("predicted", "predicted", predicted, report.predicted_origin_ns, report,
                       span_ns);
   out += timeline_svg("measured", "measured", measured, report.measured_origin_ns, report, span_ns);
-  out += tables_html(report);
+  return out + tables_html(report);
+}
+
+// The step, rank and class tables of a comparison with profiles.
+std::string profile_tables_html(const ProfileCompareReport& r) {
+  std::string out =
+      "<h2>Steps</h2>\n<table>\n<tr><th>step</th><th>meas (s)</th><th>error</th></tr>\n";
+  for (const ProfileStepTime& s : r.step.steps) {
+    out += fmt::format("<tr><td>{}</td><td>{:.6f}</td><td>{}</td></tr>\n", html_escape(s.name),
+                       s.measured_s, percent_text(s.rel_error));
+  }
+  out +=
+      "</table>\n<h2>Per rank</h2>\n<table>\n<tr><th>rank</th><th>dp</th><th>stage</th><th>tp</"
+      "th><th>cp</th><th>busy</th><th>busy pred (s)</th><th>busy meas (s)</th><th>error</"
+      "th><th>bubble pred</th><th>bubble meas</th><th>diff</th></tr>\n";
+  for (const RankComparison& c : r.ranks) {
+    out += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.6f}</"
+        "td><td>{:.6f}</td><td>{}</td><td>{:.1f}%</td><td>{:.1f}%</td><td>{:+.1f} pt</td></tr>\n",
+        c.rank, c.place.dp_rank, c.place.stage, c.place.tp_rank, c.place.cp_rank, c.busy_source,
+        c.predicted_busy_s, c.measured_busy_s, percent_text(c.busy_rel_error),
+        100 * c.predicted_bubble, 100 * c.measured_bubble, 100 * c.bubble_error);
+  }
+  const ClassComparison& k = r.classes;
+  out += "</table>\n<h2>Time by class per step, all ranks</h2>\n";
+  if (!k.predicted) out += fmt::format("<p>{}</p>\n", html_escape(k.predicted_note));
+  out += "<table>\n<tr><th>class</th><th>pred (s)</th><th>meas (s)</th><th>error</th></tr>\n";
+  for (KernelClass kind : kAllKernelClasses) {
+    const int c = static_cast<int>(kind);
+    out += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td>{:.6f}</td><td>{}</td></tr>\n", kernel_class_name(kind),
+        k.predicted ? fmt::format("{:.6f}", k.totals.predicted_s[c]) : "-", k.totals.measured_s[c],
+        k.predicted ? percent_text(relative_error(k.totals.predicted_s[c], k.totals.measured_s[c]))
+                    : "-");
+  }
+  return out + "</table>\n";
+}
+
+}  // namespace
+
+std::string compare_report_html(const CompareReport& report, const Trace& predicted,
+                                const Trace& measured) {
+  std::string out =
+      page_head() +
+      fmt::format(
+          "<h1>Predicted vs measured step</h1>\n"
+          "<p>Step time: predicted {:.6f} s ({}), measured {:.6f} s ({}), error <b>{}</b>. "
+          "Peak memory error (worst stage): <b>{}</b>. {} ops matched, {} only predicted, {} only "
+          "measured, "
+          "{} with disagreeing op ids.</p>\n",
+          report.step.predicted_s, report.step.predicted_from, report.step.measured_s,
+          report.step.measured_from, percent_text(report.step.rel_error),
+          percent_text(report.peak_memory_rel_error), report.matched_ops,
+          report.only_predicted.total, report.only_measured.total, report.op_id_mismatches);
+  out += timelines_and_tables(report, predicted, measured);
+  return out + "</body>\n</html>\n";
+}
+
+std::string profile_compare_html(const ProfileCompareReport& report) {
+  const ProfileLayout& l = report.layout;
+  std::string out =
+      page_head() +
+      fmt::format(
+          "<h1>Predicted step vs PyTorch profiles</h1>\n"
+          "<p>Layout tp {} × cp {} × dp {} × pp {}. Step time: predicted {:.6f} s ({}), measured "
+          "{:.6f} s ({}), error <b>{}</b>.</p>\n",
+          l.tp, l.cp, l.dp, l.pp, report.step.predicted_s, report.step.predicted_from,
+          report.step.measured_s, html_escape(report.step.measured_from),
+          percent_text(report.step.rel_error));
+  out += profile_tables_html(report);
+  const MarkedOpsComparison& ops = report.ops;
+  if (ops.report) {
+    out += fmt::format(
+        "<h2>Ops from the chunkflow marks</h2>\n<p>{} ops matched, {} only predicted, {} only "
+        "marked. The measured timeline is the marks of one step of one rank per stage, each rank "
+        "on its own clock.</p>\n",
+        ops.report->matched_ops, ops.report->only_predicted.total, ops.report->only_measured.total);
+    out += timelines_and_tables(*ops.report, ops.predicted, ops.measured);
+  } else {
+    out += fmt::format("<h2>Ops</h2>\n<p>Not compared: {}</p>\n", html_escape(ops.reason));
+  }
   return out + "</body>\n</html>\n";
 }
 

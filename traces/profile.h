@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -44,6 +45,14 @@ struct ProfileStep {
   int64_t gpu_idle_ns() const { return duration_ns - gpu_busy_ns; }
   std::vector<ProfileStreamBusy> devices;  // per device (stream = -1), by device
   std::vector<ProfileStreamBusy> streams;  // per (device, stream), in that order
+  // The measure of the union of the main CPU thread's op intervals in the step: the busy time
+  // of a CPU-only profile. The main thread is the one whose ops cover the most time over the
+  // profile; chunkflow marks ("chunkflow:..." ranges, CPU ops in a legacy list) do not count.
+  int64_t cpu_busy_ns = 0;
+  // Time by class in the step: the durations of the device activities that start in it when
+  // the profile has any, else the CPU self time of the ops (of every thread, chunkflow marks
+  // left out) that end in it.
+  std::array<int64_t, kKernelClassCount> by_class_ns{};
   bool operator==(const ProfileStep&) const = default;
 };
 
@@ -109,6 +118,10 @@ struct ProfileWork {
 };
 inline constexpr int kMaxProfileWorkSamples = 1 << 16;
 
+// The prefix of the record_function ranges a training script names after the plan's ops
+// (docs/PROFILES.md, "Marks"; traces/profile_marks.h reads them).
+inline constexpr std::string_view kMarkPrefix = "chunkflow:";
+
 struct RankProfile {
   std::string path;
   ProfileFormat format = ProfileFormat::kKineto;
@@ -135,6 +148,13 @@ struct RankProfile {
   int64_t cpu_op_ns = 0, cpu_op_count = 0;
   std::array<int64_t, kKernelClassCount> cpu_by_class_ns{};
   std::vector<ProfileNameTotal> top_cpu_ops;  // by self time, at most 10
+
+  // The first start and the last end of any kernel, memcpy, memset or CPU op (0, 0 when
+  // there is none): the span `compare` takes for a step when a profile marks none.
+  int64_t activity_start_ns = 0, activity_end_ns = 0;
+  // Busy time over the whole profile, as ProfileStep's gpu_busy_ns and cpu_busy_ns are in a
+  // step: the union of all device activities, and of the main CPU thread's ops.
+  int64_t gpu_busy_ns = 0, cpu_busy_ns = 0;
 
   std::vector<ProfileCollective> collectives;  // by name, dtype, group size
   std::vector<ProfileDevice> devices;          // by id

@@ -1,6 +1,7 @@
 // From the kept events of one profile to its RankProfile (profile_events.h): device time by
-// class, busy time per step as the measure of a union of intervals, CPU self time by a stack
-// walk per thread, the largest kernels and ops. All times are integer ns; sums saturate at
+// class, busy time per step as the measure of a union of intervals (the devices', and the main
+// CPU thread's), time by class per step, CPU self time by a stack walk per thread, the largest
+// kernels and ops. All times are integer ns; sums saturate at
 // 2^62 ns (146 years), which only a hostile file reaches.
 #include <algorithm>
 #include <limits>
@@ -162,12 +163,19 @@ void summarize_steps(ProfileEvents* events, RankProfile* r) {
   }
   const std::size_t first_track = 1 + device_group.size();
   UnionSweep sweep(std::move(queries), groups);
+  int64_t open_start = 0, open_end = std::numeric_limits<int64_t>::min();  // the whole profile's
   for (const ProfileInterval& a : device) {
+    if (a.start_ns > open_end) {
+      if (open_end > open_start) add_capped(&r->gpu_busy_ns, open_end - open_start);
+      open_start = a.start_ns;
+    }
+    open_end = std::max(open_end, a.end_ns);
     sweep.add(0, a.start_ns, a.end_ns);
     if (!detail) continue;
     sweep.add(device_group[tracks[a.track].first], a.start_ns, a.end_ns);
     sweep.add(first_track + static_cast<std::size_t>(a.track), a.start_ns, a.end_ns);
   }
+  if (open_end > open_start) add_capped(&r->gpu_busy_ns, open_end - open_start);
   sweep.finish();
 
   std::vector<std::size_t> track_order(tracks.size());  // streams listed by (device, stream)
@@ -184,6 +192,102 @@ void summarize_steps(ProfileEvents* events, RankProfile* r) {
     for (std::size_t t : track_order) {
       step.streams.push_back(
           {tracks[t].first, tracks[t].second, sweep.within(first_track + t, start, end)});
+    }
+  }
+}
+
+bool is_mark(const ProfileName& name) { return name.text.starts_with(kMarkPrefix); }
+
+// The step whose range [start, start + duration] holds `t` (the last to start at or before it,
+// steps sorted by start); nullptr when none does. `closed`: the range includes its end.
+ProfileStep* step_at(std::vector<ProfileStep>& steps, int64_t t, bool closed) {
+  auto it = std::upper_bound(steps.begin(), steps.end(), t,
+                             [](int64_t v, const ProfileStep& s) { return v < s.start_ns; });
+  if (it == steps.begin()) return nullptr;
+  ProfileStep& step = *(it - 1);
+  const int64_t end = step.start_ns + step.duration_ns;
+  return t < end || (closed && t == end) ? &step : nullptr;
+}
+
+// Device time by class per step, each activity in the step it starts in.
+void summarize_device_classes(const ProfileEvents& events, RankProfile* r) {
+  const std::vector<ProfileName>& names = events.device_names.names();
+  for (const ProfileInterval& a : events.device) {
+    if (ProfileStep* step = step_at(r->steps, a.start_ns, false)) {
+      add_capped(&step->by_class_ns[static_cast<int>(names[a.name].classification.kind)],
+                 a.end_ns - a.start_ns);
+    }
+  }
+}
+
+// The main CPU thread (the one whose ops, marks aside, cover the most time) and its busy time
+// in each step: the measure of the union of its op intervals there. Sorts the kept CPU ops by
+// thread, start, and longest first, as summarize_cpu wants them.
+void summarize_cpu_busy(ProfileEvents* events, RankProfile* r) {
+  std::vector<ProfileInterval>& ops = events->cpu;
+  std::sort(ops.begin(), ops.end(), [](const ProfileInterval& a, const ProfileInterval& b) {
+    if (a.track != b.track) return a.track < b.track;
+    if (a.start_ns != b.start_ns) return a.start_ns < b.start_ns;
+    return a.end_ns > b.end_ns;
+  });
+  const std::vector<ProfileName>& names = events->cpu_names.names();
+  int32_t main_track = -1;
+  int64_t main_ns = -1;
+  for (std::size_t i = 0; i < ops.size();) {  // one thread at a time
+    const int32_t track = ops[i].track;
+    int64_t covered = 0, open_start = 0, open_end = std::numeric_limits<int64_t>::min();
+    for (; i < ops.size() && ops[i].track == track; ++i) {
+      if (is_mark(names[ops[i].name])) continue;
+      if (ops[i].start_ns > open_end) {
+        if (open_end > open_start) add_capped(&covered, open_end - open_start);
+        open_start = ops[i].start_ns;
+      }
+      open_end = std::max(open_end, ops[i].end_ns);
+    }
+    if (open_end > open_start) add_capped(&covered, open_end - open_start);
+    if (covered > main_ns) main_track = track, main_ns = covered;
+  }
+  if (main_track < 0) return;
+  r->cpu_busy_ns = main_ns;
+  if (r->steps.empty()) return;
+  std::vector<int64_t> queries;
+  for (const ProfileStep& step : r->steps) {
+    queries.push_back(step.start_ns);
+    queries.push_back(step.start_ns + step.duration_ns);
+  }
+  std::sort(queries.begin(), queries.end());
+  queries.erase(std::unique(queries.begin(), queries.end()), queries.end());
+  UnionSweep sweep(std::move(queries), 1);
+  for (const ProfileInterval& op : ops) {
+    if (op.track == main_track && !is_mark(names[op.name])) sweep.add(0, op.start_ns, op.end_ns);
+  }
+  sweep.finish();
+  for (ProfileStep& step : r->steps) {
+    step.cpu_busy_ns = sweep.within(0, step.start_ns, step.start_ns + step.duration_ns);
+  }
+}
+
+// CPU self time by class per step (profiles without device work), each op in the step it
+// ends in. After summarize_cpu: an op's start_ns holds its self time.
+void summarize_cpu_classes(const ProfileEvents& events, RankProfile* r) {
+  const std::vector<ProfileName>& names = events.cpu_names.names();
+  for (const ProfileInterval& op : events.cpu) {
+    if (is_mark(names[op.name])) continue;
+    if (ProfileStep* step = step_at(r->steps, op.end_ns, true)) {
+      add_capped(&step->by_class_ns[static_cast<int>(names[op.name].classification.kind)],
+                 std::max<int64_t>(0, op.start_ns));
+    }
+  }
+}
+
+// The first start and the last end of every kept event.
+void summarize_span(const ProfileEvents& events, RankProfile* r) {
+  bool any = false;
+  for (const std::vector<ProfileInterval>* list : {&events.device, &events.cpu}) {
+    for (const ProfileInterval& a : *list) {
+      r->activity_start_ns = any ? std::min(r->activity_start_ns, a.start_ns) : a.start_ns;
+      r->activity_end_ns = any ? std::max(r->activity_end_ns, a.end_ns) : a.end_ns;
+      any = true;
     }
   }
 }
@@ -270,9 +374,16 @@ RankProfile summarize_profile(ProfileEvents events, int file_index) {
     if (a.start_ns != b.start_ns) return a.start_ns < b.start_ns;
     return a.name < b.name;
   });
+  summarize_span(events, &r);
   summarize_device(events, &r);
   summarize_steps(&events, &r);
+  summarize_cpu_busy(&events, &r);
   summarize_cpu(&events, &r);
+  if (r.has_device_activity()) {
+    summarize_device_classes(events, &r);
+  } else {
+    summarize_cpu_classes(events, &r);
+  }
 
   const auto& collectives =
       events.op_collectives.empty() ? events.kernel_collectives : events.op_collectives;

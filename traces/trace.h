@@ -4,6 +4,7 @@
 // Not the comparison itself (traces/compare.h).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -12,12 +13,18 @@
 
 #include "core/status.h"
 #include "traces/kinds.h"
+#include "traces/profile_classes.h"
 
 namespace cf {
 
 // Times a Chrome trace holds: microseconds as doubles, exact to the nanosecond below 2^50 ns
 // (13 days); a trace of a longer step is refused before it is recorded.
 inline constexpr int64_t kMaxTraceTimeNs = int64_t{1} << 50;
+
+// Nanoseconds of an op by the class of the kernels it runs, indexed by KernelClass (gemm,
+// attention, collective, memcpy, elementwise, other): a cost model's split of a predicted
+// op, in the classes a PyTorch profile's kernels are sorted into (profile_classes.h).
+using ClassNs = std::array<int64_t, kKernelClassCount>;
 
 struct TraceOp {
   int dp_rank = 0;
@@ -36,6 +43,10 @@ struct TraceOp {
   int index = 0;        // position in the group
   int peer_stage = -1;  // send / recv: the stage at the other end
   int64_t bytes = 0;    // send / recv: the message's bytes
+  // Compute ops of a cost model that splits its times (the analytical one): the duration by
+  // kernel class, summing to duration_ns(). Empty otherwise (unit and calibrated models,
+  // measured traces, traces written before the split existed).
+  std::optional<ClassNs> class_ns;
   int64_t duration_ns() const { return end_ns - start_ns; }
   bool operator==(const TraceOp&) const = default;
 };
@@ -62,11 +73,12 @@ struct Trace {
 };
 
 // Chrome Trace Event JSON: pid = DP rank, tid = stage, "X" events for ops (name "F3", "B3",
-// "send 3", ...; args carry op_id, chunk, pass, kind, tokens, group, index, model_chunk),
-// "C" counter events for memory, metadata events naming the tracks, and a top-level
-// "chunkflow" object with source, metrics and peak memory. Sends go on a track of their own
-// per stage (tid kSendTrack + stage): a predicted transfer overlaps the stage's next ops.
-// Times in µs with ns precision.
+// "send 3", ...; args carry op_id, chunk, pass, kind, tokens, group, index, model_chunk, and
+// gemm_ns, attention_ns, collective_ns, memcpy_ns, elementwise_ns, other_ns when the op has a
+// class split: optional on reading, all six or none), "C" counter events for memory, metadata
+// events naming the tracks, and a top-level "chunkflow" object with source, metrics and peak
+// memory. Sends go on a track of their own per stage (tid kSendTrack + stage): a predicted transfer
+// overlaps the stage's next ops. Times in µs with ns precision.
 inline constexpr int kSendTrack = 1000;
 std::string trace_to_chrome_json(const Trace& trace);
 StatusOr<Trace> trace_from_chrome_json(const std::string& text, const std::string& origin);

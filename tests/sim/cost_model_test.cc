@@ -322,8 +322,65 @@ TEST(AnalyticalCost, OpTimesAreOpTimeForEachQuery) {
       EXPECT_EQ(out[i].total_ns, one.total_ns) << "trial " << trial << " query " << i;
       EXPECT_EQ(out[i].recompute_ns, one.recompute_ns);
       EXPECT_EQ(out[i].comm_ns, one.comm_ns);
+      EXPECT_EQ(out[i].class_ns, one.class_ns);
+      // The class split is whole: every op's, embedding and LM head included, sums to it.
+      ASSERT_TRUE(one.class_ns.has_value());
+      int64_t sum = 0;
+      for (int64_t ns : *one.class_ns) {
+        EXPECT_GE(ns, 0);
+        sum += ns;
+      }
+      EXPECT_EQ(sum, one.total_ns) << "trial " << trial << " query " << i;
+      EXPECT_GT((*one.class_ns)[static_cast<int>(KernelClass::kGemm)], 0);
+      EXPECT_EQ((*one.class_ns)[static_cast<int>(KernelClass::kMemcpy)], 0);
     }
   }
+}
+
+int64_t class_ns(const OpTime& t, KernelClass kind) {
+  return (*t.class_ns)[static_cast<int>(kind)];
+}
+
+// The class split of an op: each part of the layer's seconds in its class (backward: 2·GEMM,
+// 2.5·attention, 2·elementwise; selective recompute adds attention's forward), the TP
+// collectives as collective, and what is left of the total — launch overheads, or the host's
+// time when it sets the op's — as other. The unit model has none.
+TEST(AnalyticalCost, ClassSplitOfAnOp) {
+  const ModelConfig model = tiny();
+  const AttentionSpan span{333, 0};
+  const AnalyticalCostModel selective(model, exact_gpu(), 8,
+                                      parallel(1, 1, 1, Recompute::kSelective));
+  const auto layer = selective.layer_forward_seconds(333, {&span, 1});
+  const OpTime f = selective.op_time(op(Pass::kForward, &span, 3));
+  // Within 1 ns: the parts are rounded one by one (and the largest may give back a rounding).
+  EXPECT_NEAR(class_ns(f, KernelClass::kGemm), 3e9 * layer.gemm, 1);
+  EXPECT_NEAR(class_ns(f, KernelClass::kAttention), 3e9 * layer.attention, 1);
+  EXPECT_NEAR(class_ns(f, KernelClass::kElementwise), 3e9 * layer.elementwise, 1);
+  EXPECT_EQ(class_ns(f, KernelClass::kCollective), 0);
+  EXPECT_LE(class_ns(f, KernelClass::kOther), 2);  // rounding only: no launch cost here
+  const OpTime b = selective.op_time(op(Pass::kBackward, &span, 3));
+  EXPECT_NEAR(class_ns(b, KernelClass::kGemm), 3e9 * 2 * layer.gemm, 1);
+  EXPECT_NEAR(class_ns(b, KernelClass::kAttention), 3e9 * 3.5 * layer.attention, 1);
+
+  const AnalyticalCostModel tp2(model, exact_gpu(), 8, parallel(2, 1, 1));
+  const OpTime f2 = tp2.op_time(op(Pass::kForward, &span, 3));
+  EXPECT_GT(f2.comm_ns, 0);
+  EXPECT_EQ(class_ns(f2, KernelClass::kCollective), f2.comm_ns);
+
+  GpuSpec host = exact_gpu();
+  host.microbatch_s = 5e-3;  // the host sets the op's time: the rest of it is "other"
+  const AnalyticalCostModel slow_host(model, host, 8, parallel(1, 1, 1));
+  const OpTime fh = slow_host.op_time(op(Pass::kForward, &span, 3));
+  EXPECT_EQ(fh.total_ns, 5'000'000);
+  EXPECT_EQ(class_ns(fh, KernelClass::kGemm), class_ns(f, KernelClass::kGemm));
+  int64_t work = 0;
+  for (KernelClass kind : {KernelClass::kGemm, KernelClass::kAttention, KernelClass::kElementwise,
+                           KernelClass::kCollective}) {
+    work += class_ns(fh, kind);
+  }
+  EXPECT_EQ(class_ns(fh, KernelClass::kOther), fh.total_ns - work);
+
+  EXPECT_FALSE(UnitCostModel().op_time(op(Pass::kForward, &span, 3)).class_ns.has_value());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -52,6 +53,13 @@ Trace random_trace(uint64_t seed, int ops, int samples) {
     op.tokens = pick(0, 1 << 20);
     op.group = static_cast<int>(pick(-1, 17));
     op.index = static_cast<int>(pick(0, 16));
+    if (op.kind == OpKind::kCompute && pick(0, 1) == 1) {  // a cost model's class split
+      ClassNs split{};
+      int64_t left = op.duration_ns();
+      for (int c = 0; c + 1 < kKernelClassCount; ++c) left -= split[c] = pick(0, left);
+      split[kKernelClassCount - 1] = left;
+      op.class_ns = split;
+    }
     trace.ops.push_back(op);
   }
   for (int i = 0; i < samples; ++i) {
@@ -152,6 +160,55 @@ TEST(ChromeTrace, NonFiniteMetricIsWrittenAsNull) {
 }
 
 // Malformed files: the message names the origin, the event index and the key.
+// A compute op's class split travels as six args, all or none; they must sum to the op's
+// duration. A trace written before the split existed (none of them) still reads.
+TEST(ChromeTrace, ClassSplitIsOptionalAndChecked) {
+  Trace trace;
+  trace.source = "predicted";
+  TraceOp op;
+  op.pass = Pass::kBackward;
+  op.chunk = 3;
+  op.start_ns = 1001;
+  op.end_ns = 1001 + 987;
+  op.class_ns = ClassNs{500, 300, 17, 0, 81, 89};  // gemm, attention, collective, memcpy, ...
+  trace.ops.push_back(op);
+  const json good = json::parse(trace_to_chrome_json(trace));
+  const json& args = good["traceEvents"][2]["args"];  // after the process and thread names
+  EXPECT_EQ(args["gemm_ns"], 500);
+  EXPECT_EQ(args["elementwise_ns"], 81);
+  EXPECT_EQ(args["other_ns"], 89);
+  StatusOr<Trace> back = trace_from_chrome_json(good.dump(), "t.json");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, trace);
+
+  json old = good;
+  for (const char* key :
+       {"gemm_ns", "attention_ns", "collective_ns", "memcpy_ns", "elementwise_ns", "other_ns"}) {
+    old["traceEvents"][2]["args"].erase(key);
+  }
+  back = trace_from_chrome_json(old.dump(), "t.json");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_FALSE(back->ops[0].class_ns.has_value());
+
+  const std::vector<std::pair<std::function<void(json&)>, std::string>> cases = {
+      {[](json& j) { j["traceEvents"][2]["args"]["gemm_ns"] = 501; },
+       "traceEvents[2].args.gemm_ns: the class times sum to 988 ns, not to the op's 987 ns"},
+      {[](json& j) { j["traceEvents"][2]["args"].erase("memcpy_ns"); },
+       "traceEvents[2].args.memcpy_ns: required key is missing"},
+      {[](json& j) { j["traceEvents"][2]["args"]["other_ns"] = -1; },
+       "traceEvents[2].args.other_ns: -1 is not a time"},
+      {[](json& j) { j["traceEvents"][2]["args"].erase("gemm_ns"); },
+       "traceEvents[2].args.attention_ns: unknown key"},
+  };
+  for (const auto& [edit, fragment] : cases) {
+    json bad = good;
+    edit(bad);
+    back = trace_from_chrome_json(bad.dump(), "t.json");
+    ASSERT_FALSE(back.ok()) << fragment;
+    EXPECT_NE(back.status().message().find(fragment), std::string::npos) << back.status().message();
+  }
+}
+
 TEST(ChromeTrace, MalformedEventsNameTheirIndex) {
   const Trace trace = random_trace(3, 10, 4);
   const json good = json::parse(trace_to_chrome_json(trace));
