@@ -46,7 +46,7 @@ struct ProfileLayout {
   int world() const { return tp * cp * dp * pp; }
 };
 struct LayoutFlags {
-  std::optional<int> tp, cp;
+  std::optional<int> tp = std::nullopt, cp = std::nullopt;
 };
 
 struct RankPlace {

@@ -46,7 +46,7 @@ struct TraceOp {
   // Compute ops of a cost model that splits its times (the analytical one): the duration by
   // kernel class, summing to duration_ns(). Empty otherwise (unit and calibrated models,
   // measured traces, traces written before the split existed).
-  std::optional<ClassNs> class_ns;
+  std::optional<ClassNs> class_ns = std::nullopt;
   int64_t duration_ns() const { return end_ns - start_ns; }
   bool operator==(const TraceOp&) const = default;
 };
