@@ -380,7 +380,7 @@ StatusOr<std::vector<ProfiledRank>> read_profiled_ranks(const std::vector<std::s
   CF_ASSIGN_OR_RETURN(std::vector<RankProfile> profiles, read_profiles(paths, progress));
   std::vector<ProfiledRank> out;
   for (RankProfile& profile : profiles) {
-    CF_ASSIGN_OR_RETURN(ProfileMarks marks, read_profile_marks(profile.path));
+    ProfileMarks marks = std::move(profile.marks);
     out.push_back({std::move(profile), std::move(marks)});
   }
   return out;

@@ -25,7 +25,7 @@ struct ProfiledRank {
   RankProfile profile;
   ProfileMarks marks;
 };
-// read_profiles, then the marks of each file. Sorted by rank.
+// read_profiles, each profile with its marks beside it. Sorted by rank.
 StatusOr<std::vector<ProfiledRank>> read_profiled_ranks(const std::vector<std::string>& paths,
                                                         const ProfileProgress& progress = nullptr);
 

@@ -17,6 +17,7 @@
 
 #include "core/status.h"
 #include "traces/profile_classes.h"
+#include "traces/profile_marks.h"
 
 namespace cf {
 
@@ -118,10 +119,6 @@ struct ProfileWork {
 };
 inline constexpr int kMaxProfileWorkSamples = 1 << 16;
 
-// The prefix of the record_function ranges a training script names after the plan's ops
-// (docs/PROFILES.md, "Marks"; traces/profile_marks.h reads them).
-inline constexpr std::string_view kMarkPrefix = "chunkflow:";
-
 struct RankProfile {
   std::string path;
   ProfileFormat format = ProfileFormat::kKineto;
@@ -159,6 +156,7 @@ struct RankProfile {
   std::vector<ProfileCollective> collectives;  // by name, dtype, group size
   std::vector<ProfileDevice> devices;          // by id
   ProfileWork work;                            // ops with input shapes (record_shapes)
+  ProfileMarks marks;                          // chunkflow's record_function ranges
 
   int64_t events = 0;  // elements of traceEvents (or of the list)
   int64_t flows = 0;   // s / f / t flow events (ac2g, fwdbwd, cpu_to_cuda)

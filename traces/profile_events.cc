@@ -138,6 +138,14 @@ bool ProfileHandler::finish_complete_event() {
     skip("ph X, cat " + event_.cat.substr(0, 48));
     return true;
   }
+  // chunkflow's marks: user_annotation ranges (cpu_op accepted too), their
+  // gpu_user_annotation copies, a legacy list's X events (no category: also CPU ops).
+  const bool device_mark = event_.has_cat && event_.cat == "gpu_user_annotation";
+  if (event_.has_name && event_.name.starts_with(kMarkPrefix) &&
+      (device_mark || category == Category::kAnnotation || category == Category::kCpuOp)) {
+    if (!add_mark(device_mark)) return false;
+    if (category != Category::kCpuOp) return true;
+  }
   if (category == Category::kIgnored) return true;
   if (!event_.has_name) return fail("name", "required key is missing (an X event)");
   if (!event_.ts_ns) return fail("ts", "required key is missing (an X event)");
@@ -387,6 +395,31 @@ void ProfileHandler::add_cpu_work(int64_t interval) {
   } else {
     ++out_->work_ops_dropped;
   }
+}
+
+bool ProfileHandler::add_mark(bool device) {
+  const ParsedMark parsed = parse_mark(event_.name);
+  if (parsed.result == ParsedMark::Result::kMalformed) {
+    return fail("", fmt::format("malformed chunkflow mark {}: {} (docs/PROFILES.md, \"Marks\")",
+                                mark_text(event_.name), parsed.why));
+  }
+  ProfileMarks& marks = out_->marks;
+  if (parsed.result == ParsedMark::Result::kUnknown) {
+    std::string name = event_.name.substr(0, 80);
+    if (!marks.unknown.contains(name) && marks.unknown.size() >= 64) name = "(more names)";
+    ++marks.unknown[name];
+    return true;
+  }
+  if (!event_.ts_ns || !event_.dur_ns) {
+    return fail("", fmt::format("the mark {} has no ts and dur", mark_text(event_.name)));
+  }
+  if (static_cast<int64_t>(marks.cpu.size() + marks.device.size()) >=
+      limits::kMaxProfileKeptEvents) {
+    return fail("", fmt::format("more than {} chunkflow marks", limits::kMaxProfileKeptEvents));
+  }
+  (device ? marks.device : marks.cpu)
+      .push_back({parsed.op, *event_.ts_ns, *event_.ts_ns + *event_.dur_ns, event_index_});
+  return true;
 }
 
 // nccl-tests' S of the event's collective: the gathered array of an all-gather (its output),

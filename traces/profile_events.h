@@ -114,6 +114,7 @@ struct ProfileEvents {
   std::vector<ProfileOpWork> cpu_work;
   std::vector<std::pair<int64_t, int32_t>> kernel_external;
   std::vector<ProfileCollectiveCall> kernel_collective_calls;  // as many, at most
+  ProfileMarks marks;  // in file order; sorted by the summary
   int64_t cpu_ops_with_dims = 0;
   int64_t work_ops_dropped = 0;
 };

@@ -41,7 +41,7 @@ enum class Frame : uint8_t {
 // clang-format off
 enum class Key : uint8_t {
   kOther,
-  kTraceEvents, kDistributedInfo, kDeviceProperties,                                // top
+  kTraceEvents, kDistributedInfo, kDeviceProperties, kChunkflow,                    // top
   kName, kPh, kCat, kTs, kDur, kPid, kTid, kArgs,                                   // event
   kDevice, kStream, kTotalAllocated, kDeviceId,                                     // args
   kCollectiveName, kInNelems, kOutNelems, kDtype, kGroupSize,                       // args
@@ -182,6 +182,9 @@ class ProfileHandler {
   // for the calibration (ProfileEvents::cpu_work); kernels' External ids (kernel_external).
   void add_cpu_work(int64_t interval);
   double collective_bytes(CollectiveKind kind) const;
+  // A "chunkflow:..." range (profile_marks.h): kept, counted when it names no op, an error when
+  // malformed. `device`: a gpu_user_annotation copy.
+  bool add_mark(bool device);
   bool shape_scalar(const Scalar& v);
   void skip(const std::string& kind);
   bool check_kept();

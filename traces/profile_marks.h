@@ -1,7 +1,7 @@
 // The chunkflow marks of a PyTorch profile: the torch.profiler.record_function ranges a
 // training script names after the plan's ops ("chunkflow:F:chunk=12", docs/PROFILES.md,
-// "Marks"), parsed, with their times. Read in a pass of their own over the file, after
-// read_profile has checked it; not the rest of the profile (profile.h) nor the comparison
+// "Marks"), parsed, with their times. The reader keeps them (RankProfile::marks, from
+// profile_events.cc); not the rest of the profile (profile.h) nor the comparison
 // (compare_profile.h).
 #pragma once
 
@@ -16,6 +16,10 @@
 #include "traces/kinds.h"
 
 namespace cf {
+
+// The prefix of the record_function ranges a training script names after the plan's ops
+// (docs/PROFILES.md, "Marks"; traces/profile_marks.h reads them).
+inline constexpr std::string_view kMarkPrefix = "chunkflow:";
 
 // The plan op a mark names: what joins it to a predicted op (OpKey, less the place, which
 // the file's rank gives). Send and recv marks carry no pass; compare takes it from the
@@ -50,6 +54,9 @@ struct ProfileMark {
   bool operator==(const ProfileMark&) const = default;
 };
 
+// Read with the rest of a profile (read_profile): a malformed mark is InvalidInput
+// "PATH: traceEvents[I]: malformed chunkflow mark \"NAME\": WHY" (a list: "event [I]"); more
+// than limits::kMaxProfileKeptEvents marks are refused.
 struct ProfileMarks {
   // The CPU-side ranges: Kineto's user_annotation events (cpu_op also read), or a legacy
   // list's X events; by start, then event index.
@@ -61,10 +68,7 @@ struct ProfileMarks {
   bool operator==(const ProfileMarks&) const = default;
 };
 
-// The marks of one profile file (plain or gzip, Kineto or legacy list). InvalidInput
-// "PATH: traceEvents[I]: malformed chunkflow mark \"NAME\": WHY" (a list: "event [I]"), and the
-// reader's kinds of error for a file that is not a profile; more than
-// limits::kMaxProfileKeptEvents marks are refused.
-StatusOr<ProfileMarks> read_profile_marks(const std::string& path);
+// A name for messages: quoted, cut to 80 bytes, bytes that are not UTF-8 replaced.
+std::string mark_text(const std::string& name);
 
 }  // namespace cf

@@ -26,7 +26,8 @@ struct KeyName {
 };
 constexpr KeyName kTopKeys[] = {{"traceEvents", Key::kTraceEvents},
                                 {"distributedInfo", Key::kDistributedInfo},
-                                {"deviceProperties", Key::kDeviceProperties}};
+                                {"deviceProperties", Key::kDeviceProperties},
+                                {"chunkflow", Key::kChunkflow}};
 constexpr KeyName kEventKeys[] = {{"name", Key::kName}, {"ph", Key::kPh},    {"cat", Key::kCat},
                                   {"ts", Key::kTs},     {"dur", Key::kDur},  {"pid", Key::kPid},
                                   {"tid", Key::kTid},   {"args", Key::kArgs}};
@@ -211,6 +212,11 @@ bool ProfileHandler::key(std::string& text) {
   switch (frames_.back()) {
     case Frame::kTop:
       key_ = find_key(text, kTopKeys);
+      if (key_ == Key::kChunkflow) {
+        return fail("",
+                    "a \"chunkflow\" header: chunkflow's own trace format, not a PyTorch "
+                    "profile (`chunkflow compare` reads it as a measured trace)");
+      }
       break;
     case Frame::kEvent:
       key_ = find_key(text, kEventKeys);

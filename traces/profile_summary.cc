@@ -369,6 +369,12 @@ RankProfile summarize_profile(ProfileEvents events, int file_index) {
   r.world_size = static_cast<int>(events.world_size.value_or(0));
   r.backend = events.backend;
   summarize_work(events, &r);  // before the intervals are sorted
+  r.marks = std::move(events.marks);
+  for (std::vector<ProfileMark>* list : {&r.marks.cpu, &r.marks.device}) {
+    std::sort(list->begin(), list->end(), [](const ProfileMark& a, const ProfileMark& b) {
+      return std::tie(a.start_ns, a.event_index) < std::tie(b.start_ns, b.event_index);
+    });
+  }
   r.steps = std::move(events.steps);
   std::sort(r.steps.begin(), r.steps.end(), [](const ProfileStep& a, const ProfileStep& b) {
     if (a.start_ns != b.start_ns) return a.start_ns < b.start_ns;
