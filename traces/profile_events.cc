@@ -413,9 +413,8 @@ bool ProfileHandler::add_mark(bool device) {
   if (!event_.ts_ns || !event_.dur_ns) {
     return fail("", fmt::format("the mark {} has no ts and dur", mark_text(event_.name)));
   }
-  if (static_cast<int64_t>(marks.cpu.size() + marks.device.size()) >=
-      limits::kMaxProfileKeptEvents) {
-    return fail("", fmt::format("more than {} chunkflow marks", limits::kMaxProfileKeptEvents));
+  if (static_cast<int64_t>(marks.cpu.size() + marks.device.size()) >= kMaxProfileMarks) {
+    return fail("", fmt::format("more than {} chunkflow marks", kMaxProfileMarks));
   }
   (device ? marks.device : marks.cpu)
       .push_back({parsed.op, *event_.ts_ns, *event_.ts_ns + *event_.dur_ns, event_index_});

@@ -56,7 +56,9 @@ struct ProfileMark {
 
 // Read with the rest of a profile (read_profile): a malformed mark is InvalidInput
 // "PATH: traceEvents[I]: malformed chunkflow mark \"NAME\": WHY" (a list: "event [I]"); more
-// than limits::kMaxProfileKeptEvents marks are refused.
+// than kMaxProfileMarks marks are refused (48 bytes each: 48 MiB; a step of a 1F1B plan marks
+// thousands of ops, a profile holds tens of steps).
+inline constexpr int64_t kMaxProfileMarks = int64_t{1} << 20;
 struct ProfileMarks {
   // The CPU-side ranges: Kineto's user_annotation events (cpu_op also read), or a legacy
   // list's X events; by start, then event index.
