@@ -135,18 +135,24 @@ void summarize_device(const ProfileEvents& events, RankProfile* r) {
 
 // Busy time per step: all devices together, and per device and per (device, stream). Sorts
 // the kept device intervals by start, in place.
-void summarize_steps(ProfileEvents* events, RankProfile* r) {
-  std::vector<ProfileInterval>& device = events->device;
-  std::sort(device.begin(), device.end(), [](const ProfileInterval& a, const ProfileInterval& b) {
-    return a.start_ns < b.start_ns;
-  });
+// Every step's start and end, sorted and distinct: where the busy sweeps are read.
+std::vector<int64_t> step_boundaries(const std::vector<ProfileStep>& steps) {
   std::vector<int64_t> queries;
-  for (const ProfileStep& step : r->steps) {
+  for (const ProfileStep& step : steps) {
     queries.push_back(step.start_ns);
     queries.push_back(step.start_ns + step.duration_ns);
   }
   std::sort(queries.begin(), queries.end());
   queries.erase(std::unique(queries.begin(), queries.end()), queries.end());
+  return queries;
+}
+
+void summarize_steps(ProfileEvents* events, RankProfile* r) {
+  std::vector<ProfileInterval>& device = events->device;
+  std::sort(device.begin(), device.end(), [](const ProfileInterval& a, const ProfileInterval& b) {
+    return a.start_ns < b.start_ns;
+  });
+  std::vector<int64_t> queries = step_boundaries(r->steps);
 
   // Groups: 0 all devices, then each device (by id), then each (device, stream) pair.
   const std::vector<std::pair<int64_t, int64_t>>& tracks = events->device_tracks;
@@ -250,13 +256,7 @@ void summarize_cpu_busy(ProfileEvents* events, RankProfile* r) {
   if (main_track < 0) return;
   r->cpu_busy_ns = main_ns;
   if (r->steps.empty()) return;
-  std::vector<int64_t> queries;
-  for (const ProfileStep& step : r->steps) {
-    queries.push_back(step.start_ns);
-    queries.push_back(step.start_ns + step.duration_ns);
-  }
-  std::sort(queries.begin(), queries.end());
-  queries.erase(std::unique(queries.begin(), queries.end()), queries.end());
+  std::vector<int64_t> queries = step_boundaries(r->steps);
   UnionSweep sweep(std::move(queries), 1);
   for (const ProfileInterval& op : ops) {
     if (op.track == main_track && !is_mark(names[op.name])) sweep.add(0, op.start_ns, op.end_ns);
