@@ -226,8 +226,9 @@ AnalyticalCostModel::LayerSeconds AnalyticalCostModel::layer_forward_seconds(
     s.attention = 4 * q_local_ * pairs / (gpu_.peak_bf16_flops * gpu_.attention_efficiency);
   } else {
     const double bmm_flops = 2 * q_local_ * pairs;
-    s.attention = 2 * bmm_flops / (gpu_.peak_bf16_flops * gpu_.gemm_efficiency_at(bmm_flops)) +
-                  elementwise_s(13 * heads_local * pairs);
+    s.attention_matmul =
+        2 * bmm_flops / (gpu_.peak_bf16_flops * gpu_.gemm_efficiency_at(bmm_flops));
+    s.attention = s.attention_matmul + elementwise_s(13 * heads_local * pairs);
   }
   // [derived] Bytes moved by the elementwise kernels per token, bf16: two norms (read and
   // write h: 8h), two residual adds (read 2h, write h: 12h) — on t/tp tokens with SP, else
@@ -303,9 +304,11 @@ double AnalyticalCostModel::exposed_tp_comm(const LayerSeconds& layer, double ge
 // its work, and the host needs gpu.host_kernel_s to issue it plus gpu.microbatch_s per
 // micro-batch pass (Megatron's forward_step / backward_step); the GPU cannot run ahead of the
 // host, so the op takes the longer of the two.
-// The same seconds by class are OpTime::class_ns: GEMMs (the LM head's too), attention
-// (recomputed attention included), elementwise (norms, residuals, embedding, loss, CP merges),
-// collective (TP and CP, as far as exposed); launch overheads and the host's excess are other.
+// The same seconds by class are OpTime::class_ns: GEMMs (the LM head's too, and an unfused
+// attention's two batched matmuls, which a profile shows as GEMM kernels), attention
+// (recomputed attention included; unfused: its mask and softmax), elementwise (norms, residuals,
+// embedding, loss, CP merges), collective (TP and CP, as far as exposed); launch overheads and the
+// host's excess are other.
 OpTime AnalyticalCostModel::op_time(const OpQuery& query) const {
   return op_time(query, layer_forward_seconds(query.tokens, query.spans));
 }
@@ -334,21 +337,25 @@ OpTime AnalyticalCostModel::op_time(const OpQuery& query, const LayerSeconds& la
     compute_s = layers * (layer.gemm + layer.attention + layer.elementwise);
     comm_s = layers * (exposed_tp_comm(layer, 1) + layer.cp_comm_forward);
     split = {layers * layer.gemm, layers * layer.attention, layers * layer.elementwise, comm_s};
+    split.move_attention_matmul(layers * layer.attention_matmul);
   } else {
     compute_s = layers * (2 * layer.gemm + attention_backward * layer.attention +
                           2 * layer.elementwise + layer.cp_backward_extra);
     comm_s = layers * (exposed_tp_comm(layer, 2) + layer.cp_comm_backward);
     split = {layers * 2 * layer.gemm, layers * attention_backward * layer.attention,
              layers * (2 * layer.elementwise + layer.cp_backward_extra), comm_s};
+    split.move_attention_matmul(layers * attention_backward * layer.attention_matmul);
     if (parallel_.recompute == Recompute::kSelective) {
       recompute_s = layers * layer.attention;
       split.attention += recompute_s;
+      split.move_attention_matmul(layers * layer.attention_matmul);
       kernels += 1;
     } else if (parallel_.recompute == Recompute::kFull) {
       recompute_s = layers * (layer.gemm + layer.attention + layer.elementwise +
                               exposed_tp_comm(layer, 1) + layer.cp_comm_forward);
       split.gemm += layers * layer.gemm;
       split.attention += layers * layer.attention;
+      split.move_attention_matmul(layers * layer.attention_matmul);
       split.elementwise += layers * layer.elementwise;
       split.comm += layers * (exposed_tp_comm(layer, 1) + layer.cp_comm_forward);
       kernels += layer_kernels(model_, false);

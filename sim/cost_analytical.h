@@ -51,8 +51,11 @@ class AnalyticalCostModel final : public CostModel {
   // Forward seconds of one transformer layer's parts for a chunk on one GPU (exposed for
   // tests); with context parallelism the GPU's share (tokens / cp, attention pairs / cp).
   struct LayerSeconds {
-    double gemm = 0;         // QKV, output projection, MLP fc1 (gate+up) and fc2
-    double attention = 0;    // core attention (FlashAttention, or the unfused bmm path)
+    double gemm = 0;       // QKV, output projection, MLP fc1 (gate+up) and fc2
+    double attention = 0;  // core attention (FlashAttention, or the unfused bmm path)
+    // Of `attention`, the unfused path's two batched matmuls (0 with FlashAttention): GEMM
+    // kernels in a profile, so the class split counts them as gemm.
+    double attention_matmul = 0;
     double elementwise = 0;  // norms, residual adds, RoPE, the MLP activation, softmax
     double tp_comm = 0;      // two all-reduces (or all-gather + reduce-scatter with SP)
     // Context-parallel communication left exposed in the forward and in the backward
@@ -85,6 +88,11 @@ class AnalyticalCostModel final : public CostModel {
     double elementwise = 0;
     double comm = 0;  // TP / CP collectives
     double sum() const { return gemm + attention + elementwise + comm; }
+    // An unfused attention's matmuls are GEMM kernels: from attention to gemm.
+    void move_attention_matmul(double seconds) {
+      gemm += seconds;
+      attention -= seconds;
+    }
     Parts& operator+=(const Parts& o) {
       gemm += o.gemm;
       attention += o.attention;

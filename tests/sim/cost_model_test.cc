@@ -380,6 +380,25 @@ TEST(AnalyticalCost, ClassSplitOfAnOp) {
   }
   EXPECT_EQ(class_ns(fh, KernelClass::kOther), fh.total_ns - work);
 
+  // Unfused attention: its two batched matmuls are GEMM kernels in a profile, its mask and
+  // softmax the attention class; the op's time is the same either way.
+  ModelConfig unfused_model = model;
+  unfused_model.flash_attention = false;
+  const AnalyticalCostModel unfused(unfused_model, exact_gpu(), 8,
+                                    parallel(1, 1, 1, Recompute::kSelective));
+  const auto u = unfused.layer_forward_seconds(333, {&span, 1});
+  ASSERT_GT(u.attention_matmul, 0);
+  ASSERT_LT(u.attention_matmul, u.attention);
+  const OpTime uf = unfused.op_time(op(Pass::kForward, &span, 3));
+  EXPECT_NEAR(class_ns(uf, KernelClass::kGemm), 3e9 * (u.gemm + u.attention_matmul), 1);
+  EXPECT_NEAR(class_ns(uf, KernelClass::kAttention), 3e9 * (u.attention - u.attention_matmul), 1);
+  // The backward: 2× the unfused attention, plus the selective recompute of its forward.
+  const OpTime ub = unfused.op_time(op(Pass::kBackward, &span, 3));
+  EXPECT_NEAR(class_ns(ub, KernelClass::kGemm), 3e9 * (2 * u.gemm + 3 * u.attention_matmul), 2);
+  EXPECT_NEAR(class_ns(ub, KernelClass::kAttention), 3e9 * 3 * (u.attention - u.attention_matmul),
+              2);
+  EXPECT_EQ(layer.attention_matmul, 0);  // FlashAttention's is all attention
+
   EXPECT_FALSE(UnitCostModel().op_time(op(Pass::kForward, &span, 3)).class_ns.has_value());
 }
 
