@@ -25,9 +25,14 @@ const char* file_kind(mode_t mode) {
   return "neither a file nor a directory";
 }
 
-// The refusal of a file that stat describes as `st`, or Ok for a regular file within bounds.
-Status check_file(const std::string& path, const struct stat& st, int64_t max_bytes,
-                  const char* max_bytes_why) {
+Status cannot_open(const std::string& path, int error) {
+  return Status::InvalidInput(fmt::format("{}: cannot open file: {}", path, std::strerror(error)));
+}
+
+}  // namespace
+
+Status check_regular_file(const std::string& path, const struct stat& st, int64_t max_bytes,
+                          const char* max_bytes_why) {
   if (!S_ISREG(st.st_mode)) {
     return Status::InvalidInput(
         fmt::format("{}: not a regular file ({})", path, file_kind(st.st_mode)));
@@ -38,12 +43,6 @@ Status check_file(const std::string& path, const struct stat& st, int64_t max_by
   }
   return Status::Ok();
 }
-
-Status cannot_open(const std::string& path, int error) {
-  return Status::InvalidInput(fmt::format("{}: cannot open file: {}", path, std::strerror(error)));
-}
-
-}  // namespace
 
 // Defined in the generated embedded_resources.cc.
 const std::map<std::string_view, std::string_view>& embedded_resource_table();
@@ -72,11 +71,11 @@ StatusOr<std::string> read_text_file(const std::string& path, int64_t max_bytes,
   // writer would otherwise wait.
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return cannot_open(path, errno);
-  CF_RETURN_IF_ERROR(check_file(path, st, max_bytes, max_bytes_why));
+  CF_RETURN_IF_ERROR(check_regular_file(path, st, max_bytes, max_bytes_why));
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) return cannot_open(path, errno);
   std::string text;
-  Status status = ::fstat(fd, &st) == 0 ? check_file(path, st, max_bytes, max_bytes_why)
+  Status status = ::fstat(fd, &st) == 0 ? check_regular_file(path, st, max_bytes, max_bytes_why)
                                         : cannot_open(path, errno);
   if (status.ok()) {
     // Up to one byte past the bound, so that a file grown since fstat is still refused.

@@ -2,6 +2,8 @@
 // (so `chunkflow tune` works from any directory) and can be overridden by a path on disk.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,12 @@ StatusOr<Resource> load_named_resource(const std::string& name_or_path, const st
 //   "PATH: not a regular file (a directory)" — or a character device (/dev/zero, /dev/null),
 //     a block device, a named pipe, a socket: none is read, so none can stream forever
 //   "PATH: N bytes, more than the MAX allowed (WHY)" — the bounds are in core/limits.h.
+// What read_text_file and the profile reader check of a file stat describes as `st` before
+// reading it: InvalidInput "PATH: not a regular file (a directory)" (or the other kinds above)
+// or "PATH: N bytes, more than the MAX allowed (WHY)"; Ok for a regular file within bounds.
+Status check_regular_file(const std::string& path, const struct stat& st, int64_t max_bytes,
+                          const char* max_bytes_why);
+
 StatusOr<std::string> read_text_file(const std::string& path,
                                      int64_t max_bytes = limits::kMaxTextFileBytes,
                                      const char* max_bytes_why = limits::kMaxTextFileBytesWhy);

@@ -18,7 +18,9 @@ int64_t to_ns(double seconds) { return seconds_to_ns(seconds); }
 // An op's total_ns by kernel class: each class's seconds rounded to ns; what they leave of
 // the total is "other" (kernel launch overheads, and the host's time when it, not the GPU,
 // sets the op's). Rounding can make the classes exceed the total by a few ns: the largest
-// class gives them back, so the split always sums to the total exactly.
+// class gives them back, so the split always sums to the total exactly. Times past
+// kMaxSimulatedNs (a hostile hardware file) saturate: the classes then take the saturated
+// total in order, gemm first, and still sum to it.
 ClassNs class_split(double gemm_s, double attention_s, double elementwise_s, double comm_s,
                     int64_t total_ns) {
   ClassNs split{};
@@ -27,7 +29,20 @@ ClassNs class_split(double gemm_s, double attention_s, double elementwise_s, dou
   split[static_cast<int>(KernelClass::kElementwise)] = to_ns(elementwise_s);
   split[static_cast<int>(KernelClass::kCollective)] = to_ns(comm_s);
   int64_t sum = 0;
-  for (int64_t ns : split) sum += ns;
+  bool saturated = false;
+  for (int64_t ns : split) {
+    saturated = saturated || ns > kMaxSimulatedNs - sum;
+    sum = saturating_add_ns(sum, ns);
+  }
+  if (saturated) {
+    int64_t left = total_ns;
+    for (int64_t& ns : split) {
+      ns = std::min(ns, left);
+      left -= ns;
+    }
+    split[static_cast<int>(KernelClass::kOther)] += left;
+    return split;
+  }
   if (sum > total_ns) {
     int64_t& largest = *std::max_element(split.begin(), split.end());
     CF_CHECK_LE(sum - total_ns, largest) << "class split past the op's total";

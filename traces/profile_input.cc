@@ -12,34 +12,20 @@
 #include <cstring>
 
 #include "core/limits.h"
+#include "core/resources.h"
 
 namespace cf {
 namespace {
 
 constexpr unsigned kChunkBytes = 256 * 1024;
 
-const char* file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISFIFO(mode)) return "a named pipe";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "neither a file nor a directory";
-}
-
+// A regular file within limits::kMaxProfileFileBytes (core/resources.h), and not empty.
 Status check_file(const std::string& path, const struct stat& st) {
-  if (!S_ISREG(st.st_mode)) {
-    return Status::InvalidInput(
-        fmt::format("{}: not a regular file ({})", path, file_kind(st.st_mode)));
-  }
+  CF_RETURN_IF_ERROR(
+      check_regular_file(path, st, limits::kMaxProfileFileBytes, limits::kMaxProfileFileBytesWhy));
   if (st.st_size == 0) {
     return Status::InvalidInput(fmt::format(
         "{}: empty file (a profile is a JSON object with traceEvents, or a list of events)", path));
-  }
-  if (st.st_size > limits::kMaxProfileFileBytes) {
-    return Status::InvalidInput(fmt::format("{}: {} bytes, more than the {} allowed ({})", path,
-                                            st.st_size, limits::kMaxProfileFileBytes,
-                                            limits::kMaxProfileFileBytesWhy));
   }
   return Status::Ok();
 }
