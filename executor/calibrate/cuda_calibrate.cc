@@ -19,14 +19,6 @@ namespace {
 constexpr double kMebi = 1024.0 * 1024.0;
 constexpr double kMinEfficiency = 1e-6;  // the file's fractions: 4 significant digits
 
-// A value as the file writes it and parse_gpu_yaml reads it back.
-double as_written(double value, const char* format) {
-  return std::stod(fmt::format(fmt::runtime(format), value));
-}
-double fraction_as_written(double value) {
-  return std::clamp(as_written(value, "{:.4g}"), kMinEfficiency, 1.0);
-}
-
 // Weighted least-squares non-decreasing fit (pool-adjacent-violators).
 std::vector<double> non_decreasing(const std::vector<double>& y, const std::vector<double>& w) {
   struct Block {
@@ -447,6 +439,13 @@ std::string collectives_text(const GpuMeasurements& m) {
 }
 
 }  // namespace
+
+double as_written(double value, const char* format) {
+  return std::stod(fmt::format(fmt::runtime(format), value));
+}
+double fraction_as_written(double value) {
+  return std::clamp(as_written(value, "{:.4g}"), kMinEfficiency, 1.0);
+}
 
 std::string fit_text(const FitError& e) {
   return fmt::format("{} / {} over {} points", percent(e.max_rel), percent(e.mean_rel), e.points);

@@ -148,6 +148,10 @@ struct FitError {
   double mean_rel = 0;
 };
 FitError fit_error(const std::vector<double>& predicted, const std::vector<double>& measured);
+// A value as the hardware file writes it (`format`, e.g. "{:.4g}") and parse_gpu_yaml reads it
+// back; a fraction (an efficiency) to 4 significant digits within [1e-6, 1].
+double as_written(double value, const char* format);
+double fraction_as_written(double value);
 // "12.3% / 4.5% over 17 points": max / mean relative error.
 std::string fit_text(const FitError& e);
 

@@ -4,22 +4,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <map>
+
+#include "executor/calibrate/profile_table.h"
 
 namespace cf {
 namespace {
 
 constexpr double kNs = 1e-9;
-
-std::string utc_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
 
 std::string profile_list(const ProfileCalibration& c) {
   std::string out;
@@ -63,11 +56,9 @@ void fit_links(const std::map<int64_t, std::vector<CollectiveSample>>& collectiv
     return;
   }
   GpuSpec& spec = c->calibrated;
-  spec.nvlink_latency_s =
-      std::max(0.01, std::stod(fmt::format("{:.4g}", fit->alpha_s * 1e6))) * 1e-6;
-  spec.collective_efficiency = std::clamp(
-      std::stod(fmt::format("{:.4g}", fit->beta_bytes_per_s / spec.nvlink_bandwidth_bytes_per_s)),
-      1e-6, 1.0);
+  spec.nvlink_latency_s = std::max(0.01, as_written(fit->alpha_s * 1e6, "{:.4g}")) * 1e-6;
+  spec.collective_efficiency =
+      fraction_as_written(fit->beta_bytes_per_s / spec.nvlink_bandwidth_bytes_per_s);
   c->links = *fit;
 }
 
@@ -80,7 +71,7 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
   ProfileCalibration c;
   c.base = base;
   c.base_origin = base_origin;
-  c.date = utc_now();
+  c.date = utc_date();
   int64_t with_dims = 0;
   double attention_ideal = 0, attention_ns = 0;
   std::vector<std::pair<double, double>> attention_points;  // (ideal s at efficiency 1, s)
@@ -157,8 +148,7 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
   spec.name = base.name + "-profiled";
   spec.gemm_efficiency = c.gemm.curve;
   if (c.attention) {
-    const double eff = std::clamp(attention_ideal / (attention_ns * kNs), 1e-6, 1.0);
-    c.attention->efficiency = std::stod(fmt::format("{:.4g}", eff));
+    c.attention->efficiency = fraction_as_written(attention_ideal / (attention_ns * kNs));
     std::vector<double> predicted, measured;
     for (const auto& [ideal, seconds] : attention_points) {
       predicted.push_back(ideal / c.attention->efficiency);
@@ -181,7 +171,7 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
   if (c.launch_gaps >= kMinLaunchGaps) {
     std::sort(launch_medians.begin(), launch_medians.end());
     const double gap_s = static_cast<double>(launch_medians[launch_medians.size() / 2]) * kNs;
-    spec.kernel_launch_s = std::stod(fmt::format("{:.4g}", gap_s * 1e6)) * 1e-6;
+    spec.kernel_launch_s = as_written(gap_s * 1e6, "{:.4g}") * 1e-6;
   } else {
     c.launch_kept =
         fmt::format("{} gaps between kernels queued back to back on a stream (at least {} needed)",
