@@ -25,16 +25,6 @@ void apply_worst_case(const SimMetrics& worst, int64_t length, SimMetrics* m) {
   }
 }
 
-std::string format_bytes(int64_t bytes) {
-  const double value = static_cast<double>(bytes);
-  const double magnitude = value < 0 ? -value : value;
-  constexpr double kGiB = 1024.0 * 1024 * 1024;
-  if (magnitude >= kGiB) return fmt::format("{:.2f} GiB", value / kGiB);
-  if (magnitude >= 1024.0 * 1024) return fmt::format("{:.2f} MiB", value / (1024.0 * 1024));
-  if (magnitude >= 1024.0) return fmt::format("{:.2f} KiB", value / 1024.0);
-  return fmt::format("{} B", bytes);
-}
-
 // Times and counts are means; tokens/s and MFU are totals over total time (so a long step
 // weighs more); memory is the worst step's, and one infeasible step makes the job infeasible.
 nlohmann::json breakdown_json(const MemoryBreakdown& b) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/units.h"
 #include "traces/kinds.h"
 #include "traces/trace.h"
 
@@ -82,8 +83,5 @@ nlohmann::json metrics_to_json(const SimMetrics& metrics);
 nlohmann::json breakdown_json(const MemoryBreakdown& breakdown);
 // A readable summary and a per-stage table.
 std::string metrics_table(const SimMetrics& metrics);
-
-// "12.3 GiB" style, for tables.
-std::string format_bytes(int64_t bytes);
 
 }  // namespace cf

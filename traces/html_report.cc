@@ -1,5 +1,7 @@
-// The self-contained HTML page of a trace comparison: two SVG timelines on one time axis
-// (predicted above, measured below) and the error tables. Not the numbers (compare.cc).
+// The self-contained HTML page of a trace comparison: two timelines on one time axis (predicted
+// above, measured below) and the error tables, built with the report module (report_html.h);
+// and the timeline of any trace, which the simulate report draws too. Not the numbers
+// (compare.cc).
 #include "traces/html_report.h"
 
 #include <fmt/format.h>
@@ -8,6 +10,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -15,130 +18,118 @@
 namespace cf {
 namespace {
 
-// Geometry of a timeline, in SVG user units (px).
-constexpr double kLabelWidth = 120;
-constexpr double kPlotWidth = 1080;
-constexpr double kRowHeight = 22;
-constexpr double kComputeHeight = 14;  // compute ops fill the top of a row
-constexpr double kCommHeight = 5;      // communication ops sit below them
-constexpr double kAxisHeight = 24;
+using cf::report::escape;
 
-struct Colour {
-  const char* label;
-  const char* fill;
-};
-constexpr Colour kColours[] = {
-    {"F", "#4e79a7"},    {"F*", "#76b7b2"},   {"R", "#f28e2b"},         {"B", "#e15759"},
-    {"send", "#9c755f"}, {"recv", "#bab0ac"}, {"dp_reduce", "#b07aa1"}, {"optimizer", "#59a14f"}};
-constexpr const char* kOtherFill = "#888888";
+std::string op_tip(const TraceOp& op, int64_t origin_ns) {
+  return fmt::format(
+      "rank {} stage {} · {}{} · chunk {} · model chunk {} · op {}\nstart {:.3f} µs · "
+      "duration {:.3f} µs · tokens {} · group {} index {}",
+      op.dp_rank, op.stage, op_kind_name(op.kind),
+      op.pass ? fmt::format(" {}", pass_name(*op.pass)) : "", op.chunk, op.model_chunk, op.op_id,
+      static_cast<double>(op.start_ns - origin_ns) / 1e3,
+      static_cast<double>(op.duration_ns()) / 1e3, op.tokens, op.group, op.index);
+}
 
-const char* fill_of(const std::string& label) {
-  for (const Colour& c : kColours) {
-    if (label == c.label) return c.fill;
+// An op's identity on the critical path (which carries no class split).
+auto critical_key(const TraceOp& op) {
+  return std::make_tuple(op.dp_rank, op.stage, static_cast<int>(op.kind), op.op_id, op.start_ns,
+                         op.end_ns);
+}
+
+}  // namespace
+
+std::string bar_kind(const TraceOp& op) {
+  switch (op.kind) {
+    case OpKind::kCompute:
+      break;
+    case OpKind::kSend:
+      return "send";
+    case OpKind::kRecv:
+      return "recv";
+    case OpKind::kDpReduce:
+      return "dp";
+    case OpKind::kOptimizer:
+      return "opt";
   }
-  return kOtherFill;
+  if (!op.pass) return "other";
+  switch (*op.pass) {
+    case Pass::kForward:
+      return "F";
+    case Pass::kForwardKeepKV:
+      return "Fs";
+    case Pass::kRecompute:
+      return "R";
+    case Pass::kBackward:
+      return "B";
+  }
+  return "other";
 }
 
-// A time unit that keeps axis numbers readable, chosen from the longer makespan.
-struct TimeUnit {
-  const char* name;
-  double ns;
-};
-TimeUnit unit_for(int64_t span_ns) {
-  if (span_ns >= 1'000'000'000) return {"s", 1e9};
-  if (span_ns >= 1'000'000) return {"ms", 1e6};
-  if (span_ns >= 1'000) return {"µs", 1e3};
-  return {"ns", 1};
+std::string trace_timeline_key() {
+  return cf::report::timeline_key_html({{"F", "F"},
+                                        {"Fs", "F* (forward keeping K/V only)"},
+                                        {"R", "R (recompute)"},
+                                        {"B", "B"},
+                                        {"send", "send (transfer)"},
+                                        {"recv", "recv (waiting)"},
+                                        {"coll", "TP/CP collectives in the op"},
+                                        {"dp", "DP reduction"},
+                                        {"opt", "optimizer"}});
 }
 
-// Tick spacing of 1, 2 or 5 × 10^k ns giving at most ~10 ticks over `span_ns`.
-int64_t tick_step_ns(int64_t span_ns) {
-  int64_t step = 1;
-  while (true) {
-    for (int64_t factor : {1, 2, 5}) {
-      if (span_ns / (step * factor) <= 10) return step * factor;
+cf::report::Timeline trace_timeline(const std::string& id, const std::string& caption,
+                                    const Trace& trace,
+                                    const std::vector<std::pair<int, int>>& lanes,
+                                    int64_t origin_ns, int64_t span_ns,
+                                    const std::vector<TraceOp>& critical) {
+  cf::report::Timeline t;
+  t.id = id;
+  t.caption = caption;
+  t.span_ns = span_ns;
+  std::map<std::pair<int, int>, int> lane_of;
+  for (const auto& lane : lanes) {
+    lane_of.emplace(lane, static_cast<int>(t.lanes.size()));
+    t.lanes.push_back(fmt::format("rank {} stage {}", lane.first, lane.second));
+  }
+  std::set<decltype(critical_key(TraceOp{}))> on_path;
+  for (const TraceOp& op : critical) on_path.insert(critical_key(op));
+  t.bars.reserve(trace.ops.size());
+  for (const TraceOp& op : trace.ops) {
+    auto lane = lane_of.find({op.dp_rank, op.stage});
+    if (lane == lane_of.end()) continue;
+    cf::report::TimelineBar bar;
+    bar.lane = lane->second;
+    bar.start_ns = op.start_ns - origin_ns;
+    bar.end_ns = op.end_ns - origin_ns;
+    bar.kind = bar_kind(op);
+    bar.low = is_communication(op);
+    bar.critical = on_path.count(critical_key(op)) > 0;
+    bar.tip = op_tip(op, origin_ns);
+    // The TP / CP collectives the op runs, from its class split: drawn from the op's start
+    // (where in the op they run is not modelled).
+    const int64_t collective_ns =
+        op.class_ns ? (*op.class_ns)[static_cast<int>(KernelClass::kCollective)] : 0;
+    t.bars.push_back(std::move(bar));
+    if (collective_ns > 0) {
+      cf::report::TimelineBar coll;
+      coll.lane = lane->second;
+      coll.start_ns = op.start_ns - origin_ns;
+      coll.end_ns = coll.start_ns + collective_ns;
+      coll.kind = "coll";
+      coll.low = true;
+      coll.tip = fmt::format("TP/CP collectives of op {} ({} {}): {:.3f} µs", op.op_id,
+                             op_label(op), op.chunk, static_cast<double>(collective_ns) / 1e3);
+      t.bars.push_back(std::move(coll));
     }
-    step *= 10;
   }
+  return t;
 }
 
-std::string op_title(const TraceOp& op, int64_t origin_ns) {
-  return html_escape(
-      fmt::format("rank {} stage {} · {}{} · chunk {} · model chunk {} · op {}\nstart {:.3f} µs · "
-                  "duration {:.3f} µs · "
-                  "tokens {} · group {} index {}",
-                  op.dp_rank, op.stage, op_kind_name(op.kind),
-                  op.pass ? fmt::format(" {}", pass_name(op.pass)) : "", op.chunk, op.model_chunk,
-                  op.op_id, static_cast<double>(op.start_ns - origin_ns) / 1e3,
-                  static_cast<double>(op.duration_ns()) / 1e3, op.tokens, op.group, op.index));
-}
-
-// One timeline: a row per (rank, stage) of the report, ops at (start − origin) · scale.
-std::string timeline_svg(const char* id, const char* caption, const Trace& trace, int64_t origin_ns,
-                         const CompareReport& report, int64_t span_ns) {
-  std::map<std::pair<int, int>, int> row_of;
-  for (const StageComparison& s : report.stages_table) {
-    row_of.emplace(std::make_pair(s.dp_rank, s.stage), static_cast<int>(row_of.size()));
-  }
-  const double scale =
-      kPlotWidth / static_cast<double>(std::max<int64_t>(span_ns, 1));  // px per ns
-  const double height = kRowHeight * static_cast<double>(row_of.size()) + kAxisHeight;
-  std::string svg = fmt::format(
-      "<svg id=\"{}\" class=\"timeline\" width=\"{:.0f}\" height=\"{:.0f}\" "
-      "viewBox=\"0 0 {:.0f} {:.0f}\">\n<text class=\"caption\" x=\"0\" y=\"12\">{}</text>\n",
-      id, kLabelWidth + kPlotWidth + 10, height + 16, kLabelWidth + kPlotWidth + 10, height + 16,
-      caption);
-  const double top = 16;
-  for (const auto& [key, row] : row_of) {
-    const double y = top + kRowHeight * row;
-    svg += fmt::format(
-        "<text class=\"row\" x=\"0\" y=\"{:.2f}\">rank {} stage {}</text>\n<line class=\"lane\" "
-        "x1=\"{:.0f}\" "
-        "y1=\"{:.2f}\" x2=\"{:.0f}\" y2=\"{:.2f}\"/>\n",
-        y + kComputeHeight - 2, key.first, key.second, kLabelWidth, y + kRowHeight - 1,
-        kLabelWidth + kPlotWidth, y + kRowHeight - 1);
-  }
-  // Ops in a fixed order (row, start, key) so the page does not depend on the file's order.
-  std::vector<const TraceOp*> ops;
-  for (const TraceOp& op : trace.ops) ops.push_back(&op);
-  std::stable_sort(ops.begin(), ops.end(), [](const TraceOp* a, const TraceOp* b) {
-    return std::tie(a->dp_rank, a->stage, a->start_ns, a->end_ns) <
-           std::tie(b->dp_rank, b->stage, b->start_ns, b->end_ns);
-  });
-  for (const TraceOp* op : ops) {
-    const double y = top + kRowHeight * row_of.at({op->dp_rank, op->stage});
-    const bool comm = is_communication(*op);
-    const double x = kLabelWidth + static_cast<double>(op->start_ns - origin_ns) * scale;
-    const double width =
-        std::max(0.5, static_cast<double>(op->duration_ns()) * scale);  // visible when tiny
-    svg += fmt::format(
-        "<rect class=\"op\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" "
-        "fill=\"{}\">"
-        "<title>{}</title></rect>\n",
-        x, comm ? y + kComputeHeight + 1 : y, width, comm ? kCommHeight : kComputeHeight,
-        fill_of(op_label(*op)), op_title(*op, origin_ns));
-  }
-  // Time axis, shared by both timelines (same span and scale).
-  const TimeUnit unit = unit_for(span_ns);
-  const double axis_y = top + kRowHeight * static_cast<double>(row_of.size());
-  svg += fmt::format(
-      "<line class=\"axis\" x1=\"{:.0f}\" y1=\"{:.2f}\" x2=\"{:.0f}\" y2=\"{:.2f}\"/>\n",
-      kLabelWidth, axis_y, kLabelWidth + kPlotWidth, axis_y);
-  const int64_t step = tick_step_ns(span_ns);
-  for (int64_t t = 0; t <= span_ns; t += step) {
-    const double x = kLabelWidth + static_cast<double>(t) * scale;
-    svg += fmt::format(
-        "<line class=\"axis\" x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\"/><text "
-        "class=\"tick\" "
-        "x=\"{:.2f}\" y=\"{:.2f}\">{:g} {}</text>\n",
-        x, axis_y, x, axis_y + 4, x, axis_y + 16, static_cast<double>(t) / unit.ns, unit.name);
-  }
-  return svg + "</svg>\n";
-}
+namespace {
 
 std::string op_cells(const TraceOp& op) {
   return fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", op.dp_rank,
-                     op.stage, html_escape(op_label(op)), op.chunk, op.op_id);
+                     op.stage, escape(op_label(op)), op.chunk, op.op_id);
 }
 
 std::string tables_html(const CompareReport& r) {
@@ -164,7 +155,7 @@ std::string tables_html(const CompareReport& r) {
     out += fmt::format(
         "<tr><td>{}</td><td>{}</td><td>{:.6f}</td><td>{:.6f}</td><td>{}</td><td>{}</td><td>{}</"
         "td>{}</tr>\n",
-        html_escape(p.label), p.matched, p.predicted_total_s, p.measured_total_s,
+        escape(p.label), p.matched, p.predicted_total_s, p.measured_total_s,
         percent_text(p.median_rel_error), fmt::format("{:.1f}%", 100 * p.p90_abs_rel_error),
         percent_text(p.worst_rel_error), op_cells(p.worst.predicted));
   }
@@ -178,7 +169,7 @@ std::string tables_html(const CompareReport& r) {
                   int64_t pred, int64_t meas, const std::optional<double>& error) {
       return fmt::format(
           "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}</td><td>{:.1f}</td><td>{}</td></tr>\n",
-          rank, stage, html_escape(name), static_cast<double>(pred) / (1 << 20),
+          rank, stage, escape(name), static_cast<double>(pred) / (1 << 20),
           static_cast<double>(meas) / (1 << 20), percent_text(error));
     };
     for (const MemoryComparison& m : r.memory) {
@@ -211,7 +202,7 @@ std::string tables_html(const CompareReport& r) {
         {"measured only", &r.only_measured}}) {
     std::string labels;
     for (const auto& [label, count] : unmatched->by_label) {
-      labels += fmt::format("{}{} {}", labels.empty() ? "" : ", ", count, html_escape(label));
+      labels += fmt::format("{}{} {}", labels.empty() ? "" : ", ", count, escape(label));
     }
     out +=
         fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n", side, unmatched->total, labels);
@@ -219,74 +210,17 @@ std::string tables_html(const CompareReport& r) {
   return out + "</table>\n";
 }
 
-constexpr const char* kStyle =
-    R"(body { font: 13px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
-table { border-collapse: collapse; margin: 8px 0 16px; }
-th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
-th { background: #f2f2f2; }
-svg.timeline { display: block; margin: 4px 0; }
-svg text { font: 11px system-ui, sans-serif; fill: #333; }
-svg text.caption { font-weight: bold; }
-svg text.tick { text-anchor: middle; }
-svg line.lane { stroke: #eee; }
-svg line.axis { stroke: #666; }
-rect.op { stroke: #fff; stroke-width: 0.3; }
-rect.op:hover { stroke: #000; stroke-width: 1; }
-.key { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; }
-)";
-
-}  // namespace
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-namespace {
-
-std::string page_head() {
-  return fmt::format(
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>chunkflow "
-      "compare</title>\n"
-      "<style>\n{}</style>\n</head>\n<body>\n",
-      kStyle);
-}
-
 // The colour key, both timelines and the tables of a comparison of two traces.
 std::string timelines_and_tables(const CompareReport& report, const Trace& predicted,
                                  const Trace& measured) {
   const int64_t span_ns = std::max(report.predicted_makespan_ns, report.measured_makespan_ns);
-  std::string out = "<h2>Timelines</h2>\n<p>";
-  for (const Colour& c : kColours) {
-    out += fmt::format("<span class=\"key\" style=\"background:{}\"></span>{}", c.fill,
-                       html_escape(c.label));
-  }
-  out += "</p>\n";
-  out += timeline_svg("predicted", "predicted", predicted, report.predicted_origin_ns, report,
-                      span_ns);
-  out += timeline_svg("measured", "measured", measured, report.measured_origin_ns, report, span_ns);
+  std::vector<std::pair<int, int>> lanes;
+  for (const StageComparison& s : report.stages_table) lanes.emplace_back(s.dp_rank, s.stage);
+  std::string out = "<h2>Timelines</h2>\n" + trace_timeline_key();
+  out += cf::report::timeline_html(trace_timeline("predicted", "predicted", predicted, lanes,
+                                                  report.predicted_origin_ns, span_ns));
+  out += cf::report::timeline_html(
+      trace_timeline("measured", "measured", measured, lanes, report.measured_origin_ns, span_ns));
   return out + tables_html(report);
 }
 
@@ -295,7 +229,7 @@ std::string profile_tables_html(const ProfileCompareReport& r) {
   std::string out =
       "<h2>Steps</h2>\n<table>\n<tr><th>step</th><th>meas (s)</th><th>error</th></tr>\n";
   for (const ProfileStepTime& s : r.step.steps) {
-    out += fmt::format("<tr><td>{}</td><td>{:.6f}</td><td>{}</td></tr>\n", html_escape(s.name),
+    out += fmt::format("<tr><td>{}</td><td>{:.6f}</td><td>{}</td></tr>\n", escape(s.name),
                        s.measured_s, percent_text(s.rel_error));
   }
   out +=
@@ -312,7 +246,7 @@ std::string profile_tables_html(const ProfileCompareReport& r) {
   }
   const ClassComparison& k = r.classes;
   out += "</table>\n<h2>Time by class per step, all ranks</h2>\n";
-  if (!k.predicted) out += fmt::format("<p>{}</p>\n", html_escape(k.predicted_note));
+  if (!k.predicted) out += fmt::format("<p>{}</p>\n", escape(k.predicted_note));
   out += "<table>\n<tr><th>class</th><th>pred (s)</th><th>meas (s)</th><th>error</th></tr>\n";
   for (KernelClass kind : kAllKernelClasses) {
     const int c = static_cast<int>(kind);
@@ -329,33 +263,29 @@ std::string profile_tables_html(const ProfileCompareReport& r) {
 
 std::string compare_report_html(const CompareReport& report, const Trace& predicted,
                                 const Trace& measured) {
-  std::string out =
-      page_head() +
-      fmt::format(
-          "<h1>Predicted vs measured step</h1>\n"
-          "<p>Step time: predicted {:.6f} s ({}), measured {:.6f} s ({}), error <b>{}</b>. "
-          "Peak memory error (worst stage): <b>{}</b>. {} ops matched, {} only predicted, {} only "
-          "measured, "
-          "{} with disagreeing op ids.</p>\n",
-          report.step.predicted_s, report.step.predicted_from, report.step.measured_s,
-          report.step.measured_from, percent_text(report.step.rel_error),
-          percent_text(report.peak_memory_rel_error), report.matched_ops,
-          report.only_predicted.total, report.only_measured.total, report.op_id_mismatches);
+  std::string out = fmt::format(
+      "<h1>Predicted vs measured step</h1>\n"
+      "<p>Step time: predicted {:.6f} s ({}), measured {:.6f} s ({}), error <b>{}</b>. "
+      "Peak memory error (worst stage): <b>{}</b>. {} ops matched, {} only predicted, {} only "
+      "measured, "
+      "{} with disagreeing op ids.</p>\n",
+      report.step.predicted_s, report.step.predicted_from, report.step.measured_s,
+      report.step.measured_from, percent_text(report.step.rel_error),
+      percent_text(report.peak_memory_rel_error), report.matched_ops, report.only_predicted.total,
+      report.only_measured.total, report.op_id_mismatches);
   out += timelines_and_tables(report, predicted, measured);
-  return out + "</body>\n</html>\n";
+  return cf::report::page("compare", "chunkflow compare", out);
 }
 
 std::string profile_compare_html(const ProfileCompareReport& report) {
   const ProfileLayout& l = report.layout;
-  std::string out =
-      page_head() +
-      fmt::format(
-          "<h1>Predicted step vs PyTorch profiles</h1>\n"
-          "<p>Layout tp {} × cp {} × dp {} × pp {}. Step time: predicted {:.6f} s ({}), measured "
-          "{:.6f} s ({}), error <b>{}</b>.</p>\n",
-          l.tp, l.cp, l.dp, l.pp, report.step.predicted_s, report.step.predicted_from,
-          report.step.measured_s, html_escape(report.step.measured_from),
-          percent_text(report.step.rel_error));
+  std::string out = fmt::format(
+      "<h1>Predicted step vs PyTorch profiles</h1>\n"
+      "<p>Layout tp {} × cp {} × dp {} × pp {}. Step time: predicted {:.6f} s ({}), measured "
+      "{:.6f} s ({}), error <b>{}</b>.</p>\n",
+      l.tp, l.cp, l.dp, l.pp, report.step.predicted_s, report.step.predicted_from,
+      report.step.measured_s, escape(report.step.measured_from),
+      percent_text(report.step.rel_error));
   out += profile_tables_html(report);
   const MarkedOpsComparison& ops = report.ops;
   if (ops.report) {
@@ -366,9 +296,9 @@ std::string profile_compare_html(const ProfileCompareReport& report) {
         ops.report->matched_ops, ops.report->only_predicted.total, ops.report->only_measured.total);
     out += timelines_and_tables(*ops.report, ops.predicted, ops.measured);
   } else {
-    out += fmt::format("<h2>Ops</h2>\n<p>Not compared: {}</p>\n", html_escape(ops.reason));
+    out += fmt::format("<h2>Ops</h2>\n<p>Not compared: {}</p>\n", escape(ops.reason));
   }
-  return out + "</body>\n</html>\n";
+  return cf::report::page("compare", "chunkflow compare", out);
 }
 
 }  // namespace cf

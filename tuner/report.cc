@@ -130,12 +130,6 @@ std::string candidate_label(const Candidate& c) {
                      to_string(c.strategy.packer), describe(c.layout));
 }
 
-std::string format_rate(double per_s) {
-  if (per_s >= 1e6) return fmt::format("{:.2f}M", per_s / 1e6);
-  if (per_s >= 1e3) return fmt::format("{:.1f}K", per_s / 1e3);
-  return fmt::format("{:.1f}", per_s);
-}
-
 std::string explain_difference(const SimMetrics& winner, const SimMetrics& other) {
   const TimeParts a = parts_of(winner), b = parts_of(other);
   struct Part {

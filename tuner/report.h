@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/units.h"
 #include "tuner/tuner.h"
 
 namespace cf {
@@ -16,8 +17,6 @@ namespace cf {
 std::string k_label(const Candidate& candidate);
 // "ChunkSize 8192 K 4 balanced, tp4 pp4 dp2 sp selective 1f1b" (baseline: its layout).
 std::string candidate_label(const Candidate& candidate);
-// "247.5K" / "1.23M".
-std::string format_rate(double per_s);
 
 // Sentences on why `winner` is faster than `other`: the step-time difference split into
 // pipeline bubbles, recompute, TP communication, other compute and the DP reduction and

@@ -153,7 +153,7 @@ TEST_F(CompareProfileCli, TextHtmlAndGzip) {
   }
   const std::string html = slurp(html_path);
   EXPECT_NE(html.find("Predicted step vs PyTorch profiles"), std::string::npos);
-  EXPECT_NE(html.find("<svg id=\"measured\""), std::string::npos);
+  EXPECT_NE(html.find("<figure class=\"tl\" id=\"measured\""), std::string::npos);
 }
 
 TEST_F(CompareProfileCli, BadInputIsExit2) {

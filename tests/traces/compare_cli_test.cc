@@ -67,8 +67,8 @@ TEST_F(CompareCli, TextReportAndHtmlFile) {
       << result.out;
   EXPECT_NE(result.out.find("error +25.0%"), std::string::npos) << result.out;
   const std::string html = slurp(html_path);
-  EXPECT_NE(html.find("<svg id=\"predicted\""), std::string::npos);
-  EXPECT_NE(html.find("<svg id=\"measured\""), std::string::npos);
+  EXPECT_NE(html.find("<figure class=\"tl\" id=\"predicted\""), std::string::npos);
+  EXPECT_NE(html.find("<figure class=\"tl\" id=\"measured\""), std::string::npos);
   // Byte-identical on a rerun; no temporary file left beside it.
   ASSERT_EQ(
       run_chunkflow({"compare", predicted_path_, measured_path_, "--html", html_path}).exit_code,

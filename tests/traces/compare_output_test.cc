@@ -7,6 +7,7 @@
 #include <random>
 
 #include "tests/support/compare_fixture.h"
+#include "tests/support/html_checks.h"
 #include "traces/compare.h"
 #include "traces/html_report.h"
 
@@ -84,31 +85,40 @@ TEST_F(CompareOutput, TextHasEveryTable) {
 
 TEST_F(CompareOutput, HtmlIsSelfContainedWithTwoTimelines) {
   const std::string html = compare_report_html(report_, predicted_, measured_);
-  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
-  EXPECT_EQ(count(html, "<svg"), 2u);
-  EXPECT_EQ(count(html, "</svg>"), 2u);
-  EXPECT_EQ(count(html, "<rect class=\"op\""), predicted_.ops.size() + measured_.ops.size());
-  EXPECT_EQ(count(html, "<title>"),
-            predicted_.ops.size() + measured_.ops.size() + 1);  // + the page's
-  EXPECT_EQ(count(html, "<table>"), count(html, "</table>"));
-  EXPECT_EQ(count(html, "<tr>"), count(html, "</tr>"));
-  for (const char* external : {"http:", "https:", "<script", "src=", "@import", "url("}) {
-    EXPECT_EQ(html.find(external), std::string::npos) << external;
-  }
-  // Predicted above measured; both on one axis: the same last tick label.
-  const std::size_t predicted_at = html.find("<svg id=\"predicted\""),
-                    measured_at = html.find("<svg id=\"measured\"");
+  EXPECT_EQ(test::self_contained_problem(html), "");
+  EXPECT_EQ(count(html, "<figure class=\"tl\""), 2u);
+  // A bar per op (the synthetic traces have no class split: no collective bars), a hover text
+  // per bar.
+  EXPECT_EQ(count(html, "<rect x="), predicted_.ops.size() + measured_.ops.size());
+  const std::size_t predicted_at = html.find("<figure class=\"tl\" id=\"predicted\""),
+                    measured_at = html.find("<figure class=\"tl\" id=\"measured\"");
   ASSERT_NE(predicted_at, std::string::npos);
   ASSERT_NE(measured_at, std::string::npos);
-  EXPECT_LT(predicted_at, measured_at);
-  const std::string predicted_svg = html.substr(predicted_at, measured_at - predicted_at);
-  const std::string measured_svg =
-      html.substr(measured_at, html.find("</svg>", measured_at) - measured_at);
-  const std::string axis_start = "<line class=\"axis\"";
-  EXPECT_EQ(predicted_svg.substr(predicted_svg.find(axis_start)),
-            measured_svg.substr(measured_svg.find(axis_start)) + "</svg>\n");
-  // The measured clock's offset is removed: its first op starts at the axis origin (x = 120).
-  EXPECT_NE(measured_svg.find("<rect class=\"op\" x=\"120.00\""), std::string::npos);
+  EXPECT_LT(predicted_at, measured_at);  // predicted above measured
+  for (std::size_t at : {predicted_at, measured_at}) {
+    const nlohmann::json tips = nlohmann::json::parse(test::tips_json_after(html, at));
+    EXPECT_EQ(tips.size(), predicted_.ops.size());
+    EXPECT_NE(tips[0].get<std::string>().find("rank 0 stage 0"), std::string::npos) << tips[0];
+  }
+  // Both on one axis: the same span, so the same ticks.
+  const std::string predicted_fig = html.substr(predicted_at, measured_at - predicted_at);
+  const std::string measured_fig =
+      html.substr(measured_at, html.find("</figure>", measured_at) - measured_at);
+  const auto axis = [](const std::string& fig) {
+    const std::size_t at = fig.find("<g class=\"taxis\"");
+    return fig.substr(at, fig.find("</g>", at) - at);
+  };
+  EXPECT_EQ(axis(predicted_fig), axis(measured_fig));
+  const auto span = [](const std::string& fig) {
+    const std::size_t at = fig.find("data-span=\"") + 11;
+    return fig.substr(at, fig.find('"', at) - at);
+  };
+  EXPECT_EQ(span(predicted_fig), span(measured_fig));
+  EXPECT_EQ(span(predicted_fig),
+            std::to_string(std::max(report_.predicted_makespan_ns, report_.measured_makespan_ns)));
+  // The measured clock's offset is removed: its first op starts at the axis origin.
+  EXPECT_NE(measured_fig.find("<rect x=\"0.00\""), std::string::npos);
+  EXPECT_EQ(count(html, "<table>"), count(html, "</table>"));
 }
 
 TEST_F(CompareOutput, HtmlIsDeterministicAndIndependentOfOpOrder) {
@@ -125,8 +135,8 @@ TEST_F(CompareOutput, HtmlIsDeterministicAndIndependentOfOpOrder) {
 
 // Trace text reaches the page only through typed names; what the page writes is escaped.
 TEST(CompareHtml, Escape) {
-  EXPECT_EQ(html_escape("<'&>"), "&lt;&#39;&amp;&gt;");
-  EXPECT_EQ(html_escape("a<b&\"c\""), "a&lt;b&amp;&quot;c&quot;");
+  EXPECT_EQ(report::escape("<'&>"), "&lt;&#39;&amp;&gt;");
+  EXPECT_EQ(report::escape("a<b&\"c\""), "a&lt;b&amp;&quot;c&quot;");
 }
 
 }  // namespace
