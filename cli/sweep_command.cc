@@ -1,6 +1,6 @@
-// `chunkflow sweep SWEEP.yaml [--csv FILE] [--json]`: what-if capacity planning — every point
-// of the sweep (GPU count, GPU type, context, model, dataset) tuned, shown as a table (or
-// JSON), written as CSV, with the smallest GPU count reaching the target tokens/s. Under
+// `chunkflow sweep SWEEP.yaml [--csv FILE] [--html FILE] [--json]`: what-if capacity planning —
+// every point of the sweep (GPU count, GPU type, context, model, dataset) tuned, shown as a table
+// (or JSON), written as CSV, with the smallest GPU count reaching the target tokens/s. Under
 // `mpirun -np N` the points are spread over the ranks and the output is the same, byte for byte.
 #include <fmt/format.h>
 
@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/progress.h"
+#include "tuner/report_html.h"
 #include "tuner/sweep.h"
 
 #ifdef CHUNKFLOW_HAVE_MPI
@@ -24,6 +25,7 @@ namespace {
 struct SweepCliOptions {
   std::string sweep_path;
   std::string csv_path;
+  std::string html_path;
   std::optional<double> target_tokens_per_s;
   bool exhaustive = false;
   bool no_baseline = false;
@@ -37,6 +39,7 @@ StatusOr<SweepSpec> load_spec(const SweepCliOptions& options) {
   CF_ASSIGN_OR_RETURN(SweepSpec spec, load_sweep(options.sweep_path));
   // An output that will be refused is refused before the sweep.
   if (!options.csv_path.empty()) CF_RETURN_IF_ERROR(check_output_path(options.csv_path));
+  if (!options.html_path.empty()) CF_RETURN_IF_ERROR(check_output_path(options.html_path));
   if (options.target_tokens_per_s) {
     const double target = *options.target_tokens_per_s;
     if (!(target > 0 && std::isfinite(target))) {  // NaN fails the comparison
@@ -62,9 +65,14 @@ int write_outputs(const SweepCliOptions& options, const SweepResult& result) {
     if (Status s = write_file_atomic(options.csv_path, sweep_csv(result)); !s.ok())
       return report(s);
   }
+  if (!options.html_path.empty()) {
+    if (Status s = write_file_atomic(options.html_path, sweep_report_html(result)); !s.ok())
+      return report(s);
+  }
   if (options.json) {
     nlohmann::json out = sweep_json(result);
     if (!options.csv_path.empty()) out["csv"] = options.csv_path;
+    if (!options.html_path.empty()) out["html"] = options.html_path;
     std::fputs((out.dump(2) + "\n").c_str(), stdout);
     return 0;
   }
@@ -72,6 +80,7 @@ int write_outputs(const SweepCliOptions& options, const SweepResult& result) {
                                  options.sweep_path, result.points.size());
   text += sweep_table(result);
   if (!options.csv_path.empty()) text += fmt::format("\nCSV written to {}\n", options.csv_path);
+  if (!options.html_path.empty()) text += fmt::format("report written to {}\n", options.html_path);
   std::fputs(text.c_str(), stdout);
   return 0;
 }
@@ -137,6 +146,9 @@ void add_sweep_command(CLI::App& app, RunFn* run) {
   cmd->add_option("sweep", o->sweep_path, "sweep YAML file (see examples/sweep-*.yaml)")
       ->required();
   cmd->add_option("--csv", o->csv_path, "write one CSV row per point here");
+  cmd->add_option("--html", o->html_path,
+                  "write a self-contained HTML report: tokens/s and tokens/s per GPU against the "
+                  "varied axis, the target line and the smallest GPU count meeting it");
   cmd->add_option("--target", o->target_tokens_per_s,
                   "tokens/s to reach (overrides target_tokens_per_s of the file)");
   cmd->add_flag("-e,--exhaustive", o->exhaustive, "simulate every candidate (no pruning)");

@@ -12,6 +12,7 @@
 #include "cli/progress.h"
 #include "core/resources.h"
 #include "tuner/report.h"
+#include "tuner/report_html.h"
 #include "tuner/tuner.h"
 #ifdef CHUNKFLOW_HAVE_MPI
 #include "executor/mpi_run.h"
@@ -32,6 +33,7 @@ struct TuneCliOptions {
   bool json = false;
   bool quiet = false;
   std::string out_path;
+  std::string html_path;
 };
 
 StatusOr<Job> load_tune_job(const std::string& path) {
@@ -70,8 +72,9 @@ int run_tune(const TuneCliOptions& options) {
   StatusOr<SearchSpace> space = read_search_space(*job, options.space);
   if (!space.ok()) return fail(space.status());
   // An output that will be refused is refused before the search.
-  if (!options.out_path.empty()) {
-    if (Status s = check_output_path(options.out_path); !s.ok()) return fail(s);
+  for (const std::string& path : {options.out_path, options.html_path}) {
+    if (path.empty()) continue;
+    if (Status s = check_output_path(path); !s.ok()) return fail(s);
   }
 
   ProgressDisplay display(root && show_progress(options.quiet, options.json),
@@ -92,9 +95,15 @@ int run_tune(const TuneCliOptions& options) {
       return report(s);
     }
   }
+  if (!options.html_path.empty()) {
+    if (Status s = write_file_atomic(options.html_path, tune_report_html(*result)); !s.ok()) {
+      return report(s);
+    }
+  }
   if (options.json) {
     nlohmann::json out = tune_report_json(*result);
     if (have_best && !options.out_path.empty()) out["best_job_file"] = options.out_path;
+    if (!options.html_path.empty()) out["html"] = options.html_path;
     std::fputs((out.dump(2) + "\n").c_str(), stdout);
     return 0;
   }
@@ -111,6 +120,8 @@ int run_tune(const TuneCliOptions& options) {
               best_job_yaml(*result);
     }
   }
+  if (!options.html_path.empty())
+    text += fmt::format("\nreport written to {}\n", options.html_path);
   std::fputs(text.c_str(), stdout);
   return 0;
 }
@@ -151,6 +162,9 @@ void add_tune_command(CLI::App& app, RunFn* run) {
   cmd->add_flag("-q,--quiet", o->quiet,
                 "no progress line (shown on a terminal's stderr, never with --json)");
   cmd->add_option("-o,--out", o->out_path, "write the best configuration as a job YAML here");
+  cmd->add_option("--html", o->html_path,
+                  "write a self-contained HTML report: ChunkSize x K heat maps per layout and "
+                  "packer, the top candidates, why the winner wins, the baseline's best");
   cmd->callback([run, o] { *run = [o] { return run_tune(*o); }; });
 }
 

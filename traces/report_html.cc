@@ -40,7 +40,7 @@ svg.plot { cursor: grab; }
 .s4 { fill: #59a14f; stroke: #59a14f; } .s5 { fill: #edc948; stroke: #edc948; }
 .s6 { fill: #b07aa1; stroke: #b07aa1; } .s7 { fill: #ff9da7; stroke: #ff9da7; }
 .s8 { fill: #9c755f; stroke: #9c755f; } .s9 { fill: #bab0ac; stroke: #bab0ac; }
-path.series { fill: none; stroke-width: 1.8px; }
+path.series { fill: none; stroke-width: 1.8px; } path.series.dashed { stroke-dasharray: 5 3; }
 .key { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: -2px; }
 .legend span.key:first-child { margin-left: 0; }
 rect.cell { stroke: #fff; stroke-width: 1px; }
@@ -197,13 +197,17 @@ std::string format_value(Unit unit, double value) {
 }
 
 std::string table_html(const std::string& id, const std::vector<std::string>& header,
-                       const std::vector<std::vector<std::string>>& rows) {
+                       const std::vector<std::vector<std::string>>& rows, const std::string& left) {
+  auto open = [&left](const char* tag, size_t column) {
+    return column < left.size() && left[column] == 'l' ? fmt::format("<{} class=\"l\">", tag)
+                                                       : fmt::format("<{}>", tag);
+  };
   std::string out = id.empty() ? "<table>\n<tr>" : fmt::format("<table id=\"{}\">\n<tr>", id);
-  for (const std::string& h : header) out += fmt::format("<th>{}</th>", h);
+  for (size_t i = 0; i < header.size(); ++i) out += open("th", i) + header[i] + "</th>";
   out += "</tr>\n";
   for (const std::vector<std::string>& row : rows) {
     out += "<tr>";
-    for (const std::string& cell : row) out += fmt::format("<td>{}</td>", cell);
+    for (size_t i = 0; i < row.size(); ++i) out += open("td", i) + row[i] + "</td>";
     out += "</tr>\n";
   }
   return out + "</table>\n";

@@ -71,6 +71,8 @@ struct Series {
   bool steps = false;  // a counter: each value holds until the next point (memory over time)
   std::vector<std::string> tips;  // per point (optional): hover text of its marker
   bool markers = true;            // a dot per point (not for steps)
+  bool dashed = false;
+  int colour = -1;  // palette index (.s0 … .s9); -1: the series' position
 };
 
 // A horizontal (value = y) or vertical (value = x) reference line with its label.
@@ -110,8 +112,10 @@ struct HeatMap {
   std::string row_title, col_title;
   std::vector<std::string> rows, cols;  // labels, top to bottom / left to right
   std::vector<HeatCell> cells;
-  bool lower_is_better = true;  // green at the low end of the scale
-  Unit unit = Unit::kNumber;    // of the values, for the scale's legend
+  // Cells are coloured by their ratio to the best value: green at the best, red at the worst
+  // value or 20% worse than the best, whichever is further (values must be > 0).
+  bool lower_is_better = true;
+  Unit unit = Unit::kNumber;  // of the values, for the scale's legend
 };
 std::string heat_map_html(const HeatMap& map);
 
@@ -131,8 +135,10 @@ std::string stacked_bars_html(const StackedBars& bars);
 
 // ---- tables ------------------------------------------------------------------------------
 
-// A table with a header row; cells are HTML (escape text first). `id` may be empty.
+// A table with a header row; cells are HTML (escape text first). `id` may be empty. Numbers align
+// right; the columns whose letter in `left` is 'l' ("lll" : the first three) align left.
 std::string table_html(const std::string& id, const std::vector<std::string>& header,
-                       const std::vector<std::vector<std::string>>& rows);
+                       const std::vector<std::vector<std::string>>& rows,
+                       const std::string& left = "");
 
 }  // namespace cf::report

@@ -61,7 +61,7 @@ std::vector<Tick> linear_ticks(Unit unit, double lo, double hi, int max_ticks) {
   std::vector<Tick> ticks;
   for (double k = std::ceil(lo / div / step); k * step <= hi / div * (1 + 1e-12); k += 1) {
     const double scaled = k * step;
-    ticks.push_back({scaled * div, fmt::format("{:.6g}{}", scaled, name)});
+    ticks.push_back({scaled * div, scaled == 0 ? "0" : fmt::format("{:.6g}{}", scaled, name)});
   }
   return ticks;
 }
@@ -80,13 +80,14 @@ std::string script_json(const nlohmann::json& value) {
 
 std::string series_class(size_t i) { return fmt::format("s{}", i % 10); }
 
-std::string legend_html(const std::vector<std::string>& names) {
+// Names with their palette index.
+std::string legend_html(const std::vector<std::pair<std::string, size_t>>& names) {
   std::string out = "<div class=\"legend\">";
-  for (size_t i = 0; i < names.size(); ++i) {
+  for (const auto& [name, colour] : names) {
     out += fmt::format(
         "<svg class=\"key\" width=\"12\" height=\"12\"><rect class=\"{}\" width=\"12\" "
         "height=\"12\"/></svg>{}",
-        series_class(i), escape(names[i]));
+        series_class(colour), escape(name));
   }
   return out + "</div>\n";
 }
@@ -248,8 +249,9 @@ std::string line_chart_html(const LineChart& c) {
       }
     }
     if (s.steps) d += fmt::format("H{:.1f}", kLeft + w);
-    out += fmt::format("<path class=\"series {}\" data-series=\"{}\" d=\"{}\"/>\n", series_class(i),
-                       escape(s.name), d);
+    const std::string cls = series_class(s.colour >= 0 ? static_cast<size_t>(s.colour) : i);
+    out += fmt::format("<path class=\"series {}{}\" data-series=\"{}\" d=\"{}\"/>\n", cls,
+                       s.dashed ? " dashed" : "", escape(s.name), d);
     if (s.steps || !s.markers) continue;
     for (size_t k = 0; k < s.points.size(); ++k) {
       const std::string tip =
@@ -258,8 +260,8 @@ std::string line_chart_html(const LineChart& c) {
               : fmt::format("{}: {}, {}", s.name, format_value(c.x_unit, s.points[k].first),
                             format_value(c.y_unit, s.points[k].second));
       out += fmt::format(
-          "<circle class=\"{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" data-tip=\"{}\"/>",
-          series_class(i), px(s.points[k].first), py(s.points[k].second), escape(tip));
+          "<circle class=\"{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" data-tip=\"{}\"/>", cls,
+          px(s.points[k].first), py(s.points[k].second), escape(tip));
     }
     out += "\n";
   }
@@ -277,8 +279,11 @@ std::string line_chart_html(const LineChart& c) {
         px(r.value), kTop, px(r.value), kTop + h, px(r.value) + 3, kTop + 10, escape(r.label));
   }
   out += "</svg>\n";
-  std::vector<std::string> names;
-  for (const Series& s : c.series) names.push_back(s.name);
+  std::vector<std::pair<std::string, size_t>> names;
+  for (size_t i = 0; i < c.series.size(); ++i) {
+    const Series& s = c.series[i];
+    names.emplace_back(s.name, s.colour >= 0 ? static_cast<size_t>(s.colour) : i);
+  }
   return out + legend_html(names) + "</figure>\n";
 }
 
@@ -300,10 +305,27 @@ std::string scale_colour(double t) {
                      static_cast<int>(std::lround(a.b + f * (b.b - a.b))));
 }
 
+// The heat scale's span in log ratio: the values' own, at least a factor of kScaleMinRatio, so
+// that values a few percent apart are not painted best and worst.
+constexpr double kScaleMinRatio = 1.2;
+double ratio_span(double lo, double hi) {
+  return std::max(lo > 0 ? std::log(hi / lo) : 0.0, std::log(kScaleMinRatio));
+}
+
+// Where `value` sits on the scale: 0 at the best value, 1 at the far end.
+double scale_position(const HeatMap& m, double lo, double hi, double value) {
+  if (!(lo > 0 && value > 0)) return 0;
+  const double ratio = m.lower_is_better ? value / lo : hi / value;
+  return std::log(ratio) / ratio_span(lo, hi);
+}
+
 }  // namespace
 
 std::string heat_map_html(const HeatMap& m) {
-  constexpr double kCellW = 74, kCellH = 24, kLeft = 86, kTop = 34;
+  constexpr double kLeft = 86, kTop = 34;
+  // Tall or wide maps (K 1..64, a dozen ChunkSizes) in smaller cells.
+  const double kCellW = m.cols.size() > 12 ? 62 : 74;
+  const double kCellH = m.rows.size() > 16 ? 16 : 24;
   double lo = INFINITY, hi = -INFINITY;
   for (const HeatCell& c : m.cells) {
     if (c.value) {
@@ -335,15 +357,13 @@ std::string heat_map_html(const HeatMap& m) {
     const double x = kLeft + kCellW * c.col, y = kTop + kCellH * c.row;
     std::string fill;
     if (c.value) {
-      double t = hi > lo ? (*c.value - lo) / (hi - lo) : 0;
-      if (!m.lower_is_better) t = 1 - t;
-      fill = fmt::format(" fill=\"{}\"", scale_colour(t));
+      fill = fmt::format(" fill=\"{}\"", scale_colour(scale_position(m, lo, hi, *c.value)));
     }
     out += fmt::format(
         "<rect class=\"cell{}{}\" x=\"{:.0f}\" y=\"{:.0f}\" width=\"{:.0f}\" height=\"{:.0f}\"{} "
         "data-tip=\"{}\"/><text class=\"cell\" x=\"{:.0f}\" y=\"{:.0f}\">{}</text>\n",
         c.mark.empty() ? "" : " ", c.mark, x, y, kCellW, kCellH, fill, escape(c.tip),
-        x + kCellW / 2, y + kCellH / 2 + 4, escape(c.text));
+        x + kCellW / 2, y + kCellH / 2 + 3.5, escape(c.text));
   }
   out += "</svg>\n";
   if (lo <= hi) {
@@ -354,7 +374,8 @@ std::string heat_map_html(const HeatMap& m) {
         "style=\"background:#f4f4f4;border:1px solid #ccc\"></span>proved slower, not "
         "simulated</div>\n",
         scale_colour(0), format_value(m.unit, m.lower_is_better ? lo : hi), scale_colour(1),
-        format_value(m.unit, m.lower_is_better ? hi : lo));
+        format_value(m.unit, m.lower_is_better ? lo * std::exp(ratio_span(lo, hi))
+                                               : hi / std::exp(ratio_span(lo, hi))));
   }
   return out + "</figure>\n";
 }
@@ -408,7 +429,9 @@ std::string stacked_bars_html(const StackedBars& s) {
         kLeft, py(s.limit->value), width - 110, py(s.limit->value), width - 106,
         py(s.limit->value) + 4, escape(s.limit->label));
   }
-  return out + "</svg>\n" + legend_html(s.parts) + "</figure>\n";
+  std::vector<std::pair<std::string, size_t>> names;
+  for (size_t p = 0; p < s.parts.size(); ++p) names.emplace_back(s.parts[p], p);
+  return out + "</svg>\n" + legend_html(names) + "</figure>\n";
 }
 
 }  // namespace cf::report

@@ -342,7 +342,35 @@ SearchResult Search::summarise(const std::vector<int>& feasible, int folded) con
     }
   }
   if (closest >= 0) r.closest_miss = outcomes_[closest].detail;
-  for (int i : feasible) r.ranked.push_back({candidates_[i], outcomes_[i].metrics});
+  r.outcomes.resize(candidates_.size());
+  for (int i = 0; i < r.candidates; ++i) {
+    const Outcome& o = outcomes_[i];
+    CandidateOutcome& out = r.outcomes[static_cast<size_t>(i)];
+    out.candidate = candidates_[i];
+    switch (o.kind) {
+      case Outcome::kFeasible:
+      case Outcome::kPending:  // every candidate is settled by now (CHECKed below)
+        out.kind = CandidateOutcome::Kind::kFeasible;
+        break;
+      case Outcome::kInfeasible:
+        out.kind = CandidateOutcome::Kind::kInfeasible;
+        break;
+      case Outcome::kPrunedTime:
+        out.kind = CandidateOutcome::Kind::kPrunedTime;
+        break;
+      case Outcome::kPrunedMemory:
+        out.kind = CandidateOutcome::Kind::kPrunedMemory;
+        break;
+    }
+    CF_CHECK(o.kind != Outcome::kPending) << "candidate " << i << " was never settled";
+    out.score_floor = o.score_floor;
+    out.reason = o.reason;
+    out.detail = o.detail;
+  }
+  for (int i : feasible) {
+    r.outcomes[static_cast<size_t>(i)].ranked = static_cast<int>(r.ranked.size());
+    r.ranked.push_back({candidates_[i], outcomes_[i].metrics});
+  }
   return r;
 }
 

@@ -35,6 +35,17 @@ struct RankedCandidate {
   SimMetrics metrics;
 };
 
+// What became of one candidate: the heat maps of the HTML report (tuner/report_html.h).
+struct CandidateOutcome {
+  enum class Kind { kFeasible, kInfeasible, kPrunedTime, kPrunedMemory };
+  Candidate candidate;
+  Kind kind = Kind::kFeasible;
+  int ranked = -1;         // kFeasible: its index in SearchResult::ranked
+  double score_floor = 0;  // kPrunedTime: an objective score it was proved to exceed
+  std::string reason;      // kInfeasible, kPrunedMemory: the category (infeasible_reasons)
+  std::string detail;      // and its numbers
+};
+
 struct SearchResult {
   int candidates = 0;     // after folding equivalent K values
   int folded = 0;         // K values folded into an equivalent smaller K
@@ -45,7 +56,8 @@ struct SearchResult {
   std::map<std::string, int> infeasible_reasons;  // reason → candidates
   // When nothing fits: the infeasible candidate nearest to fitting and its numbers.
   std::string closest_miss;
-  std::vector<RankedCandidate> ranked;  // feasible and simulated, best first (top N exact)
+  std::vector<RankedCandidate> ranked;     // feasible and simulated, best first (top N exact)
+  std::vector<CandidateOutcome> outcomes;  // every candidate, in canonical order (index)
 };
 
 struct TuneOptions {
