@@ -31,10 +31,12 @@ std::string run_label(const Job& job) {
   return job.strategy.kind == StrategyKind::kBaseline ? "Megatron-style baseline" : "ChunkFlow";
 }
 
-StatusOr<SimResult> simulate_one(const Job& job, const SimOptions& sim_options, bool json) {
+// `label`: "simulate" for the job, "simulate --baseline" for the second one.
+StatusOr<SimResult> simulate_one(const Job& job, const SimOptions& sim_options, bool json,
+                                 const std::string& label) {
   // Steps one by one on a terminal (a job may ask for up to 1,000 sampled steps).
-  ProgressDisplay progress(show_progress(false, json) && job.training.steps > 1,
-                           fmt::format("simulate {}: steps", job.origin), Objective::kStepTime);
+  ProgressDisplay progress(show_progress(false, json) && job.training.steps > 1, label + ": steps",
+                           Objective::kStepTime);
   StatusOr<SimResult> result =
       simulate_job(job, sim_options, [&](int step, int steps) { progress.advance(step, steps); });
   progress.finish();
@@ -69,7 +71,8 @@ int run_simulate(const SimulateOptions& options) {
   sim_options.critical_path = true;
   std::vector<SimulatedJob> runs;
   for (const Job& j : jobs) {
-    StatusOr<SimResult> result = simulate_one(j, sim_options, options.json);
+    StatusOr<SimResult> result = simulate_one(j, sim_options, options.json,
+                                              runs.empty() ? "simulate" : "simulate --baseline");
     if (!result.ok()) return report(result.status());
     runs.push_back({run_label(j), j, std::move(*result)});
   }
