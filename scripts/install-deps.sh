@@ -5,14 +5,16 @@
 # clang come with libclang-rt-14-dev, which libfuzzer-14-dev's standalone library is not needed
 # beside; python3-torch, whose CPU profiler writes the real profiles `chunkflow profile` and
 # `calibrate --from-profile` are tested on, and python3-yaml, with which
-# tests/traces/make_qwen2_profile.py reads a model file). zlib1g-dev: .json.gz profiles.
+# tests/traces/make_qwen2_profile.py reads a model file; chromium, the headless browser the HTML
+# reports are rendered in by tests/report/browser_test.cc and scripts/report-pictures.sh, and
+# python3-pil, with which the tests read its screenshots). zlib1g-dev: .json.gz profiles.
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           libyaml-cpp-dev libeigen3-dev libboost-dev libfmt-dev nlohmann-json3-dev libcli11-dev
           libopenmpi-dev openmpi-bin zlib1g-dev)
 if [ "${1:-}" = "--test" ]; then
   packages+=(libgtest-dev libgmock-dev libbenchmark-dev clang-format clang libclang-rt-14-dev
-             python3-torch python3-yaml)
+             python3-torch python3-yaml chromium python3-pil)
 fi
 missing=()
 for p in "${packages[@]}"; do

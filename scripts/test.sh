@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, checks the sources are clang-format clean,
 # builds (Release, CUDA code compiled where nvcc exists), runs every ctest (unit, property,
-# golden, end-to-end, MPI, benchmarks as quick tests), the validation matrix, then builds and
-# runs the unit tests of the libraries (core, models, traces, sim, kernels, executor) and the
-# program's end-to-end tests again under ASan + UBSan, the in-process executor's threaded
+# golden, end-to-end, MPI, the HTML reports rendered in headless chromium, benchmarks as quick
+# tests), the validation matrix, then builds and runs the unit tests of the libraries (core,
+# models, traces, sim, kernels, executor) and the program's end-to-end tests again under
+# ASan + UBSan, the in-process executor's threaded
 # tests under ThreadSanitizer, and last fuzzes each reader of outside input for a few seconds
 # (scripts/fuzz.sh, docs/TESTING.md).
 set -euo pipefail
@@ -57,7 +58,8 @@ echo "== ASan + UBSan build: library unit tests, and the program under the end-t
 # end-to-end tests' time; the library's Calibrate.QuickCalibrationFillsTheTable, above, runs
 # the same calibration under the sanitizers), and the profile closed loop (15 s of torch
 # training; ProfileLoop's other test and CalibrateFromProfile read real and hand-made profiles
-# through the sanitized program).
+# through the sanitized program), and the browser's renders of the reports (30 s of chromium;
+# ReportCommand writes the same reports with the sanitized program).
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DCHUNKFLOW_SANITIZE=ON -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF -DCMAKE_UNITY_BUILD=ON \
   -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 \
@@ -70,7 +72,7 @@ ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 
   -E "^Training\.LossFallsOver50Steps$"
 CHUNKFLOW_TEST_PROGRAM="$root/build-asan/bin/chunkflow" \
   ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 900 -L e2e -LE mpi \
-  -E "^(CalibrateCommand.QuickTableLoadsAndPricesAJob|ValidateCommand.InvalidTableNamesFileAndKey|TuneCliTest.CalibratedCostModelPrunesSafely|ProfileLoop.CalibratedFromAProfileTheSimulatorPredictsItsStepWithinTenPercent)$"
+  -E "^(CalibrateCommand.QuickTableLoadsAndPricesAJob|ValidateCommand.InvalidTableNamesFileAndKey|TuneCliTest.CalibratedCostModelPrunesSafely|ProfileLoop.CalibratedFromAProfileTheSimulatorPredictsItsStepWithinTenPercent|BrowserReport\..*)$"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 phase "sanitizer build and tests"
 

@@ -29,7 +29,7 @@ svg line.grid { stroke: #eee; } svg line.axis { stroke: #666; } svg line.lane { 
 svg line.ref { stroke: #c00; stroke-dasharray: 6 3; } svg text.ref { fill: #c00; }
 svg.plot rect { height: 14px; stroke: #fff; stroke-width: 0.3px; vector-effect: non-scaling-stroke; }
 svg.plot rect.l { y: 15px; height: 5px; }
-svg.plot rect.c { stroke: #000; stroke-width: 1.5px; }
+svg.plot rect.c { stroke: #000; stroke-width: 0.7px; }
 body.cp-only svg.plot rect:not(.c) { opacity: 0.25; }
 svg.plot { cursor: grab; }
 .F { fill: #4e79a7; } .Fs { fill: #76b7b2; } .R { fill: #f28e2b; } .B { fill: #e15759; }
@@ -60,7 +60,8 @@ text.cell { font-size: 10px; text-anchor: middle; }
 // Zoom and hover. Everything is drawn without it; it adds: a tooltip for [data-tip] elements and
 // for timeline bars (their texts in the figure's <script class="tips">, in bar order), zoom
 // (wheel) and pan (drag) of timelines with their time axis redrawn, double-click to reset, the
-// critical-path toggle, and the data-ready / data-script-error marks of report_html.h.
+// critical-path toggle, and the data-ready / data-script-error marks of report_html.h (with
+// data-ready-ms: milliseconds from the page's start until the script was done).
 constexpr const char* kScript = R"((function () {
   var root = document.documentElement;
   window.addEventListener('error', function (e) { root.setAttribute('data-script-error', String(e.message)); });
@@ -132,6 +133,7 @@ constexpr const char* kScript = R"((function () {
   });
   var cp = document.getElementById('cp-only');
   if (cp) cp.addEventListener('change', function () { document.body.classList.toggle('cp-only', cp.checked); });
+  root.setAttribute('data-ready-ms', String(Math.round(performance.now())));
   root.setAttribute('data-ready', '1');
 })();
 )";
