@@ -121,5 +121,67 @@ TEST_F(BrowserReport, Compare) {
   check_rendered(html, {"<figure class=\"tl\"", "<rect x=", "<table>"});
 }
 
+// The script's interactions, driven by a test script appended to a copy of a report: a wheel
+// over the middle of a timeline zooms it to 80% around that point and redraws the time axis;
+// moving over the first bar shows its hover text; the critical-path box dims the other ops.
+TEST_F(BrowserReport, ZoomHoverAndTheCriticalPathBoxWork) {
+  const std::string html = path("simulate.html");
+  ASSERT_EQ(run_chunkflow({"simulate", "examples/qwen2.5-7b-32k.yaml", "--html", html}).exit_code,
+            0);
+  std::string page = slurp(html);
+  const std::string drive = R"(<script>
+(function () {
+  var body = document.body, plot = document.querySelector('svg.plot');
+  var axis = document.querySelector('g.taxis'), before = axis.textContent;
+  var r = plot.getBoundingClientRect();
+  plot.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, clientX: r.left + r.width / 2,
+      clientY: r.top + 5, bubbles: true, cancelable: true}));
+  body.setAttribute('data-test-viewbox', plot.getAttribute('viewBox'));
+  body.setAttribute('data-test-axis-redrawn', String(axis.textContent !== before));
+  var bar = plot.querySelector('rect');
+  bar.dispatchEvent(new MouseEvent('mousemove', {clientX: 20, clientY: 20, bubbles: true}));
+  var tip = document.getElementById('tip');
+  body.setAttribute('data-test-tip', tip.style.display + '|' + tip.textContent);
+  plot.dispatchEvent(new MouseEvent('dblclick', {bubbles: true}));
+  body.setAttribute('data-test-reset', plot.getAttribute('viewBox'));
+  var box = document.getElementById('cp-only');
+  box.checked = true;
+  box.dispatchEvent(new Event('change'));
+  body.setAttribute('data-test-cp-only', String(body.classList.contains('cp-only')));
+})();
+</script>
+</body>)";
+  const size_t end = page.rfind("</body>");
+  ASSERT_NE(end, std::string::npos);
+  page.replace(end, 7, drive);
+  const std::string driven = path("driven.html");
+  {
+    std::ofstream out(driven, std::ios::binary);
+    out << page;
+  }
+  const test::RenderedPage rendered = test::render_page(driven);
+  ASSERT_EQ(rendered.run.exit_code, 0) << rendered.run.err;
+  for (const std::string& line : rendered.console) ADD_FAILURE() << "console: " << line;
+  const std::string& dom = rendered.dom;
+  // The plot is 1080 px wide: 80% of it is 864, kept centred on the wheel: x0 = 108.
+  const std::string plot_height = [&] {
+    const size_t at = page.find("<svg class=\"plot\"");
+    const size_t h = page.find("height=\"", at) + 8;
+    return page.substr(h, page.find('"', h) - h);
+  }();
+  EXPECT_NE(dom.find("data-test-viewbox=\"108 0 864 " + plot_height + "\""), std::string::npos)
+      << dom.substr(dom.find("<body"), 400);
+  EXPECT_NE(dom.find("data-test-axis-redrawn=\"true\""), std::string::npos);
+  EXPECT_NE(dom.find("data-test-reset=\"0 0 1080 " + plot_height + "\""), std::string::npos);
+  EXPECT_NE(dom.find("data-test-cp-only=\"true\""), std::string::npos);
+  // The first bar's hover text, from the figure's tips.
+  const nlohmann::json tips = nlohmann::json::parse(test::tips_json_after(page, 0));
+  ASSERT_FALSE(tips.empty());
+  std::string first = tips[0].get<std::string>();
+  EXPECT_NE(dom.find("data-test-tip=\"block|" + first.substr(0, first.find('\n'))),
+            std::string::npos)
+      << first;
+}
+
 }  // namespace
 }  // namespace cf
