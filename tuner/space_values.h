@@ -18,7 +18,7 @@ namespace cf::space_detail {
 
 inline const std::vector<std::string> kRecomputeNames = {"none", "selective", "full"};
 inline const std::vector<std::string> kScheduleNames = {"1f1b", "gpipe", "interleaved"};
-inline const std::vector<std::string> kPackerNames = {"balanced", "ffd"};
+inline const std::vector<std::string> kPackerNames = {"balanced", "ffd", "cost"};
 inline const std::vector<std::string> kSplitNames = {"even", "balanced"};
 
 inline Recompute recompute_of(const std::string& name) {
@@ -32,7 +32,9 @@ inline ScheduleKind schedule_of(const std::string& name) {
                            : ScheduleKind::kInterleaved;
 }
 inline Packer packer_of(const std::string& name) {
-  return name == "balanced" ? Packer::kBalanced : Packer::kFirstFitDecreasing;
+  return name == "balanced" ? Packer::kBalanced
+         : name == "ffd"    ? Packer::kFirstFitDecreasing
+                            : Packer::kCost;
 }
 
 inline SplitKind split_of(const std::string& name) {

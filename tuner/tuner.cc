@@ -98,9 +98,17 @@ StatusOr<Chunkings> chunk_every_way(const Job& job, const SearchSpace& space,
     for (int64_t c : chunk_sizes) out.keys.push_back({packer, c});
   }
   out.chunkflow.resize(out.keys.size());
+  // The cost split's boundaries fit every layout's context parallelism: multiples of the
+  // largest CP piece count searched (CP sizes are powers of two).
+  int64_t align = 1;
+  for (const ParallelLayout& layout : resolve_layouts(space, job)) {
+    align = std::max(align, cp_pieces(job, layout.cp));
+  }
   pool.parallel_for(static_cast<int>(out.keys.size()), [&](int i, int) {
     out.chunkflow[i] = make_step_chunks(steps, worst_case_last, [&](const PlanInputs& in) {
-      return build_chunkflow_chunks(in.sequence_lengths, out.keys[i].second, out.keys[i].first);
+      return build_chunkflow_chunks(in.sequence_lengths, out.keys[i].second, out.keys[i].first,
+                                    ChunkCosting{job.strategy.split, in.pair_weight,
+                                                 out.keys[i].second % align == 0 ? align : 1});
     });
   });
   Status baseline_status = Status::Ok();

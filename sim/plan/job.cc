@@ -303,7 +303,7 @@ Status read_parallel(YamlMap& root, Job* job) {
 Status read_strategy(YamlMap& root, Job* job) {
   CF_ASSIGN_OR_RETURN(YamlMap map, root.child("strategy"));
   StrategyConfig& s = job->strategy;
-  std::string kind = to_string(s.kind), packer = to_string(s.packer),
+  std::string kind = to_string(s.kind), packer = to_string(s.packer), split = to_string(s.split),
               micro_batching = to_string(s.micro_batching);
   CF_RETURN_IF_ERROR(map.get_choice("kind", {"chunkflow", "baseline"}, &kind));
   s.kind = kind == "chunkflow" ? StrategyKind::kChunkFlow : StrategyKind::kBaseline;
@@ -314,12 +314,16 @@ Status read_strategy(YamlMap& root, Job* job) {
   CF_RETURN_IF_ERROR(map.get("k", &s.k));
   CF_RETURN_IF_ERROR(map.check_positive("k", s.k));
   CF_RETURN_IF_ERROR(map.check_at_most("k", s.k, limits::kMaxK, "core/limits.h"));
-  CF_RETURN_IF_ERROR(map.get_choice("packer", {"balanced", "ffd"}, &packer));
-  s.packer = packer == "balanced" ? Packer::kBalanced : Packer::kFirstFitDecreasing;
+  CF_RETURN_IF_ERROR(map.get_choice("packer", {"balanced", "ffd", "cost"}, &packer));
+  s.packer = packer == "balanced" ? Packer::kBalanced
+             : packer == "ffd"    ? Packer::kFirstFitDecreasing
+                                  : Packer::kCost;
+  CF_RETURN_IF_ERROR(map.get_choice("split", {"tokens", "cost"}, &split));
+  s.split = split == "tokens" ? SequenceSplit::kTokens : SequenceSplit::kCost;
   CF_RETURN_IF_ERROR(map.get_choice("micro_batching", {"pack", "per_sequence"}, &micro_batching));
   s.micro_batching = micro_batching == "pack" ? MicroBatching::kPack : MicroBatching::kPerSequence;
   if (s.kind == StrategyKind::kBaseline) {
-    for (const char* key : {"chunk_size", "k", "packer"}) {
+    for (const char* key : {"chunk_size", "k", "packer", "split"}) {
       if (map.has(key)) return map.error(key, "applies to kind: chunkflow only");
     }
   } else if (map.has("micro_batching")) {
@@ -457,7 +461,18 @@ std::string to_string(ScheduleKind s) {
 std::string to_string(StrategyKind s) {
   return s == StrategyKind::kChunkFlow ? "chunkflow" : "baseline";
 }
-std::string to_string(Packer p) { return p == Packer::kBalanced ? "balanced" : "ffd"; }
+std::string to_string(Packer p) {
+  switch (p) {
+    case Packer::kBalanced:
+      return "balanced";
+    case Packer::kFirstFitDecreasing:
+      return "ffd";
+    case Packer::kCost:
+      return "cost";
+  }
+  return "balanced";
+}
+std::string to_string(SequenceSplit s) { return s == SequenceSplit::kTokens ? "tokens" : "cost"; }
 std::string to_string(MicroBatching m) {
   return m == MicroBatching::kPack ? "pack" : "per_sequence";
 }

@@ -72,7 +72,13 @@ struct ParallelConfig {
 };
 
 enum class StrategyKind { kChunkFlow, kBaseline };
-enum class Packer { kBalanced, kFirstFitDecreasing };
+// How short sequences are packed into standalone chunks: tokens balanced, first-fit-decreasing,
+// or predicted time balanced (cost: tokens + pair_weight · attention pairs, chunking.h).
+enum class Packer { kBalanced, kFirstFitDecreasing, kCost };
+// How a long sequence is cut into its ceil(length / chunk_size) dependent pieces: equal tokens
+// (the last piece the remainder), or equal predicted cost (later pieces, which attend to more
+// keys, shorter; each at most chunk_size tokens).
+enum class SequenceSplit { kTokens, kCost };
 enum class MicroBatching { kPack, kPerSequence };
 
 struct StrategyConfig {
@@ -80,6 +86,7 @@ struct StrategyConfig {
   int64_t chunk_size = 8192;
   int k = 1;
   Packer packer = Packer::kBalanced;
+  SequenceSplit split = SequenceSplit::kTokens;
   MicroBatching micro_batching = MicroBatching::kPack;  // baseline only
 };
 
@@ -133,7 +140,8 @@ std::string to_string(CpComm c);           // "p2p" | "all_gather" | "a2a"
 std::string to_string(GradDtype g);        // "fp32" | "bf16"
 std::string to_string(CrossEntropy c);     // "unfused" | "fused"
 std::string to_string(StrategyKind s);     // "chunkflow" | "baseline"
-std::string to_string(Packer p);           // "balanced" | "ffd"
+std::string to_string(Packer p);           // "balanced" | "ffd" | "cost"
+std::string to_string(SequenceSplit s);    // "tokens" | "cost"
 std::string to_string(MicroBatching m);    // "pack" | "per_sequence"
 std::string to_string(CostModelKind c);    // "analytical" | "unit" | "calibrated"
 std::string to_string(MemoryModelKind m);  // "megatron" | "executor"

@@ -69,6 +69,7 @@ Rows resolved_rows(const Job& job) {
     rows.push_back({"strategy.chunk_size", fmt::format("{}", s.chunk_size)});
     rows.push_back({"strategy.k", fmt::format("{}", s.k)});
     rows.push_back({"strategy.packer", to_string(s.packer)});
+    rows.push_back({"strategy.split", to_string(s.split)});
   } else {
     rows.push_back({"strategy.micro_batching", to_string(s.micro_batching)});
   }
@@ -142,6 +143,7 @@ std::string resolved_yaml(const Job& job) {
     out << YAML::Key << "chunk_size" << YAML::Value << s.chunk_size;
     out << YAML::Key << "k" << YAML::Value << s.k;
     out << YAML::Key << "packer" << YAML::Value << to_string(s.packer);
+    out << YAML::Key << "split" << YAML::Value << to_string(s.split);
   } else {
     out << YAML::Key << "micro_batching" << YAML::Value << to_string(s.micro_batching);
   }

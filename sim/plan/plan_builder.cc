@@ -39,6 +39,12 @@ Status validate_inputs(const PlanInputs& in) {
   }
   CF_RETURN_IF_ERROR(check_layer_split(LayerSplit{in.pp, in.vpp, in.layers, in.layers_per_stage}));
   if (in.pair_weight < 0) return bad("pair_weight: must not be negative");
+  if (in.split_align < 1) return bad("split_align: must be positive");
+  if (in.strategy.kind == StrategyKind::kChunkFlow &&
+      in.strategy.chunk_size % in.split_align != 0) {
+    return bad(fmt::format("chunk_size {} is not a multiple of the split's alignment {}",
+                           in.strategy.chunk_size, in.split_align));
+  }
   if (in.only_rank >= in.dp) return bad("only_rank: must be below dp");
   if (in.strategy.kind == StrategyKind::kChunkFlow) {
     if (in.strategy.chunk_size < 1) {
@@ -147,8 +153,9 @@ StatusOr<Plan> build_plan(const PlanInputs& inputs) {
   if (inputs.strategy.kind == StrategyKind::kChunkFlow) {
     CF_RETURN_IF_ERROR(
         check_chunkflow_chunk_count(inputs.sequence_lengths, inputs.strategy.chunk_size));
-    chunks = build_chunkflow_chunks(inputs.sequence_lengths, inputs.strategy.chunk_size,
-                                    inputs.strategy.packer);
+    chunks = build_chunkflow_chunks(
+        inputs.sequence_lengths, inputs.strategy.chunk_size, inputs.strategy.packer,
+        ChunkCosting{inputs.strategy.split, inputs.pair_weight, inputs.split_align});
   } else {
     CF_ASSIGN_OR_RETURN(chunks,
                         build_baseline_micro_batches(inputs.sequence_lengths, inputs.max_length,
@@ -203,6 +210,12 @@ void set_plan_layout(const Job& job, PlanInputs* inputs) {
   inputs->vpp = job.parallel.vpp;
   inputs->dp = job.parallel.dp;
   inputs->layers_per_stage = job.parallel.layers_per_stage;
+  inputs->split_align = cp_pieces(job, job.parallel.cp);
+}
+
+int64_t cp_pieces(const Job& job, int cp) {
+  if (cp <= 1) return 1;
+  return job.parallel.cp_comm == CpComm::kP2p ? 2 * cp : cp;
 }
 
 PlanInputs plan_inputs_from_job(const Job& job, int64_t step) {

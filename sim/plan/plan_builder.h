@@ -28,6 +28,9 @@ struct PlanInputs {
   // Weight of one query-key pair relative to one token in the work estimate used to balance
   // DP ranks (attention FLOPs per pair / linear FLOPs per token); 0 balances tokens only.
   double pair_weight = 0;
+  // The cost split's boundaries are multiples of this (context parallelism's pieces of a chunk:
+  // 2·cp with cp_comm p2p, cp otherwise; 1 without CP).
+  int64_t split_align = 1;
   // ≥ 0: only this DP rank's chunks are scheduled (the others' streams are empty), for judging
   // one rank without building the rest: its streams, hence its memory and its pipeline, are
   // those of the whole plan, and its simulated step is at most the whole plan's (the tuner's
@@ -43,6 +46,8 @@ void set_plan_layout(const Job& job, PlanInputs* inputs);
 // PlanInputs::pair_weight for a model: one query-key pair of core attention against one token
 // of the linear layers, per layer.
 double dp_pair_weight(const ModelConfig& model);
+// The pieces context parallelism cuts a chunk into under `job`'s cp_comm with `cp` ranks.
+int64_t cp_pieces(const Job& job, int cp);
 
 // Invalid inputs (lengths, sizes, layers that do not split over pp·vpp, vpp without the
 // interleaved schedule) are an error Status naming the key; every schedule takes any chunk
