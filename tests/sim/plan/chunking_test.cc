@@ -147,5 +147,63 @@ TEST(Baseline, SequenceOverMaxLengthIsAnError) {
       << chunks.status().message();
 }
 
+// A 1000-token sequence at ChunkSize 300: four pieces either way; by tokens 300, 300, 300 and
+// the remainder; by cost (w = 0.0005) the earlier pieces (fewer keys before them) longer, the
+// last shorter, every piece within 300 tokens and their costs equal to within a token's.
+TEST(SplitLengths, EqualTokensOrEqualCost) {
+  EXPECT_EQ(split_lengths(1000, 300, SequenceSplit::kTokens, 0.01),
+            (std::vector<int64_t>{300, 300, 300, 100}));
+  const std::vector<int64_t> pieces = split_lengths(1000, 300, SequenceSplit::kCost, 0.0005);
+  ASSERT_EQ(pieces.size(), 4u);
+  EXPECT_TRUE(std::is_sorted(pieces.rbegin(), pieces.rend())) << pieces[0] << " " << pieces[3];
+  int64_t offset = 0;
+  std::vector<double> costs;
+  for (int64_t piece : pieces) {
+    EXPECT_LE(piece, 300);
+    costs.push_back(segment_cost(offset, piece, 0.0005));
+    offset += piece;
+  }
+  EXPECT_EQ(offset, 1000);
+  const auto [lo, hi] = std::minmax_element(costs.begin(), costs.end());
+  EXPECT_LE(*hi - *lo, segment_cost(999, 1, 0.0005));  // one token at the end
+  // With a heavier pair weight the first piece would want more than 300 tokens: capped, the
+  // rest shared by the others.
+  EXPECT_EQ(split_lengths(1000, 300, SequenceSplit::kCost, 0.01).front(), 300);
+  // Without attention weight the cost is the tokens: as even as the bound allows.
+  EXPECT_EQ(split_lengths(1000, 300, SequenceSplit::kCost, 0),
+            (std::vector<int64_t>{250, 250, 250, 250}));
+  // Aligned to 8 (cp 4 with the ring's 2·cp pieces).
+  const std::vector<int64_t> aligned = split_lengths(1003, 304, SequenceSplit::kCost, 0.01, 8);
+  ASSERT_EQ(aligned.size(), 4u);
+  for (size_t i = 0; i + 1 < aligned.size(); ++i) EXPECT_EQ(aligned[i] % 8, 0) << i;
+  for (int64_t piece : aligned) EXPECT_LE(piece, 304);
+}
+
+// The cost packer: short sequences of 100, 90, 60, 50, 40, 10 tokens into chunks of 200. By
+// tokens both bins carry 175; by cost (w = 0.05: a 100-token sequence costs 352.5, a 10-token
+// one 12.75) the sequence of 100 goes with the small ones.
+TEST(PackCost, BalancesPredictedCostWithinTheTokenBound) {
+  const std::vector<PackItem> items = {{0, 100}, {1, 90}, {2, 60}, {3, 50}, {4, 40}, {5, 10}};
+  const double w = 0.05;
+  const Bins bins = pack_cost(items, 200, w);
+  ASSERT_EQ(bins.size(), 2u);
+  std::vector<double> cost(2, 0);
+  for (size_t b = 0; b < 2; ++b) {
+    int64_t tokens = 0;
+    for (int64_t seq : bins[b]) {
+      tokens += items[static_cast<size_t>(seq)].length;
+      cost[b] += segment_cost(0, items[static_cast<size_t>(seq)].length, w);
+    }
+    EXPECT_LE(tokens, 200);
+  }
+  double balanced_worst = 0;
+  for (const std::vector<int64_t>& bin : pack_balanced(items, 200)) {
+    double c = 0;
+    for (int64_t seq : bin) c += segment_cost(0, items[static_cast<size_t>(seq)].length, w);
+    balanced_worst = std::max(balanced_worst, c);
+  }
+  EXPECT_LT(std::max(cost[0], cost[1]), balanced_worst);
+}
+
 }  // namespace
 }  // namespace cf
