@@ -81,7 +81,9 @@ double GpuSpec::gemm_efficiency_at(double flops) const {
 //   (1e9 B/s, per direction, per GPU); nvlink_latency_us, ib_latency_us (µs);
 //   gemm_efficiency (list); attention_efficiency, memory_efficiency, collective_efficiency
 //   (fractions); reserved_mib (MiB); optional overheads kernel_launch_us, host_kernel_us,
-//   microbatch_us (µs) and attention_block (tokens); source, notes (optional text).
+//   microbatch_us (µs) and attention_block (tokens); optional host link host_link_gb_per_s
+//   (1e9 B/s per direction), gpus_per_host_link, host_link_efficiency (fraction) and
+//   host_memory_gib (per node, GiB); source, notes (optional text).
 StatusOr<GpuSpec> parse_gpu_yaml(const std::string& text, const std::string& origin) {
   CF_ASSIGN_OR_RETURN(YamlDocument doc, parse_yaml_text(text, origin));
   CF_ASSIGN_OR_RETURN(YamlMap map, YamlMap::open(doc.root, doc.file, ""));
@@ -118,6 +120,17 @@ StatusOr<GpuSpec> parse_gpu_yaml(const std::string& text, const std::string& ori
   CF_RETURN_IF_ERROR(map.get("attention_block", &gpu.attention_block));
   CF_RETURN_IF_ERROR(
       map.check_range("attention_block", static_cast<double>(gpu.attention_block), 1, 4096));
+  double host_link_gb_per_s = 0, host_memory_gib = 0;
+  CF_RETURN_IF_ERROR(map.get("host_link_gb_per_s", &host_link_gb_per_s));
+  CF_RETURN_IF_ERROR(map.check_range("host_link_gb_per_s", host_link_gb_per_s, 0, 1e5));
+  CF_RETURN_IF_ERROR(map.get("gpus_per_host_link", &gpu.gpus_per_host_link));
+  CF_RETURN_IF_ERROR(
+      map.check_range("gpus_per_host_link", static_cast<double>(gpu.gpus_per_host_link), 1, 64));
+  if (map.has("host_link_efficiency")) {
+    CF_RETURN_IF_ERROR(read_fraction(map, "host_link_efficiency", &gpu.host_link_efficiency));
+  }
+  CF_RETURN_IF_ERROR(map.get("host_memory_gib", &host_memory_gib));
+  CF_RETURN_IF_ERROR(map.check_range("host_memory_gib", host_memory_gib, 0, 1 << 24));
   std::string source, notes;
   CF_RETURN_IF_ERROR(map.get("source", &source));
   CF_RETURN_IF_ERROR(map.get("notes", &notes));
@@ -134,6 +147,8 @@ StatusOr<GpuSpec> parse_gpu_yaml(const std::string& text, const std::string& ori
   gpu.kernel_launch_s = kernel_launch_us * kMicro;
   gpu.host_kernel_s = host_kernel_us * kMicro;
   gpu.microbatch_s = microbatch_us * kMicro;
+  gpu.host_link_bandwidth_bytes_per_s = host_link_gb_per_s * kGiga;
+  gpu.host_memory_bytes = static_cast<int64_t>(host_memory_gib * 1024.0) * kMebi;
   return gpu;
 }
 

@@ -36,6 +36,14 @@ struct GpuSpec {
   // FlashAttention computes whole tiles of attention_block × attention_block (query, key)
   // pairs; 1 = no tiling modelled.
   int64_t attention_block = 1;
+  // The GPU's link to host memory, for K/V offload (strategy.kv_offload): bandwidth per
+  // direction of one link, how many GPUs share it (a PCIe switch's uplink), the fraction of it
+  // pinned-memory copies reach, and the host memory of one node. 0 bandwidth: not known (a
+  // job that offloads is refused).
+  double host_link_bandwidth_bytes_per_s = 0;
+  int gpus_per_host_link = 1;
+  double host_link_efficiency = 0.8;
+  int64_t host_memory_bytes = 0;
 
   double gemm_efficiency_at(double flops) const;
 };

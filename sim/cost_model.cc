@@ -7,6 +7,7 @@
 #include "sim/cost_analytical.h"
 #include "sim/cost_calibrated.h"
 #include "sim/cost_unit.h"
+#include "sim/offload_cost.h"
 
 namespace cf {
 
@@ -30,7 +31,9 @@ void CostModel::op_times(std::span<const OpQuery> queries, std::span<OpTime> out
   for (size_t i = 0; i < queries.size(); ++i) out[i] = op_time(queries[i]);
 }
 
-StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
+namespace {
+
+StatusOr<std::unique_ptr<CostModel>> make_base_cost_model(const Job& job) {
   // The models price each stage's parameters by its layers; a job edited after loading (the
   // tuner's layouts) may carry a split of another pp.
   if (Status split = check_layer_split(layer_split(job.model.layers, job.parallel)); !split.ok()) {
@@ -57,6 +60,20 @@ StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
   return Status::InvalidInput(job.origin + ": cost_model.kind: \"" +
                               to_string(job.cost_model.kind) +
                               "\" has no cost model in this simulator; use analytical or unit");
+}
+
+}  // namespace
+
+// With K/V offload the model's op times gain the host copies they wait for (offload_cost.h);
+// the unit model's times are not seconds, so it prices none.
+StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
+  CF_ASSIGN_OR_RETURN(std::unique_ptr<CostModel> base, make_base_cost_model(job));
+  if (job.strategy.kind != StrategyKind::kChunkFlow || job.strategy.kv_offload != KvOffload::kAll ||
+      job.cost_model.kind == CostModelKind::kUnit) {
+    return base;
+  }
+  return std::unique_ptr<CostModel>(std::make_unique<OffloadCostModel>(
+      std::move(base), MemoryModel(job.model, job.parallel, job.training), job.cluster.gpu));
 }
 
 }  // namespace cf

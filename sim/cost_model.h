@@ -31,6 +31,7 @@ struct OpQuery {
   bool lm_head = false;
   int64_t tokens = 0;  // Σ q_len
   std::span<const AttentionSpan> spans;
+  bool dependent = false;  // a piece of a split sequence (its span's prefix is its offset)
 };
 
 // An op's time and the parts of it the metrics report.
@@ -46,6 +47,10 @@ struct OpTime {
   // total_ns: what `compare` holds a profile's kernel classes against. Models that price an op
   // as one number (unit, calibrated) leave it empty.
   std::optional<ClassNs> class_ns;
+  // K/V offload (sim/offload_cost.h): bytes the op moves over the host link (both ways), and
+  // the time the op waits for them beyond its compute (part of total_ns).
+  int64_t host_bytes = 0;
+  int64_t offload_stall_ns = 0;
 };
 
 // A pipeline transfer of `bytes` from one stage to another within DP rank `dp_rank`.

@@ -150,7 +150,11 @@ int64_t MemoryModel::stage_input_bytes(int64_t tokens) const {
 // With context parallelism each CP rank keeps the K/V of its own tokens (the all-gather and
 // ring variants gather or pass them again when a later chunk reads them).
 int64_t MemoryModel::kv_bytes(const StagePlace& place, int64_t tokens) const {
-  return place.layers() * 2 * local_tokens(tokens) * kv_heads_local_ * model_.head_dim * 2;
+  return kv_bytes_of_layers(place.layers(), tokens);
+}
+
+int64_t MemoryModel::kv_bytes_of_layers(int64_t layers, int64_t tokens) const {
+  return layers * 2 * local_tokens(tokens) * kv_heads_local_ * model_.head_dim * 2;
 }
 
 // dK and dV accumulated in fp32 (docs/COSTS-REFERENCE.md §5, [derived]): as kv_bytes at 4 B.

@@ -66,6 +66,8 @@ class MemoryModel {
   int64_t stage_input_bytes(int64_t tokens) const;
   // K and V (bf16) of `tokens` tokens over the layers of `place`, this GPU's KV heads.
   int64_t kv_bytes(const StagePlace& place, int64_t tokens) const;
+  // The same for `layers` layers (the cost of moving them: sim/offload_cost.h).
+  int64_t kv_bytes_of_layers(int64_t layers, int64_t tokens) const;
   // Accumulated dK and dV (fp32) of `tokens` tokens over the layers of `place`.
   int64_t dkv_bytes(const StagePlace& place, int64_t tokens) const;
   // Working memory of one op while it runs: gradients of one layer's activations during a

@@ -26,6 +26,9 @@ struct OpMemory {
   int64_t store_at_start = 0;
   int64_t store_at_end = 0;
   int64_t transient = 0;  // allocated at start, freed at end
+  // Host memory of offloaded K/V and dK/dV (strategy.kv_offload): as the store's, on the host.
+  int64_t host_at_start = 0;
+  int64_t host_at_end = 0;
   bool operator==(const OpMemory&) const = default;
 };
 
@@ -48,18 +51,24 @@ class OpMemorySource {
 //       piece j's dK/dV, which it consumed.
 // A dependent chunk's K/V are counted in the store, not in its activations. What the tuner's
 // bounds price chunks by before a plan exists.
+// With `offload` (strategy.kv_offload) a dependent piece's K/V stay on the GPU only while the
+// forward that makes them runs and then move to the host; the fp32 dK/dV are allocated on the
+// host; every op that reads a prefix streams it through two piece-sized buffers (K/V, and
+// dK/dV in a backward), and a backward streams its own K/V back in: transient memory.
 OpMemory megatron_op_memory(const MemoryModel& memory, Pass pass, const Chunk& chunk, int k,
-                            const StagePlace& place);
+                            const StagePlace& place, bool offload = false);
 
 class MegatronMemory final : public OpMemorySource {
  public:
-  explicit MegatronMemory(MemoryModel model) : model_(std::move(model)) {}
+  explicit MegatronMemory(MemoryModel model, bool offload = false)
+      : model_(std::move(model)), offload_(offload) {}
   MemoryBreakdown model_states(int stage) const override { return model_.model_states(stage); }
   std::vector<OpMemory> stream(const PlanIndex& index, int dp_rank, int stage) const override;
   const MemoryModel& model() const { return model_; }
 
  private:
   MemoryModel model_;
+  bool offload_ = false;
 };
 
 using MemorySourceFactory = std::function<StatusOr<std::unique_ptr<OpMemorySource>>(const Job&)>;

@@ -52,7 +52,9 @@ StageMemoryReplay replay_stage_memory(const OpMemorySource& memory, const PlanIn
             static_cast<double>(std::max<int64_t>(m.activations_at_end, 0)) +
             static_cast<double>(std::max<int64_t>(m.store_at_start, 0)) +
             static_cast<double>(std::max<int64_t>(m.store_at_end, 0)) +
-            static_cast<double>(std::max<int64_t>(m.transient, 0));
+            static_cast<double>(std::max<int64_t>(m.transient, 0)) +
+            static_cast<double>(std::max<int64_t>(m.host_at_start, 0)) +
+            static_cast<double>(std::max<int64_t>(m.host_at_end, 0));
   }
   StageMemoryReplay replay;
   if (!(most < static_cast<double>(kMaxSimulatedBytes))) {
@@ -62,8 +64,11 @@ StageMemoryReplay replay_stage_memory(const OpMemorySource& memory, const PlanIn
   replay.peak = now;
   const bool timed = !start_ns.empty();
   CF_CHECK(timed || samples == nullptr) << "a memory timeline needs the ops' times";
+  int64_t host = 0;
   for (size_t k = 0; k < ops.size(); ++k) {
     const OpMemory& m = ops[k];
+    host += m.host_at_start;
+    replay.host_peak_bytes = std::max(replay.host_peak_bytes, host);
     const size_t at = static_cast<size_t>(first) + k;
     MemoryBreakdown before = now;
     now.activations += m.activations_at_start;
@@ -78,11 +83,13 @@ StageMemoryReplay replay_stage_memory(const OpMemorySource& memory, const PlanIn
     now.transient -= m.transient;
     now.activations += m.activations_at_end;
     now.state_store += m.store_at_end;
+    host += m.host_at_end;
+    replay.host_peak_bytes = std::max(replay.host_peak_bytes, host);
     if (timed) sampler.changes(end_ns[at], before, now);
-    min_bytes = std::min({min_bytes, now.activations, now.state_store, now.transient});
+    min_bytes = std::min({min_bytes, now.activations, now.state_store, now.transient, host});
   }
   replay.min_category_bytes = min_bytes;
-  replay.end_dynamic_bytes = now.dynamic();
+  replay.end_dynamic_bytes = now.dynamic() + host;
   return replay;
 }
 

@@ -20,6 +20,7 @@ struct StageMemoryReplay {
   int64_t end_dynamic_bytes = 0;   // left allocated after the last op (0: all freed)
   // The stage's allocations could add up past 2^62 bytes (core/numeric.h): not replayed.
   bool too_large = false;
+  int64_t host_peak_bytes = 0;  // offloaded K/V and dK/dV held in host memory at most
 };
 
 // Replays the stream of (dp_rank, stage), whose op i (an index of `index`) ran over

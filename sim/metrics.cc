@@ -140,6 +140,9 @@ SimMetrics average_steps(const std::vector<SimMetrics>& steps) {
       st.bubble_ratio += x.bubble_ratio / n;
       st.recompute_s += x.recompute_s / n;
       st.tp_comm_s += x.tp_comm_s / n;
+      st.offload_stall_s += x.offload_stall_s / n;
+      st.host_traffic_bytes += static_cast<int64_t>(static_cast<double>(x.host_traffic_bytes) / n);
+      st.host_peak_bytes = std::max(st.host_peak_bytes, x.host_peak_bytes);
       st.dp_reduce_s = x.dp_reduce_s;
       st.optimizer_s = x.optimizer_s;
       if (x.peak_memory_bytes > st.peak_memory_bytes) {
@@ -154,6 +157,9 @@ SimMetrics average_steps(const std::vector<SimMetrics>& steps) {
     avg.worst_extrapolation = std::max(avg.worst_extrapolation, s.worst_extrapolation);
   }
   avg.extrapolated_ops = static_cast<int>(std::ceil(extrapolated / n));
+  for (const SimMetrics& s : steps) {
+    avg.host_bytes_per_node = std::max(avg.host_bytes_per_node, s.host_bytes_per_node);
+  }
   avg.feasible = true;
   avg.infeasible_reason.clear();
   for (const SimMetrics& s : steps) {
@@ -178,6 +184,11 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
                       {"optimizer_s", st.optimizer_s},
                       {"peak_memory_bytes", st.peak_memory_bytes},
                       {"peak_memory_breakdown", breakdown_json(b)}});
+    if (m.kv_offload != "none") {
+      stages.back()["host_peak_bytes"] = st.host_peak_bytes;
+      stages.back()["host_traffic_bytes"] = st.host_traffic_bytes;
+      stages.back()["offload_stall_s"] = st.offload_stall_s;
+    }
   }
   nlohmann::json out = {{"strategy", m.strategy},
                         {"cost_model", m.cost_model},
@@ -199,6 +210,11 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
                         {"feasible", m.feasible},
                         {"infeasible_reason", m.infeasible_reason},
                         {"stages", stages}};
+  if (m.kv_offload != "none") {
+    out["kv_offload"] = m.kv_offload;
+    out["host_bytes_per_node"] = m.host_bytes_per_node;
+    out["host_memory_bytes"] = m.host_memory_bytes;
+  }
   if (m.worst_case_length > 0) {
     out["worst_case"] = {{"sequence_length", m.worst_case_length},
                          {"peak_memory_bytes", m.worst_case_peak_bytes},
@@ -231,6 +247,19 @@ std::string metrics_table(const SimMetrics& m) {
                                               format_bytes(peak), format_bytes(m.reserved_bytes),
                                               format_bytes(m.memory_capacity_bytes))
                                 : "INFEASIBLE: " + m.infeasible_reason);
+  if (m.kv_offload != "none") {
+    int64_t traffic = 0;
+    double stall = 0;
+    for (const StageMetrics& st : m.stages) {
+      traffic = std::max(traffic, st.host_traffic_bytes);
+      stall = std::max(stall, st.offload_stall_s);
+    }
+    out += fmt::format(
+        "K/V offload       {}: up to {} per node in host memory (of {}), {} over the busiest "
+        "stage's host link, {:.6g} s of compute stalled on it\n",
+        m.kv_offload, format_bytes(m.host_bytes_per_node), format_bytes(m.host_memory_bytes),
+        format_bytes(traffic), stall);
+  }
   if (m.worst_case_length > 0) {
     out += fmt::format("worst case        a {}-token sequence in the batch: peak {} ({})\n",
                        m.worst_case_length, format_bytes(m.worst_case_peak_bytes),

@@ -24,6 +24,12 @@ struct StageMetrics {
   double optimizer_s = 0;
   int64_t peak_memory_bytes = 0;  // max over DP ranks; model states included, reserve not
   MemoryBreakdown peak_breakdown;
+  // K/V offload (strategy.kv_offload): offloaded bytes held in host memory at most (max over
+  // DP ranks), bytes moved over the host link in the step and the compute stalled waiting for
+  // them (means over DP ranks).
+  int64_t host_peak_bytes = 0;
+  int64_t host_traffic_bytes = 0;
+  double offload_stall_s = 0;
 };
 
 struct SimMetrics {
@@ -46,6 +52,9 @@ struct SimMetrics {
   int64_t reserved_bytes = 0;             // CUDA context, NCCL buffers, fragmentation
   int64_t memory_min_category_bytes = 0;  // lowest any memory category went (0 when sound)
   int64_t memory_left_bytes = 0;          // left allocated after the step (0 when sound)
+  std::string kv_offload = "none";        // "none" | "all" | "auto: all" | "auto: none"
+  int64_t host_bytes_per_node = 0;        // offloaded K/V a node's host memory holds, at most
+  int64_t host_memory_bytes = 0;          // per node
   bool feasible = true;                   // the sampled steps and the worst case fit
   // false: only the memory was replayed (SimOptions::memory_only / memory_budget_bytes), the
   // step's times are not computed.

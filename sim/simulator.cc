@@ -71,6 +71,22 @@ void judge_feasibility(const Job& job, SimMetrics* m) {
   for (const StageMetrics& st : m->stages) {
     if (st.peak_memory_bytes > worst->peak_memory_bytes) worst = &st;
   }
+  // Offloaded K/V: the node's GPUs together within its host memory — bounded by the busiest
+  // stage's host peak on every GPU of the node (the GPUs of a node may hold other stages).
+  int64_t host_peak = 0;
+  for (const StageMetrics& st : m->stages) host_peak = std::max(host_peak, st.host_peak_bytes);
+  const int node_gpus = std::min(job.cluster.gpus_per_node, job.cluster.gpus);
+  m->host_bytes_per_node = host_peak * node_gpus;
+  m->host_memory_bytes = job.cluster.gpu.host_memory_bytes;
+  if (host_peak > 0 && m->host_bytes_per_node > m->host_memory_bytes) {
+    m->feasible = false;
+    m->infeasible_reason = fmt::format(
+        "out of host memory: offloaded K/V of up to {} per GPU × {} GPUs per node = {} > {} of "
+        "host memory per node",
+        format_bytes(host_peak), node_gpus, format_bytes(m->host_bytes_per_node),
+        format_bytes(m->host_memory_bytes));
+    return;
+  }
   if (worst->peak_memory_bytes + m->reserved_bytes <= m->memory_capacity_bytes) return;
   const MemoryBreakdown& b = worst->peak_breakdown;
   m->feasible = false;
@@ -179,10 +195,10 @@ void Simulator::build_graph(Step& step, int first, int last) {
         const IndexedOp& entry = index.op(i);
         const Op& op = *entry.op;
         const Chunk& chunk = step.plan.chunks[static_cast<size_t>(op.chunk)];
-        const OpTime& time = price(step.cost,
-                                   op_query(op.pass, r, s, op.model_chunk, entry.place,
-                                            chunk.tokens, index.spans(op.chunk)),
-                                   op.chunk);
+        OpQuery query = op_query(op.pass, r, s, op.model_chunk, entry.place, chunk.tokens,
+                                 index.spans(op.chunk));
+        query.dependent = chunk.kind == ChunkKind::kDependent;
+        const OpTime& time = price(step.cost, query, op.chunk);
         CF_CHECK_EQ(graph_.add_task(stream, time.total_ns), i - base);
         task_time_[static_cast<size_t>(i)] = time;
       }
@@ -317,11 +333,13 @@ void Simulator::collect_stage_metrics(Step& step, SimMetrics* m) {
   const int64_t pipeline_ns = result_.makespan_ns;
   for (int r = 0; r < dp; ++r) {
     for (int s = 0; s < pp; ++s) {
-      int64_t busy_ns = 0, recompute_ns = 0, comm_ns = 0;
+      int64_t busy_ns = 0, recompute_ns = 0, comm_ns = 0, stall_ns = 0, host_bytes = 0;
       for (int i = step.index.stream_begin(r, s); i < step.index.stream_end(r, s); ++i) {
         const OpTime& time = task_time_[static_cast<size_t>(i)];
         busy_ns += time.total_ns;
         comm_ns += time.comm_ns;
+        stall_ns += time.offload_stall_ns;
+        host_bytes += time.host_bytes;
         recompute_ns +=
             step.index.op(i).op->pass == Pass::kRecompute ? time.total_ns : time.recompute_ns;
         step.stage_end_ns[s] = std::max(step.stage_end_ns[s], result_.end_ns[i]);
@@ -330,6 +348,8 @@ void Simulator::collect_stage_metrics(Step& step, SimMetrics* m) {
       st.busy_s += busy_ns * 1e-9 / dp;
       st.recompute_s += recompute_ns * 1e-9 / dp;
       st.tp_comm_s += comm_ns * 1e-9 / dp;
+      st.offload_stall_s += stall_ns * 1e-9 / dp;
+      st.host_traffic_bytes += host_bytes / dp;
       if (pipeline_ns > 0)
         st.bubble_ratio += (1.0 - static_cast<double>(busy_ns) / pipeline_ns) / dp;
       step.busy_total_ns += busy_ns;
@@ -395,6 +415,7 @@ Status Simulator::replay_memory(Step& step, bool timed, SimResult* out) {
         st.peak_memory_bytes = replay.peak.total();
         st.peak_breakdown = replay.peak;
       }
+      st.host_peak_bytes = std::max(st.host_peak_bytes, replay.host_peak_bytes);
       worst_min = std::min(worst_min, replay.min_category_bytes);
       worst_left = std::max(worst_left, std::abs(replay.end_dynamic_bytes));
       if (trace) trace->peak_memory[{r, s}] = replay.peak;
@@ -555,8 +576,10 @@ StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& 
   return simulator.run(job, plan, cost, options);
 }
 
-StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
-                                 const std::function<void(int, int)>& on_step) {
+namespace {
+
+StatusOr<SimResult> simulate_job_as_given(const Job& job, const SimOptions& options,
+                                          const std::function<void(int, int)>& on_step) {
   StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
   if (!cost.ok()) return cost.status();
   Simulator simulator;
@@ -612,7 +635,33 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
     if (!result.ok()) return result.status();
     apply_worst_case(result->metrics, longest_sequence(job), &first.metrics);
   }
+  first.metrics.kv_offload =
+      job.strategy.kind == StrategyKind::kChunkFlow ? to_string(job.strategy.kv_offload) : "none";
   return first;
+}
+
+}  // namespace
+
+// kv_offload auto: the job as it is, and when it does not fit the GPU, again with everything
+// offloaded (docs/BEYOND.md).
+StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
+                                 const std::function<void(int, int)>& on_step) {
+  if (job.strategy.kind != StrategyKind::kChunkFlow ||
+      job.strategy.kv_offload != KvOffload::kAuto) {
+    return simulate_job_as_given(job, options, on_step);
+  }
+  Job on_device = job;
+  on_device.strategy.kv_offload = KvOffload::kNone;
+  CF_ASSIGN_OR_RETURN(SimResult result, simulate_job_as_given(on_device, options, on_step));
+  if (result.metrics.feasible) {
+    result.metrics.kv_offload = "auto: none";
+    return result;
+  }
+  Job offloaded = job;
+  offloaded.strategy.kv_offload = KvOffload::kAll;
+  CF_ASSIGN_OR_RETURN(result, simulate_job_as_given(offloaded, options, on_step));
+  result.metrics.kv_offload = "auto: all";
+  return result;
 }
 
 }  // namespace cf

@@ -49,7 +49,7 @@ StatusOr<SearchResult> Search::run(int top_n, int folded) {
   std::vector<int> order;
   for (int i = 0; i < n; ++i) {
     const CandidateBounds& b = bounds_[i];
-    if (!options_.exhaustive && b.memory_bytes > budget_bytes_) {
+    if (!options_.exhaustive && options_.prune_by_memory && b.memory_bytes > budget_bytes_) {
       Outcome& o = outcomes_[i];
       o.kind = Outcome::kPrunedMemory;
       o.excess_bytes = b.memory_bytes - budget_bytes_;

@@ -64,6 +64,9 @@ struct TuneOptions {
   int threads = 0;          // 0: all cores
   bool exhaustive = false;  // simulate every candidate, no pruning
   bool baseline = true;     // also tune the Megatron-style baseline
+  // Skip candidates the memory bound proves over the budget (tune() turns it off for a job
+  // that offloads K/V: the bound counts them on the GPU).
+  bool prune_by_memory = true;
   // Called after each candidate is settled (simulated or pruned), from worker threads, at
   // most one call at a time. `total` counts the ChunkFlow and baseline searches together.
   std::function<void(int done, int total)> progress;

@@ -479,6 +479,14 @@ std::string hardware_yaml(const GpuSpec& s, const HardwareYamlNotes& n) {
   field(n.kernel_launch, fmt::format("kernel_launch_us: {:.10g}", s.kernel_launch_s * 1e6));
   field(n.host_kernel, fmt::format("host_kernel_us: {:.10g}", s.host_kernel_s * 1e6));
   field(n.microbatch, fmt::format("microbatch_us: {:.10g}", s.microbatch_s * 1e6));
+  if (s.host_link_bandwidth_bytes_per_s > 0) {
+    y += comment("[assumption] the host link as the base file gives it, not measured.");
+    y += fmt::format(
+        "host_link_gb_per_s: {:.10g}\ngpus_per_host_link: {}\nhost_link_efficiency: {:.4g}\n"
+        "host_memory_gib: {:.10g}\n",
+        s.host_link_bandwidth_bytes_per_s / 1e9, s.gpus_per_host_link, s.host_link_efficiency,
+        static_cast<double>(s.host_memory_bytes) / (1 << 30));
+  }
   y += fmt::format("source: {}\n", quoted(n.source));
   return y;
 }

@@ -73,6 +73,14 @@ std::optional<Violation> first_violation(const Job& job) {
                                  p.pp, p.dp, int64_t(p.tp) * p.cp * p.pp * p.dp, c.gpus)};
   }
   if (std::optional<Violation> v = cp_violation(job)) return v;
+  if (job.strategy.kind == StrategyKind::kChunkFlow &&
+      job.strategy.kv_offload != KvOffload::kNone &&
+      !(c.gpu.host_link_bandwidth_bytes_per_s > 0 && c.gpu.host_memory_bytes > 0)) {
+    return Violation{"strategy.kv_offload",
+                     fmt::format("{} needs the GPU's host link and the node's host memory, which "
+                                 "{} does not give (host_link_gb_per_s, host_memory_gib)",
+                                 to_string(job.strategy.kv_offload), c.gpu.name)};
+  }
   if (m.heads % p.tp != 0) {
     return Violation{
         "parallel.tp",
@@ -304,7 +312,7 @@ Status read_strategy(YamlMap& root, Job* job) {
   CF_ASSIGN_OR_RETURN(YamlMap map, root.child("strategy"));
   StrategyConfig& s = job->strategy;
   std::string kind = to_string(s.kind), packer = to_string(s.packer), split = to_string(s.split),
-              micro_batching = to_string(s.micro_batching);
+              micro_batching = to_string(s.micro_batching), kv_offload = to_string(s.kv_offload);
   CF_RETURN_IF_ERROR(map.get_choice("kind", {"chunkflow", "baseline"}, &kind));
   s.kind = kind == "chunkflow" ? StrategyKind::kChunkFlow : StrategyKind::kBaseline;
   CF_RETURN_IF_ERROR(map.get("chunk_size", &s.chunk_size));
@@ -320,10 +328,14 @@ Status read_strategy(YamlMap& root, Job* job) {
                                   : Packer::kCost;
   CF_RETURN_IF_ERROR(map.get_choice("split", {"tokens", "cost"}, &split));
   s.split = split == "tokens" ? SequenceSplit::kTokens : SequenceSplit::kCost;
+  CF_RETURN_IF_ERROR(map.get_choice("kv_offload", {"none", "all", "auto"}, &kv_offload));
+  s.kv_offload = kv_offload == "none"  ? KvOffload::kNone
+                 : kv_offload == "all" ? KvOffload::kAll
+                                       : KvOffload::kAuto;
   CF_RETURN_IF_ERROR(map.get_choice("micro_batching", {"pack", "per_sequence"}, &micro_batching));
   s.micro_batching = micro_batching == "pack" ? MicroBatching::kPack : MicroBatching::kPerSequence;
   if (s.kind == StrategyKind::kBaseline) {
-    for (const char* key : {"chunk_size", "k", "packer", "split"}) {
+    for (const char* key : {"chunk_size", "k", "packer", "split", "kv_offload"}) {
       if (map.has(key)) return map.error(key, "applies to kind: chunkflow only");
     }
   } else if (map.has("micro_batching")) {
@@ -473,6 +485,9 @@ std::string to_string(Packer p) {
   return "balanced";
 }
 std::string to_string(SequenceSplit s) { return s == SequenceSplit::kTokens ? "tokens" : "cost"; }
+std::string to_string(KvOffload o) {
+  return o == KvOffload::kNone ? "none" : o == KvOffload::kAll ? "all" : "auto";
+}
 std::string to_string(MicroBatching m) {
   return m == MicroBatching::kPack ? "pack" : "per_sequence";
 }

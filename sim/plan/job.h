@@ -79,6 +79,11 @@ enum class Packer { kBalanced, kFirstFitDecreasing, kCost };
 // (the last piece the remainder), or equal predicted cost (later pieces, which attend to more
 // keys, shorter; each at most chunk_size tokens).
 enum class SequenceSplit { kTokens, kCost };
+// Where the K/V of a split sequence's finished pieces (and their fp32 dK/dV) live: on the GPU,
+// in host memory (offloaded after the forward that makes them, streamed back to every later
+// op that reads them, docs/BEYOND.md), or in host memory only when the job does not fit on
+// the GPU otherwise.
+enum class KvOffload { kNone, kAll, kAuto };
 enum class MicroBatching { kPack, kPerSequence };
 
 struct StrategyConfig {
@@ -87,6 +92,7 @@ struct StrategyConfig {
   int k = 1;
   Packer packer = Packer::kBalanced;
   SequenceSplit split = SequenceSplit::kTokens;
+  KvOffload kv_offload = KvOffload::kNone;
   MicroBatching micro_batching = MicroBatching::kPack;  // baseline only
 };
 
@@ -142,6 +148,7 @@ std::string to_string(CrossEntropy c);     // "unfused" | "fused"
 std::string to_string(StrategyKind s);     // "chunkflow" | "baseline"
 std::string to_string(Packer p);           // "balanced" | "ffd" | "cost"
 std::string to_string(SequenceSplit s);    // "tokens" | "cost"
+std::string to_string(KvOffload o);        // "none" | "all" | "auto"
 std::string to_string(MicroBatching m);    // "pack" | "per_sequence"
 std::string to_string(CostModelKind c);    // "analytical" | "unit" | "calibrated"
 std::string to_string(MemoryModelKind m);  // "megatron" | "executor"

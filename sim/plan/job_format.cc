@@ -70,6 +70,7 @@ Rows resolved_rows(const Job& job) {
     rows.push_back({"strategy.k", fmt::format("{}", s.k)});
     rows.push_back({"strategy.packer", to_string(s.packer)});
     rows.push_back({"strategy.split", to_string(s.split)});
+    rows.push_back({"strategy.kv_offload", to_string(s.kv_offload)});
   } else {
     rows.push_back({"strategy.micro_batching", to_string(s.micro_batching)});
   }
@@ -144,6 +145,7 @@ std::string resolved_yaml(const Job& job) {
     out << YAML::Key << "k" << YAML::Value << s.k;
     out << YAML::Key << "packer" << YAML::Value << to_string(s.packer);
     out << YAML::Key << "split" << YAML::Value << to_string(s.split);
+    out << YAML::Key << "kv_offload" << YAML::Value << to_string(s.kv_offload);
   } else {
     out << YAML::Key << "micro_batching" << YAML::Value << to_string(s.micro_batching);
   }

@@ -16,7 +16,7 @@ namespace {
 using test::expect_invalid;
 using test::replace;
 
-const char* kShippedGpus[] = {"a100-sxm-80g", "h100-sxm-80g", "h200-141g", "h800-80g"};
+const char* kShippedGpus[] = {"a100-sxm-80g", "gh200-96g", "h100-sxm-80g", "h200-141g", "h800-80g"};
 
 GpuSpec must_load(const std::string& name) {
   StatusOr<GpuSpec> gpu = load_gpu(name);
@@ -47,7 +47,20 @@ TEST(HardwareTest, EveryShippedGpuLoadsWithPositiveValues) {
       EXPECT_LE(fraction, 1);
     }
     ASSERT_GE(gpu.gemm_efficiency.size(), 2u);
+    // The host link K/V offload uses: PCIe Gen4/Gen5 x16 (32 or 64 GB/s per direction) or
+    // NVLink-C2C (450 GB/s), and at least 400 GiB of host memory per node.
+    EXPECT_GE(gpu.host_link_bandwidth_bytes_per_s, 32e9);
+    EXPECT_LE(gpu.host_link_bandwidth_bytes_per_s, 450e9);
+    EXPECT_GE(gpu.gpus_per_host_link, 1);
+    EXPECT_GT(gpu.host_link_efficiency, 0);
+    EXPECT_LE(gpu.host_link_efficiency, 1);
+    EXPECT_GE(gpu.host_memory_bytes, int64_t{400} << 30);
   }
+  // GH200's link is NVLink-C2C, one GPU each; the HGX boards' PCIe switches take two.
+  EXPECT_EQ(must_load("gh200-96g").host_link_bandwidth_bytes_per_s, 450e9);
+  EXPECT_EQ(must_load("gh200-96g").gpus_per_host_link, 1);
+  EXPECT_EQ(must_load("h100-sxm-80g").host_link_bandwidth_bytes_per_s, 64e9);
+  EXPECT_EQ(must_load("h100-sxm-80g").gpus_per_host_link, 2);
 }
 
 TEST(HardwareTest, UnitsAreConvertedOnce) {

@@ -137,11 +137,12 @@ TEST_P(ChunkingProperty, CostAwareChunkingEvensPredictedCost) {
     const int64_t align = int64_t{1} << (rng() % 4);  // 1, 2, 4 or 8 CP pieces
     const int64_t chunk_size = std::max<int64_t>(align, random_chunk_size(rng) / align * align);
     const double w = std::pow(10.0, log10_weight(rng));
-    SCOPED_TRACE(::testing::Message() << "trial " << trial << " C " << chunk_size << " align "
-                                      << align << " w " << w);
+    SCOPED_TRACE(::testing::Message()
+                 << "trial " << trial << " C " << chunk_size << " align " << align << " w " << w);
     const std::vector<Chunk> cost = build_chunkflow_chunks(
         lengths, chunk_size, Packer::kCost, ChunkCosting{SequenceSplit::kCost, w, align});
-    const std::vector<Chunk> tokens = build_chunkflow_chunks(lengths, chunk_size, Packer::kBalanced);
+    const std::vector<Chunk> tokens =
+        build_chunkflow_chunks(lengths, chunk_size, Packer::kBalanced);
     const int64_t cost_bins = check_chunking(lengths, chunk_size, cost);
     EXPECT_LE(cost_bins, check_chunking(lengths, chunk_size,
                                         build_chunkflow_chunks(lengths, chunk_size,
