@@ -42,7 +42,8 @@ json to_wire(const StageMetrics& s) {
           {"dp_reduce_s", s.dp_reduce_s},
           {"optimizer_s", s.optimizer_s},
           {"peak_memory_bytes", s.peak_memory_bytes},
-          {"peak_breakdown", to_wire(s.peak_breakdown)}};
+          {"peak_breakdown", to_wire(s.peak_breakdown)},
+          {"host", {s.host_peak_bytes, s.host_traffic_bytes, s.offload_stall_s}}};
 }
 StageMetrics stage_of(const json& j) {
   StageMetrics s;
@@ -55,6 +56,10 @@ StageMetrics stage_of(const json& j) {
   s.optimizer_s = j.at("optimizer_s").get<double>();
   s.peak_memory_bytes = j.at("peak_memory_bytes").get<int64_t>();
   s.peak_breakdown = breakdown_of(j.at("peak_breakdown"));
+  const json& host = j.at("host");
+  s.host_peak_bytes = host.at(0).get<int64_t>();
+  s.host_traffic_bytes = host.at(1).get<int64_t>();
+  s.offload_stall_s = host.at(2).get<double>();
   return s;
 }
 
@@ -88,6 +93,7 @@ json to_wire(const SimMetrics& m) {
           {"worst_case_feasible", m.worst_case_feasible},
           {"extrapolated_ops", m.extrapolated_ops},
           {"worst_extrapolation", m.worst_extrapolation},
+          {"kv_offload", {m.kv_offload, m.host_bytes_per_node, m.host_memory_bytes}},
           {"stages", stages}};
 }
 SimMetrics metrics_of(const json& j) {
@@ -119,6 +125,10 @@ SimMetrics metrics_of(const json& j) {
   m.extrapolated_ops = j.at("extrapolated_ops").get<int>();
   m.worst_extrapolation = j.at("worst_extrapolation").get<double>();
   for (const json& s : j.at("stages")) m.stages.push_back(stage_of(s));
+  const json& offload = j.at("kv_offload");
+  m.kv_offload = offload.at(0).get<std::string>();
+  m.host_bytes_per_node = offload.at(1).get<int64_t>();
+  m.host_memory_bytes = offload.at(2).get<int64_t>();
   return m;
 }
 
@@ -132,7 +142,8 @@ json to_wire(const RankedCandidate& r) {
             static_cast<int>(l.schedule), l.layers_per_stage}},
           {"strategy",
            {static_cast<int>(st.kind), st.chunk_size, st.k, static_cast<int>(st.packer),
-            static_cast<int>(st.micro_batching)}},
+            static_cast<int>(st.micro_batching), static_cast<int>(st.split),
+            static_cast<int>(st.kv_offload)}},
           {"k_covers", c.k_covers},
           {"max_group_size", c.max_group_size},
           {"metrics", to_wire(r.metrics)}};
@@ -157,6 +168,8 @@ RankedCandidate ranked_of(const json& j) {
   c.strategy.k = st.at(2).get<int>();
   c.strategy.packer = enum_of<Packer>(st.at(3));
   c.strategy.micro_batching = enum_of<MicroBatching>(st.at(4));
+  c.strategy.split = enum_of<SequenceSplit>(st.at(5));
+  c.strategy.kv_offload = enum_of<KvOffload>(st.at(6));
   c.k_covers = j.at("k_covers").get<int>();
   c.max_group_size = j.at("max_group_size").get<int>();
   r.metrics = metrics_of(j.at("metrics"));

@@ -195,6 +195,9 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space,
       strategy.kind = StrategyKind::kChunkFlow;
       strategy.packer = keys[i].first;
       strategy.chunk_size = keys[i].second;
+      // The job's split and K/V offload apply to every candidate (the chunkings used the split).
+      strategy.split = job.strategy.split;
+      strategy.kv_offload = job.strategy.kv_offload;
       folded += chunkflow.add_candidates(layout, strategy, chunkings[i], space.ks);
     }
   }

@@ -95,6 +95,37 @@ void BM_PlanAndSimulateStep72B256K(benchmark::State& state) {
 }
 BENCHMARK(BM_PlanAndSimulateStep72B256K)->Unit(benchmark::kMillisecond);
 
+// Million-token contexts (docs/BEYOND.md): Qwen2.5-72B on 64 H100s (tp 8, pp 8, ChunkSize 16K,
+// K 2, K/V offloaded): one step from the job, plan included — range 0: one 1M-token sequence;
+// range 1: a long-tailed batch of 256 (bytescale-byted) clamped at 1M tokens.
+void BM_PlanAndSimulateStep72B1M(benchmark::State& state) {
+  const std::string dataset = state.range(0) == 0
+                                  ? "{lengths: [1048576], max_length: 1048576}"
+                                  : "{distribution: bytescale-byted, max_length: 1048576, seed: 7}";
+  const int batch = state.range(0) == 0 ? 1 : 256;
+  StatusOr<Job> job = parse_job(
+      "model: qwen2.5-72b\ncluster: {gpu: h100-sxm-80g, gpus: 64, gpus_per_node: 8}\n"
+      "dataset: " + dataset + "\ntraining: {global_batch: " + std::to_string(batch) +
+          ", steps: 1}\nparallel: {tp: 8, pp: 8, dp: 1, sp: true, recompute: full}\n"
+          "strategy: {kind: chunkflow, chunk_size: 16384, k: 2, kv_offload: all}\n",
+      "<bench>");
+  CF_CHECK(job.ok()) << job.status().message();
+  StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(*job);
+  CF_CHECK(cost.ok()) << cost.status().message();
+  Simulator simulator;
+  int ops = 0;
+  for (auto _ : state) {
+    StatusOr<Plan> plan = build_plan(*job, 0);
+    CF_CHECK(plan.ok()) << plan.status().message();
+    StatusOr<SimResult> result = simulator.run(*job, *plan, **cost);
+    CF_CHECK(result.ok() && result->metrics.feasible) << result.status().message();
+    ops = plan->op_count();
+    benchmark::DoNotOptimize(result->metrics.step_time_s);
+  }
+  state.counters["ops"] = ops;
+}
+BENCHMARK(BM_PlanAndSimulateStep72B1M)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 }  // namespace cf
 
