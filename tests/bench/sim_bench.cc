@@ -105,7 +105,8 @@ void BM_PlanAndSimulateStep72B1M(benchmark::State& state) {
   const int batch = state.range(0) == 0 ? 1 : 256;
   StatusOr<Job> job = parse_job(
       "model: qwen2.5-72b\ncluster: {gpu: h100-sxm-80g, gpus: 64, gpus_per_node: 8}\n"
-      "dataset: " + dataset + "\ntraining: {global_batch: " + std::to_string(batch) +
+      "dataset: " +
+          dataset + "\ntraining: {global_batch: " + std::to_string(batch) +
           ", steps: 1}\nparallel: {tp: 8, pp: 8, dp: 1, sp: true, recompute: full}\n"
           "strategy: {kind: chunkflow, chunk_size: 16384, k: 2, kv_offload: all}\n",
       "<bench>");

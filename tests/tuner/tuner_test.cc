@@ -255,5 +255,45 @@ TEST(TunerReport, ExplainDifferenceSaysWhichIsFaster) {
   EXPECT_NE(explain_difference(a, b).find("practically tied"), std::string::npos);
 }
 
+// K/V offload in the search: with the state on the GPU no layout holds one 4M-token sequence of
+// Qwen2.5-7B on 8 H100s; offloaded, the search (no candidate pruned by the memory bound, which
+// counts the K/V on the GPU) finds ones that fit, each candidate offloading as the job says and
+// its metrics those `simulate` gives the winner's job. `auto` is refused: it decides per
+// configuration.
+TEST(TunerTest, OffloadMakesAFourMillionTokenSequenceFit) {
+  StatusOr<Job> job = load_job("examples/qwen2.5-7b-4m-offload.yaml");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  SpaceFlags flags;
+  flags.chunk_sizes = "32768,65536";
+  flags.k = "1,2";
+  flags.cp = "1,2";
+  flags.recompute = "none,full";
+  StatusOr<SearchSpace> space = read_search_space(*job, flags);
+  ASSERT_TRUE(space.ok()) << space.status().message();
+  TuneOptions options;
+  options.baseline = false;
+  options.threads = 2;
+  Job on_device = *job;
+  on_device.strategy.kv_offload = KvOffload::kNone;
+  StatusOr<TuneResult> none = tune(on_device, *space, options);
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_EQ(none->best(), nullptr);
+  StatusOr<TuneResult> all = tune(*job, *space, options);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  ASSERT_NE(all->best(), nullptr) << all->chunkflow.closest_miss;
+  EXPECT_EQ(all->chunkflow.pruned_memory, 0);
+  EXPECT_EQ(all->best()->candidate.strategy.kv_offload, KvOffload::kAll);
+  EXPECT_GT(all->best()->metrics.host_bytes_per_node, 0);
+  StatusOr<SimResult> again = simulate_job(best_job(*all));
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->metrics.step_time_s, all->best()->metrics.step_time_s);
+  EXPECT_TRUE(again->metrics.feasible);
+  Job automatic = *job;
+  automatic.strategy.kv_offload = KvOffload::kAuto;
+  const StatusOr<TuneResult> refused = tune(automatic, *space, options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("strategy.kv_offload: auto"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace cf
