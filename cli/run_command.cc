@@ -61,6 +61,11 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
                       {"peak_memory_bytes", st.peak_bytes},
                       {"peak_memory_breakdown", breakdown_json(st.at_peak)},
                       {"category_peak_bytes", breakdown_json(st.category_peaks)}});
+    if (offloads_kv(job)) {
+      stages.back()["host_peak_bytes"] = st.host_peak_bytes;
+      stages.back()["host_copy_bytes"] = st.host_copy_bytes;
+      stages.back()["host_copy_s"] = st.host_copy_s;
+    }
   }
   nlohmann::json out = {{"job", job.origin},
                         {"backend", options.backend},
@@ -114,6 +119,19 @@ std::string report_text(const RunReport& report, const std::string& transport) {
     out += fmt::format("{:>5} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13} {:>13}\n", st.stage,
                        mib(st.peak_bytes), mib(b.weights), mib(b.gradients), mib(b.optimizer),
                        mib(b.activations), mib(b.state_store), mib(b.transient));
+  }
+  int64_t host_peak = 0, host_bytes = 0;
+  double host_s = 0;
+  for (const StageMemoryReport& st : report.stages) {
+    host_peak = std::max(host_peak, st.host_peak_bytes);
+    host_bytes = std::max(host_bytes, st.host_copy_bytes);
+    host_s = std::max(host_s, st.host_copy_s);
+  }
+  if (host_peak > 0) {
+    out += fmt::format(
+        "\nK/V offload       host pool peak {} (busiest stage); {} moved into and out of it in "
+        "{:.3g} s of copies over the run\n",
+        mib(host_peak), mib(host_bytes), host_s);
   }
   if (report.device_memory) {
     // The executor's own count against the device allocator's and the driver's: the pool keeps

@@ -75,7 +75,27 @@ Status validate_for_executor(const Job& job) {
         "F*/R recompute is part of the plan",
         job.origin, to_string(job.parallel.recompute)));
   }
+  if (job.strategy.kind == StrategyKind::kChunkFlow &&
+      job.strategy.kv_offload == KvOffload::kAuto) {
+    return Status::InvalidInput(fmt::format(
+        "{}: strategy.kv_offload: auto is the simulator's choice (simulate says which it made); "
+        "run with none or all",
+        job.origin));
+  }
   return Status::Ok();
+}
+
+bool offloads_kv(const Job& job) {
+  return job.strategy.kind == StrategyKind::kChunkFlow &&
+         job.strategy.kv_offload == KvOffload::kAll;
+}
+
+Status check_kv_offload(const Job& job, const ExecutorOptions& options) {
+  if (!offloads_kv(job) || options.backend == "cpu") return Status::Ok();
+  return Status::InvalidInput(fmt::format(
+      "{}: strategy.kv_offload: all runs on the CPU backend only (the host pool is not yet "
+      "pinned and copied to a device); --backend {} keeps the K/V on the device with none",
+      job.origin, options.backend));
 }
 
 StatusOr<std::shared_ptr<Backend>> open_backend(const ExecutorOptions& options, int device) {
@@ -148,10 +168,14 @@ StatusOr<Plan> TokenSource::plan(int64_t step, const TokenBatch& batch) const {
 void merge_stage_peak(const StageMemoryReport& peak, std::vector<StageMemoryReport>* stages) {
   StageMemoryReport& worst = (*stages)[static_cast<size_t>(peak.stage)];
   const MemoryBreakdown category_peaks = worst.category_peaks;
+  const StageMemoryReport before = worst;
   if (peak.peak_bytes > worst.peak_bytes) worst = peak;
   for (MemoryCategory c : kAllMemoryCategories) {
     worst.category_peaks[c] = std::max(category_peaks[c], peak.category_peaks[c]);
   }
+  worst.host_peak_bytes = std::max(before.host_peak_bytes, peak.host_peak_bytes);
+  worst.host_copy_bytes = std::max(before.host_copy_bytes, peak.host_copy_bytes);
+  worst.host_copy_s = std::max(before.host_copy_s, peak.host_copy_s);
 }
 
 void finish_trace(const std::vector<StageMemoryReport>& peaks, const StepReport& step0,
@@ -173,8 +197,14 @@ namespace {
 
 StageMemoryReport worker_peak(StageWorker& worker) {
   MemoryTracker& t = worker.tracker();
-  return StageMemoryReport{worker.stage(), worker.dp_rank(), t.peak_total(), t.breakdown_at_peak(),
-                           t.category_peaks()};
+  return StageMemoryReport{worker.stage(),
+                           worker.dp_rank(),
+                           t.peak_total(),
+                           t.breakdown_at_peak(),
+                           t.category_peaks(),
+                           worker.host_tracker().peak_total(),
+                           worker.store().host_copy_bytes(),
+                           worker.store().host_copy_s()};
 }
 
 // Runs fn(worker) on one thread per worker (bound to the backend's device) and waits for all.
@@ -201,6 +231,7 @@ double seconds_between(StepClock::time_point a, StepClock::time_point b) {
 StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options,
                                    const StepCallback& on_step) {
   CF_RETURN_IF_ERROR(validate_for_executor(job));
+  CF_RETURN_IF_ERROR(check_kv_offload(job, options));
   retain_freed_memory();
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
   CF_ASSIGN_OR_RETURN(const std::shared_ptr<Backend> backend, open_backend(options, 0));
@@ -222,6 +253,7 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
     const int r = layout.dp_rank_of(rank), c = layout.cp_rank_of(rank), s = layout.stage_of(rank);
     workers.push_back(
         std::make_unique<StageWorker>(job.model, split, r, s, backend.get(), CpRank{layout.cp, c}));
+    workers.back()->set_kv_offload(offloads_kv(job));
     host_transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s, c));
     std::unique_ptr<Transport>& device = device_transports[static_cast<size_t>(rank)];
 #ifdef CHUNKFLOW_HAVE_CUDA

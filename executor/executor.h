@@ -55,6 +55,11 @@ StatusOr<std::shared_ptr<Backend>> open_backend(const ExecutorOptions& options, 
 // (naming the job, the device and both sizes); Ok for host backends.
 Status check_device_memory(const Job& job, const ExecutorOptions& options, const Backend& backend);
 
+// Whether the job offloads its K/V state (strategy.kv_offload: all), and InvalidInput when it
+// does on a backend other than the CPU's (state_store.h).
+bool offloads_kv(const Job& job);
+Status check_kv_offload(const Job& job, const ExecutorOptions& options);
+
 // Peak memory of one pipeline stage over the run (the worst DP or CP rank and step): the
 // total's peak, the breakdown at that moment, and each category's own peak.
 struct StageMemoryReport {
@@ -63,6 +68,11 @@ struct StageMemoryReport {
   int64_t peak_bytes = 0;
   MemoryBreakdown at_peak;
   MemoryBreakdown category_peaks;  // each category's own peak
+  // K/V offload: the host pool's peak and the bytes moved into and out of it over the run, and
+  // the time those copies took (the worst DP / CP rank of the stage).
+  int64_t host_peak_bytes = 0;
+  int64_t host_copy_bytes = 0;
+  double host_copy_s = 0;
 };
 
 struct StepReport {

@@ -25,12 +25,15 @@
 namespace cf {
 namespace {
 
-constexpr int kPeakFields = 3 + 2 * kMemoryCategories;
+constexpr int kPeakFields = 3 + 2 * kMemoryCategories + 3;
 
 std::vector<int64_t> pack_peak(const StageWorker& w, const MemoryTracker& t) {
   std::vector<int64_t> out = {w.stage(), w.dp_rank(), t.peak_total()};
   for (MemoryCategory c : kAllMemoryCategories) out.push_back(t.breakdown_at_peak()[c]);
   for (MemoryCategory c : kAllMemoryCategories) out.push_back(t.category_peaks()[c]);
+  out.push_back(w.host_tracker().peak_total());
+  out.push_back(w.store().host_copy_bytes());
+  out.push_back(static_cast<int64_t>(w.store().host_copy_s() * 1e9));
   return out;
 }
 
@@ -44,6 +47,9 @@ StageMemoryReport unpack_peak(const int64_t* p) {
     r.at_peak[c] = p[3 + i];
     r.category_peaks[c] = p[3 + kMemoryCategories + i];
   }
+  r.host_peak_bytes = p[3 + 2 * kMemoryCategories];
+  r.host_copy_bytes = p[4 + 2 * kMemoryCategories];
+  r.host_copy_s = static_cast<double>(p[5 + 2 * kMemoryCategories]) * 1e-9;
   return r;
 }
 
@@ -185,9 +191,11 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   // the same devices); a failure on one rank only ends the job from the first collective.
   CF_ASSIGN_OR_RETURN(const std::shared_ptr<Backend> backend, open_backend(options));
   CF_RETURN_IF_ERROR(check_device_memory(job, options, *backend));
+  CF_RETURN_IF_ERROR(check_kv_offload(job, options));
   StageWorker worker(job.model, layer_split(job.model.layers, job.parallel),
                      layout.dp_rank_of(rank), layout.stage_of(rank), backend.get(),
                      CpRank{layout.cp, layout.cp_rank_of(rank)});
+  worker.set_kv_offload(offloads_kv(job));
   if (fault && fault->rank == rank) {
     worker.set_before_op([&worker, spec = *fault](int64_t ops_run) {
       if (ops_run == spec.after_ops) inject_fault(spec.action, worker.stream().allocator());

@@ -86,6 +86,11 @@ class StageWorker {
   // Called before each op with the number of ops this worker has run so far, over all steps:
   // the MPI driver's fault-injection test hook (fault_injection.h). Empty by default.
   void set_before_op(std::function<void(int64_t ops_run)> hook) { before_op_ = std::move(hook); }
+  // K/V offload (strategy.kv_offload: all): the state store's pieces in a host pool with its
+  // own tracker (state_store.h). Between steps only.
+  void set_kv_offload(bool on) { store_.offload_to_host(on ? &host_tracker_ : nullptr); }
+  const MemoryTracker& host_tracker() const { return host_tracker_; }
+  const StateStore& store() const { return store_; }
 
  private:
   // Activations of one (chunk, model chunk) on this stage between its forward and backward.
@@ -133,6 +138,7 @@ class StageWorker {
   int pp_, dp_rank_, stage_;
   CpRank cp_;
   MemoryTracker tracker_;           // before the buffers it counts (declaration order)
+  MemoryTracker host_tracker_;      // the host pool of offloaded K/V
   std::unique_ptr<Stream> stream_;  // before the buffers whose storage it gives
   StageParams params_;
   StateStore store_;

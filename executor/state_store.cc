@@ -16,8 +16,23 @@ void StateStore::put(int group, int64_t layer, int index, const float* k, const 
   p.whole_tokens = whole_tokens < 0 ? rows : whole_tokens;
   p.k = buffer(rows * kv_width_);
   p.v = buffer(rows * kv_width_);
+  const auto start = std::chrono::steady_clock::now();
   stream_->copy(p.k.data(), k, rows * kv_width_);
   stream_->copy(p.v.data(), v, rows * kv_width_);
+  count_copy(2 * rows * kv_width_, start);
+}
+
+void StateStore::offload_to_host(MemoryTracker* host) {
+  CF_CHECK(pieces_.empty()) << "the store's place changes only between steps";
+  host_ = host;
+}
+
+void StateStore::count_copy(int64_t floats, std::chrono::steady_clock::time_point start) const {
+  if (host_ == nullptr) return;
+  host_copy_bytes_ += floats * static_cast<int64_t>(sizeof(float));
+  host_copy_ns_ +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
 }
 
 bool StateStore::has(int group, int64_t layer, int index) const {
@@ -63,6 +78,7 @@ int64_t StateStore::prefix_rows(int group, int64_t layer, int index) const {
 void StateStore::gather_prefix(int group, int64_t layer, int index, float* k_out,
                                float* v_out) const {
   int64_t row = 0;
+  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < index; ++i) {
     const Piece& p = piece(group, layer, i);
     const int64_t n = p.rows * kv_width_;
@@ -70,11 +86,13 @@ void StateStore::gather_prefix(int group, int64_t layer, int index, float* k_out
     stream_->copy(storage_at(v_out, row * kv_width_), p.v.data(), n);
     row += p.rows;
   }
+  count_copy(2 * row * kv_width_, start);
 }
 
 void StateStore::accumulate_prefix(int group, int64_t layer, int index, const float* dk,
                                    const float* dv) {
   int64_t row = 0;
+  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < index; ++i) {
     Piece& p = piece(group, layer, i);
     const int64_t n = p.rows * kv_width_;
@@ -86,6 +104,8 @@ void StateStore::accumulate_prefix(int group, int64_t layer, int index, const fl
     stream_->residual_add(p.dv.data(), storage_at(dv, row * kv_width_), n);
     row += p.rows;
   }
+  // Read from the host pool, added to and written back: both ways.
+  count_copy(2 * 2 * row * kv_width_, start);
 }
 
 bool StateStore::has_gradients(int group, int64_t layer, int index) const {

@@ -13,8 +13,14 @@
 // its first forward (F or F*) and freed by its backward; piece i's dK/dV are allocated by the
 // first backward that contributes to it (the group's highest piece) and freed by B i, which
 // consumes them. After B of piece 0 nothing of the group is left.
+//
+// K/V offload (strategy.kv_offload: all, docs/BEYOND.md): the pieces' K/V and dK/dV live in a
+// separate host pool (host memory, counted by its own tracker, not the stage's), and every
+// move into or out of it — storing a piece, gathering a prefix, accumulating into dK/dV — is
+// a copy counted and timed. On the CPU backend the math is the same, so are the gradients.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <utility>
@@ -63,6 +69,17 @@ class StateStore {
   void release(int group, int index, int64_t first_layer, int64_t end_layer);
   bool empty() const { return pieces_.empty(); }
 
+  // Keeps the pieces in host memory counted by `host` from now on (the store must be empty);
+  // nullptr: in the stream's storage again. Host storage is the CPU backend's own: a device
+  // backend cannot read it in its kernels (the executor refuses offload there).
+  void offload_to_host(MemoryTracker* host);
+  bool offloaded() const { return host_ != nullptr; }
+  // Bytes moved into and out of the host pool, and the time those moves took, since the last
+  // reset_copy_counts.
+  int64_t host_copy_bytes() const { return host_copy_bytes_; }
+  double host_copy_s() const { return static_cast<double>(host_copy_ns_) * 1e-9; }
+  void reset_copy_counts() { host_copy_bytes_ = 0, host_copy_ns_ = 0; }
+
  private:
   struct Piece {
     int64_t rows = 0;          // held here: the whole piece, or this CP rank's shard
@@ -77,10 +94,18 @@ class StateStore {
   }
 
   FloatBuffer buffer(int64_t count) {
+    if (host_ != nullptr) {
+      return FloatBuffer(host_allocator(), host_, MemoryCategory::kStateStore, count);
+    }
     return FloatBuffer(stream_->allocator(), tracker_, MemoryCategory::kStateStore, count);
   }
+  // Counts a move of `floats` into or out of the host pool that started at `start`.
+  void count_copy(int64_t floats, std::chrono::steady_clock::time_point start) const;
 
   MemoryTracker* tracker_;
+  MemoryTracker* host_ = nullptr;
+  mutable int64_t host_copy_bytes_ = 0;
+  mutable int64_t host_copy_ns_ = 0;
   Stream* stream_;
   int64_t kv_width_;
   std::map<Key, std::map<int, Piece>> pieces_;

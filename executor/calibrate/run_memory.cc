@@ -58,6 +58,8 @@ StatusOr<RunMemoryNeed> run_memory_need(const Job& job, bool in_process, int loc
   counted.memory_model = MemoryModelKind::kExecutor;
   counted.cost_model.kind = CostModelKind::kUnit;
   counted.cost_model.table.clear();
+  // Offloaded K/V (the CPU backend's host pool) are in the same RAM: counted where they are made.
+  counted.strategy.kv_offload = KvOffload::kNone;
   SimOptions options;
   options.memory_only = true;
   CF_ASSIGN_OR_RETURN(const SimResult result, simulate_job(counted, options));

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "executor/executor.h"
@@ -275,6 +276,15 @@ std::vector<Case> contract_cases() {
   }
   for (Case& c : context_parallel_cases()) cases.push_back(std::move(c));
   for (Case& c : uneven_cases()) cases.push_back(std::move(c));
+  // K/V offload (state_store.h): the store's pieces in the host pool, odd sizes, K below and at N.
+  for (const auto& [pp, chunk_size, k] : {std::tuple{1, 29, 1}, {2, 37, 2}, {4, 31, 64}}) {
+    test::TinyJob offload;
+    offload.lengths = test::odd_lengths(test::scaled_batch("longbench", 8, 170, 40 + pp));
+    offload.pp = pp;
+    offload.strategy =
+        fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, kv_offload: all}}", chunk_size, k);
+    cases.push_back({fmt::format("offload_pp{}_c{}_k{}", pp, chunk_size, k), offload});
+  }
   return cases;
 }
 
@@ -343,6 +353,45 @@ TEST(ContractCheck, DetectsAPerturbedGradient) {
   const GradientCheck check = check_against_reference(job.model, {&worker.params()}, batch);
   EXPECT_EQ(check.worst_tensor, "layers.2.wk");
   EXPECT_NEAR(check.rel_error, 1e-4, 2e-5);
+}
+
+// Offloading changes where the K/V live, not the arithmetic: the same loss and gradients to the
+// bit as the same job with the store on the stage, no state store on the stage at any moment,
+// and the pieces counted in the host pool with every move into and out of it.
+TEST(ContractOffload, SameStepWithTheStoreInTheHostPool) {
+  test::TinyJob spec;
+  spec.lengths = test::odd_lengths(test::scaled_batch("chatqa2-long-sft", 7, 190, 11));
+  spec.pp = 2;
+  spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2}";
+  const Job on_stage = test::tiny_job(spec);
+  spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2, kv_offload: all}";
+  const Job offloaded = test::tiny_job(spec);
+  ExecutorOptions options;
+  options.seed = 9;
+  options.init_std = 0.2f;
+  options.check_reference = true;
+  options.record_trace = false;
+  StatusOr<RunReport> a = run_in_process(on_stage, options);
+  StatusOr<RunReport> b = run_in_process(offloaded, options);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->steps[0].loss, b->steps[0].loss);
+  ASSERT_TRUE(a->steps[0].check && b->steps[0].check);
+  EXPECT_EQ(a->steps[0].check->rel_error, b->steps[0].check->rel_error);
+  int64_t host = 0;
+  for (size_t s = 0; s < b->stages.size(); ++s) {
+    const StageMemoryReport& kept = a->stages[s];
+    const StageMemoryReport& moved = b->stages[s];
+    EXPECT_EQ(kept.host_peak_bytes, 0);
+    EXPECT_EQ(moved.category_peaks.state_store, 0) << "stage " << s;
+    EXPECT_EQ(moved.host_peak_bytes, kept.category_peaks.state_store) << "stage " << s;
+    EXPECT_LE(moved.peak_bytes, kept.peak_bytes);
+    host += moved.host_copy_bytes;
+  }
+  EXPECT_GT(host, 0);
+  // The K/V the GPU would hold are the host pool's: a device backend cannot run it yet.
+  options.backend = "cuda";
+  EXPECT_FALSE(check_kv_offload(offloaded, options).ok());
+  EXPECT_TRUE(check_kv_offload(on_stage, options).ok());
 }
 
 }  // namespace
