@@ -53,7 +53,7 @@ echo
 echo "CPU executor: tiny-6 (6 layers, hidden 64), pp 2, ChunkSize 1024, K 1, a 3500-token"
 echo "sequence and six short ones, 3 steps per run, $runs runs each (alternated):"
 echo
-echo "| split | pieces of the 3500-token sequence | measured step (s): mean (runs) |"
+echo "| split | pieces of the 3500-token sequence | measured step (s): median, min (runs) |"
 echo "|---|---|---|"
 for split in tokens cost; do
   cat >"$work/exec-$split.yaml" <<YAML
@@ -74,6 +74,6 @@ for ((r = 0; r < runs; r++)); do
 done
 for split in tokens cost; do
   pieces=$("$chunkflow" plan "$work/exec-$split.yaml" --json | python3 "$work/read.py" pieces)
-  mean=$(awk '{s += $1} END {printf "%.3f", s / NR}' "$work/times-$split")
+  mean=$(sort -n "$work/times-$split" | awk '{v[NR] = $1} END {printf "%.3f, %.3f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1]}')
   echo "| $split | $pieces | $mean ($(paste -sd, "$work/times-$split")) |"
 done
