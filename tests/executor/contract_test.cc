@@ -285,6 +285,15 @@ std::vector<Case> contract_cases() {
         fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, kv_offload: all}}", chunk_size, k);
     cases.push_back({fmt::format("offload_pp{}_c{}_k{}", pp, chunk_size, k), offload});
   }
+  // Cost-aware chunks (chunking.h): pieces of unequal length, packed by predicted time.
+  for (const auto& [pp, chunk_size, k] : {std::tuple{2, 43, 1}, {4, 36, 2}}) {
+    test::TinyJob cost;
+    cost.lengths = test::odd_lengths(test::scaled_batch("llama3-sft-mix", 9, 180, 60 + pp));
+    cost.pp = pp;
+    cost.strategy = fmt::format(
+        "{{kind: chunkflow, chunk_size: {}, k: {}, packer: cost, split: cost}}", chunk_size, k);
+    cases.push_back({fmt::format("cost_pp{}_c{}_k{}", pp, chunk_size, k), cost});
+  }
   return cases;
 }
 
