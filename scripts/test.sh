@@ -28,9 +28,10 @@ fi
 phase "format"
 
 echo "== Release build and full suite"
-# The libraries and the program as a unity build (batches of 16 files: each library's heavy
-# headers compiled once, not once per file; docs/BENCHMARKS.md); test binaries always file by
-# file.
+# The libraries, the program and the test binaries as a unity build (batches of 16 files: each
+# library's heavy headers, and GoogleTest's, compiled once per batch, not once per file;
+# docs/BENCHMARKS.md). A test binary holds one folder's tests where it can
+# (tests/*/CMakeLists.txt), so that its files share one batch.
 cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHUNKFLOW_TESTS=ON \
   -DCHUNKFLOW_BENCHMARKS=ON -DCHUNKFLOW_CUDA=AUTO -DCMAKE_UNITY_BUILD=ON \
   -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 >/dev/null
@@ -50,8 +51,8 @@ phase "validation"
 
 echo "== ASan + UBSan build: library unit tests, and the program under the end-to-end tests"
 # Libraries at -O1 -g1 (line tables for the reports: several times faster to compile than
-# -O2 -g) as a unity build like the Release one; the tests' own code at -O0, file by file
-# (CMakeLists.txt cf_test). Then the end-to-end tests —
+# -O2 -g) and the tests' own code at -O0 (CMakeLists.txt cf_test), both as unity builds like the
+# Release one. Then the end-to-end tests —
 # the Release build's binaries: their own code is only a harness — run this build's chunkflow
 # (CHUNKFLOW_TEST_PROGRAM, tests/support/subprocess.h), all but the MPI ones, the three
 # that each start with `chunkflow calibrate --quick` (50–60 s apiece here, two thirds of the
@@ -66,10 +67,13 @@ cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAK
   "-DCHUNKFLOW_TEST_DIRS=core;models;traces;sim;kernels;executor" >/dev/null
 cmake --build "$root/build-asan" -j"$jobs" --target unit_tests chunkflow
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
-# Training.LossFallsOver50Steps is left to the Release build: 50 steps of the code the contract
-# tests already run under the sanitizers (70 s here).
+# Left to the Release build: Training.LossFallsOver50Steps, 50 steps of the code the contract
+# tests already run under the sanitizers (70 s here); and the contract matrix's cases at ChunkSize
+# 48 and 80 (26 of its 89, a third of its time under ASan): the same pp, K, packer and CP layouts
+# run here at ChunkSize 29 and 30, the sizes that split most sequences, beside every uneven,
+# interleaved, tied, DP, GPipe and baseline case.
 ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure --timeout 900 -L unit -LE "mpi|e2e" \
-  -E "^Training\.LossFallsOver50Steps$"
+  -E "^Training\.LossFallsOver50Steps$|ContractTest\..*/(pp[124]_c(48|80)_|cp[12]_pp[12]_c48_)"
 CHUNKFLOW_TEST_PROGRAM="$root/build-asan/bin/chunkflow" \
   ctest --test-dir "$root/build" -j"$jobs" --output-on-failure --timeout 900 -L e2e -LE mpi \
   -E "^(CalibrateCommand.QuickTableLoadsAndPricesAJob|ValidateCommand.InvalidTableNamesFileAndKey|TuneCliTest.CalibratedCostModelPrunesSafely|ProfileLoop.CalibratedFromAProfileTheSimulatorPredictsItsStepWithinTenPercent|BrowserReport\..*)$"
@@ -78,9 +82,9 @@ phase "sanitizer build and tests"
 
 echo "== ThreadSanitizer build, the in-process executor's threads"
 # The in-process transport's mailbox and rendezvous collectives under the threads of
-# run_in_process: the libraries as a unity build at -O1 -g1 (no file-by-file check here: the
-# ASan build does it), without MPI (Open MPI is not instrumented). The cases: every
-# collective and message kind once — dp = 2, cp = 2 with interleaving, tied embeddings over
+# run_in_process: the libraries and the test binaries as unity builds at -O1 -g1 (the tests' own
+# code at -O0), without MPI (Open MPI is not instrumented). The cases: every collective and
+# message kind once — dp = 2, cp = 2 with interleaving, tied embeddings over
 # pp = 4, the rendezvous and CP collectives, the backend seam's dp = 2 and interleaved runs, the
 # host staging of device transports (its collectives over the in-process ones) —
 # not the whole contract matrix (TSan runs it 15–20× slower than Release: 10 minutes here).

@@ -53,9 +53,9 @@ void expect_case(const Case& c) {
 }
 
 // A job on the h100 preset with the given pieces (flow style, one line each).
-std::string job(const std::string& model, const std::string& cluster, const std::string& dataset,
-                const std::string& parallel, const std::string& strategy,
-                const std::string& training = "{steps: 1}") {
+std::string flow_job(const std::string& model, const std::string& cluster,
+                     const std::string& dataset, const std::string& parallel,
+                     const std::string& strategy, const std::string& training = "{steps: 1}") {
   return "model: " + model + "\ncluster: " + cluster + "\ndataset: " + dataset +
          "\ntraining: " + training + "\nparallel: " + parallel + "\nstrategy: " + strategy + "\n";
 }
@@ -81,35 +81,35 @@ TEST(HostileInput, OverflowingSizesAreRefused) {
   for (const Case& c : std::vector<Case>{
            {"chunk_size_int64_max",
             {"simulate", "@/j.yaml"},
-            {{"j.yaml", job("tiny", kCluster4, small, kPp4,
-                            "{kind: chunkflow, chunk_size: 9223372036854775807, k: 1}")}},
+            {{"j.yaml", flow_job("tiny", kCluster4, small, kPp4,
+                                 "{kind: chunkflow, chunk_size: 9223372036854775807, k: 1}")}},
             2,
             {"strategy.chunk_size: must be at most 16777216"}},
            {"hidden_1e9",
             {"simulate", "@/j.yaml"},
-            {{"j.yaml",
-              job("@/m.yaml", kCluster4, small, kPp4, "{kind: chunkflow, chunk_size: 8, k: 1}")},
+            {{"j.yaml", flow_job("@/m.yaml", kCluster4, small, kPp4,
+                                 "{kind: chunkflow, chunk_size: 8, k: 1}")},
              {"m.yaml", model_with("hidden", "1000000000")}},
             2,
             {"m.yaml:3:9: hidden: must be at most 131072"}},
            {"layers_2_31",
             {"plan", "@/j.yaml"},
-            {{"j.yaml",
-              job("@/m.yaml", kCluster4, small, kPp4, "{kind: chunkflow, chunk_size: 8, k: 1}")},
+            {{"j.yaml", flow_job("@/m.yaml", kCluster4, small, kPp4,
+                                 "{kind: chunkflow, chunk_size: 8, k: 1}")},
              {"m.yaml", model_with("layers", "2147483648")}},
             2,
             {"layers: must be at most 4096"}},
            {"vocab_1e12",
             {"simulate", "@/j.yaml"},
-            {{"j.yaml",
-              job("@/m.yaml", kCluster4, small, kPp4, "{kind: chunkflow, chunk_size: 8, k: 1}")},
+            {{"j.yaml", flow_job("@/m.yaml", kCluster4, small, kPp4,
+                                 "{kind: chunkflow, chunk_size: 8, k: 1}")},
              {"m.yaml", model_with("vocab", "1000000000000")}},
             2,
             {"vocab: must be at most 4194304"}},
            {"parameters_past_4T",
             {"simulate", "@/j.yaml"},
-            {{"j.yaml",
-              job("@/m.yaml", kCluster4, small, kPp4, "{kind: chunkflow, chunk_size: 8, k: 1}")},
+            {{"j.yaml", flow_job("@/m.yaml", kCluster4, small, kPp4,
+                                 "{kind: chunkflow, chunk_size: 8, k: 1}")},
              {"m.yaml",
               "name: m\narchitecture: llama\nhidden: 131072\nffn_hidden: 524288\n"
               "layers: 16\nheads: 1024\nkv_heads: 8\nhead_dim: 128\nvocab: 4194304\n"
@@ -119,8 +119,9 @@ TEST(HostileInput, OverflowingSizesAreRefused) {
             {"parameters, more than 4398046511104"}},
            {"unfused_scores_past_2_62_bytes",
             {"simulate", "@/j.yaml"},
-            {{"j.yaml", job("@/m.yaml", kCluster4, "{lengths: [16777216], max_length: 16777216}",
-                            kPp4, "{kind: chunkflow, chunk_size: 16777216, k: 1}")},
+            {{"j.yaml",
+              flow_job("@/m.yaml", kCluster4, "{lengths: [16777216], max_length: 16777216}", kPp4,
+                       "{kind: chunkflow, chunk_size: 16777216, k: 1}")},
              {"m.yaml",
               "name: wide\narchitecture: llama\nhidden: 8192\nffn_hidden: 8192\n"
               "layers: 4096\nheads: 4096\nkv_heads: 4096\nhead_dim: 2\nvocab: 1024\n"
@@ -142,18 +143,18 @@ TEST(HostileInput, ParsersCannotBeDrivenToCrash) {
   for (const Case& c : std::vector<Case>{
            {"jsonl_nested_200k",
             {"plan", "@/j.yaml"},
-            {{"j.yaml", job("tiny", kCluster4, data, kPp4, strategy)}, {"d.jsonl", nested}},
+            {{"j.yaml", flow_job("tiny", kCluster4, data, kPp4, strategy)}, {"d.jsonl", nested}},
             2,
             {"d.jsonl:1: JSON nested deeper than 64 at byte 65"}},
            {"config_json_nested_200k",
             {"plan", "@/j.yaml"},
-            {{"j.yaml", job("@/config.json", kCluster4, lmsys, kPp4, strategy)},
+            {{"j.yaml", flow_job("@/config.json", kCluster4, lmsys, kPp4, strategy)},
              {"config.json", nested}},
             2,
             {"config.json: JSON nested deeper than 64 at byte 65"}},
            {"jsonl_length_1e999",
             {"plan", "@/j.yaml"},
-            {{"j.yaml", job("tiny", kCluster4, data, kPp4, strategy)},
+            {{"j.yaml", flow_job("tiny", kCluster4, data, kPp4, strategy)},
              {"d.jsonl", "{\"length\": 1e999}\n"}},
             2,
             {"d.jsonl:1: length: number out of range: 1e999"}},
@@ -183,8 +184,8 @@ TEST(HostileInput, AbsurdlySlowHardwareIsRefusedNotWrapped) {
   const std::string strategy = "{kind: chunkflow, chunk_size: 16777216, k: 1}";
   expect_case({"slow_gpu",
                {"simulate", "@/j.yaml"},
-               {{"j.yaml", job("qwen2.5-7b", "{gpu: @/slow.yaml, gpus: 4, gpus_per_node: 8}", data,
-                               kPp4, strategy)},
+               {{"j.yaml", flow_job("qwen2.5-7b", "{gpu: @/slow.yaml, gpus: 4, gpus_per_node: 8}",
+                                    data, kPp4, strategy)},
                 {"slow.yaml", gpu}},
                2,
                {"j.yaml: the step's op times add up to more than 4611686018427387904 ns"}});
@@ -193,8 +194,8 @@ TEST(HostileInput, AbsurdlySlowHardwareIsRefusedNotWrapped) {
   std::string slower = gpu;
   slower.replace(slower.find("1.0e-12"), 7, "1.0e-11");
   const std::string tiny_job =
-      job("tiny", "{gpu: @/slow.yaml, gpus: 4, gpus_per_node: 8}",
-          "{lengths: [64], max_length: 64}", kPp4, "{kind: chunkflow, chunk_size: 64, k: 1}");
+      flow_job("tiny", "{gpu: @/slow.yaml, gpus: 4, gpus_per_node: 8}",
+               "{lengths: [64], max_length: 64}", kPp4, "{kind: chunkflow, chunk_size: 64, k: 1}");
   expect_case({"slow_gpu_simulated",
                {"simulate", "@/j.yaml"},
                {{"j.yaml", tiny_job}, {"slow.yaml", slower}},
@@ -208,7 +209,7 @@ TEST(HostileInput, AbsurdlySlowHardwareIsRefusedNotWrapped) {
   // The same job on the real GPU: a plain answer.
   expect_case({"real_gpu",
                {"simulate", "@/j.yaml"},
-               {{"j.yaml", job("qwen2.5-7b", kCluster4, data, kPp4, strategy)}},
+               {{"j.yaml", flow_job("qwen2.5-7b", kCluster4, data, kPp4, strategy)}},
                0,
                {"step time"}});
 }
@@ -220,41 +221,41 @@ TEST(HostileInput, SizesAreBoundedBeforeMemoryGrows) {
            {"global_batch_1e8",
             {"simulate", "@/j.yaml"},
             {{"j.yaml",
-              job("tiny", kCluster4, lmsys, kPp4, "{kind: chunkflow, chunk_size: 64, k: 2}",
-                  "{global_batch: 100000000}")}},
+              flow_job("tiny", kCluster4, lmsys, kPp4, "{kind: chunkflow, chunk_size: 64, k: 2}",
+                       "{global_batch: 100000000}")}},
             2,
             {"training.global_batch: must be at most 65536"}},
            {"global_batch_2_31",
             {"tune", "@/j.yaml"},
             {{"j.yaml",
-              job("tiny", kCluster4, lmsys, kPp4, "{kind: chunkflow, chunk_size: 64, k: 2}",
-                  "{global_batch: 2147483648}")}},
+              flow_job("tiny", kCluster4, lmsys, kPp4, "{kind: chunkflow, chunk_size: 64, k: 2}",
+                       "{global_batch: 2147483648}")}},
             2,
             {"training.global_batch: must be at most 65536"}},
            {"length_1e12",
             {"plan", "@/j.yaml"},
-            {{"j.yaml", job("tiny", kCluster4, "{lengths: [1000000000000], max_length: 8}", kPp4,
-                            "{kind: chunkflow, chunk_size: 8, k: 1}")}},
+            {{"j.yaml", flow_job("tiny", kCluster4, "{lengths: [1000000000000], max_length: 8}",
+                                 kPp4, "{kind: chunkflow, chunk_size: 8, k: 1}")}},
             2,
             {"dataset.lengths: lengths[0] must be at most 16777216"}},
            {"one_token_chunks_of_16M",
             {"plan", "@/j.yaml"},
-            {{"j.yaml", job("tiny", kCluster4, "{lengths: [16777216], max_length: 16777216}", kPp4,
-                            "{kind: chunkflow, chunk_size: 1, k: 1}")}},
+            {{"j.yaml", flow_job("tiny", kCluster4, "{lengths: [16777216], max_length: 16777216}",
+                                 kPp4, "{kind: chunkflow, chunk_size: 1, k: 1}")}},
             2,
             {"j.yaml: strategy.chunk_size: ChunkSize 1 cuts a step of 16777216 tokens into at "
              "least 16777216 chunks, more than the 1048576"}},
            {"k_1e6_with_500k_chunks",
             {"simulate", "@/j.yaml"},
-            {{"j.yaml", job("tiny", kCluster4, "{lengths: [8000000], max_length: 8000000}", kPp4,
-                            "{kind: chunkflow, chunk_size: 16, k: 1000000}")}},
+            {{"j.yaml", flow_job("tiny", kCluster4, "{lengths: [8000000], max_length: 8000000}",
+                                 kPp4, "{kind: chunkflow, chunk_size: 16, k: 1000000}")}},
             2,
             {"500000 chunks on pp·vpp = 4 stages make up to 6000000 ops a step, more than the "
              "4194304"}},
            {"trace_of_4M_ops",
             {"simulate", "@/j.yaml", "--trace", "@/t.json"},
-            {{"j.yaml", job("tiny", kCluster4, "{lengths: [16777216], max_length: 16777216}", kPp4,
-                            "{kind: chunkflow, chunk_size: 49, k: 1}")}},
+            {{"j.yaml", flow_job("tiny", kCluster4, "{lengths: [16777216], max_length: 16777216}",
+                                 kPp4, "{kind: chunkflow, chunk_size: 49, k: 1}")}},
             2,
             {"--trace: step 0 has 4108712 ops, more than the 131072 a trace may hold"}},
        }) {
@@ -270,13 +271,14 @@ TEST(HostileInput, TheLargestAdmittedStepIsSimulated) {
     GTEST_SKIP() << "a sanitized build has no address-space limit to hold, and this step's "
                     "4.1M ops take minutes under it; the Release suite runs this test";
   }
-  expect_case({"ops_at_the_bound",
-               {"simulate", "@/j.yaml", "--json"},
-               {{"j.yaml", job("tiny", kCluster4, "{lengths: [16777216], max_length: 16777216}",
-                               kPp4, "{kind: chunkflow, chunk_size: 49, k: 1}")}},
-               0,
-               {"\"step_time_s\""},
-               120});
+  expect_case(
+      {"ops_at_the_bound",
+       {"simulate", "@/j.yaml", "--json"},
+       {{"j.yaml", flow_job("tiny", kCluster4, "{lengths: [16777216], max_length: 16777216}", kPp4,
+                            "{kind: chunkflow, chunk_size: 49, k: 1}")}},
+       0,
+       {"\"step_time_s\""},
+       120});
 }
 
 // Work that once ran past any patience is refused by a bound or finishes.
@@ -289,22 +291,23 @@ TEST(HostileInput, NoHangs) {
            {"steps_2_31",
             {"simulate", "@/j.yaml"},
             {{"j.yaml",
-              job("tiny", kCluster4, lmsys, kPp4, "{kind: chunkflow, chunk_size: 64, k: 2}",
-                  "{global_batch: 8, steps: 2147483647}")}},
+              flow_job("tiny", kCluster4, lmsys, kPp4, "{kind: chunkflow, chunk_size: 64, k: 2}",
+                       "{global_batch: 8, steps: 2147483647}")}},
             2,
             {"training.steps: must be at most 1000"}},
            {"global_batch_1e7",
             {"simulate", "@/j.yaml"},
             {{"j.yaml",
-              job("tiny", kCluster4, lmsys, kPp4, "{kind: chunkflow, chunk_size: 64, k: 2}",
-                  "{global_batch: 10000000}")}},
+              flow_job("tiny", kCluster4, lmsys, kPp4, "{kind: chunkflow, chunk_size: 64, k: 2}",
+                       "{global_batch: 10000000}")}},
             2,
             {"must be at most 65536"}},
            {"gpus_2_20",
             {"tune", "@/j.yaml"},
-            {{"j.yaml", job("qwen2.5-7b", "{gpu: h100-sxm-80g, gpus: 1048576}", lmsys,
-                            "{tp: 1, pp: 1, dp: 1048576}",
-                            "{kind: chunkflow, chunk_size: 4096, k: 1}", "{global_batch: 1024}")}},
+            {{"j.yaml",
+              flow_job("qwen2.5-7b", "{gpu: h100-sxm-80g, gpus: 1048576}", lmsys,
+                       "{tp: 1, pp: 1, dp: 1048576}", "{kind: chunkflow, chunk_size: 4096, k: 1}",
+                       "{global_batch: 1024}")}},
             2,
             {"j.yaml:2:36: cluster.gpus: must be at most 131072"}},
            {"sweep_of_2000_points",
@@ -319,9 +322,10 @@ TEST(HostileInput, NoHangs) {
             {"vary.gpus: must be at most 131072"}},
            {"tune_on_100000_gpus",
             {"tune", "@/j.yaml", "--quiet", "--top", "1"},
-            {{"j.yaml", job("qwen2.5-7b", "{gpu: h100-sxm-80g, gpus: 100000}", lmsys,
-                            "{tp: 1, pp: 1, dp: 100000}",
-                            "{kind: chunkflow, chunk_size: 4096, k: 1}", "{global_batch: 1024}")}},
+            {{"j.yaml",
+              flow_job("qwen2.5-7b", "{gpu: h100-sxm-80g, gpus: 100000}", lmsys,
+                       "{tp: 1, pp: 1, dp: 100000}", "{kind: chunkflow, chunk_size: 4096, k: 1}",
+                       "{global_batch: 1024}")}},
             0,
             {"best job"}},
        }) {
@@ -334,8 +338,9 @@ TEST(HostileInput, NoHangs) {
 TEST(HostileInput, SimulateShowsItsStepsOnATerminal) {
   TempDir dir;
   const std::string path = dir.write(
-      "j.yaml", job("tiny", kCluster4, "{distribution: lmsys-chat-1m, max_length: 512}", kPp4,
-                    "{kind: chunkflow, chunk_size: 128, k: 2}", "{global_batch: 64, steps: 20}"));
+      "j.yaml",
+      flow_job("tiny", kCluster4, "{distribution: lmsys-chat-1m, max_length: 512}", kPp4,
+               "{kind: chunkflow, chunk_size: 128, k: 2}", "{global_batch: 64, steps: 20}"));
   const CommandResult shown = test::run_chunkflow_on_terminal({"simulate", path});
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   EXPECT_NE(shown.err.find("simulate: steps ["), std::string::npos) << shown.err;
@@ -351,9 +356,9 @@ TEST(HostileInput, SimulateShowsItsStepsOnATerminal) {
 TEST(HostileInput, RunRefusesBeforeAllocating) {
   expect_case({"qwen_7b_on_the_cpu",
                {"run", "@/j.yaml"},
-               {{"j.yaml", job("qwen2.5-7b", "{gpu: h100-sxm-80g, gpus: 2, gpus_per_node: 8}",
-                               "{lengths: [64, 32], max_length: 64}", "{tp: 1, pp: 2, dp: 1}",
-                               "{kind: chunkflow, chunk_size: 32, k: 1}")}},
+               {{"j.yaml", flow_job("qwen2.5-7b", "{gpu: h100-sxm-80g, gpus: 2, gpus_per_node: 8}",
+                                    "{lengths: [64, 32], max_length: 64}", "{tp: 1, pp: 2, dp: 1}",
+                                    "{kind: chunkflow, chunk_size: 32, k: 1}")}},
                2,
                {"j.yaml: run: needs 113.78 GiB on the CPU backend", "this machine has",
                 "nothing was allocated"}});
@@ -363,7 +368,7 @@ TEST(HostileInput, RunRefusesBeforeAllocating) {
 TEST(HostileInput, MessagesNameTheKeyOrFlag) {
   const std::string short_data = "{lengths: [16, 8], max_length: 32}";
   const std::string base =
-      job("tiny", kCluster4, short_data, kPp4, "{kind: chunkflow, chunk_size: 8, k: 1}");
+      flow_job("tiny", kCluster4, short_data, kPp4, "{kind: chunkflow, chunk_size: 8, k: 1}");
   for (const Case& c : std::vector<Case>{
            {"tune_below_1024",
             {"tune", "@/j.yaml"},
@@ -384,8 +389,8 @@ TEST(HostileInput, MessagesNameTheKeyOrFlag) {
             {"j.yaml:7:1: a list as a key"}},
            {"nested_null_key",
             {"plan", "@/j.yaml"},
-            {{"j.yaml", job("tiny", "{gpu: h100-sxm-80g, gpus: 4, ~: 1}", short_data, kPp4,
-                            "{kind: chunkflow, chunk_size: 8, k: 1}")}},
+            {{"j.yaml", flow_job("tiny", "{gpu: h100-sxm-80g, gpus: 4, ~: 1}", short_data, kPp4,
+                                 "{kind: chunkflow, chunk_size: 8, k: 1}")}},
             2,
             {"cluster: a null key"}},
            {"duplicate_key",

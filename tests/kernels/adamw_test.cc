@@ -16,10 +16,10 @@ struct AdamWCase {
   uint32_t seed;
 };
 
-const AdamWCase kCases[] = {{1, 0.0f, 1}, {17, 0.1f, 2}, {987, 0.01f, 3}};
+const AdamWCase kAdamWCases[] = {{1, 0.0f, 1}, {17, 0.1f, 2}, {987, 0.01f, 3}};
 
 TEST(AdamW, StepsMatchReference) {
-  for (const AdamWCase& c : kCases) {
+  for (const AdamWCase& c : kAdamWCases) {
     SCOPED_TRACE(::testing::Message() << "n " << c.n << " wd " << c.weight_decay);
     const AdamWHyper hyper{
         .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = c.weight_decay};

@@ -18,7 +18,7 @@ struct CrossEntropyCase {
   uint32_t seed;
 };
 
-const CrossEntropyCase kCases[] = {{1, 2, 1}, {17, 33, 2}, {3, 1000, 3}, {5, 17, 4}};
+const CrossEntropyCase kCrossEntropyCases[] = {{1, 2, 1}, {17, 33, 2}, {3, 1000, 3}, {5, 17, 4}};
 
 // Random targets in [-1, vocab): about one position in (vocab + 1) is ignored. With more than
 // one token the first is always ignored and the last always a real target, so both paths run.
@@ -30,7 +30,7 @@ std::vector<int32_t> Targets(const CrossEntropyCase& c) {
 }
 
 TEST(CrossEntropy, ForwardMatchesReference) {
-  for (const CrossEntropyCase& c : kCases) {
+  for (const CrossEntropyCase& c : kCrossEntropyCases) {
     SCOPED_TRACE(::testing::Message() << "tokens " << c.tokens << " vocab " << c.vocab);
     const auto logits = RandomNormal(c.tokens * c.vocab, c.seed, 2.0f);
     const auto targets = Targets(c);
@@ -53,7 +53,7 @@ TEST(CrossEntropy, ForwardMatchesReference) {
 }
 
 TEST(CrossEntropy, BackwardMatchesFiniteDifferencesAlsoInPlace) {
-  for (const CrossEntropyCase& c : kCases) {
+  for (const CrossEntropyCase& c : kCrossEntropyCases) {
     SCOPED_TRACE(::testing::Message() << "tokens " << c.tokens << " vocab " << c.vocab);
     const auto logits = RandomNormal(c.tokens * c.vocab, c.seed, 2.0f);
     const auto targets = Targets(c);

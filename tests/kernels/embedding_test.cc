@@ -16,10 +16,11 @@ struct EmbeddingCase {
 };
 
 // tokens > vocab forces repeated ids, whose gradients must sum.
-const EmbeddingCase kCases[] = {{1, 3, 1, 1}, {17, 5, 17, 2}, {3, 1000, 8, 3}, {81, 7, 3, 4}};
+const EmbeddingCase kEmbeddingCases[] = {
+    {1, 3, 1, 1}, {17, 5, 17, 2}, {3, 1000, 8, 3}, {81, 7, 3, 4}};
 
 TEST(Embedding, ForwardCopiesRowsExactly) {
-  for (const EmbeddingCase& c : kCases) {
+  for (const EmbeddingCase& c : kEmbeddingCases) {
     SCOPED_TRACE(::testing::Message() << "tokens " << c.tokens << " hidden " << c.hidden);
     const auto ids = RandomInts(c.tokens, 0, int32_t(c.vocab - 1), c.seed);
     const auto table = RandomNormal(c.vocab * c.hidden, c.seed + 100);
@@ -32,7 +33,7 @@ TEST(Embedding, ForwardCopiesRowsExactly) {
 }
 
 TEST(Embedding, BackwardMatchesFiniteDifferencesAndAccumulates) {
-  for (const EmbeddingCase& c : kCases) {
+  for (const EmbeddingCase& c : kEmbeddingCases) {
     SCOPED_TRACE(::testing::Message() << "tokens " << c.tokens << " hidden " << c.hidden);
     const auto ids = RandomInts(c.tokens, 0, int32_t(c.vocab - 1), c.seed);
     const auto table = RandomNormal(c.vocab * c.hidden, c.seed + 100);

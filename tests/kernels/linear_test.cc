@@ -17,7 +17,7 @@ struct LinearCase {
   uint32_t seed;
 };
 
-const LinearCase kCases[] = {
+const LinearCase kLinearCases[] = {
     {1, 1, 1, true, 1}, {3, 17, 5, true, 2}, {17, 33, 9, false, 3}, {81, 7, 13, true, 4}};
 
 std::vector<float> SmallInts(size_t n, uint32_t seed) {
@@ -26,7 +26,7 @@ std::vector<float> SmallInts(size_t n, uint32_t seed) {
 }
 
 TEST(Linear, ForwardExactOnSmallIntegers) {
-  for (const LinearCase& c : kCases) {
+  for (const LinearCase& c : kLinearCases) {
     SCOPED_TRACE(::testing::Message() << "case seed " << c.seed);
     const auto x = SmallInts(c.tokens * c.in_features, c.seed);
     const auto w = SmallInts(c.out_features * c.in_features, c.seed + 100);
@@ -41,7 +41,7 @@ TEST(Linear, ForwardExactOnSmallIntegers) {
 }
 
 TEST(Linear, ForwardMatchesReference) {
-  for (const LinearCase& c : kCases) {
+  for (const LinearCase& c : kLinearCases) {
     SCOPED_TRACE(::testing::Message() << "case seed " << c.seed);
     const auto x = RandomNormal(c.tokens * c.in_features, c.seed);
     const auto w = RandomNormal(c.out_features * c.in_features, c.seed + 100);
@@ -57,7 +57,7 @@ TEST(Linear, ForwardMatchesReference) {
 }
 
 TEST(Linear, BackwardMatchesFiniteDifferences) {
-  for (const LinearCase& c : kCases) {
+  for (const LinearCase& c : kLinearCases) {
     SCOPED_TRACE(::testing::Message() << "case seed " << c.seed);
     const auto x = RandomNormal(c.tokens * c.in_features, c.seed);
     const auto w = RandomNormal(c.out_features * c.in_features, c.seed + 100);

@@ -21,10 +21,10 @@ struct ResidualCase {
   uint32_t seed;
 };
 
-const ResidualCase kCases[] = {{1, 1}, {17, 2}, {987, 3}};
+const ResidualCase kResidualCases[] = {{1, 1}, {17, 2}, {987, 3}};
 
 TEST(ResidualAdd, MatchesFloat64OnOddSizes) {
-  for (const ResidualCase& c : kCases) {
+  for (const ResidualCase& c : kResidualCases) {
     SCOPED_TRACE(::testing::Message() << "n " << c.n);
     const auto x = RandomNormal(c.n, c.seed);
     auto y = RandomNormal(c.n, c.seed + 100, 3.0f);  // (n) the residual stream

@@ -16,11 +16,11 @@ struct RmsNormCase {
   uint32_t seed;
 };
 
-const RmsNormCase kCases[] = {
+const RmsNormCase kRmsNormCases[] = {
     {1, 1, 1e-6f, 1}, {3, 17, 1e-6f, 2}, {17, 64, 1e-5f, 3}, {5, 129, 1e-6f, 4}};
 
 TEST(RmsNorm, ForwardMatchesReference) {
-  for (const RmsNormCase& c : kCases) {
+  for (const RmsNormCase& c : kRmsNormCases) {
     SCOPED_TRACE(::testing::Message() << "tokens " << c.tokens << " hidden " << c.hidden);
     const auto x = RandomNormal(c.tokens * c.hidden, c.seed);
     const auto weight = RandomNormal(c.hidden, c.seed + 100);
@@ -36,7 +36,7 @@ TEST(RmsNorm, ForwardMatchesReference) {
 }
 
 TEST(RmsNorm, BackwardMatchesFiniteDifferences) {
-  for (const RmsNormCase& c : kCases) {
+  for (const RmsNormCase& c : kRmsNormCases) {
     SCOPED_TRACE(::testing::Message() << "tokens " << c.tokens << " hidden " << c.hidden);
     const auto x = RandomNormal(c.tokens * c.hidden, c.seed);
     const auto weight = RandomNormal(c.hidden, c.seed + 100);

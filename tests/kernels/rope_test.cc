@@ -17,13 +17,13 @@ struct RopeCase {
   uint32_t seed;
 };
 
-const RopeCase kCases[] = {{1, 1, 2, 10000.0, 0, 1},
-                           {3, 3, 8, 10000.0, 40, 2},
-                           {17, 2, 16, 1e6, 131071, 3},
-                           {5, 1, 128, 1e6, 262143, 4}};
+const RopeCase kRopeCases[] = {{1, 1, 2, 10000.0, 0, 1},
+                               {3, 3, 8, 10000.0, 40, 2},
+                               {17, 2, 16, 1e6, 131071, 3},
+                               {5, 1, 128, 1e6, 262143, 4}};
 
 TEST(Rope, ForwardMatchesReferenceAlsoInPlace) {
-  for (const RopeCase& c : kCases) {
+  for (const RopeCase& c : kRopeCases) {
     SCOPED_TRACE(::testing::Message() << "tokens " << c.tokens << " d " << c.head_dim);
     const auto x = RandomNormal(c.tokens * c.heads * c.head_dim, c.seed);
     const auto positions = RandomInts(c.tokens, 0, c.max_position, c.seed + 100);
@@ -49,7 +49,7 @@ TEST(Rope, PositionZeroIsTheIdentity) {
 }
 
 TEST(Rope, BackwardMatchesFiniteDifferences) {
-  for (const RopeCase& c : kCases) {
+  for (const RopeCase& c : kRopeCases) {
     SCOPED_TRACE(::testing::Message() << "tokens " << c.tokens << " d " << c.head_dim);
     const auto x = RandomNormal(c.tokens * c.heads * c.head_dim, c.seed);
     const auto positions = RandomInts(c.tokens, 0, c.max_position, c.seed + 100);

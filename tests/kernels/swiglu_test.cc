@@ -15,10 +15,10 @@ struct SwigluCase {
   uint32_t seed;
 };
 
-const SwigluCase kCases[] = {{1, 1}, {17, 2}, {987, 3}};
+const SwigluCase kSwigluCases[] = {{1, 1}, {17, 2}, {987, 3}};
 
 TEST(Swiglu, ForwardMatchesReference) {
-  for (const SwigluCase& c : kCases) {
+  for (const SwigluCase& c : kSwigluCases) {
     SCOPED_TRACE(::testing::Message() << "n " << c.n);
     const auto gate = RandomNormal(c.n, c.seed, 3.0f);  // wide enough to reach both tails
     const auto up = RandomNormal(c.n, c.seed + 100);
@@ -30,7 +30,7 @@ TEST(Swiglu, ForwardMatchesReference) {
 }
 
 TEST(Swiglu, BackwardMatchesFiniteDifferences) {
-  for (const SwigluCase& c : kCases) {
+  for (const SwigluCase& c : kSwigluCases) {
     SCOPED_TRACE(::testing::Message() << "n " << c.n);
     const auto gate = RandomNormal(c.n, c.seed, 3.0f);
     const auto up = RandomNormal(c.n, c.seed + 100);

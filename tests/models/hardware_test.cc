@@ -18,7 +18,7 @@ using test::replace;
 
 const char* kShippedGpus[] = {"a100-sxm-80g", "gh200-96g", "h100-sxm-80g", "h200-141g", "h800-80g"};
 
-GpuSpec must_load(const std::string& name) {
+GpuSpec must_load_gpu(const std::string& name) {
   StatusOr<GpuSpec> gpu = load_gpu(name);
   EXPECT_TRUE(gpu.ok()) << gpu.status().message();
   return gpu.ok() ? *gpu : GpuSpec{};
@@ -28,7 +28,7 @@ TEST(HardwareTest, EveryShippedGpuLoadsWithPositiveValues) {
   EXPECT_EQ(embedded_files_under("models/hardware").size(), std::size(kShippedGpus));
   for (const char* name : kShippedGpus) {
     SCOPED_TRACE(name);
-    GpuSpec gpu = must_load(name);
+    GpuSpec gpu = must_load_gpu(name);
     EXPECT_EQ(gpu.name, name);
     EXPECT_GT(gpu.peak_bf16_flops, 1e14);  // all are in the hundreds of TFLOP/s
     EXPECT_GT(gpu.hbm_bytes, int64_t{64} << 30);
@@ -57,14 +57,14 @@ TEST(HardwareTest, EveryShippedGpuLoadsWithPositiveValues) {
     EXPECT_GE(gpu.host_memory_bytes, int64_t{400} << 30);
   }
   // GH200's link is NVLink-C2C, one GPU each; the HGX boards' PCIe switches take two.
-  EXPECT_EQ(must_load("gh200-96g").host_link_bandwidth_bytes_per_s, 450e9);
-  EXPECT_EQ(must_load("gh200-96g").gpus_per_host_link, 1);
-  EXPECT_EQ(must_load("h100-sxm-80g").host_link_bandwidth_bytes_per_s, 64e9);
-  EXPECT_EQ(must_load("h100-sxm-80g").gpus_per_host_link, 2);
+  EXPECT_EQ(must_load_gpu("gh200-96g").host_link_bandwidth_bytes_per_s, 450e9);
+  EXPECT_EQ(must_load_gpu("gh200-96g").gpus_per_host_link, 1);
+  EXPECT_EQ(must_load_gpu("h100-sxm-80g").host_link_bandwidth_bytes_per_s, 64e9);
+  EXPECT_EQ(must_load_gpu("h100-sxm-80g").gpus_per_host_link, 2);
 }
 
 TEST(HardwareTest, UnitsAreConvertedOnce) {
-  GpuSpec h100 = must_load("h100-sxm-80g");
+  GpuSpec h100 = must_load_gpu("h100-sxm-80g");
   EXPECT_DOUBLE_EQ(h100.peak_bf16_flops, 989.4e12);
   EXPECT_EQ(h100.hbm_bytes, int64_t{81559} << 20);
   EXPECT_DOUBLE_EQ(h100.hbm_bandwidth_bytes_per_s, 3.35e12);
@@ -72,13 +72,13 @@ TEST(HardwareTest, UnitsAreConvertedOnce) {
   EXPECT_DOUBLE_EQ(h100.ib_bandwidth_bytes_per_s, 50e9);       // NDR 400 Gb/s
   EXPECT_DOUBLE_EQ(h100.nvlink_latency_s, 3e-6);
   EXPECT_EQ(h100.reserved_bytes, int64_t{4096} << 20);
-  GpuSpec h800 = must_load("h800-80g");
+  GpuSpec h800 = must_load_gpu("h800-80g");
   EXPECT_DOUBLE_EQ(h800.nvlink_bandwidth_bytes_per_s, 200e9);  // 400 GB/s bidirectional
   EXPECT_DOUBLE_EQ(h800.peak_bf16_flops, h100.peak_bf16_flops);
-  GpuSpec a100 = must_load("a100-sxm-80g");
+  GpuSpec a100 = must_load_gpu("a100-sxm-80g");
   EXPECT_DOUBLE_EQ(a100.peak_bf16_flops, 312e12);
   EXPECT_EQ(a100.hbm_bytes, int64_t{80} << 30);
-  GpuSpec h200 = must_load("h200-141g");
+  GpuSpec h200 = must_load_gpu("h200-141g");
   EXPECT_EQ(h200.hbm_bytes, int64_t{143771} << 20);
   EXPECT_DOUBLE_EQ(h200.hbm_bandwidth_bytes_per_s, 4.8e12);
 }
@@ -86,7 +86,7 @@ TEST(HardwareTest, UnitsAreConvertedOnce) {
 TEST(HardwareTest, GemmEfficiencyIsMonotoneAndHitsEveryPoint) {
   for (const char* name : kShippedGpus) {
     SCOPED_TRACE(name);
-    GpuSpec gpu = must_load(name);
+    GpuSpec gpu = must_load_gpu(name);
     const auto& points = gpu.gemm_efficiency;
     for (const auto& [flops, efficiency] : points) {
       EXPECT_DOUBLE_EQ(gpu.gemm_efficiency_at(flops), efficiency);

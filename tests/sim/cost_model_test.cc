@@ -11,6 +11,7 @@
 #include "sim/cost_analytical.h"
 #include "sim/cost_unit.h"
 #include "sim/memory_model.h"
+#include "tests/support/presets.h"
 
 namespace cf {
 namespace {
@@ -41,12 +42,6 @@ TEST(Collectives, RingFormulas) {
   EXPECT_DOUBLE_EQ(all_reduce_s(3e9, 3, slow), 4 * 1e-3 + 4.0);
 }
 
-ModelConfig tiny() {
-  StatusOr<ModelConfig> model = load_model("tiny");
-  CF_CHECK(model.ok()) << model.status().message();
-  return *model;
-}
-
 // Peak 1e12 FLOP/s, every efficiency 1, HBM 1e12 B/s, NVLink 1e11 B/s, IB 1e10 B/s, no latency.
 GpuSpec exact_gpu() {
   GpuSpec gpu;
@@ -72,7 +67,7 @@ ParallelConfig parallel(int tp, int pp, int dp, Recompute recompute = Recompute:
 }
 
 TEST(AnalyticalCost, GemmFlopsMatchTheModelsCount) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   for (int tp : {1, 2}) {
     const AnalyticalCostModel cost(model, exact_gpu(), 8, parallel(tp, 1, 1));
     const AttentionSpan span{101, 0};
@@ -86,7 +81,7 @@ TEST(AnalyticalCost, GemmFlopsMatchTheModelsCount) {
 // Two packed sequences of 100 cost Σℓ(ℓ+1)/2 pairs, not (Σℓ)(Σℓ+1)/2; a dependent piece of
 // 100 after a prefix of 300 costs 100·300 + 100·101/2.
 TEST(AnalyticalCost, AttentionPairsOfPackedAndDependentChunks) {
-  const AnalyticalCostModel cost(tiny(), exact_gpu(), 8, parallel(1, 1, 1));
+  const AnalyticalCostModel cost(test::shipped_model("tiny"), exact_gpu(), 8, parallel(1, 1, 1));
   const AttentionSpan packed[] = {{100, 0}, {100, 0}};
   const AttentionSpan whole{200, 0};
   const AttentionSpan dependent{100, 300};
@@ -109,7 +104,7 @@ OpQuery op(Pass pass, const AttentionSpan* span, int64_t layers) {
 // tp = 1: no collectives. B = 2·GEMM + 2.5·attention + 2·elementwise per layer; selective
 // adds attention's forward, full the whole forward; F, F*, R cost the same.
 TEST(AnalyticalCost, BackwardAndRecompute) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   const AttentionSpan span{333, 0};
   const AnalyticalCostModel none(model, exact_gpu(), 8, parallel(1, 1, 1));
   const auto layer = none.layer_forward_seconds(333, {&span, 1});
@@ -135,7 +130,7 @@ TEST(AnalyticalCost, BackwardAndRecompute) {
 
 // TP collectives per layer: 2 all-reduces of (t, h) bf16 forward and backward, over NVLink.
 TEST(AnalyticalCost, TensorParallelCommunication) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   const AttentionSpan span{1000, 0};
   const AnalyticalCostModel cost(model, exact_gpu(), 8, parallel(2, 1, 1));
   const double ar = all_reduce_s(2.0 * 1000 * 64, 2, Link{1e11, 0});
@@ -146,7 +141,7 @@ TEST(AnalyticalCost, TensorParallelCommunication) {
 // tp 4, dp 1, 8 GPUs per node: stages 0 and 1 share node 0 (NVLink), stage 2 is on node 1
 // (InfiniBand). 2 latencies (shape message + payload) are 0 here.
 TEST(AnalyticalCost, PipelineLinkFollowsPlacement) {
-  const AnalyticalCostModel cost(tiny(), exact_gpu(), 8, parallel(4, 4, 1));
+  const AnalyticalCostModel cost(test::shipped_model("tiny"), exact_gpu(), 8, parallel(4, 4, 1));
   EXPECT_EQ(cost.p2p_time_ns(P2pQuery{0, 0, 1, 100000}), 1000);   // 1e5 B / 1e11 B/s
   EXPECT_EQ(cost.p2p_time_ns(P2pQuery{0, 1, 2, 100000}), 10000);  // 1e5 B / 1e10 B/s
   EXPECT_EQ(first_gpu(4, 1, 2, 1, 3), 4 * (1 + 2 * 3));
@@ -155,7 +150,7 @@ TEST(AnalyticalCost, PipelineLinkFollowsPlacement) {
 
 // DP: reduce-scatter of fp32 gradients with the distributed optimizer, all-reduce without.
 TEST(AnalyticalCost, DataParallelReduction) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   ParallelConfig p = parallel(1, 1, 4);
   const double grads = 4.0 * stage_local_parameters(model, 1, LayerSplit{1, 1, model.layers}, 0);
   const Link nvlink{1e11, 0};
@@ -185,7 +180,7 @@ ParallelConfig with_cp(int cp, CpComm comm) {
 // Context parallelism: a GPU does the linear work of tokens / cp and 1/cp of the attention
 // pairs (load-balanced); each variant's communication follows its formula.
 TEST(AnalyticalCost, ContextParallelShareAndCommunication) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   const AttentionSpan span{1000, 0};
   const AnalyticalCostModel one(model, exact_gpu(), 8, with_cp(1, CpComm::kP2p));
   const auto whole = one.layer_forward_seconds(1000, {&span, 1});
@@ -219,7 +214,7 @@ TEST(AnalyticalCost, ContextParallelShareAndCommunication) {
 // FlashAttention's tiles: with 128-token tiles a 1-token segment costs a whole tile, a
 // 300-token one 3·4/2 = 6 tiles, a 100-token piece after a 200-token prefix 1·2 + 1 tiles.
 TEST(AnalyticalCost, AttentionInWholeTiles) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   GpuSpec tiled = exact_gpu();
   tiled.attention_block = 128;
   const AnalyticalCostModel exact(model, exact_gpu(), 8, parallel(1, 1, 1));
@@ -237,7 +232,7 @@ TEST(AnalyticalCost, AttentionInWholeTiles) {
 // Overheads: every kernel adds kernel_launch_s on the GPU; when the host's issue time
 // (host_kernel_s per kernel + microbatch_s) is longer than the GPU's, the op takes that.
 TEST(AnalyticalCost, KernelAndHostOverheads) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   const AttentionSpan span{7, 0};
   GpuSpec launch = exact_gpu();
   launch.kernel_launch_s = 1e-6;
@@ -258,7 +253,7 @@ TEST(AnalyticalCost, KernelAndHostOverheads) {
 // overlap.param_gather the optimizer step leaves out the distributed optimizer's all-gather;
 // bf16 gradients halve the reduce-scatter's bandwidth term.
 TEST(AnalyticalCost, OverlapAndGradientDtype) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   const AttentionSpan span{64, 0};
   ParallelConfig p = parallel(2, 1, 4);
   p.distributed_optimizer = true;
@@ -346,7 +341,7 @@ int64_t class_ns(const OpTime& t, KernelClass kind) {
 // collectives as collective, and what is left of the total — launch overheads, or the host's
 // time when it sets the op's — as other. The unit model has none.
 TEST(AnalyticalCost, ClassSplitOfAnOp) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   const AttentionSpan span{333, 0};
   const AnalyticalCostModel selective(model, exact_gpu(), 8,
                                       parallel(1, 1, 1, Recompute::kSelective));

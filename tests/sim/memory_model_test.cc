@@ -13,6 +13,7 @@
 #include "sim/memory_source.h"
 #include "sim/memory_timeline.h"
 #include "tests/sim/simulator_test_util.h"
+#include "tests/support/presets.h"
 
 namespace cf {
 namespace {
@@ -64,16 +65,10 @@ TEST(MegatronActivationFormula, FullRecomputeKeepsTheLayerInput) {
             2 * kS * kH / kT);
 }
 
-ModelConfig tiny() {
-  StatusOr<ModelConfig> model = load_model("tiny");
-  CF_CHECK(model.ok()) << model.status().message();
-  return *model;
-}
-
 // Tiny (h 64, a 4, g 2, d_h 16, f 160), t = 1, FlashAttention, per token per layer:
 // replicated 8h = 512; Q 2·64, K,V 4·32, O 2·64, SwiGLU 6·160 = 1344; LSE 4·4 = 16.
 TEST(TinyLayerActivations, HandComputed) {
-  const ActivationShape shape = ActivationShape::of(tiny());
+  const ActivationShape shape = ActivationShape::of(test::shipped_model("tiny"));
   EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kNone), 17 * 1872.0);
   EXPECT_EQ(layer_activation_bytes(shape, 17, 1, false, Recompute::kSelective), 17 * 1856.0);
   // K and V held by the store: 4·32 less.
@@ -86,7 +81,7 @@ TEST(TinyLayerActivations, HandComputed) {
 
 // Tiny has 43,264 parameters per layer (2·64 of them RMSNorm weights), 205,888 in all.
 TEST(ModelStates, TinyStagesByHand) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   EXPECT_EQ(stage_local_parameters(model, 1, LayerSplit{1, 1, 4}, 0), 205888);
   // tp 2, pp 2: stage 0 = 2·((43264 − 128)/2 + 128) + 256·64/2 = 51584;
   // stage 1 = 43392 + final norm 64 + LM head 8192 = 51648.
@@ -233,7 +228,7 @@ TEST(GptActivations, KorthikantiFormulaFromTheModelYaml) {
 // optimizer is sharded over dp·cp, and a GPU holds ceil(tokens / cp) tokens' activations,
 // stage input and K/V.
 TEST(ModelStates, PrecisionKnobsAndContextParallelism) {
-  const ModelConfig model = tiny();
+  const ModelConfig model = test::shipped_model("tiny");
   ParallelConfig parallel;
   parallel.tp = 1, parallel.pp = 1, parallel.dp = 3;
   parallel.distributed_optimizer = true;

@@ -11,7 +11,7 @@
 namespace cf {
 namespace {
 
-SimMetrics simulated(const Job& job) {
+SimMetrics offload_run(const Job& job) {
   StatusOr<SimResult> result = simulate_job(job);
   CF_CHECK(result.ok()) << result.status().message();
   return result->metrics;
@@ -51,8 +51,8 @@ TEST(Offload, TheStoreLeavesTheGpuForTheHost) {
   for (int k : {1, 3}) {
     SCOPED_TRACE(k);
     const Job job = long_job("analytical", k);
-    const SimMetrics on_device = simulated(job);
-    const SimMetrics offloaded = simulated(with_offload(job, KvOffload::kAll));
+    const SimMetrics on_device = offload_run(job);
+    const SimMetrics offloaded = offload_run(with_offload(job, KvOffload::kAll));
     EXPECT_EQ(offloaded.kv_offload, "all");
     int64_t store = 0;
     for (size_t s = 0; s < static_cast<size_t>(job.parallel.pp); ++s) {
@@ -79,14 +79,14 @@ TEST(Offload, TheStoreLeavesTheGpuForTheHost) {
 
 TEST(Offload, AFastLinkHidesTheCopiesASlowOneStalls) {
   const Job job = long_job();
-  const SimMetrics on_device = simulated(job);
-  const SimMetrics fast = simulated(with_offload(job, KvOffload::kAll));
+  const SimMetrics on_device = offload_run(job);
+  const SimMetrics fast = offload_run(with_offload(job, KvOffload::kAll));
   // The tiny model's attention over 6000 tokens outlasts its K/V copies at 64 GB/s / 2.
   EXPECT_EQ(fast.step_time_s, on_device.step_time_s);
   for (const StageMetrics& st : fast.stages) EXPECT_EQ(st.offload_stall_s, 0);
   Job slow = with_offload(job, KvOffload::kAll);
   slow.cluster.gpu.host_link_bandwidth_bytes_per_s = 1e6;  // 1 MB/s
-  const SimMetrics stalled = simulated(slow);
+  const SimMetrics stalled = offload_run(slow);
   EXPECT_GT(stalled.step_time_s, on_device.step_time_s);
   double stall = 0;
   for (const StageMetrics& st : stalled.stages) stall += st.offload_stall_s;
@@ -101,27 +101,27 @@ TEST(Offload, AFastLinkHidesTheCopiesASlowOneStalls) {
 
 TEST(Offload, AutoOffloadsOnlyWhatDoesNotFit) {
   const Job job = long_job();
-  const SimMetrics fits = simulated(with_offload(job, KvOffload::kAuto));
+  const SimMetrics fits = offload_run(with_offload(job, KvOffload::kAuto));
   EXPECT_EQ(fits.kv_offload, "auto: none");
-  EXPECT_EQ(fits.step_time_s, simulated(job).step_time_s);
+  EXPECT_EQ(fits.step_time_s, offload_run(job).step_time_s);
   EXPECT_EQ(fits.stages[0].host_peak_bytes, 0);
   // A GPU too small for the store, large enough for the rest: auto offloads.
   Job tight = with_offload(job, KvOffload::kAuto);
-  const SimMetrics all = simulated(with_offload(job, KvOffload::kAll));
+  const SimMetrics all = offload_run(with_offload(job, KvOffload::kAll));
   int64_t offloaded_peak = 0;
   for (const StageMetrics& st : all.stages)
     offloaded_peak = std::max(offloaded_peak, st.peak_memory_bytes);
   tight.cluster.gpu.hbm_bytes = offloaded_peak + tight.cluster.gpu.reserved_bytes + (1 << 20);
-  const SimMetrics decided = simulated(tight);
+  const SimMetrics decided = offload_run(tight);
   EXPECT_EQ(decided.kv_offload, "auto: all");
   EXPECT_TRUE(decided.feasible) << decided.infeasible_reason;
-  EXPECT_FALSE(simulated(with_offload(tight, KvOffload::kNone)).feasible);
+  EXPECT_FALSE(offload_run(with_offload(tight, KvOffload::kNone)).feasible);
 }
 
 TEST(Offload, HostMemoryIsAResourceToo) {
   Job job = with_offload(long_job(), KvOffload::kAll);
   job.cluster.gpu.host_memory_bytes = 1024;
-  const SimMetrics m = simulated(job);
+  const SimMetrics m = offload_run(job);
   EXPECT_FALSE(m.feasible);
   EXPECT_NE(m.infeasible_reason.find("out of host memory"), std::string::npos)
       << m.infeasible_reason;

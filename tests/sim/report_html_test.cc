@@ -18,7 +18,7 @@ namespace {
 
 using test::count_of;
 
-SimulatedJob simulated(const Job& job, const std::string& label) {
+SimulatedJob report_run(const Job& job, const std::string& label) {
   SimOptions options;
   options.record_trace = true;
   options.record_memory_timeline = true;
@@ -29,23 +29,23 @@ SimulatedJob simulated(const Job& job, const std::string& label) {
 }
 
 // The part of `html` from the element with id `id` to the end of its figure.
-std::string figure(const std::string& html, const std::string& id) {
+std::string report_figure(const std::string& html, const std::string& id) {
   const size_t at = html.find("id=\"" + id + "\"");
   if (at == std::string::npos) return "";
   return html.substr(at, html.find("</figure>", at) - at);
 }
 
-struct Shape {
+struct ReportShape {
   int tp, pp, dp;
   std::string strategy, lengths;
 };
 
-class SimulateReport : public testing::TestWithParam<Shape> {};
+class SimulateReport : public testing::TestWithParam<ReportShape> {};
 
 TEST_P(SimulateReport, ShowsEveryOpLaneAndStepOfTheCriticalPath) {
-  const Shape& s = GetParam();
+  const ReportShape& s = GetParam();
   const Job job = test::tiny_job(s.tp, s.pp, s.dp, "", s.strategy, s.lengths, "analytical");
-  const SimulatedJob run = simulated(job, "ChunkFlow");
+  const SimulatedJob run = report_run(job, "ChunkFlow");
   const std::string html = simulate_report_html({run});
   EXPECT_EQ(test::self_contained_problem(html), "");
   EXPECT_EQ(html, simulate_report_html({run}));  // deterministic
@@ -57,7 +57,7 @@ TEST_P(SimulateReport, ShowsEveryOpLaneAndStepOfTheCriticalPath) {
         op.class_ns && (*op.class_ns)[static_cast<int>(KernelClass::kCollective)] > 0;
   }
   EXPECT_EQ(s.tp > 1, collective_bars > 0);  // TP collectives only with tp > 1
-  const std::string timeline = figure(html, "r0-timeline");
+  const std::string timeline = report_figure(html, "r0-timeline");
   ASSERT_FALSE(timeline.empty());
   EXPECT_NE(timeline.find(fmt::format("data-lanes=\"{}\"", s.pp * s.dp)), std::string::npos);
   EXPECT_EQ(count_of(timeline, "<rect x="), trace.ops.size() + collective_bars);
@@ -69,26 +69,26 @@ TEST_P(SimulateReport, ShowsEveryOpLaneAndStepOfTheCriticalPath) {
             trace.ops.size() + collective_bars);
 
   // Memory: a curve per stage against the capacity; a breakdown bar per stage.
-  const std::string memory = figure(html, "r0-memory");
+  const std::string memory = report_figure(html, "r0-memory");
   EXPECT_EQ(count_of(memory, "<path class=\"series"), static_cast<size_t>(s.pp));
   EXPECT_NE(memory.find(">HBM " + format_bytes(m.memory_capacity_bytes) + "</text>"),
             std::string::npos);
-  const std::string breakdown = figure(html, "r0-breakdown");
+  const std::string breakdown = report_figure(html, "r0-breakdown");
   for (int stage = 0; stage < s.pp; ++stage) {
     EXPECT_NE(breakdown.find(fmt::format(">stage {}</text>", stage)), std::string::npos);
   }
   // The shares add up to each stage's step: a bar per stage, a table row per stage.
-  EXPECT_EQ(count_of(figure(html, "r0-shares"), ">stage "), static_cast<size_t>(s.pp));
+  EXPECT_EQ(count_of(report_figure(html, "r0-shares"), ">stage "), static_cast<size_t>(s.pp));
   EXPECT_NE(html.find("<pre>model: tiny"), std::string::npos);  // the resolved job
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, SimulateReport,
     testing::Values(
-        Shape{1, 2, 1, "{kind: chunkflow, chunk_size: 64, k: 1}", "300, 77, 513"},
-        Shape{2, 4, 3, "{kind: chunkflow, chunk_size: 40, k: 2}", "131, 7, 29, 88, 250, 61"},
-        Shape{1, 1, 3, "{kind: baseline, micro_batching: pack}", "5, 9, 300, 41"},
-        Shape{2, 4, 1, "{kind: baseline, micro_batching: per_sequence}", "97, 33, 12"}));
+        ReportShape{1, 2, 1, "{kind: chunkflow, chunk_size: 64, k: 1}", "300, 77, 513"},
+        ReportShape{2, 4, 3, "{kind: chunkflow, chunk_size: 40, k: 2}", "131, 7, 29, 88, 250, 61"},
+        ReportShape{1, 1, 3, "{kind: baseline, micro_batching: pack}", "5, 9, 300, 41"},
+        ReportShape{2, 4, 1, "{kind: baseline, micro_batching: per_sequence}", "97, 33, 12"}));
 
 TEST(SimulateReportPair, BothRunsOnOneTimeAxisWithTheSpeedup) {
   const Job chunkflow = test::tiny_job(1, 2, 1, "", "{kind: chunkflow, chunk_size: 32, k: 1}",
@@ -96,10 +96,11 @@ TEST(SimulateReportPair, BothRunsOnOneTimeAxisWithTheSpeedup) {
   const Job baseline =
       test::tiny_job(1, 2, 1, "recompute: full", "{kind: baseline, micro_batching: pack}",
                      "200, 31, 9", "analytical");
-  const std::vector<SimulatedJob> runs = {simulated(chunkflow, "ChunkFlow"),
-                                          simulated(baseline, "Megatron-style baseline")};
+  const std::vector<SimulatedJob> runs = {report_run(chunkflow, "ChunkFlow"),
+                                          report_run(baseline, "Megatron-style baseline")};
   const std::string html = simulate_report_html(runs);
-  const std::string first = figure(html, "r0-timeline"), second = figure(html, "r1-timeline");
+  const std::string first = report_figure(html, "r0-timeline"),
+                    second = report_figure(html, "r1-timeline");
   ASSERT_FALSE(first.empty());
   ASSERT_FALSE(second.empty());
   EXPECT_LT(html.find("id=\"r0-timeline\""), html.find("id=\"r1-timeline\""));  // one above
@@ -123,7 +124,7 @@ TEST(SimulateReportPair, BothRunsOnOneTimeAxisWithTheSpeedup) {
 TEST(SimulateReportPair, AJobThatDoesNotFitSaysSoWithItsReason) {
   const Job job =
       test::tiny_job(1, 2, 1, "", "{kind: baseline, micro_batching: pack}", "100, 3", "analytical");
-  SimulatedJob run = simulated(job, "Megatron-style baseline");
+  SimulatedJob run = report_run(job, "Megatron-style baseline");
   EXPECT_NE(simulate_report_html({run}).find("<b>fits: peak "), std::string::npos);
   run.result.metrics.feasible = false;
   run.result.metrics.infeasible_reason = "stage 1 needs <81 GiB> of 80 GiB";

@@ -36,7 +36,7 @@ TEST(RelativeError, SignedAndUndefinedAtZero) {
 
 // The measured side of the main scenario: B 10% longer, F chunk 2 on rank 1 stage 2 3× longer.
 constexpr int kSlowOpId = 57;  // rank 1 stage 2 is stream 5 of 11 plan ops each; F2 is its 3rd
-int64_t measured_duration(const TraceOp& op, int64_t planned_ns) {
+int64_t known_differences_duration(const TraceOp& op, int64_t planned_ns) {
   if (op.pass == Pass::kBackward) return planned_ns * 11 / 10;
   if (op.op_id == kSlowOpId) return 3 * planned_ns;
   return planned_ns;
@@ -61,7 +61,7 @@ class CompareKnownDifferences : public ::testing::Test {
  protected:
   void SetUp() override {
     predicted_ = synthetic_trace({}, "predicted");
-    measured_ = synthetic_trace({}, "measured", measured_duration);
+    measured_ = synthetic_trace({}, "measured", known_differences_duration);
     add_peaks(&predicted_, false);
     add_peaks(&measured_, true);
     StatusOr<CompareReport> report = compare_traces(predicted_, measured_);

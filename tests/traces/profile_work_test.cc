@@ -21,7 +21,7 @@ std::string cpu_op(const std::string& name, const std::string& ts, const std::st
          ts + R"(, "dur": )" + dur + R"(, "args": {)" + args + "}}";
 }
 
-std::string kernel(const std::string& ts, const std::string& dur, int external_id) {
+std::string gemm_kernel(const std::string& ts, const std::string& dur, int external_id) {
   return R"({"ph": "X", "cat": "kernel", "name": "sm90_xmma_gemm", "pid": 0, "tid": 7, "ts": )" +
          ts + R"(, "dur": )" + dur + R"(, "args": {"External id": )" + std::to_string(external_id) +
          "}}";
@@ -122,7 +122,7 @@ TEST(ProfileWork, DeviceTimesComeFromTheKernelsOfTheExternalId) {
   // counted, not timed by its CPU time, since the profile has device activity.
   const RankProfile r = read(
       dir, cpu_op("aten::mm", "0", "30", R"("External id": 41, "Input Dims": [[8, 8], [8, 8]])") +
-               "," + kernel("40", "5", 41) + "," + kernel("50", "6", 41) + "," +
+               "," + gemm_kernel("40", "5", 41) + "," + gemm_kernel("50", "6", 41) + "," +
                cpu_op("aten::addmm", "60", "3",
                       R"("Input Dims": [[8], [8, 8], [8, 8]], "External id": 42)"));
   EXPECT_TRUE(r.work.device_times);
@@ -151,7 +151,7 @@ TEST(ProfileWork, CollectivesFromTheirKernelsOrTheirOpsExternalId) {
       cpu_op(
           "record_param_comms", "0", "5",
           R"("External id": 9, "Collective name": "_allgather_base", "In msg nelems": 3000, "Out msg nelems": 12000, "dtype": "Float", "Group size": 4)") +
-      "," + kernel("10", "30", 9);
+      "," + gemm_kernel("10", "30", 9);
   r = read(dir, joined);
   ASSERT_EQ(r.work.samples.size(), 1u);
   EXPECT_EQ(r.work.samples[0].name, "all_gather");

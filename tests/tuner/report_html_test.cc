@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <regex>
 #include <set>
 
 #include "tests/support/html_checks.h"
@@ -20,7 +19,7 @@ namespace {
 
 using test::count_of;
 
-TuneResult tuned(const Job& job, const SearchSpace& space, int threads) {
+TuneResult tuned_for_report(const Job& job, const SearchSpace& space, int threads) {
   TuneOptions options;
   options.threads = threads;
   StatusOr<TuneResult> result = tune(job, space, options);
@@ -29,7 +28,7 @@ TuneResult tuned(const Job& job, const SearchSpace& space, int threads) {
 }
 
 // Cells a candidate fills: its own and one per K value of the space folded into it.
-size_t cells_of(const CandidateOutcome& o, const SearchSpace& space) {
+size_t report_cells_of(const CandidateOutcome& o, const SearchSpace& space) {
   size_t n = 1;
   for (int k : space.ks) n += k > o.candidate.strategy.k && k <= o.candidate.k_covers;
   return n;
@@ -41,7 +40,7 @@ TEST(TuneReport, EveryCandidateIsACellOfItsFamilysMap) {
     SCOPED_TRACE(fmt::format("seed {}", seed));
     const Job job = test::random_job(seed, "", seed % 2 ? 4 : 8);
     const SearchSpace space = test::random_space(job, seed);
-    const TuneResult r = tuned(job, space, 2);
+    const TuneResult r = tuned_for_report(job, space, 2);
     const SearchResult& s = r.chunkflow;
     // The outcomes agree with the counts.
     ASSERT_EQ(s.outcomes.size(), static_cast<size_t>(s.candidates));
@@ -61,11 +60,11 @@ TEST(TuneReport, EveryCandidateIsACellOfItsFamilysMap) {
       }
       auto& [cells, infeasible_cells] = families[fmt::format(
           "{}, packer {}", describe(o.candidate.layout), to_string(o.candidate.strategy.packer))];
-      cells += cells_of(o, space);
-      same += cells_of(o, space) - 1;
+      cells += report_cells_of(o, space);
+      same += report_cells_of(o, space) - 1;
       if (o.kind == CandidateOutcome::Kind::kInfeasible ||
           o.kind == CandidateOutcome::Kind::kPrunedMemory) {
-        infeasible_cells += cells_of(o, space);
+        infeasible_cells += report_cells_of(o, space);
         EXPECT_FALSE(o.reason.empty());
       }
     }
@@ -79,13 +78,14 @@ TEST(TuneReport, EveryCandidateIsACellOfItsFamilysMap) {
     // At most 12 maps; each has its family's cells; the other families are a table row each.
     const size_t drawn = std::min<size_t>(families.size(), 12);
     EXPECT_EQ(count_of(html, "<figure class=\"heat\""), drawn);
-    const std::regex map(
-        "<figure class=\"heat\" id=\"heat-[0-9]+\">\n<figcaption>([^<]*)</"
-        "figcaption>([^]*?)</figure>");
     size_t maps = 0;
-    for (auto it = std::sregex_iterator(html.begin(), html.end(), map);
-         it != std::sregex_iterator(); ++it, ++maps) {
-      const std::string title = (*it)[1], body = (*it)[2];
+    const std::string open = "<figure class=\"heat\"", caption = "<figcaption>";
+    for (size_t at = html.find(open); at != std::string::npos; at = html.find(open, at + 1)) {
+      ++maps;
+      const size_t title_at = html.find(caption, at) + caption.size();
+      const std::string title =
+          html.substr(title_at, html.find("</figcaption>", title_at) - title_at);
+      const std::string body = html.substr(title_at, html.find("</figure>", title_at) - title_at);
       ASSERT_TRUE(families.count(title)) << title;
       EXPECT_EQ(count_of(body, "<rect class=\"cell"), families[title].first) << title;
       EXPECT_EQ(count_of(body, "<rect class=\"cell infeasible\""), families[title].second) << title;
@@ -106,14 +106,14 @@ TEST(TuneReport, EveryCandidateIsACellOfItsFamilysMap) {
     EXPECT_NE(html.find(r.best() ? "id=\"verdict\">Best: <b>" : "<b>Nothing fits.</b>"),
               std::string::npos);
     // The same page on one thread as on four (the search does not depend on them).
-    EXPECT_EQ(tune_report_html(tuned(job, space, 1)), html);
+    EXPECT_EQ(tune_report_html(tuned_for_report(job, space, 1)), html);
     with_folds += same > 0;
   }
   EXPECT_GT(with_infeasible, 0);  // the cases exercise what they check
   EXPECT_GT(with_folds, 0);
 }
 
-SweepPoint point(const std::string& gpu, int gpus, double tokens_per_s, bool baseline) {
+SweepPoint sweep_point_for(const std::string& gpu, int gpus, double tokens_per_s, bool baseline) {
   SweepPoint p;
   p.model = "qwen2.5-7b";
   p.dataset = "lmsys-chat-1m";
@@ -145,9 +145,9 @@ TEST(SweepReport, CurvesPointsTargetAndTable) {
   SweepResult r;
   r.origin = "sweep.yaml";
   r.target_tokens_per_s = 250000;
-  r.points = {point("h100", 8, 0, false),      point("h100", 16, 150000, true),
-              point("h100", 32, 280000, true), point("h200", 8, 90000, false),
-              point("h200", 16, 170000, true), point("h200", 32, 310000, true)};
+  r.points = {sweep_point_for("h100", 8, 0, false),      sweep_point_for("h100", 16, 150000, true),
+              sweep_point_for("h100", 32, 280000, true), sweep_point_for("h200", 8, 90000, false),
+              sweep_point_for("h200", 16, 170000, true), sweep_point_for("h200", 32, 310000, true)};
   r.target = {{"qwen2.5-7b", "lmsys-chat-1m", "h100", 262144, 32, 280000},
               {"qwen2.5-7b", "lmsys-chat-1m", "h200", 262144, 32, 310000}};
   const std::string html = sweep_report_html(r);
@@ -183,7 +183,7 @@ TEST(SweepReport, AContextSweepIsDrawnAgainstTheContext) {
   SweepResult r;
   r.origin = "sweep.yaml";
   for (int64_t length : {32768, 65536, 131072}) {
-    SweepPoint p = point("h100", 32, 3e11 / static_cast<double>(length), false);
+    SweepPoint p = sweep_point_for("h100", 32, 3e11 / static_cast<double>(length), false);
     p.max_length = length;
     r.points.push_back(p);
   }

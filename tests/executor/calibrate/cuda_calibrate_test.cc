@@ -11,6 +11,7 @@
 #include <fstream>
 #include <random>
 
+#include "tests/support/presets.h"
 #include "tests/support/subprocess.h"
 
 namespace cf {
@@ -22,12 +23,6 @@ ModelConfig qwen() {
   StatusOr<ModelConfig> m = load_model("qwen2.5-0.5b");
   CF_CHECK(m.ok()) << m.status().message();
   return *m;
-}
-
-GpuSpec h100() {
-  StatusOr<GpuSpec> g = load_gpu("h100-sxm-80g");
-  CF_CHECK(g.ok()) << g.status().message();
-  return *g;
 }
 
 // The true GEMM efficiency of the synthetic GPU: rises with size and saturates at 0.75.
@@ -101,8 +96,8 @@ GpuMeasurements synthetic(int ranks, double gemm_noise, uint32_t seed = 7) {
 }
 
 GpuCalibration fitted(const GpuMeasurements& m) {
-  StatusOr<GpuCalibration> c =
-      fit_gpu_calibration(m, h100(), "models/hardware/h100-sxm-80g.yaml", qwen());
+  StatusOr<GpuCalibration> c = fit_gpu_calibration(m, test::shipped_gpu("h100-sxm-80g"),
+                                                   "models/hardware/h100-sxm-80g.yaml", qwen());
   CF_CHECK(c.ok()) << c.status().message();
   return *c;
 }
@@ -152,7 +147,7 @@ TEST(GpuFit, RecoversTheEfficienciesOfSyntheticTimes) {
         << g.shape.name << " " << g.shape.tokens;
   }
   // Links, IB, reserve, microbatch and tile are the base file's.
-  const GpuSpec base = h100();
+  const GpuSpec base = test::shipped_gpu("h100-sxm-80g");
   EXPECT_EQ(s.nvlink_latency_s, base.nvlink_latency_s);
   EXPECT_EQ(s.collective_efficiency, base.collective_efficiency);
   EXPECT_EQ(s.peak_bf16_flops, base.peak_bf16_flops);
@@ -367,7 +362,8 @@ TEST(GpuFile, LoadsAsAJobsGpu) {
 TEST(GpuFit, EmptySeriesAreRuntimeErrors) {
   GpuMeasurements m = synthetic(1, 0);
   m.memory.clear();
-  const StatusOr<GpuCalibration> c = fit_gpu_calibration(m, h100(), "h100", qwen());
+  const StatusOr<GpuCalibration> c =
+      fit_gpu_calibration(m, test::shipped_gpu("h100-sxm-80g"), "h100", qwen());
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kRuntime);
 }

@@ -11,18 +11,13 @@
 #include <random>
 
 #include "models/hardware.h"
+#include "tests/support/presets.h"
 
 namespace cf {
 namespace {
 
-GpuSpec h100() {
-  StatusOr<GpuSpec> gpu = load_gpu("h100-sxm-80g");
-  EXPECT_TRUE(gpu.ok()) << gpu.status().message();
-  return *gpu;
-}
-
 // A GEMM efficiency that rises with size, as cuBLAS's does: 0.05 at 1 MFLOP to 0.75 at 1 TFLOP.
-double true_gemm_efficiency(double flops) {
+double cublas_like_gemm_efficiency(double flops) {
   return 0.05 + 0.7 * std::clamp(std::log10(flops / 1e6) / 6, 0.0, 1.0);
 }
 
@@ -55,8 +50,9 @@ std::vector<RankProfile> profiles(const GpuSpec& gpu, unsigned seed) {
       const double k = static_cast<double>(31 + rng() % 5000);
       const double n = static_cast<double>(7 + rng() % 9000);
       const double flops = 2 * m * k * n;
-      p.work.samples.push_back(sample("aten::mm", KernelClass::kGemm, flops, 0, 1 + i % 3,
-                                      flops / (gpu.peak_bf16_flops * true_gemm_efficiency(flops))));
+      p.work.samples.push_back(
+          sample("aten::mm", KernelClass::kGemm, flops, 0, 1 + i % 3,
+                 flops / (gpu.peak_bf16_flops * cublas_like_gemm_efficiency(flops))));
     }
     const double attention_flops = 4.0 * 128 * 32 * (4096.0 * 4097 / 2);
     const double forward_s = attention_flops / (gpu.peak_bf16_flops * 0.43);
@@ -74,7 +70,7 @@ std::vector<RankProfile> profiles(const GpuSpec& gpu, unsigned seed) {
 }
 
 TEST(ProfileCalibrate, RecoversTheCurvesTheOpsWereTimedFrom) {
-  const GpuSpec base = h100();
+  const GpuSpec base = test::shipped_gpu("h100-sxm-80g");
   for (const unsigned seed : {1u, 7u, 2026u}) {
     StatusOr<ProfileCalibration> c = calibrate_from_profiles(profiles(base, seed), base, "h100");
     ASSERT_TRUE(c.ok()) << c.status().message();
@@ -87,8 +83,9 @@ TEST(ProfileCalibrate, RecoversTheCurvesTheOpsWereTimedFrom) {
     // neighbouring sizes.
     EXPECT_LT(c->gemm.error.max_rel, 0.01) << "seed " << seed;
     for (const GemmSample& g : c->gemm_samples) {
-      EXPECT_NEAR(s.gemm_efficiency_at(g.shape.flops()) / true_gemm_efficiency(g.shape.flops()), 1,
-                  0.01);
+      EXPECT_NEAR(
+          s.gemm_efficiency_at(g.shape.flops()) / cublas_like_gemm_efficiency(g.shape.flops()), 1,
+          0.01);
     }
     ASSERT_TRUE(c->attention.has_value());
     EXPECT_DOUBLE_EQ(s.attention_efficiency, 0.43);
@@ -111,7 +108,7 @@ TEST(ProfileCalibrate, RecoversTheCurvesTheOpsWereTimedFrom) {
 }
 
 TEST(ProfileCalibrate, KeepsWhatTheProfileCannotFitAndSaysWhy) {
-  const GpuSpec base = h100();
+  const GpuSpec base = test::shipped_gpu("h100-sxm-80g");
   std::vector<RankProfile> ranks = profiles(base, 3);
   for (RankProfile& p : ranks) {
     std::erase_if(p.work.samples,
@@ -151,7 +148,7 @@ void add_links(std::vector<RankProfile>* ranks, int64_t group) {
 }
 
 TEST(ProfileCalibrate, FitsTheLinksAndTheLaunchGapWhenTheProfileHasThem) {
-  const GpuSpec base = h100();
+  const GpuSpec base = test::shipped_gpu("h100-sxm-80g");
   std::vector<RankProfile> ranks = profiles(base, 11);
   add_links(&ranks, 8);
   StatusOr<ProfileCalibration> c = calibrate_from_profiles(ranks, base, "h100");
@@ -183,7 +180,7 @@ TEST(ProfileCalibrate, FitsTheLinksAndTheLaunchGapWhenTheProfileHasThem) {
 }
 
 TEST(ProfileCalibrate, RefusesProfilesWithoutShapesOrGemms) {
-  const GpuSpec base = h100();
+  const GpuSpec base = test::shipped_gpu("h100-sxm-80g");
   RankProfile no_shapes;
   no_shapes.path = "legacy.json";
   StatusOr<ProfileCalibration> c = calibrate_from_profiles({no_shapes}, base, "h100");
