@@ -228,6 +228,12 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
   return out;
 }
 
+int64_t worst_stage_peak_bytes(const SimMetrics& m) {
+  int64_t peak = 0;
+  for (const StageMetrics& st : m.stages) peak = std::max(peak, st.peak_memory_bytes);
+  return peak;
+}
+
 std::string metrics_table(const SimMetrics& m) {
   std::string out;
   out += fmt::format("strategy          {} ({} cost model, {} step{})\n", m.strategy, m.cost_model,
@@ -240,8 +246,7 @@ std::string metrics_table(const SimMetrics& m) {
   out += fmt::format("bubble ratio      {:.2f}%\n", 100 * m.bubble_ratio);
   out += fmt::format("recompute share   {:.2f}%\n", 100 * m.recompute_share);
   if (!m.critical_path.empty()) out += critical_path_text(m.critical_path);
-  int64_t peak = 0;
-  for (const StageMetrics& st : m.stages) peak = std::max(peak, st.peak_memory_bytes);
+  const int64_t peak = worst_stage_peak_bytes(m);
   out += fmt::format("memory            {}\n",
                      m.feasible ? fmt::format("fits (sampled peak {} + {} reserved of {} per GPU)",
                                               format_bytes(peak), format_bytes(m.reserved_bytes),

@@ -90,6 +90,8 @@ void apply_worst_case(const SimMetrics& worst, int64_t length, SimMetrics* m);
 nlohmann::json metrics_to_json(const SimMetrics& metrics);
 // {"weights": B, ..., "transient": B}: a breakdown as the JSON outputs write it.
 nlohmann::json breakdown_json(const MemoryBreakdown& breakdown);
+// The highest peak of any stage (model states included, reserve not).
+int64_t worst_stage_peak_bytes(const SimMetrics& metrics);
 // A readable summary and a per-stage table.
 std::string metrics_table(const SimMetrics& metrics);
 

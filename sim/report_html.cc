@@ -25,16 +25,11 @@ int64_t makespan_ns(const Trace& trace) {
   return end;
 }
 
-int64_t worst_peak(const SimMetrics& m) {
-  int64_t peak = 0;
-  for (const StageMetrics& s : m.stages) peak = std::max(peak, s.peak_memory_bytes);
-  return peak;
-}
-
 std::string verdict(const SimMetrics& m) {
   if (m.feasible) {
-    return fmt::format("fits: peak {} + {} reserved of {} per GPU", format_bytes(worst_peak(m)),
-                       format_bytes(m.reserved_bytes), format_bytes(m.memory_capacity_bytes));
+    return fmt::format("fits: peak {} + {} reserved of {} per GPU",
+                       format_bytes(worst_stage_peak_bytes(m)), format_bytes(m.reserved_bytes),
+                       format_bytes(m.memory_capacity_bytes));
   }
   return "does not fit: " + m.infeasible_reason;
 }
@@ -48,8 +43,8 @@ std::string summary_html(const std::vector<SimulatedJob>& runs) {
                     fmt::format("{:.4g} s", m.step_time_s), format_rate(m.tokens_per_s),
                     fmt::format("{:.1f}%", 100 * m.mfu),
                     fmt::format("{:.1f}%", 100 * m.bubble_ratio),
-                    fmt::format("{:.1f}%", 100 * m.recompute_share), format_bytes(worst_peak(m)),
-                    m.feasible ? "yes" : "<b>no</b>"});
+                    fmt::format("{:.1f}%", 100 * m.recompute_share),
+                    format_bytes(worst_stage_peak_bytes(m)), m.feasible ? "yes" : "<b>no</b>"});
   }
   std::string out = report::table_html(
       "summary",

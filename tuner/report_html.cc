@@ -17,12 +17,6 @@ namespace {
 using report::escape;
 using report::Unit;
 
-int64_t worst_peak(const SimMetrics& m) {
-  int64_t peak = 0;
-  for (const StageMetrics& s : m.stages) peak = std::max(peak, s.peak_memory_bytes);
-  return peak;
-}
-
 // The value a heat map colours: the objective's own measure.
 double objective_value(Objective objective, const SimMetrics& m) {
   return objective == Objective::kTokensPerS ? m.tokens_per_s : m.step_time_s;
@@ -37,7 +31,7 @@ std::string metrics_tip(const Candidate& c, const SimMetrics& m) {
       "{}\nstep {:.6g} s · {} tokens/s · MFU {:.1f}%\nbubbles {:.1f}% · recompute "
       "{:.1f}% · peak {}",
       candidate_label(c), m.step_time_s, format_rate(m.tokens_per_s), 100 * m.mfu,
-      100 * m.bubble_ratio, 100 * m.recompute_share, format_bytes(worst_peak(m)));
+      100 * m.bubble_ratio, 100 * m.recompute_share, format_bytes(worst_stage_peak_bytes(m)));
 }
 
 // The candidates of one (layout, packer): a heat map's cells.
@@ -182,7 +176,8 @@ std::string ranked_html(const TuneResult& r) {
                     escape(describe(c.candidate.layout)), fmt::format("{:.6g}", m.step_time_s),
                     format_rate(m.tokens_per_s), fmt::format("{:.1f}%", 100 * m.mfu),
                     fmt::format("{:.1f}%", 100 * m.bubble_ratio),
-                    fmt::format("{:.1f}%", 100 * m.recompute_share), format_bytes(worst_peak(m))});
+                    fmt::format("{:.1f}%", 100 * m.recompute_share),
+                    format_bytes(worst_stage_peak_bytes(m))});
   }
   return report::table_html("ranked",
                             {"#", "ChunkSize", "K", "packer", "layout", "step (s)", "tokens/s",
@@ -218,7 +213,7 @@ std::string tune_report_html(const TuneResult& r) {
         "{:.1f}%, peak {} of a {} budget per GPU.</p>\n",
         escape(candidate_label(best->candidate)), best->metrics.step_time_s,
         format_rate(best->metrics.tokens_per_s), 100 * best->metrics.mfu,
-        format_bytes(worst_peak(best->metrics)), format_bytes(r.memory_budget_bytes));
+        format_bytes(worst_stage_peak_bytes(best->metrics)), format_bytes(r.memory_budget_bytes));
   } else {
     body +=
         fmt::format("<p class=\"verdict\" id=\"verdict\"><b>Nothing fits.</b> Closest: {}</p>\n",
@@ -238,7 +233,7 @@ std::string tune_report_html(const TuneResult& r) {
         "The Megatron-style baseline's best: <b>{}</b> — step {:.6g} s, {} tokens/s, "
         "peak {}{}.",
         escape(candidate_label(b->candidate)), b->metrics.step_time_s,
-        format_rate(b->metrics.tokens_per_s), format_bytes(worst_peak(b->metrics)),
+        format_rate(b->metrics.tokens_per_s), format_bytes(worst_stage_peak_bytes(b->metrics)),
         best != nullptr ? fmt::format("; ChunkFlow's best is {:.3g}× faster",
                                       b->metrics.step_time_s / best->metrics.step_time_s)
                         : "");

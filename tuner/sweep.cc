@@ -283,8 +283,7 @@ std::string sweep_table(const SweepResult& r) {
       continue;
     }
     const SimMetrics& m = p.best->metrics;
-    int64_t peak = 0;
-    for (const StageMetrics& st : m.stages) peak = std::max(peak, st.peak_memory_bytes);
+    const int64_t peak = worst_stage_peak_bytes(m);
     out += fmt::format(
         "{:>9} {:>4}  {:<28} {:>8.4f} {:>9} {:>8} {:>10} {:>9} {:>7}\n",
         p.best->candidate.strategy.chunk_size, k_label(p.best->candidate),
@@ -321,8 +320,7 @@ std::string sweep_csv(const SweepResult& r) {
     }
     const Candidate& c = p.best->candidate;
     const SimMetrics& m = p.best->metrics;
-    int64_t peak = 0;
-    for (const StageMetrics& st : m.stages) peak = std::max(peak, st.peak_memory_bytes);
+    const int64_t peak = worst_stage_peak_bytes(m);
     out += fmt::format("true,{},{},{},{},{},{},{},{:.6f},{:.1f},{:.1f},{},", c.strategy.chunk_size,
                        c.strategy.k, c.layout.tp, c.layout.pp, c.layout.dp,
                        to_string(c.layout.recompute), to_string(c.layout.schedule), m.step_time_s,

@@ -20,13 +20,6 @@ namespace {
 using test::count_of;
 using test::run_chunkflow;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 class BrowserReport : public testing::Test {
  protected:
   void SetUp() override {
@@ -48,7 +41,7 @@ class BrowserReport : public testing::Test {
   // that is drawn. Returns the DOM.
   std::string check_rendered(const std::string& html_path,
                              const std::vector<std::string>& elements) {
-    const std::string file = slurp(html_path);
+    const std::string file = test::read_text(html_path);
     const test::RenderedPage page = test::render_page(html_path);
     EXPECT_EQ(page.run.exit_code, 0) << page.run.err;
     EXPECT_NE(page.dom.find("data-ready=\"1\""), std::string::npos)
@@ -128,7 +121,7 @@ TEST_F(BrowserReport, ZoomHoverAndTheCriticalPathBoxWork) {
   const std::string html = path("simulate.html");
   ASSERT_EQ(run_chunkflow({"simulate", "examples/qwen2.5-7b-32k.yaml", "--html", html}).exit_code,
             0);
-  std::string page = slurp(html);
+  std::string page = test::read_text(html);
   const std::string drive = R"(<script>
 (function () {
   var body = document.body, plot = document.querySelector('svg.plot');

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "tests/support/html_checks.h"
 #include "tests/support/subprocess.h"
@@ -16,13 +15,6 @@ namespace {
 
 using test::count_of;
 using test::run_chunkflow;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 class ReportCommand : public testing::Test {
  protected:
@@ -41,7 +33,7 @@ TEST_F(ReportCommand, SimulateWithTheBaselineBesideIt) {
         "x the step time of ChunkFlow", "report written to "}) {
     EXPECT_NE(r.out.find(expected), std::string::npos) << expected << "\n" << r.out;
   }
-  const std::string page = slurp(html);
+  const std::string page = test::read_text(html);
   EXPECT_EQ(test::self_contained_problem(page), "");
   EXPECT_EQ(count_of(page, "<section class=\"run\""), 2u);
   EXPECT_EQ(count_of(page, "<figure class=\"tl\""), 2u);
@@ -51,7 +43,7 @@ TEST_F(ReportCommand, SimulateWithTheBaselineBesideIt) {
                            "examples/qwen2.5-7b-32k-baseline.yaml", "--html", html})
                 .exit_code,
             0);
-  EXPECT_EQ(slurp(html), page);
+  EXPECT_EQ(test::read_text(html), page);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_.path()),
                           std::filesystem::directory_iterator()),
             1);
@@ -97,7 +89,7 @@ TEST_F(ReportCommand, TuneWritesItsHeatMaps) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json out = nlohmann::json::parse(r.out);
   EXPECT_EQ(out.at("html"), html);
-  const std::string page = slurp(html);
+  const std::string page = test::read_text(html);
   EXPECT_EQ(test::self_contained_problem(page), "");
   EXPECT_NE(page.find("<body data-report=\"tune\">"), std::string::npos);
   // The embedded default job's layout with both layer splits, and both packers: four maps, each
@@ -108,7 +100,7 @@ TEST_F(ReportCommand, TuneWritesItsHeatMaps) {
   EXPECT_EQ(count_of(page, "<rect class=\"cell best\""), 1u);
   EXPECT_NE(page.find("<h2>Why the winner wins</h2>"), std::string::npos);
   ASSERT_EQ(run_chunkflow(args).exit_code, 0);
-  EXPECT_EQ(slurp(html), page);
+  EXPECT_EQ(test::read_text(html), page);
 }
 
 TEST_F(ReportCommand, SweepWritesItsCurves) {
@@ -117,7 +109,7 @@ TEST_F(ReportCommand, SweepWritesItsCurves) {
       run_chunkflow({"sweep", "examples/sweep-gpus.yaml", "--html", html, "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("report written to " + html), std::string::npos) << r.out;
-  const std::string page = slurp(html);
+  const std::string page = test::read_text(html);
   EXPECT_EQ(test::self_contained_problem(page), "");
   EXPECT_NE(page.find("<body data-report=\"sweep\">"), std::string::npos);
   // Two GPU types × 4 GPU counts: a curve per type in each chart, the baseline's beside them.

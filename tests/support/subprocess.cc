@@ -21,16 +21,13 @@
 extern char** environ;
 
 namespace cf::test {
-namespace {
 
-std::string slurp(const std::string& path) {
+std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
 }
-
-}  // namespace
 
 TempDir::TempDir() {
   std::string pattern = (std::filesystem::temp_directory_path() / "chunkflow-test-XXXXXX").string();
@@ -108,8 +105,8 @@ CommandResult run_program(const std::string& program, const std::vector<std::str
   const pid_t pid = spawn(program, args, out_path, err_path, -1);
   if (pid < 0) return result;
   result.exit_code = wait_exit_code(pid);
-  result.out = slurp(out_path);
-  result.err = slurp(err_path);
+  result.out = read_text(out_path);
+  result.err = read_text(err_path);
   return result;
 }
 
@@ -136,8 +133,8 @@ CommandResult run_program_until(const std::string& program, const std::vector<st
     }
   }
   result.exit_code = *code;
-  result.out = slurp(out_path);
-  result.err = slurp(err_path);
+  result.out = read_text(out_path);
+  result.err = read_text(err_path);
   return result;
 }
 
@@ -154,7 +151,7 @@ CommandResult run_program_on_terminal(const std::string& program,
     char buffer[4096];
     for (ssize_t n; (n = read(master, buffer, sizeof buffer)) > 0;) result.err.append(buffer, n);
     result.exit_code = wait_exit_code(pid);
-    result.out = slurp(out_path);
+    result.out = read_text(out_path);
   }
   close(master);
   return result;

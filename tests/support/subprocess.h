@@ -93,6 +93,9 @@ inline std::string python_with(const std::string& modules) {
   return "";
 }
 
+// The whole file at `path` ("" when it cannot be read).
+std::string read_text(const std::string& path);
+
 // A fresh directory under the system temp dir, removed by the caller's TempDir.
 class TempDir {
  public:
