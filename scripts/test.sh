@@ -93,8 +93,7 @@ echo "== ThreadSanitizer build, the in-process executor's threads"
 cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" \
   -DCHUNKFLOW_SANITIZE=thread -DCHUNKFLOW_MPI=OFF -DCHUNKFLOW_CUDA=OFF -DCHUNKFLOW_BENCHMARKS=OFF \
   -DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=16 -DCHUNKFLOW_TEST_DIRS=executor >/dev/null
-cmake --build "$root/build-tsan" -j"$jobs" --target executor_contract_test executor_parts_test \
-  executor_backend_test
+cmake --build "$root/build-tsan" -j"$jobs" --target executor_test
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch "$(uname -m)" -R \
   ctest --test-dir "$root/build-tsan" -j"$jobs" --output-on-failure --timeout 600 -L unit \
   -R "ContractTest.*/(pp2_dp2_c40_k1|cp2_pp2_vpp2_interleaved_c32_k2|tied_pp4_c31_k1)( |$)|^(Rendezvous|CpCollectives|CpRun)\.|BackendSeamTest.*/(group_k1_pp2_dp2|interleaved_pp2_vpp2_k2)( |$)|^StagedTransport\."

@@ -19,14 +19,14 @@
 namespace cf {
 namespace {
 
-struct Case {
+struct SeamCase {
   std::string name;
   test::TinyJob job;
   bool keeps_kv_only = false;  // the plan has F* and R passes (a group with N > K)
 };
 
-std::vector<Case> seam_cases() {
-  std::vector<Case> cases;
+std::vector<SeamCase> seam_cases() {
+  std::vector<SeamCase> cases;
   test::TinyJob standalone;  // 81 tokens packed into chunks of ≤ 48: no group
   standalone.lengths = {23, 7, 31, 1, 19};
   standalone.strategy = "{kind: chunkflow, chunk_size: 48, k: 1}";
@@ -82,7 +82,7 @@ void expect_same_bytes(const MemoryBreakdown& got, const MemoryBreakdown& want, 
   }
 }
 
-class BackendSeamTest : public ::testing::TestWithParam<Case> {
+class BackendSeamTest : public ::testing::TestWithParam<SeamCase> {
  protected:
   // One real step on the CPU backend (threads, in-process transport), and its plan.
   void SetUp() override {
@@ -164,7 +164,7 @@ TEST_P(BackendSeamTest, CpuRecordsChainAndReachTheTrackersStepPeak) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Executor, BackendSeamTest, ::testing::ValuesIn(seam_cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) {
+                         [](const ::testing::TestParamInfo<SeamCase>& info) {
                            return info.param.name;
                          });
 

@@ -17,7 +17,7 @@ int64_t of(const std::array<int64_t, kKernelClassCount>& ns, KernelClass kind) {
   return ns[static_cast<int>(kind)];
 }
 
-RankProfile read_ok(const std::string& text) {
+RankProfile profile_from_text(const std::string& text) {
   test::TempDir dir;
   const std::string path = dir.write("p.json", text);
   StatusOr<RankProfile> profile = read_profile(path, 0);
@@ -35,7 +35,7 @@ TEST(ProfileSummary, DeviceTimeByClassPerStep) {
   p.kernel(test::kCollectiveKernel, 220, 30, 13).memcpy(260, 2);
   p.kernel(test::kElementwiseKernel, 290, 20).kernel(test::kOtherKernel, 400, 1);
   p.cpu_op("aten::mm", 105, 3);
-  const RankProfile r = read_ok(p.json());
+  const RankProfile r = profile_from_text(p.json());
   ASSERT_EQ(r.steps.size(), 2u);
   const auto& s1 = r.steps[0].by_class_ns;
   const auto& s2 = r.steps[1].by_class_ns;
@@ -66,7 +66,7 @@ TEST(ProfileSummary, CpuOnlyBusyIsTheMainThreadsOps) {
   p.cpu_op("aten::add", 160, 10);            // self 10, elementwise
   p.cpu_op("aten::mul", 100, 5, /*tid=*/2);  // self 5, elementwise, another thread
   p.cpu_op("aten::add", 250, 10);            // after the step
-  const RankProfile r = read_ok(p.json());
+  const RankProfile r = profile_from_text(p.json());
   ASSERT_FALSE(r.has_device_activity());
   ASSERT_EQ(r.steps.size(), 1u);
   const ProfileStep& s = r.steps[0];
@@ -85,7 +85,7 @@ TEST(ProfileSummary, CpuOnlyBusyIsTheMainThreadsOps) {
 TEST(ProfileSummary, WithoutStepsTheWholeProfile) {
   ProfileBuilder p;
   p.kernel(test::kGemmKernel, 10, 5).kernel(test::kGemmKernel, 12, 5, 9);
-  const RankProfile r = read_ok(p.json());
+  const RankProfile r = profile_from_text(p.json());
   EXPECT_TRUE(r.steps.empty());
   EXPECT_EQ(r.gpu_busy_ns, 7'000);  // [10, 17)
   EXPECT_EQ(r.activity_start_ns, 10'000);
