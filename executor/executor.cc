@@ -75,8 +75,7 @@ Status validate_for_executor(const Job& job) {
         "F*/R recompute is part of the plan",
         job.origin, to_string(job.parallel.recompute)));
   }
-  if (job.strategy.kind == StrategyKind::kChunkFlow &&
-      job.strategy.kv_offload == KvOffload::kAuto) {
+  if (kv_offload_of(job) == KvOffload::kAuto) {
     return Status::InvalidInput(fmt::format(
         "{}: strategy.kv_offload: auto is the simulator's choice (simulate says which it made); "
         "run with none or all",
@@ -85,10 +84,7 @@ Status validate_for_executor(const Job& job) {
   return Status::Ok();
 }
 
-bool offloads_kv(const Job& job) {
-  return job.strategy.kind == StrategyKind::kChunkFlow &&
-         job.strategy.kv_offload == KvOffload::kAll;
-}
+bool offloads_kv(const Job& job) { return kv_offload_of(job) == KvOffload::kAll; }
 
 Status check_kv_offload(const Job& job, const ExecutorOptions& options) {
   if (!offloads_kv(job) || options.backend == "cpu") return Status::Ok();

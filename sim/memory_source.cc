@@ -121,13 +121,10 @@ StatusOr<std::unique_ptr<OpMemorySource>> make_memory_source(const Job& job) {
     return Status::InvalidInput(job.origin + ": " + split.message());
   }
   if (job.memory_model == MemoryModelKind::kMegatron) {
-    return std::unique_ptr<OpMemorySource>(
-        std::make_unique<MegatronMemory>(MemoryModel(job.model, job.parallel, job.training),
-                                         job.strategy.kind == StrategyKind::kChunkFlow &&
-                                             job.strategy.kv_offload == KvOffload::kAll));
+    return std::unique_ptr<OpMemorySource>(std::make_unique<MegatronMemory>(
+        MemoryModel(job.model, job.parallel, job.training), kv_offload_of(job) == KvOffload::kAll));
   }
-  if (job.strategy.kind == StrategyKind::kChunkFlow &&
-      job.strategy.kv_offload != KvOffload::kNone) {
+  if (kv_offload_of(job) != KvOffload::kNone) {
     return Status::InvalidInput(job.origin +
                                 ": strategy.kv_offload: the executor's memory accounting does not "
                                 "offload; use memory_model: megatron");

@@ -635,8 +635,7 @@ StatusOr<SimResult> simulate_job_as_given(const Job& job, const SimOptions& opti
     if (!result.ok()) return result.status();
     apply_worst_case(result->metrics, longest_sequence(job), &first.metrics);
   }
-  first.metrics.kv_offload =
-      job.strategy.kind == StrategyKind::kChunkFlow ? to_string(job.strategy.kv_offload) : "none";
+  first.metrics.kv_offload = to_string(kv_offload_of(job));
   return first;
 }
 
@@ -646,8 +645,7 @@ StatusOr<SimResult> simulate_job_as_given(const Job& job, const SimOptions& opti
 // offloaded (docs/BEYOND.md).
 StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
                                  const std::function<void(int, int)>& on_step) {
-  if (job.strategy.kind != StrategyKind::kChunkFlow ||
-      job.strategy.kv_offload != KvOffload::kAuto) {
+  if (kv_offload_of(job) != KvOffload::kAuto) {
     return simulate_job_as_given(job, options, on_step);
   }
   Job on_device = job;

@@ -132,15 +132,14 @@ StatusOr<Chunkings> chunk_every_way(const Job& job, const SearchSpace& space,
 
 StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space,
                           const TuneOptions& given_options) {
-  if (job.strategy.kind == StrategyKind::kChunkFlow &&
-      job.strategy.kv_offload == KvOffload::kAuto) {
+  if (kv_offload_of(job) == KvOffload::kAuto) {
     return Status::InvalidInput(fmt::format(
         "{}: strategy.kv_offload: auto decides per configuration after simulating it; tune with "
         "none or all and compare",
         job.origin));
   }
   TuneOptions options = given_options;
-  if (job.strategy.kind == StrategyKind::kChunkFlow && job.strategy.kv_offload == KvOffload::kAll) {
+  if (kv_offload_of(job) == KvOffload::kAll) {
     options.prune_by_memory = false;
   }
   if (space.ks.empty() || space.packers.empty() || resolve_chunk_sizes(space, job).empty() ||

@@ -73,8 +73,7 @@ std::optional<Violation> first_violation(const Job& job) {
                                  p.pp, p.dp, int64_t(p.tp) * p.cp * p.pp * p.dp, c.gpus)};
   }
   if (std::optional<Violation> v = cp_violation(job)) return v;
-  if (job.strategy.kind == StrategyKind::kChunkFlow &&
-      job.strategy.kv_offload != KvOffload::kNone &&
+  if (kv_offload_of(job) != KvOffload::kNone &&
       !(c.gpu.host_link_bandwidth_bytes_per_s > 0 && c.gpu.host_memory_bytes > 0)) {
     return Violation{"strategy.kv_offload",
                      fmt::format("{} needs the GPU's host link and the node's host memory, which "
@@ -485,6 +484,10 @@ std::string to_string(Packer p) {
   return "balanced";
 }
 std::string to_string(SequenceSplit s) { return s == SequenceSplit::kTokens ? "tokens" : "cost"; }
+KvOffload kv_offload_of(const Job& job) {
+  return job.strategy.kind == StrategyKind::kChunkFlow ? job.strategy.kv_offload : KvOffload::kNone;
+}
+
 std::string to_string(KvOffload o) {
   return o == KvOffload::kNone ? "none" : o == KvOffload::kAll ? "all" : "auto";
 }

@@ -140,15 +140,18 @@ StatusOr<Job> parse_job(const std::string& text, const std::string& origin);
 // Consistency rules across sections (also used after programmatic edits, e.g. by the tuner).
 Status validate_job(const Job& job);
 
-std::string to_string(Recompute r);        // "none" | "selective" | "full"
-std::string to_string(ScheduleKind s);     // "1f1b" | "gpipe" | "interleaved"
-std::string to_string(CpComm c);           // "p2p" | "all_gather" | "a2a"
-std::string to_string(GradDtype g);        // "fp32" | "bf16"
-std::string to_string(CrossEntropy c);     // "unfused" | "fused"
-std::string to_string(StrategyKind s);     // "chunkflow" | "baseline"
-std::string to_string(Packer p);           // "balanced" | "ffd" | "cost"
-std::string to_string(SequenceSplit s);    // "tokens" | "cost"
-std::string to_string(KvOffload o);        // "none" | "all" | "auto"
+std::string to_string(Recompute r);      // "none" | "selective" | "full"
+std::string to_string(ScheduleKind s);   // "1f1b" | "gpipe" | "interleaved"
+std::string to_string(CpComm c);         // "p2p" | "all_gather" | "a2a"
+std::string to_string(GradDtype g);      // "fp32" | "bf16"
+std::string to_string(CrossEntropy c);   // "unfused" | "fused"
+std::string to_string(StrategyKind s);   // "chunkflow" | "baseline"
+std::string to_string(Packer p);         // "balanced" | "ffd" | "cost"
+std::string to_string(SequenceSplit s);  // "tokens" | "cost"
+std::string to_string(KvOffload o);      // "none" | "all" | "auto"
+// The job's K/V offload: strategy.kv_offload for ChunkFlow, none for the baseline (no split
+// sequences). Every reader of the option asks this.
+KvOffload kv_offload_of(const Job& job);
 std::string to_string(MicroBatching m);    // "pack" | "per_sequence"
 std::string to_string(CostModelKind c);    // "analytical" | "unit" | "calibrated"
 std::string to_string(MemoryModelKind m);  // "megatron" | "executor"
