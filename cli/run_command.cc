@@ -193,6 +193,9 @@ int run_run(const RunOptions& options) {
       StatusOr<RunMemoryNeed> need = run_memory_need(*job, !mpi, 1);
       if (!need.ok()) return report(need.status());
       exec.device_bytes_needed = mpi ? need->largest_stage_bytes : need->bytes;
+      if (Status pinned = check_host_pool_memory(*job, *need); !pinned.ok()) {
+        return rank == nullptr || std::string(rank) == "0" ? report(pinned) : pinned.exit_code();
+      }
     }
     if (Status fits =
             options.backend == "cpu" ? check_run_memory(*job, !mpi, local_ranks) : Status::Ok();

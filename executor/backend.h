@@ -51,6 +51,24 @@ class Stream {
   virtual void copy_to_host(float* host, const float* src, int64_t n) = 0;
   virtual void copy_from_host(float* dst, const float* host, int64_t n) = 0;
 
+  // K/V offload (state_store.h): a pool of host memory beside this stream's storage and a copy
+  // queue of the stream's own between the two, each copy ordered after the work issued before
+  // it, so the copies run beside the stream's later kernels. The pool's storage is not
+  // zero-filled: every element is written by an offload before a fetch reads it. The CPU and
+  // counting backends copy at once; the CUDA backend's pool is pinned host memory and its queue
+  // a second cudaStream_t, ordered against this one by events.
+  virtual Allocator* host_pool() = 0;
+  // host (n) = src (n): queued now, after the work issued so far. src may be freed once this
+  // returns: its storage is not reused before the copy has read it.
+  virtual void offload(float* host, const float* src, int64_t n) = 0;
+  // dst (n) = host (n): queued now, after the work issued so far. Work that reads dst must be
+  // issued after wait_copies; dst may be freed before (it is not reused before the copy).
+  virtual void fetch(float* dst, const float* host, int64_t n) = 0;
+  // The work issued from now on waits for every copy queued so far.
+  virtual void wait_copies() = 0;
+  // Seconds the copy queue spent copying since the last call (it waits for the queue first).
+  virtual double take_copy_seconds() = 0;
+
   // Array operations on storage of this backend.
   virtual void copy(float* dst, const float* src, int64_t n) = 0;      // dst (n) = src (n)
   virtual void fill(float* dst, float value, int64_t n) = 0;           // dst (n) = value

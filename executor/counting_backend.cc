@@ -30,6 +30,11 @@ class CountingStream final : public Stream {
   void copy(float* dst, const float* src, int64_t n) override { CF_CHECK_GE(n, 0); }
   void fill(float* dst, float value, int64_t n) override { CF_CHECK_GE(n, 0); }
   void residual_add(float* y, const float* x, int64_t n) override { CF_CHECK_GE(n, 0); }
+  Allocator* host_pool() override { return &storage_; }
+  void offload(float* host, const float* src, int64_t n) override { CF_CHECK_GE(n, 0); }
+  void fetch(float* dst, const float* host, int64_t n) override { CF_CHECK_GE(n, 0); }
+  void wait_copies() override {}
+  double take_copy_seconds() override { return 0; }
 
   void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t tokens,
                          int64_t vocab, int64_t hidden) override {}
@@ -82,7 +87,7 @@ std::unique_ptr<Stream> CountingBackend::create_stream() {
 }
 
 std::vector<OpMemoryRecord> count_op_memory(const ModelConfig& model, const Plan& plan, int dp_rank,
-                                            int stage, CpRank cp) {
+                                            int stage, CpRank cp, bool kv_offload) {
   TokenBatch batch;  // token id 0 everywhere: ids change no buffer's size
   for (const int64_t length : plan.sequence_lengths) {
     batch.sequences.emplace_back(static_cast<size_t>(length), 0);
@@ -90,6 +95,7 @@ std::vector<OpMemoryRecord> count_op_memory(const ModelConfig& model, const Plan
   CountingBackend backend;
   NullTransport transport;
   StageWorker worker(model, plan.split(), dp_rank, stage, &backend, cp);
+  worker.set_kv_offload(kv_offload);
   worker.run_step(plan, batch, &transport, StepClock::now(), /*record=*/false);
   return worker.op_memory();
 }

@@ -42,8 +42,9 @@ class NullTransport final : public Transport {
 // The memory records of one step of `plan` on (dp_rank, stage), counted: a StageWorker on the
 // counting backend with a NullTransport, on tokens of the plan's sequence lengths (ids do not
 // change memory). Equal to the records of the same stage in a real run of the plan; with
-// context parallelism, of CP rank `cp.rank` of the stage.
+// context parallelism, of CP rank `cp.rank` of the stage; with kv_offload, the state store in
+// the host pool (strategy.kv_offload: all).
 std::vector<OpMemoryRecord> count_op_memory(const ModelConfig& model, const Plan& plan, int dp_rank,
-                                            int stage, CpRank cp = {});
+                                            int stage, CpRank cp = {}, bool kv_offload = false);
 
 }  // namespace cf

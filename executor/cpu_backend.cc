@@ -3,6 +3,8 @@
 #include "executor/cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
+#include <utility>
 
 #include "core/check.h"
 #include "kernels/cpu/kernels.h"
@@ -24,6 +26,15 @@ class CpuStream final : public Stream {
   void fill(float* dst, float value, int64_t n) override {
     CF_CHECK_GE(n, 0);
     std::fill(dst, dst + n, value);
+  }
+
+  // The host pool is host memory too: its copies run at once, timed.
+  Allocator* host_pool() override { return poisoned_host_allocator(); }
+  void offload(float* host, const float* src, int64_t n) override { timed_copy(host, src, n); }
+  void fetch(float* dst, const float* host, int64_t n) override { timed_copy(dst, host, n); }
+  void wait_copies() override {}
+  double take_copy_seconds() override {
+    return static_cast<double>(std::exchange(copy_ns_, 0)) * 1e-9;
   }
   void residual_add(float* y, const float* x, int64_t n) override { cpu::residual_add(y, x, n); }
 
@@ -92,6 +103,16 @@ class CpuStream final : public Stream {
                   const AdamWHyper& hyper, int64_t step) override {
     cpu::adamw_step(params, m, v, grads, n, hyper, step);
   }
+
+ private:
+  void timed_copy(float* dst, const float* src, int64_t n) {
+    const auto start = std::chrono::steady_clock::now();
+    copy(dst, src, n);
+    copy_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now() - start)
+                    .count();
+  }
+  int64_t copy_ns_ = 0;
 };
 
 }  // namespace

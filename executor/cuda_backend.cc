@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
 
 #include "core/check.h"
 #include "kernels/cuda/kernels.h"
@@ -15,10 +19,20 @@ namespace cf {
 namespace {
 
 // Stream-ordered device storage of one stream: allocated and zeroed in the stream's order,
-// freed in it, counted by the backend.
+// freed in it, counted by the backend. Storage that a copy on the stream's copy queue still
+// reads or writes is guarded: freeing it makes the stream wait for that copy first, so the
+// pool does not hand the memory to later work before the copy is done (what a caching
+// allocator's record_stream does for a tensor used on a side stream).
 class CudaAllocator final : public Allocator {
  public:
   CudaAllocator(CudaBackend* backend, cudaStream_t stream) : backend_(backend), stream_(stream) {}
+  // Storage from `storage` on (inside one buffer) is used by the copy that `done` follows.
+  void guard(const void* storage, cudaEvent_t done) {
+    const auto begin = reinterpret_cast<uintptr_t>(storage);
+    guards_.emplace(begin, done);
+  }
+  // The stream's later work waits for every guarded copy already (wait_copies).
+  void clear_guards() { guards_.clear(); }
   void* allocate(int64_t bytes) override {
     if (bytes == 0) return nullptr;
     void* storage = nullptr;
@@ -39,6 +53,11 @@ class CudaAllocator final : public Allocator {
   }
   void deallocate(void* storage, int64_t bytes) override {
     if (storage == nullptr) return;
+    // A copy's range lies inside one buffer: the guards that start inside this one.
+    const auto begin = reinterpret_cast<uintptr_t>(storage);
+    const auto first = guards_.lower_bound(begin), last = guards_.lower_bound(begin + bytes);
+    for (auto it = first; it != last; ++it) CUDA_CHECK(cudaStreamWaitEvent(stream_, it->second, 0));
+    guards_.erase(first, last);
     CUDA_CHECK(cudaFreeAsync(storage, stream_));
     backend_->discharge(bytes);
   }
@@ -46,6 +65,46 @@ class CudaAllocator final : public Allocator {
  private:
   CudaBackend* backend_;
   cudaStream_t stream_;
+  std::multimap<uintptr_t, cudaEvent_t> guards_;  // start of the range → the copy's end event
+};
+
+// Pinned (page-locked) host memory for a stream's K/V offload pool: what lets a copy run
+// asynchronously beside the kernels at the host link's speed. cudaHostAlloc is slow (it maps
+// the pages for the device), so freed blocks are kept and handed out again for a request of
+// the same size, as a caching host allocator does; they go back at the stream's end. Every
+// use of the pool's storage is a copy on the stream's copy queue, in order, so a block freed
+// while a copy still uses it is safe to hand out again: its next copy comes after. Not
+// zero-filled (backend.h).
+class PinnedPool final : public Allocator {
+ public:
+  ~PinnedPool() override {
+    for (const auto& [bytes, storage] : free_) cudaFreeHost(storage);
+  }
+  void* allocate(int64_t bytes) override {
+    CF_CHECK_GE(bytes, 0);
+    if (bytes == 0) return nullptr;
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = free_.find(bytes); it != free_.end()) {
+      void* storage = it->second;
+      free_.erase(it);
+      return storage;
+    }
+    void* storage = nullptr;
+    const cudaError_t status = cudaHostAlloc(&storage, size_t(bytes), cudaHostAllocPortable);
+    CF_CHECK(status == cudaSuccess) << fmt::format(
+        "out of pinned host memory allocating {:.1f} MiB for the K/V offload pool ({})",
+        bytes / 1048576.0, cudaGetErrorString(status));
+    return storage;
+  }
+  void deallocate(void* storage, int64_t bytes) override {
+    if (storage == nullptr) return;
+    const std::lock_guard<std::mutex> lock(mutex_);
+    free_.emplace(bytes, storage);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<int64_t, void*> free_;  // kept blocks by size
 };
 
 class CudaStream final : public Stream {
@@ -61,6 +120,11 @@ class CudaStream final : public Stream {
   ~CudaStream() override {
     // Buffers of this stream are gone (their owners are destroyed first): finish its work.
     cudaStreamSynchronize(stream_);
+    if (copy_ != nullptr) {
+      cudaStreamSynchronize(copy_);
+      for (const auto& [start, end] : timed_copies_) cudaEventDestroy(start), cudaEventDestroy(end);
+      cudaStreamDestroy(copy_);
+    }
     cublasDestroy(cublas_);
     cudaStreamDestroy(stream_);
   }
@@ -70,7 +134,53 @@ class CudaStream final : public Stream {
   cudaStream_t native() const { return stream_; }
 
   Allocator* allocator() override { return allocator_.get(); }
-  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void synchronize() override {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (copy_ != nullptr) {
+      CUDA_CHECK(cudaStreamSynchronize(copy_));
+      allocator_->clear_guards();
+    }
+  }
+
+  // K/V offload: pinned host memory, and copies on a second non-blocking stream that waits for
+  // this one's work issued before each copy (an event) and is waited for by wait_copies.
+  Allocator* host_pool() override { return &pinned_; }
+  void offload(float* host, const float* src, int64_t n) override {
+    CF_CHECK_GE(n, 0);
+    if (n == 0) return;
+    const cudaEvent_t done = queue_copy(host, src, n, cudaMemcpyDeviceToHost);
+    allocator_->guard(src, done);  // src is read until `done`
+  }
+  void fetch(float* dst, const float* host, int64_t n) override {
+    CF_CHECK_GE(n, 0);
+    if (n == 0) return;
+    const cudaEvent_t done = queue_copy(dst, host, n, cudaMemcpyHostToDevice);
+    allocator_->guard(dst, done);  // dst is written until `done`
+  }
+  void wait_copies() override {
+    if (copy_ == nullptr) return;
+    cudaEvent_t queued = nullptr;
+    CUDA_CHECK(cudaEventCreateWithFlags(&queued, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(queued, copy_));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, queued, 0));
+    CUDA_CHECK(cudaEventDestroy(queued));  // released once the wait has passed it
+    allocator_->clear_guards();
+  }
+  double take_copy_seconds() override {
+    if (copy_ == nullptr) return 0;
+    CUDA_CHECK(cudaStreamSynchronize(copy_));
+    allocator_->clear_guards();
+    double seconds = 0;
+    for (const auto& [start, end] : timed_copies_) {
+      float ms = 0;
+      CUDA_CHECK(cudaEventElapsedTime(&ms, start, end));
+      seconds += double(ms) * 1e-3;
+      CUDA_CHECK(cudaEventDestroy(start));
+      CUDA_CHECK(cudaEventDestroy(end));
+    }
+    timed_copies_.clear();
+    return seconds;
+  }
 
   void copy_to_host(float* host, const float* src, int64_t n) override {
     CF_CHECK_GE(n, 0);
@@ -211,6 +321,26 @@ class CudaStream final : public Stream {
   };
 
   static size_t bytes(int64_t n) { return size_t(n) * sizeof(float); }
+
+  // Queues a copy of n floats on the copy queue after the work issued so far on this stream,
+  // between two timing events; returns the one after the copy.
+  cudaEvent_t queue_copy(float* dst, const float* src, int64_t n, cudaMemcpyKind kind) {
+    if (copy_ == nullptr) {
+      CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
+    }
+    cudaEvent_t issued = nullptr, start = nullptr, end = nullptr;
+    CUDA_CHECK(cudaEventCreateWithFlags(&issued, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(issued, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(copy_, issued, 0));
+    CUDA_CHECK(cudaEventDestroy(issued));
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&end));
+    CUDA_CHECK(cudaEventRecord(start, copy_));
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes(n), kind, copy_));
+    CUDA_CHECK(cudaEventRecord(end, copy_));
+    timed_copies_.emplace_back(start, end);
+    return end;
+  }
   // The kernels/cuda launchers read the thread's stream, math mode and handle: this stream's.
   void on_stream() {
     cuda::set_stream(stream_);
@@ -222,6 +352,9 @@ class CudaStream final : public Stream {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::unique_ptr<CudaAllocator> allocator_;
+  PinnedPool pinned_;            // the K/V offload pool
+  cudaStream_t copy_ = nullptr;  // the copy queue, made by the first offload or fetch
+  std::vector<std::pair<cudaEvent_t, cudaEvent_t>> timed_copies_;  // not yet taken
 };
 
 int64_t used_bytes() {

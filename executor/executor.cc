@@ -86,14 +86,6 @@ Status validate_for_executor(const Job& job) {
 
 bool offloads_kv(const Job& job) { return kv_offload_of(job) == KvOffload::kAll; }
 
-Status check_kv_offload(const Job& job, const ExecutorOptions& options) {
-  if (!offloads_kv(job) || options.backend == "cpu") return Status::Ok();
-  return Status::InvalidInput(fmt::format(
-      "{}: strategy.kv_offload: all runs on the CPU backend only (the host pool is not yet "
-      "pinned and copied to a device); --backend {} keeps the K/V on the device with none",
-      job.origin, options.backend));
-}
-
 StatusOr<std::shared_ptr<Backend>> open_backend(const ExecutorOptions& options, int device) {
   if (options.backend == "cpu") {
     return std::shared_ptr<Backend>(&cpu_backend(), [](Backend*) {});  // the process's own
@@ -227,7 +219,6 @@ double seconds_between(StepClock::time_point a, StepClock::time_point b) {
 StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& options,
                                    const StepCallback& on_step) {
   CF_RETURN_IF_ERROR(validate_for_executor(job));
-  CF_RETURN_IF_ERROR(check_kv_offload(job, options));
   retain_freed_memory();
   CF_ASSIGN_OR_RETURN(TokenSource source, TokenSource::open(job, options));
   CF_ASSIGN_OR_RETURN(const std::shared_ptr<Backend> backend, open_backend(options, 0));

@@ -3,6 +3,7 @@
 // pieces; 0 otherwise), h hidden, f ffn, a heads, g KV heads, d head_dim, Q = a·d, G = g·d.
 #include "executor/layer.h"
 
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -45,12 +46,20 @@ CpGroup cp_group(const LayerCall& call) {
       {call.inputs->cp, call.inputs->cp_rank}, call.cp_transport, call.stream, call.tracker};
 }
 
-Keys gather_keys(const LayerCall& call, const float* k_own, const float* v_own) {
+// Whether the piece's state lives in an offloaded store (its rows come from the host pool).
+bool offloaded(const LayerCall& call) { return call.inputs->dependent && call.store->offloaded(); }
+
+// The rows this rank holds: the piece's own K/V (k_own, v_own) after the store's prefix, or,
+// with `fetched` (StateStore::fetch_keys, made earlier so its copies ran beside the work since),
+// the fetched rows — the prefix and the `t` rows left for k_own, or the piece's own rows too
+// when k_own is null.
+Keys gather_keys(const LayerCall& call, const float* k_own, const float* v_own,
+                 std::optional<StateStore::Rows> fetched = std::nullopt) {
   const ChunkInputs& in = *call.inputs;
   const int64_t t = in.tokens(), kv = call.dims->kv_width();
   Keys keys;
   keys.tokens = in.prefix_tokens + in.chunk_tokens;
-  if (in.prefix_tokens == 0 && in.cp == 1) {
+  if (!fetched && in.prefix_tokens == 0 && in.cp == 1) {
     keys.k = k_own;
     keys.v = v_own;
     return keys;
@@ -60,13 +69,23 @@ Keys gather_keys(const LayerCall& call, const float* k_own, const float* v_own) 
     keys.local_prefix = call.store->prefix_rows(in.group, call.layer, in.index);
   }
   const int64_t local = keys.local_prefix + t;  // (local, G): this rank's rows
-  FloatBuffer k_local = alloc(call, MemoryCategory::kTransient, local * kv);
-  FloatBuffer v_local = alloc(call, MemoryCategory::kTransient, local * kv);
-  if (in.prefix_tokens > 0) {
-    call.store->gather_prefix(in.group, call.layer, in.index, k_local.data(), v_local.data());
+  FloatBuffer k_local, v_local;
+  if (fetched) {
+    CF_CHECK_EQ(fetched->k.size(), local * kv);
+    call.store->ready();
+    k_local = std::move(fetched->k);
+    v_local = std::move(fetched->v);
+  } else {
+    k_local = alloc(call, MemoryCategory::kTransient, local * kv);
+    v_local = alloc(call, MemoryCategory::kTransient, local * kv);
+    if (in.prefix_tokens > 0) {
+      call.store->gather_prefix(in.group, call.layer, in.index, k_local.data(), v_local.data());
+    }
   }
-  call.stream->copy(storage_at(k_local.data(), keys.local_prefix * kv), k_own, t * kv);
-  call.stream->copy(storage_at(v_local.data(), keys.local_prefix * kv), v_own, t * kv);
+  if (k_own != nullptr) {
+    call.stream->copy(storage_at(k_local.data(), keys.local_prefix * kv), k_own, t * kv);
+    call.stream->copy(storage_at(v_local.data(), keys.local_prefix * kv), v_own, t * kv);
+  }
   if (in.cp == 1) {
     keys.k_all = std::move(k_local);
     keys.v_all = std::move(v_local);
@@ -110,6 +129,11 @@ void layer_forward(float* out, LayerActs* a, const LayerTensors& w, const LayerC
   CF_CHECK(!in.dependent || call.store != nullptr) << "a dependent piece needs the state store";
   CF_CHECK(in.cp > 1 || in.chunk_tokens == t)
       << t << " rows of a " << in.chunk_tokens << "-token chunk without context parallelism";
+  // K/V offload: the prefix comes back from the host pool beside the projections below.
+  std::optional<StateStore::Rows> prefix;
+  if (offloaded(call) && in.prefix_tokens > 0) {
+    prefix = call.store->fetch_keys(in.group, call.layer, in.index, /*own=*/false, t, call.tracker);
+  }
 
   // Attention block.
   a->rstd1 = alloc(call, cat, t);
@@ -130,7 +154,7 @@ void layer_forward(float* out, LayerActs* a, const LayerTensors& w, const LayerC
     call.store->put(in.group, call.layer, in.index, k.data(), v.data(), t, in.chunk_tokens);
   }
   {
-    Keys keys = gather_keys(call, k.data(), v.data());
+    Keys keys = gather_keys(call, k.data(), v.data(), std::move(prefix));
     a->attn = alloc(call, cat, t * q);
     a->lse = alloc(call, cat, t * dims.heads);
     s.attention_forward(a->attn.data(), a->lse.data(), a->q.data(), keys.k, keys.v,
@@ -167,6 +191,14 @@ void layer_backward(float* dx, const float* dout, const LayerActs& a, const Laye
   const int64_t t = static_cast<int64_t>(in.ids.size());
   const int64_t h = dims.hidden, f = dims.ffn, q = dims.q_width(), kv = dims.kv_width();
   constexpr MemoryCategory kTmp = MemoryCategory::kTransient;
+  // K/V offload: the piece's keys and the dK/dV accumulators come back from the host pool
+  // beside the MLP block's backward.
+  std::optional<StateStore::Rows> stored;
+  StateStore::Gradients accumulated;
+  if (offloaded(call)) {
+    stored = call.store->fetch_keys(in.group, call.layer, in.index, /*own=*/true, 0, call.tracker);
+    accumulated = call.store->fetch_gradients(in.group, call.layer, in.index, call.tracker);
+  }
 
   // MLP block: out = h1 + Wdown·act.
   FloatBuffer dh1 = alloc(call, kTmp, t * h);  // (t, h) starts as the residual path's dout
@@ -188,9 +220,13 @@ void layer_backward(float* dx, const float* dout, const LayerActs& a, const Laye
   // Attention block: h1 = x + Wo·attn.
   FloatBuffer dattn = alloc(call, kTmp, t * q);
   s.linear_backward(dattn.data(), g[kWo], nullptr, dh1.data(), a.attn.data(), w[kWo], t, q, h);
-  const float* k_own = in.dependent ? call.store->k(in.group, call.layer, in.index) : a.k.data();
-  const float* v_own = in.dependent ? call.store->v(in.group, call.layer, in.index) : a.v.data();
-  Keys keys = gather_keys(call, k_own, v_own);
+  const float* k_own = a.k.data();
+  const float* v_own = a.v.data();
+  if (in.dependent) {  // the store's (fetched with the prefix when offloaded)
+    k_own = stored ? nullptr : call.store->k(in.group, call.layer, in.index);
+    v_own = stored ? nullptr : call.store->v(in.group, call.layer, in.index);
+  }
+  Keys keys = gather_keys(call, k_own, v_own, std::move(stored));
   const int64_t local_prefix = keys.local_prefix;
   FloatBuffer dq = alloc(call, kTmp, t * q);
   FloatBuffer dk_all = alloc(call, kTmp, keys.tokens * kv);  // (p + T, G)
@@ -216,11 +252,8 @@ void layer_backward(float* dx, const float* dout, const LayerActs& a, const Laye
   float* dv = storage_at(dv_all.data(), local_prefix * kv);
   if (in.dependent) {
     // Prefix rows go to the earlier pieces; later pieces' contributions to ours come back.
-    call.store->accumulate_prefix(in.group, call.layer, in.index, dk_all.data(), dv_all.data());
-    if (call.store->has_gradients(in.group, call.layer, in.index)) {
-      s.residual_add(dk, call.store->dk(in.group, call.layer, in.index), t * kv);
-      s.residual_add(dv, call.store->dv(in.group, call.layer, in.index), t * kv);
-    }
+    call.store->backward_gradients(in.group, call.layer, in.index, dk_all.data(), dv_all.data(), dk,
+                                   dv, &accumulated);
   }
   FloatBuffer dq_pre = alloc(call, kTmp, t * q), dk_pre = alloc(call, kTmp, t * kv);
   s.rope_backward(dq_pre.data(), dq.data(), in.positions.data(), t, dims.heads, dims.head_dim,

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 
 namespace cf {
 
@@ -25,10 +26,32 @@ class HostAllocator final : public Allocator {
   void deallocate(void* storage, int64_t bytes) override { std::free(storage); }
 };
 
+// Host memory filled with quiet NaNs: storage that promises no zeros (a K/V offload host pool,
+// backend.h), so that an element read before it was written spreads NaN into the results.
+class PoisonedHostAllocator final : public Allocator {
+ public:
+  void* allocate(int64_t bytes) override {
+    CF_CHECK_GE(bytes, 0);
+    if (bytes == 0) return nullptr;
+    void* storage = std::malloc(static_cast<size_t>(bytes));
+    CF_CHECK(storage != nullptr) << "out of host memory allocating " << bytes << " bytes";
+    float* floats = static_cast<float*>(storage);
+    std::fill(floats, floats + bytes / static_cast<int64_t>(sizeof(float)),
+              std::numeric_limits<float>::quiet_NaN());
+    return storage;
+  }
+  void deallocate(void* storage, int64_t bytes) override { std::free(storage); }
+};
+
 }  // namespace
 
 Allocator* host_allocator() {
   static HostAllocator allocator;  // stateless: shared by every thread
+  return &allocator;
+}
+
+Allocator* poisoned_host_allocator() {
+  static PoisonedHostAllocator allocator;
   return &allocator;
 }
 

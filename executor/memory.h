@@ -32,6 +32,9 @@ class Allocator {
 // Host memory from calloc/free: the CPU backend's storage, and the default of a Buffer built
 // without an allocator (tests, the profiler's probes).
 Allocator* host_allocator();
+// Host memory filled with quiet NaNs rather than zeros: the CPU backend's K/V offload pool
+// (backend.h), whose storage is written before it is read, so a read before the write shows.
+Allocator* poisoned_host_allocator();
 
 // Tells glibc's malloc to keep freed memory for reuse: buffers up to 32 MiB come from the
 // heap rather than their own mmap, and the heap is not trimmed back to the system. Without

@@ -191,7 +191,6 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   // the same devices); a failure on one rank only ends the job from the first collective.
   CF_ASSIGN_OR_RETURN(const std::shared_ptr<Backend> backend, open_backend(options));
   CF_RETURN_IF_ERROR(check_device_memory(job, options, *backend));
-  CF_RETURN_IF_ERROR(check_kv_offload(job, options));
   StageWorker worker(job.model, layer_split(job.model.layers, job.parallel),
                      layout.dp_rank_of(rank), layout.stage_of(rank), backend.get(),
                      CpRank{layout.cp, layout.cp_rank_of(rank)});

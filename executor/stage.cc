@@ -101,6 +101,7 @@ void StageWorker::run_step(const Plan& plan, const TokenBatch& batch, Transport*
   }
   CF_CHECK(states_.empty()) << states_.size() << " chunks never ran their backward";
   CF_CHECK(store_.empty()) << "the state store is not empty after the step";
+  store_.take_copy_time();
   if (transport != nullptr) transport->finish_step();
   sum_gradients(plan, transport, origin);
 }
@@ -124,6 +125,7 @@ void StageWorker::run_op(const PlanIndex& index, int at, const TokenBatch& batch
   memory.chunk = op.chunk;
   memory.model_chunk = op.model_chunk;
   memory.live_at_start = tracker_.live_bytes();
+  memory.host_at_start = host_tracker_.live_total();
   tracker_.start_interval();
   FloatBuffer received = receive(ctx, transport, origin);  // before the op's clock starts
   const int64_t start_ns = now_ns(origin);
@@ -140,6 +142,7 @@ void StageWorker::run_op(const PlanIndex& index, int at, const TokenBatch& batch
   memory.peak_bytes = tracker_.interval_peak();
   memory.at_peak = tracker_.breakdown_at_interval_peak();
   memory.live_at_end = tracker_.live_bytes();
+  memory.host_at_end = host_tracker_.live_total();
   op_memory_.push_back(memory);
 }
 

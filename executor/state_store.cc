@@ -16,10 +16,15 @@ void StateStore::put(int group, int64_t layer, int index, const float* k, const 
   p.whole_tokens = whole_tokens < 0 ? rows : whole_tokens;
   p.k = buffer(rows * kv_width_);
   p.v = buffer(rows * kv_width_);
-  const auto start = std::chrono::steady_clock::now();
-  stream_->copy(p.k.data(), k, rows * kv_width_);
-  stream_->copy(p.v.data(), v, rows * kv_width_);
-  count_copy(2 * rows * kv_width_, start);
+  const int64_t n = rows * kv_width_;
+  if (offloaded()) {
+    stream_->offload(p.k.data(), k, n);
+    stream_->offload(p.v.data(), v, n);
+    host_copy_bytes_ += 2 * n * static_cast<int64_t>(sizeof(float));
+  } else {
+    stream_->copy(p.k.data(), k, n);
+    stream_->copy(p.v.data(), v, n);
+  }
 }
 
 void StateStore::offload_to_host(MemoryTracker* host) {
@@ -27,12 +32,13 @@ void StateStore::offload_to_host(MemoryTracker* host) {
   host_ = host;
 }
 
-void StateStore::count_copy(int64_t floats, std::chrono::steady_clock::time_point start) const {
-  if (host_ == nullptr) return;
-  host_copy_bytes_ += floats * static_cast<int64_t>(sizeof(float));
-  host_copy_ns_ +=
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count();
+void StateStore::read(float* dst, const float* src, int64_t n) {
+  if (offloaded()) {
+    stream_->fetch(dst, src, n);
+    host_copy_bytes_ += n * static_cast<int64_t>(sizeof(float));
+  } else {
+    stream_->copy(dst, src, n);
+  }
 }
 
 bool StateStore::has(int group, int64_t layer, int index) const {
@@ -75,24 +81,101 @@ int64_t StateStore::prefix_rows(int group, int64_t layer, int index) const {
   return rows;
 }
 
-void StateStore::gather_prefix(int group, int64_t layer, int index, float* k_out,
-                               float* v_out) const {
+void StateStore::gather_prefix(int group, int64_t layer, int index, float* k_out, float* v_out) {
   int64_t row = 0;
-  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < index; ++i) {
     const Piece& p = piece(group, layer, i);
     const int64_t n = p.rows * kv_width_;
-    stream_->copy(storage_at(k_out, row * kv_width_), p.k.data(), n);
-    stream_->copy(storage_at(v_out, row * kv_width_), p.v.data(), n);
+    read(storage_at(k_out, row * kv_width_), p.k.data(), n);
+    read(storage_at(v_out, row * kv_width_), p.v.data(), n);
     row += p.rows;
   }
-  count_copy(2 * row * kv_width_, start);
+}
+
+StateStore::Rows StateStore::fetch_keys(int group, int64_t layer, int index, bool own,
+                                        int64_t extra_rows, MemoryTracker* tracker) {
+  CF_CHECK_GE(extra_rows, 0);
+  Rows rows;
+  rows.store_rows = prefix_rows(group, layer, index) + (own ? piece(group, layer, index).rows : 0);
+  const int64_t n = (rows.store_rows + extra_rows) * kv_width_;
+  rows.k = FloatBuffer(stream_->allocator(), tracker, MemoryCategory::kTransient, n);
+  rows.v = FloatBuffer(stream_->allocator(), tracker, MemoryCategory::kTransient, n);
+  gather_prefix(group, layer, index, rows.k.data(), rows.v.data());
+  if (own) {
+    const Piece& p = piece(group, layer, index);
+    const int64_t at = prefix_rows(group, layer, index) * kv_width_;
+    read(storage_at(rows.k.data(), at), p.k.data(), p.rows * kv_width_);
+    read(storage_at(rows.v.data(), at), p.v.data(), p.rows * kv_width_);
+  }
+  return rows;
+}
+
+StateStore::Gradients StateStore::fetch_gradients(int group, int64_t layer, int index,
+                                                  MemoryTracker* tracker) {
+  Gradients fetched;
+  if (!offloaded()) return fetched;
+  const int64_t rows = prefix_rows(group, layer, index) + piece(group, layer, index).rows;
+  fetched.dk =
+      FloatBuffer(stream_->allocator(), tracker, MemoryCategory::kTransient, rows * kv_width_);
+  fetched.dv =
+      FloatBuffer(stream_->allocator(), tracker, MemoryCategory::kTransient, rows * kv_width_);
+  int64_t row = 0;
+  for (int i = 0; i <= index; ++i) {
+    const Piece& p = piece(group, layer, i);
+    const int64_t n = p.rows * kv_width_;
+    if (!p.dk.empty()) {  // otherwise the zeros of the fresh buffer
+      read(storage_at(fetched.dk.data(), row * kv_width_), p.dk.data(), n);
+      read(storage_at(fetched.dv.data(), row * kv_width_), p.dv.data(), n);
+    }
+    row += p.rows;
+  }
+  return fetched;
+}
+
+void StateStore::backward_gradients(int group, int64_t layer, int index, const float* dk,
+                                    const float* dv, float* own_dk, float* own_dv,
+                                    Gradients* fetched) {
+  const int64_t own = piece(group, layer, index).rows * kv_width_;
+  if (!offloaded()) {
+    accumulate_prefix(group, layer, index, dk, dv);
+    if (has_gradients(group, layer, index)) {
+      stream_->residual_add(own_dk, this->dk(group, layer, index), own);
+      stream_->residual_add(own_dv, this->dv(group, layer, index), own);
+    }
+    return;
+  }
+  CF_CHECK(fetched != nullptr && !fetched->dk.empty())
+      << "an offloaded store's backward adds to the fetched dK/dV (fetch_gradients)";
+  ready();
+  // The earlier pieces' accumulators: add, then back to the host pool (the fetched buffers stay
+  // alive until the caller drops them, so the copies out run beside its later work).
+  int64_t row = 0;
+  for (int i = 0; i < index; ++i) {
+    Piece& p = piece(group, layer, i);
+    const int64_t n = p.rows * kv_width_;
+    float* acc_k = storage_at(fetched->dk.data(), row * kv_width_);
+    float* acc_v = storage_at(fetched->dv.data(), row * kv_width_);
+    stream_->residual_add(acc_k, storage_at(dk, row * kv_width_), n);
+    stream_->residual_add(acc_v, storage_at(dv, row * kv_width_), n);
+    if (p.dk.empty()) {
+      p.dk = buffer(n);
+      p.dv = buffer(n);
+    }
+    stream_->offload(p.dk.data(), acc_k, n);
+    stream_->offload(p.dv.data(), acc_v, n);
+    host_copy_bytes_ += 2 * n * static_cast<int64_t>(sizeof(float));
+    row += p.rows;
+  }
+  if (has_gradients(group, layer, index)) {
+    stream_->residual_add(own_dk, storage_at(fetched->dk.data(), row * kv_width_), own);
+    stream_->residual_add(own_dv, storage_at(fetched->dv.data(), row * kv_width_), own);
+  }
 }
 
 void StateStore::accumulate_prefix(int group, int64_t layer, int index, const float* dk,
                                    const float* dv) {
+  CF_CHECK(!offloaded()) << "an offloaded store accumulates in fetched rows (backward_gradients)";
   int64_t row = 0;
-  const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < index; ++i) {
     Piece& p = piece(group, layer, i);
     const int64_t n = p.rows * kv_width_;
@@ -104,8 +187,6 @@ void StateStore::accumulate_prefix(int group, int64_t layer, int index, const fl
     stream_->residual_add(p.dv.data(), storage_at(dv, row * kv_width_), n);
     row += p.rows;
   }
-  // Read from the host pool, added to and written back: both ways.
-  count_copy(2 * 2 * row * kv_width_, start);
 }
 
 bool StateStore::has_gradients(int group, int64_t layer, int index) const {

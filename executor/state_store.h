@@ -14,13 +14,16 @@
 // first backward that contributes to it (the group's highest piece) and freed by B i, which
 // consumes them. After B of piece 0 nothing of the group is left.
 //
-// K/V offload (strategy.kv_offload: all, docs/BEYOND.md): the pieces' K/V and dK/dV live in a
-// separate host pool (host memory, counted by its own tracker, not the stage's), and every
-// move into or out of it — storing a piece, gathering a prefix, accumulating into dK/dV — is
-// a copy counted and timed. On the CPU backend the math is the same, so are the gradients.
+// K/V offload (strategy.kv_offload: all, docs/BEYOND.md): the pieces' K/V and fp32 dK/dV live
+// in the stream's host pool (backend.h: pinned host memory on the CUDA backend), counted by a
+// tracker of their own, not the stage's. A piece's K/V leave for the pool on the stream's copy
+// queue as its forward stores them; a reader gets the rows it needs back in transient buffers
+// of the stage (fetch_keys, fetch_gradients), copied on that queue from the moment it asks —
+// early, so the copies run beside the kernels before the attention — and waits for them only
+// when it reads (ready). A backward adds its contribution to the earlier pieces' dK/dV in the
+// fetched rows and sends them back. The arithmetic is the same, so are the gradients.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <map>
 #include <utility>
@@ -43,7 +46,9 @@ class StateStore {
   void put(int group, int64_t layer, int index, const float* k, const float* v, int64_t rows,
            int64_t whole_tokens = -1);
   bool has(int group, int64_t layer, int index) const;
-  const float* k(int group, int64_t layer, int index) const;  // (rows, kv_width)
+  // The stored rows (rows, kv_width): host pool storage when offloaded, which only the CPU
+  // backend's code may read (fetch_keys reads them on any backend).
+  const float* k(int group, int64_t layer, int index) const;
   const float* v(int group, int64_t layer, int index) const;
 
   // Whole tokens of pieces 0..index−1 (the prefix of piece `index`), in total and piece by
@@ -53,10 +58,11 @@ class StateStore {
   // Rows the store holds of pieces 0..index−1 (prefix_tokens without context parallelism).
   int64_t prefix_rows(int group, int64_t layer, int index) const;
   // Writes the K and V rows of pieces 0..index−1 into rows [0, prefix_rows) of k_out and v_out
-  // (each (≥ prefix_rows, kv_width), row-major).
-  void gather_prefix(int group, int64_t layer, int index, float* k_out, float* v_out) const;
+  // (each (≥ prefix_rows, kv_width), row-major). Offloaded: call ready() before reading them.
+  void gather_prefix(int group, int64_t layer, int index, float* k_out, float* v_out);
   // Adds rows [0, prefix_rows) of dk and dv (the gradients for piece `index`'s prefix) into the
-  // fp32 accumulators of pieces 0..index−1, allocating those on first use.
+  // fp32 accumulators of pieces 0..index−1, allocating those on first use (a store that is not
+  // offloaded; backward_gradients does either).
   void accumulate_prefix(int group, int64_t layer, int index, const float* dk, const float* dv);
   // Whether later pieces accumulated dK/dV for piece `index` (whether or not storage exists).
   bool has_gradients(int group, int64_t layer, int index) const;
@@ -64,21 +70,51 @@ class StateStore {
   const float* dk(int group, int64_t layer, int index) const;
   const float* dv(int group, int64_t layer, int index) const;
 
+  // The rows attention reads from the store for piece `index`: the K and V of pieces
+  // 0..index−1, then (own) those of the piece itself, then `extra_rows` rows left for the
+  // caller, in transient buffers of `tracker` from the stream's storage, ((rows held) +
+  // extra_rows, kv_width). Offloaded, the copies start now: call ready() before reading.
+  struct Rows {
+    FloatBuffer k, v;
+    int64_t store_rows = 0;  // rows filled from the store
+  };
+  Rows fetch_keys(int group, int64_t layer, int index, bool own, int64_t extra_rows,
+                  MemoryTracker* tracker);
+  // The dK/dV accumulators of pieces 0..index (the earlier pieces', which piece `index`'s
+  // backward adds to, then its own) in transient buffers of `tracker`, zero where no later
+  // piece contributed yet: what an offloaded store's backward reads (empty when not offloaded:
+  // the accumulators are added to in place). The copies start now.
+  struct Gradients {
+    FloatBuffer dk, dv;
+  };
+  Gradients fetch_gradients(int group, int64_t layer, int index, MemoryTracker* tracker);
+  // The stream's later work sees what was fetched (waits for the copy queue when offloaded).
+  void ready() {
+    if (offloaded()) stream_->wait_copies();
+  }
+  // Piece `index`'s backward: adds rows [0, prefix_rows) of dk and dv to the accumulators of
+  // pieces 0..index−1 (`fetched`, sent back to the host pool, when offloaded), then the
+  // accumulated dK/dV of the piece itself, if any, to its own rows `own_dk` and `own_dv`.
+  void backward_gradients(int group, int64_t layer, int index, const float* dk, const float* dv,
+                          float* own_dk, float* own_dv, Gradients* fetched);
+
   // Frees piece `index`'s K/V and dK/dV on layers [first_layer, end_layer) (after its
   // backward over those layers, one model chunk of this stage).
   void release(int group, int index, int64_t first_layer, int64_t end_layer);
   bool empty() const { return pieces_.empty(); }
 
-  // Keeps the pieces in host memory counted by `host` from now on (the store must be empty);
-  // nullptr: in the stream's storage again. Host storage is the CPU backend's own: a device
-  // backend cannot read it in its kernels (the executor refuses offload there).
+  // Keeps the pieces in the stream's host pool, counted by `host`, from now on (the store must
+  // be empty); nullptr: in the stream's storage again.
   void offload_to_host(MemoryTracker* host);
   bool offloaded() const { return host_ != nullptr; }
-  // Bytes moved into and out of the host pool, and the time those moves took, since the last
-  // reset_copy_counts.
+  // Bytes moved into and out of the host pool, and the seconds the copy queue spent moving
+  // them, since the store was made. take_copy_time adds the queue's time so far (it waits for
+  // the queue): the stage's thread calls it at the end of a step.
   int64_t host_copy_bytes() const { return host_copy_bytes_; }
-  double host_copy_s() const { return static_cast<double>(host_copy_ns_) * 1e-9; }
-  void reset_copy_counts() { host_copy_bytes_ = 0, host_copy_ns_ = 0; }
+  double host_copy_s() const { return host_copy_s_; }
+  void take_copy_time() {
+    if (offloaded()) host_copy_s_ += stream_->take_copy_seconds();
+  }
 
  private:
   struct Piece {
@@ -95,17 +131,18 @@ class StateStore {
 
   FloatBuffer buffer(int64_t count) {
     if (host_ != nullptr) {
-      return FloatBuffer(host_allocator(), host_, MemoryCategory::kStateStore, count);
+      return FloatBuffer(stream_->host_pool(), host_, MemoryCategory::kStateStore, count);
     }
     return FloatBuffer(stream_->allocator(), tracker_, MemoryCategory::kStateStore, count);
   }
-  // Counts a move of `floats` into or out of the host pool that started at `start`.
-  void count_copy(int64_t floats, std::chrono::steady_clock::time_point start) const;
+  // dst (n) = src (n) of the store: a copy within the stream's storage, or a fetch from the
+  // host pool (counted).
+  void read(float* dst, const float* src, int64_t n);
 
   MemoryTracker* tracker_;
   MemoryTracker* host_ = nullptr;
-  mutable int64_t host_copy_bytes_ = 0;
-  mutable int64_t host_copy_ns_ = 0;
+  int64_t host_copy_bytes_ = 0;
+  double host_copy_s_ = 0;
   Stream* stream_;
   int64_t kv_width_;
   std::map<Key, std::map<int, Piece>> pieces_;

@@ -124,11 +124,6 @@ StatusOr<std::unique_ptr<OpMemorySource>> make_memory_source(const Job& job) {
     return std::unique_ptr<OpMemorySource>(std::make_unique<MegatronMemory>(
         MemoryModel(job.model, job.parallel, job.training), kv_offload_of(job) == KvOffload::kAll));
   }
-  if (kv_offload_of(job) != KvOffload::kNone) {
-    return Status::InvalidInput(job.origin +
-                                ": strategy.kv_offload: the executor's memory accounting does not "
-                                "offload; use memory_model: megatron");
-  }
   if (!executor_factory()) {
     return Status::InvalidInput(job.origin +
                                 ": memory_model: executor needs the executor's allocator, which "

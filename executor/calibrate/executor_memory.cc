@@ -27,17 +27,21 @@ OpMemory op_memory_of(const OpMemoryRecord& record) {
   const int64_t activations = end.activations - start.activations;
   const int64_t store = end.state_store - start.state_store;
   const int64_t peak = record.peak_bytes - start.total();  // above what was held before
+  const int64_t host = record.host_at_end - record.host_at_start;
   OpMemory m;
   if (is_forward_pass(record.pass)) {
     m.activations_at_start = activations;
     m.store_at_start = store;
+    m.host_at_start = host;
     m.transient = peak - activations - store;
   } else {
     m.activations_at_end = activations;
     m.store_at_end = store;
+    m.host_at_end = host;
     m.transient = peak;
   }
-  CF_CHECK(m.transient >= 0 && m.activations_at_start >= 0 && m.store_at_start >= 0)
+  CF_CHECK(m.transient >= 0 && m.activations_at_start >= 0 && m.store_at_start >= 0 &&
+           m.host_at_start >= 0)
       << "op " << record.op_id << ": a forward that frees, or a peak under what it keeps";
   return m;
 }
@@ -53,7 +57,7 @@ std::vector<OpMemory> ExecutorMemory::stream(const PlanIndex& index, int dp_rank
     std::vector<OpMemory> mine;
     int64_t held = 0;
     for (const OpMemoryRecord& record :
-         count_op_memory(model_, index.plan(), dp_rank, stage, CpRank{cp_, rank})) {
+         count_op_memory(model_, index.plan(), dp_rank, stage, CpRank{cp_, rank}, kv_offload_)) {
       mine.push_back(op_memory_of(record));
       held += mine.back().activations_at_start + mine.back().store_at_start + mine.back().transient;
     }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "executor/executor.h"
 #include "executor/stage.h"
 #include "sim/memory_source.h"
 #include "sim/plan/job.h"
@@ -29,16 +30,19 @@ class ExecutorMemory final : public OpMemorySource {
   explicit ExecutorMemory(const Job& job)
       : model_(job.model),
         split_(layer_split(job.model.layers, job.parallel)),
-        cp_(job.parallel.cp) {}
+        cp_(job.parallel.cp),
+        kv_offload_(offloads_kv(job)) {}
   ModelConfig model_;
   LayerSplit split_;
   int cp_;
+  bool kv_offload_;  // the state store in the host pool (strategy.kv_offload: all)
 };
 
 // What an op did to memory, as the replay applies it: a forward keeps what it added (at its
 // start) and holds the rest of its peak as transient; a backward holds its peak as transient
-// and frees (or, as a group's first backward, leaves dK/dV) at its end. CHECKs a forward
-// that frees or an op whose peak is under what it keeps.
+// and frees (or, as a group's first backward, leaves dK/dV) at its end; the host pool's bytes
+// (K/V offload) likewise, added by a forward at its start, by a backward at its end. CHECKs
+// a forward that frees or an op whose peak is under what it keeps.
 OpMemory op_memory_of(const OpMemoryRecord& record);
 
 // Installs ExecutorMemory as the source of memory_model: executor (set_executor_memory_factory).

@@ -58,16 +58,16 @@ StatusOr<RunMemoryNeed> run_memory_need(const Job& job, bool in_process, int loc
   counted.memory_model = MemoryModelKind::kExecutor;
   counted.cost_model.kind = CostModelKind::kUnit;
   counted.cost_model.table.clear();
-  // Offloaded K/V (the CPU backend's host pool) are in the same RAM: counted where they are made.
-  counted.strategy.kv_offload = KvOffload::kNone;
   SimOptions options;
   options.memory_only = true;
   CF_ASSIGN_OR_RETURN(const SimResult result, simulate_job(counted, options));
   RunMemoryNeed need;
-  int64_t sum_over_stages = 0;
+  int64_t sum_over_stages = 0, host_over_stages = 0;
   for (const StageMetrics& stage : result.metrics.stages) {
     sum_over_stages += stage.peak_memory_bytes;
     need.largest_stage_bytes = std::max(need.largest_stage_bytes, stage.peak_memory_bytes);
+    host_over_stages += stage.host_peak_bytes;
+    need.largest_stage_host_bytes = std::max(need.largest_stage_host_bytes, stage.host_peak_bytes);
   }
   // The worst-case batch's peak (its worst stage) where it exceeds the sampled steps'.
   const int64_t worst_extra =
@@ -78,9 +78,11 @@ StatusOr<RunMemoryNeed> run_memory_need(const Job& job, bool in_process, int loc
     // Every stage of every DP and CP rank is a thread of this process; each peaks at most once.
     need.instances = static_cast<int>(replicas * job.parallel.pp);
     need.bytes = replicas * (sum_over_stages + worst_extra);
+    need.host_pool_bytes = replicas * host_over_stages;
   } else {
     need.instances = std::max(1, local_ranks);
     need.bytes = need.instances * need.largest_stage_bytes;
+    need.host_pool_bytes = need.instances * need.largest_stage_host_bytes;
   }
   return need;
 }
@@ -88,14 +90,33 @@ StatusOr<RunMemoryNeed> run_memory_need(const Job& job, bool in_process, int loc
 Status check_run_memory(const Job& job, bool in_process, int local_ranks) {
   CF_ASSIGN_OR_RETURN(const RunMemoryNeed need, run_memory_need(job, in_process, local_ranks));
   const AvailableMemory have = available_memory();
-  if (have.bytes < 0 || need.bytes <= have.bytes) return Status::Ok();
+  // On the CPU backend the host pool of offloaded K/V is the same RAM as the stages'.
+  const int64_t bytes = need.bytes + need.host_pool_bytes;
+  if (have.bytes < 0 || bytes <= have.bytes) return Status::Ok();
   return Status::InvalidInput(fmt::format(
       "{}: run: needs {} on the CPU backend ({} stage instance{} here, the largest {}: fp32 "
       "weights, gradients, AdamW states, activations and K/V state, as the executor's own "
-      "accounting counts them), this machine has {} ({}); nothing was allocated. Use a "
+      "accounting counts them{}), this machine has {} ({}); nothing was allocated. Use a "
       "smaller model, more ranks on more hosts, or `chunkflow simulate` for the prediction",
-      job.origin, gib(need.bytes), need.instances, need.instances == 1 ? "" : "s",
-      gib(need.largest_stage_bytes), gib(have.bytes), have.source));
+      job.origin, gib(bytes), need.instances, need.instances == 1 ? "" : "s",
+      gib(need.largest_stage_bytes),
+      need.host_pool_bytes > 0
+          ? fmt::format("; {} of it offloaded K/V in the host pools", gib(need.host_pool_bytes))
+          : "",
+      gib(have.bytes), have.source));
+}
+
+Status check_host_pool_memory(const Job& job, const RunMemoryNeed& need) {
+  const AvailableMemory have = available_memory();
+  if (need.host_pool_bytes == 0 || have.bytes < 0 || need.host_pool_bytes <= have.bytes) {
+    return Status::Ok();
+  }
+  return Status::InvalidInput(fmt::format(
+      "{}: run: strategy.kv_offload: all needs {} of pinned host memory for the offloaded K/V "
+      "({} stage instance{} here, the largest {}), this machine has {} ({}); nothing was "
+      "allocated. Use kv_offload: none if the K/V fit on the device, or more hosts",
+      job.origin, gib(need.host_pool_bytes), need.instances, need.instances == 1 ? "" : "s",
+      gib(need.largest_stage_host_bytes), gib(have.bytes), have.source));
 }
 
 }  // namespace cf

@@ -394,13 +394,11 @@ TEST(ContractOffload, SameStepWithTheStoreInTheHostPool) {
     EXPECT_EQ(moved.category_peaks.state_store, 0) << "stage " << s;
     EXPECT_EQ(moved.host_peak_bytes, kept.category_peaks.state_store) << "stage " << s;
     EXPECT_LE(moved.peak_bytes, kept.peak_bytes);
+    // Every byte the pool ever held went out once and came back at least once.
+    EXPECT_GE(moved.host_copy_bytes, 2 * moved.host_peak_bytes) << "stage " << s;
     host += moved.host_copy_bytes;
   }
   EXPECT_GT(host, 0);
-  // The K/V the GPU would hold are the host pool's: a device backend cannot run it yet.
-  options.backend = "cuda";
-  EXPECT_FALSE(check_kv_offload(offloaded, options).ok());
-  EXPECT_TRUE(check_kv_offload(on_stage, options).ok());
 }
 
 }  // namespace
