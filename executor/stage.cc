@@ -127,6 +127,7 @@ void StageWorker::run_op(const PlanIndex& index, int at, const TokenBatch& batch
   memory.live_at_start = tracker_.live_bytes();
   memory.host_at_start = host_tracker_.live_total();
   tracker_.start_interval();
+  host_tracker_.start_interval();
   FloatBuffer received = receive(ctx, transport, origin);  // before the op's clock starts
   const int64_t start_ns = now_ns(origin);
   sample_memory(start_ns, false);
@@ -143,6 +144,7 @@ void StageWorker::run_op(const PlanIndex& index, int at, const TokenBatch& batch
   memory.at_peak = tracker_.breakdown_at_interval_peak();
   memory.live_at_end = tracker_.live_bytes();
   memory.host_at_end = host_tracker_.live_total();
+  memory.host_peak = host_tracker_.interval_peak();
   op_memory_.push_back(memory);
 }
 

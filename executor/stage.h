@@ -47,8 +47,10 @@ struct OpMemoryRecord {
   int64_t peak_bytes = 0;  // ≥ the totals of both ends
   MemoryBreakdown at_peak;
   MemoryBreakdown live_at_end;
-  // The host pool's live bytes at both ends (K/V offload; 0 without).
+  // The host pool's live bytes at both ends and its peak within the op (K/V offload; 0
+  // without): a backward adds its prefix's dK/dV before it frees its own piece.
   int64_t host_at_start = 0;
+  int64_t host_peak = 0;
   int64_t host_at_end = 0;
   bool operator==(const OpMemoryRecord&) const = default;
 };

@@ -27,17 +27,19 @@ OpMemory op_memory_of(const OpMemoryRecord& record) {
   const int64_t activations = end.activations - start.activations;
   const int64_t store = end.state_store - start.state_store;
   const int64_t peak = record.peak_bytes - start.total();  // above what was held before
-  const int64_t host = record.host_at_end - record.host_at_start;
   OpMemory m;
+  // The host pool rises to its peak within the op (from the start, as the replay applies it)
+  // and falls from there by the end: a forward only adds, a backward adds dK/dV, then frees.
+  m.host_at_start = record.host_peak - record.host_at_start;
+  m.host_at_end = record.host_at_end - record.host_peak;
   if (is_forward_pass(record.pass)) {
     m.activations_at_start = activations;
     m.store_at_start = store;
-    m.host_at_start = host;
     m.transient = peak - activations - store;
+    CF_CHECK_EQ(m.host_at_end, 0) << "op " << record.op_id << ": a forward that frees host memory";
   } else {
     m.activations_at_end = activations;
     m.store_at_end = store;
-    m.host_at_end = host;
     m.transient = peak;
   }
   CF_CHECK(m.transient >= 0 && m.activations_at_start >= 0 && m.store_at_start >= 0 &&

@@ -40,8 +40,8 @@ class ExecutorMemory final : public OpMemorySource {
 
 // What an op did to memory, as the replay applies it: a forward keeps what it added (at its
 // start) and holds the rest of its peak as transient; a backward holds its peak as transient
-// and frees (or, as a group's first backward, leaves dK/dV) at its end; the host pool's bytes
-// (K/V offload) likewise, added by a forward at its start, by a backward at its end. CHECKs
+// and frees (or, as a group's first backward, leaves dK/dV) at its end; the host pool (K/V
+// offload) rises to its peak within the op at the start and falls from it at the end. CHECKs
 // a forward that frees or an op whose peak is under what it keeps.
 OpMemory op_memory_of(const OpMemoryRecord& record);
 

@@ -5,12 +5,15 @@
 // token counts; and the CPU records chain op to op and reach the tracker's own step peak.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "executor/counting_backend.h"
+#include "executor/cpu_backend.h"
 #include "executor/executor.h"
 #include "executor/stage.h"
 #include "sim/plan/plan_builder.h"
@@ -60,6 +63,13 @@ std::vector<SeamCase> seam_cases() {
   test::TinyJob baseline = pp2;
   baseline.strategy = "{kind: baseline, micro_batching: per_sequence}";
   cases.push_back({"baseline_pp2", baseline});
+  // K/V offload: the store in the host pool, rows fetched into transient buffers.
+  test::TinyJob offload = group;
+  offload.strategy = "{kind: chunkflow, chunk_size: 29, k: 2, kv_offload: all}";
+  cases.push_back({"group_k2_pp1_offload", offload, true});
+  offload = pp2;
+  offload.strategy = "{kind: chunkflow, chunk_size: 31, k: 1, kv_offload: all}";
+  cases.push_back({"group_k1_pp2_offload", offload, true});
   return cases;
 }
 
@@ -118,7 +128,8 @@ TEST_P(BackendSeamTest, CountingBackendRecordsEqualTheCpuRun) {
     for (int s = 0; s < plan_.pp; ++s) {
       SCOPED_TRACE(::testing::Message() << "dp rank " << r << " stage " << s);
       const std::vector<OpMemoryRecord>& cpu = cpu_records(r, s);
-      const std::vector<OpMemoryRecord> counted = count_op_memory(job_.model, plan_, r, s);
+      const std::vector<OpMemoryRecord> counted =
+          count_op_memory(job_.model, plan_, r, s, CpRank{}, offloads_kv(job_));
       ASSERT_GT(op_count(r, s), 0u);
       ASSERT_EQ(cpu.size(), op_count(r, s));
       ASSERT_EQ(counted.size(), cpu.size());
@@ -133,6 +144,9 @@ TEST_P(BackendSeamTest, CountingBackendRecordsEqualTheCpuRun) {
         EXPECT_EQ(counted[i].peak_bytes, cpu[i].peak_bytes);
         expect_same_bytes(counted[i].at_peak, cpu[i].at_peak, "at peak");
         expect_same_bytes(counted[i].live_at_end, cpu[i].live_at_end, "at end");
+        EXPECT_EQ(counted[i].host_at_start, cpu[i].host_at_start);
+        EXPECT_EQ(counted[i].host_at_end, cpu[i].host_at_end);
+        EXPECT_EQ(counted[i].host_peak, cpu[i].host_peak);
       }
     }
   }
@@ -148,11 +162,19 @@ TEST_P(BackendSeamTest, CpuRecordsChainAndReachTheTrackersStepPeak) {
     EXPECT_EQ(start.dynamic(), 0);
     EXPECT_GT(total(start), 0);
     expect_same_bytes(records.back().live_at_end, start, "after the last op");
+    EXPECT_EQ(records.front().host_at_start, 0);
+    EXPECT_EQ(records.back().host_at_end, 0);
+    int64_t host_peak = 0;
     const OpMemoryRecord* highest = &records.front();
     for (size_t i = 0; i < records.size(); ++i) {
       SCOPED_TRACE(::testing::Message() << "op " << i);
       const OpMemoryRecord& op = records[i];
       if (i > 0) expect_same_bytes(op.live_at_start, records[i - 1].live_at_end, "chain");
+      if (i > 0) EXPECT_EQ(op.host_at_start, records[i - 1].host_at_end) << "host chain";
+      // Offloaded, nothing of the store stays on the stage.
+      if (offloads_kv(job_)) EXPECT_EQ(op.at_peak.state_store, 0);
+      EXPECT_GE(op.host_peak, std::max(op.host_at_start, op.host_at_end));
+      host_peak = std::max(host_peak, op.host_peak);
       EXPECT_GT(op.peak_bytes, total(op.live_at_start));  // every op allocates
       EXPECT_GE(op.peak_bytes, total(op.live_at_end));
       EXPECT_EQ(total(op.at_peak), op.peak_bytes);  // the breakdown is of the peak itself
@@ -160,6 +182,8 @@ TEST_P(BackendSeamTest, CpuRecordsChainAndReachTheTrackersStepPeak) {
     }
     EXPECT_EQ(highest->peak_bytes, stage.peak_bytes);
     expect_same_bytes(highest->at_peak, stage.at_peak, "the step's peak");
+    EXPECT_EQ(host_peak, stage.host_peak_bytes);
+    EXPECT_EQ(host_peak > 0, offloads_kv(job_) && GetParam().keeps_kv_only);
   }
 }
 
@@ -193,6 +217,36 @@ TEST(CountingBackend, ChargesEveryBufferYetHoldsNoStorageAndComputesNothing) {
   EXPECT_EQ(worker.loss_sum(), 0.0);  // no loss computed, none copied back
   EXPECT_EQ(worker.op_memory().size(), static_cast<size_t>(plan->op_count()));
   EXPECT_GT(worker.tracker().peak_total(), worker.tracker().live_total());
+}
+
+// The CPU backend's K/V offload pool: host memory poisoned with NaN (so a fetch of an element
+// no offload wrote shows in the results), copies in and out of it as written and timed, the
+// time taken once.
+TEST(HostPool, CpuPoolIsPoisonedAndItsCopiesTimed) {
+  std::unique_ptr<Stream> stream = cpu_backend().create_stream();
+  MemoryTracker device, host;
+  for (const int64_t n : {int64_t{1}, int64_t{37}, int64_t{4099}}) {
+    SCOPED_TRACE(n);
+    FloatBuffer pooled(stream->host_pool(), &host, MemoryCategory::kStateStore, n);
+    EXPECT_EQ(host.live(MemoryCategory::kStateStore), n * 4);
+    for (int64_t i = 0; i < n; ++i) ASSERT_TRUE(std::isnan(pooled[i])) << i;
+    {
+      FloatBuffer src(stream->allocator(), &device, MemoryCategory::kTransient, n);
+      for (int64_t i = 0; i < n; ++i) src[i] = static_cast<float>(i) * 0.5f - 3.0f;
+      stream->offload(pooled.data(), src.data(), n);
+    }  // freed at once: the copy is done
+    FloatBuffer back(stream->allocator(), &device, MemoryCategory::kTransient, n);
+    stream->fetch(back.data(), pooled.data(), n);
+    stream->wait_copies();
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(pooled[i], static_cast<float>(i) * 0.5f - 3.0f) << i;
+      ASSERT_EQ(back[i], pooled[i]) << i;
+    }
+    EXPECT_GE(stream->take_copy_seconds(), 0.0);
+    EXPECT_EQ(stream->take_copy_seconds(), 0.0);  // taken
+  }
+  EXPECT_EQ(host.live_total(), 0);
+  EXPECT_EQ(device.live_total(), 0);
 }
 
 // The tracker's interval peak (one op's) restarts at each start and leaves the step's alone.

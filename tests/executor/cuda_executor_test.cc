@@ -3,7 +3,8 @@
 // over 5 training steps (fp32: equal to 1e-5 relative; bf16 tensor cores: within 2%); the
 // same per-op memory records as the counting (hence the CPU) backend; and the device's peak as the
 // executor counts it against the allocator pool's and the driver's (within 2%). Skips with the
-// reason when no CUDA device is present.
+// reason when no CUDA device is present. K/V offload: the contract with the store in pinned
+// host memory, the same step as on the device, and the copy queue's guard of freed storage.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "executor/counting_backend.h"
+#include "executor/cuda_backend.h"
 #include "executor/executor.h"
 #include "kernels/cuda/cuda_check.h"
 #include "sim/plan/plan_builder.h"
@@ -89,6 +91,18 @@ std::vector<Case> contract_cases() {
   baseline.max_length = 160;
   baseline.strategy = "{kind: baseline, micro_batching: pack}";
   cases.push_back({"pp2_baseline_pack", baseline, 8});
+  // K/V offload: the store in pinned host memory, rows fetched on the copy queue.
+  for (int pp : {1, 2}) {
+    test::TinyJob offload;
+    offload.lengths = test::odd_lengths(test::scaled_batch("chatqa2-long-sft", 7, 190, 20 + pp));
+    offload.pp = pp;
+    offload.strategy = fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, kv_offload: all}}",
+                                   pp == 1 ? 29 : 41, pp);
+    cases.push_back({fmt::format("offload_pp{}_k{}", pp, pp), offload, uint64_t(20 + pp)});
+  }
+  test::TinyJob offload_cp = cp2;
+  offload_cp.strategy = "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: all}";
+  cases.push_back({"offload_cp2_pp2_c40_k1", offload_cp, 23});
   test::TinyJob tied;
   tied.model = "tests/executor/data/tiny-tied.yaml";
   tied.lengths = {97, 5, 33, 1, 13};
@@ -180,6 +194,84 @@ TEST_F(CudaExecutorTest, DeviceMemoryMatchesThePoolAndTheDriver) {
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   ASSERT_EQ(on_gpu->op_memory.size(), 1u);
   EXPECT_EQ(count_op_memory(job.model, *plan, 0, 0), on_gpu->op_memory[0]);
+}
+
+// K/V offload on the device: the same step as with the store on the device (fp32: losses and
+// the reference check to 1e-6 relative — the same kernels on the same operands), no state store
+// in device memory, the pinned host pool at the peak the store had on the device, every byte it
+// held gone out and come back, the copy queue's time measured; and the host pools' bookkeeping
+// is the CPU backend's to the byte (the same store code).
+TEST_F(CudaExecutorTest, OffloadRunsTheSameStepWithTheStoreInPinnedHostMemory) {
+  test::TinyJob spec;
+  spec.lengths = test::odd_lengths(test::scaled_batch("chatqa2-long-sft", 7, 190, 11));
+  spec.pp = 2;
+  spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2}";
+  const Job on_device = test::tiny_job(spec);
+  spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2, kv_offload: all}";
+  const Job offloaded = test::tiny_job(spec);
+  ExecutorOptions options = cuda_options(9);
+  options.check_reference = true;
+  StatusOr<RunReport> kept = run_in_process(on_device, options);
+  StatusOr<RunReport> moved = run_in_process(offloaded, options);
+  ASSERT_TRUE(kept.ok() && moved.ok());
+  EXPECT_NEAR(moved->steps[0].loss, kept->steps[0].loss, 1e-6 * std::abs(kept->steps[0].loss));
+  ASSERT_TRUE(kept->steps[0].check && moved->steps[0].check);
+  EXPECT_LE(moved->steps[0].check->rel_error, kMaxRelError);
+  ExecutorOptions cpu = options;
+  cpu.backend = "cpu";
+  StatusOr<RunReport> on_cpu = run_in_process(offloaded, cpu);
+  ASSERT_TRUE(on_cpu.ok());
+  for (size_t s = 0; s < moved->stages.size(); ++s) {
+    SCOPED_TRACE(::testing::Message() << "stage " << s);
+    EXPECT_EQ(moved->stages[s].category_peaks.state_store, 0);
+    EXPECT_EQ(moved->stages[s].host_peak_bytes, kept->stages[s].category_peaks.state_store);
+    EXPECT_LE(moved->stages[s].peak_bytes, kept->stages[s].peak_bytes);
+    EXPECT_GE(moved->stages[s].host_copy_bytes, 2 * moved->stages[s].host_peak_bytes);
+    EXPECT_GT(moved->stages[s].host_copy_s, 0.0);
+    EXPECT_EQ(moved->stages[s].host_peak_bytes, on_cpu->stages[s].host_peak_bytes);
+    EXPECT_EQ(moved->stages[s].host_copy_bytes, on_cpu->stages[s].host_copy_bytes);
+    EXPECT_EQ(moved->stages[s].peak_bytes, on_cpu->stages[s].peak_bytes);
+  }
+}
+
+// The copy queue against the stream's allocator: storage an offload still reads, freed at once
+// and its memory asked for again and overwritten, reaches the host as it was; a fetch into a
+// buffer dropped before anyone waits is harmless; a fetch waited for is there. 256 MiB, so the
+// copies outlast the stream's next calls by far.
+TEST_F(CudaExecutorTest, CopyQueueGuardsStorageUntilItsCopyIsDone) {
+  StatusOr<std::unique_ptr<CudaBackend>> backend = CudaBackend::open(0, cuda::Math::kFp32);
+  ASSERT_TRUE(backend.ok()) << backend.status().message();
+  std::unique_ptr<Stream> stream = (*backend)->create_stream();
+  MemoryTracker device, host;
+  const int64_t n = int64_t{64} << 20;
+  std::vector<float> values(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i)] = float(i % 1000003) * 0.25f;
+  FloatBuffer pooled(stream->host_pool(), &host, MemoryCategory::kStateStore, n);
+  {
+    FloatBuffer src(stream->allocator(), &device, MemoryCategory::kTransient, n);
+    stream->copy_from_host(src.data(), values.data(), n);
+    stream->offload(pooled.data(), src.data(), n);
+  }  // freed while the copy reads it
+  for (int round = 0; round < 3; ++round) {
+    FloatBuffer reused(stream->allocator(), &device, MemoryCategory::kTransient, n);
+    stream->fill(reused.data(), -7.0f, n);
+  }
+  {
+    FloatBuffer dropped(stream->allocator(), &device, MemoryCategory::kTransient, n);
+    stream->fetch(dropped.data(), pooled.data(), n);
+  }  // freed before any wait
+  FloatBuffer back(stream->allocator(), &device, MemoryCategory::kTransient, n);
+  stream->fetch(back.data(), pooled.data(), n);
+  stream->wait_copies();
+  std::vector<float> got(static_cast<size_t>(n));
+  stream->copy_to_host(got.data(), back.data(), n);
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i) wrong += got[static_cast<size_t>(i)] != values[size_t(i)];
+  EXPECT_EQ(wrong, 0);
+  const double seconds = stream->take_copy_seconds();
+  EXPECT_GT(seconds, 0.0);
+  RecordProperty("copy_gb_per_s", std::to_string(3.0 * double(n) * 4 / seconds / 1e9));
+  EXPECT_EQ(stream->take_copy_seconds(), 0.0);
 }
 
 // A job larger than the device is refused before anything is allocated, naming both sizes.

@@ -25,21 +25,30 @@ namespace {
 // Peak bytes of each stage the simulator predicts with the executor's memory (the job's
 // default with the calibrated cost model; the unit cost model times it here: memory does not
 // depend on the times, only on the order of ops), worst over DP ranks and steps.
-std::vector<int64_t> predicted_peaks(Job job) {
+// The same for the host pool of offloaded K/V (strategy.kv_offload: all; 0 without).
+struct PredictedPeaks {
+  std::vector<int64_t> device, host;
+};
+
+PredictedPeaks predicted(Job job) {
   install_executor_memory();
   job.memory_model = MemoryModelKind::kExecutor;
   job.cost_model.kind = CostModelKind::kUnit;
   StatusOr<SimResult> result = simulate_job(job);
   EXPECT_TRUE(result.ok()) << result.status().message();
-  std::vector<int64_t> peaks(static_cast<size_t>(job.parallel.pp), 0);
+  const size_t pp = static_cast<size_t>(job.parallel.pp);
+  PredictedPeaks peaks{std::vector<int64_t>(pp, 0), std::vector<int64_t>(pp, 0)};
   if (!result.ok()) return peaks;
   EXPECT_EQ(result->metrics.memory_left_bytes, 0);
   EXPECT_GE(result->metrics.memory_min_category_bytes, 0);
   for (const StageMetrics& st : result->metrics.stages) {
-    peaks[static_cast<size_t>(st.stage)] = st.peak_memory_bytes;
+    peaks.device[static_cast<size_t>(st.stage)] = st.peak_memory_bytes;
+    peaks.host[static_cast<size_t>(st.stage)] = st.host_peak_bytes;
   }
   return peaks;
 }
+
+std::vector<int64_t> predicted_peaks(const Job& job) { return predicted(job).device; }
 
 void expect_exact(const test::TinyJob& spec) {
   const Job job = test::tiny_job(spec);
@@ -47,11 +56,14 @@ void expect_exact(const test::TinyJob& spec) {
   options.record_trace = false;
   StatusOr<RunReport> run = run_in_process(job, options);
   ASSERT_TRUE(run.ok()) << run.status().message() << "\n" << test::tiny_job_yaml(spec);
-  const std::vector<int64_t> predicted = predicted_peaks(job);
+  const PredictedPeaks peaks = predicted(job);
   for (const StageMemoryReport& st : run->stages) {
     EXPECT_GT(st.peak_bytes, 0);
-    EXPECT_EQ(predicted[static_cast<size_t>(st.stage)], st.peak_bytes)
+    EXPECT_EQ(peaks.device[static_cast<size_t>(st.stage)], st.peak_bytes)
         << "stage " << st.stage << " of\n"
+        << test::tiny_job_yaml(spec);
+    EXPECT_EQ(peaks.host[static_cast<size_t>(st.stage)], st.host_peak_bytes)
+        << "stage " << st.stage << "'s host pool of\n"
         << test::tiny_job_yaml(spec);
   }
 }
@@ -89,6 +101,41 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"{kind: chunkflow, chunk_size: 64, k: 2}", 2, 1, 1, "gpipe"},
                       Case{"{kind: baseline, micro_batching: pack}", 2},
                       Case{"{kind: baseline, micro_batching: per_sequence}", 1, 2}));
+
+// K/V offload: the executor's accounting, run with the store in the host pool, predicts each
+// stage's device peak and its host pool's peak to the byte (pp 1, 2 and 4; K 1 and 2; CP 2);
+// and no stage's device peak is above the same job's without offload, some below.
+TEST(ExecutorMemory, OffloadedStoreOnDeviceAndHost) {
+  struct OffloadCase {
+    int pp, cp;
+    const char* strategy;
+  };
+  for (const OffloadCase& c : {OffloadCase{1, 1, "{kind: chunkflow, chunk_size: 29, k: 1"},
+                               OffloadCase{2, 1, "{kind: chunkflow, chunk_size: 41, k: 2"},
+                               OffloadCase{4, 1, "{kind: chunkflow, chunk_size: 33, k: 1"},
+                               OffloadCase{2, 2, "{kind: chunkflow, chunk_size: 32, k: 1"}}) {
+    SCOPED_TRACE(::testing::Message() << "pp " << c.pp << " cp " << c.cp << " " << c.strategy);
+    test::TinyJob spec;
+    spec.lengths = c.cp > 1 ? std::vector<int64_t>{192, 8, 40, 4, 24}
+                            : test::scaled_batch("chatqa2-long-sft", 7, 211, 5 + c.pp);
+    spec.pp = c.pp;
+    spec.cp = c.cp;
+    if (c.cp > 1) spec.cp_comm = "all_gather";
+    spec.strategy = std::string(c.strategy) + "}";
+    const PredictedPeaks kept = predicted(test::tiny_job(spec));
+    spec.strategy = std::string(c.strategy) + ", kv_offload: all}";
+    expect_exact(spec);
+    const PredictedPeaks moved = predicted(test::tiny_job(spec));
+    int lower = 0;  // stages whose peak offload lowers (not one whose peak is the LM head's)
+    for (size_t s = 0; s < kept.device.size(); ++s) {
+      EXPECT_EQ(kept.host[s], 0);
+      EXPECT_GT(moved.host[s], 0) << "stage " << s;
+      EXPECT_LE(moved.device[s], kept.device[s]) << "stage " << s;
+      lower += moved.device[s] < kept.device[s];
+    }
+    EXPECT_GT(lower, 0);
+  }
+}
 
 // Interleaved 1F1B needs a chunk count Megatron's rule admits: the contract test's batch.
 TEST(ExecutorMemory, InterleavedVirtualStages) {
@@ -212,6 +259,20 @@ TEST(ExecutorMemory, RecordsMapToOpBytes) {
   EXPECT_EQ(b.activations_at_end, -17);
   EXPECT_EQ(b.store_at_end, 4);  // a group's first backward leaves the prefix's dK/dV
   EXPECT_EQ(b.activations_at_start + b.store_at_start, 0);
+  EXPECT_EQ(b.host_at_start + b.host_at_end, 0);
+  // Offloaded: a forward's K/V go to the host pool; a group's first backward adds the prefix's
+  // dK/dV there (the host's peak within the op) before it frees its own K/V.
+  forward.host_at_start = 500;
+  forward.host_peak = forward.host_at_end = 524;
+  const OpMemory fo = op_memory_of(forward);
+  EXPECT_EQ(fo.host_at_start, 24);
+  EXPECT_EQ(fo.host_at_end, 0);
+  backward.host_at_start = 524;
+  backward.host_peak = 524 + 30;
+  backward.host_at_end = 524 + 30 - 24 - 6;
+  const OpMemory bo = op_memory_of(backward);
+  EXPECT_EQ(bo.host_at_start, 30);
+  EXPECT_EQ(bo.host_at_end, -30);
 }
 
 }  // namespace
