@@ -47,6 +47,7 @@ ChunkInputs shard_inputs(const ChunkInputs& whole, CpRank cp) {
   ChunkInputs in;
   in.prefix_tokens = whole.prefix_tokens;
   in.chunk_tokens = whole.chunk_tokens;
+  in.sequence_tokens = whole.sequence_tokens;
   in.dependent = whole.dependent;
   in.group = whole.group;
   in.index = whole.index;

@@ -87,7 +87,7 @@ std::unique_ptr<Stream> CountingBackend::create_stream() {
 }
 
 std::vector<OpMemoryRecord> count_op_memory(const ModelConfig& model, const Plan& plan, int dp_rank,
-                                            int stage, CpRank cp, bool kv_offload) {
+                                            int stage, CpRank cp, KvOffloadPolicy kv_offload) {
   TokenBatch batch;  // token id 0 everywhere: ids change no buffer's size
   for (const int64_t length : plan.sequence_lengths) {
     batch.sequences.emplace_back(static_cast<size_t>(length), 0);

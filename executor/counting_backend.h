@@ -45,6 +45,7 @@ class NullTransport final : public Transport {
 // context parallelism, of CP rank `cp.rank` of the stage; with kv_offload, the state store in
 // the host pool (strategy.kv_offload: all).
 std::vector<OpMemoryRecord> count_op_memory(const ModelConfig& model, const Plan& plan, int dp_rank,
-                                            int stage, CpRank cp = {}, bool kv_offload = false);
+                                            int stage, CpRank cp = {},
+                                            KvOffloadPolicy kv_offload = {});
 
 }  // namespace cf

@@ -240,7 +240,7 @@ StatusOr<RunReport> run_in_process(const Job& job, const ExecutorOptions& option
     const int r = layout.dp_rank_of(rank), c = layout.cp_rank_of(rank), s = layout.stage_of(rank);
     workers.push_back(
         std::make_unique<StageWorker>(job.model, split, r, s, backend.get(), CpRank{layout.cp, c}));
-    workers.back()->set_kv_offload(offloads_kv(job));
+    workers.back()->set_kv_offload(kv_offload_policy(job));
     host_transports.push_back(std::make_unique<InProcessTransport>(&fabric, r, s, c));
     std::unique_ptr<Transport>& device = device_transports[static_cast<size_t>(rank)];
 #ifdef CHUNKFLOW_HAVE_CUDA

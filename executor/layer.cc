@@ -47,7 +47,11 @@ CpGroup cp_group(const LayerCall& call) {
 }
 
 // Whether the piece's state lives in an offloaded store (its rows come from the host pool).
-bool offloaded(const LayerCall& call) { return call.inputs->dependent && call.store->offloaded(); }
+// (after the group's piece 0 is stored: a later piece's forward, any backward).
+bool offloaded(const LayerCall& call) {
+  return call.inputs->dependent && call.store->offloading() &&
+         call.store->offloaded(call.inputs->group, call.layer);
+}
 
 // The rows this rank holds: the piece's own K/V (k_own, v_own) after the store's prefix, or,
 // with `fetched` (StateStore::fetch_keys, made earlier so its copies ran beside the work since),
@@ -131,7 +135,7 @@ void layer_forward(float* out, LayerActs* a, const LayerTensors& w, const LayerC
       << t << " rows of a " << in.chunk_tokens << "-token chunk without context parallelism";
   // K/V offload: the prefix comes back from the host pool beside the projections below.
   std::optional<StateStore::Rows> prefix;
-  if (offloaded(call) && in.prefix_tokens > 0) {
+  if (in.prefix_tokens > 0 && offloaded(call)) {
     prefix = call.store->fetch_keys(in.group, call.layer, in.index, /*own=*/false, t, call.tracker);
   }
 
@@ -151,7 +155,8 @@ void layer_forward(float* out, LayerActs* a, const LayerTensors& w, const LayerC
   s.rope_forward(k.data(), k.data(), in.positions.data(), t, dims.kv_heads, dims.head_dim,
                  dims.rope_theta);
   if (in.dependent && store_kv) {
-    call.store->put(in.group, call.layer, in.index, k.data(), v.data(), t, in.chunk_tokens);
+    call.store->put(in.group, call.layer, in.index, k.data(), v.data(), t, in.chunk_tokens,
+                    in.sequence_tokens);
   }
   {
     Keys keys = gather_keys(call, k.data(), v.data(), std::move(prefix));

@@ -194,7 +194,7 @@ StatusOr<MpiRunResult> run_with_mpi(const Job& job, const ExecutorOptions& optio
   StageWorker worker(job.model, layer_split(job.model.layers, job.parallel),
                      layout.dp_rank_of(rank), layout.stage_of(rank), backend.get(),
                      CpRank{layout.cp, layout.cp_rank_of(rank)});
-  worker.set_kv_offload(offloads_kv(job));
+  worker.set_kv_offload(kv_offload_policy(job));
   if (fault && fault->rank == rank) {
     worker.set_before_op([&worker, spec = *fault](int64_t ops_run) {
       if (ops_run == spec.after_ops) inject_fault(spec.action, worker.stream().allocator());

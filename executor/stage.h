@@ -93,7 +93,9 @@ class StageWorker {
   void set_before_op(std::function<void(int64_t ops_run)> hook) { before_op_ = std::move(hook); }
   // K/V offload (strategy.kv_offload: all): the state store's pieces in a host pool with its
   // own tracker (state_store.h). Between steps only.
-  void set_kv_offload(bool on) { store_.offload_to_host(on ? &host_tracker_ : nullptr); }
+  void set_kv_offload(const KvOffloadPolicy& offload) {
+    store_.offload_to_host(offload.enabled ? &host_tracker_ : nullptr, offload.min_tokens);
+  }
   const MemoryTracker& host_tracker() const { return host_tracker_; }
   const StateStore& store() const { return store_; }
 

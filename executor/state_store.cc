@@ -6,7 +6,7 @@
 namespace cf {
 
 void StateStore::put(int group, int64_t layer, int index, const float* k, const float* v,
-                     int64_t rows, int64_t whole_tokens) {
+                     int64_t rows, int64_t whole_tokens, int64_t sequence_tokens) {
   std::map<int, Piece>& group_pieces = pieces_[{group, layer}];
   CF_CHECK(group_pieces.count(index) == 0)
       << "group " << group << " layer " << layer << " piece " << index << " stored twice";
@@ -14,10 +14,13 @@ void StateStore::put(int group, int64_t layer, int index, const float* k, const 
   Piece& p = group_pieces[index];
   p.rows = rows;
   p.whole_tokens = whole_tokens < 0 ? rows : whole_tokens;
-  p.k = buffer(rows * kv_width_);
-  p.v = buffer(rows * kv_width_);
+  p.on_host = host_ != nullptr && sequence_tokens >= min_tokens_;
+  CF_CHECK(index == 0 || p.on_host == group_pieces.begin()->second.on_host)
+      << "group " << group << ": pieces of one sequence in two places";
+  p.k = buffer(rows * kv_width_, p.on_host);
+  p.v = buffer(rows * kv_width_, p.on_host);
   const int64_t n = rows * kv_width_;
-  if (offloaded()) {
+  if (p.on_host) {
     stream_->offload(p.k.data(), k, n);
     stream_->offload(p.v.data(), v, n);
     host_copy_bytes_ += 2 * n * static_cast<int64_t>(sizeof(float));
@@ -27,13 +30,15 @@ void StateStore::put(int group, int64_t layer, int index, const float* k, const 
   }
 }
 
-void StateStore::offload_to_host(MemoryTracker* host) {
+void StateStore::offload_to_host(MemoryTracker* host, int64_t min_tokens) {
   CF_CHECK(pieces_.empty()) << "the store's place changes only between steps";
+  CF_CHECK_GE(min_tokens, 0);
   host_ = host;
+  min_tokens_ = min_tokens;
 }
 
-void StateStore::read(float* dst, const float* src, int64_t n) {
-  if (offloaded()) {
+void StateStore::read(float* dst, const float* src, int64_t n, bool on_host) {
+  if (on_host) {
     stream_->fetch(dst, src, n);
     host_copy_bytes_ += n * static_cast<int64_t>(sizeof(float));
   } else {
@@ -86,8 +91,8 @@ void StateStore::gather_prefix(int group, int64_t layer, int index, float* k_out
   for (int i = 0; i < index; ++i) {
     const Piece& p = piece(group, layer, i);
     const int64_t n = p.rows * kv_width_;
-    read(storage_at(k_out, row * kv_width_), p.k.data(), n);
-    read(storage_at(v_out, row * kv_width_), p.v.data(), n);
+    read(storage_at(k_out, row * kv_width_), p.k.data(), n, p.on_host);
+    read(storage_at(v_out, row * kv_width_), p.v.data(), n, p.on_host);
     row += p.rows;
   }
 }
@@ -104,8 +109,8 @@ StateStore::Rows StateStore::fetch_keys(int group, int64_t layer, int index, boo
   if (own) {
     const Piece& p = piece(group, layer, index);
     const int64_t at = prefix_rows(group, layer, index) * kv_width_;
-    read(storage_at(rows.k.data(), at), p.k.data(), p.rows * kv_width_);
-    read(storage_at(rows.v.data(), at), p.v.data(), p.rows * kv_width_);
+    read(storage_at(rows.k.data(), at), p.k.data(), p.rows * kv_width_, p.on_host);
+    read(storage_at(rows.v.data(), at), p.v.data(), p.rows * kv_width_, p.on_host);
   }
   return rows;
 }
@@ -113,7 +118,7 @@ StateStore::Rows StateStore::fetch_keys(int group, int64_t layer, int index, boo
 StateStore::Gradients StateStore::fetch_gradients(int group, int64_t layer, int index,
                                                   MemoryTracker* tracker) {
   Gradients fetched;
-  if (!offloaded()) return fetched;
+  if (!offloaded(group, layer)) return fetched;
   const int64_t rows = prefix_rows(group, layer, index) + piece(group, layer, index).rows;
   fetched.dk =
       FloatBuffer(stream_->allocator(), tracker, MemoryCategory::kTransient, rows * kv_width_);
@@ -124,8 +129,8 @@ StateStore::Gradients StateStore::fetch_gradients(int group, int64_t layer, int 
     const Piece& p = piece(group, layer, i);
     const int64_t n = p.rows * kv_width_;
     if (!p.dk.empty()) {  // otherwise the zeros of the fresh buffer
-      read(storage_at(fetched.dk.data(), row * kv_width_), p.dk.data(), n);
-      read(storage_at(fetched.dv.data(), row * kv_width_), p.dv.data(), n);
+      read(storage_at(fetched.dk.data(), row * kv_width_), p.dk.data(), n, true);
+      read(storage_at(fetched.dv.data(), row * kv_width_), p.dv.data(), n, true);
     }
     row += p.rows;
   }
@@ -136,7 +141,7 @@ void StateStore::backward_gradients(int group, int64_t layer, int index, const f
                                     const float* dv, float* own_dk, float* own_dv,
                                     Gradients* fetched) {
   const int64_t own = piece(group, layer, index).rows * kv_width_;
-  if (!offloaded()) {
+  if (!offloaded(group, layer)) {
     accumulate_prefix(group, layer, index, dk, dv);
     if (has_gradients(group, layer, index)) {
       stream_->residual_add(own_dk, this->dk(group, layer, index), own);
@@ -158,8 +163,8 @@ void StateStore::backward_gradients(int group, int64_t layer, int index, const f
     stream_->residual_add(acc_k, storage_at(dk, row * kv_width_), n);
     stream_->residual_add(acc_v, storage_at(dv, row * kv_width_), n);
     if (p.dk.empty()) {
-      p.dk = buffer(n);
-      p.dv = buffer(n);
+      p.dk = buffer(n, true);
+      p.dv = buffer(n, true);
     }
     stream_->offload(p.dk.data(), acc_k, n);
     stream_->offload(p.dv.data(), acc_v, n);
@@ -174,14 +179,15 @@ void StateStore::backward_gradients(int group, int64_t layer, int index, const f
 
 void StateStore::accumulate_prefix(int group, int64_t layer, int index, const float* dk,
                                    const float* dv) {
-  CF_CHECK(!offloaded()) << "an offloaded store accumulates in fetched rows (backward_gradients)";
+  CF_CHECK(!offloaded(group, layer))
+      << "offloaded pieces accumulate in fetched rows (backward_gradients)";
   int64_t row = 0;
   for (int i = 0; i < index; ++i) {
     Piece& p = piece(group, layer, i);
     const int64_t n = p.rows * kv_width_;
     if (p.dk.empty()) {  // zero-filled: the first contribution adds to 0
-      p.dk = buffer(n);
-      p.dv = buffer(n);
+      p.dk = buffer(n, false);
+      p.dv = buffer(n, false);
     }
     stream_->residual_add(p.dk.data(), storage_at(dk, row * kv_width_), n);
     stream_->residual_add(p.dv.data(), storage_at(dv, row * kv_width_), n);

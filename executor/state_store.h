@@ -42,9 +42,10 @@ class StateStore {
       : tracker_(tracker), stream_(stream), kv_width_(kv_width) {}
 
   // Copies piece `index`'s K and V (rows, kv_width) for `layer` into the store: the piece's
-  // `whole_tokens` tokens, or this CP rank's `rows` of them (whole_tokens < 0: rows).
+  // `whole_tokens` tokens, or this CP rank's `rows` of them (whole_tokens < 0: rows). Its
+  // sequence's length decides where the group's pieces live (offload_to_host).
   void put(int group, int64_t layer, int index, const float* k, const float* v, int64_t rows,
-           int64_t whole_tokens = -1);
+           int64_t whole_tokens = -1, int64_t sequence_tokens = 0);
   bool has(int group, int64_t layer, int index) const;
   // The stored rows (rows, kv_width): host pool storage when offloaded, which only the CPU
   // backend's code may read (fetch_keys reads them on any backend).
@@ -88,9 +89,9 @@ class StateStore {
     FloatBuffer dk, dv;
   };
   Gradients fetch_gradients(int group, int64_t layer, int index, MemoryTracker* tracker);
-  // The stream's later work sees what was fetched (waits for the copy queue when offloaded).
+  // The stream's later work sees what was fetched (waits for the copy queue when offloading).
   void ready() {
-    if (offloaded()) stream_->wait_copies();
+    if (offloading()) stream_->wait_copies();
   }
   // Piece `index`'s backward: adds rows [0, prefix_rows) of dk and dv to the accumulators of
   // pieces 0..index−1 (`fetched`, sent back to the host pool, when offloaded), then the
@@ -103,17 +104,20 @@ class StateStore {
   void release(int group, int index, int64_t first_layer, int64_t end_layer);
   bool empty() const { return pieces_.empty(); }
 
-  // Keeps the pieces in the stream's host pool, counted by `host`, from now on (the store must
-  // be empty); nullptr: in the stream's storage again.
-  void offload_to_host(MemoryTracker* host);
-  bool offloaded() const { return host_ != nullptr; }
+  // Keeps the pieces of sequences of at least `min_tokens` tokens in the stream's host pool,
+  // counted by `host`, from now on (the store must be empty); nullptr: all in the stream's
+  // storage again.
+  void offload_to_host(MemoryTracker* host, int64_t min_tokens = 0);
+  bool offloading() const { return host_ != nullptr; }
+  // Whether the group's pieces on `layer` live in the host pool (its piece 0 must be stored).
+  bool offloaded(int group, int64_t layer) const { return piece(group, layer, 0).on_host; }
   // Bytes moved into and out of the host pool, and the seconds the copy queue spent moving
   // them, since the store was made. take_copy_time adds the queue's time so far (it waits for
   // the queue): the stage's thread calls it at the end of a step.
   int64_t host_copy_bytes() const { return host_copy_bytes_; }
   double host_copy_s() const { return host_copy_s_; }
   void take_copy_time() {
-    if (offloaded()) host_copy_s_ += stream_->take_copy_seconds();
+    if (offloading()) host_copy_s_ += stream_->take_copy_seconds();
   }
 
  private:
@@ -122,6 +126,7 @@ class StateStore {
     int64_t whole_tokens = 0;  // of the whole piece
     FloatBuffer k, v;          // (rows, kv_width)
     FloatBuffer dk, dv;        // (rows, kv_width), fp32 accumulators; empty until first use
+    bool on_host = false;      // in the host pool
   };
   using Key = std::pair<int, int64_t>;  // (group, layer)
   const Piece& piece(int group, int64_t layer, int index) const;
@@ -129,18 +134,19 @@ class StateStore {
     return const_cast<Piece&>(static_cast<const StateStore*>(this)->piece(group, layer, index));
   }
 
-  FloatBuffer buffer(int64_t count) {
-    if (host_ != nullptr) {
+  FloatBuffer buffer(int64_t count, bool on_host) {
+    if (on_host) {
       return FloatBuffer(stream_->host_pool(), host_, MemoryCategory::kStateStore, count);
     }
     return FloatBuffer(stream_->allocator(), tracker_, MemoryCategory::kStateStore, count);
   }
   // dst (n) = src (n) of the store: a copy within the stream's storage, or a fetch from the
   // host pool (counted).
-  void read(float* dst, const float* src, int64_t n);
+  void read(float* dst, const float* src, int64_t n, bool on_host);
 
   MemoryTracker* tracker_;
   MemoryTracker* host_ = nullptr;
+  int64_t min_tokens_ = 0;
   int64_t host_copy_bytes_ = 0;
   double host_copy_s_ = 0;
   Stream* stream_;

@@ -132,6 +132,7 @@ ChunkInputs chunk_inputs(const Chunk& chunk, const TokenBatch& batch) {
     if (in.dependent) {
       CF_CHECK_EQ(chunk.segments.size(), 1u);
       in.prefix_tokens = seg.offset;
+      in.sequence_tokens = seq_len;
       in.segments.push_back({0, seg.length, 0, seg.offset + seg.length});
     } else {
       in.segments.push_back({row, seg.length, row, seg.length});

@@ -50,8 +50,9 @@ struct ChunkInputs {
   std::vector<int32_t> targets;    // next token of the same sequence, kIgnoreTarget at its end
   std::vector<int32_t> positions;  // restart per standalone segment, continue in a group
   std::vector<AttentionSegment> segments;
-  int64_t prefix_tokens = 0;  // dependent piece: tokens of the earlier pieces (its K/V prefix)
-  int64_t chunk_tokens = 0;   // tokens of the whole chunk, over all CP ranks
+  int64_t prefix_tokens = 0;    // dependent piece: tokens of the earlier pieces (its K/V prefix)
+  int64_t chunk_tokens = 0;     // tokens of the whole chunk, over all CP ranks
+  int64_t sequence_tokens = 0;  // dependent piece: tokens of its whole sequence
   bool dependent = false;
   int group = -1;
   int index = 0;

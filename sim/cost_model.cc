@@ -68,7 +68,7 @@ StatusOr<std::unique_ptr<CostModel>> make_base_cost_model(const Job& job) {
 // the unit model's times are not seconds, so it prices none.
 StatusOr<std::unique_ptr<CostModel>> make_cost_model(const Job& job) {
   CF_ASSIGN_OR_RETURN(std::unique_ptr<CostModel> base, make_base_cost_model(job));
-  if (kv_offload_of(job) != KvOffload::kAll || job.cost_model.kind == CostModelKind::kUnit) {
+  if (!kv_offload_policy(job).enabled || job.cost_model.kind == CostModelKind::kUnit) {
     return base;
   }
   return std::unique_ptr<CostModel>(std::make_unique<OffloadCostModel>(

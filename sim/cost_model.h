@@ -32,6 +32,7 @@ struct OpQuery {
   int64_t tokens = 0;  // Σ q_len
   std::span<const AttentionSpan> spans;
   bool dependent = false;  // a piece of a split sequence (its span's prefix is its offset)
+  bool offloaded = false;  // ... whose K/V state lives in host memory (strategy.kv_offload)
 };
 
 // An op's time and the parts of it the metrics report.

@@ -97,7 +97,11 @@ std::vector<OpMemory> MegatronMemory::stream(const PlanIndex& index, int dp_rank
   for (int i = index.stream_begin(dp_rank, stage); i < index.stream_end(dp_rank, stage); ++i) {
     const IndexedOp& entry = index.op(i);
     const Chunk& chunk = plan.chunks[static_cast<size_t>(entry.op->chunk)];
-    out.push_back(megatron_op_memory(model_, entry.op->pass, chunk, plan.k, entry.place, offload_));
+    const bool offload =
+        chunk.kind == ChunkKind::kDependent &&
+        offload_.offloads(
+            plan.sequence_lengths[static_cast<size_t>(chunk.segments.front().sequence)]);
+    out.push_back(megatron_op_memory(model_, entry.op->pass, chunk, plan.k, entry.place, offload));
   }
   return out;
 }
@@ -122,7 +126,7 @@ StatusOr<std::unique_ptr<OpMemorySource>> make_memory_source(const Job& job) {
   }
   if (job.memory_model == MemoryModelKind::kMegatron) {
     return std::unique_ptr<OpMemorySource>(std::make_unique<MegatronMemory>(
-        MemoryModel(job.model, job.parallel, job.training), kv_offload_of(job) == KvOffload::kAll));
+        MemoryModel(job.model, job.parallel, job.training), kv_offload_policy(job)));
   }
   if (!executor_factory()) {
     return Status::InvalidInput(job.origin +

@@ -60,7 +60,8 @@ OpMemory megatron_op_memory(const MemoryModel& memory, Pass pass, const Chunk& c
 
 class MegatronMemory final : public OpMemorySource {
  public:
-  explicit MegatronMemory(MemoryModel model, bool offload = false)
+  // Offloads the pieces of the sequences `offload` names (by their length in the plan).
+  explicit MegatronMemory(MemoryModel model, KvOffloadPolicy offload = {})
       : model_(std::move(model)), offload_(offload) {}
   MemoryBreakdown model_states(int stage) const override { return model_.model_states(stage); }
   std::vector<OpMemory> stream(const PlanIndex& index, int dp_rank, int stage) const override;
@@ -68,7 +69,7 @@ class MegatronMemory final : public OpMemorySource {
 
  private:
   MemoryModel model_;
-  bool offload_ = false;
+  KvOffloadPolicy offload_;
 };
 
 using MemorySourceFactory = std::function<StatusOr<std::unique_ptr<OpMemorySource>>(const Job&)>;

@@ -212,6 +212,7 @@ nlohmann::json metrics_to_json(const SimMetrics& m) {
                         {"stages", stages}};
   if (m.kv_offload != "none") {
     out["kv_offload"] = m.kv_offload;
+    out["kv_offload_min_tokens"] = m.kv_offload_min_tokens;
     out["host_bytes_per_node"] = m.host_bytes_per_node;
     out["host_memory_bytes"] = m.host_memory_bytes;
   }

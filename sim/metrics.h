@@ -52,10 +52,12 @@ struct SimMetrics {
   int64_t reserved_bytes = 0;             // CUDA context, NCCL buffers, fragmentation
   int64_t memory_min_category_bytes = 0;  // lowest any memory category went (0 when sound)
   int64_t memory_left_bytes = 0;          // left allocated after the step (0 when sound)
-  std::string kv_offload = "none";        // "none" | "all" | "auto: all" | "auto: none"
-  int64_t host_bytes_per_node = 0;        // offloaded K/V a node's host memory holds, at most
-  int64_t host_memory_bytes = 0;          // per node
-  bool feasible = true;                   // the sampled steps and the worst case fit
+  // "none" | "all" | "all ≥ N tokens" | "auto: none" | "auto: all" | "auto: ≥ N tokens"
+  std::string kv_offload = "none";
+  int64_t kv_offload_min_tokens = 0;  // sequences of fewer tokens keep their K/V on the GPU
+  int64_t host_bytes_per_node = 0;    // offloaded K/V a node's host memory holds, at most
+  int64_t host_memory_bytes = 0;      // per node
+  bool feasible = true;               // the sampled steps and the worst case fit
   // false: only the memory was replayed (SimOptions::memory_only / memory_budget_bytes), the
   // step's times are not computed.
   bool timed = true;

@@ -40,7 +40,7 @@ OffloadCostModel::OffloadCostModel(std::unique_ptr<CostModel> base, MemoryModel 
 }
 
 void OffloadCostModel::add_offload(const OpQuery& query, OpTime* time) const {
-  if (!query.dependent || query.spans.empty()) return;
+  if (!query.offloaded || query.spans.empty()) return;
   const HostTraffic t =
       offload_traffic(memory_, query.pass, query.layers, query.tokens, query.spans[0].kv_prefix);
   time->host_bytes = t.in_bytes + t.out_bytes;

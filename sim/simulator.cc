@@ -8,8 +8,11 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "core/check.h"
 #include "core/limits.h"
@@ -157,18 +160,31 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
   return out;
 }
 
-// One price slot per chunk, except that pieces of split sequences alike in tokens and offset
-// (their one span) share one: their ops price alike.
+namespace {
+
+// Whether the K/V state of a chunk's sequence lives in host memory (strategy.kv_offload).
+bool offloaded_piece(const Plan& plan, const Chunk& chunk, const KvOffloadPolicy& offload) {
+  return chunk.kind == ChunkKind::kDependent &&
+         offload.offloads(
+             plan.sequence_lengths[static_cast<size_t>(chunk.segments.front().sequence)]);
+}
+
+}  // namespace
+
+// One price slot per chunk, except that pieces of split sequences alike in tokens, offset
+// (their one span) and offload share one: their ops price alike.
 void Simulator::prepare_prices(const Step& step) {
   price_slot_.resize(step.plan.chunks.size());
   piece_slots_.clear();
+  const KvOffloadPolicy offload = kv_offload_policy(step.job);
   int slots = 0;
   for (size_t c = 0; c < step.plan.chunks.size(); ++c) {  // op.chunk: a position in chunks
     const Chunk& chunk = step.plan.chunks[c];
     int& slot = price_slot_[c];
     if (chunk.kind == ChunkKind::kDependent && chunk.segments.size() == 1) {
-      auto [it, fresh] =
-          piece_slots_.try_emplace({chunk.tokens, chunk.segments.front().offset}, slots);
+      auto [it, fresh] = piece_slots_.try_emplace(
+          {chunk.tokens, chunk.segments.front().offset, offloaded_piece(step.plan, chunk, offload)},
+          slots);
       slot = it->second;
       if (!fresh) continue;
     } else {
@@ -188,6 +204,7 @@ void Simulator::build_graph(Step& step, int first, int last) {
   const int ops = (last == step.dp ? index.size() : index.stream_begin(last, 0)) - base;
   graph_.clear();
   graph_.reserve(ops, ops);
+  const KvOffloadPolicy offload = kv_offload_policy(step.job);
   for (int r = first; r < last; ++r) {
     for (int s = 0; s < step.pp; ++s) {
       const int stream = graph_.add_stream();
@@ -198,6 +215,7 @@ void Simulator::build_graph(Step& step, int first, int last) {
         OpQuery query = op_query(op.pass, r, s, op.model_chunk, entry.place, chunk.tokens,
                                  index.spans(op.chunk));
         query.dependent = chunk.kind == ChunkKind::kDependent;
+        query.offloaded = offloaded_piece(step.plan, chunk, offload);
         const OpTime& time = price(step.cost, query, op.chunk);
         CF_CHECK_EQ(graph_.add_task(stream, time.total_ns), i - base);
         task_time_[static_cast<size_t>(i)] = time;
@@ -608,8 +626,10 @@ StatusOr<SimResult> simulate_job_as_given(const Job& job, const SimOptions& opti
             job.origin, ops, limits::kMaxTraceOps));
       }
     }
-    StatusOr<SimResult> result =
-        simulator.run(job, *plan, **cost, step == 0 ? options : SimOptions{});
+    // Later steps are simulated for their metrics only (a memory-only run replays memory only).
+    SimOptions later;
+    later.memory_only = options.memory_only;
+    StatusOr<SimResult> result = simulator.run(job, *plan, **cost, step == 0 ? options : later);
     if (!result.ok()) return result.status().prefixed(job.origin);
     if (step == 0 && options.record_trace &&
         result->metrics.step_time_s * 1e9 >= static_cast<double>(kMaxTraceTimeNs)) {
@@ -635,14 +655,44 @@ StatusOr<SimResult> simulate_job_as_given(const Job& job, const SimOptions& opti
     if (!result.ok()) return result.status();
     apply_worst_case(result->metrics, longest_sequence(job), &first.metrics);
   }
+  const KvOffloadPolicy offload = kv_offload_policy(job);
+  first.metrics.kv_offload_min_tokens = offload.enabled ? offload.min_tokens : 0;
   first.metrics.kv_offload = to_string(kv_offload_of(job));
+  if (first.metrics.kv_offload_min_tokens > 0) {
+    first.metrics.kv_offload += fmt::format(" ≥ {} tokens", first.metrics.kv_offload_min_tokens);
+  }
   return first;
+}
+
+// Whether the stages' peaks (the sampled steps' and the worst case's) fit the GPU, whatever
+// the host memory.
+bool fits_device(const Job& job, const SimMetrics& m) {
+  const int64_t usable = job.cluster.gpu.hbm_bytes - job.cluster.gpu.reserved_bytes;
+  return std::max(worst_stage_peak_bytes(m), m.worst_case_peak_bytes) <= usable;
+}
+
+// The lengths of the split sequences of the job's sampled steps and its worst-case batch, the
+// longest first: where kv_offload: auto may draw its line.
+std::vector<int64_t> split_sequence_lengths(const Job& job) {
+  std::set<int64_t, std::greater<>> lengths;
+  auto add = [&](const std::vector<int64_t>& batch) {
+    for (const int64_t length : batch) {
+      if (length > job.strategy.chunk_size) lengths.insert(length);
+    }
+  };
+  for (int step = 0; step < job.training.steps; ++step) {
+    add(plan_inputs_from_job(job, step).sequence_lengths);
+  }
+  add(worst_case_batch(job, plan_inputs_from_job(job, 0).sequence_lengths));
+  return {lengths.begin(), lengths.end()};
 }
 
 }  // namespace
 
-// kv_offload auto: the job as it is, and when it does not fit the GPU, again with everything
-// offloaded (docs/BEYOND.md).
+// kv_offload auto (docs/BEYOND.md): the job as it is; when it does not fit the GPU, the fewest
+// sequences offloaded that make it fit — the longest first, theirs being the most K/V state —
+// found by bisection over the split sequences' lengths (offloading more sequences holds no
+// more on the GPU), each probe replaying memory only; when nothing fits, every one offloaded.
 StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
                                  const std::function<void(int, int)>& on_step) {
   if (kv_offload_of(job) != KvOffload::kAuto) {
@@ -657,8 +707,28 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
   }
   Job offloaded = job;
   offloaded.strategy.kv_offload = KvOffload::kAll;
+  const std::vector<int64_t> lengths = split_sequence_lengths(job);
+  SimOptions probe;
+  probe.memory_only = true;
+  // lengths[hi] is a line that fits (or the last one); lines above lengths[lo] do not.
+  size_t lo = 0, hi = lengths.empty() ? 0 : lengths.size() - 1;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    offloaded.strategy.kv_offload_min_tokens = lengths[mid];
+    CF_ASSIGN_OR_RETURN(const SimResult tried, simulate_job_as_given(offloaded, probe, nullptr));
+    if (fits_device(offloaded, tried.metrics)) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  // The shortest split sequence's line offloads every one: kv_offload: all.
+  offloaded.strategy.kv_offload_min_tokens = hi + 1 < lengths.size() ? lengths[hi] : 0;
   CF_ASSIGN_OR_RETURN(result, simulate_job_as_given(offloaded, options, on_step));
-  result.metrics.kv_offload = "auto: all";
+  result.metrics.kv_offload =
+      offloaded.strategy.kv_offload_min_tokens == 0
+          ? "auto: all"
+          : fmt::format("auto: ≥ {} tokens", offloaded.strategy.kv_offload_min_tokens);
   return result;
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "core/status.h"
@@ -86,9 +87,10 @@ class Simulator {
     bool embedding, lm_head;
     OpTime time;
   };
-  std::vector<std::vector<PricedOp>> chunk_prices_;         // per price slot
-  std::vector<int> price_slot_;                             // per chunk of the plan
-  std::map<std::pair<int64_t, int64_t>, int> piece_slots_;  // (tokens, offset) of a piece
+  std::vector<std::vector<PricedOp>> chunk_prices_;  // per price slot
+  std::vector<int> price_slot_;                      // per chunk of the plan
+  // (tokens, offset, offloaded) of a piece
+  std::map<std::tuple<int64_t, int64_t, bool>, int> piece_slots_;
   const OpTime& price(const CostModel& cost, const OpQuery& query, int chunk);
   std::vector<int> input_edge_;  // per task: the engine edge of its input, -1 for none
 };

@@ -31,11 +31,11 @@ class ExecutorMemory final : public OpMemorySource {
       : model_(job.model),
         split_(layer_split(job.model.layers, job.parallel)),
         cp_(job.parallel.cp),
-        kv_offload_(offloads_kv(job)) {}
+        kv_offload_(kv_offload_policy(job)) {}
   ModelConfig model_;
   LayerSplit split_;
   int cp_;
-  bool kv_offload_;  // the state store in the host pool (strategy.kv_offload: all)
+  KvOffloadPolicy kv_offload_;  // which sequences' K/V live in the host pool
 };
 
 // What an op did to memory, as the replay applies it: a forward keeps what it added (at its

@@ -331,10 +331,25 @@ Status read_strategy(YamlMap& root, Job* job) {
   s.kv_offload = kv_offload == "none"  ? KvOffload::kNone
                  : kv_offload == "all" ? KvOffload::kAll
                                        : KvOffload::kAuto;
+  CF_RETURN_IF_ERROR(map.get("kv_offload_min_tokens", &s.kv_offload_min_tokens));
+  if (s.kv_offload_min_tokens < 0) {
+    return map.error("kv_offload_min_tokens",
+                     fmt::format("must be >= 0, got {}", s.kv_offload_min_tokens));
+  }
+  CF_RETURN_IF_ERROR(map.check_at_most("kv_offload_min_tokens", s.kv_offload_min_tokens,
+                                       limits::kMaxTokens, limits::kMaxTokensWhy));
+  if (s.kind == StrategyKind::kChunkFlow && map.has("kv_offload_min_tokens") &&
+      s.kv_offload != KvOffload::kAll) {
+    return map.error("kv_offload_min_tokens",
+                     s.kv_offload == KvOffload::kAuto
+                         ? "applies to kv_offload: all only (auto picks it)"
+                         : "applies to kv_offload: all only");
+  }
   CF_RETURN_IF_ERROR(map.get_choice("micro_batching", {"pack", "per_sequence"}, &micro_batching));
   s.micro_batching = micro_batching == "pack" ? MicroBatching::kPack : MicroBatching::kPerSequence;
   if (s.kind == StrategyKind::kBaseline) {
-    for (const char* key : {"chunk_size", "k", "packer", "split", "kv_offload"}) {
+    for (const char* key :
+         {"chunk_size", "k", "packer", "split", "kv_offload", "kv_offload_min_tokens"}) {
       if (map.has(key)) return map.error(key, "applies to kind: chunkflow only");
     }
   } else if (map.has("micro_batching")) {
@@ -486,6 +501,12 @@ std::string to_string(Packer p) {
 std::string to_string(SequenceSplit s) { return s == SequenceSplit::kTokens ? "tokens" : "cost"; }
 KvOffload kv_offload_of(const Job& job) {
   return job.strategy.kind == StrategyKind::kChunkFlow ? job.strategy.kv_offload : KvOffload::kNone;
+}
+
+KvOffloadPolicy kv_offload_policy(const Job& job) {
+  const KvOffload o = kv_offload_of(job);
+  CF_CHECK(o != KvOffload::kAuto) << job.origin << ": kv_offload: auto is resolved by simulate_job";
+  return {o == KvOffload::kAll, job.strategy.kv_offload_min_tokens};
 }
 
 std::string to_string(KvOffload o) {

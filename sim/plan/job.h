@@ -93,6 +93,9 @@ struct StrategyConfig {
   Packer packer = Packer::kBalanced;
   SequenceSplit split = SequenceSplit::kTokens;
   KvOffload kv_offload = KvOffload::kNone;
+  // With kv_offload: all, only sequences of at least this many tokens are offloaded (0: every
+  // split sequence); kv_offload: auto picks it.
+  int64_t kv_offload_min_tokens = 0;
   MicroBatching micro_batching = MicroBatching::kPack;  // baseline only
 };
 
@@ -152,6 +155,17 @@ std::string to_string(KvOffload o);      // "none" | "all" | "auto"
 // The job's K/V offload: strategy.kv_offload for ChunkFlow, none for the baseline (no split
 // sequences). Every reader of the option asks this.
 KvOffload kv_offload_of(const Job& job);
+// Which split sequences keep their K/V state in host memory: none, or each of at least
+// min_tokens tokens (strategy.kv_offload: all with kv_offload_min_tokens). The simulator's
+// memory and cost models and the executor's state store ask it per sequence.
+struct KvOffloadPolicy {
+  bool enabled = false;
+  int64_t min_tokens = 0;
+  bool offloads(int64_t sequence_tokens) const { return enabled && sequence_tokens >= min_tokens; }
+  bool operator==(const KvOffloadPolicy&) const = default;
+};
+// The job's policy: CHECKs that kv_offload is not auto (simulate_job resolves auto first).
+KvOffloadPolicy kv_offload_policy(const Job& job);
 std::string to_string(MicroBatching m);    // "pack" | "per_sequence"
 std::string to_string(CostModelKind c);    // "analytical" | "unit" | "calibrated"
 std::string to_string(MemoryModelKind m);  // "megatron" | "executor"

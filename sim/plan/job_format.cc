@@ -71,6 +71,10 @@ Rows resolved_rows(const Job& job) {
     rows.push_back({"strategy.packer", to_string(s.packer)});
     rows.push_back({"strategy.split", to_string(s.split)});
     rows.push_back({"strategy.kv_offload", to_string(s.kv_offload)});
+    if (s.kv_offload_min_tokens > 0) {
+      rows.push_back(
+          {"strategy.kv_offload_min_tokens", fmt::format("{}", s.kv_offload_min_tokens)});
+    }
   } else {
     rows.push_back({"strategy.micro_batching", to_string(s.micro_batching)});
   }
@@ -146,6 +150,9 @@ std::string resolved_yaml(const Job& job) {
     out << YAML::Key << "packer" << YAML::Value << to_string(s.packer);
     out << YAML::Key << "split" << YAML::Value << to_string(s.split);
     out << YAML::Key << "kv_offload" << YAML::Value << to_string(s.kv_offload);
+    if (s.kv_offload_min_tokens > 0) {
+      out << YAML::Key << "kv_offload_min_tokens" << YAML::Value << s.kv_offload_min_tokens;
+    }
   } else {
     out << YAML::Key << "micro_batching" << YAML::Value << to_string(s.micro_batching);
   }

@@ -123,6 +123,8 @@ TEST(ShardInputs, EveryRowSeesExactlyTheKeysItSeesInTheWholeChunk) {
         EXPECT_EQ(shard.cp_rank, r);
         EXPECT_EQ(shard.chunk_tokens, whole.chunk_tokens);
         EXPECT_EQ(shard.prefix_tokens, whole.prefix_tokens);
+        EXPECT_EQ(shard.sequence_tokens, whole.sequence_tokens);
+        EXPECT_EQ(whole.sequence_tokens, whole.dependent ? 81 : 0);  // the one split sequence
         ASSERT_EQ(shard.tokens(), cp_shard_tokens(whole.chunk_tokens, cp, r));
         // The kernels' own precondition: segments tile the rows, keys inside (prefix + chunk).
         check_attention_args(shard.segments.data(), static_cast<int64_t>(shard.segments.size()),

@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -285,6 +286,13 @@ std::vector<Case> contract_cases() {
         fmt::format("{{kind: chunkflow, chunk_size: {}, k: {}, kv_offload: all}}", chunk_size, k);
     cases.push_back({fmt::format("offload_pp{}_c{}_k{}", pp, chunk_size, k), offload});
   }
+  // ... only the sequences of at least 97 tokens: 151 and 97 in the host pool, 64 on the stage.
+  test::TinyJob line;
+  line.lengths = {64, 151, 23, 97, 5};
+  line.pp = 2;
+  line.strategy =
+      "{kind: chunkflow, chunk_size: 29, k: 1, kv_offload: all, kv_offload_min_tokens: 97}";
+  cases.push_back({"offload_line_pp2_c29_k1", line});
   // Cost-aware chunks (chunking.h): pieces of unequal length, packed by predicted time.
   for (const auto& [pp, chunk_size, k] : {std::tuple{2, 43, 1}, {4, 36, 2}}) {
     test::TinyJob cost;
@@ -399,6 +407,32 @@ TEST(ContractOffload, SameStepWithTheStoreInTheHostPool) {
     host += moved.host_copy_bytes;
   }
   EXPECT_GT(host, 0);
+  // A line between the batch's split sequences: the longer ones' pieces in the host pool, the
+  // rest on the stage — the same step again, each place holding less than it would alone.
+  std::vector<int64_t> split;
+  for (const int64_t length : spec.lengths) {
+    if (length > 41) split.push_back(length);
+  }
+  std::sort(split.begin(), split.end());
+  ASSERT_GE(split.size(), 2u);
+  spec.strategy = fmt::format(
+      "{{kind: chunkflow, chunk_size: 41, k: 2, kv_offload: all, kv_offload_min_tokens: {}}}",
+      split.back());
+  StatusOr<RunReport> c = run_in_process(test::tiny_job(spec), options);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(a->steps[0].loss, c->steps[0].loss);
+  ASSERT_TRUE(c->steps[0].check);
+  EXPECT_EQ(a->steps[0].check->rel_error, c->steps[0].check->rel_error);
+  int64_t stage_store = 0, in_pool = 0;
+  for (size_t s = 0; s < c->stages.size(); ++s) {
+    EXPECT_LE(c->stages[s].host_peak_bytes, b->stages[s].host_peak_bytes) << "stage " << s;
+    EXPECT_LE(c->stages[s].category_peaks.state_store, a->stages[s].category_peaks.state_store)
+        << "stage " << s;
+    stage_store += c->stages[s].category_peaks.state_store;
+    in_pool += c->stages[s].host_peak_bytes;
+  }
+  EXPECT_GT(stage_store, 0);
+  EXPECT_GT(in_pool, 0);
 }
 
 }  // namespace

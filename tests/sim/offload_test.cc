@@ -1,7 +1,8 @@
 // K/V offload (strategy.kv_offload, sim/offload_cost.h, megatron_op_memory with offload): the
 // bytes each op moves, the state store leaving the GPU for the host (every byte freed by the
 // step's end), the stall when the host link is slower than the compute and none when it is
-// not, `auto` offloading only a job that does not fit, and the jobs refused.
+// not, a line (kv_offload_min_tokens) below which sequences keep their K/V on the GPU, `auto`
+// offloading only a job that does not fit and only its longest sequences, and the jobs refused.
 #include <gtest/gtest.h>
 
 #include "sim/memory_model.h"
@@ -118,6 +119,69 @@ TEST(Offload, AutoOffloadsOnlyWhatDoesNotFit) {
   EXPECT_FALSE(offload_run(with_offload(tight, KvOffload::kNone)).feasible);
 }
 
+// kv_offload_min_tokens: only the pieces of sequences at least that long leave the GPU. With
+// two split sequences (6000 and 1500 tokens), a line at 6000 moves the longer one's K/V only
+// (less host traffic than offloading both, none of the shorter one's), one above every
+// sequence is no offload, one at the shorter split sequence is everything.
+TEST(Offload, OnlySequencesAboveTheLineLeaveTheGpu) {
+  const Job job = test::tiny_job(2, 2, 1, "sp: true", "{kind: chunkflow, chunk_size: 512, k: 2}",
+                                 "6000, 1500, 300, 77", "analytical");
+  auto line_at = [&](int64_t tokens) {
+    Job lined = with_offload(job, KvOffload::kAll);
+    lined.strategy.kv_offload_min_tokens = tokens;
+    return offload_run(lined);
+  };
+  const SimMetrics none = offload_run(job);
+  const SimMetrics all = offload_run(with_offload(job, KvOffload::kAll));
+  const SimMetrics longest = line_at(6000);
+  EXPECT_EQ(longest.kv_offload, "all ≥ 6000 tokens");
+  EXPECT_EQ(longest.kv_offload_min_tokens, 6000);
+  for (size_t s = 0; s < static_cast<size_t>(job.parallel.pp); ++s) {
+    SCOPED_TRACE(s);
+    EXPECT_GT(longest.stages[s].host_traffic_bytes, 0);
+    EXPECT_LT(longest.stages[s].host_traffic_bytes, all.stages[s].host_traffic_bytes);
+    EXPECT_GT(longest.stages[s].host_peak_bytes, 0);
+    EXPECT_LE(longest.stages[s].host_peak_bytes, all.stages[s].host_peak_bytes);
+    EXPECT_LE(all.stages[s].peak_memory_bytes, longest.stages[s].peak_memory_bytes);
+    EXPECT_LE(longest.stages[s].peak_memory_bytes, none.stages[s].peak_memory_bytes);
+  }
+  EXPECT_LT(worst_stage_peak_bytes(longest), worst_stage_peak_bytes(none));
+  const SimMetrics above = line_at(6001);
+  EXPECT_EQ(worst_stage_peak_bytes(above), worst_stage_peak_bytes(none));
+  EXPECT_EQ(above.step_time_s, none.step_time_s);
+  for (const StageMetrics& st : above.stages) EXPECT_EQ(st.host_traffic_bytes, 0);
+  const SimMetrics shorter = line_at(1500);
+  EXPECT_EQ(shorter.step_time_s, all.step_time_s);
+  EXPECT_EQ(worst_stage_peak_bytes(shorter), worst_stage_peak_bytes(all));
+  EXPECT_EQ(shorter.stages[0].host_traffic_bytes, all.stages[0].host_traffic_bytes);
+}
+
+// auto draws the line itself: on a GPU that holds the job once the longest sequence's K/V are
+// off it, but not with them, auto offloads that sequence alone — the same run as the line drawn
+// by hand — and says so.
+TEST(Offload, AutoOffloadsTheLongestSequencesFirst) {
+  Job job = test::tiny_job(2, 2, 1, "sp: true", "{kind: chunkflow, chunk_size: 512, k: 2}",
+                           "6000, 1500, 300, 77", "analytical");
+  Job lined = with_offload(job, KvOffload::kAll);
+  lined.strategy.kv_offload_min_tokens = 6000;
+  const int64_t fits_lined = worst_stage_peak_bytes(offload_run(lined));
+  ASSERT_LT(fits_lined, worst_stage_peak_bytes(offload_run(job)));
+  job.cluster.gpu.hbm_bytes = fits_lined + job.cluster.gpu.reserved_bytes;
+  lined.cluster.gpu.hbm_bytes = job.cluster.gpu.hbm_bytes;
+  const SimMetrics decided = offload_run(with_offload(job, KvOffload::kAuto));
+  EXPECT_EQ(decided.kv_offload, "auto: ≥ 6000 tokens");
+  EXPECT_EQ(decided.kv_offload_min_tokens, 6000);
+  EXPECT_TRUE(decided.feasible) << decided.infeasible_reason;
+  EXPECT_EQ(decided.step_time_s, offload_run(lined).step_time_s);
+  EXPECT_FALSE(offload_run(job).feasible);
+  // One byte less and the longest alone is not enough: both go (the line at the shorter one is
+  // every split sequence: auto: all) — or, if that does not fit either, auto: all, infeasible.
+  job.cluster.gpu.hbm_bytes -= 1;
+  const SimMetrics more = offload_run(with_offload(job, KvOffload::kAuto));
+  EXPECT_EQ(more.kv_offload, "auto: all");
+  EXPECT_EQ(more.kv_offload_min_tokens, 0);
+}
+
 TEST(Offload, HostMemoryIsAResourceToo) {
   Job job = with_offload(long_job(), KvOffload::kAll);
   job.cluster.gpu.host_memory_bytes = 1024;
@@ -143,6 +207,47 @@ TEST(Offload, JobsThatCannotOffloadAreRefused) {
   EXPECT_NE(baseline.status().message().find("strategy.kv_offload: applies to kind: chunkflow"),
             std::string::npos)
       << baseline.status().message();
+}
+
+// kv_offload_min_tokens is read with the line and key named, and only where it means something;
+// the resolved job carries it, and reads back the same.
+TEST(Offload, TheLineIsCheckedWhereItIsRead) {
+  const std::string head =
+      "model: tiny\ncluster: {gpu: h100-sxm-80g, gpus: 2, gpus_per_node: 2}\n"
+      "dataset: {lengths: [5000, 3], max_length: 8192}\ntraining: {global_batch: 2, steps: 1}\n"
+      "parallel: {tp: 1, pp: 2, dp: 1}\n";
+  struct Bad {
+    const char* strategy;
+    const char* message;
+  };
+  for (const Bad& bad :
+       {Bad{"{kind: chunkflow, kv_offload: all, kv_offload_min_tokens: -1}", "must be >= 0"},
+        Bad{"{kind: chunkflow, kv_offload: none, kv_offload_min_tokens: 9}",
+            "kv_offload: all only"},
+        Bad{"{kind: chunkflow, kv_offload: auto, kv_offload_min_tokens: 9}", "auto picks it"},
+        Bad{"{kind: chunkflow, kv_offload_min_tokens: 9}", "kv_offload: all only"},
+        Bad{"{kind: chunkflow, kv_offload: all, kv_offload_min_tokens: 1e300}", ""},
+        Bad{"{kind: baseline, kv_offload_min_tokens: 9}", "applies to kind: chunkflow"}}) {
+    SCOPED_TRACE(bad.strategy);
+    const StatusOr<Job> job = parse_job(head + "strategy: " + bad.strategy + "\n", "bad.yaml");
+    ASSERT_FALSE(job.ok());
+    EXPECT_EQ(job.status().exit_code(), 2);
+    EXPECT_NE(job.status().message().find("bad.yaml:6"), std::string::npos)
+        << job.status().message();
+    EXPECT_NE(job.status().message().find("strategy.kv_offload_min_tokens"), std::string::npos)
+        << job.status().message();
+    EXPECT_NE(job.status().message().find(bad.message), std::string::npos)
+        << job.status().message();
+  }
+  const StatusOr<Job> lined = parse_job(
+      head + "strategy: {kind: chunkflow, kv_offload: all, kv_offload_min_tokens: 4096}\n",
+      "lined.yaml");
+  ASSERT_TRUE(lined.ok()) << lined.status().message();
+  EXPECT_EQ(kv_offload_policy(*lined), (KvOffloadPolicy{true, 4096}));
+  EXPECT_NE(resolved_table(*lined).find("strategy.kv_offload_min_tokens"), std::string::npos);
+  const StatusOr<Job> again = parse_job(resolved_yaml(*lined), "resolved.yaml");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(kv_offload_policy(*again), kv_offload_policy(*lined));
 }
 
 }  // namespace
