@@ -2,7 +2,8 @@
 # Million-token contexts (docs/BEYOND.md): Qwen2.5-7B on one node of 8 H100s and Qwen2.5-72B on
 # 8 nodes (64 H100s), one sequence of 1M, 2M and 4M tokens per step, simulated with the K/V
 # on the GPU and offloaded to host memory; then the 7B / 4M job tuned over ChunkSize, K, TP,
-# CP and PP with and without offload. Prints markdown tables.
+# CP and PP with and without offload; a batch of eight long sequences where kv_offload: auto
+# offloads only the longest. Prints markdown tables.
 # Usage: scripts/million-tokens.sh [--build-dir DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +47,26 @@ YAML
       "$chunkflow" simulate "$work/job.yaml" --json | python3 "$work/read.py"
     done
   done
+done
+echo
+echo "A batch of eight long sequences (2M, 1M, 768K, 512K, 256K, 128K, 64K, 32K tokens), qwen2.5-7b on"
+echo "8 × H100 (tp 4, pp 2, C 32768, K 2, full recompute): auto offloads the longest first."
+echo
+echo "| kv_offload | what is offloaded | peak per GPU (K/V store) | fits | host memory per node | host link traffic (busiest stage) | stall | step time | tokens/s |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for offload in none all auto; do
+  cat >"$work/mixed.yaml" <<YAML
+model: qwen2.5-7b
+cluster: {gpu: h100-sxm-80g, gpus: 8, gpus_per_node: 8}
+dataset: {lengths: [2097152, 1048576, 786432, 524288, 262144, 131072, 65536, 32768], max_length: 2097152}
+training: {global_batch: 8, steps: 1}
+parallel: {tp: 4, pp: 2, dp: 1, sp: true, recompute: full, schedule: 1f1b}
+strategy: {kind: chunkflow, chunk_size: 32768, k: 2, packer: balanced, kv_offload: $offload}
+cost_model: {kind: analytical}
+YAML
+  "$chunkflow" simulate "$work/mixed.yaml" --json >"$work/mixed.json"
+  printf '| %s | %s ' "$offload" "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("kv_offload", "none"))' "$work/mixed.json")"
+  python3 "$work/read.py" <"$work/mixed.json"
 done
 echo
 echo "Tuned: qwen2.5-7b, one 4M-token sequence, 8 × H100 (chunkflow tune --tp all --pp all --cp all"

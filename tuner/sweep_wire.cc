@@ -93,7 +93,8 @@ json to_wire(const SimMetrics& m) {
           {"worst_case_feasible", m.worst_case_feasible},
           {"extrapolated_ops", m.extrapolated_ops},
           {"worst_extrapolation", m.worst_extrapolation},
-          {"kv_offload", {m.kv_offload, m.host_bytes_per_node, m.host_memory_bytes}},
+          {"kv_offload",
+           {m.kv_offload, m.host_bytes_per_node, m.host_memory_bytes, m.kv_offload_min_tokens}},
           {"stages", stages}};
 }
 SimMetrics metrics_of(const json& j) {
@@ -129,6 +130,7 @@ SimMetrics metrics_of(const json& j) {
   m.kv_offload = offload.at(0).get<std::string>();
   m.host_bytes_per_node = offload.at(1).get<int64_t>();
   m.host_memory_bytes = offload.at(2).get<int64_t>();
+  m.kv_offload_min_tokens = offload.at(3).get<int64_t>();
   return m;
 }
 
@@ -143,7 +145,7 @@ json to_wire(const RankedCandidate& r) {
           {"strategy",
            {static_cast<int>(st.kind), st.chunk_size, st.k, static_cast<int>(st.packer),
             static_cast<int>(st.micro_batching), static_cast<int>(st.split),
-            static_cast<int>(st.kv_offload)}},
+            static_cast<int>(st.kv_offload), st.kv_offload_min_tokens}},
           {"k_covers", c.k_covers},
           {"max_group_size", c.max_group_size},
           {"metrics", to_wire(r.metrics)}};
@@ -170,6 +172,7 @@ RankedCandidate ranked_of(const json& j) {
   c.strategy.micro_batching = enum_of<MicroBatching>(st.at(4));
   c.strategy.split = enum_of<SequenceSplit>(st.at(5));
   c.strategy.kv_offload = enum_of<KvOffload>(st.at(6));
+  c.strategy.kv_offload_min_tokens = st.at(7).get<int64_t>();
   c.k_covers = j.at("k_covers").get<int>();
   c.max_group_size = j.at("max_group_size").get<int>();
   r.metrics = metrics_of(j.at("metrics"));

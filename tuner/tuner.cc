@@ -197,6 +197,7 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space,
       // The job's split and K/V offload apply to every candidate (the chunkings used the split).
       strategy.split = job.strategy.split;
       strategy.kv_offload = job.strategy.kv_offload;
+      strategy.kv_offload_min_tokens = job.strategy.kv_offload_min_tokens;
       folded += chunkflow.add_candidates(layout, strategy, chunkings[i], space.ks);
     }
   }

@@ -154,6 +154,10 @@ TEST(SweepWire, PointsReadBackExactly) {
   m.model_flops = 1.7976931348623157e308;
   m.stages[0].peak_breakdown.transient = int64_t{1} << 62;
   m.stages[0].tp_comm_s = -0.0;
+  m.kv_offload = "all ≥ 65537 tokens";
+  m.kv_offload_min_tokens = 65537;
+  tricky.best->candidate.strategy.kv_offload = KvOffload::kAll;
+  tricky.best->candidate.strategy.kv_offload_min_tokens = 65537;
   StatusOr<SweepPoint> back = sweep_point_from_wire(sweep_point_to_wire(tricky));
   ASSERT_TRUE(back.ok());
   const SimMetrics& b = back->best->metrics;
@@ -165,6 +169,9 @@ TEST(SweepWire, PointsReadBackExactly) {
   EXPECT_TRUE(std::signbit(b.stages[0].tp_comm_s));
   EXPECT_EQ(back->best->candidate.layout, tricky.best->candidate.layout);
   EXPECT_EQ(back->best->candidate.strategy.chunk_size, tricky.best->candidate.strategy.chunk_size);
+  EXPECT_EQ(back->best->candidate.strategy.kv_offload_min_tokens, 65537);
+  EXPECT_EQ(b.kv_offload, "all ≥ 65537 tokens");
+  EXPECT_EQ(b.kv_offload_min_tokens, 65537);
 
   std::vector<uint8_t> broken = sweep_point_to_wire(tricky);
   broken.resize(broken.size() / 2);
