@@ -11,12 +11,13 @@
 #
 # What runs, each under its own time limit: the cuda-labelled tests (every kernel against its
 # CPU reference; the executor's gradient contract in fp32 mode, CPU against GPU losses, device
-# memory against the pool and the driver; the GPU calibration's own tests); the kernel
-# benchmarks (attention forward + backward at 4K, 8K, 16K tokens, head dim 128, GQA 8:1, and
-# GEMMs, TFLOP/s); `chunkflow calibrate --backend cuda`; then for qwen2.5-0.5b with ChunkSize
-# 4096 and 8192 at pp 1 and pp 2 (two stages on one GPU): simulate with the calibrated GPU
-# file, run on the GPU, compare. $OUT/summary.txt first (the figures), then logs.tar.gz (every
-# log, trace and JSON). docs/GPU.md records what ran.
+# memory against the pool and the driver; K/V offload in pinned host memory; the GPU
+# calibration's own tests); the kernel benchmarks (attention forward + backward at 4K, 8K, 16K
+# tokens, head dim 128, GQA 8:1, and GEMMs, TFLOP/s); `chunkflow calibrate --backend cuda`;
+# then for qwen2.5-0.5b with ChunkSize 4096 and 8192 at pp 1 and pp 2 (two stages on one GPU):
+# simulate with the calibrated GPU file, run on the GPU, compare; then the 4096 / pp 1 job with
+# K/V offload (its step, peak and copies). $OUT/summary.txt first (the figures), then
+# logs.tar.gz (every log, trace and JSON). docs/GPU.md records what ran.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bundle="$root/device-bundle"
@@ -163,6 +164,32 @@ else:
 PY
   done
 done
+# 5. K/V offload on the GPU: the c4096-pp1 job again with the split sequence's K/V in pinned host
+# memory, copied on the copy queue; its step, device peak and copies against the run above.
+job="$logs/c4096-pp1-offload.yaml"
+sed 's/packer: balanced}/packer: balanced, kv_offload: all}/' "$logs/c4096-pp1.yaml" > "$job"
+timeout 60 "$cf" simulate "$job" --json > "$logs/offload.simulate.json" 2>&1 || status=1
+timeout 120 "$cf" run "$job" --backend cuda --math bf16 --json > "$logs/offload.run.json" \
+  2> "$logs/offload.run.err" || status=1
+python3 - "$logs" <<'PY' | tee -a "$summary"
+import json, sys
+logs = sys.argv[1]
+try:
+    on = json.load(open(f"{logs}/c4096-pp1.run.json"))
+    off = json.load(open(f"{logs}/offload.run.json"))
+    sim = json.load(open(f"{logs}/offload.simulate.json"))
+except Exception as e:
+    print(f"offload    failed: {e}")
+    sys.exit(0)
+mib = 2**20
+peak = lambda r: max(s["peak_memory_bytes"] for s in r["stages"]) / mib
+st = max(off["stages"], key=lambda s: s.get("host_copy_bytes", 0))
+rate = st["host_copy_bytes"] / st["host_copy_s"] / 1e9 if st.get("host_copy_s") else 0
+print(f"offload    step {off['step_time_s']:.4f} s (store on the GPU {on['step_time_s']:.4f} s), "
+      f"peak {peak(off):.0f} MiB (on the GPU {peak(on):.0f}; predicted {max(s['peak_memory_bytes'] for s in sim['stages']) / mib:.0f}), "
+      f"host pool {st.get('host_peak_bytes', 0) / mib:.0f} MiB, {st['host_copy_bytes'] / mib:.0f} MiB copied "
+      f"in {st.get('host_copy_s', 0):.4f} s ({rate:.1f} GB/s)")
+PY
 note "status     $status"
 tar -C "$out" -czf "$out/logs.tar.gz" logs && rm -rf "$logs"
 exit $status
