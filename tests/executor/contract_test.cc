@@ -376,13 +376,10 @@ TEST(ContractCheck, DetectsAPerturbedGradient) {
 // bit as the same job with the store on the stage, no state store on the stage at any moment,
 // and the pieces counted in the host pool with every move into and out of it.
 TEST(ContractOffload, SameStepWithTheStoreInTheHostPool) {
-  test::TinyJob spec;
-  spec.lengths = test::odd_lengths(test::scaled_batch("chatqa2-long-sft", 7, 190, 11));
-  spec.pp = 2;
-  spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2}";
-  const Job on_stage = test::tiny_job(spec);
-  spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2, kv_offload: all}";
-  const Job offloaded = test::tiny_job(spec);
+  test::OffloadPair pair = test::offload_pair();
+  test::TinyJob& spec = pair.spec;
+  const Job& on_stage = pair.kept;
+  const Job& offloaded = pair.offloaded;
   ExecutorOptions options;
   options.seed = 9;
   options.init_std = 0.2f;

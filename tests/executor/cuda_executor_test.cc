@@ -202,13 +202,9 @@ TEST_F(CudaExecutorTest, DeviceMemoryMatchesThePoolAndTheDriver) {
 // held gone out and come back, the copy queue's time measured; and the host pools' bookkeeping
 // is the CPU backend's to the byte (the same store code).
 TEST_F(CudaExecutorTest, OffloadRunsTheSameStepWithTheStoreInPinnedHostMemory) {
-  test::TinyJob spec;
-  spec.lengths = test::odd_lengths(test::scaled_batch("chatqa2-long-sft", 7, 190, 11));
-  spec.pp = 2;
-  spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2}";
-  const Job on_device = test::tiny_job(spec);
-  spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2, kv_offload: all}";
-  const Job offloaded = test::tiny_job(spec);
+  const test::OffloadPair pair = test::offload_pair();
+  const Job& on_device = pair.kept;
+  const Job& offloaded = pair.offloaded;
   ExecutorOptions options = cuda_options(9);
   options.check_reference = true;
   StatusOr<RunReport> kept = run_in_process(on_device, options);

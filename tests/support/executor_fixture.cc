@@ -57,4 +57,16 @@ std::vector<int64_t> odd_lengths(std::vector<int64_t> lengths) {
   return lengths;
 }
 
+OffloadPair offload_pair() {
+  OffloadPair pair;
+  pair.spec.lengths = odd_lengths(scaled_batch("chatqa2-long-sft", 7, 190, 11));
+  pair.spec.pp = 2;
+  pair.spec.strategy = "{kind: chunkflow, chunk_size: 41, k: 2}";
+  pair.kept = tiny_job(pair.spec);
+  TinyJob offloaded = pair.spec;
+  offloaded.strategy = "{kind: chunkflow, chunk_size: 41, k: 2, kv_offload: all}";
+  pair.offloaded = tiny_job(offloaded);
+  return pair;
+}
+
 }  // namespace cf::test

@@ -39,4 +39,13 @@ std::vector<int64_t> scaled_batch(const std::string& dataset, int count, int64_t
 // Each length made odd (ℓ | 1), so chunks and their CP shards come in odd and uneven sizes.
 std::vector<int64_t> odd_lengths(std::vector<int64_t> lengths);
 
+// The job the K/V offload tests compare on every backend — a long-tailed batch of odd lengths
+// on pp 2, ChunkSize 41, K 2 — with its state store kept on the stage and offloaded
+// (strategy.kv_offload: all); `spec` is the kept one's.
+struct OffloadPair {
+  TinyJob spec;
+  Job kept, offloaded;
+};
+OffloadPair offload_pair();
+
 }  // namespace cf::test
