@@ -95,7 +95,7 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
   return out;
 }
 
-std::string report_text(const RunReport& report, const std::string& transport) {
+std::string report_text(const Job& job, const RunReport& report, const std::string& transport) {
   std::string out =
       fmt::format("backend           {} ({} transport, {} step{})\n", report.backend, transport,
                   report.steps.size(), report.steps.size() == 1 ? "" : "s");
@@ -132,6 +132,13 @@ std::string report_text(const RunReport& report, const std::string& transport) {
         "\nK/V offload       host pool peak {} (busiest stage); {} moved into and out of it in "
         "{:.3g} s of copies over the run\n",
         mib(host_peak), mib(host_bytes), host_s);
+  } else if (offloads_kv(job)) {
+    const int64_t line = job.strategy.kv_offload_min_tokens;
+    out += line > 0 ? fmt::format(
+                          "\nK/V offload       nothing offloaded: no split sequence of the "
+                          "run has {} tokens or more (kv_offload_min_tokens)\n",
+                          line)
+                    : "\nK/V offload       nothing offloaded: the run split no sequence\n";
   }
   if (report.device_memory) {
     // The executor's own count against the device allocator's and the driver's: the pool keeps
@@ -234,7 +241,7 @@ int run_run(const RunOptions& options) {
   } else {
     std::fputs(resolved_table(*job).c_str(), stdout);
     std::fputs("\n", stdout);
-    std::fputs(report_text(*result, transport).c_str(), stdout);
+    std::fputs(report_text(*job, *result, transport).c_str(), stdout);
     if (!options.trace_path.empty()) {
       std::fputs(written_note(options.trace_path).c_str(), stdout);
     }

@@ -66,6 +66,39 @@ TEST(RunCommand, JsonCarriesStepTimeThroughputLossMemoryAndGradientError) {
   }
 }
 
+// K/V offload in the report: the host pool's peak and copies (text and JSON) when pieces were
+// offloaded; with a line above every sequence of the run, the text says nothing was, and why.
+TEST(RunCommand, OffloadSaysWhatWentToTheHostPool) {
+  TempDir dir;
+  test::TinyJob spec = pipelined_job();
+  spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: all}";
+  const std::string all = dir.write("all.yaml", test::tiny_job_yaml(spec));
+  const test::CommandResult text = run_chunkflow({"run", all, "--backend", "cpu"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("K/V offload       host pool peak "), std::string::npos) << text.out;
+  const test::CommandResult json = run_chunkflow({"run", all, "--backend", "cpu", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  int64_t host = 0;
+  const nlohmann::json out = nlohmann::json::parse(json.out);
+  for (const nlohmann::json& stage : out.at("stages")) {
+    EXPECT_EQ(stage.at("peak_memory_breakdown").at("state_store").get<int64_t>(), 0);
+    EXPECT_GE(stage.at("host_copy_bytes").get<int64_t>(),
+              2 * stage.at("host_peak_bytes").get<int64_t>());
+    host += stage.at("host_peak_bytes").get<int64_t>();
+  }
+  EXPECT_GT(host, 0);
+  spec.strategy =
+      "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: all, "
+      "kv_offload_min_tokens: 131}";  // the longest sequence has 130 tokens
+  const test::CommandResult above = run_chunkflow(
+      {"run", dir.write("above.yaml", test::tiny_job_yaml(spec)), "--backend", "cpu"});
+  ASSERT_EQ(above.exit_code, 0) << above.err;
+  EXPECT_NE(above.out.find("nothing offloaded: no split sequence of the run has 131 tokens or "
+                           "more (kv_offload_min_tokens)"),
+            std::string::npos)
+      << above.out;
+}
+
 TEST(RunCommand, TraceHasEveryPlanOpAndTheResolvedJobBesideIt) {
   TempDir dir;
   const test::TinyJob spec = pipelined_job();
