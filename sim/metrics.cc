@@ -290,6 +290,15 @@ std::string metrics_table(const SimMetrics& m) {
         format_bytes(b.weights), format_bytes(b.gradients), format_bytes(b.optimizer),
         format_bytes(b.activations), format_bytes(b.state_store));
   }
+  if (m.kv_offload != "none") {
+    out += fmt::format("\n{:>5} {:>13} {:>13} {:>11}   (K/V offload)\n", "stage", "host peak",
+                       "host traffic", "stall s");
+    for (const StageMetrics& st : m.stages) {
+      out +=
+          fmt::format("{:>5} {:>13} {:>13} {:>11.6g}\n", st.stage, format_bytes(st.host_peak_bytes),
+                      format_bytes(st.host_traffic_bytes), st.offload_stall_s);
+    }
+  }
   return out;
 }
 

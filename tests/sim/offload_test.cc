@@ -146,6 +146,11 @@ TEST(Offload, OnlySequencesAboveTheLineLeaveTheGpu) {
     EXPECT_LE(longest.stages[s].peak_memory_bytes, none.stages[s].peak_memory_bytes);
   }
   EXPECT_LT(worst_stage_peak_bytes(longest), worst_stage_peak_bytes(none));
+  // The text names the line and gives each stage's host peak, traffic and stall.
+  const std::string table = metrics_table(longest);
+  EXPECT_NE(table.find("K/V offload       all ≥ 6000 tokens"), std::string::npos) << table;
+  EXPECT_NE(table.find("(K/V offload)\n    0 "), std::string::npos) << table;
+  EXPECT_EQ(metrics_table(none).find("K/V offload"), std::string::npos);
   const SimMetrics above = line_at(6001);
   EXPECT_EQ(worst_stage_peak_bytes(above), worst_stage_peak_bytes(none));
   EXPECT_EQ(above.step_time_s, none.step_time_s);
