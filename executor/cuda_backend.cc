@@ -70,19 +70,22 @@ class CudaAllocator final : public Allocator {
 
 // Pinned (page-locked) host memory for a stream's K/V offload pool: what lets a copy run
 // asynchronously beside the kernels at the host link's speed. cudaHostAlloc is slow (it maps
-// the pages for the device), so freed blocks are kept and handed out again for a request of
-// the same size, as a caching host allocator does; they go back at the stream's end. Every
-// use of the pool's storage is a copy on the stream's copy queue, in order, so a block freed
-// while a copy still uses it is safe to hand out again: its next copy comes after. Not
-// zero-filled (backend.h).
+// the pages for the device), so freed blocks are kept and handed out again, as a caching host
+// allocator does; they go back at the stream's end. Requests are rounded up to a size class
+// (host_block_size, memory.h), so that pieces of every length a batch brings reuse a bounded
+// set of blocks step after step. Every use of the
+// pool's storage is a copy on the stream's copy queue, in order, so a block freed while a copy
+// still uses it is safe to hand out again: its next copy comes after. Not zero-filled
+// (backend.h).
 class PinnedPool final : public Allocator {
  public:
   ~PinnedPool() override {
     for (const auto& [bytes, storage] : free_) cudaFreeHost(storage);
   }
-  void* allocate(int64_t bytes) override {
-    CF_CHECK_GE(bytes, 0);
-    if (bytes == 0) return nullptr;
+  void* allocate(int64_t requested) override {
+    CF_CHECK_GE(requested, 0);
+    if (requested == 0) return nullptr;
+    const int64_t bytes = host_block_size(requested);
     const std::lock_guard<std::mutex> lock(mutex_);
     if (auto it = free_.find(bytes); it != free_.end()) {
       void* storage = it->second;
@@ -96,15 +99,15 @@ class PinnedPool final : public Allocator {
         bytes / 1048576.0, cudaGetErrorString(status));
     return storage;
   }
-  void deallocate(void* storage, int64_t bytes) override {
+  void deallocate(void* storage, int64_t requested) override {
     if (storage == nullptr) return;
     const std::lock_guard<std::mutex> lock(mutex_);
-    free_.emplace(bytes, storage);
+    free_.emplace(host_block_size(requested), storage);
   }
 
  private:
   std::mutex mutex_;
-  std::multimap<int64_t, void*> free_;  // kept blocks by size
+  std::multimap<int64_t, void*> free_;  // kept blocks by size class
 };
 
 class CudaStream final : public Stream {

@@ -55,6 +55,16 @@ Allocator* poisoned_host_allocator() {
   return &allocator;
 }
 
+int64_t host_block_size(int64_t bytes) {
+  CF_CHECK_GE(bytes, 0);
+  constexpr int64_t kPage = 4096;
+  if (bytes <= kPage) return kPage;
+  int64_t power = kPage;
+  while (power <= bytes / 2) power *= 2;  // the largest power of two ≤ bytes
+  const int64_t step = power / 4;
+  return (bytes + step - 1) / step * step;
+}
+
 void retain_freed_memory() {
 #if defined(__GLIBC__)
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest heap-served size on 64-bit

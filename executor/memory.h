@@ -36,6 +36,11 @@ Allocator* host_allocator();
 // (backend.h), whose storage is written before it is read, so a read before the write shows.
 Allocator* poisoned_host_allocator();
 
+// The size class a caching host pool (the CUDA backend's pinned K/V offload pool) rounds a
+// request of `bytes` up to, so that freed blocks serve later requests of nearby sizes: a 4 KiB
+// page at least, then four classes per power of two (at most 25% more than asked).
+int64_t host_block_size(int64_t bytes);
+
 // Tells glibc's malloc to keep freed memory for reuse: buffers up to 32 MiB come from the
 // heap rather than their own mmap, and the heap is not trimmed back to the system. Without
 // it every step re-faults its working set (the stage threads are new each step and their

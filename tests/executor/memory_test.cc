@@ -2,12 +2,16 @@
 // — with K = 1, ChunkFlow's peak activation memory stays flat while the longest sequence grows
 // 8× (4 → 32 pieces of ChunkSize), apart from the (C, h) stage input each F* piece keeps for
 // its recompute (DESIGN.md §4.2), 1/60 of a piece's activations on the tiny model, which is
-// accounted exactly; the baseline's peak grows with the longest sequence.
+// accounted exactly; the baseline's peak grows with the longest sequence. The host pool's size
+// classes.
 #include "executor/memory.h"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <set>
 #include <vector>
 
 #include "executor/executor.h"
@@ -61,6 +65,42 @@ int64_t activation_peak(const std::string& strategy, int64_t pieces, int64_t* to
   const StageMemoryReport& stage = report->stages.at(0);
   if (total_peak != nullptr) *total_peak = stage.peak_bytes;
   return stage.category_peaks.activations;
+}
+
+// The pinned pool's size classes: never less than asked, a page at least, at most 25% more
+// above a page, monotone, and few — four per power of two — over every size up to 64 GiB, so a
+// pool that keeps freed blocks by class reuses them across the batches' piece lengths.
+TEST(HostBlockSize, ClassesCoverEverySizeWithAQuarterAtMostToSpare) {
+  EXPECT_EQ(host_block_size(1), 4096);
+  EXPECT_EQ(host_block_size(4096), 4096);
+  EXPECT_EQ(host_block_size(4097), 5120);  // 4096 + 1024
+  EXPECT_EQ(host_block_size(8192), 8192);
+  EXPECT_EQ(host_block_size(8193), 10240);  // 8192 + 2048
+  EXPECT_EQ(host_block_size(14337), 16384);
+  std::set<int64_t> classes;
+  std::mt19937_64 rng(7);
+  int64_t previous_bytes = 0, previous = 0;
+  std::vector<int64_t> sizes;
+  for (int i = 0; i < 20000; ++i) sizes.push_back(int64_t(rng() % (int64_t{64} << 30)) + 1);
+  for (int64_t p = 1; p <= (int64_t{64} << 30); p *= 2) {
+    sizes.insert(sizes.end(), {p - 1, p, p + 1});
+  }
+  std::sort(sizes.begin(), sizes.end());
+  for (const int64_t bytes : sizes) {
+    if (bytes <= 0) continue;
+    const int64_t block = host_block_size(bytes);
+    ASSERT_GE(block, bytes);
+    ASSERT_GE(block, 4096);
+    if (bytes > 4096) {
+      ASSERT_LE(block, bytes + bytes / 4) << bytes;
+    }
+    if (bytes >= previous_bytes) {
+      ASSERT_GE(block, previous) << bytes;
+    }
+    previous_bytes = bytes, previous = block;
+    classes.insert(block);
+  }
+  EXPECT_LE(classes.size(), 4u * 24u + 1u);  // 4 KiB .. 64 GiB: 24 powers of two
 }
 
 TEST(ActivationMemory, ChunkFlowWithKOneStaysFlatAsTheLongestSequenceGrows8x) {
