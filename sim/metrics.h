@@ -52,7 +52,7 @@ struct SimMetrics {
   int64_t reserved_bytes = 0;             // CUDA context, NCCL buffers, fragmentation
   int64_t memory_min_category_bytes = 0;  // lowest any memory category went (0 when sound)
   int64_t memory_left_bytes = 0;          // left allocated after the step (0 when sound)
-  // "none" | "all" | "all ≥ N tokens" | "auto: none" | "auto: all" | "auto: ≥ N tokens"
+  // "none" | "all" | "all ≥ N tokens", prefixed "auto: " where kv_offload: auto chose it
   std::string kv_offload = "none";
   int64_t kv_offload_min_tokens = 0;  // sequences of fewer tokens keep their K/V on the GPU
   int64_t host_bytes_per_node = 0;    // offloaded K/V a node's host memory holds, at most

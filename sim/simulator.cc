@@ -655,14 +655,22 @@ StatusOr<SimResult> simulate_job_as_given(const Job& job, const SimOptions& opti
     if (!result.ok()) return result.status();
     apply_worst_case(result->metrics, longest_sequence(job), &first.metrics);
   }
-  const KvOffloadPolicy offload = kv_offload_policy(job);
-  first.metrics.kv_offload_min_tokens = offload.enabled ? offload.min_tokens : 0;
-  first.metrics.kv_offload = to_string(kv_offload_of(job));
-  if (first.metrics.kv_offload_min_tokens > 0) {
-    first.metrics.kv_offload += fmt::format(" ≥ {} tokens", first.metrics.kv_offload_min_tokens);
-  }
+  label_kv_offload(job, &first.metrics);
   return first;
 }
+
+}  // namespace
+
+void label_kv_offload(const Job& job, SimMetrics* m, bool automatic) {
+  const KvOffloadPolicy offload = kv_offload_policy(job);
+  m->kv_offload_min_tokens = offload.enabled ? offload.min_tokens : 0;
+  m->kv_offload = std::string(automatic ? "auto: " : "") + to_string(kv_offload_of(job));
+  if (m->kv_offload_min_tokens > 0) {
+    m->kv_offload += fmt::format(" ≥ {} tokens", m->kv_offload_min_tokens);
+  }
+}
+
+namespace {
 
 // Whether the stages' peaks (the sampled steps' and the worst case's) fit the GPU, whatever
 // the host memory.
@@ -704,7 +712,7 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
   on_device.strategy.kv_offload = KvOffload::kNone;
   CF_ASSIGN_OR_RETURN(SimResult result, simulate_job_as_given(on_device, options, on_step));
   if (result.metrics.feasible) {
-    result.metrics.kv_offload = "auto: none";
+    label_kv_offload(on_device, &result.metrics, /*automatic=*/true);
     return result;
   }
   Job offloaded = job;
@@ -733,10 +741,7 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
     CF_ASSIGN_OR_RETURN(SimResult everything, simulate_job_as_given(all, options, on_step));
     if (fits_device(all, everything.metrics)) offloaded = all, result = std::move(everything);
   }
-  result.metrics.kv_offload =
-      offloaded.strategy.kv_offload_min_tokens == 0
-          ? "auto: all"
-          : fmt::format("auto: ≥ {} tokens", offloaded.strategy.kv_offload_min_tokens);
+  label_kv_offload(offloaded, &result.metrics, /*automatic=*/true);
   return result;
 }
 

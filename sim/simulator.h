@@ -106,4 +106,8 @@ StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& 
 StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options = {},
                                  const std::function<void(int, int)>& on_step = {});
 
+// Writes the job's K/V placement into the metrics: kv_offload "none", "all" or "all ≥ N
+// tokens" (prefixed "auto: " where kv_offload: auto chose it) and kv_offload_min_tokens.
+void label_kv_offload(const Job& job, SimMetrics* m, bool automatic = false);
+
 }  // namespace cf

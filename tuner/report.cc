@@ -78,18 +78,27 @@ std::string ranked_table(const TuneResult& r) {
   for (size_t i = 0; i < rows; ++i) {
     width = std::max(width, describe(s.ranked[i].candidate.layout).size());
   }
+  // Where the K/V state lives, when the job may offload it: on the GPU, or in host memory
+  // (with the host bytes a node holds).
+  const bool offloading = kv_offload_of(r.job) != KvOffload::kNone;
   std::string out =
-      fmt::format("{:>4}  {:>9}  {:>4}  {:<8}  {:<{}}  {:>8}  {:>9}  {:>10}  {:>6}  {:>9}\n",
+      fmt::format("{:>4}  {:>9}  {:>4}  {:<8}  {:<{}}  {:>8}  {:>9}  {:>10}  {:>6}  {:>9}{}\n",
                   "rank", "ChunkSize", "K", "packer", "layout", width, "step s", "tokens/s",
-                  "peak mem", "bubble", "recompute");
+                  "peak mem", "bubble", "recompute", offloading ? "  K/V state" : "");
   for (size_t i = 0; i < rows; ++i) {
     const Candidate& c = s.ranked[i].candidate;
     const SimMetrics& m = s.ranked[i].metrics;
+    std::string placement;
+    if (offloading) {
+      placement = c.strategy.kv_offload == KvOffload::kAll
+                      ? fmt::format("  host, {} per node", format_bytes(m.host_bytes_per_node))
+                      : "  GPU";
+    }
     out += fmt::format(
-        "{:>4}  {:>9}  {:>4}  {:<8}  {:<{}}  {:>8.4f}  {:>9}  {:>10}  {:>6}  {:>9}\n", i + 1,
+        "{:>4}  {:>9}  {:>4}  {:<8}  {:<{}}  {:>8.4f}  {:>9}  {:>10}  {:>6}  {:>9}{}\n", i + 1,
         c.strategy.chunk_size, k_label(c), to_string(c.strategy.packer), describe(c.layout), width,
         m.step_time_s, format_rate(m.tokens_per_s), format_bytes(peak_stage(m).peak_memory_bytes),
-        percent(m.bubble_ratio), percent(m.recompute_share));
+        percent(m.bubble_ratio), percent(m.recompute_share), placement);
   }
   return out;
 }
@@ -126,8 +135,15 @@ std::string candidate_label(const Candidate& c) {
   if (c.strategy.kind == StrategyKind::kBaseline) {
     return fmt::format("Megatron-style baseline, {}", describe(c.layout));
   }
-  return fmt::format("ChunkSize {} K {} {}, {}", c.strategy.chunk_size, k_label(c),
-                     to_string(c.strategy.packer), describe(c.layout));
+  std::string offload;
+  if (c.strategy.kv_offload == KvOffload::kAll) {
+    offload = c.strategy.kv_offload_min_tokens > 0
+                  ? fmt::format(", K/V of sequences ≥ {} tokens offloaded",
+                                c.strategy.kv_offload_min_tokens)
+                  : ", K/V offloaded";
+  }
+  return fmt::format("ChunkSize {} K {} {}, {}{}", c.strategy.chunk_size, k_label(c),
+                     to_string(c.strategy.packer), describe(c.layout), offload);
 }
 
 std::string explain_difference(const SimMetrics& winner, const SimMetrics& other) {

@@ -239,7 +239,8 @@ Status Search::share_outcomes(const std::vector<std::vector<std::pair<double, in
             run[2].push_back(
                 {static_cast<int>(o.kind), o.reason, o.detail, o.excess_bytes, o.score_floor,
                  looked_[static_cast<size_t>(i)] != 0,
-                 o.kind == Outcome::kFeasible ? sim_metrics_to_wire(o.metrics) : nlohmann::json()});
+                 o.kind == Outcome::kFeasible ? sim_metrics_to_wire(o.metrics) : nlohmann::json(),
+                 o.offloaded});
           }
           return run;
         },
@@ -264,6 +265,7 @@ Status Search::share_outcomes(const std::vector<std::vector<std::pair<double, in
             o.score_floor = j.at(4).get<double>();
             looked_[static_cast<size_t>(i)] = j.at(5).get<bool>() ? 1 : 0;
             if (o.kind == Outcome::kFeasible) o.metrics = sim_metrics_from_wire(j.at(6));
+            o.offloaded = j.at(7).get<bool>();
             if (o.kind != Outcome::kPending) settle();
           }
         });
@@ -288,7 +290,11 @@ Look Search::look_for(int i) const {
 // never scores better, bounds.h slower_with_smaller_k): a screened one's floor or a
 // simulated one's score; −∞ when none.
 double Search::family_floor(int i) const {
-  if (!bounds_[static_cast<size_t>(i)].slower_with_smaller_k) return -kInf;
+  // Under kv_offload: auto a larger K may run offloaded and a smaller one not: no order.
+  if (!bounds_[static_cast<size_t>(i)].slower_with_smaller_k ||
+      candidates_[static_cast<size_t>(i)].auto_offload) {
+    return -kInf;
+  }
   const Family& family = families_[static_cast<size_t>(family_of_[static_cast<size_t>(i)])];
   const int k = candidates_[static_cast<size_t>(i)].strategy.k;
   double floor = -kInf;
@@ -309,7 +315,10 @@ double Search::family_floor(int i) const {
 // faster, so it never scores better): that one was pruned by time (its score was proved
 // above an earlier threshold, and thresholds only fall) or simulated above the threshold.
 bool Search::dominated(int i, double threshold) const {
-  if (!bounds_[static_cast<size_t>(i)].slower_with_smaller_k) return false;
+  if (!bounds_[static_cast<size_t>(i)].slower_with_smaller_k ||
+      candidates_[static_cast<size_t>(i)].auto_offload) {
+    return false;
+  }
   const Family& family = families_[static_cast<size_t>(family_of_[static_cast<size_t>(i)])];
   const int k = candidates_[static_cast<size_t>(i)].strategy.k;
   for (const int j : family.candidates) {
@@ -346,7 +355,7 @@ SearchResult Search::summarise(const std::vector<int>& feasible, int folded) con
   for (int i = 0; i < r.candidates; ++i) {
     const Outcome& o = outcomes_[i];
     CandidateOutcome& out = r.outcomes[static_cast<size_t>(i)];
-    out.candidate = candidates_[i];
+    out.candidate = resolved(i);
     switch (o.kind) {
       case Outcome::kFeasible:
       case Outcome::kPending:  // every candidate is settled by now (CHECKed below)
@@ -369,7 +378,7 @@ SearchResult Search::summarise(const std::vector<int>& feasible, int folded) con
   }
   for (int i : feasible) {
     r.outcomes[static_cast<size_t>(i)].ranked = static_cast<int>(r.ranked.size());
-    r.ranked.push_back({candidates_[i], outcomes_[i].metrics});
+    r.ranked.push_back({resolved(i), outcomes_[i].metrics});
   }
   return r;
 }
@@ -378,15 +387,21 @@ SearchResult Search::summarise(const std::vector<int>& feasible, int folded) con
 // into the first of them. Returns the number folded.
 int add_candidates(Search& search, const ParallelLayout& layout, const StrategyConfig& strategy,
                    const StepChunks& chunks, const std::vector<int>& ks) {
-  Family family{layout, strategy, &chunks, {}, {}};
+  // kv_offload: auto is decided per candidate (Search::evaluate); its bounds are those of the
+  // K/V on the GPU (offload only adds time: the copies' stall).
+  const bool automatic = strategy.kv_offload == KvOffload::kAuto;
+  StrategyConfig placed = strategy;
+  if (automatic) placed.kv_offload = KvOffload::kNone;
+  Family family{layout, placed, &chunks, {}, {}};
   int folded = 0;
   for (size_t i = 0; i < ks.size(); ++i) {
     const bool covers = ks[i] >= chunks.max_group_size;
     Candidate c;
     c.index = static_cast<int>(search.candidates().size());
     c.layout = layout;
-    c.strategy = strategy;
+    c.strategy = placed;
     c.strategy.k = ks[i];
+    c.auto_offload = automatic;
     c.k_covers = covers ? ks.back() : ks[i];
     c.max_group_size = chunks.max_group_size;
     family.ks.push_back(ks[i]);

@@ -46,6 +46,7 @@ struct Outcome {
   std::string detail;        // infeasible: the numbers, for the closest miss
   int64_t excess_bytes = 0;  // over the budget (memory reasons only; 0 otherwise)
   double score_floor = 0;    // pruned by time or screened: a score it was proved to exceed
+  bool offloaded = false;    // kv_offload: auto — it ran with its K/V offloaded
 };
 
 // The DP rank whose memory to judge first: the one holding the step's longest dependent group
@@ -147,7 +148,20 @@ class Search {
   // memory; after each sampled step the score can be bounded by the steps simulated so far
   // plus the bounds of the rest (bounds.h), and a candidate whose bound is above `threshold`
   // (the current N-th best score) cannot reach the top N and is pruned there.
+  // kv_offload: auto (Candidate::auto_offload): with the K/V on the GPU first, and offloaded
+  // when that is over the memory budget (or straight offloaded once a screen found so).
   Status evaluate(int index, SearchWorker& worker, double threshold, Look look = Look::kFull);
+  Status evaluate_placed(int index, SearchWorker& worker, double threshold, Look look,
+                         KvOffload placement);
+  // Candidate i as it ran: an auto_offload one with the placement its outcome found.
+  Candidate resolved(int i) const {
+    Candidate c = candidates_[static_cast<size_t>(i)];
+    if (c.auto_offload) {
+      c.strategy.kv_offload =
+          outcomes_[static_cast<size_t>(i)].offloaded ? KvOffload::kAll : KvOffload::kNone;
+    }
+    return c;
+  }
 
   // The step time (ns) above which sampled step number `done` (steps before it simulated,
   // `simulated_s` in all) cannot leave the candidate in the top N, given the bounds of the

@@ -36,9 +36,28 @@ int memory_screen_rank(const StepChunks& step_chunks, int step, int dp, double p
 // (the current N-th best score) cannot reach the top N and is pruned there.
 Status Search::evaluate(int index, SearchWorker& worker, double threshold, Look look) {
   const Candidate& c = candidates_[index];
+  if (!c.auto_offload) {
+    return evaluate_placed(index, worker, threshold, look, c.strategy.kv_offload);
+  }
+  Outcome& o = outcomes_[index];
+  if (!o.offloaded) {
+    CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kNone));
+    if (o.kind != Outcome::kInfeasible || o.excess_bytes <= 0) return Status::Ok();
+    o = Outcome{};  // over the budget with the K/V on the GPU: offload them
+  }
+  CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kAll));
+  o.offloaded = true;
+  return Status::Ok();
+}
+
+Status Search::evaluate_placed(int index, SearchWorker& worker, double threshold, Look look,
+                               KvOffload placement) {
+  const Candidate& c = candidates_[index];
   Outcome& o = outcomes_[index];
   Job& job = worker.job;
-  apply_layout(c.layout, c.strategy, &job);
+  StrategyConfig strategy = c.strategy;
+  strategy.kv_offload = placement;
+  apply_layout(c.layout, strategy, &job);
   StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
   if (!cost.ok()) {
     // A cost model that cannot price this layout (the calibrated model measures the
@@ -184,6 +203,7 @@ Status Search::evaluate(int index, SearchWorker& worker, double threshold, Look 
   }
   if (fits_budget(o.metrics)) {
     o.kind = Outcome::kFeasible;
+    label_kv_offload(job, &o.metrics, c.auto_offload);
     if (options_.feasible) options_.feasible(c, o.metrics);
     return Status::Ok();
   }

@@ -145,7 +145,7 @@ json to_wire(const RankedCandidate& r) {
           {"strategy",
            {static_cast<int>(st.kind), st.chunk_size, st.k, static_cast<int>(st.packer),
             static_cast<int>(st.micro_batching), static_cast<int>(st.split),
-            static_cast<int>(st.kv_offload), st.kv_offload_min_tokens}},
+            static_cast<int>(st.kv_offload), st.kv_offload_min_tokens, c.auto_offload}},
           {"k_covers", c.k_covers},
           {"max_group_size", c.max_group_size},
           {"metrics", to_wire(r.metrics)}};
@@ -173,6 +173,7 @@ RankedCandidate ranked_of(const json& j) {
   c.strategy.split = enum_of<SequenceSplit>(st.at(5));
   c.strategy.kv_offload = enum_of<KvOffload>(st.at(6));
   c.strategy.kv_offload_min_tokens = st.at(7).get<int64_t>();
+  c.auto_offload = st.at(8).get<bool>();
   c.k_covers = j.at("k_covers").get<int>();
   c.max_group_size = j.at("max_group_size").get<int>();
   r.metrics = metrics_of(j.at("metrics"));

@@ -130,16 +130,17 @@ StatusOr<Chunkings> chunk_every_way(const Job& job, const SearchSpace& space,
 
 }  // namespace
 
-StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space,
+StatusOr<TuneResult> tune(const Job& given_job, const SearchSpace& space,
                           const TuneOptions& given_options) {
-  if (kv_offload_of(job) == KvOffload::kAuto) {
-    return Status::InvalidInput(fmt::format(
-        "{}: strategy.kv_offload: auto decides per configuration after simulating it; tune with "
-        "none or all and compare",
-        job.origin));
-  }
+  // kv_offload: auto places each candidate (tuner/search_evaluate.cc); what is priced before a
+  // candidate runs (layer splits, bounds, memory source) prices the K/V on the GPU.
+  Job job = given_job;
+  if (kv_offload_of(given_job) == KvOffload::kAuto) job.strategy.kv_offload = KvOffload::kNone;
   TuneOptions options = given_options;
-  if (kv_offload_of(job) == KvOffload::kAll) {
+  // The memory bound counts the K/V on the GPU: it proves nothing of an offloading candidate.
+  // (kv_offload: auto runs each candidate on the GPU and offloads it when that is over the
+  // budget: tuner/search_evaluate.cc.)
+  if (kv_offload_of(given_job) != KvOffload::kNone) {
     options.prune_by_memory = false;
   }
   if (space.ks.empty() || space.packers.empty() || resolve_chunk_sizes(space, job).empty() ||
@@ -149,7 +150,7 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space,
   }
   CF_RETURN_IF_ERROR(make_memory_source(job).status());  // the bounds' and simulator's memory
   TuneResult result;
-  result.job = job;
+  result.job = given_job;
   result.space = space;
   const ThreadPool pool(options.threads > 0 ? options.threads : ThreadPool::hardware_threads());
   result.threads = pool.threads();
@@ -196,7 +197,7 @@ StatusOr<TuneResult> tune(const Job& job, const SearchSpace& space,
       strategy.chunk_size = keys[i].second;
       // The job's split and K/V offload apply to every candidate (the chunkings used the split).
       strategy.split = job.strategy.split;
-      strategy.kv_offload = job.strategy.kv_offload;
+      strategy.kv_offload = given_job.strategy.kv_offload;
       strategy.kv_offload_min_tokens = job.strategy.kv_offload_min_tokens;
       folded += chunkflow.add_candidates(layout, strategy, chunkings[i], space.ks);
     }

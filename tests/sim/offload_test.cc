@@ -174,7 +174,7 @@ TEST(Offload, AutoOffloadsTheLongestSequencesFirst) {
   job.cluster.gpu.hbm_bytes = fits_lined + job.cluster.gpu.reserved_bytes;
   lined.cluster.gpu.hbm_bytes = job.cluster.gpu.hbm_bytes;
   const SimMetrics decided = offload_run(with_offload(job, KvOffload::kAuto));
-  EXPECT_EQ(decided.kv_offload, "auto: ≥ 6000 tokens");
+  EXPECT_EQ(decided.kv_offload, "auto: all ≥ 6000 tokens");
   EXPECT_EQ(decided.kv_offload_min_tokens, 6000);
   EXPECT_TRUE(decided.feasible) << decided.infeasible_reason;
   EXPECT_EQ(decided.step_time_s, offload_run(lined).step_time_s);

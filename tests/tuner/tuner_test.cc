@@ -288,11 +288,83 @@ TEST(TunerTest, OffloadMakesAFourMillionTokenSequenceFit) {
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(again->metrics.step_time_s, all->best()->metrics.step_time_s);
   EXPECT_TRUE(again->metrics.feasible);
+  // auto: nothing fits with the K/V on the GPU, so every candidate that fits is offloaded, and
+  // the ranking is the all-offloaded one.
   Job automatic = *job;
   automatic.strategy.kv_offload = KvOffload::kAuto;
-  const StatusOr<TuneResult> refused = tune(automatic, *space, options);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("strategy.kv_offload: auto"), std::string::npos);
+  StatusOr<TuneResult> chosen = tune(automatic, *space, options);
+  ASSERT_TRUE(chosen.ok()) << chosen.status().message();
+  ASSERT_NE(chosen->best(), nullptr);
+  EXPECT_TRUE(chosen->best()->candidate.auto_offload);
+  EXPECT_EQ(chosen->best()->candidate.strategy.kv_offload, KvOffload::kAll);
+  EXPECT_EQ(chosen->best()->metrics.kv_offload, "auto: all");
+  EXPECT_EQ(chosen->best()->metrics.step_time_s, all->best()->metrics.step_time_s);
+  EXPECT_EQ(candidate_label(chosen->best()->candidate), candidate_label(all->best()->candidate));
+}
+
+// kv_offload: auto in the tuner decides per candidate: a configuration keeps its K/V on the GPU
+// when it fits the budget so, and offloads them only when it does not. On one 1M-token
+// sequence (Qwen2.5-7B, 8 × H100) some configurations fit on the GPU and some only offloaded;
+// every ranked one is checked against its own simulation both ways, and the best of auto is at
+// least as good as the best on the GPU alone and as the best with everything offloaded.
+TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
+  const std::string text =
+      "model: qwen2.5-7b\ncluster: {gpu: h100-sxm-80g, gpus: 8, gpus_per_node: 8}\n"
+      "dataset: {lengths: [1048576], max_length: 1048576}\n"
+      "training: {global_batch: 1, steps: 1}\n"
+      "parallel: {tp: 4, pp: 2, dp: 1, sp: true, recompute: full, schedule: 1f1b}\n"
+      "strategy: {kind: chunkflow, chunk_size: 32768, k: 2, kv_offload: auto}\n"
+      "cost_model: {kind: analytical}\n";
+  StatusOr<Job> job = parse_job(text, "auto.yaml");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  SpaceFlags flags;
+  flags.tp = "4";
+  flags.pp = "1,2";
+  flags.cp = "1,2";
+  flags.recompute = "none,full";
+  flags.chunk_sizes = "32768,65536";
+  flags.k = "1,2";
+  StatusOr<SearchSpace> space = read_search_space(*job, flags);
+  ASSERT_TRUE(space.ok()) << space.status().message();
+  space->top = 100;
+  TuneOptions options;
+  options.baseline = false;
+  options.threads = 2;
+  StatusOr<TuneResult> chosen = tune(*job, *space, options);
+  ASSERT_TRUE(chosen.ok()) << chosen.status().message();
+  int on_gpu = 0, offloaded = 0;
+  for (const RankedCandidate& r : chosen->chunkflow.ranked) {
+    SCOPED_TRACE(candidate_label(r.candidate));
+    ASSERT_TRUE(r.candidate.auto_offload);
+    Job kept = job_with(*job, r.candidate.layout, r.candidate.strategy);
+    kept.strategy.kv_offload = KvOffload::kNone;
+    StatusOr<SimResult> on_device = simulate_job(kept);
+    ASSERT_TRUE(on_device.ok()) << on_device.status().message();
+    const int64_t peak = std::max(worst_stage_peak_bytes(on_device->metrics),
+                                  on_device->metrics.worst_case_peak_bytes);
+    if (r.candidate.strategy.kv_offload == KvOffload::kNone) {
+      ++on_gpu;
+      EXPECT_EQ(r.metrics.kv_offload, "auto: none");
+      EXPECT_LE(peak, chosen->memory_budget_bytes);
+      EXPECT_EQ(r.metrics.step_time_s, on_device->metrics.step_time_s);
+    } else {
+      ++offloaded;
+      EXPECT_EQ(r.metrics.kv_offload, "auto: all");
+      EXPECT_GT(peak, chosen->memory_budget_bytes);  // it had to go
+      EXPECT_GT(r.metrics.host_bytes_per_node, 0);
+    }
+  }
+  EXPECT_GT(on_gpu, 0);
+  EXPECT_GT(offloaded, 0);
+  for (const KvOffload fixed : {KvOffload::kNone, KvOffload::kAll}) {
+    Job placed = *job;
+    placed.strategy.kv_offload = fixed;
+    StatusOr<TuneResult> other = tune(placed, *space, options);
+    ASSERT_TRUE(other.ok()) << other.status().message();
+    ASSERT_NE(other->best(), nullptr);
+    EXPECT_LE(chosen->best()->metrics.step_time_s, other->best()->metrics.step_time_s)
+        << to_string(fixed);
+  }
 }
 
 }  // namespace
