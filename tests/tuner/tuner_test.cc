@@ -258,21 +258,33 @@ TEST(TunerReport, ExplainDifferenceSaysWhichIsFaster) {
 // K/V offload in the search: with the state on the GPU no layout holds one 4M-token sequence of
 // Qwen2.5-7B on 8 H100s; offloaded, the search (no candidate pruned by the memory bound, which
 // counts the K/V on the GPU) finds ones that fit, each candidate offloading as the job says and
-// its metrics those `simulate` gives the winner's job. `auto` is refused: it decides per
-// configuration.
-TEST(TunerTest, OffloadMakesAFourMillionTokenSequenceFit) {
-  StatusOr<Job> job = load_job("examples/qwen2.5-7b-4m-offload.yaml");
-  ASSERT_TRUE(job.ok()) << job.status().message();
+// its metrics those `simulate` gives the winner's job; with `auto` the same winner, offloaded.
+// The offload tests' search: ChunkSize 32K and 64K, K 1 and 2, cp 1 and 2, recompute none and
+// full, tp 4 and `pp` (the job's when empty); two threads, no baseline.
+StatusOr<SearchSpace> offload_space(const Job& job, const std::string& pp) {
   SpaceFlags flags;
-  flags.chunk_sizes = "32768,65536";
-  flags.k = "1,2";
+  flags.tp = "4";
+  if (!pp.empty()) flags.pp = pp;
   flags.cp = "1,2";
   flags.recompute = "none,full";
-  StatusOr<SearchSpace> space = read_search_space(*job, flags);
-  ASSERT_TRUE(space.ok()) << space.status().message();
+  flags.chunk_sizes = "32768,65536";
+  flags.k = "1,2";
+  return read_search_space(job, flags);
+}
+
+TuneOptions offload_options() {
   TuneOptions options;
   options.baseline = false;
   options.threads = 2;
+  return options;
+}
+
+TEST(TunerTest, OffloadMakesAFourMillionTokenSequenceFit) {
+  StatusOr<Job> job = load_job("examples/qwen2.5-7b-4m-offload.yaml");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  StatusOr<SearchSpace> space = offload_space(*job, "");
+  ASSERT_TRUE(space.ok()) << space.status().message();
+  const TuneOptions options = offload_options();
   Job on_device = *job;
   on_device.strategy.kv_offload = KvOffload::kNone;
   StatusOr<TuneResult> none = tune(on_device, *space, options);
@@ -317,19 +329,10 @@ TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
       "cost_model: {kind: analytical}\n";
   StatusOr<Job> job = parse_job(text, "auto.yaml");
   ASSERT_TRUE(job.ok()) << job.status().message();
-  SpaceFlags flags;
-  flags.tp = "4";
-  flags.pp = "1,2";
-  flags.cp = "1,2";
-  flags.recompute = "none,full";
-  flags.chunk_sizes = "32768,65536";
-  flags.k = "1,2";
-  StatusOr<SearchSpace> space = read_search_space(*job, flags);
+  StatusOr<SearchSpace> space = offload_space(*job, "1,2");
   ASSERT_TRUE(space.ok()) << space.status().message();
   space->top = 100;
-  TuneOptions options;
-  options.baseline = false;
-  options.threads = 2;
+  const TuneOptions options = offload_options();
   StatusOr<TuneResult> chosen = tune(*job, *space, options);
   ASSERT_TRUE(chosen.ok()) << chosen.status().message();
   int on_gpu = 0, offloaded = 0;
