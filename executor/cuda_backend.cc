@@ -73,10 +73,11 @@ class CudaAllocator final : public Allocator {
 // the pages for the device), so freed blocks are kept and handed out again, as a caching host
 // allocator does; they go back at the stream's end. Requests are rounded up to a size class
 // (host_block_size, memory.h), so that pieces of every length a batch brings reuse a bounded
-// set of blocks step after step. Every use of the
-// pool's storage is a copy on the stream's copy queue, in order, so a block freed while a copy
-// still uses it is safe to hand out again: its next copy comes after. Not zero-filled
-// (backend.h).
+// set of blocks step after step. Every use of the pool's storage is a copy on the stream's
+// copy queue, in order, so a block freed while a copy still uses it is safe to hand out again:
+// its next copy comes after. Not zero-filled (backend.h). A stage synchronises both queues at
+// the end of each op, so an op's time holds its copies too (as sim/offload_cost.h prices it:
+// the longer of its compute and its copies).
 class PinnedPool final : public Allocator {
  public:
   ~PinnedPool() override {
