@@ -105,6 +105,10 @@ StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& 
 // (optional) hears (step, steps) as each step starts, and (steps, steps) at the end.
 StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options = {},
                                  const std::function<void(int, int)>& on_step = {});
+// simulate_job of a job whose K/V placement is given (strategy.kv_offload none or all; CHECKs
+// it is not auto, which simulate_job resolves with it: sim/offload_auto.cc).
+StatusOr<SimResult> simulate_job_placed(const Job& job, const SimOptions& options = {},
+                                        const std::function<void(int, int)>& on_step = {});
 
 // Writes the job's K/V placement into the metrics: kv_offload "none", "all" or "all ≥ N
 // tokens" (prefixed "auto: " where kv_offload: auto chose it) and kv_offload_min_tokens.

@@ -1,0 +1,101 @@
+// kv_offload: auto (docs/BEYOND.md) and the metrics' word for where the K/V state lived: the
+// simulate_job that resolves auto, over simulator.cc's simulate_job_placed.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sim/metrics.h"
+#include "sim/plan/plan_builder.h"
+#include "sim/simulator.h"
+
+namespace cf {
+
+void label_kv_offload(const Job& job, SimMetrics* m, bool automatic) {
+  const KvOffloadPolicy offload = kv_offload_policy(job);
+  m->kv_offload_min_tokens = offload.enabled ? offload.min_tokens : 0;
+  m->kv_offload = std::string(automatic ? "auto: " : "") + to_string(kv_offload_of(job));
+  if (m->kv_offload_min_tokens > 0) {
+    m->kv_offload += fmt::format(" ≥ {} tokens", m->kv_offload_min_tokens);
+  }
+}
+
+namespace {
+
+// Whether the stages' peaks (the sampled steps' and the worst case's) fit the GPU, whatever
+// the host memory.
+bool fits_device(const Job& job, const SimMetrics& m) {
+  const int64_t usable = job.cluster.gpu.hbm_bytes - job.cluster.gpu.reserved_bytes;
+  return std::max(worst_stage_peak_bytes(m), m.worst_case_peak_bytes) <= usable;
+}
+
+// The lengths of the split sequences of the job's sampled steps and its worst-case batch, the
+// longest first: where kv_offload: auto may draw its line.
+std::vector<int64_t> split_sequence_lengths(const Job& job) {
+  std::set<int64_t, std::greater<>> lengths;
+  auto add = [&](const std::vector<int64_t>& batch) {
+    for (const int64_t length : batch) {
+      if (length > job.strategy.chunk_size) lengths.insert(length);
+    }
+  };
+  for (int step = 0; step < job.training.steps; ++step) {
+    add(plan_inputs_from_job(job, step).sequence_lengths);
+  }
+  add(worst_case_batch(job, plan_inputs_from_job(job, 0).sequence_lengths));
+  return {lengths.begin(), lengths.end()};
+}
+
+}  // namespace
+
+// kv_offload auto (docs/BEYOND.md): the job as it is; when it does not fit the GPU, the fewest
+// sequences offloaded that make it fit — the longest first, theirs being the most K/V state —
+// found by bisection over the split sequences' lengths, each probe replaying memory only.
+// Offloading a sequence frees its whole store and costs a few piece-sized streaming buffers, so
+// the GPU's peak falls as the line does, all but to within those buffers: a line the full run
+// finds over the GPU gives way to every sequence offloaded, when that fits.
+StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
+                                 const std::function<void(int, int)>& on_step) {
+  if (kv_offload_of(job) != KvOffload::kAuto) {
+    return simulate_job_placed(job, options, on_step);
+  }
+  Job on_device = job;
+  on_device.strategy.kv_offload = KvOffload::kNone;
+  CF_ASSIGN_OR_RETURN(SimResult result, simulate_job_placed(on_device, options, on_step));
+  if (result.metrics.feasible) {
+    label_kv_offload(on_device, &result.metrics, /*automatic=*/true);
+    return result;
+  }
+  Job offloaded = job;
+  offloaded.strategy.kv_offload = KvOffload::kAll;
+  const std::vector<int64_t> lengths = split_sequence_lengths(job);
+  SimOptions probe;
+  probe.memory_only = true;
+  // lengths[hi] is a line that fits (or the last one); lines above lengths[lo] do not.
+  size_t lo = 0, hi = lengths.empty() ? 0 : lengths.size() - 1;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    offloaded.strategy.kv_offload_min_tokens = lengths[mid];
+    CF_ASSIGN_OR_RETURN(const SimResult tried, simulate_job_placed(offloaded, probe, nullptr));
+    if (fits_device(offloaded, tried.metrics)) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  // The shortest split sequence's line offloads every one: kv_offload: all.
+  offloaded.strategy.kv_offload_min_tokens = hi + 1 < lengths.size() ? lengths[hi] : 0;
+  CF_ASSIGN_OR_RETURN(result, simulate_job_placed(offloaded, options, on_step));
+  if (offloaded.strategy.kv_offload_min_tokens > 0 && !fits_device(offloaded, result.metrics)) {
+    Job all = offloaded;
+    all.strategy.kv_offload_min_tokens = 0;
+    CF_ASSIGN_OR_RETURN(SimResult everything, simulate_job_placed(all, options, on_step));
+    if (fits_device(all, everything.metrics)) offloaded = all, result = std::move(everything);
+  }
+  label_kv_offload(offloaded, &result.metrics, /*automatic=*/true);
+  return result;
+}
+
+}  // namespace cf
