@@ -6,20 +6,9 @@
 # long sequence is split, with split tokens and cost. Prints markdown tables.
 # Usage: scripts/cost-chunking.sh [--build-dir DIR] [--runs N]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build"
+source "$(dirname "$0")/lib/measure.sh"
 runs=3
-while (($#)); do
-  case "$1" in
-    --build-dir) build=$2; shift 2 ;;
-    --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--build-dir DIR] [--runs N]" >&2; exit 2 ;;
-  esac
-done
-chunkflow="$build/bin/chunkflow"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$root"
+measure_init "[--build-dir DIR] [--runs N]" runs -- "$@"
 # Reads `chunkflow simulate --json` or `plan --json` on stdin and prints what the tables need.
 cat >"$work/read.py" <<'PY'
 import json

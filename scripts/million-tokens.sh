@@ -6,12 +6,8 @@
 # offloads only the longest. Prints markdown tables.
 # Usage: scripts/million-tokens.sh [--build-dir DIR]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build"
-[ "${1:-}" = "--build-dir" ] && build=$2
-chunkflow="$build/bin/chunkflow"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/lib/measure.sh"
+measure_init "[--build-dir DIR]" -- "$@"
 cat >"$work/read.py" <<'PY'
 import json
 import sys

@@ -5,13 +5,8 @@
 # that of an empty page (median of 5), and the page's own time to the end of its script
 # (data-ready-ms). Usage: scripts/report-bench.sh [--build-dir DIR] (default build/).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build"
-[ "${1:-}" = "--build-dir" ] && build=$2
-chunkflow="$build/bin/chunkflow"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$root"
+source "$(dirname "$0")/lib/measure.sh"
+measure_init "[--build-dir DIR]" -- "$@"
 browser=(chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1600)
 # Median wall seconds of 5 screenshots of URL.
 render_s() {

@@ -3,23 +3,13 @@
 # sweep's reports on jobs of examples/, rendered by headless chromium (installed when missing)
 # at a fixed window size. Usage: scripts/report-pictures.sh [--build-dir DIR] (default build/, built if missing).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build"
-while (($#)); do
-  case "$1" in
-    --build-dir) build=$2; shift 2 ;;
-    *) echo "usage: $0 [--build-dir DIR]" >&2; exit 2 ;;
-  esac
-done
+source "$(dirname "$0")/lib/measure.sh"
+measure_init "[--build-dir DIR]" -- "$@"
 if ! command -v chromium >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
 fi
-[ -x "$build/bin/chunkflow" ] || CHUNKFLOW_BUILD_DIR="$build" "$root/scripts/build.sh"
-chunkflow="$build/bin/chunkflow"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$root"
+[ -x "$chunkflow" ] || CHUNKFLOW_BUILD_DIR="$build" "$root/scripts/build.sh"
 "$chunkflow" simulate examples/qwen2.5-72b-256k.yaml \
   --baseline examples/qwen2.5-72b-256k-baseline.yaml --html "$work/simulate.html" >/dev/null
 "$chunkflow" tune --chunk-sizes 4096,8192,16384,32768 --k 1,2,4,8 --html "$work/tune.html" -q >/dev/null
