@@ -61,7 +61,7 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
                       {"peak_memory_bytes", st.peak_bytes},
                       {"peak_memory_breakdown", breakdown_json(st.at_peak)},
                       {"category_peak_bytes", breakdown_json(st.category_peaks)}});
-    if (offloads_kv(job)) {
+    if (kv_offload_policy(job).enabled) {
       stages.back()["host_peak_bytes"] = st.host_peak_bytes;
       stages.back()["host_copy_bytes"] = st.host_copy_bytes;
       stages.back()["host_copy_s"] = st.host_copy_s;
@@ -132,7 +132,7 @@ std::string report_text(const Job& job, const RunReport& report, const std::stri
         "\nK/V offload       host pool peak {} (busiest stage); {} moved into and out of it in "
         "{:.3g} s of copies over the run\n",
         mib(host_peak), mib(host_bytes), host_s);
-  } else if (offloads_kv(job)) {
+  } else if (kv_offload_policy(job).enabled) {
     const int64_t line = job.strategy.kv_offload_min_tokens;
     out += line > 0 ? fmt::format(
                           "\nK/V offload       nothing offloaded: no split sequence of the "

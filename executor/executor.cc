@@ -84,8 +84,6 @@ Status validate_for_executor(const Job& job) {
   return Status::Ok();
 }
 
-bool offloads_kv(const Job& job) { return kv_offload_of(job) == KvOffload::kAll; }
-
 StatusOr<std::shared_ptr<Backend>> open_backend(const ExecutorOptions& options, int device) {
   if (options.backend == "cpu") {
     return std::shared_ptr<Backend>(&cpu_backend(), [](Backend*) {});  // the process's own

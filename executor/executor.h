@@ -55,10 +55,6 @@ StatusOr<std::shared_ptr<Backend>> open_backend(const ExecutorOptions& options, 
 // (naming the job, the device and both sizes); Ok for host backends.
 Status check_device_memory(const Job& job, const ExecutorOptions& options, const Backend& backend);
 
-// Whether the job offloads its K/V state (strategy.kv_offload: all) to the stages' host pools
-// (state_store.h), on any backend.
-bool offloads_kv(const Job& job);
-
 // Peak memory of one pipeline stage over the run (the worst DP or CP rank and step): the
 // total's peak, the breakdown at that moment, and each category's own peak.
 struct StageMemoryReport {

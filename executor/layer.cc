@@ -46,11 +46,10 @@ CpGroup cp_group(const LayerCall& call) {
       {call.inputs->cp, call.inputs->cp_rank}, call.cp_transport, call.stream, call.tracker};
 }
 
-// Whether the piece's state lives in an offloaded store (its rows come from the host pool).
-// (after the group's piece 0 is stored: a later piece's forward, any backward).
+// Whether the piece's group lives in the host pool (its rows come from there); asked once the
+// group's piece 0 is stored: in a later piece's forward, in any backward.
 bool offloaded(const LayerCall& call) {
-  return call.inputs->dependent && call.store->offloading() &&
-         call.store->offloaded(call.inputs->group, call.layer);
+  return call.inputs->dependent && call.store->offloaded(call.inputs->group, call.layer);
 }
 
 // The rows this rank holds: the piece's own K/V (k_own, v_own) after the store's prefix, or,

@@ -97,11 +97,8 @@ std::vector<OpMemory> MegatronMemory::stream(const PlanIndex& index, int dp_rank
   for (int i = index.stream_begin(dp_rank, stage); i < index.stream_end(dp_rank, stage); ++i) {
     const IndexedOp& entry = index.op(i);
     const Chunk& chunk = plan.chunks[static_cast<size_t>(entry.op->chunk)];
-    const bool offload =
-        chunk.kind == ChunkKind::kDependent &&
-        offload_.offloads(
-            plan.sequence_lengths[static_cast<size_t>(chunk.segments.front().sequence)]);
-    out.push_back(megatron_op_memory(model_, entry.op->pass, chunk, plan.k, entry.place, offload));
+    out.push_back(megatron_op_memory(model_, entry.op->pass, chunk, plan.k, entry.place,
+                                     plan.offloaded(chunk, offload_)));
   }
   return out;
 }

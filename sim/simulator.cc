@@ -159,17 +159,6 @@ StatusOr<SimResult> Simulator::run(const Job& job, const Plan& plan, const CostM
   return out;
 }
 
-namespace {
-
-// Whether the K/V state of a chunk's sequence lives in host memory (strategy.kv_offload).
-bool offloaded_piece(const Plan& plan, const Chunk& chunk, const KvOffloadPolicy& offload) {
-  return chunk.kind == ChunkKind::kDependent &&
-         offload.offloads(
-             plan.sequence_lengths[static_cast<size_t>(chunk.segments.front().sequence)]);
-}
-
-}  // namespace
-
 // One price slot per chunk, except that pieces of split sequences alike in tokens, offset
 // (their one span) and offload share one: their ops price alike.
 void Simulator::prepare_prices(const Step& step) {
@@ -182,7 +171,7 @@ void Simulator::prepare_prices(const Step& step) {
     int& slot = price_slot_[c];
     if (chunk.kind == ChunkKind::kDependent && chunk.segments.size() == 1) {
       auto [it, fresh] = piece_slots_.try_emplace(
-          {chunk.tokens, chunk.segments.front().offset, offloaded_piece(step.plan, chunk, offload)},
+          {chunk.tokens, chunk.segments.front().offset, step.plan.offloaded(chunk, offload)},
           slots);
       slot = it->second;
       if (!fresh) continue;
@@ -214,7 +203,7 @@ void Simulator::build_graph(Step& step, int first, int last) {
         OpQuery query = op_query(op.pass, r, s, op.model_chunk, entry.place, chunk.tokens,
                                  index.spans(op.chunk));
         query.dependent = chunk.kind == ChunkKind::kDependent;
-        query.offloaded = offloaded_piece(step.plan, chunk, offload);
+        query.offloaded = step.plan.offloaded(chunk, offload);
         const OpTime& time = price(step.cost, query, op.chunk);
         CF_CHECK_EQ(graph_.add_task(stream, time.total_ns), i - base);
         task_time_[static_cast<size_t>(i)] = time;

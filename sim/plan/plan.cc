@@ -20,6 +20,11 @@ int64_t Chunk::attention_pairs() const {
   return pairs;
 }
 
+bool Plan::offloaded(const Chunk& c, const KvOffloadPolicy& offload) const {
+  return c.kind == ChunkKind::kDependent &&
+         offload.offloads(sequence_lengths.at(static_cast<size_t>(c.segments.front().sequence)));
+}
+
 int64_t Plan::total_tokens() const {
   int64_t tokens = 0;
   for (int64_t length : sequence_lengths) tokens += length;

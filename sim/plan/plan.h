@@ -86,6 +86,9 @@ struct Plan {
   // How the layers split over the stages (plan_index.h's stage_place places them).
   LayerSplit split() const { return LayerSplit{pp, vpp, layers, layers_per_stage}; }
   int op_count() const;
+  // Whether chunk `c` is a piece of a split sequence whose K/V state `offload` keeps in host
+  // memory (by the sequence's length): what the memory and cost models both ask.
+  bool offloaded(const Chunk& c, const KvOffloadPolicy& offload) const;
 };
 
 }  // namespace cf

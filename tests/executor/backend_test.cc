@@ -177,7 +177,7 @@ TEST_P(BackendSeamTest, CpuRecordsChainAndReachTheTrackersStepPeak) {
         EXPECT_EQ(op.host_at_start, records[i - 1].host_at_end) << "host chain";
       }
       // Every sequence offloaded, nothing of the store stays on the stage.
-      if (offloads_kv(job_) && kv_offload_policy(job_).min_tokens == 0) {
+      if (kv_offload_policy(job_).enabled && kv_offload_policy(job_).min_tokens == 0) {
         EXPECT_EQ(op.at_peak.state_store, 0);
       }
       EXPECT_GE(op.host_peak, std::max(op.host_at_start, op.host_at_end));
@@ -190,7 +190,7 @@ TEST_P(BackendSeamTest, CpuRecordsChainAndReachTheTrackersStepPeak) {
     EXPECT_EQ(highest->peak_bytes, stage.peak_bytes);
     expect_same_bytes(highest->at_peak, stage.at_peak, "the step's peak");
     EXPECT_EQ(host_peak, stage.host_peak_bytes);
-    EXPECT_EQ(host_peak > 0, offloads_kv(job_) && GetParam().keeps_kv_only);
+    EXPECT_EQ(host_peak > 0, kv_offload_policy(job_).enabled && GetParam().keeps_kv_only);
   }
 }
 
