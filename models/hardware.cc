@@ -81,9 +81,9 @@ double GpuSpec::gemm_efficiency_at(double flops) const {
 //   (1e9 B/s, per direction, per GPU); nvlink_latency_us, ib_latency_us (µs);
 //   gemm_efficiency (list); attention_efficiency, memory_efficiency, collective_efficiency
 //   (fractions); reserved_mib (MiB); optional overheads kernel_launch_us, host_kernel_us,
-//   microbatch_us (µs) and attention_block (tokens); optional host link host_link_gb_per_s
-//   (1e9 B/s per direction), gpus_per_host_link, host_link_efficiency (fraction) and
-//   host_memory_gib (per node, GiB); source, notes (optional text).
+//   microbatch_us (µs), host_runs_kernels (bool) and attention_block (tokens); optional host link
+//   host_link_gb_per_s (1e9 B/s per direction), gpus_per_host_link, host_link_efficiency (fraction)
+//   and host_memory_gib (per node, GiB); source, notes (optional text).
 StatusOr<GpuSpec> parse_gpu_yaml(const std::string& text, const std::string& origin) {
   CF_ASSIGN_OR_RETURN(YamlDocument doc, parse_yaml_text(text, origin));
   CF_ASSIGN_OR_RETURN(YamlMap map, YamlMap::open(doc.root, doc.file, ""));
@@ -117,6 +117,7 @@ StatusOr<GpuSpec> parse_gpu_yaml(const std::string& text, const std::string& ori
     CF_RETURN_IF_ERROR(map.get(key, out));
     CF_RETURN_IF_ERROR(map.check_range(key, *out, 0, 1e6));
   }
+  CF_RETURN_IF_ERROR(map.get("host_runs_kernels", &gpu.host_runs_kernels));
   CF_RETURN_IF_ERROR(map.get("attention_block", &gpu.attention_block));
   CF_RETURN_IF_ERROR(
       map.check_range("attention_block", static_cast<double>(gpu.attention_block), 1, 4096));

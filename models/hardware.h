@@ -33,6 +33,10 @@ struct GpuSpec {
   double kernel_launch_s = 0;  // GPU time per kernel beyond its work (launch, ramp, tail)
   double host_kernel_s = 0;    // framework host time to issue one kernel (eager dispatch)
   double microbatch_s = 0;     // framework host time per micro-batch pass of a stage
+  // The device is the host's own CPU (a hardware file fitted to a CPU-only profile): one thread
+  // issues and runs every op, so the host's time adds to the ops' work instead of overlapping
+  // it as a GPU's queue does.
+  bool host_runs_kernels = false;
   // FlashAttention computes whole tiles of attention_block × attention_block (query, key)
   // pairs; 1 = no tiling modelled.
   int64_t attention_block = 1;

@@ -318,7 +318,9 @@ double AnalyticalCostModel::exposed_tp_comm(const LayerSeconds& layer, double ge
 // Overheads that do not scale with work: every kernel costs the GPU gpu.kernel_launch_s beyond
 // its work, and the host needs gpu.host_kernel_s to issue it plus gpu.microbatch_s per
 // micro-batch pass (Megatron's forward_step / backward_step); the GPU cannot run ahead of the
-// host, so the op takes the longer of the two.
+// host, so the op takes the longer of the two. On a CPU that is its own device
+// (gpu.host_runs_kernels: a file fitted to a CPU-only profile) one thread does both, so they
+// add.
 // The same seconds by class are OpTime::class_ns: GEMMs (the LM head's too, and an unfused
 // attention's two batched matmuls, which a profile shows as GEMM kernels), attention
 // (recomputed attention included; unfused: its mask and softmax), elementwise (norms, residuals,
@@ -394,7 +396,7 @@ OpTime AnalyticalCostModel::op_time(const OpQuery& query, const LayerSeconds& la
   const int64_t device_ns =
       to_ns(compute_s + launches * gpu_.kernel_launch_s) + time.recompute_ns + time.comm_ns;
   const int64_t host_ns = to_ns(launches * gpu_.host_kernel_s + gpu_.microbatch_s);
-  time.total_ns = std::max(device_ns, host_ns);
+  time.total_ns = gpu_.host_runs_kernels ? device_ns + host_ns : std::max(device_ns, host_ns);
   time.class_ns =
       class_split(split.gemm, split.attention, split.elementwise, split.comm, time.total_ns);
   return time;

@@ -479,6 +479,9 @@ std::string hardware_yaml(const GpuSpec& s, const HardwareYamlNotes& n) {
   field(n.kernel_launch, fmt::format("kernel_launch_us: {:.10g}", s.kernel_launch_s * 1e6));
   field(n.host_kernel, fmt::format("host_kernel_us: {:.10g}", s.host_kernel_s * 1e6));
   field(n.microbatch, fmt::format("microbatch_us: {:.10g}", s.microbatch_s * 1e6));
+  if (s.host_runs_kernels) {
+    field(n.host_runs_kernels, "host_runs_kernels: true");
+  }
   if (s.host_link_bandwidth_bytes_per_s > 0) {
     y += comment("[assumption] the host link as the base file gives it, not measured.");
     y += fmt::format(

@@ -245,7 +245,7 @@ StatusOr<GpuCalibration> fit_gpu_calibration(const GpuMeasurements& measured, co
 struct HardwareYamlNotes {
   std::string header, peak, hbm, hbm_bandwidth, nvlink, nvlink_latency, ib, ib_latency, gemm,
       attention, memory, collective, reserved, attention_block, kernel_launch, host_kernel,
-      microbatch, source;
+      microbatch, host_runs_kernels, source;
 };
 std::string hardware_yaml(const GpuSpec& spec, const HardwareYamlNotes& notes);
 // "[assumption] the base file's (NAME), not measured by calibrate: WHAT."

@@ -62,6 +62,47 @@ void fit_links(const std::map<int64_t, std::vector<CollectiveSample>>& collectiv
   c->links = *fit;
 }
 
+// A CPU-only profile's framework time: per ProfilerStep, its time in none of the classes the
+// cost model prices (what is left: ops of no class, copies, the gaps between ops), and the
+// compute passes whose marks start in it.
+void add_framework_time(const RankProfile& p, ProfileCalibration* c) {
+  for (const ProfileStep& step : p.steps) {
+    int64_t priced = 0;
+    for (const KernelClass kind : {KernelClass::kGemm, KernelClass::kAttention,
+                                   KernelClass::kElementwise, KernelClass::kCollective}) {
+      priced += step.by_class_ns[static_cast<int>(kind)];
+    }
+    const int64_t end = step.start_ns + step.duration_ns;
+    int64_t passes = 0;
+    for (const ProfileMark& m : p.marks.cpu) {
+      passes += m.op.kind == OpKind::kCompute && m.start_ns >= step.start_ns && m.start_ns < end;
+    }
+    if (passes == 0) continue;
+    c->framework_ns += std::max<int64_t>(0, step.duration_ns - priced);
+    c->passes += passes;
+  }
+}
+
+// microbatch_us and host_runs_kernels from a CPU-only profile's framework time.
+void fit_framework_time(const std::vector<RankProfile>& profiles, ProfileCalibration* c) {
+  if (c->device_times) {
+    c->microbatch_kept =
+        "the profile times ops by their kernels: the host's time per pass overlaps them";
+    return;
+  }
+  c->calibrated.host_runs_kernels = true;
+  for (const RankProfile& p : profiles) add_framework_time(p, c);
+  if (c->passes == 0) {
+    c->microbatch_kept =
+        "no ProfilerStep holds a chunkflow pass mark (record_function(\"chunkflow:F:chunk=C\"), "
+        "docs/PROFILES.md), so the steps' framework time has no passes to divide over";
+    return;
+  }
+  const double per_pass_us =
+      static_cast<double>(c->framework_ns) * 1e-3 / static_cast<double>(c->passes);
+  c->calibrated.microbatch_s = as_written(per_pass_us, "{:.4g}") * 1e-6;
+}
+
 }  // namespace
 
 StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfile>& profiles,
@@ -168,6 +209,7 @@ StatusOr<ProfileCalibration> calibrate_from_profiles(const std::vector<RankProfi
     c.memory_kept = "no elementwise op with input shapes";
   }
   fit_links(collectives, collective_seconds, &c);
+  fit_framework_time(profiles, &c);
   if (c.launch_gaps >= kMinLaunchGaps) {
     std::sort(launch_medians.begin(), launch_medians.end());
     const double gap_s = static_cast<double>(launch_medians[launch_medians.size() / 2]) * kNs;
@@ -238,7 +280,18 @@ std::string profile_calibration_yaml(const ProfileCalibration& c) {
                 tag, c.launch_gaps, b.kernel_launch_s * 1e6)
           : kept(c.launch_kept);
   n.host_kernel = kept("the framework's host time per kernel");
-  n.microbatch = kept("the training framework's host time per micro-batch pass");
+  if (c.microbatch_kept.empty()) {
+    n.microbatch = fmt::format(
+        "{} the profiled steps' time in no priced class (framework ops, copies, gaps between "
+        "ops) over the {} chunkflow-marked passes in them. Base file: {:.10g}.",
+        tag, c.passes, b.microbatch_s * 1e6);
+  } else {
+    n.microbatch = kept(c.microbatch_kept);
+  }
+  n.host_runs_kernels = fmt::format(
+      "{} a CPU-only profile: the CPU runs the ops it issues, so the framework's time adds to "
+      "theirs.",
+      tag);
   n.source = fmt::format("chunkflow calibrate --from-profile, {}, {}; datasheet values from {}",
                          c.date, profile_list(c), c.base_origin);
   return hardware_yaml(s, n);
@@ -289,14 +342,28 @@ std::string profile_calibration_summary(const ProfileCalibration& c) {
     out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "kernel_launch_us", "-",
                        b.kernel_launch_s * 1e6, c.launch_kept);
   }
+  if (c.microbatch_kept.empty()) {
+    out += fmt::format("  {:<22} {:>12.4g} {:>12.4g}  {:.4g} s in no priced class over {} passes\n",
+                       "microbatch_us", s.microbatch_s * 1e6, b.microbatch_s * 1e6,
+                       static_cast<double>(c.framework_ns) * 1e-9, c.passes);
+  } else {
+    out += fmt::format("  {:<22} {:>12} {:>12.4g}  kept: {}\n", "microbatch_us", "-",
+                       b.microbatch_s * 1e6, c.microbatch_kept);
+  }
+  if (s.host_runs_kernels) {
+    out += fmt::format("  {:<22} {:>12} {:>12}  a CPU-only profile: the framework's time adds\n",
+                       "host_runs_kernels", "true", b.host_runs_kernels ? "true" : "false");
+  }
   if (c.steps_ns > 0) {
     out += fmt::format("\n  the fitted ops take {:.1f}% of the profiled steps' {:.4g} s{}\n",
                        100.0 * static_cast<double>(c.fitted_ns) / static_cast<double>(c.steps_ns),
                        static_cast<double>(c.steps_ns) * 1e-9,
-                       c.device_times
-                           ? " (device time)"
-                           : "; the rest (framework time between ops, ops without shapes) is in no "
-                             "curve");
+                       c.device_times ? " (device time)"
+                       : c.microbatch_kept.empty()
+                           ? "; microbatch_us holds the time in no priced class; ops of a priced "
+                             "class without shapes are in no curve"
+                           : "; the rest (framework time between ops, ops without shapes) is in "
+                             "no curve");
   }
   if (c.dropped_ops > 0) {
     out += fmt::format("  {} ops with shapes past the reader's bounds were not fitted\n",

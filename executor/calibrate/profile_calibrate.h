@@ -9,7 +9,12 @@
 //   - memory_efficiency: elementwise ops, bytes from their inputs' shapes and types;
 //   - nvlink_latency_us and collective_efficiency: the α-β fit to the collective kernels of the
 //     group size that took the most time, when it fits in a node (at most 8 GPUs);
-//   - kernel_launch_us: the median gap between kernels back to back on a stream.
+//   - kernel_launch_us: the median gap between kernels back to back on a stream;
+//   - a CPU-only profile (its ops timed by their CPU time: the CPU is the device):
+//     host_runs_kernels, and microbatch_us, the framework's time per micro-batch pass — each
+//     ProfilerStep's time in no class a curve prices (framework ops such as views and the
+//     autograd engine's bookkeeping, copies, the gaps between ops) over the passes chunkflow's
+//     marks ("chunkflow:F:chunk=C", docs/PROFILES.md) start in the steps.
 // A curve the profile has no samples for keeps the base file's value, and says so; the summary
 // says what share of the profiled steps the fitted ops cover (the rest — framework time between
 // ops, ops without shapes — no curve can learn).
@@ -51,6 +56,11 @@ struct ProfileCalibration {
   std::string links_kept;
   int64_t launch_gaps = 0;  // over every rank
   std::string launch_kept;
+  // CPU-only profiles: the steps' time in no priced class (gemm, attention, elementwise,
+  // collective) and the compute passes marked in them, over every rank.
+  int64_t framework_ns = 0;
+  int64_t passes = 0;
+  std::string microbatch_kept;
   int64_t dropped_ops = 0;  // ops with work past the reader's bounds, not fitted
   int64_t fitted_ns = 0;    // time of the ops the fits read, over every rank
   int64_t steps_ns = 0;     // ProfilerStep ranges, over every rank (0 without step markers)

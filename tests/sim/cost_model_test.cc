@@ -249,6 +249,40 @@ TEST(AnalyticalCost, KernelAndHostOverheads) {
             std::llround((3 * layer_kernels(model, true) * 1e-3 + 5e-3) * 1e9));
 }
 
+// A CPU that is its own device (host_runs_kernels) spends the host's time and the ops' work one
+// after the other: the op takes their sum, where a GPU's takes the longer; the time beyond the
+// work is "other".
+TEST(AnalyticalCost, HostTimeAddsWhenTheHostRunsTheKernels) {
+  const ModelConfig model = test::shipped_model("tiny");
+  for (const int64_t tokens : {7, 333, 4099}) {
+    const AttentionSpan span{tokens, 0};
+    for (const Pass pass : {Pass::kForward, Pass::kBackward}) {
+      GpuSpec fast_host = exact_gpu();
+      fast_host.microbatch_s = 1e-9;  // far less than the op's work
+      GpuSpec cpu = fast_host;
+      cpu.host_runs_kernels = true;
+      cpu.microbatch_s = 2.5e-4;
+      cpu.host_kernel_s = 1e-6;
+      const AnalyticalCostModel plain(model, exact_gpu(), 8, parallel(1, 1, 1));
+      const AnalyticalCostModel gpu(model, fast_host, 8, parallel(1, 1, 1));
+      const AnalyticalCostModel host_is_device(model, cpu, 8, parallel(1, 1, 1));
+      const OpTime work = plain.op_time(op(pass, &span, 2));
+      EXPECT_EQ(gpu.op_time(op(pass, &span, 2)).total_ns, work.total_ns) << tokens;
+      const OpTime t = host_is_device.op_time(op(pass, &span, 2));
+      const double host_s = 2 * layer_kernels(model, pass == Pass::kBackward) * 1e-6 + 2.5e-4;
+      EXPECT_EQ(t.total_ns, work.total_ns + std::llround(host_s * 1e9)) << tokens;
+      ASSERT_TRUE(t.class_ns.has_value() && work.class_ns.has_value());
+      int64_t classes = 0;
+      for (int c = 0; c < kKernelClassCount; ++c) classes += (*t.class_ns)[c];
+      EXPECT_EQ(classes, t.total_ns);
+      const int other = static_cast<int>(KernelClass::kOther);
+      // Each class is rounded to ns on its own: "other" is the remainder, within a few ns.
+      EXPECT_NEAR((*t.class_ns)[other], (*work.class_ns)[other] + std::llround(host_s * 1e9), 4)
+          << tokens;
+    }
+  }
+}
+
 // Overlap: with overlap.tp_comm only what the GEMMs do not cover is exposed; with
 // overlap.param_gather the optimizer step leaves out the distributed optimizer's all-gather;
 // bf16 gradients halve the reduce-scatter's bandwidth term.

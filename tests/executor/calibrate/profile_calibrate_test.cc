@@ -179,6 +179,87 @@ TEST(ProfileCalibrate, FitsTheLinksAndTheLaunchGapWhenTheProfileHasThem) {
       << c->links_kept;
 }
 
+// A CPU-only profile: each step's time in no priced class (here "other" ops and the gaps
+// between ops) over the passes marked in it is microbatch_us, and the CPU runs its own ops.
+// Steps of odd lengths on two ranks; a pass mark outside every step and a step without marks
+// count for nothing; the optimizer's mark is no pass.
+TEST(ProfileCalibrate, ACpuProfileGivesTheFrameworkTimePerPass) {
+  const GpuSpec base = test::shipped_gpu("h100-sxm-80g");
+  for (const unsigned seed : {4u, 99u}) {
+    std::mt19937_64 rng(seed);
+    std::vector<RankProfile> ranks = profiles(base, seed);
+    int64_t framework_ns = 0, passes = 0;
+    for (RankProfile& p : ranks) {
+      p.work.device_times = false;
+      int64_t start = 1'000'000;
+      for (int i = 0; i < 3 + p.rank; ++i) {
+        ProfileStep step;
+        step.name = fmt::format("ProfilerStep#{}", i);
+        step.start_ns = start;
+        step.duration_ns = 50'000'000 + static_cast<int64_t>(rng() % 9'000'001);
+        step.by_class_ns[static_cast<int>(KernelClass::kGemm)] = step.duration_ns / 2;
+        step.by_class_ns[static_cast<int>(KernelClass::kElementwise)] = step.duration_ns / 7;
+        step.by_class_ns[static_cast<int>(KernelClass::kAttention)] = 1'234'567;
+        step.by_class_ns[static_cast<int>(KernelClass::kOther)] = 3'000'001;  // not priced
+        step.by_class_ns[static_cast<int>(KernelClass::kMemcpy)] = 77'777;    // not priced
+        const int marked = i == 1 ? 0 : 2 + static_cast<int>(rng() % 5);
+        for (int m = 0; m < marked; ++m) {
+          ProfileMark mark;
+          mark.op = MarkOp{OpKind::kCompute, m % 2 ? Pass::kBackward : Pass::kForward, m / 2};
+          mark.start_ns = start + 1000 * (m + 1);
+          mark.end_ns = mark.start_ns + 500;
+          p.marks.cpu.push_back(mark);
+        }
+        ProfileMark optimizer;
+        optimizer.op.kind = OpKind::kOptimizer;
+        optimizer.start_ns = start + step.duration_ns - 10;
+        p.marks.cpu.push_back(optimizer);
+        if (marked > 0) {
+          framework_ns +=
+              step.duration_ns - step.duration_ns / 2 - step.duration_ns / 7 - 1'234'567;
+          passes += marked;
+        }
+        p.steps.push_back(step);
+        start += step.duration_ns + 5000;
+      }
+      ProfileMark outside;  // after the last step
+      outside.start_ns = start + 1;
+      p.marks.cpu.push_back(outside);
+    }
+    StatusOr<ProfileCalibration> c = calibrate_from_profiles(ranks, base, "h100");
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    EXPECT_TRUE(c->microbatch_kept.empty()) << c->microbatch_kept;
+    EXPECT_EQ(c->framework_ns, framework_ns);
+    EXPECT_EQ(c->passes, passes);
+    const double per_pass_us = static_cast<double>(framework_ns) / 1e3 / passes;
+    EXPECT_DOUBLE_EQ(c->calibrated.microbatch_s,
+                     std::stod(fmt::format("{:.4g}", per_pass_us)) * 1e-6);
+    EXPECT_TRUE(c->calibrated.host_runs_kernels);
+    StatusOr<GpuSpec> back = parse_gpu_yaml(profile_calibration_yaml(*c), "fitted.yaml");
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_DOUBLE_EQ(back->microbatch_s, c->calibrated.microbatch_s);
+    EXPECT_TRUE(back->host_runs_kernels);
+    EXPECT_NE(profile_calibration_summary(*c).find(fmt::format("over {} passes", passes)),
+              std::string::npos);
+
+    // Without pass marks the framework time has nothing to divide over: kept, and said.
+    for (RankProfile& p : ranks) p.marks.cpu.clear();
+    c = calibrate_from_profiles(ranks, base, "h100");
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(c->calibrated.microbatch_s, base.microbatch_s);
+    EXPECT_TRUE(c->calibrated.host_runs_kernels);
+    EXPECT_NE(c->microbatch_kept.find("no ProfilerStep holds a chunkflow pass mark"),
+              std::string::npos)
+        << c->microbatch_kept;
+  }
+  // Kernel times: the host overlaps the GPU, nothing of this is fitted.
+  StatusOr<ProfileCalibration> gpu = calibrate_from_profiles(profiles(base, 4), base, "h100");
+  ASSERT_TRUE(gpu.ok());
+  EXPECT_FALSE(gpu->calibrated.host_runs_kernels);
+  EXPECT_EQ(gpu->calibrated.microbatch_s, base.microbatch_s);
+  EXPECT_FALSE(parse_gpu_yaml(profile_calibration_yaml(*gpu), "f.yaml")->host_runs_kernels);
+}
+
 TEST(ProfileCalibrate, RefusesProfilesWithoutShapesOrGemms) {
   const GpuSpec base = test::shipped_gpu("h100-sxm-80g");
   RankProfile no_shapes;
