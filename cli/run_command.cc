@@ -18,6 +18,7 @@
 #include "executor/calibrate/run_memory.h"
 #include "executor/executor.h"
 #include "sim/metrics.h"
+#include "sim/simulator.h"
 #ifdef CHUNKFLOW_HAVE_MPI
 #include "executor/mpi_run.h"
 #endif
@@ -43,7 +44,7 @@ struct RunOptions {
 std::string mib(int64_t bytes) { return fmt::format("{:.3f} MiB", bytes / 1048576.0); }
 
 nlohmann::json report_json(const Job& job, const RunOptions& options, const std::string& transport,
-                           const RunReport& report) {
+                           const std::string& offload, const RunReport& report) {
   nlohmann::json steps = nlohmann::json::array();
   for (const StepReport& s : report.steps) {
     nlohmann::json step = {{"step", s.step},
@@ -72,6 +73,7 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
                         {"device", report.backend},
                         {"transport", transport},
                         {"strategy", to_string(job.strategy.kind)},
+                        {"kv_offload", offload},
                         {"steps", steps},
                         {"step_time_s", report.step_time_s()},
                         {"tokens_per_s", report.tokens_per_s()},
@@ -95,7 +97,9 @@ nlohmann::json report_json(const Job& job, const RunOptions& options, const std:
   return out;
 }
 
-std::string report_text(const Job& job, const RunReport& report, const std::string& transport) {
+// `offload`: where the K/V state went, in kv_offload_label's words.
+std::string report_text(const Job& job, const RunReport& report, const std::string& transport,
+                        const std::string& offload) {
   std::string out =
       fmt::format("backend           {} ({} transport, {} step{})\n", report.backend, transport,
                   report.steps.size(), report.steps.size() == 1 ? "" : "s");
@@ -127,18 +131,27 @@ std::string report_text(const Job& job, const RunReport& report, const std::stri
     host_bytes = std::max(host_bytes, st.host_copy_bytes);
     host_s = std::max(host_s, st.host_copy_s);
   }
+  if (offload.starts_with("auto: ")) {
+    out += fmt::format("\nK/V offload       {} ({})\n", offload,
+                       report.device_memory ? "the executor's need against the device's free memory"
+                                            : "a host backend: its host pool is the same RAM, so "
+                                              "offloading would free none of it");
+  }
+  const char* gap = offload.starts_with("auto: ") ? "" : "\n";
   if (host_peak > 0) {
     out += fmt::format(
-        "\nK/V offload       host pool peak {} (busiest stage); {} moved into and out of it in "
+        "{}K/V offload       host pool peak {} (busiest stage); {} moved into and out of it in "
         "{:.3g} s of copies over the run\n",
-        mib(host_peak), mib(host_bytes), host_s);
+        gap, mib(host_peak), mib(host_bytes), host_s);
   } else if (kv_offload_policy(job).enabled) {
     const int64_t line = job.strategy.kv_offload_min_tokens;
-    out += line > 0 ? fmt::format(
-                          "\nK/V offload       nothing offloaded: no split sequence of the "
-                          "run has {} tokens or more (kv_offload_min_tokens)\n",
-                          line)
-                    : "\nK/V offload       nothing offloaded: the run split no sequence\n";
+    out += line > 0
+               ? fmt::format(
+                     "{}K/V offload       nothing offloaded: no split sequence of the "
+                     "run has {} tokens or more (kv_offload_min_tokens)\n",
+                     gap, line)
+               : fmt::format("{}K/V offload       nothing offloaded: the run split no sequence\n",
+                             gap);
   }
   if (report.device_memory) {
     // The executor's own count against the device allocator's and the driver's: the pool keeps
@@ -188,6 +201,23 @@ int run_run(const RunOptions& options) {
   }
   const bool mpi = false;
 #endif
+  // kv_offload: auto is decided here, on the executor's own accounting against what the
+  // device has free (a CUDA backend), before anything is allocated.
+  std::string offload;
+  {
+    std::optional<int64_t> device_free;
+    if (kv_offload_of(*job) == KvOffload::kAuto && options.backend == "cuda") {
+      StatusOr<std::shared_ptr<Backend>> probe = open_backend(exec);
+      if (!probe.ok()) return report(probe.status());
+      if (const std::optional<DeviceMemoryReport> m = (*probe)->device_memory()) {
+        device_free = m->device_total - m->driver_used;
+      }
+    }
+    StatusOr<Job> placed = resolve_run_offload(*job, device_free, !mpi, &offload);
+    if (!placed.ok()) return report(placed.status());
+    if (offload.empty()) offload = kv_offload_label(*placed);
+    job = *std::move(placed);
+  }
   {
     // Resources before work: the memory the run will hold, against this machine's, before
     // any buffer is allocated (under mpirun, for the ranks on this host; printed by rank 0).
@@ -236,12 +266,12 @@ int run_run(const RunOptions& options) {
     if (!s.ok()) return report(s);
   }
   if (options.json) {
-    std::fputs(report_json(*job, options, transport, *result).dump(2).c_str(), stdout);
+    std::fputs(report_json(*job, options, transport, offload, *result).dump(2).c_str(), stdout);
     std::fputs("\n", stdout);
   } else {
     std::fputs(resolved_table(*job).c_str(), stdout);
     std::fputs("\n", stdout);
-    std::fputs(report_text(*job, *result, transport).c_str(), stdout);
+    std::fputs(report_text(*job, *result, transport, offload).c_str(), stdout);
     if (!options.trace_path.empty()) {
       std::fputs(written_note(options.trace_path).c_str(), stdout);
     }

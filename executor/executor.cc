@@ -77,8 +77,8 @@ Status validate_for_executor(const Job& job) {
   }
   if (kv_offload_of(job) == KvOffload::kAuto) {
     return Status::InvalidInput(fmt::format(
-        "{}: strategy.kv_offload: auto is the simulator's choice (simulate says which it made); "
-        "run with none or all",
+        "{}: strategy.kv_offload: auto is decided before a run (resolve_run_offload, as "
+        "`chunkflow run` does); give the executor none or all",
         job.origin));
   }
   return Status::Ok();

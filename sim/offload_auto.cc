@@ -14,13 +14,19 @@
 
 namespace cf {
 
+std::string kv_offload_label(const Job& job, bool automatic) {
+  const KvOffloadPolicy offload = kv_offload_policy(job);
+  std::string label = std::string(automatic ? "auto: " : "") + to_string(kv_offload_of(job));
+  if (offload.enabled && offload.min_tokens > 0) {
+    label += fmt::format(" ≥ {} tokens", offload.min_tokens);
+  }
+  return label;
+}
+
 void label_kv_offload(const Job& job, SimMetrics* m, bool automatic) {
   const KvOffloadPolicy offload = kv_offload_policy(job);
   m->kv_offload_min_tokens = offload.enabled ? offload.min_tokens : 0;
-  m->kv_offload = std::string(automatic ? "auto: " : "") + to_string(kv_offload_of(job));
-  if (m->kv_offload_min_tokens > 0) {
-    m->kv_offload += fmt::format(" ≥ {} tokens", m->kv_offload_min_tokens);
-  }
+  m->kv_offload = kv_offload_label(job, automatic);
 }
 
 namespace {
@@ -50,9 +56,26 @@ std::vector<int64_t> split_sequence_lengths(const Job& job) {
 
 }  // namespace
 
-// kv_offload auto (docs/BEYOND.md): the job as it is; when it does not fit the GPU, the fewest
-// sequences offloaded that make it fit — the longest first, theirs being the most K/V state —
-// found by bisection over the split sequences' lengths, each probe replaying memory only.
+StatusOr<int64_t> bisect_offload_line(const Job& job,
+                                      const std::function<StatusOr<bool>(int64_t)>& fits) {
+  const std::vector<int64_t> lengths = split_sequence_lengths(job);
+  // lengths[hi] is a line that fits (or the last one); lines above lengths[lo] do not.
+  size_t lo = 0, hi = lengths.empty() ? 0 : lengths.size() - 1;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    CF_ASSIGN_OR_RETURN(const bool fit, fits(lengths[mid]));
+    if (fit) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  // The shortest split sequence's line offloads every one: kv_offload: all.
+  return hi + 1 < lengths.size() ? lengths[hi] : 0;
+}
+
+// kv_offload auto (docs/BEYOND.md): the job as it is; when it does not fit the GPU, the line
+// bisect_offload_line draws, each probe replaying memory only.
 // Offloading a sequence frees its whole store and costs a few piece-sized streaming buffers, so
 // the GPU's peak falls as the line does, all but to within those buffers: a line the full run
 // finds over the GPU gives way to every sequence offloaded, when that fits.
@@ -70,23 +93,15 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
   }
   Job offloaded = job;
   offloaded.strategy.kv_offload = KvOffload::kAll;
-  const std::vector<int64_t> lengths = split_sequence_lengths(job);
   SimOptions probe;
   probe.memory_only = true;
-  // lengths[hi] is a line that fits (or the last one); lines above lengths[lo] do not.
-  size_t lo = 0, hi = lengths.empty() ? 0 : lengths.size() - 1;
-  while (lo < hi) {
-    const size_t mid = lo + (hi - lo) / 2;
-    offloaded.strategy.kv_offload_min_tokens = lengths[mid];
-    CF_ASSIGN_OR_RETURN(const SimResult tried, simulate_job_placed(offloaded, probe, nullptr));
-    if (fits_device(offloaded, tried.metrics)) {
-      hi = mid;
-    } else {
-      lo = mid + 1;
-    }
-  }
-  // The shortest split sequence's line offloads every one: kv_offload: all.
-  offloaded.strategy.kv_offload_min_tokens = hi + 1 < lengths.size() ? lengths[hi] : 0;
+  auto fits = [&](int64_t line) -> StatusOr<bool> {
+    Job tried_job = offloaded;
+    tried_job.strategy.kv_offload_min_tokens = line;
+    CF_ASSIGN_OR_RETURN(const SimResult tried, simulate_job_placed(tried_job, probe, nullptr));
+    return fits_device(tried_job, tried.metrics);
+  };
+  CF_ASSIGN_OR_RETURN(offloaded.strategy.kv_offload_min_tokens, bisect_offload_line(job, fits));
   CF_ASSIGN_OR_RETURN(result, simulate_job_placed(offloaded, options, on_step));
   if (offloaded.strategy.kv_offload_min_tokens > 0 && !fits_device(offloaded, result.metrics)) {
     Job all = offloaded;

@@ -110,8 +110,19 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options = {},
 StatusOr<SimResult> simulate_job_placed(const Job& job, const SimOptions& options = {},
                                         const std::function<void(int, int)>& on_step = {});
 
-// Writes the job's K/V placement into the metrics: kv_offload "none", "all" or "all ≥ N
-// tokens" (prefixed "auto: " where kv_offload: auto chose it) and kv_offload_min_tokens.
+// The job's K/V placement in words: "none", "all" or "all ≥ N tokens", prefixed "auto: " where
+// kv_offload: auto chose it (the job given is the one it chose).
+std::string kv_offload_label(const Job& job, bool automatic = false);
+// Writes kv_offload_label and kv_offload_min_tokens into the metrics.
 void label_kv_offload(const Job& job, SimMetrics* m, bool automatic = false);
+
+// Where kv_offload: auto draws its line when the job does not fit with its K/V on the device:
+// the fewest sequences offloaded — the longest first, theirs being the most K/V state — for
+// which `fits(min_tokens)` holds, by bisection over the lengths of the split sequences of the
+// job's sampled steps and worst-case batch (a sequence offloads when it has min_tokens or
+// more). Returns that line, or 0 (every split sequence) when only the shortest's line fits,
+// or none does. `fits` is asked O(log n) times.
+StatusOr<int64_t> bisect_offload_line(const Job& job,
+                                      const std::function<StatusOr<bool>(int64_t)>& fits);
 
 }  // namespace cf

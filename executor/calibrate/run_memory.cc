@@ -87,6 +87,37 @@ StatusOr<RunMemoryNeed> run_memory_need(const Job& job, bool in_process, int loc
   return need;
 }
 
+StatusOr<Job> resolve_run_offload(const Job& job, std::optional<int64_t> device_free_bytes,
+                                  bool in_process, std::string* label) {
+  if (kv_offload_of(job) != KvOffload::kAuto) return job;
+  Job placed = job;
+  placed.strategy.kv_offload = KvOffload::kNone;
+  placed.strategy.kv_offload_min_tokens = 0;
+  auto fits = [&](const Job& tried) -> StatusOr<bool> {
+    CF_ASSIGN_OR_RETURN(const RunMemoryNeed need, run_memory_need(tried, in_process, 1));
+    return (in_process ? need.bytes : need.largest_stage_bytes) <= *device_free_bytes;
+  };
+  bool on_device = !device_free_bytes.has_value();
+  if (!on_device) {
+    CF_ASSIGN_OR_RETURN(on_device, fits(placed));
+  }
+  if (!on_device) {
+    placed.strategy.kv_offload = KvOffload::kAll;
+    auto line_fits = [&](int64_t line) {
+      Job tried = placed;
+      tried.strategy.kv_offload_min_tokens = line;
+      return fits(tried);
+    };
+    CF_ASSIGN_OR_RETURN(placed.strategy.kv_offload_min_tokens, bisect_offload_line(job, line_fits));
+    if (placed.strategy.kv_offload_min_tokens > 0) {
+      CF_ASSIGN_OR_RETURN(const bool line_fit, fits(placed));
+      if (!line_fit) placed.strategy.kv_offload_min_tokens = 0;
+    }
+  }
+  if (label != nullptr) *label = kv_offload_label(placed, /*automatic=*/true);
+  return placed;
+}
+
 Status check_run_memory(const Job& job, bool in_process, int local_ranks) {
   CF_ASSIGN_OR_RETURN(const RunMemoryNeed need, run_memory_need(job, in_process, local_ranks));
   const AvailableMemory have = available_memory();

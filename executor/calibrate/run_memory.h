@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -33,6 +34,17 @@ struct RunMemoryNeed {
   int instances = 0;  // stage instances counted
 };
 StatusOr<RunMemoryNeed> run_memory_need(const Job& job, bool in_process, int local_ranks);
+
+// strategy.kv_offload: auto for a run, decided on the executor's own accounting: a device
+// backend (`device_free_bytes`: what each device has free, known) keeps the K/V on the
+// device when the need (in process every stage on one device; under mpirun the largest
+// stage's) fits it, else offloads the sequences bisect_offload_line picks, or all of them
+// (when even that is over, check_device_memory refuses the run); a host backend (nullopt)
+// keeps it where it is, since its host pool is the same RAM and offloading frees none of it.
+// The job returned has kv_offload none or all (with its line); `label` (optional) gets
+// kv_offload_label's "auto: ..." words. Jobs that are not auto come back as they are.
+StatusOr<Job> resolve_run_offload(const Job& job, std::optional<int64_t> device_free_bytes,
+                                  bool in_process, std::string* label = nullptr);
 
 // InvalidInput "JOB: run: needs N GiB ..., this machine has M GiB (source)" when the need
 // (the host pools included: the same RAM) exceeds what is available; Ok otherwise. Requires

@@ -99,6 +99,27 @@ TEST(RunCommand, OffloadSaysWhatWentToTheHostPool) {
       << above.out;
 }
 
+// kv_offload: auto on the CPU backend: the host pool is the same RAM, so the K/V stays with
+// the stages, and the report says so (text and JSON).
+TEST(RunCommand, AutoOffloadOnTheCpuKeepsTheStateWithTheStages) {
+  TempDir dir;
+  test::TinyJob spec = pipelined_job();
+  spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: auto}";
+  const std::string job = dir.write("auto.yaml", test::tiny_job_yaml(spec));
+  const test::CommandResult text = run_chunkflow({"run", job, "--backend", "cpu"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("K/V offload       auto: none (a host backend"), std::string::npos)
+      << text.out;
+  EXPECT_EQ(text.out.find("host pool peak"), std::string::npos) << text.out;
+  const test::CommandResult json = run_chunkflow({"run", job, "--backend", "cpu", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const nlohmann::json out = nlohmann::json::parse(json.out);
+  EXPECT_EQ(out.at("kv_offload"), "auto: none");
+  for (const nlohmann::json& stage : out.at("stages")) {
+    EXPECT_FALSE(stage.contains("host_peak_bytes"));
+  }
+}
+
 TEST(RunCommand, TraceHasEveryPlanOpAndTheResolvedJobBesideIt) {
   TempDir dir;
   const test::TinyJob spec = pipelined_job();

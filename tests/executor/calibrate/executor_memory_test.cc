@@ -11,8 +11,11 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <set>
 #include <vector>
 
+#include "executor/calibrate/run_memory.h"
 #include "executor/executor.h"
 #include "executor/params.h"
 #include "sim/memory_model.h"
@@ -135,6 +138,96 @@ TEST(ExecutorMemory, OffloadedStoreOnDeviceAndHost) {
     }
     EXPECT_GT(lower, 0);
   }
+}
+
+// kv_offload: auto in a run: a device budget at the need with the K/V on the device keeps it
+// there; under it, the highest line over the split sequences' lengths whose need fits (the
+// bisection against every line tried in turn), all when only the shortest's or none does
+// (check_device_memory refuses the run then); a real run of the chosen job fits its budget,
+// measured. A host backend keeps the K/V where it is. In process and under mpirun (the
+// largest stage's need).
+TEST(RunOffload, AutoOffloadsTheLongestSequencesThatMustLeaveTheDevice) {
+  install_executor_memory();
+  for (const unsigned seed : {3u, 17u}) {
+    test::TinyJob spec;
+    spec.lengths = test::scaled_batch("chatqa2-long-sft", 9, 301, seed);
+    spec.lengths.push_back(173);  // a second split sequence, shorter than the longest
+    spec.pp = 2;
+    spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: auto}";
+    const Job job = test::tiny_job(spec);
+    std::set<int64_t, std::greater<>> lines;  // the split sequences' lengths, longest first
+    for (const int64_t length : spec.lengths) {
+      if (length > 40) lines.insert(length);
+    }
+    ASSERT_GE(lines.size(), 2u);
+    for (const bool in_process : {true, false}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "seed " << seed << (in_process ? " in process" : " mpi"));
+      auto need = [&](KvOffload where, int64_t line) {
+        Job placed = job;
+        placed.strategy.kv_offload = where;
+        placed.strategy.kv_offload_min_tokens = line;
+        StatusOr<RunMemoryNeed> n = run_memory_need(placed, in_process, 1);
+        EXPECT_TRUE(n.ok()) << n.status().message();
+        return n.ok() ? (in_process ? n->bytes : n->largest_stage_bytes) : 0;
+      };
+      auto resolved = [&](std::optional<int64_t> budget, std::string* label) {
+        StatusOr<Job> placed = resolve_run_offload(job, budget, in_process, label);
+        EXPECT_TRUE(placed.ok()) << placed.status().message();
+        return placed.ok() ? kv_offload_policy(*placed) : KvOffloadPolicy{};
+      };
+      // What the resolver must choose under `budget`, every line tried from the longest.
+      auto expected = [&](int64_t budget) {
+        if (need(KvOffload::kNone, 0) <= budget) return KvOffloadPolicy{};
+        for (const int64_t line : lines) {
+          if (line == *lines.rbegin()) break;  // the shortest's line: all
+          if (need(KvOffload::kAll, line) <= budget) return KvOffloadPolicy{true, line};
+        }
+        return KvOffloadPolicy{true, 0};
+      };
+      const int64_t none = need(KvOffload::kNone, 0);
+      const int64_t longest = need(KvOffload::kAll, *lines.begin());
+      const int64_t all = need(KvOffload::kAll, 0);
+      ASSERT_LT(longest, none);
+      ASSERT_LT(all, longest);
+      std::string label;
+      EXPECT_EQ(resolved(std::nullopt, &label), KvOffloadPolicy{});
+      EXPECT_EQ(label, "auto: none");
+      std::vector<int64_t> budgets{none, none - 1, all, all - 1, 1};
+      for (const int64_t line : lines) {
+        budgets.push_back(need(KvOffload::kAll, line));
+        budgets.push_back(need(KvOffload::kAll, line) - 1);
+      }
+      for (const int64_t budget : budgets) {
+        const KvOffloadPolicy want = expected(budget);
+        EXPECT_EQ(resolved(budget, &label), want) << "budget " << budget;
+        EXPECT_EQ(label, !want.enabled ? "auto: none"
+                         : want.min_tokens > 0
+                             ? fmt::format("auto: all ≥ {} tokens", want.min_tokens)
+                             : "auto: all");
+      }
+      EXPECT_EQ(resolved(none - 1, &label), (KvOffloadPolicy{true, *lines.begin()}));
+      if (!in_process) continue;
+      // The job the resolver chose at the longest line's budget, run: its stages' measured
+      // peaks add up to that budget (the accounting is exact).
+      StatusOr<Job> chosen = resolve_run_offload(job, longest, true);
+      ASSERT_TRUE(chosen.ok());
+      ExecutorOptions options;
+      options.record_trace = false;
+      StatusOr<RunReport> run = run_in_process(*chosen, options);
+      ASSERT_TRUE(run.ok()) << run.status().message();
+      int64_t measured = 0;
+      for (const StageMemoryReport& st : run->stages) measured += st.peak_bytes;
+      EXPECT_EQ(measured, longest);
+    }
+  }
+  // A job that names its placement comes back as it is.
+  test::TinyJob spec;
+  spec.lengths = {301, 7};
+  spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: all}";
+  StatusOr<Job> as_given = resolve_run_offload(test::tiny_job(spec), 1, true);
+  ASSERT_TRUE(as_given.ok());
+  EXPECT_EQ(kv_offload_policy(*as_given), (KvOffloadPolicy{true, 0}));
 }
 
 // Interleaved 1F1B needs a chunk count Megatron's rule admits: the contract test's batch.
