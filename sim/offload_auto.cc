@@ -38,27 +38,30 @@ bool fits_device(const Job& job, const SimMetrics& m) {
   return std::max(worst_stage_peak_bytes(m), m.worst_case_peak_bytes) <= usable;
 }
 
-// The lengths of the split sequences of the job's sampled steps and its worst-case batch, the
-// longest first: where kv_offload: auto may draw its line.
-std::vector<int64_t> split_sequence_lengths(const Job& job) {
+}  // namespace
+
+std::vector<int64_t> offload_lines(const std::vector<std::vector<int64_t>>& batches,
+                                   int64_t chunk_size) {
   std::set<int64_t, std::greater<>> lengths;
-  auto add = [&](const std::vector<int64_t>& batch) {
+  for (const std::vector<int64_t>& batch : batches) {
     for (const int64_t length : batch) {
-      if (length > job.strategy.chunk_size) lengths.insert(length);
+      if (length > chunk_size) lengths.insert(length);
     }
-  };
-  for (int step = 0; step < job.training.steps; ++step) {
-    add(plan_inputs_from_job(job, step).sequence_lengths);
   }
-  add(worst_case_batch(job, plan_inputs_from_job(job, 0).sequence_lengths));
   return {lengths.begin(), lengths.end()};
 }
 
-}  // namespace
+std::vector<int64_t> offload_lines(const Job& job) {
+  std::vector<std::vector<int64_t>> batches;
+  for (int step = 0; step < job.training.steps; ++step) {
+    batches.push_back(plan_inputs_from_job(job, step).sequence_lengths);
+  }
+  batches.push_back(worst_case_batch(job, plan_inputs_from_job(job, 0).sequence_lengths));
+  return offload_lines(batches, job.strategy.chunk_size);
+}
 
-StatusOr<int64_t> bisect_offload_line(const Job& job,
+StatusOr<int64_t> bisect_offload_line(const std::vector<int64_t>& lengths,
                                       const std::function<StatusOr<bool>(int64_t)>& fits) {
-  const std::vector<int64_t> lengths = split_sequence_lengths(job);
   // lengths[hi] is a line that fits (or the last one); lines above lengths[lo] do not.
   size_t lo = 0, hi = lengths.empty() ? 0 : lengths.size() - 1;
   while (lo < hi) {
@@ -101,7 +104,8 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
     CF_ASSIGN_OR_RETURN(const SimResult tried, simulate_job_placed(tried_job, probe, nullptr));
     return fits_device(tried_job, tried.metrics);
   };
-  CF_ASSIGN_OR_RETURN(offloaded.strategy.kv_offload_min_tokens, bisect_offload_line(job, fits));
+  CF_ASSIGN_OR_RETURN(offloaded.strategy.kv_offload_min_tokens,
+                      bisect_offload_line(offload_lines(job), fits));
   CF_ASSIGN_OR_RETURN(result, simulate_job_placed(offloaded, options, on_step));
   if (offloaded.strategy.kv_offload_min_tokens > 0 && !fits_device(offloaded, result.metrics)) {
     Job all = offloaded;

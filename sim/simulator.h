@@ -116,13 +116,18 @@ std::string kv_offload_label(const Job& job, bool automatic = false);
 // Writes kv_offload_label and kv_offload_min_tokens into the metrics.
 void label_kv_offload(const Job& job, SimMetrics* m, bool automatic = false);
 
+// Where kv_offload: auto may draw its line: the lengths of the sequences longer than
+// `chunk_size` (split, so holding K/V state) in `batches`, longest first, each once.
+std::vector<int64_t> offload_lines(const std::vector<std::vector<int64_t>>& batches,
+                                   int64_t chunk_size);
+// The same over the job's sampled steps and its worst-case batch.
+std::vector<int64_t> offload_lines(const Job& job);
 // Where kv_offload: auto draws its line when the job does not fit with its K/V on the device:
 // the fewest sequences offloaded — the longest first, theirs being the most K/V state — for
-// which `fits(min_tokens)` holds, by bisection over the lengths of the split sequences of the
-// job's sampled steps and worst-case batch (a sequence offloads when it has min_tokens or
-// more). Returns that line, or 0 (every split sequence) when only the shortest's line fits,
-// or none does. `fits` is asked O(log n) times.
-StatusOr<int64_t> bisect_offload_line(const Job& job,
+// which `fits(min_tokens)` holds, by bisection over `lines` (offload_lines; a sequence
+// offloads when it has min_tokens or more). Returns that line, or 0 (every split sequence)
+// when only the shortest's line fits, or none does. `fits` is asked O(log n) times.
+StatusOr<int64_t> bisect_offload_line(const std::vector<int64_t>& lines,
                                       const std::function<StatusOr<bool>(int64_t)>& fits);
 
 }  // namespace cf

@@ -79,7 +79,7 @@ std::string ranked_table(const TuneResult& r) {
     width = std::max(width, describe(s.ranked[i].candidate.layout).size());
   }
   // Where the K/V state lives, when the job may offload it: on the GPU, or in host memory
-  // (with the host bytes a node holds).
+  // (the sequences it left the GPU for, when not all, and the host bytes a node holds).
   const bool offloading = kv_offload_of(r.job) != KvOffload::kNone;
   std::string out =
       fmt::format("{:>4}  {:>9}  {:>4}  {:<8}  {:<{}}  {:>8}  {:>9}  {:>10}  {:>6}  {:>9}{}\n",
@@ -90,8 +90,11 @@ std::string ranked_table(const TuneResult& r) {
     const SimMetrics& m = s.ranked[i].metrics;
     std::string placement;
     if (offloading) {
+      const int64_t line = c.strategy.kv_offload_min_tokens;
       placement = c.strategy.kv_offload == KvOffload::kAll
-                      ? fmt::format("  host, {} per node", format_bytes(m.host_bytes_per_node))
+                      ? fmt::format("  host{}, {} per node",
+                                    line > 0 ? fmt::format(" (≥ {} tokens)", line) : "",
+                                    format_bytes(m.host_bytes_per_node))
                       : "  GPU";
     }
     out += fmt::format(

@@ -240,7 +240,7 @@ Status Search::share_outcomes(const std::vector<std::vector<std::pair<double, in
                 {static_cast<int>(o.kind), o.reason, o.detail, o.excess_bytes, o.score_floor,
                  looked_[static_cast<size_t>(i)] != 0,
                  o.kind == Outcome::kFeasible ? sim_metrics_to_wire(o.metrics) : nlohmann::json(),
-                 o.offloaded});
+                 o.offloaded, o.offload_line});
           }
           return run;
         },
@@ -266,6 +266,7 @@ Status Search::share_outcomes(const std::vector<std::vector<std::pair<double, in
             looked_[static_cast<size_t>(i)] = j.at(5).get<bool>() ? 1 : 0;
             if (o.kind == Outcome::kFeasible) o.metrics = sim_metrics_from_wire(j.at(6));
             o.offloaded = j.at(7).get<bool>();
+            o.offload_line = j.at(8).get<int64_t>();
             if (o.kind != Outcome::kPending) settle();
           }
         });

@@ -46,7 +46,8 @@ struct Outcome {
   std::string detail;        // infeasible: the numbers, for the closest miss
   int64_t excess_bytes = 0;  // over the budget (memory reasons only; 0 otherwise)
   double score_floor = 0;    // pruned by time or screened: a score it was proved to exceed
-  bool offloaded = false;    // kv_offload: auto — it ran with its K/V offloaded
+  bool offloaded = false;    // kv_offload: auto — it ran with its K/V offloaded,
+  int64_t offload_line = 0;  // those of the sequences of at least this many tokens (0: all)
 };
 
 // The DP rank whose memory to judge first: the one holding the step's longest dependent group
@@ -148,17 +149,23 @@ class Search {
   // memory; after each sampled step the score can be bounded by the steps simulated so far
   // plus the bounds of the rest (bounds.h), and a candidate whose bound is above `threshold`
   // (the current N-th best score) cannot reach the top N and is pruned there.
-  // kv_offload: auto (Candidate::auto_offload): with the K/V on the GPU first, and offloaded
-  // when that is over the memory budget (or straight offloaded once a screen found so).
+  // kv_offload: auto (Candidate::auto_offload): with the K/V on the GPU first; when that is
+  // over the memory budget, the fewest sequences offloaded that fit (bisect_offload_line over
+  // memory-only probes), every split sequence when no line does (straight offloaded, on that
+  // line, once a screen found so).
   Status evaluate(int index, SearchWorker& worker, double threshold, Look look = Look::kFull);
   Status evaluate_placed(int index, SearchWorker& worker, double threshold, Look look,
-                         KvOffload placement);
+                         KvOffload placement, int64_t min_tokens);
+  // Whether candidate `index` with the K/V of its sequences of at least `line` tokens
+  // offloaded fits the memory budget in every sampled step and the worst case (memory only).
+  StatusOr<bool> fits_offloaded(int index, SearchWorker& worker, int64_t line);
   // Candidate i as it ran: an auto_offload one with the placement its outcome found.
   Candidate resolved(int i) const {
     Candidate c = candidates_[static_cast<size_t>(i)];
     if (c.auto_offload) {
-      c.strategy.kv_offload =
-          outcomes_[static_cast<size_t>(i)].offloaded ? KvOffload::kAll : KvOffload::kNone;
+      const Outcome& o = outcomes_[static_cast<size_t>(i)];
+      c.strategy.kv_offload = o.offloaded ? KvOffload::kAll : KvOffload::kNone;
+      c.strategy.kv_offload_min_tokens = o.offloaded ? o.offload_line : 0;
     }
     return c;
   }

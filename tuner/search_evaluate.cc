@@ -37,26 +37,62 @@ int memory_screen_rank(const StepChunks& step_chunks, int step, int dp, double p
 Status Search::evaluate(int index, SearchWorker& worker, double threshold, Look look) {
   const Candidate& c = candidates_[index];
   if (!c.auto_offload) {
-    return evaluate_placed(index, worker, threshold, look, c.strategy.kv_offload);
+    return evaluate_placed(index, worker, threshold, look, c.strategy.kv_offload,
+                           c.strategy.kv_offload_min_tokens);
   }
   Outcome& o = outcomes_[index];
   if (!o.offloaded) {
-    CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kNone));
+    CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kNone, 0));
     if (o.kind != Outcome::kInfeasible || o.excess_bytes <= 0) return Status::Ok();
-    o = Outcome{};  // over the budget with the K/V on the GPU: offload them
+    // Over the budget with the K/V on the GPU: offload the longest sequences' first.
+    o = Outcome{};
+    o.offloaded = true;
+    std::vector<std::vector<int64_t>> batches;
+    for (const PlanInputs& in : steps_) batches.push_back(in.sequence_lengths);
+    auto fits = [&](int64_t line) { return fits_offloaded(index, worker, line); };
+    CF_ASSIGN_OR_RETURN(o.offload_line,
+                        bisect_offload_line(offload_lines(batches, c.strategy.chunk_size), fits));
   }
-  CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kAll));
-  o.offloaded = true;
+  CF_RETURN_IF_ERROR(
+      evaluate_placed(index, worker, threshold, look, KvOffload::kAll, o.offload_line));
+  if (o.kind == Outcome::kInfeasible && o.excess_bytes > 0 && o.offload_line > 0) {
+    o = Outcome{};  // the line's full run is over the budget after all: every split sequence
+    o.offloaded = true;
+    CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kAll, 0));
+  }
   return Status::Ok();
 }
 
+StatusOr<bool> Search::fits_offloaded(int index, SearchWorker& worker, int64_t line) {
+  const Candidate& c = candidates_[index];
+  Job& job = worker.job;
+  StrategyConfig strategy = c.strategy;
+  strategy.kv_offload = KvOffload::kAll;
+  strategy.kv_offload_min_tokens = line;
+  apply_layout(c.layout, strategy, &job);
+  CF_ASSIGN_OR_RETURN(const std::unique_ptr<CostModel> cost, make_cost_model(job));
+  const StepChunks& chunks = *chunks_[index];
+  for (size_t step = chunks.steps.size(); step-- > 0;) {  // the worst case (last) first
+    PlanInputs in = steps_[step];
+    set_plan_layout(job, &in);
+    CF_ASSIGN_OR_RETURN(const Plan plan, build_plan_with_chunks(in, chunks.steps[step]));
+    SimOptions sim;
+    sim.memory_only = true;
+    sim.memory_budget_bytes = budget_bytes_;
+    CF_ASSIGN_OR_RETURN(const SimResult result, simulate(worker, plan, *cost, sim, c));
+    if (!fits_budget(result.metrics)) return false;
+  }
+  return true;
+}
+
 Status Search::evaluate_placed(int index, SearchWorker& worker, double threshold, Look look,
-                               KvOffload placement) {
+                               KvOffload placement, int64_t min_tokens) {
   const Candidate& c = candidates_[index];
   Outcome& o = outcomes_[index];
   Job& job = worker.job;
   StrategyConfig strategy = c.strategy;
   strategy.kv_offload = placement;
+  strategy.kv_offload_min_tokens = min_tokens;
   apply_layout(c.layout, strategy, &job);
   StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
   if (!cost.ok()) {

@@ -4,7 +4,11 @@
 // the winner's job YAML reproduces the predicted step time through `simulate`.
 #include "tuner/tuner.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "sim/simulator.h"
 #include "tests/tuner/tuner_test_util.h"
@@ -368,6 +372,84 @@ TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
     EXPECT_LE(chosen->best()->metrics.step_time_s, other->best()->metrics.step_time_s)
         << to_string(fixed);
   }
+}
+
+// With several long sequences, kv_offload: auto offloads per candidate only the longest ones
+// that must leave the GPU: on a batch of 2M down to 32K tokens (Qwen2.5-7B, 8 × H100), every
+// ranked candidate that offloads is checked against its own simulation — with its line it
+// fits the budget at the same step time, with the next longer line (or none) it does not —
+// some keep the shorter sequences on the GPU, and the best of auto is at least as good as
+// the best on the GPU alone and as the best with everything offloaded.
+TEST(TunerTest, AutoOffloadsPerCandidateOnlyTheLongestSequencesThatMustGo) {
+  const std::vector<int64_t> lengths{2097152, 1048576, 786432, 524288,
+                                     262144,  131072,  65536,  32768};
+  const std::string text = fmt::format(
+      "model: qwen2.5-7b\ncluster: {{gpu: h100-sxm-80g, gpus: 8, gpus_per_node: 8}}\n"
+      "dataset: {{lengths: [{}], max_length: 2097152}}\n"
+      "training: {{global_batch: 8, steps: 1}}\n"
+      "parallel: {{tp: 4, pp: 2, dp: 1, sp: true, recompute: full, schedule: 1f1b}}\n"
+      "strategy: {{kind: chunkflow, chunk_size: 32768, k: 2, kv_offload: auto}}\n"
+      "cost_model: {{kind: analytical}}\n",
+      fmt::join(lengths, ", "));
+  StatusOr<Job> job = parse_job(text, "mixed.yaml");
+  ASSERT_TRUE(job.ok()) << job.status().message();
+  StatusOr<SearchSpace> space = offload_space(*job, "1,2");
+  ASSERT_TRUE(space.ok()) << space.status().message();
+  space->top = 100;
+  const TuneOptions options = offload_options();
+  StatusOr<TuneResult> chosen = tune(*job, *space, options);
+  ASSERT_TRUE(chosen.ok()) << chosen.status().message();
+  auto peak_with = [&](const Candidate& c, KvOffload where, int64_t line, double* step_s) {
+    Job placed = job_with(*job, c.layout, c.strategy);
+    placed.strategy.kv_offload = where;
+    placed.strategy.kv_offload_min_tokens = line;
+    StatusOr<SimResult> sim = simulate_job(placed);
+    EXPECT_TRUE(sim.ok()) << sim.status().message();
+    if (!sim.ok()) return int64_t{0};
+    if (step_s != nullptr) *step_s = sim->metrics.step_time_s;
+    return std::max(worst_stage_peak_bytes(sim->metrics), sim->metrics.worst_case_peak_bytes);
+  };
+  const int64_t budget = chosen->memory_budget_bytes;
+  int lines = 0, everything = 0;
+  for (const RankedCandidate& r : chosen->chunkflow.ranked) {
+    const Candidate& c = r.candidate;
+    if (c.strategy.kv_offload == KvOffload::kNone) continue;
+    SCOPED_TRACE(candidate_label(c));
+    std::vector<int64_t> split;  // the candidate's split sequences, longest first
+    for (const int64_t length : lengths) {
+      if (length > c.strategy.chunk_size) split.push_back(length);
+    }
+    const int64_t line = c.strategy.kv_offload_min_tokens;
+    double step_s = 0;
+    EXPECT_LE(peak_with(c, KvOffload::kAll, line, &step_s), budget);
+    EXPECT_EQ(r.metrics.step_time_s, step_s);
+    // The next longer line: the one before `line` in `split`; for all, the second shortest.
+    const auto at = std::find(split.begin(), split.end(), line > 0 ? line : split.back());
+    ASSERT_NE(at, split.end());
+    if (at == split.begin()) {
+      EXPECT_GT(peak_with(c, KvOffload::kNone, 0, nullptr), budget);
+    } else {
+      EXPECT_GT(peak_with(c, KvOffload::kAll, *(at - 1), nullptr), budget) << *(at - 1);
+    }
+    if (line > 0) {
+      ++lines;
+      EXPECT_EQ(r.metrics.kv_offload, fmt::format("auto: all ≥ {} tokens", line));
+    } else {
+      ++everything;
+      EXPECT_EQ(r.metrics.kv_offload, "auto: all");
+    }
+  }
+  EXPECT_GT(lines, 0);
+  for (const KvOffload fixed : {KvOffload::kNone, KvOffload::kAll}) {
+    Job placed = *job;
+    placed.strategy.kv_offload = fixed;
+    StatusOr<TuneResult> other = tune(placed, *space, options);
+    ASSERT_TRUE(other.ok()) << other.status().message();
+    ASSERT_NE(other->best(), nullptr);
+    EXPECT_LE(chosen->best()->metrics.step_time_s, other->best()->metrics.step_time_s)
+        << to_string(fixed);
+  }
+  RecordProperty("offloaded_all", everything);
 }
 
 }  // namespace
