@@ -16,7 +16,8 @@
 # tokens, head dim 128, GQA 8:1, and GEMMs, TFLOP/s); `chunkflow calibrate --backend cuda`;
 # then for qwen2.5-0.5b with ChunkSize 4096 and 8192 at pp 1 and pp 2 (two stages on one GPU):
 # simulate with the calibrated GPU file, run on the GPU, compare; then the 4096 / pp 1 job with
-# K/V offload (its step, peak and copies). $OUT/summary.txt first (the figures), then
+# K/V offload (its step, peak and copies), and with kv_offload: auto (what run chose).
+# $OUT/summary.txt first (the figures), then
 # logs.tar.gz (every log, trace and JSON). docs/GPU.md records what ran.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -189,6 +190,20 @@ print(f"offload    step {off['step_time_s']:.4f} s (store on the GPU {on['step_t
       f"peak {peak(off):.0f} MiB (on the GPU {peak(on):.0f}; predicted {max(s['peak_memory_bytes'] for s in sim['stages']) / mib:.0f}), "
       f"host pool {st.get('host_peak_bytes', 0) / mib:.0f} MiB, {st['host_copy_bytes'] / mib:.0f} MiB copied "
       f"in {st.get('host_copy_s', 0):.4f} s ({rate:.1f} GB/s)")
+PY
+# 6. kv_offload: auto on the GPU: run decides against the device's free memory before
+# allocating (the 0.5B job fits, so its K/V stays on the GPU: "auto: none").
+job="$logs/c4096-pp1-auto.yaml"
+sed 's/packer: balanced}/packer: balanced, kv_offload: auto}/' "$logs/c4096-pp1.yaml" > "$job"
+timeout 120 "$cf" run "$job" --backend cuda --math bf16 --json > "$logs/auto.run.json" \
+  2> "$logs/auto.run.err" || status=1
+python3 - "$logs/auto.run.json" <<'PY' 2>&1 | tee -a "$summary"
+import json, sys
+try:
+    run = json.load(open(sys.argv[1]))
+    print(f"auto       run chose {run['kv_offload']}, step {run['step_time_s']:.4f} s")
+except Exception as e:
+    print(f"auto       failed: {e}")
 PY
 note "status     $status"
 tar -C "$out" -czf "$out/logs.tar.gz" logs && rm -rf "$logs"
