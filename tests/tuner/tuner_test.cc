@@ -323,6 +323,22 @@ TEST(TunerTest, OffloadMakesAFourMillionTokenSequenceFit) {
 // sequence (Qwen2.5-7B, 8 × H100) some configurations fit on the GPU and some only offloaded;
 // every ranked one is checked against its own simulation both ways, and the best of auto is at
 // least as good as the best on the GPU alone and as the best with everything offloaded.
+// The best of `auto` against the best of the same search with the K/V on the GPU and with all
+// of it offloaded: at least as good as either.
+void expect_no_worse_than_fixed(const Job& job, const SearchSpace& space,
+                                const TuneOptions& options, const TuneResult& automatic) {
+  ASSERT_NE(automatic.best(), nullptr);
+  for (const KvOffload fixed : {KvOffload::kNone, KvOffload::kAll}) {
+    Job placed = job;
+    placed.strategy.kv_offload = fixed;
+    StatusOr<TuneResult> other = tune(placed, space, options);
+    ASSERT_TRUE(other.ok()) << other.status().message();
+    ASSERT_NE(other->best(), nullptr);
+    EXPECT_LE(automatic.best()->metrics.step_time_s, other->best()->metrics.step_time_s)
+        << to_string(fixed);
+  }
+}
+
 TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
   const std::string text =
       "model: qwen2.5-7b\ncluster: {gpu: h100-sxm-80g, gpus: 8, gpus_per_node: 8}\n"
@@ -363,15 +379,7 @@ TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
   }
   EXPECT_GT(on_gpu, 0);
   EXPECT_GT(offloaded, 0);
-  for (const KvOffload fixed : {KvOffload::kNone, KvOffload::kAll}) {
-    Job placed = *job;
-    placed.strategy.kv_offload = fixed;
-    StatusOr<TuneResult> other = tune(placed, *space, options);
-    ASSERT_TRUE(other.ok()) << other.status().message();
-    ASSERT_NE(other->best(), nullptr);
-    EXPECT_LE(chosen->best()->metrics.step_time_s, other->best()->metrics.step_time_s)
-        << to_string(fixed);
-  }
+  expect_no_worse_than_fixed(*job, *space, options, *chosen);
 }
 
 // With several long sequences, kv_offload: auto offloads per candidate only the longest ones
@@ -440,15 +448,7 @@ TEST(TunerTest, AutoOffloadsPerCandidateOnlyTheLongestSequencesThatMustGo) {
     }
   }
   EXPECT_GT(lines, 0);
-  for (const KvOffload fixed : {KvOffload::kNone, KvOffload::kAll}) {
-    Job placed = *job;
-    placed.strategy.kv_offload = fixed;
-    StatusOr<TuneResult> other = tune(placed, *space, options);
-    ASSERT_TRUE(other.ok()) << other.status().message();
-    ASSERT_NE(other->best(), nullptr);
-    EXPECT_LE(chosen->best()->metrics.step_time_s, other->best()->metrics.step_time_s)
-        << to_string(fixed);
-  }
+  expect_no_worse_than_fixed(*job, *space, options, *chosen);
   RecordProperty("offloaded_all", everything);
 }
 
