@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "sim/simulator.h"
 #include "tests/tuner/tuner_test_util.h"
@@ -339,22 +340,40 @@ void expect_no_worse_than_fixed(const Job& job, const SearchSpace& space,
   }
 }
 
-TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
-  const std::string text =
-      "model: qwen2.5-7b\ncluster: {gpu: h100-sxm-80g, gpus: 8, gpus_per_node: 8}\n"
-      "dataset: {lengths: [1048576], max_length: 1048576}\n"
-      "training: {global_batch: 1, steps: 1}\n"
-      "parallel: {tp: 4, pp: 2, dp: 1, sp: true, recompute: full, schedule: 1f1b}\n"
-      "strategy: {kind: chunkflow, chunk_size: 32768, k: 2, kv_offload: auto}\n"
-      "cost_model: {kind: analytical}\n";
+// Qwen2.5-7B on 8 × H100 (tp 4, pp 2, sp, full recompute, C 32K, K 2) with kv_offload: auto,
+// one step of `lengths`, tuned over offload_space with pp 1–2, the top 100 kept.
+struct AutoSearch {
+  Job job;
+  SearchSpace space;
+  TuneOptions options = offload_options();
+  std::optional<TuneResult> result;
+};
+void tune_auto(const std::vector<int64_t>& lengths, AutoSearch* out) {
+  const std::string text = fmt::format(
+      "model: qwen2.5-7b\ncluster: {{gpu: h100-sxm-80g, gpus: 8, gpus_per_node: 8}}\n"
+      "dataset: {{lengths: [{}], max_length: {}}}\n"
+      "training: {{global_batch: {}, steps: 1}}\n"
+      "parallel: {{tp: 4, pp: 2, dp: 1, sp: true, recompute: full, schedule: 1f1b}}\n"
+      "strategy: {{kind: chunkflow, chunk_size: 32768, k: 2, kv_offload: auto}}\n"
+      "cost_model: {{kind: analytical}}\n",
+      fmt::join(lengths, ", "), *std::max_element(lengths.begin(), lengths.end()), lengths.size());
   StatusOr<Job> job = parse_job(text, "auto.yaml");
   ASSERT_TRUE(job.ok()) << job.status().message();
-  StatusOr<SearchSpace> space = offload_space(*job, "1,2");
+  out->job = *job;
+  StatusOr<SearchSpace> space = offload_space(out->job, "1,2");
   ASSERT_TRUE(space.ok()) << space.status().message();
-  space->top = 100;
-  const TuneOptions options = offload_options();
-  StatusOr<TuneResult> chosen = tune(*job, *space, options);
-  ASSERT_TRUE(chosen.ok()) << chosen.status().message();
+  out->space = *space;
+  out->space.top = 100;
+  StatusOr<TuneResult> result = tune(out->job, out->space, out->options);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  out->result = *std::move(result);
+}
+
+TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
+  AutoSearch search;
+  ASSERT_NO_FATAL_FAILURE(tune_auto({1048576}, &search));
+  const Job* job = &search.job;
+  const TuneResult* chosen = &*search.result;
   int on_gpu = 0, offloaded = 0;
   for (const RankedCandidate& r : chosen->chunkflow.ranked) {
     SCOPED_TRACE(candidate_label(r.candidate));
@@ -379,7 +398,7 @@ TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
   }
   EXPECT_GT(on_gpu, 0);
   EXPECT_GT(offloaded, 0);
-  expect_no_worse_than_fixed(*job, *space, options, *chosen);
+  expect_no_worse_than_fixed(search.job, search.space, search.options, *chosen);
 }
 
 // With several long sequences, kv_offload: auto offloads per candidate only the longest ones
@@ -391,22 +410,10 @@ TEST(TunerTest, AutoOffloadsOnlyTheCandidatesThatDoNotFit) {
 TEST(TunerTest, AutoOffloadsPerCandidateOnlyTheLongestSequencesThatMustGo) {
   const std::vector<int64_t> lengths{2097152, 1048576, 786432, 524288,
                                      262144,  131072,  65536,  32768};
-  const std::string text = fmt::format(
-      "model: qwen2.5-7b\ncluster: {{gpu: h100-sxm-80g, gpus: 8, gpus_per_node: 8}}\n"
-      "dataset: {{lengths: [{}], max_length: 2097152}}\n"
-      "training: {{global_batch: 8, steps: 1}}\n"
-      "parallel: {{tp: 4, pp: 2, dp: 1, sp: true, recompute: full, schedule: 1f1b}}\n"
-      "strategy: {{kind: chunkflow, chunk_size: 32768, k: 2, kv_offload: auto}}\n"
-      "cost_model: {{kind: analytical}}\n",
-      fmt::join(lengths, ", "));
-  StatusOr<Job> job = parse_job(text, "mixed.yaml");
-  ASSERT_TRUE(job.ok()) << job.status().message();
-  StatusOr<SearchSpace> space = offload_space(*job, "1,2");
-  ASSERT_TRUE(space.ok()) << space.status().message();
-  space->top = 100;
-  const TuneOptions options = offload_options();
-  StatusOr<TuneResult> chosen = tune(*job, *space, options);
-  ASSERT_TRUE(chosen.ok()) << chosen.status().message();
+  AutoSearch search;
+  ASSERT_NO_FATAL_FAILURE(tune_auto(lengths, &search));
+  const Job* job = &search.job;
+  const TuneResult* chosen = &*search.result;
   auto peak_with = [&](const Candidate& c, KvOffload where, int64_t line, double* step_s) {
     Job placed = job_with(*job, c.layout, c.strategy);
     placed.strategy.kv_offload = where;
@@ -448,7 +455,7 @@ TEST(TunerTest, AutoOffloadsPerCandidateOnlyTheLongestSequencesThatMustGo) {
     }
   }
   EXPECT_GT(lines, 0);
-  expect_no_worse_than_fixed(*job, *space, options, *chosen);
+  expect_no_worse_than_fixed(search.job, search.space, search.options, *chosen);
   RecordProperty("offloaded_all", everything);
 }
 
