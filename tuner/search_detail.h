@@ -150,9 +150,9 @@ class Search {
   // plus the bounds of the rest (bounds.h), and a candidate whose bound is above `threshold`
   // (the current N-th best score) cannot reach the top N and is pruned there.
   // kv_offload: auto (Candidate::auto_offload): with the K/V on the GPU first; when that is
-  // over the memory budget, the fewest sequences offloaded that fit (bisect_offload_line over
-  // memory-only probes), every split sequence when no line does (straight offloaded, on that
-  // line, once a screen found so).
+  // over the memory budget, with every split sequence offloaded (straight so once a screen
+  // found it over), and when that fits in full, on the line of the fewest sequences that fit
+  // (bisect_offload_line over memory-only probes), which replaces it when it fits too.
   Status evaluate(int index, SearchWorker& worker, double threshold, Look look = Look::kFull);
   Status evaluate_placed(int index, SearchWorker& worker, double threshold, Look look,
                          KvOffload placement, int64_t min_tokens);

@@ -44,22 +44,29 @@ Status Search::evaluate(int index, SearchWorker& worker, double threshold, Look 
   if (!o.offloaded) {
     CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kNone, 0));
     if (o.kind != Outcome::kInfeasible || o.excess_bytes <= 0) return Status::Ok();
-    // Over the budget with the K/V on the GPU: offload the longest sequences' first.
-    o = Outcome{};
+    o = Outcome{};  // over the budget with the K/V on the GPU: offload
     o.offloaded = true;
-    std::vector<std::vector<int64_t>> batches;
-    for (const PlanInputs& in : steps_) batches.push_back(in.sequence_lengths);
-    auto fits = [&](int64_t line) { return fits_offloaded(index, worker, line); };
-    CF_ASSIGN_OR_RETURN(o.offload_line,
-                        bisect_offload_line(offload_lines(batches, c.strategy.chunk_size), fits));
   }
+  // Every split sequence offloaded first: most candidates over the budget on the GPU are over
+  // it offloaded too, and end here; only one that fits (in full, not a screen) looks for the
+  // fewest sequences that must go.
   CF_RETURN_IF_ERROR(
       evaluate_placed(index, worker, threshold, look, KvOffload::kAll, o.offload_line));
-  if (o.kind == Outcome::kInfeasible && o.excess_bytes > 0 && o.offload_line > 0) {
-    o = Outcome{};  // the line's full run is over the budget after all: every split sequence
-    o.offloaded = true;
-    CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kAll, 0));
-  }
+  if (o.kind != Outcome::kFeasible || o.offload_line > 0) return Status::Ok();
+  std::vector<std::vector<int64_t>> batches;
+  for (const PlanInputs& in : steps_) batches.push_back(in.sequence_lengths);
+  auto fits = [&](int64_t line) { return fits_offloaded(index, worker, line); };
+  CF_ASSIGN_OR_RETURN(const int64_t line,
+                      bisect_offload_line(offload_lines(batches, c.strategy.chunk_size), fits));
+  if (line == 0) return Status::Ok();
+  const Outcome everything = o;
+  o = Outcome{};
+  o.offloaded = true;
+  o.offload_line = line;
+  CF_RETURN_IF_ERROR(evaluate_placed(index, worker, threshold, look, KvOffload::kAll, line));
+  // Over the budget after all (memory the probes did not see), or past the N-th best by the
+  // time it was simulated: the outcome with every split sequence offloaded stands.
+  if (o.kind != Outcome::kFeasible) o = everything;
   return Status::Ok();
 }
 
