@@ -106,7 +106,7 @@ StatusOr<SimResult> simulate(const Job& job, const Plan& plan, const CostModel& 
 StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options = {},
                                  const std::function<void(int, int)>& on_step = {});
 // simulate_job of a job whose K/V placement is given (strategy.kv_offload none or all; CHECKs
-// it is not auto, which simulate_job resolves with it: sim/offload_auto.cc).
+// it is not auto, which simulate_job resolves with it: sim/simulate_job.cc).
 StatusOr<SimResult> simulate_job_placed(const Job& job, const SimOptions& options = {},
                                         const std::function<void(int, int)>& on_step = {});
 

@@ -1,5 +1,7 @@
-// kv_offload: auto (docs/BEYOND.md) and the metrics' word for where the K/V state lived: the
-// simulate_job that resolves auto, over simulator.cc's simulate_job_placed.
+// The whole job (simulator.h simulate_job): its sampled steps, each a plan the simulator runs,
+// averaged, and the worst-case batch replayed for memory; kv_offload: auto (docs/BEYOND.md),
+// which draws the line of the sequences whose K/V leave the GPU; and the metrics' word for
+// where the K/V state lived.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -8,8 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
+#include "sim/cost_model.h"
 #include "sim/metrics.h"
 #include "sim/plan/plan_builder.h"
+#include "sim/plan/plan_checker.h"
 #include "sim/simulator.h"
 
 namespace cf {
@@ -115,6 +120,69 @@ StatusOr<SimResult> simulate_job(const Job& job, const SimOptions& options,
   }
   label_kv_offload(offloaded, &result.metrics, /*automatic=*/true);
   return result;
+}
+
+StatusOr<SimResult> simulate_job_placed(const Job& job, const SimOptions& options,
+                                        const std::function<void(int, int)>& on_step) {
+  StatusOr<std::unique_ptr<CostModel>> cost = make_cost_model(job);
+  if (!cost.ok()) return cost.status();
+  Simulator simulator;
+  std::vector<SimMetrics> steps;
+  SimResult first;
+  for (int step = 0; step < job.training.steps; ++step) {
+    if (on_step) on_step(step, job.training.steps);
+    StatusOr<Plan> plan = build_plan(job, step);
+    if (!plan.ok()) return plan.status();
+    CF_RETURN_IF_ERROR(require_valid_plan(*plan, step));
+    if (step == 0) {
+      // The work of every step, estimated from the first, is bounded before the rest runs.
+      const int64_t ops = plan->op_count();
+      if (ops * job.training.steps > limits::kMaxSimulatedOps) {
+        return Status::InvalidInput(fmt::format(
+            "{}: training.steps: {} steps of ~{} ops are ~{} ops to simulate, more than the {} "
+            "one simulate may run (~10 minutes, core/limits.h): lower training.steps",
+            job.origin, job.training.steps, ops, ops * job.training.steps,
+            limits::kMaxSimulatedOps));
+      }
+      if (options.record_trace && ops > limits::kMaxTraceOps) {
+        return Status::InvalidInput(fmt::format(
+            "{}: --trace: step 0 has {} ops, more than the {} a trace may hold (core/limits.h: "
+            "its events would not fit in memory nor open in a trace viewer); simulate without "
+            "--trace, or a job with fewer chunks",
+            job.origin, ops, limits::kMaxTraceOps));
+      }
+    }
+    // Later steps are simulated for their metrics only (a memory-only run replays memory only).
+    SimOptions later;
+    later.memory_only = options.memory_only;
+    StatusOr<SimResult> result = simulator.run(job, *plan, **cost, step == 0 ? options : later);
+    if (!result.ok()) return result.status().prefixed(job.origin);
+    if (step == 0 && options.record_trace &&
+        result->metrics.step_time_s * 1e9 >= static_cast<double>(kMaxTraceTimeNs)) {
+      return Status::InvalidInput(fmt::format(
+          "{}: --trace: the predicted step lasts {:.3g} days, longer than a trace holds (2^50 ns, "
+          "13 days, traces/trace.h); simulate without --trace",
+          job.origin, result->metrics.step_time_s / 86400));
+    }
+    steps.push_back(result->metrics);
+    if (step == 0) first = std::move(*result);
+  }
+  if (on_step) on_step(job.training.steps, job.training.steps);
+  first.metrics = average_steps(steps);
+  // Memory must also hold the longest sequence the data can produce (job.h worst_case_batch).
+  PlanInputs worst = plan_inputs_from_job(job, 0);
+  worst.sequence_lengths = worst_case_batch(job, worst.sequence_lengths);
+  if (!worst.sequence_lengths.empty()) {
+    StatusOr<Plan> plan = build_plan(worst);
+    if (!plan.ok()) return plan.status();
+    SimOptions memory_only;
+    memory_only.memory_only = true;
+    StatusOr<SimResult> result = simulator.run(job, *plan, **cost, memory_only);
+    if (!result.ok()) return result.status();
+    apply_worst_case(result->metrics, longest_sequence(job), &first.metrics);
+  }
+  label_kv_offload(job, &first.metrics);
+  return first;
 }
 
 }  // namespace cf
