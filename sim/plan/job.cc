@@ -446,59 +446,6 @@ Status validate_job(const Job& job) {
   return Status::Ok();
 }
 
-std::string to_string(Recompute r) {
-  switch (r) {
-    case Recompute::kNone:
-      return "none";
-    case Recompute::kSelective:
-      return "selective";
-    case Recompute::kFull:
-      return "full";
-  }
-  return "?";
-}
-std::string to_string(CpComm c) {
-  switch (c) {
-    case CpComm::kP2p:
-      return "p2p";
-    case CpComm::kAllGather:
-      return "all_gather";
-    case CpComm::kA2a:
-      return "a2a";
-  }
-  return "?";
-}
-
-std::string to_string(GradDtype g) { return g == GradDtype::kFp32 ? "fp32" : "bf16"; }
-
-std::string to_string(CrossEntropy c) { return c == CrossEntropy::kUnfused ? "unfused" : "fused"; }
-
-std::string to_string(ScheduleKind s) {
-  switch (s) {
-    case ScheduleKind::kOneFOneB:
-      return "1f1b";
-    case ScheduleKind::kGPipe:
-      return "gpipe";
-    case ScheduleKind::kInterleaved:
-      return "interleaved";
-  }
-  return "?";
-}
-std::string to_string(StrategyKind s) {
-  return s == StrategyKind::kChunkFlow ? "chunkflow" : "baseline";
-}
-std::string to_string(Packer p) {
-  switch (p) {
-    case Packer::kBalanced:
-      return "balanced";
-    case Packer::kFirstFitDecreasing:
-      return "ffd";
-    case Packer::kCost:
-      return "cost";
-  }
-  return "balanced";
-}
-std::string to_string(SequenceSplit s) { return s == SequenceSplit::kTokens ? "tokens" : "cost"; }
 KvOffload kv_offload_of(const Job& job) {
   return job.strategy.kind == StrategyKind::kChunkFlow ? job.strategy.kv_offload : KvOffload::kNone;
 }
@@ -507,28 +454,6 @@ KvOffloadPolicy kv_offload_policy(const Job& job) {
   const KvOffload o = kv_offload_of(job);
   CF_CHECK(o != KvOffload::kAuto) << job.origin << ": kv_offload: auto is resolved by simulate_job";
   return {o == KvOffload::kAll, job.strategy.kv_offload_min_tokens};
-}
-
-std::string to_string(KvOffload o) {
-  return o == KvOffload::kNone ? "none" : o == KvOffload::kAll ? "all" : "auto";
-}
-std::string to_string(MicroBatching m) {
-  return m == MicroBatching::kPack ? "pack" : "per_sequence";
-}
-std::string to_string(MemoryModelKind m) {
-  return m == MemoryModelKind::kExecutor ? "executor" : "megatron";
-}
-
-std::string to_string(CostModelKind c) {
-  switch (c) {
-    case CostModelKind::kAnalytical:
-      return "analytical";
-    case CostModelKind::kUnit:
-      return "unit";
-    case CostModelKind::kCalibrated:
-      return "calibrated";
-  }
-  return "?";
 }
 
 std::vector<int64_t> job_global_batch(const Job& job, int64_t step) {

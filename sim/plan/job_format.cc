@@ -1,5 +1,6 @@
-// The resolved job: every key with the value in force after defaults, as a table for people
-// and as YAML that parse_job reads back to the same Job (saved beside every result).
+// The job in words: each option's name as the job file spells it (to_string), and the resolved
+// job — every key with the value in force after defaults, as a table for people and as YAML
+// that parse_job reads back to the same Job (saved beside every result).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
@@ -11,6 +12,82 @@
 #include "sim/plan/job.h"
 
 namespace cf {
+
+std::string to_string(Recompute r) {
+  switch (r) {
+    case Recompute::kNone:
+      return "none";
+    case Recompute::kSelective:
+      return "selective";
+    case Recompute::kFull:
+      return "full";
+  }
+  return "?";
+}
+std::string to_string(CpComm c) {
+  switch (c) {
+    case CpComm::kP2p:
+      return "p2p";
+    case CpComm::kAllGather:
+      return "all_gather";
+    case CpComm::kA2a:
+      return "a2a";
+  }
+  return "?";
+}
+
+std::string to_string(GradDtype g) { return g == GradDtype::kFp32 ? "fp32" : "bf16"; }
+
+std::string to_string(CrossEntropy c) { return c == CrossEntropy::kUnfused ? "unfused" : "fused"; }
+
+std::string to_string(ScheduleKind s) {
+  switch (s) {
+    case ScheduleKind::kOneFOneB:
+      return "1f1b";
+    case ScheduleKind::kGPipe:
+      return "gpipe";
+    case ScheduleKind::kInterleaved:
+      return "interleaved";
+  }
+  return "?";
+}
+std::string to_string(StrategyKind s) {
+  return s == StrategyKind::kChunkFlow ? "chunkflow" : "baseline";
+}
+std::string to_string(Packer p) {
+  switch (p) {
+    case Packer::kBalanced:
+      return "balanced";
+    case Packer::kFirstFitDecreasing:
+      return "ffd";
+    case Packer::kCost:
+      return "cost";
+  }
+  return "balanced";
+}
+std::string to_string(SequenceSplit s) { return s == SequenceSplit::kTokens ? "tokens" : "cost"; }
+std::string to_string(KvOffload o) {
+  return o == KvOffload::kNone ? "none" : o == KvOffload::kAll ? "all" : "auto";
+}
+std::string to_string(MicroBatching m) {
+  return m == MicroBatching::kPack ? "pack" : "per_sequence";
+}
+std::string to_string(MemoryModelKind m) {
+  return m == MemoryModelKind::kExecutor ? "executor" : "megatron";
+}
+
+std::string to_string(CostModelKind c) {
+  switch (c) {
+    case CostModelKind::kAnalytical:
+      return "analytical";
+    case CostModelKind::kUnit:
+      return "unit";
+    case CostModelKind::kCalibrated:
+      return "calibrated";
+  }
+  return "?";
+}
+
 namespace {
 
 using Rows = std::vector<std::pair<std::string, std::string>>;
