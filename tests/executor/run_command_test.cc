@@ -37,6 +37,17 @@ test::TinyJob pipelined_job() {
   return spec;
 }
 
+// pipelined_job with `kv_offload: PLACEMENT` ("all", "auto", "all, kv_offload_min_tokens: N")
+// in its strategy, written to `dir` as NAME.yaml, and `run --backend cpu` of it as text; the
+// job's path in `path`.
+test::CommandResult run_offloaded(const TempDir& dir, const std::string& name,
+                                  const std::string& placement, std::string* path) {
+  test::TinyJob spec = pipelined_job();
+  spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: " + placement + "}";
+  *path = dir.write(name + ".yaml", test::tiny_job_yaml(spec));
+  return run_chunkflow({"run", *path, "--backend", "cpu"});
+}
+
 TEST(RunCommand, JsonCarriesStepTimeThroughputLossMemoryAndGradientError) {
   TempDir dir;
   const std::string job = dir.write("job.yaml", test::tiny_job_yaml(pipelined_job()));
@@ -70,10 +81,8 @@ TEST(RunCommand, JsonCarriesStepTimeThroughputLossMemoryAndGradientError) {
 // offloaded; with a line above every sequence of the run, the text says nothing was, and why.
 TEST(RunCommand, OffloadSaysWhatWentToTheHostPool) {
   TempDir dir;
-  test::TinyJob spec = pipelined_job();
-  spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: all}";
-  const std::string all = dir.write("all.yaml", test::tiny_job_yaml(spec));
-  const test::CommandResult text = run_chunkflow({"run", all, "--backend", "cpu"});
+  std::string all;
+  const test::CommandResult text = run_offloaded(dir, "all", "all", &all);
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("K/V offload       host pool peak "), std::string::npos) << text.out;
   const test::CommandResult json = run_chunkflow({"run", all, "--backend", "cpu", "--json"});
@@ -87,11 +96,9 @@ TEST(RunCommand, OffloadSaysWhatWentToTheHostPool) {
     host += stage.at("host_peak_bytes").get<int64_t>();
   }
   EXPECT_GT(host, 0);
-  spec.strategy =
-      "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: all, "
-      "kv_offload_min_tokens: 131}";  // the longest sequence has 130 tokens
-  const test::CommandResult above = run_chunkflow(
-      {"run", dir.write("above.yaml", test::tiny_job_yaml(spec)), "--backend", "cpu"});
+  std::string above_job;  // the longest sequence has 130 tokens
+  const test::CommandResult above =
+      run_offloaded(dir, "above", "all, kv_offload_min_tokens: 131", &above_job);
   ASSERT_EQ(above.exit_code, 0) << above.err;
   EXPECT_NE(above.out.find("nothing offloaded: no split sequence of the run has 131 tokens or "
                            "more (kv_offload_min_tokens)"),
@@ -103,10 +110,8 @@ TEST(RunCommand, OffloadSaysWhatWentToTheHostPool) {
 // the stages, and the report says so (text and JSON).
 TEST(RunCommand, AutoOffloadOnTheCpuKeepsTheStateWithTheStages) {
   TempDir dir;
-  test::TinyJob spec = pipelined_job();
-  spec.strategy = "{kind: chunkflow, chunk_size: 40, k: 1, kv_offload: auto}";
-  const std::string job = dir.write("auto.yaml", test::tiny_job_yaml(spec));
-  const test::CommandResult text = run_chunkflow({"run", job, "--backend", "cpu"});
+  std::string job;
+  const test::CommandResult text = run_offloaded(dir, "auto", "auto", &job);
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("K/V offload       auto: none (a host backend"), std::string::npos)
       << text.out;
