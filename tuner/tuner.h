@@ -28,8 +28,9 @@ struct Candidate {
   // than k chunks. Equal to strategy.k when nothing was folded.
   int k_covers = 0;
   int max_group_size = 1;  // largest dependent group (chunks) of this ChunkSize; 1: none
-  // kv_offload: auto — the K/V on the GPU, or offloaded when that is over the memory budget;
-  // strategy.kv_offload says which it ran with (in a search's results).
+  // kv_offload: auto — the K/V on the GPU, or, when that is over the memory budget, those of
+  // the longest sequences that must go offloaded; strategy.kv_offload and
+  // kv_offload_min_tokens say which it ran with (in a search's results).
   bool auto_offload = false;
 };
 

@@ -108,12 +108,9 @@ StatusOr<Job> resolve_run_offload(const Job& job, std::optional<int64_t> device_
       tried.strategy.kv_offload_min_tokens = line;
       return fits(tried);
     };
+    // A line above 0 is one a probe found fitting: the same count the run is checked by.
     CF_ASSIGN_OR_RETURN(placed.strategy.kv_offload_min_tokens,
                         bisect_offload_line(offload_lines(job), line_fits));
-    if (placed.strategy.kv_offload_min_tokens > 0) {
-      CF_ASSIGN_OR_RETURN(const bool line_fit, fits(placed));
-      if (!line_fit) placed.strategy.kv_offload_min_tokens = 0;
-    }
   }
   if (label != nullptr) *label = kv_offload_label(placed, /*automatic=*/true);
   return placed;

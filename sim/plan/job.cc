@@ -452,7 +452,9 @@ KvOffload kv_offload_of(const Job& job) {
 
 KvOffloadPolicy kv_offload_policy(const Job& job) {
   const KvOffload o = kv_offload_of(job);
-  CF_CHECK(o != KvOffload::kAuto) << job.origin << ": kv_offload: auto is resolved by simulate_job";
+  CF_CHECK(o != KvOffload::kAuto)
+      << job.origin << ": kv_offload: auto is resolved first (simulate_job, resolve_run_offload, "
+      << "the tuner's Search::evaluate)";
   return {o == KvOffload::kAll, job.strategy.kv_offload_min_tokens};
 }
 

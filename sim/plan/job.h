@@ -164,7 +164,8 @@ struct KvOffloadPolicy {
   bool offloads(int64_t sequence_tokens) const { return enabled && sequence_tokens >= min_tokens; }
   bool operator==(const KvOffloadPolicy&) const = default;
 };
-// The job's policy: CHECKs that kv_offload is not auto (simulate_job resolves auto first).
+// The job's policy: CHECKs that kv_offload is not auto (simulate_job, `run` and `tune` each
+// resolve auto first).
 KvOffloadPolicy kv_offload_policy(const Job& job);
 std::string to_string(MicroBatching m);    // "pack" | "per_sequence"
 std::string to_string(CostModelKind c);    // "analytical" | "unit" | "calibrated"
